@@ -1,0 +1,149 @@
+// The meshbroker command: parses arguments, loads the config, starts the role(s), and wires
+// signals (SIGTERM/SIGINT graceful stop, SIGHUP reload).
+import { readFileSync } from "node:fs";
+import { ConfigError, defaultOptions, loadConfigFile, type Options } from "./common/config/index.js";
+import { Logger } from "./common/log.js";
+import { startEmbedded } from "./embedded.js";
+
+const USAGE = `Usage: meshbroker [role] [options]
+
+Roles:
+  (none)            embedded: edge and router in one process (default)
+  edge              client listeners, linked to routers        (not available yet)
+  router            routing and shared state for edges          (not available yet)
+
+Options:
+  -c, --config FILE   configuration file (NATS config format)
+  -t                  check the configuration and exit (0 ok, 1 with the error)
+  -a, --addr HOST     client listen host (overrides the config)
+  -p, --port PORT     client port (overrides the config; -1 = any free port)
+  -m, --http_port P   monitoring port (overrides the config)
+  -D, --debug         debug logging
+  -V, --trace         trace logging
+  -h, --help          this help
+  -v, --version       print the version
+
+Signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the configuration.
+`;
+
+interface Args {
+  role: "embedded" | "edge" | "router";
+  config?: string;
+  check: boolean;
+  overrides: Partial<Options>;
+  debug: boolean;
+  trace: boolean;
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+function parseArgs(argv: string[]): Args | "help" | "version" {
+  const args: Args = { role: "embedded", check: false, overrides: {}, debug: false, trace: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`${a} needs a value`);
+      return v;
+    };
+    const port = (v: string): number => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < -1 || n > 65535) throw new UsageError(`${a}: invalid port "${v}"`);
+      return n === -1 ? 0 : n;
+    };
+    switch (a) {
+      case "edge": case "router": args.role = a; break;
+      case "-c": case "--config": args.config = value(); break;
+      case "-t": args.check = true; break;
+      case "-a": case "--addr": case "--net": args.overrides.host = value(); break;
+      case "-p": case "--port": args.overrides.port = port(value()); break;
+      case "-m": case "--http_port": args.overrides.httpPort = port(value()); break;
+      case "-D": case "--debug": args.debug = true; break;
+      case "-V": case "--trace": args.trace = true; break;
+      case "-h": case "--help": return "help";
+      case "-v": case "--version": return "version";
+      default: throw new UsageError(`unknown argument "${a}"`);
+    }
+  }
+  return args;
+}
+
+class UsageError extends Error {}
+
+export async function main(argv: string[]): Promise<number> {
+  let args: Args | "help" | "version";
+  try {
+    args = parseArgs(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`meshbroker: ${err.message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (args === "help") { process.stdout.write(USAGE); return 0; }
+  if (args === "version") { process.stdout.write(`meshbroker ${version()}\n`); return 0; }
+
+  const load = (a: Args): Options => {
+    const base = a.config ? loadConfigFile(a.config) : { options: defaultOptions(), warnings: [] };
+    for (const w of base.warnings) process.stderr.write(`warning: ${w}\n`);
+    const o: Options = { ...base.options, ...a.overrides };
+    o.log = { ...o.log, debug: o.log.debug || a.debug, trace: o.log.trace || a.trace };
+    return Object.freeze(o);
+  };
+
+  let options: Options;
+  try {
+    options = load(args);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  if (args.check) {
+    process.stdout.write(`configuration ${args.config ?? "(defaults)"} is valid\n`);
+    return 0;
+  }
+  if (args.role !== "embedded") {
+    process.stderr.write(`meshbroker: the ${args.role} role is not available yet; run without a role for the embedded broker\n`);
+    return 1;
+  }
+
+  const log = new Logger(options.log);
+  log.notice(`Starting meshbroker ${version()} (embedded: edge + router)`);
+  if (options.configFile) log.notice(`Using configuration file: ${options.configFile}`);
+  const broker = await startEmbedded(options, log).catch((err: Error) => {
+    log.fatal(`cannot start: ${err.message}`);
+    return undefined;
+  });
+  if (!broker) return 1;
+  log.notice("Server is ready");
+
+  const parsed = args;
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.notice(`Trapped "${signal}" signal, stopping`);
+      broker.stop().then(() => {
+        log.notice("Server Exiting..");
+        resolve(0);
+      });
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+    process.on("SIGHUP", () => {
+      try {
+        const next = load(parsed);
+        const changed = broker.reload(next);
+        log.notice(changed.length ? `Reloaded: ${changed.join(", ")}` : "Reloaded: no changes");
+      } catch (err) {
+        log.error(`Failed to reload configuration: ${(err as Error).message}`);
+      }
+    });
+  });
+}

@@ -1,0 +1,103 @@
+// The one typed configuration model. Everything below the CLI reads an Options object
+// (frozen), never the raw config tree or process.env.
+
+/** A permission set as nats-server reads it: a list means allow-only. */
+export interface SubjectPermission {
+  allow?: string[];
+  deny?: string[];
+}
+
+export interface ResponsePermission {
+  maxMsgs: number; // 0 → default 1
+  expiresMs: number; // 0 → default 2m
+}
+
+export interface Permissions {
+  publish?: SubjectPermission;
+  subscribe?: SubjectPermission;
+  allowResponses?: ResponsePermission;
+}
+
+export interface UserConfig {
+  user?: string;
+  password?: string;
+  nkey?: string;
+  permissions?: Permissions;
+  allowedConnectionTypes?: string[];
+  account?: string;
+}
+
+export interface AuthorizationConfig {
+  user?: string;
+  password?: string;
+  token?: string;
+  users: UserConfig[];
+  timeoutMs?: number; // auth timeout; undefined → derived default
+  defaultPermissions?: Permissions;
+}
+
+export interface LogOptions {
+  debug: boolean;
+  trace: boolean;
+  logtime: boolean;
+  /** meshbroker: "text" (nats-server style) or "json" (one object per line). */
+  format: "text" | "json";
+  file?: string;
+}
+
+export interface Options {
+  /** Absolute path of the main config file, when loaded from one. */
+  configFile?: string;
+  serverName: string;
+  host: string;
+  /** Client port; 0 = pick a free port (config value -1). */
+  port: number;
+  clientAdvertise?: string;
+  noAdvertise: boolean;
+
+  maxPayload: number;
+  maxConnections: number;
+  maxControlLine: number;
+  maxPending: number;
+  maxSubscriptions: number;
+  pingIntervalMs: number;
+  pingMax: number;
+  writeDeadlineMs: number;
+  lameDuckDurationMs: number;
+  lameDuckGracePeriodMs: number;
+
+  authorization?: AuthorizationConfig;
+  /** Auth timeout when `authorization.timeoutMs` is unset (nats-server: 2s, tls timeout + 1s with TLS). */
+  authTimeoutMs: number;
+  noAuthUser?: string;
+
+  /** Monitoring listener; undefined port = disabled, 0 = pick a free port. */
+  httpHost: string;
+  httpPort?: number;
+
+  log: LogOptions;
+
+  /** Blocks meshbroker parses but later issues implement (websocket, mqtt, accounts, tls, ...).
+   *  Kept as plain JS values so those issues can type them without reparsing. */
+  pending: Record<string, unknown>;
+}
+
+export const DEFAULTS = {
+  serverName: "",
+  host: "0.0.0.0",
+  port: 4222,
+  noAdvertise: false,
+  maxPayload: 1024 * 1024,
+  maxConnections: 64 * 1024,
+  maxControlLine: 4096,
+  maxPending: 64 * 1024 * 1024,
+  maxSubscriptions: 0,
+  pingIntervalMs: 2 * 60_000,
+  pingMax: 2,
+  writeDeadlineMs: 10_000,
+  lameDuckDurationMs: 2 * 60_000,
+  lameDuckGracePeriodMs: 10_000,
+  authTimeoutMs: 2_000,
+  httpHost: "0.0.0.0",
+  log: { debug: false, trace: false, logtime: true, format: "text" },
+} as const;

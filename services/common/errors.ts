@@ -1,0 +1,55 @@
+// Every text a NATS client can see in an -ERR, exactly as nats-server 2.9 sends it,
+// and the one list of reasons a connection can close for (logs, /connz, metrics).
+
+export const ERR = {
+  authorization: "Authorization Violation",
+  authTimeout: "Authentication Timeout",
+  maxPayload: "Maximum Payload Violation",
+  staleConnection: "Stale Connection",
+  unknownOp: "Unknown Protocol Operation",
+  maxConnections: "maximum connections exceeded",
+  maxSubscriptions: "maximum subscriptions exceeded",
+  maxControlLine: "maximum control line exceeded",
+  invalidSubject: "Invalid Subject",
+  invalidPublishSubject: "Invalid Publish Subject",
+  tlsRequired: "Secure Connection - TLS Required",
+  invalidProtocol: "invalid client protocol",
+  noRespondersNeedsHeaders: "no responders requires headers support",
+  pubPermission: (subject: string) => `Permissions Violation for Publish to "${subject}"`,
+  replyPermission: (reply: string) => `Permissions Violation for Publish with Reply of "${reply}"`,
+  subPermission: (subject: string, queue?: string) =>
+    queue
+      ? `Permissions Violation for Subscription to "${subject}" using queue "${queue}"`
+      : `Permissions Violation for Subscription to "${subject}"`,
+} as const;
+
+/** Why a connection closed; the strings are nats-server's ClosedState names as /connz shows them. */
+export type CloseReason =
+  | "Client Closed"
+  | "Authentication Timeout"
+  | "Authentication Failure"
+  | "Slow Consumer (Pending Bytes)"
+  | "Slow Consumer (Write Deadline)"
+  | "Stale Connection"
+  | "Protocol Violation"
+  | "Parse Error"
+  | "Maximum Payload Exceeded"
+  | "Maximum Connections Exceeded"
+  | "Maximum Control Line Exceeded"
+  | "Read Error"
+  | "Write Error"
+  | "Server Shutdown"
+  | "Lame Duck Mode";
+
+/** A violation of the client protocol found by the parser or a command handler. */
+export class ProtocolError extends Error {
+  override readonly name = "ProtocolError";
+  constructor(
+    message: string,
+    /** The -ERR text to send before closing, if any (nats-server sends none for bad arguments). */
+    readonly clientError: string | undefined,
+    readonly reason: CloseReason = "Protocol Violation",
+  ) {
+    super(message);
+  }
+}

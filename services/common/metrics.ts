@@ -1,0 +1,50 @@
+// Prometheus metrics (prom-client). Values are read from the broker's own counters at scrape
+// time, so the message path only bumps plain numbers.
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+
+export interface MetricsSource {
+  connectionsByType(): Record<string, number>;
+  totalConnections(): number;
+  traffic(): { inMsgs: number; outMsgs: number; inBytes: number; outBytes: number; slowConsumers: number };
+  subscriptions(): number;
+  authFailures(): ReadonlyMap<string, number>;
+}
+
+export function createMetricsRegistry(source: MetricsSource): Registry {
+  const register = new Registry();
+  collectDefaultMetrics({ register });
+
+  const counter = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name, help, registers: [register],
+      collect() { this.reset(); this.inc(read()); },
+    });
+
+  new Gauge({
+    name: "meshbroker_connections", help: "Open client connections by connection type.",
+    labelNames: ["type"], registers: [register],
+    collect() {
+      this.reset();
+      for (const [type, n] of Object.entries(source.connectionsByType())) this.set({ type }, n);
+    },
+  });
+  counter("meshbroker_connections_total", "Client connections accepted since start.", source.totalConnections);
+  counter("meshbroker_messages_received_total", "Messages received from clients.", () => source.traffic().inMsgs);
+  counter("meshbroker_messages_sent_total", "Messages delivered to clients.", () => source.traffic().outMsgs);
+  counter("meshbroker_bytes_received_total", "Payload bytes received from clients.", () => source.traffic().inBytes);
+  counter("meshbroker_bytes_sent_total", "Payload bytes delivered to clients.", () => source.traffic().outBytes);
+  counter("meshbroker_slow_consumers_total", "Connections closed as slow consumers.", () => source.traffic().slowConsumers);
+  new Gauge({
+    name: "meshbroker_subscriptions", help: "Active subscriptions.", registers: [register],
+    collect() { this.set(source.subscriptions()); },
+  });
+  new Counter({
+    name: "meshbroker_auth_failures_total", help: "Failed authentications by reason.",
+    labelNames: ["reason"], registers: [register],
+    collect() {
+      this.reset();
+      for (const [reason, n] of source.authFailures()) this.inc({ reason }, n);
+    },
+  });
+  return register;
+}

@@ -1,0 +1,54 @@
+// Subject syntax shared by every transport: tokens separated by ".", "*" matches one token,
+// ">" matches one or more trailing tokens. Wildcards count only as whole tokens ("foo*" is literal).
+
+const DOT = 46, STAR = 42, GT = 62;
+
+function isSpace(c: number): boolean {
+  return c === 32 || c === 9 || c === 10 || c === 13 || c === 12;
+}
+
+/** A subscription subject: no empty tokens, no whitespace, ">" only as the last token. */
+export function isValidSubject(subject: string): boolean {
+  const n = subject.length;
+  if (n === 0) return false;
+  let tokenStart = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i === n ? DOT : subject.charCodeAt(i);
+    if (c === DOT) {
+      const len = i - tokenStart;
+      if (len === 0) return false;
+      if (len === 1 && subject.charCodeAt(tokenStart) === GT && i !== n) return false;
+      tokenStart = i + 1;
+    } else if (isSpace(c)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** True when the subject has a "*" or ">" token. */
+export function hasWildcard(subject: string): boolean {
+  const n = subject.length;
+  for (let i = 0; i < n; i++) {
+    const c = subject.charCodeAt(i);
+    if ((c === STAR || c === GT) && (i === 0 || subject.charCodeAt(i - 1) === DOT) &&
+        (i + 1 === n || subject.charCodeAt(i + 1) === DOT)) return true;
+  }
+  return false;
+}
+
+/** A publish subject in pedantic mode: valid and without wildcards. */
+export function isValidLiteralSubject(subject: string): boolean {
+  return isValidSubject(subject) && !hasWildcard(subject);
+}
+
+/** Does the (possibly wildcard) filter match the literal subject? */
+export function subjectMatches(filter: string, subject: string): boolean {
+  const f = filter.split("."), s = subject.split(".");
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === ">") return s.length > i;
+    if (i >= s.length) return false;
+    if (f[i] !== "*" && f[i] !== s[i]) return false;
+  }
+  return f.length === s.length;
+}

@@ -1,0 +1,365 @@
+// One NATS client connection on the edge: protocol state, subscriptions, timers, limits.
+// The transport (TCP now, WebSocket later) only moves bytes; everything NATS is here.
+import { ERR, ProtocolError, type CloseReason } from "../../common/errors.js";
+import { isValidLiteralSubject, isValidSubject } from "../../common/subject.js";
+import type { Connection, RouterLink, Subscriber } from "../../router/link.js";
+import type { AuthenticatedUser, AuthPipeline, ConnectionType } from "../auth/index.js";
+import { Outbound, type Transport } from "../outbound.js";
+import { NatsParser, type ParserSink } from "./parser.js";
+import type { Options } from "../../common/config/options.js";
+import type { Logger } from "../../common/log.js";
+
+/** What a client needs from the edge it runs in. */
+export interface ClientContext {
+  readonly options: Options;
+  readonly link: RouterLink;
+  readonly auth: AuthPipeline;
+  readonly log: Logger;
+  readonly stats: TrafficStats;
+  /** The INFO JSON for this client (server fields + client_id, client_ip, ...). */
+  infoFor(client: NatsClient): Record<string, unknown>;
+  clientClosed(client: NatsClient, reason: CloseReason): void;
+  authFailed(client: NatsClient, reason: string): void;
+}
+
+export interface TrafficStats {
+  inMsgs: number;
+  outMsgs: number;
+  inBytes: number;
+  outBytes: number;
+  slowConsumers: number;
+}
+
+/** CONNECT fields nats-server reads. Absent verbose/pedantic/echo default to true, as there. */
+interface ConnectOptions {
+  verbose?: boolean;
+  pedantic?: boolean;
+  tls_required?: boolean;
+  echo?: boolean;
+  headers?: boolean;
+  no_responders?: boolean;
+  name?: string;
+  lang?: string;
+  version?: string;
+  protocol?: number;
+  user?: string;
+  pass?: string;
+  auth_token?: string;
+  nkey?: string;
+  sig?: string;
+  jwt?: string;
+}
+
+const CRLF = "\r\n";
+
+/** The byte stream under a client (TCP socket, WebSocket). */
+export interface ClientTransport extends Transport {
+  /** Flush what is queued, then close. */
+  close(): void;
+  /** Resolves once the transport is fully closed. */
+  ended(): Promise<void>;
+}
+
+export class ClientSubscription implements Subscriber {
+  delivered = 0;
+  /** Auto-unsubscribe after this many messages (UNSUB sid max); 0 = none. */
+  max = 0;
+
+  constructor(
+    readonly client: NatsClient,
+    readonly subject: string,
+    readonly queue: string | undefined,
+    readonly sid: string,
+  ) {}
+
+  get conn(): Connection { return this.client; }
+
+  deliver(subject: string, reply: string | undefined, data: Buffer, hdrLen: number): void {
+    if (this.max > 0 && this.delivered >= this.max) return;
+    this.delivered++;
+    this.client.sendMessage(this, subject, reply, data, hdrLen);
+    if (this.max > 0 && this.delivered >= this.max) this.client.removeSubscription(this);
+  }
+}
+
+export class NatsClient implements ParserSink, Connection {
+  readonly startTime = new Date();
+  lastActivity = this.startTime;
+  readonly subs = new Map<string, ClientSubscription>();
+  readonly parser: NatsParser;
+  readonly outbound: Outbound;
+
+  // CONNECT state (nats-server's defaults before CONNECT arrives)
+  verbose = true;
+  pedantic = true;
+  echo = true;
+  headers = false;
+  noResponders = false;
+  protocol = 0;
+  name = "";
+  lang = "";
+  version = "";
+  user: AuthenticatedUser | undefined;
+  account = "";
+
+  inMsgs = 0;
+  outMsgs = 0;
+  inBytes = 0;
+  outBytes = 0;
+  /** Round-trip time of the last server PING, in ms (for /connz). */
+  rttMs = 0;
+  closed = false;
+  closeReason: CloseReason | undefined;
+  stopTime: Date | undefined;
+
+  private connected = false;
+  private pingsOut = 0;
+  private pingSentAt = 0;
+  private authTimer: NodeJS.Timeout | undefined;
+  private pingTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly cid: number,
+    private readonly transport: ClientTransport,
+    private readonly ctx: ClientContext,
+    readonly remoteAddress: string,
+    readonly remotePort: number,
+    readonly connectionType: ConnectionType = "STANDARD",
+  ) {
+    const o = ctx.options;
+    this.parser = new NatsParser(this, { maxControlLine: o.maxControlLine, maxPayload: o.maxPayload });
+    this.outbound = new Outbound(transport, this, o.maxPending, o.writeDeadlineMs);
+  }
+
+  /** Send INFO and arm the timers; called once the transport is ready. */
+  start(): void {
+    this.sendInfo();
+    if (this.ctx.auth.required) {
+      const ms = this.ctx.options.authorization?.timeoutMs ?? this.ctx.options.authTimeoutMs;
+      this.authTimer = setTimeout(() => this.close("Authentication Timeout", ERR.authTimeout), ms);
+    }
+    this.armPing();
+  }
+
+  sendInfo(): void {
+    this.outbound.appendString(`INFO ${JSON.stringify(this.ctx.infoFor(this))} ${CRLF}`);
+  }
+
+  /** Bytes from the transport. */
+  receive(chunk: Buffer): void {
+    if (this.closed) return;
+    this.lastActivity = new Date();
+    try {
+      this.parser.parse(chunk);
+    } catch (err) {
+      if (err instanceof ProtocolError) {
+        this.ctx.log.error(err.message, this.logContext());
+        this.close(err.reason, err.clientError);
+      } else {
+        throw err;
+      }
+    }
+  }
+
+  // ---- ParserSink ----
+
+  onConnect(json: string): void {
+    let c: ConnectOptions;
+    try {
+      c = JSON.parse(json) as ConnectOptions;
+      if (typeof c !== "object" || c === null) throw new Error("CONNECT is not a JSON object");
+    } catch (err) {
+      throw new ProtocolError((err as Error).message, undefined);
+    }
+    this.verbose = c.verbose ?? true;
+    this.pedantic = c.pedantic ?? true;
+    this.echo = c.echo ?? true;
+    this.headers = c.headers === true;
+    this.noResponders = c.no_responders === true;
+    this.protocol = typeof c.protocol === "number" ? c.protocol : 0;
+    this.name = typeof c.name === "string" ? c.name : "";
+    this.lang = typeof c.lang === "string" ? c.lang : "";
+    this.version = typeof c.version === "string" ? c.version : "";
+    this.parser.headersAllowed = this.headers;
+
+    if (this.protocol < 0 || this.protocol > 1) return this.close("Protocol Violation", ERR.invalidProtocol);
+    if (this.noResponders && !this.headers) return this.close("Protocol Violation", ERR.noRespondersNeedsHeaders);
+
+    if (!this.connected) {
+      const result = this.ctx.auth.authenticate(
+        { user: c.user, pass: c.pass, token: c.auth_token },
+        { connectionType: this.connectionType },
+      );
+      if (!result.ok) {
+        this.ctx.authFailed(this, result.reason);
+        return this.close("Authentication Failure", ERR.authorization);
+      }
+      this.user = result.user;
+      this.account = result.user.account;
+      this.connected = true;
+      if (this.authTimer) clearTimeout(this.authTimer);
+      this.authTimer = undefined;
+    }
+    this.ok();
+  }
+
+  onPub(subject: string, reply: string | undefined, data: Buffer, hdrLen: number): void {
+    if (!this.authorized()) return;
+    this.inMsgs++;
+    this.inBytes += data.length;
+    const stats = this.ctx.stats;
+    stats.inMsgs++;
+    stats.inBytes += data.length;
+    if (this.pedantic && !isValidLiteralSubject(subject)) return this.err(ERR.invalidPublishSubject);
+    this.ok(); // nats-server acknowledges before delivering
+    this.ctx.link.publish(this.account, subject, reply, data, hdrLen, this,
+      this.noResponders && reply !== undefined ? NO_RESPONDERS : undefined);
+  }
+
+  onSub(subject: string, queue: string | undefined, sid: string): void {
+    if (!this.authorized()) return;
+    if (!isValidSubject(subject) || (queue !== undefined && !isValidSubject(queue))) {
+      return this.err(ERR.invalidSubject);
+    }
+    const max = this.ctx.options.maxSubscriptions;
+    if (max > 0 && this.subs.size >= max) {
+      this.ctx.log.error(`maximum subscriptions exceeded (${max})`, this.logContext());
+      return this.err(ERR.maxSubscriptions);
+    }
+    if (!this.subs.has(sid)) { // a repeated sid keeps the first subscription, as nats-server
+      const sub = new ClientSubscription(this, subject, queue, sid);
+      this.subs.set(sid, sub);
+      this.ctx.link.subscribe(this.account, sub);
+    }
+    this.ok();
+  }
+
+  onUnsub(sid: string, max: number | undefined): void {
+    if (!this.authorized()) return;
+    const sub = this.subs.get(sid);
+    if (sub) {
+      if (max !== undefined && max > sub.delivered) sub.max = max;
+      else this.removeSubscription(sub);
+    }
+    this.ok();
+  }
+
+  onPing(): void {
+    if (!this.authorized()) return;
+    this.outbound.appendString("PONG\r\n");
+  }
+
+  onPong(): void {
+    if (!this.authorized()) return;
+    if (this.pingSentAt) this.rttMs = Date.now() - this.pingSentAt;
+    this.pingSentAt = 0;
+    this.pingsOut = 0;
+  }
+
+  // ---- delivery ----
+
+  sendMessage(sub: ClientSubscription, subject: string, reply: string | undefined, data: Buffer, hdrLen: number): void {
+    const out = this.outbound;
+    let size: number;
+    if (hdrLen > 0 && this.headers) {
+      size = data.length;
+      out.appendString(reply === undefined
+        ? `HMSG ${subject} ${sub.sid} ${hdrLen} ${size}\r\n`
+        : `HMSG ${subject} ${sub.sid} ${reply} ${hdrLen} ${size}\r\n`);
+      out.appendBytes(data);
+    } else {
+      // A client that did not ask for headers gets the payload alone, as nats-server does.
+      size = data.length - hdrLen;
+      out.appendString(reply === undefined
+        ? `MSG ${subject} ${sub.sid} ${size}\r\n`
+        : `MSG ${subject} ${sub.sid} ${reply} ${size}\r\n`);
+      out.appendBytes(data, hdrLen);
+    }
+    out.appendString(CRLF);
+    this.outMsgs++;
+    this.outBytes += size;
+    const stats = this.ctx.stats;
+    stats.outMsgs++;
+    stats.outBytes += size;
+  }
+
+  removeSubscription(sub: ClientSubscription): void {
+    if (this.subs.get(sub.sid) !== sub) return;
+    this.subs.delete(sub.sid);
+    this.ctx.link.unsubscribe(this.account, sub);
+  }
+
+  // ---- limits, timers, close ----
+
+  slowConsumer(reason: CloseReason): void {
+    this.ctx.stats.slowConsumers++;
+    this.ctx.log.notice(`Slow Consumer Detected: ${reason}`, this.logContext());
+    this.close(reason); // nats-server sends no -ERR to a slow consumer
+  }
+
+  /** Apply reloaded limits to this live connection. */
+  applyOptions(o: Options): void {
+    this.parser.limits = { maxControlLine: o.maxControlLine, maxPayload: o.maxPayload };
+    this.outbound.setLimits(o.maxPending, o.writeDeadlineMs);
+    this.armPing();
+  }
+
+  close(reason: CloseReason, errText?: string): void {
+    if (this.closed) return;
+    if (errText !== undefined) this.outbound.appendString(`-ERR '${errText}'\r\n`);
+    this.outbound.flush();
+    this.closed = true;
+    this.parser.halt();
+    this.closeReason = reason;
+    this.stopTime = new Date();
+    if (this.authTimer) clearTimeout(this.authTimer);
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.outbound.dispose();
+    for (const sub of this.subs.values()) this.ctx.link.unsubscribe(this.account, sub);
+    this.transport.close();
+    this.ctx.clientClosed(this, reason);
+  }
+
+  /** Close and resolve once the peer has been sent everything and the socket is gone. */
+  closeGracefully(reason: CloseReason): Promise<void> {
+    this.close(reason);
+    return this.transport.ended();
+  }
+
+  logContext(): { remote: string; cid: number } {
+    return { remote: `${this.remoteAddress}:${this.remotePort}`, cid: this.cid };
+  }
+
+  private armPing(): void {
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    const interval = this.ctx.options.pingIntervalMs;
+    if (interval <= 0) return;
+    this.pingTimer = setInterval(() => {
+      if (this.pingsOut + 1 > this.ctx.options.pingMax) {
+        this.ctx.log.debug("Stale Client Connection - Closing", this.logContext());
+        return this.close("Stale Connection", ERR.staleConnection);
+      }
+      this.pingsOut++;
+      this.pingSentAt = Date.now();
+      this.outbound.appendString("PING\r\n");
+    }, interval);
+  }
+
+  /** Before CONNECT, a server that needs credentials accepts nothing else. */
+  private authorized(): boolean {
+    if (this.connected || !this.ctx.auth.required) return true;
+    this.ctx.authFailed(this, "operation before CONNECT");
+    this.close("Authentication Failure", ERR.authorization);
+    return false;
+  }
+
+  private ok(): void {
+    if (this.verbose) this.outbound.appendString("+OK\r\n");
+  }
+
+  private err(text: string): void {
+    this.outbound.appendString(`-ERR '${text}'\r\n`);
+  }
+}
+
+const NO_RESPONDERS = Object.freeze({ noResponders: true });

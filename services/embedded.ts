@@ -1,0 +1,57 @@
+// The embedded topology: edge and router in one process, joined by the in-process link.
+import type { Options } from "./common/config/options.js";
+import type { Logger } from "./common/log.js";
+import { EdgeServer } from "./edge/server.js";
+import { MonitorServer } from "./edge/monitor/http.js";
+import { createLocalLink } from "./router/link-local.js";
+import type { Router } from "./router/router.js";
+
+export interface EmbeddedBroker {
+  readonly edge: EdgeServer;
+  readonly router: Router;
+  readonly monitor: MonitorServer | undefined;
+  readonly natsPort: number;
+  readonly httpPort: number | undefined;
+  /** Apply a reloaded config; returns what changed, for the log. */
+  reload(options: Options): string[];
+  /** Graceful stop: clients get their pending data, then listeners close. */
+  stop(): Promise<void>;
+}
+
+export async function startEmbedded(options: Options, log: Logger): Promise<EmbeddedBroker> {
+  const { link, router } = createLocalLink();
+  const edge = new EdgeServer({ options, link, log });
+  await edge.listen();
+  let monitor: MonitorServer | undefined;
+  if (options.httpPort !== undefined) {
+    monitor = new MonitorServer(edge);
+    try {
+      await monitor.listen(options.httpHost, options.httpPort);
+    } catch (err) {
+      await edge.shutdown();
+      throw err;
+    }
+  }
+  return {
+    edge, router, monitor,
+    natsPort: edge.port,
+    httpPort: monitor?.port,
+    reload(next) {
+      const changed = changedKeys(edge.options, next);
+      edge.reload(next);
+      return changed;
+    },
+    async stop() {
+      await edge.shutdown();
+      await monitor?.close();
+    },
+  };
+}
+
+/** Top-level option names whose values differ (listeners are not rebound on reload). */
+function changedKeys(prev: Options, next: Options): string[] {
+  const keys = new Set([...Object.keys(prev), ...Object.keys(next)]);
+  return [...keys].filter((k) => k !== "configFile" &&
+    JSON.stringify((prev as unknown as Record<string, unknown>)[k]) !==
+    JSON.stringify((next as unknown as Record<string, unknown>)[k]));
+}

@@ -1,0 +1,191 @@
+// The subject index: a trie of tokens with "*" and ">" branches, plus a bounded cache of
+// match results keyed by literal subject. Matching walks only the branches the subject can
+// reach, so its cost does not grow with unrelated subscriptions.
+import { subjectMatches } from "../common/subject.js";
+import type { Subscriber } from "./link.js";
+
+export interface MatchResult {
+  /** Plain subscribers. */
+  readonly psubs: Subscriber[];
+  /** One array per queue group; each message goes to one member of each. */
+  readonly qsubs: Subscriber[][];
+}
+
+const EMPTY: MatchResult = Object.freeze({ psubs: [], qsubs: [] }) as MatchResult;
+const CACHE_MAX = 1024;
+/** How many entries to drop when the cache is full (cheaper than an LRU on every hit). */
+const CACHE_SWEEP = 256;
+
+class Node {
+  next: Level | undefined;
+  psubs = new Set<Subscriber>();
+  qsubs: Map<string, Set<Subscriber>> | undefined;
+
+  isEmpty(): boolean {
+    return this.psubs.size === 0 && (this.qsubs === undefined || this.qsubs.size === 0) &&
+      (this.next === undefined || this.next.isEmpty());
+  }
+}
+
+class Level {
+  nodes = new Map<string, Node>();
+  pwc: Node | undefined; // "*"
+  fwc: Node | undefined; // ">"
+
+  isEmpty(): boolean {
+    return this.nodes.size === 0 && this.pwc === undefined && this.fwc === undefined;
+  }
+}
+
+export class Sublist {
+  private readonly root = new Level();
+  private readonly cache = new Map<string, MatchResult>();
+  count = 0;
+  matches = 0;
+  cacheHits = 0;
+  inserts = 0;
+  removes = 0;
+
+  get cacheEntries(): number { return this.cache.size; }
+
+  insert(sub: Subscriber): void {
+    const tokens = sub.subject.split(".");
+    let level = this.root;
+    let node: Node | undefined;
+    for (const t of tokens) {
+      if (t === "*") node = level.pwc ??= new Node();
+      else if (t === ">") node = level.fwc ??= new Node();
+      else {
+        node = level.nodes.get(t);
+        if (!node) level.nodes.set(t, node = new Node());
+      }
+      level = node.next ??= new Level();
+    }
+    if (sub.queue === undefined) node!.psubs.add(sub);
+    else {
+      const qsubs = node!.qsubs ??= new Map();
+      let group = qsubs.get(sub.queue);
+      if (!group) qsubs.set(sub.queue, group = new Set());
+      group.add(sub);
+    }
+    this.count++;
+    this.inserts++;
+    this.invalidate(sub.subject);
+  }
+
+  /** Returns false when the subscription was not in the index. */
+  remove(sub: Subscriber): boolean {
+    const tokens = sub.subject.split(".");
+    const path: Array<[Level, string, Node]> = [];
+    let level: Level | undefined = this.root;
+    let node: Node | undefined;
+    for (const t of tokens) {
+      if (!level) return false;
+      node = t === "*" ? level.pwc : t === ">" ? level.fwc : level.nodes.get(t);
+      if (!node) return false;
+      path.push([level, t, node]);
+      level = node.next;
+    }
+    let removed: boolean;
+    if (sub.queue === undefined) removed = node!.psubs.delete(sub);
+    else {
+      const group = node!.qsubs?.get(sub.queue);
+      removed = group?.delete(sub) ?? false;
+      if (group && group.size === 0) node!.qsubs!.delete(sub.queue);
+    }
+    if (!removed) return false;
+    // Prune empty branches so the trie does not keep the shape of every subject ever seen.
+    for (let i = path.length - 1; i >= 0; i--) {
+      const [lvl, t, n] = path[i];
+      if (!n.isEmpty()) break;
+      if (t === "*") lvl.pwc = undefined;
+      else if (t === ">") lvl.fwc = undefined;
+      else lvl.nodes.delete(t);
+    }
+    this.count--;
+    this.removes++;
+    this.invalidate(sub.subject);
+    return true;
+  }
+
+  /** Subscribers whose filter matches the literal subject. */
+  match(subject: string): MatchResult {
+    this.matches++;
+    const cached = this.cache.get(subject);
+    if (cached) {
+      this.cacheHits++;
+      return cached;
+    }
+    const psubs: Subscriber[] = [];
+    const groups = new Map<string, Subscriber[]>();
+    matchLevel(this.root, subject.split("."), 0, psubs, groups);
+    const result: MatchResult = psubs.length === 0 && groups.size === 0
+      ? EMPTY
+      : { psubs, qsubs: [...groups.values()] };
+    if (this.cache.size >= CACHE_MAX) {
+      let n = 0;
+      for (const key of this.cache.keys()) {
+        this.cache.delete(key);
+        if (++n >= CACHE_SWEEP) break;
+      }
+    }
+    this.cache.set(subject, result);
+    return result;
+  }
+
+  /** Every subscriber (monitoring only). */
+  all(): Subscriber[] {
+    const out: Subscriber[] = [];
+    collect(this.root, out);
+    return out;
+  }
+
+  /** Drop cached results the changed filter could affect. */
+  private invalidate(filter: string): void {
+    if (this.cache.size === 0) return;
+    if (filter.indexOf("*") < 0 && filter.indexOf(">") < 0) {
+      this.cache.delete(filter);
+      return;
+    }
+    for (const key of this.cache.keys()) {
+      if (subjectMatches(filter, key)) this.cache.delete(key);
+    }
+  }
+}
+
+function matchLevel(level: Level, tokens: string[], i: number, psubs: Subscriber[],
+                    groups: Map<string, Subscriber[]>): void {
+  if (level.fwc) addNode(level.fwc, psubs, groups);
+  const last = i === tokens.length - 1;
+  const literal = level.nodes.get(tokens[i]);
+  if (literal) {
+    if (last) addNode(literal, psubs, groups);
+    else if (literal.next) matchLevel(literal.next, tokens, i + 1, psubs, groups);
+  }
+  if (level.pwc) {
+    if (last) addNode(level.pwc, psubs, groups);
+    else if (level.pwc.next) matchLevel(level.pwc.next, tokens, i + 1, psubs, groups);
+  }
+}
+
+function addNode(node: Node, psubs: Subscriber[], groups: Map<string, Subscriber[]>): void {
+  for (const s of node.psubs) psubs.push(s);
+  if (node.qsubs) {
+    for (const [queue, members] of node.qsubs) {
+      let g = groups.get(queue);
+      if (!g) groups.set(queue, g = []);
+      for (const s of members) g.push(s);
+    }
+  }
+}
+
+function collect(level: Level, out: Subscriber[]): void {
+  const visit = (n: Node) => {
+    for (const s of n.psubs) out.push(s);
+    if (n.qsubs) for (const g of n.qsubs.values()) for (const s of g) out.push(s);
+    if (n.next) collect(n.next, out);
+  };
+  for (const n of level.nodes.values()) visit(n);
+  if (level.pwc) visit(level.pwc);
+  if (level.fwc) visit(level.fwc);
+}

@@ -1,0 +1,98 @@
+// Building and driving the native load generator (loadgen.c).
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import readline from "node:readline";
+import { assertNotShuttingDown, trackChild } from "./servers.js";
+
+export const LOADGEN_DESCRIPTION =
+  "test/bench/loadgen.c: native C (gcc -O2, pthreads), NATS text protocol over loopback TCP, " +
+  "one connection per publisher/subscriber; the publisher writes ~64 KB batches and stays at most " +
+  "20000 messages ahead of delivery";
+
+/** Compiles loadgen.c into `outDir` unless an up-to-date binary is already there. */
+export function ensureLoadgen(root: string, outDir: string): string {
+  const src = path.join(root, "test/bench/loadgen.c");
+  const bin = path.join(outDir, "loadgen");
+  const srcTime = fs.statSync(src).mtimeMs;
+  if (fs.existsSync(bin) && fs.statSync(bin).mtimeMs >= srcTime) return bin;
+  fs.mkdirSync(outDir, { recursive: true });
+  const tmp = `${bin}.${process.pid}.tmp`;
+  console.error(`bench: building ${path.relative(root, bin)} from ${path.relative(root, src)}`);
+  execFileSync("gcc", ["-O2", "-Wall", "-o", tmp, src, "-lpthread"], { stdio: "inherit" });
+  fs.renameSync(tmp, bin); // atomic: a concurrent run never sees a half-written binary
+  return bin;
+}
+
+export type LoadgenResult = Record<string, number | boolean | string | number[]>;
+
+function lastJson(stdout: string, what: string): LoadgenResult {
+  const line = stdout.trim().split("\n").filter((l) => l.startsWith("{")).pop();
+  if (!line) throw new Error(`${what}: no result line in output: ${stdout.slice(0, 300)}`);
+  return JSON.parse(line) as LoadgenResult;
+}
+
+type Exit = [code: number | null, signal: NodeJS.Signals | null];
+
+/** Resolves when the child has exited and its output is drained; a failed spawn counts as exit 127. */
+function closed(child: ChildProcess): Promise<Exit> {
+  return new Promise((resolve) => {
+    child.once("close", (code: number | null, signal: NodeJS.Signals | null) => resolve([code, signal]));
+    child.once("error", (err) => {
+      if (child.pid === undefined) resolve([127, null]);
+      else console.error(`bench: loadgen: ${err.message}`);
+    });
+  });
+}
+
+/** Runs one loadgen invocation to completion and returns its JSON result. */
+export async function runLoadgen(bin: string, args: string[], timeoutMs = 120_000): Promise<LoadgenResult> {
+  assertNotShuttingDown();
+  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+  trackChild(child);
+  let out = "";
+  let err = "";
+  child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+  child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  const [code, signal] = await closed(child);
+  clearTimeout(timer);
+  const what = `loadgen ${args.join(" ")}`;
+  if (code !== 0) throw new Error(`${what} failed (${signal ?? `exit ${code}`}): ${err.trim() || out.trim()}`);
+  return lastJson(out, what);
+}
+
+/**
+ * idle mode: starts loadgen, waits for "READY", runs `whileHeld` (which measures the
+ * server), then closes loadgen's stdin so it drops the connections and exits.
+ */
+export async function holdIdle<T>(bin: string, args: string[], whileHeld: () => Promise<T> | T): Promise<T> {
+  assertNotShuttingDown();
+  const child = spawn(bin, ["idle", ...args], { stdio: ["pipe", "pipe", "pipe"] });
+  trackChild(child);
+  let err = "";
+  child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
+  child.stdin.on("error", () => {}); // EPIPE if it already died: reported via its exit status
+  const done = closed(child);
+  const lines = readline.createInterface({ input: child.stdout });
+  const out: string[] = [];
+  const ready = new Promise<void>((resolve, reject) => {
+    lines.on("line", (l) => {
+      out.push(l);
+      if (l.startsWith("READY")) resolve();
+    });
+    void done.then(([code, sig]) =>
+      reject(new Error(`loadgen idle exited before READY (${sig ?? `exit ${code}`}): ${err.trim()}`)),
+    );
+  });
+  const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+  try {
+    await ready;
+    return await whileHeld();
+  } finally {
+    child.stdin.end();
+    const [code, sig] = await done;
+    clearTimeout(timer);
+    if (code !== 0) throw new Error(`loadgen idle failed (${sig ?? `exit ${code}`}): ${err.trim()}`);
+  }
+}
