@@ -4,7 +4,7 @@
 // slow consumer too.
 import type { CloseReason } from "../common/errors.js";
 
-/** The transport below a client: a TCP socket, or a WebSocket adapter later. */
+/** The transport below a client: a TCP socket, or a WebSocket adapter. */
 export interface Transport {
   write(data: Buffer): void;
   /** Bytes handed to write() that the kernel has not taken yet. */
@@ -12,12 +12,14 @@ export interface Transport {
   onDrain(cb: () => void): void;
 }
 
-const SLAB = 64 * 1024;
-
 export interface OutboundOwner {
   /** Called once when a limit is hit; the owner closes the connection. */
   slowConsumer(reason: CloseReason): void;
 }
+
+const SLAB = 64 * 1024;
+/** Below this size a byte loop beats a call into Buffer's native copy/encode. */
+const SMALL = 64;
 
 export class Outbound {
   private slab = Buffer.allocUnsafe(SLAB);
@@ -42,38 +44,93 @@ export class Outbound {
     return this.len + this.transport.pendingBytes;
   }
 
-  /** Append a latin1/ASCII protocol string (control lines are ASCII by construction). */
+  /** Append an ASCII protocol string. */
   appendString(s: string): void {
-    const bytes = s.length; // latin1: one byte per char
-    if (!this.reserve(bytes)) return;
-    this.slab.write(s, this.len, "latin1");
-    this.len += bytes;
-    this.schedule();
+    if (!this.begin(s.length)) return;
+    this.putAscii(s);
+    this.done();
   }
 
-  /** Append bytes; the caller's buffer may be reused after this returns. */
-  appendBytes(b: Buffer, start = 0, end = b.length): void {
-    const bytes = end - start;
-    if (!this.reserve(bytes)) return;
-    b.copy(this.slab, this.len, start, end);
-    this.len += bytes;
-    this.schedule();
+  /**
+   * Frame writing in three steps: begin(upper bound of the bytes) → put*() → done().
+   * begin() returns false when the connection is over its limits; then write nothing.
+   */
+  begin(maxBytes: number): boolean {
+    if (this.failed) return false;
+    const need = this.len + maxBytes;
+    if (need + this.transport.pendingBytes > this.maxPending) {
+      this.fail("Slow Consumer (Pending Bytes)");
+      return false;
+    }
+    if (need > this.slab.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(need, this.slab.length * 2));
+      this.slab.copy(bigger, 0, 0, this.len);
+      this.slab = bigger;
+    }
+    return true;
+  }
+
+  putAscii(s: string): void {
+    const n = s.length;
+    if (n > SMALL) {
+      this.len += this.slab.write(s, this.len, "latin1");
+      return;
+    }
+    const slab = this.slab;
+    let at = this.len;
+    for (let i = 0; i < n; i++) slab[at++] = s.charCodeAt(i);
+    this.len = at;
+  }
+
+  putBytes(b: Buffer, start = 0, end = b.length): void {
+    const n = end - start;
+    if (n > SMALL) {
+      b.copy(this.slab, this.len, start, end);
+      this.len += n;
+      return;
+    }
+    const slab = this.slab;
+    let at = this.len;
+    for (let i = start; i < end; i++) slab[at++] = b[i];
+    this.len = at;
+  }
+
+  /** A non-negative integer in decimal. */
+  putUint(v: number): void {
+    const slab = this.slab;
+    let digits = 1;
+    for (let t = v; t >= 10; t = Math.floor(t / 10)) digits++;
+    let at = this.len + digits;
+    this.len = at;
+    do {
+      slab[--at] = 48 + (v % 10);
+      v = Math.floor(v / 10);
+    } while (v > 0);
+  }
+
+  putByte(c: number): void {
+    this.slab[this.len++] = c;
+  }
+
+  done(): void {
+    if (this.scheduled || this.failed) return;
+    this.scheduled = true;
+    pendingFlush.push(this);
+    if (pendingFlush.length === 1) setImmediate(flushAll);
   }
 
   /** Write now, e.g. before closing the connection. */
   flush(): void {
     this.scheduled = false;
     if (this.len === 0 || this.failed) return;
-    const data = this.slab.subarray(0, this.len);
-    this.transport.write(data);
+    this.transport.write(this.slab.subarray(0, this.len));
     this.len = 0;
-    if (this.transport.pendingBytes === 0) return; // written synchronously: the slab is free again
-    // The socket still holds a view of the slab: start a fresh one.
+    if (this.transport.pendingBytes === 0) return; // taken synchronously: the slab is free again
+    // The socket still holds a view of the slab: continue in a fresh one.
     this.slab = Buffer.allocUnsafe(SLAB);
     if (this.transport.pendingBytes > this.maxPending) return this.fail("Slow Consumer (Pending Bytes)");
     if (!this.deadline && this.writeDeadlineMs > 0) {
       this.deadline = setTimeout(() => this.fail("Slow Consumer (Write Deadline)"), this.writeDeadlineMs);
-      this.deadline.unref();
       this.transport.onDrain(() => this.clearDeadline());
     }
   }
@@ -96,36 +153,13 @@ export class Outbound {
     this.clearDeadline();
     this.owner.slowConsumer(reason);
   }
-
-  /** Makes room for `bytes` more; false when the connection is over its limit (or closed). */
-  private reserve(bytes: number): boolean {
-    if (this.failed) return false;
-    const need = this.len + bytes;
-    if (need + this.transport.pendingBytes > this.maxPending) {
-      this.fail("Slow Consumer (Pending Bytes)");
-      return false;
-    }
-    if (need > this.slab.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(need, this.slab.length * 2));
-      this.slab.copy(bigger, 0, 0, this.len);
-      this.slab = bigger;
-    }
-    return true;
-  }
-
-  private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    pendingFlush.push(this);
-    if (pendingFlush.length === 1) setImmediate(flushAll);
-  }
 }
 
 /** Every Outbound written to in this turn; flushed together once the turn's reads are done. */
 const pendingFlush: Outbound[] = [];
 
 function flushAll(): void {
-  // Flushing can trigger writes on other clients (e.g. a close); take the list first.
+  // Flushing can close connections and so schedule more; take the list first.
   const list = pendingFlush.splice(0);
   for (const o of list) o.flush();
 }

@@ -1,10 +1,12 @@
 // Lexer for the NATS configuration format, written to accept what nats-server 2.9's
 // conf/lex.go accepts (including its odd corners, noted where they matter) plus two extensions
-// for text nats-server rejects, so no config it accepts changes meaning:
+// for text nats-server rejects, so a config it accepts keeps its meaning:
 //  - map entries may be separated by plain spaces when the next one is `key:` or `key =`
 //    (`{user: foo password: bar}`), as configs in the wild (and our issue tracker) do;
 //  - in an array an integer may end at a ']' that ends the array (`[1, 2]`); nats-server lexes
 //    `2]` as a string and then fails for want of a ']'.
+// It rejects some broken input nats-server silently mangles: a map key without a value, and a
+// file ending in an opening quote.
 //
 // The lexer only splits text into tokens; the parser gives them meaning (numbers, sizes,
 // variables, includes). Token lines are where the token starts.
@@ -43,7 +45,7 @@ const BOOL_WORDS = new Set(["true", "false", "yes", "no", "on", "off"]);
 const isSpace = (c: string) => c !== EOF && /[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/.test(c);
 const isBlank = (c: string) => c === " " || c === "\t";
 const isNL = (c: string) => c === "\n" || c === "\r";
-const isDigit = (c: string) => c >= "0" && c <= "9" && c !== EOF;
+const isDigit = (c: string) => c >= "0" && c <= "9";
 const isKeySep = (c: string) => c === "=" || c === ":";
 const isSizeSuffix = (c: string) => c !== EOF && "kKmMgGtTpPeE".includes(c);
 /** What may directly follow a number for it to stay a number. */

@@ -51,6 +51,7 @@ interface ConnectOptions {
 }
 
 const CRLF = "\r\n";
+const SP = 32, CR = 13, LF = 10;
 
 /** The byte stream under a client (TCP socket, WebSocket). */
 export interface ClientTransport extends Transport {
@@ -73,6 +74,21 @@ export class ClientSubscription implements Subscriber {
   ) {}
 
   get conn(): Connection { return this.client; }
+
+  private cachedSubject = "";
+  private cachedHeaders = false;
+  private cachedPrefix: Buffer | undefined;
+
+  /** "MSG <subject> <sid> " (or HMSG), kept for the last subject: a literal subscription
+   *  always gets the same one, so the hot path copies bytes instead of encoding a string. */
+  prefix(subject: string, headers: boolean): Buffer {
+    if (this.cachedPrefix && subject === this.cachedSubject && headers === this.cachedHeaders) {
+      return this.cachedPrefix;
+    }
+    this.cachedSubject = subject;
+    this.cachedHeaders = headers;
+    return this.cachedPrefix = Buffer.from(`${headers ? "HMSG" : "MSG"} ${subject} ${this.sid} `, "latin1");
+  }
 
   deliver(subject: string, reply: string | undefined, data: Buffer, hdrLen: number): void {
     if (this.max > 0 && this.delivered >= this.max) return;
@@ -260,22 +276,29 @@ export class NatsClient implements ParserSink, Connection {
 
   sendMessage(sub: ClientSubscription, subject: string, reply: string | undefined, data: Buffer, hdrLen: number): void {
     const out = this.outbound;
-    let size: number;
-    if (hdrLen > 0 && this.headers) {
-      size = data.length;
-      out.appendString(reply === undefined
-        ? `HMSG ${subject} ${sub.sid} ${hdrLen} ${size}\r\n`
-        : `HMSG ${subject} ${sub.sid} ${reply} ${hdrLen} ${size}\r\n`);
-      out.appendBytes(data);
-    } else {
-      // A client that did not ask for headers gets the payload alone, as nats-server does.
-      size = data.length - hdrLen;
-      out.appendString(reply === undefined
-        ? `MSG ${subject} ${sub.sid} ${size}\r\n`
-        : `MSG ${subject} ${sub.sid} ${reply} ${size}\r\n`);
-      out.appendBytes(data, hdrLen);
+    // A client that did not ask for headers gets the payload alone, as nats-server does.
+    const withHeaders = hdrLen > 0 && this.headers;
+    const from = withHeaders ? 0 : hdrLen;
+    const size = data.length - from;
+    const prefix = sub.prefix(subject, withHeaders);
+    // prefix [reply ' '] [hdrLen ' '] size CRLF payload CRLF; 32 covers the numbers and CRLFs.
+    if (!out.begin(prefix.length + (reply === undefined ? 0 : reply.length + 1) + 32 + size)) return;
+    out.putBytes(prefix);
+    if (reply !== undefined) {
+      out.putAscii(reply);
+      out.putByte(SP);
     }
-    out.appendString(CRLF);
+    if (withHeaders) {
+      out.putUint(hdrLen);
+      out.putByte(SP);
+    }
+    out.putUint(size);
+    out.putByte(CR);
+    out.putByte(LF);
+    out.putBytes(data, from);
+    out.putByte(CR);
+    out.putByte(LF);
+    out.done();
     this.outMsgs++;
     this.outBytes += size;
     const stats = this.ctx.stats;

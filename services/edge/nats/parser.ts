@@ -1,7 +1,8 @@
 // The NATS client protocol parser: incremental over Buffers, no socket. A control line is
-// found with indexOf (native) and decoded once; a payload is handed to the sink as a view
-// into the chunk, copied only when it spans two chunks. Transport framings (TCP, WebSocket)
-// feed the same parser.
+// found with indexOf (native); the operation and its arguments are read as byte offsets, and
+// only the strings the sink needs are decoded. A payload is handed to the sink as a view
+// into the chunk, copied only when it spans two chunks. Every transport framing (TCP,
+// WebSocket) feeds this one parser.
 import { ERR, ProtocolError } from "../../common/errors.js";
 
 export interface ParserSink {
@@ -22,23 +23,34 @@ export interface ProtocolLimits {
 const CONTROL = 0, PAYLOAD = 1;
 const LF = 10, CR = 13, SPACE = 32, TAB = 9;
 
-/** Operation names, upper case; clients may send them in any case. */
-const OPS = ["CONNECT", "PUB", "HPUB", "SUB", "UNSUB", "PING", "PONG", "INFO", "+OK", "-ERR"];
+const OP_CONNECT = 0, OP_PUB = 1, OP_HPUB = 2, OP_SUB = 3, OP_UNSUB = 4, OP_PING = 5, OP_PONG = 6;
+/** Operation names (clients may send them in any case), indexed by the OP_ constants; the last
+ *  three (INFO, +OK, -ERR) are accepted from clients and ignored, as nats-server does. */
+const OPS = ["CONNECT", "PUB", "HPUB", "SUB", "UNSUB", "PING", "PONG", "INFO", "+OK", "-ERR"]
+  .map((s) => Buffer.from(s, "latin1"));
+/** Most arguments any operation takes (HPUB: subject reply hdr total). */
+const MAX_ARGS = 4;
 
 export class NatsParser {
   state = CONTROL;
+  /** HPUB is a protocol violation until the client's CONNECT says `headers: true`. */
+  headersAllowed = false;
   /** Bytes of a control line that has not ended yet. */
   private spill: Buffer | undefined;
-  /** The payload being assembled across chunks, and how much of it has arrived. */
+  /** The payload being assembled across chunks, and how much of it (with its CRLF) has arrived. */
   private payload: Buffer | undefined;
   private payloadFilled = 0;
+  private payloadSize = 0;
   private pubSubject = "";
   private pubReply: string | undefined;
   private pubHdrLen = 0;
-  private payloadSize = 0;
   private halted = false;
-  /** HPUB is a protocol violation until the client's CONNECT says `headers: true`. */
-  headersAllowed = false;
+  /** Argument offsets of the current control line (no per-line arrays). */
+  private readonly argStart = new Int32Array(MAX_ARGS + 1);
+  private readonly argEnd = new Int32Array(MAX_ARGS + 1);
+  /** Publishers mostly repeat a subject: reuse its string instead of decoding it again. */
+  private lastSubjectBytes = Buffer.alloc(0);
+  private lastSubject = "";
 
   constructor(private readonly sink: ParserSink, public limits: ProtocolLimits) {}
 
@@ -53,101 +65,18 @@ export class NatsParser {
       }
       const nl = chunk.indexOf(LF, pos);
       if (nl < 0) {
-        this.keepPartialLine(chunk.subarray(pos));
+        this.keepPartialLine(chunk, pos);
         return;
       }
-      let line: Buffer;
       if (this.spill) {
-        line = Buffer.concat([this.spill, chunk.subarray(pos, nl)]);
+        const line = Buffer.concat([this.spill, chunk.subarray(pos, nl)]);
         this.spill = undefined;
+        this.controlLine(line, 0, line.length);
       } else {
-        line = chunk.subarray(pos, nl);
+        this.controlLine(chunk, pos, nl);
       }
       pos = nl + 1;
-      this.controlLine(line);
     }
-  }
-
-  private keepPartialLine(part: Buffer): void {
-    const line = this.spill ? Buffer.concat([this.spill, part]) : Buffer.from(part);
-    checkOpPrefix(line);
-    const argStart = opLength(line);
-    if (argStart >= 0 && line.length - argStart > this.limits.maxControlLine) {
-      throw new ProtocolError("maximum control line exceeded", ERR.maxControlLine, "Maximum Control Line Exceeded");
-    }
-    this.spill = line;
-  }
-
-  private controlLine(raw: Buffer): void {
-    let end = raw.length;
-    if (end > 0 && raw[end - 1] === CR) end--;
-    const opEnd = opLength(raw);
-    const op = (opEnd < 0 ? raw.toString("latin1", 0, end) : raw.toString("latin1", 0, opEnd)).toUpperCase();
-    if (!OPS.includes(op)) throw new ProtocolError(`unknown operation: ${snippet(raw)}`, ERR.unknownOp);
-    const args = opEnd < 0 ? "" : raw.toString("latin1", opEnd, end).trim();
-    if (args.length > this.limits.maxControlLine) {
-      throw new ProtocolError("maximum control line exceeded", ERR.maxControlLine, "Maximum Control Line Exceeded");
-    }
-    switch (op) {
-      case "PUB": return this.startPayload(args, false);
-      case "HPUB": return this.startPayload(args, true);
-      case "SUB": {
-        const a = splitArgs(args);
-        if (a.length === 2) return this.sink.onSub(a[0], undefined, a[1]);
-        if (a.length === 3) return this.sink.onSub(a[0], a[1], a[2]);
-        throw new ProtocolError(`processSub Parse Error: "${args}"`, undefined);
-      }
-      case "UNSUB": {
-        const a = splitArgs(args);
-        if (a.length === 1) return this.sink.onUnsub(a[0], undefined);
-        if (a.length === 2) {
-          const max = parseSize(a[1]);
-          if (max >= 0) return this.sink.onUnsub(a[0], max);
-        }
-        throw new ProtocolError(`processUnsub Parse Error: "${args}"`, undefined);
-      }
-      case "PING": return this.sink.onPing();
-      case "PONG": return this.sink.onPong();
-      case "CONNECT": {
-        // The JSON is taken as is, starting at its first byte (the op may be followed by tabs).
-        return this.sink.onConnect(args);
-      }
-      default: return; // INFO, +OK, -ERR from a client: ignored, as nats-server does
-    }
-  }
-
-  private startPayload(args: string, headers: boolean): void {
-    const a = splitArgs(args);
-    let subject: string, reply: string | undefined, hdr = 0, size: number;
-    if (headers) {
-      if (!this.headersAllowed) throw new ProtocolError("message headers not supported", undefined);
-      if (a.length !== 3 && a.length !== 4) throw new ProtocolError(`processHeaderPub Parse Error: "${args}"`, undefined);
-      subject = a[0];
-      reply = a.length === 4 ? a[1] : undefined;
-      hdr = parseSize(a[a.length - 2]);
-      size = parseSize(a[a.length - 1]);
-      if (hdr < 0 || size < 0 || hdr > size) {
-        throw new ProtocolError(`processHeaderPub Bad or Missing Size: "${args}"`, undefined);
-      }
-    } else {
-      if (a.length !== 2 && a.length !== 3) throw new ProtocolError(`processPub Parse Error: "${args}"`, undefined);
-      subject = a[0];
-      reply = a.length === 3 ? a[1] : undefined;
-      size = parseSize(a[a.length - 1]);
-      if (size < 0) throw new ProtocolError(`processPub Bad or Missing Size: "${args}"`, undefined);
-    }
-    if (size > this.limits.maxPayload) {
-      throw new ProtocolError(`maximum payload exceeded: ${size} vs ${this.limits.maxPayload}`, ERR.maxPayload,
-        "Maximum Payload Exceeded");
-    }
-    this.pubSubject = subject;
-    this.pubReply = reply;
-    this.pubHdrLen = hdr;
-    this.payloadFilled = 0;
-    this.payload = undefined;
-    // The payload and its CRLF; `payloadFilled` counts both.
-    this.state = PAYLOAD;
-    this.payloadSize = size;
   }
 
   /** Stop parsing (the connection is closing); the rest of the current chunk is dropped. */
@@ -155,8 +84,87 @@ export class NatsParser {
     this.halted = true;
   }
 
+  private keepPartialLine(chunk: Buffer, pos: number): void {
+    const part = chunk.subarray(pos);
+    const line = this.spill ? Buffer.concat([this.spill, part]) : Buffer.from(part);
+    // Fail early on garbage, as a byte-wise parser would, instead of waiting for a newline.
+    const wordEnd = skipToSpace(line, 0, line.length);
+    if (!isOpPrefix(line, wordEnd, wordEnd < line.length)) {
+      throw new ProtocolError(`unknown operation: ${snippet(line, 0)}`, ERR.unknownOp);
+    }
+    if (wordEnd < line.length && line.length - wordEnd - 1 > this.limits.maxControlLine) {
+      throw new ProtocolError("maximum control line exceeded", ERR.maxControlLine, "Maximum Control Line Exceeded");
+    }
+    this.spill = line;
+  }
+
+  /** One control line, buf[start, end) without its LF. */
+  private controlLine(buf: Buffer, start: number, end: number): void {
+    if (end > start && buf[end - 1] === CR) end--;
+    const wordEnd = skipToSpace(buf, start, end);
+    const op = opCode(buf, start, wordEnd);
+    if (op < 0) throw new ProtocolError(`unknown operation: ${snippet(buf, start)}`, ERR.unknownOp);
+    const argsFrom = skipSpaces(buf, wordEnd, end);
+    if (end - argsFrom > this.limits.maxControlLine) {
+      throw new ProtocolError("maximum control line exceeded", ERR.maxControlLine, "Maximum Control Line Exceeded");
+    }
+    switch (op) {
+      case OP_PUB: return this.startPub(buf, argsFrom, end);
+      case OP_HPUB: return this.startHpub(buf, argsFrom, end);
+      case OP_SUB: {
+        const n = this.splitArgs(buf, argsFrom, end);
+        if (n === 2) return this.sink.onSub(this.arg(buf, 0), undefined, this.arg(buf, 1));
+        if (n === 3) return this.sink.onSub(this.arg(buf, 0), this.arg(buf, 1), this.arg(buf, 2));
+        throw new ProtocolError(`processSub Parse Error: ${snippet(buf, argsFrom)}`, undefined);
+      }
+      case OP_UNSUB: {
+        const n = this.splitArgs(buf, argsFrom, end);
+        if (n === 1) return this.sink.onUnsub(this.arg(buf, 0), undefined);
+        const max = n === 2 ? this.argInt(buf, 1) : -1;
+        if (max >= 0) return this.sink.onUnsub(this.arg(buf, 0), max);
+        throw new ProtocolError(`processUnsub Parse Error: ${snippet(buf, argsFrom)}`, undefined);
+      }
+      case OP_PING: return this.sink.onPing();
+      case OP_PONG: return this.sink.onPong();
+      case OP_CONNECT: return this.sink.onConnect(buf.toString("utf8", argsFrom, end));
+      default: return; // INFO, +OK, -ERR
+    }
+  }
+
+  private startPub(buf: Buffer, from: number, end: number): void {
+    const n = this.splitArgs(buf, from, end);
+    if (n !== 2 && n !== 3) throw new ProtocolError(`processPub Parse Error: ${snippet(buf, from)}`, undefined);
+    const size = this.argInt(buf, n - 1);
+    if (size < 0) throw new ProtocolError(`processPub Bad or Missing Size: ${snippet(buf, from)}`, undefined);
+    this.expectPayload(this.subject(buf), n === 3 ? this.arg(buf, 1) : undefined, 0, size);
+  }
+
+  private startHpub(buf: Buffer, from: number, end: number): void {
+    if (!this.headersAllowed) throw new ProtocolError("message headers not supported", undefined);
+    const n = this.splitArgs(buf, from, end);
+    if (n !== 3 && n !== 4) throw new ProtocolError(`processHeaderPub Parse Error: ${snippet(buf, from)}`, undefined);
+    const hdr = this.argInt(buf, n - 2), size = this.argInt(buf, n - 1);
+    if (hdr < 0 || size < 0 || hdr > size) {
+      throw new ProtocolError(`processHeaderPub Bad or Missing Size: ${snippet(buf, from)}`, undefined);
+    }
+    this.expectPayload(this.subject(buf), n === 4 ? this.arg(buf, 1) : undefined, hdr, size);
+  }
+
+  private expectPayload(subject: string, reply: string | undefined, hdrLen: number, size: number): void {
+    if (size > this.limits.maxPayload) {
+      throw new ProtocolError(`maximum payload exceeded: ${size} vs ${this.limits.maxPayload}`, ERR.maxPayload,
+        "Maximum Payload Exceeded");
+    }
+    this.pubSubject = subject;
+    this.pubReply = reply;
+    this.pubHdrLen = hdrLen;
+    this.payloadSize = size;
+    this.payloadFilled = 0;
+    this.state = PAYLOAD;
+  }
+
   private readPayload(chunk: Buffer, pos: number): number {
-    const need = this.payloadSize + 2;
+    const need = this.payloadSize + 2; // payload + CRLF
     if (this.payload === undefined) {
       if (chunk.length - pos >= need) {
         this.endPayload(chunk, pos, pos + this.payloadSize);
@@ -176,48 +184,97 @@ export class NatsParser {
   }
 
   private endPayload(buf: Buffer, start: number, end: number): void {
-    if (buf[end] !== CR || buf[end + 1] !== LF) {
-      this.state = CONTROL;
-      throw new ProtocolError(`payload not followed by CRLF: ${snippet(buf.subarray(end))}`, ERR.unknownOp);
-    }
     this.state = CONTROL;
+    if (buf[end] !== CR || buf[end + 1] !== LF) {
+      throw new ProtocolError(`payload not followed by CRLF: ${snippet(buf, end)}`, ERR.unknownOp);
+    }
     this.sink.onPub(this.pubSubject, this.pubReply, buf.subarray(start, end), this.pubHdrLen);
+  }
+
+  /** Splits buf[from, end) on spaces/tabs into argStart/argEnd; returns the count (MAX_ARGS+1 = too many). */
+  private splitArgs(buf: Buffer, from: number, end: number): number {
+    let n = 0, i = skipSpaces(buf, from, end);
+    while (i < end) {
+      if (n > MAX_ARGS) return n;
+      const e = skipToSpace(buf, i, end);
+      this.argStart[n] = i;
+      this.argEnd[n] = e;
+      n++;
+      i = skipSpaces(buf, e, end);
+    }
+    return n;
+  }
+
+  private arg(buf: Buffer, i: number): string {
+    return buf.toString("latin1", this.argStart[i], this.argEnd[i]);
+  }
+
+  /** Argument 0 as the subject, reusing the previous string when the bytes are the same. */
+  private subject(buf: Buffer): string {
+    const s = this.argStart[0], e = this.argEnd[0], len = e - s;
+    const last = this.lastSubjectBytes;
+    if (last.length === len) {
+      let same = true;
+      for (let i = 0; i < len; i++) if (last[i] !== buf[s + i]) { same = false; break; }
+      if (same) return this.lastSubject;
+    }
+    this.lastSubjectBytes = Buffer.from(buf.subarray(s, e));
+    return this.lastSubject = buf.toString("latin1", s, e);
+  }
+
+  /** A non-negative decimal argument, or -1. */
+  private argInt(buf: Buffer, i: number): number {
+    const s = this.argStart[i], e = this.argEnd[i];
+    if (e === s || e - s > 15) return -1;
+    let v = 0;
+    for (let k = s; k < e; k++) {
+      const d = buf[k] - 48;
+      if (d < 0 || d > 9) return -1;
+      v = v * 10 + d;
+    }
+    return v;
   }
 }
 
-/** Length of the operation word, or -1 if the line has no space/tab yet. */
-function opLength(line: Buffer): number {
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (c === SPACE || c === TAB) return i;
+function skipSpaces(buf: Buffer, i: number, end: number): number {
+  while (i < end && (buf[i] === SPACE || buf[i] === TAB)) i++;
+  return i;
+}
+
+function skipToSpace(buf: Buffer, i: number, end: number): number {
+  while (i < end && buf[i] !== SPACE && buf[i] !== TAB) i++;
+  return i;
+}
+
+/** The OP_ code of buf[start, end) compared case-insensitively, or -1. PING/PONG may carry a CR. */
+function opCode(buf: Buffer, start: number, end: number): number {
+  const len = end - start;
+  for (let op = 0; op < OPS.length; op++) {
+    const name = OPS[op];
+    if (name.length !== len) continue;
+    let k = 0;
+    while (k < len && upper(buf[start + k]) === name[k]) k++;
+    if (k === len) return op;
   }
   return -1;
 }
 
-/** Fail early on garbage, as a byte-wise parser would, instead of waiting for a newline. */
-function checkOpPrefix(line: Buffer): void {
-  const end = opLength(line);
-  const word = line.toString("latin1", 0, end < 0 ? Math.min(line.length, 8) : end).toUpperCase().replace(/\r$/, "");
-  const ok = end < 0 ? OPS.some((op) => op.startsWith(word)) : OPS.includes(word);
-  if (!ok) throw new ProtocolError(`unknown operation: ${snippet(line)}`, ERR.unknownOp);
+/** Could buf[0, end) begin a known operation (complete = a space already followed it)? */
+function isOpPrefix(buf: Buffer, end: number, complete: boolean): boolean {
+  if (complete) return opCode(buf, 0, end) >= 0;
+  let word = end;
+  if (word > 0 && buf[word - 1] === CR) word--;
+  return OPS.some((name) => {
+    if (word > name.length) return false;
+    for (let k = 0; k < word; k++) if (upper(buf[k]) !== name[k]) return false;
+    return true;
+  });
 }
 
-function splitArgs(args: string): string[] {
-  return args.length === 0 ? [] : args.split(/[ \t]+/);
+function upper(c: number): number {
+  return c >= 97 && c <= 122 ? c - 32 : c;
 }
 
-/** A non-negative decimal integer, or -1. */
-function parseSize(s: string): number {
-  if (s.length === 0 || s.length > 15) return -1;
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const d = s.charCodeAt(i) - 48;
-    if (d < 0 || d > 9) return -1;
-    n = n * 10 + d;
-  }
-  return n;
-}
-
-function snippet(b: Buffer): string {
-  return JSON.stringify(b.toString("latin1", 0, Math.min(b.length, 32)));
+function snippet(b: Buffer, from: number): string {
+  return JSON.stringify(b.toString("latin1", from, Math.min(b.length, from + 32)));
 }

@@ -1,0 +1,46 @@
+// Starts meshbroker for a test: in-process, on port 0, with the given config text.
+// Every protocol test runs against each topology in `topologies` (the cluster one joins
+// when the gRPC link exists).
+import { loadConfigText } from "../../services/common/config/index.js";
+import { Logger, silentLogger } from "../../services/common/log.js";
+import { startEmbedded, type EmbeddedBroker } from "../../services/embedded.js";
+
+export type Topology = "embedded";
+export const topologies: Topology[] = ["embedded"];
+
+export interface TestBroker {
+  natsPort: number;
+  httpPort: number | undefined;
+  broker: EmbeddedBroker;
+  /** Lines the broker logged (when `captureLog` was set). */
+  log: string[];
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  topology?: Topology;
+  /** NATS config text; `port` defaults to -1 (a free port) unless the text sets it. */
+  config?: string;
+  /** Start the monitoring listener on a free port. */
+  monitoring?: boolean;
+  captureLog?: boolean;
+}
+
+export async function startBroker(opts: StartOptions = {}): Promise<TestBroker> {
+  let text = opts.config ?? "";
+  if (!/^\s*(port|listen)\s*[:=\s]/m.test(text)) text = `port: -1\nhost: 127.0.0.1\n${text}`;
+  if (opts.monitoring && !/^\s*(http_port|http|monitor_port)\s*[:=\s]/m.test(text)) text += "\nhttp: 127.0.0.1:-1\n";
+  const { options } = loadConfigText(text, "test.conf", {});
+  const lines: string[] = [];
+  const log = opts.captureLog
+    ? new Logger({ ...options.log, debug: true, logtime: false }, (l) => lines.push(l))
+    : silentLogger();
+  const broker = await startEmbedded(options, log);
+  return {
+    natsPort: broker.natsPort,
+    httpPort: broker.httpPort,
+    broker,
+    log: lines,
+    stop: () => broker.stop(),
+  };
+}
