@@ -161,12 +161,12 @@ export class MonitorServer {
           ip: c.remoteAddress,
           port: c.remotePort,
           start: c.startTime.toISOString(),
-          last_activity: c.lastActivity.toISOString(),
+          last_activity: new Date(c.lastActivityMs).toISOString(),
         };
         if (c.stopTime) info.stop = c.stopTime.toISOString();
         info.rtt = goDuration(c.rttMs, false);
         info.uptime = goDuration(end.getTime() - c.startTime.getTime(), true);
-        info.idle = goDuration(now.getTime() - c.lastActivity.getTime(), true);
+        info.idle = goDuration(now.getTime() - c.lastActivityMs, true);
         info.pending_bytes = c.closed ? 0 : c.outbound.pendingBytes;
         info.in_msgs = c.inMsgs;
         info.out_msgs = c.outMsgs;
@@ -229,8 +229,8 @@ const SORTS: Record<string, Sorter> = {
   msgs_from: (a, b) => b.inMsgs - a.inMsgs,
   bytes_to: (a, b) => b.outBytes - a.outBytes,
   bytes_from: (a, b) => b.inBytes - a.inBytes,
-  last: (a, b) => b.lastActivity.getTime() - a.lastActivity.getTime(),
-  idle: (a, b) => a.lastActivity.getTime() - b.lastActivity.getTime(),
+  last: (a, b) => b.lastActivityMs - a.lastActivityMs,
+  idle: (a, b) => a.lastActivityMs - b.lastActivityMs,
   uptime: (a, b) => a.startTime.getTime() - b.startTime.getTime(),
   stop: (a, b) => (b.stopTime?.getTime() ?? 0) - (a.stopTime?.getTime() ?? 0),
   reason: (a, b) => (a.closeReason ?? "").localeCompare(b.closeReason ?? ""),

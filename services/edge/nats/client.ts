@@ -100,7 +100,8 @@ export class ClientSubscription implements Subscriber {
 
 export class NatsClient implements ParserSink, Connection {
   readonly startTime = new Date();
-  lastActivity = this.startTime;
+  /** Epoch ms of the last bytes received (a number: this is set on every read). */
+  lastActivityMs = this.startTime.getTime();
   readonly subs = new Map<string, ClientSubscription>();
   readonly parser: NatsParser;
   readonly outbound: Outbound;
@@ -164,7 +165,7 @@ export class NatsClient implements ParserSink, Connection {
   /** Bytes from the transport. */
   receive(chunk: Buffer): void {
     if (this.closed) return;
-    this.lastActivity = new Date();
+    this.lastActivityMs = Date.now();
     try {
       this.parser.parse(chunk);
     } catch (err) {

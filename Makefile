@@ -1,0 +1,45 @@
+# meshbroker: the two set-up commands are `make run` and `make test`.
+NPM ?= npm
+CONFIG ?= deploy/examples/meshbroker.conf
+# Debian packages the test suite runs against (the reference nats-server for differential tests).
+TEST_DEBS := nats-server:/usr/sbin/nats-server
+
+.PHONY: all install build run test test-deps bench clean
+
+all: build
+
+node_modules/.installed: package.json package-lock.json
+	$(NPM) ci --no-audit --no-fund
+	@touch $@
+
+install: node_modules/.installed
+
+build: install
+	npx tsc -p tsconfig.json
+
+## Start the embedded broker (edge + router in one process) with the default config.
+run: build
+	bin/meshbroker -c $(CONFIG)
+
+## Install what the tests need (apt, when missing), build, run every test.
+test: test-deps build
+	npx vitest run
+
+test-deps:
+	@missing=""; for entry in $(TEST_DEBS); do \
+	  pkg=$${entry%%:*}; bin=$${entry#*:}; \
+	  [ -x "$$bin" ] || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing || \
+	  { $$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; }; \
+	fi
+
+## Benchmarks against nats-server in the same run (not part of `make test`).
+bench: test-deps build
+	node dist/test/bench/run.js
+
+clean:
+	rm -rf dist node_modules
