@@ -38,6 +38,11 @@ export async function startEmbedded(options: Options, log: Logger): Promise<Embe
     httpPort: monitor?.port,
     reload(next) {
       const changed = changedKeys(edge.options, next);
+      const fixed = changed.filter((k) => NOT_RELOADABLE.has(k));
+      if (fixed.length > 0) {
+        // As nats-server: the whole reload is refused, the running config stays.
+        throw new Error(`config reload not supported for ${fixed.join(", ")} (restart to change listeners)`);
+      }
       edge.reload(next);
       return changed;
     },
@@ -47,6 +52,9 @@ export async function startEmbedded(options: Options, log: Logger): Promise<Embe
     },
   };
 }
+
+/** Listener addresses are bound once; changing them needs a restart. */
+const NOT_RELOADABLE = new Set(["host", "port", "httpHost", "httpPort", "serverName"]);
 
 /** Top-level option names whose values differ (listeners are not rebound on reload). */
 function changedKeys(prev: Options, next: Options): string[] {

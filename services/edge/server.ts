@@ -86,7 +86,6 @@ export class EdgeServer implements ClientContext {
     info.max_payload = o.maxPayload;
     info.client_id = client.cid;
     info.client_ip = client.remoteAddress;
-    if (o.clientAdvertise && !o.noAdvertise) info.connect_urls = [o.clientAdvertise];
     return info;
   }
 

@@ -6,6 +6,7 @@ import type { Connection, RouterLink, Subscriber } from "../../router/link.js";
 import type { AuthenticatedUser, AuthPipeline, ConnectionType } from "../auth/index.js";
 import { Outbound, type Transport } from "../outbound.js";
 import { NatsParser, type ParserSink } from "./parser.js";
+import { PermissionChecker } from "../auth/permissions.js";
 import type { Options } from "../../common/config/options.js";
 import type { Logger } from "../../common/log.js";
 
@@ -118,6 +119,7 @@ export class NatsClient implements ParserSink, Connection {
   version = "";
   user: AuthenticatedUser | undefined;
   account = "";
+  private perms: PermissionChecker | undefined;
 
   inMsgs = 0;
   outMsgs = 0;
@@ -213,6 +215,7 @@ export class NatsClient implements ParserSink, Connection {
       }
       this.user = result.user;
       this.account = result.user.account;
+      this.perms = result.user.permissions ? new PermissionChecker(result.user.permissions) : undefined;
       this.connected = true;
       if (this.authTimer) clearTimeout(this.authTimer);
       this.authTimer = undefined;
@@ -228,6 +231,10 @@ export class NatsClient implements ParserSink, Connection {
     stats.inMsgs++;
     stats.inBytes += data.length;
     if (this.pedantic && !isValidLiteralSubject(subject)) return this.err(ERR.invalidPublishSubject);
+    if (this.perms && !this.perms.canPublish(subject)) {
+      this.ctx.log.debug(`Publish Violation - subject "${subject}"`, this.logContext());
+      return this.err(ERR.pubPermission(subject));
+    }
     this.ok(); // nats-server acknowledges before delivering
     this.ctx.link.publish(this.account, subject, reply, data, hdrLen, this,
       this.noResponders && reply !== undefined ? NO_RESPONDERS : undefined);
@@ -237,6 +244,10 @@ export class NatsClient implements ParserSink, Connection {
     if (!this.authorized()) return;
     if (!isValidSubject(subject) || (queue !== undefined && !isValidSubject(queue))) {
       return this.err(ERR.invalidSubject);
+    }
+    if (this.perms && !this.perms.canSubscribe(subject, queue)) {
+      this.ctx.log.debug(`Subscription Violation - subject "${subject}"`, this.logContext());
+      return this.err(ERR.subPermission(subject, queue));
     }
     const max = this.ctx.options.maxSubscriptions;
     if (max > 0 && this.subs.size >= max) {
