@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { ConfigError, defaultOptions, loadConfigFile, type Options } from "./common/config/index.js";
 import { Logger } from "./common/log.js";
-import { startEmbedded } from "./embedded.js";
+import { startEmbedded, type EmbeddedBroker } from "./embedded.js";
 
 const USAGE = `Usage: meshbroker [role] [options]
 
@@ -115,35 +115,45 @@ export async function main(argv: string[]): Promise<number> {
   const log = new Logger(options.log);
   log.notice(`Starting meshbroker ${version()} (embedded: edge + router)`);
   if (options.configFile) log.notice(`Using configuration file: ${options.configFile}`);
-  const broker = await startEmbedded(options, log).catch((err: Error) => {
-    log.fatal(`cannot start: ${err.message}`);
-    return undefined;
-  });
-  if (!broker) return 1;
-  log.notice("Server is ready");
-
+  // Signals are trapped before the listeners open: a signal in between must not kill us.
   const parsed = args;
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      log.notice(`Trapped "${signal}" signal, stopping`);
-      broker.stop().then(() => {
-        log.notice("Server Exiting..");
-        resolve(0);
-      });
-    };
-    process.on("SIGTERM", () => stop("SIGTERM"));
-    process.on("SIGINT", () => stop("SIGINT"));
-    process.on("SIGHUP", () => {
-      try {
-        const next = load(parsed);
-        const changed = broker.reload(next);
-        log.notice(changed.length ? `Reloaded: ${changed.join(", ")}` : "Reloaded: no changes");
-      } catch (err) {
-        log.error(`Failed to reload configuration: ${(err as Error).message}`);
-      }
+  let broker: EmbeddedBroker | undefined;
+  let stopRequested: string | undefined;
+  let finished: (code: number) => void = () => {};
+  const done = new Promise<number>((resolve) => { finished = resolve; });
+  const stop = (signal: string) => {
+    if (stopRequested) return;
+    stopRequested = signal;
+    log.notice(`Trapped "${signal}" signal, stopping`);
+    if (!broker) return; // startup finishes, then stops
+    broker.stop().then(() => {
+      log.notice("Server Exiting..");
+      finished(0);
     });
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGHUP", () => {
+    if (!broker) return log.notice("Reload requested during startup: the configuration just loaded is used");
+    try {
+      const changed = broker.reload(load(parsed));
+      log.notice(changed.length ? `Reloaded: ${changed.join(", ")}` : "Reloaded: no changes");
+    } catch (err) {
+      log.error(`Failed to reload configuration: ${(err as Error).message}`);
+    }
   });
+
+  try {
+    broker = await startEmbedded(options, log);
+  } catch (err) {
+    log.fatal(`cannot start: ${(err as Error).message}`);
+    return 1;
+  }
+  log.notice("Server is ready");
+  if (stopRequested) {
+    const signal = stopRequested;
+    stopRequested = undefined;
+    stop(signal);
+  }
+  return done;
 }

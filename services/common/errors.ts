@@ -21,6 +21,9 @@ export const ERR = {
     queue
       ? `Permissions Violation for Subscription to "${subject}" using queue "${queue}"`
       : `Permissions Violation for Subscription to "${subject}"`,
+  /** A subscription dropped because a reload took its permission away. */
+  subPermissionRevoked: (subject: string, sid: string) =>
+    `Permissions Violation for Subscription to "${subject}" (sid "${sid}")`,
 } as const;
 
 /** Why a connection closed; the strings are nats-server's ClosedState names as /connz shows them. */

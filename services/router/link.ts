@@ -33,6 +33,9 @@ export interface RouterStats {
   cacheHits: number;
   inserts: number;
   removes: number;
+  /** Over the cached match results: the largest fan-out and the average. */
+  maxFanout: number;
+  avgFanout: number;
 }
 
 export interface RouterLink {

@@ -52,8 +52,14 @@ export class Router implements RouterLink {
   }
 
   stats(): RouterStats {
-    const s: RouterStats = { subscriptions: 0, cacheEntries: 0, matches: 0, cacheHits: 0, inserts: 0, removes: 0 };
+    const s: RouterStats = {
+      subscriptions: 0, cacheEntries: 0, matches: 0, cacheHits: 0, inserts: 0, removes: 0, maxFanout: 0, avgFanout: 0,
+    };
+    let fanoutTotal = 0;
     for (const sl of this.accounts.values()) {
+      const f = sl.cacheFanout();
+      s.maxFanout = Math.max(s.maxFanout, f.max);
+      fanoutTotal += f.total;
       s.subscriptions += sl.count;
       s.cacheEntries += sl.cacheEntries;
       s.matches += sl.matches;
@@ -61,6 +67,7 @@ export class Router implements RouterLink {
       s.inserts += sl.inserts;
       s.removes += sl.removes;
     }
+    s.avgFanout = s.cacheEntries === 0 ? 0 : fanoutTotal / s.cacheEntries;
     return s;
   }
 

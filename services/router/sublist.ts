@@ -133,6 +133,17 @@ export class Sublist {
     return result;
   }
 
+  /** Largest and total fan-out over the cached results (for /subsz max_fanout, avg_fanout). */
+  cacheFanout(): { max: number; total: number } {
+    let max = 0, total = 0;
+    for (const r of this.cache.values()) {
+      const n = r.psubs.length + r.qsubs.length;
+      if (n > max) max = n;
+      total += n;
+    }
+    return { max, total };
+  }
+
   /** Every subscriber (monitoring only). */
   all(): Subscriber[] {
     const out: Subscriber[] = [];

@@ -144,7 +144,9 @@ export class MonitorServer {
     const limit = Math.max(0, Number(q.get("limit") ?? 1024) || 1024);
     const page = list.slice(offset, offset + limit);
     const subs = q.get("subs");
-    const withSubs = subs === "1" || subs === "true" || subs === "detail";
+    const withSubs = subs === "1" || subs === "true";
+    const authParam = q.get("auth");
+    const auth = authParam === "1" || authParam === "true";
     return {
       server_id: e.serverId,
       now: now.toISOString(),
@@ -177,12 +179,14 @@ export class MonitorServer {
         if (c.lang) info.lang = c.lang;
         if (c.version) info.version = c.version;
         if (c.closeReason && c.closed) info.reason = c.closeReason;
-        if (c.user?.name) info.authorized_user = c.user.name;
-        if (c.account) info.account = c.account;
-        if (withSubs && c.subs.size > 0) {
-          info.subscriptions_list = subs === "detail"
-            ? [...c.subs.values()].map((s) => subDetail(c, s))
-            : [...c.subs.values()].map((s) => s.subject);
+        if (auth) {
+          if (c.user?.name) info.authorized_user = c.user.name;
+          if (c.account) info.account = c.account;
+        }
+        if (subs === "detail" && c.subs.size > 0) {
+          info.subscriptions_list_detail = [...c.subs.values()].map((s) => subDetail(c, s, false));
+        } else if (withSubs && c.subs.size > 0) {
+          info.subscriptions_list = [...c.subs.values()].map((s) => s.subject);
         }
         return info;
       }),
@@ -191,22 +195,23 @@ export class MonitorServer {
 
   private subsz(q: URLSearchParams): Record<string, unknown> {
     const e = this.edge, st = e.link.stats();
-    const out: Record<string, unknown> = {
-      server_id: e.serverId,
-      now: new Date().toISOString(),
+    const subs = q.get("subs");
+    const list = subs === "1" || subs === "true" || subs === "detail";
+    // nats-server names itself and the time only when it lists subscriptions.
+    const out: Record<string, unknown> = list ? { server_id: e.serverId, now: new Date().toISOString() } : {};
+    Object.assign(out, {
       num_subscriptions: st.subscriptions,
       num_cache: st.cacheEntries,
       num_inserts: st.inserts,
       num_removes: st.removes,
       num_matches: st.matches,
       cache_hit_rate: st.matches === 0 ? 0 : st.cacheHits / st.matches,
-      max_fanout: 0,
-      avg_fanout: 0,
-    };
-    const subs = q.get("subs");
-    if (subs === "1" || subs === "true" || subs === "detail") {
+      max_fanout: st.maxFanout,
+      avg_fanout: st.avgFanout,
+    });
+    if (list) {
       const test = q.get("test");
-      let all = [...e.clients.values()].flatMap((c) => [...c.subs.values()].map((s) => subDetail(c, s)));
+      let all = [...e.clients.values()].flatMap((c) => [...c.subs.values()].map((s) => subDetail(c, s, true)));
       if (test) all = all.filter((s) => subjectMatches(s.subject, test));
       const offset = Math.max(0, Number(q.get("offset") ?? 0) || 0);
       const limit = Math.max(0, Number(q.get("limit") ?? 1024) || 1024);
@@ -236,10 +241,13 @@ const SORTS: Record<string, Sorter> = {
   reason: (a, b) => (a.closeReason ?? "").localeCompare(b.closeReason ?? ""),
 };
 
-function subDetail(c: NatsClient, s: { subject: string; queue: string | undefined; sid: string; delivered: number; max: number }) {
-  const d: { account: string; subject: string; qgroup?: string; sid: string; msgs: number; max?: number; cid: number } = {
-    account: c.account || "$G", subject: s.subject, sid: s.sid, msgs: s.delivered, cid: c.cid,
+/** nats-server's SubDetail; /subsz names the account, /connz (per connection) does not. */
+function subDetail(c: NatsClient, s: { subject: string; queue: string | undefined; sid: string; delivered: number; max: number },
+                   withAccount: boolean) {
+  const d: { account?: string; subject: string; qgroup?: string; sid: string; msgs: number; max?: number; cid: number } = {
+    subject: s.subject, sid: s.sid, msgs: s.delivered, cid: c.cid,
   };
+  if (withAccount) d.account = c.account || "$G";
   if (s.queue !== undefined) d.qgroup = s.queue;
   if (s.max > 0) d.max = s.max;
   return d;

@@ -3,7 +3,7 @@
 import { ERR, ProtocolError, type CloseReason } from "../../common/errors.js";
 import { isValidLiteralSubject, isValidSubject } from "../../common/subject.js";
 import type { Connection, RouterLink, Subscriber } from "../../router/link.js";
-import type { AuthenticatedUser, AuthPipeline, ConnectionType } from "../auth/index.js";
+import type { AuthenticatedUser, AuthPipeline, ConnectionType, Credentials } from "../auth/index.js";
 import { Outbound, type Transport } from "../outbound.js";
 import { NatsParser, type ParserSink } from "./parser.js";
 import { PermissionChecker } from "../auth/permissions.js";
@@ -120,6 +120,8 @@ export class NatsClient implements ParserSink, Connection {
   user: AuthenticatedUser | undefined;
   account = "";
   private perms: PermissionChecker | undefined;
+  /** Kept to authenticate again when a reload changes the authorization config. */
+  private credentials: Credentials = {};
 
   inMsgs = 0;
   outMsgs = 0;
@@ -205,18 +207,10 @@ export class NatsClient implements ParserSink, Connection {
     if (this.noResponders && !this.headers) return this.close("Protocol Violation", ERR.noRespondersNeedsHeaders);
 
     if (!this.connected) {
-      const result = this.ctx.auth.authenticate(
-        { user: c.user, pass: c.pass, token: c.auth_token },
-        { connectionType: this.connectionType },
-      );
-      if (!result.ok) {
-        this.ctx.authFailed(this, result.reason);
-        return this.close("Authentication Failure", ERR.authorization);
-      }
-      this.user = result.user;
-      this.account = result.user.account;
-      this.perms = result.user.permissions ? new PermissionChecker(result.user.permissions) : undefined;
+      this.credentials = { user: c.user, pass: c.pass, token: c.auth_token };
+      if (!this.authenticate()) return;
       this.connected = true;
+      this.rttMs = Date.now() - this.startTime.getTime(); // INFO → CONNECT, until a PING measures it
       if (this.authTimer) clearTimeout(this.authTimer);
       this.authTimer = undefined;
     }
@@ -332,11 +326,39 @@ export class NatsClient implements ParserSink, Connection {
     this.close(reason); // nats-server sends no -ERR to a slow consumer
   }
 
-  /** Apply reloaded limits to this live connection. */
+  /** Apply a reloaded config to this live connection: limits, then authorization. */
   applyOptions(o: Options): void {
     this.parser.limits = { maxControlLine: o.maxControlLine, maxPayload: o.maxPayload };
     this.outbound.setLimits(o.maxPending, o.writeDeadlineMs);
     this.armPing();
+    if (!this.connected) return;
+    const account = this.account;
+    if (!this.authenticate()) return;
+    if (this.account !== account) {
+      this.account = account; // its subscriptions live in the old account's index
+      return this.close("Authentication Failure", ERR.authorization);
+    }
+    // Subscriptions the new permissions no longer allow are dropped, as nats-server does.
+    for (const sub of [...this.subs.values()]) {
+      if (this.perms && !this.perms.canSubscribe(sub.subject, sub.queue)) {
+        this.removeSubscription(sub);
+        this.err(ERR.subPermissionRevoked(sub.subject, sub.sid));
+      }
+    }
+  }
+
+  /** Runs the auth pipeline on the CONNECT credentials; on refusal, closes the connection. */
+  private authenticate(): boolean {
+    const result = this.ctx.auth.authenticate(this.credentials, { connectionType: this.connectionType });
+    if (!result.ok) {
+      this.ctx.authFailed(this, result.reason);
+      this.close("Authentication Failure", ERR.authorization);
+      return false;
+    }
+    this.user = result.user;
+    this.account = result.user.account;
+    this.perms = result.user.permissions ? new PermissionChecker(result.user.permissions) : undefined;
+    return true;
   }
 
   close(reason: CloseReason, errText?: string): void {

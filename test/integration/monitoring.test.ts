@@ -1,0 +1,464 @@
+// The monitoring listener: /healthz, /varz, /connz, /subsz in nats-server's JSON shapes, and
+// /metrics in Prometheus text. Shapes are checked against the real nats-server 2.9 driven by
+// the same nats.js traffic; every difference is listed below as a known set, so a key that
+// meshbroker drops (or newly adds) fails the test. Values are checked against the traffic.
+import { afterEach, beforeAll, afterAll, describe, expect, it } from "vitest";
+import { connect, type NatsConnection, type NatsError } from "nats";
+import { startBroker, type TestBroker } from "../helpers/broker.js";
+import { startNatsServer, type RealNatsServer } from "../helpers/nats-server.js";
+import { rawConnect, closedWithin, type RawClient } from "../helpers/raw.js";
+
+// ---- known differences from nats-server 2.9.10 (key names; values differ freely) ----
+
+/** /varz keys only nats-server has: meshbroker has no system account. */
+const VARZ_ONLY_NATS_SERVER = ["system_account"];
+const VARZ_ONLY_MESHBROKER: string[] = [];
+/** /connz connection keys only meshbroker has (none: `account` and `authorized_user`
+ *  appear only with `?auth=1`, as in nats-server). */
+const CONN_ONLY_NATS_SERVER: string[] = [];
+const CONN_ONLY_MESHBROKER: string[] = [];
+/** /subsz without ?subs: nats-server sends the bare sublist stats. */
+const SUBSZ_ONLY_NATS_SERVER: string[] = [];
+const SUBSZ_ONLY_MESHBROKER: string[] = [];
+
+/** The connection fields NATS tooling reads (nats-server's key set for a client with subs). */
+const CONNECTION_KEYS = [
+  "cid", "kind", "type", "ip", "port", "start", "last_activity", "rtt", "uptime", "idle",
+  "pending_bytes", "in_msgs", "out_msgs", "in_bytes", "out_bytes", "subscriptions",
+  "name", "lang", "version", "subscriptions_list",
+];
+
+interface Conn {
+  cid: number; kind: string; type: string; ip: string; port: number; name?: string;
+  subscriptions: number; subscriptions_list?: string[]; subscriptions_list_detail?: unknown[];
+  in_msgs: number; out_msgs: number; in_bytes: number; out_bytes: number; pending_bytes: number;
+  reason?: string; stop?: string; [k: string]: unknown;
+}
+interface Connz { server_id: string; now: string; num_connections: number; total: number; offset: number; limit: number; connections: Conn[] }
+interface SubDetail { account: string; subject: string; qgroup?: string; sid: string; msgs: number; cid: number; [k: string]: unknown }
+interface Subsz { num_subscriptions: number; total?: number; offset?: number; limit?: number; subscriptions_list?: SubDetail[]; [k: string]: unknown }
+type Varz = Record<string, unknown> & {
+  in_msgs: number; out_msgs: number; in_bytes: number; out_bytes: number;
+  connections: number; total_connections: number; subscriptions: number; slow_consumers: number;
+};
+
+const enc = new TextEncoder();
+const sorted = (a: Iterable<string>) => [...a].sort();
+const onlyIn = (a: object, b: object) => sorted(Object.keys(a).filter((k) => !(k in b)));
+
+async function getJson<T>(httpPort: number, pathAndQuery: string): Promise<T> {
+  const res = await fetch(`http://127.0.0.1:${httpPort}${pathAndQuery}`);
+  expect(res.status, `${pathAndQuery}`).toBe(200);
+  expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+  return (await res.json()) as T;
+}
+
+/** Re-fetches until `pred` holds (the server notices a client's close on its own schedule). */
+async function until<T>(fetchIt: () => Promise<T>, pred: (v: T) => boolean, timeoutMs = 3_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fetchIt();
+    if (pred(v)) return v;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs}ms; last: ${JSON.stringify(v)}`);
+  }
+}
+
+const clients: NatsConnection[] = [];
+async function client(port: number, opts: Parameters<typeof connect>[0] = {}): Promise<NatsConnection> {
+  const nc = await connect({ port, reconnect: false, ...opts });
+  clients.push(nc);
+  return nc;
+}
+
+const raws: RawClient[] = [];
+
+let b: TestBroker | undefined;
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((nc) => nc.close().catch(() => {})));
+  await Promise.all(raws.splice(0).map((c) => c.close()));
+  await b?.stop();
+  b = undefined;
+});
+
+// ---------------------------------------------------------------------------------------
+// Shapes, side by side with nats-server
+// ---------------------------------------------------------------------------------------
+
+/** The same client activity against any server; returns what its endpoints answer. */
+async function exercise(natsPort: number, httpPort: number) {
+  const keep = await client(natsPort, { name: "keeper" });
+  keep.subscribe("shape.*");
+  keep.subscribe("shape.q", { queue: "workers" });
+  const gone = await client(natsPort, { name: "goner" });
+  gone.subscribe("shape.gone");
+  await gone.flush();
+  keep.publish("shape.a", enc.encode("hello"));
+  await keep.flush();
+  await gone.close();
+  const closed = await until(
+    () => getJson<Connz>(httpPort, "/connz?state=closed&subs=1"),
+    (c) => c.connections.some((x) => x.name === "goner"),
+  );
+  const out = {
+    varz: await getJson<Varz>(httpPort, "/varz"),
+    connz: await getJson<Connz>(httpPort, "/connz?subs=1"),
+    closed,
+    detail: await getJson<Connz>(httpPort, "/connz?subs=detail"),
+    subsz: await getJson<Subsz>(httpPort, "/subsz?subs=1"),
+    subszBare: await getJson<Subsz>(httpPort, "/subsz"),
+  };
+  await keep.close();
+  return out;
+}
+
+type Shapes = Awaited<ReturnType<typeof exercise>>;
+
+describe("monitoring JSON shapes match nats-server 2.9", () => {
+  let ns: RealNatsServer | undefined;
+  let reference: Shapes;
+  let ours: Shapes;
+
+  beforeAll(async () => {
+    ns = await startNatsServer('http: "127.0.0.1:-1"');
+    const m = ns.log().match(/Starting http monitor on [^\s]*:(\d+)/);
+    if (!m) throw new Error(`nats-server did not log its monitoring port:\n${ns.log()}`);
+    reference = await exercise(ns.port, Number(m[1]));
+    await Promise.all(clients.splice(0).map((nc) => nc.close().catch(() => {})));
+    const mb = await startBroker({ monitoring: true });
+    try {
+      ours = await exercise(mb.natsPort, mb.httpPort!);
+    } finally {
+      await Promise.all(clients.splice(0).map((nc) => nc.close().catch(() => {})));
+      await mb.stop();
+    }
+  }, 30_000);
+  afterAll(async () => { await ns?.stop(); });
+
+  const byName = (c: Connz, name: string) => {
+    const conn = c.connections.find((x) => x.name === name);
+    if (!conn) throw new Error(`no connection named ${name} in ${JSON.stringify(c)}`);
+    return conn;
+  };
+
+  it("/varz has nats-server's keys, with the same JSON types", () => {
+    expect(onlyIn(reference.varz, ours.varz)).toEqual(VARZ_ONLY_NATS_SERVER);
+    expect(onlyIn(ours.varz, reference.varz)).toEqual(VARZ_ONLY_MESHBROKER);
+    for (const k of Object.keys(ours.varz)) {
+      if (!(k in reference.varz)) continue;
+      expect([k, typeof ours.varz[k]]).toEqual([k, typeof reference.varz[k]]);
+    }
+  });
+
+  it("/connz?subs=1 has nats-server's keys, top level and per connection", () => {
+    expect(sorted(Object.keys(ours.connz))).toEqual(sorted(Object.keys(reference.connz)));
+    const r = byName(reference.connz, "keeper"), o = byName(ours.connz, "keeper");
+    expect(sorted(Object.keys(r))).toEqual(sorted(CONNECTION_KEYS)); // the reference itself
+    expect(onlyIn(r, o)).toEqual(CONN_ONLY_NATS_SERVER);
+    expect(onlyIn(o, r)).toEqual(CONN_ONLY_MESHBROKER);
+    for (const k of CONNECTION_KEYS) expect([k, typeof o[k]]).toEqual([k, typeof r[k]]);
+    expect({ kind: o.kind, type: o.type }).toEqual({ kind: r.kind, type: r.type });
+    expect(sorted(o.subscriptions_list!)).toEqual(sorted(r.subscriptions_list!));
+  });
+
+  it("/connz?state=closed lists a closed client with stop and reason, like nats-server", () => {
+    const r = byName(reference.closed, "goner"), o = byName(ours.closed, "goner");
+    expect(onlyIn(r, o)).toEqual(CONN_ONLY_NATS_SERVER);
+    expect(onlyIn(o, r)).toEqual(CONN_ONLY_MESHBROKER);
+    expect(o.reason).toBe(r.reason);
+    expect(o.reason).toBe("Client Closed");
+    expect(o.subscriptions_list).toEqual(r.subscriptions_list);
+  });
+
+  it("/connz?subs=detail puts the details under subscriptions_list_detail, like nats-server", () => {
+    const r = byName(reference.detail, "keeper"), o = byName(ours.detail, "keeper");
+    expect(r.subscriptions_list_detail).toBeDefined();
+    expect(onlyIn(r, o)).toEqual(CONN_ONLY_NATS_SERVER);
+    expect(onlyIn(o, r)).toEqual(CONN_ONLY_MESHBROKER);
+  });
+
+  it("/subsz?subs=1 has nats-server's keys, top level and per subscription", () => {
+    expect(sorted(Object.keys(ours.subsz))).toEqual(sorted(Object.keys(reference.subsz)));
+    const pick = (s: Subsz, subject: string) => s.subscriptions_list!.find((x) => x.subject === subject)!;
+    for (const subject of ["shape.*", "shape.q"]) {
+      expect(sorted(Object.keys(pick(ours.subsz, subject)))).toEqual(sorted(Object.keys(pick(reference.subsz, subject))));
+    }
+    expect(pick(ours.subsz, "shape.q").qgroup).toBe("workers");
+  });
+
+  it("/subsz without subs differs from nats-server only by the known keys", () => {
+    expect(onlyIn(reference.subszBare, ours.subszBare)).toEqual(SUBSZ_ONLY_NATS_SERVER);
+    expect(onlyIn(ours.subszBare, reference.subszBare)).toEqual(SUBSZ_ONLY_MESHBROKER);
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+// Behaviour, against meshbroker alone
+// ---------------------------------------------------------------------------------------
+
+describe("monitoring endpoints", () => {
+  it("/healthz answers {\"status\":\"ok\"}", async () => {
+    b = await startBroker({ monitoring: true });
+    expect(await getJson(b.httpPort!, "/healthz")).toEqual({ status: "ok" });
+  });
+
+  it("an unknown path is a 404", async () => {
+    b = await startBroker({ monitoring: true });
+    const res = await fetch(`http://127.0.0.1:${b.httpPort}/no-such-endpoint`);
+    expect(res.status).toBe(404);
+    await res.arrayBuffer();
+  });
+
+  it("/varz counters follow nats.js traffic", async () => {
+    b = await startBroker({ monitoring: true });
+    const port = b.httpPort!;
+    const v0 = await getJson<Varz>(port, "/varz");
+    expect(v0).toMatchObject({ connections: 0, total_connections: 0, subscriptions: 0, in_msgs: 0, out_msgs: 0 });
+    expect(v0.port).toBe(b.natsPort);
+    expect(v0.http_port).toBe(port);
+
+    const subc = await client(b.natsPort);
+    const pubc = await client(b.natsPort);
+    const sub = subc.subscribe("varz.>", { max: 3 });
+    await subc.flush();
+    for (let i = 0; i < 3; i++) pubc.publish(`varz.${i}`, enc.encode("0123456789"));
+    let got = 0;
+    for await (const _ of sub) got++; // ends after max: 3
+    expect(got).toBe(3);
+    // The auto-unsubscribe has been processed once a PING after it is answered.
+    await subc.flush();
+
+    const v1 = await getJson<Varz>(port, "/varz");
+    expect(v1).toMatchObject({
+      in_msgs: 3, out_msgs: 3, in_bytes: 30, out_bytes: 30,
+      connections: 2, total_connections: 2, subscriptions: 0, slow_consumers: 0,
+    });
+
+    const live = subc.subscribe("varz.live");
+    const live2 = subc.subscribe("varz.live2");
+    await subc.flush();
+    expect((await getJson<Varz>(port, "/varz")).subscriptions).toBe(2);
+    live.unsubscribe();
+    live2.unsubscribe();
+    await pubc.close();
+    await subc.flush();
+    const v2 = await until(() => getJson<Varz>(port, "/varz"), (v) => v.connections === 1);
+    expect(v2).toMatchObject({ connections: 1, total_connections: 2, subscriptions: 0 });
+    expect((v2.http_req_stats as Record<string, number>)["/varz"]).toBeGreaterThanOrEqual(3);
+  });
+
+  it("/connz pages, sorts, lists subscriptions and closed connections", async () => {
+    b = await startBroker({ monitoring: true });
+    const port = b.httpPort!;
+    // c1: 1 sub, c2: 3 subs, c3: 2 subs; connected in this order.
+    const subjects: Record<string, string[]> = { c1: ["a.1"], c2: ["b.1", "b.2", "b.>"], c3: ["c.1", "c.*"] };
+    const conns: Record<string, NatsConnection> = {};
+    for (const name of ["c1", "c2", "c3"]) {
+      const nc = await client(b.natsPort, { name });
+      for (const s of subjects[name]) nc.subscribe(s);
+      await nc.flush();
+      conns[name] = nc;
+    }
+    conns.c1.publish("b.1", enc.encode("xyz")); // c2 gets it twice (b.1 and b.>)
+    await conns.c1.flush();
+    await conns.c2.flush();
+
+    const all = await getJson<Connz>(port, "/connz");
+    expect(all).toMatchObject({ num_connections: 3, total: 3, offset: 0, limit: 1024 });
+    expect(all.connections.map((c) => c.name)).toEqual(["c1", "c2", "c3"]); // by cid
+    const cids = all.connections.map((c) => c.cid);
+    for (const c of all.connections) {
+      expect(c).toMatchObject({ kind: "Client", type: "nats", ip: "127.0.0.1", lang: "nats.js" });
+      expect(c.subscriptions_list).toBeUndefined();
+    }
+    expect(all.connections[0]).toMatchObject({ in_msgs: 1, in_bytes: 3, out_msgs: 0 });
+    expect(all.connections[1]).toMatchObject({ in_msgs: 0, out_msgs: 2, out_bytes: 6, subscriptions: 3 });
+
+    const page = await getJson<Connz>(port, "/connz?limit=1&offset=1");
+    expect(page).toMatchObject({ num_connections: 1, total: 3, offset: 1, limit: 1 });
+    expect(page.connections.map((c) => c.cid)).toEqual([cids[1]]);
+    const past = await getJson<Connz>(port, "/connz?offset=5");
+    expect(past).toMatchObject({ num_connections: 0, total: 3, offset: 5, connections: [] });
+
+    const bySubs = await getJson<Connz>(port, "/connz?sort=subs");
+    expect(bySubs.connections.map((c) => c.name)).toEqual(["c2", "c3", "c1"]);
+    const byMsgsTo = await getJson<Connz>(port, "/connz?sort=msgs_to&limit=1");
+    expect(byMsgsTo.connections.map((c) => c.name)).toEqual(["c2"]);
+
+    const withSubs = await getJson<Connz>(port, "/connz?subs=1");
+    for (const c of withSubs.connections) {
+      expect(sorted(Object.keys(c)).filter((k) => !CONN_ONLY_MESHBROKER.includes(k))).toEqual(sorted(CONNECTION_KEYS));
+      expect(sorted(c.subscriptions_list!)).toEqual(sorted(subjects[c.name!]));
+    }
+    const one = await getJson<Connz>(port, `/connz?cid=${cids[2]}&subs=1`);
+    expect(one.connections.map((c) => c.name)).toEqual(["c3"]);
+
+    await conns.c2.close();
+    const closed = await until(() => getJson<Connz>(port, "/connz?state=closed&subs=1"), (c) => c.total === 1);
+    expect(closed.connections).toHaveLength(1);
+    const c2 = closed.connections[0];
+    expect(c2).toMatchObject({ cid: cids[1], name: "c2", reason: "Client Closed", subscriptions: 3 });
+    expect(typeof c2.stop).toBe("string");
+    expect(Date.parse(c2.stop!)).toBeGreaterThanOrEqual(Date.parse(c2.start as string));
+    expect(sorted(c2.subscriptions_list!)).toEqual(sorted(subjects.c2));
+    const open = await getJson<Connz>(port, "/connz");
+    expect(open.connections.map((c) => c.name)).toEqual(["c1", "c3"]);
+    expect(open.connections.some((c) => "reason" in c)).toBe(false);
+    const any = await getJson<Connz>(port, "/connz?state=all&sort=cid");
+    expect(any.total).toBe(3);
+  });
+
+  it("/subsz?subs=1 lists every subscription with nats-server's fields", async () => {
+    b = await startBroker({ monitoring: true });
+    const port = b.httpPort!;
+    const nc = await client(b.natsPort);
+    nc.subscribe("orders.new");
+    nc.subscribe("orders.*", { queue: "workers" });
+    nc.subscribe("audit.>");
+    await nc.flush();
+    nc.publish("orders.new", enc.encode("1"));
+    await nc.flush();
+
+    const s = await getJson<Subsz>(port, "/subsz?subs=1");
+    expect(s).toMatchObject({ num_subscriptions: 3, total: 3, offset: 0, limit: 1024 });
+    for (const k of ["num_cache", "num_inserts", "num_removes", "num_matches", "cache_hit_rate", "max_fanout", "avg_fanout"]) {
+      expect(typeof s[k], k).toBe("number");
+    }
+    const list = s.subscriptions_list!;
+    expect(sorted(list.map((x) => x.subject))).toEqual(["audit.>", "orders.*", "orders.new"]);
+    for (const d of list) {
+      const keys = sorted(Object.keys(d));
+      expect(keys).toEqual(sorted(["account", "subject", "sid", "msgs", "cid", ...(d.qgroup ? ["qgroup"] : [])]));
+      expect(d.account).toBe("$G");
+    }
+    expect(list.find((x) => x.subject === "orders.*")!.qgroup).toBe("workers");
+    expect(list.find((x) => x.subject === "orders.new")!.msgs).toBe(1);
+
+    const matching = await getJson<Subsz>(port, "/subsz?subs=1&test=orders.new");
+    expect(sorted(matching.subscriptions_list!.map((x) => x.subject))).toEqual(["orders.*", "orders.new"]);
+    const bare = await getJson<Subsz>(port, "/subsz");
+    expect(bare.num_subscriptions).toBe(3);
+    expect(bare.subscriptions_list).toBeUndefined();
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+// /metrics
+// ---------------------------------------------------------------------------------------
+
+interface Sample { name: string; labels: Record<string, string>; value: number }
+
+/** Prometheus text exposition format → samples (enough of it for prom-client's output). */
+function parseProm(text: string): { samples: Sample[]; types: Record<string, string> } {
+  const samples: Sample[] = [];
+  const types: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    if (line === "") continue;
+    const t = /^# TYPE (\S+) (\S+)$/.exec(line);
+    if (t) { types[t[1]] = t[2]; continue; }
+    if (line.startsWith("#")) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)(?: \d+)?$/.exec(line);
+    if (!m) throw new Error(`not a Prometheus sample line: ${JSON.stringify(line)}`);
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
+    samples.push({ name: m[1], labels, value: Number(m[3]) });
+  }
+  return { samples, types };
+}
+
+describe("/metrics", () => {
+  it("is Prometheus text whose values follow the traffic and failed logins", async () => {
+    b = await startBroker({
+      monitoring: true,
+      config: "authorization { users: [ { user: a, password: b } ] }\n",
+    });
+    const port = b.httpPort!;
+    const subc = await client(b.natsPort, { user: "a", pass: "b" });
+    const pubc = await client(b.natsPort, { user: "a", pass: "b" });
+    const sub = subc.subscribe("metrics.>", { max: 4 });
+    subc.subscribe("metrics.idle");
+    await subc.flush();
+    for (let i = 0; i < 4; i++) pubc.publish("metrics.x", enc.encode("abcde")); // 4 x 5 bytes
+    let got = 0;
+    for await (const _ of sub) got++;
+    expect(got).toBe(4);
+    await subc.flush();
+
+    const denied = await connect({ port: b.natsPort, user: "a", pass: "wrong", reconnect: false })
+      .then((nc) => { clients.push(nc); return undefined; }, (e: NatsError) => e);
+    expect(denied?.code).toBe("AUTHORIZATION_VIOLATION");
+    // The failed client shows up as closed with its reason.
+    const closed = await until(() => getJson<Connz>(port, "/connz?state=closed"), (c) => c.total === 1);
+    expect(closed.connections[0].reason).toBe("Authentication Failure");
+
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+    const { samples, types } = parseProm(await res.text());
+    const one = (name: string, labels: Record<string, string> = {}) => {
+      const found = samples.filter((s) => s.name === name &&
+        Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+      expect(found, `${name}${JSON.stringify(labels)} in /metrics`).toHaveLength(1);
+      return found[0].value;
+    };
+
+    expect(one("meshbroker_connections", { type: "STANDARD" })).toBe(2);
+    expect(one("meshbroker_messages_received_total")).toBe(4);
+    expect(one("meshbroker_messages_sent_total")).toBe(4);
+    expect(one("meshbroker_bytes_received_total")).toBe(20);
+    expect(one("meshbroker_bytes_sent_total")).toBe(20);
+    expect(one("meshbroker_subscriptions")).toBe(1); // metrics.idle; metrics.> ended after 4
+    expect(one("meshbroker_slow_consumers_total")).toBe(0);
+    expect(one("meshbroker_connections_total")).toBe(3);
+    const failures = samples.filter((s) => s.name === "meshbroker_auth_failures_total");
+    expect(failures).toHaveLength(1);
+    expect(failures[0].value).toBe(1);
+    expect(failures[0].labels.reason, "auth failures carry a non-empty reason label").toMatch(/\S/);
+    expect(one("process_resident_memory_bytes")).toBeGreaterThan(0);
+
+    expect(types).toMatchObject({
+      meshbroker_connections: "gauge",
+      meshbroker_subscriptions: "gauge",
+      meshbroker_messages_received_total: "counter",
+      meshbroker_messages_sent_total: "counter",
+      meshbroker_bytes_received_total: "counter",
+      meshbroker_slow_consumers_total: "counter",
+      meshbroker_auth_failures_total: "counter",
+    });
+
+    // Scraping again after more traffic moves the counters (nothing is cached at first scrape).
+    pubc.publish("metrics.idle", enc.encode("1234567"));
+    await pubc.flush();
+    await subc.flush();
+    const again = parseProm(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).samples;
+    const val = (name: string) => again.find((s) => s.name === name)?.value;
+    expect(val("meshbroker_messages_received_total")).toBe(5);
+    expect(val("meshbroker_bytes_received_total")).toBe(27);
+    expect(val("meshbroker_messages_sent_total")).toBe(5);
+  });
+
+  it("counts a slow consumer in /metrics, /varz and /connz", async () => {
+    // A small max_pending and a subscriber that stops reading: the broker must cut it off.
+    b = await startBroker({ monitoring: true, config: "max_pending: 64KB\nmax_payload: 1KB\n" });
+    const port = b.httpPort!;
+    const reader = await rawConnect(b.natsPort);
+    raws.push(reader);
+    await reader.send('CONNECT {"verbose":false,"pedantic":false}\r\nSUB slow 1\r\nPING\r\n');
+    await reader.expect("PONG\r\n");
+    reader.socket.pause();
+
+    const pub = await client(b.natsPort);
+    const payload = new Uint8Array(1000).fill(97);
+    // Far more than the socket buffers of loopback can hold, so the broker's queue must grow.
+    for (let i = 0; i < 40_000; i++) pub.publish("slow", payload);
+    await pub.flush();
+    reader.socket.resume();
+    await closedWithin(reader, 15_000);
+
+    const v = await getJson<Varz>(port, "/varz");
+    expect(v.slow_consumers).toBe(1);
+    const closed = await getJson<Connz>(port, "/connz?state=closed");
+    expect(closed.connections.map((c) => c.reason)).toEqual(["Slow Consumer (Pending Bytes)"]);
+    const metrics = parseProm(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).samples;
+    expect(metrics.find((s) => s.name === "meshbroker_slow_consumers_total")?.value).toBe(1);
+  }, 30_000);
+});
