@@ -32,6 +32,9 @@ export function applyDefaults(overrides: Partial<Options> = {}): Options {
     lameDuckDurationMs: DEFAULTS.lameDuckDurationMs,
     lameDuckGracePeriodMs: DEFAULTS.lameDuckGracePeriodMs,
     authTimeoutMs: DEFAULTS.authTimeoutMs,
+    accounts: [],
+    operatorJwts: [],
+    resolverPreload: {},
     ...overrides,
     // The monitoring listener binds where the client listener does unless told otherwise.
     httpHost: overrides.httpHost ?? overrides.host ?? DEFAULTS.httpHost,

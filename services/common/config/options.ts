@@ -36,6 +36,72 @@ export interface AuthorizationConfig {
   defaultPermissions?: Permissions;
 }
 
+/** A `tls {}` block (main listener now; websocket and mqtt blocks reuse the type). */
+export interface TlsConfig {
+  certFile: string;
+  keyFile: string;
+  caFile?: string;
+  /** Require and verify a client certificate. */
+  verify: boolean;
+  /** verify + map the certificate's subject DN / SAN e-mail / SAN DNS to a configured user. */
+  verifyAndMap: boolean;
+  /** TLS handshake timeout (nats-server `timeout`, seconds in the file); default 2s. */
+  timeoutMs: number;
+  /** Optional restrictions, as nats-server: cipher suite names and curve preferences. */
+  ciphers?: string[];
+  curvePreferences?: string[];
+  /** SHA-256 hex fingerprints of accepted client certificates (nats-server `pinned_certs`). */
+  pinnedCerts?: string[];
+}
+
+/** What an account makes available to others (nats-server `exports`). */
+export interface ExportConfig {
+  kind: "stream" | "service";
+  subject: string;
+  /** Accounts allowed to import; undefined = public. */
+  accounts?: string[];
+  /** Services only: "Singleton" (default), "Stream" or "Chunked". */
+  responseType?: "Singleton" | "Stream" | "Chunked";
+}
+
+/** What an account takes from another (nats-server `imports`). */
+export interface ImportConfig {
+  kind: "stream" | "service";
+  account: string;
+  subject: string;
+  /** Streams: subject prefix/remap in the importing account (`prefix` or `to`);
+   *  services: the local subject clients request on (`to`), default = subject. */
+  to?: string;
+  prefix?: string;
+}
+
+export interface AccountConfig {
+  name: string;
+  users: UserConfig[];
+  exports: ExportConfig[];
+  imports: ImportConfig[];
+  defaultPermissions?: Permissions;
+}
+
+/** meshbroker extension: standard OIDC JWTs (RS256/ES256/EdDSA) verified against a JWKS file. */
+export interface OidcConfig {
+  jwksFile: string;
+  issuer?: string;
+  audience?: string;
+  /** Claim naming the user (default "sub"). */
+  userClaim: string;
+  /** Claim naming the account; absent claim → `account`. */
+  accountClaim?: string;
+  /** Account for tokens without the account claim (default "$G" / global). */
+  account?: string;
+  /** Claim holding NATS-style permissions ({publish, subscribe} with allow/deny lists). */
+  permissionsClaim?: string;
+  /** Permissions for tokens whose permissions claim is absent. */
+  defaultPermissions?: Permissions;
+  /** Allowed clock skew in seconds (default 60). */
+  clockToleranceSec: number;
+}
+
 export interface LogOptions {
   debug: boolean;
   trace: boolean;
