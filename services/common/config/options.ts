@@ -136,6 +136,19 @@ export interface Options {
   /** Auth timeout when `authorization.timeoutMs` is unset (nats-server: 2s, tls timeout + 1s with TLS). */
   authTimeoutMs: number;
   noAuthUser?: string;
+  /** `accounts {}`: named accounts with their users, exports and imports. */
+  accounts: AccountConfig[];
+  /** `system_account` (default "$SYS" when accounts or operator mode are used). */
+  systemAccount?: string;
+  /** Operator mode: operator JWTs (inline or read from the files named), `resolver: MEMORY`,
+   *  and `resolver_preload { ACCOUNT_PUBKEY: "account JWT" }`. */
+  operatorJwts: string[];
+  resolver?: "MEMORY";
+  resolverPreload: Record<string, string>;
+  /** meshbroker extension: `oidc {}`. */
+  oidc?: OidcConfig;
+  /** Main client listener TLS (`tls {}`). */
+  tls?: TlsConfig;
 
   /** Monitoring listener; undefined port = disabled, 0 = pick a free port. */
   httpHost: string;
