@@ -14,6 +14,9 @@ export const ERR = {
   invalidPublishSubject: "Invalid Publish Subject",
   tlsRequired: "Secure Connection - TLS Required",
   invalidProtocol: "invalid client protocol",
+  userAuthExpired: "User Authentication Expired",
+  accountAuthExpired: "Account Authentication Expired",
+  userAuthRevoked: "User Authentication Revoked",
   noRespondersNeedsHeaders: "no responders requires headers support",
   pubPermission: (subject: string) => `Permissions Violation for Publish to "${subject}"`,
   replyPermission: (reply: string) => `Permissions Violation for Publish with Reply of "${reply}"`,
@@ -31,12 +34,16 @@ export type CloseReason =
   | "Client Closed"
   | "Authentication Timeout"
   | "Authentication Failure"
+  | "Authentication Expired"
+  | "TLS Handshake Error"
   | "Slow Consumer (Pending Bytes)"
   | "Slow Consumer (Write Deadline)"
   | "Stale Connection"
   | "Protocol Violation"
   | "Parse Error"
-  | "Maximum Payload Exceeded"
+  | "Maximum Message Payload Exceeded"
+  | "Bad Client Protocol Version"
+  | "No Responders Requires Headers"
   | "Maximum Connections Exceeded"
   | "Maximum Control Line Exceeded"
   | "Read Error"

@@ -3,8 +3,9 @@
 
 const DOT = 46, STAR = 42, GT = 62;
 
+/** The whitespace nats-server rejects in subjects (a form feed is allowed). */
 function isSpace(c: number): boolean {
-  return c === 32 || c === 9 || c === 10 || c === 13 || c === 12;
+  return c === 32 || c === 9 || c === 10 || c === 13;
 }
 
 /** A subscription subject: no empty tokens, no whitespace, ">" only as the last token. */

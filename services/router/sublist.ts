@@ -118,7 +118,9 @@ export class Sublist {
     }
     const psubs: Subscriber[] = [];
     const groups = new Map<string, Subscriber[]>();
-    matchLevel(this.root, subject.split("."), 0, psubs, groups);
+    const tokens = subject.split(".");
+    // A subject with an empty token matches nothing, not even ">" (nats-server).
+    if (!tokens.includes("")) matchLevel(this.root, tokens, 0, psubs, groups);
     const result: MatchResult = psubs.length === 0 && groups.size === 0
       ? EMPTY
       : { psubs, qsubs: [...groups.values()] };

@@ -23,9 +23,10 @@ export interface ProtocolLimits {
 const CONTROL = 0, PAYLOAD = 1;
 const LF = 10, CR = 13, SPACE = 32, TAB = 9;
 
-const OP_CONNECT = 0, OP_PUB = 1, OP_HPUB = 2, OP_SUB = 3, OP_UNSUB = 4, OP_PING = 5, OP_PONG = 6;
-/** Operation names (clients may send them in any case), indexed by the OP_ constants; the last
- *  three (INFO, +OK, -ERR) are accepted from clients and ignored, as nats-server does. */
+const OP_CONNECT = 0, OP_PUB = 1, OP_HPUB = 2, OP_SUB = 3, OP_UNSUB = 4, OP_PING = 5, OP_PONG = 6,
+  OP_ERR = 9;
+/** Operation names (clients may send them in any case), indexed by the OP_ constants. INFO and
+ *  +OK from a client are ignored; -ERR closes the connection, as nats-server does. */
 const OPS = ["CONNECT", "PUB", "HPUB", "SUB", "UNSUB", "PING", "PONG", "INFO", "+OK", "-ERR"]
   .map((s) => Buffer.from(s, "latin1"));
 /** Most arguments any operation takes (HPUB: subject reply hdr total). */
@@ -45,6 +46,9 @@ export class NatsParser {
   private pubReply: string | undefined;
   private pubHdrLen = 0;
   private halted = false;
+  /** Input that arrived while suspended (waiting for an asynchronous CONNECT check). */
+  private held: Buffer | undefined;
+  private suspended = false;
   /** Argument offsets of the current control line (no per-line arrays). */
   private readonly argStart = new Int32Array(MAX_ARGS + 1);
   private readonly argEnd = new Int32Array(MAX_ARGS + 1);
@@ -56,9 +60,17 @@ export class NatsParser {
 
   /** Parse one chunk; throws ProtocolError on a violation (the caller closes the connection). */
   parse(chunk: Buffer): void {
+    if (this.suspended) {
+      this.hold(chunk, 0);
+      return;
+    }
     let pos = 0;
     const n = chunk.length;
     while (pos < n && !this.halted) {
+      if (this.suspended) {
+        this.hold(chunk, pos);
+        return;
+      }
       if (this.state === PAYLOAD) {
         pos = this.readPayload(chunk, pos);
         continue;
@@ -84,6 +96,24 @@ export class NatsParser {
     this.halted = true;
   }
 
+  /** Called by the sink during a callback: keep what follows until resume() (async auth). */
+  suspend(): void {
+    this.suspended = true;
+  }
+
+  /** Parse what arrived while suspended; throws like parse(). */
+  resume(): void {
+    this.suspended = false;
+    const held = this.held;
+    this.held = undefined;
+    if (held) this.parse(held);
+  }
+
+  private hold(chunk: Buffer, pos: number): void {
+    const rest = chunk.subarray(pos);
+    this.held = this.held ? Buffer.concat([this.held, rest]) : Buffer.from(rest);
+  }
+
   private keepPartialLine(chunk: Buffer, pos: number): void {
     const part = chunk.subarray(pos);
     const line = this.spill ? Buffer.concat([this.spill, part]) : Buffer.from(part);
@@ -92,7 +122,9 @@ export class NatsParser {
     if (!isOpPrefix(line, wordEnd, wordEnd < line.length)) {
       throw new ProtocolError(`unknown operation: ${snippet(line, 0)}`, ERR.unknownOp);
     }
-    if (wordEnd < line.length && line.length - wordEnd - 1 > this.limits.maxControlLine) {
+    // The CR of a CRLF split across reads is not part of the arguments.
+    const argEnd = line[line.length - 1] === CR ? line.length - 1 : line.length;
+    if (wordEnd < line.length && argEnd - wordEnd - 1 > this.limits.maxControlLine) {
       throw new ProtocolError("maximum control line exceeded", ERR.maxControlLine, "Maximum Control Line Exceeded");
     }
     this.spill = line;
@@ -103,7 +135,11 @@ export class NatsParser {
     if (end > start && buf[end - 1] === CR) end--;
     const wordEnd = skipToSpace(buf, start, end);
     const op = opCode(buf, start, wordEnd);
-    if (op < 0) throw new ProtocolError(`unknown operation: ${snippet(buf, start)}`, ERR.unknownOp);
+    // PUB, HPUB, SUB and UNSUB need a space after the name, as a byte-wise parser reads them
+    // (a bare CONNECT is a JSON error instead).
+    if (op < 0 || (op >= OP_PUB && op <= OP_UNSUB && wordEnd === end)) {
+      throw new ProtocolError(`unknown operation: ${snippet(buf, start)}`, ERR.unknownOp);
+    }
     const argsFrom = skipSpaces(buf, wordEnd, end);
     if (end - argsFrom > this.limits.maxControlLine) {
       throw new ProtocolError("maximum control line exceeded", ERR.maxControlLine, "Maximum Control Line Exceeded");
@@ -119,15 +155,16 @@ export class NatsParser {
       }
       case OP_UNSUB: {
         const n = this.splitArgs(buf, argsFrom, end);
-        if (n === 1) return this.sink.onUnsub(this.arg(buf, 0), undefined);
+        if (n !== 1 && n !== 2) throw new ProtocolError(`processUnsub Parse Error: ${snippet(buf, argsFrom)}`, undefined);
+        // A max that is not a number means none: unsubscribe now, as nats-server does.
         const max = n === 2 ? this.argInt(buf, 1) : -1;
-        if (max >= 0) return this.sink.onUnsub(this.arg(buf, 0), max);
-        throw new ProtocolError(`processUnsub Parse Error: ${snippet(buf, argsFrom)}`, undefined);
+        return this.sink.onUnsub(this.arg(buf, 0), max >= 0 ? max : undefined);
       }
       case OP_PING: return this.sink.onPing();
       case OP_PONG: return this.sink.onPong();
       case OP_CONNECT: return this.sink.onConnect(buf.toString("utf8", argsFrom, end));
-      default: return; // INFO, +OK, -ERR
+      case OP_ERR: throw new ProtocolError(`client sent -ERR: ${snippet(buf, argsFrom)}`, undefined, "Parse Error");
+      default: return; // INFO, +OK
     }
   }
 
@@ -153,7 +190,7 @@ export class NatsParser {
   private expectPayload(subject: string, reply: string | undefined, hdrLen: number, size: number): void {
     if (size > this.limits.maxPayload) {
       throw new ProtocolError(`maximum payload exceeded: ${size} vs ${this.limits.maxPayload}`, ERR.maxPayload,
-        "Maximum Payload Exceeded");
+        "Maximum Message Payload Exceeded");
     }
     this.pubSubject = subject;
     this.pubReply = reply;
@@ -175,6 +212,10 @@ export class NatsParser {
     const take = Math.min(need - this.payloadFilled, chunk.length - pos);
     chunk.copy(this.payload, this.payloadFilled, pos, pos + take);
     this.payloadFilled += take;
+    if (this.payloadFilled > this.payloadSize && this.payload[this.payloadSize] !== CR) {
+      this.payload = undefined; // the byte after the payload must start its CRLF: fail now
+      this.endPayload(chunk, 0, 0, true);
+    }
     if (this.payloadFilled === need) {
       const buf = this.payload;
       this.payload = undefined;
@@ -183,9 +224,9 @@ export class NatsParser {
     return pos + take;
   }
 
-  private endPayload(buf: Buffer, start: number, end: number): void {
+  private endPayload(buf: Buffer, start: number, end: number, malformed = false): void {
     this.state = CONTROL;
-    if (buf[end] !== CR || buf[end + 1] !== LF) {
+    if (malformed || buf[end] !== CR || buf[end + 1] !== LF) {
       throw new ProtocolError(`payload not followed by CRLF: ${snippet(buf, end)}`, ERR.unknownOp);
     }
     this.sink.onPub(this.pubSubject, this.pubReply, buf.subarray(start, end), this.pubHdrLen);
@@ -222,10 +263,10 @@ export class NatsParser {
     return this.lastSubject = buf.toString("latin1", s, e);
   }
 
-  /** A non-negative decimal argument, or -1. */
+  /** A non-negative decimal argument of at most 9 digits (as nats-server), or -1. */
   private argInt(buf: Buffer, i: number): number {
     const s = this.argStart[i], e = this.argEnd[i];
-    if (e === s || e - s > 15) return -1;
+    if (e === s || e - s > 9) return -1;
     let v = 0;
     for (let k = s; k < e; k++) {
       const d = buf[k] - 48;
@@ -246,7 +287,7 @@ function skipToSpace(buf: Buffer, i: number, end: number): number {
   return i;
 }
 
-/** The OP_ code of buf[start, end) compared case-insensitively, or -1. PING/PONG may carry a CR. */
+/** The OP_ code of buf[start, end) compared case-insensitively, or -1. */
 function opCode(buf: Buffer, start: number, end: number): number {
   const len = end - start;
   for (let op = 0; op < OPS.length; op++) {
@@ -256,7 +297,15 @@ function opCode(buf: Buffer, start: number, end: number): number {
     while (k < len && upper(buf[start + k]) === name[k]) k++;
     if (k === len) return op;
   }
+  // nats-server reads PING/PONG and skips whatever else is on the line ("PINGX" is a PING).
+  if (len > 4 && startsWith(buf, start, OPS[OP_PING])) return OP_PING;
+  if (len > 4 && startsWith(buf, start, OPS[OP_PONG])) return OP_PONG;
   return -1;
+}
+
+function startsWith(buf: Buffer, start: number, name: Buffer): boolean {
+  for (let k = 0; k < name.length; k++) if (upper(buf[start + k]) !== name[k]) return false;
+  return true;
 }
 
 /** Could buf[0, end) begin a known operation (complete = a space already followed it)? */
@@ -264,6 +313,7 @@ function isOpPrefix(buf: Buffer, end: number, complete: boolean): boolean {
   if (complete) return opCode(buf, 0, end) >= 0;
   let word = end;
   if (word > 0 && buf[word - 1] === CR) word--;
+  if (word > 4 && (startsWith(buf, 0, OPS[OP_PING]) || startsWith(buf, 0, OPS[OP_PONG]))) return true;
   return OPS.some((name) => {
     if (word > name.length) return false;
     for (let k = 0; k < word; k++) if (upper(buf[k]) !== name[k]) return false;
