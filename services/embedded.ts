@@ -4,7 +4,7 @@ import type { Logger } from "./common/log.js";
 import { EdgeServer } from "./edge/server.js";
 import { MonitorServer } from "./edge/monitor/http.js";
 import { createLocalLink } from "./router/link-local.js";
-import type { Router } from "./router/router.js";
+import { Router } from "./router/router.js";
 
 export interface EmbeddedBroker {
   readonly edge: EdgeServer;
@@ -19,8 +19,9 @@ export interface EmbeddedBroker {
 }
 
 export async function startEmbedded(options: Options, log: Logger): Promise<EmbeddedBroker> {
-  const { link, router } = createLocalLink();
+  const { link, router } = createLocalLink(new Router((m) => log.warn(m)));
   const edge = new EdgeServer({ options, link, log });
+  router.configureAccounts(edge.auth.accounts());
   await edge.listen();
   let monitor: MonitorServer | undefined;
   if (options.httpPort !== undefined) {
@@ -44,11 +45,13 @@ export async function startEmbedded(options: Options, log: Logger): Promise<Embe
         throw new Error(`config reload not supported for ${fixed.join(", ")} (restart to change listeners)`);
       }
       edge.reload(next);
+      router.configureAccounts(edge.auth.accounts());
       return changed;
     },
     async stop() {
       await edge.shutdown();
       await monitor?.close();
+      router.close();
     },
   };
 }

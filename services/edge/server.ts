@@ -1,6 +1,7 @@
 // The edge: client listeners, the live connections, server identity and INFO, traffic
 // counters, config reload. It reaches routing only through the RouterLink it is given.
 import net from "node:net";
+import tls from "node:tls";
 import { randomInt } from "node:crypto";
 import { ERR, type CloseReason } from "../common/errors.js";
 import type { Options } from "../common/config/options.js";
@@ -8,6 +9,7 @@ import type { Logger } from "../common/log.js";
 import type { RouterLink } from "../router/link.js";
 import { AuthPipeline } from "./auth/index.js";
 import { NatsClient, type ClientContext, type ClientTransport, type TrafficStats } from "./nats/client.js";
+import { createSecureContext, peerOf, serverOptions } from "./tls.js";
 
 /** The nats-server version whose client-visible behaviour meshbroker matches. Clients read
  *  INFO.version to decide which features (headers, no-responders) they may use. */
@@ -38,6 +40,7 @@ export class EdgeServer implements ClientContext {
   private nextCid = 1;
   private listener: net.Server | undefined;
   private shuttingDown = false;
+  private tlsContext: { config: object; context: tls.SecureContext } | undefined;
 
   constructor(deps: EdgeDeps) {
     this.options = deps.options;
@@ -83,9 +86,14 @@ export class EdgeServer implements ClientContext {
       headers: true,
     };
     if (this.auth.required) info.auth_required = true;
+    if (o.tls) {
+      info.tls_required = true;
+      if (o.tls.verify || o.tls.verifyAndMap) info.tls_verify = true;
+    }
     info.max_payload = o.maxPayload;
     info.client_id = client.cid;
     info.client_ip = client.remoteAddress;
+    if (client.nonce !== undefined) info.nonce = client.nonce;
     return info;
   }
 
@@ -103,9 +111,10 @@ export class EdgeServer implements ClientContext {
 
   /** Apply a reloaded config: limits and authorization take effect for live connections too. */
   reload(options: Options): void {
+    const auth = new AuthPipeline(options); // may throw (bad operator JWTs): nothing changed yet
     this.options = options;
     this.configLoadTime = new Date();
-    this.auth = new AuthPipeline(options);
+    this.auth = auth;
     this.log.reconfigure(options.log);
     for (const c of this.clients.values()) c.applyOptions(options);
   }
@@ -130,16 +139,11 @@ export class EdgeServer implements ClientContext {
       return;
     }
     const cid = this.nextCid++;
-    const client = new NatsClient(cid, socketTransport(socket), this,
-      socket.remoteAddress ?? "", socket.remotePort ?? 0);
+    const transport = new SocketTransport(socket);
+    const client = new NatsClient(cid, transport, this, socket.remoteAddress ?? "", socket.remotePort ?? 0);
     this.totalConnections++;
-    socket.on("data", (chunk: Buffer) => client.receive(chunk));
-    socket.on("error", (err) => {
-      this.log.debug(`read error: ${err.message}`, client.logContext());
-      client.close("Read Error");
-    });
-    socket.on("close", () => client.close("Client Closed"));
     if (this.clients.size >= this.options.maxConnections) {
+      listen(socket, client);
       client.sendInfo();
       this.log.error(`maximum connections of ${this.options.maxConnections} exceeded`, client.logContext());
       client.close("Maximum Connections Exceeded", ERR.maxConnections);
@@ -147,26 +151,76 @@ export class EdgeServer implements ClientContext {
     }
     this.clients.set(cid, client);
     this.log.debug("Client connection created", client.logContext());
+    const tlsConfig = this.options.tls;
+    if (!tlsConfig) {
+      listen(socket, client);
+      client.start();
+      return;
+    }
+    // nats-server 2.9: INFO goes out in the clear (tls_required), then the client starts TLS.
     client.start();
+    client.outbound.flush();
+    const secure = new tls.TLSSocket(socket, serverOptions(tlsConfig, this.secureContext()));
+    transport.socket = secure;
+    listen(secure, client);
+    const timer = setTimeout(() => {
+      this.log.error("TLS handshake timeout", client.logContext());
+      client.close("TLS Handshake Error");
+    }, tlsConfig.timeoutMs);
+    secure.once("secure", () => {
+      clearTimeout(timer);
+      const verified = peerOf(secure);
+      const pinned = tlsConfig.pinnedCerts;
+      if (pinned && pinned.length > 0 && !(verified && pinned.includes(verified.fingerprint))) {
+        this.log.error("client certificate is not pinned", client.logContext());
+        return client.close("TLS Handshake Error");
+      }
+      client.tlsPeer = verified?.peer;
+    });
+    secure.once("error", () => clearTimeout(timer));
+  }
+
+  /** Built once per config: the certificates are read when the first TLS client arrives. */
+  private secureContext(): tls.SecureContext {
+    if (!this.tlsContext || this.tlsContext.config !== this.options.tls) {
+      this.tlsContext = { config: this.options.tls!, context: createSecureContext(this.options.tls!) };
+    }
+    return this.tlsContext.context;
   }
 }
 
-/** A TCP socket as a client transport. */
-function socketTransport(socket: net.Socket): ClientTransport {
-  return {
-    write: (data) => { socket.write(data); },
-    get pendingBytes() { return socket.writableLength; },
-    onDrain: (cb) => { socket.once("drain", cb); },
-    // end() lets the kernel send what is queued; destroy if the peer never reads it.
-    close: () => {
-      socket.end();
-      setTimeout(() => socket.destroy(), 2_000).unref();
-    },
-    ended: () => new Promise<void>((resolve) => {
-      if (socket.destroyed) resolve();
-      else socket.once("close", () => resolve());
-    }),
-  };
+/** Feeds a socket's events to its client. */
+function listen(socket: net.Socket, client: NatsClient): void {
+  socket.on("data", (chunk: Buffer) => client.receive(chunk));
+  socket.on("error", (err) => {
+    client.ctxLog(`read error: ${err.message}`);
+    client.close(err.message.includes("SSL") || err.message.includes("TLS") ? "TLS Handshake Error" : "Read Error");
+  });
+  socket.on("close", () => client.close("Client Closed"));
+}
+
+/** A TCP (or TLS) socket as a client transport; the socket is swapped once TLS starts. */
+class SocketTransport implements ClientTransport {
+  constructor(public socket: net.Socket) {}
+
+  write(data: Buffer): void { this.socket.write(data); }
+  get pendingBytes(): number { return this.socket.writableLength; }
+  onDrain(cb: () => void): void { this.socket.once("drain", cb); }
+  pause(): void { this.socket.pause(); }
+  resume(): void { this.socket.resume(); }
+
+  /** end() lets the kernel send what is queued; destroy if the peer never takes it. */
+  close(): void {
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 2_000).unref();
+  }
+
+  ended(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (this.socket.destroyed) resolve();
+      else this.socket.once("close", () => resolve());
+    });
+  }
 }
 
 function newServerId(): string {

@@ -1,54 +1,61 @@
-// Routing: one sublist per account, fan-out to plain subscribers, one member per queue group,
-// and the no-responders status for requests nobody can answer.
-import { Sublist } from "./sublist.js";
+// Routing: one subject space per account, fan-out to plain subscribers, one member per queue
+// group, exports/imports between accounts, and the no-responders status for requests nobody
+// can answer.
+import { randomBytes } from "node:crypto";
+import type { AccountConfig } from "../common/config/options.js";
+import { subjectMatches } from "../common/subject.js";
+import { Account, wireAccounts, type Warn } from "./accounts.js";
 import type { Connection, PublishOptions, RouterLink, RouterStats, Subscriber } from "./link.js";
 
 /** "NATS/1.0 503\r\n\r\n": the status header nats-server sends for a request without responders. */
 const NO_RESPONDERS = Buffer.from("NATS/1.0 503\r\n\r\n", "latin1");
+/** How long a service-import reply route lives (nats-server's default response threshold). */
+const RESPONSE_TTL_MS = 2 * 60_000;
+const RESPONSE_PREFIX = "_R_.";
 
 export class Router implements RouterLink {
-  private readonly accounts = new Map<string, Sublist>();
+  private readonly accounts = new Map<string, Account>();
+  private readonly replyPrefix = `${RESPONSE_PREFIX}${randomBytes(4).toString("hex")}.`;
+  private replySeq = 0;
+  private sweeper: NodeJS.Timeout | undefined;
 
-  private sublist(account: string): Sublist {
-    let sl = this.accounts.get(account);
-    if (!sl) this.accounts.set(account, sl = new Sublist());
-    return sl;
+  constructor(private readonly warn: Warn = () => {}) {}
+
+  /** Declares the accounts and wires their exports/imports (again on reload). */
+  configureAccounts(configs: AccountConfig[]): void {
+    wireAccounts(configs, (name) => this.account(name), this.warn);
   }
 
   subscribe(account: string, sub: Subscriber): void {
-    this.sublist(account).insert(sub);
+    this.account(account).sublist.insert(sub);
   }
 
   unsubscribe(account: string, sub: Subscriber): void {
-    this.accounts.get(account)?.remove(sub);
+    this.accounts.get(account)?.sublist.remove(sub);
   }
 
   publish(account: string, subject: string, reply: string | undefined, data: Buffer, hdrLen: number,
           origin: Connection, options?: PublishOptions): void {
-    const sl = this.accounts.get(account);
-    let delivered = 0;
-    if (sl) {
-      const { psubs, qsubs } = sl.match(subject);
-      for (let i = 0; i < psubs.length; i++) {
-        const sub = psubs[i];
-        if (sub.conn === origin && !origin.echo) continue;
-        sub.deliver(subject, reply, data, hdrLen);
-        delivered++;
-      }
-      for (let g = 0; g < qsubs.length; g++) {
-        const member = pickMember(qsubs[g], origin);
-        if (member) {
-          member.deliver(subject, reply, data, hdrLen);
-          delivered++;
-        }
+    const acc = this.accounts.get(account);
+    if (!acc) return this.noResponders(undefined, reply, origin, options);
+    let delivered = deliver(acc, subject, reply, data, hdrLen, origin);
+
+    for (const imp of acc.streamImports) {
+      if (matches(imp.filter, subject)) delivered += deliver(imp.importer, imp.map(subject), reply, data, hdrLen, undefined);
+    }
+    for (const si of acc.serviceImports) {
+      if (!matches(si.local, subject)) continue;
+      const mapped = reply === undefined ? undefined : this.routeResponse(si.exporter, acc, reply, si.responseType === "Singleton");
+      delivered += deliver(si.exporter, si.map(subject), mapped, data, hdrLen, undefined);
+    }
+    if (acc.responses.size > 0 && subject.startsWith(RESPONSE_PREFIX)) {
+      const route = acc.responses.get(subject);
+      if (route) {
+        if (route.singleton) acc.responses.delete(subject);
+        delivered += deliver(route.account, route.reply, undefined, data, hdrLen, undefined);
       }
     }
-    if (delivered === 0 && reply !== undefined && options?.noResponders && sl) {
-      // Only the requester hears about it, on its own reply subscription.
-      for (const sub of sl.match(reply).psubs) {
-        if (sub.conn === origin) sub.deliver(reply, undefined, NO_RESPONDERS, NO_RESPONDERS.length);
-      }
-    }
+    if (delivered === 0) this.noResponders(acc, reply, origin, options);
   }
 
   stats(): RouterStats {
@@ -56,7 +63,7 @@ export class Router implements RouterLink {
       subscriptions: 0, cacheEntries: 0, matches: 0, cacheHits: 0, inserts: 0, removes: 0, maxFanout: 0, avgFanout: 0,
     };
     let fanoutTotal = 0;
-    for (const sl of this.accounts.values()) {
+    for (const { sublist: sl } of this.accounts.values()) {
       const f = sl.cacheFanout();
       s.maxFanout = Math.max(s.maxFanout, f.max);
       fanoutTotal += f.total;
@@ -71,21 +78,74 @@ export class Router implements RouterLink {
     return s;
   }
 
-  /** All subscribers of all accounts (monitoring). */
-  subscribers(): Subscriber[] {
-    const out: Subscriber[] = [];
-    for (const sl of this.accounts.values()) out.push(...sl.all());
-    return out;
+  close(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+
+  private account(name: string): Account {
+    let acc = this.accounts.get(name);
+    if (!acc) this.accounts.set(name, acc = new Account(name));
+    return acc;
+  }
+
+  /** A reply subject in the exporter that leads back to the requester's reply in its account. */
+  private routeResponse(exporter: Account, requester: Account, reply: string, singleton: boolean): string {
+    const mapped = this.replyPrefix + (this.replySeq++).toString(36);
+    exporter.responses.set(mapped, { account: requester, reply, singleton, expires: Date.now() + RESPONSE_TTL_MS });
+    this.sweeper ??= setInterval(() => this.sweepResponses(), 30_000).unref();
+    return mapped;
+  }
+
+  private sweepResponses(): void {
+    const now = Date.now();
+    for (const acc of this.accounts.values()) {
+      for (const [key, route] of acc.responses) if (route.expires <= now) acc.responses.delete(key);
+    }
+  }
+
+  /** Only the requester hears about it, on its own reply subscription. */
+  private noResponders(acc: Account | undefined, reply: string | undefined, origin: Connection,
+                       options: PublishOptions | undefined): void {
+    if (!acc || reply === undefined || !options?.noResponders) return;
+    for (const sub of acc.sublist.match(reply).psubs) {
+      if (sub.conn === origin) sub.deliver(reply, undefined, NO_RESPONDERS, NO_RESPONDERS.length);
+    }
   }
 }
 
+/** Local delivery in one account; `origin` is set only for the publisher's own account (echo). */
+function deliver(acc: Account, subject: string, reply: string | undefined, data: Buffer, hdrLen: number,
+                 origin: Connection | undefined): number {
+  const { psubs, qsubs } = acc.sublist.match(subject);
+  let delivered = 0;
+  for (let i = 0; i < psubs.length; i++) {
+    const sub = psubs[i];
+    if (origin !== undefined && sub.conn === origin && !origin.echo) continue;
+    sub.deliver(subject, reply, data, hdrLen);
+    delivered++;
+  }
+  for (let g = 0; g < qsubs.length; g++) {
+    const member = pickMember(qsubs[g], origin);
+    if (member) {
+      member.deliver(subject, reply, data, hdrLen);
+      delivered++;
+    }
+  }
+  return delivered;
+}
+
 /** A random member, as nats-server picks; skips the publisher itself when it asked for no echo. */
-function pickMember(members: Subscriber[], origin: Connection): Subscriber | undefined {
+function pickMember(members: Subscriber[], origin: Connection | undefined): Subscriber | undefined {
   const n = members.length;
   const start = (Math.random() * n) | 0;
   for (let k = 0; k < n; k++) {
     const m = members[(start + k) % n];
-    if (m.conn !== origin || origin.echo) return m;
+    if (origin === undefined || m.conn !== origin || origin.echo) return m;
   }
   return undefined;
+}
+
+function matches(filter: string, subject: string): boolean {
+  return filter === subject || subjectMatches(filter, subject);
 }

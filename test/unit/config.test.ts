@@ -1,5 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { generateKeyPairSync, sign, type KeyObject } from "node:crypto";
+import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -18,6 +20,7 @@ import {
   type Options,
 } from "../../services/common/config/index.js";
 import { applyDefaults } from "../../services/common/config/build.js";
+import { decodeNatsJwt, encodePublicNkey, isValidPublicNkey, type NkeyRole } from "../../services/common/config/nkeys.js";
 
 const FILE = "test.conf";
 const parse = (text: string, env: NodeJS.ProcessEnv = {}) => parseConfigText(text, FILE, env);
@@ -436,20 +439,20 @@ describe("buildOptions", () => {
 
   it("keeps nats-server features meshbroker lacks in pending, with one warning each", () => {
     const { options, warnings } = build(
-      "jetstream { store_dir: /tmp/js }\nws { port: 8080, no_tls: true }\nleaf { port: 7422 }\nsystem_account: SYS\nmax_traced_msg_len: 10\n",
+      "jetstream { store_dir: /tmp/js }\nws { port: 8080, no_tls: true }\nleaf { port: 7422 }\nno_sys_acc: true\nmax_traced_msg_len: 10\n",
     );
     expect(plain(options.pending)).toEqual({
       jetstream: { store_dir: "/tmp/js" },
       websocket: { port: 8080, no_tls: true },
       leafnodes: { port: 7422 },
-      system_account: "SYS",
+      no_system_account: true,
       max_traced_msg_len: 10,
     });
     expect(warnings).toEqual([
       `${FILE}:1: "jetstream" is not implemented yet, ignored`,
       `${FILE}:2: "ws" is not implemented yet, ignored`,
       `${FILE}:3: "leaf" is not implemented yet, ignored`,
-      `${FILE}:4: "system_account" is not implemented yet, ignored`,
+      `${FILE}:4: "no_sys_acc" is not implemented yet, ignored`,
       `${FILE}:5: "max_traced_msg_len" is not implemented yet, ignored`,
     ]);
   });
@@ -649,5 +652,548 @@ describe("parseGoDuration", () => {
   });
   it.each(["", "1", "s", "1x", "1.s.", "-", "1 s"])("rejects %j", (text) => {
     expect(() => parseGoDuration(text)).toThrow(/^time: /);
+  });
+});
+
+// ---- TLS, accounts, operator mode, OIDC ----
+
+interface TestKey {
+  pub: string;
+  priv: KeyObject;
+}
+
+function newKey(role: NkeyRole): TestKey {
+  const { publicKey, privateKey } = generateKeyPairSync("ed25519");
+  const raw = Buffer.from(publicKey.export({ format: "jwk" }).x!, "base64url");
+  return { pub: encodePublicNkey(raw, role), priv: privateKey };
+}
+
+/** A NATS v2 JWT for `sub`, signed by `signer` (as nsc makes them). */
+function mintJwt(signer: TestKey, sub: string, nats: Record<string, unknown>): string {
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
+  const claims = { jti: "TESTJTI", iat: 1_700_000_000, iss: signer.pub, sub, name: "test", nats: { version: 2, ...nats } };
+  const body = `${b64({ typ: "JWT", alg: "ed25519-nkey" })}.${b64(claims)}`;
+  return `${body}.${sign(null, Buffer.from(body), signer.priv).toString("base64url")}`;
+}
+
+const OP = newKey("O");
+const SYS = newKey("A");
+const ACC = newKey("A");
+const OP_JWT = mintJwt(OP, OP.pub, { type: "operator", system_account: SYS.pub });
+const OP_JWT_NO_SYS = mintJwt(OP, OP.pub, { type: "operator" });
+const SYS_JWT = mintJwt(OP, SYS.pub, { type: "account" });
+const ACC_JWT = mintJwt(OP, ACC.pub, { type: "account" });
+
+describe("nkeys and JWTs", () => {
+  it("round-trips public keys and checks role and checksum", () => {
+    expect(isValidPublicNkey(VALID_USER_NKEY, "U")).toBe(true);
+    expect(isValidPublicNkey(VALID_USER_NKEY, "A")).toBe(false);
+    expect(isValidPublicNkey(OP.pub, "O")).toBe(true);
+    const flipped = VALID_USER_NKEY.slice(0, 10) + (VALID_USER_NKEY[10] === "A" ? "B" : "A") + VALID_USER_NKEY.slice(11);
+    expect(isValidPublicNkey(flipped, "U")).toBe(false);
+  });
+
+  it("verifies a JWT's type and signature", () => {
+    expect(decodeNatsJwt(OP_JWT, "operator").nats?.system_account).toBe(SYS.pub);
+    expect(decodeNatsJwt(ACC_JWT, "account").sub).toBe(ACC.pub);
+    expect(() => decodeNatsJwt(ACC_JWT, "operator")).toThrow("not operator claim");
+    const [h, c] = OP_JWT.split(".");
+    expect(() => decodeNatsJwt(`${h}.${c}.${ACC_JWT.split(".")[2]}`, "operator")).toThrow("claim failed V2 signature verification");
+    expect(() => decodeNatsJwt("abc", "operator")).toThrow("expected 3 chunks");
+    // Signed by an account key, not an operator key.
+    expect(() => decodeNatsJwt(mintJwt(ACC, ACC.pub, { type: "operator" }), "operator")).toThrow(/signature verification/);
+  });
+});
+
+describe("TLS, accounts, operator mode and OIDC", () => {
+  let dir: string;
+  let cert: string, key: string, ca: string, jwks: string, opFile: string, opBare: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "meshbroker-config-sec-"));
+    // Contents are not parsed at load time; only that the files exist.
+    writeFileSync((cert = join(dir, "cert.pem")), "cert");
+    writeFileSync((key = join(dir, "key.pem")), "key");
+    writeFileSync((ca = join(dir, "ca.pem")), "ca");
+    writeFileSync((jwks = join(dir, "jwks.json")), '{"keys": []}');
+    writeFileSync(
+      (opFile = join(dir, "op.jwt")),
+      `-----BEGIN NATS OPERATOR JWT-----\n${OP_JWT}\n------END NATS OPERATOR JWT------\n\n` +
+        "************************* IMPORTANT *************************\nNKEY Seed printed below...\n",
+    );
+    writeFileSync((opBare = join(dir, "op_bare.jwt")), `${OP_JWT}\n`);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const TLS = () => `tls {\n  cert_file: "${cert}"\n  key_file: "${key}"\n}`;
+
+  describe("tls", () => {
+    it("reads every key nats-server knows", () => {
+      const { options, warnings } = build(`tls {
+  cert_file: "${cert}", key_file: "${key}", ca_file: "${ca}"
+  verify: true, timeout: 0.5
+  cipher_suites: [TLS_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]
+  curve_preferences: [X25519, CurveP256]
+  pinned_certs: ["${"AB".repeat(32)}"]
+  insecure: true
+  connection_rate_limit: 10
+}`);
+      expect(options.tls).toEqual({
+        certFile: cert, keyFile: key, caFile: ca, verify: true, verifyAndMap: false, timeoutMs: 500,
+        ciphers: ["TLS_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"], curvePreferences: ["X25519", "CurveP256"],
+        pinnedCerts: ["ab".repeat(32)],
+      });
+      expect(options.authTimeoutMs).toBe(1500);
+      expect(options.pending).toEqual({});
+      expect(warnings).toEqual([
+        `${FILE}:7: "insecure" has no effect on the client listener, ignored`,
+        `${FILE}:8: "connection_rate_limit" is not implemented yet, ignored`,
+      ]);
+    });
+
+    const cases: [string, string, Partial<Options["tls"]> & object, number][] = [
+      ["defaults: 2s, auth timeout 3s", "", { verify: false, verifyAndMap: false, timeoutMs: 2000 }, 3000],
+      ["timeout in seconds", "timeout: 3", { timeoutMs: 3000 }, 4000],
+      ["timeout as a duration", 'timeout: "1500ms"', { timeoutMs: 1500 }, 2500],
+      ["timeout 0 is the default", "timeout: 0", { timeoutMs: 2000 }, 3000],
+      ["verify_and_map turns verify on", "verify_and_map: true", { verify: true, verifyAndMap: true }, 3000],
+    ];
+    it.each(cases)("%s", (_n, extra, tls, authTimeoutMs) => {
+      const { options } = build(`tls { cert_file: "${cert}", key_file: "${key}"\n${extra}\n}`);
+      expect(options.tls).toMatchObject(tls);
+      expect(options.authTimeoutMs).toBe(authTimeoutMs);
+    });
+
+    it("takes an empty pinned_certs list as none", () => {
+      expect(build(`tls { cert_file: "${cert}", key_file: "${key}", pinned_certs: [] }`).options.tls!.pinnedCerts).toBeUndefined();
+    });
+
+    it("keeps authorization.timeout, which overrides the derived auth timeout", () => {
+      const { options } = build(`${TLS()}\nauthorization { token: t, timeout: 5 }`);
+      expect(options.authorization!.timeoutMs).toBe(5000);
+      expect(options.authTimeoutMs).toBe(3000);
+    });
+
+    const errors: [string, () => string, number, () => string][] = [
+      ["missing key_file", () => `port: 1\ntls {\n  cert_file: "${cert}"\n}`, 2, () => "missing 'key_file' in TLS configuration"],
+      ["missing cert_file", () => `tls {\n  key_file: "${key}"\n}`, 1, () => "missing 'cert_file' in TLS configuration"],
+      ["no certificate at all", () => "tls { verify: true }", 1, () => "missing 'cert_file' in TLS configuration"],
+      ["cert_file does not exist", () => `tls {\n  cert_file: "${dir}/nope.pem"\n  key_file: "${key}"\n}`, 2,
+        () => `error parsing X509 certificate/key pair: open ${dir}/nope.pem: no such file or directory`],
+      ["key_file does not exist", () => `tls {\n  cert_file: "${cert}"\n\n  key_file: "${dir}/nope.pem"\n}`, 4,
+        () => `error parsing X509 certificate/key pair: open ${dir}/nope.pem: no such file or directory`],
+      ["cert_file is a directory", () => `tls { cert_file: "${dir}", key_file: "${key}" }`, 1,
+        () => `error parsing X509 certificate/key pair: read ${dir}: is a directory`],
+      ["ca_file does not exist", () => `tls {\n cert_file: "${cert}", key_file: "${key}"\n ca_file: "${dir}/ca2.pem"\n}`, 3,
+        () => `open ${dir}/ca2.pem: no such file or directory`],
+      ["unknown cipher", () => `tls { cert_file: "${cert}", key_file: "${key}"\n cipher_suites: [FOO] }`, 2, () => "unrecognized cipher FOO"],
+      ["unknown curve", () => `tls { cert_file: "${cert}", key_file: "${key}", curve_preferences: [P256] }`, 1, () => "unrecognized curve preference P256"],
+      ["empty curve list", () => `tls { cert_file: "${cert}", key_file: "${key}", curve_preferences: [] }`, 1,
+        () => "error parsing tls config, 'curve_preferences' cannot be empty"],
+      ["bad pinned cert", () => `tls { cert_file: "${cert}", key_file: "${key}", pinned_certs: [abc] }`, 1,
+        () => "error parsing tls config, 'pinned_certs' key abc does not look like hex-encoded sha256 of DER encoded SubjectPublicKeyInfo"],
+      ["verify_cert_and_check_known_urls", () => `tls { cert_file: "${cert}", key_file: "${key}"\n verify_cert_and_check_known_urls: true }`, 2,
+        () => "verify_cert_and_check_known_urls not supported in this context"],
+      ["verify not a bool", () => `tls { cert_file: "${cert}", key_file: "${key}", verify: 1 }`, 1,
+        () => '"verify" must be a boolean (true/false, yes/no, on/off), got integer 1'],
+      ["bad timeout", () => `tls { cert_file: "${cert}", key_file: "${key}", timeout: "2x" }`, 1,
+        () => 'error parsing tls timeout: time: unknown unit "x" in duration "2x"'],
+      ["tls not a map", () => "tls: true", 1, () => '"tls" must be a map, got boolean true'],
+    ];
+    it.each(errors)("error: %s", (_n, text, line, reason) => {
+      expect(errorOf(() => load(text())).message).toBe(`${FILE}:${line}: ${reason()}`);
+    });
+  });
+
+  describe("authorization extras", () => {
+    it("keeps bcrypt passwords and tokens as they are", () => {
+      const hash = "$2a$11$W2zko751KUvVy59mUTWmpOdWjpEm5qhcCZRd05GjI/sSOT.xtiHyG";
+      const y = "$2y$10$Oe3cRSb0fD1jQ9E3Ae3ELewzxhzoEhkrM8r0mT3c8.EqDO1t2PdCW";
+      expect(load(`authorization { users: [ {user: a, password: ${hash}}, {user: b, password: "${y}"} ] }`).options.authorization!.users
+        .map((u) => u.password)).toEqual([hash, y]);
+      expect(load(`authorization { token: "${y}" }`).options.authorization!.token).toBe(y);
+    });
+
+    it("accepts nkey users without a name, and no_auth_user still needs a named user", () => {
+      const { options } = load(`authorization { users: [ {nkey: ${VALID_USER_NKEY}} ] }`);
+      expect(options.authorization!.users).toEqual([{ nkey: VALID_USER_NKEY }]);
+      expect(errorOf(() => load(`authorization { users: [ {nkey: ${VALID_USER_NKEY}} ] }\nno_auth_user: x`)).message).toBe(
+        `${FILE}:2: no_auth_user: "x" present, but users are not defined`,
+      );
+    });
+
+    it("rejects an account or operator key as a user nkey", () => {
+      expect(errorOf(() => load(`authorization { users: [\n {nkey: ${ACC.pub}} ] }`)).message).toBe(`${FILE}:2: Not a valid public nkey for a user`);
+    });
+
+    it("allow_responses: true is max 1 response within 2 minutes (nats-server's defaults)", () => {
+      const p = load("authorization { default_permissions: { allow_responses: true }, users: [ {user: a} ] }").options.authorization!;
+      expect(p.defaultPermissions!.allowResponses).toEqual({ maxMsgs: 1, expiresMs: 120_000 });
+      expect(p.users[0].permissions).toBe(p.defaultPermissions);
+    });
+  });
+
+  describe("accounts", () => {
+    const ACCOUNTS = `
+accounts {
+  ENG: {
+    users: [
+      {user: alice, password: a}
+      {nkey: ${VALID_USER_NKEY}, permissions: {publish: "n.>"}}
+    ]
+    default_permissions: { publish: "eng.>", subscribe: ">" }
+    exports: [
+      {stream: "eng.events.>"}
+      {stream: "eng.private.>", accounts: [OPS]}
+      {service: "eng.api.*", accounts: [OPS], response_type: stream}
+      {service: "eng.health", response: chunked}
+    ]
+  }
+  OPS: {
+    users: [ {user: bob, password: b} ]
+    imports: [
+      {stream: {account: ENG, subject: "eng.events.>"}, prefix: "from_eng"}
+      {stream: {account: ENG, subject: "eng.private.x"}, to: "priv.x"}
+      {service: {account: ENG, subject: "eng.api.get"}, to: "api.get"}
+      {service: {account: ENG, subject: "eng.health"}}
+    ]
+  }
+  "$SYS": { users: [ {user: admin, password: s} ] }
+}
+authorization { users: [ {user: global, password: g} ] }
+no_auth_user: bob
+`;
+
+    it("reads accounts, users, exports and imports in declaration order", () => {
+      const { options, warnings } = load(ACCOUNTS);
+      expect(warnings).toEqual([]);
+      expect(options.accounts.map((a) => a.name)).toEqual(["ENG", "OPS", "$SYS"]);
+      const [eng, ops] = options.accounts;
+      expect(plain(eng.users)).toEqual([
+        { account: "ENG", user: "alice", password: "a", permissions: { publish: { allow: ["eng.>"] }, subscribe: { allow: [">"] } } },
+        { account: "ENG", nkey: VALID_USER_NKEY, permissions: { publish: { allow: ["n.>"] } } },
+      ]);
+      expect(eng.defaultPermissions).toEqual({ publish: { allow: ["eng.>"] }, subscribe: { allow: [">"] } });
+      expect(eng.exports).toEqual([
+        { kind: "stream", subject: "eng.events.>" },
+        { kind: "stream", subject: "eng.private.>", accounts: ["OPS"] },
+        { kind: "service", subject: "eng.api.*", accounts: ["OPS"], responseType: "Stream" },
+        { kind: "service", subject: "eng.health", responseType: "Chunked" },
+      ]);
+      expect(ops.imports).toEqual([
+        { kind: "stream", account: "ENG", subject: "eng.events.>", prefix: "from_eng" },
+        { kind: "stream", account: "ENG", subject: "eng.private.x", to: "priv.x" },
+        { kind: "service", account: "ENG", subject: "eng.api.get", to: "api.get" },
+        { kind: "service", account: "ENG", subject: "eng.health" },
+      ]);
+      expect(ops.users[0]).toEqual({ account: "OPS", user: "bob", password: "b" });
+      // Users of the authorization block stay in the global account.
+      expect(options.authorization!.users).toEqual([{ user: "global", password: "g" }]);
+      expect(options.systemAccount).toBe("$SYS");
+      expect(options.noAuthUser).toBe("bob");
+    });
+
+    const cases: [string, string, Record<string, unknown>][] = [
+      ["a list of names", "accounts: [A, B]", {
+        accounts: [{ name: "A", users: [], exports: [], imports: [] }, { name: "B", users: [], exports: [], imports: [] }],
+        systemAccount: "$SYS",
+      }],
+      ["system_account", "accounts { A {} }\nsystem_account: A", { systemAccount: "A" }],
+      ["system alias", "accounts { A {} }\nsystem: A", { systemAccount: "A" }],
+      ["no accounts: no system account", "port: 4222", { accounts: [], systemAccount: undefined }],
+      ["no_system_account keeps it unset", "accounts { A {} }\nno_system_account: true", { systemAccount: undefined }],
+      ["an empty accounts list in an export is public", 'accounts { A { exports: [ {stream: "a.>", accounts: []} ] } }', {
+        accounts: [{ name: "A", users: [], exports: [{ kind: "stream", subject: "a.>" }], imports: [] }],
+      }],
+      ["wildcard import of a wildcard export", 'accounts { A { exports: [{stream: "a.*.>"}] }, B { imports: [{stream: {account: A, subject: "a.*.x"}, to: "b.*.x"}] } }', {}],
+      ["a prefix may end in a dot", 'accounts { A { exports: [{stream: "a.>"}] }, B { imports: [{stream: {account: A, subject: "a.x"}, prefix: "p."}] } }', {}],
+      ["variables defined in the accounts block", 'accounts { perms = {publish: "x"}\n A { default_permissions: $perms } }', {
+        accounts: [{ name: "A", users: [], exports: [], imports: [], defaultPermissions: { publish: { allow: ["x"] } } }],
+      }],
+      ["users in both the authorization block and accounts", "accounts { A { users: [{user: a}] } }\nauthorization { users: [{user: g}] }\nno_auth_user: g", {
+        noAuthUser: "g",
+      }],
+    ];
+    it.each(cases)("%s", (_n, text, expected) => {
+      const { options } = load(text);
+      expect(plain(options)).toMatchObject(plain(expected));
+      if ("systemAccount" in expected && expected.systemAccount === undefined) expect(options.systemAccount).toBeUndefined();
+    });
+
+    it("warns for account features not implemented yet", () => {
+      const { warnings } = load(`accounts {\n A {\n  jetstream: enabled\n  limits: {max_conn: 5}\n  mappings: {a: b}\n  nkey: ${ACC.pub}\n }\n}`);
+      expect(warnings).toEqual([3, 4, 5, 6].map((l, i) => `${FILE}:${l}: "${["jetstream", "limits", "mappings", "nkey"][i]}" in account "A" is not implemented yet, ignored`));
+    });
+
+    it("warns for export and import options not implemented yet", () => {
+      const { warnings } = load(`accounts {
+  A { exports: [ {service: "s", latency: "lat.s", threshold: "1s"} ] }
+  B { imports: [ {service: {account: A, subject: "s"}, share: true} ] }
+}`);
+      expect(warnings).toEqual([
+        `${FILE}:2: "latency" in exports is not implemented yet, ignored`,
+        `${FILE}:2: "threshold" in exports is not implemented yet, ignored`,
+        `${FILE}:3: "share" in imports is not implemented yet, ignored`,
+      ]);
+    });
+
+    const errors: [string, string, number, string][] = [
+      // build
+      ["accounts not a map or list", "accounts: 5", 1, '"accounts" must be a map of accounts or an array of account names, got integer 5'],
+      ["reserved $G (map)", 'accounts {\n "$G": {}\n}', 2, '"$G" is a Reserved Account'],
+      ["reserved $G (list)", 'accounts: [A, "$G"]', 1, '"$G" is a Reserved Account'],
+      ["duplicate list entry", "accounts: [\n A\n B\n A\n]", 4, "Duplicate Account Entry: A"],
+      ["account not a map", "accounts {\n A: 5\n}", 2, "Expected map entries for accounts"],
+      ["unknown account key", "accounts {\n A {\n  permissions: {}\n }\n}", 3, 'unknown field "permissions" in account "A"'],
+      ["exports not an array", "accounts { A { exports: {stream: a} } }", 1, '"exports" must be an array of exports, got a map'],
+      ["export entry not a map", 'accounts { A { exports: [\n "a.>"\n] } }', 2, 'array element must be a map, got string "a.>"'],
+      ["export without subject", "accounts { A { exports: [\n {accounts: [A]}\n] } }", 2, 'an export needs a "stream" or a "service" subject'],
+      ["export with stream and service", 'accounts { A { exports: [ {stream: "a", service: "b"} ] } }', 1, 'Detected service "b" but already saw a stream'],
+      ["unknown response type", "accounts { A { exports: [\n {service: s, response_type: many}\n] } }", 2, 'Unknown response type: "many"'],
+      ["response type on a stream", "accounts { A { exports: [ {stream: s, response_type: stream} ] } }", 1, "Detected response directive on non-service"],
+      ["account_token_position", "accounts { A { exports: [ {stream: \"a.*\", account_token_position: 2} ] } }", 1, '"account_token_position" is not supported yet'],
+      ["invalid export subject", 'accounts { A { exports: [ {service: "s..x"} ] } }', 1, 'subject "s..x" is not a valid subject'],
+      ["unknown export key", "accounts { A { exports: [\n {stream: s,\n  foo: 1}\n] } }", 3, 'unknown field "foo"'],
+      ["import without subject", "accounts { A { imports: [\n {stream: {account: B}}\n] } }", 2, "Expect an account name and a subject"],
+      ["import source not a map", "accounts { A { imports: [ {service: B} ] } }", 1, '"service" must be a map, got string "B"'],
+      ["unknown key in import source", "accounts { A { imports: [ {stream: {account: B, subject: s, sbj: x}} ] } }", 1, 'unknown field "sbj"'],
+      ["import with prefix and to", "accounts { A { imports: [\n {stream: {account: B, subject: s}, prefix: p, to: t}\n] } }", 2,
+        "Stream import can not have a 'prefix' and a 'to' property"],
+      ["wildcard prefix", 'accounts { A { imports: [ {stream: {account: B, subject: s},\n prefix: "p.*"} ] } }', 2,
+        'Error adding stream import "s": stream import prefix can not contain wildcard tokens'],
+      ["service import with prefix", "accounts { A { imports: [ {service: {account: B, subject: s}, prefix: p} ] } }", 1,
+        "a service import takes 'to', not 'prefix'"],
+      ["empty import", "accounts { A { imports: [ {to: x} ] } }", 1, 'an import needs a "stream" or a "service" map'],
+      ["duplicate stream import", "accounts { A { imports: [\n {stream: {account: B, subject: s}}\n {stream: {account: B, subject: s}, to: t}\n] } }", 3,
+        'Error adding stream import "s": stream import already exists'],
+      ["duplicate service import subject", "accounts { A { imports: [\n {service: {account: B, subject: x}, to: l}\n {service: {account: C, subject: y}, to: l}\n] } }", 3,
+        'Duplicate service import subject "l", previously used in import for account "B", subject "x"'],
+      // validate
+      ["import from an unknown account", "accounts {\n A { imports: [\n  {stream: {account: B, subject: s}}\n ] }\n}", 3, '"B" account not defined for stream import'],
+      ["export to an unknown account", "accounts { A { exports: [\n {service: s, accounts: [C]}\n] } }", 2, '"C" account not defined for service export'],
+      ["import without a matching export", "accounts { A {}\n B { imports: [ {service: {account: A, subject: s}} ] } }", 2,
+        'Error adding service import "s": service import not authorized'],
+      ["import of a private export", 'accounts { A { exports: [{stream: "a.>", accounts: [C]}] }\n B { imports: [ {stream: {account: A, subject: "a.x"}} ] }\n C {} }', 2,
+        'Error adding stream import "a.x": stream import not authorized'],
+      ["import wider than the export", 'accounts { A { exports: [{stream: "a.*"}] }\n B { imports: [ {stream: {account: A, subject: "a.>"}} ] } }', 2,
+        'Error adding stream import "a.>": stream import not authorized'],
+      ["stream import of a service export", 'accounts { A { exports: [{service: "a"}] }\n B { imports: [ {stream: {account: A, subject: "a"}} ] } }', 2,
+        'Error adding stream import "a": stream import not authorized'],
+      ["user in two accounts", "accounts {\n A { users: [ {user: u} ] }\n B { users: [\n  {user: u} ] }\n}", 4, 'Duplicate user "u" detected'],
+      ["user in authorization and an account", "authorization { users: [ {user: u} ] }\naccounts { A { users: [\n {user: u} ] } }", 3, 'Duplicate user "u" detected'],
+      ["nkey in two accounts", `accounts {\n A { users: [ {nkey: ${VALID_USER_NKEY}} ] }\n B { users: [ {nkey: ${VALID_USER_NKEY}} ] }\n}`, 3,
+        `Duplicate nkey "${VALID_USER_NKEY}" detected`],
+      ["single user and accounts", "authorization { user: a, password: b }\naccounts { A {\n users: [ {user: u} ] } }", 3, "Can not have a single user/pass and accounts"],
+      ["token and accounts", "authorization { token: t }\naccounts { A {\n users: [ {user: u} ] } }", 3, "Can not have a token and accounts"],
+      ["system_account not configured", "accounts { A {} }\n\nsystem_account: B", 3, 'error resolving system account: account missing (no account "B" in accounts)'],
+      ["system_account $SYS not configured", 'system_account: "$SYS"', 1, 'error resolving system account: account missing (no account "$SYS" in accounts)'],
+      ["system_account not a string", "system_account: 5", 1, "system account name must be a string"],
+      ["no_auth_user not among account users", "accounts { A { users: [ {user: a} ] } }\nno_auth_user: b", 2,
+        'no_auth_user: "b" not present as user in authorization block or account configuration'],
+      ["connection types of account users", "accounts { A { users: [\n {user: a, clients: [foo]} ] } }", 2, 'invalid connection types ["FOO"]'],
+    ];
+    it.each(errors)("error: %s", (_n, text, line, reason) => {
+      expect(errorOf(() => load(text)).message).toBe(`${FILE}:${line}: ${reason}`);
+    });
+  });
+
+  describe("operator mode", () => {
+    const preload = () => `resolver_preload {\n  ${SYS.pub}: "${SYS_JWT}"\n  ${ACC.pub}: "${ACC_JWT}"\n}`;
+
+    it("reads an inline operator JWT, the memory resolver and preloads", () => {
+      const { options, warnings } = load(`operator: "${OP_JWT}"\nresolver: MEMORY\n${preload()}`);
+      expect(warnings).toEqual([]);
+      expect(options.operatorJwts).toEqual([OP_JWT]);
+      expect(options.resolver).toBe("MEMORY");
+      expect(options.resolverPreload).toEqual({ [SYS.pub]: SYS_JWT, [ACC.pub]: ACC_JWT });
+      // The operator's system account.
+      expect(options.systemAccount).toBe(SYS.pub);
+      expect(options.pending).toEqual({});
+    });
+
+    const cases: [string, () => string, () => Partial<Options>][] = [
+      ["an armored operator file", () => `operator: "${opFile}"`, () => ({ operatorJwts: [OP_JWT] })],
+      ["a bare operator file", () => `operators: "${opBare}"`, () => ({ operatorJwts: [OP_JWT] })],
+      ["a list (inline and file)", () => `root_operators: ["${opBare}", "${OP_JWT_NO_SYS}"]`, () => ({ operatorJwts: [OP_JWT, OP_JWT_NO_SYS] })],
+      ["resolver: MEM", () => `operator: "${OP_JWT}"\naccount_resolver: mem`, () => ({ resolver: "MEMORY" })],
+      ["system_account given too", () => `operator: "${OP_JWT_NO_SYS}"\nsystem_account: ${ACC.pub}`, () => ({ systemAccount: ACC.pub })],
+    ];
+    it.each(cases)("%s", (_n, text, expected) => {
+      const { options } = load(`${text()}\nresolver: MEMORY\n${preload()}`);
+      expect(options).toMatchObject(expected());
+    });
+
+    it("keeps other resolvers pending, with a warning", () => {
+      for (const r of ['URL("http://localhost:9090/jwt/v1/accounts/")', `{ type: full, dir: "${dir}" }`, `{ TYPE: cache, DIR: "${dir}" }`]) {
+        const { options, warnings } = load(`operator: "${OP_JWT}"\n\nresolver: ${r}`);
+        expect(options.resolver).toBeUndefined();
+        expect(options.pending.resolver).toBeDefined();
+        expect(warnings).toEqual([`${FILE}:3: "resolver" of this type is not implemented yet (only MEMORY is), ignored`]);
+      }
+    });
+
+    it("warns about what nats-server warns about or silently ignores", () => {
+      expect(load(`operator: "${OP_JWT_NO_SYS}"\nresolver: MEMORY`).warnings).toEqual([`${FILE}:1: Trusted Operators should utilize a System Account`]);
+      expect(load(`operator: "${OP_JWT}"\nresolver: MEMORY\n${preload()}\nauthorization { token: t }`).warnings).toEqual([
+        `${FILE}:7: authorization user/token is ignored in operator mode (clients authenticate with JWTs)`,
+      ]);
+    });
+
+    const errors: [string, () => string, number, () => string][] = [
+      ["operator file missing", () => `\noperator: "${dir}/nope.jwt"`, 2, () => `error parsing operator JWT: open ${dir}/nope.jwt: no such file or directory`],
+      ["operator not a JWT", () => "operator: eyJhbc.x.y", 1, () => "error parsing operator JWT: invalid JWT segment"],
+      ["operator is an account JWT", () => `operator: "${ACC_JWT}"`, 1, () => "error parsing operator JWT: not operator claim"],
+      ["operator JWT tampered", () => `operator: "${OP_JWT.slice(0, -4)}AAAA"`, 1, () => "error parsing operator JWT: claim failed V2 signature verification"],
+      ["operator list element", () => `operator: [\n "${OP_JWT}"\n 5\n]`, 3, () => "error parsing operators: unsupported type integer 5"],
+      ["operator not a string", () => "operator: 5", 1, () => "error parsing operators: unsupported type integer 5"],
+      ["unknown resolver", () => "resolver: FOO", 1, () => 'error parsing account resolver, should be MEM or URL("url") or a map containing dir and type state=[FULL|CACHE])'],
+      ["memory resolver as a map", () => `resolver: { type: memory, dir: "${dir}" }`, 1,
+        () => 'error parsing account resolver, should be MEM or URL("url") or a map containing dir and type state=[FULL|CACHE])'],
+      ["dir resolver without dir", () => "resolver: { type: full }", 1, () => "dir has no value and needs to point to a directory"],
+      ["resolver of a wrong type", () => "resolver: 5", 1, () => "error parsing operator resolver, wrong type integer 5"],
+      ["preload not a map", () => "resolver_preload: 5", 1, () => "preload should be a map of account_public_key:account_jwt"],
+      ["preload value not a string", () => `resolver_preload {\n ${ACC.pub}: 5\n}`, 2, () => "preload map value should be a string JWT"],
+      ["preload value not an account JWT", () => `resolver_preload {\n ${ACC.pub}: "${OP_JWT}"\n}`, 2, () => "invalid account JWT"],
+      // validate
+      ["no resolver", () => `operator: "${OP_JWT}"`, 1, () => "operators require an account resolver to be configured"],
+      ["accounts", () => `operator: "${OP_JWT}"\nresolver: MEMORY\n${preload()}\naccounts {\n A {}\n}`, 7,
+        () => "operators do not allow Accounts to be configured directly"],
+      ["users", () => `operator: "${OP_JWT}"\nresolver: MEMORY\n${preload()}\nauthorization { users: [ {user: a} ] }`, 7,
+        () => "operators do not allow users to be configured directly"],
+      ["trusted keys too", () => `operator: "${OP_JWT}"\nresolver: MEMORY\ntrusted: ${OP.pub}`, 1,
+        () => "conflicting options for 'TrustedKeys' and 'TrustedOperators'"],
+      ["system_account differs from the operator's", () => `operator: "${OP_JWT}"\nresolver: MEMORY\n${preload()}\nsystem_account: ${ACC.pub}`, 7,
+        () => "system_account in config and operator JWT must be identical"],
+      ["system account not preloaded", () => `operator: "${OP_JWT}"\n\nresolver: MEMORY`, 3,
+        () => `error resolving system account: account missing (${SYS.pub} is not in resolver_preload)`],
+      ["no_auth_user", () => `operator: "${OP_JWT}"\nresolver: MEMORY\n${preload()}\nno_auth_user: a`, 7,
+        () => "no_auth_user not compatible with Trusted Operator"],
+    ];
+    it.each(errors)("error: %s", (_n, text, line, reason) => {
+      expect(errorOf(() => load(text())).message).toBe(`${FILE}:${line}: ${reason()}`);
+    });
+  });
+
+  describe("oidc", () => {
+    it("reads every key, with defaults", () => {
+      const { options, warnings } = load(`oidc {
+  jwks_file: "${jwks}"
+  issuer: "https://id.example.com/"
+  audience: meshbroker
+  user_claim: email
+  account_claim: tenant
+  permissions_claim: nats
+  default_permissions: { publish: "pub.>", subscribe: "sub.>" }
+  clock_tolerance: 30
+}`);
+      expect(warnings).toEqual([]);
+      expect(options.oidc).toEqual({
+        jwksFile: jwks, issuer: "https://id.example.com/", audience: "meshbroker", userClaim: "email", accountClaim: "tenant",
+        permissionsClaim: "nats", defaultPermissions: { publish: { allow: ["pub.>"] }, subscribe: { allow: ["sub.>"] } },
+        clockToleranceSec: 30,
+      });
+      expect(load(`oidc { jwks_file: "${jwks}" }`).options.oidc).toEqual({ jwksFile: jwks, userClaim: "sub", clockToleranceSec: 60 });
+      expect(load(`oidc { jwks_file: "${jwks}", clock_tolerance: "1m30s" }`).options.oidc!.clockToleranceSec).toBe(90);
+      expect(load(`accounts { T {} }\noidc { jwks_file: "${jwks}", account: T }`).options.oidc!.account).toBe("T");
+      expect(load(`oidc { jwks_file: "${jwks}", account: "$G" }`).options.oidc!.account).toBe("$G");
+    });
+
+    const errors: [string, () => string, number, () => string][] = [
+      ["no jwks_file", () => "port: 1\noidc { issuer: x }", 2, () => 'oidc requires "jwks_file"'],
+      ["jwks_file missing", () => `oidc {\n  jwks_file: "${dir}/nope.json"\n}`, 2, () => `error reading jwks_file: open ${dir}/nope.json: no such file or directory`],
+      ["unknown key", () => `oidc {\n  jwks_file: "${jwks}"\n  audiance: x\n}`, 3, () => 'unknown field "audiance" in oidc'],
+      ["bad clock_tolerance", () => `oidc { jwks_file: "${jwks}", clock_tolerance: -1 }`, 1, () => '"clock_tolerance" must be a number of seconds, got integer -1'],
+      ["bad default_permissions", () => `oidc { jwks_file: "${jwks}", default_permissions: { pub: "a..b" } }`, 1, () => 'subject "a..b" is not a valid subject'],
+      ["account not configured", () => `oidc {\n  jwks_file: "${jwks}"\n  account: T\n}`, 3, () => 'oidc account "T" is not a configured account'],
+    ];
+    it.each(errors)("error: %s", (_n, text, line, reason) => {
+      expect(errorOf(() => load(text())).message).toBe(`${FILE}:${line}: ${reason()}`);
+    });
+  });
+
+  // The same configs through the real nats-server 2.9 (`-t` checks parsing; the checks nats-server
+  // only makes when it starts are compared by starting it, for configs it refuses).
+  const NATS_SERVER = process.env.NATS_SERVER_BIN ?? "/usr/sbin/nats-server";
+  describe.skipIf(!existsSync(NATS_SERVER))("compared with nats-server", () => {
+    /** nats-server's verdict: "valid", or its error without the `file:line:col: ` prefix. */
+    function natsServer(text: string, start: boolean): string {
+      const file = join(dir, "ns.conf");
+      writeFileSync(file, text + "\n");
+      const args = start ? ["-c", file, "-p", "-1", "-a", "127.0.0.1"] : ["-t", "-c", file];
+      const r = spawnSync(NATS_SERVER, args, { encoding: "utf8", timeout: 5000 });
+      const out = `${r.stderr}${r.stdout}`;
+      if (/configuration file .* is valid/.test(out)) return "valid";
+      const m = /nats-server: (?:\S+:\d+:\d+: )?(.*)/.exec(out);
+      return m ? m[1].trim() : `no verdict (${out.slice(0, 200)})`;
+    }
+    const ours = (text: string): string => {
+      try {
+        load(text);
+        return "valid";
+      } catch (err) {
+        return (err as ConfigError).reason;
+      }
+    };
+
+    // [name, config, how nats-server checks it, our reason when it differs from nats-server's]
+    const cases: [string, () => string, "t" | "start", string?][] = [
+      ["missing key_file", () => `tls { cert_file: "${cert}" }`, "t"],
+      ["missing cert_file", () => `tls { key_file: "${key}" }`, "t"],
+      ["cert_file does not exist", () => `tls { cert_file: "${dir}/nope.pem", key_file: "${key}" }`, "t"],
+      ["unknown cipher", () => `tls { cert_file: "${dir}/nope.pem", key_file: "${key}", cipher_suites: [FOO] }`, "t"],
+      ["bad pinned cert", () => `tls { cert_file: "${dir}/nope.pem", key_file: "${key}", pinned_certs: [abc] }`, "t"],
+      ["accounts, exports, imports", () => "accounts { A { exports: [{stream: \"a.>\"}, {service: \"s.*\", accounts: [B]}] }\n" +
+        "B { users: [{user: b}], imports: [{stream: {account: A, subject: \"a.x\"}, prefix: p}, {service: {account: A, subject: \"s.x\"}, to: l}] } }", "t"],
+      ["import from an unknown account", () => "accounts { A { imports: [{stream: {account: B, subject: x}}] } }", "t"],
+      ["export to an unknown account", () => 'accounts { A { exports: [{stream: "a.>", accounts: [C]}] } }', "t"],
+      ["import not authorized", () => 'accounts { A { exports: [{stream: "a.>", accounts: [C]}] }, B { imports: [{stream: {account: A, subject: "a.x"}}] }, C {} }', "t"],
+      ["service import not authorized", () => 'accounts { A {}, B { imports: [{service: {account: A, subject: "s"}}] } }', "t"],
+      ["user in two accounts", () => "accounts { A { users: [{user: a}] }, B { users: [{user: a}] } }", "t"],
+      ["reserved $G", () => 'accounts { "$G": {} }', "t"],
+      ["duplicate account in a list", () => "accounts [ A, B, A ]", "t"],
+      // (Not compared: prefix + to, which nats-server 2.9 refuses or accepts depending on map order.)
+      ["wildcard prefix", () => 'accounts { A { exports: [{stream: "a.>"}] }, B { imports: [{stream: {account: A, subject: "a.x"}, prefix: "p.*"}] } }', "t"],
+      ["duplicate service import", () => 'accounts { A { exports: [{service: "s.>"}] }, B { imports: [{service: {account: A, subject: "s.x"}, to: l}, {service: {account: A, subject: "s.y"}, to: l}] } }', "t"],
+      ["unknown response type", () => 'accounts { A { exports: [{service: "s", response_type: foo}] } }', "t"],
+      ["operator mode", () => `operator: "${opFile}"\nresolver: MEMORY\nresolver_preload { ${SYS.pub}: "${SYS_JWT}", ${ACC.pub}: "${ACC_JWT}" }`, "t"],
+      ["operator file missing", () => `operator: "${dir}/nope.jwt"`, "t"],
+      ["operator is an account JWT", () => `operator: "${ACC_JWT}"`, "t"],
+      ["unknown resolver", () => "resolver: FOO", "t",
+        'error parsing account resolver, should be MEM or URL("url") or a map containing dir and type state=[FULL|CACHE])'],
+      ["invalid preload", () => `resolver_preload { ${ACC.pub}: "${OP_JWT}" }`, "t"],
+      ["system_account not configured", () => "accounts { A {} }\nsystem_account: B", "start",
+        'error resolving system account: account missing (no account "B" in accounts)'],
+      ["operator with accounts", () => `operator: "${opFile}"\nresolver: MEMORY\naccounts { A {} }`, "start"],
+      ["operator with users", () => `operator: "${opFile}"\nresolver: MEMORY\nauthorization { users: [{user: a}] }`, "start"],
+      ["operator and a different system_account", () => `operator: "${opFile}"\nresolver: MEMORY\nsystem_account: ${ACC.pub}`, "start"],
+      ["system account not preloaded", () => `operator: "${opFile}"\nresolver: MEMORY`, "start",
+        `error resolving system account: account missing (${SYS.pub} is not in resolver_preload)`],
+      ["operator and trusted", () => `operator: "${opFile}"\nresolver: MEMORY\ntrusted: ${OP.pub}`, "start"],
+      ["no_auth_user in operator mode", () => `operator: "${opFile}"\nresolver: MEMORY\nresolver_preload { ${SYS.pub}: "${SYS_JWT}" }\nno_auth_user: a`, "start"],
+    ];
+    it.each(cases)("%s", (_n, text, how, differs) => {
+      const theirs = natsServer(text(), how === "start");
+      expect(theirs).not.toMatch(/^no verdict/);
+      if (differs === undefined) expect(ours(text())).toBe(theirs);
+      else {
+        expect(theirs).not.toBe("valid");
+        expect(ours(text())).toBe(differs);
+      }
+    });
+  });
+});
+
+describe("validateOptions: accounts built in code", () => {
+  it("checks a system account and imports without positions", () => {
+    expect(() => validateOptions(applyDefaults({ systemAccount: "X" }))).toThrow(
+      '<options>:0: error resolving system account: account missing (no account "X" in accounts)',
+    );
+    expect(() => validateOptions(applyDefaults({ systemAccount: "$SYS", accounts: [{ name: "A", users: [], exports: [], imports: [] }] }))).not.toThrow();
+    const accounts = [
+      { name: "A", users: [], exports: [{ kind: "service" as const, subject: "svc.>", accounts: ["B"] }], imports: [] },
+      { name: "B", users: [], exports: [], imports: [{ kind: "service" as const, account: "A", subject: "svc.x" }] },
+      { name: "C", users: [], exports: [], imports: [{ kind: "service" as const, account: "A", subject: "svc.x" }] },
+    ];
+    expect(() => validateOptions(applyDefaults({ accounts: accounts.slice(0, 2) }))).not.toThrow();
+    expect(() => validateOptions(applyDefaults({ accounts }))).toThrow('<options>:0: Error adding service import "svc.x": service import not authorized');
   });
 });

@@ -2,11 +2,28 @@
 // (server/opts.go processConfigFileLine). Keys are matched case-insensitively, as there.
 // Keys of nats-server features meshbroker does not implement yet are kept in `pending` with a
 // warning; keys nats-server does not know are errors, unless they only define a `$variable`.
+// Files the config names (TLS certificates, operator JWTs, the OIDC JWKS) are checked here, at
+// load time, relative to the working directory as nats-server does.
 
-import { isValidSubject } from "../subject.js";
+import { accessSync, constants, readFileSync, statSync } from "node:fs";
+import { hasWildcard, isValidSubject } from "../subject.js";
 import { formatGoDuration, parseGoDuration } from "./duration.js";
 import { ConfigError, type Position } from "./errors.js";
-import { DEFAULTS, type AuthorizationConfig, type Options, type Permissions, type ResponsePermission, type SubjectPermission, type UserConfig } from "./options.js";
+import { decodeNatsJwt, isValidPublicNkey, natsClaimsOf } from "./nkeys.js";
+import {
+  DEFAULTS,
+  type AccountConfig,
+  type AuthorizationConfig,
+  type ExportConfig,
+  type ImportConfig,
+  type OidcConfig,
+  type Options,
+  type Permissions,
+  type ResponsePermission,
+  type SubjectPermission,
+  type TlsConfig,
+  type UserConfig,
+} from "./options.js";
 import { isConfigMap, isUsedVariable, positionOf, type ConfigMap, type ConfigValue } from "./parser.js";
 
 export interface BuildResult {
@@ -144,6 +161,43 @@ export function buildOptions(tree: ConfigMap, file: string): BuildResult {
         o.authorization = b.authorization(tree, key);
         setSource("authorization");
         break;
+      case "accounts":
+        o.accounts = b.accounts(tree, key);
+        setSource("accounts");
+        break;
+      case "system_account":
+      case "system":
+        o.systemAccount = typeof tree[key] === "string" ? tree[key] : b.fail(tree, key, "system account name must be a string");
+        setSource("systemAccount");
+        break;
+      case "operator":
+      case "operators":
+      case "roots":
+      case "root":
+      case "root_operators":
+      case "root_operator":
+        o.operatorJwts = b.operators(tree, key);
+        setSource("operatorJwts");
+        break;
+      case "resolver":
+      case "account_resolver":
+      case "accounts_resolver":
+        o.resolver = b.resolver(tree, key);
+        if (o.resolver === undefined) {
+          o.pending.resolver = tree[key];
+          b.warn(tree, key, `"${key}" of this type is not implemented yet (only MEMORY is), ignored`);
+        }
+        setSource("resolver");
+        break;
+      case "resolver_preload":
+        o.resolverPreload = b.resolverPreload(tree, key);
+        break;
+      case "tls":
+        o.tls = b.tls(tree, key);
+        break;
+      case "oidc":
+        o.oidc = b.oidc(tree, key);
+        break;
       case "no_auth_user":
         o.noAuthUser = b.str(tree, key);
         setSource("noAuthUser");
@@ -201,7 +255,27 @@ export function buildOptions(tree: ConfigMap, file: string): BuildResult {
   o.httpHost = httpHost ?? o.host;
   // Monitoring: 0 (or none) means off, -1 a random port.
   o.httpPort = httpPort === undefined || httpPort === 0 ? undefined : httpPort === -1 ? 0 : httpPort;
+  // nats-server: with TLS the auth timeout defaults to the TLS timeout + 1s.
+  if (o.tls) o.authTimeoutMs = o.tls.timeoutMs + 1000;
+  if (o.operatorJwts.length > 0) {
+    // Operator mode: the first operator's system account unless system_account is set.
+    const sys = natsClaimsOf(o.operatorJwts[0]).nats?.system_account;
+    if (o.systemAccount === undefined && typeof sys === "string" && sys !== "") o.systemAccount = sys;
+    if (o.systemAccount === undefined) b.warnings.push(`${where(o, "operatorJwts", file)}: Trusted Operators should utilize a System Account`);
+    const a = o.authorization;
+    if (a && (a.user !== undefined || a.token !== undefined)) {
+      b.warnings.push(`${where(o, "authorization", file)}: authorization user/token is ignored in operator mode (clients authenticate with JWTs)`);
+    }
+  } else if (o.systemAccount === undefined && o.accounts.length > 0 && o.pending.no_system_account !== true) {
+    o.systemAccount = "$SYS";
+  }
   return { options: o, warnings: b.warnings };
+}
+
+/** "file:line" of a field set from the config. */
+function where(o: Options, field: string, file: string): string {
+  const p = sourceOf(o, field) ?? { file, line: 0 };
+  return `${p.file}:${p.line}`;
 }
 
 /** nats-server 2.9 top-level keys meshbroker accepts but does not implement yet (alias → name
@@ -210,16 +284,10 @@ const NOT_YET_IMPLEMENTED: Record<string, string> = {};
 for (const names of [
   ["websocket", "ws"],
   ["mqtt"],
-  ["accounts"],
-  ["operator", "operators", "roots", "root", "root_operators", "root_operator"],
-  ["resolver", "account_resolver", "accounts_resolver"],
   ["resolver_tls"],
-  ["resolver_preload"],
   ["resolver_pinned_accounts"],
-  ["system_account", "system"],
   ["no_system_account", "no_system", "no_sys_acc"],
   ["trusted", "trusted_keys"],
-  ["tls"],
   ["allow_non_tls"],
   ["ocsp"],
   ["jetstream"],
@@ -273,10 +341,45 @@ const TLS_KEYS = new Set([
 const CHECK_PENDING: Record<string, (b: Builder, map: ConfigMap, key: string) => void> = {
   websocket: (b, m, k) => b.checkListenerBlock(m, k, WEBSOCKET_KEYS),
   mqtt: (b, m, k) => b.checkListenerBlock(m, k, MQTT_KEYS),
-  tls: (b, m, k) => b.checkKeys(b.map(m, k), TLS_KEYS, "tls"),
+};
+
+/** nats-server 2.9's cipher suite names (Go's crypto/tls) and curve names. */
+const CIPHER_SUITES = new Set([
+  "TLS_RSA_WITH_RC4_128_SHA", "TLS_RSA_WITH_3DES_EDE_CBC_SHA", "TLS_RSA_WITH_AES_128_CBC_SHA",
+  "TLS_RSA_WITH_AES_128_CBC_SHA256", "TLS_RSA_WITH_AES_256_CBC_SHA", "TLS_RSA_WITH_AES_256_GCM_SHA384",
+  "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA", "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+  "TLS_ECDHE_RSA_WITH_RC4_128_SHA", "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+  "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256", "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+  "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+  "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+  "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305", "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
+  "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
+]);
+const CURVES = new Set(["X25519", "CurveP256", "CurveP384", "CurveP521"]);
+const TLS_TIMEOUT_MS = 2000;
+
+const OIDC_KEYS = new Set([
+  "jwks_file", "issuer", "audience", "user_claim", "account_claim", "account", "permissions_claim",
+  "default_permissions", "clock_tolerance",
+]);
+
+/** Account keys nats-server 2.9 knows that meshbroker does not implement yet. */
+const ACCOUNT_KEYS_NOT_YET_IMPLEMENTED = new Set(["nkey", "jetstream", "limits", "mappings", "maps"]);
+
+const RESPONSE_TYPES: Record<string, ExportConfig["responseType"]> = {
+  single: "Singleton", singleton: "Singleton", stream: "Stream", chunk: "Chunked", chunked: "Chunked",
+};
+
+/** Go's text for the errno of a failed open, so messages read like nats-server's. */
+const ERRNO_TEXT: Record<string, string> = {
+  ENOENT: "no such file or directory",
+  EACCES: "permission denied",
+  ENOTDIR: "not a directory",
+  ELOOP: "too many levels of symbolic links",
 };
 
 const CONNECTION_TYPES_KEYS = ["allowed_connection_types", "connection_types", "clients"];
+const GLOBAL_ACCOUNT = "$G";
 const DEFAULT_RESPONSE_PERMISSION: ResponsePermission = { maxMsgs: 1, expiresMs: 2 * 60_000 };
 const INT32_MAX = 2 ** 31 - 1;
 
@@ -409,6 +512,28 @@ class Builder {
     return v * 1000;
   }
 
+  /** A number of seconds, or a Go duration string (as nats-server's tls timeout). Milliseconds. */
+  secondsOrDuration(m: ConfigMap, key: string, field: string): number {
+    if (typeof m[key] === "number") return this.seconds(m, key);
+    const ms = this.durationString(m, key, field);
+    if (ms < 0) this.fail(m, key, `${field} can not be negative`);
+    return ms;
+  }
+
+  /** A readable regular file, else an error with Go's `open PATH: reason` wording. */
+  readableFile(m: ConfigMap, key: string, prefix = ""): string {
+    const path = this.str(m, key);
+    try {
+      if (statSync(path).isDirectory()) this.fail(m, key, `${prefix}read ${path}: is a directory`);
+      accessSync(path, constants.R_OK);
+    } catch (err) {
+      if (err instanceof ConfigError) throw err;
+      const code = (err as NodeJS.ErrnoException).code ?? "";
+      this.fail(m, key, `${prefix}open ${path}: ${ERRNO_TEXT[code] ?? code}`);
+    }
+    return path;
+  }
+
   map(m: ConfigMap, key: string): ConfigMap {
     const v = m[key];
     return isConfigMap(v) ? v : this.typeError(m, key, "a map");
@@ -462,12 +587,13 @@ class Builder {
     return auth;
   }
 
-  private users(m: ConfigMap, key: string): UserConfig[] {
+  /** A `users` list; `account` names the account block it is in (none: the global account). */
+  private users(m: ConfigMap, key: string, account?: string): UserConfig[] {
     const list = m[key];
     if (!Array.isArray(list)) return this.typeError(m, key, "an array of users");
     return list.map((entry, i) => {
       if (!isConfigMap(entry)) return this.typeError(list, i, "a user map");
-      const u: UserConfig = {};
+      const u: UserConfig = account === undefined ? {} : { account };
       for (const k of Object.keys(entry)) {
         const lk = k.toLowerCase();
         if (lk === "nkey") u.nkey = this.str(entry, k);
@@ -482,7 +608,7 @@ class Builder {
       }
       if (u.nkey === undefined && u.user === undefined) this.fail(list, i, "User entry requires a user");
       if (u.nkey !== undefined) {
-        if (!isValidPublicUserKey(u.nkey)) this.fail(list, i, "Not a valid public nkey for a user");
+        if (!isValidPublicNkey(u.nkey, "U")) this.fail(list, i, "Not a valid public nkey for a user");
         if (u.user !== undefined || u.password !== undefined) {
           this.fail(list, i, "Nkey users do not take usernames or passwords");
         }
@@ -574,6 +700,403 @@ class Builder {
     }
     return rp;
   }
+
+  // ---- tls ----
+
+  tls(m: ConfigMap, key: string): TlsConfig {
+    const tm = this.map(m, key);
+    this.checkKeys(tm, TLS_KEYS, key);
+    const t: Partial<TlsConfig> & { verify: boolean; verifyAndMap: boolean; timeoutMs: number } = {
+      verify: false,
+      verifyAndMap: false,
+      timeoutMs: TLS_TIMEOUT_MS,
+    };
+    const files: { cert?: string; key?: string; ca?: string } = {}; // their keys in tm
+    for (const k of Object.keys(tm)) {
+      switch (k.toLowerCase()) {
+        case "cert_file":
+          t.certFile = this.str(tm, k);
+          files.cert = k;
+          break;
+        case "key_file":
+          t.keyFile = this.str(tm, k);
+          files.key = k;
+          break;
+        case "ca_file":
+          t.caFile = this.str(tm, k);
+          files.ca = k;
+          break;
+        case "verify":
+          t.verify ||= this.bool(tm, k);
+          break;
+        case "verify_and_map":
+          // As nats-server: true turns verify on too; false leaves verify alone.
+          t.verifyAndMap = this.bool(tm, k);
+          t.verify ||= t.verifyAndMap;
+          break;
+        case "verify_cert_and_check_known_urls":
+          if (this.bool(tm, k)) this.fail(tm, k, "verify_cert_and_check_known_urls not supported in this context");
+          break;
+        case "insecure":
+          // Skips verification of a server's certificate: meaningless on a listener.
+          this.bool(tm, k);
+          this.warn(tm, k, `"${k}" has no effect on the client listener, ignored`);
+          break;
+        case "timeout":
+          // 0 keeps the default.
+          t.timeoutMs = this.secondsOrDuration(tm, k, "tls timeout") || TLS_TIMEOUT_MS;
+          break;
+        case "cipher_suites":
+          t.ciphers = this.nonEmptyNames(tm, k, CIPHER_SUITES, "unrecognized cipher");
+          break;
+        case "curve_preferences":
+          t.curvePreferences = this.nonEmptyNames(tm, k, CURVES, "unrecognized curve preference");
+          break;
+        case "pinned_certs": {
+          const pins = this.strings(tm, k, "hex-encoded sha256 of DER encoded SubjectPublicKeyInfo").map((p) => p.toLowerCase());
+          for (const p of pins) {
+            if (!/^[0-9a-f]{64}$/.test(p)) {
+              this.fail(tm, k, `error parsing tls config, 'pinned_certs' key ${p} does not look like hex-encoded sha256 of DER encoded SubjectPublicKeyInfo`);
+            }
+          }
+          if (pins.length > 0) t.pinnedCerts = pins;
+          break;
+        }
+        case "connection_rate_limit":
+          this.int(tm, k);
+          this.warn(tm, k, `"${k}" is not implemented yet, ignored`);
+          break;
+      }
+    }
+    // Then, as nats-server: the pair must be given, then readable, then the CA.
+    if (t.certFile === undefined) this.fail(m, key, "missing 'cert_file' in TLS configuration");
+    if (t.keyFile === undefined) this.fail(m, key, "missing 'key_file' in TLS configuration");
+    this.readableFile(tm, files.cert!, "error parsing X509 certificate/key pair: ");
+    this.readableFile(tm, files.key!, "error parsing X509 certificate/key pair: ");
+    if (files.ca !== undefined) this.readableFile(tm, files.ca);
+    return t as TlsConfig;
+  }
+
+  /** A non-empty list of names from a known set (cipher suites, curves). */
+  private nonEmptyNames(m: ConfigMap, key: string, known: Set<string>, unknownReason: string): string[] {
+    const names = this.strings(m, key, "names");
+    if (names.length === 0) this.fail(m, key, `error parsing tls config, '${key}' cannot be empty`);
+    for (const n of names) if (!known.has(n)) this.fail(m, key, `${unknownReason} ${n}`);
+    return names;
+  }
+
+  // ---- accounts ----
+
+  /** `accounts { NAME: {...} }`, or a list of names, in declaration order. */
+  accounts(m: ConfigMap, key: string): AccountConfig[] {
+    const v = m[key];
+    if (Array.isArray(v)) {
+      const seen = new Set<string>();
+      return v.map((n, i) => {
+        if (typeof n !== "string") return this.typeError(v, i, "an account name");
+        if (n === GLOBAL_ACCOUNT) this.fail(v, i, `"${n}" is a Reserved Account`);
+        if (seen.has(n)) this.fail(v, i, `Duplicate Account Entry: ${n}`);
+        seen.add(n);
+        const acc: AccountConfig = { name: n, users: [], exports: [], imports: [] };
+        noteSource(acc, "entry", this.pos(v, i));
+        return acc;
+      });
+    }
+    if (!isConfigMap(v)) return this.typeError(m, key, "a map of accounts or an array of account names");
+    const accounts: AccountConfig[] = [];
+    for (const name of Object.keys(v)) {
+      if (isUsedVariable(v, name)) continue; // a variable defined for the account blocks
+      if (!isConfigMap(v[name])) this.fail(v, name, "Expected map entries for accounts");
+      if (name === GLOBAL_ACCOUNT) this.fail(v, name, `"${name}" is a Reserved Account`);
+      accounts.push(this.account(v, name));
+    }
+    return accounts;
+  }
+
+  private account(m: ConfigMap, name: string): AccountConfig {
+    const am = m[name] as ConfigMap;
+    const acc: AccountConfig = { name, users: [], exports: [], imports: [] };
+    noteSource(acc, "entry", this.pos(m, name));
+    for (const k of Object.keys(am)) {
+      const lk = k.toLowerCase();
+      if (lk === "users") {
+        acc.users = this.users(am, k, name);
+        noteSource(acc, "users", this.pos(am, k));
+      } else if (lk === "exports") {
+        acc.exports = this.list(am, k, "an array of exports", (e, list, i) => this.export(e, list, i));
+      } else if (lk === "imports") {
+        acc.imports = this.list(am, k, "an array of imports", (e, list, i) => this.import(e, list, i));
+      } else if (lk === "default_permissions") {
+        acc.defaultPermissions = this.permissions(am, k);
+      } else if (ACCOUNT_KEYS_NOT_YET_IMPLEMENTED.has(lk)) {
+        this.warn(am, k, `"${k}" in account "${name}" is not implemented yet, ignored`);
+      } else {
+        this.unknown(am, k, `unknown field "${k}" in account "${name}"`);
+      }
+    }
+    if (acc.defaultPermissions) {
+      for (const u of acc.users) u.permissions ??= acc.defaultPermissions;
+    }
+    // nats-server refuses a second import of the same stream, or two service imports that
+    // clients reach on the same local subject.
+    const seen = new Map<string, ImportConfig>();
+    for (const im of acc.imports) {
+      const local = im.to ?? im.subject;
+      const k = im.kind === "stream" ? `stream ${im.account} ${im.subject}` : `service ${local}`;
+      const dup = seen.get(k);
+      if (dup) {
+        throw ConfigError.at(sourceOf(im, "entry")!, im.kind === "stream"
+          ? `Error adding stream import "${im.subject}": stream import already exists`
+          : `Duplicate service import subject "${local}", previously used in import for account "${dup.account}", subject "${dup.subject}"`);
+      }
+      seen.set(k, im);
+    }
+    return acc;
+  }
+
+  /** An array of maps, each read by `read`, which is given the entry's position for messages. */
+  private list<T extends object>(m: ConfigMap, key: string, what: string, read: (e: ConfigMap, list: ConfigValue[], i: number) => T): T[] {
+    const list = m[key];
+    if (!Array.isArray(list)) return this.typeError(m, key, what);
+    return list.map((e, i) => {
+      if (!isConfigMap(e)) return this.typeError(list, i, "a map");
+      const item = read(e, list, i);
+      noteSource(item, "entry", this.pos(list, i));
+      return item;
+    });
+  }
+
+  /** `{stream: subject, accounts: [...]}` or `{service: subject, accounts: [...], response_type: ...}`. */
+  private export(e: ConfigMap, list: ConfigValue[], i: number): ExportConfig {
+    let kind: ExportConfig["kind"] | undefined;
+    let subject = "";
+    let accounts: string[] | undefined;
+    let responseType: ExportConfig["responseType"];
+    let responseKey: string | undefined;
+    for (const k of Object.keys(e)) {
+      const lk = k.toLowerCase();
+      switch (lk) {
+        case "stream":
+        case "service":
+          if (kind !== undefined && kind !== lk) this.fail(e, k, `Detected ${lk} ${JSON.stringify(e[k])} but already saw a ${kind}`);
+          kind = lk;
+          subject = this.subject(e, k);
+          break;
+        case "accounts":
+          // An empty list is public, as in nats-server.
+          accounts = this.strings(e, k, "account names");
+          if (accounts.length === 0) accounts = undefined;
+          break;
+        case "response":
+        case "response_type": {
+          const rt = this.str(e, k);
+          responseType = RESPONSE_TYPES[rt.toLowerCase()];
+          if (responseType === undefined) this.fail(e, k, `Unknown response type: ${JSON.stringify(rt)}`);
+          responseKey = k;
+          break;
+        }
+        case "threshold":
+        case "response_threshold":
+        case "response_max_time":
+        case "response_time":
+        case "latency":
+          this.warn(e, k, `"${k}" in exports is not implemented yet, ignored`);
+          break;
+        case "account_token_position":
+          // Ignoring it would make the export public: refuse instead.
+          this.fail(e, k, `"${k}" is not supported yet`);
+          break;
+        default:
+          this.unknown(e, k);
+      }
+    }
+    if (kind === undefined) this.fail(list, i, "an export needs a \"stream\" or a \"service\" subject");
+    if (kind === "stream" && responseKey !== undefined) this.fail(e, responseKey, "Detected response directive on non-service");
+    const ex: ExportConfig = { kind, subject };
+    if (accounts) ex.accounts = accounts;
+    if (responseType) ex.responseType = responseType;
+    return ex;
+  }
+
+  /** `{stream: {account, subject}, prefix | to}` or `{service: {account, subject}, to}`. */
+  private import(e: ConfigMap, list: ConfigValue[], i: number): ImportConfig {
+    let im: ImportConfig | undefined;
+    let to: string | undefined;
+    let prefix: string | undefined;
+    let prefixKey = "";
+    for (const k of Object.keys(e)) {
+      const lk = k.toLowerCase();
+      switch (lk) {
+        case "stream":
+        case "service": {
+          if (im && im.kind !== lk) this.fail(e, k, `Detected ${lk} but already saw a ${im.kind}`);
+          const src = this.map(e, k);
+          let account = "";
+          let subject = "";
+          for (const sk of Object.keys(src)) {
+            const lsk = sk.toLowerCase();
+            if (lsk === "account") account = this.str(src, sk);
+            else if (lsk === "subject") subject = this.subject(src, sk);
+            else this.unknown(src, sk);
+          }
+          if (account === "" || subject === "") this.fail(e, k, "Expect an account name and a subject");
+          im = { kind: lk, account, subject };
+          break;
+        }
+        case "prefix":
+          prefix = this.str(e, k);
+          prefixKey = k;
+          break;
+        case "to":
+          to = this.subject(e, k);
+          break;
+        case "share":
+          this.bool(e, k);
+          this.warn(e, k, `"${k}" in imports is not implemented yet, ignored`);
+          break;
+        default:
+          this.unknown(e, k);
+      }
+    }
+    if (!im) return this.fail(list, i, "an import needs a \"stream\" or a \"service\" map");
+    if (im.kind === "stream" && prefix !== undefined && to !== undefined) {
+      this.fail(list, i, "Stream import can not have a 'prefix' and a 'to' property");
+    }
+    if (im.kind === "service" && prefix !== undefined) this.fail(e, prefixKey, "a service import takes 'to', not 'prefix'");
+    // The prefix is prepended to published subjects (with a "." unless it ends in one), so it
+    // must be a literal.
+    const bare = prefix?.endsWith(".") ? prefix.slice(0, -1) : prefix;
+    if (bare !== undefined && (!isValidSubject(bare) || hasWildcard(bare))) {
+      this.fail(e, prefixKey, `Error adding stream import "${im.subject}": stream import prefix can not contain wildcard tokens`);
+    }
+    if (to !== undefined) im.to = to;
+    if (prefix !== undefined) im.prefix = prefix;
+    return im;
+  }
+
+  private subject(m: ConfigMap, key: string): string {
+    const s = this.str(m, key);
+    if (!isValidSubject(s)) this.fail(m, key, `subject ${JSON.stringify(s)} is not a valid subject`);
+    return s;
+  }
+
+  // ---- operator mode ----
+
+  /** Operator JWTs: inline, or files holding one (bare or between armor lines), or a list. */
+  operators(m: ConfigMap, key: string): string[] {
+    const v = m[key];
+    const list = Array.isArray(v) ? v : [v];
+    return list.map((item, i) => {
+      const [c, k]: [ConfigMap | ConfigValue[], string | number] = Array.isArray(v) ? [v, i] : [m, key];
+      if (typeof item !== "string") return this.fail(c, k, `error parsing operators: unsupported type ${describe(item)}`);
+      let text: string;
+      try {
+        text = readFileSync(item, "utf8");
+      } catch (err) {
+        // Not a readable file: maybe the JWT itself.
+        if (!item.startsWith("eyJ")) {
+          const code = (err as NodeJS.ErrnoException).code ?? "";
+          return this.fail(c, k, `error parsing operator JWT: open ${item}: ${ERRNO_TEXT[code] ?? code}`);
+        }
+        text = item;
+      }
+      const jwt = unarmorJwt(text);
+      try {
+        decodeNatsJwt(jwt, "operator");
+      } catch (err) {
+        return this.fail(c, k, `error parsing operator JWT: ${(err as Error).message}`);
+      }
+      return jwt;
+    });
+  }
+
+  /** "MEMORY" (or "MEM"); undefined for the kinds meshbroker does not implement (URL(...),
+   *  {type: full|cache, dir}), which the caller keeps pending. */
+  resolver(m: ConfigMap, key: string): "MEMORY" | undefined {
+    const v = m[key];
+    const invalid = () =>
+      this.fail(m, key, `error parsing account resolver, should be MEM or URL("url") or a map containing dir and type state=[FULL|CACHE])`);
+    if (typeof v === "string") {
+      const s = v.trim().toUpperCase();
+      if (s === "MEM" || s === "MEMORY") return "MEMORY";
+      if (/^URL\(\s*"?[^\s"]+"?\s*\)$/i.test(v.trim())) return undefined;
+      return invalid();
+    }
+    if (!isConfigMap(v)) return this.fail(m, key, `error parsing operator resolver, wrong type ${describe(v)}`);
+    const lower = new Map(Object.keys(v).map((k) => [k.toLowerCase(), v[k]]));
+    const dir = lower.get("dir");
+    if (typeof dir !== "string" || dir === "") this.fail(m, key, "dir has no value and needs to point to a directory");
+    const type = lower.get("type");
+    if (typeof type !== "string" || !["FULL", "CACHE"].includes(type.toUpperCase())) return invalid();
+    return undefined;
+  }
+
+  /** `resolver_preload { ACCOUNT_PUBKEY: "account JWT" }`. */
+  resolverPreload(m: ConfigMap, key: string): Record<string, string> {
+    const v = m[key];
+    if (!isConfigMap(v)) return this.fail(m, key, "preload should be a map of account_public_key:account_jwt");
+    const out: Record<string, string> = {};
+    for (const k of Object.keys(v)) {
+      const jwt = v[k];
+      if (typeof jwt !== "string") this.fail(v, k, "preload map value should be a string JWT");
+      try {
+        decodeNatsJwt(jwt, "account");
+      } catch {
+        this.fail(v, k, "invalid account JWT");
+      }
+      out[k] = jwt;
+    }
+    return out;
+  }
+
+  // ---- oidc (meshbroker extension) ----
+
+  oidc(m: ConfigMap, key: string): OidcConfig {
+    const om = this.map(m, key);
+    this.checkKeys(om, OIDC_KEYS, key);
+    const c: Omit<OidcConfig, "jwksFile"> & { jwksFile?: string } = { userClaim: "sub", clockToleranceSec: 60 };
+    for (const k of Object.keys(om)) {
+      switch (k.toLowerCase()) {
+        case "jwks_file":
+          c.jwksFile = this.readableFile(om, k, "error reading jwks_file: ");
+          break;
+        case "issuer":
+          c.issuer = this.str(om, k);
+          break;
+        case "audience":
+          c.audience = this.str(om, k);
+          break;
+        case "user_claim":
+          c.userClaim = this.str(om, k);
+          break;
+        case "account_claim":
+          c.accountClaim = this.str(om, k);
+          break;
+        case "account":
+          c.account = this.str(om, k);
+          noteSource(c, "account", this.pos(om, k));
+          break;
+        case "permissions_claim":
+          c.permissionsClaim = this.str(om, k);
+          break;
+        case "default_permissions":
+          c.defaultPermissions = this.permissions(om, k);
+          break;
+        case "clock_tolerance":
+          c.clockToleranceSec = this.secondsOrDuration(om, k, "clock_tolerance") / 1000;
+          break;
+      }
+    }
+    if (c.jwksFile === undefined) this.fail(m, key, `oidc requires "jwks_file"`);
+    return c as OidcConfig;
+  }
+}
+
+/** The JWT in an operator file: between `-----BEGIN ...-----` / `-----END ...-----` lines
+ *  (as nsc writes it) or the whole text. */
+function unarmorJwt(text: string): string {
+  const armored = /^\s*-{3,}[^\n]*-{3,}\r?\n\s*([\w.=-]+)\s*\r?\n\s*-{3,}/m.exec(text);
+  return armored ? armored[1] : text.trim();
 }
 
 function describe(v: ConfigValue | undefined): string {
@@ -595,37 +1118,4 @@ function splitHostPort(s: string): { host: string; port: string } | undefined {
   const colon = s.lastIndexOf(":");
   if (colon < 0 || s.slice(0, colon).includes(":")) return undefined;
   return { host: s.slice(0, colon), port: s.slice(colon + 1) };
-}
-
-const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-const PREFIX_BYTE_USER = 20 << 3; // "U"
-
-/** A public user NKEY: base32 of [prefix, 32-byte key, CRC16 (little endian)]. */
-function isValidPublicUserKey(key: string): boolean {
-  if (key.length !== 56) return false;
-  const bytes: number[] = [];
-  let acc = 0;
-  let bits = 0;
-  for (const ch of key) {
-    const v = BASE32.indexOf(ch);
-    if (v < 0) return false;
-    acc = ((acc << 5) | v) & 0xffff;
-    bits += 5;
-    if (bits >= 8) {
-      bits -= 8;
-      bytes.push((acc >> bits) & 0xff);
-    }
-  }
-  if (bytes.length !== 35 || bytes[0] !== PREFIX_BYTE_USER) return false;
-  return crc16(bytes.slice(0, 33)) === (bytes[33] | (bytes[34] << 8));
-}
-
-/** CRC-16/XMODEM, as the nkeys libraries use. */
-function crc16(bytes: number[]): number {
-  let crc = 0;
-  for (const b of bytes) {
-    crc ^= b << 8;
-    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-  }
-  return crc;
 }

@@ -138,7 +138,9 @@ export interface Options {
   noAuthUser?: string;
   /** `accounts {}`: named accounts with their users, exports and imports. */
   accounts: AccountConfig[];
-  /** `system_account` (default "$SYS" when accounts or operator mode are used). */
+  /** `system_account` / `system`. Default: in operator mode the first operator JWT's system
+   *  account (none if it names none, as nats-server); otherwise "$SYS" when accounts are used
+   *  (unless `no_system_account`). An explicit name must be a configured account. */
   systemAccount?: string;
   /** Operator mode: operator JWTs (inline or read from the files named), `resolver: MEMORY`,
    *  and `resolver_preload { ACCOUNT_PUBKEY: "account JWT" }`. */
@@ -156,7 +158,8 @@ export interface Options {
 
   log: LogOptions;
 
-  /** Blocks meshbroker parses but later issues implement (websocket, mqtt, accounts, tls, ...).
+  /** Blocks meshbroker parses but later issues implement (websocket, mqtt, jetstream, resolvers
+   *  other than MEMORY, trusted keys, ...).
    *  Kept as plain JS values so those issues can type them without reparsing. */
   pending: Record<string, unknown>;
 }

@@ -1,14 +1,18 @@
 // Cross-field checks on a built Options, with nats-server 2.9's messages (server.go
-// validateOptions, auth.go validateAuth / validateNoAuthUser, opts.go's authorization checks).
+// validateOptions, auth.go validateAuth / validateNoAuthUser, jwt.go validateTrustedOperators,
+// opts.go's authorization and accounts checks).
 // Errors point at the config line that set the offending field when there is one.
 
 import { sourceOf } from "./build.js";
 import { formatGoDuration } from "./duration.js";
 import { ConfigError, type Position } from "./errors.js";
+import { natsClaimsOf } from "./nkeys.js";
 import type { Options } from "./options.js";
 
 /** nats-server 2.9 knows the first six; IN_PROCESS came with 2.10 (in-process clients). */
 export const CONNECTION_TYPES = new Set(["STANDARD", "WEBSOCKET", "LEAFNODE", "LEAFNODE_WS", "MQTT", "MQTT_WS", "IN_PROCESS"]);
+
+const GLOBAL_ACCOUNT = "$G";
 
 export function validateOptions(options: Options): void {
   const fallback: Position = { file: options.configFile ?? "<options>", line: 0 };
@@ -30,13 +34,20 @@ export function validateOptions(options: Options): void {
     );
   }
 
+  const operatorMode = options.operatorJwts.length > 0;
+  if (operatorMode) validateOperatorMode(options, fail);
+
   const auth = options.authorization;
-  const users = auth?.users ?? [];
+  // Users of the authorization block (global account) and of every account share one namespace.
+  const users = [...(auth?.users ?? []), ...options.accounts.flatMap((a) => a.users)];
   if (auth) {
     const at = sourceOf(options, "authorization");
     if ((auth.user || auth.password) && auth.token) fail(at, "Cannot have a user/pass and token");
-    if (users.length > 0 && auth.user) fail(at, "Can not have a single user/pass and a users array");
-    if (users.length > 0 && auth.token) fail(at, "Can not have a token and a users array");
+    if (auth.users.length > 0 && auth.user) fail(at, "Can not have a single user/pass and a users array");
+    if (auth.users.length > 0 && auth.token) fail(at, "Can not have a token and a users array");
+    const withUsers = options.accounts.find((a) => a.users.length > 0);
+    if (withUsers && auth.user) fail(sourceOf(withUsers, "users"), "Can not have a single user/pass and accounts");
+    if (withUsers && auth.token) fail(sourceOf(withUsers, "users"), "Can not have a token and accounts");
   }
   const seen = new Set<string>();
   for (const u of users) {
@@ -51,13 +62,89 @@ export function validateOptions(options: Options): void {
     }
   }
 
+  validateAccounts(options, fail);
+
   const noAuthUser = options.noAuthUser;
   if (noAuthUser) {
     const at = sourceOf(options, "noAuthUser");
+    if (operatorMode) fail(at, "no_auth_user not compatible with Trusted Operator");
     const named = users.filter((u) => u.user !== undefined);
     if (named.length === 0) fail(at, `no_auth_user: "${noAuthUser}" present, but users are not defined`);
     if (!named.some((u) => u.user === noAuthUser)) {
       fail(at, `no_auth_user: "${noAuthUser}" not present as user in authorization block or account configuration`);
     }
   }
+
+  const oidcAccount = options.oidc?.account;
+  if (oidcAccount !== undefined && oidcAccount !== GLOBAL_ACCOUNT && !options.accounts.some((a) => a.name === oidcAccount)) {
+    fail(sourceOf(options.oidc!, "account"), `oidc account ${JSON.stringify(oidcAccount)} is not a configured account`);
+  }
+}
+
+type Fail = (pos: Position | undefined, reason: string) => never;
+
+/** nats-server's validateTrustedOperators, and the system account a memory resolver must hold. */
+function validateOperatorMode(options: Options, fail: Fail): void {
+  const at = sourceOf(options, "operatorJwts");
+  if (options.resolver === undefined && options.pending.resolver === undefined) {
+    fail(at, "operators require an account resolver to be configured");
+  }
+  if (options.accounts.length > 0) fail(sourceOf(options, "accounts"), "operators do not allow Accounts to be configured directly");
+  if ((options.authorization?.users.length ?? 0) > 0) {
+    fail(sourceOf(options, "authorization"), "operators do not allow users to be configured directly");
+  }
+  if (options.pending.trusted !== undefined) fail(at, "conflicting options for 'TrustedKeys' and 'TrustedOperators'");
+  const sys = options.systemAccount;
+  if (sys === undefined) return;
+  const fromJwts = options.operatorJwts.map((jwt) => natsClaimsOf(jwt).nats?.system_account).filter((s) => !!s);
+  if (fromJwts.length > 0 && !fromJwts.includes(sys)) {
+    fail(sourceOf(options, "systemAccount") ?? at, "system_account in config and operator JWT must be identical");
+  }
+  if (options.resolver === "MEMORY" && !Object.hasOwn(options.resolverPreload, sys)) {
+    fail(sourceOf(options, "systemAccount") ?? sourceOf(options, "resolver") ?? at,
+      `error resolving system account: account missing (${sys} is not in resolver_preload)`);
+  }
+}
+
+/** Cross-account references, as nats-server checks them when it wires imports to exports. */
+function validateAccounts(options: Options, fail: Fail): void {
+  const byName = new Map(options.accounts.map((a) => [a.name, a]));
+  for (const acc of options.accounts) {
+    for (const ex of acc.exports) {
+      const missing = (ex.accounts ?? []).find((n) => !byName.has(n));
+      if (missing !== undefined) fail(sourceOf(ex, "entry"), `"${missing}" account not defined for ${ex.kind} export`);
+    }
+    for (const im of acc.imports) {
+      const from = byName.get(im.account);
+      if (!from) fail(sourceOf(im, "entry"), `"${im.account}" account not defined for ${im.kind} import`);
+      const authorized = from.exports.some(
+        (ex) => ex.kind === im.kind && isSubsetMatch(im.subject, ex.subject) && (!ex.accounts || ex.accounts.includes(acc.name)),
+      );
+      if (!authorized) {
+        fail(sourceOf(im, "entry"), `Error adding ${im.kind} import "${im.subject}": ${im.kind} import not authorized`);
+      }
+    }
+  }
+  const sys = options.systemAccount;
+  const at = sourceOf(options, "systemAccount");
+  // A system_account must be a configured account, "$SYS" included when the config names it
+  // (nats-server then fails to start); only the implicit "$SYS" is created.
+  const explicit = at !== undefined || sys !== "$SYS";
+  if (sys !== undefined && explicit && options.operatorJwts.length === 0 && !byName.has(sys)) {
+    fail(at, `error resolving system account: account missing (no account ${JSON.stringify(sys)} in accounts)`);
+  }
+}
+
+/** Is every subject `subject` matches also matched by `filter`? ("a.b" and "a.*" of "a.>"). */
+function isSubsetMatch(subject: string, filter: string): boolean {
+  const s = subject.split(".");
+  const f = filter.split(".");
+  for (let i = 0; i < f.length; i++) {
+    if (i >= s.length) return false;
+    if (f[i] === ">") return true;
+    if (s[i] === ">") return false;
+    if (s[i] === "*" && f[i] !== "*") return false;
+    if (f[i] !== "*" && f[i] !== s[i]) return false;
+  }
+  return s.length === f.length;
 }

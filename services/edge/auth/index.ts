@@ -1,80 +1,175 @@
-// The one auth pipeline every transport goes through: credentials and connection type in,
-// the user (account, permissions) or a refusal out. This issue covers users, passwords,
-// tokens and no_auth_user; NKEYs, certificates and JWTs plug in here later.
-import { timingSafeEqual } from "node:crypto";
-import type { Options, Permissions } from "../../common/config/options.js";
+// The one auth pipeline every transport goes through: credentials and connection context in, the
+// user (account, permissions, expiry) or a refusal out. The order of checks is nats-server 2.9's
+// (auth.go processClientOrLeafAuthentication): operator-mode JWTs; then NKEY users; then users
+// (mapped from the TLS certificate with verify_and_map, else no_auth_user or user/password); then
+// the token; then the single user. meshbroker's OIDC tokens are recognised by their JOSE header
+// before any of these, so they coexist with every mode.
+// Answers are synchronous except for bcrypt hashes (bcryptjs' async compare yields to the event
+// loop) and OIDC (jose verifies asynchronously).
+import type { AccountConfig, Options } from "../../common/config/options.js";
+import { OperatorMode } from "./jwt.js";
+import { checkNonceSignature, newNonce } from "./nkey.js";
+import { isOidcToken, OidcVerifier } from "./oidc.js";
+import { mapCertificateUser } from "./tls-map.js";
+import {
+  GLOBAL_ACCOUNT, refuse, withResponseDefaults,
+  type AuthContext, type AuthResult, type AuthenticatedUser, type Credentials,
+} from "./types.js";
+import { checkSecret, connectionTypeAllowed, UserDirectory, type ConfiguredUser } from "./users.js";
 
-export type ConnectionType = "STANDARD" | "WEBSOCKET" | "MQTT" | "MQTT_WS";
+export {
+  GLOBAL_ACCOUNT,
+  type AuthContext, type AuthResult, type AuthenticatedUser, type ConnectionType, type Credentials, type TlsPeer,
+} from "./types.js";
+export { tlsPeerFromCertificate } from "./tls-map.js";
+export { isBcrypt } from "./users.js";
 
-export interface Credentials {
-  user?: string;
-  pass?: string;
-  token?: string;
-}
-
-export interface AuthContext {
-  connectionType: ConnectionType;
-  /** A transport-level override of the main no_auth_user (websocket / mqtt blocks). */
-  noAuthUser?: string;
-}
-
-export interface AuthenticatedUser {
-  /** The user name, "" when the server needs no authentication. */
-  name: string;
-  account: string;
-  permissions?: Permissions;
-}
-
-export type AuthResult = { ok: true; user: AuthenticatedUser } | { ok: false; reason: string };
-
-export const GLOBAL_ACCOUNT = "$G";
+/** A websocket / mqtt block's auth settings in force for one connection (nats-server authOverride:
+ *  set when that block has a user, a token or a no_auth_user). */
+interface Override { noAuthUser?: string; user?: string; password?: string; token?: string }
 
 export class AuthPipeline {
-  constructor(private readonly options: Options) {}
+  private readonly directory: UserDirectory;
+  private readonly operator?: OperatorMode;
+  private readonly oidc?: OidcVerifier;
 
-  /** Whether clients must send credentials (INFO auth_required). */
+  /** Throws an Error for an invalid operator / account JWT setup or an unreadable JWKS file. */
+  constructor(private readonly options: Options) {
+    this.directory = new UserDirectory(options);
+    if (options.operatorJwts.length > 0) this.operator = new OperatorMode(options);
+    if (options.oidc) this.oidc = new OidcVerifier(options.oidc);
+  }
+
+  /** Whether clients of the main listener must authenticate (INFO auth_required). */
   get required(): boolean {
+    if (this.operator || this.oidc) return true;
+    if (this.directory.users.size > 0 || this.directory.nkeys.size > 0) return true;
     const a = this.options.authorization;
-    return !!a && (a.user !== undefined || a.token !== undefined || a.users.length > 0);
+    return !!a && (!!a.user || !!a.token);
   }
 
-  authenticate(creds: Credentials, ctx: AuthContext): AuthResult {
-    const a = this.options.authorization;
-    if (!this.required || !a) return { ok: true, user: { name: "", account: GLOBAL_ACCOUNT } };
-    const noAuthUser = ctx.noAuthUser ?? this.options.noAuthUser;
-    const hasCreds = creds.user !== undefined || creds.pass !== undefined || creds.token !== undefined;
-    if (!hasCreds && noAuthUser !== undefined) {
-      const u = a.users.find((x) => x.user === noAuthUser);
-      if (u) return this.accept(u.user!, u.permissions, u.allowedConnectionTypes, ctx);
-    }
-    if (a.token !== undefined) {
-      return creds.token !== undefined && secretEquals(creds.token, a.token)
-        ? { ok: true, user: { name: "", account: GLOBAL_ACCOUNT, permissions: a.defaultPermissions } }
-        : { ok: false, reason: "bad token" };
-    }
-    if (a.user !== undefined) {
-      return creds.user === a.user && creds.pass !== undefined && secretEquals(creds.pass, a.password ?? "")
-        ? { ok: true, user: { name: a.user, account: GLOBAL_ACCOUNT, permissions: a.defaultPermissions } }
-        : { ok: false, reason: "bad user or password" };
-    }
-    const u = a.users.find((x) => x.user !== undefined && x.user === creds.user);
-    if (!u || creds.pass === undefined || !secretEquals(creds.pass, u.password ?? "")) {
-      return { ok: false, reason: "bad user or password" };
-    }
-    return this.accept(u.user!, u.permissions ?? a.defaultPermissions, u.allowedConnectionTypes, ctx);
+  /** auth_required for a transport whose block may override the main settings. */
+  requiredFor(ctx: Pick<AuthContext, "override" | "noAuthUser">): boolean {
+    return this.required || overrideOf(ctx) !== undefined;
   }
 
-  private accept(name: string, permissions: Permissions | undefined, types: string[] | undefined,
-                 ctx: AuthContext): AuthResult {
-    if (types && types.length > 0 && !types.includes(ctx.connectionType)) {
-      return { ok: false, reason: `connection type ${ctx.connectionType} not allowed` };
+  /** Whether INFO carries a nonce to sign: NKEY users or operator mode (nats-server nonceRequired). */
+  get needsNonce(): boolean {
+    return this.directory.nkeys.size > 0 || this.operator !== undefined;
+  }
+
+  /** 11 random bytes, base64url without padding (15 characters), as nats-server's generateNonce. */
+  newNonce(): string {
+    return newNonce();
+  }
+
+  get systemAccount(): string | undefined {
+    return this.operator ? this.operator.systemAccount : this.options.systemAccount;
+  }
+
+  /** Accounts from the config, and in operator mode the resolver's (trusted) account JWTs. */
+  accounts(): AccountConfig[] {
+    return [...this.options.accounts, ...(this.operator?.accounts() ?? [])];
+  }
+
+  authenticate(creds: Credentials, ctx: AuthContext): AuthResult | Promise<AuthResult> {
+    const override = overrideOf(ctx);
+    if (!this.required && !override) return { ok: true, user: { name: "", account: GLOBAL_ACCOUNT } };
+
+    const jwt = creds.jwt || ctx.cookieJwt || undefined;
+    if (this.oidc) {
+      // The token may come as the CONNECT jwt (or websocket cookie), auth_token, or password
+      // (MQTT clients can only send a username and a password).
+      const token = [jwt, creds.token, creds.pass].find(isOidcToken);
+      if (token !== undefined) return this.oidc.verify(token);
     }
-    return { ok: true, user: { name, account: GLOBAL_ACCOUNT, permissions } };
+    if (this.operator) {
+      if (!jwt) return refuse("user JWT required");
+      return this.operator.authenticate(jwt, creds, ctx);
+    }
+    return this.configured(creds, ctx, override);
+  }
+
+  /** Users, NKEYs, token and single user from the config. */
+  private configured(creds: Credentials, ctx: AuthContext, override: Override | undefined): AuthResult | Promise<AuthResult> {
+    const d = this.directory;
+    const type = ctx.connectionType;
+    const typeRefused = () => refuse(`connection type ${type} not allowed`);
+
+    if (d.nkeys.size > 0 && creds.nkey) {
+      const u = d.nkeys.get(creds.nkey);
+      if (!u) return refuse("unknown nkey");
+      if (!connectionTypeAllowed(u.connectionTypes, type)) return typeRefused();
+      const s = checkNonceSignature(creds.nkey, ctx.nonce, creds.sig);
+      if (!s.ok) return s;
+      return accepted({ name: u.nkey, account: u.account, permissions: u.permissions });
+    }
+
+    if (d.users.size > 0) {
+      const tlsMap = ctx.tlsMap ?? (type === "STANDARD" && !!this.options.tls?.verifyAndMap);
+      if (tlsMap) {
+        // No fallback to no_auth_user or user/password: the certificate names the user.
+        const m = mapCertificateUser(ctx.tls, d.users, (u) => connectionTypeAllowed(u.connectionTypes, type));
+        if (!m.user) {
+          if (m.typeRefused) return typeRefused();
+          return refuse(ctx.tls ? "no user for the TLS certificate" : "no TLS client certificate");
+        }
+        // nats-server still compares the mapped user's password ("" when it has none) with the client's.
+        return this.checkUserPassword(m.user, creds.pass);
+      }
+      const noCredentials = !creds.user && !creds.pass && !creds.token && !creds.nkey && !creds.jwt;
+      const noAuthUser = override ? override.noAuthUser : this.options.noAuthUser;
+      if (noCredentials && noAuthUser) {
+        const u = d.users.get(noAuthUser);
+        if (u) {
+          if (!connectionTypeAllowed(u.connectionTypes, type)) return typeRefused();
+          return accepted(userOf(u));
+        }
+      }
+      if (creds.user) {
+        const u = d.users.get(creds.user);
+        if (!u) return refuse("unknown user");
+        if (!connectionTypeAllowed(u.connectionTypes, type)) return typeRefused();
+        return this.checkUserPassword(u, creds.pass);
+      }
+    }
+
+    const a = this.options.authorization;
+    const single: Override = override ?? { user: a?.user, password: a?.password, token: a?.token };
+    // The main block's default permissions apply to its single user / token (a transport's do not).
+    const permissions = override ? undefined : withResponseDefaults(a?.defaultPermissions);
+    if (single.token) {
+      return settle(checkSecret(single.token, creds.token), { name: "", account: GLOBAL_ACCOUNT, permissions }, "bad token");
+    }
+    if (single.user) {
+      if (creds.user !== single.user) return refuse("bad user or password");
+      return settle(checkSecret(single.password ?? "", creds.pass),
+        { name: single.user, account: GLOBAL_ACCOUNT, permissions }, "bad user or password");
+    }
+    return refuse(creds.user || creds.pass || creds.token || creds.nkey || creds.jwt ? "bad credentials" : "no credentials");
+  }
+
+  private checkUserPassword(u: ConfiguredUser, pass: string | undefined): AuthResult | Promise<AuthResult> {
+    return settle(checkSecret(u.password, pass), userOf(u), "bad user or password");
   }
 }
 
-/** Constant-time comparison (for equal lengths; the length itself is not secret here). */
-function secretEquals(given: string, expected: string): boolean {
-  const a = Buffer.from(given), b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
+function overrideOf(ctx: Pick<AuthContext, "override" | "noAuthUser">): Override | undefined {
+  const o = ctx.override;
+  if (!o?.user && !o?.token && !ctx.noAuthUser) return undefined;
+  return { noAuthUser: ctx.noAuthUser, user: o?.user, password: o?.password, token: o?.token };
+}
+
+function userOf(u: ConfiguredUser): AuthenticatedUser {
+  return { name: u.name, account: u.account, permissions: u.permissions };
+}
+
+function accepted(user: AuthenticatedUser): AuthResult {
+  if (user.permissions === undefined) delete user.permissions;
+  return { ok: true, user };
+}
+
+function settle(check: boolean | Promise<boolean>, user: AuthenticatedUser, reason: string): AuthResult | Promise<AuthResult> {
+  if (typeof check === "boolean") return check ? accepted(user) : refuse(reason);
+  return check.then((ok) => (ok ? accepted(user) : refuse(reason)));
 }

@@ -3,7 +3,9 @@
 import { ERR, ProtocolError, type CloseReason } from "../../common/errors.js";
 import { isValidLiteralSubject, isValidSubject } from "../../common/subject.js";
 import type { Connection, RouterLink, Subscriber } from "../../router/link.js";
-import type { AuthenticatedUser, AuthPipeline, ConnectionType, Credentials } from "../auth/index.js";
+import type {
+  AuthContext, AuthenticatedUser, AuthPipeline, AuthResult, ConnectionType, Credentials, TlsPeer,
+} from "../auth/index.js";
 import { Outbound, type Transport } from "../outbound.js";
 import { NatsParser, type ParserSink } from "./parser.js";
 import { PermissionChecker } from "../auth/permissions.js";
@@ -56,6 +58,9 @@ const SP = 32, CR = 13, LF = 10;
 
 /** The byte stream under a client (TCP socket, WebSocket). */
 export interface ClientTransport extends Transport {
+  /** Stop / restart reading (while an asynchronous auth check decides). */
+  pause(): void;
+  resume(): void;
   /** Flush what is queued, then close. */
   close(): void;
   /** Resolves once the transport is fully closed. */
@@ -93,6 +98,12 @@ export class ClientSubscription implements Subscriber {
 
   deliver(subject: string, reply: string | undefined, data: Buffer, hdrLen: number): void {
     if (this.max > 0 && this.delivered >= this.max) return;
+    const perms = this.client.perms;
+    if (perms !== undefined) {
+      // A wildcard subscription may cover subjects the user is denied (nats-server filters them here).
+      if (perms.hasSubscribeDeny && perms.deniedDelivery(subject)) return;
+      if (reply !== undefined && perms.allowsResponses) perms.grantReply(reply);
+    }
     this.delivered++;
     this.client.sendMessage(this, subject, reply, data, hdrLen);
     if (this.max > 0 && this.delivered >= this.max) this.client.removeSubscription(this);
@@ -119,9 +130,18 @@ export class NatsClient implements ParserSink, Connection {
   version = "";
   user: AuthenticatedUser | undefined;
   account = "";
-  private perms: PermissionChecker | undefined;
+  perms: PermissionChecker | undefined;
   /** Kept to authenticate again when a reload changes the authorization config. */
   private credentials: Credentials = {};
+  /** Sent in INFO when the server takes NKEY or JWT signatures. */
+  nonce: string | undefined;
+  /** The client certificate, once a TLS handshake verified one. */
+  tlsPeer: TlsPeer | undefined;
+  /** Transport-specific auth inputs (WebSocket cookie JWT, a block's no_auth_user or override). */
+  authExtras: Partial<AuthContext> = {};
+  private expiryTimer: NodeJS.Timeout | undefined;
+  /** max_subscriptions for this connection (Infinity = none). */
+  private maxSubscriptions = Infinity;
 
   inMsgs = 0;
   outMsgs = 0;
@@ -150,10 +170,12 @@ export class NatsClient implements ParserSink, Connection {
     const o = ctx.options;
     this.parser = new NatsParser(this, { maxControlLine: o.maxControlLine, maxPayload: o.maxPayload });
     this.outbound = new Outbound(transport, this, o.maxPending, o.writeDeadlineMs);
+    this.applyLimits(o);
   }
 
   /** Send INFO and arm the timers; called once the transport is ready. */
   start(): void {
+    if (this.ctx.auth.needsNonce) this.nonce = this.ctx.auth.newNonce();
     this.sendInfo();
     if (this.ctx.auth.required) {
       const ms = this.ctx.options.authorization?.timeoutMs ?? this.ctx.options.authTimeoutMs;
@@ -170,15 +192,17 @@ export class NatsClient implements ParserSink, Connection {
   receive(chunk: Buffer): void {
     if (this.closed) return;
     this.lastActivityMs = Date.now();
+    this.guarded(() => this.parser.parse(chunk));
+  }
+
+  /** Runs parser work; a protocol violation is logged and closes the connection. */
+  private guarded(work: () => void): void {
     try {
-      this.parser.parse(chunk);
+      work();
     } catch (err) {
-      if (err instanceof ProtocolError) {
-        this.ctx.log.error(err.message, this.logContext());
-        this.close(err.reason, err.clientError);
-      } else {
-        throw err;
-      }
+      if (!(err instanceof ProtocolError)) throw err;
+      this.ctx.log.error(err.message, this.logContext());
+      this.close(err.reason, err.clientError);
     }
   }
 
@@ -203,17 +227,36 @@ export class NatsClient implements ParserSink, Connection {
     this.version = typeof c.version === "string" ? c.version : "";
     this.parser.headersAllowed = this.headers;
 
-    if (this.protocol < 0 || this.protocol > 1) return this.close("Protocol Violation", ERR.invalidProtocol);
-    if (this.noResponders && !this.headers) return this.close("Protocol Violation", ERR.noRespondersNeedsHeaders);
-
-    if (!this.connected) {
-      this.credentials = { user: c.user, pass: c.pass, token: c.auth_token };
-      if (!this.authenticate()) return;
-      this.connected = true;
-      this.rttMs = Date.now() - this.startTime.getTime(); // INFO → CONNECT, until a PING measures it
-      if (this.authTimer) clearTimeout(this.authTimer);
-      this.authTimer = undefined;
+    if (this.protocol < 0 || this.protocol > 1) return this.close("Bad Client Protocol Version", ERR.invalidProtocol);
+    if (this.noResponders && !this.headers) {
+      return this.close("No Responders Requires Headers", ERR.noRespondersNeedsHeaders);
     }
+
+    if (this.connected) return this.ok();
+    this.credentials = { user: c.user, pass: c.pass, token: c.auth_token, nkey: c.nkey, sig: c.sig, jwt: c.jwt };
+    const result = this.ctx.auth.authenticate(this.credentials, this.authContext());
+    if (!(result instanceof Promise)) return this.connectAuthenticated(result);
+    // An asynchronous check (bcrypt, OIDC): hold further input until it is decided.
+    this.parser.suspend();
+    this.transport.pause();
+    result.then((r) => {
+      if (this.closed) return;
+      this.connectAuthenticated(r);
+      if (this.closed) return;
+      this.transport.resume();
+      this.guarded(() => this.parser.resume());
+    }, (err: Error) => {
+      this.ctx.log.error(`authentication error: ${err.message}`, this.logContext());
+      this.close("Authentication Failure", ERR.authorization);
+    });
+  }
+
+  private connectAuthenticated(result: AuthResult): void {
+    if (!this.acceptAuth(result)) return;
+    this.connected = true;
+    this.rttMs = Date.now() - this.startTime.getTime(); // INFO → CONNECT, until a PING measures it
+    if (this.authTimer) clearTimeout(this.authTimer);
+    this.authTimer = undefined;
     this.ok();
   }
 
@@ -224,7 +267,8 @@ export class NatsClient implements ParserSink, Connection {
     const stats = this.ctx.stats;
     stats.inMsgs++;
     stats.inBytes += data.length;
-    if (this.pedantic && !isValidLiteralSubject(subject)) return this.err(ERR.invalidPublishSubject);
+    // nats-server 2.9 reports a bad subject in pedantic mode but still acknowledges and routes it.
+    if (this.pedantic && !isValidLiteralSubject(subject)) this.err(ERR.invalidPublishSubject);
     if (this.perms && !this.perms.canPublish(subject)) {
       this.ctx.log.debug(`Publish Violation - subject "${subject}"`, this.logContext());
       return this.err(ERR.pubPermission(subject));
@@ -236,15 +280,13 @@ export class NatsClient implements ParserSink, Connection {
 
   onSub(subject: string, queue: string | undefined, sid: string): void {
     if (!this.authorized()) return;
-    if (!isValidSubject(subject) || (queue !== undefined && !isValidSubject(queue))) {
-      return this.err(ERR.invalidSubject);
-    }
+    if (!isValidSubject(subject)) return this.err(ERR.invalidSubject); // queue names are not checked
     if (this.perms && !this.perms.canSubscribe(subject, queue)) {
       this.ctx.log.debug(`Subscription Violation - subject "${subject}"`, this.logContext());
       return this.err(ERR.subPermission(subject, queue));
     }
-    const max = this.ctx.options.maxSubscriptions;
-    if (max > 0 && this.subs.size >= max) {
+    const max = this.maxSubscriptions;
+    if (this.subs.size >= max) {
       this.ctx.log.error(`maximum subscriptions exceeded (${max})`, this.logContext());
       return this.err(ERR.maxSubscriptions);
     }
@@ -328,16 +370,26 @@ export class NatsClient implements ParserSink, Connection {
 
   /** Apply a reloaded config to this live connection: limits, then authorization. */
   applyOptions(o: Options): void {
-    this.parser.limits = { maxControlLine: o.maxControlLine, maxPayload: o.maxPayload };
+    this.applyLimits(o);
     this.outbound.setLimits(o.maxPending, o.writeDeadlineMs);
     this.armPing();
     if (!this.connected) return;
-    const account = this.account;
-    if (!this.authenticate()) return;
-    if (this.account !== account) {
-      this.account = account; // its subscriptions live in the old account's index
+    const result = this.ctx.auth.authenticate(this.credentials, this.authContext());
+    if (result instanceof Promise) {
+      result.then((r) => this.reauthenticated(r), () => this.close("Authentication Failure", ERR.authorization));
+    } else {
+      this.reauthenticated(result);
+    }
+  }
+
+  /** After a reload: the same account must accept the client, and its permissions are applied. */
+  private reauthenticated(result: AuthResult): void {
+    if (this.closed) return;
+    if (result.ok && result.user.account !== this.account) {
+      this.ctx.authFailed(this, "account changed by reload");
       return this.close("Authentication Failure", ERR.authorization);
     }
+    if (!this.acceptAuth(result)) return;
     // Subscriptions the new permissions no longer allow are dropped, as nats-server does.
     for (const sub of [...this.subs.values()]) {
       if (this.perms && !this.perms.canSubscribe(sub.subject, sub.queue)) {
@@ -347,9 +399,23 @@ export class NatsClient implements ParserSink, Connection {
     }
   }
 
-  /** Runs the auth pipeline on the CONNECT credentials; on refusal, closes the connection. */
-  private authenticate(): boolean {
-    const result = this.ctx.auth.authenticate(this.credentials, { connectionType: this.connectionType });
+  /** The server's limits, tightened by the user's own (JWT `subs`, `payload`). */
+  private applyLimits(o: Options): void {
+    const own = this.user?.limits;
+    this.parser.limits = { maxControlLine: o.maxControlLine, maxPayload: Math.min(o.maxPayload, own?.maxPayload ?? Infinity) };
+    this.maxSubscriptions = Math.min(o.maxSubscriptions || Infinity, own?.maxSubscriptions ?? Infinity);
+  }
+
+  /** What the auth pipeline knows of this connection besides its CONNECT credentials. */
+  private authContext(): AuthContext {
+    return {
+      connectionType: this.connectionType, nonce: this.nonce, tls: this.tlsPeer,
+      remoteAddress: this.remoteAddress, ...this.authExtras,
+    };
+  }
+
+  /** Takes an auth decision: the user, account and permissions; a refusal closes the connection. */
+  private acceptAuth(result: AuthResult): boolean {
     if (!result.ok) {
       this.ctx.authFailed(this, result.reason);
       this.close("Authentication Failure", ERR.authorization);
@@ -358,7 +424,19 @@ export class NatsClient implements ParserSink, Connection {
     this.user = result.user;
     this.account = result.user.account;
     this.perms = result.user.permissions ? new PermissionChecker(result.user.permissions) : undefined;
+    this.applyLimits(this.ctx.options);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+    if (result.user.expiresAt !== undefined) this.armExpiry(result.user.expiresAt);
     return true;
+  }
+
+  /** A JWT user is disconnected when its token expires, as nats-server does. */
+  private armExpiry(at: number): void {
+    const left = at - Date.now();
+    if (left <= 0) return this.close("Authentication Expired", ERR.userAuthExpired);
+    // Timers hold at most ~24 days; re-arm until the moment comes.
+    this.expiryTimer = setTimeout(() => this.armExpiry(at), Math.min(left, 2 ** 31 - 1));
   }
 
   close(reason: CloseReason, errText?: string): void {
@@ -371,6 +449,7 @@ export class NatsClient implements ParserSink, Connection {
     this.stopTime = new Date();
     if (this.authTimer) clearTimeout(this.authTimer);
     if (this.pingTimer) clearInterval(this.pingTimer);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.outbound.dispose();
     for (const sub of this.subs.values()) this.ctx.link.unsubscribe(this.account, sub);
     this.transport.close();
@@ -381,6 +460,11 @@ export class NatsClient implements ParserSink, Connection {
   closeGracefully(reason: CloseReason): Promise<void> {
     this.close(reason);
     return this.transport.ended();
+  }
+
+  /** A debug line about this connection (transports report read errors here). */
+  ctxLog(message: string): void {
+    this.ctx.log.debug(message, this.logContext());
   }
 
   logContext(): { remote: string; cid: number } {

@@ -209,24 +209,22 @@ export class NatsParser {
       }
       this.payload = Buffer.allocUnsafe(need);
     }
+    const buf = this.payload;
     const take = Math.min(need - this.payloadFilled, chunk.length - pos);
-    chunk.copy(this.payload, this.payloadFilled, pos, pos + take);
+    chunk.copy(buf, this.payloadFilled, pos, pos + take);
     this.payloadFilled += take;
-    if (this.payloadFilled > this.payloadSize && this.payload[this.payloadSize] !== CR) {
-      this.payload = undefined; // the byte after the payload must start its CRLF: fail now
-      this.endPayload(chunk, 0, 0, true);
-    }
-    if (this.payloadFilled === need) {
-      const buf = this.payload;
+    // The byte after the payload must start its CRLF: fail as soon as it is known.
+    const complete = this.payloadFilled === need;
+    if (complete || (this.payloadFilled > this.payloadSize && buf[this.payloadSize] !== CR)) {
       this.payload = undefined;
       this.endPayload(buf, 0, this.payloadSize);
     }
     return pos + take;
   }
 
-  private endPayload(buf: Buffer, start: number, end: number, malformed = false): void {
+  private endPayload(buf: Buffer, start: number, end: number): void {
     this.state = CONTROL;
-    if (malformed || buf[end] !== CR || buf[end + 1] !== LF) {
+    if (buf[end] !== CR || buf[end + 1] !== LF) {
       throw new ProtocolError(`payload not followed by CRLF: ${snippet(buf, end)}`, ERR.unknownOp);
     }
     this.sink.onPub(this.pubSubject, this.pubReply, buf.subarray(start, end), this.pubHdrLen);

@@ -1,0 +1,33 @@
+// TLS for client listeners: the secure context from a `tls {}` block, and the verified client
+// certificate as the auth pipeline sees it.
+import { readFileSync } from "node:fs";
+import tls from "node:tls";
+import type { TlsConfig } from "../common/config/options.js";
+import { tlsPeerFromCertificate, type TlsPeer } from "./auth/index.js";
+
+export function createSecureContext(cfg: TlsConfig): tls.SecureContext {
+  return tls.createSecureContext({
+    cert: readFileSync(cfg.certFile),
+    key: readFileSync(cfg.keyFile),
+    ca: cfg.caFile ? readFileSync(cfg.caFile) : undefined,
+  });
+}
+
+/** Server-side TLS options for a socket accepted on a listener with this config. */
+export function serverOptions(cfg: TlsConfig, secureContext: tls.SecureContext): tls.TLSSocketOptions {
+  const verify = cfg.verify || cfg.verifyAndMap;
+  return { isServer: true, secureContext, requestCert: verify, rejectUnauthorized: verify };
+}
+
+export interface VerifiedPeer {
+  peer: TlsPeer;
+  /** SHA-256 fingerprint, lower-case hex without separators (the form of nats-server pinned_certs). */
+  fingerprint: string;
+}
+
+/** The client certificate of a finished handshake, or undefined when the client sent none. */
+export function peerOf(socket: tls.TLSSocket): VerifiedPeer | undefined {
+  const cert = socket.getPeerX509Certificate();
+  if (!cert) return undefined;
+  return { peer: tlsPeerFromCertificate(cert), fingerprint: cert.fingerprint256.replace(/:/g, "").toLowerCase() };
+}
