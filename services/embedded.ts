@@ -12,6 +12,8 @@ export interface EmbeddedBroker {
   readonly monitor: MonitorServer | undefined;
   readonly natsPort: number;
   readonly httpPort: number | undefined;
+  /** The WebSocket port, when the config has a `websocket {}` block. */
+  readonly wsPort: number | undefined;
   /** Apply a reloaded config; returns what changed, for the log. */
   reload(options: Options): string[];
   /** Graceful stop: clients get their pending data, then listeners close. */
@@ -37,6 +39,7 @@ export async function startEmbedded(options: Options, log: Logger): Promise<Embe
     edge, router, monitor,
     natsPort: edge.port,
     httpPort: monitor?.port,
+    wsPort: edge.websocket?.port,
     reload(next) {
       const changed = changedKeys(edge.options, next);
       const fixed = changed.filter((k) => NOT_RELOADABLE.has(k));
@@ -57,7 +60,7 @@ export async function startEmbedded(options: Options, log: Logger): Promise<Embe
 }
 
 /** Listener addresses are bound once; changing them needs a restart. */
-const NOT_RELOADABLE = new Set(["host", "port", "httpHost", "httpPort", "serverName"]);
+const NOT_RELOADABLE = new Set(["host", "port", "httpHost", "httpPort", "serverName", "websocket"]);
 
 /** Top-level option names whose values differ (listeners are not rebound on reload). */
 function changedKeys(prev: Options, next: Options): string[] {

@@ -6,10 +6,12 @@ import { randomInt } from "node:crypto";
 import { ERR, type CloseReason } from "../common/errors.js";
 import type { Options } from "../common/config/options.js";
 import type { Logger } from "../common/log.js";
+import { hostPort } from "../common/address.js";
 import type { RouterLink } from "../router/link.js";
-import { AuthPipeline } from "./auth/index.js";
+import { AuthPipeline, type AuthContext, type ConnectionType } from "./auth/index.js";
 import { NatsClient, type ClientContext, type ClientTransport, type TrafficStats } from "./nats/client.js";
 import { createSecureContext, peerOf, serverOptions } from "./tls.js";
+import { WebsocketListener } from "./websocket/listener.js";
 
 /** The nats-server version whose client-visible behaviour meshbroker matches. Clients read
  *  INFO.version to decide which features (headers, no-responders) they may use. */
@@ -41,6 +43,8 @@ export class EdgeServer implements ClientContext {
   private listener: net.Server | undefined;
   private shuttingDown = false;
   private tlsContext: { config: object; context: tls.SecureContext } | undefined;
+  /** The WebSocket listener, when the config has a `websocket {}` block. */
+  websocket: WebsocketListener | undefined;
 
   constructor(deps: EdgeDeps) {
     this.options = deps.options;
@@ -71,6 +75,15 @@ export class EdgeServer implements ClientContext {
     });
     server.on("error", (err) => this.log.error(`client listener: ${err.message}`));
     this.log.notice(`listening for NATS clients on ${hostPort(this.options.host, this.port)}`);
+    if (this.options.websocket) {
+      this.websocket = new WebsocketListener(this, this.options.websocket);
+      try {
+        await this.websocket.listen();
+      } catch (err) {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        throw err;
+      }
+    }
   }
 
   infoFor(client: NatsClient): Record<string, unknown> {
@@ -85,8 +98,9 @@ export class EdgeServer implements ClientContext {
       port: this.port,
       headers: true,
     };
-    if (this.auth.required) info.auth_required = true;
-    if (o.tls) {
+    if (this.auth.requiredFor(client.authExtras)) info.auth_required = true;
+    // TLS of a WebSocket client is the wss layer's business, not the NATS protocol's.
+    if (o.tls && client.connectionType === "STANDARD") {
       info.tls_required = true;
       if (o.tls.verify || o.tls.verifyAndMap) info.tls_verify = true;
     }
@@ -124,41 +138,49 @@ export class EdgeServer implements ClientContext {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
     const listener = this.listener;
-    const closedListener = listener
-      ? new Promise<void>((resolve) => listener.close(() => resolve()))
-      : Promise.resolve();
+    const closedListener = Promise.all([
+      listener ? new Promise<void>((resolve) => listener.close(() => resolve())) : undefined,
+      this.websocket?.close(),
+    ]);
     const sockets: Promise<void>[] = [];
     for (const c of [...this.clients.values()]) sockets.push(c.closeGracefully("Server Shutdown"));
     await Promise.all(sockets);
     await closedListener;
   }
 
-  private accept(socket: net.Socket): void {
+  /**
+   * Takes a connection from any listener: applies max_connections, registers it and sends
+   * INFO. Returns undefined when it was refused (the transport is closed then).
+   */
+  connect(transport: ClientTransport, remoteAddress: string, remotePort: number, type: ConnectionType,
+          authExtras: Partial<AuthContext> = {}, wire?: (client: NatsClient) => void): NatsClient | undefined {
     if (this.shuttingDown) {
-      socket.destroy();
-      return;
+      transport.close("Server Shutdown");
+      return undefined;
     }
-    const cid = this.nextCid++;
-    const transport = new SocketTransport(socket);
-    const client = new NatsClient(cid, transport, this, socket.remoteAddress ?? "", socket.remotePort ?? 0);
+    const client = new NatsClient(this.nextCid++, transport, this, remoteAddress, remotePort, type);
+    client.authExtras = authExtras;
+    wire?.(client);
     this.totalConnections++;
     if (this.clients.size >= this.options.maxConnections) {
-      listen(socket, client);
       client.sendInfo();
       this.log.error(`maximum connections of ${this.options.maxConnections} exceeded`, client.logContext());
       client.close("Maximum Connections Exceeded", ERR.maxConnections);
-      return;
+      return undefined;
     }
-    this.clients.set(cid, client);
+    this.clients.set(client.cid, client);
     this.log.debug("Client connection created", client.logContext());
-    const tlsConfig = this.options.tls;
-    if (!tlsConfig) {
-      listen(socket, client);
-      client.start();
-      return;
-    }
-    // nats-server 2.9: INFO goes out in the clear (tls_required), then the client starts TLS.
     client.start();
+    return client;
+  }
+
+  private accept(socket: net.Socket): void {
+    const transport = new SocketTransport(socket);
+    const tlsConfig = this.options.tls;
+    const client = this.connect(transport, socket.remoteAddress ?? "", socket.remotePort ?? 0, "STANDARD", {},
+      (c) => { if (!tlsConfig) listen(socket, c); });
+    if (!client || !tlsConfig) return;
+    // nats-server 2.9: INFO goes out in the clear (tls_required), then the client starts TLS.
     client.outbound.flush();
     const secure = new tls.TLSSocket(socket, serverOptions(tlsConfig, this.secureContext()));
     transport.socket = secure;
@@ -210,7 +232,7 @@ class SocketTransport implements ClientTransport {
   resume(): void { this.socket.resume(); }
 
   /** end() lets the kernel send what is queued; destroy if the peer never takes it. */
-  close(): void {
+  close(_reason?: CloseReason): void {
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 2_000).unref();
   }
@@ -228,8 +250,4 @@ function newServerId(): string {
   let id = "N";
   for (let i = 0; i < 55; i++) id += alphabet[randomInt(32)];
   return id;
-}
-
-export function hostPort(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }

@@ -102,6 +102,42 @@ export interface OidcConfig {
   clockToleranceSec: number;
 }
 
+/** A listener block's own auth settings (`websocket { authorization {} }`, later `mqtt`). */
+export interface ListenerAuthorization {
+  user?: string;
+  password?: string;
+  token?: string;
+  /** Auth timeout for this listener's clients; undefined → the main one. */
+  timeoutMs?: number;
+}
+
+/** An allowed WebSocket origin, parsed at load time: scheme, host and port (80/443 filled in). */
+export interface AllowedOrigin {
+  scheme: "http" | "https";
+  host: string;
+  port: number;
+}
+
+/** The `websocket {}` block, as nats-server 2.9 reads it. */
+export interface WebsocketConfig {
+  host: string;
+  /** 0 = pick a free port (config -1). */
+  port: number;
+  /** host:port other servers give WebSocket clients (connect_urls); cluster use. */
+  advertise?: string;
+  tls?: TlsConfig;
+  noTls: boolean;
+  sameOrigin: boolean;
+  /** Empty = any origin. */
+  allowedOrigins: AllowedOrigin[];
+  compression: boolean;
+  /** 0 = no limit (nats-server's default). */
+  handshakeTimeoutMs: number;
+  jwtCookie?: string;
+  noAuthUser?: string;
+  authorization?: ListenerAuthorization;
+}
+
 export interface LogOptions {
   debug: boolean;
   trace: boolean;
@@ -151,6 +187,8 @@ export interface Options {
   oidc?: OidcConfig;
   /** Main client listener TLS (`tls {}`). */
   tls?: TlsConfig;
+  /** NATS over WebSocket (`websocket {}`); undefined = no WebSocket listener. */
+  websocket?: WebsocketConfig;
 
   /** Monitoring listener; undefined port = disabled, 0 = pick a free port. */
   httpHost: string;

@@ -6,7 +6,8 @@ import type { Registry } from "prom-client";
 import { createMetricsRegistry } from "../../common/metrics.js";
 import { subjectMatches } from "../../common/subject.js";
 import type { NatsClient } from "../nats/client.js";
-import { hostPort, NATS_COMPAT_VERSION, type EdgeServer } from "../server.js";
+import { hostPort } from "../../common/address.js";
+import { NATS_COMPAT_VERSION, type EdgeServer } from "../server.js";
 
 const NS_PER_MS = 1_000_000;
 

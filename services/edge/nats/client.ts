@@ -61,8 +61,8 @@ export interface ClientTransport extends Transport {
   /** Stop / restart reading (while an asynchronous auth check decides). */
   pause(): void;
   resume(): void;
-  /** Flush what is queued, then close. */
-  close(): void;
+  /** Flush what is queued, then close (a WebSocket turns the reason into its close code). */
+  close(reason?: CloseReason): void;
   /** Resolves once the transport is fully closed. */
   ended(): Promise<void>;
 }
@@ -139,6 +139,8 @@ export class NatsClient implements ParserSink, Connection {
   tlsPeer: TlsPeer | undefined;
   /** Transport-specific auth inputs (WebSocket cookie JWT, a block's no_auth_user or override). */
   authExtras: Partial<AuthContext> = {};
+  /** A listener's own auth timeout (websocket `authorization { timeout }`). */
+  authTimeoutMs: number | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   /** max_subscriptions for this connection (Infinity = none). */
   private maxSubscriptions = Infinity;
@@ -177,8 +179,8 @@ export class NatsClient implements ParserSink, Connection {
   start(): void {
     if (this.ctx.auth.needsNonce) this.nonce = this.ctx.auth.newNonce();
     this.sendInfo();
-    if (this.ctx.auth.required) {
-      const ms = this.ctx.options.authorization?.timeoutMs ?? this.ctx.options.authTimeoutMs;
+    if (this.ctx.auth.requiredFor(this.authExtras)) {
+      const ms = this.authTimeoutMs ?? this.ctx.options.authorization?.timeoutMs ?? this.ctx.options.authTimeoutMs;
       this.authTimer = setTimeout(() => this.close("Authentication Timeout", ERR.authTimeout), ms);
     }
     this.armPing();
@@ -452,7 +454,7 @@ export class NatsClient implements ParserSink, Connection {
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.outbound.dispose();
     for (const sub of this.subs.values()) this.ctx.link.unsubscribe(this.account, sub);
-    this.transport.close();
+    this.transport.close(reason);
     this.ctx.clientClosed(this, reason);
   }
 
@@ -488,7 +490,7 @@ export class NatsClient implements ParserSink, Connection {
 
   /** Before CONNECT, a server that needs credentials accepts nothing else. */
   private authorized(): boolean {
-    if (this.connected || !this.ctx.auth.required) return true;
+    if (this.connected || !this.ctx.auth.requiredFor(this.authExtras)) return true;
     this.ctx.authFailed(this, "operation before CONNECT");
     this.close("Authentication Failure", ERR.authorization);
     return false;

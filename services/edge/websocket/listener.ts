@@ -1,0 +1,238 @@
+// The WebSocket listener: HTTP(S) upgrade with nats-server's checks, framing and
+// permessage-deflate by the `ws` library, then the very same NatsClient as TCP connections use,
+// over a WebSocket transport. Auth inputs specific to WebSocket (cookie JWT, the block's
+// no_auth_user and authorization) go to the one auth pipeline.
+import http from "node:http";
+import https from "node:https";
+import type net from "node:net";
+import type tls from "node:tls";
+import { WebSocketServer, type WebSocket } from "ws";
+import type { WebsocketConfig } from "../../common/config/options.js";
+import type { CloseReason } from "../../common/errors.js";
+import type { AuthContext } from "../auth/index.js";
+import type { ClientTransport, NatsClient } from "../nats/client.js";
+import { hostPort } from "../../common/address.js";
+import type { EdgeServer } from "../server.js";
+import { createSecureContext, peerOf, serverOptions } from "../tls.js";
+import { checkUpgrade, isMqttPath } from "./upgrade.js";
+
+export class WebsocketListener {
+  private readonly server: http.Server;
+  private readonly wss: WebSocketServer;
+  /** Handshake deadlines by remote address:port (the raw socket is not reachable after TLS). */
+  private readonly deadlines = new Map<string, NodeJS.Timeout>();
+
+  constructor(private readonly edge: EdgeServer, private readonly cfg: WebsocketConfig) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      // A frame may carry many NATS messages; the NATS limits apply to what is inside.
+      maxPayload: Math.max(edge.options.maxPending, edge.options.maxPayload * 2),
+      perMessageDeflate: cfg.compression
+        ? { serverNoContextTakeover: true, clientNoContextTakeover: true, threshold: 64 }
+        : false,
+      // nats-server answers the mqtt subprotocol on /mqtt paths whatever the client offered.
+      handleProtocols: () => false,
+    });
+    this.wss.on("headers", (headers, req) => {
+      if (isMqttPath(req.url ?? "/")) headers.push("Sec-WebSocket-Protocol: mqtt");
+    });
+    const options: http.ServerOptions = { requireHostHeader: false };
+    if (cfg.tls) {
+      this.server = https.createServer({
+        ...options, ...serverOptions(cfg.tls, createSecureContext(cfg.tls)),
+        handshakeTimeout: cfg.tls.timeoutMs,
+      } as https.ServerOptions);
+    } else {
+      this.server = http.createServer(options);
+    }
+    this.server.on("connection", (socket: net.Socket) => this.armDeadline(socket));
+    this.server.on("request", (req, res) => this.refuseRequest(req, res));
+    this.server.on("upgrade", (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.upgrade(req, socket, head));
+    this.server.on("tlsClientError", (err, socket) => {
+      edge.log.debug(`websocket TLS handshake error: ${err.message}`, { remote: remote(socket) });
+    });
+  }
+
+  get port(): number {
+    const a = this.server.address();
+    return a && typeof a === "object" ? a.port : this.cfg.port;
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(this.cfg.port, this.cfg.host, () => {
+        this.server.off("error", reject);
+        resolve();
+      });
+    });
+    this.server.on("error", (err) => this.edge.log.error(`websocket listener: ${err.message}`));
+    if (!this.cfg.tls) this.edge.log.warn("Websocket not configured with TLS. DO NOT USE IN PRODUCTION!");
+    this.edge.log.notice(`listening for websocket clients on ${this.cfg.tls ? "wss" : "ws"}://${hostPort(this.cfg.host, this.port)}`);
+  }
+
+  /** Stops accepting; the connections themselves are closed by the edge. */
+  close(): Promise<void> {
+    for (const t of this.deadlines.values()) clearTimeout(t);
+    this.deadlines.clear();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** handshake_timeout bounds TLS and the HTTP upgrade together. */
+  private armDeadline(socket: net.Socket): void {
+    if (this.cfg.handshakeTimeoutMs <= 0) return;
+    const key = remote(socket);
+    const timer = setTimeout(() => {
+      this.deadlines.delete(key);
+      this.edge.log.debug("websocket handshake timeout", { remote: key });
+      socket.destroy();
+    }, this.cfg.handshakeTimeoutMs);
+    this.deadlines.set(key, timer);
+    socket.once("close", () => this.clearDeadline(key));
+  }
+
+  private clearDeadline(key: string): void {
+    const t = this.deadlines.get(key);
+    if (t) clearTimeout(t);
+    this.deadlines.delete(key);
+  }
+
+  private refuseRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const refusal = checkUpgrade(req, this.cfg, false) ?? { status: 400, reason: "invalid value for header 'Upgrade'" };
+    this.logRefusal(req, refusal.reason);
+    const body = `${http.STATUS_CODES[refusal.status]}\n`;
+    res.writeHead(refusal.status, refusalHeaders(body));
+    res.end(body);
+  }
+
+  private upgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
+    const refusal = checkUpgrade(req, this.cfg, false);
+    if (refusal) {
+      this.logRefusal(req, refusal.reason);
+      const body = `${http.STATUS_CODES[refusal.status]}\n`;
+      const headers = Object.entries(refusalHeaders(body)).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+      socket.end(`HTTP/1.1 ${refusal.status} ${http.STATUS_CODES[refusal.status]}\r\n${headers}\r\n${body}`);
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      this.clearDeadline(remote(socket));
+      this.attach(ws, req, socket);
+    });
+  }
+
+  private attach(ws: WebSocket, req: http.IncomingMessage, socket: net.Socket): void {
+    const cfg = this.cfg;
+    const verified = cfg.tls ? peerOf(socket as tls.TLSSocket) : undefined;
+    const extras: Partial<AuthContext> = { tlsMap: cfg.tls?.verifyAndMap ?? false };
+    if (cfg.noAuthUser !== undefined) extras.noAuthUser = cfg.noAuthUser;
+    if (cfg.authorization) {
+      const { user, password, token } = cfg.authorization;
+      extras.override = { user, password, token };
+    }
+    if (cfg.jwtCookie) {
+      const jwt = cookie(req.headers.cookie, cfg.jwtCookie);
+      if (jwt) extras.cookieJwt = jwt;
+    }
+    const compressed = ws.extensions.includes("permessage-deflate");
+    const transport = new WebSocketTransport(ws, socket, compressed);
+    this.edge.connect(transport, socket.remoteAddress ?? "", socket.remotePort ?? 0, "WEBSOCKET", extras,
+      (client: NatsClient) => {
+        client.tlsPeer = verified?.peer;
+        client.authTimeoutMs = cfg.authorization?.timeoutMs;
+        ws.on("message", (data: Buffer) => client.receive(data));
+        ws.on("error", (err) => {
+          client.ctxLog(`websocket error: ${err.message}`);
+          client.close("Read Error");
+        });
+        ws.on("close", () => client.close("Client Closed"));
+      });
+  }
+
+  private logRefusal(req: http.IncomingMessage, reason: string): void {
+    this.edge.log.error(`${remote(req.socket)} - websocket handshake error: ${reason}`);
+  }
+}
+
+/** nats-server's error response: the bare status text, and the version it speaks. */
+function refusalHeaders(body: string): Record<string, string> {
+  return {
+    "Content-Type": "text/plain; charset=utf-8",
+    "Sec-Websocket-Version": "13",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Length": String(Buffer.byteLength(body)),
+  };
+}
+
+/**
+ * A WebSocket as a client transport. The close code follows nats-server: 1000 client closed,
+ * 1008 policy (auth, slow consumer, limits), 1002 protocol, 1009 payload, 1001 shutdown,
+ * no close frame (1006) for stale/read/write errors and TLS, 1011 otherwise.
+ */
+class WebSocketTransport implements ClientTransport {
+  constructor(private readonly ws: WebSocket, private readonly socket: net.Socket,
+              /** Compression reads the buffer later, so it gets its own copy. */
+              private readonly copyOnWrite: boolean) {}
+
+  write(data: Buffer): void {
+    this.ws.send(this.copyOnWrite ? Buffer.from(data) : data, { binary: true });
+  }
+
+  get pendingBytes(): number { return this.ws.bufferedAmount; }
+  onDrain(cb: () => void): void { this.socket.once("drain", cb); }
+  pause(): void { this.ws.pause(); }
+  resume(): void { this.ws.resume(); }
+
+  close(reason?: CloseReason): void {
+    const code = closeCode(reason);
+    if (code === undefined) this.ws.terminate();
+    else this.ws.close(code, reason);
+    setTimeout(() => this.ws.terminate(), 2_000).unref();
+  }
+
+  ended(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.ws.readyState === this.ws.CLOSED) resolve();
+      else this.ws.once("close", () => resolve());
+    });
+  }
+}
+
+function closeCode(reason: CloseReason | undefined): number | undefined {
+  switch (reason) {
+    case undefined:
+    case "Client Closed": return 1000;
+    case "Authentication Timeout":
+    case "Authentication Failure":
+    case "Authentication Expired":
+    case "Slow Consumer (Pending Bytes)":
+    case "Slow Consumer (Write Deadline)":
+    case "Maximum Connections Exceeded":
+    case "Maximum Control Line Exceeded": return 1008;
+    case "Protocol Violation":
+    case "Parse Error":
+    case "Bad Client Protocol Version":
+    case "No Responders Requires Headers": return 1002;
+    case "Maximum Message Payload Exceeded": return 1009;
+    case "Server Shutdown":
+    case "Lame Duck Mode": return 1001;
+    case "Stale Connection":
+    case "Read Error":
+    case "Write Error":
+    case "TLS Handshake Error": return undefined;
+    default: return 1011;
+  }
+}
+
+function cookie(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+  }
+  return undefined;
+}
+
+function remote(socket: net.Socket): string {
+  return `${socket.remoteAddress}:${socket.remotePort}`;
+}
