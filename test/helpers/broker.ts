@@ -11,6 +11,8 @@ export const topologies: Topology[] = ["embedded"];
 export interface TestBroker {
   natsPort: number;
   httpPort: number | undefined;
+  /** Set when the config has a `websocket {}` block (use `port: -1` there for a free port). */
+  wsPort: number | undefined;
   broker: EmbeddedBroker;
   /** Lines the broker logged (when `captureLog` was set). */
   log: string[];
@@ -39,6 +41,7 @@ export async function startBroker(opts: StartOptions = {}): Promise<TestBroker> 
   return {
     natsPort: broker.natsPort,
     httpPort: broker.httpPort,
+    wsPort: broker.wsPort,
     broker,
     log: lines,
     stop: () => broker.stop(),

@@ -7,7 +7,7 @@ import {
   type AuthContext, type AuthResult, type Credentials,
 } from "../../services/edge/auth/index.js";
 import { checkSecret } from "../../services/edge/auth/users.js";
-import { decodePublicNkey, decodeSignature } from "../../services/edge/auth/nkey.js";
+import { decodePublicNkey, decodeSignature } from "../../services/common/nkeys.js";
 
 const STD: AuthContext = { connectionType: "STANDARD" };
 const te = new TextEncoder();

@@ -20,7 +20,7 @@ import {
   type Options,
 } from "../../services/common/config/index.js";
 import { applyDefaults } from "../../services/common/config/build.js";
-import { decodeNatsJwt, encodePublicNkey, isValidPublicNkey, type NkeyRole } from "../../services/common/config/nkeys.js";
+import { encodePublicNkey, type NkeyRole } from "../../services/common/nkeys.js";
 
 const FILE = "test.conf";
 const parse = (text: string, env: NodeJS.ProcessEnv = {}) => parseConfigText(text, FILE, env);
@@ -439,18 +439,18 @@ describe("buildOptions", () => {
 
   it("keeps nats-server features meshbroker lacks in pending, with one warning each", () => {
     const { options, warnings } = build(
-      "jetstream { store_dir: /tmp/js }\nws { port: 8080, no_tls: true }\nleaf { port: 7422 }\nno_sys_acc: true\nmax_traced_msg_len: 10\n",
+      "jetstream { store_dir: /tmp/js }\nmqtt { port: 1883 }\nleaf { port: 7422 }\nno_sys_acc: true\nmax_traced_msg_len: 10\n",
     );
     expect(plain(options.pending)).toEqual({
       jetstream: { store_dir: "/tmp/js" },
-      websocket: { port: 8080, no_tls: true },
+      mqtt: { port: 1883 },
       leafnodes: { port: 7422 },
       no_system_account: true,
       max_traced_msg_len: 10,
     });
     expect(warnings).toEqual([
       `${FILE}:1: "jetstream" is not implemented yet, ignored`,
-      `${FILE}:2: "ws" is not implemented yet, ignored`,
+      `${FILE}:2: "mqtt" is not implemented yet, ignored`,
       `${FILE}:3: "leaf" is not implemented yet, ignored`,
       `${FILE}:4: "no_sys_acc" is not implemented yet, ignored`,
       `${FILE}:5: "max_traced_msg_len" is not implemented yet, ignored`,
@@ -472,16 +472,15 @@ describe("buildOptions", () => {
     expect(() => load(ISSUE_AUTH)).not.toThrow();
   });
 
-  it("accepts the issue's websocket example, keeping it pending", () => {
-    const { options, warnings } = build(ISSUE_WEBSOCKET);
-    expect(warnings).toEqual([`${FILE}:2: "websocket" is not implemented yet, ignored`]);
-    expect(plain(options.pending.websocket)).toMatchObject({
+  it("parses the issue's websocket example; loading it checks its TLS files, as nats-server does", () => {
+    const tree = parseConfigText(ISSUE_WEBSOCKET, FILE, {});
+    expect(plain(tree.websocket)).toMatchObject({
       listen: "127.0.0.1:8080", no_tls: true, compression: true, handshake_timeout: "2s",
       allowed_origins: ["http://www.example.com", "https://www.other-example.com"],
       authorization: { username: "u", password: "p", token: "t", timeout: 2 },
       tls: { cert_file: "/path/server.pem", key_file: "/path/key.pem" },
     });
-    expect(() => load(ISSUE_WEBSOCKET)).not.toThrow();
+    expect(() => load(ISSUE_WEBSOCKET)).toThrow(/error parsing X509 certificate\/key pair: open \/path\/server\.pem/);
   });
 
   it("reads authorization: single user, token, timeout", () => {
@@ -676,34 +675,13 @@ function mintJwt(signer: TestKey, sub: string, nats: Record<string, unknown>): s
   return `${body}.${sign(null, Buffer.from(body), signer.priv).toString("base64url")}`;
 }
 
-const OP = newKey("O");
-const SYS = newKey("A");
-const ACC = newKey("A");
+const OP = newKey("operator");
+const SYS = newKey("account");
+const ACC = newKey("account");
 const OP_JWT = mintJwt(OP, OP.pub, { type: "operator", system_account: SYS.pub });
 const OP_JWT_NO_SYS = mintJwt(OP, OP.pub, { type: "operator" });
 const SYS_JWT = mintJwt(OP, SYS.pub, { type: "account" });
 const ACC_JWT = mintJwt(OP, ACC.pub, { type: "account" });
-
-describe("nkeys and JWTs", () => {
-  it("round-trips public keys and checks role and checksum", () => {
-    expect(isValidPublicNkey(VALID_USER_NKEY, "U")).toBe(true);
-    expect(isValidPublicNkey(VALID_USER_NKEY, "A")).toBe(false);
-    expect(isValidPublicNkey(OP.pub, "O")).toBe(true);
-    const flipped = VALID_USER_NKEY.slice(0, 10) + (VALID_USER_NKEY[10] === "A" ? "B" : "A") + VALID_USER_NKEY.slice(11);
-    expect(isValidPublicNkey(flipped, "U")).toBe(false);
-  });
-
-  it("verifies a JWT's type and signature", () => {
-    expect(decodeNatsJwt(OP_JWT, "operator").nats?.system_account).toBe(SYS.pub);
-    expect(decodeNatsJwt(ACC_JWT, "account").sub).toBe(ACC.pub);
-    expect(() => decodeNatsJwt(ACC_JWT, "operator")).toThrow("not operator claim");
-    const [h, c] = OP_JWT.split(".");
-    expect(() => decodeNatsJwt(`${h}.${c}.${ACC_JWT.split(".")[2]}`, "operator")).toThrow("claim failed V2 signature verification");
-    expect(() => decodeNatsJwt("abc", "operator")).toThrow("expected 3 chunks");
-    // Signed by an account key, not an operator key.
-    expect(() => decodeNatsJwt(mintJwt(ACC, ACC.pub, { type: "operator" }), "operator")).toThrow(/signature verification/);
-  });
-});
 
 describe("TLS, accounts, operator mode and OIDC", () => {
   let dir: string;
@@ -1043,6 +1021,10 @@ no_auth_user: bob
       ["operator not a JWT", () => "operator: eyJhbc.x.y", 1, () => "error parsing operator JWT: invalid JWT segment"],
       ["operator is an account JWT", () => `operator: "${ACC_JWT}"`, 1, () => "error parsing operator JWT: not operator claim"],
       ["operator JWT tampered", () => `operator: "${OP_JWT.slice(0, -4)}AAAA"`, 1, () => "error parsing operator JWT: claim failed V2 signature verification"],
+      ["operator JWT signed by an account key", () => `operator: "${mintJwt(ACC, OP.pub, { type: "operator" })}"`, 1,
+        () => "error parsing operator JWT: claim failed V2 signature verification"],
+      ["operator JWT with a bad header", () => `operator: "${Buffer.from('{"typ":"JWS","alg":"ed25519-nkey"}').toString("base64url")}.${OP_JWT.split(".").slice(1).join(".")}"`, 1,
+        () => 'error parsing operator JWT: not supported type "JWS"'],
       ["operator list element", () => `operator: [\n "${OP_JWT}"\n 5\n]`, 3, () => "error parsing operators: unsupported type integer 5"],
       ["operator not a string", () => "operator: 5", 1, () => "error parsing operators: unsupported type integer 5"],
       ["unknown resolver", () => "resolver: FOO", 1, () => 'error parsing account resolver, should be MEM or URL("url") or a map containing dir and type state=[FULL|CACHE])'],
@@ -1053,6 +1035,8 @@ no_auth_user: bob
       ["preload not a map", () => "resolver_preload: 5", 1, () => "preload should be a map of account_public_key:account_jwt"],
       ["preload value not a string", () => `resolver_preload {\n ${ACC.pub}: 5\n}`, 2, () => "preload map value should be a string JWT"],
       ["preload value not an account JWT", () => `resolver_preload {\n ${ACC.pub}: "${OP_JWT}"\n}`, 2, () => "invalid account JWT"],
+      ["preload account JWT not issued by an operator", () => `resolver_preload {\n ${ACC.pub}: "${mintJwt(ACC, ACC.pub, { type: "account" })}"\n}`, 2,
+        () => "invalid account JWT"],
       // validate
       ["no resolver", () => `operator: "${OP_JWT}"`, 1, () => "operators require an account resolver to be configured"],
       ["accounts", () => `operator: "${OP_JWT}"\nresolver: MEMORY\n${preload()}\naccounts {\n A {}\n}`, 7,

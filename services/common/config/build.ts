@@ -6,16 +6,20 @@
 // load time, relative to the working directory as nats-server does.
 
 import { accessSync, constants, readFileSync, statSync } from "node:fs";
+import { decodeNatsJwt, natsClaimsOf, unarmorNatsJwt } from "../nats-jwt.js";
+import { isPublicNkey } from "../nkeys.js";
 import { hasWildcard, isValidSubject } from "../subject.js";
 import { formatGoDuration, parseGoDuration } from "./duration.js";
 import { ConfigError, type Position } from "./errors.js";
-import { decodeNatsJwt, isValidPublicNkey, natsClaimsOf } from "./nkeys.js";
+import { parseAllowedOrigin } from "./origin.js";
 import {
   DEFAULTS,
   type AccountConfig,
+  type AllowedOrigin,
   type AuthorizationConfig,
   type ExportConfig,
   type ImportConfig,
+  type ListenerAuthorization,
   type OidcConfig,
   type Options,
   type Permissions,
@@ -23,6 +27,7 @@ import {
   type SubjectPermission,
   type TlsConfig,
   type UserConfig,
+  type WebsocketConfig,
 } from "./options.js";
 import { isConfigMap, isUsedVariable, positionOf, type ConfigMap, type ConfigValue } from "./parser.js";
 
@@ -195,6 +200,11 @@ export function buildOptions(tree: ConfigMap, file: string): BuildResult {
       case "tls":
         o.tls = b.tls(tree, key);
         break;
+      case "websocket":
+      case "ws":
+        // No port: no WebSocket listener (its other settings are still read and checked).
+        o.websocket = b.websocket(tree, key);
+        break;
       case "oidc":
         o.oidc = b.oidc(tree, key);
         break;
@@ -259,7 +269,7 @@ export function buildOptions(tree: ConfigMap, file: string): BuildResult {
   if (o.tls) o.authTimeoutMs = o.tls.timeoutMs + 1000;
   if (o.operatorJwts.length > 0) {
     // Operator mode: the first operator's system account unless system_account is set.
-    const sys = natsClaimsOf(o.operatorJwts[0]).nats?.system_account;
+    const sys = natsClaimsOf(o.operatorJwts[0]).nats.system_account;
     if (o.systemAccount === undefined && typeof sys === "string" && sys !== "") o.systemAccount = sys;
     if (o.systemAccount === undefined) b.warnings.push(`${where(o, "operatorJwts", file)}: Trusted Operators should utilize a System Account`);
     const a = o.authorization;
@@ -282,7 +292,6 @@ function where(o: Options, field: string, file: string): string {
  *  kept in `pending`). */
 const NOT_YET_IMPLEMENTED: Record<string, string> = {};
 for (const names of [
-  ["websocket", "ws"],
   ["mqtt"],
   ["resolver_tls"],
   ["resolver_pinned_accounts"],
@@ -319,7 +328,7 @@ for (const names of [
 }
 
 // Sub-keys nats-server 2.9 accepts (parseWebsocket, parseMQTT, parseSimpleAuth, parseTLS), so a
-// misspelt one in a pending block fails now rather than when the feature lands.
+// misspelt one fails before any value is read (in a pending block: now, not when the feature lands).
 const WEBSOCKET_KEYS = new Set([
   "listen", "port", "host", "net", "advertise", "no_tls", "tls", "same_origin",
   "allowed_origins", "allowed_origin", "allow_origins", "allow_origin", "origins", "origin",
@@ -339,7 +348,6 @@ const TLS_KEYS = new Set([
 ]);
 
 const CHECK_PENDING: Record<string, (b: Builder, map: ConfigMap, key: string) => void> = {
-  websocket: (b, m, k) => b.checkListenerBlock(m, k, WEBSOCKET_KEYS),
   mqtt: (b, m, k) => b.checkListenerBlock(m, k, MQTT_KEYS),
 };
 
@@ -608,7 +616,7 @@ class Builder {
       }
       if (u.nkey === undefined && u.user === undefined) this.fail(list, i, "User entry requires a user");
       if (u.nkey !== undefined) {
-        if (!isValidPublicNkey(u.nkey, "U")) this.fail(list, i, "Not a valid public nkey for a user");
+        if (!isPublicNkey(u.nkey, "user")) this.fail(list, i, "Not a valid public nkey for a user");
         if (u.user !== undefined || u.password !== undefined) {
           this.fail(list, i, "Nkey users do not take usernames or passwords");
         }
@@ -703,7 +711,8 @@ class Builder {
 
   // ---- tls ----
 
-  tls(m: ConfigMap, key: string): TlsConfig {
+  /** A `tls {}` block; `listener` names what it secures in warnings. */
+  tls(m: ConfigMap, key: string, listener = "client listener"): TlsConfig {
     const tm = this.map(m, key);
     this.checkKeys(tm, TLS_KEYS, key);
     const t: Partial<TlsConfig> & { verify: boolean; verifyAndMap: boolean; timeoutMs: number } = {
@@ -740,7 +749,7 @@ class Builder {
         case "insecure":
           // Skips verification of a server's certificate: meaningless on a listener.
           this.bool(tm, k);
-          this.warn(tm, k, `"${k}" has no effect on the client listener, ignored`);
+          this.warn(tm, k, `"${k}" has no effect on the ${listener}, ignored`);
           break;
         case "timeout":
           // 0 keeps the default.
@@ -783,6 +792,144 @@ class Builder {
     if (names.length === 0) this.fail(m, key, `error parsing tls config, '${key}' cannot be empty`);
     for (const n of names) if (!known.has(n)) this.fail(m, key, `${unknownReason} ${n}`);
     return names;
+  }
+
+  // ---- websocket ----
+
+  /** The `websocket {}` block (nats-server parseWebsocket). Undefined without a port: like
+   *  nats-server, no listener then, and the cross-field checks (TLS required, origins, auth)
+   *  are skipped; the block's keys and values are still checked. */
+  websocket(m: ConfigMap, key: string): WebsocketConfig | undefined {
+    this.checkListenerBlock(m, key, WEBSOCKET_KEYS);
+    const wm = m[key] as ConfigMap;
+    const ws: WebsocketConfig = {
+      host: "", port: 0, noTls: false, sameOrigin: false, allowedOrigins: [], compression: false, handshakeTimeoutMs: 0,
+    };
+    noteSource(ws, "entry", this.pos(m, key));
+    let host = "";
+    let port = 0;
+    let origins: { list: string[]; key: string } | undefined;
+    for (const k of Object.keys(wm)) {
+      switch (k.toLowerCase()) {
+        case "listen": {
+          const hp = this.hostPort(wm, k);
+          host = hp.host;
+          port = hp.port;
+          break;
+        }
+        case "port":
+          port = this.port(wm, k);
+          break;
+        case "host":
+        case "net":
+          host = this.str(wm, k);
+          break;
+        case "advertise":
+          ws.advertise = this.str(wm, k);
+          break;
+        case "no_tls":
+          ws.noTls = this.bool(wm, k);
+          break;
+        case "tls":
+          ws.tls = this.tls(wm, k, "websocket listener");
+          break;
+        case "same_origin":
+          ws.sameOrigin = this.bool(wm, k);
+          break;
+        case "allowed_origins":
+        case "allowed_origin":
+        case "allow_origins":
+        case "allow_origin":
+        case "origins":
+        case "origin":
+          origins = { list: this.strings(wm, k, "allowed origins"), key: k };
+          break;
+        case "handshake_timeout":
+          ws.handshakeTimeoutMs = this.handshakeTimeout(wm, k);
+          break;
+        case "compress":
+        case "compression":
+          ws.compression = this.bool(wm, k);
+          break;
+        case "authorization":
+        case "authentication":
+          ws.authorization = this.listenerAuthorization(wm, k);
+          noteSource(ws, "authorization", this.pos(wm, k));
+          break;
+        case "jwt_cookie":
+          ws.jwtCookie = this.str(wm, k);
+          noteSource(ws, "jwtCookie", this.pos(wm, k));
+          break;
+        case "no_auth_user":
+          ws.noAuthUser = this.str(wm, k);
+          noteSource(ws, "noAuthUser", this.pos(wm, k));
+          break;
+        default:
+          this.unknown(wm, k, `unknown field "${k}" in ${key}`);
+      }
+    }
+    if (port === 0) return undefined;
+    // nats-server refuses to start when an origin does not parse (and skips one it cannot use,
+    // which meshbroker refuses too): checked only for a listener, as there.
+    if (origins) {
+      const { list, key: ok } = origins;
+      const v = wm[ok];
+      ws.allowedOrigins = list.map((o, i): AllowedOrigin => {
+        try {
+          return parseAllowedOrigin(o);
+        } catch (err) {
+          return Array.isArray(v) ? this.fail(v, i, (err as Error).message) : this.fail(wm, ok, (err as Error).message);
+        }
+      });
+    }
+    ws.host = host || DEFAULTS.host;
+    ws.port = port === -1 ? 0 : port;
+    return ws;
+  }
+
+  /** nats-server's websocket handshake_timeout: an integer is seconds, a string a Go duration;
+   *  0 or less means no limit. Milliseconds. */
+  private handshakeTimeout(m: ConfigMap, key: string): number {
+    const v = m[key];
+    let ms: number;
+    if (typeof v === "number" && Number.isInteger(v)) ms = v * 1000;
+    else if (typeof v === "string") {
+      try {
+        ms = parseGoDuration(v);
+      } catch (err) {
+        return this.fail(m, key, (err as Error).message);
+      }
+    } else return this.fail(m, key, `error parsing handshake timeout: unsupported type ${goTypeOf(v)}`);
+    return Math.max(ms, 0);
+  }
+
+  /** A listener's own `authorization {}` (nats-server parseSimpleAuth): user/pass, token and a
+   *  timeout in seconds; `users` and `nkeys` are not allowed there (checkListenerBlock). */
+  listenerAuthorization(m: ConfigMap, key: string): ListenerAuthorization {
+    const am = this.map(m, key);
+    const auth: ListenerAuthorization = {};
+    for (const k of Object.keys(am)) {
+      switch (k.toLowerCase()) {
+        case "user":
+        case "username":
+          auth.user = this.str(am, k);
+          break;
+        case "pass":
+        case "password":
+          auth.password = this.str(am, k);
+          break;
+        case "token":
+          auth.token = this.str(am, k);
+          break;
+        case "timeout":
+          // 0 keeps the main auth timeout, as nats-server.
+          auth.timeoutMs = this.seconds(am, k) || undefined;
+          break;
+        default:
+          this.unknown(am, k, `unknown field "${k}" in ${key}`);
+      }
+    }
+    return auth;
   }
 
   // ---- accounts ----
@@ -1000,9 +1147,9 @@ class Builder {
         }
         text = item;
       }
-      const jwt = unarmorJwt(text);
+      const jwt = unarmorNatsJwt(text);
       try {
-        decodeNatsJwt(jwt, "operator");
+        checkNatsJwt(jwt, "operator");
       } catch (err) {
         return this.fail(c, k, `error parsing operator JWT: ${(err as Error).message}`);
       }
@@ -1040,7 +1187,7 @@ class Builder {
       const jwt = v[k];
       if (typeof jwt !== "string") this.fail(v, k, "preload map value should be a string JWT");
       try {
-        decodeNatsJwt(jwt, "account");
+        checkNatsJwt(jwt, "account");
       } catch {
         this.fail(v, k, "invalid account JWT");
       }
@@ -1092,11 +1239,10 @@ class Builder {
   }
 }
 
-/** The JWT in an operator file: between `-----BEGIN ...-----` / `-----END ...-----` lines
- *  (as nsc writes it) or the whole text. */
-function unarmorJwt(text: string): string {
-  const armored = /^\s*-{3,}[^\n]*-{3,}\r?\n\s*([\w.=-]+)\s*\r?\n\s*-{3,}/m.exec(text);
-  return armored ? armored[1] : text.trim();
+/** nats-io/jwt DecodeOperatorClaims / DecodeAccountClaims: a JWT of that claim type, signed by
+ *  an operator key. Throws an Error with nats-io/jwt's wording. */
+function checkNatsJwt(jwt: string, kind: "operator" | "account"): void {
+  if (decodeNatsJwt(jwt, "operator").kind !== kind) throw new Error(`not ${kind} claim`);
 }
 
 function describe(v: ConfigValue | undefined): string {
@@ -1106,6 +1252,16 @@ function describe(v: ConfigValue | undefined): string {
   if (v instanceof Date) return `datetime ${v.toISOString()}`;
   if (Array.isArray(v)) return "an array";
   return v === undefined ? "nothing" : "a map";
+}
+
+/** Go's %T of a config value, for messages nats-server words that way. */
+function goTypeOf(v: ConfigValue | undefined): string {
+  if (typeof v === "string") return "string";
+  if (typeof v === "number") return Number.isInteger(v) ? "int64" : "float64";
+  if (typeof v === "boolean") return "bool";
+  if (v instanceof Date) return "time.Time";
+  if (Array.isArray(v)) return "[]interface {}";
+  return v === undefined ? "<nil>" : "map[string]interface {}";
 }
 
 /** Go's net.SplitHostPort: "host:port", "[::1]:port", ":port". */

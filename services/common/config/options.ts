@@ -111,7 +111,8 @@ export interface ListenerAuthorization {
   timeoutMs?: number;
 }
 
-/** An allowed WebSocket origin, parsed at load time: scheme, host and port (80/443 filled in). */
+/** An allowed WebSocket origin, parsed at load time: scheme, host and port (80/443 filled in).
+ *  The host is lowercased, an IPv6 address without its brackets. */
 export interface AllowedOrigin {
   scheme: "http" | "https";
   host: string;
@@ -196,7 +197,7 @@ export interface Options {
 
   log: LogOptions;
 
-  /** Blocks meshbroker parses but later issues implement (websocket, mqtt, jetstream, resolvers
+  /** Blocks meshbroker parses but later issues implement (mqtt, jetstream, resolvers
    *  other than MEMORY, trusted keys, ...).
    *  Kept as plain JS values so those issues can type them without reparsing. */
   pending: Record<string, unknown>;

@@ -3,10 +3,11 @@
 // opts.go's authorization and accounts checks).
 // Errors point at the config line that set the offending field when there is one.
 
+import { natsClaimsOf } from "../nats-jwt.js";
 import { sourceOf } from "./build.js";
 import { formatGoDuration } from "./duration.js";
 import { ConfigError, type Position } from "./errors.js";
-import { natsClaimsOf } from "./nkeys.js";
+import { goQuote } from "./origin.js";
 import type { Options } from "./options.js";
 
 /** nats-server 2.9 knows the first six; IN_PROCESS came with 2.10 (in-process clients). */
@@ -64,20 +65,38 @@ export function validateOptions(options: Options): void {
 
   validateAccounts(options, fail);
 
-  const noAuthUser = options.noAuthUser;
-  if (noAuthUser) {
-    const at = sourceOf(options, "noAuthUser");
+  // nats-server's validateNoAuthUser, for the main no_auth_user and the websocket one.
+  const checkNoAuthUser = (noAuthUser: string | undefined, at: Position | undefined): void => {
+    if (!noAuthUser) return;
     if (operatorMode) fail(at, "no_auth_user not compatible with Trusted Operator");
     const named = users.filter((u) => u.user !== undefined);
     if (named.length === 0) fail(at, `no_auth_user: "${noAuthUser}" present, but users are not defined`);
     if (!named.some((u) => u.user === noAuthUser)) {
       fail(at, `no_auth_user: "${noAuthUser}" not present as user in authorization block or account configuration`);
     }
-  }
+  };
+  checkNoAuthUser(options.noAuthUser, sourceOf(options, "noAuthUser"));
 
   const oidcAccount = options.oidc?.account;
   if (oidcAccount !== undefined && oidcAccount !== GLOBAL_ACCOUNT && !options.accounts.some((a) => a.name === oidcAccount)) {
     fail(sourceOf(options.oidc!, "account"), `oidc account ${JSON.stringify(oidcAccount)} is not a configured account`);
+  }
+
+  // Last, as nats-server (websocket.go validateWebsocketOptions); a block without a port left
+  // `websocket` undefined, so none of this applies to it. Allowed origins are parsed by build.
+  const ws = options.websocket;
+  if (ws) {
+    if (!ws.tls && !ws.noTls) fail(sourceOf(ws, "entry"), "websocket requires TLS configuration");
+    checkNoAuthUser(ws.noAuthUser, sourceOf(ws, "noAuthUser") ?? sourceOf(ws, "entry"));
+    if (users.length > 0) {
+      const at = sourceOf(ws, "authorization") ?? sourceOf(ws, "entry");
+      if (ws.authorization?.user) fail(at, "websocket authentication username not compatible with presence of users/nkeys");
+      if (ws.authorization?.token) fail(at, "websocket authentication token not compatible with presence of users/nkeys");
+    }
+    if (ws.jwtCookie && !operatorMode && options.pending.trusted === undefined) {
+      fail(sourceOf(ws, "jwtCookie") ?? sourceOf(ws, "entry"),
+        `trusted operators or trusted keys configuration is required for JWT authentication via cookie ${goQuote(ws.jwtCookie)}`);
+    }
   }
 }
 
@@ -96,7 +115,7 @@ function validateOperatorMode(options: Options, fail: Fail): void {
   if (options.pending.trusted !== undefined) fail(at, "conflicting options for 'TrustedKeys' and 'TrustedOperators'");
   const sys = options.systemAccount;
   if (sys === undefined) return;
-  const fromJwts = options.operatorJwts.map((jwt) => natsClaimsOf(jwt).nats?.system_account).filter((s) => !!s);
+  const fromJwts = options.operatorJwts.map((jwt) => natsClaimsOf(jwt).nats.system_account).filter((s) => !!s);
   if (fromJwts.length > 0 && !fromJwts.includes(sys)) {
     fail(sourceOf(options, "systemAccount") ?? at, "system_account in config and operator JWT must be identical");
   }

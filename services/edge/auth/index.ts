@@ -8,7 +8,7 @@
 // loop) and OIDC (jose verifies asynchronously).
 import type { AccountConfig, Options } from "../../common/config/options.js";
 import { OperatorMode } from "./jwt.js";
-import { checkNonceSignature, newNonce } from "./nkey.js";
+import { checkNonceSignature, newNonce } from "./nonce.js";
 import { isOidcToken, OidcVerifier } from "./oidc.js";
 import { mapCertificateUser } from "./tls-map.js";
 import {

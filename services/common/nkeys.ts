@@ -1,27 +1,42 @@
-// NKEYs: public key decoding (base32, role prefix byte, CRC16), the INFO nonce, and Ed25519
-// signature checks of that nonce. Verification uses node:crypto's native Ed25519: the pure-JS
-// tweetnacl behind @nats-io/nkeys takes ~10 ms per verify, which a flood of CONNECTs would turn
-// into a blocked event loop.
-import { createPublicKey, randomBytes, verify, type KeyObject } from "node:crypto";
+// NKEYs (nats-io/nkeys): a public key is base32 (RFC 4648, no padding) of [role prefix byte,
+// 32-byte Ed25519 key, CRC-16 little endian], 56 characters. Signatures are checked with
+// node:crypto's native Ed25519: the pure-JS tweetnacl behind @nats-io/nkeys takes ~10 ms per
+// verify, which a flood of CONNECTs would turn into a blocked event loop.
+import { createPublicKey, verify, type KeyObject } from "node:crypto";
 
-/** First byte of a decoded public NKEY for each role (nkeys PrefixByte*). */
+/** First byte of a decoded public NKEY for each role (nkeys PrefixByte*: the role's letter << 3). */
 const ROLE_PREFIX = { operator: 14 << 3, account: 0, user: 20 << 3 } as const;
 export type NkeyRole = keyof typeof ROLE_PREFIX;
 const KNOWN_PREFIXES = new Set<number>(Object.values(ROLE_PREFIX));
 
-/** nats-server nkey.go: 11 random bytes, base64 RawURLEncoding (15 characters). */
-const NONCE_RAW_LEN = 11;
-
-export function newNonce(): string {
-  return randomBytes(NONCE_RAW_LEN).toString("base64url");
-}
+/** 1 prefix + 32 key + 2 CRC bytes. */
+const DECODED_LEN = 35;
+const ENCODED_LEN = 56;
+const ED25519_KEY_LEN = 32;
+const ED25519_SIG_LEN = 64;
 
 const B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 const B32_INDEX = new Int8Array(128).fill(-1);
 for (let i = 0; i < B32.length; i++) B32_INDEX[B32.charCodeAt(i)] = i;
 
+/** RFC 4648 base32 without padding. */
+export function base32Encode(data: Uint8Array): string {
+  let out = "";
+  let bits = 0, value = 0;
+  for (const b of data) {
+    value = ((value << 8) | b) & 0xffff;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      out += B32[(value >>> bits) & 31];
+    }
+  }
+  if (bits > 0) out += B32[(value << (5 - bits)) & 31];
+  return out;
+}
+
 /** RFC 4648 base32 without padding; undefined on a character outside the alphabet. */
-function base32Decode(s: string): Buffer | undefined {
+export function base32Decode(s: string): Buffer | undefined {
   const out = Buffer.allocUnsafe(Math.floor((s.length * 5) / 8));
   let bits = 0, value = 0, n = 0;
   for (let i = 0; i < s.length; i++) {
@@ -39,7 +54,7 @@ function base32Decode(s: string): Buffer | undefined {
 }
 
 /** CRC-16/XMODEM (poly 0x1021, init 0), the checksum NKEYs carry little-endian. */
-function crc16(data: Uint8Array): number {
+export function crc16(data: Uint8Array): number {
   let crc = 0;
   for (const b of data) {
     crc ^= b << 8;
@@ -48,13 +63,13 @@ function crc16(data: Uint8Array): number {
   return crc;
 }
 
-/** The 32 raw Ed25519 bytes of a public NKEY of one of `roles`, or undefined if it is not one. */
+/** The 32 raw Ed25519 bytes of a public NKEY of one of `roles` (any role when none is named), or
+ *  undefined if it is not one. */
 export function decodePublicNkey(key: string, ...roles: NkeyRole[]): Buffer | undefined {
-  if (key.length !== 56) return undefined; // 1 prefix + 32 key + 2 crc bytes, base32
+  if (key.length !== ENCODED_LEN) return undefined;
   const raw = base32Decode(key);
-  if (!raw || raw.length !== 35) return undefined;
-  const body = raw.subarray(0, 33);
-  if (crc16(body) !== raw.readUInt16LE(33)) return undefined;
+  if (!raw || raw.length !== DECODED_LEN) return undefined;
+  if (crc16(raw.subarray(0, 33)) !== raw.readUInt16LE(33)) return undefined;
   const ok = roles.length > 0 ? roles.some((r) => ROLE_PREFIX[r] === raw[0]) : KNOWN_PREFIXES.has(raw[0]);
   if (!ok) return undefined;
   return raw.subarray(1, 33);
@@ -62,6 +77,16 @@ export function decodePublicNkey(key: string, ...roles: NkeyRole[]): Buffer | un
 
 export function isPublicNkey(key: unknown, ...roles: NkeyRole[]): key is string {
   return typeof key === "string" && decodePublicNkey(key, ...roles) !== undefined;
+}
+
+/** The public NKEY of a raw Ed25519 key (tests and tools make keys with it). */
+export function encodePublicNkey(raw: Uint8Array, role: NkeyRole): string {
+  if (raw.length !== ED25519_KEY_LEN) throw new RangeError(`an Ed25519 public key has ${ED25519_KEY_LEN} bytes, not ${raw.length}`);
+  const bytes = Buffer.alloc(DECODED_LEN);
+  bytes[0] = ROLE_PREFIX[role];
+  bytes.set(raw, 1);
+  bytes.writeUInt16LE(crc16(bytes.subarray(0, 33)), 33);
+  return base32Encode(bytes); // 35 bytes = 280 bits = 56 characters, no padding
 }
 
 // Imported keys, bounded: users reconnect with the same keys, strangers can not grow it unbounded.
@@ -84,27 +109,16 @@ function publicKeyObject(nkey: string): KeyObject | undefined {
 export function decodeSignature(sig: string): Buffer | undefined {
   if (!/^[A-Za-z0-9_\-+/]+={0,2}$/.test(sig)) return undefined;
   const buf = Buffer.from(sig, "base64");
-  return buf.length === 64 ? buf : undefined;
+  return buf.length === ED25519_SIG_LEN ? buf : undefined;
 }
 
-/** Whether `sig` is `nkey`'s Ed25519 signature of `data` (the nonce as sent, i.e. its text bytes). */
+/** Whether `sig` is `nkey`'s Ed25519 signature of `data` (a string is signed as its UTF-8 bytes). */
 export function verifyNkeySignature(nkey: string, data: string | Uint8Array, sig: Uint8Array): boolean {
   const key = publicKeyObject(nkey);
-  if (!key || sig.length !== 64) return false;
+  if (!key || sig.length !== ED25519_SIG_LEN) return false;
   try {
     return verify(null, typeof data === "string" ? Buffer.from(data) : data, key, sig);
   } catch {
     return false;
   }
-}
-
-export type NonceCheck = { ok: true } | { ok: false; reason: string };
-
-/** The nonce challenge as nats-server checks it for nkey users and JWT users. */
-export function checkNonceSignature(nkey: string, nonce: string | undefined, sig: string | undefined): NonceCheck {
-  if (sig === undefined || sig === "") return { ok: false, reason: "signature missing" };
-  if (nonce === undefined || nonce === "") return { ok: false, reason: "no nonce was sent to sign" };
-  const raw = decodeSignature(sig);
-  if (!raw) return { ok: false, reason: "signature not valid base64" };
-  return verifyNkeySignature(nkey, nonce, raw) ? { ok: true } : { ok: false, reason: "signature not verified" };
 }
