@@ -1,8 +1,12 @@
 # meshbroker: the two set-up commands are `make run` and `make test`.
 NPM ?= npm
 CONFIG ?= deploy/examples/meshbroker.conf
-# Debian packages the test suite runs against (the reference nats-server for differential tests).
-TEST_DEBS := nats-server:/usr/sbin/nats-server
+# Debian packages the test suite runs against: the reference nats-server (differential tests),
+# redis-server (the cluster store), mosquitto clients (MQTT), chromium (browser WebSocket tests),
+# openssl (throwaway test CAs).
+TEST_DEBS := nats-server:/usr/sbin/nats-server redis-server:/usr/bin/redis-server \
+  mosquitto:/usr/sbin/mosquitto mosquitto-clients:/usr/bin/mosquitto_pub \
+  chromium:/usr/bin/chromium openssl:/usr/bin/openssl
 
 .PHONY: all install build run test test-deps bench clean
 
