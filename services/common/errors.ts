@@ -8,6 +8,7 @@ export const ERR = {
   staleConnection: "Stale Connection",
   unknownOp: "Unknown Protocol Operation",
   maxConnections: "maximum connections exceeded",
+  maxAccountConnections: "maximum account active connections exceeded",
   maxSubscriptions: "maximum subscriptions exceeded",
   maxControlLine: "maximum control line exceeded",
   invalidSubject: "Invalid Subject",
@@ -45,6 +46,7 @@ export type CloseReason =
   | "Bad Client Protocol Version"
   | "No Responders Requires Headers"
   | "Maximum Connections Exceeded"
+  | "Maximum Account Connections Exceeded"
   | "Maximum Control Line Exceeded"
   | "Read Error"
   | "Write Error"

@@ -5,12 +5,13 @@ import tls from "node:tls";
 import { randomInt } from "node:crypto";
 import { ERR, type CloseReason } from "../common/errors.js";
 import type { Options } from "../common/config/options.js";
-import type { Logger } from "../common/log.js";
+import type { LogContext, Logger } from "../common/log.js";
 import { hostPort } from "../common/address.js";
 import type { RouterLink } from "../router/link.js";
 import { AuthPipeline, type AuthContext, type ConnectionType } from "./auth/index.js";
 import { NatsClient, type ClientContext, type ClientTransport, type TrafficStats } from "./nats/client.js";
-import { createSecureContext, peerOf, serverOptions } from "./tls.js";
+import { SocketTransport } from "./socket-transport.js";
+import { peerOf, serverOptions } from "./tls.js";
 import { WebsocketListener } from "./websocket/listener.js";
 
 /** The nats-server version whose client-visible behaviour meshbroker matches. Clients read
@@ -42,7 +43,10 @@ export class EdgeServer implements ClientContext {
   private nextCid = 1;
   private listener: net.Server | undefined;
   private shuttingDown = false;
-  private tlsContext: { config: object; context: tls.SecureContext } | undefined;
+  /** Runs TLS handshakes of client connections (which start in the clear, INFO first). */
+  private tlsServer: { config: object; server: tls.Server } | undefined;
+  /** Client connections in their TLS handshake, by remote address:port. */
+  private readonly tlsPending = new Map<string, { client: NatsClient; transport: SocketTransport }>();
   /** The WebSocket listener, when the config has a `websocket {}` block. */
   websocket: WebsocketListener | undefined;
 
@@ -118,7 +122,18 @@ export class EdgeServer implements ClientContext {
     this.log.debug(`Client connection closed: ${reason}`, client.logContext());
   }
 
-  authFailed(client: NatsClient, reason: string): void {
+  accountConnections(account: string): number {
+    let n = 0;
+    for (const c of this.clients.values()) if (c.connected && c.account === account) n++;
+    return n;
+  }
+
+  /** A new id for a connection of any protocol (NATS cid, MQTT connection id). */
+  newConnectionId(): number {
+    return this.nextCid++;
+  }
+
+  authFailed(client: { logContext(): LogContext }, reason: string): void {
     this.authFailures.set(reason, (this.authFailures.get(reason) ?? 0) + 1);
     this.log.error(`authentication error: ${reason}`, client.logContext());
   }
@@ -158,7 +173,7 @@ export class EdgeServer implements ClientContext {
       transport.close("Server Shutdown");
       return undefined;
     }
-    const client = new NatsClient(this.nextCid++, transport, this, remoteAddress, remotePort, type);
+    const client = new NatsClient(this.newConnectionId(), transport, this, remoteAddress, remotePort, type);
     client.authExtras = authExtras;
     wire?.(client);
     this.totalConnections++;
@@ -181,34 +196,51 @@ export class EdgeServer implements ClientContext {
       (c) => { if (!tlsConfig) listen(socket, c); });
     if (!client || !tlsConfig) return;
     // nats-server 2.9: INFO goes out in the clear (tls_required), then the client starts TLS.
+    // A (non-listening) tls.Server runs the handshake, so the chain is verified as on any TLS port.
     client.outbound.flush();
-    const secure = new tls.TLSSocket(socket, serverOptions(tlsConfig, this.secureContext()));
-    transport.socket = secure;
-    listen(secure, client);
-    const timer = setTimeout(() => {
-      this.log.error("TLS handshake timeout", client.logContext());
-      client.close("TLS Handshake Error");
-    }, tlsConfig.timeoutMs);
-    secure.once("secure", () => {
-      clearTimeout(timer);
-      const verified = peerOf(secure);
-      const pinned = tlsConfig.pinnedCerts;
-      if (pinned && pinned.length > 0 && !(verified && pinned.includes(verified.fingerprint))) {
-        this.log.error("client certificate is not pinned", client.logContext());
-        return client.close("TLS Handshake Error");
-      }
-      client.tlsPeer = verified?.peer;
-    });
-    secure.once("error", () => clearTimeout(timer));
+    const key = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.tlsPending.set(key, { client, transport });
+    socket.once("close", () => this.tlsPending.delete(key));
+    this.tlsAcceptor().emit("connection", socket);
   }
 
-  /** Built once per config: the certificates are read when the first TLS client arrives. */
-  private secureContext(): tls.SecureContext {
-    if (!this.tlsContext || this.tlsContext.config !== this.options.tls) {
-      this.tlsContext = { config: this.options.tls!, context: createSecureContext(this.options.tls!) };
+  /** The TLS handshake of a client connection finished. */
+  private tlsReady(secure: tls.TLSSocket): void {
+    const key = `${secure.remoteAddress}:${secure.remotePort}`;
+    const pending = this.tlsPending.get(key);
+    this.tlsPending.delete(key);
+    if (!pending) return void secure.destroy();
+    const { client, transport } = pending;
+    transport.socket = secure;
+    listen(secure, client);
+    const verified = peerOf(secure);
+    const pinned = this.options.tls?.pinnedCerts;
+    if (pinned && pinned.length > 0 && !(verified && pinned.includes(verified.fingerprint))) {
+      this.log.error("client certificate is not pinned", client.logContext());
+      return client.close("TLS Handshake Error");
     }
-    return this.tlsContext.context;
+    client.tlsPeer = verified?.peer;
   }
+
+  /** Built once per TLS config: the certificates are read when the first TLS client arrives. */
+  private tlsAcceptor(): tls.Server {
+    const cfg = this.options.tls!;
+    if (this.tlsServer?.config !== cfg) {
+      const server = tls.createServer(serverOptions(cfg));
+      server.on("secureConnection", (secure) => this.tlsReady(secure));
+      server.on("tlsClientError", (err, secure) => {
+        const key = `${secure.remoteAddress}:${secure.remotePort}`;
+        const pending = this.tlsPending.get(key);
+        this.tlsPending.delete(key);
+        if (!pending) return;
+        this.log.error(`TLS handshake error: ${err.message}`, pending.client.logContext());
+        pending.client.close("TLS Handshake Error");
+      });
+      this.tlsServer = { config: cfg, server };
+    }
+    return this.tlsServer.server;
+  }
+
 }
 
 /** Feeds a socket's events to its client. */
@@ -221,29 +253,6 @@ function listen(socket: net.Socket, client: NatsClient): void {
   socket.on("close", () => client.close("Client Closed"));
 }
 
-/** A TCP (or TLS) socket as a client transport; the socket is swapped once TLS starts. */
-class SocketTransport implements ClientTransport {
-  constructor(public socket: net.Socket) {}
-
-  write(data: Buffer): void { this.socket.write(data); }
-  get pendingBytes(): number { return this.socket.writableLength; }
-  onDrain(cb: () => void): void { this.socket.once("drain", cb); }
-  pause(): void { this.socket.pause(); }
-  resume(): void { this.socket.resume(); }
-
-  /** end() lets the kernel send what is queued; destroy if the peer never takes it. */
-  close(_reason?: CloseReason): void {
-    this.socket.end();
-    setTimeout(() => this.socket.destroy(), 2_000).unref();
-  }
-
-  ended(): Promise<void> {
-    return new Promise<void>((resolve) => {
-      if (this.socket.destroyed) resolve();
-      else this.socket.once("close", () => resolve());
-    });
-  }
-}
 
 function newServerId(): string {
   const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";

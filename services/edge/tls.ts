@@ -5,18 +5,17 @@ import tls from "node:tls";
 import type { TlsConfig } from "../common/config/options.js";
 import { tlsPeerFromCertificate, type TlsPeer } from "./auth/index.js";
 
-export function createSecureContext(cfg: TlsConfig): tls.SecureContext {
-  return tls.createSecureContext({
+/** Options for a TLS server (tls, https) of a listener with this config; reads the files. */
+export function serverOptions(cfg: TlsConfig): tls.TlsOptions {
+  const verify = cfg.verify || cfg.verifyAndMap;
+  return {
     cert: readFileSync(cfg.certFile),
     key: readFileSync(cfg.keyFile),
     ca: cfg.caFile ? readFileSync(cfg.caFile) : undefined,
-  });
-}
-
-/** Server-side TLS options for a socket accepted on a listener with this config. */
-export function serverOptions(cfg: TlsConfig, secureContext: tls.SecureContext): tls.TLSSocketOptions {
-  const verify = cfg.verify || cfg.verifyAndMap;
-  return { isServer: true, secureContext, requestCert: verify, rejectUnauthorized: verify };
+    requestCert: verify,
+    rejectUnauthorized: verify,
+    handshakeTimeout: cfg.timeoutMs,
+  };
 }
 
 export interface VerifiedPeer {

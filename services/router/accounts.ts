@@ -66,7 +66,7 @@ export function wireAccounts(configs: AccountConfig[], account: (name: string) =
       if (imp.kind === "stream") {
         const target = imp.to ?? (imp.prefix ? undefined : imp.subject);
         const map = imp.prefix
-          ? (s: string) => `${imp.prefix}.${s}`
+          ? (s: string) => (imp.prefix!.endsWith(".") ? imp.prefix + s : `${imp.prefix}.${s}`)
           : (s: string) => transform(imp.subject, target!, s);
         exporter.streamImports.push({ importer, filter: imp.subject, map });
       } else {

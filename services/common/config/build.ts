@@ -20,6 +20,7 @@ import {
   type ExportConfig,
   type ImportConfig,
   type ListenerAuthorization,
+  type MqttConfig,
   type OidcConfig,
   type Options,
   type Permissions,
@@ -205,6 +206,10 @@ export function buildOptions(tree: ConfigMap, file: string): BuildResult {
         // No port: no WebSocket listener (its other settings are still read and checked).
         o.websocket = b.websocket(tree, key);
         break;
+      case "mqtt":
+        // No port: no MQTT listener, as websocket.
+        o.mqtt = b.mqtt(tree, key);
+        break;
       case "oidc":
         o.oidc = b.oidc(tree, key);
         break;
@@ -279,6 +284,10 @@ export function buildOptions(tree: ConfigMap, file: string): BuildResult {
   } else if (o.systemAccount === undefined && o.accounts.length > 0 && o.pending.no_system_account !== true) {
     o.systemAccount = "$SYS";
   }
+  if (o.mqtt && o.mqtt.storeDir === undefined) {
+    const dir = b.pendingStoreDir(o.pending);
+    if (dir) o.mqtt.storeDir = dir;
+  }
   return { options: o, warnings: b.warnings };
 }
 
@@ -292,7 +301,6 @@ function where(o: Options, field: string, file: string): string {
  *  kept in `pending`). */
 const NOT_YET_IMPLEMENTED: Record<string, string> = {};
 for (const names of [
-  ["mqtt"],
   ["resolver_tls"],
   ["resolver_pinned_accounts"],
   ["no_system_account", "no_system", "no_sys_acc"],
@@ -339,6 +347,7 @@ const MQTT_KEYS = new Set([
   "ack_wait", "ackwait", "max_ack_pending", "max_pending", "max_inflight", "js_domain",
   "stream_replicas", "consumer_replicas", "consumer_memory_storage",
   "consumer_inactive_threshold", "consumer_auto_cleanup",
+  "store_dir", // meshbroker's: where MQTT state is kept (nats-server keeps it in JetStream)
 ]);
 const SIMPLE_AUTH_KEYS = new Set(["user", "username", "pass", "password", "token", "timeout"]);
 const TLS_KEYS = new Set([
@@ -347,9 +356,7 @@ const TLS_KEYS = new Set([
   "connection_rate_limit", "pinned_certs",
 ]);
 
-const CHECK_PENDING: Record<string, (b: Builder, map: ConfigMap, key: string) => void> = {
-  mqtt: (b, m, k) => b.checkListenerBlock(m, k, MQTT_KEYS),
-};
+const CHECK_PENDING: Record<string, (b: Builder, map: ConfigMap, key: string) => void> = {};
 
 /** nats-server 2.9's cipher suite names (Go's crypto/tls) and curve names. */
 const CIPHER_SUITES = new Set([
@@ -930,6 +937,130 @@ class Builder {
       }
     }
     return auth;
+  }
+
+  // ---- mqtt ----
+
+  /** The `mqtt {}` block (nats-server parseMQTT). Undefined without a port, as websocket: no
+   *  listener then, and validateOptions skips the block; its keys and values are still checked.
+   *  nats-server keeps MQTT state in JetStream and tunes it with js_domain, *_replicas and
+   *  consumer_*; meshbroker keeps it in its own store (`store_dir`), so those are kept, unused. */
+  mqtt(m: ConfigMap, key: string): MqttConfig | undefined {
+    this.checkListenerBlock(m, key, MQTT_KEYS);
+    const mm = m[key] as ConfigMap;
+    const c: MqttConfig = { host: "", port: 0, ackWaitMs: 0, maxAckPending: 0 };
+    noteSource(c, "entry", this.pos(m, key));
+    let host = "";
+    let port = 0;
+    const unused: string[] = []; // JetStream-only keys given, for one warning
+    for (const k of Object.keys(mm)) {
+      const lk = k.toLowerCase();
+      const setSource = (field: string) => noteSource(c, field, this.pos(mm, k));
+      switch (lk) {
+        case "listen": {
+          const hp = this.hostPort(mm, k);
+          host = hp.host;
+          port = hp.port;
+          break;
+        }
+        case "port":
+          port = this.port(mm, k);
+          break;
+        case "host":
+        case "net":
+          host = this.str(mm, k);
+          break;
+        case "tls":
+          c.tls = this.tls(mm, k, "mqtt listener");
+          break;
+        case "authorization":
+        case "authentication":
+          c.authorization = this.listenerAuthorization(mm, k);
+          setSource("authorization");
+          break;
+        case "no_auth_user":
+          c.noAuthUser = this.str(mm, k);
+          setSource("noAuthUser");
+          break;
+        case "ack_wait":
+        case "ackwait":
+          // A negative value is refused when the listener starts (validateOptions), as there.
+          c.ackWaitMs = this.signedDuration(mm, k, "ack_wait");
+          setSource("ackWaitMs");
+          break;
+        case "max_ack_pending":
+        case "max_pending":
+        case "max_inflight": {
+          const v = this.int(mm, k);
+          if (v < 0 || v > 0xffff) this.fail(mm, k, `invalid value ${v}, should in [0..${0xffff}] range`);
+          c.maxAckPending = v;
+          break;
+        }
+        case "store_dir":
+          // "" is unset: the jetstream / top-level store_dir, if any, applies.
+          c.storeDir = this.str(mm, k) || undefined;
+          break;
+        case "js_domain":
+          c.jsDomain = this.str(mm, k);
+          unused.push(k);
+          break;
+        case "stream_replicas":
+          c.streamReplicas = this.int(mm, k);
+          unused.push(k);
+          break;
+        case "consumer_replicas":
+          c.consumerReplicas = this.int(mm, k);
+          setSource("consumerReplicas");
+          unused.push(k);
+          break;
+        case "consumer_memory_storage":
+          c.consumerMemoryStorage = this.bool(mm, k);
+          unused.push(k);
+          break;
+        case "consumer_inactive_threshold":
+        case "consumer_auto_cleanup":
+          c.consumerInactiveThresholdMs = this.signedDuration(mm, k, "consumer_inactive_threshold");
+          unused.push(k);
+          break;
+      }
+    }
+    if (port === 0) return undefined;
+    if (unused.length > 0) {
+      this.warn(mm, unused[0], `${unused.map((k) => `"${k}"`).join(", ")}: JetStream settings of nats-server's MQTT, unused by meshbroker, ignored`);
+    }
+    c.host = host || DEFAULTS.mqtt.host;
+    c.port = port === -1 ? 0 : port;
+    // 0 means the default, as nats-server; a negative ack_wait stays for validateOptions.
+    c.ackWaitMs ||= DEFAULTS.mqtt.ackWaitMs;
+    c.maxAckPending ||= DEFAULTS.mqtt.maxAckPending;
+    return c;
+  }
+
+  /** nats-server's parseDuration without a sign check: a Go duration string, or (with its
+   *  warning) an integer number of seconds. Milliseconds. */
+  private signedDuration(m: ConfigMap, key: string, field: string): number {
+    const v = m[key];
+    if (typeof v === "number" && Number.isInteger(v)) {
+      this.warn(m, key, `invalid use of field "${field}": ${field} should be converted to a duration`);
+      return v * 1000;
+    }
+    return this.durationString(m, key, field);
+  }
+
+  /** The store_dir of a pending `jetstream {}` block (`store_dir`, `storedir` or `store`), else
+   *  the top-level one: where the MQTT block keeps its state when it names no directory. */
+  pendingStoreDir(pending: Record<string, unknown>): string | undefined {
+    const js = pending.jetstream as ConfigValue | undefined;
+    if (isConfigMap(js)) {
+      for (const k of Object.keys(js)) {
+        if (["store_dir", "storedir", "store"].includes(k.toLowerCase())) {
+          const dir = this.str(js, k);
+          if (dir) return dir;
+        }
+      }
+    }
+    const top = pending.store_dir;
+    return typeof top === "string" && top !== "" ? top : undefined;
   }
 
   // ---- accounts ----

@@ -102,7 +102,7 @@ export interface OidcConfig {
   clockToleranceSec: number;
 }
 
-/** A listener block's own auth settings (`websocket { authorization {} }`, later `mqtt`). */
+/** A listener block's own auth settings (`websocket { authorization {} }`, `mqtt { authorization {} }`). */
 export interface ListenerAuthorization {
   user?: string;
   password?: string;
@@ -137,6 +137,33 @@ export interface WebsocketConfig {
   jwtCookie?: string;
   noAuthUser?: string;
   authorization?: ListenerAuthorization;
+}
+
+/** The `mqtt {}` block, as nats-server 2.9 reads it (opts.go parseMQTT), plus meshbroker's
+ *  `store_dir`. Undefined in Options when the block has no port (no MQTT listener). */
+export interface MqttConfig {
+  host: string;
+  /** 0 = pick a free port (config -1). */
+  port: number;
+  tls?: TlsConfig;
+  noAuthUser?: string;
+  /** Replaces the main single user / token for MQTT clients (`users` are not allowed there). */
+  authorization?: ListenerAuthorization;
+  /** How long a QoS 1 delivery waits for its PUBACK before it is sent again (DUP); default 30s. */
+  ackWaitMs: number;
+  /** QoS 1 messages in flight per subscription, 1..65535; default 1024. */
+  maxAckPending: number;
+  /** meshbroker: the directory for MQTT sessions, QoS 1 queues and retained messages: the block's
+   *  `store_dir`, else `jetstream { store_dir }`, else the top-level `store_dir`; undefined when
+   *  none is set. */
+  storeDir?: string;
+  /** nats-server tunes the JetStream streams and consumers behind MQTT with these; meshbroker keeps
+   *  its MQTT state in its own store, so they are kept (set only when given) but unused. */
+  jsDomain?: string;
+  streamReplicas?: number;
+  consumerReplicas?: number;
+  consumerMemoryStorage?: boolean;
+  consumerInactiveThresholdMs?: number;
 }
 
 export interface LogOptions {
@@ -190,6 +217,8 @@ export interface Options {
   tls?: TlsConfig;
   /** NATS over WebSocket (`websocket {}`); undefined = no WebSocket listener. */
   websocket?: WebsocketConfig;
+  /** MQTT 3.1.1 listener (`mqtt {}`); undefined = no MQTT listener. */
+  mqtt?: MqttConfig;
 
   /** Monitoring listener; undefined port = disabled, 0 = pick a free port. */
   httpHost: string;
@@ -197,7 +226,7 @@ export interface Options {
 
   log: LogOptions;
 
-  /** Blocks meshbroker parses but later issues implement (mqtt, jetstream, resolvers
+  /** Blocks meshbroker parses but later issues implement (jetstream, resolvers
    *  other than MEMORY, trusted keys, ...).
    *  Kept as plain JS values so those issues can type them without reparsing. */
   pending: Record<string, unknown>;
@@ -221,4 +250,6 @@ export const DEFAULTS = {
   authTimeoutMs: 2_000,
   httpHost: "0.0.0.0",
   log: { debug: false, trace: false, logtime: true, format: "text" },
+  /** nats-server's mqttDefaultAckWait and mqttDefaultMaxAckPending; 0 in the file means these. */
+  mqtt: { host: "0.0.0.0", ackWaitMs: 30_000, maxAckPending: 1024 },
 } as const;

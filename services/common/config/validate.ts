@@ -1,6 +1,7 @@
 // Cross-field checks on a built Options, with nats-server 2.9's messages (server.go
 // validateOptions, auth.go validateAuth / validateNoAuthUser, jwt.go validateTrustedOperators,
-// opts.go's authorization and accounts checks).
+// mqtt.go validateMQTTOptions, websocket.go validateWebsocketOptions, opts.go's authorization and
+// accounts checks).
 // Errors point at the config line that set the offending field when there is one.
 
 import { natsClaimsOf } from "../nats-jwt.js";
@@ -65,7 +66,7 @@ export function validateOptions(options: Options): void {
 
   validateAccounts(options, fail);
 
-  // nats-server's validateNoAuthUser, for the main no_auth_user and the websocket one.
+  // nats-server's validateNoAuthUser, for the main no_auth_user and the mqtt and websocket ones.
   const checkNoAuthUser = (noAuthUser: string | undefined, at: Position | undefined): void => {
     if (!noAuthUser) return;
     if (operatorMode) fail(at, "no_auth_user not compatible with Trusted Operator");
@@ -80,6 +81,31 @@ export function validateOptions(options: Options): void {
   const oidcAccount = options.oidc?.account;
   if (oidcAccount !== undefined && oidcAccount !== GLOBAL_ACCOUNT && !options.accounts.some((a) => a.name === oidcAccount)) {
     fail(sourceOf(options.oidc!, "account"), `oidc account ${JSON.stringify(oidcAccount)} is not a configured account`);
+  }
+
+  // nats-server's mqtt.go validateMQTTOptions, in its order; a block without a port left `mqtt`
+  // undefined, so none of this applies to it.
+  const mqtt = options.mqtt;
+  if (mqtt) {
+    const entry = sourceOf(mqtt, "entry");
+    // nats-server derives stream and consumer names from the server name.
+    if (options.serverName === "") fail(entry, "mqtt requires server name to be explicitly set");
+    checkNoAuthUser(mqtt.noAuthUser, sourceOf(mqtt, "noAuthUser") ?? entry);
+    if (users.length > 0) {
+      const at = sourceOf(mqtt, "authorization") ?? entry;
+      if (mqtt.authorization?.user) fail(at, "mqtt authentication username not compatible with presence of users/nkeys");
+      if (mqtt.authorization?.token) fail(at, "mqtt authentication token not compatible with presence of users/nkeys");
+    }
+    // 0 in the file already became the 30s default.
+    if (mqtt.ackWaitMs < 0) fail(sourceOf(mqtt, "ackWaitMs") ?? entry, "ack wait must be a positive value");
+    // nats-server 2.9 also refuses to start a standalone server without JetStream ("mqtt requires
+    // JetStream to be enabled if running in standalone mode"): its MQTT sessions, QoS 1 messages
+    // and retained messages live in JetStream streams. meshbroker keeps them in its own store
+    // (store_dir), so a config is accepted with or without `jetstream {}`.
+    const { streamReplicas: sr = 0, consumerReplicas: cr = 0 } = mqtt;
+    if (cr > 0 && sr > 0 && cr > sr) {
+      fail(sourceOf(mqtt, "consumerReplicas") ?? entry, `mqtt: consumer_replicas (${cr}) cannot be higher than stream_replicas (${sr})`);
+    }
   }
 
   // Last, as nats-server (websocket.go validateWebsocketOptions); a block without a port left

@@ -259,11 +259,13 @@ export class OperatorMode {
     const user: AuthenticatedUser = { name: uc.sub, account: acc.key };
     if (permissions) user.permissions = permissions;
     if (ends.length > 0) user.expiresAt = Math.min(...ends);
-    const subs = num(n.subs), payload = num(n.payload);
-    if ((subs ?? 0) > 0 || (payload ?? 0) > 0) {
+    const subs = num(n.subs), payload = num(n.payload), conns = num(accLimits.conn);
+    if ((subs ?? 0) > 0 || (payload ?? 0) > 0 || (conns !== undefined && conns >= 0)) {
       user.limits = {};
       if (subs && subs > 0) user.limits.maxSubscriptions = subs;
       if (payload && payload > 0) user.limits.maxPayload = payload;
+      // The account JWT's `limits.conn` (-1 = unlimited) bounds its connections on this server.
+      if (conns !== undefined && conns >= 0) user.limits.accountMaxConnections = conns;
     }
     return { ok: true, user };
   }

@@ -53,8 +53,8 @@ export interface AuthenticatedUser {
   permissions?: Permissions;
   /** Epoch ms after which the connection must be closed (JWT exp, account exp, time window end). */
   expiresAt?: number;
-  /** Per-connection limits from a user JWT (`subs`, `payload`), when set (> 0). */
-  limits?: { maxSubscriptions?: number; maxPayload?: number };
+  /** Limits from a user JWT (`subs`, `payload`, when > 0) and its account JWT (`conn`, when ≥ 0). */
+  limits?: { maxSubscriptions?: number; maxPayload?: number; accountMaxConnections?: number };
 }
 
 export type AuthResult = { ok: true; user: AuthenticatedUser } | { ok: false; reason: string };

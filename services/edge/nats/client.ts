@@ -23,6 +23,8 @@ export interface ClientContext {
   infoFor(client: NatsClient): Record<string, unknown>;
   clientClosed(client: NatsClient, reason: CloseReason): void;
   authFailed(client: NatsClient, reason: string): void;
+  /** Connected clients of the account (for an account JWT's connection limit). */
+  accountConnections(account: string): number;
 }
 
 export interface TrafficStats {
@@ -155,7 +157,8 @@ export class NatsClient implements ParserSink, Connection {
   closeReason: CloseReason | undefined;
   stopTime: Date | undefined;
 
-  private connected = false;
+  /** CONNECT accepted (authenticated). */
+  connected = false;
   private pingsOut = 0;
   private pingSentAt = 0;
   private authTimer: NodeJS.Timeout | undefined;
@@ -235,6 +238,9 @@ export class NatsClient implements ParserSink, Connection {
     }
 
     if (this.connected) return this.ok();
+    // The CONNECT arrived in time: a slow check (bcrypt) is not an authentication timeout.
+    if (this.authTimer) clearTimeout(this.authTimer);
+    this.authTimer = undefined;
     this.credentials = { user: c.user, pass: c.pass, token: c.auth_token, nkey: c.nkey, sig: c.sig, jwt: c.jwt };
     const result = this.ctx.auth.authenticate(this.credentials, this.authContext());
     if (!(result instanceof Promise)) return this.connectAuthenticated(result);
@@ -255,6 +261,11 @@ export class NatsClient implements ParserSink, Connection {
 
   private connectAuthenticated(result: AuthResult): void {
     if (!this.acceptAuth(result)) return;
+    const max = this.user?.limits?.accountMaxConnections;
+    if (max !== undefined && this.ctx.accountConnections(this.account) >= max) {
+      this.ctx.log.error(`maximum account active connections exceeded (${max})`, this.logContext());
+      return this.close("Maximum Account Connections Exceeded", ERR.maxAccountConnections);
+    }
     this.connected = true;
     this.rttMs = Date.now() - this.startTime.getTime(); // INFO → CONNECT, until a PING measures it
     if (this.authTimer) clearTimeout(this.authTimer);
@@ -271,6 +282,11 @@ export class NatsClient implements ParserSink, Connection {
     stats.inBytes += data.length;
     // nats-server 2.9 reports a bad subject in pedantic mode but still acknowledges and routes it.
     if (this.pedantic && !isValidLiteralSubject(subject)) this.err(ERR.invalidPublishSubject);
+    // Reply subjects of the service-import and gateway machinery are not the client's to use.
+    if (reply !== undefined && (reply.startsWith("_R_.") || reply.startsWith("_GR_."))) {
+      return this.err(ERR.replyPermission(reply));
+    }
+    if (subject.startsWith("_GR_.")) return this.err(ERR.pubPermission(subject));
     if (this.perms && !this.perms.canPublish(subject)) {
       this.ctx.log.debug(`Publish Violation - subject "${subject}"`, this.logContext());
       return this.err(ERR.pubPermission(subject));

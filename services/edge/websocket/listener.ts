@@ -13,7 +13,7 @@ import type { AuthContext } from "../auth/index.js";
 import type { ClientTransport, NatsClient } from "../nats/client.js";
 import { hostPort } from "../../common/address.js";
 import type { EdgeServer } from "../server.js";
-import { createSecureContext, peerOf, serverOptions } from "../tls.js";
+import { peerOf, serverOptions } from "../tls.js";
 import { checkUpgrade, isMqttPath } from "./upgrade.js";
 
 export class WebsocketListener {
@@ -40,8 +40,7 @@ export class WebsocketListener {
     const options: http.ServerOptions = { requireHostHeader: false };
     if (cfg.tls) {
       this.server = https.createServer({
-        ...options, ...serverOptions(cfg.tls, createSecureContext(cfg.tls)),
-        handshakeTimeout: cfg.tls.timeoutMs,
+        ...options, ...serverOptions(cfg.tls),
       } as https.ServerOptions);
     } else {
       this.server = http.createServer(options);

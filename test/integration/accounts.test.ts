@@ -1,0 +1,274 @@
+// Accounts with real clients: isolation, stream exports/imports (public, restricted to a list,
+// with a prefix), service exports/imports (request/reply across accounts), imports the exporter
+// does not allow, in config mode and in operator mode (account JWTs).
+// Every scenario also runs against the real nats-server 2.9.10 with the same config, so the
+// expectations are the reference's, not guesses.
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  connect, credsAuthenticator, StringCodec,
+  type ConnectionOptions, type NatsConnection, type Subscription,
+} from "nats";
+import { startBroker, topologies } from "../helpers/broker.js";
+import { newAccount, newOperator, newUser, operatorConfig } from "../helpers/creds.js";
+import { startNatsServer } from "../helpers/nats-server.js";
+
+const sc = StringCodec();
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
+
+interface Target {
+  name: string;
+  start(config: string): Promise<{ port: number; stop(): Promise<void> }>;
+}
+
+const targets: Target[] = [
+  ...topologies.map((topology): Target => ({
+    name: `meshbroker (${topology})`,
+    async start(config) {
+      const b = await startBroker({ topology, config });
+      return { port: b.natsPort, stop: () => b.stop() };
+    },
+  })),
+  {
+    name: "nats-server 2.9.10 (reference)",
+    async start(config) {
+      const s = await startNatsServer(config);
+      return { port: s.port, stop: () => s.stop() };
+    },
+  },
+];
+
+const CONFIG = `accounts {
+  A: {
+    users: [{ user: a, password: pw }, { user: a2, password: pw }]
+    exports: [
+      { stream: "public.>" }
+      { stream: "restricted.>", accounts: [B] }
+      { service: "svc.echo" }
+      { service: "svc.private", accounts: [C] }
+    ]
+  }
+  B: {
+    users: [{ user: b, password: pw }]
+    imports: [
+      { stream: { account: A, subject: "public.>" } }
+      { stream: { account: A, subject: "restricted.>" } }
+      { service: { account: A, subject: "svc.echo" }, to: "echo" }
+    ]
+  }
+  C: {
+    users: [{ user: c, password: pw }]
+    imports: [
+      { stream: { account: A, subject: "public.>" }, prefix: "from_a" }
+      { service: { account: A, subject: "svc.echo" } }
+      { service: { account: A, subject: "svc.private" } }
+    ]
+  }
+  D: {
+    users: [{ user: d, password: pw }]
+    imports: [
+      { stream: { account: A, subject: "public.>" }, prefix: "dotted." }
+    ]
+  }
+  E: { users: [{ user: e, password: pw }] }
+}`;
+
+async function open(port: number, opts: Partial<ConnectionOptions>): Promise<NatsConnection> {
+  const nc = await connect({ servers: `127.0.0.1:${port}`, reconnect: false, timeout: 3_000, ...opts });
+  cleanups.push(() => nc.close());
+  return nc;
+}
+
+/** The next `n` messages of a subscription as "subject:payload". */
+async function take(sub: Subscription, n: number, timeoutMs = 2_000): Promise<string[]> {
+  const got: string[] = [];
+  if (n === 0) return got;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      (async () => {
+        for await (const m of sub) {
+          got.push(`${m.subject}:${sc.decode(m.data)}`);
+          if (got.length === n) return got;
+        }
+        throw new Error(`subscription ended after ${JSON.stringify(got)}`);
+      })(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`only ${JSON.stringify(got)} within ${timeoutMs}ms`)), timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe.each(targets)("accounts: $name", (target) => {
+  async function server(config = CONFIG) {
+    const s = await target.start(config);
+    cleanups.push(() => s.stop());
+    const as = (user: string) => open(s.port, { user, pass: "pw" });
+    return { ...s, as };
+  }
+
+  it("isolates accounts: the same subject in another account is another subject", async () => {
+    const s = await server();
+    const [a, a2, b] = [await s.as("a"), await s.as("a2"), await s.as("b")];
+    const subA = a.subscribe("orders");
+    const subB = b.subscribe("orders");
+    await a.flush();
+    await b.flush();
+
+    b.publish("orders", sc.encode("from B"));
+    await b.flush(); // B's message has been routed before A's below is sent
+    a2.publish("orders", sc.encode("from A"));
+    await a2.flush();
+    b.publish("orders", sc.encode("B again"));
+
+    // Had B's message leaked into A, it would come before A's own; same for A's into B.
+    expect(await take(subA, 1)).toEqual(["orders:from A"]);
+    expect(await take(subB, 2)).toEqual(["orders:from B", "orders:B again"]);
+  });
+
+  it("a public stream export reaches every importer, under its prefix; others see nothing", async () => {
+    const s = await server();
+    const [a, b, c, e] = [await s.as("a"), await s.as("b"), await s.as("c"), await s.as("e")];
+    const inB = b.subscribe(">");
+    const inC = c.subscribe(">");
+    const inE = e.subscribe(">");
+    await Promise.all([b.flush(), c.flush(), e.flush()]);
+
+    a.publish("public.news", sc.encode("extra"));
+    a.publish("private.news", sc.encode("not exported"));
+    await a.flush();
+    for (const nc of [b, c, e]) nc.publish("marker", sc.encode("end"));
+
+    expect(await take(inB, 2)).toEqual(["public.news:extra", "marker:end"]);
+    expect(await take(inC, 2)).toEqual(["from_a.public.news:extra", "marker:end"]);
+    expect(await take(inE, 1)).toEqual(["marker:end"]);
+  });
+
+  it("a stream import prefix that ends in '.' is not given a second one", async () => {
+    // nats-server (AddStreamImportWithClaim) appends the "." only when the prefix lacks it.
+    const s = await server();
+    const [a, d] = [await s.as("a"), await s.as("d")];
+    const inD = d.subscribe(">");
+    await d.flush();
+    a.publish("public.news", sc.encode("extra"));
+    await a.flush();
+    d.publish("marker", sc.encode("end"));
+    expect(await take(inD, 2)).toEqual(["dotted.public.news:extra", "marker:end"]);
+  });
+
+  it("a stream export restricted to an account list reaches only those accounts", async () => {
+    const s = await server();
+    const [a, b, c] = [await s.as("a"), await s.as("b"), await s.as("c")];
+    const inB = b.subscribe("restricted.>");
+    const inC = c.subscribe(">");
+    await Promise.all([b.flush(), c.flush()]);
+    a.publish("restricted.x", sc.encode("for B only"));
+    await a.flush();
+    c.publish("marker", sc.encode("end"));
+    expect(await take(inB, 1)).toEqual(["restricted.x:for B only"]);
+    expect(await take(inC, 1)).toEqual(["marker:end"]);
+  });
+
+  it("a service import carries a request to the exporter and its reply back", async () => {
+    const s = await server();
+    const a = await s.as("a");
+    const seen: string[] = [];
+    for (const subject of ["svc.echo", "svc.private"]) {
+      a.subscribe(subject, {
+        callback: (_err, m) => {
+          seen.push(m.subject);
+          m.respond(sc.encode(`A answers ${m.subject}: ${sc.decode(m.data)}`));
+        },
+      });
+    }
+    await a.flush();
+
+    const b = await s.as("b");
+    const viaTo = await b.request("echo", sc.encode("hi from B"), { timeout: 2_000 });
+    expect(sc.decode(viaTo.data)).toBe("A answers svc.echo: hi from B");
+
+    const c = await s.as("c");
+    const same = await c.request("svc.echo", sc.encode("hi from C"), { timeout: 2_000 });
+    expect(sc.decode(same.data)).toBe("A answers svc.echo: hi from C");
+    const restricted = await c.request("svc.private", sc.encode("secret"), { timeout: 2_000 });
+    expect(sc.decode(restricted.data)).toBe("A answers svc.private: secret");
+    expect(seen).toEqual(["svc.echo", "svc.echo", "svc.private"]);
+
+    // B did not import svc.private (and may not): nobody answers there.
+    await expect(b.request("svc.private", sc.encode("x"), { timeout: 2_000 })).rejects.toMatchObject({ code: "503" });
+    // Nor does the exporter's subject exist in an account that did not import it.
+    const e = await s.as("e");
+    await expect(e.request("svc.echo", sc.encode("x"), { timeout: 2_000 })).rejects.toMatchObject({ code: "503" });
+  });
+
+  it("several requests through a service import each get their own reply", async () => {
+    const s = await server();
+    const a = await s.as("a");
+    a.subscribe("svc.echo", { callback: (_err, m) => m.respond(m.data) });
+    await a.flush();
+    const b = await s.as("b");
+    const replies = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => b.request("echo", sc.encode(`n${i}`), { timeout: 2_000 })),
+    );
+    expect(replies.map((r) => sc.decode(r.data))).toEqual(Array.from({ length: 20 }, (_, i) => `n${i}`));
+  });
+
+  it("refuses a config whose stream import the exporter does not allow", async () => {
+    const config = `accounts {
+      A: { users: [{ user: a, password: pw }], exports: [{ stream: "restricted.>", accounts: [B] }] }
+      B: { users: [{ user: b, password: pw }] }
+      C: { users: [{ user: c, password: pw }], imports: [{ stream: { account: A, subject: "restricted.>" } }] }
+    }`;
+    await expect(target.start(config)).rejects.toThrow();
+  });
+
+  it("refuses a config whose service import is not exported at all", async () => {
+    const config = `accounts {
+      A: { users: [{ user: a, password: pw }] }
+      B: { users: [{ user: b, password: pw }], imports: [{ service: { account: A, subject: "svc.hidden" } }] }
+    }`;
+    await expect(target.start(config)).rejects.toThrow();
+  });
+
+  it("operator mode: account JWT exports/imports work; an import of what is not exported is ignored", async () => {
+    const op = await newOperator();
+    const A = await newAccount(op, "A", {
+      exports: [
+        { name: "public", type: "stream", subject: "public.>" },
+        { name: "echo", type: "service", subject: "svc.echo" },
+      ],
+    });
+    const B = await newAccount(op, "B", {
+      imports: [
+        { name: "public", type: "stream", account: A.pub, subject: "public.>" },
+        { name: "secret", type: "stream", account: A.pub, subject: "secret.>" }, // not exported
+        { name: "echo", type: "service", account: A.pub, subject: "svc.echo" },
+        { name: "hidden", type: "service", account: A.pub, subject: "svc.hidden" }, // not exported
+      ],
+    });
+    const s = await server(operatorConfig(op, [A, B]));
+    const userA = await newUser(A, "a");
+    const userB = await newUser(B, "b");
+    const a = await open(s.port, { authenticator: credsAuthenticator(userA.creds) });
+    const b = await open(s.port, { authenticator: credsAuthenticator(userB.creds) });
+
+    const inB = b.subscribe("*.>");
+    a.subscribe("svc.*", { callback: (_err, m) => m.respond(sc.encode(`A: ${m.subject}`)) });
+    await Promise.all([a.flush(), b.flush()]);
+    a.publish("secret.plans", sc.encode("no"));
+    a.publish("public.news", sc.encode("yes"));
+    await a.flush();
+    b.publish("b.marker", sc.encode("end"));
+    expect(await take(inB, 2)).toEqual(["public.news:yes", "b.marker:end"]);
+
+    const r = await b.request("svc.echo", sc.encode("?"), { timeout: 2_000 });
+    expect(sc.decode(r.data)).toBe("A: svc.echo");
+    await expect(b.request("svc.hidden", sc.encode("?"), { timeout: 2_000 })).rejects.toMatchObject({ code: "503" });
+  });
+});
