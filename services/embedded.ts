@@ -5,6 +5,9 @@ import { EdgeServer } from "./edge/server.js";
 import { MonitorServer } from "./edge/monitor/http.js";
 import { createLocalLink } from "./router/link-local.js";
 import { Router } from "./router/router.js";
+import { openLevelStore } from "./router/store/level.js";
+import { MemoryStore } from "./router/store/memory.js";
+import type { MqttStore } from "./router/store/store.js";
 
 export interface EmbeddedBroker {
   readonly edge: EdgeServer;
@@ -14,6 +17,8 @@ export interface EmbeddedBroker {
   readonly httpPort: number | undefined;
   /** The WebSocket port, when the config has a `websocket {}` block. */
   readonly wsPort: number | undefined;
+  /** The MQTT port, when the config has an `mqtt {}` block. */
+  readonly mqttPort: number | undefined;
   /** Apply a reloaded config; returns what changed, for the log. */
   reload(options: Options): string[];
   /** Graceful stop: clients get their pending data, then listeners close. */
@@ -22,9 +27,15 @@ export interface EmbeddedBroker {
 
 export async function startEmbedded(options: Options, log: Logger): Promise<EmbeddedBroker> {
   const { link, router } = createLocalLink(new Router((m) => log.warn(m)));
-  const edge = new EdgeServer({ options, link, log });
+  const mqttStore = options.mqtt ? await openMqttStore(options, log) : undefined;
+  const edge = new EdgeServer({ options, link, log, mqttStore });
   router.configureAccounts(edge.auth.accounts());
-  await edge.listen();
+  try {
+    await edge.listen();
+  } catch (err) {
+    await mqttStore?.close();
+    throw err;
+  }
   let monitor: MonitorServer | undefined;
   if (options.httpPort !== undefined) {
     monitor = new MonitorServer(edge);
@@ -40,6 +51,7 @@ export async function startEmbedded(options: Options, log: Logger): Promise<Embe
     natsPort: edge.port,
     httpPort: monitor?.port,
     wsPort: edge.websocket?.port,
+    mqttPort: edge.mqtt?.port,
     reload(next) {
       const changed = changedKeys(edge.options, next);
       const fixed = changed.filter((k) => NOT_RELOADABLE.has(k));
@@ -55,12 +67,24 @@ export async function startEmbedded(options: Options, log: Logger): Promise<Embe
       await edge.shutdown();
       await monitor?.close();
       router.close();
+      await mqttStore?.close();
     },
   };
 }
 
+/** The embedded store: LevelDB in the MQTT store_dir, else memory (lost on restart, so said). */
+async function openMqttStore(options: Options, log: Logger): Promise<MqttStore> {
+  const dir = options.mqtt?.storeDir;
+  if (dir) {
+    log.notice(`MQTT state (sessions, QoS 1/2 queues, retained messages) stored in ${dir}`);
+    return openLevelStore(dir);
+  }
+  log.warn("MQTT state is kept in memory only: set store_dir (mqtt or jetstream block) to keep it across restarts");
+  return new MemoryStore();
+}
+
 /** Listener addresses are bound once; changing them needs a restart. */
-const NOT_RELOADABLE = new Set(["host", "port", "httpHost", "httpPort", "serverName", "websocket"]);
+const NOT_RELOADABLE = new Set(["host", "port", "httpHost", "httpPort", "serverName", "websocket", "mqtt"]);
 
 /** Top-level option names whose values differ (listeners are not rebound on reload). */
 function changedKeys(prev: Options, next: Options): string[] {

@@ -13,6 +13,8 @@ import { NatsClient, type ClientContext, type ClientTransport, type TrafficStats
 import { SocketTransport } from "./socket-transport.js";
 import { peerOf, serverOptions } from "./tls.js";
 import { WebsocketListener } from "./websocket/listener.js";
+import { MqttServer } from "./mqtt/server.js";
+import type { MqttStore } from "../router/store/store.js";
 
 /** The nats-server version whose client-visible behaviour meshbroker matches. Clients read
  *  INFO.version to decide which features (headers, no-responders) they may use. */
@@ -25,6 +27,8 @@ export interface EdgeDeps {
   options: Options;
   link: RouterLink;
   log: Logger;
+  /** Where MQTT sessions, QoS 1/2 queues and retained messages live (the router's store). */
+  mqttStore?: MqttStore;
 }
 
 export class EdgeServer implements ClientContext {
@@ -49,12 +53,16 @@ export class EdgeServer implements ClientContext {
   private readonly tlsPending = new Map<string, { client: NatsClient; transport: SocketTransport }>();
   /** The WebSocket listener, when the config has a `websocket {}` block. */
   websocket: WebsocketListener | undefined;
+  /** MQTT clients (TCP and WebSocket), when the config has an `mqtt {}` block. */
+  mqtt: MqttServer | undefined;
+  private readonly mqttStore: MqttStore | undefined;
 
   constructor(deps: EdgeDeps) {
     this.options = deps.options;
     this.link = deps.link;
     this.log = deps.log;
     this.auth = new AuthPipeline(deps.options);
+    this.mqttStore = deps.mqttStore;
   }
 
   get serverName(): string {
@@ -79,14 +87,19 @@ export class EdgeServer implements ClientContext {
     });
     server.on("error", (err) => this.log.error(`client listener: ${err.message}`));
     this.log.notice(`listening for NATS clients on ${hostPort(this.options.host, this.port)}`);
-    if (this.options.websocket) {
-      this.websocket = new WebsocketListener(this, this.options.websocket);
-      try {
-        await this.websocket.listen();
-      } catch (err) {
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-        throw err;
+    try {
+      if (this.options.mqtt) {
+        if (!this.mqttStore) throw new Error("mqtt needs a store");
+        this.mqtt = new MqttServer(this, this.options.mqtt, this.mqttStore);
+        await this.mqtt.listen();
       }
+      if (this.options.websocket) {
+        this.websocket = new WebsocketListener(this, this.options.websocket);
+        await this.websocket.listen();
+      }
+    } catch (err) {
+      await this.shutdown();
+      throw err;
     }
   }
 
@@ -154,8 +167,9 @@ export class EdgeServer implements ClientContext {
     this.shuttingDown = true;
     const listener = this.listener;
     const closedListener = Promise.all([
-      listener ? new Promise<void>((resolve) => listener.close(() => resolve())) : undefined,
+      listener?.listening ? new Promise<void>((resolve) => listener.close(() => resolve())) : undefined,
       this.websocket?.close(),
+      this.mqtt?.close(),
     ]);
     const sockets: Promise<void>[] = [];
     for (const c of [...this.clients.values()]) sockets.push(c.closeGracefully("Server Shutdown"));

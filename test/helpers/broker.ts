@@ -13,6 +13,8 @@ export interface TestBroker {
   httpPort: number | undefined;
   /** Set when the config has a `websocket {}` block (use `port: -1` there for a free port). */
   wsPort: number | undefined;
+  /** Set when the config has an `mqtt {}` block (use `port: -1` there). */
+  mqttPort: number | undefined;
   broker: EmbeddedBroker;
   /** Lines the broker logged (when `captureLog` was set). */
   log: string[];
@@ -42,6 +44,7 @@ export async function startBroker(opts: StartOptions = {}): Promise<TestBroker> 
     natsPort: broker.natsPort,
     httpPort: broker.httpPort,
     wsPort: broker.wsPort,
+    mqttPort: broker.mqttPort,
     broker,
     log: lines,
     stop: () => broker.stop(),

@@ -21,6 +21,7 @@ export class MonitorServer {
       connectionsByType: () => {
         const byType: Record<string, number> = {};
         for (const c of edge.clients.values()) byType[c.connectionType] = (byType[c.connectionType] ?? 0) + 1;
+        for (const c of edge.mqtt?.connections.values() ?? []) byType[c.connectionType] = (byType[c.connectionType] ?? 0) + 1;
         return byType;
       },
       totalConnections: () => edge.totalConnections,
@@ -114,7 +115,7 @@ export class MonitorServer {
       cores: os.cpus().length,
       gomaxprocs: 1,
       cpu: 0,
-      connections: e.clients.size,
+      connections: e.clients.size + (e.mqtt?.connections.size ?? 0),
       total_connections: e.totalConnections,
       routes: 0,
       remotes: 0,

@@ -98,7 +98,7 @@ export class WebsocketListener {
   }
 
   private refuseRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const refusal = checkUpgrade(req, this.cfg, false) ?? { status: 400, reason: "invalid value for header 'Upgrade'" };
+    const refusal = checkUpgrade(req, this.cfg, this.edge.mqtt !== undefined) ?? { status: 400, reason: "invalid value for header 'Upgrade'" };
     this.logRefusal(req, refusal.reason);
     const body = `${http.STATUS_CODES[refusal.status]}\n`;
     res.writeHead(refusal.status, refusalHeaders(body));
@@ -106,7 +106,7 @@ export class WebsocketListener {
   }
 
   private upgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
-    const refusal = checkUpgrade(req, this.cfg, false);
+    const refusal = checkUpgrade(req, this.cfg, this.edge.mqtt !== undefined);
     if (refusal) {
       this.logRefusal(req, refusal.reason);
       const body = `${http.STATUS_CODES[refusal.status]}\n`;
@@ -135,6 +135,15 @@ export class WebsocketListener {
     }
     const compressed = ws.extensions.includes("permessage-deflate");
     const transport = new WebSocketTransport(ws, socket, compressed);
+    const mqtt = this.edge.mqtt;
+    if (mqtt && isMqttPath(req.url ?? "/")) {
+      // MQTT over WebSocket: the MQTT block's settings and auth apply (connection type MQTT_WS).
+      const conn = mqtt.connect(transport, socket.remoteAddress ?? "", socket.remotePort ?? 0, "MQTT_WS", verified?.peer);
+      ws.on("message", (data: Buffer) => conn.receive(data));
+      ws.on("error", () => conn.close("Read Error"));
+      ws.on("close", () => conn.close("Client Closed"));
+      return;
+    }
     this.edge.connect(transport, socket.remoteAddress ?? "", socket.remotePort ?? 0, "WEBSOCKET", extras,
       (client: NatsClient) => {
         client.tlsPeer = verified?.peer;

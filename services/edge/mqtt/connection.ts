@@ -1,0 +1,323 @@
+// One MQTT 3.1.1 connection on the edge: packets decoded and encoded by mqtt-packet, CONNECT
+// through the one auth pipeline, topics mapped onto the shared subject space, and the session
+// (subscriptions, QoS 1/2 state) kept by the SessionRegistry.
+import mqtt, { type IConnectPacket, type IPublishPacket, type ISubscribePacket, type IUnsubscribePacket, type Packet } from "mqtt-packet";
+import type { MqttConfig } from "../../common/config/options.js";
+import type { CloseReason } from "../../common/errors.js";
+import type { QoS, StoredMessage } from "../../router/store/store.js";
+import type { AuthContext, AuthResult, ConnectionType, TlsPeer } from "../auth/index.js";
+import { PermissionChecker } from "../auth/permissions.js";
+import type { ClientTransport } from "../nats/client.js";
+import { Outbound } from "../outbound.js";
+import type { EdgeServer } from "../server.js";
+import type { MqttSession, SessionClient, SessionRegistry } from "./session.js";
+import { filterNeedsParent, topicToSubject } from "./topic.js";
+
+/** CONNACK return codes of MQTT 3.1.1, as nats-server uses them. */
+const ACCEPTED = 0, BAD_PROTOCOL = 1, BAD_CLIENT_ID = 2, BAD_USER = 4, NOT_AUTHORIZED = 5;
+/** The header NATS subscribers see on messages MQTT clients published. */
+const NMQTT_HEADERS = [0, 1, 2].map((q) => Buffer.from(`NATS/1.0\r\nNmqtt-Pub:${q}\r\n\r\n`, "latin1"));
+const SUBACK_FAILURE = 0x80;
+
+export interface MqttListenerContext {
+  edge: EdgeServer;
+  cfg: MqttConfig;
+  sessions: SessionRegistry;
+  /** Retained messages, through the store. */
+  retained: { set(msg: StoredMessage): Promise<void>; match(filter: string): Promise<StoredMessage[]> };
+  closed(conn: MqttConnection): void;
+}
+
+export class MqttConnection implements SessionClient {
+  readonly startTime = new Date();
+  lastActivityMs = Date.now();
+  clientId = "";
+  closed = false;
+  private readonly parser = mqtt.parser({ protocolVersion: 4 });
+  readonly outbound: Outbound;
+  private connected = false;
+  /** Packets that arrived while CONNECT was being authenticated. */
+  private held: Packet[] | undefined;
+  private session: MqttSession | undefined;
+  private perms: PermissionChecker | undefined;
+  private will: StoredMessage | undefined;
+  private keepAliveTimer: NodeJS.Timeout | undefined;
+  private connectTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly cid: number,
+    private readonly transport: ClientTransport,
+    private readonly ctx: MqttListenerContext,
+    readonly remoteAddress: string,
+    readonly remotePort: number,
+    readonly connectionType: Extract<ConnectionType, "MQTT" | "MQTT_WS">,
+    private readonly tlsPeer: TlsPeer | undefined,
+  ) {
+    const o = ctx.edge.options;
+    this.outbound = new Outbound(transport, { slowConsumer: (r) => this.close(r) }, o.maxPending, o.writeDeadlineMs);
+    this.parser.on("packet", (p: Packet) => this.onPacket(p));
+    this.parser.on("error", (err: Error) => this.protocolError(err.message));
+    // A client has the auth timeout to send CONNECT.
+    const ms = ctx.cfg.authorization?.timeoutMs ?? o.authorization?.timeoutMs ?? o.authTimeoutMs;
+    this.connectTimer = setTimeout(() => this.close("Authentication Timeout"), ms);
+  }
+
+  receive(chunk: Buffer): void {
+    if (this.closed) return;
+    this.lastActivityMs = Date.now();
+    this.parser.parse(chunk);
+  }
+
+  private onPacket(p: Packet): void {
+    if (this.closed) return;
+    if (this.held) {
+      this.held.push(p);
+      return;
+    }
+    if (!this.connected) {
+      if (p.cmd !== "connect") return this.protocolError(`first packet is ${p.cmd}, not CONNECT`);
+      return this.onConnect(p);
+    }
+    switch (p.cmd) {
+      case "connect": return this.protocolError("second CONNECT"); // [MQTT-3.1.0-2]
+      case "publish": return this.onPublish(p);
+      case "puback": return this.session?.puback(p.messageId!);
+      case "pubrec": return this.session?.pubrec(p.messageId!);
+      case "pubrel": return this.onPubrel(p.messageId!);
+      case "pubcomp": return this.session?.pubcomp(p.messageId!);
+      case "subscribe": return void this.onSubscribe(p);
+      case "unsubscribe": return this.onUnsubscribe(p);
+      case "pingreq": return this.send({ cmd: "pingresp" });
+      case "disconnect":
+        this.will = undefined; // [MQTT-3.14.4-3] a clean DISCONNECT discards the will
+        return this.close("Client Closed");
+      default: return this.protocolError(`unexpected ${p.cmd}`);
+    }
+  }
+
+  // ---- CONNECT ----
+
+  private onConnect(p: IConnectPacket): void {
+    if (p.protocolVersion !== 4 || p.protocolId !== "MQTT") return this.refuse(BAD_PROTOCOL, "unsupported protocol level");
+    const clean = p.clean !== false;
+    let clientId = p.clientId ?? "";
+    if (clientId === "") {
+      if (!clean) return this.refuse(BAD_CLIENT_ID, "empty client id requires a clean session"); // [MQTT-3.1.3-8]
+      clientId = `mb-${this.ctx.edge.serverId.slice(0, 8)}-${this.cid}`;
+    }
+    if (p.username === "") return this.refuse(BAD_USER, "empty user name");
+    if (p.will) {
+      const willSubject = topicToSubject(p.will.topic, false);
+      if (willSubject === undefined) return this.protocolError(`invalid will topic "${p.will.topic}"`);
+      this.will = {
+        topic: p.will.topic, payload: Buffer.from(p.will.payload), qos: (p.will.qos ?? 0) as QoS, retain: !!p.will.retain,
+      };
+    }
+    this.clientId = clientId;
+    // The password may be a password, a token or a (bearer) JWT, as nats-server tries them.
+    const secret = p.password?.toString("utf8");
+    const cfg = this.ctx.cfg;
+    const extras: AuthContext = {
+      connectionType: this.connectionType, remoteAddress: this.remoteAddress, tls: this.tlsPeer,
+      tlsMap: cfg.tls?.verifyAndMap ?? false,
+    };
+    if (cfg.noAuthUser !== undefined) extras.noAuthUser = cfg.noAuthUser;
+    if (cfg.authorization) {
+      const { user, password, token } = cfg.authorization;
+      extras.override = { user, password, token };
+    }
+    const result = this.ctx.edge.auth.authenticate({ user: p.username, pass: secret, token: secret, jwt: secret }, extras);
+    if (!(result instanceof Promise)) return void this.authenticated(result, clean, p.keepalive ?? 0);
+    this.held = [];
+    result.then((r) => this.authenticated(r, clean, p.keepalive ?? 0),
+      () => this.refuse(NOT_AUTHORIZED, "authentication error"));
+  }
+
+  private async authenticated(result: AuthResult, clean: boolean, keepalive: number): Promise<void> {
+    if (this.closed) return;
+    if (!result.ok) {
+      this.ctx.edge.authFailed(this, result.reason);
+      return this.refuse(NOT_AUTHORIZED, result.reason);
+    }
+    const user = result.user;
+    this.perms = user.permissions ? new PermissionChecker(user.permissions) : undefined;
+    this.held ??= [];
+    try {
+      const { session, present } = await this.ctx.sessions.attach(this.clientId, clean, user.account, this);
+      if (this.closed) return this.ctx.sessions.detach(session, this);
+      this.session = session;
+      this.connected = true;
+      if (this.connectTimer) clearTimeout(this.connectTimer);
+      this.send({ cmd: "connack", returnCode: ACCEPTED, sessionPresent: present });
+      this.armKeepAlive(keepalive);
+      session.redeliver(true);
+      session.pump();
+    } catch (err) {
+      this.ctx.edge.log.error(`mqtt session: ${(err as Error).message}`, this.logContext());
+      return this.close("Server Shutdown");
+    }
+    const held = this.held;
+    this.held = undefined;
+    for (const p of held ?? []) this.onPacket(p);
+  }
+
+  private refuse(code: number, reason: string): void {
+    this.ctx.edge.log.debug(`mqtt CONNECT refused (${code}): ${reason}`, this.logContext());
+    this.send({ cmd: "connack", returnCode: code, sessionPresent: false });
+    this.will = undefined;
+    this.close(code === NOT_AUTHORIZED || code === BAD_USER ? "Authentication Failure" : "Protocol Violation");
+  }
+
+  // ---- PUBLISH (client → broker) ----
+
+  private onPublish(p: IPublishPacket): void {
+    const subject = topicToSubject(p.topic, false);
+    if (subject === undefined) return this.protocolError(`invalid topic name "${p.topic}"`); // wildcards close
+    const payload = typeof p.payload === "string" ? Buffer.from(p.payload) : p.payload;
+    const msg: StoredMessage = { topic: p.topic, payload, qos: p.qos, retain: p.retain };
+    if (p.qos === 2) {
+      // Exactly once: route on the first PUBLISH of this packet id, not on its duplicates.
+      this.ctx.sessions.store.putIncoming(this.clientId, p.messageId!, msg).then((fresh) => {
+        if (fresh) this.routeMessage(subject, msg);
+        this.send({ cmd: "pubrec", messageId: p.messageId });
+      }, () => this.close("Server Shutdown"));
+      return;
+    }
+    this.routeMessage(subject, msg);
+    if (p.qos === 1) this.send({ cmd: "puback", messageId: p.messageId });
+  }
+
+  private onPubrel(id: number): void {
+    this.ctx.sessions.store.takeIncoming(this.clientId, id).then(
+      () => this.send({ cmd: "pubcomp", messageId: id }),
+      () => this.close("Server Shutdown"),
+    );
+  }
+
+  /** Into the shared subject space, with the Nmqtt-Pub header NATS subscribers see. */
+  private routeMessage(subject: string, msg: StoredMessage): void {
+    if (this.perms && !this.perms.canPublish(subject)) {
+      this.ctx.edge.log.debug(`Publish Violation - subject "${subject}"`, this.logContext());
+      return; // nats-server sends MQTT clients no error; the message is dropped
+    }
+    if (msg.retain) void this.ctx.retained.set(msg);
+    const hdr = NMQTT_HEADERS[msg.qos];
+    const data = Buffer.concat([hdr, msg.payload]);
+    const stats = this.ctx.edge.stats;
+    stats.inMsgs++;
+    stats.inBytes += msg.payload.length;
+    this.ctx.edge.link.publish(this.session!.account, subject, undefined, data, hdr.length, this.session!);
+  }
+
+  // ---- SUBSCRIBE / UNSUBSCRIBE ----
+
+  private async onSubscribe(p: ISubscribePacket): Promise<void> {
+    const session = this.session!;
+    const granted: number[] = [];
+    const added: Array<{ filter: string; qos: QoS }> = [];
+    for (const { topic: filter, qos } of p.subscriptions) {
+      const subject = topicToSubject(filter, true);
+      if (subject === undefined || !this.maySubscribe(subject, qos)) {
+        granted.push(SUBACK_FAILURE);
+        continue;
+      }
+      const parent = filterNeedsParent(filter);
+      session.addSubscription(filter, parent ? [subject, parent] : [subject], qos as QoS);
+      granted.push(qos);
+      added.push({ filter, qos: qos as QoS });
+    }
+    this.ctx.sessions.saveSubscriptions(session);
+    this.send({ cmd: "suback", messageId: p.messageId, granted });
+    // Retained messages follow the SUBACK, with the retain flag [MQTT-3.3.1-6].
+    for (const { filter, qos } of added) {
+      for (const m of await this.ctx.retained.match(filter)) {
+        if (this.closed) return;
+        const q = Math.min(qos, m.qos) as QoS;
+        if (q === 0) this.sendPublish(m.topic, m.payload, 0, true, false);
+        else session.enqueue({ ...m, qos: q, retain: true });
+      }
+    }
+  }
+
+  /**
+   * nats-server 2.9 delivers QoS 1 subscriptions through "$MQTT.sub.<id>": a user whose
+   * permissions do not allow that subject cannot have one.
+   */
+  private maySubscribe(subject: string, qos: number): boolean {
+    if (!this.perms) return true;
+    if (!this.perms.canSubscribe(subject)) return false;
+    return qos === 0 || this.perms.canSubscribe(`$MQTT.sub.${this.cid}`);
+  }
+
+  private onUnsubscribe(p: IUnsubscribePacket): void {
+    const session = this.session!;
+    for (const filter of p.unsubscriptions) session.removeSubscription(filter);
+    this.ctx.sessions.saveSubscriptions(session);
+    this.send({ cmd: "unsuback", messageId: p.messageId } as Packet);
+  }
+
+  // ---- SessionClient ----
+
+  sendPublish(topic: string, payload: Buffer, qos: QoS, retain: boolean, dup: boolean, packetId?: number): void {
+    this.send({ cmd: "publish", topic, payload, qos, retain, dup, messageId: packetId });
+    const stats = this.ctx.edge.stats;
+    stats.outMsgs++;
+    stats.outBytes += payload.length;
+  }
+
+  sendPubrel(packetId: number): void {
+    this.send({ cmd: "pubrel", messageId: packetId });
+  }
+
+  takenOver(): void {
+    this.session = undefined; // the new connection owns it now
+    this.close("Client Closed"); // nats-server: the old connection is closed, its will is sent
+  }
+
+  // ---- lifecycle ----
+
+  close(reason: CloseReason): void {
+    if (this.closed) return;
+    this.outbound.flush();
+    this.closed = true;
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    if (this.keepAliveTimer) clearInterval(this.keepAliveTimer);
+    this.outbound.dispose();
+    this.transport.close(reason);
+    if (this.will && this.session) this.publishWill(this.will);
+    if (this.session) this.ctx.sessions.detach(this.session, this);
+    this.session = undefined;
+    this.ctx.closed(this);
+  }
+
+  logContext(): { remote: string; cid: number } {
+    return { remote: `${this.remoteAddress}:${this.remotePort}`, cid: this.cid };
+  }
+
+  /** Will messages go out on an abnormal close (not after DISCONNECT), retained if asked. */
+  private publishWill(will: StoredMessage): void {
+    const subject = topicToSubject(will.topic, false);
+    if (subject !== undefined) this.routeMessage(subject, will);
+  }
+
+  private armKeepAlive(seconds: number): void {
+    if (seconds <= 0) return;
+    const limit = seconds * 1500; // [MQTT-3.1.2-24] one and a half keep-alive periods
+    this.keepAliveTimer = setInterval(() => {
+      if (Date.now() - this.lastActivityMs > limit) this.close("Stale Connection");
+    }, Math.min(limit, 1000));
+  }
+
+  private protocolError(why: string): void {
+    this.ctx.edge.log.debug(`mqtt protocol error: ${why}`, this.logContext());
+    this.close("Protocol Violation");
+  }
+
+  private send(packet: Packet): void {
+    if (this.closed) return;
+    const bytes = mqtt.generate(packet);
+    if (!this.outbound.begin(bytes.length)) return;
+    this.outbound.putBytes(bytes);
+    this.outbound.done();
+  }
+}

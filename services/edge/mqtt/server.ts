@@ -1,0 +1,89 @@
+// The MQTT side of the edge: the TCP/TLS listener of the `mqtt {}` block, MQTT connections
+// arriving over WebSocket (/mqtt), their sessions, and retained messages.
+import net from "node:net";
+import tls from "node:tls";
+import { hostPort } from "../../common/address.js";
+import type { MqttConfig } from "../../common/config/options.js";
+import type { MqttStore, StoredMessage } from "../../router/store/store.js";
+import { GLOBAL_ACCOUNT, type TlsPeer } from "../auth/index.js";
+import type { ClientTransport } from "../nats/client.js";
+import type { EdgeServer } from "../server.js";
+import { SocketTransport } from "../socket-transport.js";
+import { peerOf, serverOptions } from "../tls.js";
+import { MqttConnection, type MqttListenerContext } from "./connection.js";
+import { SessionRegistry } from "./session.js";
+import { filterNeedsParent, topicToSubject } from "./topic.js";
+
+export class MqttServer implements MqttListenerContext {
+  readonly connections = new Map<number, MqttConnection>();
+  readonly sessions: SessionRegistry;
+  readonly retained: MqttListenerContext["retained"];
+  private listener: net.Server | undefined;
+
+  constructor(readonly edge: EdgeServer, readonly cfg: MqttConfig, private readonly store: MqttStore) {
+    this.sessions = new SessionRegistry(edge.link, store,
+      { ackWaitMs: cfg.ackWaitMs, maxAckPending: cfg.maxAckPending }, edge.log);
+    this.retained = {
+      set: (msg: StoredMessage) => this.sessions.journal((s) => s.setRetained(msg)),
+      match: (filter: string) => store.matchRetained(filter),
+    };
+  }
+
+  get port(): number {
+    const a = this.listener?.address();
+    return a && typeof a === "object" ? a.port : this.cfg.port;
+  }
+
+  async listen(): Promise<void> {
+    // Persistent sessions of the previous run subscribe again, so messages for them queue.
+    await this.sessions.restoreAll((session, filter, qos) => {
+      const subject = topicToSubject(filter, true);
+      if (subject === undefined) return;
+      const parent = filterNeedsParent(filter);
+      session.addSubscription(filter, parent ? [subject, parent] : [subject], qos);
+    }, GLOBAL_ACCOUNT);
+    const cfg = this.cfg;
+    const server = cfg.tls
+      ? tls.createServer(serverOptions(cfg.tls),
+        (socket) => this.accept(socket, peerOf(socket)?.peer))
+      : net.createServer({ noDelay: true }, (socket) => this.accept(socket, undefined));
+    this.listener = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(cfg.port, cfg.host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    server.on("error", (err) => this.edge.log.error(`mqtt listener: ${err.message}`));
+    this.edge.log.notice(`listening for MQTT clients on ${cfg.tls ? "tls" : "tcp"}://${hostPort(cfg.host, this.port)}`);
+  }
+
+  /** An MQTT client over any transport (TCP here, WebSocket from the websocket listener). */
+  connect(transport: ClientTransport, remoteAddress: string, remotePort: number, type: "MQTT" | "MQTT_WS",
+          peer: TlsPeer | undefined): MqttConnection {
+    const conn = new MqttConnection(this.edge.newConnectionId(), transport, this, remoteAddress, remotePort, type, peer);
+    this.connections.set(conn.cid, conn);
+    this.edge.totalConnections++;
+    return conn;
+  }
+
+  closed(conn: MqttConnection): void {
+    this.connections.delete(conn.cid);
+  }
+
+  async close(): Promise<void> {
+    const listener = this.listener;
+    const closing = listener ? new Promise<void>((resolve) => listener.close(() => resolve())) : undefined;
+    for (const c of [...this.connections.values()]) c.close("Server Shutdown");
+    this.sessions.close();
+    await closing;
+  }
+
+  private accept(socket: net.Socket, peer: TlsPeer | undefined): void {
+    const conn = this.connect(new SocketTransport(socket), socket.remoteAddress ?? "", socket.remotePort ?? 0, "MQTT", peer);
+    socket.on("data", (chunk: Buffer) => conn.receive(chunk));
+    socket.on("error", () => conn.close("Read Error"));
+    socket.on("close", () => conn.close("Client Closed"));
+  }
+}

@@ -1,0 +1,299 @@
+// MQTT sessions: a client id's subscriptions and its QoS 1/2 deliveries, which outlive the
+// connection when the client asked for a persistent session (clean = false). Subscriptions sit
+// in the one sublist as ordinary subscribers; deliveries for an absent client are queued.
+// Persistent sessions write through to the MqttStore, so a restart loses nothing.
+import type { Logger } from "../../common/log.js";
+import type { Connection, RouterLink, Subscriber } from "../../router/link.js";
+import type { MqttStore, QoS, StoredMessage } from "../../router/store/store.js";
+import { subjectToTopic } from "./topic.js";
+
+/** What a session needs from the connection currently attached to it. */
+export interface SessionClient {
+  sendPublish(topic: string, payload: Buffer, qos: QoS, retain: boolean, dup: boolean, packetId?: number): void;
+  sendPubrel(packetId: number): void;
+  /** Closes the connection because another one took the session over. */
+  takenOver(): void;
+}
+
+export interface SessionLimits {
+  ackWaitMs: number;
+  maxAckPending: number;
+}
+
+/** A QoS 1/2 delivery on its way: queued, then in flight under a packet id until acknowledged. */
+interface Delivery {
+  msg: StoredMessage;
+  /** The store's sequence number (persistent sessions). */
+  seq?: Promise<number>;
+  sentAt: number;
+}
+
+const NMQTT_PUB = "Nmqtt-Pub:";
+
+export class MqttSession implements Connection {
+  readonly echo = true; // MQTT 3.1.1 delivers a client's own publishes to its subscriptions
+  /** MQTT filter → granted QoS and its sublist entries ("a/#" needs two: a.> and a). */
+  readonly subscriptions = new Map<string, { qos: QoS; subs: MqttSubscriber[] }>();
+  client: SessionClient | undefined;
+  private readonly queue: Delivery[] = [];
+  private readonly inflight = new Map<number, Delivery>();
+  /** Packet ids whose PUBREC came: PUBREL sent, PUBCOMP awaited (QoS 2 outbound). */
+  private readonly released = new Set<number>();
+  private nextPacketId = 1;
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** After a restart the store holds deliveries memory does not: load them once. */
+  restored = false;
+
+  constructor(
+    readonly cid: number,
+    readonly clientId: string,
+    readonly persistent: boolean,
+    readonly account: string,
+    private readonly registry: SessionRegistry,
+  ) {}
+
+  // ---- subscriptions ----
+
+  addSubscription(filter: string, subjects: string[], qos: QoS): void {
+    this.removeSubscription(filter);
+    const subs = subjects.map((s) => new MqttSubscriber(s, this, qos));
+    for (const s of subs) this.registry.link.subscribe(this.account, s);
+    this.subscriptions.set(filter, { qos, subs });
+  }
+
+  removeSubscription(filter: string): boolean {
+    const entry = this.subscriptions.get(filter);
+    if (!entry) return false;
+    for (const s of entry.subs) this.registry.link.unsubscribe(this.account, s);
+    this.subscriptions.delete(filter);
+    return true;
+  }
+
+  // ---- outbound ----
+
+  /** A message the router matched to one of this session's subscriptions. */
+  route(subject: string, data: Buffer, hdrLen: number, granted: QoS): void {
+    const qos = Math.min(granted, publishedQos(data, hdrLen)) as QoS;
+    const topic = subjectToTopic(subject);
+    if (qos === 0) {
+      this.client?.sendPublish(topic, data.subarray(hdrLen), 0, false, false);
+      return;
+    }
+    this.enqueue({ topic, payload: Buffer.from(data.subarray(hdrLen)), qos, retain: false });
+  }
+
+  /** A QoS 1/2 message for this client (a routed one, or a retained one on subscribe). */
+  enqueue(msg: StoredMessage): void {
+    const d: Delivery = { msg, sentAt: 0 };
+    if (this.persistent) d.seq = this.registry.journal((s) => s.enqueue(this.clientId, msg));
+    this.queue.push(d);
+    this.pump();
+  }
+
+  /** Send what the in-flight window allows. */
+  pump(): void {
+    const client = this.client;
+    if (!client) return;
+    const limits = this.registry.limits;
+    while (this.queue.length > 0 && this.inflight.size < limits.maxAckPending) {
+      const d = this.queue.shift()!;
+      const id = this.packetId();
+      this.inflight.set(id, d);
+      d.sentAt = Date.now();
+      client.sendPublish(d.msg.topic, d.msg.payload, d.msg.qos, d.msg.retain, false, id);
+    }
+    if (this.inflight.size > 0 && !this.retryTimer) {
+      this.retryTimer = setInterval(() => this.redeliver(false), Math.max(50, limits.ackWaitMs / 2));
+      this.retryTimer.unref();
+    }
+  }
+
+  /** Resend what waited ack_wait (or everything, on reconnect) with DUP set. */
+  redeliver(all: boolean): void {
+    const client = this.client;
+    if (!client) return;
+    const due = Date.now() - this.registry.limits.ackWaitMs;
+    for (const [id, d] of this.inflight) {
+      if (!all && d.sentAt > due) continue;
+      d.sentAt = Date.now();
+      client.sendPublish(d.msg.topic, d.msg.payload, d.msg.qos, d.msg.retain, true, id);
+    }
+    if (all) for (const id of this.released) client.sendPubrel(id);
+  }
+
+  puback(id: number): void {
+    const d = this.inflight.get(id);
+    if (!d || d.msg.qos !== 1) return;
+    this.inflight.delete(id);
+    this.settle(d);
+    this.pump();
+  }
+
+  pubrec(id: number): void {
+    const d = this.inflight.get(id);
+    if (d && d.msg.qos === 2) {
+      this.inflight.delete(id);
+      this.settle(d);
+      this.released.add(id);
+      if (this.persistent) this.registry.journal((s) => s.markReleased(this.clientId, id));
+    }
+    if (this.released.has(id)) this.client?.sendPubrel(id);
+  }
+
+  pubcomp(id: number): void {
+    if (!this.released.delete(id)) return;
+    if (this.persistent) this.registry.journal((s) => s.completeReleased(this.clientId, id));
+    this.pump();
+  }
+
+  /** Loads what a previous process left in the store (after a restart). */
+  async restore(store: MqttStore): Promise<void> {
+    if (this.restored || !this.persistent) return;
+    this.restored = true;
+    for (const q of await store.queued(this.clientId, 65_535)) {
+      this.queue.push({ msg: q, seq: Promise.resolve(q.seq), sentAt: 0 });
+    }
+    for (const id of await store.released(this.clientId)) this.released.add(id);
+  }
+
+  /** The connection went away; a persistent session keeps queueing. */
+  detach(client: SessionClient): void {
+    if (this.client !== client) return;
+    this.client = undefined;
+    // Unacknowledged deliveries go back to the front of the queue, to be resent with DUP.
+    const unacked = [...this.inflight.values()].sort((a, b) => a.sentAt - b.sentAt);
+    this.inflight.clear();
+    this.queue.unshift(...unacked);
+    if (this.retryTimer) clearInterval(this.retryTimer);
+    this.retryTimer = undefined;
+  }
+
+  /** Drops every subscription (clean session end, or takeover by a clean session). */
+  dispose(): void {
+    for (const filter of [...this.subscriptions.keys()]) this.removeSubscription(filter);
+    if (this.retryTimer) clearInterval(this.retryTimer);
+    this.retryTimer = undefined;
+    this.queue.length = 0;
+    this.inflight.clear();
+  }
+
+  private settle(d: Delivery): void {
+    if (d.seq) d.seq.then((seq) => this.registry.journal((s) => s.ack(this.clientId, seq)), () => {});
+  }
+
+  private packetId(): number {
+    // Ids in use (in flight or released) are skipped; 65535 is the protocol's limit.
+    for (;;) {
+      const id = this.nextPacketId;
+      this.nextPacketId = id === 65535 ? 1 : id + 1;
+      if (!this.inflight.has(id) && !this.released.has(id)) return id;
+    }
+  }
+}
+
+/** One sublist entry of an MQTT subscription. */
+export class MqttSubscriber implements Subscriber {
+  readonly queue = undefined;
+  constructor(readonly subject: string, readonly conn: MqttSession, readonly qos: QoS) {}
+
+  deliver(subject: string, _reply: string | undefined, data: Buffer, hdrLen: number): void {
+    this.conn.route(subject, data, hdrLen, this.qos);
+  }
+}
+
+/** All sessions of this edge, by client id. */
+export class SessionRegistry {
+  private readonly sessions = new Map<string, MqttSession>();
+  private nextCid = 1_000_000_000; // apart from NATS client ids, for echo checks only
+
+  constructor(
+    readonly link: RouterLink,
+    readonly store: MqttStore,
+    public limits: SessionLimits,
+    private readonly log: Logger,
+  ) {}
+
+  get size(): number { return this.sessions.size; }
+
+  /**
+   * Attaches a connection to the client id's session, taking it over from another connection.
+   * Returns the session and whether it existed (CONNACK session present).
+   */
+  async attach(clientId: string, clean: boolean, account: string, client: SessionClient):
+      Promise<{ session: MqttSession; present: boolean }> {
+    let session = this.sessions.get(clientId);
+    if (session?.client && session.client !== client) {
+      const old = session.client;
+      session.detach(old);
+      old.takenOver();
+    }
+    if (session && (clean || !session.persistent || session.account !== account)) {
+      session.dispose();
+      this.sessions.delete(clientId);
+      if (session.persistent) await this.store.deleteSession(clientId);
+      session = undefined;
+    }
+    let present = false;
+    if (session) {
+      present = true;
+    } else if (clean) {
+      await this.store.deleteSession(clientId);
+      session = new MqttSession(this.nextCid++, clientId, false, account, this);
+    } else {
+      session = new MqttSession(this.nextCid++, clientId, true, account, this);
+      const saved = await this.store.getSession(clientId);
+      if (saved) present = true;
+      await this.store.putSession({ clientId, subscriptions: saved?.subscriptions ?? [], updatedAt: Date.now() });
+    }
+    this.sessions.set(clientId, session);
+    session.client = client;
+    if (session.persistent) await session.restore(this.store);
+    return { session, present };
+  }
+
+  /** The connection closed: a clean session ends, a persistent one waits for its client. */
+  detach(session: MqttSession, client: SessionClient): void {
+    session.detach(client);
+    if (session.persistent || session.client) return;
+    session.dispose();
+    if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
+  }
+
+  /** Records a persistent session's subscriptions. */
+  saveSubscriptions(session: MqttSession): void {
+    if (!session.persistent) return;
+    const subscriptions = [...session.subscriptions].map(([filter, e]) => ({ filter, qos: e.qos }));
+    this.journal((s) => s.putSession({ clientId: session.clientId, subscriptions, updatedAt: Date.now() }));
+  }
+
+  /** Persistent sessions of an earlier run: their subscriptions queue messages until the client returns. */
+  async restoreAll(resubscribe: (session: MqttSession, filter: string, qos: QoS) => void, account: string): Promise<void> {
+    for (const saved of await this.store.listSessions()) {
+      if (this.sessions.has(saved.clientId)) continue;
+      const session = new MqttSession(this.nextCid++, saved.clientId, true, account, this);
+      this.sessions.set(saved.clientId, session);
+      for (const { filter, qos } of saved.subscriptions) resubscribe(session, filter, qos);
+    }
+  }
+
+  /** A store write whose failure is logged rather than lost silently. */
+  journal<T>(op: (store: MqttStore) => Promise<T>): Promise<T> {
+    const p = op(this.store);
+    p.catch((err: Error) => this.log.error(`mqtt store: ${err.message}`));
+    return p;
+  }
+
+  close(): void {
+    for (const s of this.sessions.values()) s.dispose();
+    this.sessions.clear();
+  }
+}
+
+/** QoS of a message published by an MQTT client (the Nmqtt-Pub header); NATS messages are QoS 0. */
+function publishedQos(data: Buffer, hdrLen: number): QoS {
+  if (hdrLen === 0) return 0;
+  const at = data.indexOf(NMQTT_PUB, 0, "latin1");
+  if (at < 0 || at >= hdrLen) return 0;
+  const q = data[at + NMQTT_PUB.length] - 48;
+  return q === 1 || q === 2 ? q : 0;
+}
