@@ -230,9 +230,9 @@ describe("websocket block: errors from buildOptions", () => {
   });
 
   it("is no longer pending", () => {
-    const { options, warnings } = build("ws { port: 8080, no_tls: true }\nmqtt { port: 1883 }");
-    expect(Object.keys(options.pending)).toEqual(["mqtt"]);
-    expect(warnings).toEqual([`${FILE}:2: "mqtt" is not implemented yet, ignored`]);
+    const { options, warnings } = build("ws { port: 8080, no_tls: true }\nleafnodes { port: 7422 }");
+    expect(Object.keys(options.pending)).toEqual(["leafnodes"]);
+    expect(warnings).toEqual([`${FILE}:2: "leafnodes" is not implemented yet, ignored`]);
   });
 });
 

@@ -439,18 +439,18 @@ describe("buildOptions", () => {
 
   it("keeps nats-server features meshbroker lacks in pending, with one warning each", () => {
     const { options, warnings } = build(
-      "jetstream { store_dir: /tmp/js }\nmqtt { port: 1883 }\nleaf { port: 7422 }\nno_sys_acc: true\nmax_traced_msg_len: 10\n",
+      "jetstream { store_dir: /tmp/js }\ngateway { port: 7222 }\nleaf { port: 7422 }\nno_sys_acc: true\nmax_traced_msg_len: 10\n",
     );
     expect(plain(options.pending)).toEqual({
       jetstream: { store_dir: "/tmp/js" },
-      mqtt: { port: 1883 },
+      gateway: { port: 7222 },
       leafnodes: { port: 7422 },
       no_system_account: true,
       max_traced_msg_len: 10,
     });
     expect(warnings).toEqual([
       `${FILE}:1: "jetstream" is not implemented yet, ignored`,
-      `${FILE}:2: "mqtt" is not implemented yet, ignored`,
+      `${FILE}:2: "gateway" is not implemented yet, ignored`,
       `${FILE}:3: "leaf" is not implemented yet, ignored`,
       `${FILE}:4: "no_sys_acc" is not implemented yet, ignored`,
       `${FILE}:5: "max_traced_msg_len" is not implemented yet, ignored`,
@@ -570,11 +570,13 @@ authorization {
 
   it("accepts every mqtt key nats-server 2.9 knows", () => {
     const text = `mqtt {
-      listen: "0.0.0.0:1883", host: h, net: n, port: 1883, tls { ca_file: x }, authentication { user: u, pass: p, token: t, timeout: 1 }
+      listen: "0.0.0.0:1883", host: h, net: n, port: 1883, authentication { user: u, pass: p, token: t, timeout: 1 }
       no_auth_user: u, ack_wait: "30s", ackwait: "1m", max_ack_pending: 10, max_pending: 10, max_inflight: 10, js_domain: d
       stream_replicas: 1, consumer_replicas: 1, consumer_memory_storage: true, consumer_inactive_threshold: "1h", consumer_auto_cleanup: "1h"
     }`;
-    expect(build(text).warnings).toEqual([`${FILE}:1: "mqtt" is not implemented yet, ignored`]);
+    const { options, warnings } = build(text);
+    expect(options.mqtt).toMatchObject({ port: 1883, ackWaitMs: 60_000, maxAckPending: 10 });
+    expect(warnings).toHaveLength(1); // the JetStream-only keys, kept but unused
   });
 
   it("lets a variable defined inside a pending block be used there", () => {
@@ -619,10 +621,10 @@ describe("validateOptions", () => {
 
 describe("loadConfigText / defaultOptions", () => {
   it("deep-freezes the options and returns warnings", () => {
-    const { options, warnings } = load("authorization { users: [ {user: a, permissions: { publish: x } } ] }\nmqtt { port: 1883 }");
+    const { options, warnings } = load("authorization { users: [ {user: a, permissions: { publish: x } } ] }\nleafnodes { port: 7422 }");
     expect(Object.isFrozen(options)).toBe(true);
     expect(Object.isFrozen(options.authorization!.users[0].permissions!.publish!.allow)).toBe(true);
-    expect(Object.isFrozen(options.pending.mqtt)).toBe(true);
+    expect(Object.isFrozen(options.pending.leafnodes)).toBe(true);
     expect(warnings).toHaveLength(1);
   });
 

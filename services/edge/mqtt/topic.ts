@@ -23,7 +23,7 @@ const INVALID = -1, PLAIN = 0, NO_SLASH = 1, REWRITE = 2;
 /**
  * One pass over a topic name or filter. INVALID when MQTT 3.1.1 forbids it (empty, too long,
  * U+0000, not encodable as UTF-8, misplaced wildcards; `forNats` also: whitespace, which a NATS
- * subject cannot hold — nats-server refuses " " and, since 2.10.x, tabs and line breaks too).
+ * subject cannot hold — nats-server refuses " ", and from 2.12 tabs, line breaks and form feeds).
  * Otherwise how to convert it: NO_SLASH (as is), PLAIN ("/" → ".") or REWRITE (level by level).
  */
 function scan(topic: string, isFilter: boolean, forNats: boolean): number {
