@@ -1,0 +1,340 @@
+// The shared store of the cluster topology: Redis through ioredis, as a single server, through
+// Sentinel, or as a Redis Cluster.
+//
+// Keys (P = prefix, default "mb"; T = the client id as a hash tag, see hashTag):
+//   P:{T}:s   string   session JSON
+//   P:{T}:n   string   last seq (INCR), so seqs survive restarts and failovers
+//   P:{T}:q   zset     queue: score = seq, member = seq (6 bytes BE, keeps members unique) + record
+//   P:{T}:i   hash     packet id -> record: inbound QoS 2, PUBREC sent
+//   P:{T}:r   zset     packet id, score = a seq from P:{T}:n: outbound PUBRELs in resend order
+//   P:sessions set     client ids with a session (listSessions uses SSCAN on it, never KEYS)
+//   P:retained hash    topic -> record
+// All keys of one client share a hash tag, so in a Cluster they live in one slot and the Lua
+// scripts below (which touch several of them) are legal. Records are codec.ts's.
+import { Cluster, Redis } from "ioredis";
+import type { ClusterNode, ClusterOptions, RedisOptions } from "ioredis";
+import { checkPacketId, decodeMessage, decodeSession, encodeMessage, encodeSession, toQueued, toStored } from "./codec.js";
+import type { MqttStore, QueuedMessage, SessionRecord, StoredMessage } from "./store.js";
+import { StoreError } from "./store.js";
+import { hasWildcard, topicMatches } from "./topic.js";
+
+/** A Redis Cluster given by its seed nodes. */
+export interface RedisClusterConfig {
+  cluster: ClusterNode[];
+  options?: ClusterOptions;
+}
+
+/**
+ * Where the store's Redis is:
+ * - `redis://[[user]:pass@]host[:port][/db]` (`rediss://` for TLS): one server;
+ * - `redis-sentinel://[[user]:pass@]host[:port][,host[:port]...]/master-name[/db]`: Sentinel
+ *   (credentials are the master's; sentinels default to port 26379);
+ * - `redis-cluster://[[user]:pass@]host[:port][,host[:port]...]`: Cluster seed nodes;
+ *   `rediss-sentinel://` and `rediss-cluster://` use TLS;
+ * - ioredis `RedisOptions` (with `sentinels` + `name` for Sentinel), or `{ cluster: nodes }`.
+ */
+export type RedisConnection = string | RedisOptions | RedisClusterConfig;
+
+export interface RedisStoreOptions {
+  /** Key prefix, so several brokers (or tests) can share one Redis. Default "mb". */
+  prefix?: string;
+  /** Connection errors (ioredis reconnects by itself; commands meanwhile queue or fail). */
+  onError?: (err: Error) => void;
+}
+
+type Client = Redis | Cluster;
+
+// ---- Lua: each runs atomically on the node that owns the client's slot ----
+
+/** KEYS: counter, queue. ARGV: records. Appends them in order; returns the first seq. */
+const ENQUEUE = `
+local n = #ARGV
+local last = redis.call('INCRBY', KEYS[1], n)
+local first = last - n + 1
+for i = 1, n do
+  local s = first + i - 1
+  local x = s
+  local b = {}
+  for j = 6, 1, -1 do
+    b[j] = x % 256
+    x = math.floor(x / 256)
+  end
+  redis.call('ZADD', KEYS[2], s, string.char(b[1], b[2], b[3], b[4], b[5], b[6]) .. ARGV[i])
+end
+return first`;
+
+/** KEYS: queue. ARGV: seq, packet id (2 bytes BE). Rewrites the member in place, if queued. */
+const SET_PACKET_ID = `
+local m = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])
+if #m == 0 then return 0 end
+redis.call('ZREM', KEYS[1], m[1])
+redis.call('ZADD', KEYS[1], ARGV[1], string.sub(m[1], 1, 7) .. ARGV[2] .. string.sub(m[1], 10))
+return 1`;
+
+/** KEYS: counter, released. ARGV: packet id. Keeps the first mark's position. */
+const MARK_RELEASED = `
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[1]), ARGV[1])
+return 1`;
+
+/** KEYS: incoming. ARGV: packet id. HGET + HDEL. */
+const TAKE = `
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return v`;
+
+interface Scripts {
+  mbEnqueue(counter: string, queue: string, ...records: Buffer[]): Promise<number>;
+  mbSetPacketId(queue: string, seq: number, packetId: Buffer): Promise<number>;
+  mbMarkReleased(counter: string, released: string, packetId: number): Promise<number>;
+  mbTakeBuffer(incoming: string, packetId: number): Promise<Buffer | null>;
+}
+
+/** Offset of the record inside a queue member (after the 6-byte seq). */
+const SEQ_LEN = 6;
+
+/**
+ * The client id as a hash tag: as is when that is safe, else "=" + base64url. A tag may not be
+ * empty or hold braces (Redis would hash the whole key, splitting a client over slots), and
+ * plain ids never start with "=", so two clients never share keys.
+ */
+export function hashTag(clientId: string): string {
+  if (clientId !== "" && clientId[0] !== "=" && !clientId.includes("{") && !clientId.includes("}")) return clientId;
+  return "=" + Buffer.from(clientId, "utf8").toString("base64url");
+}
+
+/** The retained topics a filter can match start with its literal part: let Redis skip the rest. */
+function retainedGlob(filter: string): string {
+  let end = filter.length;
+  const plus = filter.indexOf("+");
+  const hash = filter.indexOf("#");
+  if (plus >= 0) end = plus;
+  if (hash >= 0 && hash < end) end = hash > 0 && filter[hash - 1] === "/" ? hash - 1 : hash; // "a/#" matches "a"
+  return filter.slice(0, end).replace(/[\\*?[\]]/g, "\\$&") + "*";
+}
+
+function parseHosts(list: string, defaultPort: number): { host: string; port: number }[] {
+  return list.split(",").map((h) => {
+    const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(h.trim());
+    if (!m) throw new StoreError(`bad Redis host "${h}"`, "BAD_CONFIG");
+    return { host: m[1].replace(/^\[|\]$/g, ""), port: m[2] ? Number(m[2]) : defaultPort };
+  });
+}
+
+export type ParsedRedisUrl =
+  | { kind: "single"; url: string }
+  | { kind: "sentinel"; options: RedisOptions }
+  | { kind: "cluster"; nodes: { host: string; port: number }[]; options: ClusterOptions };
+
+/** Reads the URL forms listed at RedisConnection. */
+export function parseRedisUrl(url: string): ParsedRedisUrl {
+  const m = /^(rediss?)-(sentinel|cluster):\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?#]+)(?:\/([^/?#]*))?(?:\/(\d+))?\/?$/.exec(url);
+  if (!m) {
+    if (!/^rediss?:\/\//.test(url)) throw new StoreError(`unsupported Redis URL "${url}"`, "BAD_CONFIG");
+    return { kind: "single", url };
+  }
+  const [, scheme, topology, user, pass, hosts, name, db] = m;
+  const auth: RedisOptions = {};
+  if (user) auth.username = decodeURIComponent(user);
+  if (pass) auth.password = decodeURIComponent(pass);
+  if (scheme === "rediss") auth.tls = {};
+  if (topology === "cluster") {
+    if (name || db) throw new StoreError(`a Redis Cluster URL has no path: "${url}"`, "BAD_CONFIG");
+    return { kind: "cluster", nodes: parseHosts(hosts, 6379), options: { redisOptions: auth } };
+  }
+  if (!name) throw new StoreError(`a Sentinel URL needs the master name as its path: "${url}"`, "BAD_CONFIG");
+  return {
+    kind: "sentinel",
+    options: { ...auth, sentinels: parseHosts(hosts, 26379), name: decodeURIComponent(name), db: db ? Number(db) : 0 },
+  };
+}
+
+/** Turns a connection description into an ioredis client (connecting, not yet awaited). */
+export function createRedisClient(conn: RedisConnection): Client {
+  // Auto-pipelining: commands called in one tick leave in one write (per node for a Cluster),
+  // in call order; that is what makes enqueueMany one round trip.
+  if (typeof conn !== "string") {
+    if ("cluster" in conn) return new Cluster(conn.cluster, { enableAutoPipelining: true, ...conn.options });
+    return new Redis({ enableAutoPipelining: true, ...conn });
+  }
+  const p = parseRedisUrl(conn);
+  if (p.kind === "single") return new Redis(p.url, { enableAutoPipelining: true });
+  if (p.kind === "cluster") return new Cluster(p.nodes, { enableAutoPipelining: true, ...p.options });
+  return new Redis({ enableAutoPipelining: true, ...p.options });
+}
+
+export class RedisStore implements MqttStore {
+  readonly kind = "redis";
+  private readonly prefix: string;
+  private readonly sessionsKey: string;
+  private readonly retainedKey: string;
+  private readonly cmd: Client & Scripts;
+
+  constructor(
+    readonly client: Client,
+    /** Whether close() ends the connection (it does when the store created it). */
+    private readonly owned: boolean,
+    opts: RedisStoreOptions = {},
+  ) {
+    this.prefix = opts.prefix ?? "mb";
+    this.sessionsKey = `${this.prefix}:sessions`;
+    this.retainedKey = `${this.prefix}:retained`;
+    // ioredis sends EVALSHA and falls back to EVAL once per script and node (NOSCRIPT).
+    client.defineCommand("mbEnqueue", { numberOfKeys: 2, lua: ENQUEUE });
+    client.defineCommand("mbSetPacketId", { numberOfKeys: 1, lua: SET_PACKET_ID });
+    client.defineCommand("mbMarkReleased", { numberOfKeys: 2, lua: MARK_RELEASED });
+    client.defineCommand("mbTake", { numberOfKeys: 1, lua: TAKE });
+    this.cmd = client as Client & Scripts;
+    if (owned || opts.onError) client.on("error", opts.onError ?? (() => {})); // failures also reject the command
+  }
+
+  private key(clientId: string, kind: "s" | "n" | "q" | "i" | "r"): string {
+    return `${this.prefix}:{${hashTag(clientId)}}:${kind}`;
+  }
+
+  // ---- sessions ----
+
+  async getSession(clientId: string): Promise<SessionRecord | undefined> {
+    const v = await this.cmd.getBuffer(this.key(clientId, "s"));
+    return v ? decodeSession(v) : undefined;
+  }
+
+  async putSession(session: SessionRecord): Promise<void> {
+    // Two slots in a Cluster, so two commands; both are sent before either answers.
+    await Promise.all([
+      this.cmd.set(this.key(session.clientId, "s"), encodeSession(session)),
+      this.cmd.sadd(this.sessionsKey, session.clientId),
+    ]);
+  }
+
+  async deleteSession(clientId: string): Promise<void> {
+    await Promise.all([
+      this.cmd.del(this.key(clientId, "s"), this.key(clientId, "n"), this.key(clientId, "q"), this.key(clientId, "i"), this.key(clientId, "r")),
+      this.cmd.srem(this.sessionsKey, clientId),
+    ]);
+  }
+
+  async listSessions(): Promise<SessionRecord[]> {
+    const out: SessionRecord[] = [];
+    let cursor = "0";
+    do {
+      const [next, ids] = await this.cmd.sscan(this.sessionsKey, cursor, "COUNT", 500);
+      cursor = next;
+      const values = await Promise.all(ids.map((id) => this.cmd.getBuffer(this.key(id, "s"))));
+      for (const v of values) if (v) out.push(decodeSession(v));
+    } while (cursor !== "0");
+    return out;
+  }
+
+  // ---- outbound queue ----
+
+  async enqueue(clientId: string, msg: StoredMessage): Promise<number> {
+    return Number(await this.cmd.mbEnqueue(this.key(clientId, "n"), this.key(clientId, "q"), encodeMessage(msg)));
+  }
+
+  async enqueueMany(entries: { clientId: string; msg: StoredMessage }[]): Promise<void> {
+    // One script call per client (a fan-out usually has one message per client).
+    const byClient = new Map<string, Buffer[]>();
+    for (const { clientId, msg } of entries) {
+      const list = byClient.get(clientId);
+      if (list) list.push(encodeMessage(msg));
+      else byClient.set(clientId, [encodeMessage(msg)]);
+    }
+    // Sent in one tick: with auto-pipelining (on for connections this store creates) that is one
+    // write per node; an explicit pipeline would not keep call order with the other methods.
+    await Promise.all([...byClient].map(([cid, records]) => this.cmd.mbEnqueue(this.key(cid, "n"), this.key(cid, "q"), ...records)));
+  }
+
+  async queued(clientId: string, limit: number): Promise<QueuedMessage[]> {
+    if (limit <= 0) return [];
+    const members = await this.cmd.zrangeBuffer(this.key(clientId, "q"), "0", String(limit - 1));
+    return members.map((m) => toQueued(decodeMessage(m, SEQ_LEN), m.readUIntBE(0, SEQ_LEN)));
+  }
+
+  async setPacketId(clientId: string, seq: number, packetId: number): Promise<void> {
+    checkPacketId(packetId);
+    const pid = Buffer.allocUnsafe(2);
+    pid.writeUInt16BE(packetId);
+    await this.cmd.mbSetPacketId(this.key(clientId, "q"), seq, pid);
+  }
+
+  async ack(clientId: string, seq: number): Promise<void> {
+    await this.cmd.zremrangebyscore(this.key(clientId, "q"), seq, seq);
+  }
+
+  // ---- QoS 2 ----
+
+  async putIncoming(clientId: string, packetId: number, msg: StoredMessage): Promise<boolean> {
+    checkPacketId(packetId);
+    return (await this.cmd.hsetnx(this.key(clientId, "i"), String(packetId), encodeMessage(msg))) === 1;
+  }
+
+  async takeIncoming(clientId: string, packetId: number): Promise<StoredMessage | undefined> {
+    const v = await this.cmd.mbTakeBuffer(this.key(clientId, "i"), packetId);
+    return v ? toStored(decodeMessage(v)) : undefined;
+  }
+
+  async markReleased(clientId: string, packetId: number): Promise<void> {
+    checkPacketId(packetId);
+    await this.cmd.mbMarkReleased(this.key(clientId, "n"), this.key(clientId, "r"), packetId);
+  }
+
+  async released(clientId: string): Promise<number[]> {
+    return (await this.cmd.zrange(this.key(clientId, "r"), "0", "-1")).map(Number);
+  }
+
+  async completeReleased(clientId: string, packetId: number): Promise<void> {
+    await this.cmd.zrem(this.key(clientId, "r"), String(packetId));
+  }
+
+  // ---- retained ----
+
+  async setRetained(msg: StoredMessage): Promise<void> {
+    // [MQTT-3.3.1-10] an empty payload removes the retained message.
+    if (msg.payload.length === 0) await this.cmd.hdel(this.retainedKey, msg.topic);
+    else await this.cmd.hset(this.retainedKey, msg.topic, encodeMessage(msg));
+  }
+
+  async matchRetained(filter: string): Promise<StoredMessage[]> {
+    if (!hasWildcard(filter)) {
+      const v = await this.cmd.hgetBuffer(this.retainedKey, filter);
+      return v ? [toStored(decodeMessage(v))] : [];
+    }
+    // HSCAN may return a field twice; the glob only narrows, topicMatches decides.
+    const found = new Map<string, StoredMessage>();
+    const glob = retainedGlob(filter);
+    let cursor = "0";
+    do {
+      const [next, kv] = await this.cmd.hscanBuffer(this.retainedKey, cursor, "MATCH", glob, "COUNT", 1000);
+      cursor = next.toString();
+      for (let i = 0; i + 1 < kv.length; i += 2) {
+        const topic = kv[i].toString("utf8");
+        if (topicMatches(filter, topic)) found.set(topic, toStored(decodeMessage(kv[i + 1])));
+      }
+    } while (cursor !== "0");
+    return [...found.values()];
+  }
+
+  async close(): Promise<void> {
+    if (!this.owned) return;
+    if (this.client.status === "end") return;
+    await this.client.quit().catch(() => this.client.disconnect());
+  }
+}
+
+/**
+ * Opens the store on a new connection (closed by `close()`), or on an existing ioredis client
+ * (left open). Resolves once Redis answers.
+ */
+export async function openRedisStore(conn: RedisConnection | Redis | Cluster, opts: RedisStoreOptions = {}): Promise<RedisStore> {
+  const owned = !(conn instanceof Redis || conn instanceof Cluster);
+  const client = owned ? createRedisClient(conn as RedisConnection) : (conn as Client);
+  const store = new RedisStore(client, owned, opts);
+  try {
+    await client.ping();
+  } catch (err) {
+    if (owned) client.disconnect();
+    throw err;
+  }
+  return store;
+}

@@ -1,0 +1,504 @@
+// One table of behaviour for every MQTT store (memory, level, redis, redis as a Cluster), then
+// what only the durable ones promise: state kept across a close and reopen / a new connection.
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { Redis } from "ioredis";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import {
+  LevelStore,
+  MEMORY_STORE_WARNING,
+  MemoryStore,
+  openStore,
+  openRedisStore,
+  topicMatches,
+  type MqttStore,
+  type StoredMessage,
+} from "../../services/router/store/index.js";
+import { hashTag, parseRedisUrl } from "../../services/router/store/redis.js";
+import { startRedis, type RedisServer } from "../helpers/redis.js";
+
+const msg = (topic: string, payload: string | Buffer = "x", qos: 0 | 1 | 2 = 1, retain = false): StoredMessage => ({
+  topic,
+  payload: typeof payload === "string" ? Buffer.from(payload) : payload,
+  qos,
+  retain,
+});
+
+/** Compares messages by value (payload as a string), ignoring Buffer identity. */
+const plain = (m: StoredMessage & { seq?: number; packetId?: number }) => ({ ...m, payload: m.payload.toString("latin1") });
+
+interface Impl {
+  name: string;
+  start(): Promise<void>;
+  open(): Promise<MqttStore>;
+  stop(): Promise<void>;
+}
+
+function redisImpl(name: string, cluster: boolean): Impl {
+  let server: RedisServer | undefined;
+  let n = 0;
+  return {
+    name,
+    async start() { server = await startRedis({ cluster }); },
+    // A fresh key prefix per test keeps tests apart without flushing.
+    open: () => openRedisStore(server!.url, { prefix: `t${++n}` }),
+    async stop() { await server?.stop(); },
+  };
+}
+
+function levelImpl(): Impl {
+  let base = "";
+  let n = 0;
+  return {
+    name: "level",
+    async start() { base = await mkdtemp(path.join(os.tmpdir(), "meshbroker-store-")); },
+    open: () => LevelStore.open(path.join(base, `db${++n}`)),
+    async stop() { await rm(base, { recursive: true, force: true }); },
+  };
+}
+
+const impls: Impl[] = [
+  { name: "memory", start: async () => {}, open: async () => new MemoryStore(), stop: async () => {} },
+  levelImpl(),
+  redisImpl("redis", false),
+  redisImpl("redis-cluster", true),
+];
+
+// Retained topics and, per filter, the topics it must return (MQTT 3.1.1 section 4.7).
+const RETAINED_TOPICS = [
+  "a", "a/b", "a/b/c", "a/c", "a/", "a//b", "/a", "b",
+  "sport", "sport/", "sport/tennis/player1", "sport/tennis/player1/ranking",
+  "$SYS", "$SYS/x", "$other/a/b", "q*/[1]", "qq/[1]", "q\\/x", "日本/語",
+];
+const FILTER_CASES: [string, string[]][] = [
+  ["a/b", ["a/b"]],
+  ["nope", []],
+  ["a/+", ["a/b", "a/c", "a/"]],
+  ["a/#", ["a", "a/b", "a/b/c", "a/c", "a/", "a//b"]],
+  ["a/b/c/#", ["a/b/c"]],
+  ["a/+/c", ["a/b/c"]],
+  ["a/+/b", ["a//b"]],
+  ["+", ["a", "b", "sport"]],
+  ["+/+", ["a/b", "a/c", "a/", "/a", "sport/", "q*/[1]", "qq/[1]", "q\\/x", "日本/語"]],
+  ["+/+/+", ["a/b/c", "a//b", "sport/tennis/player1"]],
+  ["/+", ["/a"]],
+  ["+/a", ["/a"]],
+  ["sport/#", ["sport", "sport/", "sport/tennis/player1", "sport/tennis/player1/ranking"]],
+  ["sport/tennis/player1/#", ["sport/tennis/player1", "sport/tennis/player1/ranking"]],
+  ["sport/+", ["sport/"]],
+  ["sport/tennis/+", ["sport/tennis/player1"]],
+  // [MQTT-4.7.2-1] wildcards in the first level do not reach "$" topics; a literal "$" level does.
+  ["+/x", ["q\\/x"]],
+  ["$SYS/#", ["$SYS", "$SYS/x"]],
+  ["$SYS/+", ["$SYS/x"]],
+  ["$other/+/b", ["$other/a/b"]],
+  // Glob characters are literal in MQTT (the redis store narrows with HSCAN MATCH).
+  ["q*/+", ["q*/[1]"]],
+  ["+/[1]", ["q*/[1]", "qq/[1]"]],
+  ["q\\/#", ["q\\/x"]],
+  ["日本/+", ["日本/語"]],
+];
+const ALL_BUT_DOLLAR = RETAINED_TOPICS.filter((t) => !t.startsWith("$"));
+
+describe.each(impls)("MQTT store: $name", (impl) => {
+  let store: MqttStore;
+  beforeAll(() => impl.start());
+  afterAll(() => impl.stop());
+  beforeEach(async () => { store = await impl.open(); });
+  afterEach(() => store.close());
+
+  it("stores, overwrites, lists and deletes sessions", async () => {
+    expect(await store.getSession("c1")).toBeUndefined();
+    const s1 = { clientId: "c1", subscriptions: [{ filter: "a/#", qos: 1 as const }], updatedAt: 1000 };
+    await store.putSession(s1);
+    await store.putSession({ clientId: "c2", subscriptions: [], updatedAt: 2000 });
+    expect(await store.getSession("c1")).toEqual(s1);
+    const s1b = { clientId: "c1", subscriptions: [{ filter: "x", qos: 2 as const }, { filter: "+/y", qos: 0 as const }], updatedAt: 3000 };
+    await store.putSession(s1b);
+    expect(await store.getSession("c1")).toEqual(s1b);
+    const list = await store.listSessions();
+    expect(list.sort((a, b) => a.clientId.localeCompare(b.clientId))).toEqual([s1b, { clientId: "c2", subscriptions: [], updatedAt: 2000 }]);
+    await store.deleteSession("c1");
+    expect(await store.getSession("c1")).toBeUndefined();
+    expect((await store.listSessions()).map((s) => s.clientId)).toEqual(["c2"]);
+  });
+
+  it("deleteSession removes the queue, incoming and released state too, and seqs start over", async () => {
+    await store.putSession({ clientId: "d", subscriptions: [], updatedAt: 1 });
+    await store.enqueue("d", msg("t", "1"));
+    const seq = await store.enqueue("d", msg("t", "2"));
+    await store.setPacketId("d", seq, 7);
+    await store.putIncoming("d", 3, msg("in"));
+    await store.markReleased("d", 4);
+    await store.enqueue("other", msg("t", "keep"));
+    await store.deleteSession("d");
+    expect(await store.getSession("d")).toBeUndefined();
+    expect(await store.queued("d", 10)).toEqual([]);
+    expect(await store.takeIncoming("d", 3)).toBeUndefined();
+    expect(await store.released("d")).toEqual([]);
+    expect(await store.enqueue("d", msg("t", "new"))).toBe(1);
+    expect((await store.queued("other", 10)).map(plain)).toEqual([{ ...plain(msg("t", "keep")), seq: 1 }]);
+    await store.deleteSession("never-existed");
+  });
+
+  it("queues per client in order, with increasing seqs and a limit", async () => {
+    const seqs: number[] = [];
+    for (let i = 0; i < 5; i++) seqs.push(await store.enqueue("c", msg(`t/${i}`, `p${i}`)));
+    expect(seqs).toEqual([1, 2, 3, 4, 5]);
+    expect((await store.queued("c", 3)).map((m) => [m.seq, m.topic, m.payload.toString()])).toEqual([
+      [1, "t/0", "p0"], [2, "t/1", "p1"], [3, "t/2", "p2"],
+    ]);
+    expect(await store.queued("c", 0)).toEqual([]);
+    expect(await store.queued("empty", 10)).toEqual([]);
+    await store.ack("c", 2);
+    await store.ack("c", 99); // unknown: no-op
+    expect((await store.queued("c", 10)).map((m) => m.seq)).toEqual([1, 3, 4, 5]);
+    expect(await store.enqueue("c", msg("t/5"))).toBe(6);
+  });
+
+  it("round-trips every message field", async () => {
+    const bin = Buffer.from([0, 1, 2, 255, 0, 10, 13]);
+    const cases = [msg("a/b", bin, 1, false), msg("日本/語/ü", "", 2, true), msg("/", "x".repeat(100_000), 1, true), msg("q0", "z", 0, false)];
+    for (const m of cases) await store.enqueue("rt", m);
+    const got = await store.queued("rt", 10);
+    expect(got.map(plain)).toEqual(cases.map((m, i) => ({ ...plain(m), seq: i + 1 })));
+    expect(got[0].packetId).toBeUndefined();
+    expect(Buffer.isBuffer(got[0].payload)).toBe(true);
+  });
+
+  it("applies calls in call order without awaiting in between", async () => {
+    const pending: Promise<unknown>[] = [];
+    const seqs: Promise<number>[] = [];
+    for (let i = 0; i < 50; i++) seqs.push(store.enqueue("o", msg("t", `a${i}`)));
+    pending.push(store.enqueueMany(Array.from({ length: 50 }, (_, i) => ({ clientId: "o", msg: msg("t", `b${i}`) }))));
+    pending.push(store.ack("o", 1), store.setPacketId("o", 2, 100), store.ack("o", 3));
+    pending.push(store.putSession({ clientId: "o", subscriptions: [], updatedAt: 1 }), store.deleteSession("o2"));
+    const puts = [store.putIncoming("o", 1, msg("i")), store.putIncoming("o", 1, msg("j"))];
+    const takes = [store.takeIncoming("o", 1), store.takeIncoming("o", 1)];
+    const q = store.queued("o", 1000);
+    expect(await Promise.all(seqs)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    await Promise.all(pending);
+    expect(await Promise.all(puts)).toEqual([true, false]);
+    const [t1, t2] = await Promise.all(takes);
+    expect(t1 && t1.topic).toBe("i");
+    expect(t2).toBeUndefined();
+    const got = await q;
+    expect(got.map((m) => m.payload.toString())).toEqual([
+      ...Array.from({ length: 50 }, (_, i) => `a${i}`).filter((_, i) => i !== 0 && i !== 2),
+      ...Array.from({ length: 50 }, (_, i) => `b${i}`),
+    ]);
+    expect(got.map((m) => m.seq)).toEqual([2, ...Array.from({ length: 97 }, (_, i) => i + 4)]);
+    expect(got[0].packetId).toBe(100);
+  });
+
+  it("records packet ids, acks, and never resurrects an acked message", async () => {
+    const s1 = await store.enqueue("p", msg("t", "1", 2));
+    const s2 = await store.enqueue("p", msg("t", "2", 1));
+    await store.setPacketId("p", s1, 1);
+    await store.setPacketId("p", s2, 65535);
+    let q = await store.queued("p", 10);
+    expect(q.map((m) => [m.seq, m.packetId, m.qos])).toEqual([[s1, 1, 2], [s2, 65535, 1]]);
+    await store.setPacketId("p", s1, 42); // re-sent with a new id
+    await store.ack("p", s2);
+    await store.setPacketId("p", s2, 9); // late: no-op
+    await store.setPacketId("p", 12345, 9); // never queued: no-op
+    q = await store.queued("p", 10);
+    expect(q.map((m) => [m.seq, m.packetId, m.payload.toString()])).toEqual([[s1, 42, "1"]]);
+    await expect(store.setPacketId("p", s1, 0)).rejects.toThrow(RangeError);
+    await expect(store.setPacketId("p", s1, 65536)).rejects.toThrow(RangeError);
+  });
+
+  it("enqueueMany fans out in one call, keeping per-client order and seqs", async () => {
+    await store.enqueue("f1", msg("first"));
+    await store.enqueueMany([
+      { clientId: "f1", msg: msg("x", "1") },
+      { clientId: "f2", msg: msg("x", "1") },
+      { clientId: "f1", msg: msg("x", "2") },
+      { clientId: "f3", msg: msg("x", "1", 2, true) },
+    ]);
+    await store.enqueueMany([]);
+    expect((await store.queued("f1", 10)).map((m) => [m.seq, m.topic, m.payload.toString()])).toEqual([
+      [1, "first", "x"], [2, "x", "1"], [3, "x", "2"],
+    ]);
+    expect((await store.queued("f2", 10)).map((m) => m.seq)).toEqual([1]);
+    expect((await store.queued("f3", 10)).map(plain)).toEqual([{ ...plain(msg("x", "1", 2, true)), seq: 1 }]);
+    expect(await store.enqueue("f2", msg("y"))).toBe(2);
+  });
+
+  it("keeps clients apart, whatever their ids", async () => {
+    const ids = ["", "a", "a{b}", "{a}", "=a", "a:q", "a b", "日本", "x".repeat(200)];
+    for (const id of ids) {
+      await store.putSession({ clientId: id, subscriptions: [{ filter: id || "e", qos: 1 }], updatedAt: 5 });
+      await store.enqueue(id, msg(`for/${id}`));
+      await store.putIncoming(id, 1, msg(`in/${id}`));
+      await store.markReleased(id, 2);
+    }
+    for (const id of ids) {
+      expect((await store.getSession(id))?.clientId).toBe(id);
+      expect((await store.queued(id, 10)).map((m) => [m.seq, m.topic])).toEqual([[1, `for/${id}`]]);
+      expect(await store.released(id)).toEqual([2]);
+    }
+    expect((await store.listSessions()).map((s) => s.clientId).sort()).toEqual([...ids].sort());
+    await store.deleteSession("a");
+    for (const id of ids.filter((i) => i !== "a")) expect((await store.takeIncoming(id, 1))?.topic).toBe(`in/${id}`);
+    expect(await store.takeIncoming("a", 1)).toBeUndefined();
+  });
+
+  it("keeps its own copy of the payloads it is given", async () => {
+    const buf = Buffer.from("original");
+    const view = buf.subarray(0, 4); // "orig", as a parser would pass it
+    await store.enqueue("cp", { topic: "t", payload: view, qos: 1, retain: false });
+    await store.putIncoming("cp", 1, { topic: "t", payload: view, qos: 2, retain: false });
+    await store.setRetained({ topic: "cp/t", payload: view, qos: 1, retain: true });
+    buf.fill(0x2a);
+    expect((await store.queued("cp", 1))[0].payload.toString()).toBe("orig");
+    expect((await store.takeIncoming("cp", 1))?.payload.toString()).toBe("orig");
+    expect((await store.matchRetained("cp/t"))[0].payload.toString()).toBe("orig");
+  });
+
+  it("holds inbound QoS 2 messages until released, once", async () => {
+    expect(await store.putIncoming("q2", 10, msg("a", "1", 2))).toBe(true);
+    expect(await store.putIncoming("q2", 10, msg("a", "dup", 2))).toBe(false); // a re-sent PUBLISH (DUP)
+    expect(await store.putIncoming("q2", 11, msg("b", "2", 2, true))).toBe(true);
+    expect(plain((await store.takeIncoming("q2", 10))!)).toEqual(plain(msg("a", "1", 2)));
+    expect(await store.takeIncoming("q2", 10)).toBeUndefined();
+    expect(plain((await store.takeIncoming("q2", 11))!)).toEqual(plain(msg("b", "2", 2, true)));
+    expect(await store.putIncoming("q2", 10, msg("a", "again", 2))).toBe(true); // the id is free again
+    await expect(store.putIncoming("q2", 0, msg("a"))).rejects.toThrow(RangeError);
+  });
+
+  it("lists outbound PUBRELs in the order first marked", async () => {
+    await store.markReleased("r", 300);
+    await store.markReleased("r", 2);
+    await store.markReleased("r", 65535);
+    await store.markReleased("r", 2); // PUBREC again: same place
+    expect(await store.released("r")).toEqual([300, 2, 65535]);
+    await store.completeReleased("r", 2);
+    await store.completeReleased("r", 7); // unknown: no-op
+    expect(await store.released("r")).toEqual([300, 65535]);
+    await store.markReleased("r", 2);
+    expect(await store.released("r")).toEqual([300, 65535, 2]);
+    expect(await store.released("nobody")).toEqual([]);
+  });
+
+  it("keeps one retained message per topic; an empty payload clears it", async () => {
+    await store.setRetained(msg("r/1", "a", 1, true));
+    await store.setRetained(msg("r/1", "b", 2, true));
+    await store.setRetained(msg("r/2", "c", 0, true));
+    expect((await store.matchRetained("r/1")).map(plain)).toEqual([plain(msg("r/1", "b", 2, true))]);
+    expect((await store.matchRetained("r/+")).map((m) => m.payload.toString()).sort()).toEqual(["b", "c"]);
+    await store.setRetained(msg("r/1", "", 1, true));
+    await store.setRetained(msg("r/none", "", 1, true)); // clearing nothing
+    expect(await store.matchRetained("r/1")).toEqual([]);
+    expect((await store.matchRetained("r/#")).map((m) => m.topic)).toEqual(["r/2"]);
+  });
+
+  it("matches retained messages with MQTT filters", async () => {
+    for (const t of RETAINED_TOPICS) await store.setRetained(msg(t, `v:${t}`, 1, true));
+    for (const [filter, want] of [...FILTER_CASES, ["#", ALL_BUT_DOLLAR] as [string, string[]]]) {
+      const got = await store.matchRetained(filter);
+      expect({ filter, topics: got.map((m) => m.topic).sort() }).toEqual({ filter, topics: [...want].sort() });
+      for (const m of got) expect(m.payload.toString()).toBe(`v:${m.topic}`);
+    }
+  });
+});
+
+describe("topicMatches", () => {
+  it("agrees with the filter table", () => {
+    for (const [filter, want] of [...FILTER_CASES, ["#", ALL_BUT_DOLLAR] as [string, string[]]]) {
+      expect({ filter, topics: RETAINED_TOPICS.filter((t) => topicMatches(filter, t)).sort() }).toEqual({ filter, topics: [...want].sort() });
+    }
+  });
+});
+
+/** Writes one of everything, for the reopen tests. */
+async function fill(store: MqttStore): Promise<void> {
+  await store.putSession({ clientId: "keep", subscriptions: [{ filter: "a/+", qos: 2 }], updatedAt: 123 });
+  await store.putSession({ clientId: "gone", subscriptions: [], updatedAt: 1 });
+  for (let i = 1; i <= 3; i++) await store.enqueue("keep", msg(`q/${i}`, Buffer.from([i, 0, 255]), 1));
+  await store.setPacketId("keep", 2, 77);
+  await store.ack("keep", 1);
+  await store.enqueue("drained", msg("d"));
+  await store.ack("drained", 1);
+  await store.putIncoming("keep", 5, msg("in", "inbound", 2));
+  await store.markReleased("keep", 9);
+  await store.markReleased("keep", 3);
+  await store.setRetained(msg("ret/a", "A", 1, true));
+  await store.setRetained(msg("ret/b", "B", 0, true));
+  await store.setRetained(msg("ret/b", "", 0, true));
+  await store.deleteSession("gone");
+}
+
+/** Checks what fill() wrote, after a restart. */
+async function check(store: MqttStore): Promise<void> {
+  expect(await store.listSessions()).toEqual([{ clientId: "keep", subscriptions: [{ filter: "a/+", qos: 2 }], updatedAt: 123 }]);
+  const q = await store.queued("keep", 10);
+  expect(q.map((m) => [m.seq, m.topic, [...m.payload], m.packetId])).toEqual([
+    [2, "q/2", [2, 0, 255], 77],
+    [3, "q/3", [3, 0, 255], undefined],
+  ]);
+  expect(await store.released("keep")).toEqual([9, 3]);
+  expect((await store.matchRetained("ret/#")).map(plain)).toEqual([plain(msg("ret/a", "A", 1, true))]);
+  // Seqs continue where they were, also for a client whose queue was empty at the restart.
+  expect(await store.enqueue("keep", msg("q/4"))).toBeGreaterThan(3);
+  expect(await store.enqueue("drained", msg("d2"))).toBe(2);
+  expect(await store.enqueue("gone", msg("g"))).toBe(1);
+  expect(plain((await store.takeIncoming("keep", 5))!)).toEqual(plain(msg("in", "inbound", 2)));
+}
+
+describe("level store on disk", () => {
+  let base: string;
+  beforeEach(async () => { base = await mkdtemp(path.join(os.tmpdir(), "meshbroker-store-")); });
+  afterEach(() => rm(base, { recursive: true, force: true }));
+
+  it("creates its directory and keeps everything across close and reopen", async () => {
+    const dir = path.join(base, "nested", "store");
+    const first = await LevelStore.open(dir);
+    await fill(first);
+    await first.close();
+    expect((await stat(dir)).isDirectory()).toBe(true);
+    const second = await LevelStore.open(dir);
+    try {
+      await check(second);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it("rejects calls after close", async () => {
+    const store = await LevelStore.open(base);
+    await store.close();
+    await expect(store.enqueue("c", msg("t"))).rejects.toThrow(/closed/);
+  });
+});
+
+describe("redis store on a server", () => {
+  let server: RedisServer;
+  beforeAll(async () => { server = await startRedis(); });
+  afterAll(() => server.stop());
+
+  it("keeps everything for a new connection", async () => {
+    const first = await openRedisStore(server.url, { prefix: "persist" });
+    await fill(first);
+    await first.close();
+    const second = await openRedisStore({ host: "127.0.0.1", port: server.port }, { prefix: "persist" });
+    try {
+      await check(second);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it("uses a given client without closing it, and no KEYS", async () => {
+    const client = new Redis(server.url);
+    const monitor = await new Redis(server.url, { lazyConnect: true }).monitor();
+    const seen: string[] = [];
+    let onMark: () => void = () => {};
+    const marked = new Promise<void>((resolve) => { onMark = resolve; });
+    monitor.on("monitor", (_time: string, args: string[]) => {
+      seen.push(String(args[0]).toLowerCase());
+      if (String(args[0]).toLowerCase() === "echo" && args[1] === "store-test-mark") onMark();
+    });
+    try {
+      const store = await openRedisStore(client, { prefix: "given" });
+      await fill(store);
+      await check(store);
+      await store.close();
+      expect(await client.ping()).toBe("PONG");
+      // MONITOR reports in execution order: once it shows the mark, it has shown the store's commands.
+      await client.echo("store-test-mark");
+      await marked;
+      expect(seen).toContain("zadd");
+      expect(seen).not.toContain("keys");
+      expect(seen).not.toContain("scan");
+    } finally {
+      client.disconnect();
+      monitor.disconnect();
+    }
+  });
+});
+
+describe("redis store on a Cluster", () => {
+  let server: RedisServer;
+  beforeAll(async () => { server = await startRedis({ cluster: true }); });
+  afterAll(() => server.stop());
+
+  it("puts all keys of a client in one slot", async () => {
+    const admin = new Redis(server.port, "127.0.0.1");
+    try {
+      for (const id of ["", "a", "{a}", "a}b{", "=x", "日本"]) {
+        const slots = await Promise.all(["s", "n", "q", "i", "r"].map((k) => admin.call("CLUSTER", "KEYSLOT", `mb:{${hashTag(id)}}:${k}`)));
+        expect(new Set(slots).size).toBe(1);
+      }
+    } finally {
+      admin.disconnect();
+    }
+  });
+
+  it("keeps everything for a new connection", async () => {
+    const first = await openRedisStore(server.url, { prefix: "persist" });
+    await fill(first);
+    await first.close();
+    const second = await openRedisStore({ cluster: [{ host: "127.0.0.1", port: server.port }] }, { prefix: "persist" });
+    try {
+      await check(second);
+    } finally {
+      await second.close();
+    }
+  });
+});
+
+describe("Redis URLs", () => {
+  it("reads single, Sentinel and Cluster forms", () => {
+    expect(parseRedisUrl("redis://:pw@host:6380/2")).toEqual({ kind: "single", url: "redis://:pw@host:6380/2" });
+    expect(parseRedisUrl("redis-sentinel://:p%40w@s1,s2:26380/mymaster/3")).toEqual({
+      kind: "sentinel",
+      options: { password: "p@w", sentinels: [{ host: "s1", port: 26379 }, { host: "s2", port: 26380 }], name: "mymaster", db: 3 },
+    });
+    expect(parseRedisUrl("rediss-cluster://user:pw@n1:7000,[::1]:7001,n3")).toEqual({
+      kind: "cluster",
+      nodes: [{ host: "n1", port: 7000 }, { host: "::1", port: 7001 }, { host: "n3", port: 6379 }],
+      options: { redisOptions: { username: "user", password: "pw", tls: {} } },
+    });
+    expect(() => parseRedisUrl("redis-sentinel://s1:26379")).toThrow(/master name/);
+    expect(() => parseRedisUrl("redis-cluster://n1/0")).toThrow(/no path/);
+    expect(() => parseRedisUrl("memcached://x")).toThrow(/unsupported/);
+  });
+});
+
+describe("openStore", () => {
+  it("falls back to memory, with a warning", async () => {
+    const warnings: string[] = [];
+    const store = await openStore({ log: { warn: (m) => warnings.push(m) } });
+    expect(store.kind).toBe("memory");
+    expect(warnings).toEqual([MEMORY_STORE_WARNING]);
+    await store.close();
+  });
+
+  it("opens LevelDB in dir", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "meshbroker-store-"));
+    try {
+      const warnings: string[] = [];
+      const store = await openStore({ dir, log: { warn: (m) => warnings.push(m) } });
+      expect(store.kind).toBe("level");
+      expect(warnings).toEqual([]);
+      await store.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("prefers Redis when given, and rejects unknown URLs", async () => {
+    const server = await startRedis();
+    try {
+      const store = await openStore({ redis: server.url, dir: "/nonexistent/never-created" });
+      expect(store.kind).toBe("redis");
+      await store.close();
+      await expect(openStore({ redis: "http://127.0.0.1:1" })).rejects.toThrow(/unsupported Redis URL/);
+      await expect(openStore({ redis: "redis-sentinel://127.0.0.1:26379" })).rejects.toThrow(/master name/);
+    } finally {
+      await server.stop();
+    }
+  });
+});
