@@ -5,9 +5,7 @@ import { EdgeServer } from "./edge/server.js";
 import { MonitorServer } from "./edge/monitor/http.js";
 import { createLocalLink } from "./router/link-local.js";
 import { Router } from "./router/router.js";
-import { openLevelStore } from "./router/store/level.js";
-import { MemoryStore } from "./router/store/memory.js";
-import type { MqttStore } from "./router/store/store.js";
+import { openStore } from "./router/store/index.js";
 
 export interface EmbeddedBroker {
   readonly edge: EdgeServer;
@@ -27,7 +25,9 @@ export interface EmbeddedBroker {
 
 export async function startEmbedded(options: Options, log: Logger): Promise<EmbeddedBroker> {
   const { link, router } = createLocalLink(new Router((m) => log.warn(m)));
-  const mqttStore = options.mqtt ? await openMqttStore(options, log) : undefined;
+  // The embedded store: LevelDB in the MQTT store_dir, else memory (with a warning).
+  const mqttStore = options.mqtt ? await openStore({ dir: options.mqtt.storeDir, log }) : undefined;
+  if (mqttStore && options.mqtt?.storeDir) log.notice(`MQTT state stored in ${options.mqtt.storeDir}`);
   const edge = new EdgeServer({ options, link, log, mqttStore });
   router.configureAccounts(edge.auth.accounts());
   try {
@@ -70,17 +70,6 @@ export async function startEmbedded(options: Options, log: Logger): Promise<Embe
       await mqttStore?.close();
     },
   };
-}
-
-/** The embedded store: LevelDB in the MQTT store_dir, else memory (lost on restart, so said). */
-async function openMqttStore(options: Options, log: Logger): Promise<MqttStore> {
-  const dir = options.mqtt?.storeDir;
-  if (dir) {
-    log.notice(`MQTT state (sessions, QoS 1/2 queues, retained messages) stored in ${dir}`);
-    return openLevelStore(dir);
-  }
-  log.warn("MQTT state is kept in memory only: set store_dir (mqtt or jetstream block) to keep it across restarts");
-  return new MemoryStore();
 }
 
 /** Listener addresses are bound once; changing them needs a restart. */
