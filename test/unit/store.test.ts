@@ -342,7 +342,7 @@ async function check(store: MqttStore): Promise<void> {
   expect((await store.matchRetained("ret/#")).map(plain)).toEqual([plain(msg("ret/a", "A", 1, true))]);
   // Seqs continue where they were, also for a client whose queue was empty at the restart.
   expect(await store.enqueue("keep", msg("q/4"))).toBeGreaterThan(3);
-  expect(await store.enqueue("drained", msg("d2"))).toBe(2);
+  expect(await store.enqueue("drained", msg("d2"))).toBeGreaterThan(1);
   expect(await store.enqueue("gone", msg("g"))).toBe(1);
   expect(plain((await store.takeIncoming("keep", 5))!)).toEqual(plain(msg("in", "inbound", 2)));
 }

@@ -4,7 +4,7 @@
 //
 // Keys (utf8; "\0" separates, which MQTT forbids inside client ids and topics [MQTT-1.5.3-2]):
 //   s\0<cid>                  session JSON
-//   n\0<cid>                  last seq handed out (decimal), so seqs survive restarts
+//   n\0<cid>                  highest seq reserved (decimal), so seqs survive restarts
 //   c\0<cid>\0q\0<seq:14 hex>  queued message record (codec.ts), seq order = key order
 //   c\0<cid>\0i\0<pid:4 hex>   inbound QoS 2 message, PUBREC sent
 //   c\0<cid>\0r\0<pid:4 hex>   outbound PUBREL pending; value = a seq, for the resend order
@@ -43,6 +43,9 @@ interface Job {
 }
 
 const SEQ_WIDTH = 14; // hex digits; 56 bits hold any safe integer
+/** Seqs reserved per write of the counter: a restart skips at most this many, and enqueue
+ *  writes one key instead of two. */
+const SEQ_BLOCK = 1024;
 
 const sessionKey = (cid: string) => `s\0${cid}`;
 const counterKey = (cid: string) => `n\0${cid}`;
@@ -68,8 +71,10 @@ export class LevelStore implements MqttStore {
 
   private constructor(
     private readonly db: ClassicLevel<string, Buffer>,
-    /** Last seq per client id; loaded at open, bumped synchronously so call order is seq order. */
+    /** Last seq per client id, bumped synchronously so call order is seq order. */
     private readonly lastSeq: Map<string, number>,
+    /** Highest seq per client id that the database has reserved (the n key). */
+    private readonly reserved: Map<string, number>,
     /** Retained topics (not payloads), so a filter needs no scan of the whole key space. */
     private readonly retainedTopics: TopicTree<true>,
     private readonly sync: boolean,
@@ -81,11 +86,12 @@ export class LevelStore implements MqttStore {
     const db = new ClassicLevel<string, Buffer>(dir, { keyEncoding: "utf8", valueEncoding: "buffer" });
     await db.open();
     try {
+      // After a restart, a client continues after its whole reserved block.
       const lastSeq = new Map<string, number>();
       for await (const [k, v] of db.iterator({ gte: "n\0", lt: "n\x01" })) lastSeq.set(k.slice(2), Number(v.toString("latin1")));
       const retained = new TopicTree<true>();
       for await (const k of db.keys({ gte: "t\0", lt: "t\x01" })) retained.set(k.slice(2), true);
-      return new LevelStore(db, lastSeq, retained, opts.sync ?? false);
+      return new LevelStore(db, lastSeq, new Map(lastSeq), retained, opts.sync ?? false);
     } catch (err) {
       await db.close();
       throw err;
@@ -182,9 +188,15 @@ export class LevelStore implements MqttStore {
     return this.submit({});
   }
 
-  private nextSeq(cid: string): number {
+  /** The next seq of a client; when it leaves the reserved block, adds the new block's write to `ops`. */
+  private nextSeq(cid: string, ops: Op[]): number {
     const seq = (this.lastSeq.get(cid) ?? 0) + 1;
     this.lastSeq.set(cid, seq);
+    if (seq > (this.reserved.get(cid) ?? 0)) {
+      const top = seq + SEQ_BLOCK - 1;
+      this.reserved.set(cid, top);
+      ops.push({ type: "put", key: counterKey(cid), value: Buffer.from(String(top)) });
+    }
     return seq;
   }
 
@@ -205,6 +217,7 @@ export class LevelStore implements MqttStore {
   async deleteSession(clientId: string): Promise<void> {
     checkClientId(clientId);
     this.lastSeq.delete(clientId);
+    this.reserved.delete(clientId);
     await this.submit({
       task: async () => {
         const prefix = clientPrefix(clientId);
@@ -226,26 +239,20 @@ export class LevelStore implements MqttStore {
 
   async enqueue(clientId: string, msg: StoredMessage): Promise<number> {
     checkClientId(clientId);
-    const seq = this.nextSeq(clientId);
-    await this.submit({
-      ops: [
-        { type: "put", key: queueKey(clientId, seq), value: encodeMessage(msg) },
-        { type: "put", key: counterKey(clientId), value: Buffer.from(String(seq)) },
-      ],
-    });
+    const ops: Op[] = [];
+    const seq = this.nextSeq(clientId, ops);
+    ops.push({ type: "put", key: queueKey(clientId, seq), value: encodeMessage(msg) });
+    await this.submit({ ops });
     return seq;
   }
 
   async enqueueMany(entries: { clientId: string; msg: StoredMessage }[]): Promise<void> {
+    for (const e of entries) checkClientId(e.clientId);
     const ops: Op[] = [];
-    const touched = new Set<string>();
     for (const { clientId, msg } of entries) {
-      checkClientId(clientId);
-      const seq = this.nextSeq(clientId);
+      const seq = this.nextSeq(clientId, ops);
       ops.push({ type: "put", key: queueKey(clientId, seq), value: encodeMessage(msg) });
-      touched.add(clientId);
     }
-    for (const cid of touched) ops.push({ type: "put", key: counterKey(cid), value: Buffer.from(String(this.lastSeq.get(cid))) });
     await this.submit({ ops });
   }
 
@@ -289,9 +296,10 @@ export class LevelStore implements MqttStore {
     checkClientId(clientId);
     checkPacketId(packetId);
     // The value orders the resend; it takes a seq (persisted with it) so the order holds across restarts.
-    const order = this.nextSeq(clientId);
+    const ops: Op[] = [];
+    const order = this.nextSeq(clientId, ops);
     await this.submit({
-      ops: [{ type: "put", key: counterKey(clientId), value: Buffer.from(String(order)) }],
+      ops,
       update: { key: releasedKey(clientId, packetId), fn: (o) => (o ? undefined : Buffer.from(String(order))) },
     });
   }

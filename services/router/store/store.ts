@@ -8,7 +8,8 @@
 // - Payloads are Buffers. A store copies what it keeps (callers may pass parser views); the
 //   Buffers it returns are read-only (the memory store hands out the ones it keeps).
 // - Sequence numbers are per client id, strictly increasing and never reused while any state of
-//   that client exists, across restarts too (level, redis). `deleteSession` starts them over.
+//   that client exists, across restarts too (level, redis). They are consecutive within one run;
+//   after a restart the level store may skip ahead. `deleteSession` starts them over at 1.
 
 export type QoS = 0 | 1 | 2;
 

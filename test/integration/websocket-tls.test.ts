@@ -1,0 +1,272 @@
+// wss: the websocket block's `tls {}` with a throwaway CA (test/helpers/certs.ts, openssl).
+// Without `tls` and without `no_tls` the config is refused ("websocket requires TLS
+// configuration"), as nats-server refuses to start. nats.ws over the `ws` library (its `ca`,
+// `cert`, `key` options) talks to nats.js over TCP; `verify` requires a client certificate; and
+// `verify_and_map` maps the certificate (SAN e-mail or subject DN) to a configured user whose
+// permissions then apply. Each scenario runs against meshbroker and nats-server 2.9.10.
+import { readFileSync } from "node:fs";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import WebSocket, { type ClientOptions } from "ws";
+import { connect as connectTcp, StringCodec, type NatsConnection as TcpConnection } from "nats";
+import { connect as connectWs, type ConnectionOptions as WsOptions, type NatsConnection as WsConnection } from "nats.ws";
+import { loadConfigText } from "../../services/common/config/index.js";
+import { topologies } from "../helpers/broker.js";
+import { createPki, type CertPair, type TestPki } from "../helpers/certs.js";
+import { startNatsServer } from "../helpers/nats-server.js";
+import { freePort } from "../helpers/process.js";
+import { closedWithin, rawConnect } from "../helpers/raw.js";
+import {
+  afterInfo, closeWithin, httpExchange, INFO_LINE, infoOf, upgradeRequest, wsFactory, wsOpen, wsTargets,
+  type WsPeer, type WsServer, type WsTarget,
+} from "../helpers/ws-raw.js";
+
+Object.assign(globalThis, { WebSocket });
+
+const sc = StringCodec();
+
+let pki: TestPki;
+let ca: Buffer;
+let alice: CertPair; // subject CN=alice,OU=eng,O=Acme
+let bob: CertPair; // SAN e-mail bob@acme.example
+let nobody: CertPair; // maps to no user
+let rogue: CertPair; // alice's subject, signed by a CA the server does not trust
+
+beforeAll(async () => {
+  pki = await createPki();
+  ca = readFileSync(pki.caFile);
+  alice = await pki.client("alice", { subject: "/O=Acme/OU=eng/CN=alice" });
+  bob = await pki.client("bob", { subject: "/O=Acme/CN=bob", emails: ["bob@acme.example"] });
+  nobody = await pki.client("nobody", { subject: "/O=Acme/CN=nobody", emails: ["nobody@acme.example"] });
+  rogue = await pki.client("rogue", { subject: "/O=Acme/OU=eng/CN=alice", ca: await pki.otherCa("rogue-ca") });
+}, 30_000);
+
+afterAll(async () => {
+  await pki?.cleanup();
+});
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
+
+const tlsBlock = (extra = "") => `tls {
+  cert_file: "${pki.server.certFile}"
+  key_file: "${pki.server.keyFile}"
+  ca_file: "${pki.caFile}"
+  ${extra}
+}`;
+
+/** ws options: trust the test CA; present `cert` if given. */
+function wsTls(cert?: CertPair): ClientOptions {
+  return cert ? { ca, cert: readFileSync(cert.certFile), key: readFileSync(cert.keyFile) } : { ca };
+}
+
+async function wss(server: WsServer, tlsOpts: ClientOptions, opts: WsOptions = {}): Promise<WsConnection> {
+  const nc = await connectWs({
+    servers: `wss://127.0.0.1:${server.wsPort}`, reconnect: false, timeout: 3_000, ...opts, ...wsFactory(tlsOpts),
+  } as WsOptions);
+  cleanups.push(() => nc.close());
+  return nc;
+}
+
+async function wssRefused(server: WsServer, tlsOpts: ClientOptions, opts: WsOptions = {}): Promise<{ code?: string; message: string }> {
+  try {
+    const nc = await connectWs({
+      servers: `wss://127.0.0.1:${server.wsPort}`, reconnect: false, timeout: 3_000, ...opts, ...wsFactory(tlsOpts),
+    } as WsOptions);
+    await nc.close();
+  } catch (err) {
+    return err as { code?: string; message: string };
+  }
+  throw new Error("wss connect was accepted");
+}
+
+async function tcp(server: WsServer, opts: Parameters<typeof connectTcp>[0] = {}): Promise<TcpConnection> {
+  const nc = await connectTcp({ servers: `127.0.0.1:${server.natsPort}`, reconnect: false, timeout: 3_000, ...opts });
+  cleanups.push(() => nc.close());
+  return nc;
+}
+
+async function peer(server: WsServer, tlsOpts: ClientOptions): Promise<WsPeer> {
+  const p = await wsOpen(`wss://127.0.0.1:${server.wsPort}`, tlsOpts);
+  cleanups.push(() => p.close());
+  await p.expect(INFO_LINE);
+  return p;
+}
+
+async function first(sub: AsyncIterable<{ subject: string; data: Uint8Array }>, timeoutMs = 3_000): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      (async () => {
+        for await (const m of sub) return `${m.subject}:${sc.decode(m.data)}`;
+        throw new Error("subscription ended");
+      })(),
+      new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error("no message")), timeoutMs); }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function serverFor(target: WsTarget, ws: () => string, config: () => string = () => ""): () => WsServer {
+  let server: WsServer | undefined;
+  beforeAll(async () => {
+    server = await target.start({ ws: ws(), config: config() });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  return () => server!;
+}
+
+describe("a websocket block without tls and without no_tls", () => {
+  it("meshbroker refuses the config: websocket requires TLS configuration", () => {
+    expect(() => loadConfigText("port: -1\nwebsocket { port: -1 }\n", "test.conf", {}))
+      .toThrow(/websocket requires TLS configuration/);
+    // no_tls: false is the same as leaving it out.
+    expect(() => loadConfigText("port: -1\nwebsocket { port: 8080, no_tls: false }\n", "test.conf", {}))
+      .toThrow(/websocket requires TLS configuration/);
+    // A block without a port is no listener: nothing to secure.
+    expect(() => loadConfigText("port: -1\nwebsocket { compression: true }\n", "test.conf", {})).not.toThrow();
+  });
+
+  it("nats-server 2.9.10 refuses to start with the same message", async () => {
+    const port = await freePort();
+    await expect(startNatsServer(`port: -1\nhost: 127.0.0.1\nwebsocket { host: 127.0.0.1, port: ${port} }\n`))
+      .rejects.toThrow(/websocket requires TLS configuration/);
+  });
+});
+
+describe.each(wsTargets(topologies))("wss on $name", (target) => {
+  describe("server TLS only", () => {
+    const server = serverFor(target, () => tlsBlock());
+
+    it("nats.ws over wss (trusting the test CA) talks to nats.js over TCP", async () => {
+      const w = await wss(server(), wsTls());
+      const t = await tcp(server());
+      const toTcp = t.subscribe("secure.up", { max: 1 });
+      const toWs = w.subscribe("secure.down", { max: 1 });
+      await Promise.all([t.flush(), w.flush()]);
+      w.publish("secure.up", sc.encode("over wss"));
+      t.publish("secure.down", sc.encode("over tcp"));
+      expect(await first(toTcp)).toBe("secure.up:over wss");
+      expect(await first(toWs)).toBe("secure.down:over tcp");
+      // And request/reply through it.
+      t.subscribe("secure.echo", { callback: (_e, m) => m.respond(m.data) });
+      await t.flush();
+      expect(sc.decode((await w.request("secure.echo", sc.encode("ping"), { timeout: 3_000 })).data)).toBe("ping");
+    });
+
+    it("a client that does not trust the CA fails the TLS handshake", async () => {
+      await wssRefused(server(), {});
+      await expect(wsOpen(`wss://127.0.0.1:${server().wsPort}`)).rejects.toThrow(/certificate/);
+    });
+
+    it("plain ws:// (no TLS) to the wss port: no upgrade, no INFO, closed", async () => {
+      const c = await rawConnect(server().wsPort);
+      cleanups.push(() => c.close());
+      await c.send(upgradeRequest(`127.0.0.1:${server().wsPort}`));
+      await closedWithin(c, 3_000);
+      expect(c.received()).not.toMatch(/101|INFO/);
+      // Go's TLS server answers such a request in plain HTTP; meshbroker (Node) just closes.
+      if (target.reference) expect(c.received()).toBe("HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n");
+      else expect(c.received()).toBe("");
+    });
+
+    it("the upgrade checks apply inside TLS too (POST → 405)", async () => {
+      const res = await httpExchange(server().wsPort, upgradeRequest(`127.0.0.1:${server().wsPort}`, { method: "POST" }), { tls: { ca, servername: "localhost" } });
+      expect(res.statusLine).toBe("HTTP/1.1 405 Method Not Allowed");
+      expect(res.headers["sec-websocket-version"]).toBe("13");
+      expect(res.body).toBe("Method Not Allowed\n");
+    });
+  });
+
+  describe("same_origin and handshake_timeout over TLS", () => {
+    const server = serverFor(target, () => `${tlsBlock()}\nsame_origin: true\nhandshake_timeout: "500ms"`);
+    const exchange = (host: string, origin: string) =>
+      httpExchange(server().wsPort, upgradeRequest(host, { headers: { Origin: origin } }), { tls: { ca, servername: "localhost" } });
+
+    it("same origin over https: 443 is the default port on both sides", async () => {
+      expect((await exchange("localhost", "https://localhost:443")).status).toBe(101);
+      expect((await exchange("localhost:443", "https://localhost")).status).toBe(101);
+      expect((await exchange(`localhost:${server().wsPort}`, `https://localhost:${server().wsPort}`)).status).toBe(101);
+      const refused = await exchange("localhost", "http://localhost");
+      expect(refused.statusLine).toBe("HTTP/1.1 403 Forbidden");
+      expect(refused.body).toBe("Forbidden\n");
+      expect((await exchange("localhost", "https://127.0.0.1")).status).toBe(403);
+    });
+
+    it("a client that never starts TLS is closed within about the handshake timeout", async () => {
+      const c = await rawConnect(server().wsPort);
+      cleanups.push(() => c.close());
+      const started = Date.now();
+      await closedWithin(c, 3_000);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(400);
+      expect(Date.now() - started).toBeLessThan(2_500);
+    });
+  });
+
+  describe("verify: true", () => {
+    const server = serverFor(target, () => tlsBlock("verify: true"));
+
+    it("a client certificate from the CA is required", async () => {
+      await (await wss(server(), wsTls(alice))).flush();
+      await wssRefused(server(), wsTls());
+      await wssRefused(server(), wsTls(rogue));
+    });
+  });
+
+  describe("verify_and_map", () => {
+    const server = serverFor(target, () => tlsBlock("verify_and_map: true"), () => `authorization { users: [
+      { user: "CN=alice,OU=eng,O=Acme", permissions: { publish: "alice.>", subscribe: ["alice.>", "_INBOX.>"] } }
+      { user: "bob@acme.example", permissions: { publish: "bob.>", subscribe: ["bob.>", "_INBOX.>"] } }
+      { user: observer, password: pw }
+    ] }`);
+
+    it("the subject DN maps to alice: her publish permissions apply", async () => {
+      const observer = await tcp(server(), { user: "observer", pass: "pw" });
+      const seen = observer.subscribe(">", { max: 1 });
+      await observer.flush();
+      const w = await wss(server(), wsTls(alice));
+      w.publish("bob.x", sc.encode("not allowed"));
+      w.publish("alice.x", sc.encode("from alice"));
+      await w.flush();
+      expect(await first(seen)).toBe("alice.x:from alice");
+    });
+
+    it("the SAN e-mail maps to bob: exact -ERR for the rest, and the connection stays", async () => {
+      const p = await peer(server(), wsTls(bob));
+      await p.send(`CONNECT {"verbose":false,"pedantic":false}\r\nPUB alice.x 1\r\nx\r\nSUB alice.> 1\r\nSUB bob.> 2\r\nPUB bob.y 2\r\nhi\r\nPING\r\n`);
+      await p.expect("PONG\r\n");
+      expect(afterInfo(p)).toBe(
+        `-ERR 'Permissions Violation for Publish to "alice.x"'\r\n` +
+        `-ERR 'Permissions Violation for Subscription to "alice.>"'\r\n` +
+        "MSG bob.y 2 2\r\nhi\r\n" +
+        "PONG\r\n",
+      );
+      expect(p.isClosed()).toBe(false);
+    });
+
+    it("a certificate that maps to no user: -ERR 'Authorization Violation', then close 1008", async () => {
+      const p = await peer(server(), wsTls(nobody));
+      await p.send(`CONNECT {"verbose":false}\r\nPING\r\n`);
+      const close = await closeWithin(p);
+      expect(afterInfo(p)).toBe("-ERR 'Authorization Violation'\r\n");
+      expect(close).toEqual({ code: 1008, reason: "Authentication Failure" });
+    });
+
+    it("no client certificate: the TLS handshake fails", async () => {
+      await wssRefused(server(), wsTls());
+    });
+
+    it("INFO over wss asks for no NATS-level TLS (2.9.10 sends no tls_* fields to WebSocket clients)", async () => {
+      const info = infoOf(await peer(server(), wsTls(alice)));
+      // nats.ws cannot start TLS inside a WebSocket: the wss layer is the TLS.
+      expect(info).not.toHaveProperty("tls_required");
+      expect(info).not.toHaveProperty("tls_verify");
+      expect(info).not.toHaveProperty("tls_available");
+      expect(info).toMatchObject({ auth_required: true });
+    });
+  });
+});
