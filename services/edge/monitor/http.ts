@@ -103,8 +103,8 @@ export class MonitorServer {
       cluster: {},
       gateway: {},
       leaf: {},
-      mqtt: {},
-      websocket: {},
+      mqtt: this.mqttVarz(),
+      websocket: this.websocketVarz(),
       jetstream: {},
       tls_timeout: 2,
       write_deadline: o.writeDeadlineMs * NS_PER_MS,
@@ -129,6 +129,40 @@ export class MonitorServer {
       http_req_stats: { ...this.requests },
       config_load_time: e.configLoadTime.toISOString(),
     };
+  }
+
+  /** nats-server's /varz "websocket" object: empty when there is no listener. */
+  private websocketVarz(): Record<string, unknown> {
+    const ws = this.edge.options.websocket;
+    if (!ws) return {};
+    const out: Record<string, unknown> = { host: ws.host, port: this.edge.websocket?.port ?? ws.port };
+    if (ws.advertise) out.advertise = ws.advertise;
+    if (ws.noAuthUser) out.no_auth_user = ws.noAuthUser;
+    if (ws.jwtCookie) out.jwt_cookie = ws.jwtCookie;
+    if (ws.handshakeTimeoutMs > 0) out.handshake_timeout = ws.handshakeTimeoutMs * NS_PER_MS;
+    if (ws.authorization?.timeoutMs) out.auth_timeout = ws.authorization.timeoutMs / 1000;
+    if (ws.noTls) out.no_tls = true;
+    if (ws.tls) out.tls_map = ws.tls.verifyAndMap;
+    if (ws.sameOrigin) out.same_origin = true;
+    if (ws.allowedOrigins.length > 0) {
+      out.allowed_origins = ws.allowedOrigins.map((o) =>
+        `${o.scheme}://${o.host.includes(":") ? `[${o.host}]` : o.host}${o.port === (o.scheme === "https" ? 443 : 80) ? "" : `:${o.port}`}`);
+    }
+    if (ws.compression) out.compression = true;
+    return out;
+  }
+
+  /** nats-server's /varz "mqtt" object: empty when there is no listener. */
+  private mqttVarz(): Record<string, unknown> {
+    const m = this.edge.options.mqtt;
+    if (!m) return {};
+    const out: Record<string, unknown> = { host: m.host, port: this.edge.mqtt?.port ?? m.port };
+    if (m.noAuthUser) out.no_auth_user = m.noAuthUser;
+    if (m.authorization?.timeoutMs) out.auth_timeout = m.authorization.timeoutMs / 1000;
+    if (m.tls) out.tls_map = m.tls.verifyAndMap;
+    out.ack_wait = m.ackWaitMs * NS_PER_MS;
+    out.max_ack_pending = m.maxAckPending;
+    return out;
   }
 
   private connz(q: URLSearchParams): Record<string, unknown> {

@@ -114,6 +114,16 @@ export class WebsocketListener {
       socket.end(`HTTP/1.1 ${refusal.status} ${http.STATUS_CODES[refusal.status]}\r\n${headers}\r\n${body}`);
       return;
     }
+    if (head.length > 0) {
+      // nats-server: data before the handshake completes ends the connection, unanswered.
+      this.logRefusal(req, "client sent data before handshake is complete");
+      socket.destroy();
+      return;
+    }
+    // The checks above accept token lists ("Upgrade: foo, websocket", "Version: 8, 13") as
+    // nats-server does; the ws library wants the bare tokens.
+    req.headers.upgrade = "websocket";
+    req.headers["sec-websocket-version"] = "13";
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       this.clearDeadline(remote(socket));
       this.attach(ws, req, socket);

@@ -22,8 +22,10 @@ export function checkUpgrade(req: IncomingMessage, cfg: WebsocketConfig, mqttEna
   const key = req.headers["sec-websocket-key"];
   if (!key) return { status: 400, reason: "key missing" };
   if (!hasToken(req.headers["sec-websocket-version"], "13")) return { status: 400, reason: "invalid version" };
+  // The Origin is looked at only when a check is configured (then "null" or an extension's
+  // origin is refused); without checks any Origin, even "null" from a file:// page, is fine.
   const origin = req.headers.origin;
-  if (origin !== undefined) {
+  if (origin !== undefined && (cfg.sameOrigin || cfg.allowedOrigins.length > 0)) {
     const refused = checkOrigin(origin, host, cfg, isSecure(req));
     if (refused) return { status: 403, reason: `origin not allowed: ${refused}` };
   }
