@@ -41,6 +41,8 @@ export class MqttSession implements Connection {
   private readonly released = new Set<number>();
   private nextPacketId = 1;
   private retryTimer: NodeJS.Timeout | undefined;
+  private lastSubject = "";
+  private lastTopic = "";
   /** After a restart the store holds deliveries memory does not: load them once. */
   restored = false;
 
@@ -74,7 +76,12 @@ export class MqttSession implements Connection {
   /** A message the router matched to one of this session's subscriptions. */
   route(subject: string, data: Buffer, hdrLen: number, granted: QoS): void {
     const qos = Math.min(granted, publishedQos(data, hdrLen)) as QoS;
-    const topic = subjectToTopic(subject);
+    // Subscribers mostly see one subject again and again: map it once.
+    if (subject !== this.lastSubject) {
+      this.lastSubject = subject;
+      this.lastTopic = subjectToTopic(subject);
+    }
+    const topic = this.lastTopic;
     if (qos === 0) {
       this.client?.sendPublish(topic, data.subarray(hdrLen), 0, false, false);
       return;
