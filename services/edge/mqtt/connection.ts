@@ -105,7 +105,9 @@ export class MqttConnection implements SessionClient {
       if (!clean) return this.refuse(BAD_CLIENT_ID, "empty client id requires a clean session"); // [MQTT-3.1.3-8]
       clientId = `mb-${this.ctx.edge.serverId.slice(0, 8)}-${this.cid}`;
     }
-    if (p.username === "") return this.refuse(BAD_USER, "empty user name");
+    // mqtt-packet decodes strings leniently: a replacement character means invalid UTF-8 [MQTT-1.5.3-1].
+    if (clientId.includes("\uFFFD")) return this.refuse(BAD_CLIENT_ID, "client id is not valid UTF-8");
+    if (p.username === "" || p.username?.includes("\uFFFD")) return this.refuse(BAD_USER, "empty or invalid user name");
     if (p.will) {
       const willSubject = topicToSubject(p.will.topic, false);
       if (willSubject === undefined) return this.protocolError(`invalid will topic "${p.will.topic}"`);
@@ -146,6 +148,7 @@ export class MqttConnection implements SessionClient {
       const { session, present } = await this.ctx.sessions.attach(this.clientId, clean, user.account, this);
       if (this.closed) return this.ctx.sessions.detach(session, this);
       this.session = session;
+      session.permissions = this.perms;
       this.connected = true;
       if (this.connectTimer) clearTimeout(this.connectTimer);
       this.send({ cmd: "connack", returnCode: ACCEPTED, sessionPresent: present });
@@ -217,11 +220,12 @@ export class MqttConnection implements SessionClient {
     const added: Array<{ filter: string; qos: QoS }> = [];
     for (const { topic: filter, qos } of p.subscriptions) {
       const subject = topicToSubject(filter, true);
-      if (subject === undefined || !this.maySubscribe(subject, qos)) {
+      const parent = filterNeedsParent(filter);
+      if (subject === undefined || !this.maySubscribe(subject, qos) ||
+          (parent !== undefined && !this.maySubscribe(parent, qos))) {
         granted.push(SUBACK_FAILURE);
         continue;
       }
-      const parent = filterNeedsParent(filter);
       session.addSubscription(filter, parent ? [subject, parent] : [subject], qos as QoS);
       granted.push(qos);
       added.push({ filter, qos: qos as QoS });
@@ -244,6 +248,7 @@ export class MqttConnection implements SessionClient {
    * permissions do not allow that subject cannot have one.
    */
   private maySubscribe(subject: string, qos: number): boolean {
+    if (subject.startsWith("$MQTT.sub.")) return false; // nats-server's internal delivery subjects
     if (!this.perms) return true;
     if (!this.perms.canSubscribe(subject)) return false;
     return qos === 0 || this.perms.canSubscribe(`$MQTT.sub.${this.cid}`);
@@ -271,7 +276,7 @@ export class MqttConnection implements SessionClient {
 
   takenOver(): void {
     this.session = undefined; // the new connection owns it now
-    this.close("Client Closed"); // nats-server: the old connection is closed, its will is sent
+    this.close("Client Closed"); // as nats-server: the old connection is closed without its will
   }
 
   // ---- lifecycle ----
@@ -281,7 +286,7 @@ export class MqttConnection implements SessionClient {
     this.outbound.flush();
     this.closed = true;
     if (this.connectTimer) clearTimeout(this.connectTimer);
-    if (this.keepAliveTimer) clearInterval(this.keepAliveTimer);
+    if (this.keepAliveTimer) clearTimeout(this.keepAliveTimer);
     this.outbound.dispose();
     this.transport.close(reason);
     if (this.will && this.session) this.publishWill(this.will);
@@ -300,12 +305,16 @@ export class MqttConnection implements SessionClient {
     if (subject !== undefined) this.routeMessage(subject, will);
   }
 
+  /** [MQTT-3.1.2-24] closes after one and a half keep-alive periods without a packet. */
   private armKeepAlive(seconds: number): void {
     if (seconds <= 0) return;
-    const limit = seconds * 1500; // [MQTT-3.1.2-24] one and a half keep-alive periods
-    this.keepAliveTimer = setInterval(() => {
-      if (Date.now() - this.lastActivityMs > limit) this.close("Stale Connection");
-    }, Math.min(limit, 1000));
+    const limit = seconds * 1500;
+    const check = () => {
+      const idle = Date.now() - this.lastActivityMs;
+      if (idle >= limit) return this.close("Stale Connection");
+      this.keepAliveTimer = setTimeout(check, limit - idle);
+    };
+    this.keepAliveTimer = setTimeout(check, limit);
   }
 
   private protocolError(why: string): void {

@@ -3,6 +3,7 @@
 // in the one sublist as ordinary subscribers; deliveries for an absent client are queued.
 // Persistent sessions write through to the MqttStore, so a restart loses nothing.
 import type { Logger } from "../../common/log.js";
+import type { PermissionChecker } from "../auth/permissions.js";
 import type { Connection, RouterLink, Subscriber } from "../../router/link.js";
 import type { MqttStore, QoS, StoredMessage } from "../../router/store/store.js";
 import { subjectToTopic } from "./topic.js";
@@ -35,6 +36,8 @@ export class MqttSession implements Connection {
   /** MQTT filter → granted QoS and its sublist entries ("a/#" needs two: a.> and a). */
   readonly subscriptions = new Map<string, { qos: QoS; subs: MqttSubscriber[] }>();
   client: SessionClient | undefined;
+  /** The permissions of the user the session belongs to (its latest connection's). */
+  permissions: PermissionChecker | undefined;
   private readonly queue: Delivery[] = [];
   private readonly inflight = new Map<number, Delivery>();
   /** Packet ids whose PUBREC came: PUBREL sent, PUBCOMP awaited (QoS 2 outbound). */
@@ -58,7 +61,9 @@ export class MqttSession implements Connection {
 
   addSubscription(filter: string, subjects: string[], qos: QoS): void {
     this.removeSubscription(filter);
-    const subs = subjects.map((s) => new MqttSubscriber(s, this, qos));
+    // [MQTT-4.7.2-1] a filter starting with a wildcard does not match topics starting with "$".
+    const wildFirst = filter.startsWith("+") || filter.startsWith("#");
+    const subs = subjects.map((s) => new MqttSubscriber(s, this, qos, wildFirst));
     for (const s of subs) this.registry.link.subscribe(this.account, s);
     this.subscriptions.set(filter, { qos, subs });
   }
@@ -74,7 +79,11 @@ export class MqttSession implements Connection {
   // ---- outbound ----
 
   /** A message the router matched to one of this session's subscriptions. */
-  route(subject: string, data: Buffer, hdrLen: number, granted: QoS): void {
+  route(subject: string, data: Buffer, hdrLen: number, granted: QoS, wildFirst: boolean): void {
+    if (wildFirst && subject.charCodeAt(0) === 36 /* $ */) return;
+    // A wildcard subscription may cover subjects the user is denied (nats-server filters them here).
+    const perms = this.permissions;
+    if (perms?.hasSubscribeDeny && perms.deniedDelivery(subject)) return;
     const qos = Math.min(granted, publishedQos(data, hdrLen)) as QoS;
     // Subscribers mostly see one subject again and again: map it once.
     if (subject !== this.lastSubject) {
@@ -107,6 +116,8 @@ export class MqttSession implements Connection {
       const id = this.packetId();
       this.inflight.set(id, d);
       d.sentAt = Date.now();
+      // Stored with its packet id, so a resend after a restart reuses it with DUP [MQTT-4.4.0-1].
+      if (d.seq) d.seq.then((seq) => this.registry.journal((s) => s.setPacketId(this.clientId, seq, id)), () => {});
       client.sendPublish(d.msg.topic, d.msg.payload, d.msg.qos, d.msg.retain, false, id);
     }
     if (this.inflight.size > 0 && !this.retryTimer) {
@@ -158,7 +169,10 @@ export class MqttSession implements Connection {
     if (this.restored || !this.persistent) return;
     this.restored = true;
     for (const q of await store.queued(this.clientId, 65_535)) {
-      this.queue.push({ msg: q, seq: Promise.resolve(q.seq), sentAt: 0 });
+      const d: Delivery = { msg: q, seq: Promise.resolve(q.seq), sentAt: 0 };
+      // Sent before the restart: in flight again under its id, resent with DUP on attach.
+      if (q.packetId !== undefined && !this.inflight.has(q.packetId)) this.inflight.set(q.packetId, d);
+      else this.queue.push(d);
     }
     for (const id of await store.released(this.clientId)) this.released.add(id);
   }
@@ -167,10 +181,8 @@ export class MqttSession implements Connection {
   detach(client: SessionClient): void {
     if (this.client !== client) return;
     this.client = undefined;
-    // Unacknowledged deliveries go back to the front of the queue, to be resent with DUP.
-    const unacked = [...this.inflight.values()].sort((a, b) => a.sentAt - b.sentAt);
-    this.inflight.clear();
-    this.queue.unshift(...unacked);
+    // Unacknowledged deliveries stay in flight under their packet ids: the next connection
+    // gets them again with DUP set [MQTT-4.4.0-1].
     if (this.retryTimer) clearInterval(this.retryTimer);
     this.retryTimer = undefined;
   }
@@ -201,10 +213,12 @@ export class MqttSession implements Connection {
 /** One sublist entry of an MQTT subscription. */
 export class MqttSubscriber implements Subscriber {
   readonly queue = undefined;
-  constructor(readonly subject: string, readonly conn: MqttSession, readonly qos: QoS) {}
+  constructor(readonly subject: string, readonly conn: MqttSession, readonly qos: QoS,
+              /** The MQTT filter starts with + or #. */
+              private readonly wildFirst: boolean) {}
 
   deliver(subject: string, _reply: string | undefined, data: Buffer, hdrLen: number): void {
-    this.conn.route(subject, data, hdrLen, this.qos);
+    this.conn.route(subject, data, hdrLen, this.qos, this.wildFirst);
   }
 }
 

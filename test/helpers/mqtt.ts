@@ -1,0 +1,541 @@
+// MQTT test clients and servers:
+// - `mqttTargets` starts meshbroker or the reference nats-server 2.9.10 (JetStream in a temp dir,
+//   fixed free ports) with the same `mqtt {}` block, for differential CONNACK / SUBACK checks;
+// - `RawMqtt` is an mqtt-packet client on a plain socket for exact packets (no automatic
+//   PUBACK, DUP re-sends, silent keep-alive, MQTT 5 CONNECT bytes);
+// - `connectMqtt` / `connack` / `nextMessage` wrap MQTT.js (protocolVersion 4, no reconnect);
+// - `mosquitto` spawns Debian's mosquitto_pub / mosquitto_sub and kills them on cleanup;
+// - `Cleanups` runs registered teardowns in reverse order (call `run()` from afterEach).
+// Everything is event-driven; the only timed waits are `RawMqtt.none` and `noMessage`, which
+// prove that something does NOT happen and are bounded by the caller (≤ 300 ms).
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp, rm } from "node:fs/promises";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import mqttPacket, { type Packet } from "mqtt-packet";
+import { startBroker, type TestBroker, type Topology } from "./broker.js";
+import { startNatsServer, type RealNatsServer } from "./nats-server.js";
+import { freePort } from "./process.js";
+
+// ---- cleanup ----
+
+export class Cleanups {
+  private readonly stack: (() => Promise<unknown> | unknown)[] = [];
+  add<T extends () => Promise<unknown> | unknown>(fn: T): void {
+    this.stack.push(fn);
+  }
+  async run(): Promise<void> {
+    for (const fn of this.stack.splice(0).reverse()) {
+      try {
+        await fn();
+      } catch {
+        // teardown of something already gone
+      }
+    }
+  }
+}
+
+/** A temp dir removed on cleanup. */
+export async function tempDir(c: Cleanups, prefix = "meshbroker-mqtt-"): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+  c.add(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+// ---- servers ----
+
+export interface MqttServerOptions {
+  /** Lines inside `mqtt {}` besides port/host (e.g. `ack_wait: "500ms"`). */
+  mqtt?: string;
+  /** Top-level config lines (authorization, accounts, operator...). */
+  config?: string;
+  /** Add `websocket { no_tls: true }` (MQTT over ws://…/mqtt). */
+  websocket?: boolean;
+  /** meshbroker only: the monitoring listener. */
+  monitoring?: boolean;
+}
+
+export interface MqttServer {
+  kind: "meshbroker" | "nats-server";
+  mqttPort: number;
+  natsPort: number;
+  wsPort: number | undefined;
+  httpPort: number | undefined;
+  /** meshbroker only. */
+  broker?: TestBroker;
+  /** nats-server only. */
+  real?: RealNatsServer;
+  stop(): Promise<void>;
+}
+
+export interface MqttTarget {
+  name: string;
+  kind: "meshbroker" | "nats-server";
+  start(opts?: MqttServerOptions): Promise<MqttServer>;
+}
+
+/** meshbroker in a topology, started with `server_name` and the MQTT (and optional WS) block. */
+export async function startMqttBroker(topology: Topology, opts: MqttServerOptions = {}): Promise<MqttServer> {
+  // The top-level port first: the helpers look for a `port:` line to decide whether to add one,
+  // and the one in the mqtt block must not count.
+  const text = [
+    "port: -1",
+    "host: 127.0.0.1",
+    "server_name: mb_mqtt",
+    opts.config ?? "",
+    `mqtt {\n  host: 127.0.0.1\n  port: -1\n  ${opts.mqtt ?? ""}\n}`,
+    opts.websocket ? "websocket {\n  host: 127.0.0.1\n  port: -1\n  no_tls: true\n}" : "",
+  ].join("\n");
+  const broker = await startBroker({ topology, config: text, monitoring: opts.monitoring });
+  return {
+    kind: "meshbroker",
+    mqttPort: broker.mqttPort!,
+    natsPort: broker.natsPort,
+    wsPort: broker.wsPort,
+    httpPort: broker.httpPort,
+    broker,
+    stop: () => broker.stop(),
+  };
+}
+
+/** nats-server 2.9.10 with JetStream (MQTT needs it) in a temp dir and fixed free ports. */
+export async function startMqttNatsServer(opts: MqttServerOptions = {}): Promise<MqttServer> {
+  const jsDir = await mkdtemp(path.join(os.tmpdir(), "meshbroker-js-"));
+  const mqttPort = await freePort();
+  const wsPort = opts.websocket ? await freePort() : undefined;
+  const text = [
+    "port: -1",
+    "host: 127.0.0.1",
+    "server_name: ns_mqtt",
+    `jetstream {\n  store_dir: "${jsDir}"\n}`,
+    opts.config ?? "",
+    `mqtt {\n  host: 127.0.0.1\n  port: ${mqttPort}\n  ${opts.mqtt ?? ""}\n}`,
+    wsPort ? `websocket {\n  host: 127.0.0.1\n  port: ${wsPort}\n  no_tls: true\n}` : "",
+  ].join("\n");
+  let real: RealNatsServer;
+  try {
+    real = await startNatsServer(text);
+    await real.waitForLog(/Listening for MQTT clients on/);
+  } catch (err) {
+    await rm(jsDir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    kind: "nats-server",
+    mqttPort,
+    natsPort: real.port,
+    wsPort,
+    httpPort: undefined,
+    real,
+    async stop() {
+      await real.stop();
+      await rm(jsDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Each topology of meshbroker, then the reference nats-server. */
+export function mqttTargets(topologies: Topology[]): MqttTarget[] {
+  return [
+    ...topologies.map((t): MqttTarget => ({ name: `meshbroker (${t})`, kind: "meshbroker", start: (o) => startMqttBroker(t, o) })),
+    { name: "nats-server 2.9.10", kind: "nats-server", start: (o) => startMqttNatsServer(o) },
+  ];
+}
+
+// ---- raw mqtt-packet client ----
+
+type Cmd = Packet["cmd"];
+
+/** mqtt-packet on a TCP socket: every packet received is kept in order and taken with `next`. */
+export class RawMqtt {
+  readonly packets: Packet[] = [];
+  private readonly taken = new Set<Packet>();
+  private readonly waiters = new Set<() => void>();
+  private isClosed = false;
+  readonly closed: Promise<void>;
+  /** When the socket closed (Date.now()), for timing checks. */
+  closedAt = 0;
+  parseError: Error | undefined;
+
+  private constructor(readonly socket: net.Socket) {
+    const parser = mqttPacket.parser({ protocolVersion: 4 });
+    parser.on("packet", (p: Packet) => {
+      this.packets.push(p);
+      this.wake();
+    });
+    parser.on("error", (err: Error) => {
+      this.parseError = err;
+      this.wake();
+    });
+    socket.on("data", (b: Buffer) => parser.parse(b));
+    socket.on("error", () => {});
+    this.closed = new Promise((resolve) => {
+      socket.once("close", () => {
+        this.isClosed = true;
+        this.closedAt = Date.now();
+        resolve();
+        this.wake();
+      });
+    });
+  }
+
+  static async connect(port: number, host = "127.0.0.1"): Promise<RawMqtt> {
+    const socket = net.connect({ port, host, noDelay: true });
+    await once(socket, "connect");
+    return new RawMqtt(socket);
+  }
+
+  /** CONNECT (MQTT 3.1.1 unless `protocolVersion` says otherwise), then the CONNACK. */
+  static async open(port: number, connect: Partial<mqttPacket.IConnectPacket> = {}): Promise<{ c: RawMqtt; connack: mqttPacket.IConnackPacket }> {
+    const c = await RawMqtt.connect(port);
+    c.send({ cmd: "connect", protocolId: "MQTT", protocolVersion: 4, clean: true, clientId: "", keepalive: 0, ...connect } as Packet);
+    const connack = (await c.next("connack")) as mqttPacket.IConnackPacket;
+    return { c, connack };
+  }
+
+  get closedNow(): boolean {
+    return this.isClosed;
+  }
+
+  send(packet: Packet, protocolVersion = 4): void {
+    if (!this.socket.writable) return;
+    this.socket.write(mqttPacket.generate(packet, { protocolVersion }));
+  }
+
+  /** Bytes as they are (packets mqtt-packet refuses to generate). */
+  sendRaw(bytes: Buffer): void {
+    if (this.socket.writable) this.socket.write(bytes);
+  }
+
+  /** The first packet (of `cmd`, if given) not taken yet; rejects on timeout or close. */
+  next<C extends Cmd>(cmd?: C, timeoutMs = 3_000): Promise<Extract<Packet, { cmd: C }>> {
+    type P = Extract<Packet, { cmd: C }>;
+    const find = () => this.packets.find((p) => !this.taken.has(p) && (cmd === undefined || p.cmd === cmd));
+    return new Promise<P>((resolve, reject) => {
+      const check = () => {
+        const p = find();
+        if (p) {
+          this.taken.add(p);
+          done();
+          resolve(p as P);
+        } else if (this.isClosed || this.parseError) {
+          done();
+          reject(new Error(`connection ${this.isClosed ? "closed" : `unparsable (${this.parseError?.message})`} waiting for ${cmd ?? "a packet"}; got ${this.describe()}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`no ${cmd ?? "packet"} within ${timeoutMs}ms; got ${this.describe()}`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+      };
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  /**
+   * Resolves if no packet of `cmd` (besides those already taken) has arrived after `ms`; rejects
+   * with it otherwise. It takes nothing, so a later `next` still sees it.
+   */
+  async none(cmd: Cmd, ms: number): Promise<void> {
+    await new Promise((r) => setTimeout(r, ms));
+    const p = this.packets.find((x) => !this.taken.has(x) && x.cmd === cmd);
+    if (p) throw new Error(`unexpected ${cmd}: ${JSON.stringify(summary(p))}`);
+  }
+
+  /** Resolves when the server closes the connection, rejects after `timeoutMs`. */
+  closedWithin(timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      this.closed.then(() => clearTimeout(timer)),
+      new Promise<void>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`connection still open after ${timeoutMs}ms; got ${this.describe()}`)), timeoutMs);
+      }),
+    ]);
+  }
+
+  async close(): Promise<void> {
+    if (!this.isClosed) {
+      this.socket.destroy();
+      await this.closed;
+    }
+  }
+
+  describe(): string {
+    return JSON.stringify(this.packets.map(summary));
+  }
+
+  private wake(): void {
+    for (const w of [...this.waiters]) w();
+  }
+}
+
+/** The MQTT "remaining length" varint. */
+function remainingLength(n: number): Buffer {
+  const out: number[] = [];
+  do {
+    let b = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) b |= 0x80;
+    out.push(b);
+  } while (n > 0);
+  return Buffer.from(out);
+}
+
+function mqttString(s: string | Buffer): Buffer {
+  const b = typeof s === "string" ? Buffer.from(s, "utf8") : s;
+  const len = Buffer.alloc(2);
+  len.writeUInt16BE(b.length);
+  return Buffer.concat([len, b]);
+}
+
+/**
+ * A CONNECT packet byte by byte, for what mqtt-packet will not generate (an empty client id
+ * without a clean session).
+ */
+export function connectBytes(o: {
+  clientId: string; clean?: boolean; keepalive?: number; protocolName?: string; level?: number;
+  username?: string; password?: string | Buffer;
+}): Buffer {
+  let flags = o.clean === false ? 0 : 0x02;
+  if (o.username !== undefined) flags |= 0x80;
+  if (o.password !== undefined) flags |= 0x40;
+  const keep = Buffer.alloc(2);
+  keep.writeUInt16BE(o.keepalive ?? 0);
+  const body = Buffer.concat([
+    mqttString(o.protocolName ?? "MQTT"), Buffer.from([o.level ?? 4, flags]), keep, mqttString(o.clientId),
+    ...(o.username !== undefined ? [mqttString(o.username)] : []),
+    ...(o.password !== undefined ? [mqttString(o.password)] : []),
+  ]);
+  return Buffer.concat([Buffer.from([0x10]), remainingLength(body.length), body]);
+}
+
+/** A packet without its raw buffers, for messages. */
+function summary(p: Packet): Record<string, unknown> {
+  const o: Record<string, unknown> = { ...p };
+  delete o.length;
+  if ("payload" in p && p.payload != null && typeof p.payload !== "string") o.payload = Buffer.from(p.payload).toString("utf8");
+  return o;
+}
+
+// ---- MQTT.js ----
+
+/** MQTT.js options every test uses: 3.1.1, no reconnects, short connect timeout. */
+export function clientOptions(opts: IClientOptions = {}): IClientOptions {
+  return { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5_000, keepalive: 30, ...opts };
+}
+
+/** Resolves with a connected MQTT.js client (ended on cleanup), rejects with the CONNACK error. */
+export async function connectMqtt(c: Cleanups, url: string, opts: IClientOptions = {}): Promise<MqttClient> {
+  const client = mqtt.connect(url, clientOptions(opts));
+  c.add(() => client.endAsync(true));
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => { off(); reject(err); };
+    const onClose = () => { off(); reject(new Error("closed before CONNACK")); };
+    const onConnect = () => { off(); resolve(); };
+    const off = () => {
+      client.off("connect", onConnect);
+      client.off("error", onError);
+      client.off("close", onClose);
+    };
+    client.on("connect", onConnect);
+    client.on("error", onError);
+    client.on("close", onClose);
+  });
+  return client;
+}
+
+/** The CONNACK an MQTT.js client gets: its return code and sessionPresent. */
+export async function connack(c: Cleanups, url: string, opts: IClientOptions = {}): Promise<{ returnCode: number; sessionPresent: boolean }> {
+  const client = mqtt.connect(url, clientOptions(opts));
+  c.add(() => client.endAsync(true));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("no CONNACK")), 5_000);
+    client.once("packetreceive", (p: Packet) => {
+      if (p.cmd !== "connack") return;
+      clearTimeout(timer);
+      resolve({ returnCode: p.returnCode ?? (p as { reasonCode?: number }).reasonCode ?? -1, sessionPresent: !!p.sessionPresent });
+    });
+    client.on("error", () => {});
+    client.once("close", () => setImmediate(() => { clearTimeout(timer); reject(new Error("closed without CONNACK")); }));
+  });
+}
+
+export interface Received {
+  topic: string;
+  payload: string;
+  packet: mqttPacket.IPublishPacket;
+}
+
+export interface Inbox {
+  /** Every message received, in order. */
+  all: Received[];
+  /** Messages received but not taken with `next` yet. */
+  pending(): Received[];
+  /** The next message not taken yet (in arrival order); rejects after `timeoutMs`. */
+  next(timeoutMs?: number): Promise<Received>;
+}
+
+/** Collects every message an MQTT.js client receives; `next` takes them in order. */
+export function collect(client: MqttClient): Inbox {
+  const all: Received[] = [];
+  let taken = 0;
+  const waiters = new Set<() => void>();
+  client.on("message", (topic, payload, packet) => {
+    all.push({ topic, payload: payload.toString("utf8"), packet });
+    for (const w of [...waiters]) w();
+  });
+  return {
+    all,
+    pending: () => all.slice(taken),
+    next(timeoutMs = 3_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (taken < all.length) {
+            done();
+            resolve(all[taken++]);
+          }
+        };
+        const timer = setTimeout(() => { done(); reject(new Error(`no message within ${timeoutMs}ms (received ${all.length})`)); }, timeoutMs);
+        const done = () => { clearTimeout(timer); waiters.delete(check); };
+        waiters.add(check);
+        check();
+      });
+    },
+  };
+}
+
+/**
+ * Proves that nothing beyond the messages the test has taken with `next` arrives: waits `ms`
+ * (≤ 300), then fails if any message is pending (including one that came before the call).
+ */
+export async function noMessage(inbox: Inbox, ms = 250): Promise<void> {
+  await new Promise((r) => setTimeout(r, ms));
+  const extra = inbox.pending();
+  if (extra.length > 0) {
+    throw new Error(`unexpected message(s): ${JSON.stringify(extra.map((m) => [m.topic, m.payload]))}`);
+  }
+}
+
+/**
+ * The SUBACK return codes an MQTT.js client gets for `subs` (MQTT.js turns a 0x80 into an error,
+ * so the packet itself is read).
+ */
+export function suback(client: MqttClient, subs: Record<string, { qos: 0 | 1 | 2 }>, timeoutMs = 3_000): Promise<number[]> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { client.off("packetreceive", onPacket); reject(new Error("no SUBACK")); }, timeoutMs);
+    const onPacket = (p: Packet) => {
+      if (p.cmd !== "suback") return;
+      clearTimeout(timer);
+      client.off("packetreceive", onPacket);
+      // 3.1.1 SUBACKs carry plain return codes.
+      resolve(p.granted.map((g) => (typeof g === "number" ? g : (g as { qos: number }).qos)));
+    };
+    client.on("packetreceive", onPacket);
+    client.subscribe(subs, () => {});
+  });
+}
+
+/** Resolves when the MQTT.js client's connection closes. */
+export function closeOf(client: MqttClient, timeoutMs = 3_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (!client.connected && client.disconnected) return resolve();
+    const timer = setTimeout(() => reject(new Error(`client still connected after ${timeoutMs}ms`)), timeoutMs);
+    client.once("close", () => { clearTimeout(timer); resolve(); });
+  });
+}
+
+// ---- mosquitto_pub / mosquitto_sub ----
+
+export const MOSQUITTO_PUB = process.env.MOSQUITTO_PUB ?? "/usr/bin/mosquitto_pub";
+export const MOSQUITTO_SUB = process.env.MOSQUITTO_SUB ?? "/usr/bin/mosquitto_sub";
+
+export interface Spawned {
+  child: ChildProcess;
+  output(): string;
+  /** Resolves with the first output line matching `re`; rejects on timeout or exit first. */
+  waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  exitWithin(timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  kill(): Promise<void>;
+}
+
+const spawned = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const p of spawned) p.kill("SIGKILL");
+});
+
+/** Line-buffers a child's stdio on a pipe (mosquitto_sub's -d lines would wait for its exit). */
+export const STDBUF = "/usr/bin/stdbuf";
+
+/**
+ * Spawns a mosquitto client (killed on cleanup) with line-buffered output (stdbuf execs it, so
+ * the pid is the client's); stdout and stderr collected as text.
+ */
+export function mosquitto(c: Cleanups, bin: string, args: string[]): Spawned {
+  const child = spawn(STDBUF, ["-oL", "-eL", bin, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  spawned.add(child);
+  let out = "";
+  let done = false;
+  const waiters = new Set<() => void>();
+  const wake = () => { for (const w of [...waiters]) w(); };
+  child.stdout!.on("data", (b: Buffer) => { out += b.toString("utf8"); wake(); });
+  child.stderr!.on("data", (b: Buffer) => { out += b.toString("utf8"); wake(); });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once("close", (code, signal) => {
+      done = true;
+      spawned.delete(child);
+      resolve({ code, signal });
+      wake();
+    });
+  });
+  const kill = async () => {
+    if (!done) {
+      child.kill("SIGKILL");
+      await exited;
+    }
+  };
+  c.add(kill);
+  return {
+    child,
+    output: () => out,
+    exited,
+    waitFor(re, timeoutMs = 5_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          for (const line of out.split("\n")) {
+            const m = line.match(re);
+            if (m) {
+              finish();
+              return resolve(m);
+            }
+          }
+          if (done) {
+            finish();
+            reject(new Error(`${path.basename(bin)} exited before printing ${re}; output:\n${out}`));
+          }
+        };
+        const timer = setTimeout(() => { finish(); reject(new Error(`${path.basename(bin)}: no ${re} within ${timeoutMs}ms; output:\n${out}`)); }, timeoutMs);
+        const finish = () => { clearTimeout(timer); waiters.delete(check); };
+        waiters.add(check);
+        check();
+      });
+    },
+    exitWithin(timeoutMs = 5_000) {
+      let timer: NodeJS.Timeout | undefined;
+      return Promise.race([
+        exited.then((e) => { clearTimeout(timer); return e; }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`${path.basename(bin)} still running after ${timeoutMs}ms; output:\n${out}`)), timeoutMs);
+        }),
+      ]);
+    },
+    kill,
+  };
+}

@@ -1,0 +1,254 @@
+// MQTT sessions with MQTT.js and the raw mqtt-packet client: a persistent session (clean = false)
+// keeps its subscriptions and queues QoS 1 messages while the client is away, and CONNACK says
+// sessionPresent when it returns; a clean session neither finds nor leaves anything; a second
+// connection with the same client id takes the session over and the first is closed. Compared
+// with nats-server 2.9.10 where it has the feature. meshbroker only: unacknowledged QoS 1/2
+// state resent on reconnect [MQTT-4.4.0-1], exactly-once across a reconnect, and the LevelDB
+// store (`mqtt { store_dir }`) keeping sessions, queues and retained messages across a restart.
+import { afterEach, describe, expect, it } from "vitest";
+import { topologies } from "../helpers/broker.js";
+import {
+  Cleanups, closeOf, collect, connack, connectMqtt, mqttTargets, noMessage, RawMqtt, startMqttBroker, tempDir,
+  type MqttServer, type MqttServerOptions, type MqttTarget,
+} from "../helpers/mqtt.js";
+
+const c = new Cleanups();
+afterEach(() => c.run());
+
+async function start(target: MqttTarget, opts: MqttServerOptions = {}): Promise<MqttServer> {
+  const s = await target.start(opts);
+  c.add(() => s.stop());
+  return s;
+}
+
+const url = (s: MqttServer) => `mqtt://127.0.0.1:${s.mqttPort}`;
+const text = (b: Buffer | Uint8Array | string) => (typeof b === "string" ? b : Buffer.from(b).toString("utf8"));
+
+async function rawClient(s: MqttServer, clientId: string, clean: boolean): Promise<{ r: RawMqtt; sessionPresent: boolean }> {
+  const { c: r, connack: ack } = await RawMqtt.open(s.mqttPort, { clientId, clean });
+  c.add(() => r.close());
+  expect(ack.returnCode).toBe(0);
+  return { r, sessionPresent: !!ack.sessionPresent };
+}
+
+describe.each(mqttTargets(topologies))("sessions on $name", (target) => {
+  it("clean=false: subscriptions kept and QoS 1 messages queued while away; sessionPresent on return", async () => {
+    const s = await start(target);
+    const first = await connectMqtt(c, url(s), { clientId: "persist-1", clean: false });
+    expect(first.connected).toBe(true);
+    await first.subscribeAsync("ps/#", { qos: 1 });
+    await first.endAsync();
+    const pub = await connectMqtt(c, url(s), { clientId: "persist-1-pub" });
+    await pub.publishAsync("ps/a", "while-away-1", { qos: 1 });
+    await pub.publishAsync("ps/b", "while-away-2", { qos: 1 });
+    // Back, without subscribing again.
+    const { r, sessionPresent } = await rawClient(s, "persist-1", false);
+    expect(sessionPresent).toBe(true);
+    const m1 = await r.next("publish");
+    const m2 = await r.next("publish");
+    expect([[m1.topic, text(m1.payload), m1.qos], [m2.topic, text(m2.payload), m2.qos]]).toEqual([
+      ["ps/a", "while-away-1", 1],
+      ["ps/b", "while-away-2", 1],
+    ]);
+    r.send({ cmd: "puback", messageId: m1.messageId });
+    r.send({ cmd: "puback", messageId: m2.messageId });
+    // The subscription is live again too.
+    await pub.publishAsync("ps/c", "live", { qos: 1 });
+    expect(text((await r.next("publish")).payload)).toBe("live");
+  });
+
+  it("clean=true: sessionPresent=false, nothing queued for it, and the old persistent session is gone", async () => {
+    const s = await start(target);
+    const first = await connectMqtt(c, url(s), { clientId: "cleaner", clean: false });
+    await first.subscribeAsync("cl/#", { qos: 1 });
+    await first.endAsync();
+    const pub = await connectMqtt(c, url(s), { clientId: "cleaner-pub" });
+    await pub.publishAsync("cl/x", "queued-for-old-session", { qos: 1 });
+    const clean = await connectMqtt(c, url(s), { clientId: "cleaner", clean: true });
+    const inbox = collect(clean);
+    expect(clean.connected).toBe(true);
+    await noMessage(inbox, 250);
+    await clean.endAsync();
+    // The clean session ended the persistent one: no session to find any more.
+    expect(await connack(c, url(s), { clientId: "cleaner", clean: false })).toEqual({ returnCode: 0, sessionPresent: false });
+  });
+
+  it("clean=true reports sessionPresent=false even on the client's first persistent-less connect", async () => {
+    const s = await start(target);
+    expect(await connack(c, url(s), { clientId: "fresh", clean: true })).toEqual({ returnCode: 0, sessionPresent: false });
+    expect(await connack(c, url(s), { clientId: "fresh2", clean: false })).toEqual({ returnCode: 0, sessionPresent: false });
+  });
+
+  it("a second connection with the same client id takes the session over; the first is closed", async () => {
+    const s = await start(target);
+    const first = await connectMqtt(c, url(s), { clientId: "twin", clean: false });
+    const firstClosed = closeOf(first, 3_000);
+    await first.subscribeAsync("tw/x", { qos: 1 });
+    const { r: second, sessionPresent } = await rawClient(s, "twin", false);
+    expect(sessionPresent).toBe(true);
+    await firstClosed;
+    // The session's subscription now delivers to the second connection.
+    const pub = await connectMqtt(c, url(s), { clientId: "twin-pub" });
+    await pub.publishAsync("tw/x", "to-second", { qos: 1 });
+    expect(text((await second.next("publish")).payload)).toBe("to-second");
+  });
+
+  it("the will of a taken-over connection is not published (nats-server 2.9 behaviour)", async () => {
+    const s = await start(target);
+    const watcher = await connectMqtt(c, url(s), { clientId: "tw-watch" });
+    const inbox = collect(watcher);
+    await watcher.subscribeAsync("tw/will", { qos: 1 });
+    const first = await connectMqtt(c, url(s), {
+      clientId: "twin-will", will: { topic: "tw/will", payload: Buffer.from("evicted"), qos: 1, retain: false },
+    });
+    const firstClosed = closeOf(first, 3_000);
+    await rawClient(s, "twin-will", true);
+    await firstClosed;
+    await noMessage(inbox, 300);
+  });
+});
+
+describe.each(topologies)("session state on meshbroker (%s)", (topology) => {
+  async function broker(opts: MqttServerOptions = {}): Promise<MqttServer> {
+    const s = await startMqttBroker(topology, opts);
+    c.add(() => s.stop());
+    return s;
+  }
+
+  it("an unacknowledged QoS 1 PUBLISH is resent with DUP and its packet id on reconnect [MQTT-4.4.0-1]", async () => {
+    const s = await broker();
+    const { r } = await rawClient(s, "resend-1", false);
+    r.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "rs/x", qos: 1 }] });
+    await r.next("suback");
+    const pub = await connectMqtt(c, url(s), { clientId: "resend-1-pub" });
+    await pub.publishAsync("rs/x", "unacked", { qos: 1 });
+    const p = await r.next("publish");
+    expect(p.dup).toBe(false);
+    await r.close();
+    const { r: back, sessionPresent } = await rawClient(s, "resend-1", false);
+    expect(sessionPresent).toBe(true);
+    const again = await back.next("publish");
+    expect([text(again.payload), again.messageId, again.dup, again.qos]).toEqual(["unacked", p.messageId, true, 1]);
+    back.send({ cmd: "puback", messageId: again.messageId });
+    await back.none("publish", 200);
+  });
+
+  it("QoS 2 outbound: after PUBREC the PUBREL is resent on reconnect, not the PUBLISH", async () => {
+    const s = await broker();
+    const { r } = await rawClient(s, "resend-2", false);
+    r.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "rs/two", qos: 2 }] });
+    await r.next("suback");
+    const pub = await connectMqtt(c, url(s), { clientId: "resend-2-pub" });
+    await pub.publishAsync("rs/two", "two", { qos: 2 });
+    const p = await r.next("publish");
+    r.send({ cmd: "pubrec", messageId: p.messageId });
+    expect((await r.next("pubrel")).messageId).toBe(p.messageId);
+    await r.close();
+    const { r: back } = await rawClient(s, "resend-2", false);
+    expect((await back.next("pubrel")).messageId).toBe(p.messageId);
+    back.send({ cmd: "pubcomp", messageId: p.messageId });
+    await back.none("publish", 200);
+  });
+
+  it("QoS 2 inbound: a PUBLISH re-sent (DUP) after a reconnect, before PUBREL, is delivered once", async () => {
+    const s = await broker();
+    const sub = await connectMqtt(c, url(s), { clientId: "eo-rc-sub" });
+    const inbox = collect(sub);
+    await sub.subscribeAsync("eo/rc", { qos: 2 });
+    const publish = { cmd: "publish" as const, topic: "eo/rc", payload: Buffer.from("once"), qos: 2 as const, messageId: 31, retain: false, dup: false };
+    const { r } = await rawClient(s, "eo-rc-pub", false);
+    r.send(publish);
+    await r.next("pubrec");
+    await r.close();
+    const { r: back } = await rawClient(s, "eo-rc-pub", false);
+    back.send({ ...publish, dup: true });
+    expect((await back.next("pubrec")).messageId).toBe(31);
+    back.send({ cmd: "pubrel", messageId: 31 });
+    expect((await back.next("pubcomp")).messageId).toBe(31);
+    expect((await inbox.next()).payload).toBe("once");
+    await noMessage(inbox, 250);
+  });
+});
+
+describe.each(topologies)("persistence across a restart on meshbroker (%s)", (topology) => {
+  it("store_dir: the session, its queued QoS 1 message and a retained message survive the restart", async () => {
+    const dir = await tempDir(c);
+    const mqtt = `store_dir: "${dir}"`;
+    const a = await startMqttBroker(topology, { mqtt });
+    let aStopped = false;
+    c.add(() => (aStopped ? undefined : a.stop()));
+
+    const away = await connectMqtt(c, url(a), { clientId: "survivor", clean: false });
+    await away.subscribeAsync("st/q", { qos: 1 });
+    await away.endAsync();
+    const pub = await connectMqtt(c, url(a), { clientId: "st-pub" });
+    await pub.publishAsync("st/q", "queued-before-restart", { qos: 1 });
+    await pub.publishAsync("st/r", "retained-before-restart", { qos: 1, retain: true });
+    await pub.endAsync();
+    await a.stop();
+    aStopped = true;
+
+    const b = await startMqttBroker(topology, { mqtt });
+    c.add(() => b.stop());
+    const { r, sessionPresent } = await rawClient(b, "survivor", false);
+    expect(sessionPresent).toBe(true);
+    const m = await r.next("publish");
+    expect([m.topic, text(m.payload), m.qos]).toEqual(["st/q", "queued-before-restart", 1]);
+    r.send({ cmd: "puback", messageId: m.messageId });
+    // The restored subscription is live.
+    const pub2 = await connectMqtt(c, url(b), { clientId: "st-pub2" });
+    await pub2.publishAsync("st/q", "after-restart", { qos: 1 });
+    expect(text((await r.next("publish")).payload)).toBe("after-restart");
+
+    const newcomer = await connectMqtt(c, url(b), { clientId: "st-new" });
+    const inbox = collect(newcomer);
+    await newcomer.subscribeAsync("st/r", { qos: 1 });
+    const kept = await inbox.next();
+    expect([kept.topic, kept.payload, kept.packet.retain, kept.packet.qos]).toEqual(["st/r", "retained-before-restart", true, 1]);
+  });
+
+  it("store_dir: a delivered but unacknowledged QoS 1 message is resent after the restart, with DUP and its packet id", async () => {
+    const dir = await tempDir(c);
+    const mqtt = `store_dir: "${dir}"`;
+    const a = await startMqttBroker(topology, { mqtt });
+    let aStopped = false;
+    c.add(() => (aStopped ? undefined : a.stop()));
+    const { r } = await rawClient(a, "inflight", false);
+    r.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "st/in", qos: 1 }] });
+    await r.next("suback");
+    const pub = await connectMqtt(c, url(a), { clientId: "st-in-pub" });
+    await pub.publishAsync("st/in", "in-flight", { qos: 1 });
+    const first = await r.next("publish");
+    expect(text(first.payload)).toBe("in-flight");
+    await pub.endAsync();
+    await r.close();
+    await a.stop();
+    aStopped = true;
+
+    const b = await startMqttBroker(topology, { mqtt });
+    c.add(() => b.stop());
+    const { r: back, sessionPresent } = await rawClient(b, "inflight", false);
+    expect(sessionPresent).toBe(true);
+    const again = await back.next("publish");
+    // [MQTT-4.4.0-1] the original packet id, and DUP since it was sent before.
+    expect([text(again.payload), again.qos, again.messageId, again.dup]).toEqual(["in-flight", 1, first.messageId, true]);
+    back.send({ cmd: "puback", messageId: again.messageId });
+    await back.none("publish", 200);
+  });
+
+  it("store_dir: a clean session leaves nothing behind for the next run", async () => {
+    const dir = await tempDir(c);
+    const mqtt = `store_dir: "${dir}"`;
+    const a = await startMqttBroker(topology, { mqtt });
+    let aStopped = false;
+    c.add(() => (aStopped ? undefined : a.stop()));
+    const cl = await connectMqtt(c, url(a), { clientId: "ephemeral", clean: true });
+    await cl.subscribeAsync("st/e", { qos: 1 });
+    await cl.endAsync();
+    await a.stop();
+    aStopped = true;
+    const b = await startMqttBroker(topology, { mqtt });
+    c.add(() => b.stop());
+    expect(await connack(c, url(b), { clientId: "ephemeral", clean: false })).toEqual({ returnCode: 0, sessionPresent: false });
+  });
+});
