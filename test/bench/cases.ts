@@ -1,14 +1,23 @@
 // The benchmark cases. Each names its payload size; each row of the report is one metric.
 import { holdIdle, runLoadgen } from "./loadgen.js";
 import { HOST, rssKB, type RunningServer } from "./servers.js";
+import type { Listener, ServerKind } from "./slots.js";
 
 export type Better = "higher" | "lower";
+
+/** A goal for meshbroker: its figure divided by `vs`'s is at least (higher is better) or at
+ * most (lower is better) `ratio`. */
+export interface Target {
+  readonly vs: ServerKind;
+  readonly ratio: number;
+}
 
 export interface Metric {
   /** Row name in the report, payload size included. */
   readonly name: string;
   readonly better: Better;
   format(v: number): string;
+  readonly targets?: readonly Target[];
 }
 
 export interface RoundResult {
@@ -28,6 +37,10 @@ export interface CaseContext {
 export interface BenchCase {
   readonly id: string;
   readonly aliases: readonly string[];
+  /** What the load generator connects to; decides each server's command and config (slots.ts). */
+  readonly listener: Listener;
+  /** Columns, meshbroker first; each ratio is meshbroker's figure over the other's. */
+  readonly servers: readonly ServerKind[];
   readonly metrics: readonly Metric[];
   /** What a value means, for the report. */
   readonly measure: string;
@@ -46,39 +59,154 @@ export function formatRate(v: number): string {
 
 const formatMicros = (v: number): string => `${v.toFixed(1)} µs`;
 
+const REQUESTS = 5000;
+const WARMUP = 500;
+const IDLE_CONNS = 1000;
+
 function scaled(count: number, scale: number): string {
   return String(Math.max(1, Math.round(count * scale)));
 }
 
-function base(server: RunningServer): string[] {
-  return ["--host", HOST, "--port", String(server.port), "--size", String(PAYLOAD)];
+function base(port: number): string[] {
+  return ["--host", HOST, "--port", String(port), "--size", String(PAYLOAD)];
 }
 
-function pubsubCase(id: string, aliases: string[], name: string, subs: number, queue: boolean, count: number): BenchCase {
+const NATS_PAIR: readonly ServerKind[] = ["meshbroker", "nats-server"];
+const MQTT_TRIO: readonly ServerKind[] = ["meshbroker", "nats-server", "mosquitto"];
+
+function listenerPort(server: RunningServer, listener: Listener): number {
+  const port = listener === "nats" ? server.port : listener === "mqtt" ? server.mqttPort : server.wsPort;
+  if (!port) throw new Error(`${server.label} has no ${listener} port`);
+  return port;
+}
+
+/** loadgen CPU as a share of one core over the run: far below 100% means it was not the limit. */
+function loadgenCpu(r: Record<string, unknown>): string {
+  return `loadgen CPU ${((100 * (r.cpu_s as number)) / (r.elapsed_s as number)).toFixed(0)}%`;
+}
+
+function pubsubCase(
+  id: string,
+  aliases: string[],
+  name: string,
+  subs: number,
+  queue: boolean,
+  count: number,
+  listener: Listener = "nats",
+  targets?: readonly Target[],
+): BenchCase {
+  const transport = listener === "nats" ? [] : ["--transport", listener];
   return {
     id,
     aliases,
-    metrics: [{ name, better: "higher", format: formatRate }],
+    listener,
+    servers: NATS_PAIR,
+    metrics: [{ name, better: "higher", format: formatRate, targets }],
     measure:
       `${count} published; messages received per second, summed over ${subs} subscriber(s), ` +
-      "from the first publish to the last receive",
+      "from the first publish to the last receive" +
+      (listener === "ws"
+        ? "; NATS over WebSocket (binary frames, ~64 KB per publisher frame)"
+        : listener === "ws-deflate"
+          ? "; NATS over WebSocket with permessage-deflate, no context takeover, both directions"
+          : ""),
     freshServerPerRound: false,
     async round({ loadgen, server, scale }) {
-      const args = ["pubsub", ...base(server), "--subs", String(subs), "--count", scaled(count, scale)];
+      const args = ["pubsub", ...base(listenerPort(server, listener)), ...transport];
+      args.push("--subs", String(subs), "--count", scaled(count, scale));
       if (queue) args.push("--queue", "q");
       const r = await runLoadgen(loadgen, args);
       const recv = r.recv_rate as number;
       const pub = r.pub_rate as number;
-      // loadgen CPU as a share of one core over the run: far below 100% means it was not the limit
-      const lgCpu = (100 * (r.cpu_s as number)) / (r.elapsed_s as number);
-      return { values: [recv], detail: `recv ${formatRate(recv)}, pub ${formatRate(pub)}, loadgen CPU ${lgCpu.toFixed(0)}%` };
+      let detail = `recv ${formatRate(recv)}, pub ${formatRate(pub)}, ${loadgenCpu(r)}`;
+      if (listener !== "nats") detail += `; ${wsDetail(r)}`;
+      return { values: [recv], detail };
     },
   };
 }
 
-const REQUESTS = 5000;
-const WARMUP = 500;
-const IDLE_CONNS = 1000;
+const mb = (bytes: number): string => `${(bytes / 1048576).toFixed(1)} MB`;
+
+/** WebSocket traffic as the subscribers saw it: shows whether the server compressed. */
+function wsDetail(r: Record<string, unknown>): string {
+  const n = (k: string): number => r[k] as number;
+  return (
+    `in ${n("ws_msgs_in")} ws msgs, ${n("ws_compressed_in")} deflated, wire ${mb(n("ws_wire_in"))} of ${mb(n("ws_data_in"))}; ` +
+    `out wire ${mb(n("ws_wire_out"))} of ${mb(n("ws_data_out"))}`
+  );
+}
+
+// MQTT flow control: how many published messages may be outstanding (not yet received by every
+// subscriber). mosquitto 2.0 drops messages for a client once max_queued_messages (1000)
+// packets wait for it. At QoS 1 every message beyond the 20 in flight waits in that queue, so
+// the window is 1000: nothing can be dropped. At QoS 0 a message only waits there while the
+// socket toward the subscriber is full, and the subscriber reads continuously; 2000 keeps
+// mosquitto's queue short (no drops seen even at 20000) while avoiding the stop-and-go of a
+// window smaller than two batches. A drop would fail the round (the delivery count must be
+// exact), not skew it. meshbroker's and nats-server's limits (max_pending, 64 MB) are far away.
+const MQTT_WINDOW = { 0: 2000, 1: 1000 } as const;
+const MQTT_INFLIGHT = 1000;
+
+function mqttCase(
+  id: string,
+  aliases: string[],
+  qos: 0 | 1,
+  subs: number,
+  count: number,
+  targets?: readonly Target[],
+): BenchCase {
+  const name = `mqtt QoS${qos} ${PAYLOAD}B ${subs === 1 ? "1:1" : `fan-out 1→${subs}`}`;
+  return {
+    id,
+    aliases,
+    listener: "mqtt",
+    servers: MQTT_TRIO,
+    metrics: [{ name, better: "higher", format: formatRate, targets }],
+    measure:
+      `MQTT 3.1.1, ${count} PUBLISH at QoS ${qos} to topic "bench", ${subs} subscriber(s) at QoS ${qos}` +
+      (qos === 1 ? ` acknowledging each delivery, the publisher awaiting PUBACK with up to ${MQTT_INFLIGHT} packet ids in flight` : "") +
+      `; messages received per second, summed over subscribers (at most ${MQTT_WINDOW[qos]} published ahead of delivery)`,
+    freshServerPerRound: false,
+    async round({ loadgen, server, scale }) {
+      const args = ["mqtt", ...base(listenerPort(server, "mqtt")), "--qos", String(qos)];
+      args.push("--subs", String(subs), "--count", scaled(count, scale), "--window", String(MQTT_WINDOW[qos]));
+      args.push("--inflight", String(MQTT_INFLIGHT));
+      const r = await runLoadgen(loadgen, args);
+      const recv = r.recv_rate as number;
+      const pub = r.pub_rate as number;
+      return { values: [recv], detail: `recv ${formatRate(recv)}, pub ${formatRate(pub)}, ${loadgenCpu(r)}` };
+    },
+  };
+}
+
+function idleCase(id: string, aliases: string[], listener: "nats" | "mqtt"): BenchCase {
+  const mqtt = listener === "mqtt";
+  return {
+    id,
+    aliases,
+    listener,
+    servers: mqtt ? MQTT_TRIO : NATS_PAIR,
+    metrics: [
+      {
+        name: `RSS per ${IDLE_CONNS} idle ${mqtt ? "MQTT " : ""}conns`,
+        better: "lower",
+        format: (kb) => `${(kb / 1024).toFixed(1)} MB (${(kb / IDLE_CONNS).toFixed(1)} KB/conn)`,
+      },
+    ],
+    measure:
+      `server RSS (VmRSS, process and descendants) with ${IDLE_CONNS} connections open ` +
+      (mqtt ? "(MQTT CONNECT, clean session, CONNACK each)" : "(CONNECT + PING/PONG each)") +
+      " minus RSS before them; fresh server each round",
+    freshServerPerRound: true,
+    async round({ loadgen, server }) {
+      const before = rssKB(server.pid);
+      const args = [mqtt ? "mqttidle" : "idle", "--host", HOST, "--port", String(listenerPort(server, listener))];
+      const after = await holdIdle(loadgen, [...args, "--conns", String(IDLE_CONNS)], () => rssKB(server.pid));
+      return { values: [after - before], detail: `RSS ${before} KB → ${after} KB` };
+    },
+  };
+}
+
 
 export const CASES: readonly BenchCase[] = [
   pubsubCase("pub", ["1:1", "pubsub", "pub1"], `pub ${PAYLOAD}B 1:1`, 1, false, 500_000),
@@ -87,6 +215,8 @@ export const CASES: readonly BenchCase[] = [
   {
     id: "reqrep",
     aliases: ["req", "latency"],
+    listener: "nats",
+    servers: NATS_PAIR,
     metrics: [
       { name: `req/rep ${PAYLOAD}B p50`, better: "lower", format: formatMicros },
       { name: `req/rep ${PAYLOAD}B p99`, better: "lower", format: formatMicros },
@@ -95,7 +225,7 @@ export const CASES: readonly BenchCase[] = [
     freshServerPerRound: false,
     async round({ loadgen, server, scale }) {
       const r = await runLoadgen(loadgen, [
-        "reqrep", ...base(server), "--subject", "req", "--count", scaled(REQUESTS, scale), "--warmup", String(WARMUP),
+        "reqrep", ...base(server.port), "--subject", "req", "--count", scaled(REQUESTS, scale), "--warmup", String(WARMUP),
       ]);
       const [p50, p99] = [r.p50_us as number, r.p99_us as number];
       return {
@@ -104,28 +234,17 @@ export const CASES: readonly BenchCase[] = [
       };
     },
   },
-  {
-    id: "idle",
-    aliases: ["rss", "memory", "conns"],
-    metrics: [
-      {
-        name: `RSS per ${IDLE_CONNS} idle conns`,
-        better: "lower",
-        format: (kb) => `${(kb / 1024).toFixed(1)} MB (${(kb / IDLE_CONNS).toFixed(1)} KB/conn)`,
-      },
-    ],
-    measure:
-      `server RSS (VmRSS, process and descendants) with ${IDLE_CONNS} connections open ` +
-      "(CONNECT + PING/PONG each) minus RSS before them; fresh server each round",
-    freshServerPerRound: true,
-    async round({ loadgen, server }) {
-      const before = rssKB(server.pid);
-      const after = await holdIdle(loadgen, ["--host", HOST, "--port", String(server.port), "--conns", String(IDLE_CONNS)], () =>
-        rssKB(server.pid),
-      );
-      return { values: [after - before], detail: `RSS ${before} KB → ${after} KB` };
-    },
-  },
+  idleCase("idle", ["rss", "memory", "conns"], "nats"),
+  pubsubCase("ws", ["websocket", "ws-pub"], `ws pub ${PAYLOAD}B 1:1`, 1, false, 500_000, "ws", [
+    { vs: "nats-server", ratio: 0.5 },
+  ]),
+  pubsubCase("wsdeflate", ["ws-deflate", "wscompress", "ws+deflate"], `ws+deflate pub ${PAYLOAD}B 1:1`, 1, false, 200_000, "ws-deflate", [
+    { vs: "nats-server", ratio: 0.5 },
+  ]),
+  mqttCase("mqtt0", ["mqtt", "mqttqos0", "mqtt-qos0"], 0, 1, 200_000, [{ vs: "mosquitto", ratio: 1.0 }]),
+  mqttCase("mqtt1", ["mqttqos1", "mqtt-qos1"], 1, 1, 50_000, [{ vs: "nats-server", ratio: 1.0 }]),
+  mqttCase("mqttfanout", ["mqtt-fanout", "mqttfanout8"], 0, 8, 100_000, [{ vs: "mosquitto", ratio: 1.0 }]),
+  idleCase("mqttidle", ["mqtt-idle", "mqttrss"], "mqtt"),
 ];
 
 export function findCase(name: string): BenchCase | undefined {

@@ -1,13 +1,15 @@
 /*
- * loadgen — native NATS load generator for the meshbroker benchmark (test/bench/run.ts).
+ * loadgen — native load generator for the meshbroker benchmark (test/bench/run.ts).
  *
- * Speaks the NATS text protocol over plain TCP so the same binary drives meshbroker and
- * nats-server; written in C so that on a 2-core machine the generator is not the bottleneck.
+ * Speaks the NATS text protocol over plain TCP or over WebSocket (optionally with
+ * permessage-deflate), and MQTT 3.1.1 over TCP, so the same binary drives meshbroker,
+ * nats-server and mosquitto; written in C so that on a 2-core machine the generator is not the
+ * bottleneck.
  *
- *   gcc -O2 -o loadgen test/bench/loadgen.c -lpthread
+ *   gcc -O2 -o loadgen test/bench/loadgen.c -lpthread -lz
  *
  * Modes (result: one JSON line on stdout; errors: stderr and exit status 1):
- *   pubsub  --subs N [--queue Q] --count M --size B [--window W]
+ *   pubsub  --subs N [--queue Q] --count M --size B [--window W] [--batch BYTES]
  *           N subscriber connections + 1 publisher connection. The publisher writes pre-built
  *           ~64 KB batches of "PUB subj B" and never runs more than W messages ahead of
  *           delivery, so a server's slow-consumer limit (max_pending) is never what is measured.
@@ -16,7 +18,20 @@
  *   idle    --conns N
  *           opens N connections (CONNECT + PING, waits for every PONG), prints "READY N",
  *           holds them until stdin reaches EOF, then closes them.
- * Common: --host H (127.0.0.1) --port P (4222) --subject S (bench) --timeout SEC (30)
+ *   The NATS modes take --transport tcp|ws|ws-deflate (default tcp) [--path /]: with ws, --port
+ *   is a WebSocket listener; the NATS protocol runs inside binary frames (one batch per frame),
+ *   client frames masked (RFC 6455); ws-deflate negotiates permessage-deflate (RFC 7692) with
+ *   no context takeover in either direction.
+ *   mqtt    --subs N --count M --size B --qos 0|1 [--window W] [--inflight K] [--batch BYTES]
+ *           MQTT 3.1.1: N subscribers (clean session, SUBSCRIBE at --qos, PUBACK for every QoS 1
+ *           delivery), 1 publisher writing batches of PUBLISH at --qos. Delivery stays at most W
+ *           messages behind publishing; at QoS 1 the publisher also keeps at most K packet ids
+ *           awaiting PUBACK. At the end every subscriber is sent PINGREQ, and the delivery count
+ *           must be exact.
+ *   mqttidle --conns N
+ *           like idle, with MQTT connections (CONNECT, clean session, wait for CONNACK).
+ * Common: --host H (127.0.0.1) --port P (4222) --subject S (bench; the MQTT topic too)
+ *         --timeout SEC (30)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -37,19 +52,22 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define CONNECT_LINE "CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false}\r\nPING\r\n"
 #define MAX_LINE (1u << 20) /* longest control line accepted (INFO can be long) */
 
 typedef struct {
-    const char *mode, *host, *subject, *queue;
-    int port, subs, size, timeout, conns;
-    long count, window, warmup;
+    const char *mode, *host, *subject, *queue, *path;
+    int port, subs, size, timeout, conns, qos;
+    int ws; /* 0: NATS over TCP, 1: over WebSocket, 2: over WebSocket with permessage-deflate */
+    long count, window, warmup, inflight, batch;
 } opts_t;
 
 static opts_t O = {
-    .host = "127.0.0.1", .subject = "bench", .port = 4222, .subs = 1, .size = 128,
+    .host = "127.0.0.1", .subject = "bench", .path = "/", .port = 4222, .subs = 1, .size = 128,
     .timeout = 30, .conns = 1000, .count = 100000, .window = 20000, .warmup = 1000,
+    .inflight = 1000, .batch = 65536,
 };
 
 static void die(const char *fmt, ...) {
@@ -97,6 +115,30 @@ struct conn {
     int info;
     msg_fn on_msg;
     void *ud;
+    /* WebSocket (see the ws_* functions): 0 = plain TCP, 1 = frames, 2 = frames + deflate */
+    int ws;
+    int wstate;          /* 0: collecting a frame header, 1: in its payload */
+    unsigned char wh[14];
+    int whlen;
+    uint64_t wleft;      /* payload bytes of the current frame not yet read */
+    int wop, wfin;       /* opcode and FIN bit of the current frame */
+    int wmsg;            /* inside a data message (possibly fragmented) */
+    int wcomp, wzend;    /* that message is compressed / its deflate stream has ended */
+    unsigned char wctl[125];
+    int wctllen;
+    z_stream zin, zout;
+    unsigned char *ibuf; /* inflate output (reader side only) */
+    size_t icap;
+    unsigned char *dbuf, *wbuf; /* deflate output and the outgoing frame (under wmu) */
+    size_t dcap, wcap;
+    const void *cache_src; /* write_const: the immutable buffer compressed last, and its result */
+    size_t cache_len, cache_zlen, cache_zcap;
+    unsigned char *cache_z;
+    uint32_t rng;        /* masking keys */
+    /* counters: data messages received (compressed ones), their bytes on the wire and after
+     * inflating; data bytes sent before and after deflating */
+    uint64_t ws_msgs_in, ws_comp_in, ws_wire_in, ws_data_in, ws_data_out, ws_wire_out;
+    pthread_mutex_t wmu; /* a subscriber's thread answers PINGs while main may send PING */
 };
 
 static uint64_t parse_u64(const char *p, size_t n, int *ok) {
@@ -169,9 +211,9 @@ static void feed(conn_t *c, const char *buf, size_t n) {
 }
 
 /* A write failed: the server usually said why (-ERR) just before closing, so show that. */
-static void die_write(conn_t *c, int err) {
+static void die_write(int fd, const char *name, int err) {
     char buf[4096];
-    ssize_t r = recv(c->fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+    ssize_t r = recv(fd, buf, sizeof buf - 1, MSG_DONTWAIT);
     char *e = NULL;
     if (r > 0) {
         buf[r] = 0;
@@ -179,20 +221,330 @@ static void die_write(conn_t *c, int err) {
         if (e) e[strcspn(e, "\r\n")] = 0;
     }
     if (err == EAGAIN || err == EWOULDBLOCK)
-        die("%s: write blocked for %d s (server not reading)", c->name, O.timeout);
-    die("%s: write: %s%s%s", c->name, strerror(err), e ? "; server said: " : "", e ? e : "");
+        die("%s: write blocked for %d s (server not reading)", name, O.timeout);
+    die("%s: write: %s%s%s", name, strerror(err), e ? "; server said: " : "", e ? e : "");
 }
 
-static void write_all(conn_t *c, const char *p, size_t n) {
+static void fd_write_all(int fd, const char *name, const void *buf, size_t n) {
+    const char *p = buf;
     while (n > 0) {
-        ssize_t w = write(c->fd, p, n);
+        ssize_t w = write(fd, p, n);
         if (w < 0) {
             if (errno == EINTR) continue;
-            die_write(c, errno);
+            die_write(fd, name, errno);
         }
         p += w;
         n -= (size_t)w;
     }
+}
+
+static void grow(unsigned char **b, size_t *cap, size_t need) {
+    if (need <= *cap) return;
+    size_t c = *cap ? *cap : 4096;
+    while (c < need) c *= 2;
+    *b = realloc(*b, c);
+    if (!*b) die("out of memory");
+    *cap = c;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * WebSocket client (RFC 6455) with optional permessage-deflate (RFC 7692). Each write is one
+ * binary frame, masked with a fresh key. Server frames are parsed as they arrive: data is
+ * passed to the NATS scanner (feed) as soon as it is read, so neither a frame nor a NATS
+ * message has to be complete in one read. Compressed messages are inflated as they arrive;
+ * the 00 00 ff ff the sender stripped is appended at the end of each message, and the
+ * inflater is reset (no context takeover).
+ * ------------------------------------------------------------------------------------- */
+#define WS_KEY "dGhlIHNhbXBsZSBub25jZQ==" /* the nonce of RFC 6455 section 1.3: valid, fixed */
+#define WS_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+#define WS_PMD_OFFER "permessage-deflate; client_no_context_takeover; server_no_context_takeover"
+
+static void feed(conn_t *c, const char *buf, size_t n);
+
+static uint32_t xorshift32(uint32_t *s) {
+    uint32_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return *s = x;
+}
+
+/* dst = src XOR the 4-byte masking key, 8 bytes at a time */
+static void ws_mask(unsigned char *dst, const unsigned char *src, size_t n, const unsigned char key[4]) {
+    unsigned char k8b[8] = {key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]};
+    uint64_t k8, v;
+    memcpy(&k8, k8b, 8);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&v, src + i, 8);
+        v ^= k8;
+        memcpy(dst + i, &v, 8);
+    }
+    for (; i < n; i++) dst[i] = src[i] ^ key[i & 3];
+}
+
+/* One complete (FIN) frame; the caller holds c->wmu. */
+static void ws_send_frame(conn_t *c, int op, int rsv1, const unsigned char *p, size_t n) {
+    grow(&c->wbuf, &c->wcap, n + 14);
+    c->ws_wire_out += n;
+    unsigned char *h = c->wbuf;
+    size_t hl = 0;
+    h[hl++] = (unsigned char)(0x80 | (rsv1 ? 0x40 : 0) | op);
+    if (n < 126) {
+        h[hl++] = (unsigned char)(0x80 | n);
+    } else if (n <= 0xffff) {
+        h[hl++] = 0x80 | 126;
+        h[hl++] = (unsigned char)(n >> 8);
+        h[hl++] = (unsigned char)n;
+    } else {
+        h[hl++] = 0x80 | 127;
+        for (int sh = 56; sh >= 0; sh -= 8) h[hl++] = (unsigned char)((uint64_t)n >> sh);
+    }
+    uint32_t k = xorshift32(&c->rng);
+    memcpy(h + hl, &k, 4);
+    ws_mask(h + hl + 4, p, n, h + hl);
+    hl += 4;
+    fd_write_all(c->fd, c->name, c->wbuf, hl + n);
+}
+
+/* Deflates one message on its own (the deflater is reset first) and drops the 00 00 ff ff
+ * that ends the sync flush. Returns the compressed length, in *out. */
+static size_t ws_deflate(conn_t *c, const void *p, size_t n, unsigned char **out, size_t *cap) {
+    if (deflateReset(&c->zout) != Z_OK) die("%s: deflateReset failed", c->name);
+    grow(out, cap, deflateBound(&c->zout, n) + 64);
+    c->zout.next_in = (Bytef *)p;
+    c->zout.avail_in = (uInt)n;
+    size_t len = 0;
+    for (;;) {
+        c->zout.next_out = *out + len;
+        c->zout.avail_out = (uInt)(*cap - len);
+        int rc = deflate(&c->zout, Z_SYNC_FLUSH);
+        if (rc != Z_OK && rc != Z_BUF_ERROR) die("%s: deflate failed (%d)", c->name, rc);
+        len = *cap - c->zout.avail_out;
+        if (c->zout.avail_in == 0 && c->zout.avail_out > 0) break;
+        grow(out, cap, *cap * 2);
+    }
+    if (len < 4 || memcmp(*out + len - 4, "\0\0\xff\xff", 4) != 0)
+        die("%s: deflate output does not end with a sync flush", c->name);
+    return len - 4;
+}
+
+/* One message as one binary frame. `cacheable`: the buffer's content never changes (the
+ * publisher's batch), so its compressed form is computed once and reused. */
+static void ws_send_message(conn_t *c, const void *p, size_t n, int cacheable) {
+    pthread_mutex_lock(&c->wmu);
+    c->ws_data_out += n;
+    if (c->ws == 2) {
+        if (cacheable) {
+            if (c->cache_src != p || c->cache_len != n) {
+                c->cache_zlen = ws_deflate(c, p, n, &c->cache_z, &c->cache_zcap);
+                c->cache_src = p;
+                c->cache_len = n;
+            }
+            ws_send_frame(c, 2, 1, c->cache_z, c->cache_zlen);
+        } else {
+            size_t zl = ws_deflate(c, p, n, &c->dbuf, &c->dcap);
+            ws_send_frame(c, 2, 1, c->dbuf, zl);
+        }
+    } else {
+        ws_send_frame(c, 2, 0, p, n);
+    }
+    pthread_mutex_unlock(&c->wmu);
+}
+
+/* Payload bytes of a data frame: to the NATS scanner, inflated first if compressed. */
+static void ws_data(conn_t *c, const unsigned char *p, size_t n) {
+    if (!c->wcomp) {
+        c->ws_data_in += n;
+        feed(c, (const char *)p, n);
+        return;
+    }
+    if (c->wzend) return; /* the deflate stream had its final block: nothing follows */
+    c->zin.next_in = (Bytef *)p;
+    c->zin.avail_in = (uInt)n;
+    for (;;) {
+        c->zin.next_out = c->ibuf;
+        c->zin.avail_out = (uInt)c->icap;
+        int rc = inflate(&c->zin, Z_SYNC_FLUSH);
+        size_t got = c->icap - c->zin.avail_out;
+        c->ws_data_in += got;
+        if (got) feed(c, (const char *)c->ibuf, got);
+        if (rc == Z_STREAM_END) {
+            c->wzend = 1;
+            return;
+        }
+        if (rc == Z_BUF_ERROR) return; /* all input used, no more output yet */
+        if (rc != Z_OK) die("%s: inflate: %s (%d)", c->name, c->zin.msg ? c->zin.msg : "error", rc);
+        if (c->zin.avail_in == 0 && c->zin.avail_out > 0) return;
+    }
+}
+
+static void ws_frame_end(conn_t *c) {
+    c->wstate = 0;
+    c->whlen = 0;
+    if (c->wop >= 8) { /* control frames may come between the fragments of a message */
+        if (c->wop == 8) {
+            int code = c->wctllen >= 2 ? (c->wctl[0] << 8 | c->wctl[1]) : 1005;
+            int rl = c->wctllen > 2 ? c->wctllen - 2 : 0;
+            die("%s: server closed the WebSocket (close code %d%s%.*s)", c->name, code, rl ? ": " : "", rl,
+                (const char *)c->wctl + 2);
+        }
+        if (c->wop == 9) {
+            pthread_mutex_lock(&c->wmu);
+            ws_send_frame(c, 0xA, 0, c->wctl, (size_t)c->wctllen);
+            pthread_mutex_unlock(&c->wmu);
+        }
+        return;
+    }
+    if (c->wfin) {
+        if (c->wcomp) {
+            static const unsigned char tail[4] = {0, 0, 0xff, 0xff};
+            ws_data(c, tail, 4);
+            if (inflateReset(&c->zin) != Z_OK) die("%s: inflateReset failed", c->name);
+        }
+        c->wmsg = c->wcomp = c->wzend = 0;
+    }
+}
+
+static void ws_header(conn_t *c) {
+    unsigned char b0 = c->wh[0], b1 = c->wh[1];
+    int op = b0 & 0x0f, rsv1 = (b0 & 0x40) != 0;
+    if (b0 & 0x30) die("%s: WebSocket frame with RSV2/RSV3 set (0x%02x)", c->name, b0);
+    if (b1 & 0x80) die("%s: masked WebSocket frame from the server", c->name);
+    uint64_t len = b1 & 0x7f;
+    if (len == 126) len = (uint64_t)c->wh[2] << 8 | c->wh[3];
+    else if (len == 127) {
+        len = 0;
+        for (int i = 0; i < 8; i++) len = len << 8 | c->wh[2 + i];
+    }
+    c->wop = op;
+    c->wfin = (b0 & 0x80) != 0;
+    c->wleft = len;
+    c->wstate = 1;
+    if (op >= 8) {
+        if (op > 10) die("%s: WebSocket frame with unknown opcode %d", c->name, op);
+        if (!c->wfin || len > 125 || rsv1)
+            die("%s: bad WebSocket control frame (opcode %d, %llu bytes)", c->name, op, (unsigned long long)len);
+        c->wctllen = 0;
+    } else if (op == 0) {
+        if (!c->wmsg) die("%s: WebSocket continuation frame outside a message", c->name);
+        if (rsv1) die("%s: WebSocket continuation frame with RSV1 set", c->name);
+    } else if (op == 1 || op == 2) {
+        if (c->wmsg) die("%s: new WebSocket data frame inside a fragmented message", c->name);
+        if (rsv1 && c->ws != 2) die("%s: compressed WebSocket frame, but no compression was negotiated", c->name);
+        c->wmsg = 1;
+        c->wcomp = rsv1;
+        c->wzend = 0;
+        c->ws_msgs_in++;
+        c->ws_comp_in += (uint64_t)rsv1;
+    } else {
+        die("%s: WebSocket frame with unknown opcode %d", c->name, op);
+    }
+    if (len == 0) ws_frame_end(c);
+}
+
+static void ws_feed(conn_t *c, const unsigned char *p, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        if (c->wstate == 0) {
+            c->wh[c->whlen++] = p[i++];
+            if (c->whlen < 2) continue;
+            int l7 = c->wh[1] & 0x7f;
+            int need = 2 + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0) + ((c->wh[1] & 0x80) ? 4 : 0);
+            if (c->whlen == need) ws_header(c);
+            continue;
+        }
+        size_t take = n - i < c->wleft ? n - i : (size_t)c->wleft;
+        if (c->wop >= 8) {
+            memcpy(c->wctl + c->wctllen, p + i, take);
+            c->wctllen += (int)take;
+        } else {
+            c->ws_wire_in += take;
+            ws_data(c, p + i, take);
+        }
+        i += take;
+        c->wleft -= take;
+        if (c->wleft == 0) ws_frame_end(c);
+    }
+}
+
+/* The value of header `name` in an HTTP head (NUL-terminated), or NULL; copied into out. */
+static const char *http_header(const char *head, const char *name, char *out, size_t outsz) {
+    size_t nl = strlen(name);
+    for (const char *l = strstr(head, "\r\n"); l && l[2]; l = strstr(l + 2, "\r\n")) {
+        const char *h = l + 2;
+        if (strncasecmp(h, name, nl) != 0 || h[nl] != ':') continue;
+        h += nl + 1;
+        while (*h == ' ' || *h == '\t') h++;
+        size_t vl = strcspn(h, "\r\n");
+        while (vl && (h[vl - 1] == ' ' || h[vl - 1] == '\t')) vl--;
+        if (vl >= outsz) vl = outsz - 1;
+        memcpy(out, h, vl);
+        out[vl] = 0;
+        return out;
+    }
+    return NULL;
+}
+
+/* HTTP upgrade; bytes after the response head are already frames and go to ws_feed. */
+static void ws_handshake(conn_t *c) {
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n%s%s%s\r\n",
+                     O.path, O.host, O.port, c->ws == 2 ? "Sec-WebSocket-Extensions: " : "",
+                     c->ws == 2 ? WS_PMD_OFFER : "", c->ws == 2 ? "\r\n" : "");
+    if (n <= 0 || (size_t)n >= sizeof req) die("WebSocket path too long");
+    fd_write_all(c->fd, c->name, req, (size_t)n);
+    size_t have = 0;
+    char *end = NULL;
+    while (!end) {
+        if (have + 1 >= c->rcap) die("%s: WebSocket upgrade response longer than %zu bytes", c->name, c->rcap);
+        ssize_t r = read(c->fd, c->rbuf + have, c->rcap - 1 - have);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            die("%s: no WebSocket upgrade response within %d s", c->name, O.timeout);
+        if (r < 0) die("%s: read: %s", c->name, strerror(errno));
+        if (r == 0)
+            die("%s: connection closed during the WebSocket upgrade%s%.*s", c->name, have ? "; got: " : "",
+                (int)(have > 200 ? 200 : have), c->rbuf);
+        have += (size_t)r;
+        end = memmem(c->rbuf, have, "\r\n\r\n", 4);
+    }
+    size_t hlen = (size_t)(end - c->rbuf) + 4;
+    char *head = strndup(c->rbuf, hlen - 2); /* keeps the last header's CRLF */
+    if (!head) die("out of memory");
+    if (strncmp(head, "HTTP/1.1 101", 12) != 0)
+        die("%s: WebSocket upgrade refused: %.*s", c->name, (int)strcspn(head, "\r\n"), head);
+    char val[512];
+    if (!http_header(head, "Sec-WebSocket-Accept", val, sizeof val) || strcmp(val, WS_ACCEPT) != 0)
+        die("%s: bad Sec-WebSocket-Accept '%s' (expected " WS_ACCEPT ")", c->name,
+            http_header(head, "Sec-WebSocket-Accept", val, sizeof val) ? val : "");
+    const char *ext = http_header(head, "Sec-WebSocket-Extensions", val, sizeof val);
+    if (c->ws == 2) {
+        if (!ext || !strcasestr(ext, "permessage-deflate"))
+            die("%s: the server did not accept permessage-deflate (is compression enabled?); "
+                "Sec-WebSocket-Extensions: %s", c->name, ext ? ext : "(none)");
+        /* we reset the inflater after every message: the server must not keep its context */
+        if (!strcasestr(ext, "server_no_context_takeover"))
+            die("%s: the server did not agree to server_no_context_takeover: %s", c->name, ext);
+    } else if (ext && strcasestr(ext, "permessage-deflate")) {
+        die("%s: the server enabled permessage-deflate, which was not offered", c->name);
+    }
+    free(head);
+    ws_feed(c, (unsigned char *)c->rbuf + hlen, have - hlen);
+}
+
+/* NATS protocol bytes out: as they are over TCP, one binary frame each over WebSocket. */
+static void write_all(conn_t *c, const char *p, size_t n) {
+    if (c->ws) ws_send_message(c, p, n, 0);
+    else fd_write_all(c->fd, c->name, p, n);
+}
+
+/* write_all for a buffer whose content never changes (compressed once over ws-deflate). */
+static void write_const(conn_t *c, const char *p, size_t n) {
+    if (c->ws) ws_send_message(c, p, n, 1);
+    else fd_write_all(c->fd, c->name, p, n);
 }
 
 static void answer_pings(conn_t *c) {
@@ -217,7 +569,8 @@ static ssize_t conn_read(conn_t *c, int eof_ok) {
             if (eof_ok) return 0;
             die("%s: connection closed by server", c->name);
         }
-        feed(c, c->rbuf, (size_t)r);
+        if (c->ws) ws_feed(c, (const unsigned char *)c->rbuf, (size_t)r);
+        else feed(c, c->rbuf, (size_t)r);
         return r;
     }
 }
@@ -239,21 +592,42 @@ static struct addrinfo *resolve(void) {
 }
 
 /* Connect, read INFO, send CONNECT + PING, wait for PONG. */
+/* A connected TCP socket with Nagle off and O.timeout on reads and writes. */
+static int tcp_connect(const struct addrinfo *ai, const char *name) {
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) die("socket: %s", strerror(errno));
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct timeval tv = {.tv_sec = O.timeout};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) die("%s: connect %s:%d: %s", name, O.host, O.port, strerror(errno));
+    return fd;
+}
+
+/* Connect (and upgrade to WebSocket if O.ws), read INFO, send CONNECT + PING, wait for PONG. */
 static void conn_open(conn_t *c, const struct addrinfo *ai, const char *name, size_t rcap) {
     memset(c, 0, sizeof *c);
     c->name = name;
     c->rcap = rcap;
     c->rbuf = malloc(rcap);
     if (!c->rbuf) die("out of memory");
-    c->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c->fd < 0) die("socket: %s", strerror(errno));
-    int one = 1;
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct timeval tv = {.tv_sec = O.timeout};
-    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) < 0)
-        die("%s: connect %s:%d: %s", name, O.host, O.port, strerror(errno));
+    pthread_mutex_init(&c->wmu, NULL);
+    c->fd = tcp_connect(ai, name);
+    if (O.ws) {
+        c->ws = O.ws;
+        c->rng = (uint32_t)getpid() * 2654435761u ^ (uint32_t)c->fd * 40503u ^ (uint32_t)(now_s() * 1e6);
+        if (!c->rng) c->rng = 1;
+        if (c->ws == 2) {
+            c->icap = 64 * 1024;
+            c->ibuf = malloc(c->icap);
+            if (!c->ibuf) die("out of memory");
+            if (inflateInit2(&c->zin, -15) != Z_OK ||
+                deflateInit2(&c->zout, Z_BEST_SPEED, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+                die("zlib init failed");
+        }
+        ws_handshake(c);
+    }
     while (!c->info) conn_read(c, 0);
     write_all(c, CONNECT_LINE, sizeof CONNECT_LINE - 1);
     wait_pongs(c, c->pongs + 1);
@@ -279,8 +653,11 @@ static char *make_payload(int size) {
 /* ---------------------------------------------------------------------------------------
  * pubsub
  * ------------------------------------------------------------------------------------- */
+typedef struct mq mq_t;
+
 typedef struct {
     conn_t c;
+    mq_t *m; /* mqtt mode */
     pthread_t th;
     _Atomic uint64_t got, pongs;
 } sub_t;
@@ -293,6 +670,34 @@ static _Atomic double T_END; /* time the last expected message arrived */
 static pthread_mutex_t MU = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t CV = PTHREAD_COND_INITIALIZER;
 
+/* What the main thread waits for in the window (wait_window): each subscriber's count
+ * (fan-out) or the group's total (queue group) reaching WAKE_AT. */
+static _Atomic uint64_t WAKE_AT = UINT64_MAX;
+
+/* A subscriber's thread after a read: publish its counters, and wake the main thread only
+ * when something it waits for may have happened (a server that writes one message per
+ * syscall would otherwise cost a wake-up per message). */
+static void sub_progress(sub_t *s, uint64_t msgs, uint64_t d, uint64_t pongs, int pong_changed) {
+    int wake = pong_changed;
+    if (d) {
+        atomic_store(&s->got, msgs);
+        uint64_t prev = atomic_fetch_add(&TOTAL_GOT, d);
+        if (prev < EXPECTED && prev + d >= EXPECTED) {
+            atomic_store(&T_END, now_s());
+            wake = 1;
+        }
+        /* seq_cst: either main sees our count when it checks, or we see its WAKE_AT here */
+        uint64_t need = atomic_load(&WAKE_AT);
+        if (O.queue ? prev < need && prev + d >= need : msgs - d < need && msgs >= need) wake = 1;
+    }
+    if (pong_changed) atomic_store(&s->pongs, pongs); /* after got: pong implies got is current */
+    if (wake) {
+        pthread_mutex_lock(&MU);
+        pthread_cond_broadcast(&CV);
+        pthread_mutex_unlock(&MU);
+    }
+}
+
 static void *sub_main(void *arg) {
     sub_t *s = arg;
     for (;;) {
@@ -302,18 +707,7 @@ static void *sub_main(void *arg) {
             die("%s: connection closed by server", s->c.name);
         }
         answer_pings(&s->c);
-        uint64_t d = s->c.msgs - before;
-        if (d) {
-            atomic_store(&s->got, s->c.msgs);
-            uint64_t prev = atomic_fetch_add(&TOTAL_GOT, d);
-            if (prev < EXPECTED && prev + d >= EXPECTED) atomic_store(&T_END, now_s());
-        }
-        if (s->c.pongs != pb) atomic_store(&s->pongs, s->c.pongs); /* after got: pong implies got is current */
-        if (d || s->c.pongs != pb) {
-            pthread_mutex_lock(&MU);
-            pthread_cond_broadcast(&CV);
-            pthread_mutex_unlock(&MU);
-        }
+        sub_progress(s, s->c.msgs, s->c.msgs - before, s->c.pongs, s->c.pongs != pb);
     }
 }
 
@@ -352,6 +746,12 @@ static void wait_progress(int (*pred)(uint64_t), uint64_t arg, const char *what)
 }
 
 static int pred_window(uint64_t need) { return delivered_equiv() >= need; }
+
+/* Flow control: wait until `need` published messages are known to be delivered. */
+static void wait_window(uint64_t need) {
+    atomic_store(&WAKE_AT, need);
+    wait_progress(pred_window, need, "subscribers to catch up");
+}
 static int pred_all(uint64_t unused) { (void)unused; return atomic_load(&TOTAL_GOT) >= EXPECTED; }
 static int pred_subs_ponged(uint64_t target) {
     for (int i = 0; i < O.subs; i++)
@@ -381,8 +781,9 @@ static int run_pubsub(void) {
     char hdr[300];
     int hl = snprintf(hdr, sizeof hdr, "PUB %s %d\r\n", O.subject, O.size);
     size_t mlen = (size_t)hl + (size_t)O.size + 2;
-    long per = (long)(65536 / mlen);
+    long per = (long)((size_t)O.batch / mlen);
     if (per < 1) per = 1;
+    if (O.window > 0 && per > O.window) per = O.window; /* a batch never waits for itself */
     char *batch = malloc(mlen * (size_t)per), *payload = make_payload(O.size);
     if (!batch) die("out of memory");
     for (long i = 0; i < per; i++) {
@@ -398,8 +799,8 @@ static int run_pubsub(void) {
         uint64_t n = (uint64_t)O.count - sent < (uint64_t)per ? (uint64_t)O.count - sent : (uint64_t)per;
         /* flow control: stay at most --window messages ahead of delivery */
         if (O.window > 0 && sent + n > (uint64_t)O.window)
-            wait_progress(pred_window, sent + n - (uint64_t)O.window, "subscribers to catch up");
-        write_all(&pub, batch, (size_t)n * mlen);
+            wait_window(sent + n - (uint64_t)O.window);
+        write_const(&pub, batch, (size_t)n * mlen);
         sent += n;
     }
     write_all(&pub, "PING\r\n", 6);
@@ -432,10 +833,26 @@ static int run_pubsub(void) {
         off += (size_t)snprintf(per_sub + off, sizeof per_sub - off, "%s%llu", i ? "," : "",
                                 (unsigned long long)SUBS[i].got);
     per_sub[off] = 0;
-    printf("{\"mode\":\"pubsub\",\"subs\":%d,\"queue\":%s,\"size\":%d,\"published\":%ld,"
+    /* WebSocket: how much of what the subscribers received was compressed, and by how much */
+    char wsinfo[512] = "";
+    if (O.ws) {
+        uint64_t m = 0, cm = 0, wire = 0, data = 0;
+        for (int i = 0; i < O.subs; i++) {
+            m += SUBS[i].c.ws_msgs_in;
+            cm += SUBS[i].c.ws_comp_in;
+            wire += SUBS[i].c.ws_wire_in;
+            data += SUBS[i].c.ws_data_in;
+        }
+        snprintf(wsinfo, sizeof wsinfo,
+                 "\"ws_msgs_in\":%llu,\"ws_compressed_in\":%llu,\"ws_wire_in\":%llu,\"ws_data_in\":%llu,"
+                 "\"ws_data_out\":%llu,\"ws_wire_out\":%llu,",
+                 (unsigned long long)m, (unsigned long long)cm, (unsigned long long)wire, (unsigned long long)data,
+                 (unsigned long long)pub.ws_data_out, (unsigned long long)pub.ws_wire_out);
+    }
+    printf("{\"mode\":\"pubsub\",%s\"subs\":%d,\"queue\":%s,\"size\":%d,\"published\":%ld,"
            "\"delivered\":%llu,\"pub_rate\":%.1f,\"recv_rate\":%.1f,\"pub_s\":%.6f,\"elapsed_s\":%.6f,"
            "\"cpu_s\":%.3f,\"per_sub\":[%s]}\n",
-           O.subs, O.queue ? "true" : "false", O.size, O.count, (unsigned long long)total,
+           wsinfo, O.subs, O.queue ? "true" : "false", O.size, O.count, (unsigned long long)total,
            (double)O.count / (t_pub - t0), (double)total / (t_end - t0), t_pub - t0, t_end - t0, cpu, per_sub);
     close(pub.fd);
     freeaddrinfo(ai);
@@ -579,7 +996,7 @@ static int run_reqrep(void) {
 /* ---------------------------------------------------------------------------------------
  * idle
  * ------------------------------------------------------------------------------------- */
-static int run_idle(void) {
+static void raise_nofile(void) {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)O.conns + 64) {
         rl.rlim_cur = rl.rlim_max;
@@ -587,6 +1004,24 @@ static int run_idle(void) {
         if (rl.rlim_cur < (rlim_t)O.conns + 64)
             die("open-file limit %llu is too low for %d connections", (unsigned long long)rl.rlim_cur, O.conns);
     }
+}
+
+/* Hold the connections until the harness closes our stdin (or it disappears). */
+static void hold_until_released(void) {
+    char b[256];
+    struct pollfd pfd = {.fd = 0, .events = POLLIN};
+    for (;;) {
+        int pr = poll(&pfd, 1, 600 * 1000);
+        if (pr < 0 && errno == EINTR) continue;
+        if (pr == 0) die("idle: held connections for 600 s without being released");
+        ssize_t r = read(0, b, sizeof b);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+    }
+}
+
+static int run_idle(void) {
+    raise_nofile();
     struct addrinfo *ai = resolve();
     conn_t *cs = calloc((size_t)O.conns, sizeof *cs);
     if (!cs) die("out of memory");
@@ -603,28 +1038,373 @@ static int run_idle(void) {
     printf("READY %d\n", O.conns);
     fflush(stdout);
 
-    /* hold until the harness closes our stdin (or it disappears) */
-    char b[256];
-    struct pollfd pfd = {.fd = 0, .events = POLLIN};
-    for (;;) {
-        int pr = poll(&pfd, 1, 600 * 1000);
-        if (pr < 0 && errno == EINTR) continue;
-        if (pr == 0) die("idle: held connections for 600 s without being released");
-        ssize_t r = read(0, b, sizeof b);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) break;
-    }
+    hold_until_released();
     for (int i = 0; i < O.conns; i++) close(cs[i].fd);
     printf("{\"mode\":\"idle\",\"conns\":%d,\"connect_s\":%.6f}\n", O.conns, t_conn);
     freeaddrinfo(ai);
     return 0;
 }
 
+/* ---------------------------------------------------------------------------------------
+ * MQTT 3.1.1 (modes mqtt and mqttidle): CONNECT/CONNACK, SUBSCRIBE/SUBACK, PUBLISH at QoS 0
+ * and 1, PUBACK both ways, PINGREQ/PINGRESP only to flush at the end. Complete packets are
+ * handled in the read buffer; the start of one split across reads is moved to the front.
+ * ------------------------------------------------------------------------------------- */
+#define MQTT_KEEPALIVE 300 /* seconds; longer than any hold */
+
+struct mq {
+    int fd;
+    const char *name;
+    unsigned char *rbuf;
+    size_t rcap, rlen;
+    uint64_t msgs, dups, pingresps, acked;
+    int connacked, subacked;
+    unsigned char *ack; /* PUBACKs owed for QoS 1 deliveries, written after each read */
+    size_t acklen, ackcap;
+    uint8_t *inflight; /* publisher at QoS 1: packet ids awaiting PUBACK, one byte each */
+    uint64_t ninflight;
+    pthread_mutex_t wmu; /* the subscriber thread writes PUBACKs while main sends PINGREQ */
+};
+
+static const char *connack_reason(int rc) {
+    static const char *r[] = {"accepted", "unacceptable protocol version", "identifier rejected",
+                              "server unavailable", "bad user name or password", "not authorized"};
+    return rc >= 0 && rc <= 5 ? r[rc] : "unknown return code";
+}
+
+static void mq_write(mq_t *m, const void *p, size_t n) {
+    pthread_mutex_lock(&m->wmu);
+    fd_write_all(m->fd, m->name, p, n);
+    pthread_mutex_unlock(&m->wmu);
+}
+
+static size_t mq_varint(unsigned char *p, uint32_t v) {
+    size_t n = 0;
+    do {
+        unsigned char d = v & 0x7f;
+        v >>= 7;
+        p[n++] = (unsigned char)(v ? d | 0x80 : d);
+    } while (v);
+    return n;
+}
+
+static void mq_packet(mq_t *m, unsigned char b0, const unsigned char *b, size_t len) {
+    int type = b0 >> 4;
+    switch (type) {
+    case 2: /* CONNACK */
+        if (len != 2) die("%s: malformed CONNACK", m->name);
+        if (b[1] != 0) die("%s: CONNACK refused the connection: return code %d (%s)", m->name, b[1], connack_reason(b[1]));
+        m->connacked = 1;
+        break;
+    case 3: { /* PUBLISH */
+        int qos = (b0 >> 1) & 3;
+        size_t tl = len >= 2 ? (size_t)b[0] << 8 | b[1] : 0, vh = 2 + tl + (qos ? 2 : 0);
+        if (len < 2 || vh > len) die("%s: malformed PUBLISH", m->name);
+        if (tl != strlen(O.subject) || memcmp(b + 2, O.subject, tl) != 0)
+            die("%s: PUBLISH on unexpected topic '%.*s'", m->name, (int)(tl > 200 ? 200 : tl), (const char *)b + 2);
+        if (qos != O.qos) die("%s: message delivered at QoS %d; published and subscribed at QoS %d", m->name, qos, O.qos);
+        if (len - vh != (size_t)O.size) die("%s: %zu-byte payload, expected %d", m->name, len - vh, O.size);
+        if (qos == 1) {
+            grow(&m->ack, &m->ackcap, m->acklen + 4);
+            unsigned char *a = m->ack + m->acklen;
+            a[0] = 0x40;
+            a[1] = 2;
+            a[2] = b[2 + tl];
+            a[3] = b[3 + tl];
+            m->acklen += 4;
+        }
+        if (b0 & 0x08) m->dups++;
+        m->msgs++;
+        break;
+    }
+    case 4: { /* PUBACK */
+        if (len != 2) die("%s: malformed PUBACK", m->name);
+        unsigned id = (unsigned)b[0] << 8 | b[1];
+        if (!m->inflight || !m->inflight[id]) die("%s: PUBACK for packet id %u, which is not in flight", m->name, id);
+        m->inflight[id] = 0;
+        m->ninflight--;
+        m->acked++;
+        break;
+    }
+    case 9: /* SUBACK */
+        if (len != 3) die("%s: malformed SUBACK (%zu bytes)", m->name, len);
+        if (b[2] == 0x80) die("%s: SUBSCRIBE refused (SUBACK return code 0x80)", m->name);
+        if (b[2] != O.qos) die("%s: SUBACK granted QoS %d, asked for %d", m->name, b[2], O.qos);
+        m->subacked++;
+        break;
+    case 13: /* PINGRESP */
+        m->pingresps++;
+        break;
+    default:
+        die("%s: unexpected MQTT packet type %d (first byte 0x%02x)", m->name, type, b0);
+    }
+}
+
+static void mq_parse(mq_t *m) {
+    size_t off = 0;
+    while (m->rlen - off >= 2) {
+        const unsigned char *p = m->rbuf + off;
+        size_t avail = m->rlen - off, hl = 0;
+        uint32_t rl = 0;
+        for (int k = 0; k < 4 && 1 + (size_t)k < avail; k++) {
+            rl |= (uint32_t)(p[1 + k] & 0x7f) << (7 * k);
+            if (!(p[1 + k] & 0x80)) {
+                hl = 2 + (size_t)k;
+                break;
+            }
+            if (k == 3) die("%s: malformed MQTT remaining length", m->name);
+        }
+        if (!hl) break; /* the length itself is not complete yet */
+        size_t total = hl + rl;
+        if (total > m->rcap) die("%s: MQTT packet of %zu bytes is larger than the read buffer", m->name, total);
+        if (avail < total) break;
+        mq_packet(m, p[0], p + hl, rl);
+        off += total;
+    }
+    if (off) {
+        memmove(m->rbuf, m->rbuf + off, m->rlen - off);
+        m->rlen -= off;
+    }
+}
+
+/* One read, packets handled, owed PUBACKs sent. Returns bytes read, 0 on EOF (if eof_ok), or
+ * -1 if `nonblock` and nothing was there. */
+static ssize_t mq_read(mq_t *m, int eof_ok, int nonblock) {
+    for (;;) {
+        ssize_t r = recv(m->fd, m->rbuf + m->rlen, m->rcap - m->rlen, nonblock ? MSG_DONTWAIT : 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (nonblock) return -1;
+            die("%s: nothing received for %d s (server stopped delivering?)", m->name, O.timeout);
+        }
+        if (r < 0) {
+            if (eof_ok) return 0;
+            die("%s: read: %s", m->name, strerror(errno));
+        }
+        if (r == 0) {
+            if (eof_ok) return 0;
+            die("%s: connection closed by server", m->name);
+        }
+        m->rlen += (size_t)r;
+        mq_parse(m);
+        if (m->acklen) {
+            mq_write(m, m->ack, m->acklen);
+            m->acklen = 0;
+        }
+        return r;
+    }
+}
+
+/* Connect, CONNECT (MQTT 3.1.1, clean session), wait for CONNACK. */
+static void mq_open(mq_t *m, const struct addrinfo *ai, const char *name, const char *client_id, size_t rcap) {
+    memset(m, 0, sizeof *m);
+    m->name = name;
+    m->rcap = rcap;
+    m->rbuf = malloc(rcap);
+    if (!m->rbuf) die("out of memory");
+    pthread_mutex_init(&m->wmu, NULL);
+    m->fd = tcp_connect(ai, name);
+    size_t idl = strlen(client_id);
+    if (idl > 100) die("client id too long");
+    unsigned char pkt[128];
+    size_t n = 0;
+    pkt[n++] = 0x10;
+    pkt[n++] = (unsigned char)(10 + 2 + idl);
+    memcpy(pkt + n, "\0\4MQTT\4\2", 8); /* protocol name, level 4, flags: clean session */
+    n += 8;
+    pkt[n++] = MQTT_KEEPALIVE >> 8;
+    pkt[n++] = MQTT_KEEPALIVE & 0xff;
+    pkt[n++] = 0;
+    pkt[n++] = (unsigned char)idl;
+    memcpy(pkt + n, client_id, idl);
+    n += idl;
+    mq_write(m, pkt, n);
+    while (!m->connacked) mq_read(m, 0, 0);
+}
+
+static void mq_subscribe(mq_t *m, const char *topic, int qos) {
+    size_t tl = strlen(topic);
+    if (tl > 200) die("topic too long");
+    unsigned char pkt[256];
+    size_t n = 0;
+    pkt[n++] = 0x82;
+    n += mq_varint(pkt + n, (uint32_t)(2 + 2 + tl + 1));
+    pkt[n++] = 0;
+    pkt[n++] = 1; /* packet id */
+    pkt[n++] = (unsigned char)(tl >> 8);
+    pkt[n++] = (unsigned char)tl;
+    memcpy(pkt + n, topic, tl);
+    n += tl;
+    pkt[n++] = (unsigned char)qos;
+    mq_write(m, pkt, n);
+    while (!m->subacked) mq_read(m, 0, 0);
+}
+
+static void *mq_sub_main(void *arg) {
+    sub_t *s = arg;
+    mq_t *m = s->m;
+    for (;;) {
+        uint64_t before = m->msgs, pb = m->pingresps;
+        if (mq_read(m, 1, 0) == 0) {
+            if (atomic_load(&DONE)) return NULL;
+            die("%s: connection closed by server", m->name);
+        }
+        sub_progress(s, m->msgs, m->msgs - before, m->pingresps, m->pingresps != pb);
+    }
+}
+
+static int run_mqtt(void) {
+    struct addrinfo *ai = resolve();
+    if (O.qos != 0 && O.qos != 1) die("--qos must be 0 or 1");
+    if (O.inflight < 1 || O.inflight > 65000) die("--inflight must be between 1 and 65000");
+    EXPECTED = (uint64_t)O.count * (uint64_t)O.subs;
+    SUBS = calloc((size_t)O.subs, sizeof *SUBS);
+    mq_t *ms = calloc((size_t)O.subs + 1, sizeof *ms);
+    if (!SUBS || !ms) die("out of memory");
+    int pid = (int)getpid();
+    for (int i = 0; i < O.subs; i++) {
+        char *name, *cid;
+        if (asprintf(&name, "sub%d", i) < 0 || asprintf(&cid, "lg%d-sub%d", pid, i) < 0) die("out of memory");
+        SUBS[i].m = &ms[i];
+        mq_open(&ms[i], ai, name, cid, 256 * 1024);
+        mq_subscribe(&ms[i], O.subject, O.qos);
+    }
+    char pubid[64];
+    snprintf(pubid, sizeof pubid, "lg%d-pub", pid);
+    mq_t *pub = &ms[O.subs];
+    mq_open(pub, ai, "pub", pubid, 64 * 1024);
+    if (O.qos == 1 && !(pub->inflight = calloc(65536, 1))) die("out of memory");
+    for (int i = 0; i < O.subs; i++)
+        if (pthread_create(&SUBS[i].th, NULL, mq_sub_main, &SUBS[i]) != 0) die("pthread_create failed");
+
+    /* one pre-built batch of identical PUBLISH packets; at QoS 1 each gets its packet id patched in */
+    size_t tl = strlen(O.subject);
+    if (tl > 1000) die("topic too long");
+    uint32_t rl = (uint32_t)(2 + tl + (O.qos ? 2 : 0) + (size_t)O.size);
+    unsigned char hdr[1100];
+    size_t hl = 0;
+    hdr[hl++] = (unsigned char)(0x30 | O.qos << 1);
+    hl += mq_varint(hdr + hl, rl);
+    hdr[hl++] = (unsigned char)(tl >> 8);
+    hdr[hl++] = (unsigned char)tl;
+    memcpy(hdr + hl, O.subject, tl);
+    hl += tl;
+    size_t id_off = hl; /* where the packet id goes at QoS 1 */
+    if (O.qos) hl += 2;
+    size_t mlen = hl + (size_t)O.size;
+    long per = (long)((size_t)O.batch / mlen);
+    if (per < 1) per = 1;
+    if (O.window > 0 && per > O.window) per = O.window; /* a batch never waits for itself */
+    if (O.qos == 1 && per > O.inflight) per = O.inflight;
+    unsigned char *batch = malloc(mlen * (size_t)per);
+    char *payload = make_payload(O.size);
+    if (!batch) die("out of memory");
+    for (long i = 0; i < per; i++) {
+        unsigned char *m = batch + (size_t)i * mlen;
+        memcpy(m, hdr, hl);
+        memcpy(m + hl, payload, (size_t)O.size);
+    }
+
+    double t0 = now_s(), cpu0 = cpu_s();
+    uint64_t sent = 0;
+    unsigned next_id = 1;
+    while (sent < (uint64_t)O.count) {
+        uint64_t n = (uint64_t)O.count - sent < (uint64_t)per ? (uint64_t)O.count - sent : (uint64_t)per;
+        if (O.window > 0 && sent + n > (uint64_t)O.window)
+            wait_window(sent + n - (uint64_t)O.window);
+        if (O.qos == 1) {
+            while (mq_read(pub, 0, 1) > 0) {} /* PUBACKs already there */
+            while (pub->ninflight + n > (uint64_t)O.inflight) mq_read(pub, 0, 0);
+            for (uint64_t k = 0; k < n; k++) {
+                if (pub->inflight[next_id]) die("pub: packet id %u still awaiting PUBACK", next_id);
+                pub->inflight[next_id] = 1;
+                unsigned char *m = batch + k * mlen + id_off;
+                m[0] = (unsigned char)(next_id >> 8);
+                m[1] = (unsigned char)next_id;
+                next_id = next_id == 65535 ? 1 : next_id + 1;
+            }
+            pub->ninflight += n;
+        }
+        mq_write(pub, batch, (size_t)n * mlen);
+        sent += n;
+    }
+    if (O.qos == 1) {
+        while (pub->ninflight) mq_read(pub, 0, 0);
+    } else { /* the PINGRESP comes after the server has read every PUBLISH before it */
+        uint64_t want = pub->pingresps + 1;
+        mq_write(pub, "\xc0\0", 2);
+        while (pub->pingresps < want) mq_read(pub, 0, 0);
+    }
+    double t_pub = now_s();
+    wait_progress(pred_all, 0, "the last messages");
+    double t_end = atomic_load(&T_END);
+    double cpu = cpu_s() - cpu0;
+
+    /* PINGREQ every subscriber: its PINGRESP follows what is already queued for it, so a
+     * count above the expected one now means duplicate or misrouted deliveries. */
+    uint64_t target = UINT64_MAX;
+    for (int i = 0; i < O.subs; i++) {
+        uint64_t p = atomic_load(&SUBS[i].pongs);
+        if (p < target) target = p;
+    }
+    for (int i = 0; i < O.subs; i++) mq_write(&ms[i], "\xc0\0", 2);
+    wait_progress(pred_subs_ponged, target + 1, "subscriber PINGRESPs");
+    uint64_t total = atomic_load(&TOTAL_GOT);
+    atomic_store(&DONE, 1);
+    for (int i = 0; i < O.subs; i++) shutdown(ms[i].fd, SHUT_RDWR);
+    for (int i = 0; i < O.subs; i++) pthread_join(SUBS[i].th, NULL);
+    uint64_t dups = 0;
+    for (int i = 0; i < O.subs; i++) dups += ms[i].dups;
+    if (total != EXPECTED)
+        die("delivered %llu messages (%llu flagged DUP), expected exactly %llu", (unsigned long long)total,
+            (unsigned long long)dups, (unsigned long long)EXPECTED);
+
+    char per_sub[4096];
+    size_t off = 0;
+    for (int i = 0; i < O.subs && off < sizeof per_sub - 32; i++)
+        off += (size_t)snprintf(per_sub + off, sizeof per_sub - off, "%s%llu", i ? "," : "",
+                                (unsigned long long)SUBS[i].got);
+    per_sub[off] = 0;
+    printf("{\"mode\":\"mqtt\",\"qos\":%d,\"subs\":%d,\"size\":%d,\"published\":%ld,\"delivered\":%llu,"
+           "\"dups\":%llu,\"pub_rate\":%.1f,\"recv_rate\":%.1f,\"pub_s\":%.6f,\"elapsed_s\":%.6f,"
+           "\"cpu_s\":%.3f,\"per_sub\":[%s]}\n",
+           O.qos, O.subs, O.size, O.count, (unsigned long long)total, (unsigned long long)dups,
+           (double)O.count / (t_pub - t0), (double)total / (t_end - t0), t_pub - t0, t_end - t0, cpu, per_sub);
+    close(pub->fd);
+    freeaddrinfo(ai);
+    return 0;
+}
+
+static int run_mqttidle(void) {
+    raise_nofile();
+    struct addrinfo *ai = resolve();
+    mq_t *ms = calloc((size_t)O.conns, sizeof *ms);
+    if (!ms) die("out of memory");
+    int pid = (int)getpid();
+    double t0 = now_s();
+    for (int i = 0; i < O.conns; i++) { /* one at a time, as in idle */
+        char cid[64];
+        snprintf(cid, sizeof cid, "lg%d-idle%d", pid, i);
+        mq_open(&ms[i], ai, "idle", cid, 256);
+        free(ms[i].rbuf);
+        ms[i].rbuf = NULL;
+    }
+    double t_conn = now_s() - t0;
+    printf("READY %d\n", O.conns);
+    fflush(stdout);
+    hold_until_released();
+    for (int i = 0; i < O.conns; i++) close(ms[i].fd);
+    printf("{\"mode\":\"mqttidle\",\"conns\":%d,\"connect_s\":%.6f}\n", O.conns, t_conn);
+    freeaddrinfo(ai);
+    return 0;
+}
+
 /* --------------------------------------------------------------------------------------- */
 static void usage(void) {
-    fputs("usage: loadgen pubsub|reqrep|idle [--host H] [--port P] [--subject S] [--subs N]\n"
-          "               [--queue Q] [--count M] [--size B] [--window W] [--warmup K]\n"
-          "               [--conns N] [--timeout SEC]\n", stderr);
+    fputs("usage: loadgen pubsub|reqrep|idle|mqtt|mqttidle [--host H] [--port P] [--subject S]\n"
+          "               [--subs N] [--queue Q] [--count M] [--size B] [--window W] [--warmup K]\n"
+          "               [--conns N] [--timeout SEC] [--batch BYTES] [--transport tcp|ws|ws-deflate]\n"
+          "               [--path /] [--qos 0|1] [--inflight K]\n", stderr);
     exit(2);
 }
 
@@ -657,12 +1437,23 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--warmup")) O.warmup = num_arg(k, v, 0);
         else if (!strcmp(k, "--conns")) O.conns = (int)num_arg(k, v, 1);
         else if (!strcmp(k, "--timeout")) O.timeout = (int)num_arg(k, v, 1);
-        else usage();
+        else if (!strcmp(k, "--batch")) O.batch = num_arg(k, v, 1);
+        else if (!strcmp(k, "--path")) O.path = v;
+        else if (!strcmp(k, "--qos")) O.qos = (int)num_arg(k, v, 0);
+        else if (!strcmp(k, "--inflight")) O.inflight = num_arg(k, v, 1);
+        else if (!strcmp(k, "--transport")) {
+            if (!strcmp(v, "tcp")) O.ws = 0;
+            else if (!strcmp(v, "ws")) O.ws = 1;
+            else if (!strcmp(v, "ws-deflate")) O.ws = 2;
+            else usage();
+        } else usage();
     }
     signal(SIGPIPE, SIG_IGN); /* a closed server socket shows up as EPIPE from write() */
     if (!strcmp(O.mode, "pubsub")) return run_pubsub();
     if (!strcmp(O.mode, "reqrep")) return run_reqrep();
     if (!strcmp(O.mode, "idle")) return run_idle();
+    if (!strcmp(O.mode, "mqtt")) return run_mqtt();
+    if (!strcmp(O.mode, "mqttidle")) return run_mqttidle();
     usage();
     return 2;
 }

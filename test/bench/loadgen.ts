@@ -3,12 +3,24 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import readline from "node:readline";
-import { assertNotShuttingDown, trackChild } from "./servers.js";
+import { aptInstall, assertNotShuttingDown, trackChild } from "./servers.js";
 
 export const LOADGEN_DESCRIPTION =
-  "test/bench/loadgen.c: native C (gcc -O2, pthreads), NATS text protocol over loopback TCP, " +
-  "one connection per publisher/subscriber; the publisher writes ~64 KB batches and stays at most " +
-  "20000 messages ahead of delivery";
+  "test/bench/loadgen.c: native C (gcc -O2, pthreads, zlib), NATS text protocol over loopback TCP or " +
+  "WebSocket (masked binary frames, optional permessage-deflate) and MQTT 3.1.1 over TCP, " +
+  "one connection per publisher/subscriber; the publisher writes ~64 KB batches (one WebSocket frame " +
+  "each) and stays at most 20000 NATS / 2000 MQTT QoS 0 / 1000 MQTT QoS 1 messages ahead of delivery";
+
+/** zlib's header, from Debian's zlib1g-dev (installed with apt when missing and we are root). */
+function ensureZlibHeaders(): void {
+  const found = ["/usr/include/zlib.h", "/usr/local/include/zlib.h"].some((f) => fs.existsSync(f));
+  if (found) return;
+  if (process.getuid?.() !== 0) {
+    throw new Error("zlib.h not found: install it with `apt-get install -y zlib1g-dev` (loadgen links -lz)");
+  }
+  console.error("bench: zlib.h not found; running `apt-get install -y zlib1g-dev`");
+  aptInstall("zlib1g-dev");
+}
 
 /** Compiles loadgen.c into `outDir` unless an up-to-date binary is already there. */
 export function ensureLoadgen(root: string, outDir: string): string {
@@ -16,10 +28,11 @@ export function ensureLoadgen(root: string, outDir: string): string {
   const bin = path.join(outDir, "loadgen");
   const srcTime = fs.statSync(src).mtimeMs;
   if (fs.existsSync(bin) && fs.statSync(bin).mtimeMs >= srcTime) return bin;
+  ensureZlibHeaders();
   fs.mkdirSync(outDir, { recursive: true });
   const tmp = `${bin}.${process.pid}.tmp`;
   console.error(`bench: building ${path.relative(root, bin)} from ${path.relative(root, src)}`);
-  execFileSync("gcc", ["-O2", "-Wall", "-o", tmp, src, "-lpthread"], { stdio: "inherit" });
+  execFileSync("gcc", ["-O2", "-Wall", "-o", tmp, src, "-lpthread", "-lz"], { stdio: "inherit" });
   fs.renameSync(tmp, bin); // atomic: a concurrent run never sees a half-written binary
   return bin;
 }
@@ -63,12 +76,13 @@ export async function runLoadgen(bin: string, args: string[], timeoutMs = 120_00
 }
 
 /**
- * idle mode: starts loadgen, waits for "READY", runs `whileHeld` (which measures the
- * server), then closes loadgen's stdin so it drops the connections and exits.
+ * idle / mqttidle mode (`args` starts with the mode): starts loadgen, waits for "READY", runs
+ * `whileHeld` (which measures the server), then closes loadgen's stdin so it drops the
+ * connections and exits.
  */
 export async function holdIdle<T>(bin: string, args: string[], whileHeld: () => Promise<T> | T): Promise<T> {
   assertNotShuttingDown();
-  const child = spawn(bin, ["idle", ...args], { stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn(bin, args, { stdio: ["pipe", "pipe", "pipe"] });
   trackChild(child);
   let err = "";
   child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
@@ -82,7 +96,7 @@ export async function holdIdle<T>(bin: string, args: string[], whileHeld: () => 
       if (l.startsWith("READY")) resolve();
     });
     void done.then(([code, sig]) =>
-      reject(new Error(`loadgen idle exited before READY (${sig ?? `exit ${code}`}): ${err.trim()}`)),
+      reject(new Error(`loadgen ${args.join(" ")} exited before READY (${sig ?? `exit ${code}`}): ${err.trim()}`)),
     );
   });
   const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
@@ -93,6 +107,6 @@ export async function holdIdle<T>(bin: string, args: string[], whileHeld: () => 
     child.stdin.end();
     const [code, sig] = await done;
     clearTimeout(timer);
-    if (code !== 0) throw new Error(`loadgen idle failed (${sig ?? `exit ${code}`}): ${err.trim()}`);
+    if (code !== 0) throw new Error(`loadgen ${args[0]} failed (${sig ?? `exit ${code}`}): ${err.trim()}`);
   }
 }

@@ -1,5 +1,6 @@
 // Medians, ratios and the Markdown report.
-import type { BenchCase, RoundResult } from "./cases.js";
+import type { BenchCase, Metric, RoundResult } from "./cases.js";
+import { SERVER_KINDS, type ServerKind } from "./slots.js";
 
 /** Results of one case for one server: successful rounds, then the error that stopped it, if any. */
 export interface SlotOutcome {
@@ -9,20 +10,23 @@ export interface SlotOutcome {
 
 export interface CaseOutcome {
   readonly bench: BenchCase;
-  readonly mesh: SlotOutcome;
-  readonly nats: SlotOutcome;
+  /** One entry per server of `bench.servers`. */
+  readonly results: Partial<Record<ServerKind, SlotOutcome>>;
 }
 
 export interface ReportMeta {
   readonly date: string;
   readonly machine: string;
   readonly node: string;
-  readonly natsVersion: string;
-  readonly meshCommand: string;
-  readonly natsCommand: string;
+  /** Versions of the reference servers used, e.g. "nats-server: v2.9.10". */
+  readonly versions: readonly string[];
+  /** One line per server: command and config, per kind of listener. */
+  readonly servers: readonly string[];
   readonly loadgen: string;
   readonly rounds: number;
   readonly scale: number;
+  /** BENCH_SAME_SERVER: one server ran in every column. */
+  readonly sameServer?: ServerKind;
 }
 
 export function median(xs: readonly number[]): number {
@@ -31,10 +35,26 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-function cell(slot: SlotOutcome, i: number, fmt: (v: number) => string): { text: string; value?: number } {
+function cell(slot: SlotOutcome | undefined, i: number, fmt: (v: number) => string): { text: string; value?: number } {
+  if (!slot) return { text: "—" };
   if (slot.error !== undefined || slot.rounds.length === 0) return { text: "error" };
   const value = median(slot.rounds.map((r) => r.values[i]));
   return { text: fmt(value), value };
+}
+
+function ratioOf(o: CaseOutcome, i: number, m: Metric, other: ServerKind): number | undefined {
+  const a = cell(o.results.meshbroker, i, m.format).value;
+  const b = cell(o.results[other], i, m.format).value;
+  return a !== undefined && b !== undefined && b !== 0 ? a / b : undefined;
+}
+
+function ratioCell(o: CaseOutcome, i: number, m: Metric, other: ServerKind): string {
+  if (!o.results[other]) return "—";
+  const r = ratioOf(o, i, m, other);
+  if (r === undefined) return "—";
+  const meshAhead = m.better === "higher" ? r > 1 : r < 1;
+  const verdict = Math.abs(r - 1) < 0.03 ? "within 3%" : meshAhead ? "meshbroker ahead" : `${other} ahead`;
+  return `${r.toFixed(2)} (${m.better} is better: ${verdict})`;
 }
 
 function oneLine(s: string, max = 160): string {
@@ -43,55 +63,72 @@ function oneLine(s: string, max = 160): string {
 }
 
 export function renderMarkdown(meta: ReportMeta, outcomes: readonly CaseOutcome[]): string {
+  // Columns: meshbroker and nats-server always (the original layout); mosquitto only when a
+  // case of this run has it.
+  const others: ServerKind[] = ["nats-server"];
+  if (outcomes.some((o) => o.bench.servers.includes("mosquitto"))) others.push("mosquitto");
+  const columns: ServerKind[] = ["meshbroker", ...others];
+
   const out: string[] = [];
-  out.push("# meshbroker vs nats-server", "");
+  out.push(`# meshbroker vs ${others.join(" and ")}`, "");
   out.push(`- date: ${meta.date}`);
-  out.push(`- machine: ${meta.machine}; Node ${meta.node}; ${meta.natsVersion}`);
-  out.push(`- meshbroker: \`${meta.meshCommand}\``);
-  out.push(`- nats-server: \`${meta.natsCommand}\``);
+  out.push(`- machine: ${meta.machine}; Node ${meta.node}; ${meta.versions.join("; ")}`);
+  if (meta.sameServer) {
+    out.push(`- **harness check: ${meta.sameServer} runs in every column** (BENCH_SAME_SERVER); ratios should be ≈ 1`);
+  }
+  out.push(...meta.servers);
   out.push(`- load generator: ${meta.loadgen}`);
   out.push(
-    `- method: both servers run side by side on loopback; ${meta.rounds} round(s) per case, alternating ` +
-      `meshbroker / nats-server; each figure is the median over rounds` +
+    `- method: the servers of a case run side by side on loopback; ${meta.rounds} round(s) per case, alternating ` +
+      `${columns.join(" / ")}; each figure is the median over rounds` +
       (meta.scale !== 1 ? `; message counts scaled by ${meta.scale}` : ""),
   );
   out.push("");
-  out.push("| case | meshbroker | nats-server | ratio (meshbroker/nats-server) |");
-  out.push("| --- | ---: | ---: | --- |");
+  const head = ["case", "meshbroker"];
+  const align = ["---", "---:"];
+  for (const k of others) {
+    head.push(k, `ratio (meshbroker/${k})`);
+    align.push("---:", "---");
+  }
+  out.push(`| ${head.join(" | ")} |`, `| ${align.join(" | ")} |`);
   for (const o of outcomes) {
     o.bench.metrics.forEach((m, i) => {
-      const a = cell(o.mesh, i, m.format);
-      const b = cell(o.nats, i, m.format);
-      let ratio = "—";
-      if (a.value !== undefined && b.value !== undefined && b.value !== 0) {
-        const r = a.value / b.value;
-        const meshAhead = m.better === "higher" ? r > 1 : r < 1;
-        const verdict = Math.abs(r - 1) < 0.03 ? "within 3%" : meshAhead ? "meshbroker ahead" : "nats-server ahead";
-        ratio = `${r.toFixed(2)} (${m.better} is better: ${verdict})`;
-      }
-      out.push(`| ${m.name} | ${a.text} | ${b.text} | ${ratio} |`);
+      const row = [m.name, cell(o.results.meshbroker, i, m.format).text];
+      for (const k of others) row.push(cell(o.results[k], i, m.format).text, ratioCell(o, i, m, k));
+      out.push(`| ${row.join(" | ")} |`);
     });
   }
+
+  const targets: string[] = [];
+  for (const o of outcomes) {
+    o.bench.metrics.forEach((m, i) => {
+      for (const t of m.targets ?? []) {
+        const r = ratioOf(o, i, m, t.vs);
+        const goal = `meshbroker/${t.vs} ${m.better === "higher" ? "≥" : "≤"} ${t.ratio.toFixed(2)}`;
+        const met = r === undefined ? undefined : m.better === "higher" ? r >= t.ratio : r <= t.ratio;
+        const verdict = r === undefined ? "not measured (see Errors)" : `${r.toFixed(2)}: ${met ? "**met**" : "**not met**"}`;
+        targets.push(`- ${m.name}: ${goal}; measured ${verdict}`);
+      }
+    });
+  }
+  if (targets.length) out.push("", "## Targets", "", ...targets);
+
   out.push("", "What the figures are:", "");
   for (const o of outcomes) out.push(`- ${o.bench.metrics.map((m) => m.name).join(", ")}: ${o.bench.measure}`);
 
   const errors = outcomes.flatMap((o) =>
-    [
-      ["meshbroker", o.mesh],
-      ["nats-server", o.nats],
-    ]
-      .filter(([, s]) => (s as SlotOutcome).error !== undefined)
-      .map(([label, s]) => `- ${o.bench.id} / ${label}: ${oneLine((s as SlotOutcome).error!, 600)}`),
+    SERVER_KINDS.filter((k) => o.results[k]?.error !== undefined).map(
+      (k) => `- ${o.bench.id} / ${k}: ${oneLine(o.results[k]!.error!, 600)}`,
+    ),
   );
   if (errors.length) out.push("", "## Errors", "", ...errors);
 
-  out.push("", "## Rounds", "", "| case | round | meshbroker | nats-server |", "| --- | ---: | --- | --- |");
+  out.push("", "## Rounds", "", `| case | round | ${columns.join(" | ")} |`, `| --- | ---: |${" --- |".repeat(columns.length)}`);
   for (const o of outcomes) {
-    const n = Math.max(o.mesh.rounds.length, o.nats.rounds.length);
+    const n = Math.max(...columns.map((k) => o.results[k]?.rounds.length ?? 0));
     for (let i = 0; i < n; i++) {
-      const a = o.mesh.rounds[i]?.detail ?? "—";
-      const b = o.nats.rounds[i]?.detail ?? "—";
-      out.push(`| ${o.bench.id} | ${i + 1} | ${oneLine(a)} | ${oneLine(b)} |`);
+      const cells = columns.map((k) => oneLine(o.results[k]?.rounds[i]?.detail ?? "—"));
+      out.push(`| ${o.bench.id} | ${i + 1} | ${cells.join(" | ")} |`);
     }
   }
   return out.join("\n") + "\n";

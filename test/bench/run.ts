@@ -1,4 +1,5 @@
-// meshbroker vs nats-server, measured in the same run with the same native load generator.
+// meshbroker vs nats-server (and mosquitto for MQTT), measured in the same run with the same
+// native load generator.
 //
 //   npx tsc -p tsconfig.json && node dist/test/bench/run.js [--case fanout[,idle]] [--rounds 5]
 //
@@ -6,7 +7,11 @@
 //   BENCH_MESHBROKER_CMD  server command for the meshbroker column, `{port}`, `{host}` and
 //                         `{config}` substituted (default: node bin/meshbroker -c {config});
 //                         set it to "/usr/sbin/nats-server -a {host} -p {port}" to check the harness
+//                         on the NATS cases
+//   BENCH_SAME_SERVER     nats-server | mosquitto: run that server, with its own config, in every
+//                         column (harness check: every ratio should be close to 1.00)
 //   BENCH_NATS_SERVER     nats-server binary (default: from PATH or /usr/sbin, else apt-get install)
+//   BENCH_MOSQUITTO       mosquitto binary (default: from PATH or /usr/sbin, else apt-get install)
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -18,14 +23,25 @@ import {
   isShuttingDown,
   killAll,
   killAllSync,
+  mosquittoVersion,
   natsServerVersion,
-  parseCommand,
+  resolveMosquitto,
   resolveNatsServer,
   startServer,
   tail,
   type RunningServer,
   type ServerSlot,
 } from "./servers.js";
+import {
+  describeSlot,
+  meshCommandFromEnv,
+  sameServerFromEnv,
+  SERVER_KINDS,
+  slotFor,
+  type Binaries,
+  type Listener,
+  type ServerKind,
+} from "./slots.js";
 
 interface Args {
   cases: BenchCase[];
@@ -73,7 +89,7 @@ function parseArgs(argv: string[]): Args {
         args.out = value();
         break;
       case "--list":
-        for (const c of CASES) console.log(`${c.id.padEnd(8)} ${c.metrics.map((m) => m.name).join("; ")}`);
+        for (const c of CASES) console.log(`${c.id.padEnd(11)} ${c.metrics.map((m) => m.name).join("; ")}`);
         process.exit(0);
         break;
       case "--help":
@@ -101,37 +117,46 @@ function repoRoot(): string {
   throw new Error("cannot find test/bench/loadgen.c (run from the repository root)");
 }
 
+/** The slot per column of a case; a server that cannot serve the case fails its column only. */
+type SlotOrError = { slot: ServerSlot } | { error: string };
+
 async function runCase(
   bench: BenchCase,
   args: Args,
-  slots: [ServerSlot, ServerSlot],
+  slots: SlotOrError[],
   loadgen: string,
   workDir: string,
   root: string,
 ): Promise<CaseOutcome> {
-  const outcome: CaseOutcome = { bench, mesh: { rounds: [] }, nats: { rounds: [] } };
-  const results: [SlotOutcome, SlotOutcome] = [outcome.mesh, outcome.nats];
-  const servers: (RunningServer | undefined)[] = [undefined, undefined];
+  const kinds = bench.servers;
+  const results: SlotOutcome[] = kinds.map(() => ({ rounds: [] }));
+  const outcome: CaseOutcome = { bench, results: Object.fromEntries(kinds.map((k, i) => [k, results[i]])) };
+  const servers: (RunningServer | undefined)[] = kinds.map(() => undefined);
   const stop = async (k: number): Promise<void> => {
     await servers[k]?.stop();
     servers[k] = undefined;
   };
+  const stopAll = () => Promise.all(kinds.map((_, k) => stop(k)));
   const fail = (k: number, round: number, message: string): void => {
     results[k].error = message;
-    if (!isShuttingDown()) console.error(`bench: ${bench.id} round ${round} ${slots[k].label} FAILED: ${message}`);
+    if (!isShuttingDown()) console.error(`bench: ${bench.id} round ${round} ${kinds[k]} FAILED: ${message}`);
   };
+  slots.forEach((s, k) => {
+    if ("error" in s) fail(k, 0, s.error);
+  });
   try {
     for (let round = 1; round <= args.rounds; round++) {
-      // Both servers run side by side; one that cannot start only loses its own column.
+      // The servers run side by side; one that cannot start only loses its own column.
       const starting = await Promise.allSettled(
-        [0, 1].map(async (k) => {
-          if (results[k].error === undefined && !servers[k]) servers[k] = await startServer(slots[k], workDir, root);
+        kinds.map(async (_, k) => {
+          const s = slots[k];
+          if (results[k].error === undefined && !servers[k] && "slot" in s) servers[k] = await startServer(s.slot, workDir, root);
         }),
       );
       starting.forEach((s, k) => {
         if (s.status === "rejected") fail(k, round, (s.reason as Error).message);
       });
-      for (let k = 0; k < 2; k++) {
+      for (let k = 0; k < kinds.length; k++) {
         const server = servers[k];
         if (results[k].error !== undefined || !server) continue; // a server that failed once is not measured again
         try {
@@ -143,47 +168,78 @@ async function runCase(
           await stop(k);
         }
       }
-      if (bench.freshServerPerRound) await Promise.all([stop(0), stop(1)]);
+      if (bench.freshServerPerRound) await stopAll();
       if (results.every((s) => s.error !== undefined)) break;
     }
   } finally {
-    await Promise.all([stop(0), stop(1)]);
+    await stopAll();
   }
   return outcome;
+}
+
+/** Resolves a reference server's binary once, on first use; remembers a failure too. */
+function lazyBinary(resolve: () => string): () => string {
+  let value: { bin: string } | { err: Error } | undefined;
+  return () => {
+    value ??= (() => {
+      try {
+        return { bin: resolve() };
+      } catch (err) {
+        return { err: err as Error };
+      }
+    })();
+    if ("err" in value) throw value.err;
+    return value.bin;
+  };
 }
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const root = repoRoot();
   const outDir = path.join(root, "dist/bench");
-  const natsBin = resolveNatsServer();
-  const meshCmd = process.env.BENCH_MESHBROKER_CMD ?? "node bin/meshbroker -c {config}";
-  const slots: [ServerSlot, ServerSlot] = [
-    { label: "meshbroker", argv: parseCommand(meshCmd), configTemplate: "port: {port}\nhost: {host}\n" },
-    { label: "nats-server", argv: [natsBin, "-a", "{host}", "-p", "{port}"] },
-  ];
+  const mesh = meshCommandFromEnv();
+  const same = sameServerFromEnv();
+  const bins: Binaries = { meshCmd: mesh.argv, natsServer: lazyBinary(resolveNatsServer), mosquitto: lazyBinary(resolveMosquitto) };
+  // Which command and config each column runs, per case; described once per server and listener.
+  const used = new Map<string, string>();
+  const slotsOf = (bench: BenchCase): SlotOrError[] =>
+    bench.servers.map((column) => {
+      const run = same ?? column;
+      try {
+        const slot = slotFor(column, run, bench.listener, bins);
+        const key = `${run} (${LISTENER_TEXT[bench.listener]})`;
+        if (!used.has(key)) used.set(key, describeSlot(slot, process.execPath));
+        return { slot };
+      } catch (err) {
+        return { error: (err as Error).message };
+      }
+    });
   const loadgen = ensureLoadgen(root, outDir);
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "meshbroker-bench-"));
   const outcomes: CaseOutcome[] = [];
   const t0 = Date.now();
   try {
-    for (const bench of args.cases) outcomes.push(await runCase(bench, args, slots, loadgen, workDir, root));
+    for (const bench of args.cases) outcomes.push(await runCase(bench, args, slotsOf(bench), loadgen, workDir, root));
   } finally {
     fs.rmSync(workDir, { recursive: true, force: true });
   }
   if (interrupted) return 130; // the signal handler stops everything; keep the last report
+  const runs = new Set<ServerKind>(args.cases.flatMap((c) => c.servers.map((k) => same ?? k)));
+  const versions: string[] = [];
+  if (runs.has("nats-server")) tryPush(versions, () => natsServerVersion(bins.natsServer()));
+  if (runs.has("mosquitto")) tryPush(versions, () => mosquittoVersion(bins.mosquitto()));
   const cpu = os.cpus()[0]?.model.trim() ?? "unknown CPU";
   const report = renderMarkdown(
     {
       date: new Date().toISOString(),
       machine: `${os.cpus().length} cores (${cpu}), Linux ${os.release()}`,
       node: process.version,
-      natsVersion: natsServerVersion(natsBin),
-      meshCommand: meshCmd,
-      natsCommand: `${natsBin} -a {host} -p {port}`,
+      versions,
+      servers: [...used].sort(([a], [b]) => kindOrder(a) - kindOrder(b)).map(([key, text]) => `- ${key}: ${text}`),
       loadgen: LOADGEN_DESCRIPTION,
       rounds: args.rounds,
       scale: args.scale,
+      sameServer: same,
     },
     outcomes,
   );
@@ -192,8 +248,28 @@ async function main(): Promise<number> {
   fs.writeFileSync(outFile, report);
   process.stdout.write(report);
   console.error(`bench: wrote ${path.relative(process.cwd(), outFile) || outFile} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  const failed = outcomes.some((o) => o.mesh.error !== undefined || o.nats.error !== undefined);
+  const failed = outcomes.some((o) => Object.values(o.results).some((s) => s.error !== undefined));
   return failed ? 1 : 0;
+}
+
+const LISTENER_TEXT: Record<Listener, string> = {
+  nats: "NATS cases",
+  ws: "WebSocket cases",
+  "ws-deflate": "compressed WebSocket cases",
+  mqtt: "MQTT cases",
+};
+
+function kindOrder(key: string): number {
+  const i = SERVER_KINDS.findIndex((k) => key.startsWith(`${k} `));
+  return i < 0 ? SERVER_KINDS.length : i;
+}
+
+function tryPush(list: string[], f: () => string): void {
+  try {
+    list.push(f());
+  } catch {
+    // the binary is missing: the Errors section already says so
+  }
 }
 
 // Leave no server behind: on Ctrl-C, kill, or any exit path.

@@ -1,23 +1,32 @@
 // Starting, probing, measuring and stopping the servers under test. Every process started
 // here is registered so that an error or Ctrl-C can still stop it.
-import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, execFileSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 
 export interface ServerSlot {
-  /** Column name in the report ("meshbroker", "nats-server"). */
+  /** Column name in the report ("meshbroker", "nats-server", "mosquitto"). */
   readonly label: string;
-  /** argv template; `{port}`, `{host}` and `{config}` are substituted. */
+  /**
+   * argv template. Substituted here and in the config: `{host}`, `{config}`, `{store_dir}` (a
+   * fresh directory), and the ports `{port}` (NATS), `{ws_port}`, `{mqtt_port}`: each one used
+   * gets a free port, and the server is ready once every one of them answers.
+   */
   readonly argv: readonly string[];
-  /** Written to the file named by `{config}` (with `{port}`/`{host}` substituted). */
+  /** Written to the file named by `{config}`, placeholders substituted. */
   readonly configTemplate?: string;
 }
 
 export interface RunningServer {
   readonly label: string;
+  /** NATS client port (0 if the server has none, e.g. mosquitto). */
   readonly port: number;
+  /** WebSocket listener port, when the slot has `{ws_port}`. */
+  readonly wsPort?: number;
+  /** MQTT listener port, when the slot has `{mqtt_port}`. */
+  readonly mqttPort?: number;
   readonly pid: number;
   readonly logFile: string;
   stop(): Promise<void>;
@@ -89,24 +98,37 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export function resolveNatsServer(): string {
-  const fromEnv = process.env.BENCH_NATS_SERVER;
+/** A binary from `envVar`, PATH or /usr/sbin; else, as root, `apt-get install -y <pkg>`. */
+function resolveBinary(name: string, envVar: string, pkg: string): string {
+  const fromEnv = process.env[envVar];
   if (fromEnv) return fromEnv;
-  const found = findOnPath("nats-server") ?? (fs.existsSync("/usr/sbin/nats-server") ? "/usr/sbin/nats-server" : undefined);
+  const found = findOnPath(name) ?? (fs.existsSync(`/usr/sbin/${name}`) ? `/usr/sbin/${name}` : undefined);
   if (found) return found;
   if (process.getuid?.() !== 0) {
-    throw new Error("nats-server not found: install it with `apt-get install -y nats-server` or set BENCH_NATS_SERVER");
+    throw new Error(`${name} not found: install it with \`apt-get install -y ${pkg}\` or set ${envVar}`);
   }
-  console.error("bench: nats-server not found; running `apt-get install -y nats-server`");
-  try {
-    execFileSync("apt-get", ["install", "-y", "nats-server"], { stdio: "inherit" });
-  } catch {
-    execFileSync("apt-get", ["update"], { stdio: "inherit" });
-    execFileSync("apt-get", ["install", "-y", "nats-server"], { stdio: "inherit" });
-  }
-  const installed = findOnPath("nats-server") ?? "/usr/sbin/nats-server";
-  if (!fs.existsSync(installed)) throw new Error("nats-server still missing after apt-get install");
+  console.error(`bench: ${name} not found; running \`apt-get install -y ${pkg}\``);
+  aptInstall(pkg);
+  const installed = findOnPath(name) ?? `/usr/sbin/${name}`;
+  if (!fs.existsSync(installed)) throw new Error(`${name} still missing after apt-get install ${pkg}`);
   return installed;
+}
+
+export function aptInstall(pkg: string): void {
+  try {
+    execFileSync("apt-get", ["install", "-y", pkg], { stdio: ["ignore", 2, 2] });
+  } catch {
+    execFileSync("apt-get", ["update"], { stdio: ["ignore", 2, 2] });
+    execFileSync("apt-get", ["install", "-y", pkg], { stdio: ["ignore", 2, 2] });
+  }
+}
+
+export function resolveNatsServer(): string {
+  return resolveBinary("nats-server", "BENCH_NATS_SERVER", "nats-server");
+}
+
+export function resolveMosquitto(): string {
+  return resolveBinary("mosquitto", "BENCH_MOSQUITTO", "mosquitto");
 }
 
 function findOnPath(name: string): string | undefined {
@@ -131,6 +153,13 @@ export function natsServerVersion(bin: string): string {
   }
 }
 
+/** "mosquitto version 2.0.11": the first line of `mosquitto -h` (which exits non-zero). */
+export function mosquittoVersion(bin: string): string {
+  const r = spawnSync(bin, ["-h"], { encoding: "utf8" });
+  const line = `${r.stdout ?? ""}${r.stderr ?? ""}`.split("\n").find((l) => /version/i.test(l));
+  return line?.trim() ?? "mosquitto (version unknown)";
+}
+
 /** Splits a command line on whitespace (no quoting); a leading `node` means this Node binary. */
 export function parseCommand(cmd: string): string[] {
   const argv = cmd.trim().split(/\s+/).filter(Boolean);
@@ -139,16 +168,30 @@ export function parseCommand(cmd: string): string[] {
   return argv;
 }
 
+const PORT_VARS = ["port", "ws_port", "mqtt_port"] as const;
+type PortVar = (typeof PORT_VARS)[number];
+
 function substitute(s: string, vars: Record<string, string>): string {
-  return s.replace(/\{(port|host|config)\}/g, (_, k: string) => vars[k]);
+  return s.replace(/\{(port|ws_port|mqtt_port|host|config|store_dir)\}/g, (m, k: string) => vars[k] ?? m);
 }
 
 export async function startServer(slot: ServerSlot, workDir: string, cwd: string): Promise<RunningServer> {
   assertNotShuttingDown();
-  const port = await freePort();
-  const tag = `${slot.label.replace(/[^\w.-]+/g, "_")}-${port}`;
+  const text = [...slot.argv, slot.configTemplate ?? ""].join("\n");
+  const ports: Partial<Record<PortVar, number>> = {};
+  for (const v of PORT_VARS) if (text.includes(`{${v}}`)) ports[v] = await freePort();
+  const first = ports.port ?? ports.ws_port ?? ports.mqtt_port;
+  if (first === undefined) throw new Error(`${slot.label}: the command and config use no port placeholder`);
+  const tag = `${slot.label.replace(/[^\w.-]+/g, "_")}-${first}`;
   const config = path.join(workDir, `${tag}.conf`);
-  const vars = { port: String(port), host: HOST, config };
+  const vars: Record<string, string> = { host: HOST, config };
+  for (const v of PORT_VARS) if (ports[v] !== undefined) vars[v] = String(ports[v]);
+  let storeDir: string | undefined;
+  if (text.includes("{store_dir}")) {
+    storeDir = path.join(workDir, `${tag}.store`);
+    fs.mkdirSync(storeDir, { recursive: true });
+    vars.store_dir = storeDir;
+  }
   if (slot.configTemplate !== undefined) fs.writeFileSync(config, substitute(slot.configTemplate, vars));
   const argv = slot.argv.map((a) => substitute(a, vars));
   const logFile = path.join(workDir, `${tag}.log`);
@@ -183,15 +226,19 @@ export async function startServer(slot: ServerSlot, workDir: string, cwd: string
     }
     killGroup(pid, "SIGKILL"); // leftovers the leader did not take down with it
     liveGroups.delete(pid);
+    if (storeDir) fs.rmSync(storeDir, { recursive: true, force: true });
   };
 
   try {
-    await waitReady(port, () => exited, 20_000);
+    const deadline = Date.now() + 20_000;
+    if (ports.port !== undefined) await waitReady("NATS", ports.port, probeInfo, () => exited, deadline);
+    if (ports.ws_port !== undefined) await waitReady("WebSocket", ports.ws_port, probeAccept, () => exited, deadline);
+    if (ports.mqtt_port !== undefined) await waitReady("MQTT", ports.mqtt_port, probeMqtt, () => exited, deadline);
   } catch (err) {
     await stop();
     throw new Error(`${slot.label} (${argv.join(" ")}) did not become ready: ${(err as Error).message}\n` + tail(logFile));
   }
-  return { label: slot.label, port, pid, logFile, stop };
+  return { label: slot.label, port: ports.port ?? 0, wsPort: ports.ws_port, mqttPort: ports.mqtt_port, pid, logFile, stop };
 }
 
 export function tail(file: string, lines = 15): string {
@@ -203,25 +250,89 @@ export function tail(file: string, lines = 15): string {
   }
 }
 
-/** Ready means: accepts a TCP connection and sends a complete INFO line. */
-async function waitReady(port: number, hasExited: () => string | undefined, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+type Probe = (port: number, timeoutMs: number) => Promise<void>;
+
+/** Retries `probe` until it succeeds, the server exits, or the deadline passes. */
+async function waitReady(
+  what: string,
+  port: number,
+  probe: Probe,
+  hasExited: () => string | undefined,
+  deadline: number,
+): Promise<void> {
   let lastErr = "";
   for (;;) {
     const exit = hasExited();
     if (exit) throw new Error(`server process exited (${exit})`);
     try {
-      await probeInfo(port, Math.max(100, Math.min(2000, deadline - Date.now())));
+      await probe(port, Math.max(100, Math.min(2000, deadline - Date.now())));
       return;
     } catch (err) {
       lastErr = (err as Error).message;
     }
-    if (Date.now() > deadline) throw new Error(`no INFO within ${timeoutMs} ms (${lastErr})`);
+    if (Date.now() > deadline) throw new Error(`${what} port ${port} not ready in time (${lastErr})`);
     // connection refused: the listener is not up yet; retry shortly
     await new Promise((r) => setTimeout(r, 20));
   }
 }
 
+/** WebSocket port: accepting a TCP connection is enough (the cases check the upgrade). */
+function probeAccept(port: number, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ port, host: HOST });
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error("connect timed out"));
+    }, timeoutMs);
+    sock.on("connect", () => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve();
+    });
+    sock.on("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+/** MQTT port: an MQTT 3.1.1 CONNECT (clean session) is answered by CONNACK 0. */
+function probeMqtt(port: number, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ port, host: HOST });
+    let buf = Buffer.alloc(0);
+    let settled = false;
+    const done = (err?: Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (err) {
+        sock.destroy();
+        reject(err);
+      } else {
+        sock.end(Buffer.from([0xe0, 0])); // DISCONNECT, so no will and no error is logged
+        resolve();
+      }
+    };
+    const timer = setTimeout(() => done(new Error("timed out waiting for CONNACK")), timeoutMs);
+    const id = Buffer.from(`bench-probe-${process.pid}`, "latin1");
+    const body = Buffer.concat([Buffer.from([0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 2, 0, 30, 0, id.length]), id]);
+    sock.on("connect", () => {
+      sock.write(Buffer.concat([Buffer.from([0x10, body.length]), body]));
+    });
+    sock.on("data", (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.length < 4) return;
+      if (buf[0] !== 0x20 || buf[1] !== 2) done(new Error(`expected CONNACK, got ${buf.subarray(0, 8).toString("hex")}`));
+      else if (buf[3] !== 0) done(new Error(`CONNACK return code ${buf[3]}`));
+      else done();
+    });
+    sock.on("error", (err) => done(err));
+    sock.on("close", () => done(new Error("closed before CONNACK")));
+  });
+}
+
+/** NATS port: accepts a TCP connection and sends a complete INFO line. */
 function probeInfo(port: number, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const sock = net.connect({ port, host: HOST });

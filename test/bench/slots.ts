@@ -1,0 +1,84 @@
+// Which command and config each server runs, for each kind of listener a case measures.
+//
+// Placeholders, substituted by startServer: {host}, {config} (the file the config template is
+// written to), {port} (NATS client port), {ws_port}, {mqtt_port} (each a free loopback port,
+// allocated only when used), {store_dir} (a fresh empty directory).
+import { parseCommand, type ServerSlot } from "./servers.js";
+
+/** The servers a report can have a column for, meshbroker first. */
+export type ServerKind = "meshbroker" | "nats-server" | "mosquitto";
+export const SERVER_KINDS: readonly ServerKind[] = ["meshbroker", "nats-server", "mosquitto"];
+
+/** What a case talks to: NATS over TCP, NATS over WebSocket (plain or compressed), MQTT 3.1.1. */
+export type Listener = "nats" | "ws" | "ws-deflate" | "mqtt";
+
+export interface Binaries {
+  /** BENCH_MESHBROKER_CMD, already split. */
+  readonly meshCmd: readonly string[];
+  /** Resolved on first use: a run without MQTT cases never needs mosquitto. */
+  natsServer(): string;
+  mosquitto(): string;
+}
+
+const NATS_BASE = "port: {port}\nhost: {host}\n";
+const WS_BLOCK = "websocket {\n  port: {ws_port}\n  no_tls: true\n}\n";
+const WS_DEFLATE_BLOCK = "websocket {\n  port: {ws_port}\n  no_tls: true\n  compression: true\n}\n";
+// meshbroker needs no JetStream for MQTT; nats-server does (sessions and QoS 1 live in streams).
+const MESH_MQTT = `${NATS_BASE}server_name: bench\nmqtt {\n  port: {mqtt_port}\n}\n`;
+const NATS_MQTT = `${NATS_BASE}server_name: bench\njetstream {\n  store_dir: "{store_dir}"\n}\nmqtt {\n  port: {mqtt_port}\n}\n`;
+const MOSQUITTO_MQTT = "listener {mqtt_port} {host}\nallow_anonymous true\n";
+
+/**
+ * The slot of server `run` in the column of `column`. They differ only when a harness check
+ * (BENCH_SAME_SERVER) puts one reference server into every column.
+ */
+export function slotFor(column: ServerKind, run: ServerKind, listener: Listener, bins: Binaries): ServerSlot {
+  const label = column;
+  switch (run) {
+    case "meshbroker": {
+      const argv = bins.meshCmd;
+      if (listener === "nats") return { label, argv, configTemplate: NATS_BASE };
+      if (listener === "ws") return { label, argv, configTemplate: NATS_BASE + WS_BLOCK };
+      if (listener === "ws-deflate") return { label, argv, configTemplate: NATS_BASE + WS_DEFLATE_BLOCK };
+      return { label, argv, configTemplate: MESH_MQTT };
+    }
+    case "nats-server": {
+      const bin = bins.natsServer();
+      if (listener === "nats") return { label, argv: [bin, "-a", "{host}", "-p", "{port}"] };
+      const argv = [bin, "-c", "{config}"];
+      if (listener === "ws") return { label, argv, configTemplate: NATS_BASE + WS_BLOCK };
+      if (listener === "ws-deflate") return { label, argv, configTemplate: NATS_BASE + WS_DEFLATE_BLOCK };
+      return { label, argv, configTemplate: NATS_MQTT };
+    }
+    case "mosquitto":
+      if (listener !== "mqtt") throw new Error(`mosquitto has no ${listener === "nats" ? "NATS" : "NATS-over-WebSocket"} listener`);
+      return { label, argv: [bins.mosquitto(), "-c", "{config}"], configTemplate: MOSQUITTO_MQTT };
+  }
+}
+
+/** BENCH_SAME_SERVER: which server runs in every column (harness check), if any. */
+export function sameServerFromEnv(): ServerKind | undefined {
+  const v = process.env.BENCH_SAME_SERVER?.trim();
+  if (!v) return undefined;
+  if (v !== "nats-server" && v !== "mosquitto" && v !== "meshbroker") {
+    throw new Error(`BENCH_SAME_SERVER must be nats-server, mosquitto or meshbroker, not '${v}'`);
+  }
+  return v;
+}
+
+export function meshCommandFromEnv(): { text: string; argv: string[] } {
+  const text = process.env.BENCH_MESHBROKER_CMD ?? "node bin/meshbroker -c {config}";
+  return { text, argv: parseCommand(text) };
+}
+
+/** One line for the report: command, and config template with newlines folded. */
+export function describeSlot(slot: ServerSlot, execPath: string): string {
+  const argv = slot.argv.map((a) => (a === execPath ? "node" : a)).join(" ");
+  if (slot.configTemplate === undefined || !slot.argv.some((a) => a.includes("{config}"))) return `\`${argv}\``;
+  const cfg = slot.configTemplate
+    .trim()
+    .split("\n")
+    .map((l) => l.trim())
+    .join(" ");
+  return `\`${argv}\` with config \`${cfg}\``;
+}
