@@ -82,6 +82,11 @@ export class Outbound {
     this.len = at;
   }
 
+  /** A UTF-8 string (MQTT topics); begin() must have reserved 3 bytes per character. */
+  putUtf8(s: string): void {
+    this.len += this.slab.write(s, this.len, "utf8");
+  }
+
   putBytes(b: Buffer, start = 0, end = b.length): void {
     const n = end - start;
     if (n > SMALL) {

@@ -43,6 +43,8 @@ export class MqttConnection implements SessionClient {
   private will: StoredMessage | undefined;
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
+  private lastTopic = "";
+  private lastSubject: string | undefined;
 
   constructor(
     readonly cid: number,
@@ -174,7 +176,12 @@ export class MqttConnection implements SessionClient {
   // ---- PUBLISH (client → broker) ----
 
   private onPublish(p: IPublishPacket): void {
-    const subject = topicToSubject(p.topic, false);
+    // Publishers mostly repeat a topic: map it once.
+    if (p.topic !== this.lastTopic) {
+      this.lastTopic = p.topic;
+      this.lastSubject = topicToSubject(p.topic, false);
+    }
+    const subject = this.lastSubject;
     if (subject === undefined) return this.protocolError(`invalid topic name "${p.topic}"`); // wildcards close
     const payload = typeof p.payload === "string" ? Buffer.from(p.payload) : p.payload;
     const msg: StoredMessage = { topic: p.topic, payload, qos: p.qos, retain: p.retain };
@@ -322,11 +329,28 @@ export class MqttConnection implements SessionClient {
     this.close("Protocol Violation");
   }
 
+  /** mqtt-packet encodes straight into the outbound slab (no buffer per packet). */
   private send(packet: Packet): void {
     if (this.closed) return;
-    const bytes = mqtt.generate(packet);
-    if (!this.outbound.begin(bytes.length)) return;
-    this.outbound.putBytes(bytes);
+    if (!this.outbound.begin(encodedBound(packet))) return;
+    mqtt.writeToStream(packet, this.slabWriter as unknown as NodeJS.WritableStream);
     this.outbound.done();
   }
+
+  private readonly slabWriter = {
+    write: (chunk: Buffer | string): boolean => {
+      if (typeof chunk === "string") this.outbound.putUtf8(chunk);
+      else this.outbound.putBytes(chunk);
+      return true;
+    },
+  };
+}
+
+/** An upper bound of a packet's encoded size, for Outbound.begin(). */
+function encodedBound(p: Packet): number {
+  if (p.cmd === "publish") {
+    const payload = typeof p.payload === "string" ? Buffer.byteLength(p.payload) : p.payload.length;
+    return 16 + p.topic.length * 3 + payload;
+  }
+  return 64 + (p.cmd === "suback" ? p.granted.length : 0);
 }

@@ -30,6 +30,10 @@ interface Delivery {
 }
 
 const NMQTT_PUB = "Nmqtt-Pub:";
+const NMQTT_PUB_BYTES = Buffer.from(NMQTT_PUB, "latin1");
+/** Length of "NATS/1.0\r\nNmqtt-Pub:q\r\n\r\n", and where q sits in it. */
+const NMQTT_HDR_LEN = 25;
+const QOS_AT = 20;
 
 export class MqttSession implements Connection {
   readonly echo = true; // MQTT 3.1.1 delivers a client's own publishes to its subscriptions
@@ -313,7 +317,12 @@ export class SessionRegistry {
 /** QoS of a message published by an MQTT client (the Nmqtt-Pub header); NATS messages are QoS 0. */
 function publishedQos(data: Buffer, hdrLen: number): QoS {
   if (hdrLen === 0) return 0;
-  const at = data.indexOf(NMQTT_PUB, 0, "latin1");
+  // Fast path: the header exactly as MQTT publishers here write it ("NATS/1.0\r\nNmqtt-Pub:q\r\n\r\n").
+  if (hdrLen === NMQTT_HDR_LEN && data[QOS_AT - 1] === 58 /* : */ && data[10] === 78 /* N */) {
+    const q = data[QOS_AT] - 48;
+    return q === 1 || q === 2 ? q : 0;
+  }
+  const at = data.indexOf(NMQTT_PUB_BYTES, 0);
   if (at < 0 || at >= hdrLen) return 0;
   const q = data[at + NMQTT_PUB.length] - 48;
   return q === 1 || q === 2 ? q : 0;
