@@ -324,9 +324,10 @@ describe.each(wsTargets(topologies))("framing on $name", (target) => {
     socketOf(p).write(clientFrame("PING\r\n", { mask: false }));
     const close = await closeWithin(p);
     expect(afterInfo(p)).toBe("PONG\r\n"); // the unmasked PING was not answered
-    // Known difference: nats-server 2.9.10 drops the connection without a close frame that
-    // reaches the client (1006); meshbroker (the ws library) sends close 1002, as RFC 6455 §5.1 asks.
-    expect(close.code).toBe(target.reference ? 1006 : 1002);
+    // Known difference: nats-server 2.9.10 drops the connection, usually without a close frame
+    // that reaches the client (1006, but not always: it races its own close); meshbroker (the ws
+    // library) always sends close 1002, as RFC 6455 §5.1 asks.
+    if (!target.reference) expect(close.code).toBe(1002);
   });
 });
 
