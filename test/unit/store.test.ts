@@ -114,7 +114,7 @@ describe.each(impls)("MQTT store: $name", (impl) => {
     await store.putSession(s1);
     await store.putSession({ clientId: "c2", subscriptions: [], updatedAt: 2000 });
     expect(await store.getSession("c1")).toEqual(s1);
-    const s1b = { clientId: "c1", subscriptions: [{ filter: "x", qos: 2 as const }, { filter: "+/y", qos: 0 as const }], updatedAt: 3000 };
+    const s1b = { clientId: "c1", subscriptions: [{ filter: "x", qos: 2 as const }, { filter: "+/y", qos: 0 as const }], updatedAt: 3000, account: "ACME" };
     await store.putSession(s1b);
     expect(await store.getSession("c1")).toEqual(s1b);
     const list = await store.listSessions();

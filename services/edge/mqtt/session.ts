@@ -268,7 +268,7 @@ export class SessionRegistry {
       session = new MqttSession(this.nextCid++, clientId, true, account, this);
       const saved = await this.store.getSession(clientId);
       if (saved) present = true;
-      await this.store.putSession({ clientId, subscriptions: saved?.subscriptions ?? [], updatedAt: Date.now() });
+      await this.store.putSession({ clientId, subscriptions: saved?.subscriptions ?? [], updatedAt: Date.now(), account });
     }
     this.sessions.set(clientId, session);
     session.client = client;
@@ -288,14 +288,14 @@ export class SessionRegistry {
   saveSubscriptions(session: MqttSession): void {
     if (!session.persistent) return;
     const subscriptions = [...session.subscriptions].map(([filter, e]) => ({ filter, qos: e.qos }));
-    this.journal((s) => s.putSession({ clientId: session.clientId, subscriptions, updatedAt: Date.now() }));
+    this.journal((s) => s.putSession({ clientId: session.clientId, subscriptions, updatedAt: Date.now(), account: session.account }));
   }
 
   /** Persistent sessions of an earlier run: their subscriptions queue messages until the client returns. */
-  async restoreAll(resubscribe: (session: MqttSession, filter: string, qos: QoS) => void, account: string): Promise<void> {
+  async restoreAll(resubscribe: (session: MqttSession, filter: string, qos: QoS) => void, defaultAccount: string): Promise<void> {
     for (const saved of await this.store.listSessions()) {
       if (this.sessions.has(saved.clientId)) continue;
-      const session = new MqttSession(this.nextCid++, saved.clientId, true, account, this);
+      const session = new MqttSession(this.nextCid++, saved.clientId, true, saved.account ?? defaultAccount, this);
       this.sessions.set(saved.clientId, session);
       for (const { filter, qos } of saved.subscriptions) resubscribe(session, filter, qos);
     }

@@ -62,13 +62,15 @@ export function withPacketId(buf: Buffer, packetId: number, offset = 0): Buffer 
 }
 
 export function encodeSession(s: SessionRecord): Buffer {
-  return Buffer.from(JSON.stringify({ clientId: s.clientId, subscriptions: s.subscriptions, updatedAt: s.updatedAt }));
+  return Buffer.from(JSON.stringify({ clientId: s.clientId, subscriptions: s.subscriptions, updatedAt: s.updatedAt, account: s.account }));
 }
 
 export function decodeSession(buf: Buffer | string): SessionRecord {
   try {
     const v = JSON.parse(typeof buf === "string" ? buf : buf.toString("utf8")) as SessionRecord;
-    return { clientId: v.clientId, subscriptions: v.subscriptions.map((s) => ({ filter: s.filter, qos: s.qos })), updatedAt: v.updatedAt };
+    const rec: SessionRecord = { clientId: v.clientId, subscriptions: v.subscriptions.map((s) => ({ filter: s.filter, qos: s.qos })), updatedAt: v.updatedAt };
+    if (typeof v.account === "string") rec.account = v.account;
+    return rec;
   } catch (err) {
     throw new StoreError("unreadable session record", "BAD_RECORD", { cause: err });
   }

@@ -21,7 +21,9 @@ function copyMessage(m: StoredMessage): StoredMessage {
 }
 
 function copySession(s: SessionRecord): SessionRecord {
-  return { clientId: s.clientId, subscriptions: s.subscriptions.map((x) => ({ filter: x.filter, qos: x.qos })), updatedAt: s.updatedAt };
+  const copy: SessionRecord = { clientId: s.clientId, subscriptions: s.subscriptions.map((x) => ({ filter: x.filter, qos: x.qos })), updatedAt: s.updatedAt };
+  if (s.account !== undefined) copy.account = s.account;
+  return copy;
 }
 
 export class MemoryStore implements MqttStore {

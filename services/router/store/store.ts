@@ -30,6 +30,8 @@ export interface SessionRecord {
   subscriptions: Subscription[];
   /** ms epoch, for expiry policies later */
   updatedAt: number;
+  /** The account the session's subscriptions live in (absent in old records: the global one). */
+  account?: string;
 }
 
 export interface QueuedMessage extends StoredMessage {
