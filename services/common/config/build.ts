@@ -568,22 +568,8 @@ class Builder {
     const am = this.map(m, key);
     const auth: AuthorizationConfig = { users: [] };
     for (const k of Object.keys(am)) {
+      if (this.simpleAuthField(am, k, auth)) continue;
       switch (k.toLowerCase()) {
-        case "user":
-        case "username":
-          auth.user = this.str(am, k);
-          break;
-        case "pass":
-        case "password":
-          auth.password = this.str(am, k);
-          break;
-        case "token":
-          auth.token = this.str(am, k);
-          break;
-        case "timeout":
-          // 0 keeps the derived default (2s, or tls timeout + 1s).
-          auth.timeoutMs = this.seconds(am, k) || undefined;
-          break;
         case "users":
           auth.users = this.users(am, k);
           break;
@@ -916,27 +902,32 @@ class Builder {
     const am = this.map(m, key);
     const auth: ListenerAuthorization = {};
     for (const k of Object.keys(am)) {
-      switch (k.toLowerCase()) {
-        case "user":
-        case "username":
-          auth.user = this.str(am, k);
-          break;
-        case "pass":
-        case "password":
-          auth.password = this.str(am, k);
-          break;
-        case "token":
-          auth.token = this.str(am, k);
-          break;
-        case "timeout":
-          // 0 keeps the main auth timeout, as nats-server.
-          auth.timeoutMs = this.seconds(am, k) || undefined;
-          break;
-        default:
-          this.unknown(am, k, `unknown field "${k}" in ${key}`);
-      }
+      if (!this.simpleAuthField(am, k, auth)) this.unknown(am, k, `unknown field "${k}" in ${key}`);
     }
     return auth;
+  }
+
+  /** The fields every authorization block has (nats-server's simple auth): user/username,
+   *  pass/password, token, and timeout in seconds, where 0 keeps the default. False for others. */
+  private simpleAuthField(am: ConfigMap, k: string, auth: ListenerAuthorization): boolean {
+    switch (k.toLowerCase()) {
+      case "user":
+      case "username":
+        auth.user = this.str(am, k);
+        return true;
+      case "pass":
+      case "password":
+        auth.password = this.str(am, k);
+        return true;
+      case "token":
+        auth.token = this.str(am, k);
+        return true;
+      case "timeout":
+        auth.timeoutMs = this.seconds(am, k) || undefined;
+        return true;
+      default:
+        return false;
+    }
   }
 
   // ---- mqtt ----
