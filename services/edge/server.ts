@@ -11,6 +11,7 @@ import type { RouterLink } from "../router/link.js";
 import { AuthPipeline, type AuthContext, type ConnectionType } from "./auth/index.js";
 import { NatsClient, type ClientContext, type ClientTransport, type TrafficStats } from "./nats/client.js";
 import { SocketTransport } from "./socket-transport.js";
+import type { ConnectionView } from "./connection-view.js";
 import { peerOf, serverOptions } from "./tls.js";
 import { WebsocketListener } from "./websocket/listener.js";
 import { MqttServer } from "./mqtt/server.js";
@@ -41,7 +42,8 @@ export class EdgeServer implements ClientContext {
   configLoadTime = new Date();
   readonly stats: TrafficStats = { inMsgs: 0, outMsgs: 0, inBytes: 0, outBytes: 0, slowConsumers: 0 };
   readonly clients = new Map<number, NatsClient>();
-  readonly closed: NatsClient[] = [];
+  /** Recently closed connections of every protocol (/connz?state=closed). */
+  readonly closed: ConnectionView[] = [];
   totalConnections = 0;
   authFailures = new Map<string, number>();
   private nextCid = 1;
@@ -130,9 +132,21 @@ export class EdgeServer implements ClientContext {
 
   clientClosed(client: NatsClient, reason: CloseReason): void {
     this.clients.delete(client.cid);
-    this.closed.push(client);
-    if (this.closed.length > CLOSED_KEPT) this.closed.splice(0, this.closed.length - CLOSED_KEPT);
+    this.remember(client);
     this.log.debug(`Client connection closed: ${reason}`, client.logContext());
+  }
+
+  /** Keeps a closed connection of any protocol for /connz?state=closed. */
+  remember(conn: ConnectionView): void {
+    this.closed.push(conn);
+    if (this.closed.length > CLOSED_KEPT) this.closed.splice(0, this.closed.length - CLOSED_KEPT);
+  }
+
+  /** Every open client connection: NATS (TCP, WebSocket) and MQTT. */
+  openConnections(): ConnectionView[] {
+    const list: ConnectionView[] = [...this.clients.values()];
+    if (this.mqtt) for (const c of this.mqtt.connections.values()) list.push(c);
+    return list;
   }
 
   accountConnections(account: string): number {

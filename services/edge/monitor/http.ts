@@ -5,7 +5,7 @@ import os from "node:os";
 import type { Registry } from "prom-client";
 import { createMetricsRegistry } from "../../common/metrics.js";
 import { subjectMatches } from "../../common/subject.js";
-import type { NatsClient } from "../nats/client.js";
+import type { ConnectionView, SubscriptionView } from "../connection-view.js";
 import { hostPort } from "../../common/address.js";
 import { NATS_COMPAT_VERSION, type EdgeServer } from "../server.js";
 
@@ -20,8 +20,7 @@ export class MonitorServer {
     this.metrics = createMetricsRegistry({
       connectionsByType: () => {
         const byType: Record<string, number> = {};
-        for (const c of edge.clients.values()) byType[c.connectionType] = (byType[c.connectionType] ?? 0) + 1;
-        for (const c of edge.mqtt?.connections.values() ?? []) byType[c.connectionType] = (byType[c.connectionType] ?? 0) + 1;
+        for (const c of edge.openConnections()) byType[c.connectionType] = (byType[c.connectionType] ?? 0) + 1;
         return byType;
       },
       totalConnections: () => edge.totalConnections,
@@ -115,7 +114,7 @@ export class MonitorServer {
       cores: os.cpus().length,
       gomaxprocs: 1,
       cpu: 0,
-      connections: e.clients.size + (e.mqtt?.connections.size ?? 0),
+      connections: e.openConnections().length,
       total_connections: e.totalConnections,
       routes: 0,
       remotes: 0,
@@ -168,9 +167,10 @@ export class MonitorServer {
   private connz(q: URLSearchParams): Record<string, unknown> {
     const e = this.edge, now = new Date();
     const state = q.get("state") ?? "open";
-    let list: NatsClient[] = state === "closed" ? [...e.closed]
-      : state === "all" || state === "any" ? [...e.clients.values(), ...e.closed]
-      : [...e.clients.values()];
+    const open = e.openConnections();
+    let list: ConnectionView[] = state === "closed" ? [...e.closed]
+      : state === "all" || state === "any" ? [...open, ...e.closed]
+      : open;
     const cid = q.get("cid");
     if (cid !== null) list = list.filter((c) => c.cid === Number(cid));
     const sort = q.get("sort") ?? "cid";
@@ -205,24 +205,25 @@ export class MonitorServer {
         info.rtt = goDuration(c.rttMs, false);
         info.uptime = goDuration(end.getTime() - c.startTime.getTime(), true);
         info.idle = goDuration(now.getTime() - c.lastActivityMs, true);
-        info.pending_bytes = c.closed ? 0 : c.outbound.pendingBytes;
+        info.pending_bytes = c.closed ? 0 : c.pendingBytes;
         info.in_msgs = c.inMsgs;
         info.out_msgs = c.outMsgs;
         info.in_bytes = c.inBytes;
         info.out_bytes = c.outBytes;
-        info.subscriptions = c.subs.size;
+        info.subscriptions = c.subscriptionCount;
         if (c.name) info.name = c.name;
         if (c.lang) info.lang = c.lang;
         if (c.version) info.version = c.version;
         if (c.closeReason && c.closed) info.reason = c.closeReason;
         if (auth) {
-          if (c.user?.name) info.authorized_user = c.user.name;
+          if (c.userName) info.authorized_user = c.userName;
           if (c.account) info.account = c.account;
         }
-        if (subs === "detail" && c.subs.size > 0) {
-          info.subscriptions_list_detail = [...c.subs.values()].map((s) => subDetail(c, s, false));
-        } else if (withSubs && c.subs.size > 0) {
-          info.subscriptions_list = [...c.subs.values()].map((s) => s.subject);
+        if (c.mqttClientId !== undefined) info.mqtt_client = c.mqttClientId;
+        if (subs === "detail" && c.subscriptionCount > 0) {
+          info.subscriptions_list_detail = c.subscriptionList().map((s) => subDetail(c, s, false));
+        } else if (withSubs && c.subscriptionCount > 0) {
+          info.subscriptions_list = c.subscriptionList().map((s) => s.subject);
         }
         return info;
       }),
@@ -247,7 +248,7 @@ export class MonitorServer {
     });
     if (list) {
       const test = q.get("test");
-      let all = [...e.clients.values()].flatMap((c) => [...c.subs.values()].map((s) => subDetail(c, s, true)));
+      let all = e.openConnections().flatMap((c) => c.subscriptionList().map((s) => subDetail(c, s, true)));
       if (test) all = all.filter((s) => subjectMatches(s.subject, test));
       const offset = Math.max(0, Number(q.get("offset") ?? 0) || 0);
       const limit = Math.max(0, Number(q.get("limit") ?? 1024) || 1024);
@@ -260,12 +261,12 @@ export class MonitorServer {
   }
 }
 
-type Sorter = (a: NatsClient, b: NatsClient) => number;
+type Sorter = (a: ConnectionView, b: ConnectionView) => number;
 const SORTS: Record<string, Sorter> = {
   cid: (a, b) => a.cid - b.cid,
   start: (a, b) => a.startTime.getTime() - b.startTime.getTime(),
-  subs: (a, b) => b.subs.size - a.subs.size,
-  pending: (a, b) => b.outbound.pendingBytes - a.outbound.pendingBytes,
+  subs: (a, b) => b.subscriptionCount - a.subscriptionCount,
+  pending: (a, b) => b.pendingBytes - a.pendingBytes,
   msgs_to: (a, b) => b.outMsgs - a.outMsgs,
   msgs_from: (a, b) => b.inMsgs - a.inMsgs,
   bytes_to: (a, b) => b.outBytes - a.outBytes,
@@ -278,8 +279,7 @@ const SORTS: Record<string, Sorter> = {
 };
 
 /** nats-server's SubDetail; /subsz names the account, /connz (per connection) does not. */
-function subDetail(c: NatsClient, s: { subject: string; queue: string | undefined; sid: string; delivered: number; max: number },
-                   withAccount: boolean) {
+function subDetail(c: ConnectionView, s: SubscriptionView, withAccount: boolean) {
   const d: { account?: string; subject: string; qgroup?: string; sid: string; msgs: number; max?: number; cid: number } = {
     subject: s.subject, sid: s.sid, msgs: s.delivered, cid: c.cid,
   };

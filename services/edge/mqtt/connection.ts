@@ -10,6 +10,7 @@ import { PermissionChecker } from "../auth/permissions.js";
 import type { ClientTransport } from "../nats/client.js";
 import { Outbound } from "../outbound.js";
 import type { EdgeServer } from "../server.js";
+import type { ConnectionView, SubscriptionView } from "../connection-view.js";
 import type { MqttSession, SessionClient, SessionRegistry } from "./session.js";
 import { filterNeedsParent, topicToSubject } from "./topic.js";
 
@@ -28,11 +29,23 @@ export interface MqttListenerContext {
   closed(conn: MqttConnection): void;
 }
 
-export class MqttConnection implements SessionClient {
+export class MqttConnection implements SessionClient, ConnectionView {
   readonly startTime = new Date();
   lastActivityMs = Date.now();
   clientId = "";
   closed = false;
+  closeReason: CloseReason | undefined;
+  stopTime: Date | undefined;
+  inMsgs = 0;
+  outMsgs = 0;
+  inBytes = 0;
+  outBytes = 0;
+  /** CONNECT → CONNACK, the only round trip MQTT gives us to measure. */
+  rttMs = 0;
+  readonly name = "";
+  readonly lang = "mqtt";
+  readonly version = "3.1.1";
+  userName: string | undefined;
   private readonly parser = mqtt.parser({ protocolVersion: 4 });
   readonly outbound: Outbound;
   private connected = false;
@@ -144,6 +157,7 @@ export class MqttConnection implements SessionClient {
       return this.refuse(NOT_AUTHORIZED, result.reason);
     }
     const user = result.user;
+    this.userName = user.name || undefined;
     this.perms = user.permissions ? new PermissionChecker(user.permissions) : undefined;
     this.held ??= [];
     try {
@@ -154,6 +168,7 @@ export class MqttConnection implements SessionClient {
       this.connected = true;
       if (this.connectTimer) clearTimeout(this.connectTimer);
       this.send({ cmd: "connack", returnCode: ACCEPTED, sessionPresent: present });
+      this.rttMs = Date.now() - this.startTime.getTime();
       this.armKeepAlive(keepalive);
       session.redeliver(true);
       session.pump();
@@ -216,6 +231,8 @@ export class MqttConnection implements SessionClient {
     const stats = this.ctx.edge.stats;
     stats.inMsgs++;
     stats.inBytes += msg.payload.length;
+    this.inMsgs++;
+    this.inBytes += msg.payload.length;
     this.ctx.edge.link.publish(this.session!.account, subject, undefined, data, hdr.length, this.session!);
   }
 
@@ -275,6 +292,8 @@ export class MqttConnection implements SessionClient {
     const stats = this.ctx.edge.stats;
     stats.outMsgs++;
     stats.outBytes += payload.length;
+    this.outMsgs++;
+    this.outBytes += payload.length;
   }
 
   sendPubrel(packetId: number): void {
@@ -292,6 +311,8 @@ export class MqttConnection implements SessionClient {
     if (this.closed) return;
     this.outbound.flush();
     this.closed = true;
+    this.closeReason = reason;
+    this.stopTime = new Date();
     if (this.connectTimer) clearTimeout(this.connectTimer);
     if (this.keepAliveTimer) clearTimeout(this.keepAliveTimer);
     this.outbound.dispose();
@@ -300,6 +321,23 @@ export class MqttConnection implements SessionClient {
     if (this.session) this.ctx.sessions.detach(this.session, this);
     this.session = undefined;
     this.ctx.closed(this);
+    this.ctx.edge.remember(this);
+  }
+
+  // ---- ConnectionView (monitoring) ----
+
+  get pendingBytes(): number { return this.outbound.pendingBytes; }
+  get account(): string { return this.session?.account ?? ""; }
+  get mqttClientId(): string { return this.clientId; }
+  get subscriptionCount(): number { return this.subscriptionList().length; }
+
+  /** Each MQTT filter, in its NATS form, with the filter itself as the sid (as nats-server). */
+  subscriptionList(): SubscriptionView[] {
+    const list: SubscriptionView[] = [];
+    for (const [filter, entry] of this.session?.subscriptions ?? []) {
+      for (const sub of entry.subs) list.push({ subject: sub.subject, queue: undefined, sid: filter, delivered: 0, max: 0 });
+    }
+    return list;
   }
 
   logContext(): { remote: string; cid: number } {

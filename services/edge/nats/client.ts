@@ -9,6 +9,7 @@ import type {
 import { Outbound, type Transport } from "../outbound.js";
 import { NatsParser, type ParserSink } from "./parser.js";
 import { PermissionChecker } from "../auth/permissions.js";
+import type { ConnectionView, SubscriptionView } from "../connection-view.js";
 import type { Options } from "../../common/config/options.js";
 import type { Logger } from "../../common/log.js";
 
@@ -112,7 +113,7 @@ export class ClientSubscription implements Subscriber {
   }
 }
 
-export class NatsClient implements ParserSink, Connection {
+export class NatsClient implements ParserSink, Connection, ConnectionView {
   readonly startTime = new Date();
   /** Epoch ms of the last bytes received (a number: this is set on every read). */
   lastActivityMs = this.startTime.getTime();
@@ -479,6 +480,13 @@ export class NatsClient implements ParserSink, Connection {
     this.close(reason);
     return this.transport.ended();
   }
+
+  // ---- ConnectionView (monitoring) ----
+
+  get pendingBytes(): number { return this.outbound.pendingBytes; }
+  get subscriptionCount(): number { return this.subs.size; }
+  subscriptionList(): SubscriptionView[] { return [...this.subs.values()]; }
+  get userName(): string | undefined { return this.user?.name || undefined; }
 
   /** A debug line about this connection (transports report read errors here). */
   ctxLog(message: string): void {
