@@ -4,8 +4,8 @@
 // (mapped from the TLS certificate with verify_and_map, else no_auth_user or user/password); then
 // the token; then the single user. meshbroker's OIDC tokens are recognised by their JOSE header
 // before any of these, so they coexist with every mode.
-// Answers are synchronous except for bcrypt hashes (bcryptjs' async compare yields to the event
-// loop) and OIDC (jose verifies asynchronously).
+// Answers are synchronous except for bcrypt hashes (checked in worker threads, bcrypt-pool.ts) and
+// OIDC (jose verifies asynchronously).
 import type { AccountConfig, Options } from "../../common/config/options.js";
 import { OperatorMode } from "./jwt.js";
 import { checkNonceSignature, newNonce } from "./nonce.js";
