@@ -146,13 +146,6 @@ export class Sublist {
     return { max, total };
   }
 
-  /** Every subscriber (monitoring only). */
-  all(): Subscriber[] {
-    const out: Subscriber[] = [];
-    collect(this.root, out);
-    return out;
-  }
-
   /** Drop cached results the changed filter could affect. */
   private invalidate(filter: string): void {
     if (this.cache.size === 0) return;
@@ -190,15 +183,4 @@ function addNode(node: Node, psubs: Subscriber[], groups: Map<string, Subscriber
       for (const s of members) g.push(s);
     }
   }
-}
-
-function collect(level: Level, out: Subscriber[]): void {
-  const visit = (n: Node) => {
-    for (const s of n.psubs) out.push(s);
-    if (n.qsubs) for (const g of n.qsubs.values()) for (const s of g) out.push(s);
-    if (n.next) collect(n.next, out);
-  };
-  for (const n of level.nodes.values()) visit(n);
-  if (level.pwc) visit(level.pwc);
-  if (level.fwc) visit(level.fwc);
 }

@@ -20,7 +20,7 @@ export class MqttServer implements MqttListenerContext {
   readonly retained: MqttListenerContext["retained"];
   private listener: net.Server | undefined;
 
-  constructor(readonly edge: EdgeServer, readonly cfg: MqttConfig, private readonly store: MqttStore) {
+  constructor(readonly edge: EdgeServer, readonly cfg: MqttConfig, store: MqttStore) {
     this.sessions = new SessionRegistry(edge.link, store,
       { ackWaitMs: cfg.ackWaitMs, maxAckPending: cfg.maxAckPending }, edge.log);
     this.retained = {

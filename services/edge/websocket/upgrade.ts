@@ -57,7 +57,7 @@ function checkOrigin(origin: string, host: string, cfg: WebsocketConfig, secure:
   return undefined;
 }
 
-export function parseOrigin(origin: string): AllowedOrigin | undefined {
+function parseOrigin(origin: string): AllowedOrigin | undefined {
   let u: URL;
   try {
     u = new URL(origin);
