@@ -27,6 +27,7 @@ run: build
 
 ## Install what the tests need (apt, when missing), build, run every test.
 test: test-deps build
+	npx tsc -p tsconfig.tests.json
 	npx vitest run
 
 test-deps:

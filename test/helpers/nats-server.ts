@@ -9,6 +9,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { startBroker, type Topology } from "./broker.js";
 
 export const NATS_SERVER_BIN = process.env.NATS_SERVER_BIN ?? "/usr/sbin/nats-server";
 
@@ -119,4 +120,30 @@ async function probe(port: number, timeoutMs: number): Promise<number> {
     socket.destroy();
     if (!socket.closed) await once(socket, "close");
   }
+}
+
+/** A NATS server a differential test runs against: meshbroker in each topology, or the reference. */
+export interface NatsTarget {
+  name: string;
+  start(config: string): Promise<{ port: number; stop(): Promise<void> }>;
+}
+
+/** meshbroker in each topology, then nats-server 2.9.10 with the same config. */
+export function natsTargets(topologies: readonly Topology[]): NatsTarget[] {
+  return [
+    ...topologies.map((topology): NatsTarget => ({
+      name: `meshbroker (${topology})`,
+      async start(config) {
+        const b = await startBroker({ topology, config });
+        return { port: b.natsPort, stop: () => b.stop() };
+      },
+    })),
+    {
+      name: "nats-server 2.9.10 (reference)",
+      async start(config) {
+        const s = await startNatsServer(config);
+        return { port: s.port, stop: () => s.stop() };
+      },
+    },
+  ];
 }

@@ -3,43 +3,21 @@
 // does not allow, in config mode and in operator mode (account JWTs).
 // Every scenario also runs against the real nats-server 2.9.10 with the same config, so the
 // expectations are the reference's, not guesses.
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   connect, credsAuthenticator, StringCodec,
-  type ConnectionOptions, type NatsConnection, type Subscription,
+  type ConnectionOptions, type NatsConnection,
 } from "nats";
-import { startBroker, topologies } from "../helpers/broker.js";
+import { topologies } from "../helpers/broker.js";
 import { newAccount, newOperator, newUser, operatorConfig } from "../helpers/creds.js";
-import { startNatsServer } from "../helpers/nats-server.js";
+import { natsTargets } from "../helpers/nats-server.js";
+import { take, cleanupAfterEach } from "../helpers/wait.js";
 
 const sc = StringCodec();
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
+const cleanups = cleanupAfterEach();
 
-interface Target {
-  name: string;
-  start(config: string): Promise<{ port: number; stop(): Promise<void> }>;
-}
-
-const targets: Target[] = [
-  ...topologies.map((topology): Target => ({
-    name: `meshbroker (${topology})`,
-    async start(config) {
-      const b = await startBroker({ topology, config });
-      return { port: b.natsPort, stop: () => b.stop() };
-    },
-  })),
-  {
-    name: "nats-server 2.9.10 (reference)",
-    async start(config) {
-      const s = await startNatsServer(config);
-      return { port: s.port, stop: () => s.stop() };
-    },
-  },
-];
+const targets = natsTargets(topologies);
 
 const CONFIG = `accounts {
   A: {
@@ -83,27 +61,6 @@ async function open(port: number, opts: Partial<ConnectionOptions>): Promise<Nat
 }
 
 /** The next `n` messages of a subscription as "subject:payload". */
-async function take(sub: Subscription, n: number, timeoutMs = 2_000): Promise<string[]> {
-  const got: string[] = [];
-  if (n === 0) return got;
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      (async () => {
-        for await (const m of sub) {
-          got.push(`${m.subject}:${sc.decode(m.data)}`);
-          if (got.length === n) return got;
-        }
-        throw new Error(`subscription ended after ${JSON.stringify(got)}`);
-      })(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`only ${JSON.stringify(got)} within ${timeoutMs}ms`)), timeoutMs);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 describe.each(targets)("accounts: $name", (target) => {
   async function server(config = CONFIG) {

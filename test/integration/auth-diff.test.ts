@@ -2,19 +2,17 @@
 // meshbroker, with the same config; what each client received after its INFO line must be the
 // same bytes. `want` pins nats-server's transcript, so a change of the reference shows up as such.
 // A transcript ends in "<closed>" when the server closed the connection.
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { hashSync } from "bcryptjs";
 import { startBroker, topologies, type Topology } from "../helpers/broker.js";
 import { startNatsServer } from "../helpers/nats-server.js";
 import { rawConnect, type RawClient } from "../helpers/raw.js";
+import { cleanupAfterEach } from "../helpers/wait.js";
 
 const INFO_LINE = /^INFO \{.*\} ?\r\n/;
 const CLOSE_WAIT_MS = 3_000;
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
+const cleanups = cleanupAfterEach();
 
 async function raw(port: number): Promise<RawClient> {
   const c = await rawConnect(port);

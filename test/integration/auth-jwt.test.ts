@@ -2,10 +2,10 @@
 // @nats-io/nkeys (as nsc would), `resolver: MEMORY` with `resolver_preload`. Creds files through
 // nats.js credsAuthenticator, bearer tokens through jwtAuthenticator, expired and revoked users,
 // user JWT permissions; and the raw bytes of each refusal, compared with nats-server 2.9.10.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFile } from "node:fs/promises";
 import {
-  connect, credsAuthenticator, Events, jwtAuthenticator, StringCodec,
+  connect, credsAuthenticator, jwtAuthenticator, StringCodec,
   type ConnectionOptions, type NatsConnection, type Subscription,
 } from "nats";
 import { startBroker, topologies, type TestBroker, type Topology } from "../helpers/broker.js";
@@ -15,15 +15,13 @@ import {
 } from "../helpers/creds.js";
 import { startNatsServer } from "../helpers/nats-server.js";
 import { rawConnect, type RawClient } from "../helpers/raw.js";
+import { nextPermissionError, cleanupAfterEach } from "../helpers/wait.js";
 
 const sc = StringCodec();
 const INFO_LINE = /^INFO \{.*\} ?\r\n/;
 const AUTH_VIOLATION = "-ERR 'Authorization Violation'\r\n";
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
+const cleanups = cleanupAfterEach();
 
 // One operator and its accounts and users for the whole file.
 let op: TestOperator;
@@ -133,22 +131,6 @@ async function closedWithin(c: RawClient, ms: number): Promise<void> {
   clearTimeout(timer);
 }
 
-/** The next permission error nats.js reports on the connection's status stream (within 2 s). */
-function nextPermissionError(nc: NatsConnection, timeoutMs = 2_000): Promise<{ operation: string; subject: string }> {
-  const status = nc.status();
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    (async () => {
-      for await (const s of status) {
-        if (s.type === Events.Error && s.permissionContext) return s.permissionContext;
-      }
-      throw new Error("status stream ended without a permission error");
-    })(),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no permission error within ${timeoutMs}ms`)), timeoutMs);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 describe.each(topologies)("operator mode: JWT users (%s)", (topology) => {
   it("a creds file (JWT + seed) authenticates; INFO carries a nonce", async () => {

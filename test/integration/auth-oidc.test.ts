@@ -2,17 +2,18 @@
 // half is in a JWKS file, sent as the CONNECT auth_token (nats.js `token`), as the CONNECT jwt
 // (jwtAuthenticator without a seed) or as the password. Wrong audience, issuer, key or an expired
 // token are refused; the permissions claim is enforced; the account claim picks the account.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from "jose";
 import {
-  connect, Events, jwtAuthenticator, StringCodec,
-  type ConnectionOptions, type NatsConnection, type Subscription,
+  connect, jwtAuthenticator, StringCodec,
+  type ConnectionOptions, type NatsConnection,
 } from "nats";
 import { startBroker, topologies, type TestBroker, type Topology } from "../helpers/broker.js";
 import { closedWithin, rawConnect, type RawClient } from "../helpers/raw.js";
+import { take, nextPermissionError, cleanupAfterEach } from "../helpers/wait.js";
 
 const sc = StringCodec();
 const INFO_LINE = /^INFO \{.*\} ?\r\n/;
@@ -37,10 +38,7 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
+const cleanups = cleanupAfterEach();
 
 function config(): string {
   return `oidc {
@@ -91,26 +89,6 @@ async function refused(b: TestBroker, opts: Partial<ConnectionOptions>): Promise
   throw new Error("connect was accepted");
 }
 
-async function take(sub: Subscription, n: number, timeoutMs = 2_000): Promise<string[]> {
-  const got: string[] = [];
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      (async () => {
-        for await (const m of sub) {
-          got.push(`${m.subject}:${sc.decode(m.data)}`);
-          if (got.length === n) return got;
-        }
-        throw new Error("subscription ended");
-      })(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`only ${JSON.stringify(got)} within ${timeoutMs}ms`)), timeoutMs);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 async function roundTrip(nc: NatsConnection, subject: string): Promise<void> {
   const sub = nc.subscribe(subject, { max: 1 });
@@ -125,22 +103,6 @@ async function raw(port: number): Promise<RawClient> {
   return c;
 }
 
-/** The next permission error nats.js reports on the connection's status stream (within 2 s). */
-function nextPermissionError(nc: NatsConnection, timeoutMs = 2_000): Promise<{ operation: string; subject: string }> {
-  const status = nc.status();
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    (async () => {
-      for await (const s of status) {
-        if (s.type === Events.Error && s.permissionContext) return s.permissionContext;
-      }
-      throw new Error("status stream ended without a permission error");
-    })(),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no permission error within ${timeoutMs}ms`)), timeoutMs);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 describe.each(topologies)("OIDC tokens (%s)", (topology) => {
   it("accepts a valid token as auth_token, as the CONNECT jwt, and as the password", async () => {

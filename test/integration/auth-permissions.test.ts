@@ -2,18 +2,16 @@
 // permissions ("subject queue"), allow_responses, messages a wildcard subscription must not be
 // given (subscribe deny), the exact -ERR texts of nats-server 2.9, and that a violation leaves
 // the connection open.
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { connect, Events, StringCodec, type ConnectionOptions, type Msg, type NatsConnection, type Subscription } from "nats";
 import { startBroker, topologies, type TestBroker, type Topology } from "../helpers/broker.js";
 import { rawConnect, type RawClient } from "../helpers/raw.js";
+import { cleanupAfterEach } from "../helpers/wait.js";
 
 const sc = StringCodec();
 const INFO_LINE = /^INFO \{.*\} ?\r\n/;
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
+const cleanups = cleanupAfterEach();
 
 const CONFIG = `authorization { users: [
   { user: pub, password: pw, permissions: {

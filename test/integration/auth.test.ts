@@ -2,24 +2,22 @@
 // the single user and the users list, NKEY users, no_auth_user, allowed_connection_types, the
 // auth timeout, the failure metrics, and a flood of bad CONNECTs that must not stall anyone.
 // nats.js shows what a client sees; a raw socket pins the exact bytes (nats-server 2.9's texts).
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { hashSync } from "bcryptjs";
 import { createUser } from "@nats-io/nkeys";
 import {
-  connect, Events, nkeyAuthenticator, StringCodec,
+  connect, nkeyAuthenticator, StringCodec,
   type ConnectionOptions, type NatsConnection, type Subscription,
 } from "nats";
 import { startBroker, topologies, type TestBroker, type Topology } from "../helpers/broker.js";
 import { closedWithin, rawConnect, type RawClient } from "../helpers/raw.js";
+import { nextPermissionError, cleanupAfterEach } from "../helpers/wait.js";
 
 const sc = StringCodec();
 const INFO_LINE = /^INFO \{.*\} ?\r\n/;
 const AUTH_VIOLATION = "-ERR 'Authorization Violation'\r\n";
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
+const cleanups = cleanupAfterEach();
 
 async function broker(topology: Topology, config: string, extra: { monitoring?: boolean } = {}): Promise<TestBroker> {
   const b = await startBroker({ topology, config, ...extra });
@@ -103,22 +101,6 @@ async function firstMessage(sub: Subscription, timeoutMs = 2_000): Promise<strin
   }
 }
 
-/** The next permission error nats.js reports on the connection's status stream (within 2 s). */
-function nextPermissionError(nc: NatsConnection, timeoutMs = 2_000): Promise<{ operation: string; subject: string }> {
-  const status = nc.status();
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    (async () => {
-      for await (const s of status) {
-        if (s.type === Events.Error && s.permissionContext) return s.permissionContext;
-      }
-      throw new Error("status stream ended without a permission error");
-    })(),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no permission error within ${timeoutMs}ms`)), timeoutMs);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 // bcrypt cost 4 (the minimum) keeps the tests fast; nats-server accepts any valid cost.
 const BCRYPT_PASS = hashSync("s3cret-bcrypt", 4);

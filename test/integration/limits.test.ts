@@ -6,7 +6,6 @@ import { connect, StringCodec, type NatsConnection } from "nats";
 import { startBroker, topologies } from "../helpers/broker.js";
 import { startNatsServer } from "../helpers/nats-server.js";
 import { closedWithin, rawConnect, type RawClient } from "../helpers/raw.js";
-import type { CloseReason } from "../../services/common/errors.js";
 
 const sc = StringCodec();
 
@@ -29,16 +28,15 @@ const targets: Target[] = [
     name: `meshbroker (${topology})`,
     async start(config) {
       const b = await startBroker({ topology, config });
-      let slow: SlowKind | undefined;
-      // Observe closes as the edge reports them (a test-only spy; behaviour is unchanged).
-      const edge = b.broker.edge;
-      const original = edge.clientClosed.bind(edge);
-      edge.clientClosed = (client, reason: CloseReason) => {
-        const m = /^Slow Consumer \((.*)\)$/.exec(reason);
-        if (m && !slow) slow = m[1] as SlowKind;
-        original(client, reason);
+      // The first slow consumer among the closed connections the edge keeps for /connz.
+      const slowConsumer = () => {
+        for (const c of b.broker.edge.closed) {
+          const m = /^Slow Consumer \((.*)\)$/.exec(c.closeReason ?? "");
+          if (m) return m[1] as SlowKind;
+        }
+        return undefined;
       };
-      return { port: b.natsPort, stop: b.stop, slowConsumer: () => slow };
+      return { port: b.natsPort, stop: b.stop, slowConsumer };
     },
   })),
   {

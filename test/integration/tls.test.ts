@@ -2,12 +2,13 @@
 // INFO before the handshake, server verification by the client, `verify` (client certificates
 // required), `verify_and_map` (the certificate's e-mail SAN or subject DN names the user, whose
 // permissions then apply). Each scenario also runs against nats-server 2.9.10 with the same config.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { connect, Events, StringCodec, type ConnectionOptions, type NatsConnection, type Subscription } from "nats";
-import { startBroker, topologies } from "../helpers/broker.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect, StringCodec, type ConnectionOptions, type NatsConnection } from "nats";
+import { topologies } from "../helpers/broker.js";
 import { createPki, type CertPair, type TestPki } from "../helpers/certs.js";
-import { startNatsServer } from "../helpers/nats-server.js";
+import { natsTargets } from "../helpers/nats-server.js";
 import { closedWithin, rawConnect } from "../helpers/raw.js";
+import { take, nextPermissionError, cleanupAfterEach } from "../helpers/wait.js";
 
 const sc = StringCodec();
 const INFO_LINE = /^INFO (\{.*\}) ?\r\n/;
@@ -30,32 +31,9 @@ afterAll(async () => {
   await pki?.cleanup();
 });
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
+const cleanups = cleanupAfterEach();
 
-interface Target {
-  name: string;
-  start(config: string): Promise<{ port: number; stop(): Promise<void> }>;
-}
-
-const targets: Target[] = [
-  ...topologies.map((topology): Target => ({
-    name: `meshbroker (${topology})`,
-    async start(config) {
-      const b = await startBroker({ topology, config });
-      return { port: b.natsPort, stop: () => b.stop() };
-    },
-  })),
-  {
-    name: "nats-server 2.9.10 (reference)",
-    async start(config) {
-      const s = await startNatsServer(config);
-      return { port: s.port, stop: () => s.stop() };
-    },
-  },
-];
+const targets = natsTargets(topologies);
 
 const tlsBlock = (extra = "") => `tls {
   cert_file: "${pki.server.certFile}"
@@ -102,26 +80,6 @@ async function plainInfo(port: number): Promise<Record<string, unknown>> {
   }
 }
 
-async function take(sub: Subscription, n: number, timeoutMs = 2_000): Promise<string[]> {
-  const got: string[] = [];
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      (async () => {
-        for await (const m of sub) {
-          got.push(`${m.subject}:${sc.decode(m.data)}`);
-          if (got.length === n) return got;
-        }
-        throw new Error("subscription ended");
-      })(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`only ${JSON.stringify(got)} within ${timeoutMs}ms`)), timeoutMs);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 async function roundTrip(nc: NatsConnection, subject: string): Promise<void> {
   const sub = nc.subscribe(subject, { max: 1 });
@@ -129,22 +87,6 @@ async function roundTrip(nc: NatsConnection, subject: string): Promise<void> {
   expect(await take(sub, 1)).toEqual([`${subject}:ping`]);
 }
 
-/** The next permission error nats.js reports on the connection's status stream (within 2 s). */
-function nextPermissionError(nc: NatsConnection, timeoutMs = 2_000): Promise<{ operation: string; subject: string }> {
-  const status = nc.status();
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    (async () => {
-      for await (const s of status) {
-        if (s.type === Events.Error && s.permissionContext) return s.permissionContext;
-      }
-      throw new Error("status stream ended without a permission error");
-    })(),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no permission error within ${timeoutMs}ms`)), timeoutMs);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 describe.each(targets)("TLS: $name", (target) => {
   async function server(config: string) {

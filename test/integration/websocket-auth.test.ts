@@ -5,7 +5,7 @@
 // A refused WebSocket client gets `-ERR 'Authorization Violation'` and then a close frame with
 // code 1008 and the reason "Authentication Failure". Each scenario runs against meshbroker and
 // nats-server 2.9.10 with the same config.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket, { type ClientOptions } from "ws";
 import { createUser } from "@nats-io/nkeys";
 import {
@@ -23,6 +23,7 @@ import {
   afterInfo, closeWithin, INFO_LINE, infoOf, wsFactory, wsOpen, wsTargets,
   type WsPeer, type WsServer, type WsTarget,
 } from "../helpers/ws-raw.js";
+import { cleanupAfterEach } from "../helpers/wait.js";
 
 Object.assign(globalThis, { WebSocket });
 
@@ -30,10 +31,7 @@ const sc = StringCodec();
 const AUTH_VIOLATION = "-ERR 'Authorization Violation'\r\n";
 const AUTH_CLOSE = { code: 1008, reason: "Authentication Failure" };
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
+const cleanups = cleanupAfterEach();
 
 type WsConnect = WsOptions & Partial<ReturnType<typeof wsFactory>>;
 

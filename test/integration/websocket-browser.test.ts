@@ -5,13 +5,14 @@
 // `allowed_origins` the page from the listed origin connects and the same page from another
 // port is refused (the handshake gets 403: onerror, then onclose, no INFO). Runs against
 // meshbroker and nats-server 2.9.10.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { connect, StringCodec, type NatsConnection } from "nats";
 import { topologies } from "../helpers/broker.js";
 import { pathToFileURL } from "node:url";
 import { launchBrowser, servePages, WEB_FIXTURES, type PageServer } from "../helpers/browser.js";
 import { wsTargets, type WsServer } from "../helpers/ws-raw.js";
+import { cleanupAfterEach } from "../helpers/wait.js";
 
 const sc = StringCodec();
 
@@ -27,10 +28,7 @@ afterAll(async () => {
   await browser?.close();
 });
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
+const cleanups = cleanupAfterEach();
 
 async function pages(): Promise<PageServer> {
   const s = await servePages();

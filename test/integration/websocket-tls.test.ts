@@ -5,7 +5,7 @@
 // `verify_and_map` maps the certificate (SAN e-mail or subject DN) to a configured user whose
 // permissions then apply. Each scenario runs against meshbroker and nats-server 2.9.10.
 import { readFileSync } from "node:fs";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket, { type ClientOptions } from "ws";
 import { connect as connectTcp, StringCodec, type NatsConnection as TcpConnection } from "nats";
 import { connect as connectWs, type ConnectionOptions as WsOptions, type NatsConnection as WsConnection } from "nats.ws";
@@ -19,6 +19,7 @@ import {
   afterInfo, closeWithin, httpExchange, INFO_LINE, infoOf, upgradeRequest, wsFactory, wsOpen, wsTargets,
   type WsPeer, type WsServer, type WsTarget,
 } from "../helpers/ws-raw.js";
+import { cleanupAfterEach } from "../helpers/wait.js";
 
 Object.assign(globalThis, { WebSocket });
 
@@ -44,10 +45,7 @@ afterAll(async () => {
   await pki?.cleanup();
 });
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
+const cleanups = cleanupAfterEach();
 
 const tlsBlock = (extra = "") => `tls {
   cert_file: "${pki.server.certFile}"

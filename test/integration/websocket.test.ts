@@ -5,7 +5,7 @@
 // error → 1002, auth timeout / control line / max connections → 1008, shutdown → 1001); and how
 // /varz, /connz and /metrics show the listener and its connections. Each scenario runs against
 // meshbroker and against nats-server 2.9.10 with the same config.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import {
   connect as connectTcp, headers as tcpHeaders, StringCodec,
@@ -20,16 +20,14 @@ import {
   afterInfo, clientFrame, closeWithin, INFO_LINE, socketOf, watchFrames, wsFactory, wsOpen, wsTargets,
   type WsPeer, type WsServer,
 } from "../helpers/ws-raw.js";
+import { cleanupAfterEach } from "../helpers/wait.js";
 
 // nats.ws opens `new WebSocket(url)`: in Node that is the `ws` library's.
 Object.assign(globalThis, { WebSocket });
 
 const sc = StringCodec();
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
+const cleanups = cleanupAfterEach();
 
 async function tcp(server: WsServer, opts: Parameters<typeof connectTcp>[0] = {}): Promise<TcpConnection> {
   const nc = await connectTcp({ servers: `127.0.0.1:${server.natsPort}`, reconnect: false, timeout: 3_000, ...opts });

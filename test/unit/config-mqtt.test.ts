@@ -16,20 +16,12 @@ import {
 } from "../../services/common/config/index.js";
 import { applyDefaults } from "../../services/common/config/build.js";
 import { newOperator, operatorConfig, type TestOperator } from "../helpers/creds.js";
+import { errorOf } from "../helpers/config.js";
 
 const FILE = "mqtt.conf";
 const build = (text: string) => buildOptions(parseConfigText(text, FILE, {}), FILE);
 const load = (text: string) => loadConfigText(text, FILE, {});
 
-function errorOf(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error("expected a ConfigError");
-}
 
 const NKEY_USER = "UAS4VJSAFF67OL7O3Q72GW2D6HFRVZOYXJYIQBJTKPARIICN6SGME6MT";
 const JS_WARNING = "JetStream settings of nats-server's MQTT, unused by meshbroker, ignored";

@@ -17,20 +17,12 @@ import {
 import { applyDefaults } from "../../services/common/config/build.js";
 import { parseAllowedOrigin } from "../../services/common/config/origin.js";
 import { newOperator, operatorConfig, type TestOperator } from "../helpers/creds.js";
+import { errorOf } from "../helpers/config.js";
 
 const FILE = "ws.conf";
 const build = (text: string) => buildOptions(parseConfigText(text, FILE, {}), FILE);
 const load = (text: string) => loadConfigText(text, FILE, {});
 
-function errorOf(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error("expected a ConfigError");
-}
 
 const NKEY_USER = "UAS4VJSAFF67OL7O3Q72GW2D6HFRVZOYXJYIQBJTKPARIICN6SGME6MT";
 

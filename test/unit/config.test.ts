@@ -21,6 +21,7 @@ import {
 } from "../../services/common/config/index.js";
 import { applyDefaults } from "../../services/common/config/build.js";
 import { encodePublicNkey, type NkeyRole } from "../../services/common/nkeys.js";
+import { errorOf } from "../helpers/config.js";
 
 const FILE = "test.conf";
 const parse = (text: string, env: NodeJS.ProcessEnv = {}) => parseConfigText(text, FILE, env);
@@ -29,15 +30,6 @@ const plain = (v: unknown) => JSON.parse(JSON.stringify(v));
 const build = (text: string, env: NodeJS.ProcessEnv = {}) => buildOptions(parse(text, env), FILE);
 const load = (text: string, env: NodeJS.ProcessEnv = {}) => loadConfigText(text, FILE, env);
 
-function errorOf(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error("expected a ConfigError");
-}
 
 const VALID_USER_NKEY = "UAS4VJSAFF67OL7O3Q72GW2D6HFRVZOYXJYIQBJTKPARIICN6SGME6MT";
 

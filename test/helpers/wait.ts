@@ -1,0 +1,53 @@
+// Bounded waits on events (never sleeps), and cleanup after each test, shared by the
+// integration tests.
+import { afterEach } from "vitest";
+import { Events, StringCodec, type NatsConnection, type Subscription } from "nats";
+
+const sc = StringCodec();
+
+/** `work`, or a rejection naming what was still missing after `timeoutMs`. */
+export async function withTimeout<T>(work: Promise<T>, timeoutMs: number, missing: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${missing()} within ${timeoutMs}ms`)), timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The next `n` messages of a nats.js subscription, as "subject:payload". */
+export async function take(sub: Subscription, n: number, timeoutMs = 2_000): Promise<string[]> {
+  const got: string[] = [];
+  if (n === 0) return got;
+  return withTimeout((async () => {
+    for await (const m of sub) {
+      got.push(`${m.subject}:${sc.decode(m.data)}`);
+      if (got.length === n) return got;
+    }
+    throw new Error(`subscription ended after ${JSON.stringify(got)}`);
+  })(), timeoutMs, () => `only ${JSON.stringify(got)}`);
+}
+
+/** The next permission error nats.js reports on the connection's status stream. */
+export function nextPermissionError(nc: NatsConnection, timeoutMs = 2_000): Promise<{ operation: string; subject: string }> {
+  return withTimeout((async () => {
+    for await (const s of nc.status()) {
+      if (s.type === Events.Error && s.permissionContext) return s.permissionContext;
+    }
+    throw new Error("status stream ended without a permission error");
+  })(), timeoutMs, () => "no permission error");
+}
+
+/** A list the test pushes stop/close functions onto; they run after each test, last first. */
+export function cleanupAfterEach(): Array<() => Promise<unknown>> {
+  const cleanups: Array<() => Promise<unknown>> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+  });
+  return cleanups;
+}
