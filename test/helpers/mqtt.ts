@@ -539,3 +539,13 @@ export function mosquitto(c: Cleanups, bin: string, args: string[]): Spawned {
     kill,
   };
 }
+
+/** Starts a target's server and stops it with the test's other cleanups. */
+export async function startTarget(c: Cleanups, target: MqttTarget, opts: MqttServerOptions = {}): Promise<MqttServer> {
+  const s = await target.start(opts);
+  c.add(() => s.stop());
+  return s;
+}
+
+/** The mqtt:// URL of a started server. */
+export const mqttUrl = (s: MqttServer): string => `mqtt://127.0.0.1:${s.mqttPort}`;

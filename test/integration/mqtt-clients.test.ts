@@ -18,6 +18,7 @@ import { launchBrowser } from "../helpers/browser.js";
 import {
   Cleanups, collect, connack, connectMqtt, MOSQUITTO_PUB, MOSQUITTO_SUB, mosquitto, mqttTargets, noMessage, RawMqtt,
   type MqttServer, type MqttServerOptions, type MqttTarget,
+  startTarget,
 } from "../helpers/mqtt.js";
 import { createPki } from "../helpers/certs.js";
 import { httpExchange, upgradeRequest } from "../helpers/ws-raw.js";
@@ -25,11 +26,7 @@ import { httpExchange, upgradeRequest } from "../helpers/ws-raw.js";
 const c = new Cleanups();
 afterEach(() => c.run());
 
-async function start(target: MqttTarget, opts: MqttServerOptions = {}): Promise<MqttServer> {
-  const s = await target.start(opts);
-  c.add(() => s.stop());
-  return s;
-}
+const start = (target: MqttTarget, opts?: MqttServerOptions) => startTarget(c, target, opts);
 
 async function nats(s: MqttServer): Promise<NatsConnection> {
   const nc = await natsConnect({ servers: `127.0.0.1:${s.natsPort}`, reconnect: false });

@@ -13,16 +13,13 @@ import { newAccount, newOperator, newUser, operatorConfig, type TestAccount, typ
 import {
   Cleanups, connack, connectBytes, connectMqtt, mqttTargets, RawMqtt, startMqttBroker, suback,
   type MqttServer, type MqttServerOptions, type MqttTarget,
+  startTarget,
 } from "../helpers/mqtt.js";
 
 const c = new Cleanups();
 afterEach(() => c.run());
 
-async function start(target: MqttTarget, opts: MqttServerOptions = {}): Promise<MqttServer> {
-  const s = await target.start(opts);
-  c.add(() => s.stop());
-  return s;
-}
+const start = (target: MqttTarget, opts?: MqttServerOptions) => startTarget(c, target, opts);
 
 async function raw(port: number, connect: Parameters<typeof RawMqtt.open>[1]) {
   const r = await RawMqtt.open(port, connect);

@@ -14,18 +14,15 @@ import { topologies } from "../helpers/broker.js";
 import {
   Cleanups, collect, connectMqtt, mqttTargets, noMessage, RawMqtt, startMqttBroker, suback,
   type MqttServer, type MqttServerOptions, type MqttTarget,
+  startTarget, mqttUrl,
 } from "../helpers/mqtt.js";
 
 const c = new Cleanups();
 afterEach(() => c.run());
 
-async function start(target: MqttTarget, opts: MqttServerOptions = {}): Promise<MqttServer> {
-  const s = await target.start(opts);
-  c.add(() => s.stop());
-  return s;
-}
+const start = (target: MqttTarget, opts?: MqttServerOptions) => startTarget(c, target, opts);
 
-const url = (s: MqttServer) => `mqtt://127.0.0.1:${s.mqttPort}`;
+const url = mqttUrl;
 
 async function rawClient(s: MqttServer, clientId: string, extra: Parameters<typeof RawMqtt.open>[1] = {}): Promise<RawMqtt> {
   const { c: r, connack } = await RawMqtt.open(s.mqttPort, { clientId, ...extra });

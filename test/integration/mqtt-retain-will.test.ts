@@ -8,19 +8,16 @@ import { connect as natsConnect } from "nats";
 import { topologies } from "../helpers/broker.js";
 import {
   Cleanups, closeOf, collect, connectMqtt, mqttTargets, noMessage, RawMqtt, startMqttBroker,
-  type MqttServer, type MqttServerOptions, type MqttTarget,
+  type MqttServerOptions, type MqttTarget,
+  startTarget, mqttUrl,
 } from "../helpers/mqtt.js";
 
 const c = new Cleanups();
 afterEach(() => c.run());
 
-async function start(target: MqttTarget, opts: MqttServerOptions = {}): Promise<MqttServer> {
-  const s = await target.start(opts);
-  c.add(() => s.stop());
-  return s;
-}
+const start = (target: MqttTarget, opts?: MqttServerOptions) => startTarget(c, target, opts);
 
-const url = (s: MqttServer) => `mqtt://127.0.0.1:${s.mqttPort}`;
+const url = mqttUrl;
 
 describe.each(mqttTargets(topologies))("retained messages on $name", (target) => {
   it("stored per topic (the last one wins), delivered on subscribe with the retain flag", async () => {

@@ -10,18 +10,15 @@ import { topologies } from "../helpers/broker.js";
 import {
   Cleanups, closeOf, collect, connack, connectMqtt, mqttTargets, noMessage, RawMqtt, startMqttBroker, tempDir,
   type MqttServer, type MqttServerOptions, type MqttTarget,
+  startTarget, mqttUrl,
 } from "../helpers/mqtt.js";
 
 const c = new Cleanups();
 afterEach(() => c.run());
 
-async function start(target: MqttTarget, opts: MqttServerOptions = {}): Promise<MqttServer> {
-  const s = await target.start(opts);
-  c.add(() => s.stop());
-  return s;
-}
+const start = (target: MqttTarget, opts?: MqttServerOptions) => startTarget(c, target, opts);
 
-const url = (s: MqttServer) => `mqtt://127.0.0.1:${s.mqttPort}`;
+const url = mqttUrl;
 const text = (b: Buffer | Uint8Array | string) => (typeof b === "string" ? b : Buffer.from(b).toString("utf8"));
 
 async function rawClient(s: MqttServer, clientId: string, clean: boolean): Promise<{ r: RawMqtt; sessionPresent: boolean }> {
