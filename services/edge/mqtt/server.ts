@@ -76,7 +76,7 @@ export class MqttServer implements MqttListenerContext {
     const listener = this.listener;
     const closing = listener ? new Promise<void>((resolve) => listener.close(() => resolve())) : undefined;
     for (const c of [...this.connections.values()]) c.close("Server Shutdown");
-    this.sessions.close();
+    await this.sessions.close();
     await closing;
   }
 

@@ -121,7 +121,7 @@ export class MqttSession implements Connection {
       this.inflight.set(id, d);
       d.sentAt = Date.now();
       // Stored with its packet id, so a resend after a restart reuses it with DUP [MQTT-4.4.0-1].
-      if (d.seq) d.seq.then((seq) => this.registry.journal((s) => s.setPacketId(this.clientId, seq, id)), () => {});
+      if (d.seq) d.seq.then((seq) => void this.registry.journal((s) => s.setPacketId(this.clientId, seq, id)), () => {});
       client.sendPublish(d.msg.topic, d.msg.payload, d.msg.qos, d.msg.retain, false, id);
     }
     if (this.inflight.size > 0 && !this.retryTimer) {
@@ -201,7 +201,7 @@ export class MqttSession implements Connection {
   }
 
   private settle(d: Delivery): void {
-    if (d.seq) d.seq.then((seq) => this.registry.journal((s) => s.ack(this.clientId, seq)), () => {});
+    if (d.seq) d.seq.then((seq) => void this.registry.journal((s) => s.ack(this.clientId, seq)), () => {});
   }
 
   private packetId(): number {
@@ -230,6 +230,8 @@ export class MqttSubscriber implements Subscriber {
 export class SessionRegistry {
   private readonly sessions = new Map<string, MqttSession>();
   private nextCid = 1_000_000_000; // apart from NATS client ids, for echo checks only
+  /** Store writes not yet settled, so close() can let them land before the store closes. */
+  private readonly pending = new Set<Promise<unknown>>();
 
   constructor(
     readonly link: RouterLink,
@@ -301,16 +303,23 @@ export class SessionRegistry {
     }
   }
 
-  /** A store write whose failure is logged rather than lost silently. */
+  /** A store write whose failure is logged rather than lost silently. The returned promise
+   *  still rejects: a caller that chains on it must handle that (or return void from it). */
   journal<T>(op: (store: MqttStore) => Promise<T>): Promise<T> {
     const p = op(this.store);
-    p.catch((err: Error) => this.log.error(`mqtt store: ${err.message}`));
+    this.pending.add(p);
+    p.then(() => this.pending.delete(p), (err: Error) => {
+      this.pending.delete(p);
+      this.log.error(`mqtt store: ${err.message}`);
+    });
     return p;
   }
 
-  close(): void {
+  /** Ends every session; resolves once their store writes (and the writes those chain) landed. */
+  async close(): Promise<void> {
     for (const s of this.sessions.values()) s.dispose();
     this.sessions.clear();
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
 }
 

@@ -67,6 +67,8 @@ export class LevelStore implements MqttStore {
   readonly kind = "level";
   private jobs: Job[] = [];
   private draining = false;
+  /** The running drain, so close() can wait for the writes already queued. */
+  private drainRun: Promise<void> = Promise.resolve();
   private closed = false;
 
   private constructor(
@@ -107,7 +109,7 @@ export class LevelStore implements MqttStore {
       if (!this.draining) {
         this.draining = true;
         // Start after the current tick so a loop of calls (a fan-out) lands in one batch.
-        queueMicrotask(() => void this.drain());
+        this.drainRun = Promise.resolve().then(() => this.drain());
       }
     });
   }
@@ -346,8 +348,9 @@ export class LevelStore implements MqttStore {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.settled();
+    // Refuse new writes first, so none can slip in between the last batch and the close.
     this.closed = true;
+    await this.drainRun;
     await this.db.close();
   }
 }
