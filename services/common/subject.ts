@@ -43,13 +43,24 @@ export function isValidLiteralSubject(subject: string): boolean {
   return isValidSubject(subject) && !hasWildcard(subject);
 }
 
-/** Does the (possibly wildcard) filter match the literal subject? */
+/** Does the (possibly wildcard) filter match the literal subject? Walks both strings token by
+ *  token in place, without splitting: it runs per publish for imports and uncached permissions. */
 export function subjectMatches(filter: string, subject: string): boolean {
-  const f = filter.split("."), s = subject.split(".");
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === ">") return s.length > i;
-    if (i >= s.length) return false;
-    if (f[i] !== "*" && f[i] !== s[i]) return false;
+  let fi = 0, si = 0; // the starts of token i in each
+  for (;;) {
+    let fe = filter.indexOf(".", fi);
+    if (fe < 0) fe = filter.length;
+    let se = subject.indexOf(".", si);
+    if (se < 0) se = subject.length;
+    const len = fe - fi;
+    if (len === 1 && filter.charCodeAt(fi) === 62 /* > */) return true; // the subject has token i
+    if (!(len === 1 && filter.charCodeAt(fi) === 42 /* * */)) {
+      if (len !== se - si) return false;
+      for (let k = 0; k < len; k++) if (filter.charCodeAt(fi + k) !== subject.charCodeAt(si + k)) return false;
+    }
+    const filterDone = fe === filter.length, subjectDone = se === subject.length;
+    if (filterDone || subjectDone) return filterDone && subjectDone;
+    fi = fe + 1;
+    si = se + 1;
   }
-  return f.length === s.length;
 }

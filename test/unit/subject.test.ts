@@ -76,4 +76,30 @@ describe("subjectMatches(filter, subject)", () => {
   ] as const)("%j matches %j: %s", (filter, subject, want) => {
     expect(subjectMatches(filter, subject)).toBe(want);
   });
+
+  it("agrees with token-by-token matching on every filter and subject of up to 3 tokens", () => {
+    // The oracle splits into tokens, the way the definition reads; subjectMatches must not.
+    const byTokens = (f: string[], s: string[]): boolean => {
+      for (let i = 0; i < f.length; i++) {
+        if (f[i] === ">") return s.length > i;
+        if (i >= s.length || (f[i] !== "*" && f[i] !== s[i])) return false;
+      }
+      return f.length === s.length;
+    };
+    const tokens = ["a", "b", "ab", "*", ">", ""];
+    const all: string[][] = [];
+    const grow = (prefix: string[]): void => {
+      if (prefix.length > 0) all.push(prefix);
+      if (prefix.length < 3) for (const t of tokens) grow([...prefix, t]);
+    };
+    grow([]);
+    let checked = 0;
+    for (const f of all) {
+      for (const s of all) {
+        if (subjectMatches(f.join("."), s.join(".")) !== byTokens(f, s)) expect.fail(`${f.join(".")} vs ${s.join(".")}`);
+        checked++;
+      }
+    }
+    expect(checked).toBe(all.length ** 2);
+  });
 });
