@@ -5,7 +5,6 @@
 //   PUBACK, DUP re-sends, silent keep-alive, MQTT 5 CONNECT bytes);
 // - `connectMqtt` / `connack` / `nextMessage` wrap MQTT.js (protocolVersion 4, no reconnect);
 // - `mosquitto` spawns Debian's mosquitto_pub / mosquitto_sub and kills them on cleanup;
-// - `Cleanups` runs registered teardowns in reverse order (call `run()` from afterEach).
 // Everything is event-driven; the only timed waits are `RawMqtt.none` and `noMessage`, which
 // prove that something does NOT happen and are bounded by the caller (≤ 300 ms).
 import { spawn, type ChildProcess } from "node:child_process";
@@ -18,30 +17,15 @@ import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import mqttPacket, { type Packet } from "mqtt-packet";
 import { startBroker, type TestBroker, type Topology } from "./broker.js";
 import { startNatsServer, type RealNatsServer } from "./nats-server.js";
+import type { Cleanups } from "./wait.js";
 import { freePort } from "./process.js";
 
 // ---- cleanup ----
 
-export class Cleanups {
-  private readonly stack: (() => Promise<unknown> | unknown)[] = [];
-  add<T extends () => Promise<unknown> | unknown>(fn: T): void {
-    this.stack.push(fn);
-  }
-  async run(): Promise<void> {
-    for (const fn of this.stack.splice(0).reverse()) {
-      try {
-        await fn();
-      } catch {
-        // teardown of something already gone
-      }
-    }
-  }
-}
-
 /** A temp dir removed on cleanup. */
 export async function tempDir(c: Cleanups, prefix = "meshbroker-mqtt-"): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
-  c.add(() => rm(dir, { recursive: true, force: true }));
+  c.push(() => rm(dir, { recursive: true, force: true }));
   return dir;
 }
 
@@ -334,7 +318,7 @@ export function clientOptions(opts: IClientOptions = {}): IClientOptions {
 /** Resolves with a connected MQTT.js client (ended on cleanup), rejects with the CONNACK error. */
 export async function connectMqtt(c: Cleanups, url: string, opts: IClientOptions = {}): Promise<MqttClient> {
   const client = mqtt.connect(url, clientOptions(opts));
-  c.add(() => client.endAsync(true));
+  c.push(() => client.endAsync(true));
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => { off(); reject(err); };
     const onClose = () => { off(); reject(new Error("closed before CONNACK")); };
@@ -354,7 +338,7 @@ export async function connectMqtt(c: Cleanups, url: string, opts: IClientOptions
 /** The CONNACK an MQTT.js client gets: its return code and sessionPresent. */
 export async function connack(c: Cleanups, url: string, opts: IClientOptions = {}): Promise<{ returnCode: number; sessionPresent: boolean }> {
   const client = mqtt.connect(url, clientOptions(opts));
-  c.add(() => client.endAsync(true));
+  c.push(() => client.endAsync(true));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("no CONNACK")), 5_000);
     client.once("packetreceive", (p: Packet) => {
@@ -501,7 +485,7 @@ export function mosquitto(c: Cleanups, bin: string, args: string[]): Spawned {
       await exited;
     }
   };
-  c.add(kill);
+  c.push(kill);
   return {
     child,
     output: () => out,
@@ -543,7 +527,7 @@ export function mosquitto(c: Cleanups, bin: string, args: string[]): Spawned {
 /** Starts a target's server and stops it with the test's other cleanups. */
 export async function startTarget(c: Cleanups, target: MqttTarget, opts: MqttServerOptions = {}): Promise<MqttServer> {
   const s = await target.start(opts);
-  c.add(() => s.stop());
+  c.push(() => s.stop());
   return s;
 }
 

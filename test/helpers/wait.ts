@@ -43,11 +43,27 @@ export function nextPermissionError(nc: NatsConnection, timeoutMs = 2_000): Prom
   })(), timeoutMs, () => "no permission error");
 }
 
-/** A list the test pushes stop/close functions onto; they run after each test, last first. */
-export function cleanupAfterEach(): Array<() => Promise<unknown>> {
-  const cleanups: Array<() => Promise<unknown>> = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-  });
+/** Teardowns a test registers (stop a server, close a client, remove a dir); they run last
+ *  first, and one that fails (its object already gone) does not keep the rest from running. */
+export class Cleanups {
+  private readonly stack: Array<() => unknown> = [];
+  push(...fns: Array<() => unknown>): void {
+    this.stack.push(...fns);
+  }
+  async run(): Promise<void> {
+    for (const fn of this.stack.splice(0).reverse()) {
+      try {
+        await fn();
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+/** Cleanups that run after each test of the file. */
+export function cleanupAfterEach(): Cleanups {
+  const cleanups = new Cleanups();
+  afterEach(() => cleanups.run());
   return cleanups;
 }

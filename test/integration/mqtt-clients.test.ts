@@ -10,27 +10,27 @@
 import { readFile } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser, Page } from "playwright-core";
 import { connect as natsConnect, type NatsConnection } from "nats";
 import { topologies } from "../helpers/broker.js";
 import { launchBrowser } from "../helpers/browser.js";
 import {
-  Cleanups, collect, connack, connectMqtt, MOSQUITTO_PUB, MOSQUITTO_SUB, mosquitto, mqttTargets, noMessage, RawMqtt,
+  collect, connack, connectMqtt, MOSQUITTO_PUB, MOSQUITTO_SUB, mosquitto, mqttTargets, noMessage, RawMqtt,
   type MqttServer, type MqttServerOptions, type MqttTarget,
   startTarget,
 } from "../helpers/mqtt.js";
+import { cleanupAfterEach } from "../helpers/wait.js";
 import { createPki } from "../helpers/certs.js";
 import { httpExchange, upgradeRequest } from "../helpers/ws-raw.js";
 
-const c = new Cleanups();
-afterEach(() => c.run());
+const c = cleanupAfterEach();
 
 const start = (target: MqttTarget, opts?: MqttServerOptions) => startTarget(c, target, opts);
 
 async function nats(s: MqttServer): Promise<NatsConnection> {
   const nc = await natsConnect({ servers: `127.0.0.1:${s.natsPort}`, reconnect: false });
-  c.add(() => nc.close());
+  c.push(() => nc.close());
   return nc;
 }
 
@@ -145,7 +145,7 @@ describe.each(mqttTargets(topologies))("MQTT over WebSocket on $name", (target) 
 describe.each(mqttTargets(topologies))("MQTT over TLS (mqtt { tls {} }) on $name", (target) => {
   it("MQTT.js (mqtts://) and mosquitto_pub --cafile connect; a plain-TCP CONNECT gets no CONNACK", async () => {
     const pki = await createPki();
-    c.add(() => pki.cleanup());
+    c.push(() => pki.cleanup());
     const s = await start(target, { mqtt: `tls {\n    cert_file: "${pki.server.certFile}"\n    key_file: "${pki.server.keyFile}"\n  }` });
     const ca = await readFile(pki.caFile);
     const url = `mqtts://127.0.0.1:${s.mqttPort}`;
@@ -158,7 +158,7 @@ describe.each(mqttTargets(topologies))("MQTT over TLS (mqtt { tls {} }) on $name
     // An untrusting client fails the handshake; a plain one never gets a CONNACK.
     await expect(connack(c, url, { clientId: "tls-untrusted", rejectUnauthorized: true })).rejects.toThrow();
     const plain = await RawMqtt.connect(s.mqttPort);
-    c.add(() => plain.close());
+    c.push(() => plain.close());
     plain.send({ cmd: "connect", protocolId: "MQTT", protocolVersion: 4, clean: true, clientId: "plain", keepalive: 0 });
     await plain.closedWithin(4_000);
     expect(plain.packets.filter((p) => p.cmd === "connack")).toEqual([]);
@@ -254,7 +254,7 @@ describe.each(mqttTargets(topologies))("Chromium speaking raw MQTT over WebSocke
 
   async function open(s: MqttServer, topic: string, id: string): Promise<Page> {
     const context = await browser.newContext();
-    c.add(() => context.close());
+    c.push(() => context.close());
     const page = await context.newPage();
     const q = new URLSearchParams({ ws: wsUrl(s), topic, id });
     await page.goto(`${origin}/mqtt.html?${q}`);

@@ -6,24 +6,24 @@
 // password, as the token, and (operator mode, meshbroker) as a bearer user JWT. The mqtt block's
 // no_auth_user; allowed_connection_types MQTT vs MQTT_WS vs STANDARD. Keep-alive: 1.5 × the
 // CONNECT keepalive. The connections gauge by type (meshbroker's /metrics).
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { connect as natsConnect } from "nats";
 import { topologies } from "../helpers/broker.js";
 import { newAccount, newOperator, newUser, operatorConfig, type TestAccount, type TestOperator, type TestUser } from "../helpers/creds.js";
 import {
-  Cleanups, connack, connectBytes, connectMqtt, mqttTargets, RawMqtt, startMqttBroker, suback,
+  connack, connectBytes, connectMqtt, mqttTargets, RawMqtt, startMqttBroker, suback,
   type MqttServer, type MqttServerOptions, type MqttTarget,
   startTarget,
 } from "../helpers/mqtt.js";
+import { cleanupAfterEach } from "../helpers/wait.js";
 
-const c = new Cleanups();
-afterEach(() => c.run());
+const c = cleanupAfterEach();
 
 const start = (target: MqttTarget, opts?: MqttServerOptions) => startTarget(c, target, opts);
 
 async function raw(port: number, connect: Parameters<typeof RawMqtt.open>[1]) {
   const r = await RawMqtt.open(port, connect);
-  c.add(() => r.c.close());
+  c.push(() => r.c.close());
   return r;
 }
 
@@ -60,7 +60,7 @@ describe.each(mqttTargets(topologies))("CONNACK on $name", (target) => {
   it("answers protocol name MQTT with level 3 with code 1 [MQTT-3.1.2-2]", async () => {
     const s = await start(target);
     const r = await RawMqtt.connect(s.mqttPort);
-    c.add(() => r.close());
+    c.push(() => r.close());
     r.sendRaw(connectBytes({ clientId: "lvl3", level: 3 }));
     expect((await r.next("connack")).returnCode).toBe(1);
     await r.closedWithin(2_000);
@@ -70,7 +70,7 @@ describe.each(mqttTargets(topologies))("CONNACK on $name", (target) => {
     // nats-server 2.9 closes without a CONNACK (wrong protocol name); the spec allows either.
     const s = await start(target);
     const r = await RawMqtt.connect(s.mqttPort);
-    c.add(() => r.close());
+    c.push(() => r.close());
     r.sendRaw(connectBytes({ clientId: "v31", protocolName: "MQIsdp", level: 3 }));
     await r.closedWithin(2_000);
     for (const p of r.packets) expect(p).toMatchObject({ cmd: "connack", returnCode: 1 });
@@ -79,7 +79,7 @@ describe.each(mqttTargets(topologies))("CONNACK on $name", (target) => {
   it("refuses an empty client id without a clean session with code 2, accepts it with one", async () => {
     const s = await start(target);
     const r = await RawMqtt.connect(s.mqttPort);
-    c.add(() => r.close());
+    c.push(() => r.close());
     r.sendRaw(connectBytes({ clientId: "", clean: false }));
     expect((await r.next("connack")).returnCode).toBe(2);
     await r.closedWithin(2_000);
@@ -90,7 +90,7 @@ describe.each(mqttTargets(topologies))("CONNACK on $name", (target) => {
   it("refuses a client id that is not valid UTF-8 with code 2", async () => {
     const s = await start(target);
     const r = await RawMqtt.connect(s.mqttPort);
-    c.add(() => r.close());
+    c.push(() => r.close());
     const bytes = connectBytes({ clientId: "abcd" });
     bytes.set([0xc3, 0x28], bytes.length - 2); // an invalid two-byte sequence
     r.sendRaw(bytes);
@@ -101,7 +101,7 @@ describe.each(mqttTargets(topologies))("CONNACK on $name", (target) => {
   it("refuses a user name that is not valid UTF-8 with code 4", async () => {
     const s = await start(target);
     const r = await RawMqtt.connect(s.mqttPort);
-    c.add(() => r.close());
+    c.push(() => r.close());
     const bytes = connectBytes({ clientId: "bad-user", username: "abcd" });
     bytes.set([0xc3, 0x28], bytes.length - 2); // the user name is last: an invalid two-byte sequence
     r.sendRaw(bytes);
@@ -231,7 +231,7 @@ describe.each(topologies)("operator mode on meshbroker (%s)", (topology) => {
 
   it("a bearer user JWT as the password connects (0); a non-bearer one, garbage or none get 5", async () => {
     const s = await startMqttBroker(topology, { config });
-    c.add(() => s.stop());
+    c.push(() => s.stop());
     const url = tcp(s);
     expect((await connack(c, url, { clientId: "j1", username: "x", password: users.bearer.jwt })).returnCode).toBe(0);
     expect((await connack(c, url, { clientId: "j2", username: "x", password: users.plain.jwt })).returnCode).toBe(5);
@@ -241,16 +241,16 @@ describe.each(topologies)("operator mode on meshbroker (%s)", (topology) => {
 
   it("a bearer JWT whose allowed_connection_types is STANDARD gets 5 over MQTT", async () => {
     const s = await startMqttBroker(topology, { config });
-    c.add(() => s.stop());
+    c.push(() => s.stop());
     expect((await connack(c, tcp(s), { clientId: "j5", username: "x", password: users.stdOnly.jwt })).returnCode).toBe(5);
   });
 
   it("the bearer-JWT MQTT client publishes into its account (a NATS client of the account receives it)", async () => {
     const s = await startMqttBroker(topology, { config });
-    c.add(() => s.stop());
+    c.push(() => s.stop());
     const { jwtAuthenticator } = await import("nats");
     const nc = await natsConnect({ servers: `127.0.0.1:${s.natsPort}`, authenticator: jwtAuthenticator(users.bearer.jwt), reconnect: false });
-    c.add(() => nc.close());
+    c.push(() => nc.close());
     const sub = nc.subscribe("acct.>", { max: 1 });
     await nc.flush();
     const client = await connectMqtt(c, tcp(s), { clientId: "j6", username: "x", password: users.bearer.jwt });
@@ -272,12 +272,12 @@ describe.each(topologies)("metrics on meshbroker (%s)", (topology) => {
 
   it('meshbroker_connections{type="MQTT"} counts MQTT clients, {type="MQTT_WS"} MQTT over WebSocket', async () => {
     const s = await startMqttBroker(topology, { monitoring: true, websocket: true });
-    c.add(() => s.stop());
+    c.push(() => s.stop());
     await connectMqtt(c, tcp(s), { clientId: "m1" });
     await connectMqtt(c, tcp(s), { clientId: "m2" });
     await connectMqtt(c, ws(s), { clientId: "m3" });
     const nc = await natsConnect({ servers: `127.0.0.1:${s.natsPort}`, reconnect: false });
-    c.add(() => nc.close());
+    c.push(() => nc.close());
     let g = await gauge(s);
     expect(g.MQTT).toBe(2);
     expect(g.MQTT_WS).toBe(1);

@@ -8,17 +8,17 @@
 // a repeated SUBSCRIBE replacing the first. QoS 2 (PUBREC/PUBREL/PUBCOMP, exactly once) is
 // meshbroker's: nats-server 2.9 closes the connection on a QoS 2 PUBLISH. The $-topic rule
 // [MQTT-4.7.2-1], which nats-server 2.9 does not follow, is checked on meshbroker only.
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { connect as natsConnect, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from "nats";
 import { topologies } from "../helpers/broker.js";
 import {
-  Cleanups, collect, connectMqtt, mqttTargets, noMessage, RawMqtt, startMqttBroker, suback,
+  collect, connectMqtt, mqttTargets, noMessage, RawMqtt, startMqttBroker, suback,
   type MqttServer, type MqttServerOptions, type MqttTarget,
   startTarget, mqttUrl,
 } from "../helpers/mqtt.js";
+import { cleanupAfterEach } from "../helpers/wait.js";
 
-const c = new Cleanups();
-afterEach(() => c.run());
+const c = cleanupAfterEach();
 
 const start = (target: MqttTarget, opts?: MqttServerOptions) => startTarget(c, target, opts);
 
@@ -26,7 +26,7 @@ const url = mqttUrl;
 
 async function rawClient(s: MqttServer, clientId: string, extra: Parameters<typeof RawMqtt.open>[1] = {}): Promise<RawMqtt> {
   const { c: r, connack } = await RawMqtt.open(s.mqttPort, { clientId, ...extra });
-  c.add(() => r.close());
+  c.push(() => r.close());
   expect(connack.returnCode).toBe(0);
   return r;
 }
@@ -40,7 +40,7 @@ async function rawSubscribe(r: RawMqtt, topic: string, qos: 0 | 1 | 2, messageId
 
 async function nats(s: MqttServer, opts: { user?: string; pass?: string } = {}): Promise<NatsConnection> {
   const nc = await natsConnect({ servers: `127.0.0.1:${s.natsPort}`, reconnect: false, ...opts });
-  c.add(() => nc.close());
+  c.push(() => nc.close());
   return nc;
 }
 
@@ -414,7 +414,7 @@ describe.each(mqttTargets(topologies))("MQTT ↔ NATS mapping on $name", (target
 describe.each(topologies)("QoS 2 on meshbroker (%s)", (topology) => {
   async function broker(opts: MqttServerOptions = {}): Promise<MqttServer> {
     const s = await startMqttBroker(topology, opts);
-    c.add(() => s.stop());
+    c.push(() => s.stop());
     return s;
   }
 

@@ -3,17 +3,17 @@
 // carry none), cleared by an empty retained PUBLISH, downgraded to the subscription's QoS; a
 // will goes out when the connection drops without DISCONNECT (the socket destroyed), not after
 // DISCONNECT (client.end()), and a retained will is kept for later subscribers.
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { connect as natsConnect } from "nats";
 import { topologies } from "../helpers/broker.js";
 import {
-  Cleanups, closeOf, collect, connectMqtt, mqttTargets, noMessage, RawMqtt, startMqttBroker,
+  closeOf, collect, connectMqtt, mqttTargets, noMessage, RawMqtt, startMqttBroker,
   type MqttServerOptions, type MqttTarget,
   startTarget, mqttUrl,
 } from "../helpers/mqtt.js";
+import { cleanupAfterEach } from "../helpers/wait.js";
 
-const c = new Cleanups();
-afterEach(() => c.run());
+const c = cleanupAfterEach();
 
 const start = (target: MqttTarget, opts?: MqttServerOptions) => startTarget(c, target, opts);
 
@@ -89,7 +89,7 @@ describe.each(mqttTargets(topologies))("retained messages on $name", (target) =>
     // A QoS 0 retained message stays QoS 0 on a QoS 1 subscription.
     await pub.publishAsync("dg/y", "qos0-retained", { qos: 0, retain: true });
     const r = await RawMqtt.open(s.mqttPort, { clientId: "dg-raw" });
-    c.add(() => r.c.close());
+    c.push(() => r.c.close());
     r.c.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "dg/+", qos: 1 }] });
     await r.c.next("suback");
     const got = [await r.c.next("publish"), await r.c.next("publish")].sort((a, b) => a.topic.localeCompare(b.topic));
@@ -127,7 +127,7 @@ describe.each(mqttTargets(topologies))("wills on $name", (target) => {
     const inbox = collect(watcher);
     await watcher.subscribeAsync("will/+", { qos: 1 });
     const nc = await natsConnect({ servers: `127.0.0.1:${s.natsPort}`, reconnect: false });
-    c.add(() => nc.close());
+    c.push(() => nc.close());
     const nsub = nc.subscribe("will.*", { max: 1 });
     await nc.flush();
     const dying = await connectMqtt(c, url(s), {
@@ -161,7 +161,7 @@ describe.each(mqttTargets(topologies))("wills on $name", (target) => {
     const { c: r } = await RawMqtt.open(s.mqttPort, {
       clientId: "pv-client", will: { topic: "will/pv", payload: Buffer.from("violated"), qos: 0, retain: false },
     });
-    c.add(() => r.close());
+    c.push(() => r.close());
     r.send({ cmd: "publish", topic: "bad/#", payload: Buffer.from("x"), qos: 0, retain: false, dup: false });
     await r.closedWithin(2_000);
     expect((await inbox.next()).payload).toBe("violated");

@@ -5,16 +5,16 @@
 // with nats-server 2.9.10 where it has the feature. meshbroker only: unacknowledged QoS 1/2
 // state resent on reconnect [MQTT-4.4.0-1], exactly-once across a reconnect, and the LevelDB
 // store (`mqtt { store_dir }`) keeping sessions, queues and retained messages across a restart.
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { topologies } from "../helpers/broker.js";
 import {
-  Cleanups, closeOf, collect, connack, connectMqtt, mqttTargets, noMessage, RawMqtt, startMqttBroker, tempDir,
+  closeOf, collect, connack, connectMqtt, mqttTargets, noMessage, RawMqtt, startMqttBroker, tempDir,
   type MqttServer, type MqttServerOptions, type MqttTarget,
   startTarget, mqttUrl,
 } from "../helpers/mqtt.js";
+import { cleanupAfterEach } from "../helpers/wait.js";
 
-const c = new Cleanups();
-afterEach(() => c.run());
+const c = cleanupAfterEach();
 
 const start = (target: MqttTarget, opts?: MqttServerOptions) => startTarget(c, target, opts);
 
@@ -23,7 +23,7 @@ const text = (b: Buffer | Uint8Array | string) => (typeof b === "string" ? b : B
 
 async function rawClient(s: MqttServer, clientId: string, clean: boolean): Promise<{ r: RawMqtt; sessionPresent: boolean }> {
   const { c: r, connack: ack } = await RawMqtt.open(s.mqttPort, { clientId, clean });
-  c.add(() => r.close());
+  c.push(() => r.close());
   expect(ack.returnCode).toBe(0);
   return { r, sessionPresent: !!ack.sessionPresent };
 }
@@ -108,7 +108,7 @@ describe.each(mqttTargets(topologies))("sessions on $name", (target) => {
 describe.each(topologies)("session state on meshbroker (%s)", (topology) => {
   async function broker(opts: MqttServerOptions = {}): Promise<MqttServer> {
     const s = await startMqttBroker(topology, opts);
-    c.add(() => s.stop());
+    c.push(() => s.stop());
     return s;
   }
 
@@ -173,7 +173,7 @@ describe.each(topologies)("persistence across a restart on meshbroker (%s)", (to
     const mqtt = `store_dir: "${dir}"`;
     const a = await startMqttBroker(topology, { mqtt });
     let aStopped = false;
-    c.add(() => (aStopped ? undefined : a.stop()));
+    c.push(() => (aStopped ? undefined : a.stop()));
 
     const away = await connectMqtt(c, url(a), { clientId: "survivor", clean: false });
     await away.subscribeAsync("st/q", { qos: 1 });
@@ -186,7 +186,7 @@ describe.each(topologies)("persistence across a restart on meshbroker (%s)", (to
     aStopped = true;
 
     const b = await startMqttBroker(topology, { mqtt });
-    c.add(() => b.stop());
+    c.push(() => b.stop());
     const { r, sessionPresent } = await rawClient(b, "survivor", false);
     expect(sessionPresent).toBe(true);
     const m = await r.next("publish");
@@ -209,7 +209,7 @@ describe.each(topologies)("persistence across a restart on meshbroker (%s)", (to
     const mqtt = `store_dir: "${dir}"`;
     const a = await startMqttBroker(topology, { mqtt });
     let aStopped = false;
-    c.add(() => (aStopped ? undefined : a.stop()));
+    c.push(() => (aStopped ? undefined : a.stop()));
     const { r } = await rawClient(a, "inflight", false);
     r.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "st/in", qos: 1 }] });
     await r.next("suback");
@@ -223,7 +223,7 @@ describe.each(topologies)("persistence across a restart on meshbroker (%s)", (to
     aStopped = true;
 
     const b = await startMqttBroker(topology, { mqtt });
-    c.add(() => b.stop());
+    c.push(() => b.stop());
     const { r: back, sessionPresent } = await rawClient(b, "inflight", false);
     expect(sessionPresent).toBe(true);
     const again = await back.next("publish");
@@ -238,14 +238,14 @@ describe.each(topologies)("persistence across a restart on meshbroker (%s)", (to
     const mqtt = `store_dir: "${dir}"`;
     const a = await startMqttBroker(topology, { mqtt });
     let aStopped = false;
-    c.add(() => (aStopped ? undefined : a.stop()));
+    c.push(() => (aStopped ? undefined : a.stop()));
     const cl = await connectMqtt(c, url(a), { clientId: "ephemeral", clean: true });
     await cl.subscribeAsync("st/e", { qos: 1 });
     await cl.endAsync();
     await a.stop();
     aStopped = true;
     const b = await startMqttBroker(topology, { mqtt });
-    c.add(() => b.stop());
+    c.push(() => b.stop());
     expect(await connack(c, url(b), { clientId: "ephemeral", clean: false })).toEqual({ returnCode: 0, sessionPresent: false });
   });
 });
