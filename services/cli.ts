@@ -1,5 +1,5 @@
 // The meshbroker command: parses arguments, loads the config, starts the role(s), and wires
-// signals (SIGTERM/SIGINT graceful stop, SIGHUP reload).
+// signals (SIGTERM/SIGUSR2 lame duck then stop, SIGINT stop now, SIGHUP reload).
 import { readFileSync } from "node:fs";
 import { ConfigError, defaultOptions, loadConfigFile, type Options } from "./common/config/index.js";
 import { Logger } from "./common/log.js";
@@ -23,7 +23,11 @@ Options:
   -h, --help          this help
   -v, --version       print the version
 
-Signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the configuration.
+Signals:
+  SIGTERM, SIGUSR2  lame duck: stop accepting, tell clients to reconnect elsewhere, close them
+                    spread over lame_duck_duration (after lame_duck_grace_period), then exit
+  SIGINT            stop now: clients get what they have pending, then exit
+  SIGHUP            reload the configuration
 `;
 
 interface Args {
@@ -118,21 +122,25 @@ export async function main(argv: string[]): Promise<number> {
   // Signals are trapped before the listeners open: a signal in between must not kill us.
   const parsed = args;
   let broker: EmbeddedBroker | undefined;
-  let stopRequested: string | undefined;
-  let finished: (code: number) => void = () => {};
+  let stopRequested: { signal: string; lameDuck: boolean } | undefined;
+  let finished: ((code: number) => void) | undefined;
   const done = new Promise<number>((resolve) => { finished = resolve; });
-  const stop = (signal: string) => {
-    if (stopRequested) return;
-    stopRequested = signal;
-    log.notice(`Trapped "${signal}" signal, stopping`);
+  // Lame duck first (a pod leaving gently); an impatient SIGINT meanwhile stops at once.
+  const stop = (signal: string, lameDuck: boolean) => {
+    if (stopRequested && (lameDuck || !stopRequested.lameDuck)) return;
+    stopRequested = { signal, lameDuck };
+    log.notice(`Trapped "${signal}" signal, ${lameDuck ? "entering lame duck mode" : "stopping"}`);
     if (!broker) return; // startup finishes, then stops
-    broker.stop().then(() => {
+    (lameDuck ? broker.lameDuck() : broker.stop()).then(() => {
+      if (!finished) return; // a SIGINT during lame duck got here first
       log.notice("Server Exiting..");
       finished(0);
+      finished = undefined;
     });
   };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM", true));
+  process.on("SIGUSR2", () => stop("SIGUSR2", true));
+  process.on("SIGINT", () => stop("SIGINT", false));
   process.on("SIGHUP", () => {
     if (!broker) return log.notice("Reload requested during startup: the configuration just loaded is used");
     try {
@@ -151,9 +159,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   log.notice("Server is ready");
   if (stopRequested) {
-    const signal = stopRequested;
+    const { signal, lameDuck } = stopRequested;
     stopRequested = undefined;
-    stop(signal);
+    stop(signal, lameDuck);
   }
   return done;
 }

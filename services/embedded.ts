@@ -19,8 +19,10 @@ export interface EmbeddedBroker {
   readonly mqttPort: number | undefined;
   /** Apply a reloaded config; returns what changed, for the log. */
   reload(options: Options): string[];
-  /** Graceful stop: clients get their pending data, then listeners close. */
+  /** Graceful stop: clients get their pending data, then listeners close. Idempotent. */
   stop(): Promise<void>;
+  /** Lame duck mode (the edge's), then stop. A stop() meanwhile cuts it short. */
+  lameDuck(): Promise<void>;
 }
 
 export async function startEmbedded(options: Options, log: Logger): Promise<EmbeddedBroker> {
@@ -46,7 +48,8 @@ export async function startEmbedded(options: Options, log: Logger): Promise<Embe
       throw err;
     }
   }
-  return {
+  let stopped: Promise<void> | undefined;
+  const broker: EmbeddedBroker = {
     edge, router, monitor,
     natsPort: edge.port,
     httpPort: monitor?.port,
@@ -63,13 +66,21 @@ export async function startEmbedded(options: Options, log: Logger): Promise<Embe
       router.configureAccounts(edge.auth.accounts());
       return changed;
     },
-    async stop() {
-      await edge.shutdown();
-      await monitor?.close();
-      router.close();
-      await mqttStore?.close();
+    stop() {
+      stopped ??= (async () => {
+        await edge.shutdown();
+        await monitor?.close();
+        router.close();
+        await mqttStore?.close();
+      })();
+      return stopped;
+    },
+    async lameDuck() {
+      await edge.lameDuck();
+      await broker.stop();
     },
   };
+  return broker;
 }
 
 /** Listener addresses are bound once; changing them needs a restart. */

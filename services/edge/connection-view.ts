@@ -38,4 +38,6 @@ export interface ConnectionView {
   readonly mqttClientId?: string;
   subscriptionList(): SubscriptionView[];
   readonly subscriptionCount: number;
+  /** Closes the connection after what it has pending (lame duck). */
+  close(reason: CloseReason): void;
 }

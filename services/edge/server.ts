@@ -6,7 +6,7 @@ import { randomInt } from "node:crypto";
 import { ERR, type CloseReason } from "../common/errors.js";
 import type { Options } from "../common/config/options.js";
 import type { LogContext, Logger } from "../common/log.js";
-import { hostPort } from "../common/address.js";
+import { hostPort, listenOn } from "../common/address.js";
 import type { RouterLink } from "../router/link.js";
 import { AuthPipeline, type AuthContext, type ConnectionType } from "./auth/index.js";
 import { NatsClient, type ClientContext, type ClientTransport, type TrafficStats } from "./nats/client.js";
@@ -48,7 +48,12 @@ export class EdgeServer implements ClientContext {
   authFailures = new Map<string, number>();
   private nextCid = 1;
   private listener: net.Server | undefined;
+  private boundPort: number | undefined;
   private shuttingDown = false;
+  private lameDucking = false;
+  private listenersClosed: Promise<unknown> | undefined;
+  /** Ends a lame-duck wait early (shutdown called meanwhile). */
+  private wakeLameDuck: (() => void) | undefined;
   /** Runs TLS handshakes of client connections (which start in the clear, INFO first). */
   private tlsServer: { config: object; server: tls.Server } | undefined;
   /** Client connections in their TLS handshake, by remote address:port. */
@@ -71,23 +76,21 @@ export class EdgeServer implements ClientContext {
     return this.options.serverName || this.serverId;
   }
 
+  /** False once lame duck mode or shutdown began: a handshake that finishes now is refused. */
+  get accepting(): boolean {
+    return !this.shuttingDown && !this.lameDucking;
+  }
+
   /** The bound client port (after listen; the configured one may have been 0). */
   get port(): number {
-    const addr = this.listener?.address();
-    return addr && typeof addr === "object" ? addr.port : this.options.port;
+    return this.boundPort ?? this.options.port;
   }
 
   async listen(): Promise<void> {
     const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
     this.listener = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(this.options.port, this.options.host, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-    server.on("error", (err) => this.log.error(`client listener: ${err.message}`));
+    this.boundPort = await listenOn(server, this.options.port, this.options.host,
+      (err) => this.log.error(`client listener: ${err.message}`));
     this.log.notice(`listening for NATS clients on ${hostPort(this.options.host, this.port)}`);
     try {
       if (this.options.mqtt) {
@@ -179,16 +182,67 @@ export class EdgeServer implements ClientContext {
   async shutdown(): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
-    const listener = this.listener;
-    const closedListener = Promise.all([
-      listener?.listening ? new Promise<void>((resolve) => listener.close(() => resolve())) : undefined,
-      this.websocket?.close(),
-      this.mqtt?.close(),
-    ]);
+    this.wakeLameDuck?.();
+    const closedListeners = Promise.all([this.stopAccepting(), this.mqtt?.close()]);
     const sockets: Promise<void>[] = [];
     for (const c of [...this.clients.values()]) sockets.push(c.closeGracefully("Server Shutdown"));
     await Promise.all(sockets);
-    await closedListener;
+    await closedListeners;
+  }
+
+  /**
+   * Lame duck mode, as nats-server's: stop accepting on every listener, tell NATS clients
+   * (an INFO with "ldm": true) so they reconnect elsewhere, wait lame_duck_grace_period, then
+   * close the connections one by one, spread over the rest of lame_duck_duration (at most a
+   * second apart), and shut down. Spreading the closes spares the other servers a stampede of
+   * reconnects. A shutdown() meanwhile cuts it short.
+   */
+  async lameDuck(): Promise<void> {
+    if (this.shuttingDown || this.lameDucking) return;
+    this.lameDucking = true;
+    this.log.notice("Entering lame duck mode, stop accepting new clients");
+    void this.stopAccepting(); // takes effect at once; resolves when the last connection is gone
+    const conns = this.openConnections();
+    if (conns.length > 0 && !this.shuttingDown) {
+      for (const c of this.clients.values()) if (c.takesAsyncInfo) c.sendInfo({ ldm: true });
+      const grace = this.options.lameDuckGracePeriodMs;
+      const spread = Math.max(this.options.lameDuckDurationMs - grace, 1000);
+      // Per close; many clients in a short duration are closed in batches (timers have 1 ms grain).
+      const interval = Math.min(Math.max(Math.floor(spread / conns.length), 1), 1000);
+      const batch = Math.max(Math.floor(conns.length / spread), 1);
+      await this.lameDuckWait(grace);
+      if (!this.shuttingDown) this.log.notice("Closing existing clients");
+      for (let i = 0; i < conns.length && !this.shuttingDown; i++) {
+        conns[i].close("Server Shutdown");
+        if (i < conns.length - 1 && (i + 1) % batch === 0) await this.lameDuckWait(interval / 2 + Math.random() * interval / 2);
+      }
+    }
+    await this.shutdown();
+  }
+
+  private lameDuckWait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeLameDuck = done;
+    });
+  }
+
+  /**
+   * Closes every client listener (NATS, WebSocket, MQTT) at once; open connections stay. The
+   * promise resolves when the listeners' last connections are gone too (net.Server.close).
+   */
+  private stopAccepting(): Promise<unknown> {
+    const listener = this.listener;
+    this.listenersClosed ??= Promise.all([
+      listener?.listening ? new Promise<void>((resolve) => listener.close(() => resolve())) : undefined,
+      this.websocket?.close(),
+      this.mqtt?.stopAccepting(),
+    ]);
+    return this.listenersClosed;
   }
 
   /**
@@ -197,7 +251,7 @@ export class EdgeServer implements ClientContext {
    */
   connect(transport: ClientTransport, remoteAddress: string, remotePort: number, type: ConnectionType,
           authExtras: Partial<AuthContext> = {}, wire?: (client: NatsClient) => void): NatsClient | undefined {
-    if (this.shuttingDown) {
+    if (!this.accepting) {
       transport.close("Server Shutdown");
       return undefined;
     }

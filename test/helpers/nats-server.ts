@@ -19,6 +19,8 @@ export interface RealNatsServer {
   log(): string;
   /** Resolve when the log matches (a regex, or a predicate over the whole log), or reject after `timeoutMs`. */
   waitForLog(pattern: RegExp | ((log: string) => boolean), timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Send the process a signal (SIGUSR2: lame duck mode; SIGHUP: reload). */
+  signal(sig: NodeJS.Signals): void;
   /** Terminate the server and wait for the process to exit. */
   stop(): Promise<void>;
 }
@@ -89,7 +91,7 @@ export async function startNatsServer(configText = "", timeoutMs = 10_000): Prom
     const port = Number(m[1]);
     const cid = await probe(port, timeoutMs);
     await waitForLog(new RegExp(`cid:${cid} - Client connection closed`));
-    return { port, log: () => log, waitForLog, stop };
+    return { port, log: () => log, waitForLog, stop, signal: (sig) => { if (!hasExited) child.kill(sig); } };
   } catch (err) {
     await stop();
     throw err;

@@ -1,7 +1,7 @@
 // The meshbroker command as the contract in DESIGN.md describes it: --help / --version, -t
-// (exit 0, or 1 with `file:line: message`), one startup line per listener, SIGTERM (graceful
-// stop: pending data delivered, exit 0, ports closed) and SIGHUP (reload; a bad config is
-// logged and the old one stays in force). Each test runs the real bin/meshbroker in a child
+// (exit 0, or 1 with `file:line: message`), one startup line per listener, SIGINT (stop now:
+// pending data delivered, exit 0, ports closed) and SIGHUP (reload; a bad config is logged and
+// the old one stays in force). SIGTERM's lame duck mode is in lame-duck.test.ts. Each test runs the real bin/meshbroker in a child
 // process; `make test` builds dist/ first.
 import { mkdtemp, readFile, rm, writeFile, mkdir } from "node:fs/promises";
 import os from "node:os";
@@ -188,7 +188,7 @@ describe("meshbroker startup", () => {
     const res = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
     expect(await res.json()).toEqual({ status: "ok" });
 
-    proc.signal("SIGTERM");
+    proc.signal("SIGINT");
     expect((await proc.exitWithin(10_000)).code).toBe(0);
   });
 
@@ -197,12 +197,12 @@ describe("meshbroker startup", () => {
     const { proc } = await startBrokerProcess(["-a", "127.0.0.1", "-p", "-1"]);
     await proc.waitForLine(/Server is ready/);
     expect(proc.lines.filter((l) => /listening for/.test(l.text))).toHaveLength(1);
-    proc.signal("SIGTERM");
+    proc.signal("SIGINT");
     expect((await proc.exitWithin(10_000)).code).toBe(0);
   });
 });
 
-describe("SIGTERM", () => {
+describe("SIGINT", () => {
   it("delivers what a subscriber has pending, then exits 0 and closes the ports", async () => {
     const file = await conf("sigterm.conf", 'host: 127.0.0.1\nport: -1\nhttp: "127.0.0.1:-1"\n');
     const { proc, natsPort, httpPort } = await startBrokerProcess(["-c", file], { monitoring: true });
@@ -230,8 +230,8 @@ describe("SIGTERM", () => {
     expect(pending, "the subscriber should have data pending at the broker").toBeGreaterThan(0);
 
     const mark = proc.mark();
-    proc.signal("SIGTERM");
-    await proc.waitForLine(/SIGTERM/, 5_000, { since: mark });
+    proc.signal("SIGINT");
+    await proc.waitForLine(/SIGINT/, 5_000, { since: mark });
     socket!.resume();
 
     await sub.closed();
@@ -267,7 +267,7 @@ describe("SIGHUP reload", () => {
     await after.c.expect(`MSG foo 1 2000\r\n${PAYLOAD_2000}\r\nPONG\r\n`);
     expect(after.c.received()).not.toContain("-ERR");
 
-    proc.signal("SIGTERM");
+    proc.signal("SIGINT");
     expect((await proc.exitWithin(10_000)).code).toBe(0);
   });
 
@@ -297,7 +297,7 @@ describe("SIGHUP reload", () => {
     nc.publish("auth.ok", new TextEncoder().encode("in"));
     for await (const m of sub) expect(new TextDecoder().decode(m.data)).toBe("in");
 
-    proc.signal("SIGTERM");
+    proc.signal("SIGINT");
     expect((await proc.exitWithin(10_000)).code).toBe(0);
   });
 
@@ -331,7 +331,7 @@ describe("SIGHUP reload", () => {
     const exit = await Promise.race([proc.exited, reloaded]);
     expect(exit, "killed by a SIGHUP that arrived right after the listener line").toBeUndefined();
     await proc.waitForLine(/Server is ready/);
-    proc.signal("SIGTERM");
+    proc.signal("SIGINT");
     expect((await proc.exitWithin(10_000)).code).toBe(0);
   });
 
@@ -359,7 +359,7 @@ describe("SIGHUP reload", () => {
     await proc.waitForLine(/Reloaded/, 5_000, { since: mark });
     expect((await raw(natsPort)).info.max_payload).toBe(4096);
 
-    proc.signal("SIGTERM");
+    proc.signal("SIGINT");
     expect((await proc.exitWithin(10_000)).code).toBe(0);
   });
 });

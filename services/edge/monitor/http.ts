@@ -6,7 +6,7 @@ import type { Registry } from "prom-client";
 import { createMetricsRegistry } from "../../common/metrics.js";
 import { subjectMatches } from "../../common/subject.js";
 import type { ConnectionView, SubscriptionView } from "../connection-view.js";
-import { hostPort } from "../../common/address.js";
+import { hostPort, listenOn } from "../../common/address.js";
 import { NATS_COMPAT_VERSION, type EdgeServer } from "../server.js";
 
 const NS_PER_MS = 1_000_000;
@@ -15,6 +15,7 @@ export class MonitorServer {
   private readonly server: http.Server;
   private readonly metrics: Registry;
   private readonly requests: Record<string, number> = {};
+  private boundPort: number | undefined;
 
   constructor(private readonly edge: EdgeServer) {
     this.metrics = createMetricsRegistry({
@@ -37,18 +38,11 @@ export class MonitorServer {
   }
 
   get port(): number {
-    const a = this.server.address();
-    return a && typeof a === "object" ? a.port : 0;
+    return this.boundPort ?? 0;
   }
 
   async listen(host: string, port: number): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(port, host, () => {
-        this.server.off("error", reject);
-        resolve();
-      });
-    });
+    this.boundPort = await listenOn(this.server, port, host, (err) => this.edge.log.error(`monitoring listener: ${err.message}`));
     this.edge.log.notice(`listening for monitoring on ${hostPort(host, this.port)}`);
   }
 

@@ -2,7 +2,7 @@
 // arriving over WebSocket (/mqtt), their sessions, and retained messages.
 import net from "node:net";
 import tls from "node:tls";
-import { hostPort } from "../../common/address.js";
+import { hostPort, listenOn } from "../../common/address.js";
 import type { MqttConfig } from "../../common/config/options.js";
 import type { MqttStore, StoredMessage } from "../../router/store/store.js";
 import { GLOBAL_ACCOUNT, type TlsPeer } from "../auth/index.js";
@@ -19,6 +19,8 @@ export class MqttServer implements MqttListenerContext {
   readonly sessions: SessionRegistry;
   readonly retained: MqttListenerContext["retained"];
   private listener: net.Server | undefined;
+  private boundPort: number | undefined;
+  private stopped: Promise<void> | undefined;
 
   constructor(readonly edge: EdgeServer, readonly cfg: MqttConfig, store: MqttStore) {
     this.sessions = new SessionRegistry(edge.link, store,
@@ -30,8 +32,7 @@ export class MqttServer implements MqttListenerContext {
   }
 
   get port(): number {
-    const a = this.listener?.address();
-    return a && typeof a === "object" ? a.port : this.cfg.port;
+    return this.boundPort ?? this.cfg.port;
   }
 
   async listen(): Promise<void> {
@@ -48,14 +49,7 @@ export class MqttServer implements MqttListenerContext {
         (socket) => this.accept(socket, peerOf(socket)?.peer))
       : net.createServer({ noDelay: true }, (socket) => this.accept(socket, undefined));
     this.listener = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(cfg.port, cfg.host, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-    server.on("error", (err) => this.edge.log.error(`mqtt listener: ${err.message}`));
+    this.boundPort = await listenOn(server, cfg.port, cfg.host, (err) => this.edge.log.error(`mqtt listener: ${err.message}`));
     this.edge.log.notice(`listening for MQTT clients on ${cfg.tls ? "tls" : "tcp"}://${hostPort(cfg.host, this.port)}`);
   }
 
@@ -65,6 +59,7 @@ export class MqttServer implements MqttListenerContext {
     const conn = new MqttConnection(this.edge.newConnectionId(), transport, this, remoteAddress, remotePort, type, peer);
     this.connections.set(conn.cid, conn);
     this.edge.totalConnections++;
+    if (!this.edge.accepting) conn.close("Server Shutdown"); // its WebSocket handshake outlasted the listener
     return conn;
   }
 
@@ -72,9 +67,17 @@ export class MqttServer implements MqttListenerContext {
     this.connections.delete(conn.cid);
   }
 
+  /** Stops accepting new MQTT clients over TCP (lame duck, shutdown). */
+  stopAccepting(): Promise<void> {
+    this.stopped ??= new Promise<void>((resolve) => {
+      if (this.listener?.listening) this.listener.close(() => resolve());
+      else resolve();
+    });
+    return this.stopped;
+  }
+
   async close(): Promise<void> {
-    const listener = this.listener;
-    const closing = listener ? new Promise<void>((resolve) => listener.close(() => resolve())) : undefined;
+    const closing = this.stopAccepting();
     for (const c of [...this.connections.values()]) c.close("Server Shutdown");
     await this.sessions.close();
     await closing;

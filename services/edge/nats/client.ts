@@ -128,6 +128,7 @@ export class NatsClient implements ParserSink, Connection, ConnectionView {
   headers = false;
   noResponders = false;
   protocol = 0;
+  private firstPongSent = false;
   name = "";
   lang = "";
   version = "";
@@ -190,8 +191,16 @@ export class NatsClient implements ParserSink, Connection, ConnectionView {
     this.armPing();
   }
 
-  sendInfo(): void {
-    this.outbound.appendString(`INFO ${JSON.stringify(this.ctx.infoFor(this))} ${CRLF}`);
+  /** The INFO; `extra` fields (an async INFO's "ldm") go after the usual ones. */
+  sendInfo(extra?: Record<string, unknown>): void {
+    const info = this.ctx.infoFor(this);
+    if (extra) Object.assign(info, extra);
+    this.outbound.appendString(`INFO ${JSON.stringify(info)} ${CRLF}`);
+  }
+
+  /** As nats-server: an async INFO goes only to clients of protocol 1 that got their first PONG. */
+  get takesAsyncInfo(): boolean {
+    return this.protocol >= 1 && this.firstPongSent;
   }
 
   /** Bytes from the transport. */
@@ -330,6 +339,7 @@ export class NatsClient implements ParserSink, Connection, ConnectionView {
   onPing(): void {
     if (!this.authorized()) return;
     this.outbound.appendString("PONG\r\n");
+    this.firstPongSent = true;
   }
 
   onPong(): void {

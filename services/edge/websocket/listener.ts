@@ -11,7 +11,7 @@ import type { WebsocketConfig } from "../../common/config/options.js";
 import type { CloseReason } from "../../common/errors.js";
 import type { AuthContext } from "../auth/index.js";
 import type { ClientTransport, NatsClient } from "../nats/client.js";
-import { hostPort } from "../../common/address.js";
+import { hostPort, listenOn } from "../../common/address.js";
 import type { EdgeServer } from "../server.js";
 import { peerOf, serverOptions } from "../tls.js";
 import { checkUpgrade, isMqttPath } from "./upgrade.js";
@@ -21,6 +21,7 @@ export class WebsocketListener {
   private readonly wss: WebSocketServer;
   /** Handshake deadlines by remote address:port (the raw socket is not reachable after TLS). */
   private readonly deadlines = new Map<string, NodeJS.Timeout>();
+  private boundPort: number | undefined;
 
   constructor(private readonly edge: EdgeServer, private readonly cfg: WebsocketConfig) {
     this.wss = new WebSocketServer({
@@ -60,19 +61,12 @@ export class WebsocketListener {
   }
 
   get port(): number {
-    const a = this.server.address();
-    return a && typeof a === "object" ? a.port : this.cfg.port;
+    return this.boundPort ?? this.cfg.port;
   }
 
   async listen(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(this.cfg.port, this.cfg.host, () => {
-        this.server.off("error", reject);
-        resolve();
-      });
-    });
-    this.server.on("error", (err) => this.edge.log.error(`websocket listener: ${err.message}`));
+    this.boundPort = await listenOn(this.server, this.cfg.port, this.cfg.host,
+      (err) => this.edge.log.error(`websocket listener: ${err.message}`));
     if (!this.cfg.tls) this.edge.log.warn("Websocket not configured with TLS. DO NOT USE IN PRODUCTION!");
     this.edge.log.notice(`listening for websocket clients on ${this.cfg.tls ? "wss" : "ws"}://${hostPort(this.cfg.host, this.port)}`);
   }
