@@ -110,22 +110,24 @@ export class EdgeServer implements ClientContext {
 
   infoFor(client: NatsClient): Record<string, unknown> {
     const o = this.options;
+    // A WebSocket client is told about the websocket listener, whose TLS is the wss layer's
+    // (nats-server 2.9.19+; nats.ws refuses its `tls` option unless the INFO offers TLS).
+    const ws = client.connectionType === "WEBSOCKET" ? this.options.websocket : undefined;
     const info: Record<string, unknown> = {
       server_id: this.serverId,
       server_name: this.serverName,
       version: NATS_COMPAT_VERSION,
       proto: 1,
       go: `node${process.version}`,
-      host: o.host,
-      port: this.port,
+      host: ws ? ws.host : o.host,
+      port: ws ? this.websocket?.port ?? ws.port : this.port,
       headers: true,
     };
     if (this.auth.requiredFor(client.authExtras)) info.auth_required = true;
-    // TLS of a WebSocket client is the wss layer's business, not the NATS protocol's.
-    if (o.tls && client.connectionType === "STANDARD") {
-      info.tls_required = true;
-      if (o.tls.verify || o.tls.verifyAndMap) info.tls_verify = true;
-    }
+    const tlsRequired = ws ? ws.tls !== undefined : o.tls !== undefined;
+    if (tlsRequired) info.tls_required = true;
+    if (o.tls?.verify || o.tls?.verifyAndMap) info.tls_verify = true;
+    if (ws?.tls) info.tls_available = true;
     info.max_payload = o.maxPayload;
     info.client_id = client.cid;
     info.client_ip = client.remoteAddress;

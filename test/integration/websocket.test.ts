@@ -95,6 +95,13 @@ describe.each(wsTargets(topologies))("nats.ws and nats.js on $name", (target) =>
     expect((await take(wsSub, 2)).map((m) => m.data)).toEqual(["from tcp 1", "from tcp 2"]);
   });
 
+  it("the INFO names the websocket listener's host and port (nats-server 2.9.19+; 2.9.10 names the TCP one)", async () => {
+    const [t, w] = [await tcp(server), await ws(server)];
+    expect(t.info).toMatchObject({ host: "127.0.0.1", port: server.natsPort });
+    expect(w.info).toMatchObject({ host: "127.0.0.1", port: target.reference ? server.natsPort : server.wsPort });
+    expect(w.info).not.toHaveProperty("tls_required"); // ws://, no TLS to offer
+  });
+
   it("request/reply: a WebSocket requester and a TCP responder", async () => {
     const t = await tcp(server);
     const w = await ws(server);
