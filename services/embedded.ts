@@ -43,6 +43,7 @@ export async function startEmbedded(options: Options, log: Logger): Promise<Embe
     monitor = new MonitorServer(edge);
     try {
       await monitor.listen(options.httpHost, options.httpPort);
+      edge.httpInfo = () => monitor!.httpInfo;
     } catch (err) {
       await edge.shutdown();
       throw err;

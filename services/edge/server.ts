@@ -15,6 +15,8 @@ import type { ConnectionView } from "./connection-view.js";
 import { peerOf, serverOptions } from "./tls.js";
 import { WebsocketListener } from "./websocket/listener.js";
 import { MqttServer } from "./mqtt/server.js";
+import type { HttpInfo } from "./monitor/reports.js";
+import { SystemAccount } from "./system.js";
 import type { MqttStore } from "../router/store/store.js";
 
 /** The nats-server version whose client-visible behaviour meshbroker matches. Clients read
@@ -62,6 +64,10 @@ export class EdgeServer implements ClientContext {
   websocket: WebsocketListener | undefined;
   /** MQTT clients (TCP and WebSocket), when the config has an `mqtt {}` block. */
   mqtt: MqttServer | undefined;
+  /** The system account's services and events, when there is a system account. */
+  system: SystemAccount | undefined;
+  /** The monitoring listener's part of /varz, once it listens. */
+  httpInfo: (() => HttpInfo) | undefined;
   private readonly mqttStore: MqttStore | undefined;
 
   constructor(deps: EdgeDeps) {
@@ -87,6 +93,11 @@ export class EdgeServer implements ClientContext {
   }
 
   async listen(): Promise<void> {
+    const sys = this.auth.systemAccount;
+    if (sys) {
+      this.system = new SystemAccount(this, sys);
+      this.system.start();
+    }
     const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
     this.listener = server;
     this.boundPort = await listenOn(server, this.options.port, this.options.host,
@@ -135,8 +146,14 @@ export class EdgeServer implements ClientContext {
     return info;
   }
 
+  /** A client of any protocol passed authentication. */
+  clientConnected(client: ConnectionView): void {
+    this.system?.connected(client);
+  }
+
   clientClosed(client: NatsClient, reason: CloseReason): void {
     this.clients.delete(client.cid);
+    if (client.connected) this.system?.disconnected(client);
     this.remember(client);
     this.log.debug(`Client connection closed: ${reason}`, client.logContext());
   }
@@ -185,6 +202,7 @@ export class EdgeServer implements ClientContext {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
     this.wakeLameDuck?.();
+    this.system?.stop();
     const closedListeners = Promise.all([this.stopAccepting(), this.mqtt?.close()]);
     const sockets: Promise<void>[] = [];
     for (const c of [...this.clients.values()]) sockets.push(c.closeGracefully("Server Shutdown"));

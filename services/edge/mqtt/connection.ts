@@ -169,6 +169,7 @@ export class MqttConnection implements SessionClient, ConnectionView {
       if (this.connectTimer) clearTimeout(this.connectTimer);
       this.send({ cmd: "connack", returnCode: ACCEPTED, sessionPresent: present });
       this.rttMs = Date.now() - this.startTime.getTime();
+      this.ctx.edge.clientConnected(this);
       this.armKeepAlive(keepalive);
       session.redeliver(true);
       session.pump();
@@ -317,6 +318,7 @@ export class MqttConnection implements SessionClient, ConnectionView {
     if (this.keepAliveTimer) clearTimeout(this.keepAliveTimer);
     this.outbound.dispose();
     this.transport.close(reason);
+    if (this.connected) this.ctx.edge.system?.disconnected(this); // while the session names the account
     if (this.will && this.session) this.publishWill(this.will);
     if (this.session) this.ctx.sessions.detach(this.session, this);
     this.session = undefined;

@@ -22,6 +22,7 @@ export interface ClientContext {
   readonly stats: TrafficStats;
   /** The INFO JSON for this client (server fields + client_id, client_ip, ...). */
   infoFor(client: NatsClient): Record<string, unknown>;
+  clientConnected(client: NatsClient): void;
   clientClosed(client: NatsClient, reason: CloseReason): void;
   authFailed(client: NatsClient, reason: string): void;
   /** Connected clients of the account (for an account JWT's connection limit). */
@@ -281,6 +282,7 @@ export class NatsClient implements ParserSink, Connection, ConnectionView {
     if (this.authTimer) clearTimeout(this.authTimer);
     this.authTimer = undefined;
     this.ok();
+    this.ctx.clientConnected(this);
   }
 
   onPub(subject: string, reply: string | undefined, data: Buffer, hdrLen: number): void {
