@@ -8,7 +8,7 @@ import type { Connection, Subscriber } from "../router/link.js";
 import type { ConnectionView } from "./connection-view.js";
 import {
   clientType, connz, DEFAULT_CONNZ, DEFAULT_SUBSZ, healthz, pageLimit, statsz, subsz, varz,
-  type ConnzOptions, type HttpInfo, type SubszOptions,
+  type ConnzOptions, type SubszOptions,
 } from "./monitor/reports.js";
 import { NATS_COMPAT_VERSION, type EdgeServer } from "./server.js";
 
@@ -27,12 +27,17 @@ const REPORTS: Record<string, Report> = {
   HEALTHZ: () => healthz(),
 };
 
+/** CONNZ of one account, whatever account the request names. */
+const accountConnz = (account: string): Report => (e, b) => connz(e, { ...connzOptions(b), account });
+
 class BadRequest extends Error {}
 
 export class SystemAccount implements Connection {
   readonly cid = 0;
   readonly echo = false;
-  private readonly subs: Subscriber[] = [];
+  private readonly subs: { account: string; sub: Subscriber }[] = [];
+  /** Accounts whose clients may ask for their own connections (see serveAccount). */
+  private readonly served = new Set<string>();
   /** Messages sent, numbered as nats-server numbers them (ServerInfo.seq). */
   private seq = 0;
   private running = false;
@@ -49,6 +54,21 @@ export class SystemAccount implements Connection {
         this.on(`${prefix}.${kind}`, (reply, body) => this.reportRequest(reply, body, report));
       }
     }
+    this.on("$SYS.REQ.ACCOUNT.*.CONNZ", (reply, body, subject) =>
+      this.reportRequest(reply, body, accountConnz(subject.split(".")[3])));
+  }
+
+  /**
+   * nats-server imports $SYS.REQ.SERVER.PING.CONNZ and $SYS.REQ.ACCOUNT.PING.CONNZ into every
+   * other account: its clients get their own account's connections. Served from the account's
+   * first client on, which is before any of its clients can ask.
+   */
+  private serveAccount(account: string): void {
+    if (account === this.account || this.served.has(account)) return;
+    this.served.add(account);
+    for (const subject of ["$SYS.REQ.SERVER.PING.CONNZ", "$SYS.REQ.ACCOUNT.PING.CONNZ"]) {
+      this.on(subject, (reply, body) => this.reportRequest(reply, body, accountConnz(account), account), account);
+    }
   }
 
   /** Announces the shutdown and stops answering; later disconnects send no events (as nats-server). */
@@ -56,11 +76,14 @@ export class SystemAccount implements Connection {
     if (!this.running) return;
     this.send(`$SYS.SERVER.${this.edge.serverId}.SHUTDOWN`, this.serverInfo());
     this.running = false;
-    for (const sub of this.subs.splice(0)) this.edge.link.unsubscribe(this.account, sub);
+    for (const { account, sub } of this.subs.splice(0)) this.edge.link.unsubscribe(account, sub);
+    this.served.clear();
   }
 
   connected(c: ConnectionView): void {
-    if (!this.running || isGlobal(c)) return;
+    if (!this.running) return;
+    this.serveAccount(c.account || GLOBAL_ACCOUNT);
+    if (isGlobal(c)) return;
     this.send(`$SYS.ACCOUNT.${c.account}.CONNECT`, {
       type: "io.nats.server.advisory.v1.client_connect",
       id: eventId(),
@@ -85,17 +108,18 @@ export class SystemAccount implements Connection {
     });
   }
 
-  private on(subject: string, handle: (reply: string | undefined, body: string) => void): void {
+  private on(subject: string, handle: (reply: string | undefined, body: string, subject: string) => void,
+             account = this.account): void {
     const sub: Subscriber = {
       subject, queue: undefined, conn: this,
-      deliver: (_subject, reply, data, hdrLen) => {
+      deliver: (to, reply, data, hdrLen) => {
         // `data` is only valid during the call; answer after the publish that brought it.
         const body = data.toString("utf8", hdrLen);
-        queueMicrotask(() => { if (this.running) handle(reply, body); });
+        queueMicrotask(() => { if (this.running) handle(reply, body, to); });
       },
     };
-    this.subs.push(sub);
-    this.edge.link.subscribe(this.account, sub);
+    this.subs.push({ account, sub });
+    this.edge.link.subscribe(account, sub);
   }
 
   /** With no reply subject, the answer goes to the server's STATSZ subject (nats-server). */
@@ -103,13 +127,13 @@ export class SystemAccount implements Connection {
     this.answer(reply ?? `$SYS.SERVER.${this.edge.serverId}.STATSZ`, text, () => ({ statsz: statsz(this.edge) }));
   }
 
-  private reportRequest(reply: string | undefined, text: string, report: Report): void {
-    if (reply !== undefined) this.answer(reply, text, (body) => ({ data: report(this.edge, body) }));
+  private reportRequest(reply: string | undefined, text: string, report: Report, account = this.account): void {
+    if (reply !== undefined) this.answer(reply, text, (body) => ({ data: report(this.edge, body) }), account);
   }
 
   /** `{server, <what respond returns>}`, or `{server, error: {code, description}}`; nothing
    *  when the request's filter leaves this server out. */
-  private answer(to: string, text: string, respond: (body: Body) => Record<string, unknown>): void {
+  private answer(to: string, text: string, respond: (body: Body) => Record<string, unknown>, account = this.account): void {
     let response: Record<string, unknown>;
     try {
       const body = parseBody(text);
@@ -119,7 +143,7 @@ export class SystemAccount implements Connection {
       const code = err instanceof BadRequest ? 400 : 500;
       response = { error: { code, description: (err as Error).message } };
     }
-    this.send(to, { server: this.serverInfo(), ...response });
+    this.send(to, { server: this.serverInfo(), ...response }, account);
   }
 
   /** nats-server's EventFilterOptions: a request may name the servers that should answer. */
@@ -145,10 +169,10 @@ export class SystemAccount implements Connection {
     };
   }
 
-  private send(subject: string, message: unknown): void {
+  private send(subject: string, message: unknown, account = this.account): void {
     if (!this.running) return;
     const data = Buffer.from(JSON.stringify(message));
-    this.edge.link.publish(this.account, subject, undefined, data, 0, this);
+    this.edge.link.publish(account, subject, undefined, data, 0, this);
   }
 }
 

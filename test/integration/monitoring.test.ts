@@ -10,8 +10,8 @@ import { rawConnect, closedWithin, type RawClient } from "../helpers/raw.js";
 
 // ---- known differences from nats-server 2.9.10 (key names; values differ freely) ----
 
-/** /varz keys only nats-server has: meshbroker has no system account. */
-const VARZ_ONLY_NATS_SERVER = ["system_account"];
+/** /varz keys only nats-server has. */
+const VARZ_ONLY_NATS_SERVER: string[] = [];
 const VARZ_ONLY_MESHBROKER: string[] = [];
 /** /connz connection keys only meshbroker has (none: `account` and `authorized_user`
  *  appear only with `?auth=1`, as in nats-server). */

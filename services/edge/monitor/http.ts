@@ -5,7 +5,7 @@ import type { Registry } from "prom-client";
 import { createMetricsRegistry } from "../../common/metrics.js";
 import { hostPort, listenOn } from "../../common/address.js";
 import type { EdgeServer } from "../server.js";
-import { connz, healthz, pageLimit, subsz, varz, type ConnzOptions, type HttpInfo, type SubszOptions } from "./reports.js";
+import { connz, healthz, pageLimit, sublistStats, subsz, varz, type ConnzOptions, type HttpInfo, type SubszOptions } from "./reports.js";
 
 export class MonitorServer {
   private readonly server: http.Server;
@@ -66,7 +66,16 @@ export class MonitorServer {
       case "/varz": return sendJson(res, varz(this.edge, this.httpInfo));
       case "/connz": return sendJson(res, connz(this.edge, connzOptions(q)));
       case "/subsz":
-      case "/subscriptionsz": return sendJson(res, subsz(this.edge, subszOptions(q)));
+      case "/subscriptionsz": {
+        let report: Record<string, unknown>;
+        try {
+          report = subsz(this.edge, subszOptions(q));
+        } catch (err) {
+          return send(res, 400, "text/plain", (err as Error).message);
+        }
+        // As nats-server: the bare sublist counters unless there are subscriptions to list.
+        return sendJson(res, report.subscriptions_list ? report : sublistStats(this.edge.link.stats()));
+      }
       case "/metrics": return send(res, 200, this.metrics.contentType, await this.metrics.metrics());
       default: return send(res, 404, "text/plain", "404 page not found\n");
     }

@@ -2,7 +2,8 @@
 // The HTTP listener serves them from query parameters, the system account ($SYS.REQ.SERVER...)
 // from JSON request bodies; both build the options below and call the same functions.
 import os from "node:os";
-import { subjectMatches } from "../../common/subject.js";
+import { isValidLiteralSubject, subjectMatches } from "../../common/subject.js";
+import type { RouterStats } from "../../router/link.js";
 import type { ConnectionView, SubscriptionView } from "../connection-view.js";
 import { NATS_COMPAT_VERSION, type EdgeServer } from "../server.js";
 
@@ -99,7 +100,15 @@ export function varz(e: EdgeServer, http: HttpInfo | undefined): Record<string, 
     subscriptions: e.link.stats().subscriptions,
     http_req_stats: { ...http?.requests },
     config_load_time: e.configLoadTime.toISOString(),
+    ...systemAccountOf(e),
   };
+}
+
+/** nats-server always has a system account ("$SYS" unless configured otherwise or disabled). */
+function systemAccountOf(e: EdgeServer): { system_account?: string } {
+  const o = e.options;
+  const sys = e.auth.systemAccount ?? (o.operatorJwts.length === 0 && o.pending.no_system_account !== true ? "$SYS" : undefined);
+  return sys ? { system_account: sys } : {};
 }
 
 /** nats-server's /varz "websocket" object: empty when there is no listener. */
@@ -193,11 +202,36 @@ export function connz(e: EdgeServer, q: ConnzOptions): Record<string, unknown> {
   };
 }
 
+/** The sublist counters, and with `subs` the (filtered, paged) subscriptions: nats-server's
+ *  Subsz, `total` being the size of the page as there. An invalid `test` subject throws. */
 export function subsz(e: EdgeServer, q: SubszOptions): Record<string, unknown> {
+  if (q.test !== undefined && !isValidLiteralSubject(q.test)) {
+    throw new Error(`invalid test subject, must be valid publish subject: ${q.test}`);
+  }
   const st = e.link.stats();
-  // nats-server names itself and the time only when it lists subscriptions.
-  const out: Record<string, unknown> = q.subs ? { server_id: e.serverId, now: new Date().toISOString() } : {};
-  Object.assign(out, {
+  let page: ReturnType<typeof subDetail>[] = [];
+  if (q.subs) {
+    let conns = e.openConnections();
+    if (q.account !== undefined) conns = conns.filter((c) => (c.account || "$G") === q.account);
+    let all = conns.flatMap((c) => c.subscriptionList().map((s) => subDetail(c, s, true)));
+    if (q.test) all = all.filter((s) => subjectMatches(s.subject, q.test!));
+    page = all.slice(q.offset, q.offset + q.limit);
+  }
+  const out: Record<string, unknown> = {
+    server_id: e.serverId,
+    now: new Date().toISOString(),
+    ...sublistStats(st),
+    total: page.length,
+    offset: q.offset,
+    limit: q.limit,
+  };
+  if (page.length > 0) out.subscriptions_list = page;
+  return out;
+}
+
+/** nats-server's SublistStats, what /subsz shows when it lists no subscriptions. */
+export function sublistStats(st: RouterStats): Record<string, unknown> {
+  return {
     num_subscriptions: st.subscriptions,
     num_cache: st.cacheEntries,
     num_inserts: st.inserts,
@@ -206,18 +240,7 @@ export function subsz(e: EdgeServer, q: SubszOptions): Record<string, unknown> {
     cache_hit_rate: st.matches === 0 ? 0 : st.cacheHits / st.matches,
     max_fanout: st.maxFanout,
     avg_fanout: st.avgFanout,
-  });
-  if (q.subs) {
-    let conns = e.openConnections();
-    if (q.account !== undefined) conns = conns.filter((c) => (c.account || "$G") === q.account);
-    let all = conns.flatMap((c) => c.subscriptionList().map((s) => subDetail(c, s, true)));
-    if (q.test) all = all.filter((s) => subjectMatches(s.subject, q.test!));
-    out.total = all.length;
-    out.offset = q.offset;
-    out.limit = q.limit;
-    out.subscriptions_list = all.slice(q.offset, q.offset + q.limit);
-  }
-  return out;
+  };
 }
 
 /** The statsz of nats-server's $SYS.REQ.SERVER.PING answers and STATSZ events. */
