@@ -43,6 +43,19 @@ export function nextPermissionError(nc: NatsConnection, timeoutMs = 2_000): Prom
   })(), timeoutMs, () => "no permission error");
 }
 
+/**
+ * Asks again until `pred` holds, for state a server changes on its own schedule (it notices a
+ * client's close when the socket event comes); fails after `timeoutMs` with the last answer.
+ */
+export async function askUntil<T>(ask: () => Promise<T>, pred: (v: T) => boolean, timeoutMs = 3_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await ask();
+    if (pred(v)) return v;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs}ms; last: ${JSON.stringify(v)}`);
+  }
+}
+
 /** Teardowns a test registers (stop a server, close a client, remove a dir); they run last
  *  first, and one that fails (its object already gone) does not keep the rest from running. */
 export class Cleanups {

@@ -7,6 +7,7 @@ import { connect, type NatsConnection, type NatsError } from "nats";
 import { startBroker, type TestBroker } from "../helpers/broker.js";
 import { startNatsServer, type RealNatsServer } from "../helpers/nats-server.js";
 import { rawConnect, closedWithin, type RawClient } from "../helpers/raw.js";
+import { askUntil } from "../helpers/wait.js";
 
 // ---- known differences from nats-server 2.9.10 (key names; values differ freely) ----
 
@@ -53,16 +54,6 @@ async function getJson<T>(httpPort: number, pathAndQuery: string): Promise<T> {
   return (await res.json()) as T;
 }
 
-/** Re-fetches until `pred` holds (the server notices a client's close on its own schedule). */
-async function until<T>(fetchIt: () => Promise<T>, pred: (v: T) => boolean, timeoutMs = 3_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fetchIt();
-    if (pred(v)) return v;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs}ms; last: ${JSON.stringify(v)}`);
-  }
-}
-
 const clients: NatsConnection[] = [];
 async function client(port: number, opts: Parameters<typeof connect>[0] = {}): Promise<NatsConnection> {
   const nc = await connect({ port, reconnect: false, ...opts });
@@ -95,7 +86,7 @@ async function exercise(natsPort: number, httpPort: number) {
   keep.publish("shape.a", enc.encode("hello"));
   await keep.flush();
   await gone.close();
-  const closed = await until(
+  const closed = await askUntil(
     () => getJson<Connz>(httpPort, "/connz?state=closed&subs=1"),
     (c) => c.connections.some((x) => x.name === "goner"),
   );
@@ -241,7 +232,7 @@ describe("monitoring endpoints", () => {
     live2.unsubscribe();
     await pubc.close();
     await subc.flush();
-    const v2 = await until(() => getJson<Varz>(port, "/varz"), (v) => v.connections === 1);
+    const v2 = await askUntil(() => getJson<Varz>(port, "/varz"), (v) => v.connections === 1);
     expect(v2).toMatchObject({ connections: 1, total_connections: 2, subscriptions: 0 });
     expect((v2.http_req_stats as Record<string, number>)["/varz"]).toBeGreaterThanOrEqual(3);
   });
@@ -293,7 +284,7 @@ describe("monitoring endpoints", () => {
     expect(one.connections.map((c) => c.name)).toEqual(["c3"]);
 
     await conns.c2.close();
-    const closed = await until(() => getJson<Connz>(port, "/connz?state=closed&subs=1"), (c) => c.total === 1);
+    const closed = await askUntil(() => getJson<Connz>(port, "/connz?state=closed&subs=1"), (c) => c.total === 1);
     expect(closed.connections).toHaveLength(1);
     const c2 = closed.connections[0];
     expect(c2).toMatchObject({ cid: cids[1], name: "c2", reason: "Client Closed", subscriptions: 3 });
@@ -387,7 +378,7 @@ describe("/metrics", () => {
       .then((nc) => { clients.push(nc); return undefined; }, (e: NatsError) => e);
     expect(denied?.code).toBe("AUTHORIZATION_VIOLATION");
     // The failed client shows up as closed with its reason.
-    const closed = await until(() => getJson<Connz>(port, "/connz?state=closed"), (c) => c.total === 1);
+    const closed = await askUntil(() => getJson<Connz>(port, "/connz?state=closed"), (c) => c.total === 1);
     expect(closed.connections[0].reason).toBe("Authentication Failure");
 
     const res = await fetch(`http://127.0.0.1:${port}/metrics`);

@@ -12,7 +12,7 @@ import {
 } from "nats";
 import { topologies } from "../helpers/broker.js";
 import { natsTargets } from "../helpers/nats-server.js";
-import { cleanupAfterEach, take, withTimeout } from "../helpers/wait.js";
+import { askUntil, cleanupAfterEach, take, withTimeout } from "../helpers/wait.js";
 
 const sc = StringCodec();
 const cleanups = cleanupAfterEach();
@@ -141,16 +141,6 @@ class Reader {
     } finally {
       clearTimeout(timer);
     }
-  }
-}
-
-/** Re-requests until `pred` holds (a server notices a client's close on its own schedule). */
-async function until<T>(ask: () => Promise<T>, pred: (v: T) => boolean, timeoutMs = 3_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await ask();
-    if (pred(v)) return v;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs}ms; last: ${JSON.stringify(v)}`);
   }
 }
 
@@ -500,7 +490,7 @@ describe.each(targets)("system account: $name", (target) => {
     await g.flush();
     await g.close();
     // The server has noticed g's close: only the sys client is left.
-    await until(() => req(sys, "$SYS.REQ.SERVER.PING.STATSZ"), (r) => r.statsz?.connections === 1);
+    await askUntil(() => req(sys, "$SYS.REQ.SERVER.PING.STATSZ"), (r) => r.statsz?.connections === 1);
 
     // An APP client marks the end: its advisories come first, none for g before them.
     const app = await open(port, "app");

@@ -20,7 +20,7 @@ import {
   afterInfo, clientFrame, closeWithin, INFO_LINE, socketOf, watchFrames, wsFactory, wsOpen, wsTargets,
   type WsPeer, type WsServer,
 } from "../helpers/ws-raw.js";
-import { cleanupAfterEach } from "../helpers/wait.js";
+import { askUntil, cleanupAfterEach } from "../helpers/wait.js";
 
 // nats.ws opens `new WebSocket(url)`: in Node that is the `ws` library's.
 Object.assign(globalThis, { WebSocket });
@@ -440,16 +440,8 @@ describe.each(wsTargets(topologies))("monitoring of WebSocket connections on $na
     // The server notices the close on its own schedule: the closed nats.ws socket has sent its
     // close frame; one round trip on another WebSocket connection lets the server process it.
     await w1.flush();
-    const after = await untilMetric(metric, (m) => m.WEBSOCKET === 1);
+    const after = await askUntil(metric, (m) => m.WEBSOCKET === 1);
     expect(after.WEBSOCKET).toBe(1);
   });
 });
 
-/** Re-reads until `pred` holds or 3 s pass (closes are noticed asynchronously). */
-async function untilMetric<T>(read: () => Promise<T>, pred: (v: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 3_000;
-  for (;;) {
-    const v = await read();
-    if (pred(v) || Date.now() > deadline) return v;
-  }
-}
