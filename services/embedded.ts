@@ -61,7 +61,7 @@ export async function startEmbedded(options: Options, log: Logger): Promise<Embe
       const fixed = changed.filter((k) => NOT_RELOADABLE.has(k));
       if (fixed.length > 0) {
         // As nats-server: the whole reload is refused, the running config stays.
-        throw new Error(`config reload not supported for ${fixed.join(", ")} (restart to change listeners)`);
+        throw new Error(`config reload not supported for ${fixed.join(", ")} (a restart applies them)`);
       }
       edge.reload(next);
       router.configureAccounts(edge.auth.accounts());
@@ -84,8 +84,9 @@ export async function startEmbedded(options: Options, log: Logger): Promise<Embe
   return broker;
 }
 
-/** Listener addresses are bound once; changing them needs a restart. */
-const NOT_RELOADABLE = new Set(["host", "port", "httpHost", "httpPort", "serverName", "websocket", "mqtt"]);
+/** Listener addresses are bound once, and the system account's services start once (nats-server
+ *  refuses to reload it too); changing them needs a restart. */
+const NOT_RELOADABLE = new Set(["host", "port", "httpHost", "httpPort", "serverName", "websocket", "mqtt", "systemAccount"]);
 
 /** Top-level option names whose values differ (listeners are not rebound on reload). */
 function changedKeys(prev: Options, next: Options): string[] {

@@ -319,6 +319,26 @@ describe("SIGHUP reload", () => {
     await closedWithin(old.c);
   });
 
+  it("a reload that changes what needs a restart (system account, listener port) is refused whole", async () => {
+    const accounts = "accounts { A: { users: [{user: a, password: a}] }, B: { users: [{user: b, password: b}] } }\n";
+    const file = await conf("reload-fixed.conf", `host: 127.0.0.1\nport: -1\nmax_payload: 1024\n${accounts}system_account: A\n`);
+    const { proc, natsPort } = await startBrokerProcess(["-c", file]);
+
+    for (const [changed, text] of [
+      ["systemAccount", `host: 127.0.0.1\nport: -1\nmax_payload: 4096\n${accounts}system_account: B\n`],
+      ["port", `host: 127.0.0.1\nport: ${natsPort + 1}\nmax_payload: 4096\n${accounts}system_account: A\n`],
+    ]) {
+      await writeFile(file, text);
+      const mark = proc.mark();
+      proc.signal("SIGHUP");
+      const logged = await proc.waitForLine(/Failed to reload configuration/, 5_000, { since: mark });
+      expect(logged.input).toContain(`config reload not supported for ${changed}`);
+      expect((await raw(natsPort)).info.max_payload, `${changed}: nothing of the reload applies`).toBe(1024);
+    }
+    proc.signal("SIGINT");
+    expect((await proc.exitWithin(10_000)).code).toBe(0);
+  });
+
   it("is handled as soon as the listener line is printed (the process must not die of it)", async () => {
     // With monitoring on, the broker prints the NATS line, then binds the monitoring port; a
     // SIGHUP in between must already reload (nats-server traps signals before it listens).
