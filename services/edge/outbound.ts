@@ -18,11 +18,14 @@ export interface OutboundOwner {
 }
 
 const SLAB = 64 * 1024;
+/** A new connection starts small (from Node's shared pool) and grows on its first burst:
+ *  an idle connection then holds 1 KB instead of a touched page of a 64 KB slab. */
+const FIRST_SLAB = 1024;
 /** Below this size a byte loop beats a call into Buffer's native copy/encode. */
 const SMALL = 64;
 
 export class Outbound {
-  private slab = Buffer.allocUnsafe(SLAB);
+  private slab = Buffer.allocUnsafe(FIRST_SLAB);
   private len = 0;
   private scheduled = false;
   private deadline: NodeJS.Timeout | undefined;
@@ -63,7 +66,8 @@ export class Outbound {
       return false;
     }
     if (need > this.slab.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(need, this.slab.length * 2));
+      const len = this.slab.length;
+      const bigger = Buffer.allocUnsafe(Math.max(need, len < SLAB ? Math.min(len * 8, SLAB) : len * 2));
       this.slab.copy(bigger, 0, 0, this.len);
       this.slab = bigger;
     }
