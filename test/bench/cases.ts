@@ -196,11 +196,13 @@ function idleCase(id: string, aliases: string[], listener: "nats" | "mqtt"): Ben
     measure:
       `server RSS (VmRSS, process and descendants) with ${IDLE_CONNS} connections open ` +
       (mqtt ? "(MQTT CONNECT, clean session, CONNACK each)" : "(CONNECT + PING/PONG each)") +
-      " minus RSS before them; fresh server each round",
+      " minus RSS before them (taken after one connection came and went, so one-time costs such as" +
+      " lazily built caches are not charged to the connections); fresh server each round",
     freshServerPerRound: true,
     async round({ loadgen, server }) {
-      const before = rssKB(server.pid);
       const args = [mqtt ? "mqttidle" : "idle", "--host", HOST, "--port", String(listenerPort(server, listener))];
+      await holdIdle(loadgen, [...args, "--conns", "1"], () => undefined);
+      const before = rssKB(server.pid);
       const after = await holdIdle(loadgen, [...args, "--conns", String(IDLE_CONNS)], () => rssKB(server.pid));
       return { values: [after - before], detail: `RSS ${before} KB → ${after} KB` };
     },
