@@ -5,8 +5,19 @@
 // with nats-server 2.9.10 where it has the feature. meshbroker only: unacknowledged QoS 1/2
 // state resent on reconnect [MQTT-4.4.0-1], exactly-once across a reconnect, and the LevelDB
 // store (`mqtt { store_dir }`) keeping sessions, queues and retained messages across a restart.
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { topologies } from "../helpers/broker.js";
+import { startBrokerProcess } from "../helpers/process.js";
+import { startRedis } from "../helpers/redis.js";
+import { Redis } from "ioredis";
+import { loadConfigText } from "../../services/common/config/index.js";
+import { silentLogger } from "../../services/common/log.js";
+import { EdgeServer } from "../../services/edge/server.js";
+import { createLocalLink } from "../../services/router/link-local.js";
+import { Router } from "../../services/router/router.js";
+import { openRedisStore } from "../../services/router/store/redis.js";
 import {
   closeOf, collect, connack, connectMqtt, mqttTargets, noMessage, RawMqtt, startMqttBroker, tempDir,
   type MqttServer, type MqttServerOptions, type MqttTarget,
@@ -247,5 +258,95 @@ describe.each(topologies)("persistence across a restart on meshbroker (%s)", (to
     const b = await startMqttBroker(topology, { mqtt });
     c.push(() => b.stop());
     expect(await connack(c, url(b), { clientId: "ephemeral", clean: false })).toEqual({ returnCode: 0, sessionPresent: false });
+  });
+});
+
+describe("a crash right after the acks (SIGKILL of the real process, LevelDB store)", () => {
+  // PUBACK means stored: the copies queued for an offline persistent session, and a retained
+  // message, are in the store before the publisher hears its ack, so killing the process at that
+  // moment loses nothing.
+  it("every acknowledged QoS 1 message, queued or retained, is there after the restart", async () => {
+    const dir = await tempDir(c);
+    const config = await writeConfig(dir, `host: 127.0.0.1\nport: -1\nserver_name: crash\n` +
+      `mqtt { host: 127.0.0.1, port: -1, store_dir: "${path.join(dir, "store")}" }\n`);
+    const startProcess = async () => {
+      const { proc } = await startBrokerProcess(["-c", config]);
+      const port = Number((await proc.waitForLine(/listening for MQTT clients on tcp:\/\/\S+:(\d+)$/))[1]);
+      return { proc, port, url: `mqtt://127.0.0.1:${port}` };
+    };
+    let broker = await startProcess();
+
+    const away = await connectMqtt(c, broker.url, { clientId: "crash-sub", clean: false });
+    await away.subscribeAsync("crash/q", { qos: 1 });
+    await away.endAsync();
+
+    const COUNT = 200;
+    const pub = await connectMqtt(c, broker.url, { clientId: "crash-pub", reconnectPeriod: 0 });
+    const acked = Array.from({ length: COUNT }, (_, i) => pub.publishAsync("crash/q", `m${i}`, { qos: 1 }));
+    acked.push(pub.publishAsync("crash/kept", "retained", { qos: 1, retain: true }));
+    await Promise.all(acked);
+    broker.proc.child.kill("SIGKILL"); // at once: no shutdown, no flush
+    await broker.proc.exited;
+
+    broker = await startProcess();
+    const { c: back, connack: ack } = await RawMqtt.open(broker.port, { clientId: "crash-sub", clean: false });
+    c.push(() => back.close());
+    expect(ack.sessionPresent).toBe(true);
+    const got: string[] = [];
+    for (let i = 0; i < COUNT; i++) {
+      const m = await back.next("publish");
+      got.push(text(m.payload));
+      back.send({ cmd: "puback", messageId: m.messageId });
+    }
+    expect(got).toEqual(Array.from({ length: COUNT }, (_, i) => `m${i}`));
+
+    const late = await connectMqtt(c, broker.url, { clientId: "crash-late" });
+    const inbox = collect(late);
+    await late.subscribeAsync("crash/kept", { qos: 1 });
+    const kept = await inbox.next();
+    expect([kept.payload, kept.packet.retain]).toEqual(["retained", true]);
+  });
+});
+
+async function writeConfig(dir: string, text: string): Promise<string> {
+  const file = path.join(dir, "broker.conf");
+  await writeFile(file, text);
+  return file;
+}
+
+describe("the publisher's ack waits for the store", () => {
+  // Redis stops executing writes (CLIENT PAUSE WRITE) while the broker routes a QoS 1 message
+  // to an offline persistent session: the PUBACK must not come before the queued copy is stored.
+  it("no PUBACK while the store cannot write; it comes once the write is done", async () => {
+    const redis = await startRedis();
+    c.push(() => redis.stop());
+    const store = await openRedisStore(redis.url);
+    const { link } = createLocalLink(new Router());
+    const { options } = loadConfigText("host: 127.0.0.1\nport: -1\nserver_name: acks\nmqtt { host: 127.0.0.1, port: -1 }\n", "acks.conf", {});
+    const edge = new EdgeServer({ options, link, log: silentLogger(), mqttStore: store });
+    c.push(() => store.close());
+    c.push(() => edge.shutdown());
+    await edge.listen();
+    const brokerUrl = `mqtt://127.0.0.1:${edge.mqtt!.port}`;
+
+    const away = await connectMqtt(c, brokerUrl, { clientId: "acks-sub", clean: false });
+    await away.subscribeAsync("acks/q", { qos: 1 });
+    await away.endAsync();
+
+    const pub = await connectMqtt(c, brokerUrl, { clientId: "acks-pub" });
+    const control = new Redis(redis.port, "127.0.0.1");
+    c.push(() => control.quit());
+    await control.call("CLIENT", "PAUSE", "10000", "WRITE");
+    c.push(() => control.call("CLIENT", "UNPAUSE"));
+    const ack = pub.publishAsync("acks/q", "stored first", { qos: 1 }).then(() => "acked");
+    // 300 ms is ample time for the broker to ack, if it acked without the store.
+    const early = await Promise.race([ack, new Promise((resolve) => setTimeout(() => resolve("waiting"), 300))]);
+    expect(early, "PUBACK before the queued copy was stored").toBe("waiting");
+    await control.call("CLIENT", "UNPAUSE");
+    expect(await ack).toBe("acked");
+
+    const { c: back } = await RawMqtt.open(edge.mqtt!.port, { clientId: "acks-sub", clean: false });
+    c.push(() => back.close());
+    expect(text((await back.next("publish")).payload)).toBe("stored first");
   });
 });

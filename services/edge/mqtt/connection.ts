@@ -47,6 +47,8 @@ export class MqttConnection implements SessionClient, ConnectionView {
   readonly version = "3.1.1";
   userName: string | undefined;
   private readonly parser = mqtt.parser({ protocolVersion: 4 });
+  /** The last ack still waiting for the store (see ackWhenStored). */
+  private acks: Promise<void> | undefined;
   readonly outbound: Outbound;
   private connected = false;
   /** Packets that arrived while CONNECT was being authenticated. */
@@ -204,13 +206,32 @@ export class MqttConnection implements SessionClient, ConnectionView {
     if (p.qos === 2) {
       // Exactly once: route on the first PUBLISH of this packet id, not on its duplicates.
       this.ctx.sessions.store.putIncoming(this.clientId, p.messageId!, msg).then((fresh) => {
-        if (fresh) this.routeMessage(subject, msg);
-        this.send({ cmd: "pubrec", messageId: p.messageId });
+        const writes = fresh ? this.routeAndStore(subject, msg) : undefined;
+        this.ackWhenStored({ cmd: "pubrec", messageId: p.messageId }, writes);
       }, () => this.close("Server Shutdown"));
       return;
     }
-    this.routeMessage(subject, msg);
-    if (p.qos === 1) this.send({ cmd: "puback", messageId: p.messageId });
+    if (p.qos === 0) return this.routeMessage(subject, msg);
+    this.ackWhenStored({ cmd: "puback", messageId: p.messageId }, this.routeAndStore(subject, msg));
+  }
+
+  private routeAndStore(subject: string, msg: StoredMessage): Promise<unknown>[] | undefined {
+    return this.ctx.sessions.writesOf(() => this.routeMessage(subject, msg));
+  }
+
+  /**
+   * The publisher's PUBACK/PUBREC goes out once the store holds what its message wrote (queued
+   * for offline persistent sessions, retained): after the ack, a crash loses nothing. Acks keep
+   * the order of their PUBLISHes [MQTT-4.6.0-2]; with nothing to wait for they go at once.
+   */
+  private ackWhenStored(ack: Packet, writes: Promise<unknown>[] | undefined): void {
+    if (!writes && !this.acks) return this.send(ack);
+    const stored = writes && Promise.allSettled(writes);
+    const chain: Promise<void> = Promise.all([this.acks, stored]).then(() => {
+      this.send(ack);
+      if (this.acks === chain) this.acks = undefined;
+    });
+    this.acks = chain;
   }
 
   private onPubrel(id: number): void {

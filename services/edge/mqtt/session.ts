@@ -232,6 +232,9 @@ export class SessionRegistry {
   private nextCid = 1_000_000_000; // apart from NATS client ids, for echo checks only
   /** Store writes not yet settled, so close() can let them land before the store closes. */
   private readonly pending = new Set<Promise<unknown>>();
+  /** Inside writesOf: the writes started so far. */
+  private collecting = false;
+  private collected: Promise<unknown>[] | undefined;
 
   constructor(
     readonly link: RouterLink,
@@ -308,11 +311,26 @@ export class SessionRegistry {
   journal<T>(op: (store: MqttStore) => Promise<T>): Promise<T> {
     const p = op(this.store);
     this.pending.add(p);
+    if (this.collecting) (this.collected ??= []).push(p);
     p.then(() => this.pending.delete(p), (err: Error) => {
       this.pending.delete(p);
       this.log.error(`mqtt store: ${err.message}`);
     });
     return p;
+  }
+
+  /** Runs `route` (one message's routing) and returns the store writes it started: queued
+   *  copies for persistent sessions, the retained message. Undefined when there were none. */
+  writesOf(route: () => void): Promise<unknown>[] | undefined {
+    this.collecting = true;
+    try {
+      route();
+    } finally {
+      this.collecting = false;
+    }
+    const writes = this.collected;
+    this.collected = undefined;
+    return writes;
   }
 
   /** Ends every session; resolves once their store writes (and the writes those chain) landed. */
