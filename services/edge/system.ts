@@ -4,6 +4,7 @@
 // ($SYS.ACCOUNT.<acc>.CONNECT|DISCONNECT) and the shutdown event. It talks to the system
 // account's subscribers through the router link, like any client.
 import { randomBytes } from "node:crypto";
+import { GLOBAL_ACCOUNT } from "../common/config/options.js";
 import type { Connection, Subscriber } from "../router/link.js";
 import type { ConnectionView } from "./connection-view.js";
 import {
@@ -13,8 +14,6 @@ import {
 import { NATS_COMPAT_VERSION, type EdgeServer } from "./server.js";
 
 const NS_PER_MS = 1_000_000;
-/** The account nats-server sends no events for: clients without accounts. */
-const GLOBAL_ACCOUNT = "$G";
 
 type Body = Record<string, unknown>;
 type Report = (edge: EdgeServer, body: Body) => Record<string, unknown>;

@@ -13,6 +13,7 @@ import { formatGoDuration, parseGoDuration } from "./duration.js";
 import { ConfigError, type Position } from "./errors.js";
 import { parseAllowedOrigin } from "./origin.js";
 import {
+  GLOBAL_ACCOUNT,
   DEFAULTS,
   type AccountConfig,
   type AllowedOrigin,
@@ -394,7 +395,6 @@ const ERRNO_TEXT: Record<string, string> = {
 };
 
 const CONNECTION_TYPES_KEYS = ["allowed_connection_types", "connection_types", "clients"];
-const GLOBAL_ACCOUNT = "$G";
 const DEFAULT_RESPONSE_PERMISSION: ResponsePermission = { maxMsgs: 1, expiresMs: 2 * 60_000 };
 const INT32_MAX = 2 ** 31 - 1;
 

@@ -1,6 +1,9 @@
 // The one typed configuration model. Everything below the CLI reads an Options object
 // (frozen), never the raw config tree or process.env.
 
+/** The account of clients when no account is configured for them (nats-server's global account). */
+export const GLOBAL_ACCOUNT = "$G";
+
 /** A permission set as nats-server reads it: a list means allow-only. */
 export interface SubjectPermission {
   allow?: string[];

@@ -9,12 +9,11 @@ import { sourceOf } from "./build.js";
 import { formatGoDuration } from "./duration.js";
 import { ConfigError, type Position } from "./errors.js";
 import { goQuote } from "./origin.js";
-import type { Options } from "./options.js";
+import { GLOBAL_ACCOUNT, type Options } from "./options.js";
 
 /** nats-server 2.9 knows the first six; IN_PROCESS came with 2.10 (in-process clients). */
 export const CONNECTION_TYPES = new Set(["STANDARD", "WEBSOCKET", "LEAFNODE", "LEAFNODE_WS", "MQTT", "MQTT_WS", "IN_PROCESS"]);
 
-const GLOBAL_ACCOUNT = "$G";
 
 export function validateOptions(options: Options): void {
   const fallback: Position = { file: options.configFile ?? "<options>", line: 0 };

@@ -59,7 +59,7 @@ export interface AuthenticatedUser {
 
 export type AuthResult = { ok: true; user: AuthenticatedUser } | { ok: false; reason: string };
 
-export const GLOBAL_ACCOUNT = "$G";
+export { GLOBAL_ACCOUNT } from "../../common/config/options.js";
 
 export function refuse(reason: string): AuthResult {
   return { ok: false, reason };

@@ -2,6 +2,7 @@
 // The HTTP listener serves them from query parameters, the system account ($SYS.REQ.SERVER...)
 // from JSON request bodies; both build the options below and call the same functions.
 import os from "node:os";
+import { GLOBAL_ACCOUNT } from "../../common/config/options.js";
 import { isValidLiteralSubject, subjectMatches } from "../../common/subject.js";
 import type { RouterStats } from "../../router/link.js";
 import type { ConnectionView, SubscriptionView } from "../connection-view.js";
@@ -212,7 +213,7 @@ export function subsz(e: EdgeServer, q: SubszOptions): Record<string, unknown> {
   let page: ReturnType<typeof subDetail>[] = [];
   if (q.subs) {
     let conns = e.openConnections();
-    if (q.account !== undefined) conns = conns.filter((c) => (c.account || "$G") === q.account);
+    if (q.account !== undefined) conns = conns.filter((c) => (c.account || GLOBAL_ACCOUNT) === q.account);
     let all = conns.flatMap((c) => c.subscriptionList().map((s) => subDetail(c, s, true)));
     if (q.test) all = all.filter((s) => subjectMatches(s.subject, q.test!));
     page = all.slice(q.offset, q.offset + q.limit);
@@ -246,7 +247,7 @@ export function sublistStats(st: RouterStats): Record<string, unknown> {
 /** The statsz of nats-server's $SYS.REQ.SERVER.PING answers and STATSZ events. */
 export function statsz(e: EdgeServer): Record<string, unknown> {
   const accounts = new Set<string>();
-  for (const c of e.openConnections()) accounts.add(c.account || "$G");
+  for (const c of e.openConnections()) accounts.add(c.account || GLOBAL_ACCOUNT);
   return {
     start: e.startTime.toISOString(),
     mem: process.memoryUsage.rss(),
@@ -294,7 +295,7 @@ function subDetail(c: ConnectionView, s: SubscriptionView, withAccount: boolean)
   const d: { account?: string; subject: string; qgroup?: string; sid: string; msgs: number; max?: number; cid: number } = {
     subject: s.subject, sid: s.sid, msgs: s.delivered, cid: c.cid,
   };
-  if (withAccount) d.account = c.account || "$G";
+  if (withAccount) d.account = c.account || GLOBAL_ACCOUNT;
   if (s.queue !== undefined) d.qgroup = s.queue;
   if (s.max > 0) d.max = s.max;
   return d;
