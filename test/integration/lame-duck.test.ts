@@ -1,6 +1,6 @@
 // Lame duck mode, on SIGTERM (a pod leaving gently) and on SIGUSR2 (nats-server's signal for
-// it): every client listener closes at once, NATS clients that take async INFO get one with
-// "ldm": true, and after lame_duck_grace_period the connections (NATS, WebSocket and MQTT) are
+// it): every client listener closes at once, NATS clients (TCP and WebSocket) that take async
+// INFO get one with "ldm": true, and after lame_duck_grace_period the connections (NATS, WebSocket and MQTT) are
 // closed one at a time, spread over lame_duck_duration, then the process exits 0. A SIGINT
 // meanwhile stops at once. Each test runs the real bin/meshbroker in a child process.
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { connect, Events, type NatsConnection } from "nats";
 import mqtt from "mqtt";
 import { rawConnect, type RawClient } from "../helpers/raw.js";
+import { wsOpen } from "../helpers/ws-raw.js";
 import { assertBuilt, isListening, startBrokerProcess, stopAllBrokers } from "../helpers/process.js";
 import { startNatsServer } from "../helpers/nats-server.js";
 import { cleanupAfterEach, withTimeout } from "../helpers/wait.js";
@@ -71,6 +72,10 @@ describe("lame duck mode", () => {
     })();
     const async1 = await rawClient(natsPort, 1);
     const async0 = await rawClient(natsPort, 0); // protocol 0: no async INFO, as nats-server
+    const browser = await wsOpen(`ws://127.0.0.1:${wsPort}`);
+    cleanups.push(() => browser.close());
+    await browser.send('CONNECT {"verbose":false,"protocol":1}\r\nPING\r\n');
+    await browser.expect("PONG\r\n");
     const device = mqtt.connect(`mqtt://127.0.0.1:${mqttPort}`, { clientId: "ldm-device", reconnectPeriod: 0 });
     cleanups.push(() => device.endAsync(true));
     await withTimeout(new Promise((resolve) => device.once("connect", resolve)), 5_000, () => "MQTT CONNACK");
@@ -81,6 +86,7 @@ describe("lame duck mode", () => {
       nc.closed().then(stamp),
       async1.closed.then(stamp),
       async0.closed.then(stamp),
+      browser.closed.then(stamp),
       new Promise<void>((resolve) => device.once("close", () => resolve())).then(stamp),
     ]);
 
@@ -97,18 +103,20 @@ describe("lame duck mode", () => {
     expect(await isListening(mqttPort)).toBe(false);
     expect(closedAt, "no client is closed within the grace period").toEqual([]);
     expect(await withTimeout(heardLdm, 5_000, () => "nats.js ldm status")).toBe(true);
+    expect(JSON.parse((await browser.expect(LDM_INFO, 5_000))[1])).toMatchObject({ ldm: true, port: wsPort });
 
-    await withTimeout(allClosed, 10_000, () => `clients closed: ${closedAt.length}/4`);
+    await withTimeout(allClosed, 10_000, () => `clients closed: ${closedAt.length}/5`);
+    expect(await browser.closed).toEqual({ code: 1001, reason: "Server Shutdown" }); // going away
     expect(async0.received()).not.toMatch(LDM_INFO);
     closedAt.sort((a, b) => a - b);
     expect(closedAt[0] - signalled, "the first close waits lame_duck_grace_period").toBeGreaterThanOrEqual(990);
-    // 30s spread over 4 clients is capped at 1s per client, and each wait is at least half of
+    // 30s spread over 5 clients is capped at 1s per client, and each wait is at least half of
     // that: the server closes them ≥ 500 ms apart. The margins allow for this process seeing a
     // close late; closing all at once would leave no gap at all.
     for (let i = 1; i < closedAt.length; i++) {
       expect(closedAt[i] - closedAt[i - 1], `gap before close ${i + 1}`).toBeGreaterThanOrEqual(200);
     }
-    expect(closedAt[3] - closedAt[0], "three waits of at least 500 ms").toBeGreaterThanOrEqual(1300);
+    expect(closedAt[4] - closedAt[0], "four waits of at least 500 ms").toBeGreaterThanOrEqual(1800);
     expect((await proc.exitWithin(10_000)).code).toBe(0);
     expect(await isListening(httpPort!)).toBe(false);
   });
