@@ -111,9 +111,9 @@ export class SystemAccount implements Connection {
              account = this.account): void {
     const sub: Subscriber = {
       subject, queue: undefined, conn: this,
-      deliver: (to, reply, data, hdrLen) => {
-        // `data` is only valid during the call; answer after the publish that brought it.
-        const body = data.toString("utf8", hdrLen);
+      deliver: (to, reply, msg) => {
+        // `msg` is only valid during the call; answer after the publish that brought it.
+        const body = msg.buf.toString("utf8", msg.start + msg.hdrLen, msg.end);
         queueMicrotask(() => { if (this.running) handle(reply, body, to); });
       },
     };
@@ -171,7 +171,7 @@ export class SystemAccount implements Connection {
   private send(subject: string, message: unknown, account = this.account): void {
     if (!this.running) return;
     const data = Buffer.from(JSON.stringify(message));
-    this.edge.link.publish(account, subject, undefined, data, 0, this);
+    this.edge.link.publish(account, subject, undefined, { buf: data, start: 0, end: data.length, hdrLen: 0 }, this);
   }
 }
 

@@ -9,16 +9,26 @@ export interface Connection {
   readonly echo: boolean;
 }
 
+/**
+ * A message's bytes, `buf[start, end)`: the header block (`hdrLen` bytes, 0 = none), then the
+ * payload. It points into the sender's read buffer and is valid only during the call: a
+ * receiver that keeps the bytes copies them. Senders reuse the object, so routing a message
+ * allocates nothing.
+ */
+export interface MessageData {
+  buf: Buffer;
+  start: number;
+  end: number;
+  hdrLen: number;
+}
+
 /** One subscription, owned by the edge; the router indexes it and calls deliver on a match. */
 export interface Subscriber {
   readonly subject: string;
   readonly queue: string | undefined;
   readonly conn: Connection;
-  /**
-   * Deliver one message. `data` is the header block followed by the payload, `hdrLen` the
-   * size of the header block (0 = no headers). `data` is only valid during the call.
-   */
-  deliver(subject: string, reply: string | undefined, data: Buffer, hdrLen: number): void;
+  /** Deliver one message (its bytes are only valid during the call). */
+  deliver(subject: string, reply: string | undefined, msg: MessageData): void;
 }
 
 export interface PublishOptions {
@@ -43,7 +53,7 @@ export interface RouterLink {
   unsubscribe(account: string, sub: Subscriber): void;
   publish(
     account: string, subject: string, reply: string | undefined,
-    data: Buffer, hdrLen: number, origin: Connection, options?: PublishOptions,
+    msg: MessageData, origin: Connection, options?: PublishOptions,
   ): void;
   /** Every subscription of every account, for monitoring (/subsz, /connz subs). */
   stats(): RouterStats;

@@ -5,10 +5,13 @@ import { randomBytes } from "node:crypto";
 import type { AccountConfig } from "../common/config/options.js";
 import { subjectMatches } from "../common/subject.js";
 import { Account, wireAccounts, type Warn } from "./accounts.js";
-import type { Connection, PublishOptions, RouterLink, RouterStats, Subscriber } from "./link.js";
+import type { Connection, MessageData, PublishOptions, RouterLink, RouterStats, Subscriber } from "./link.js";
 
 /** "NATS/1.0 503\r\n\r\n": the status header nats-server sends for a request without responders. */
-const NO_RESPONDERS = Buffer.from("NATS/1.0 503\r\n\r\n", "latin1");
+const NO_RESPONDERS_HEADER = Buffer.from("NATS/1.0 503\r\n\r\n", "latin1");
+const NO_RESPONDERS: MessageData = {
+  buf: NO_RESPONDERS_HEADER, start: 0, end: NO_RESPONDERS_HEADER.length, hdrLen: NO_RESPONDERS_HEADER.length,
+};
 /** How long a service-import reply route lives (nats-server's default response threshold). */
 const RESPONSE_TTL_MS = 2 * 60_000;
 const RESPONSE_PREFIX = "_R_.";
@@ -34,25 +37,25 @@ export class Router implements RouterLink {
     this.accounts.get(account)?.sublist.remove(sub);
   }
 
-  publish(account: string, subject: string, reply: string | undefined, data: Buffer, hdrLen: number,
+  publish(account: string, subject: string, reply: string | undefined, msg: MessageData,
           origin: Connection, options?: PublishOptions): void {
     const acc = this.accounts.get(account);
     if (!acc) return this.noResponders(undefined, reply, origin, options);
-    let delivered = deliver(acc, subject, reply, data, hdrLen, origin);
+    let delivered = deliver(acc, subject, reply, msg, origin);
 
     for (const imp of acc.streamImports) {
-      if (matches(imp.filter, subject)) delivered += deliver(imp.importer, imp.map(subject), reply, data, hdrLen, undefined);
+      if (matches(imp.filter, subject)) delivered += deliver(imp.importer, imp.map(subject), reply, msg, undefined);
     }
     for (const si of acc.serviceImports) {
       if (!matches(si.local, subject)) continue;
       const mapped = reply === undefined ? undefined : this.routeResponse(si.exporter, acc, reply, si.responseType === "Singleton");
-      delivered += deliver(si.exporter, si.map(subject), mapped, data, hdrLen, undefined);
+      delivered += deliver(si.exporter, si.map(subject), mapped, msg, undefined);
     }
     if (acc.responses.size > 0 && subject.startsWith(RESPONSE_PREFIX)) {
       const route = acc.responses.get(subject);
       if (route) {
         if (route.singleton) acc.responses.delete(subject);
-        delivered += deliver(route.account, route.reply, undefined, data, hdrLen, undefined);
+        delivered += deliver(route.account, route.reply, undefined, msg, undefined);
       }
     }
     if (delivered === 0) this.noResponders(acc, reply, origin, options);
@@ -109,26 +112,26 @@ export class Router implements RouterLink {
                        options: PublishOptions | undefined): void {
     if (!acc || reply === undefined || !options?.noResponders) return;
     for (const sub of acc.sublist.match(reply).psubs) {
-      if (sub.conn === origin) sub.deliver(reply, undefined, NO_RESPONDERS, NO_RESPONDERS.length);
+      if (sub.conn === origin) sub.deliver(reply, undefined, NO_RESPONDERS);
     }
   }
 }
 
 /** Local delivery in one account; `origin` is set only for the publisher's own account (echo). */
-function deliver(acc: Account, subject: string, reply: string | undefined, data: Buffer, hdrLen: number,
+function deliver(acc: Account, subject: string, reply: string | undefined, msg: MessageData,
                  origin: Connection | undefined): number {
   const { psubs, qsubs } = acc.sublist.match(subject);
   let delivered = 0;
   for (let i = 0; i < psubs.length; i++) {
     const sub = psubs[i];
     if (origin !== undefined && sub.conn === origin && !origin.echo) continue;
-    sub.deliver(subject, reply, data, hdrLen);
+    sub.deliver(subject, reply, msg);
     delivered++;
   }
   for (let g = 0; g < qsubs.length; g++) {
     const member = pickMember(qsubs[g], origin);
     if (member) {
-      member.deliver(subject, reply, data, hdrLen);
+      member.deliver(subject, reply, msg);
       delivered++;
     }
   }

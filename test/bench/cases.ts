@@ -240,7 +240,7 @@ export const CASES: readonly BenchCase[] = [
   pubsubCase("ws", ["websocket", "ws-pub"], `ws pub ${PAYLOAD}B 1:1`, 1, false, 500_000, "ws", [
     { vs: "nats-server", ratio: 0.5 },
   ]),
-  pubsubCase("wsdeflate", ["ws-deflate", "wscompress", "ws+deflate"], `ws+deflate pub ${PAYLOAD}B 1:1`, 1, false, 200_000, "ws-deflate", [
+  pubsubCase("wsdeflate", ["ws-deflate", "wscompress", "ws+deflate"], `ws+deflate pub ${PAYLOAD}B 1:1`, 1, false, 1_000_000, "ws-deflate", [
     { vs: "nats-server", ratio: 0.5 },
   ]),
   mqttCase("mqtt0", ["mqtt", "mqttqos0", "mqtt-qos0"], 0, 1, 200_000, [{ vs: "mosquitto", ratio: 1.0 }]),

@@ -4,6 +4,7 @@
 // reason it records.
 import { describe, expect, it } from "vitest";
 import { NatsParser, type ParserSink, type ProtocolLimits } from "../../services/edge/nats/parser.js";
+import type { MessageData } from "../../services/router/link.js";
 import { ERR, ProtocolError } from "../../services/common/errors.js";
 
 type Event =
@@ -16,13 +17,14 @@ type Event =
 
 class Recorder implements ParserSink {
   events: Event[] = [];
-  /** For the view tests: the raw `data` arguments, as passed. */
+  /** For the view tests: the bytes each call pointed at, as views of the same memory. */
   views: Buffer[] = [];
   onConnect(json: string): void { this.events.push(["connect", json]); }
-  onPub(subject: string, reply: string | undefined, data: Buffer, hdrLen: number): void {
+  onPub(subject: string, reply: string | undefined, msg: MessageData): void {
+    const data = msg.buf.subarray(msg.start, msg.end);
     this.views.push(data);
     // The view is only valid during the call: keep a decoded copy.
-    this.events.push(["pub", subject, reply, data.toString("latin1"), hdrLen]);
+    this.events.push(["pub", subject, reply, data.toString("latin1"), msg.hdrLen]);
   }
   onSub(subject: string, queue: string | undefined, sid: string): void { this.events.push(["sub", subject, queue, sid]); }
   onUnsub(sid: string, max: number | undefined): void { this.events.push(["unsub", sid, max]); }

@@ -4,6 +4,7 @@
 import mqtt, { type IConnectPacket, type IPublishPacket, type ISubscribePacket, type IUnsubscribePacket, type Packet } from "mqtt-packet";
 import type { MqttConfig } from "../../common/config/options.js";
 import type { CloseReason } from "../../common/errors.js";
+import type { MessageData } from "../../router/link.js";
 import type { QoS, StoredMessage } from "../../router/store/store.js";
 import type { AuthContext, AuthResult, ConnectionType, TlsPeer } from "../auth/index.js";
 import { PermissionChecker } from "../auth/permissions.js";
@@ -47,6 +48,8 @@ export class MqttConnection implements SessionClient, ConnectionView {
   readonly version = "3.1.1";
   userName: string | undefined;
   private readonly parser = mqtt.parser({ protocolVersion: 4 });
+  /** What routeMessage hands the router, reused for every message. */
+  private readonly routed: MessageData = { buf: Buffer.alloc(0), start: 0, end: 0, hdrLen: 0 };
   /** The last ack still waiting for the store (see ackWhenStored). */
   private acks: Promise<void> | undefined;
   readonly outbound: Outbound;
@@ -250,12 +253,16 @@ export class MqttConnection implements SessionClient, ConnectionView {
     if (msg.retain) void this.ctx.retained.set(msg);
     const hdr = NMQTT_HEADERS[msg.qos];
     const data = Buffer.concat([hdr, msg.payload]);
+    const routed = this.routed;
+    routed.buf = data;
+    routed.end = data.length;
+    routed.hdrLen = hdr.length;
     const stats = this.ctx.edge.stats;
     stats.inMsgs++;
     stats.inBytes += msg.payload.length;
     this.inMsgs++;
     this.inBytes += msg.payload.length;
-    this.ctx.edge.link.publish(this.session!.account, subject, undefined, data, hdr.length, this.session!);
+    this.ctx.edge.link.publish(this.session!.account, subject, undefined, routed, this.session!);
   }
 
   // ---- SUBSCRIBE / UNSUBSCRIBE ----

@@ -4,7 +4,7 @@
 // Persistent sessions write through to the MqttStore, so a restart loses nothing.
 import type { Logger } from "../../common/log.js";
 import type { PermissionChecker } from "../auth/permissions.js";
-import type { Connection, RouterLink, Subscriber } from "../../router/link.js";
+import type { Connection, MessageData, RouterLink, Subscriber } from "../../router/link.js";
 import type { MqttStore, QoS, StoredMessage } from "../../router/store/store.js";
 import { subjectToTopic } from "./topic.js";
 
@@ -83,23 +83,24 @@ export class MqttSession implements Connection {
   // ---- outbound ----
 
   /** A message the router matched to one of this session's subscriptions. */
-  route(subject: string, data: Buffer, hdrLen: number, granted: QoS, wildFirst: boolean): void {
+  route(subject: string, msg: MessageData, granted: QoS, wildFirst: boolean): void {
     if (wildFirst && subject.charCodeAt(0) === 36 /* $ */) return;
     // A wildcard subscription may cover subjects the user is denied (nats-server filters them here).
     const perms = this.permissions;
     if (perms?.hasSubscribeDeny && perms.deniedDelivery(subject)) return;
-    const qos = Math.min(granted, publishedQos(data, hdrLen)) as QoS;
+    const qos = Math.min(granted, publishedQos(msg)) as QoS;
     // Subscribers mostly see one subject again and again: map it once.
     if (subject !== this.lastSubject) {
       this.lastSubject = subject;
       this.lastTopic = subjectToTopic(subject);
     }
     const topic = this.lastTopic;
+    const payload = msg.buf.subarray(msg.start + msg.hdrLen, msg.end);
     if (qos === 0) {
-      this.client?.sendPublish(topic, data.subarray(hdrLen), 0, false, false);
+      this.client?.sendPublish(topic, payload, 0, false, false);
       return;
     }
-    this.enqueue({ topic, payload: Buffer.from(data.subarray(hdrLen)), qos, retain: false });
+    this.enqueue({ topic, payload: Buffer.from(payload), qos, retain: false });
   }
 
   /** A QoS 1/2 message for this client (a routed one, or a retained one on subscribe). */
@@ -221,8 +222,8 @@ export class MqttSubscriber implements Subscriber {
               /** The MQTT filter starts with + or #. */
               private readonly wildFirst: boolean) {}
 
-  deliver(subject: string, _reply: string | undefined, data: Buffer, hdrLen: number): void {
-    this.conn.route(subject, data, hdrLen, this.qos, this.wildFirst);
+  deliver(subject: string, _reply: string | undefined, msg: MessageData): void {
+    this.conn.route(subject, msg, this.qos, this.wildFirst);
   }
 }
 
@@ -342,15 +343,15 @@ export class SessionRegistry {
 }
 
 /** QoS of a message published by an MQTT client (the Nmqtt-Pub header); NATS messages are QoS 0. */
-function publishedQos(data: Buffer, hdrLen: number): QoS {
+function publishedQos({ buf, start, hdrLen }: MessageData): QoS {
   if (hdrLen === 0) return 0;
   // Fast path: the header exactly as MQTT publishers here write it ("NATS/1.0\r\nNmqtt-Pub:q\r\n\r\n").
-  if (hdrLen === NMQTT_HDR_LEN && data[QOS_AT - 1] === 58 /* : */ && data[10] === 78 /* N */) {
-    const q = data[QOS_AT] - 48;
+  if (hdrLen === NMQTT_HDR_LEN && buf[start + QOS_AT - 1] === 58 /* : */ && buf[start + 10] === 78 /* N */) {
+    const q = buf[start + QOS_AT] - 48;
     return q === 1 || q === 2 ? q : 0;
   }
-  const at = data.indexOf(NMQTT_PUB_BYTES, 0);
-  if (at < 0 || at >= hdrLen) return 0;
-  const q = data[at + NMQTT_PUB.length] - 48;
+  const at = buf.indexOf(NMQTT_PUB_BYTES, start);
+  if (at < 0 || at - start >= hdrLen) return 0;
+  const q = buf[at + NMQTT_PUB.length] - 48;
   return q === 1 || q === 2 ? q : 0;
 }

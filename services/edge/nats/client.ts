@@ -2,7 +2,7 @@
 // The transport (TCP now, WebSocket later) only moves bytes; everything NATS is here.
 import { ERR, ProtocolError, type CloseReason } from "../../common/errors.js";
 import { isValidLiteralSubject, isValidSubject } from "../../common/subject.js";
-import type { Connection, RouterLink, Subscriber } from "../../router/link.js";
+import type { Connection, MessageData, RouterLink, Subscriber } from "../../router/link.js";
 import type {
   AuthContext, AuthenticatedUser, AuthPipeline, AuthResult, ConnectionType, Credentials, TlsPeer,
 } from "../auth/index.js";
@@ -100,7 +100,7 @@ export class ClientSubscription implements Subscriber {
     return this.cachedPrefix = Buffer.from(`${headers ? "HMSG" : "MSG"} ${subject} ${this.sid} `, "latin1");
   }
 
-  deliver(subject: string, reply: string | undefined, data: Buffer, hdrLen: number): void {
+  deliver(subject: string, reply: string | undefined, msg: MessageData): void {
     if (this.max > 0 && this.delivered >= this.max) return;
     const perms = this.client.perms;
     if (perms !== undefined) {
@@ -109,7 +109,7 @@ export class ClientSubscription implements Subscriber {
       if (reply !== undefined && perms.allowsResponses) perms.grantReply(reply);
     }
     this.delivered++;
-    this.client.sendMessage(this, subject, reply, data, hdrLen);
+    this.client.sendMessage(this, subject, reply, msg);
     if (this.max > 0 && this.delivered >= this.max) this.client.removeSubscription(this);
   }
 }
@@ -285,13 +285,14 @@ export class NatsClient implements ParserSink, Connection, ConnectionView {
     this.ctx.clientConnected(this);
   }
 
-  onPub(subject: string, reply: string | undefined, data: Buffer, hdrLen: number): void {
+  onPub(subject: string, reply: string | undefined, msg: MessageData): void {
     if (!this.authorized()) return;
+    const size = msg.end - msg.start;
     this.inMsgs++;
-    this.inBytes += data.length;
+    this.inBytes += size;
     const stats = this.ctx.stats;
     stats.inMsgs++;
-    stats.inBytes += data.length;
+    stats.inBytes += size;
     // nats-server 2.9 reports a bad subject in pedantic mode but still acknowledges and routes it.
     if (this.pedantic && !isValidLiteralSubject(subject)) this.err(ERR.invalidPublishSubject);
     // Reply subjects of the service-import and gateway machinery are not the client's to use.
@@ -304,7 +305,7 @@ export class NatsClient implements ParserSink, Connection, ConnectionView {
       return this.err(ERR.pubPermission(subject));
     }
     this.ok(); // nats-server acknowledges before delivering
-    this.ctx.link.publish(this.account, subject, reply, data, hdrLen, this,
+    this.ctx.link.publish(this.account, subject, reply, msg, this,
       this.noResponders && reply !== undefined ? NO_RESPONDERS : undefined);
   }
 
@@ -353,12 +354,13 @@ export class NatsClient implements ParserSink, Connection, ConnectionView {
 
   // ---- delivery ----
 
-  sendMessage(sub: ClientSubscription, subject: string, reply: string | undefined, data: Buffer, hdrLen: number): void {
+  sendMessage(sub: ClientSubscription, subject: string, reply: string | undefined, msg: MessageData): void {
     const out = this.outbound;
+    const hdrLen = msg.hdrLen;
     // A client that did not ask for headers gets the payload alone, as nats-server does.
     const withHeaders = hdrLen > 0 && this.headers;
-    const from = withHeaders ? 0 : hdrLen;
-    const size = data.length - from;
+    const from = msg.start + (withHeaders ? 0 : hdrLen);
+    const size = msg.end - from;
     const prefix = sub.prefix(subject, withHeaders);
     // prefix [reply ' '] [hdrLen ' '] size CRLF payload CRLF; 32 covers the numbers and CRLFs.
     if (!out.begin(prefix.length + (reply === undefined ? 0 : reply.length + 1) + 32 + size)) return;
@@ -374,7 +376,7 @@ export class NatsClient implements ParserSink, Connection, ConnectionView {
     out.putUint(size);
     out.putByte(CR);
     out.putByte(LF);
-    out.putBytes(data, from);
+    out.putBytes(msg.buf, from, msg.end);
     out.putByte(CR);
     out.putByte(LF);
     out.done();

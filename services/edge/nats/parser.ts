@@ -4,11 +4,13 @@
 // into the chunk, copied only when it spans two chunks. Every transport framing (TCP,
 // WebSocket) feeds this one parser.
 import { ERR, ProtocolError } from "../../common/errors.js";
+import type { MessageData } from "../../router/link.js";
 
 export interface ParserSink {
   onConnect(json: string): void;
-  /** `data` = header block + payload; `hdrLen` = 0 for PUB. The view is valid only during the call. */
-  onPub(subject: string, reply: string | undefined, data: Buffer, hdrLen: number): void;
+  /** `msg` = header block (`hdrLen` = 0 for PUB) + payload, a view into the chunk that the
+   *  parser reuses for every message: valid only during the call. */
+  onPub(subject: string, reply: string | undefined, msg: MessageData): void;
   onSub(subject: string, queue: string | undefined, sid: string): void;
   onUnsub(sid: string, max: number | undefined): void;
   onPing(): void;
@@ -45,6 +47,8 @@ export class NatsParser {
   private pubSubject = "";
   private pubReply: string | undefined;
   private pubHdrLen = 0;
+  /** Handed to onPub for every message: no allocation per message. */
+  private readonly msg: MessageData = { buf: Buffer.alloc(0), start: 0, end: 0, hdrLen: 0 };
   private halted = false;
   /** Input that arrived while suspended (waiting for an asynchronous CONNECT check). */
   private held: Buffer | undefined;
@@ -227,7 +231,12 @@ export class NatsParser {
     if (buf[end] !== CR || buf[end + 1] !== LF) {
       throw new ProtocolError(`payload not followed by CRLF: ${snippet(buf, end)}`, ERR.unknownOp);
     }
-    this.sink.onPub(this.pubSubject, this.pubReply, buf.subarray(start, end), this.pubHdrLen);
+    const msg = this.msg;
+    msg.buf = buf;
+    msg.start = start;
+    msg.end = end;
+    msg.hdrLen = this.pubHdrLen;
+    this.sink.onPub(this.pubSubject, this.pubReply, msg);
   }
 
   /** Splits buf[from, end) on spaces/tabs into argStart/argEnd; returns the count (MAX_ARGS+1 = too many). */
