@@ -752,7 +752,12 @@ static void wait_window(uint64_t need) {
     atomic_store(&WAKE_AT, need);
     wait_progress(pred_window, need, "subscribers to catch up");
 }
-static int pred_all(uint64_t unused) { (void)unused; return atomic_load(&TOTAL_GOT) >= EXPECTED; }
+/* T_END too: the subscriber that completes the count stores it just after its increment, and
+ * wakes us once it has (reading it earlier gave a 0 end time, and a negative rate). */
+static int pred_all(uint64_t unused) {
+    (void)unused;
+    return atomic_load(&TOTAL_GOT) >= EXPECTED && atomic_load(&T_END) > 0;
+}
 static int pred_subs_ponged(uint64_t target) {
     for (int i = 0; i < O.subs; i++)
         if (atomic_load(&SUBS[i].pongs) < target) return 0;
