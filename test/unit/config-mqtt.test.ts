@@ -2,12 +2,10 @@
 // meshbroker's store_dir), the checks nats-server 2.9 makes when it starts (mqtt.go
 // validateMQTTOptions), and the same configs through the real nats-server when it is installed.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  ConfigError,
   buildOptions,
   loadConfigText,
   parseConfigText,
@@ -16,7 +14,8 @@ import {
 } from "../../services/common/config/index.js";
 import { applyDefaults } from "../../services/common/config/build.js";
 import { newOperator, operatorConfig, type TestOperator } from "../helpers/creds.js";
-import { errorOf } from "../helpers/config.js";
+import { NATS_SERVER_BIN } from "../helpers/nats-server.js";
+import { errorOf, expectSameVerdict, meshbrokerVerdict, natsServerVerdict, selfSignedPair } from "../helpers/config.js";
 
 const FILE = "mqtt.conf";
 const build = (text: string) => buildOptions(parseConfigText(text, FILE, {}), FILE);
@@ -286,40 +285,17 @@ describe("mqtt block: validateOptions (nats-server's checks at start)", () => {
 
 // The same configs through the real nats-server 2.9: `-t` for what it checks while parsing, a
 // start (stopped once ready) for what it only checks when it starts.
-const NATS_SERVER = process.env.NATS_SERVER_BIN ?? "/usr/sbin/nats-server";
-describe.skipIf(!existsSync(NATS_SERVER))("mqtt block compared with nats-server", () => {
+describe.skipIf(!existsSync(NATS_SERVER_BIN))("mqtt block compared with nats-server", () => {
   let realCert: string, realKey: string;
-  let n = 0;
   beforeAll(async () => {
-    realCert = join(dir, "real-cert.pem");
-    realKey = join(dir, "real-key.pem");
-    await run("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-      "-keyout", realKey, "-out", realCert, "-days", "2", "-subj", "/CN=localhost"]);
+    ({ cert: realCert, key: realKey } = await selfSignedPair(dir));
   });
 
-  interface Verdict { reason: string; line?: number }
-
-  /** nats-server's verdict: "valid" or its error, with the line when it gives one. */
-  async function natsServer(text: string, start: boolean): Promise<Verdict> {
-    const file = join(dir, `ns-${++n}.conf`);
-    writeFileSync(file, text + "\n");
-    const args = start ? ["-c", file, "-p", "-1", "-a", "127.0.0.1"] : ["-t", "-c", file];
-    const out = await run(NATS_SERVER, args, /Server is ready/);
-    if (/configuration file .* is valid/.test(out) || /Server is ready/.test(out)) return { reason: "valid" };
-    const m = /nats-server: (?:\S+:(\d+):\d+: )?(.*)/.exec(out);
-    return m ? { reason: m[2].trim(), line: m[1] === undefined ? undefined : Number(m[1]) } : { reason: `no verdict (${out.slice(0, 300)})` };
-  }
-  function ours(text: string): Verdict {
-    try {
-      load(text);
-      return { reason: "valid" };
-    } catch (err) {
-      return { reason: (err as ConfigError).reason, line: (err as ConfigError).line };
-    }
-  }
 
   // Each start gets its own JetStream directory; `jetstream {}` is pending (ignored) in meshbroker.
-  const JS = () => `jetstream { store_dir: "${join(dir, `js-${n + 1}`)}" }`;
+  let stores = 0;
+  const jsDir = () => join(dir, `js-${++stores}`);
+  const JS = () => `jetstream { store_dir: "${jsDir()}" }`;
   const TLS = () => `tls { cert_file: "${realCert}", key_file: "${realKey}" }`;
   const SN = "server_name: s";
   // [name, config, how nats-server checks it, our reason when it differs from nats-server's]
@@ -329,7 +305,7 @@ describe.skipIf(!existsSync(NATS_SERVER))("mqtt block compared with nats-server"
     ["no server_name", () => `mqtt {\n  port: -1\n}\n${JS()}`, "start"],
     ["server_name and jetstream", () => `${SN}\nmqtt {\n  port: -1\n}\n${JS()}`, "start"],
     ["listen", () => `${SN}\nmqtt { listen: "127.0.0.1:-1" }\n${JS()}`, "start"],
-    ["jetstream: enabled", () => `${SN}\nmqtt { port: -1 }\njetstream: enabled\nstore_dir: "${join(dir, `js-${n + 1}`)}"`, "start"],
+    ["jetstream: enabled", () => `${SN}\nmqtt { port: -1 }\njetstream: enabled\nstore_dir: "${jsDir()}"`, "start"],
     // nats-server 2.9 keeps MQTT state in JetStream; meshbroker has its own store.
     ["no jetstream", () => `${SN}\nmqtt {\n  port: -1\n}`, "start", "valid"],
     ["tls", () => `${SN}\nmqtt {\n  port: -1\n  ${TLS()}\n}\n${JS()}`, "start"],
@@ -373,36 +349,6 @@ describe.skipIf(!existsSync(NATS_SERVER))("mqtt block compared with nats-server"
     ["store_dir", () => `${SN}\nmqtt {\n  port: -1\n  store_dir: "${dir}/m"\n}\n${JS()}`, "t", "valid"],
   ];
   it.each(cases)("%s", async (_n, text, how, differs) => {
-    const theirs = await natsServer(text(), how === "start");
-    expect(theirs.reason).not.toMatch(/^no verdict/);
-    const mine = ours(text());
-    if (differs === undefined) {
-      expect(mine.reason).toBe(theirs.reason);
-      if (theirs.line !== undefined) expect(mine.line).toBe(theirs.line);
-    } else {
-      expect(mine.reason).toBe(differs);
-      expect(theirs.reason).not.toBe(differs);
-    }
+    expectSameVerdict(await natsServerVerdict(dir, text(), how === "start"), meshbrokerVerdict(load, text()), differs);
   }, 15_000);
 });
-
-/** Runs a command we started ourselves; with `readyWhen`, stops it (by its pid) once its output
- *  matches. Resolves with stdout + stderr. */
-function run(cmd: string, args: string[], readyWhen?: RegExp): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      if (readyWhen?.test(out)) child.kill("SIGTERM");
-    };
-    child.stdout.on("data", onData);
-    child.stderr.on("data", onData);
-    child.on("error", reject);
-    child.on("close", () => {
-      clearTimeout(timer);
-      resolve(out);
-    });
-  });
-}

@@ -1,11 +1,9 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { spawnSync } from "node:child_process";
 import { generateKeyPairSync, sign, type KeyObject } from "node:crypto";
 import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  ConfigError,
   DEFAULTS,
   buildOptions,
   defaultOptions,
@@ -21,7 +19,8 @@ import {
 } from "../../services/common/config/index.js";
 import { applyDefaults } from "../../services/common/config/build.js";
 import { encodePublicNkey, type NkeyRole } from "../../services/common/nkeys.js";
-import { errorOf } from "../helpers/config.js";
+import { errorOf, expectSameVerdict, meshbrokerVerdict, natsServerVerdict } from "../helpers/config.js";
+import { NATS_SERVER_BIN } from "../helpers/nats-server.js";
 
 const FILE = "test.conf";
 const parse = (text: string, env: NodeJS.ProcessEnv = {}) => parseConfigText(text, FILE, env);
@@ -1090,28 +1089,7 @@ no_auth_user: bob
 
   // The same configs through the real nats-server 2.9 (`-t` checks parsing; the checks nats-server
   // only makes when it starts are compared by starting it, for configs it refuses).
-  const NATS_SERVER = process.env.NATS_SERVER_BIN ?? "/usr/sbin/nats-server";
-  describe.skipIf(!existsSync(NATS_SERVER))("compared with nats-server", () => {
-    /** nats-server's verdict: "valid", or its error without the `file:line:col: ` prefix. */
-    function natsServer(text: string, start: boolean): string {
-      const file = join(dir, "ns.conf");
-      writeFileSync(file, text + "\n");
-      const args = start ? ["-c", file, "-p", "-1", "-a", "127.0.0.1"] : ["-t", "-c", file];
-      const r = spawnSync(NATS_SERVER, args, { encoding: "utf8", timeout: 5000 });
-      const out = `${r.stderr}${r.stdout}`;
-      if (/configuration file .* is valid/.test(out)) return "valid";
-      const m = /nats-server: (?:\S+:\d+:\d+: )?(.*)/.exec(out);
-      return m ? m[1].trim() : `no verdict (${out.slice(0, 200)})`;
-    }
-    const ours = (text: string): string => {
-      try {
-        load(text);
-        return "valid";
-      } catch (err) {
-        return (err as ConfigError).reason;
-      }
-    };
-
+  describe.skipIf(!existsSync(NATS_SERVER_BIN))("compared with nats-server", () => {
     // [name, config, how nats-server checks it, our reason when it differs from nats-server's]
     const cases: [string, () => string, "t" | "start", string?][] = [
       ["missing key_file", () => `tls { cert_file: "${cert}" }`, "t"],
@@ -1148,15 +1126,9 @@ no_auth_user: bob
       ["operator and trusted", () => `operator: "${opFile}"\nresolver: MEMORY\ntrusted: ${OP.pub}`, "start"],
       ["no_auth_user in operator mode", () => `operator: "${opFile}"\nresolver: MEMORY\nresolver_preload { ${SYS.pub}: "${SYS_JWT}" }\nno_auth_user: a`, "start"],
     ];
-    it.each(cases)("%s", (_n, text, how, differs) => {
-      const theirs = natsServer(text(), how === "start");
-      expect(theirs).not.toMatch(/^no verdict/);
-      if (differs === undefined) expect(ours(text())).toBe(theirs);
-      else {
-        expect(theirs).not.toBe("valid");
-        expect(ours(text())).toBe(differs);
-      }
-    });
+    it.each(cases)("%s", async (_n, text, how, differs) => {
+      expectSameVerdict(await natsServerVerdict(dir, text(), how === "start"), meshbrokerVerdict(load, text()), differs);
+    }, 15_000);
   });
 });
 
