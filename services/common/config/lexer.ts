@@ -107,19 +107,21 @@ class Lexer {
 
   // ---- structure ----
 
-  private top(): void {
+  /** Skips the characters `skip` accepts, and comments; returns the next character. */
+  private skipIgnored(skip: (c: string) => boolean): string {
     for (;;) {
       const c = this.peek();
-      if (c === EOF) return;
+      if (skip(c)) this.next();
+      else if (this.atComment()) this.skipComment();
+      else return c;
+    }
+  }
+
+  private top(): void {
+    for (;;) {
       // nats-server ignores '{' at the top level, so a whole file may be wrapped in braces.
-      if (isSpace(c) || c === "{") {
-        this.next();
-        continue;
-      }
-      if (this.atComment()) {
-        this.skipComment();
-        continue;
-      }
+      const c = this.skipIgnored((ch) => isSpace(ch) || ch === "{");
+      if (c === EOF) return;
       if (c === "/") this.fail("unexpected '/' (comments start with '#' or '//')");
       this.member(false);
       this.afterTopValue();
@@ -151,14 +153,7 @@ class Lexer {
     if (isKeySep(q)) this.fail(`unexpected key separator '${q}'`);
     let key: string;
     if (q === '"' || q === "'") {
-      this.next();
-      const start = this.pos;
-      while (this.peek() !== q) {
-        if (this.peek() === EOF) this.fail("unexpected end of file in a quoted key", line);
-        this.next();
-      }
-      key = this.input.slice(start, this.pos);
-      this.next();
+      key = this.quotedName(q, "key", line);
     } else {
       const start = this.pos;
       this.skipWhile((c) => c !== EOF && !isSpace(c) && !isKeySep(c));
@@ -185,20 +180,26 @@ class Lexer {
     this.value();
   }
 
+  /** A key or include name between `quote`s (no escapes), at its opening quote. */
+  private quotedName(quote: string, what: string, line: number): string {
+    this.next();
+    const start = this.pos;
+    while (this.peek() !== quote) {
+      if (this.peek() === EOF) this.fail(`unexpected end of file in a quoted ${what}`, line);
+      this.next();
+    }
+    const name = this.input.slice(start, this.pos);
+    this.next();
+    return name;
+  }
+
   private include(): void {
     const line = this.line;
     this.skipWhile(isBlank);
     const q = this.peek();
     let path: string;
     if (q === '"' || q === "'") {
-      this.next();
-      const start = this.pos;
-      while (this.peek() !== q) {
-        if (this.peek() === EOF) this.fail("unexpected end of file in a quoted include", line);
-        this.next();
-      }
-      path = this.input.slice(start, this.pos);
-      this.next();
+      path = this.quotedName(q, "include", line);
     } else {
       if ("[{(-\\".includes(q) && q !== EOF) this.fail(`expected an include file name, got '${q}'`);
       if (isDigit(q)) this.fail("expected an include file name, got a number");
@@ -213,15 +214,7 @@ class Lexer {
 
   private array(): void {
     for (;;) {
-      const c = this.peek();
-      if (isSpace(c)) {
-        this.next();
-        continue;
-      }
-      if (this.atComment()) {
-        this.skipComment();
-        continue;
-      }
+      const c = this.skipIgnored(isSpace);
       if (c === "]") {
         this.next();
         return this.emit("arrayEnd", "]", this.line);
@@ -235,41 +228,23 @@ class Lexer {
 
   /** Returns true when the array ended. */
   private afterArrayValue(): boolean {
-    for (;;) {
-      const c = this.peek();
-      if (isBlank(c)) {
-        this.next();
-        continue;
-      }
-      if (this.atComment()) {
-        this.skipComment();
-        continue;
-      }
-      // A lone '/' separates values like ',' in nats-server.
-      if (c === "," || c === "/" || isNL(c)) {
-        this.next();
-        return false;
-      }
-      if (c === "]") {
-        this.next();
-        this.emit("arrayEnd", "]", this.line);
-        return true;
-      }
-      this.fail(`expected ',' or ']' after an array value, got ${show(c)}`);
+    const c = this.skipIgnored(isBlank);
+    // A lone '/' separates values like ',' in nats-server.
+    if (c === "," || c === "/" || isNL(c)) {
+      this.next();
+      return false;
     }
+    if (c === "]") {
+      this.next();
+      this.emit("arrayEnd", "]", this.line);
+      return true;
+    }
+    this.fail(`expected ',' or ']' after an array value, got ${show(c)}`);
   }
 
   private map(): void {
     for (;;) {
-      const c = this.peek();
-      if (isSpace(c)) {
-        this.next();
-        continue;
-      }
-      if (this.atComment()) {
-        this.skipComment();
-        continue;
-      }
+      const c = this.skipIgnored(isSpace);
       if (c === "}") {
         this.next();
         return this.emit("mapEnd", "}", this.line);
@@ -283,32 +258,22 @@ class Lexer {
 
   /** Returns true when the map ended. */
   private afterMapValue(): boolean {
-    let spaced = false;
-    for (;;) {
-      const c = this.peek();
-      if (isBlank(c)) {
-        this.next();
-        spaced = true;
-        continue;
-      }
-      if (this.atComment()) {
-        this.skipComment();
-        continue;
-      }
-      // A lone '/' separates entries like ',' in nats-server.
-      if (c === "," || c === ";" || c === "/" || isNL(c)) {
-        this.next();
-        return false;
-      }
-      if (c === "}") {
-        this.next();
-        this.emit("mapEnd", "}", this.line);
-        return true;
-      }
-      // The meshbroker extension: after white space, `key:` may follow on the same line.
-      if (spaced && this.separatedKeyAhead()) return false;
-      this.fail(`expected ',' or '}' after a map value, got ${show(c)}`);
+    const start = this.pos;
+    const c = this.skipIgnored(isBlank);
+    // A lone '/' separates entries like ',' in nats-server.
+    if (c === "," || c === ";" || c === "/" || isNL(c)) {
+      this.next();
+      return false;
     }
+    if (c === "}") {
+      this.next();
+      this.emit("mapEnd", "}", this.line);
+      return true;
+    }
+    // The meshbroker extension: after white space, `key:` may follow on the same line (a
+    // comment runs to the end of the line, so only blanks can have been skipped here).
+    if (this.pos > start && this.separatedKeyAhead()) return false;
+    this.fail(`expected ',' or '}' after a map value, got ${show(c)}`);
   }
 
   /** Is the text ahead a key (bare or quoted, on this line) followed by ':' or '='? */
