@@ -1,7 +1,7 @@
 // Bounded waits on events (never sleeps), and cleanup after each test, shared by the
 // integration tests.
 import { afterEach } from "vitest";
-import { Events, StringCodec, type NatsConnection, type Subscription } from "nats";
+import { Events, StringCodec, type NatsConnection } from "nats";
 
 const sc = StringCodec();
 
@@ -21,7 +21,7 @@ export async function withTimeout<T>(work: Promise<T>, timeoutMs: number, missin
 }
 
 /** The next `n` messages of a nats.js subscription, as "subject:payload". */
-export async function take(sub: Subscription, n: number, timeoutMs = 2_000): Promise<string[]> {
+export async function take(sub: AsyncIterable<{ subject: string; data: Uint8Array }>, n: number, timeoutMs = 2_000): Promise<string[]> {
   const got: string[] = [];
   if (n === 0) return got;
   return withTimeout((async () => {
@@ -31,6 +31,14 @@ export async function take(sub: Subscription, n: number, timeoutMs = 2_000): Pro
     }
     throw new Error(`subscription ended after ${JSON.stringify(got)}`);
   })(), timeoutMs, () => `only ${JSON.stringify(got)}`);
+}
+
+/** The decoded data of a subscription's next message (nats.js or nats.ws). */
+export function firstData(sub: AsyncIterable<{ data: Uint8Array }>, timeoutMs = 3_000): Promise<string> {
+  return withTimeout((async () => {
+    for await (const m of sub) return sc.decode(m.data);
+    throw new Error("subscription ended");
+  })(), timeoutMs, () => "no message");
 }
 
 /** The next permission error nats.js reports on the connection's status stream. */

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFile } from "node:fs/promises";
 import {
   connect, credsAuthenticator, jwtAuthenticator, StringCodec,
-  type ConnectionOptions, type NatsConnection, type Subscription,
+  type ConnectionOptions, type NatsConnection,
 } from "nats";
 import { startBroker, topologies, type TestBroker, type Topology } from "../helpers/broker.js";
 import {
@@ -15,7 +15,7 @@ import {
 } from "../helpers/creds.js";
 import { startNatsServer } from "../helpers/nats-server.js";
 import { rawConnect, type RawClient } from "../helpers/raw.js";
-import { nextPermissionError, cleanupAfterEach } from "../helpers/wait.js";
+import { nextPermissionError, cleanupAfterEach, firstData } from "../helpers/wait.js";
 
 const sc = StringCodec();
 const INFO_LINE = /^INFO \{.*\} ?\r\n/;
@@ -83,25 +83,10 @@ async function credsOf(name: string, user: TestUser): Promise<Uint8Array> {
   return new Uint8Array(await readFile(await files.write(name, user)));
 }
 
-async function firstMessage(sub: Subscription, timeoutMs = 2_000): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      (async () => {
-        for await (const m of sub) return sc.decode(m.data);
-        throw new Error("subscription ended");
-      })(),
-      new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error("no message")), timeoutMs); }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 async function roundTrip(nc: NatsConnection, subject: string): Promise<void> {
   const sub = nc.subscribe(subject, { max: 1 });
   nc.publish(subject, sc.encode("ping"));
-  expect(await firstMessage(sub)).toBe("ping");
+  expect(await firstData(sub)).toBe("ping");
 }
 
 async function raw(port: number): Promise<RawClient> {

@@ -7,11 +7,11 @@ import { hashSync } from "bcryptjs";
 import { createUser } from "@nats-io/nkeys";
 import {
   connect, nkeyAuthenticator, StringCodec,
-  type ConnectionOptions, type NatsConnection, type Subscription,
+  type ConnectionOptions, type NatsConnection,
 } from "nats";
 import { startBroker, topologies, type TestBroker, type Topology } from "../helpers/broker.js";
 import { closedWithin, rawConnect, type RawClient } from "../helpers/raw.js";
-import { nextPermissionError, cleanupAfterEach } from "../helpers/wait.js";
+import { nextPermissionError, cleanupAfterEach, firstData } from "../helpers/wait.js";
 
 const sc = StringCodec();
 const INFO_LINE = /^INFO \{.*\} ?\r\n/;
@@ -79,28 +79,9 @@ async function expectRawAccepted(port: number, connectJson: Record<string, unkno
 async function roundTrip(nc: NatsConnection, subject = `rt.${Math.random().toString(36).slice(2)}`): Promise<void> {
   const sub = nc.subscribe(subject, { max: 1 });
   nc.publish(subject, sc.encode("ping"));
-  const got = await firstMessage(sub);
+  const got = await firstData(sub);
   expect(got).toBe("ping");
 }
-
-async function firstMessage(sub: Subscription, timeoutMs = 2_000): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no message on ${sub.getSubject()} within ${timeoutMs}ms`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([
-      (async () => {
-        for await (const m of sub) return sc.decode(m.data);
-        throw new Error(`subscription ${sub.getSubject()} ended without a message`);
-      })(),
-      timeout,
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 
 // bcrypt cost 4 (the minimum) keeps the tests fast; nats-server accepts any valid cost.
 const BCRYPT_PASS = hashSync("s3cret-bcrypt", 4);

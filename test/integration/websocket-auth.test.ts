@@ -23,7 +23,7 @@ import {
   afterInfo, closeWithin, INFO_LINE, infoOf, wsFactory, wsOpen, wsTargets,
   type WsPeer, type WsServer, type WsTarget,
 } from "../helpers/ws-raw.js";
-import { cleanupAfterEach } from "../helpers/wait.js";
+import { cleanupAfterEach, firstData } from "../helpers/wait.js";
 
 Object.assign(globalThis, { WebSocket });
 
@@ -98,22 +98,7 @@ async function delivers(from: { publish(s: string, d: Uint8Array): void; flush()
   await to.flush();
   from.publish(subject, sc.encode(`to ${subject}`));
   await from.flush();
-  expect(await first(sub as TcpSubscription)).toBe(`to ${subject}`);
-}
-
-async function first(sub: AsyncIterable<{ data: Uint8Array }>, timeoutMs = 3_000): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      (async () => {
-        for await (const m of sub) return sc.decode(m.data);
-        throw new Error("subscription ended");
-      })(),
-      new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error("no message")), timeoutMs); }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+  expect(await firstData(sub as TcpSubscription)).toBe(`to ${subject}`);
 }
 
 /** One server per describe block, started in beforeAll with the given config. */
@@ -277,7 +262,7 @@ describe.each(wsTargets(topologies))("WebSocket auth on $name", (target) => {
       await p.send(`CONNECT {"verbose":false}\r\nPUB tcp.x 1\r\nx\r\nPUB ws.x 2\r\nok\r\nPING\r\n`);
       await p.expect("PONG\r\n");
       expect(afterInfo(p)).toBe(`-ERR 'Permissions Violation for Publish to "tcp.x"'\r\nPONG\r\n`);
-      expect(await first(seen)).toBe("ok");
+      expect(await firstData(seen)).toBe("ok");
       // nats.ws too: it may publish to ws.> only.
       const w = await ws(server());
       await delivers(w, admin, "ws.nats-ws");

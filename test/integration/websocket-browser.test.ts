@@ -12,7 +12,7 @@ import { topologies } from "../helpers/broker.js";
 import { pathToFileURL } from "node:url";
 import { launchBrowser, servePages, WEB_FIXTURES, type PageServer } from "../helpers/browser.js";
 import { wsTargets, type WsServer } from "../helpers/ws-raw.js";
-import { cleanupAfterEach } from "../helpers/wait.js";
+import { cleanupAfterEach, firstData } from "../helpers/wait.js";
 
 const sc = StringCodec();
 
@@ -50,21 +50,6 @@ async function tcp(server: WsServer): Promise<NatsConnection> {
   return nc;
 }
 
-async function first(sub: AsyncIterable<{ data: Uint8Array }>, timeoutMs = 3_000): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      (async () => {
-        for await (const m of sub) return sc.decode(m.data);
-        throw new Error("subscription ended");
-      })(),
-      new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error("no message")), timeoutMs); }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 const state = (page: Page): Promise<PageState> =>
   page.evaluate(() => {
     const w = globalThis as unknown as PageGlobals;
@@ -89,7 +74,7 @@ describe.each(wsTargets(topologies))("chromium on $name", (target) => {
     expect(await page.locator("#received li").allTextContents()).toEqual(["hello, browser", "ünïcode ✓"]);
 
     await page.evaluate(() => (globalThis as unknown as PageGlobals).natsPublish("from.browser", "hi from chromium"));
-    expect(await first(fromPage)).toBe("hi from chromium");
+    expect(await firstData(fromPage)).toBe("hi from chromium");
 
     const s = await state(page);
     expect(s.events).toEqual(["open", "info", "ready"]);

@@ -19,7 +19,7 @@ import {
   afterInfo, closeWithin, httpExchange, INFO_LINE, infoOf, upgradeRequest, wsFactory, wsOpen, wsTargets,
   type WsPeer, type WsServer, type WsTarget,
 } from "../helpers/ws-raw.js";
-import { cleanupAfterEach } from "../helpers/wait.js";
+import { cleanupAfterEach, take } from "../helpers/wait.js";
 
 Object.assign(globalThis, { WebSocket });
 
@@ -92,21 +92,6 @@ async function peer(server: WsServer, tlsOpts: ClientOptions): Promise<WsPeer> {
   return p;
 }
 
-async function first(sub: AsyncIterable<{ subject: string; data: Uint8Array }>, timeoutMs = 3_000): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      (async () => {
-        for await (const m of sub) return `${m.subject}:${sc.decode(m.data)}`;
-        throw new Error("subscription ended");
-      })(),
-      new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error("no message")), timeoutMs); }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 function serverFor(target: WsTarget, ws: () => string, config: () => string = () => ""): () => WsServer {
   let server: WsServer | undefined;
   beforeAll(async () => {
@@ -148,8 +133,8 @@ describe.each(wsTargets(topologies))("wss on $name", (target) => {
       await Promise.all([t.flush(), w.flush()]);
       w.publish("secure.up", sc.encode("over wss"));
       t.publish("secure.down", sc.encode("over tcp"));
-      expect(await first(toTcp)).toBe("secure.up:over wss");
-      expect(await first(toWs)).toBe("secure.down:over tcp");
+      expect(await take(toTcp, 1, 3_000)).toEqual(["secure.up:over wss"]);
+      expect(await take(toWs, 1, 3_000)).toEqual(["secure.down:over tcp"]);
       // And request/reply through it.
       t.subscribe("secure.echo", { callback: (_e, m) => m.respond(m.data) });
       await t.flush();
@@ -230,7 +215,7 @@ describe.each(wsTargets(topologies))("wss on $name", (target) => {
       w.publish("bob.x", sc.encode("not allowed"));
       w.publish("alice.x", sc.encode("from alice"));
       await w.flush();
-      expect(await first(seen)).toBe("alice.x:from alice");
+      expect(await take(seen, 1, 3_000)).toEqual(["alice.x:from alice"]);
     });
 
     it("the SAN e-mail maps to bob: exact -ERR for the rest, and the connection stays", async () => {
