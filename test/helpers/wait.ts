@@ -41,6 +41,19 @@ export function firstData(sub: AsyncIterable<{ data: Uint8Array }>, timeoutMs = 
   })(), timeoutMs, () => "no message");
 }
 
+/** Awaits a connect that must be refused (nats.js or nats.ws); resolves with the error the
+ *  client rejected with, and fails when the connect was accepted. */
+export async function refusal(connecting: Promise<{ close(): Promise<void> }>): Promise<{ code?: string; message: string }> {
+  let nc: { close(): Promise<void> };
+  try {
+    nc = await connecting;
+  } catch (err) {
+    return err as { code?: string; message: string };
+  }
+  await nc.close();
+  throw new Error("the connect was accepted");
+}
+
 /** The next permission error nats.js reports on the connection's status stream. */
 export function nextPermissionError(nc: NatsConnection, timeoutMs = 2_000): Promise<{ operation: string; subject: string }> {
   return withTimeout((async () => {

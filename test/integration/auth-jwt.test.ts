@@ -15,7 +15,7 @@ import {
 } from "../helpers/creds.js";
 import { startNatsServer } from "../helpers/nats-server.js";
 import { rawConnect, type RawClient } from "../helpers/raw.js";
-import { nextPermissionError, cleanupAfterEach, firstData } from "../helpers/wait.js";
+import { nextPermissionError, cleanupAfterEach, firstData, refusal } from "../helpers/wait.js";
 
 const sc = StringCodec();
 const INFO_LINE = /^INFO \{.*\} ?\r\n/;
@@ -70,13 +70,7 @@ async function client(b: TestBroker, opts: Partial<ConnectionOptions>): Promise<
 }
 
 async function refused(b: TestBroker, opts: Partial<ConnectionOptions>): Promise<{ code?: string; message: string }> {
-  try {
-    const nc = await connect({ servers: `127.0.0.1:${b.natsPort}`, reconnect: false, timeout: 3_000, ...opts });
-    await nc.close();
-  } catch (err) {
-    return err as { code: string; message: string };
-  }
-  throw new Error("connect was accepted");
+  return refusal(connect({ servers: `127.0.0.1:${b.natsPort}`, reconnect: false, timeout: 3_000, ...opts }));
 }
 
 async function credsOf(name: string, user: TestUser): Promise<Uint8Array> {

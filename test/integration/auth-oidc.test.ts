@@ -13,7 +13,7 @@ import {
 } from "nats";
 import { startBroker, topologies, type TestBroker, type Topology } from "../helpers/broker.js";
 import { closedWithin, rawConnect, type RawClient } from "../helpers/raw.js";
-import { take, nextPermissionError, cleanupAfterEach } from "../helpers/wait.js";
+import { take, nextPermissionError, cleanupAfterEach, refusal } from "../helpers/wait.js";
 
 const sc = StringCodec();
 const INFO_LINE = /^INFO \{.*\} ?\r\n/;
@@ -80,13 +80,7 @@ async function client(b: TestBroker, opts: Partial<ConnectionOptions>): Promise<
 }
 
 async function refused(b: TestBroker, opts: Partial<ConnectionOptions>): Promise<{ code?: string }> {
-  try {
-    const nc = await connect({ servers: `127.0.0.1:${b.natsPort}`, reconnect: false, timeout: 3_000, ...opts });
-    await nc.close();
-  } catch (err) {
-    return err as { code?: string };
-  }
-  throw new Error("connect was accepted");
+  return refusal(connect({ servers: `127.0.0.1:${b.natsPort}`, reconnect: false, timeout: 3_000, ...opts }));
 }
 
 

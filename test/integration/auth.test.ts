@@ -11,7 +11,7 @@ import {
 } from "nats";
 import { startBroker, topologies, type TestBroker, type Topology } from "../helpers/broker.js";
 import { closedWithin, rawConnect, type RawClient } from "../helpers/raw.js";
-import { nextPermissionError, cleanupAfterEach, firstData } from "../helpers/wait.js";
+import { nextPermissionError, cleanupAfterEach, firstData, refusal } from "../helpers/wait.js";
 
 const sc = StringCodec();
 const INFO_LINE = /^INFO \{.*\} ?\r\n/;
@@ -33,13 +33,7 @@ async function client(b: TestBroker, opts: Partial<ConnectionOptions> = {}): Pro
 
 /** A connect that must be refused: resolves with the error nats.js rejected with. */
 async function refused(b: TestBroker, opts: Partial<ConnectionOptions>): Promise<{ code?: string; message: string }> {
-  try {
-    const nc = await connect({ servers: `127.0.0.1:${b.natsPort}`, reconnect: false, timeout: 3_000, ...opts });
-    await nc.close();
-  } catch (err) {
-    return err as { code: string; message: string };
-  }
-  throw new Error(`connect with ${JSON.stringify(opts)} was accepted`);
+  return refusal(connect({ servers: `127.0.0.1:${b.natsPort}`, reconnect: false, timeout: 3_000, ...opts }));
 }
 
 async function raw(port: number): Promise<RawClient> {

@@ -8,7 +8,7 @@ import { topologies } from "../helpers/broker.js";
 import { createPki, type CertPair, type TestPki } from "../helpers/certs.js";
 import { natsTargets } from "../helpers/nats-server.js";
 import { closedWithin, rawConnect } from "../helpers/raw.js";
-import { take, nextPermissionError, cleanupAfterEach } from "../helpers/wait.js";
+import { take, nextPermissionError, cleanupAfterEach, refusal } from "../helpers/wait.js";
 
 const sc = StringCodec();
 const INFO_LINE = /^INFO (\{.*\}) ?\r\n/;
@@ -60,13 +60,7 @@ async function open(port: number, opts: Partial<ConnectionOptions>): Promise<Nat
 }
 
 async function refused(port: number, opts: Partial<ConnectionOptions>): Promise<{ code?: string; message: string }> {
-  try {
-    const nc = await connect({ servers: `127.0.0.1:${port}`, reconnect: false, timeout: 3_000, ...opts });
-    await nc.close();
-  } catch (err) {
-    return err as { code?: string; message: string };
-  }
-  throw new Error(`connect with ${JSON.stringify(opts)} was accepted`);
+  return refusal(connect({ servers: `127.0.0.1:${port}`, reconnect: false, timeout: 3_000, ...opts }));
 }
 
 /** The INFO a plain TCP client gets before any TLS handshake. */

@@ -23,7 +23,7 @@ import {
   afterInfo, closeWithin, INFO_LINE, infoOf, wsFactory, wsOpen, wsTargets,
   type WsPeer, type WsServer, type WsTarget,
 } from "../helpers/ws-raw.js";
-import { cleanupAfterEach, firstData } from "../helpers/wait.js";
+import { cleanupAfterEach, firstData, refusal } from "../helpers/wait.js";
 
 Object.assign(globalThis, { WebSocket });
 
@@ -42,13 +42,7 @@ async function ws(server: WsServer, opts: WsConnect = {}): Promise<WsConnection>
 }
 
 async function wsRefused(server: WsServer, opts: WsConnect = {}): Promise<{ code?: string; message: string }> {
-  try {
-    const nc = await connectWs({ servers: `ws://127.0.0.1:${server.wsPort}`, reconnect: false, timeout: 3_000, ...opts } as WsOptions);
-    await nc.close();
-  } catch (err) {
-    return err as { code?: string; message: string };
-  }
-  throw new Error(`WebSocket connect with ${JSON.stringify(Object.keys(opts))} was accepted`);
+  return refusal(connectWs({ servers: `ws://127.0.0.1:${server.wsPort}`, reconnect: false, timeout: 3_000, ...opts } as WsOptions));
 }
 
 async function tcp(server: WsServer, opts: Parameters<typeof connectTcp>[0] = {}): Promise<TcpConnection> {
@@ -58,13 +52,7 @@ async function tcp(server: WsServer, opts: Parameters<typeof connectTcp>[0] = {}
 }
 
 async function tcpRefused(server: WsServer, opts: Parameters<typeof connectTcp>[0]): Promise<{ code?: string; message: string }> {
-  try {
-    const nc = await connectTcp({ servers: `127.0.0.1:${server.natsPort}`, reconnect: false, timeout: 3_000, ...opts });
-    await nc.close();
-  } catch (err) {
-    return err as { code?: string; message: string };
-  }
-  throw new Error("TCP connect was accepted");
+  return refusal(connectTcp({ servers: `127.0.0.1:${server.natsPort}`, reconnect: false, timeout: 3_000, ...opts }));
 }
 
 /** A raw WebSocket peer that has its INFO. */

@@ -19,7 +19,7 @@ import {
   afterInfo, closeWithin, httpExchange, INFO_LINE, infoOf, upgradeRequest, wsFactory, wsOpen, wsTargets,
   type WsPeer, type WsServer, type WsTarget,
 } from "../helpers/ws-raw.js";
-import { cleanupAfterEach, take } from "../helpers/wait.js";
+import { cleanupAfterEach, take, refusal } from "../helpers/wait.js";
 
 Object.assign(globalThis, { WebSocket });
 
@@ -68,15 +68,9 @@ async function wss(server: WsServer, tlsOpts: ClientOptions, opts: WsOptions = {
 }
 
 async function wssRefused(server: WsServer, tlsOpts: ClientOptions, opts: WsOptions = {}): Promise<{ code?: string; message: string }> {
-  try {
-    const nc = await connectWs({
+  return refusal(connectWs({
       servers: `wss://127.0.0.1:${server.wsPort}`, reconnect: false, timeout: 3_000, ...opts, ...wsFactory(tlsOpts),
-    } as WsOptions);
-    await nc.close();
-  } catch (err) {
-    return err as { code?: string; message: string };
-  }
-  throw new Error("wss connect was accepted");
+    } as WsOptions));
 }
 
 async function tcp(server: WsServer, opts: Parameters<typeof connectTcp>[0] = {}): Promise<TcpConnection> {
