@@ -121,8 +121,8 @@ export class EdgeServer implements ClientContext {
 
   infoFor(client: NatsClient): Record<string, unknown> {
     const o = this.options;
-    // A WebSocket client is told about the websocket listener, whose TLS is the wss layer's
-    // (nats-server 2.9.19+; nats.ws refuses its `tls` option unless the INFO offers TLS).
+    // A WebSocket client is told about the listener it is on, whose TLS is the wss layer's
+    // (nats-server 2.9.19+; 2.9.10 still sent the TCP listener's host, port and TLS).
     const ws = client.connectionType === "WEBSOCKET" ? this.options.websocket : undefined;
     const info: Record<string, unknown> = {
       server_id: this.serverId,
