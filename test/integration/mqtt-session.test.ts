@@ -271,6 +271,7 @@ describe("a crash right after the acks (SIGKILL of the real process, LevelDB sto
       `mqtt { host: 127.0.0.1, port: -1, store_dir: "${path.join(dir, "store")}" }\n`);
     const startProcess = async () => {
       const { proc } = await startBrokerProcess(["-c", config]);
+      c.push(() => proc.kill());
       const port = Number((await proc.waitForLine(/listening for MQTT clients on tcp:\/\/\S+:(\d+)$/))[1]);
       return { proc, port, url: `mqtt://127.0.0.1:${port}` };
     };
