@@ -229,9 +229,11 @@ export class MqttConnection implements SessionClient, ConnectionView {
    */
   private ackWhenStored(ack: Packet, writes: Promise<unknown>[] | undefined): void {
     if (!writes && !this.acks) return this.send(ack);
-    const stored = writes && Promise.allSettled(writes);
-    const chain: Promise<void> = Promise.all([this.acks, stored]).then(() => {
-      this.send(ack);
+    const chain: Promise<void> = Promise.all([this.acks, writes && Promise.all(writes)]).then(
+      () => this.send(ack),
+      // Not stored, so no ack: the client sends the message again when it reconnects.
+      () => this.close("Server Shutdown"),
+    ).finally(() => {
       if (this.acks === chain) this.acks = undefined;
     });
     this.acks = chain;
