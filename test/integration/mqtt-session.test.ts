@@ -316,9 +316,9 @@ async function writeConfig(dir: string, text: string): Promise<string> {
 }
 
 describe("the publisher's ack waits for the store", () => {
-  // Redis stops executing writes (CLIENT PAUSE WRITE) while the broker routes a QoS 1 message
-  // to an offline persistent session: the PUBACK must not come before the queued copy is stored.
-  it("no PUBACK while the store cannot write; it comes once the write is done", async () => {
+  /** An edge on a real redis-server's store, with a persistent QoS 1 subscriber of acks/q away,
+   *  and a second Redis connection to make the store stall or refuse writes. */
+  async function redisBroker(): Promise<{ port: number; url: string; control: Redis }> {
     const redis = await startRedis();
     c.push(() => redis.stop());
     const store = await openRedisStore(redis.url);
@@ -328,15 +328,26 @@ describe("the publisher's ack waits for the store", () => {
     c.push(() => store.close());
     c.push(() => edge.shutdown());
     await edge.listen();
-    const brokerUrl = `mqtt://127.0.0.1:${edge.mqtt!.port}`;
-
-    const away = await connectMqtt(c, brokerUrl, { clientId: "acks-sub", clean: false });
+    const port = edge.mqtt!.port, url = `mqtt://127.0.0.1:${port}`;
+    const away = await connectMqtt(c, url, { clientId: "acks-sub", clean: false });
     await away.subscribeAsync("acks/q", { qos: 1 });
     await away.endAsync();
-
-    const pub = await connectMqtt(c, brokerUrl, { clientId: "acks-pub" });
     const control = new Redis(redis.port, "127.0.0.1");
     c.push(() => control.quit());
+    return { port, url, control };
+  }
+
+  async function backSubscriber(port: number): Promise<RawMqtt> {
+    const { c: back } = await RawMqtt.open(port, { clientId: "acks-sub", clean: false });
+    c.push(() => back.close());
+    return back;
+  }
+
+  // Redis stops executing writes (CLIENT PAUSE WRITE) while the broker routes a QoS 1 message
+  // to an offline persistent session: the PUBACK must not come before the queued copy is stored.
+  it("no PUBACK while the store cannot write; it comes once the write is done", async () => {
+    const { port, url, control } = await redisBroker();
+    const pub = await connectMqtt(c, url, { clientId: "acks-pub" });
     await control.call("CLIENT", "PAUSE", "10000", "WRITE");
     c.push(() => control.call("CLIENT", "UNPAUSE"));
     const ack = pub.publishAsync("acks/q", "stored first", { qos: 1 }).then(() => "acked");
@@ -345,9 +356,26 @@ describe("the publisher's ack waits for the store", () => {
     expect(early, "PUBACK before the queued copy was stored").toBe("waiting");
     await control.call("CLIENT", "UNPAUSE");
     expect(await ack).toBe("acked");
+    expect(text((await (await backSubscriber(port)).next("publish")).payload)).toBe("stored first");
+  });
 
-    const { c: back } = await RawMqtt.open(edge.mqtt!.port, { clientId: "acks-sub", clean: false });
-    c.push(() => back.close());
-    expect(text((await back.next("publish")).payload)).toBe("stored first");
+  // Redis refuses writes over maxmemory (noeviction): the queued copy cannot be stored.
+  it("a message the store refuses gets no PUBACK: the connection closes, and the resend is stored and acked", async () => {
+    const { port, control } = await redisBroker();
+    const { c: pub } = await RawMqtt.open(port, { clientId: "acks-pub" });
+    c.push(() => pub.close());
+    await control.call("CONFIG", "SET", "maxmemory-policy", "noeviction");
+    await control.call("CONFIG", "SET", "maxmemory", "1");
+    c.push(() => control.call("CONFIG", "SET", "maxmemory", "0"));
+    pub.send({ cmd: "publish", topic: "acks/q", payload: Buffer.from("kept"), qos: 1, messageId: 7, retain: false, dup: false });
+    await pub.closedWithin(5_000);
+    expect(pub.packets.filter((p) => p.cmd === "puback")).toEqual([]);
+
+    await control.call("CONFIG", "SET", "maxmemory", "0");
+    const { c: again } = await RawMqtt.open(port, { clientId: "acks-pub" });
+    c.push(() => again.close());
+    again.send({ cmd: "publish", topic: "acks/q", payload: Buffer.from("kept"), qos: 1, messageId: 7, retain: false, dup: true });
+    expect((await again.next("puback")).messageId).toBe(7);
+    expect(text((await (await backSubscriber(port)).next("publish")).payload)).toBe("kept");
   });
 });
