@@ -75,6 +75,27 @@ async function signed(dir: string, name: string, subject: string, ca: CertPair, 
   return pair;
 }
 
+/** The client certificates the TLS tests share. */
+export interface AcmeClients {
+  /** subject CN=alice,OU=eng,O=Acme */
+  alice: CertPair;
+  /** SAN e-mail bob@acme.example */
+  bob: CertPair;
+  /** maps to no user */
+  nobody: CertPair;
+  /** alice's subject, signed by a CA the server does not trust */
+  rogue: CertPair;
+}
+
+export async function acmeClients(pki: TestPki): Promise<AcmeClients> {
+  return {
+    alice: await pki.client("alice", { subject: "/O=Acme/OU=eng/CN=alice" }),
+    bob: await pki.client("bob", { subject: "/O=Acme/CN=bob", emails: ["bob@acme.example"] }),
+    nobody: await pki.client("nobody", { subject: "/O=Acme/CN=nobody", emails: ["nobody@acme.example"] }),
+    rogue: await pki.client("rogue", { subject: "/O=Acme/OU=eng/CN=alice", ca: await pki.otherCa("rogue-ca") }),
+  };
+}
+
 export async function createPki(): Promise<TestPki> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "meshbroker-pki-"));
   try {

@@ -13,6 +13,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { expect } from "vitest";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import mqttPacket, { type Packet } from "mqtt-packet";
 import { startBroker, type TestBroker, type Topology } from "./broker.js";
@@ -178,6 +179,15 @@ export class RawMqtt {
     c.send({ cmd: "connect", protocolId: "MQTT", protocolVersion: 4, clean: true, clientId: "", keepalive: 0, ...connect } as Packet);
     const connack = (await c.next("connack")) as mqttPacket.IConnackPacket;
     return { c, connack };
+  }
+
+  /** open() for a CONNECT that must be accepted; the client is closed by the cleanups. */
+  static async accepted(cleanups: Cleanups, port: number, connect: Partial<mqttPacket.IConnectPacket> = {}):
+      Promise<{ c: RawMqtt; sessionPresent: boolean }> {
+    const { c, connack } = await RawMqtt.open(port, connect);
+    cleanups.push(() => c.close());
+    expect(connack.returnCode, "CONNACK return code").toBe(0);
+    return { c, sessionPresent: !!connack.sessionPresent };
   }
 
   get closedNow(): boolean {

@@ -7,6 +7,7 @@
 //   `websocket {}` block, so a test can run against both and compare.
 // Everything is event-driven: nothing here sleeps.
 import type { IncomingMessage } from "node:http";
+import { afterAll, beforeAll } from "vitest";
 import net from "node:net";
 import tls from "node:tls";
 import WebSocket, { type ClientOptions } from "ws";
@@ -291,6 +292,19 @@ export interface WsTarget {
   name: string;
   reference: boolean;
   start(opts: WsStartOptions): Promise<WsServer>;
+}
+
+/** One server for the describe block it is called in: started in beforeAll, stopped in afterAll.
+ *  The config is read when the block starts (it may name files made by an earlier beforeAll). */
+export function serverFor(target: WsTarget, ws: () => string, config: () => string = () => ""): () => WsServer {
+  let server: WsServer | undefined;
+  beforeAll(async () => {
+    server = await target.start({ ws: ws(), config: config() });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  return () => server!;
 }
 
 /** meshbroker in each topology, then the reference nats-server 2.9.10 (unless `reference` is false). */

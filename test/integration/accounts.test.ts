@@ -5,13 +5,14 @@
 // expectations are the reference's, not guesses.
 import { describe, expect, it } from "vitest";
 import {
-  connect, credsAuthenticator, StringCodec,
+  credsAuthenticator, StringCodec,
   type ConnectionOptions, type NatsConnection,
 } from "nats";
 import { topologies } from "../helpers/broker.js";
 import { newAccount, newOperator, newUser, operatorConfig } from "../helpers/creds.js";
 import { natsTargets } from "../helpers/nats-server.js";
 import { take, cleanupAfterEach } from "../helpers/wait.js";
+import { natsClient } from "../helpers/clients.js";
 
 const sc = StringCodec();
 
@@ -55,9 +56,7 @@ const CONFIG = `accounts {
 }`;
 
 async function open(port: number, opts: Partial<ConnectionOptions>): Promise<NatsConnection> {
-  const nc = await connect({ servers: `127.0.0.1:${port}`, reconnect: false, timeout: 3_000, ...opts });
-  cleanups.push(() => nc.close());
-  return nc;
+  return natsClient(cleanups, port, opts);
 }
 
 /** The next `n` messages of a subscription as "subject:payload". */

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFile } from "node:fs/promises";
 import {
-  connect, credsAuthenticator, jwtAuthenticator, StringCodec,
+  credsAuthenticator, jwtAuthenticator, StringCodec,
   type ConnectionOptions, type NatsConnection,
 } from "nats";
 import { startBroker, topologies, type TestBroker, type Topology } from "../helpers/broker.js";
@@ -15,7 +15,8 @@ import {
 } from "../helpers/creds.js";
 import { startNatsServer } from "../helpers/nats-server.js";
 import { rawConnect, type RawClient } from "../helpers/raw.js";
-import { nextPermissionError, cleanupAfterEach, firstData, refusal } from "../helpers/wait.js";
+import { nextPermissionError, cleanupAfterEach, firstData } from "../helpers/wait.js";
+import { natsClient, natsRefusal } from "../helpers/clients.js";
 
 const sc = StringCodec();
 const INFO_LINE = /^INFO \{.*\} ?\r\n/;
@@ -64,13 +65,11 @@ async function broker(topology: Topology): Promise<TestBroker> {
 }
 
 async function client(b: TestBroker, opts: Partial<ConnectionOptions>): Promise<NatsConnection> {
-  const nc = await connect({ servers: `127.0.0.1:${b.natsPort}`, reconnect: false, timeout: 3_000, ...opts });
-  cleanups.push(() => nc.close());
-  return nc;
+  return natsClient(cleanups, b.natsPort, opts);
 }
 
 async function refused(b: TestBroker, opts: Partial<ConnectionOptions>): Promise<{ code?: string; message: string }> {
-  return refusal(connect({ servers: `127.0.0.1:${b.natsPort}`, reconnect: false, timeout: 3_000, ...opts }));
+  return natsRefusal(b.natsPort, opts);
 }
 
 async function credsOf(name: string, user: TestUser): Promise<Uint8Array> {

@@ -8,12 +8,13 @@ import os from "node:os";
 import path from "node:path";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from "jose";
 import {
-  connect, jwtAuthenticator, StringCodec,
+  jwtAuthenticator, StringCodec,
   type ConnectionOptions, type NatsConnection,
 } from "nats";
 import { startBroker, topologies, type TestBroker, type Topology } from "../helpers/broker.js";
 import { closedWithin, rawConnect, type RawClient } from "../helpers/raw.js";
-import { take, nextPermissionError, cleanupAfterEach, refusal } from "../helpers/wait.js";
+import { take, nextPermissionError, cleanupAfterEach } from "../helpers/wait.js";
+import { natsClient, natsRefusal } from "../helpers/clients.js";
 
 const sc = StringCodec();
 const INFO_LINE = /^INFO \{.*\} ?\r\n/;
@@ -74,13 +75,11 @@ async function broker(topology: Topology): Promise<TestBroker> {
 }
 
 async function client(b: TestBroker, opts: Partial<ConnectionOptions>): Promise<NatsConnection> {
-  const nc = await connect({ servers: `127.0.0.1:${b.natsPort}`, reconnect: false, timeout: 3_000, ...opts });
-  cleanups.push(() => nc.close());
-  return nc;
+  return natsClient(cleanups, b.natsPort, opts);
 }
 
 async function refused(b: TestBroker, opts: Partial<ConnectionOptions>): Promise<{ code?: string }> {
-  return refusal(connect({ servers: `127.0.0.1:${b.natsPort}`, reconnect: false, timeout: 3_000, ...opts }));
+  return natsRefusal(b.natsPort, opts);
 }
 
 

@@ -3,10 +3,11 @@
 // given (subscribe deny), the exact -ERR texts of nats-server 2.9, and that a violation leaves
 // the connection open.
 import { describe, expect, it } from "vitest";
-import { connect, Events, StringCodec, type ConnectionOptions, type Msg, type NatsConnection, type Subscription } from "nats";
+import { Events, StringCodec, type ConnectionOptions, type Msg, type NatsConnection, type Subscription } from "nats";
 import { startBroker, topologies, type TestBroker, type Topology } from "../helpers/broker.js";
 import { rawConnect, type RawClient } from "../helpers/raw.js";
 import { cleanupAfterEach } from "../helpers/wait.js";
+import { natsClient } from "../helpers/clients.js";
 
 const sc = StringCodec();
 const INFO_LINE = /^INFO \{.*\} ?\r\n/;
@@ -31,9 +32,7 @@ async function broker(topology: Topology): Promise<TestBroker> {
 }
 
 async function client(b: TestBroker, user: string, opts: Partial<ConnectionOptions> = {}): Promise<NatsConnection> {
-  const nc = await connect({ servers: `127.0.0.1:${b.natsPort}`, reconnect: false, user, pass: "pw", ...opts });
-  cleanups.push(() => nc.close());
-  return nc;
+  return natsClient(cleanups, b.natsPort, { user, pass: "pw", ...opts });
 }
 
 async function raw(b: TestBroker, user: string): Promise<RawClient> {

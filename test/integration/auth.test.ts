@@ -6,12 +6,13 @@ import { describe, expect, it } from "vitest";
 import { hashSync } from "bcryptjs";
 import { createUser } from "@nats-io/nkeys";
 import {
-  connect, nkeyAuthenticator, StringCodec,
+  nkeyAuthenticator, StringCodec,
   type ConnectionOptions, type NatsConnection,
 } from "nats";
 import { startBroker, topologies, type TestBroker, type Topology } from "../helpers/broker.js";
 import { closedWithin, rawConnect, type RawClient } from "../helpers/raw.js";
-import { nextPermissionError, cleanupAfterEach, firstData, refusal } from "../helpers/wait.js";
+import { nextPermissionError, cleanupAfterEach, firstData } from "../helpers/wait.js";
+import { natsClient, natsRefusal } from "../helpers/clients.js";
 
 const sc = StringCodec();
 const INFO_LINE = /^INFO \{.*\} ?\r\n/;
@@ -26,14 +27,12 @@ async function broker(topology: Topology, config: string, extra: { monitoring?: 
 }
 
 async function client(b: TestBroker, opts: Partial<ConnectionOptions> = {}): Promise<NatsConnection> {
-  const nc = await connect({ servers: `127.0.0.1:${b.natsPort}`, reconnect: false, timeout: 3_000, ...opts });
-  cleanups.push(() => nc.close());
-  return nc;
+  return natsClient(cleanups, b.natsPort, opts);
 }
 
 /** A connect that must be refused: resolves with the error nats.js rejected with. */
 async function refused(b: TestBroker, opts: Partial<ConnectionOptions>): Promise<{ code?: string; message: string }> {
-  return refusal(connect({ servers: `127.0.0.1:${b.natsPort}`, reconnect: false, timeout: 3_000, ...opts }));
+  return natsRefusal(b.natsPort, opts);
 }
 
 async function raw(port: number): Promise<RawClient> {

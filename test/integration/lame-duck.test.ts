@@ -8,13 +8,14 @@ import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { connect, Events, type NatsConnection } from "nats";
+import { Events, type NatsConnection } from "nats";
 import mqtt from "mqtt";
 import { rawConnect, type RawClient } from "../helpers/raw.js";
 import { wsOpen } from "../helpers/ws-raw.js";
 import { assertBuilt, isListening, startBrokerProcess, stopAllBrokers } from "../helpers/process.js";
 import { startNatsServer } from "../helpers/nats-server.js";
 import { cleanupAfterEach, withTimeout } from "../helpers/wait.js";
+import { natsClient } from "../helpers/clients.js";
 
 const cleanups = cleanupAfterEach();
 let dir: string;
@@ -35,8 +36,7 @@ async function conf(name: string, text: string): Promise<string> {
 }
 
 async function nats(port: number): Promise<NatsConnection> {
-  const nc = await connect({ port, reconnect: false });
-  cleanups.push(() => nc.close());
+  const nc = await natsClient(cleanups, port);
   await nc.flush(); // PING/PONG done: the client now takes async INFO
   return nc;
 }

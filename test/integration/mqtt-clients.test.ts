@@ -12,7 +12,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser, Page } from "playwright-core";
-import { connect as natsConnect, type NatsConnection } from "nats";
+import type { NatsConnection } from "nats";
 import { topologies } from "../helpers/broker.js";
 import { launchBrowser } from "../helpers/browser.js";
 import {
@@ -23,15 +23,14 @@ import {
 import { cleanupAfterEach } from "../helpers/wait.js";
 import { createPki } from "../helpers/certs.js";
 import { httpExchange, upgradeRequest } from "../helpers/ws-raw.js";
+import { natsClient } from "../helpers/clients.js";
 
 const c = cleanupAfterEach();
 
 const start = (target: MqttTarget, opts?: MqttServerOptions) => startTarget(c, target, opts);
 
 async function nats(s: MqttServer): Promise<NatsConnection> {
-  const nc = await natsConnect({ servers: `127.0.0.1:${s.natsPort}`, reconnect: false });
-  c.push(() => nc.close());
-  return nc;
+  return natsClient(c, s.natsPort);
 }
 
 const tcpUrl = (s: MqttServer) => `mqtt://127.0.0.1:${s.mqttPort}`;

@@ -9,7 +9,7 @@
 // meshbroker's: nats-server 2.9 closes the connection on a QoS 2 PUBLISH. The $-topic rule
 // [MQTT-4.7.2-1], which nats-server 2.9 does not follow, is checked on meshbroker only.
 import { describe, expect, it } from "vitest";
-import { connect as natsConnect, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from "nats";
+import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from "nats";
 import { topologies } from "../helpers/broker.js";
 import {
   collect, connectMqtt, mqttTargets, noMessage, RawMqtt, startMqttBroker, suback,
@@ -17,18 +17,15 @@ import {
   startTarget, mqttUrl,
 } from "../helpers/mqtt.js";
 import { cleanupAfterEach } from "../helpers/wait.js";
+import { natsClient } from "../helpers/clients.js";
 
 const c = cleanupAfterEach();
 
 const start = (target: MqttTarget, opts?: MqttServerOptions) => startTarget(c, target, opts);
 
-const url = mqttUrl;
 
 async function rawClient(s: MqttServer, clientId: string, extra: Parameters<typeof RawMqtt.open>[1] = {}): Promise<RawMqtt> {
-  const { c: r, connack } = await RawMqtt.open(s.mqttPort, { clientId, ...extra });
-  c.push(() => r.close());
-  expect(connack.returnCode).toBe(0);
-  return r;
+  return (await RawMqtt.accepted(c, s.mqttPort, { clientId, ...extra })).c;
 }
 
 async function rawSubscribe(r: RawMqtt, topic: string, qos: 0 | 1 | 2, messageId = 1): Promise<number[]> {
@@ -39,9 +36,7 @@ async function rawSubscribe(r: RawMqtt, topic: string, qos: 0 | 1 | 2, messageId
 }
 
 async function nats(s: MqttServer, opts: { user?: string; pass?: string } = {}): Promise<NatsConnection> {
-  const nc = await natsConnect({ servers: `127.0.0.1:${s.natsPort}`, reconnect: false, ...opts });
-  c.push(() => nc.close());
-  return nc;
+  return natsClient(c, s.natsPort, opts);
 }
 
 /** A nats.js subscription whose messages are queued; `next` takes them in order. */
@@ -119,9 +114,9 @@ describe.each(mqttTargets(topologies))("SUBSCRIBE on $name", (target) => {
 
   it("UNSUBSCRIBE: UNSUBACK with the packet id, and delivery stops", async () => {
     const s = await start(target);
-    const sub = await connectMqtt(c, url(s), { clientId: "unsub-sub" });
+    const sub = await connectMqtt(c, mqttUrl(s), { clientId: "unsub-sub" });
     const inbox = collect(sub);
-    const pub = await connectMqtt(c, url(s), { clientId: "unsub-pub" });
+    const pub = await connectMqtt(c, mqttUrl(s), { clientId: "unsub-pub" });
     await sub.subscribeAsync("u/x", { qos: 1 });
     await pub.publishAsync("u/x", "before", { qos: 1 });
     expect((await inbox.next()).payload).toBe("before");
@@ -145,7 +140,7 @@ describe.each(mqttTargets(topologies))("subscription semantics on $name", (targe
     const r = await rawClient(s, "resub");
     expect(await rawSubscribe(r, "rs/a", 0, 1)).toEqual([0]);
     expect(await rawSubscribe(r, "rs/a", 1, 2)).toEqual([1]);
-    const pub = await connectMqtt(c, url(s), { clientId: "resub-pub" });
+    const pub = await connectMqtt(c, mqttUrl(s), { clientId: "resub-pub" });
     await pub.publishAsync("rs/a", "once", { qos: 1 });
     const p = await r.next("publish");
     expect([text(p.payload), p.qos]).toEqual(["once", 1]);
@@ -161,13 +156,13 @@ describe.each(topologies)("MQTT 3.1.1 $-topic rule on meshbroker (%s)", (topolog
 
   it("wildcards at the first level do not match topics starting with $ [MQTT-4.7.2-1]; $x/# does", async () => {
     const s = await start(target);
-    const wild = await connectMqtt(c, url(s), { clientId: "dollar-wild" });
+    const wild = await connectMqtt(c, mqttUrl(s), { clientId: "dollar-wild" });
     const wildInbox = collect(wild);
     await wild.subscribeAsync({ "#": { qos: 0 }, "+/x": { qos: 0 } });
-    const exact = await connectMqtt(c, url(s), { clientId: "dollar-exact" });
+    const exact = await connectMqtt(c, mqttUrl(s), { clientId: "dollar-exact" });
     const exactInbox = collect(exact);
     await exact.subscribeAsync("$app/#", { qos: 0 });
-    const pub = await connectMqtt(c, url(s), { clientId: "dollar-pub" });
+    const pub = await connectMqtt(c, mqttUrl(s), { clientId: "dollar-pub" });
     await pub.publishAsync("$app/x", "dollar", { qos: 1 });
     expect(await exactInbox.next()).toMatchObject({ topic: "$app/x", payload: "dollar" });
     await pub.publishAsync("plain/x", "plain", { qos: 1 });
@@ -191,11 +186,11 @@ describe.each(mqttTargets(topologies))("permissions on $name", (target) => {
 
   it("subscribe deny: a sec/+ subscriber is granted, and live messages of the denied sec/secret do not reach it", async () => {
     const s = await start(target, { config: PERM_USERS });
-    const admin = await connectMqtt(c, url(s), { clientId: "deny-admin", username: "admin", password: "admin" });
+    const admin = await connectMqtt(c, mqttUrl(s), { clientId: "deny-admin", username: "admin", password: "admin" });
     // (A retained sec/secret would be sent on subscribe by nats-server 2.9 and meshbroker alike:
     // neither checks the deny list for retained messages.)
     await admin.publishAsync("sec/open", "retained-open", { qos: 1, retain: true });
-    const limited = await connectMqtt(c, url(s), { clientId: "deny-limited", username: "nosecret", password: "nosecret" });
+    const limited = await connectMqtt(c, mqttUrl(s), { clientId: "deny-limited", username: "nosecret", password: "nosecret" });
     const inbox = collect(limited);
     expect(await suback(limited, { "sec/+": { qos: 0 } })).toEqual([0]);
     await admin.publishAsync("sec/secret", "live-secret", { qos: 1 });
@@ -208,11 +203,11 @@ describe.each(mqttTargets(topologies))("permissions on $name", (target) => {
   it("foo/# needs subscribe permission on foo as well: allow [\"sec.>\"] refuses sec/# (0x80)", async () => {
     // nats-server subscribes the parent level ("sec", sid suffix " fwc") under the same permissions.
     const s = await start(target, { config: PERM_USERS });
-    const limited = await connectMqtt(c, url(s), { clientId: "fwc-perm", username: "nosecret", password: "nosecret" });
+    const limited = await connectMqtt(c, mqttUrl(s), { clientId: "fwc-perm", username: "nosecret", password: "nosecret" });
     const inbox = collect(limited);
     expect.soft(await suback(limited, { "sec/#": { qos: 0 }, "sec/+/#": { qos: 0 } })).toEqual([0x80, 0]);
     // Whatever the SUBACK said: nothing on "sec" itself may reach this user.
-    const admin = await connectMqtt(c, url(s), { clientId: "fwc-admin", username: "admin", password: "admin" });
+    const admin = await connectMqtt(c, mqttUrl(s), { clientId: "fwc-admin", username: "admin", password: "admin" });
     await admin.publishAsync("sec", "parent-level", { qos: 1 });
     await noMessage(inbox, 250);
   });
@@ -226,13 +221,13 @@ describe.each(mqttTargets(topologies))("permissions on $name", (target) => {
 
   it("publish without permission: dropped (no MQTT or NATS subscriber gets it), the client stays connected", async () => {
     const s = await start(target, { config: PERM_USERS });
-    const admin = await connectMqtt(c, url(s), { clientId: "perm-admin", username: "admin", password: "admin" });
+    const admin = await connectMqtt(c, mqttUrl(s), { clientId: "perm-admin", username: "admin", password: "admin" });
     const inbox = collect(admin);
     await admin.subscribeAsync({ "no/#": { qos: 1 }, "ok/#": { qos: 1 } });
     const nc = await nats(s, { user: "admin", pass: "admin" });
     const nin = natsInbox(nc, "no.>");
     await nc.flush();
-    const pub = await connectMqtt(c, url(s), { clientId: "perm-pub", username: "pub", password: "pub" });
+    const pub = await connectMqtt(c, mqttUrl(s), { clientId: "perm-pub", username: "pub", password: "pub" });
     pub.publish("no/x", "q0", { qos: 0 });
     await pub.publishAsync("no/y", "q1", { qos: 1 }); // PUBACK comes all the same
     await pub.publishAsync("ok/z", "allowed", { qos: 1 });
@@ -247,10 +242,10 @@ describe.each(mqttTargets(topologies))("permissions on $name", (target) => {
 describe.each(mqttTargets(topologies))("PUBLISH on $name", (target) => {
   it("QoS 0: delivered at QoS 0", async () => {
     const s = await start(target);
-    const sub = await connectMqtt(c, url(s), { clientId: "q0-sub" });
+    const sub = await connectMqtt(c, mqttUrl(s), { clientId: "q0-sub" });
     const inbox = collect(sub);
     await sub.subscribeAsync("q/0", { qos: 1 });
-    const pub = await connectMqtt(c, url(s), { clientId: "q0-pub" });
+    const pub = await connectMqtt(c, mqttUrl(s), { clientId: "q0-pub" });
     pub.publish("q/0", "zero", { qos: 0 });
     const m = await inbox.next();
     expect([m.topic, m.payload, m.packet.qos, m.packet.retain]).toEqual(["q/0", "zero", 0, false]);
@@ -258,10 +253,10 @@ describe.each(mqttTargets(topologies))("PUBLISH on $name", (target) => {
 
   it("QoS 1: PUBACK with the publisher's packet id; delivered at min(QoS, granted)", async () => {
     const s = await start(target);
-    const sub1 = await connectMqtt(c, url(s), { clientId: "q1-sub1" });
+    const sub1 = await connectMqtt(c, mqttUrl(s), { clientId: "q1-sub1" });
     const in1 = collect(sub1);
     await sub1.subscribeAsync("q/1", { qos: 1 });
-    const sub0 = await connectMqtt(c, url(s), { clientId: "q1-sub0" });
+    const sub0 = await connectMqtt(c, mqttUrl(s), { clientId: "q1-sub0" });
     const in0 = collect(sub0);
     await sub0.subscribeAsync("q/1", { qos: 0 });
     const r = await rawClient(s, "q1-pub");
@@ -277,7 +272,7 @@ describe.each(mqttTargets(topologies))("PUBLISH on $name", (target) => {
     const s = await start(target, { mqtt: `ack_wait: "500ms"` });
     const r = await rawClient(s, "no-acker");
     await rawSubscribe(r, "rd/x", 1);
-    const pub = await connectMqtt(c, url(s), { clientId: "rd-pub" });
+    const pub = await connectMqtt(c, mqttUrl(s), { clientId: "rd-pub" });
     await pub.publishAsync("rd/x", "again", { qos: 1 });
     const first = await r.next("publish");
     expect([first.topic, text(first.payload), first.qos, first.dup]).toEqual(["rd/x", "again", 1, false]);
@@ -294,7 +289,7 @@ describe.each(mqttTargets(topologies))("PUBLISH on $name", (target) => {
     const s = await start(target, { mqtt: "max_ack_pending: 2" });
     const r = await rawClient(s, "window");
     await rawSubscribe(r, "w/x", 1);
-    const pub = await connectMqtt(c, url(s), { clientId: "w-pub" });
+    const pub = await connectMqtt(c, mqttUrl(s), { clientId: "w-pub" });
     for (let i = 1; i <= 5; i++) await pub.publishAsync("w/x", `m${i}`, { qos: 1 });
     const a = await r.next("publish");
     const b = await r.next("publish");
@@ -326,7 +321,7 @@ describe.each(mqttTargets(topologies))("MQTT ↔ NATS mapping on $name", (target
     const nc = await nats(s);
     const sub = natsInbox(nc, "a.b");
     await nc.flush();
-    const pub = await connectMqtt(c, url(s), { clientId: "map-pub" });
+    const pub = await connectMqtt(c, mqttUrl(s), { clientId: "map-pub" });
     await pub.publishAsync("a/b", "from-mqtt-1", { qos: 1 });
     const m1 = await sub.next();
     expect([m1.subject, text(m1.data), m1.headers?.get("Nmqtt-Pub")]).toEqual(["a.b", "from-mqtt-1", "1"]);
@@ -337,7 +332,7 @@ describe.each(mqttTargets(topologies))("MQTT ↔ NATS mapping on $name", (target
 
   it("NATS a.b reaches the MQTT subscriber of a/b at QoS 0, even on a QoS 1 subscription; headers are not payload", async () => {
     const s = await start(target);
-    const sub = await connectMqtt(c, url(s), { clientId: "map-sub" });
+    const sub = await connectMqtt(c, mqttUrl(s), { clientId: "map-sub" });
     const inbox = collect(sub);
     await sub.subscribeAsync({ "a/b": { qos: 1 }, "h/+": { qos: 0 } });
     const nc = await nats(s);
@@ -353,13 +348,13 @@ describe.each(mqttTargets(topologies))("MQTT ↔ NATS mapping on $name", (target
 
   it("foo/# also matches foo (MQTT and NATS publishers), and foo/+ does not", async () => {
     const s = await start(target);
-    const sub = await connectMqtt(c, url(s), { clientId: "fwc-sub" });
+    const sub = await connectMqtt(c, mqttUrl(s), { clientId: "fwc-sub" });
     const inbox = collect(sub);
     await sub.subscribeAsync("foo/#", { qos: 0 });
-    const plus = await connectMqtt(c, url(s), { clientId: "fwc-plus" });
+    const plus = await connectMqtt(c, mqttUrl(s), { clientId: "fwc-plus" });
     const plusInbox = collect(plus);
     await plus.subscribeAsync("foo/+", { qos: 0 });
-    const pub = await connectMqtt(c, url(s), { clientId: "fwc-pub" });
+    const pub = await connectMqtt(c, mqttUrl(s), { clientId: "fwc-pub" });
     await pub.publishAsync("foo", "parent-mqtt", { qos: 1 });
     expect(await inbox.next()).toMatchObject({ topic: "foo", payload: "parent-mqtt" });
     const nc = await nats(s);
@@ -377,7 +372,7 @@ describe.each(mqttTargets(topologies))("MQTT ↔ NATS mapping on $name", (target
     const nc = await nats(s);
     const nsub = natsInbox(nc, subject);
     await nc.flush();
-    const client = await connectMqtt(c, url(s), { clientId: "map-row" });
+    const client = await connectMqtt(c, mqttUrl(s), { clientId: "map-row" });
     const inbox = collect(client);
     await client.subscribeAsync(topic, { qos: 0 });
     await client.publishAsync(topic, "mqtt-side", { qos: 1 });
@@ -399,7 +394,7 @@ describe.each(mqttTargets(topologies))("MQTT ↔ NATS mapping on $name", (target
       await r.closedWithin(2_000);
       return;
     }
-    const client = await connectMqtt(c, url(s), { clientId: "dotted" });
+    const client = await connectMqtt(c, mqttUrl(s), { clientId: "dotted" });
     const inbox = collect(client);
     await client.subscribeAsync("foo.bar", { qos: 0 });
     await client.publishAsync("foo.bar", "dot", { qos: 1 });
@@ -420,7 +415,7 @@ describe.each(topologies)("QoS 2 on meshbroker (%s)", (topology) => {
 
   it("PUBLISH QoS 2 → PUBREC, PUBREL → PUBCOMP; a DUP re-send before PUBREL is delivered ONCE", async () => {
     const s = await broker();
-    const sub = await connectMqtt(c, url(s), { clientId: "eo-sub" });
+    const sub = await connectMqtt(c, mqttUrl(s), { clientId: "eo-sub" });
     const inbox = collect(sub);
     await sub.subscribeAsync("eo/x", { qos: 2 });
     const nc = await nats(s);
@@ -444,7 +439,7 @@ describe.each(topologies)("QoS 2 on meshbroker (%s)", (topology) => {
 
   it("after PUBCOMP the same packet id is a new message", async () => {
     const s = await broker();
-    const sub = await connectMqtt(c, url(s), { clientId: "eo2-sub" });
+    const sub = await connectMqtt(c, mqttUrl(s), { clientId: "eo2-sub" });
     const inbox = collect(sub);
     await sub.subscribeAsync("eo/y", { qos: 2 });
     const r = await rawClient(s, "eo2-pub");
@@ -461,7 +456,7 @@ describe.each(topologies)("QoS 2 on meshbroker (%s)", (topology) => {
     const s = await broker();
     const r = await rawClient(s, "eo-out");
     expect(await rawSubscribe(r, "eo/out", 2)).toEqual([2]);
-    const pub = await connectMqtt(c, url(s), { clientId: "eo-out-pub" });
+    const pub = await connectMqtt(c, mqttUrl(s), { clientId: "eo-out-pub" });
     await pub.publishAsync("eo/out", "two", { qos: 2 });
     const p = await r.next("publish");
     expect([p.topic, text(p.payload), p.qos, p.dup]).toEqual(["eo/out", "two", 2, false]);
@@ -470,7 +465,7 @@ describe.each(topologies)("QoS 2 on meshbroker (%s)", (topology) => {
     r.send({ cmd: "pubcomp", messageId: p.messageId });
     await r.none("publish", 200);
     // The same through MQTT.js on both ends.
-    const sub = await connectMqtt(c, url(s), { clientId: "eo-out-sub" });
+    const sub = await connectMqtt(c, mqttUrl(s), { clientId: "eo-out-sub" });
     const inbox = collect(sub);
     await sub.subscribeAsync("eo/js", { qos: 2 });
     await pub.publishAsync("eo/js", "js-two", { qos: 2 });
@@ -480,10 +475,10 @@ describe.each(topologies)("QoS 2 on meshbroker (%s)", (topology) => {
 
   it("a QoS 2 message to a QoS 1 subscription is delivered at QoS 1", async () => {
     const s = await broker();
-    const sub = await connectMqtt(c, url(s), { clientId: "eo-down" });
+    const sub = await connectMqtt(c, mqttUrl(s), { clientId: "eo-down" });
     const inbox = collect(sub);
     await sub.subscribeAsync("eo/down", { qos: 1 });
-    const pub = await connectMqtt(c, url(s), { clientId: "eo-down-pub" });
+    const pub = await connectMqtt(c, mqttUrl(s), { clientId: "eo-down-pub" });
     await pub.publishAsync("eo/down", "downgraded", { qos: 2 });
     const m = await inbox.next();
     expect([m.payload, m.packet.qos]).toEqual(["downgraded", 1]);

@@ -17,17 +17,16 @@ const c = cleanupAfterEach();
 
 const start = (target: MqttTarget, opts?: MqttServerOptions) => startTarget(c, target, opts);
 
-const url = mqttUrl;
 
 describe.each(mqttTargets(topologies))("retained messages on $name", (target) => {
   it("stored per topic (the last one wins), delivered on subscribe with the retain flag", async () => {
     const s = await start(target);
-    const pub = await connectMqtt(c, url(s), { clientId: "ret-pub" });
+    const pub = await connectMqtt(c, mqttUrl(s), { clientId: "ret-pub" });
     await pub.publishAsync("ret/1", "v1", { qos: 1, retain: true });
     await pub.publishAsync("ret/1", "v2", { qos: 1, retain: true });
     await pub.publishAsync("ret/2", "other", { qos: 1, retain: true });
     await pub.publishAsync("ret/3", "not-retained", { qos: 1 });
-    const sub = await connectMqtt(c, url(s), { clientId: "ret-sub" });
+    const sub = await connectMqtt(c, mqttUrl(s), { clientId: "ret-sub" });
     const inbox = collect(sub);
     await sub.subscribeAsync("ret/+", { qos: 1 });
     const got = [await inbox.next(), await inbox.next()].sort((a, b) => a.topic.localeCompare(b.topic));
@@ -40,10 +39,10 @@ describe.each(mqttTargets(topologies))("retained messages on $name", (target) =>
 
   it("a retained PUBLISH reaches current subscribers without the retain flag [MQTT-3.3.1-9]", async () => {
     const s = await start(target);
-    const sub = await connectMqtt(c, url(s), { clientId: "live-sub" });
+    const sub = await connectMqtt(c, mqttUrl(s), { clientId: "live-sub" });
     const inbox = collect(sub);
     await sub.subscribeAsync("live/x", { qos: 1 });
-    const pub = await connectMqtt(c, url(s), { clientId: "live-pub" });
+    const pub = await connectMqtt(c, mqttUrl(s), { clientId: "live-pub" });
     await pub.publishAsync("live/x", "now", { qos: 1, retain: true });
     const m = await inbox.next();
     expect([m.payload, m.packet.retain]).toEqual(["now", false]);
@@ -51,14 +50,14 @@ describe.each(mqttTargets(topologies))("retained messages on $name", (target) =>
 
   it("an empty retained PUBLISH clears it: later subscribers get nothing", async () => {
     const s = await start(target);
-    const pub = await connectMqtt(c, url(s), { clientId: "clr-pub" });
+    const pub = await connectMqtt(c, mqttUrl(s), { clientId: "clr-pub" });
     await pub.publishAsync("clr/x", "keep-me", { qos: 1, retain: true });
-    const before = await connectMqtt(c, url(s), { clientId: "clr-before" });
+    const before = await connectMqtt(c, mqttUrl(s), { clientId: "clr-before" });
     const beforeInbox = collect(before);
     await before.subscribeAsync("clr/x", { qos: 0 });
     expect((await beforeInbox.next()).payload).toBe("keep-me");
     await pub.publishAsync("clr/x", "", { qos: 1, retain: true });
-    const after = await connectMqtt(c, url(s), { clientId: "clr-after" });
+    const after = await connectMqtt(c, mqttUrl(s), { clientId: "clr-after" });
     const inbox = collect(after);
     await after.subscribeAsync("clr/x", { qos: 1 });
     await noMessage(inbox, 250);
@@ -66,9 +65,9 @@ describe.each(mqttTargets(topologies))("retained messages on $name", (target) =>
 
   it("retained messages are sent again when a subscription is repeated [MQTT-3.8.4-3]", async () => {
     const s = await start(target);
-    const pub = await connectMqtt(c, url(s), { clientId: "again-pub" });
+    const pub = await connectMqtt(c, mqttUrl(s), { clientId: "again-pub" });
     await pub.publishAsync("again/x", "twice", { qos: 1, retain: true });
-    const sub = await connectMqtt(c, url(s), { clientId: "again-sub" });
+    const sub = await connectMqtt(c, mqttUrl(s), { clientId: "again-sub" });
     const inbox = collect(sub);
     await sub.subscribeAsync("again/x", { qos: 0 });
     expect((await inbox.next()).payload).toBe("twice");
@@ -79,9 +78,9 @@ describe.each(mqttTargets(topologies))("retained messages on $name", (target) =>
 
   it("a QoS 1 retained message is sent at the subscription's QoS 0, with the retain flag", async () => {
     const s = await start(target);
-    const pub = await connectMqtt(c, url(s), { clientId: "dg-pub" });
+    const pub = await connectMqtt(c, mqttUrl(s), { clientId: "dg-pub" });
     await pub.publishAsync("dg/x", "qos1-retained", { qos: 1, retain: true });
-    const sub0 = await connectMqtt(c, url(s), { clientId: "dg-sub0" });
+    const sub0 = await connectMqtt(c, mqttUrl(s), { clientId: "dg-sub0" });
     const in0 = collect(sub0);
     await sub0.subscribeAsync("dg/x", { qos: 0 });
     const m0 = await in0.next();
@@ -104,13 +103,13 @@ describe.each(topologies)("MQTT 3.1.1 $-topic rule for retained messages on mesh
 
   it("a retained $-topic is not sent for # [MQTT-4.7.2-1], but is for $sys/#", async () => {
     const s = await start(target);
-    const pub = await connectMqtt(c, url(s), { clientId: "rd-pub" });
+    const pub = await connectMqtt(c, mqttUrl(s), { clientId: "rd-pub" });
     await pub.publishAsync("$sys/ret", "dollar-retained", { qos: 1, retain: true });
     await pub.publishAsync("plainret/x", "plain-retained", { qos: 1, retain: true });
-    const all = await connectMqtt(c, url(s), { clientId: "rd-all" });
+    const all = await connectMqtt(c, mqttUrl(s), { clientId: "rd-all" });
     const inbox = collect(all);
     await all.subscribeAsync("#", { qos: 0 });
-    const dollar = await connectMqtt(c, url(s), { clientId: "rd-dollar" });
+    const dollar = await connectMqtt(c, mqttUrl(s), { clientId: "rd-dollar" });
     const dollarInbox = collect(dollar);
     await dollar.subscribeAsync("$sys/#", { qos: 0 });
     expect(await dollarInbox.next()).toMatchObject({ topic: "$sys/ret", payload: "dollar-retained" });
@@ -123,14 +122,14 @@ describe.each(topologies)("MQTT 3.1.1 $-topic rule for retained messages on mesh
 describe.each(mqttTargets(topologies))("wills on $name", (target) => {
   it("published when the connection drops without DISCONNECT (socket destroyed), to MQTT and NATS subscribers", async () => {
     const s = await start(target);
-    const watcher = await connectMqtt(c, url(s), { clientId: "will-watch" });
+    const watcher = await connectMqtt(c, mqttUrl(s), { clientId: "will-watch" });
     const inbox = collect(watcher);
     await watcher.subscribeAsync("will/+", { qos: 1 });
     const nc = await natsConnect({ servers: `127.0.0.1:${s.natsPort}`, reconnect: false });
     c.push(() => nc.close());
     const nsub = nc.subscribe("will.*", { max: 1 });
     await nc.flush();
-    const dying = await connectMqtt(c, url(s), {
+    const dying = await connectMqtt(c, mqttUrl(s), {
       clientId: "will-dying",
       will: { topic: "will/dying", payload: Buffer.from("gone"), qos: 1, retain: false },
     });
@@ -142,10 +141,10 @@ describe.each(mqttTargets(topologies))("wills on $name", (target) => {
 
   it("not published after DISCONNECT (client.end())", async () => {
     const s = await start(target);
-    const watcher = await connectMqtt(c, url(s), { clientId: "nowill-watch" });
+    const watcher = await connectMqtt(c, mqttUrl(s), { clientId: "nowill-watch" });
     const inbox = collect(watcher);
     await watcher.subscribeAsync("will/#", { qos: 1 });
-    const polite = await connectMqtt(c, url(s), {
+    const polite = await connectMqtt(c, mqttUrl(s), {
       clientId: "nowill-polite",
       will: { topic: "will/polite", payload: Buffer.from("should-not-see"), qos: 1, retain: false },
     });
@@ -155,7 +154,7 @@ describe.each(mqttTargets(topologies))("wills on $name", (target) => {
 
   it("published when the server closes the connection for a protocol violation", async () => {
     const s = await start(target);
-    const watcher = await connectMqtt(c, url(s), { clientId: "pv-watch" });
+    const watcher = await connectMqtt(c, mqttUrl(s), { clientId: "pv-watch" });
     const inbox = collect(watcher);
     await watcher.subscribeAsync("will/pv", { qos: 0 });
     const { c: r } = await RawMqtt.open(s.mqttPort, {
@@ -169,18 +168,18 @@ describe.each(mqttTargets(topologies))("wills on $name", (target) => {
 
   it("a retained will is kept: a later subscriber gets it with the retain flag", async () => {
     const s = await start(target);
-    const dying = await connectMqtt(c, url(s), {
+    const dying = await connectMqtt(c, mqttUrl(s), {
       clientId: "rwill-dying",
       will: { topic: "rwill/status", payload: Buffer.from("offline"), qos: 1, retain: true },
     });
     // A first subscriber proves the will went out before the later one subscribes.
-    const first = await connectMqtt(c, url(s), { clientId: "rwill-first" });
+    const first = await connectMqtt(c, mqttUrl(s), { clientId: "rwill-first" });
     const firstInbox = collect(first);
     await first.subscribeAsync("rwill/status", { qos: 1 });
     dying.stream.destroy();
     await closeOf(dying);
     expect((await firstInbox.next()).payload).toBe("offline");
-    const later = await connectMqtt(c, url(s), { clientId: "rwill-later" });
+    const later = await connectMqtt(c, mqttUrl(s), { clientId: "rwill-later" });
     const inbox = collect(later);
     await later.subscribeAsync("rwill/#", { qos: 1 });
     const m = await inbox.next();

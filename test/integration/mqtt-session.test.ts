@@ -29,24 +29,21 @@ const c = cleanupAfterEach();
 
 const start = (target: MqttTarget, opts?: MqttServerOptions) => startTarget(c, target, opts);
 
-const url = mqttUrl;
 const text = (b: Buffer | Uint8Array | string) => (typeof b === "string" ? b : Buffer.from(b).toString("utf8"));
 
 async function rawClient(s: MqttServer, clientId: string, clean: boolean): Promise<{ r: RawMqtt; sessionPresent: boolean }> {
-  const { c: r, connack: ack } = await RawMqtt.open(s.mqttPort, { clientId, clean });
-  c.push(() => r.close());
-  expect(ack.returnCode).toBe(0);
-  return { r, sessionPresent: !!ack.sessionPresent };
+  const { c: r, sessionPresent } = await RawMqtt.accepted(c, s.mqttPort, { clientId, clean });
+  return { r, sessionPresent };
 }
 
 describe.each(mqttTargets(topologies))("sessions on $name", (target) => {
   it("clean=false: subscriptions kept and QoS 1 messages queued while away; sessionPresent on return", async () => {
     const s = await start(target);
-    const first = await connectMqtt(c, url(s), { clientId: "persist-1", clean: false });
+    const first = await connectMqtt(c, mqttUrl(s), { clientId: "persist-1", clean: false });
     expect(first.connected).toBe(true);
     await first.subscribeAsync("ps/#", { qos: 1 });
     await first.endAsync();
-    const pub = await connectMqtt(c, url(s), { clientId: "persist-1-pub" });
+    const pub = await connectMqtt(c, mqttUrl(s), { clientId: "persist-1-pub" });
     await pub.publishAsync("ps/a", "while-away-1", { qos: 1 });
     await pub.publishAsync("ps/b", "while-away-2", { qos: 1 });
     // Back, without subscribing again.
@@ -67,46 +64,46 @@ describe.each(mqttTargets(topologies))("sessions on $name", (target) => {
 
   it("clean=true: sessionPresent=false, nothing queued for it, and the old persistent session is gone", async () => {
     const s = await start(target);
-    const first = await connectMqtt(c, url(s), { clientId: "cleaner", clean: false });
+    const first = await connectMqtt(c, mqttUrl(s), { clientId: "cleaner", clean: false });
     await first.subscribeAsync("cl/#", { qos: 1 });
     await first.endAsync();
-    const pub = await connectMqtt(c, url(s), { clientId: "cleaner-pub" });
+    const pub = await connectMqtt(c, mqttUrl(s), { clientId: "cleaner-pub" });
     await pub.publishAsync("cl/x", "queued-for-old-session", { qos: 1 });
-    const clean = await connectMqtt(c, url(s), { clientId: "cleaner", clean: true });
+    const clean = await connectMqtt(c, mqttUrl(s), { clientId: "cleaner", clean: true });
     const inbox = collect(clean);
     expect(clean.connected).toBe(true);
     await noMessage(inbox, 250);
     await clean.endAsync();
     // The clean session ended the persistent one: no session to find any more.
-    expect(await connack(c, url(s), { clientId: "cleaner", clean: false })).toEqual({ returnCode: 0, sessionPresent: false });
+    expect(await connack(c, mqttUrl(s), { clientId: "cleaner", clean: false })).toEqual({ returnCode: 0, sessionPresent: false });
   });
 
   it("clean=true reports sessionPresent=false even on the client's first persistent-less connect", async () => {
     const s = await start(target);
-    expect(await connack(c, url(s), { clientId: "fresh", clean: true })).toEqual({ returnCode: 0, sessionPresent: false });
-    expect(await connack(c, url(s), { clientId: "fresh2", clean: false })).toEqual({ returnCode: 0, sessionPresent: false });
+    expect(await connack(c, mqttUrl(s), { clientId: "fresh", clean: true })).toEqual({ returnCode: 0, sessionPresent: false });
+    expect(await connack(c, mqttUrl(s), { clientId: "fresh2", clean: false })).toEqual({ returnCode: 0, sessionPresent: false });
   });
 
   it("a second connection with the same client id takes the session over; the first is closed", async () => {
     const s = await start(target);
-    const first = await connectMqtt(c, url(s), { clientId: "twin", clean: false });
+    const first = await connectMqtt(c, mqttUrl(s), { clientId: "twin", clean: false });
     const firstClosed = closeOf(first, 3_000);
     await first.subscribeAsync("tw/x", { qos: 1 });
     const { r: second, sessionPresent } = await rawClient(s, "twin", false);
     expect(sessionPresent).toBe(true);
     await firstClosed;
     // The session's subscription now delivers to the second connection.
-    const pub = await connectMqtt(c, url(s), { clientId: "twin-pub" });
+    const pub = await connectMqtt(c, mqttUrl(s), { clientId: "twin-pub" });
     await pub.publishAsync("tw/x", "to-second", { qos: 1 });
     expect(text((await second.next("publish")).payload)).toBe("to-second");
   });
 
   it("the will of a taken-over connection is not published (nats-server 2.9 behaviour)", async () => {
     const s = await start(target);
-    const watcher = await connectMqtt(c, url(s), { clientId: "tw-watch" });
+    const watcher = await connectMqtt(c, mqttUrl(s), { clientId: "tw-watch" });
     const inbox = collect(watcher);
     await watcher.subscribeAsync("tw/will", { qos: 1 });
-    const first = await connectMqtt(c, url(s), {
+    const first = await connectMqtt(c, mqttUrl(s), {
       clientId: "twin-will", will: { topic: "tw/will", payload: Buffer.from("evicted"), qos: 1, retain: false },
     });
     const firstClosed = closeOf(first, 3_000);
@@ -128,7 +125,7 @@ describe.each(topologies)("session state on meshbroker (%s)", (topology) => {
     const { r } = await rawClient(s, "resend-1", false);
     r.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "rs/x", qos: 1 }] });
     await r.next("suback");
-    const pub = await connectMqtt(c, url(s), { clientId: "resend-1-pub" });
+    const pub = await connectMqtt(c, mqttUrl(s), { clientId: "resend-1-pub" });
     await pub.publishAsync("rs/x", "unacked", { qos: 1 });
     const p = await r.next("publish");
     expect(p.dup).toBe(false);
@@ -146,7 +143,7 @@ describe.each(topologies)("session state on meshbroker (%s)", (topology) => {
     const { r } = await rawClient(s, "resend-2", false);
     r.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "rs/two", qos: 2 }] });
     await r.next("suback");
-    const pub = await connectMqtt(c, url(s), { clientId: "resend-2-pub" });
+    const pub = await connectMqtt(c, mqttUrl(s), { clientId: "resend-2-pub" });
     await pub.publishAsync("rs/two", "two", { qos: 2 });
     const p = await r.next("publish");
     r.send({ cmd: "pubrec", messageId: p.messageId });
@@ -160,7 +157,7 @@ describe.each(topologies)("session state on meshbroker (%s)", (topology) => {
 
   it("QoS 2 inbound: a PUBLISH re-sent (DUP) after a reconnect, before PUBREL, is delivered once", async () => {
     const s = await broker();
-    const sub = await connectMqtt(c, url(s), { clientId: "eo-rc-sub" });
+    const sub = await connectMqtt(c, mqttUrl(s), { clientId: "eo-rc-sub" });
     const inbox = collect(sub);
     await sub.subscribeAsync("eo/rc", { qos: 2 });
     const publish = { cmd: "publish" as const, topic: "eo/rc", payload: Buffer.from("once"), qos: 2 as const, messageId: 31, retain: false, dup: false };
@@ -186,10 +183,10 @@ describe.each(topologies)("persistence across a restart on meshbroker (%s)", (to
     let aStopped = false;
     c.push(() => (aStopped ? undefined : a.stop()));
 
-    const away = await connectMqtt(c, url(a), { clientId: "survivor", clean: false });
+    const away = await connectMqtt(c, mqttUrl(a), { clientId: "survivor", clean: false });
     await away.subscribeAsync("st/q", { qos: 1 });
     await away.endAsync();
-    const pub = await connectMqtt(c, url(a), { clientId: "st-pub" });
+    const pub = await connectMqtt(c, mqttUrl(a), { clientId: "st-pub" });
     await pub.publishAsync("st/q", "queued-before-restart", { qos: 1 });
     await pub.publishAsync("st/r", "retained-before-restart", { qos: 1, retain: true });
     await pub.endAsync();
@@ -204,11 +201,11 @@ describe.each(topologies)("persistence across a restart on meshbroker (%s)", (to
     expect([m.topic, text(m.payload), m.qos]).toEqual(["st/q", "queued-before-restart", 1]);
     r.send({ cmd: "puback", messageId: m.messageId });
     // The restored subscription is live.
-    const pub2 = await connectMqtt(c, url(b), { clientId: "st-pub2" });
+    const pub2 = await connectMqtt(c, mqttUrl(b), { clientId: "st-pub2" });
     await pub2.publishAsync("st/q", "after-restart", { qos: 1 });
     expect(text((await r.next("publish")).payload)).toBe("after-restart");
 
-    const newcomer = await connectMqtt(c, url(b), { clientId: "st-new" });
+    const newcomer = await connectMqtt(c, mqttUrl(b), { clientId: "st-new" });
     const inbox = collect(newcomer);
     await newcomer.subscribeAsync("st/r", { qos: 1 });
     const kept = await inbox.next();
@@ -224,7 +221,7 @@ describe.each(topologies)("persistence across a restart on meshbroker (%s)", (to
     const { r } = await rawClient(a, "inflight", false);
     r.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "st/in", qos: 1 }] });
     await r.next("suback");
-    const pub = await connectMqtt(c, url(a), { clientId: "st-in-pub" });
+    const pub = await connectMqtt(c, mqttUrl(a), { clientId: "st-in-pub" });
     await pub.publishAsync("st/in", "in-flight", { qos: 1 });
     const first = await r.next("publish");
     expect(text(first.payload)).toBe("in-flight");
@@ -250,14 +247,14 @@ describe.each(topologies)("persistence across a restart on meshbroker (%s)", (to
     const a = await startMqttBroker(topology, { mqtt });
     let aStopped = false;
     c.push(() => (aStopped ? undefined : a.stop()));
-    const cl = await connectMqtt(c, url(a), { clientId: "ephemeral", clean: true });
+    const cl = await connectMqtt(c, mqttUrl(a), { clientId: "ephemeral", clean: true });
     await cl.subscribeAsync("st/e", { qos: 1 });
     await cl.endAsync();
     await a.stop();
     aStopped = true;
     const b = await startMqttBroker(topology, { mqtt });
     c.push(() => b.stop());
-    expect(await connack(c, url(b), { clientId: "ephemeral", clean: false })).toEqual({ returnCode: 0, sessionPresent: false });
+    expect(await connack(c, mqttUrl(b), { clientId: "ephemeral", clean: false })).toEqual({ returnCode: 0, sessionPresent: false });
   });
 });
 
@@ -290,9 +287,8 @@ describe("a crash right after the acks (SIGKILL of the real process, LevelDB sto
     await broker.proc.exited;
 
     broker = await startProcess();
-    const { c: back, connack: ack } = await RawMqtt.open(broker.port, { clientId: "crash-sub", clean: false });
-    c.push(() => back.close());
-    expect(ack.sessionPresent).toBe(true);
+    const { c: back, sessionPresent } = await RawMqtt.accepted(c, broker.port, { clientId: "crash-sub", clean: false });
+    expect(sessionPresent).toBe(true);
     const got: string[] = [];
     for (let i = 0; i < COUNT; i++) {
       const m = await back.next("publish");
@@ -338,9 +334,7 @@ describe("the publisher's ack waits for the store", () => {
   }
 
   async function backSubscriber(port: number): Promise<RawMqtt> {
-    const { c: back } = await RawMqtt.open(port, { clientId: "acks-sub", clean: false });
-    c.push(() => back.close());
-    return back;
+    return (await RawMqtt.accepted(c, port, { clientId: "acks-sub", clean: false })).c;
   }
 
   // Redis stops executing writes (CLIENT PAUSE WRITE) while the broker routes a QoS 1 message
@@ -362,8 +356,7 @@ describe("the publisher's ack waits for the store", () => {
   // Redis refuses writes over maxmemory (noeviction): the queued copy cannot be stored.
   it("a message the store refuses gets no PUBACK: the connection closes, and the resend is stored and acked", async () => {
     const { port, control } = await redisBroker();
-    const { c: pub } = await RawMqtt.open(port, { clientId: "acks-pub" });
-    c.push(() => pub.close());
+    const { c: pub } = await RawMqtt.accepted(c, port, { clientId: "acks-pub" });
     await control.call("CONFIG", "SET", "maxmemory-policy", "noeviction");
     await control.call("CONFIG", "SET", "maxmemory", "1");
     c.push(() => control.call("CONFIG", "SET", "maxmemory", "0"));
@@ -372,8 +365,7 @@ describe("the publisher's ack waits for the store", () => {
     expect(pub.packets.filter((p) => p.cmd === "puback")).toEqual([]);
 
     await control.call("CONFIG", "SET", "maxmemory", "0");
-    const { c: again } = await RawMqtt.open(port, { clientId: "acks-pub" });
-    c.push(() => again.close());
+    const { c: again } = await RawMqtt.accepted(c, port, { clientId: "acks-pub" });
     again.send({ cmd: "publish", topic: "acks/q", payload: Buffer.from("kept"), qos: 1, messageId: 7, retain: false, dup: true });
     expect((await again.next("puback")).messageId).toBe(7);
     expect(text((await (await backSubscriber(port)).next("publish")).payload)).toBe("kept");

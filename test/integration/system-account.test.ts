@@ -7,12 +7,13 @@
 // expectations (key sets included) are the reference's, found by probing it.
 import { describe, expect, it } from "vitest";
 import {
-  connect, createInbox, ErrorCode, StringCodec,
+  createInbox, ErrorCode, StringCodec,
   type ConnectionOptions, type Msg, type NatsConnection, type NatsError, type Subscription,
 } from "nats";
 import { topologies } from "../helpers/broker.js";
 import { natsTargets } from "../helpers/nats-server.js";
 import { askUntil, cleanupAfterEach, take, withTimeout } from "../helpers/wait.js";
+import { natsClient } from "../helpers/clients.js";
 
 const sc = StringCodec();
 const cleanups = cleanupAfterEach();
@@ -88,9 +89,7 @@ const sorted = (o: object) => Object.keys(o).sort();
 const isTime = (s: unknown) => typeof s === "string" && !Number.isNaN(Date.parse(s));
 
 async function open(port: number, user: string, opts: Partial<ConnectionOptions> = {}): Promise<NatsConnection> {
-  const nc = await connect({ servers: `127.0.0.1:${port}`, user, pass: user, reconnect: false, timeout: 3_000, ...opts });
-  cleanups.push(() => nc.close());
-  return nc;
+  return natsClient(cleanups, port, { user, pass: user, ...opts });
 }
 
 /** One request, its reply parsed as JSON. */

@@ -3,28 +3,23 @@
 // required), `verify_and_map` (the certificate's e-mail SAN or subject DN names the user, whose
 // permissions then apply). Each scenario also runs against nats-server 2.9.10 with the same config.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, StringCodec, type ConnectionOptions, type NatsConnection } from "nats";
+import { StringCodec, type ConnectionOptions, type NatsConnection } from "nats";
 import { topologies } from "../helpers/broker.js";
-import { createPki, type CertPair, type TestPki } from "../helpers/certs.js";
+import { acmeClients, createPki, type CertPair, type TestPki } from "../helpers/certs.js";
 import { natsTargets } from "../helpers/nats-server.js";
 import { closedWithin, rawConnect } from "../helpers/raw.js";
-import { take, nextPermissionError, cleanupAfterEach, refusal } from "../helpers/wait.js";
+import { take, nextPermissionError, cleanupAfterEach } from "../helpers/wait.js";
+import { natsClient, natsRefusal } from "../helpers/clients.js";
 
 const sc = StringCodec();
 const INFO_LINE = /^INFO (\{.*\}) ?\r\n/;
 
 let pki: TestPki;
-let alice: CertPair; // subject CN=alice,OU=eng,O=Acme
-let bob: CertPair; // SAN e-mail bob@acme.example
-let nobody: CertPair; // maps to no user
-let rogue: CertPair; // alice's subject, signed by a CA the server does not trust
+let alice: CertPair, bob: CertPair, nobody: CertPair, rogue: CertPair; // see AcmeClients
 
 beforeAll(async () => {
   pki = await createPki();
-  alice = await pki.client("alice", { subject: "/O=Acme/OU=eng/CN=alice" });
-  bob = await pki.client("bob", { subject: "/O=Acme/CN=bob", emails: ["bob@acme.example"] });
-  nobody = await pki.client("nobody", { subject: "/O=Acme/CN=nobody", emails: ["nobody@acme.example"] });
-  rogue = await pki.client("rogue", { subject: "/O=Acme/OU=eng/CN=alice", ca: await pki.otherCa("rogue-ca") });
+  ({ alice, bob, nobody, rogue } = await acmeClients(pki));
 }, 30_000);
 
 afterAll(async () => {
@@ -54,13 +49,11 @@ function tls(cert?: CertPair): ConnectionOptions["tls"] {
 }
 
 async function open(port: number, opts: Partial<ConnectionOptions>): Promise<NatsConnection> {
-  const nc = await connect({ servers: `127.0.0.1:${port}`, reconnect: false, timeout: 3_000, ...opts });
-  cleanups.push(() => nc.close());
-  return nc;
+  return natsClient(cleanups, port, opts);
 }
 
 async function refused(port: number, opts: Partial<ConnectionOptions>): Promise<{ code?: string; message: string }> {
-  return refusal(connect({ servers: `127.0.0.1:${port}`, reconnect: false, timeout: 3_000, ...opts }));
+  return natsRefusal(port, opts);
 }
 
 /** The INFO a plain TCP client gets before any TLS handshake. */

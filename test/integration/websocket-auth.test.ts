@@ -5,7 +5,7 @@
 // A refused WebSocket client gets `-ERR 'Authorization Violation'` and then a close frame with
 // code 1008 and the reason "Authentication Failure". Each scenario runs against meshbroker and
 // nats-server 2.9.10 with the same config.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import WebSocket, { type ClientOptions } from "ws";
 import { createUser } from "@nats-io/nkeys";
 import {
@@ -13,7 +13,7 @@ import {
   type NatsConnection as TcpConnection, type Subscription as TcpSubscription,
 } from "nats";
 import {
-  connect as connectWs, credsAuthenticator, nkeyAuthenticator,
+  credsAuthenticator, nkeyAuthenticator,
   type ConnectionOptions as WsOptions, type NatsConnection as WsConnection,
 } from "nats.ws";
 import { topologies } from "../helpers/broker.js";
@@ -21,9 +21,10 @@ import { newAccount, newOperator, newUser, operatorConfig, type TestAccount, typ
 import { rawConnect, type RawClient } from "../helpers/raw.js";
 import {
   afterInfo, closeWithin, INFO_LINE, infoOf, wsFactory, wsOpen, wsTargets,
-  type WsPeer, type WsServer, type WsTarget,
+  serverFor, type WsPeer, type WsServer,
 } from "../helpers/ws-raw.js";
-import { cleanupAfterEach, firstData, refusal } from "../helpers/wait.js";
+import { cleanupAfterEach, firstData } from "../helpers/wait.js";
+import { natsClient, natsRefusal, wsClient, wsRefusal } from "../helpers/clients.js";
 
 Object.assign(globalThis, { WebSocket });
 
@@ -36,23 +37,19 @@ const cleanups = cleanupAfterEach();
 type WsConnect = WsOptions & Partial<ReturnType<typeof wsFactory>>;
 
 async function ws(server: WsServer, opts: WsConnect = {}): Promise<WsConnection> {
-  const nc = await connectWs({ servers: `ws://127.0.0.1:${server.wsPort}`, reconnect: false, timeout: 3_000, ...opts } as WsOptions);
-  cleanups.push(() => nc.close());
-  return nc;
+  return wsClient(cleanups, `ws://127.0.0.1:${server.wsPort}`, opts);
 }
 
 async function wsRefused(server: WsServer, opts: WsConnect = {}): Promise<{ code?: string; message: string }> {
-  return refusal(connectWs({ servers: `ws://127.0.0.1:${server.wsPort}`, reconnect: false, timeout: 3_000, ...opts } as WsOptions));
+  return wsRefusal(`ws://127.0.0.1:${server.wsPort}`, opts);
 }
 
 async function tcp(server: WsServer, opts: Parameters<typeof connectTcp>[0] = {}): Promise<TcpConnection> {
-  const nc = await connectTcp({ servers: `127.0.0.1:${server.natsPort}`, reconnect: false, timeout: 3_000, ...opts });
-  cleanups.push(() => nc.close());
-  return nc;
+  return natsClient(cleanups, server.natsPort, opts);
 }
 
 async function tcpRefused(server: WsServer, opts: Parameters<typeof connectTcp>[0]): Promise<{ code?: string; message: string }> {
-  return refusal(connectTcp({ servers: `127.0.0.1:${server.natsPort}`, reconnect: false, timeout: 3_000, ...opts }));
+  return natsRefusal(server.natsPort, opts);
 }
 
 /** A raw WebSocket peer that has its INFO. */
@@ -87,18 +84,6 @@ async function delivers(from: { publish(s: string, d: Uint8Array): void; flush()
   from.publish(subject, sc.encode(`to ${subject}`));
   await from.flush();
   expect(await firstData(sub as TcpSubscription)).toBe(`to ${subject}`);
-}
-
-/** One server per describe block, started in beforeAll with the given config. */
-function serverFor(target: WsTarget, ws: () => string, config: () => string): () => WsServer {
-  let server: WsServer | undefined;
-  beforeAll(async () => {
-    server = await target.start({ ws: ws(), config: config() });
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
-  return () => server!;
 }
 
 describe.each(wsTargets(topologies))("WebSocket auth on $name", (target) => {

@@ -7,12 +7,13 @@
 // meshbroker and nats-server 2.9.10.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { connect, StringCodec, type NatsConnection } from "nats";
+import { StringCodec, type NatsConnection } from "nats";
 import { topologies } from "../helpers/broker.js";
 import { pathToFileURL } from "node:url";
 import { launchBrowser, servePages, WEB_FIXTURES, type PageServer } from "../helpers/browser.js";
 import { wsTargets, type WsServer } from "../helpers/ws-raw.js";
 import { cleanupAfterEach, firstData } from "../helpers/wait.js";
+import { natsClient } from "../helpers/clients.js";
 
 const sc = StringCodec();
 
@@ -45,9 +46,7 @@ async function open(url: string): Promise<Page> {
 }
 
 async function tcp(server: WsServer): Promise<NatsConnection> {
-  const nc = await connect({ servers: `127.0.0.1:${server.natsPort}`, reconnect: false, timeout: 3_000 });
-  cleanups.push(() => nc.close());
-  return nc;
+  return natsClient(cleanups, server.natsPort);
 }
 
 const state = (page: Page): Promise<PageState> =>

@@ -8,18 +8,19 @@ import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket, { type ClientOptions } from "ws";
 import { connect as connectTcp, StringCodec, type NatsConnection as TcpConnection } from "nats";
-import { connect as connectWs, type ConnectionOptions as WsOptions, type NatsConnection as WsConnection } from "nats.ws";
+import { type ConnectionOptions as WsOptions, type NatsConnection as WsConnection } from "nats.ws";
 import { loadConfigText } from "../../services/common/config/index.js";
 import { topologies } from "../helpers/broker.js";
-import { createPki, type CertPair, type TestPki } from "../helpers/certs.js";
+import { acmeClients, createPki, type CertPair, type TestPki } from "../helpers/certs.js";
 import { startNatsServer } from "../helpers/nats-server.js";
 import { freePort } from "../helpers/process.js";
 import { closedWithin, rawConnect } from "../helpers/raw.js";
 import {
   afterInfo, closeWithin, httpExchange, INFO_LINE, infoOf, upgradeRequest, wsFactory, wsOpen, wsTargets,
-  type WsPeer, type WsServer, type WsTarget,
+  serverFor, type WsPeer, type WsServer,
 } from "../helpers/ws-raw.js";
-import { cleanupAfterEach, take, refusal } from "../helpers/wait.js";
+import { cleanupAfterEach, take } from "../helpers/wait.js";
+import { natsClient, wsClient, wsRefusal } from "../helpers/clients.js";
 
 Object.assign(globalThis, { WebSocket });
 
@@ -27,18 +28,12 @@ const sc = StringCodec();
 
 let pki: TestPki;
 let ca: Buffer;
-let alice: CertPair; // subject CN=alice,OU=eng,O=Acme
-let bob: CertPair; // SAN e-mail bob@acme.example
-let nobody: CertPair; // maps to no user
-let rogue: CertPair; // alice's subject, signed by a CA the server does not trust
+let alice: CertPair, bob: CertPair, nobody: CertPair, rogue: CertPair; // see AcmeClients
 
 beforeAll(async () => {
   pki = await createPki();
   ca = readFileSync(pki.caFile);
-  alice = await pki.client("alice", { subject: "/O=Acme/OU=eng/CN=alice" });
-  bob = await pki.client("bob", { subject: "/O=Acme/CN=bob", emails: ["bob@acme.example"] });
-  nobody = await pki.client("nobody", { subject: "/O=Acme/CN=nobody", emails: ["nobody@acme.example"] });
-  rogue = await pki.client("rogue", { subject: "/O=Acme/OU=eng/CN=alice", ca: await pki.otherCa("rogue-ca") });
+  ({ alice, bob, nobody, rogue } = await acmeClients(pki));
 }, 30_000);
 
 afterAll(async () => {
@@ -60,23 +55,15 @@ function wsTls(cert?: CertPair): ClientOptions {
 }
 
 async function wss(server: WsServer, tlsOpts: ClientOptions, opts: WsOptions = {}): Promise<WsConnection> {
-  const nc = await connectWs({
-    servers: `wss://127.0.0.1:${server.wsPort}`, reconnect: false, timeout: 3_000, ...opts, ...wsFactory(tlsOpts),
-  } as WsOptions);
-  cleanups.push(() => nc.close());
-  return nc;
+  return wsClient(cleanups, `wss://127.0.0.1:${server.wsPort}`, { ...opts, ...wsFactory(tlsOpts) });
 }
 
 async function wssRefused(server: WsServer, tlsOpts: ClientOptions, opts: WsOptions = {}): Promise<{ code?: string; message: string }> {
-  return refusal(connectWs({
-      servers: `wss://127.0.0.1:${server.wsPort}`, reconnect: false, timeout: 3_000, ...opts, ...wsFactory(tlsOpts),
-    } as WsOptions));
+  return wsRefusal(`wss://127.0.0.1:${server.wsPort}`, { ...opts, ...wsFactory(tlsOpts) });
 }
 
 async function tcp(server: WsServer, opts: Parameters<typeof connectTcp>[0] = {}): Promise<TcpConnection> {
-  const nc = await connectTcp({ servers: `127.0.0.1:${server.natsPort}`, reconnect: false, timeout: 3_000, ...opts });
-  cleanups.push(() => nc.close());
-  return nc;
+  return natsClient(cleanups, server.natsPort, opts);
 }
 
 async function peer(server: WsServer, tlsOpts: ClientOptions): Promise<WsPeer> {
@@ -84,17 +71,6 @@ async function peer(server: WsServer, tlsOpts: ClientOptions): Promise<WsPeer> {
   cleanups.push(() => p.close());
   await p.expect(INFO_LINE);
   return p;
-}
-
-function serverFor(target: WsTarget, ws: () => string, config: () => string = () => ""): () => WsServer {
-  let server: WsServer | undefined;
-  beforeAll(async () => {
-    server = await target.start({ ws: ws(), config: config() });
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
-  return () => server!;
 }
 
 describe("a websocket block without tls and without no_tls", () => {

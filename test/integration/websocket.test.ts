@@ -12,7 +12,7 @@ import {
   type NatsConnection as TcpConnection, type Subscription as TcpSubscription,
 } from "nats";
 import {
-  connect as connectWs, headers as wsHeaders,
+  headers as wsHeaders,
   type ConnectionOptions as WsOptions, type NatsConnection as WsConnection, type Subscription as WsSubscription,
 } from "nats.ws";
 import { topologies } from "../helpers/broker.js";
@@ -21,6 +21,7 @@ import {
   type WsPeer, type WsServer,
 } from "../helpers/ws-raw.js";
 import { askUntil, cleanupAfterEach } from "../helpers/wait.js";
+import { natsClient, wsClient } from "../helpers/clients.js";
 
 // nats.ws opens `new WebSocket(url)`: in Node that is the `ws` library's.
 Object.assign(globalThis, { WebSocket });
@@ -30,15 +31,11 @@ const sc = StringCodec();
 const cleanups = cleanupAfterEach();
 
 async function tcp(server: WsServer, opts: Parameters<typeof connectTcp>[0] = {}): Promise<TcpConnection> {
-  const nc = await connectTcp({ servers: `127.0.0.1:${server.natsPort}`, reconnect: false, timeout: 3_000, ...opts });
-  cleanups.push(() => nc.close());
-  return nc;
+  return natsClient(cleanups, server.natsPort, opts);
 }
 
 async function ws(server: WsServer, opts: WsOptions & Partial<ReturnType<typeof wsFactory>> = {}): Promise<WsConnection> {
-  const nc = await connectWs({ servers: `ws://127.0.0.1:${server.wsPort}`, reconnect: false, timeout: 3_000, ...opts } as WsOptions);
-  cleanups.push(() => nc.close());
-  return nc;
+  return wsClient(cleanups, `ws://127.0.0.1:${server.wsPort}`, opts);
 }
 
 async function peer(server: WsServer): Promise<WsPeer> {
