@@ -1,0 +1,127 @@
+// The TypeScript shapes of proto/meshbroker/v1/*.proto, as the codec (codec.ts) encodes and
+// decodes them: field names in camelCase, uint64 as number (ids and microsecond timestamps stay
+// below 2^53), bytes as Buffer. A decoded message has every scalar (defaults are "", 0, false);
+// the optional fields below are the message fields, which are absent when not sent, and the
+// members of a oneof, of which one is set and named by the oneof's own field (`op`, `kind`, …).
+// Keep this file in step with the .proto files: one contract, written twice.
+
+// ---- common.proto ----
+
+export interface Message { subject: string; reply: string; headers: Buffer; payload: Buffer }
+export interface SubscriptionRef { connectionId: number; sid: number }
+export interface InterestEntry { account: string; subject: string; queue: string; weight: number }
+
+export enum ExportKind { Unspecified = 0, Stream = 1, Service = 2 }
+export enum ResponseType { Singleton = 0, Stream = 1, Chunked = 2 }
+export interface Export { kind: ExportKind; subject: string; accounts: string[]; responseType: ResponseType }
+export interface Import { kind: ExportKind; account: string; subject: string; to: string; prefix: string }
+export interface AccountDefinition { name: string; exports: Export[]; imports: Import[] }
+export interface AccountSet { accounts: AccountDefinition[]; version: string; systemAccount: string }
+
+export enum ErrorCode {
+  Unspecified = 0, BadRequest = 1, NotAuthorized = 2, UnknownAccount = 3, StoreUnavailable = 4,
+  SessionTakenOver = 5, Overloaded = 6, Internal = 7,
+}
+export interface WireErrorInfo { code: ErrorCode; text: string }
+
+export interface NkeyProof { publicKey: string; signature: Buffer; signed: Buffer }
+export interface Credential { kind?: "token" | "nkey"; token?: string; nkey?: NkeyProof }
+export interface Ping { sentAtUs: number; seq: number }
+export interface Pong { sentAtUs: number; seq: number; receivedAtUs: number }
+export interface StoredMessage { topic: string; payload: Buffer; qos: number; retain: boolean }
+export interface MqttSubscription { filter: string; qos: number }
+export interface RouterStats {
+  subscriptions: number; cacheEntries: number; matches: number; cacheHits: number;
+  inserts: number; removes: number; maxFanout: number; avgFanout: number;
+}
+
+// ---- edge.proto: edge → router ----
+
+export interface EdgeFrame { ops: EdgeOp[] }
+export interface EdgeOp {
+  op?: "hello" | "interest" | "publish" | "unsubscribe" | "connectionClosed" | "session" | "statsQuery"
+    | "ping" | "pong" | "accounts";
+  hello?: Hello; interest?: InterestChange; publish?: Publish; unsubscribe?: Unsubscribe;
+  connectionClosed?: ConnectionClosed; session?: SessionOp; statsQuery?: StatsQuery;
+  ping?: Ping; pong?: Pong; accounts?: AccountsUpdate;
+}
+export interface Hello {
+  edgeId: string; credential?: Credential; configVersion: string; accounts?: AccountSet; version: string; sentAtUs: number;
+}
+export interface AccountsUpdate { accounts?: AccountSet }
+export interface InterestChange {
+  account: string; subject: string; queue: string; weightDelta: number; sub?: SubscriptionRef; noEcho: boolean;
+}
+export interface Publish {
+  account: string; message?: Message; originConnection: number; noResponders: boolean; correlationId: number;
+  qos: number; retain: boolean;
+}
+export interface Unsubscribe { account: string; sub?: SubscriptionRef; max: number }
+export interface ConnectionClosed { connectionId: number; publishWill: boolean }
+export interface SessionOp {
+  correlationId: number; clientId: string;
+  op?: "attach" | "detach" | "subscribe" | "unsubscribe" | "sent" | "puback" | "pubrec" | "incoming" | "pubrel"
+    | "pubcomp" | "retainedSet" | "retainedMatch" | "will";
+  attach?: SessionAttach; detach?: SessionDetach; subscribe?: SessionSubscribe; unsubscribe?: SessionUnsubscribe;
+  sent?: SessionSent; puback?: SessionAck; pubrec?: SessionAck; incoming?: SessionIncoming; pubrel?: SessionAck;
+  pubcomp?: SessionAck; retainedSet?: RetainedSet; retainedMatch?: RetainedMatch; will?: WillRegister;
+}
+export interface SessionAttach { connectionId: number; clean: boolean; account: string }
+export interface SessionDetach { connectionId: number }
+export interface SessionSubscribe { subscriptions: MqttSubscription[] }
+export interface SessionUnsubscribe { filters: string[] }
+export interface SessionSent { seq: number; packetId: number }
+export interface SessionAck { packetId: number; seq: number }
+export interface SessionIncoming { packetId: number; message?: StoredMessage; subject: string }
+export interface RetainedSet { message?: StoredMessage }
+export interface RetainedMatch { filter: string }
+export interface WillRegister { connectionId: number; message?: StoredMessage; subject: string; account: string }
+export interface StatsQuery { correlationId: number; account: string }
+
+// ---- edge.proto: router → edge ----
+
+export interface RouterFrame { ops: RouterOp[] }
+export interface RouterOp {
+  op?: "helloReply" | "deliver" | "completion" | "sessionEvent" | "statsReply" | "ping" | "pong";
+  helloReply?: HelloReply; deliver?: Deliver; completion?: Completion; sessionEvent?: SessionEvent;
+  statsReply?: StatsReply; ping?: Ping; pong?: Pong;
+}
+export interface HelloReply { routerId: string; accountsVersion: string; version: string }
+export interface Deliver { account: string; message?: Message; targets: SubscriptionRef[]; qos: number }
+export interface Completion {
+  correlationId: number; error?: WireErrorInfo;
+  result?: "attached" | "fresh" | "retained" | "delivered";
+  attached?: SessionAttached; fresh?: boolean; retained?: RetainedMessages; delivered?: number;
+}
+export interface SessionAttached { sessionPresent: boolean; subscriptions: MqttSubscription[] }
+export interface RetainedMessages { messages: StoredMessage[] }
+export interface SessionEvent {
+  clientId: string; event?: "takeover" | "queued" | "resendPubrel";
+  takeover?: number; queued?: QueuedDelivery; resendPubrel?: number;
+}
+export interface QueuedDelivery { connectionId: number; seq: number; message?: StoredMessage; packetId: number }
+export interface StatsReply { correlationId: number; stats?: RouterStats }
+
+// ---- mesh.proto ----
+
+export interface MeshFrame { ops: MeshOp[] }
+export interface MeshOp {
+  op?: "hello" | "interest" | "resyncRequest" | "snapshot" | "forward" | "ping" | "pong";
+  hello?: MeshHello; interest?: InterestUpdate; resyncRequest?: ResyncRequest; snapshot?: InterestSnapshot;
+  forward?: Forward; ping?: Ping; pong?: Pong;
+}
+export interface MeshHello {
+  routerId: string; version: string; credential?: Credential; accountsVersion: string; interestSeq: number; sentAtUs: number;
+}
+export interface InterestUpdate { seq: number; entries: InterestEntry[] }
+export interface ResyncRequest { haveSeq: number }
+export interface InterestSnapshot { seq: number; entries: InterestEntry[]; last: boolean }
+export interface Forward {
+  account: string; message?: Message; queues: string[]; originEdge: string; originConnection: number; qos: number;
+}
+
+/** What an encoder accepts: any field may be left out (it then carries its default). */
+export type Draft<T> = T extends Buffer ? T
+  : T extends (infer E)[] ? Draft<E>[]
+  : T extends object ? { [K in keyof T]?: Draft<T[K]> }
+  : T;
