@@ -5,7 +5,7 @@
 // Errors point at the config line that set the offending field when there is one.
 
 import { natsClaimsOf } from "../nats-jwt.js";
-import { sourceOf } from "./build.js";
+import { sourceOf } from "./reader.js";
 import { formatGoDuration } from "./duration.js";
 import { ConfigError, type Position } from "./errors.js";
 import { goQuote } from "./origin.js";
