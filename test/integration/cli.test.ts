@@ -111,6 +111,23 @@ describe("meshbroker -t (check the configuration)", () => {
     expect(r.code).toBe(0);
   });
 
+  it("accepts the router {} and edge {} blocks of the cluster roles", async () => {
+    const file = await conf("cluster.conf", [
+      "server_name: e1",
+      "router {",
+      '  listen: "0.0.0.0:7100"',
+      '  advertise: "$POD_IP:7100"',
+      '  redis: "redis-sentinel://s1:26379,s2:26379/mymaster"',
+      '  authorization { token: "s3cret" }',
+      "}",
+      'edge { discovery: { kubernetes: { service: "meshbroker-router", namespace: "default" } } }',
+      "",
+    ].join("\n"));
+    const r = await runBroker(["-t", "-c", file], { env: { ...process.env, POD_IP: "10.0.0.7" } });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+  });
+
   it.each(["deploy/examples/meshbroker.conf", "deploy/examples/full.conf"])(
     "accepts the shipped example %s (unimplemented keys only warn)",
     async (example) => {
@@ -136,6 +153,8 @@ describe("meshbroker -t (check the configuration)", () => {
     ["missing include", "port: 4222\n# shared limits\ninclude ./nope/limits.conf\n", 3, "nope/limits.conf"],
     ["undefined variable", "port: 4222\nserver_name: $MESHBROKER_TEST_UNDEFINED\n", 2, "MESHBROKER_TEST_UNDEFINED"],
     ["cross-field check", "max_pending: 1MB\nmax_payload: 2MB\n", 2, "max_pending"],
+    ["edge with routers and discovery", 'edge {\n  routers: ["r:7100"]\n  discovery { dns: "r.svc:7100" }\n}\n', 3, "not both"],
+    ["router without redis", 'port: 4222\nrouter {\n  listen: "0.0.0.0:7100"\n}\n', 2, "redis"],
   ];
 
   it.each(BAD)("%s: exits 1 with FILE:LINE: message", async (name, text, line, word) => {

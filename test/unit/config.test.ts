@@ -413,8 +413,11 @@ describe("buildOptions", () => {
       log: { debug: true, trace: true, logtime: false, file: "/tmp/x.log", format: "json" },
     }],
     ["logfile alias", "logfile: /tmp/y.log", { log: { debug: false, trace: false, logtime: true, format: "text", file: "/tmp/y.log" } }],
-    ["router and edge blocks are pending", `router { listen: "0.0.0.0:7100" }\nedge { routers: ["r:7100"] }`, {
-      pending: { router: { listen: "0.0.0.0:7100" }, edge: { routers: ["r:7100"] } },
+    // Typed since issue #10 (test/unit/config-cluster.test.ts has every key); no longer pending.
+    ["router and edge blocks", `router { listen: "0.0.0.0:7100", redis: "redis://r" }\nedge { routers: ["r:7100"] }`, {
+      router: { host: "0.0.0.0", port: 7100, redis: { url: "redis://r" } },
+      edge: { discovery: { routers: [{ host: "r", port: 7100 }] } },
+      pending: {},
     }],
     ["a variable definition is not an unknown field", "p = 4333\nport: $p", { port: 4333 }],
   ];

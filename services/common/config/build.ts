@@ -9,11 +9,13 @@ import { natsClaimsOf } from "../nats-jwt.js";
 import { formatGoDuration } from "./duration.js";
 import { readAccounts } from "./blocks/accounts.js";
 import { readAuthorization } from "./blocks/authorization.js";
+import { readEdge } from "./blocks/edge.js";
 import { monitorField, monitorPort } from "./blocks/http.js";
 import { listenerField, listenerFields, resolvePort } from "./blocks/listener.js";
 import { pendingStoreDir, readMqtt } from "./blocks/mqtt.js";
 import { readOidc } from "./blocks/oidc.js";
 import { readOperators, readResolver, readResolverPreload } from "./blocks/operator.js";
+import { readRouter } from "./blocks/router.js";
 import { readWebsocket } from "./blocks/websocket.js";
 import { DEFAULTS, type Options } from "./options.js";
 import type { ConfigMap } from "./parser.js";
@@ -56,8 +58,9 @@ export function applyDefaults(overrides: Partial<Options> = {}): Options {
   return o;
 }
 
-export function buildOptions(tree: ConfigMap, file: string): BuildResult {
-  const b: Reader = new Reader(file); // typed, so its never-returning fail() narrows
+/** `env` expands `$NAME` inside meshbroker's address strings (Reader.expandEnv). */
+export function buildOptions(tree: ConfigMap, file: string, env: NodeJS.ProcessEnv = {}): BuildResult {
+  const b: Reader = new Reader(file, env); // typed, so its never-returning fail() narrows
   const o = applyDefaults();
   // Raw listener values, whose "0 means default" rules are resolved at the end.
   const client = listenerFields();
@@ -206,10 +209,12 @@ export function buildOptions(tree: ConfigMap, file: string): BuildResult {
         o.log.format = f;
         break;
       }
-      // meshbroker's own blocks; their issues give them types.
+      // meshbroker's own blocks, for the cluster roles.
       case "router":
+        o.router = readRouter(b, tree, key);
+        break;
       case "edge":
-        o.pending[name] = b.map(tree, key);
+        o.edge = readEdge(b, tree, key);
         break;
       default: {
         const canonical = NOT_YET_IMPLEMENTED[name];

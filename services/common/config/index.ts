@@ -46,7 +46,7 @@ export function defaultOptions(overrides: Partial<Options> = {}): Readonly<Optio
 
 function load(text: string, file: string, env: NodeJS.ProcessEnv, configFile: string | undefined): LoadedConfig {
   const tree = parseConfigText(text, file, env);
-  const { options, warnings } = buildOptions(tree, file);
+  const { options, warnings } = buildOptions(tree, file, env);
   if (configFile !== undefined) options.configFile = configFile;
   validateOptions(options);
   return { options: deepFreeze(options), warnings };

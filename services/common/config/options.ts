@@ -169,6 +169,73 @@ export interface MqttConfig {
   consumerInactiveThresholdMs?: number;
 }
 
+/** TLS for a link this process dials (an edge to its routers): a client certificate for mTLS,
+ *  the CA that signed the routers' certificates. */
+export interface ClientTlsConfig {
+  certFile?: string;
+  keyFile?: string;
+  caFile?: string;
+  /** Skip verifying the server's certificate (tests only). */
+  insecure: boolean;
+  /** TLS handshake timeout; default 2s. */
+  timeoutMs: number;
+}
+
+/** The cluster credential a member presents and a router checks, so that the router's port is
+ *  no way around client authentication: one shared `token`, or NKEYs (`seedFile` signs this
+ *  member's attach; a router accepts the public keys in `nkeys`). None: rely on mTLS. */
+export interface ClusterAuthorization {
+  token?: string;
+  /** Routers: the public NKEYs (U...) allowed to attach, edges' and peer routers'. */
+  nkeys?: string[];
+  /** The file holding this member's NKEY seed (SU...). */
+  seedFile?: string;
+}
+
+/**
+ * Where the cluster's Redis is (services/router/store/redis.ts RedisConnection):
+ * - `url`: `redis://` or `rediss://` (one server), `redis-sentinel://h:p,h:p/master[/db]`,
+ *   `redis-cluster://h:p,h:p` (and their `rediss-` forms, with TLS);
+ * - `sentinels` + `name`: the block form of Sentinel;
+ * - `cluster`: the block form of Cluster seed nodes.
+ */
+export type RedisConfig =
+  | { url: string }
+  | { sentinels: { host: string; port: number }[]; name: string; username?: string; password?: string; db: number; tls: boolean }
+  | { cluster: { host: string; port: number }[]; username?: string; password?: string; tls: boolean };
+
+/** meshbroker's `router {}`: what `meshbroker router` listens on and shares state through. */
+export interface RouterConfig {
+  host: string;
+  /** gRPC port for edges and peer routers; 0 = pick a free port (config -1). */
+  port: number;
+  /** host:port edges and peers dial (registered in Redis); default: the listen address. */
+  advertise?: string;
+  redis: RedisConfig;
+  tls?: TlsConfig;
+  authorization?: ClusterAuthorization;
+}
+
+/** How an edge finds its routers: a fixed list, every address of a DNS name (re-resolved), or
+ *  the endpoints of a Kubernetes Service (watched). */
+export type RouterDiscovery =
+  | { routers: { host: string; port: number }[] }
+  | { dns: { host: string; port: number } }
+  | { kubernetes: { service: string; namespace?: string; port: number } };
+
+/** meshbroker's `edge {}`: how `meshbroker edge` reaches the routers. */
+export interface EdgeConfig {
+  discovery: RouterDiscovery;
+  tls?: ClientTlsConfig;
+  authorization?: ClusterAuthorization;
+  rebalance: {
+    /** At most this many clients per second are moved off an over-loaded edge. */
+    maxEvictionsPerSecond: number;
+    /** How far above the mean (a fraction) an edge's client count may be before it moves clients. */
+    tolerance: number;
+  };
+}
+
 export interface LogOptions {
   debug: boolean;
   trace: boolean;
@@ -229,6 +296,11 @@ export interface Options {
 
   log: LogOptions;
 
+  /** `router {}`: read and checked by every role; used by `meshbroker router`. */
+  router?: RouterConfig;
+  /** `edge {}`: read and checked by every role; used by `meshbroker edge`. */
+  edge?: EdgeConfig;
+
   /** Blocks meshbroker parses but later issues implement (jetstream, resolvers
    *  other than MEMORY, trusted keys, ...).
    *  Kept as plain JS values so those issues can type them without reparsing. */
@@ -255,4 +327,7 @@ export const DEFAULTS = {
   log: { debug: false, trace: false, logtime: true, format: "text" },
   /** nats-server's mqttDefaultAckWait and mqttDefaultMaxAckPending; 0 in the file means these. */
   mqtt: { host: "0.0.0.0", ackWaitMs: 30_000, maxAckPending: 1024 },
+  /** `router { listen }` when it names no port, and the port of kubernetes discovery. */
+  router: { host: "0.0.0.0", port: 7100 },
+  edge: { rebalance: { maxEvictionsPerSecond: 10, tolerance: 0.1 } },
 } as const;

@@ -35,7 +35,19 @@ const INT32_MAX = 2 ** 31 - 1;
 export class Reader {
   readonly warnings: string[] = [];
 
-  constructor(private readonly file: string) {}
+  /** `env` is the environment the config was loaded with (for `expandEnv`). */
+  constructor(private readonly file: string, private readonly env: NodeJS.ProcessEnv = {}) {}
+
+  /** A string with `$NAME` / `${NAME}` taken from the environment: for meshbroker's addresses
+   *  such as `advertise: "$POD_IP:7100"`, where the config format's own variables (bare values
+   *  only) cannot build a host:port. An unset variable is an error. */
+  expandEnv(m: ConfigMap, key: string): string {
+    return this.str(m, key).replace(/\$(?:\{(\w+)\}|(\w+))/g, (_, braced: string | undefined, bare: string | undefined) => {
+      const name = (braced ?? bare)!;
+      const v = this.env[name];
+      return v !== undefined && v !== "" ? v : this.fail(m, key, `environment variable ${name} is not set (in ${JSON.stringify(m[key])})`);
+    });
+  }
 
   pos(c: ConfigMap | ConfigValue[], key: string | number): Position {
     return positionOf(c, key) ?? { file: this.file, line: 0 };

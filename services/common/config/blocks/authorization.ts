@@ -1,10 +1,11 @@
 // `authorization {}` (nats-server parseAuthorization: users, nkeys, permissions) and the simple
 // form every listener block takes (parseSimpleAuth: user/pass, token, timeout).
 
+import { readFileSync } from "node:fs";
 import { isPublicNkey } from "../../nkeys.js";
 import { isValidSubject } from "../../subject.js";
 import type {
-  AuthorizationConfig, ListenerAuthorization, Permissions, ResponsePermission, SubjectPermission, UserConfig,
+  AuthorizationConfig, ClusterAuthorization, ListenerAuthorization, Permissions, ResponsePermission, SubjectPermission, UserConfig,
 } from "../options.js";
 import { isConfigMap, type ConfigMap } from "../parser.js";
 import { noteSource, type Reader } from "../reader.js";
@@ -184,3 +185,49 @@ export function simpleAuthField(r: Reader, am: ConfigMap, k: string, auth: Liste
       return false;
   }
 }
+
+const CLUSTER_AUTH_KEYS = { router: new Set(["token", "nkeys", "seed_file"]), edge: new Set(["token", "seed_file"]) };
+
+/** The cluster credential of `router { authorization }` / `edge { authorization }`: a shared
+ *  token, or NKEYs: the member's own seed (`seed_file`) and, on routers, the public keys allowed
+ *  to attach (`nkeys`). One kind, not both. */
+export function readClusterAuthorization(r: Reader, m: ConfigMap, key: string, role: "router" | "edge"): ClusterAuthorization {
+  const am = r.map(m, key);
+  r.checkKeys(am, CLUSTER_AUTH_KEYS[role], `${role}.${key}`);
+  const a: ClusterAuthorization = {};
+  for (const k of Object.keys(am)) {
+    switch (k.toLowerCase()) {
+      case "token":
+        a.token = r.str(am, k);
+        if (a.token === "") r.fail(am, k, "the cluster token can not be empty");
+        break;
+      case "nkeys": {
+        const keys = r.strings(am, k, "public user NKEYs");
+        const v = am[k];
+        keys.forEach((nk, i) => {
+          const reason = `Not a valid public nkey for a user: ${JSON.stringify(nk)}`;
+          if (!isPublicNkey(nk, "user")) return Array.isArray(v) ? r.fail(v, i, reason) : r.fail(am, k, reason);
+        });
+        if (keys.length === 0) r.fail(am, k, "nkeys can not be empty");
+        a.nkeys = keys;
+        break;
+      }
+      case "seed_file": {
+        a.seedFile = r.readableFile(am, k);
+        if (!NKEY_USER_SEED.test(readFileSync(a.seedFile, "utf8"))) r.fail(am, k, `${a.seedFile} holds no user NKEY seed (SU...)`);
+        break;
+      }
+    }
+  }
+  const nkey = a.nkeys !== undefined || a.seedFile !== undefined;
+  if (a.token !== undefined && nkey) r.fail(m, key, "the cluster credential is a token or NKEYs, not both");
+  if (role === "router" && nkey && (a.nkeys === undefined || a.seedFile === undefined)) {
+    // A router both accepts attaches (nkeys) and attaches to its peers (its own seed).
+    r.fail(m, key, "a router's NKEY credential needs both 'nkeys' and 'seed_file'");
+  }
+  if (a.token === undefined && !nkey) r.fail(m, key, "the cluster credential needs a 'token' or NKEYs");
+  return a;
+}
+
+/** A user seed, bare or in a creds file. */
+const NKEY_USER_SEED = /(^|\s)SU[A-Z2-7]{56}(\s|$)/;

@@ -5,8 +5,8 @@
 // differs per block, so the raw port is kept and each block resolves it (resolvePort).
 
 import type { TlsConfig } from "../options.js";
-import type { ConfigMap } from "../parser.js";
-import type { Reader } from "../reader.js";
+import type { ConfigMap, ConfigValue } from "../parser.js";
+import { describe, splitHostPort, type Reader } from "../reader.js";
 import { SIMPLE_AUTH_KEYS } from "./authorization.js";
 import { readTls, TLS_KEYS } from "./tls.js";
 
@@ -71,4 +71,24 @@ export function checkListenerBlock(r: Reader, m: ConfigMap, key: string, allowed
       r.checkKeys(r.map(block, k), SIMPLE_AUTH_KEYS, `${key}.${k}`);
     }
   }
+}
+
+/** An address this process dials: "host:port", both given, the port 1..65535. `c[key]` is a
+ *  map entry or an array element; `v` its value, unless already transformed (Reader.expandEnv). */
+export function dialAddress(
+  r: Reader, c: ConfigMap | ConfigValue[], key: string | number, v = (c as Record<string | number, ConfigValue>)[key],
+): { host: string; port: number } {
+  if (typeof v !== "string") return r.fail(c, key, `expected "host:port", got ${describe(v)}`);
+  const hp = splitHostPort(v);
+  const port = hp && /^\d+$/.test(hp.port) ? Number(hp.port) : NaN;
+  if (!hp || hp.host === "" || !(port >= 1 && port <= 65535)) r.fail(c, key, `expected "host:port", got ${JSON.stringify(v)}`);
+  return { host: hp.host, port };
+}
+
+/** A non-empty list of "host:port". */
+export function dialAddresses(r: Reader, m: ConfigMap, key: string): { host: string; port: number }[] {
+  const v = m[key];
+  const list: ConfigValue[] = Array.isArray(v) ? v : r.fail(m, key, `"${key}" must be a list of "host:port"`);
+  if (list.length === 0) r.fail(m, key, `"${key}" can not be empty`);
+  return list.map((_, i) => dialAddress(r, list, i));
 }

@@ -1,7 +1,7 @@
 // `tls {}` blocks (nats-server parseTLS), for the client listener and every listener block.
 // Files are checked at load time, relative to the working directory, as nats-server does.
 
-import type { TlsConfig } from "../options.js";
+import type { ClientTlsConfig, TlsConfig } from "../options.js";
 import type { ConfigMap } from "../parser.js";
 import type { Reader } from "../reader.js";
 
@@ -107,4 +107,37 @@ export function nonEmptyNames(r: Reader, m: ConfigMap, key: string, known: Set<s
   if (names.length === 0) r.fail(m, key, `error parsing tls config, '${key}' cannot be empty`);
   for (const n of names) if (!known.has(n)) r.fail(m, key, `${unknownReason} ${n}`);
   return names;
+}
+
+const CLIENT_TLS_KEYS = new Set(["cert_file", "key_file", "ca_file", "insecure", "timeout"]);
+
+/** A `tls {}` block of a link this process dials (edge → router): a certificate pair only for
+ *  mTLS (both or neither), the CA the server's certificate is checked against. */
+export function readClientTls(r: Reader, m: ConfigMap, key: string): ClientTlsConfig {
+  const tm = r.map(m, key);
+  r.checkKeys(tm, CLIENT_TLS_KEYS, key);
+  const t: ClientTlsConfig = { insecure: false, timeoutMs: TLS_TIMEOUT_MS };
+  for (const k of Object.keys(tm)) {
+    switch (k.toLowerCase()) {
+      case "cert_file":
+        t.certFile = r.readableFile(tm, k, "error parsing X509 certificate/key pair: ");
+        break;
+      case "key_file":
+        t.keyFile = r.readableFile(tm, k, "error parsing X509 certificate/key pair: ");
+        break;
+      case "ca_file":
+        t.caFile = r.readableFile(tm, k);
+        break;
+      case "insecure":
+        t.insecure = r.bool(tm, k);
+        break;
+      case "timeout":
+        t.timeoutMs = r.secondsOrDuration(tm, k, "tls timeout") || TLS_TIMEOUT_MS;
+        break;
+    }
+  }
+  if ((t.certFile === undefined) !== (t.keyFile === undefined)) {
+    r.fail(m, key, "a client certificate needs both 'cert_file' and 'key_file'");
+  }
+  return t;
 }
