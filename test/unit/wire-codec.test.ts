@@ -5,7 +5,10 @@
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { edgeFrames, meshFrames, protoRoot, routerFrames, WireError, type FrameCodec } from "../../services/router/wire/codec.js";
+import protobuf from "protobufjs";
+import {
+  edgeFrames, meshFrames, PROTO_PACKAGE, protoRoot, protoTypes, routerFrames, WireError, type FrameCodec,
+} from "../../services/router/wire/codec.js";
 import {
   ErrorCode, ExportKind, ResponseType,
   type Draft, type EdgeFrame, type EdgeOp, type MeshFrame, type MeshOp, type RouterFrame, type RouterOp,
@@ -115,6 +118,40 @@ describe.each([
     const f = roundTrip(codec, { ops: [{ ping: {} }] } as Draft<EdgeFrame>);
     expect(f.ops[0].ping).toMatchObject({ sentAtUs: 0, seq: 0 });
   });
+});
+
+// The samples are typed with frames.ts, so tsc holds their field names to the TypeScript side;
+// the round trips hold them to the .proto side. Using every .proto field makes the two sides
+// one contract: a field added to a .proto file and not to frames.ts fails here.
+it("the samples use every field of every message the frames reach", () => {
+  const used = new Set<string>();
+  const mark = (type: protobuf.Type, value: Record<string, unknown>) => {
+    for (const [name, v] of Object.entries(value)) {
+      if (type.oneofs?.[name]) continue; // the oneof's name, a virtual field
+      const field = type.fields[name];
+      expect(field, `${type.fullName} has no field ${name}`).toBeDefined();
+      used.add(`${type.name}.${name}`);
+      const nested = field.resolve().resolvedType;
+      if (!(nested instanceof protobuf.Type)) continue;
+      for (const item of (field.repeated ? v : [v]) as Record<string, unknown>[]) mark(nested, item);
+    }
+  };
+  const all = new Set<string>();
+  const reach = (type: protobuf.Type) => {
+    for (const f of type.fieldsArray) {
+      const key = `${type.name}.${f.name}`;
+      if (all.has(key)) continue;
+      all.add(key);
+      const nested = f.resolve().resolvedType;
+      if (nested instanceof protobuf.Type) reach(nested);
+    }
+  };
+  const type = (name: string) => protoTypes().lookupType(`${PROTO_PACKAGE}.${name}`);
+  for (const [frame, ops] of [["EdgeFrame", EDGE_OPS], ["RouterFrame", ROUTER_OPS], ["MeshFrame", MESH_OPS]] as const) {
+    mark(type(frame), { ops });
+    reach(type(frame));
+  }
+  expect([...all].filter((f) => !used.has(f))).toEqual([]);
 });
 
 describe("payloads", () => {
