@@ -12,7 +12,7 @@ import { isPublicNkey } from "../../common/nkeys.js";
 import type {
   AccountConfig, ExportConfig, ImportConfig, Options, Permissions, SubjectPermission,
 } from "../../common/config/options.js";
-import { isValidSubject, subjectMatches } from "../../common/subject.js";
+import { isValidSubject } from "../../common/subject.js";
 import { checkNonceSignature } from "./nonce.js";
 import {
   refuse, withResponseDefaults, type AuthContext, type AuthResult, type AuthenticatedUser, type Credentials,
@@ -271,7 +271,7 @@ export class OperatorMode {
   }
 
   /** The trusted preloaded accounts, exports and imports converted to the config model. */
-  accounts(): AccountConfig[] {
+  accounts(now = Date.now()): AccountConfig[] {
     const out: AccountConfig[] = [];
     for (const acc of this.accountsByKey.values()) {
       if (!acc.trusted) continue;
@@ -279,8 +279,8 @@ export class OperatorMode {
       const cfg: AccountConfig = {
         name: acc.key,
         users: [],
-        exports: this.exportsOf(acc),
-        imports: importsOf(n.imports),
+        exports: exportsOf(acc),
+        imports: importsOf(n.imports, (i, imp) => this.activation(acc, i, imp, now)),
       };
       const dp = isObject(n.default_permissions) ? permissionsFromClaims(claimPermissions(n.default_permissions)) : undefined;
       if (dp) cfg.defaultPermissions = dp;
@@ -289,72 +289,81 @@ export class OperatorMode {
     return out;
   }
 
-  /** An export with `token_req` admits only importers holding a valid activation token. */
-  private exportsOf(acc: LoadedAccount): ExportConfig[] {
-    const list = Array.isArray(acc.claims.nats.exports) ? acc.claims.nats.exports : [];
-    const out: ExportConfig[] = [];
-    for (const e of list) {
-      if (!isObject(e)) continue;
-      const kind = e.type === "service" ? "service" : e.type === "stream" ? "stream" : undefined;
-      const subject = str(e.subject);
-      if (!kind || !subject) continue;
-      const x: ExportConfig = { kind, subject };
-      if (kind === "service") {
-        const rt = str(e.response_type);
-        if (rt === "Singleton" || rt === "Stream" || rt === "Chunked") x.responseType = rt;
-      }
-      if (e.token_req === true) x.accounts = this.activatedImporters(acc, kind, subject, e.revocations);
-      out.push(x);
+  /**
+   * An import's activation token, when it is one the exporter issued to this importer, within its
+   * times and not revoked. Whether its subject contains the import's is the router's check
+   * (accounts.ts exportCovers), with the same containment rule as exports.
+   */
+  private activation(importer: LoadedAccount, i: Record<string, unknown>, imp: ImportConfig, now: number):
+      ImportConfig["activation"] {
+    if (typeof i.token !== "string" || i.token === "") return undefined;
+    const exporter = this.accountsByKey.get(imp.account);
+    if (!exporter) return undefined;
+    let a: DecodedJwt;
+    try {
+      a = decodeNatsJwt(i.token, "account", "operator");
+    } catch {
+      return undefined;
     }
-    return out;
+    const c = a.claims;
+    const issuerAccount = str(c.nats.issuer_account) || c.iss;
+    if (a.kind !== "activation" || issuerAccount !== exporter.key || !exporter.issuers.has(c.iss)) return undefined;
+    if (c.sub !== importer.key || timeProblem(c, Math.floor(now / 1000))) return undefined;
+    const exports = Array.isArray(exporter.claims.nats.exports) ? exporter.claims.nats.exports : [];
+    for (const e of exports) {
+      if (isObject(e) && e.type === imp.kind && isRevoked(e.revocations, importer.key, c.iat ?? 0)) return undefined;
+    }
+    const activation: NonNullable<ImportConfig["activation"]> = { subject: str(c.nats.subject) ?? "" };
+    if (c.exp !== undefined && c.exp > 0) activation.expiresAt = c.exp * 1000;
+    return activation;
   }
+}
 
-  private activatedImporters(exporter: LoadedAccount, kind: string, subject: string, revocations: unknown): string[] {
-    const nowSec = Math.floor(Date.now() / 1000);
-    const approved = new Set<string>();
-    for (const importer of this.accountsByKey.values()) {
-      const imports = Array.isArray(importer.claims.nats.imports) ? importer.claims.nats.imports : [];
-      for (const i of imports) {
-        if (!isObject(i) || i.account !== exporter.key || i.type !== kind || typeof i.token !== "string") continue;
-        let a: DecodedJwt;
-        try {
-          a = decodeNatsJwt(i.token, "account", "operator");
-        } catch {
-          continue;
-        }
-        const c = a.claims;
-        const issuerAccount = str(c.nats.issuer_account) || c.iss;
-        const activationSubject = str(c.nats.subject) ?? "";
-        if (a.kind !== "activation" || issuerAccount !== exporter.key || !exporter.issuers.has(c.iss)) continue;
-        if (c.sub !== importer.key || timeProblem(c, nowSec)) continue;
-        if (!subjectMatches(subject, activationSubject) && activationSubject !== subject) continue;
-        if (isRevoked(revocations, importer.key, c.iat ?? 0)) continue;
-        approved.add(importer.key);
-      }
+/** An export with `token_req` admits only imports holding a valid activation token. */
+function exportsOf(acc: LoadedAccount): ExportConfig[] {
+  const list = Array.isArray(acc.claims.nats.exports) ? acc.claims.nats.exports : [];
+  const out: ExportConfig[] = [];
+  for (const e of list) {
+    if (!isObject(e)) continue;
+    const kind = e.type === "service" ? "service" : e.type === "stream" ? "stream" : undefined;
+    const subject = str(e.subject);
+    if (!kind || !subject) continue;
+    const x: ExportConfig = { kind, subject };
+    if (kind === "service") {
+      const rt = str(e.response_type);
+      if (rt === "Singleton" || rt === "Stream" || rt === "Chunked") x.responseType = rt;
     }
-    return [...approved];
+    if (e.token_req === true) x.tokenRequired = true;
+    out.push(x);
   }
+  return out;
 }
 
 /** Stream imports: `to` is a prefix and `local_subject` the mapped subject; service imports:
  *  without `local_subject`, `subject` is local and `to` the exporter's (nats-server 2.9's reading). */
-function importsOf(v: unknown): ImportConfig[] {
+function importsOf(v: unknown, activation: (i: Record<string, unknown>, imp: ImportConfig) => ImportConfig["activation"]):
+    ImportConfig[] {
   const out: ImportConfig[] = [];
   for (const i of Array.isArray(v) ? v : []) {
     if (!isObject(i)) continue;
     const account = str(i.account), subject = str(i.subject);
     if (!account || !subject) continue;
     const to = str(i.to) || undefined, local = str(i.local_subject) || undefined;
+    let x: ImportConfig;
     if (i.type === "stream") {
-      const x: ImportConfig = { kind: "stream", account, subject };
+      x = { kind: "stream", account, subject };
       if (local) x.to = local;
       else if (to) x.prefix = to;
-      out.push(x);
     } else if (i.type === "service") {
-      if (local) out.push({ kind: "service", account, subject, to: local });
-      else if (to && to !== subject) out.push({ kind: "service", account, subject: to, to: subject });
-      else out.push({ kind: "service", account, subject });
+      if (local) x = { kind: "service", account, subject, to: local };
+      else if (to && to !== subject) x = { kind: "service", account, subject: to, to: subject };
+      else x = { kind: "service", account, subject };
+    } else {
+      continue;
     }
+    const a = activation(i, x);
+    if (a) x.activation = a;
+    out.push(x);
   }
   return out;
 }
