@@ -12,7 +12,7 @@ import { isPublicNkey } from "../../common/nkeys.js";
 import type {
   AccountConfig, ExportConfig, ImportConfig, Options, Permissions, SubjectPermission,
 } from "../../common/config/options.js";
-import { isValidSubject } from "../../common/subject.js";
+import { isValidSubject, subjectIsSubsetOf } from "../../common/subject.js";
 import { checkNonceSignature } from "./nonce.js";
 import {
   refuse, withResponseDefaults, type AuthContext, type AuthResult, type AuthenticatedUser, type Credentials,
@@ -123,6 +123,8 @@ interface LoadedAccount {
   trusted: boolean;
   /** Keys that may issue users: the account's own (unless its operator is strict) and its signing keys. */
   issuers: Map<string, UserScope | null>;
+  /** Why the account JWT is invalid (nats-io/jwt's validation of its imports), refusing its users. */
+  invalid?: string;
 }
 
 export class OperatorMode {
@@ -190,7 +192,10 @@ export class OperatorMode {
     const trusted = this.trustedKeys.has(d.claims.iss);
     const issuers = signingKeys(d.claims.nats.signing_keys);
     if (!this.strictIssuers.has(d.claims.iss)) issuers.set(key, null);
-    this.accountsByKey.set(key, { key, claims: d.claims, trusted, issuers });
+    const acc: LoadedAccount = { key, claims: d.claims, trusted, issuers };
+    const invalid = importTokenProblem(d.claims, key);
+    if (invalid) acc.invalid = invalid;
+    this.accountsByKey.set(key, acc);
   }
 
   /** Checks a user JWT (and the nonce signature) as nats-server 2.9 does, in its order. */
@@ -215,6 +220,7 @@ export class OperatorMode {
     const acc = this.accountsByKey.get(accountKey);
     if (!acc) return refuse("account not found");
     if (!acc.trusted) return refuse("account JWT not signed by a trusted operator");
+    if (acc.invalid) return refuse(`account JWT not valid: ${acc.invalid}`);
     const accTime = timeProblem(acc.claims, nowSec);
     if (accTime) return refuse(`account JWT ${accTime}`);
     if (!acc.issuers.has(uc.iss)) return refuse("user JWT issuer is not known");
@@ -337,6 +343,34 @@ function exportsOf(acc: LoadedAccount): ExportConfig[] {
     out.push(x);
   }
   return out;
+}
+
+/**
+ * nats-io/jwt Import.Validate for imports with an activation token, as nats-server applies it
+ * when it loads the account: a token that does not decode, was not issued by the exporter, names
+ * another importer or kind, or whose subject does not contain the import's makes the whole
+ * account JWT invalid (its users are refused). Expiry is not checked here: an expired token only
+ * leaves its import out.
+ */
+function importTokenProblem(claims: NatsClaims, accountKey: string): string | undefined {
+  for (const i of Array.isArray(claims.nats.imports) ? claims.nats.imports : []) {
+    if (!isObject(i) || typeof i.token !== "string" || i.token === "") continue;
+    const subject = str(i.subject) ?? "";
+    let a: DecodedJwt;
+    try {
+      a = decodeNatsJwt(i.token, "account", "operator");
+    } catch {
+      return `import "${subject}" contains an invalid activation token`;
+    }
+    const c = a.claims;
+    if (c.iss !== i.account && str(c.nats.issuer_account) !== i.account) return `activation token doesn't match account for import "${subject}"`;
+    if (c.sub !== accountKey) return `activation token doesn't match account it is being included in, "${subject}"`;
+    if (a.kind !== "activation" || str(c.nats.kind) !== i.type) return `mismatch between token import type and type of import "${subject}"`;
+    const imported = i.type === "service" && str(i.to) && !str(i.local_subject) ? str(i.to)! : subject;
+    const granted = str(c.nats.subject) ?? "";
+    if (!subjectIsSubsetOf(imported, granted)) return `activation token import subject "${granted}" doesn't match import "${imported}"`;
+  }
+  return undefined;
 }
 
 /** Stream imports: `to` is a prefix and `local_subject` the mapped subject; service imports:
