@@ -327,12 +327,23 @@ export function clientOptions(opts: IClientOptions = {}): IClientOptions {
 
 /** Resolves with a connected MQTT.js client (ended on cleanup), rejects with the CONNACK error. */
 export async function connectMqtt(c: Cleanups, url: string, opts: IClientOptions = {}): Promise<MqttClient> {
+  return (await connectCollecting(c, url, opts)).client;
+}
+
+/**
+ * connectMqtt, with an inbox that collects from before the CONNACK (a persistent session's queued
+ * messages may arrive in the same read), and the CONNACK's sessionPresent.
+ */
+export async function connectCollecting(c: Cleanups, url: string, opts: IClientOptions = {}):
+    Promise<{ client: MqttClient; inbox: Inbox; sessionPresent: boolean }> {
   const client = mqtt.connect(url, clientOptions(opts));
   c.push(() => client.endAsync(true));
+  const inbox = collect(client);
+  let sessionPresent = false;
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => { off(); reject(err); };
     const onClose = () => { off(); reject(new Error("closed before CONNACK")); };
-    const onConnect = () => { off(); resolve(); };
+    const onConnect = (p: mqttPacket.IConnackPacket) => { off(); sessionPresent = !!p.sessionPresent; resolve(); };
     const off = () => {
       client.off("connect", onConnect);
       client.off("error", onError);
@@ -342,7 +353,7 @@ export async function connectMqtt(c: Cleanups, url: string, opts: IClientOptions
     client.on("error", onError);
     client.on("close", onClose);
   });
-  return client;
+  return { client, inbox, sessionPresent };
 }
 
 /** The CONNACK an MQTT.js client gets: its return code and sessionPresent. */
