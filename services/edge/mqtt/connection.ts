@@ -344,8 +344,9 @@ export class MqttConnection implements SessionClient, ConnectionView {
         granted.push(SUBACK_FAILURE);
         continue;
       }
-      // max_subscriptions counts filters, as nats-server: one over it gets a failure, the connection stays.
-      if (!session.subscriptions.has(filter) && session.subscriptions.size >= this.maxSubscriptions) {
+      // max_subscriptions counts filters; as in nats-server, at the limit even a repeated filter gets a
+      // failure (the existing subscription stays), and the connection stays.
+      if (session.subscriptions.size >= this.maxSubscriptions) {
         this.ctx.edge.log.error(`maximum subscriptions exceeded (${this.maxSubscriptions})`, this.logContext());
         granted.push(SUBACK_FAILURE);
         continue;
