@@ -2,13 +2,16 @@
 // every protocol), max_subscriptions, an account JWT's connection limit, credential expiry, and
 // a config reload that removes a user or narrows its permissions. max_connections and
 // max_subscriptions are compared with nats-server 2.9.10 (same config, same client bytes).
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { credsAuthenticator } from "nats";
 import { topologies } from "../helpers/broker.js";
 import { natsClient, natsRefusal } from "../helpers/clients.js";
 import { newAccount, newOperator, newUser, operatorConfig } from "../helpers/creds.js";
 import {
-  closeOf, connectCollecting, connectMqtt, mqttTargets, noMessage, RawMqtt, startMqttBroker, startTarget, suback,
+  closeOf, connectCollecting, connectMqtt, mqttTargets, noMessage, RawMqtt, startMqttBroker, startTarget, suback, tempDir,
   type MqttServer,
 } from "../helpers/mqtt.js";
 import { cleanupAfterEach } from "../helpers/wait.js";
@@ -70,6 +73,19 @@ describe.each(topologies)("MQTT and credentials (meshbroker %s)", (topology) => 
     const s = await startMqttBroker(topology, { config: operatorConfig(op, [acc]) });
     c.push(() => s.stop());
     const m = await connectMqtt(c, url(s), { username: "jwt", password: user.jwt, keepalive: 0 });
+    await closeOf(m, 5_000);
+    expect(Date.now()).toBeGreaterThanOrEqual(exp * 1000);
+  });
+
+  it("an MQTT client whose OIDC token expires is closed at the expiry", async () => {
+    const { privateKey, publicKey } = await generateKeyPair("RS256");
+    const jwksFile = path.join(await tempDir(c), "jwks.json");
+    await writeFile(jwksFile, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: "k1", alg: "RS256" }] }));
+    const exp = Math.floor(Date.now() / 1000) + 2;
+    const token = await new SignJWT({ sub: "device" }).setProtectedHeader({ alg: "RS256", kid: "k1" }).setExpirationTime(exp).sign(privateKey);
+    const s = await startMqttBroker(topology, { config: `oidc { jwks_file: "${jwksFile}", clock_tolerance: 0 }` });
+    c.push(() => s.stop());
+    const m = await connectMqtt(c, url(s), { username: "oidc", password: token, keepalive: 0 });
     await closeOf(m, 5_000);
     expect(Date.now()).toBeGreaterThanOrEqual(exp * 1000);
   });
