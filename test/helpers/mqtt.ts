@@ -17,6 +17,7 @@ import { expect } from "vitest";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import mqttPacket, { type Packet } from "mqtt-packet";
 import { startBroker, type TestBroker, type Topology } from "./broker.js";
+import { loadConfigText } from "../../services/common/config/index.js";
 import { startNatsServer, type RealNatsServer } from "./nats-server.js";
 import type { Cleanups } from "./wait.js";
 import { freePort } from "./process.js";
@@ -53,6 +54,8 @@ export interface MqttServer {
   broker?: TestBroker;
   /** nats-server only. */
   real?: RealNatsServer;
+  /** Reloads the server with its config text changed by `edit` (SIGHUP for nats-server). */
+  reload(edit: (text: string) => string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -75,8 +78,13 @@ export async function startMqttBroker(topology: Topology, opts: MqttServerOption
     opts.websocket ? "websocket {\n  host: 127.0.0.1\n  port: -1\n  no_tls: true\n}" : "",
   ].join("\n");
   const broker = await startBroker({ topology, config: text, monitoring: opts.monitoring });
+  let current = text;
   return {
     kind: "meshbroker",
+    async reload(edit) {
+      current = edit(current);
+      broker.broker.reload(loadConfigText(current, "test.conf", {}).options);
+    },
     mqttPort: broker.mqttPort!,
     natsPort: broker.natsPort,
     wsPort: broker.wsPort,
@@ -115,6 +123,7 @@ export async function startMqttNatsServer(opts: MqttServerOptions = {}): Promise
     wsPort,
     httpPort: undefined,
     real,
+    reload: (edit) => real.reload(edit),
     async stop() {
       await real.stop();
       await rm(jsDir, { recursive: true, force: true });
