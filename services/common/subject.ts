@@ -64,3 +64,19 @@ export function subjectMatches(filter: string, subject: string): boolean {
     si = se + 1;
   }
 }
+
+/** Is every subject `subject` matches also matched by `filter`? ("a.b" and "a.*" are within
+ *  "a.>"; "a.>" is not within "a.*"). The one containment rule of imports against exports and
+ *  of imports against activation tokens, for config-file and JWT accounts alike. */
+export function subjectIsSubsetOf(subject: string, filter: string): boolean {
+  const s = subject.split(".");
+  const f = filter.split(".");
+  for (let i = 0; i < f.length; i++) {
+    if (i >= s.length) return false;
+    if (f[i] === ">") return true;
+    if (s[i] === ">") return false;
+    if (s[i] === "*" && f[i] !== "*") return false;
+    if (f[i] !== "*" && f[i] !== s[i]) return false;
+  }
+  return s.length === f.length;
+}

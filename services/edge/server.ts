@@ -171,10 +171,17 @@ export class EdgeServer implements ClientContext {
     return list;
   }
 
+  /** Connected clients of an account, every protocol (an account JWT's `limits.conn`). */
   accountConnections(account: string): number {
     let n = 0;
     for (const c of this.clients.values()) if (c.connected && c.account === account) n++;
+    if (this.mqtt) for (const c of this.mqtt.connections.values()) if (c.account === account) n++;
     return n;
+  }
+
+  /** Open client connections of every protocol, as max_connections counts them (nats-server). */
+  connectionCount(): number {
+    return this.clients.size + (this.mqtt?.connections.size ?? 0);
   }
 
   /** A new id for a connection of any protocol (NATS cid, MQTT connection id). */
@@ -195,6 +202,7 @@ export class EdgeServer implements ClientContext {
     this.auth = auth;
     this.log.reconfigure(options.log);
     for (const c of this.clients.values()) c.applyOptions(options);
+    this.mqtt?.applyOptions();
   }
 
   /** Stop accepting, flush what every client has pending, close them, close the listener. */
@@ -279,7 +287,7 @@ export class EdgeServer implements ClientContext {
     client.authExtras = authExtras;
     wire?.(client);
     this.totalConnections++;
-    if (this.clients.size >= this.options.maxConnections) {
+    if (this.connectionCount() >= this.options.maxConnections) {
       client.sendInfo();
       this.log.error(`maximum connections of ${this.options.maxConnections} exceeded`, client.logContext());
       client.close("Maximum Connections Exceeded", ERR.maxConnections);

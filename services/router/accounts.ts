@@ -2,14 +2,16 @@
 // a stream import copies matching messages of the exporter into the importer (optionally
 // under a prefix or another subject); a service import sends the importer's requests to the
 // exporter, with a reply subject the router maps back to the requester.
-import type { AccountConfig, ExportConfig } from "../common/config/options.js";
-import { subjectMatches } from "../common/subject.js";
+import type { AccountConfig, ExportConfig, ImportConfig } from "../common/config/options.js";
+import { subjectIsSubsetOf } from "../common/subject.js";
 import { Sublist } from "./sublist.js";
 
 /** A stream the account receives from an exporter: exporter subject → importer subject. */
 export interface StreamImport {
   readonly importer: Account;
   readonly filter: string;
+  /** When an activation token ends it (ms epoch); undefined = never. */
+  readonly expiresAt: number | undefined;
   map(subject: string): string;
 }
 
@@ -17,6 +19,8 @@ export interface StreamImport {
 export interface ServiceImport {
   readonly exporter: Account;
   readonly local: string;
+  /** When an activation token ends it (ms epoch); undefined = never. */
+  readonly expiresAt: number | undefined;
   readonly responseType: "Singleton" | "Stream" | "Chunked";
   map(subject: string): string;
 }
@@ -62,17 +66,23 @@ export function wireAccounts(configs: AccountConfig[], account: (name: string) =
         warn(`account "${c.name}": ${imp.kind} import of "${imp.subject}" from "${imp.account}" is not exported to it, ignored`);
         continue;
       }
+      if (exp.tokenRequired && !activationCovers(imp)) {
+        warn(`account "${c.name}": ${imp.kind} import of "${imp.subject}" from "${imp.account}" has no valid activation token for it` +
+          (imp.activation ? ` (activation token import subject "${imp.activation.subject}" doesn't match import)` : "") + ", ignored");
+        continue;
+      }
+      const expiresAt = imp.activation?.expiresAt;
       const exporter = account(imp.account);
       if (imp.kind === "stream") {
         const target = imp.to ?? (imp.prefix ? undefined : imp.subject);
         const map = imp.prefix
           ? (s: string) => (imp.prefix!.endsWith(".") ? imp.prefix + s : `${imp.prefix}.${s}`)
           : (s: string) => transform(imp.subject, target!, s);
-        exporter.streamImports.push({ importer, filter: imp.subject, map });
+        exporter.streamImports.push({ importer, filter: imp.subject, expiresAt, map });
       } else {
         const local = imp.to ?? imp.subject;
         importer.serviceImports.push({
-          exporter, local,
+          exporter, local, expiresAt,
           responseType: exp.responseType ?? "Singleton",
           map: (s) => transform(local, imp.subject, s),
         });
@@ -81,10 +91,18 @@ export function wireAccounts(configs: AccountConfig[], account: (name: string) =
   }
 }
 
-/** Is `subject` within the export, and may `importer` take it? */
+/** Is all of `subject` within the export (a "pub.>" import is not within a "pub.*" export), and
+ *  may `importer` take it? The same rule the config loader applies (validate.ts). */
 function exportCovers(e: ExportConfig, subject: string, importer: string): boolean {
   if (e.accounts && !e.accounts.includes(importer)) return false;
-  return subjectMatches(e.subject, subject);
+  return subjectIsSubsetOf(subject, e.subject);
+}
+
+/** Operator mode: an activation token (checked by jwt.ts) whose subject contains the import's;
+ *  a token without a subject covers what the export covers. */
+function activationCovers(imp: ImportConfig): boolean {
+  const a = imp.activation;
+  return a !== undefined && (a.subject === "" || subjectIsSubsetOf(imp.subject, a.subject));
 }
 
 /**

@@ -44,10 +44,12 @@ export class Router implements RouterLink {
     let delivered = deliver(acc, subject, reply, msg, origin);
 
     for (const imp of acc.streamImports) {
+      if (imp.expiresAt !== undefined && imp.expiresAt <= Date.now()) continue; // its activation expired
       if (matches(imp.filter, subject)) delivered += deliver(imp.importer, imp.map(subject), reply, msg, undefined);
     }
     for (const si of acc.serviceImports) {
       if (!matches(si.local, subject)) continue;
+      if (si.expiresAt !== undefined && si.expiresAt <= Date.now()) continue; // its activation expired
       const mapped = reply === undefined ? undefined : this.routeResponse(si.exporter, acc, reply, si.responseType === "Singleton");
       delivered += deliver(si.exporter, si.map(subject), mapped, msg, undefined);
     }

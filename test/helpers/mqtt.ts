@@ -17,6 +17,7 @@ import { expect } from "vitest";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import mqttPacket, { type Packet } from "mqtt-packet";
 import { startBroker, type TestBroker, type Topology } from "./broker.js";
+import { loadConfigText } from "../../services/common/config/index.js";
 import { startNatsServer, type RealNatsServer } from "./nats-server.js";
 import type { Cleanups } from "./wait.js";
 import { freePort } from "./process.js";
@@ -53,6 +54,8 @@ export interface MqttServer {
   broker?: TestBroker;
   /** nats-server only. */
   real?: RealNatsServer;
+  /** Reloads the server with its config text changed by `edit` (SIGHUP for nats-server). */
+  reload(edit: (text: string) => string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -75,8 +78,13 @@ export async function startMqttBroker(topology: Topology, opts: MqttServerOption
     opts.websocket ? "websocket {\n  host: 127.0.0.1\n  port: -1\n  no_tls: true\n}" : "",
   ].join("\n");
   const broker = await startBroker({ topology, config: text, monitoring: opts.monitoring });
+  let current = text;
   return {
     kind: "meshbroker",
+    async reload(edit) {
+      current = edit(current);
+      broker.broker.reload(loadConfigText(current, "test.conf", {}).options);
+    },
     mqttPort: broker.mqttPort!,
     natsPort: broker.natsPort,
     wsPort: broker.wsPort,
@@ -115,6 +123,7 @@ export async function startMqttNatsServer(opts: MqttServerOptions = {}): Promise
     wsPort,
     httpPort: undefined,
     real,
+    reload: (edit) => real.reload(edit),
     async stop() {
       await real.stop();
       await rm(jsDir, { recursive: true, force: true });
@@ -327,12 +336,23 @@ export function clientOptions(opts: IClientOptions = {}): IClientOptions {
 
 /** Resolves with a connected MQTT.js client (ended on cleanup), rejects with the CONNACK error. */
 export async function connectMqtt(c: Cleanups, url: string, opts: IClientOptions = {}): Promise<MqttClient> {
+  return (await connectCollecting(c, url, opts)).client;
+}
+
+/**
+ * connectMqtt, with an inbox that collects from before the CONNACK (a persistent session's queued
+ * messages may arrive in the same read), and the CONNACK's sessionPresent.
+ */
+export async function connectCollecting(c: Cleanups, url: string, opts: IClientOptions = {}):
+    Promise<{ client: MqttClient; inbox: Inbox; sessionPresent: boolean }> {
   const client = mqtt.connect(url, clientOptions(opts));
   c.push(() => client.endAsync(true));
+  const inbox = collect(client);
+  let sessionPresent = false;
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => { off(); reject(err); };
     const onClose = () => { off(); reject(new Error("closed before CONNACK")); };
-    const onConnect = () => { off(); resolve(); };
+    const onConnect = (p: mqttPacket.IConnackPacket) => { off(); sessionPresent = !!p.sessionPresent; resolve(); };
     const off = () => {
       client.off("connect", onConnect);
       client.off("error", onError);
@@ -342,7 +362,7 @@ export async function connectMqtt(c: Cleanups, url: string, opts: IClientOptions
     client.on("error", onError);
     client.on("close", onClose);
   });
-  return client;
+  return { client, inbox, sessionPresent };
 }
 
 /** The CONNACK an MQTT.js client gets: its return code and sessionPresent. */

@@ -5,7 +5,7 @@
 // not race with it).
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -21,6 +21,8 @@ export interface RealNatsServer {
   waitForLog(pattern: RegExp | ((log: string) => boolean), timeoutMs?: number): Promise<RegExpMatchArray>;
   /** Send the process a signal (SIGUSR2: lame duck mode; SIGHUP: reload). */
   signal(sig: NodeJS.Signals): void;
+  /** Rewrites the config file (the `edit` of its text) and reloads it with SIGHUP. */
+  reload(edit: (text: string) => string): Promise<void>;
   /** Terminate the server and wait for the process to exit. */
   stop(): Promise<void>;
 }
@@ -91,7 +93,15 @@ export async function startNatsServer(configText = "", timeoutMs = 10_000): Prom
     const port = Number(m[1]);
     const cid = await probe(port, timeoutMs);
     await waitForLog(new RegExp(`cid:${cid} - Client connection closed`));
-    return { port, log: () => log, waitForLog, stop, signal: (sig) => { if (!hasExited) child.kill(sig); } };
+    const signal = (sig: NodeJS.Signals) => { if (!hasExited) child.kill(sig); };
+    let reloads = 0;
+    const reload = async (edit: (text: string) => string) => {
+      await writeFile(file, edit(await readFile(file, "utf8")));
+      const seen = ++reloads;
+      signal("SIGHUP");
+      await waitForLog((l) => (l.match(/Reloaded server configuration/g)?.length ?? 0) >= seen);
+    };
+    return { port, log: () => log, waitForLog, stop, signal, reload };
   } catch (err) {
     await stop();
     throw err;

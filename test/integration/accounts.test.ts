@@ -9,7 +9,8 @@ import {
   type ConnectionOptions, type NatsConnection,
 } from "nats";
 import { topologies } from "../helpers/broker.js";
-import { newAccount, newOperator, newUser, operatorConfig } from "../helpers/creds.js";
+import { encodeActivation } from "@nats-io/jwt";
+import { newAccount, newOperator, newUser, operatorConfig, reissueAccount } from "../helpers/creds.js";
 import { natsTargets } from "../helpers/nats-server.js";
 import { take, cleanupAfterEach } from "../helpers/wait.js";
 import { natsClient } from "../helpers/clients.js";
@@ -226,5 +227,60 @@ describe.each(targets)("accounts: $name", (target) => {
     const r = await b.request("svc.echo", sc.encode("?"), { timeout: 2_000 });
     expect(sc.decode(r.data)).toBe("A: svc.echo");
     await expect(b.request("svc.hidden", sc.encode("?"), { timeout: 2_000 })).rejects.toMatchObject({ code: "503" });
+  });
+
+  it("operator mode: an import wider than its export is ignored; an activation token must contain its import; an expired activation stops delivery", async () => {
+    const op = await newOperator();
+    const A0 = await newAccount(op, "A");
+    const [B0, C0, D0] = [await newAccount(op, "B"), await newAccount(op, "C"), await newAccount(op, "D")];
+    const nowSec = Math.floor(Date.now() / 1000);
+    const act = (to: string, subject: string, exp?: number) =>
+      encodeActivation("act", { getPublicKey: () => to } as never, A0.kp, "stream", { subject }, exp ? { exp } : {});
+    const A = await reissueAccount(op, A0, {
+      exports: [
+        { name: "pub", type: "stream", subject: "pub.*" },
+        { name: "svc", type: "service", subject: "svc.*" },
+        { name: "tok", type: "stream", subject: "tok.>", token_req: true },
+      ],
+    });
+    const B = await reissueAccount(op, B0, {
+      imports: [
+        { name: "pub", type: "stream", account: A.pub, subject: "pub.>" }, // wider than pub.*
+        { name: "svc", type: "service", account: A.pub, subject: "svc.>" }, // wider than svc.*
+      ],
+    });
+    const C = await reissueAccount(op, C0, {
+      imports: [{ name: "tok", type: "stream", account: A.pub, subject: "tok.public.>", token: await act(C0.pub, "tok.public.>", nowSec + 3) }],
+    });
+    // D's token grants tok.public.> only, not the tok.> it imports.
+    const D = await reissueAccount(op, D0, {
+      imports: [{ name: "tok", type: "stream", account: A.pub, subject: "tok.>", token: await act(D0.pub, "tok.public.>") }],
+    });
+    const s = await server(operatorConfig(op, [A, B, C, D]));
+    const as = async (acc: typeof A, name: string) => open(s.port, { authenticator: credsAuthenticator((await newUser(acc, name)).creds) });
+    const [a, b, c] = [await as(A, "a"), await as(B, "b"), await as(C, "c")];
+    const d = await as(D, "d").catch((e: Error) => e);
+    const inB = b.subscribe(">");
+    const inC = c.subscribe(">", { max: 2 });
+    a.subscribe("svc.>", { callback: (_err, m) => m.respond(sc.encode(`A: ${m.subject}`)) });
+    await Promise.all([a.flush(), b.flush(), c.flush()]);
+    for (const subj of ["pub.secret.x", "pub.x", "tok.private.x", "tok.public.x"]) a.publish(subj, sc.encode("a"));
+    await a.flush();
+    b.publish("b.marker", sc.encode("end"));
+    c.publish("c.marker", sc.encode("end"));
+    expect(await take(inB, 1)).toEqual(["b.marker:end"]); // the whole pub.> import is skipped, not narrowed
+    expect(await take(inC, 2)).toEqual(["tok.public.x:a", "c.marker:end"]);
+    await expect(b.request("svc.admin.x", sc.encode("?"), { timeout: 2_000 })).rejects.toMatchObject({ code: "503" });
+    // An activation that does not contain its import makes D's account JWT invalid: its users are refused.
+    expect(d instanceof Error ? d.message : "connected").toBe("'Authorization Violation'");
+
+    // C's activation expires: its import stops.
+    await new Promise((r) => setTimeout(r, Math.max(0, (nowSec + 3) * 1000 - Date.now()) + 1_100));
+    const inC2 = c.subscribe(">");
+    await c.flush();
+    a.publish("tok.public.y", sc.encode("late"));
+    await a.flush();
+    c.publish("c.marker", sc.encode("end2"));
+    expect(await take(inC2, 1)).toEqual(["c.marker:end2"]);
   });
 });

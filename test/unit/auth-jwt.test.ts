@@ -96,13 +96,14 @@ describe("operator mode: setup", () => {
     const otherKey = other.getPublicKey();
     expect(a.imports).toEqual([
       { kind: "service", account: otherKey, subject: "help.remote", to: "help" },
-      { kind: "service", account: otherKey, subject: "private.svc", to: "mine.svc" },
+      // token_req: the activation, checked (issuer, importer, times, revocation), travels with the import.
+      { kind: "service", account: otherKey, subject: "private.svc", to: "mine.svc", activation: { subject: "private.svc" } },
       { kind: "stream", account: otherKey, subject: "feed.>", prefix: "imported" },
       { kind: "stream", account: otherKey, subject: "raw.>", to: "cooked.>" },
     ]);
     expect(o.exports).toEqual([
       { kind: "service", subject: "help.remote", responseType: "Stream" },
-      { kind: "service", subject: "private.svc", accounts: [acc.getPublicKey()] }, // token_req + valid activation
+      { kind: "service", subject: "private.svc", tokenRequired: true },
       { kind: "stream", subject: "feed.>" },
       { kind: "stream", subject: "raw.>" },
     ]);

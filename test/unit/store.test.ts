@@ -15,8 +15,15 @@ import {
   type MqttStore,
   type StoredMessage,
 } from "../../services/router/store/index.js";
+import { sessionKey } from "../../services/router/store/store.js";
+import { GLOBAL_ACCOUNT as G } from "../../services/common/config/options.js";
 import { hashTag, parseRedisUrl } from "../../services/router/store/redis.js";
+import { encodeMessage, encodeSession } from "../../services/router/store/codec.js";
+import { ClassicLevel } from "classic-level";
 import { startRedis, type RedisServer } from "../helpers/redis.js";
+
+/** A client id's session key in the global account (the key the tests mostly use). */
+const K = (clientId: string) => sessionKey(G, clientId);
 
 const msg = (topic: string, payload: string | Buffer = "x", qos: 0 | 1 | 2 = 1, retain = false): StoredMessage => ({
   topic,
@@ -109,59 +116,59 @@ describe.each(impls)("MQTT store: $name", (impl) => {
   afterEach(() => store.close());
 
   it("stores, overwrites, lists and deletes sessions", async () => {
-    expect(await store.getSession("c1")).toBeUndefined();
+    expect(await store.getSession(K("c1"))).toBeUndefined();
     const s1 = { clientId: "c1", subscriptions: [{ filter: "a/#", qos: 1 as const }], updatedAt: 1000 };
     await store.putSession(s1);
     await store.putSession({ clientId: "c2", subscriptions: [], updatedAt: 2000 });
-    expect(await store.getSession("c1")).toEqual(s1);
-    const s1b = { clientId: "c1", subscriptions: [{ filter: "x", qos: 2 as const }, { filter: "+/y", qos: 0 as const }], updatedAt: 3000, account: "ACME" };
+    expect(await store.getSession(K("c1"))).toEqual(s1);
+    const s1b = { clientId: "c1", subscriptions: [{ filter: "x", qos: 2 as const }, { filter: "+/y", qos: 0 as const }], updatedAt: 3000, account: G };
     await store.putSession(s1b);
-    expect(await store.getSession("c1")).toEqual(s1b);
+    expect(await store.getSession(K("c1"))).toEqual(s1b);
     const list = await store.listSessions();
     expect(list.sort((a, b) => a.clientId.localeCompare(b.clientId))).toEqual([s1b, { clientId: "c2", subscriptions: [], updatedAt: 2000 }]);
-    await store.deleteSession("c1");
-    expect(await store.getSession("c1")).toBeUndefined();
+    await store.deleteSession(K("c1"));
+    expect(await store.getSession(K("c1"))).toBeUndefined();
     expect((await store.listSessions()).map((s) => s.clientId)).toEqual(["c2"]);
   });
 
   it("deleteSession removes the queue, incoming and released state too, and seqs start over", async () => {
     await store.putSession({ clientId: "d", subscriptions: [], updatedAt: 1 });
-    await store.enqueue("d", msg("t", "1"));
-    const seq = await store.enqueue("d", msg("t", "2"));
-    await store.setPacketId("d", seq, 7);
-    await store.putIncoming("d", 3, msg("in"));
-    await store.markReleased("d", 4);
-    await store.enqueue("other", msg("t", "keep"));
-    await store.deleteSession("d");
-    expect(await store.getSession("d")).toBeUndefined();
-    expect(await store.queued("d", 10)).toEqual([]);
-    expect(await store.takeIncoming("d", 3)).toBeUndefined();
-    expect(await store.released("d")).toEqual([]);
-    expect(await store.enqueue("d", msg("t", "new"))).toBe(1);
-    expect((await store.queued("other", 10)).map(plain)).toEqual([{ ...plain(msg("t", "keep")), seq: 1 }]);
-    await store.deleteSession("never-existed");
+    await store.enqueue(K("d"), msg("t", "1"));
+    const seq = await store.enqueue(K("d"), msg("t", "2"));
+    await store.setPacketId(K("d"), seq, 7);
+    await store.putIncoming(K("d"), 3, msg("in"));
+    await store.markReleased(K("d"), 4);
+    await store.enqueue(K("other"), msg("t", "keep"));
+    await store.deleteSession(K("d"));
+    expect(await store.getSession(K("d"))).toBeUndefined();
+    expect(await store.queued(K("d"), 10)).toEqual([]);
+    expect(await store.takeIncoming(K("d"), 3)).toBeUndefined();
+    expect(await store.released(K("d"))).toEqual([]);
+    expect(await store.enqueue(K("d"), msg("t", "new"))).toBe(1);
+    expect((await store.queued(K("other"), 10)).map(plain)).toEqual([{ ...plain(msg("t", "keep")), seq: 1 }]);
+    await store.deleteSession(K("never-existed"));
   });
 
   it("queues per client in order, with increasing seqs and a limit", async () => {
     const seqs: number[] = [];
-    for (let i = 0; i < 5; i++) seqs.push(await store.enqueue("c", msg(`t/${i}`, `p${i}`)));
+    for (let i = 0; i < 5; i++) seqs.push(await store.enqueue(K("c"), msg(`t/${i}`, `p${i}`)));
     expect(seqs).toEqual([1, 2, 3, 4, 5]);
-    expect((await store.queued("c", 3)).map((m) => [m.seq, m.topic, m.payload.toString()])).toEqual([
+    expect((await store.queued(K("c"), 3)).map((m) => [m.seq, m.topic, m.payload.toString()])).toEqual([
       [1, "t/0", "p0"], [2, "t/1", "p1"], [3, "t/2", "p2"],
     ]);
-    expect(await store.queued("c", 0)).toEqual([]);
-    expect(await store.queued("empty", 10)).toEqual([]);
-    await store.ack("c", 2);
-    await store.ack("c", 99); // unknown: no-op
-    expect((await store.queued("c", 10)).map((m) => m.seq)).toEqual([1, 3, 4, 5]);
-    expect(await store.enqueue("c", msg("t/5"))).toBe(6);
+    expect(await store.queued(K("c"), 0)).toEqual([]);
+    expect(await store.queued(K("empty"), 10)).toEqual([]);
+    await store.ack(K("c"), 2);
+    await store.ack(K("c"), 99); // unknown: no-op
+    expect((await store.queued(K("c"), 10)).map((m) => m.seq)).toEqual([1, 3, 4, 5]);
+    expect(await store.enqueue(K("c"), msg("t/5"))).toBe(6);
   });
 
   it("round-trips every message field", async () => {
     const bin = Buffer.from([0, 1, 2, 255, 0, 10, 13]);
     const cases = [msg("a/b", bin, 1, false), msg("日本/語/ü", "", 2, true), msg("/", "x".repeat(100_000), 1, true), msg("q0", "z", 0, false)];
-    for (const m of cases) await store.enqueue("rt", m);
-    const got = await store.queued("rt", 10);
+    for (const m of cases) await store.enqueue(K("rt"), m);
+    const got = await store.queued(K("rt"), 10);
     expect(got.map(plain)).toEqual(cases.map((m, i) => ({ ...plain(m), seq: i + 1 })));
     expect(got[0].packetId).toBeUndefined();
     expect(Buffer.isBuffer(got[0].payload)).toBe(true);
@@ -170,13 +177,13 @@ describe.each(impls)("MQTT store: $name", (impl) => {
   it("applies calls in call order without awaiting in between", async () => {
     const pending: Promise<unknown>[] = [];
     const seqs: Promise<number>[] = [];
-    for (let i = 0; i < 50; i++) seqs.push(store.enqueue("o", msg("t", `a${i}`)));
-    pending.push(store.enqueueMany(Array.from({ length: 50 }, (_, i) => ({ clientId: "o", msg: msg("t", `b${i}`) }))));
-    pending.push(store.ack("o", 1), store.setPacketId("o", 2, 100), store.ack("o", 3));
-    pending.push(store.putSession({ clientId: "o", subscriptions: [], updatedAt: 1 }), store.deleteSession("o2"));
-    const puts = [store.putIncoming("o", 1, msg("i")), store.putIncoming("o", 1, msg("j"))];
-    const takes = [store.takeIncoming("o", 1), store.takeIncoming("o", 1)];
-    const q = store.queued("o", 1000);
+    for (let i = 0; i < 50; i++) seqs.push(store.enqueue(K("o"), msg("t", `a${i}`)));
+    pending.push(store.enqueueMany(Array.from({ length: 50 }, (_, i) => ({ id: K("o"), msg: msg("t", `b${i}`) }))));
+    pending.push(store.ack(K("o"), 1), store.setPacketId(K("o"), 2, 100), store.ack(K("o"), 3));
+    pending.push(store.putSession({ clientId: "o", subscriptions: [], updatedAt: 1 }), store.deleteSession(K("o2")));
+    const puts = [store.putIncoming(K("o"), 1, msg("i")), store.putIncoming(K("o"), 1, msg("j"))];
+    const takes = [store.takeIncoming(K("o"), 1), store.takeIncoming(K("o"), 1)];
+    const q = store.queued(K("o"), 1000);
     expect(await Promise.all(seqs)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
     await Promise.all(pending);
     expect(await Promise.all(puts)).toEqual([true, false]);
@@ -193,111 +200,149 @@ describe.each(impls)("MQTT store: $name", (impl) => {
   });
 
   it("records packet ids, acks, and never resurrects an acked message", async () => {
-    const s1 = await store.enqueue("p", msg("t", "1", 2));
-    const s2 = await store.enqueue("p", msg("t", "2", 1));
-    await store.setPacketId("p", s1, 1);
-    await store.setPacketId("p", s2, 65535);
-    let q = await store.queued("p", 10);
+    const s1 = await store.enqueue(K("p"), msg("t", "1", 2));
+    const s2 = await store.enqueue(K("p"), msg("t", "2", 1));
+    await store.setPacketId(K("p"), s1, 1);
+    await store.setPacketId(K("p"), s2, 65535);
+    let q = await store.queued(K("p"), 10);
     expect(q.map((m) => [m.seq, m.packetId, m.qos])).toEqual([[s1, 1, 2], [s2, 65535, 1]]);
-    await store.setPacketId("p", s1, 42); // re-sent with a new id
-    await store.ack("p", s2);
-    await store.setPacketId("p", s2, 9); // late: no-op
-    await store.setPacketId("p", 12345, 9); // never queued: no-op
-    q = await store.queued("p", 10);
+    await store.setPacketId(K("p"), s1, 42); // re-sent with a new id
+    await store.ack(K("p"), s2);
+    await store.setPacketId(K("p"), s2, 9); // late: no-op
+    await store.setPacketId(K("p"), 12345, 9); // never queued: no-op
+    q = await store.queued(K("p"), 10);
     expect(q.map((m) => [m.seq, m.packetId, m.payload.toString()])).toEqual([[s1, 42, "1"]]);
-    await expect(store.setPacketId("p", s1, 0)).rejects.toThrow(RangeError);
-    await expect(store.setPacketId("p", s1, 65536)).rejects.toThrow(RangeError);
+    await expect(store.setPacketId(K("p"), s1, 0)).rejects.toThrow(RangeError);
+    await expect(store.setPacketId(K("p"), s1, 65536)).rejects.toThrow(RangeError);
   });
 
   it("enqueueMany fans out in one call, keeping per-client order and seqs", async () => {
-    await store.enqueue("f1", msg("first"));
+    await store.enqueue(K("f1"), msg("first"));
     await store.enqueueMany([
-      { clientId: "f1", msg: msg("x", "1") },
-      { clientId: "f2", msg: msg("x", "1") },
-      { clientId: "f1", msg: msg("x", "2") },
-      { clientId: "f3", msg: msg("x", "1", 2, true) },
+      { id: K("f1"), msg: msg("x", "1") },
+      { id: K("f2"), msg: msg("x", "1") },
+      { id: K("f1"), msg: msg("x", "2") },
+      { id: K("f3"), msg: msg("x", "1", 2, true) },
     ]);
     await store.enqueueMany([]);
-    expect((await store.queued("f1", 10)).map((m) => [m.seq, m.topic, m.payload.toString()])).toEqual([
+    expect((await store.queued(K("f1"), 10)).map((m) => [m.seq, m.topic, m.payload.toString()])).toEqual([
       [1, "first", "x"], [2, "x", "1"], [3, "x", "2"],
     ]);
-    expect((await store.queued("f2", 10)).map((m) => m.seq)).toEqual([1]);
-    expect((await store.queued("f3", 10)).map(plain)).toEqual([{ ...plain(msg("x", "1", 2, true)), seq: 1 }]);
-    expect(await store.enqueue("f2", msg("y"))).toBe(2);
+    expect((await store.queued(K("f2"), 10)).map((m) => m.seq)).toEqual([1]);
+    expect((await store.queued(K("f3"), 10)).map(plain)).toEqual([{ ...plain(msg("x", "1", 2, true)), seq: 1 }]);
+    expect(await store.enqueue(K("f2"), msg("y"))).toBe(2);
   });
 
   it("keeps clients apart, whatever their ids", async () => {
     const ids = ["", "a", "a{b}", "{a}", "=a", "a:q", "a b", "日本", "x".repeat(200)];
     for (const id of ids) {
       await store.putSession({ clientId: id, subscriptions: [{ filter: id || "e", qos: 1 }], updatedAt: 5 });
-      await store.enqueue(id, msg(`for/${id}`));
-      await store.putIncoming(id, 1, msg(`in/${id}`));
-      await store.markReleased(id, 2);
+      await store.enqueue(K(id), msg(`for/${id}`));
+      await store.putIncoming(K(id), 1, msg(`in/${id}`));
+      await store.markReleased(K(id), 2);
     }
     for (const id of ids) {
-      expect((await store.getSession(id))?.clientId).toBe(id);
-      expect((await store.queued(id, 10)).map((m) => [m.seq, m.topic])).toEqual([[1, `for/${id}`]]);
-      expect(await store.released(id)).toEqual([2]);
+      expect((await store.getSession(K(id)))?.clientId).toBe(id);
+      expect((await store.queued(K(id), 10)).map((m) => [m.seq, m.topic])).toEqual([[1, `for/${id}`]]);
+      expect(await store.released(K(id))).toEqual([2]);
     }
     expect((await store.listSessions()).map((s) => s.clientId).sort()).toEqual([...ids].sort());
-    await store.deleteSession("a");
-    for (const id of ids.filter((i) => i !== "a")) expect((await store.takeIncoming(id, 1))?.topic).toBe(`in/${id}`);
-    expect(await store.takeIncoming("a", 1)).toBeUndefined();
+    await store.deleteSession(K("a"));
+    for (const id of ids.filter((i) => i !== "a")) expect((await store.takeIncoming(K(id), 1))?.topic).toBe(`in/${id}`);
+    expect(await store.takeIncoming(K("a"), 1)).toBeUndefined();
   });
 
   it("keeps its own copy of the payloads it is given", async () => {
     const buf = Buffer.from("original");
     const view = buf.subarray(0, 4); // "orig", as a parser would pass it
-    await store.enqueue("cp", { topic: "t", payload: view, qos: 1, retain: false });
-    await store.putIncoming("cp", 1, { topic: "t", payload: view, qos: 2, retain: false });
-    await store.setRetained({ topic: "cp/t", payload: view, qos: 1, retain: true });
+    await store.enqueue(K("cp"), { topic: "t", payload: view, qos: 1, retain: false });
+    await store.putIncoming(K("cp"), 1, { topic: "t", payload: view, qos: 2, retain: false });
+    await store.setRetained(G, { topic: "cp/t", payload: view, qos: 1, retain: true });
     buf.fill(0x2a);
-    expect((await store.queued("cp", 1))[0].payload.toString()).toBe("orig");
-    expect((await store.takeIncoming("cp", 1))?.payload.toString()).toBe("orig");
-    expect((await store.matchRetained("cp/t"))[0].payload.toString()).toBe("orig");
+    expect((await store.queued(K("cp"), 1))[0].payload.toString()).toBe("orig");
+    expect((await store.takeIncoming(K("cp"), 1))?.payload.toString()).toBe("orig");
+    expect((await store.matchRetained(G, "cp/t"))[0].payload.toString()).toBe("orig");
   });
 
   it("holds inbound QoS 2 messages until released, once", async () => {
-    expect(await store.putIncoming("q2", 10, msg("a", "1", 2))).toBe(true);
-    expect(await store.putIncoming("q2", 10, msg("a", "dup", 2))).toBe(false); // a re-sent PUBLISH (DUP)
-    expect(await store.putIncoming("q2", 11, msg("b", "2", 2, true))).toBe(true);
-    expect(plain((await store.takeIncoming("q2", 10))!)).toEqual(plain(msg("a", "1", 2)));
-    expect(await store.takeIncoming("q2", 10)).toBeUndefined();
-    expect(plain((await store.takeIncoming("q2", 11))!)).toEqual(plain(msg("b", "2", 2, true)));
-    expect(await store.putIncoming("q2", 10, msg("a", "again", 2))).toBe(true); // the id is free again
-    await expect(store.putIncoming("q2", 0, msg("a"))).rejects.toThrow(RangeError);
+    expect(await store.putIncoming(K("q2"), 10, msg("a", "1", 2))).toBe(true);
+    expect(await store.putIncoming(K("q2"), 10, msg("a", "dup", 2))).toBe(false); // a re-sent PUBLISH (DUP)
+    expect(await store.putIncoming(K("q2"), 11, msg("b", "2", 2, true))).toBe(true);
+    expect(plain((await store.takeIncoming(K("q2"), 10))!)).toEqual(plain(msg("a", "1", 2)));
+    expect(await store.takeIncoming(K("q2"), 10)).toBeUndefined();
+    expect(plain((await store.takeIncoming(K("q2"), 11))!)).toEqual(plain(msg("b", "2", 2, true)));
+    expect(await store.putIncoming(K("q2"), 10, msg("a", "again", 2))).toBe(true); // the id is free again
+    await expect(store.putIncoming(K("q2"), 0, msg("a"))).rejects.toThrow(RangeError);
   });
 
   it("lists outbound PUBRELs in the order first marked", async () => {
-    await store.markReleased("r", 300);
-    await store.markReleased("r", 2);
-    await store.markReleased("r", 65535);
-    await store.markReleased("r", 2); // PUBREC again: same place
-    expect(await store.released("r")).toEqual([300, 2, 65535]);
-    await store.completeReleased("r", 2);
-    await store.completeReleased("r", 7); // unknown: no-op
-    expect(await store.released("r")).toEqual([300, 65535]);
-    await store.markReleased("r", 2);
-    expect(await store.released("r")).toEqual([300, 65535, 2]);
-    expect(await store.released("nobody")).toEqual([]);
+    await store.markReleased(K("r"), 300);
+    await store.markReleased(K("r"), 2);
+    await store.markReleased(K("r"), 65535);
+    await store.markReleased(K("r"), 2); // PUBREC again: same place
+    expect(await store.released(K("r"))).toEqual([300, 2, 65535]);
+    await store.completeReleased(K("r"), 2);
+    await store.completeReleased(K("r"), 7); // unknown: no-op
+    expect(await store.released(K("r"))).toEqual([300, 65535]);
+    await store.markReleased(K("r"), 2);
+    expect(await store.released(K("r"))).toEqual([300, 65535, 2]);
+    expect(await store.released(K("nobody"))).toEqual([]);
   });
 
   it("keeps one retained message per topic; an empty payload clears it", async () => {
-    await store.setRetained(msg("r/1", "a", 1, true));
-    await store.setRetained(msg("r/1", "b", 2, true));
-    await store.setRetained(msg("r/2", "c", 0, true));
-    expect((await store.matchRetained("r/1")).map(plain)).toEqual([plain(msg("r/1", "b", 2, true))]);
-    expect((await store.matchRetained("r/+")).map((m) => m.payload.toString()).sort()).toEqual(["b", "c"]);
-    await store.setRetained(msg("r/1", "", 1, true));
-    await store.setRetained(msg("r/none", "", 1, true)); // clearing nothing
-    expect(await store.matchRetained("r/1")).toEqual([]);
-    expect((await store.matchRetained("r/#")).map((m) => m.topic)).toEqual(["r/2"]);
+    await store.setRetained(G, msg("r/1", "a", 1, true));
+    await store.setRetained(G, msg("r/1", "b", 2, true));
+    await store.setRetained(G, msg("r/2", "c", 0, true));
+    expect((await store.matchRetained(G, "r/1")).map(plain)).toEqual([plain(msg("r/1", "b", 2, true))]);
+    expect((await store.matchRetained(G, "r/+")).map((m) => m.payload.toString()).sort()).toEqual(["b", "c"]);
+    await store.setRetained(G, msg("r/1", "", 1, true));
+    await store.setRetained(G, msg("r/none", "", 1, true)); // clearing nothing
+    expect(await store.matchRetained(G, "r/1")).toEqual([]);
+    expect((await store.matchRetained(G, "r/#")).map((m) => m.topic)).toEqual(["r/2"]);
+  });
+
+  it("keeps two accounts' sessions, queues, QoS 2 state and retained messages apart (same client id, same topic)", async () => {
+    const a = sessionKey("A", "dev"), b = sessionKey("B", "dev"), g = K("dev");
+    // Keys no other pair may collide with: a global client id shaped like another account's key.
+    const forged = K(sessionKey("A", "dev"));
+    expect(new Set([a, b, g, forged, sessionKey("A", "\u0001B\u0001dev")]).size).toBe(5);
+    await store.putSession({ clientId: "dev", account: "A", subscriptions: [{ filter: "a/#", qos: 1 }], updatedAt: 1 });
+    await store.putSession({ clientId: "dev", account: "B", subscriptions: [{ filter: "b/#", qos: 2 }], updatedAt: 2 });
+    expect((await store.getSession(a))?.subscriptions).toEqual([{ filter: "a/#", qos: 1 }]);
+    expect((await store.getSession(b))?.subscriptions).toEqual([{ filter: "b/#", qos: 2 }]);
+    expect(await store.getSession(g)).toBeUndefined();
+    expect(await store.getSession(forged)).toBeUndefined();
+    await store.enqueue(a, msg("a/1", "for A"));
+    await store.enqueue(b, msg("b/1", "for B"));
+    expect(await store.putIncoming(a, 7, msg("in", "A's", 2))).toBe(true);
+    expect(await store.putIncoming(b, 7, msg("in", "B's", 2))).toBe(true); // the same packet id is B's own
+    await store.markReleased(a, 3);
+    // B deleting "its" dev session leaves A's untouched.
+    expect((await store.takeIncoming(b, 7))?.payload.toString()).toBe("B's");
+    await store.deleteSession(b);
+    expect(await store.getSession(b)).toBeUndefined();
+    expect((await store.queued(a, 10)).map((m) => m.payload.toString())).toEqual(["for A"]);
+    expect(await store.released(a)).toEqual([3]);
+    expect((await store.takeIncoming(a, 7))?.payload.toString()).toBe("A's");
+    expect((await store.listSessions()).map((x) => [x.account, x.clientId])).toEqual([["A", "dev"]]);
+    // Retained: one per account and topic; B can neither read, replace nor clear A's.
+    await store.setRetained("A", msg("t/secret", "A's", 1, true));
+    await store.setRetained("B", msg("t/secret", "B's", 1, true));
+    await store.setRetained("B", msg("t/secret", "", 1, true));
+    expect((await store.matchRetained("A", "#")).map((m) => m.payload.toString())).toEqual(["A's"]);
+    expect(await store.matchRetained("B", "#")).toEqual([]);
+    expect(await store.matchRetained("B", "t/secret")).toEqual([]);
+    expect(await store.matchRetained(G, "#")).toEqual([]);
+    // Account names with key separators in them stay apart too.
+    await store.setRetained("x:y{z}\u0001", msg("t/secret", "odd", 1, true));
+    expect((await store.matchRetained("x:y{z}\u0001", "t/+")).map((m) => m.payload.toString())).toEqual(["odd"]);
+    expect((await store.matchRetained("A", "t/+")).map((m) => m.payload.toString())).toEqual(["A's"]);
   });
 
   it("matches retained messages with MQTT filters", async () => {
-    for (const t of RETAINED_TOPICS) await store.setRetained(msg(t, `v:${t}`, 1, true));
+    for (const t of RETAINED_TOPICS) await store.setRetained(G, msg(t, `v:${t}`, 1, true));
     for (const [filter, want] of [...FILTER_CASES, ["#", ALL_BUT_DOLLAR] as [string, string[]]]) {
-      const got = await store.matchRetained(filter);
+      const got = await store.matchRetained(G, filter);
       expect({ filter, topics: got.map((m) => m.topic).sort() }).toEqual({ filter, topics: [...want].sort() });
       for (const m of got) expect(m.payload.toString()).toBe(`v:${m.topic}`);
     }
@@ -316,35 +361,44 @@ describe("topicMatches", () => {
 async function fill(store: MqttStore): Promise<void> {
   await store.putSession({ clientId: "keep", subscriptions: [{ filter: "a/+", qos: 2 }], updatedAt: 123 });
   await store.putSession({ clientId: "gone", subscriptions: [], updatedAt: 1 });
-  for (let i = 1; i <= 3; i++) await store.enqueue("keep", msg(`q/${i}`, Buffer.from([i, 0, 255]), 1));
-  await store.setPacketId("keep", 2, 77);
-  await store.ack("keep", 1);
-  await store.enqueue("drained", msg("d"));
-  await store.ack("drained", 1);
-  await store.putIncoming("keep", 5, msg("in", "inbound", 2));
-  await store.markReleased("keep", 9);
-  await store.markReleased("keep", 3);
-  await store.setRetained(msg("ret/a", "A", 1, true));
-  await store.setRetained(msg("ret/b", "B", 0, true));
-  await store.setRetained(msg("ret/b", "", 0, true));
-  await store.deleteSession("gone");
+  for (let i = 1; i <= 3; i++) await store.enqueue(K("keep"), msg(`q/${i}`, Buffer.from([i, 0, 255]), 1));
+  await store.setPacketId(K("keep"), 2, 77);
+  await store.ack(K("keep"), 1);
+  await store.enqueue(K("drained"), msg("d"));
+  await store.ack(K("drained"), 1);
+  await store.putIncoming(K("keep"), 5, msg("in", "inbound", 2));
+  await store.markReleased(K("keep"), 9);
+  await store.markReleased(K("keep"), 3);
+  await store.setRetained(G, msg("ret/a", "A", 1, true));
+  await store.setRetained(G, msg("ret/b", "B", 0, true));
+  await store.setRetained(G, msg("ret/b", "", 0, true));
+  await store.deleteSession(K("gone"));
+  // Another account's session and retained message with the same client id and topic.
+  await store.putSession({ clientId: "keep", account: "B", subscriptions: [{ filter: "b", qos: 1 }], updatedAt: 7 });
+  await store.enqueue(sessionKey("B", "keep"), msg("b/1", "B"));
+  await store.setRetained("B", msg("ret/a", "B", 1, true));
 }
 
 /** Checks what fill() wrote, after a restart. */
 async function check(store: MqttStore): Promise<void> {
-  expect(await store.listSessions()).toEqual([{ clientId: "keep", subscriptions: [{ filter: "a/+", qos: 2 }], updatedAt: 123 }]);
-  const q = await store.queued("keep", 10);
+  expect((await store.listSessions()).sort((x, y) => (x.account ?? "").localeCompare(y.account ?? ""))).toEqual([
+    { clientId: "keep", subscriptions: [{ filter: "a/+", qos: 2 }], updatedAt: 123 },
+    { clientId: "keep", account: "B", subscriptions: [{ filter: "b", qos: 1 }], updatedAt: 7 },
+  ]);
+  expect((await store.queued(sessionKey("B", "keep"), 10)).map((m) => m.payload.toString())).toEqual(["B"]);
+  expect((await store.matchRetained("B", "ret/#")).map((m) => m.payload.toString())).toEqual(["B"]);
+  const q = await store.queued(K("keep"), 10);
   expect(q.map((m) => [m.seq, m.topic, [...m.payload], m.packetId])).toEqual([
     [2, "q/2", [2, 0, 255], 77],
     [3, "q/3", [3, 0, 255], undefined],
   ]);
-  expect(await store.released("keep")).toEqual([9, 3]);
-  expect((await store.matchRetained("ret/#")).map(plain)).toEqual([plain(msg("ret/a", "A", 1, true))]);
+  expect(await store.released(K("keep"))).toEqual([9, 3]);
+  expect((await store.matchRetained(G, "ret/#")).map(plain)).toEqual([plain(msg("ret/a", "A", 1, true))]);
   // Seqs continue where they were, also for a client whose queue was empty at the restart.
-  expect(await store.enqueue("keep", msg("q/4"))).toBeGreaterThan(3);
-  expect(await store.enqueue("drained", msg("d2"))).toBeGreaterThan(1);
-  expect(await store.enqueue("gone", msg("g"))).toBe(1);
-  expect(plain((await store.takeIncoming("keep", 5))!)).toEqual(plain(msg("in", "inbound", 2)));
+  expect(await store.enqueue(K("keep"), msg("q/4"))).toBeGreaterThan(3);
+  expect(await store.enqueue(K("drained"), msg("d2"))).toBeGreaterThan(1);
+  expect(await store.enqueue(K("gone"), msg("g"))).toBe(1);
+  expect(plain((await store.takeIncoming(K("keep"), 5))!)).toEqual(plain(msg("in", "inbound", 2)));
 }
 
 describe("level store on disk", () => {
@@ -366,10 +420,32 @@ describe("level store on disk", () => {
     }
   });
 
+  it("reads a database written before state was per account as the global account's", async () => {
+    // The previous version's keys, written as it wrote them: s\0<client id>, c\0<client id>\0q\0<seq>, t\0<topic>.
+    const old = new ClassicLevel<string, Buffer>(base, { keyEncoding: "utf8", valueEncoding: "buffer" });
+    await old.batch([
+      { type: "put", key: "s\0dev", value: encodeSession({ clientId: "dev", subscriptions: [{ filter: "a/#", qos: 1 }], updatedAt: 9 }) },
+      { type: "put", key: "n\0dev", value: Buffer.from("1024") },
+      { type: "put", key: `c\0dev\0q\0${(1).toString(16).padStart(14, "0")}`, value: encodeMessage(msg("a/1", "queued")) },
+      { type: "put", key: "t\0a/r", value: encodeMessage(msg("a/r", "retained", 1, true)) },
+    ]);
+    await old.close();
+    const store = await LevelStore.open(base);
+    try {
+      expect(await store.getSession(K("dev"))).toEqual({ clientId: "dev", subscriptions: [{ filter: "a/#", qos: 1 }], updatedAt: 9 });
+      expect((await store.queued(K("dev"), 10)).map((m) => m.payload.toString())).toEqual(["queued"]);
+      expect((await store.matchRetained(G, "a/#")).map((m) => m.payload.toString())).toEqual(["retained"]);
+      expect(await store.matchRetained("A", "a/#")).toEqual([]);
+      expect(await store.getSession(sessionKey("A", "dev"))).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+  });
+
   it("rejects calls after close", async () => {
     const store = await LevelStore.open(base);
     await store.close();
-    await expect(store.enqueue("c", msg("t"))).rejects.toThrow(/closed/);
+    await expect(store.enqueue(K("c"), msg("t"))).rejects.toThrow(/closed/);
   });
 });
 

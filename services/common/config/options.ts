@@ -65,6 +65,8 @@ export interface ExportConfig {
   accounts?: string[];
   /** Services only: "Singleton" (default), "Stream" or "Chunked". */
   responseType?: "Singleton" | "Stream" | "Chunked";
+  /** Operator mode (JWT `token_req`): an import needs an activation token (ImportConfig.activation). */
+  tokenRequired?: boolean;
 }
 
 /** What an account takes from another (nats-server `imports`). */
@@ -76,6 +78,10 @@ export interface ImportConfig {
    *  services: the local subject clients request on (`to`), default = subject. */
   to?: string;
   prefix?: string;
+  /** Operator mode: the import's activation token, once its signature, importer, times and
+   *  revocation were checked. Its subject must contain the import's; at `expiresAt` (ms epoch)
+   *  the import stops, as nats-server's activation expiry timer stops it. */
+  activation?: { subject: string; expiresAt?: number };
 }
 
 export interface AccountConfig {

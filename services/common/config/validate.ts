@@ -10,6 +10,7 @@ import { formatGoDuration } from "./duration.js";
 import { ConfigError, type Position } from "./errors.js";
 import { goQuote } from "./origin.js";
 import { GLOBAL_ACCOUNT, type Options } from "./options.js";
+import { subjectIsSubsetOf } from "../subject.js";
 
 /** nats-server 2.9 knows the first six; IN_PROCESS came with 2.10 (in-process clients). */
 export const CONNECTION_TYPES = new Set(["STANDARD", "WEBSOCKET", "LEAFNODE", "LEAFNODE_WS", "MQTT", "MQTT_WS", "IN_PROCESS"]);
@@ -162,7 +163,7 @@ function validateAccounts(options: Options, fail: Fail): void {
       const from = byName.get(im.account);
       if (!from) fail(sourceOf(im, "entry"), `"${im.account}" account not defined for ${im.kind} import`);
       const authorized = from.exports.some(
-        (ex) => ex.kind === im.kind && isSubsetMatch(im.subject, ex.subject) && (!ex.accounts || ex.accounts.includes(acc.name)),
+        (ex) => ex.kind === im.kind && subjectIsSubsetOf(im.subject, ex.subject) && (!ex.accounts || ex.accounts.includes(acc.name)),
       );
       if (!authorized) {
         fail(sourceOf(im, "entry"), `Error adding ${im.kind} import "${im.subject}": ${im.kind} import not authorized`);
@@ -177,18 +178,4 @@ function validateAccounts(options: Options, fail: Fail): void {
   if (sys !== undefined && explicit && options.operatorJwts.length === 0 && !byName.has(sys)) {
     fail(at, `error resolving system account: account missing (no account ${JSON.stringify(sys)} in accounts)`);
   }
-}
-
-/** Is every subject `subject` matches also matched by `filter`? ("a.b" and "a.*" of "a.>"). */
-function isSubsetMatch(subject: string, filter: string): boolean {
-  const s = subject.split(".");
-  const f = filter.split(".");
-  for (let i = 0; i < f.length; i++) {
-    if (i >= s.length) return false;
-    if (f[i] === ">") return true;
-    if (s[i] === ">") return false;
-    if (s[i] === "*" && f[i] !== "*") return false;
-    if (f[i] !== "*" && f[i] !== s[i]) return false;
-  }
-  return s.length === f.length;
 }

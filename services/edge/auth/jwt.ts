@@ -12,7 +12,7 @@ import { isPublicNkey } from "../../common/nkeys.js";
 import type {
   AccountConfig, ExportConfig, ImportConfig, Options, Permissions, SubjectPermission,
 } from "../../common/config/options.js";
-import { isValidSubject, subjectMatches } from "../../common/subject.js";
+import { isValidSubject, subjectIsSubsetOf } from "../../common/subject.js";
 import { checkNonceSignature } from "./nonce.js";
 import {
   refuse, withResponseDefaults, type AuthContext, type AuthResult, type AuthenticatedUser, type Credentials,
@@ -123,6 +123,8 @@ interface LoadedAccount {
   trusted: boolean;
   /** Keys that may issue users: the account's own (unless its operator is strict) and its signing keys. */
   issuers: Map<string, UserScope | null>;
+  /** Why the account JWT is invalid (nats-io/jwt's validation of its imports), refusing its users. */
+  invalid?: string;
 }
 
 export class OperatorMode {
@@ -190,7 +192,10 @@ export class OperatorMode {
     const trusted = this.trustedKeys.has(d.claims.iss);
     const issuers = signingKeys(d.claims.nats.signing_keys);
     if (!this.strictIssuers.has(d.claims.iss)) issuers.set(key, null);
-    this.accountsByKey.set(key, { key, claims: d.claims, trusted, issuers });
+    const acc: LoadedAccount = { key, claims: d.claims, trusted, issuers };
+    const invalid = importTokenProblem(d.claims, key);
+    if (invalid) acc.invalid = invalid;
+    this.accountsByKey.set(key, acc);
   }
 
   /** Checks a user JWT (and the nonce signature) as nats-server 2.9 does, in its order. */
@@ -215,6 +220,7 @@ export class OperatorMode {
     const acc = this.accountsByKey.get(accountKey);
     if (!acc) return refuse("account not found");
     if (!acc.trusted) return refuse("account JWT not signed by a trusted operator");
+    if (acc.invalid) return refuse(`account JWT not valid: ${acc.invalid}`);
     const accTime = timeProblem(acc.claims, nowSec);
     if (accTime) return refuse(`account JWT ${accTime}`);
     if (!acc.issuers.has(uc.iss)) return refuse("user JWT issuer is not known");
@@ -271,7 +277,7 @@ export class OperatorMode {
   }
 
   /** The trusted preloaded accounts, exports and imports converted to the config model. */
-  accounts(): AccountConfig[] {
+  accounts(now = Date.now()): AccountConfig[] {
     const out: AccountConfig[] = [];
     for (const acc of this.accountsByKey.values()) {
       if (!acc.trusted) continue;
@@ -279,8 +285,8 @@ export class OperatorMode {
       const cfg: AccountConfig = {
         name: acc.key,
         users: [],
-        exports: this.exportsOf(acc),
-        imports: importsOf(n.imports),
+        exports: exportsOf(acc),
+        imports: importsOf(n.imports, (i, imp) => this.activation(acc, i, imp, now)),
       };
       const dp = isObject(n.default_permissions) ? permissionsFromClaims(claimPermissions(n.default_permissions)) : undefined;
       if (dp) cfg.defaultPermissions = dp;
@@ -289,72 +295,109 @@ export class OperatorMode {
     return out;
   }
 
-  /** An export with `token_req` admits only importers holding a valid activation token. */
-  private exportsOf(acc: LoadedAccount): ExportConfig[] {
-    const list = Array.isArray(acc.claims.nats.exports) ? acc.claims.nats.exports : [];
-    const out: ExportConfig[] = [];
-    for (const e of list) {
-      if (!isObject(e)) continue;
-      const kind = e.type === "service" ? "service" : e.type === "stream" ? "stream" : undefined;
-      const subject = str(e.subject);
-      if (!kind || !subject) continue;
-      const x: ExportConfig = { kind, subject };
-      if (kind === "service") {
-        const rt = str(e.response_type);
-        if (rt === "Singleton" || rt === "Stream" || rt === "Chunked") x.responseType = rt;
-      }
-      if (e.token_req === true) x.accounts = this.activatedImporters(acc, kind, subject, e.revocations);
-      out.push(x);
+  /**
+   * An import's activation token, when it is one the exporter issued to this importer, within its
+   * times and not revoked. Whether its subject contains the import's is the router's check
+   * (accounts.ts exportCovers), with the same containment rule as exports.
+   */
+  private activation(importer: LoadedAccount, i: Record<string, unknown>, imp: ImportConfig, now: number):
+      ImportConfig["activation"] {
+    if (typeof i.token !== "string" || i.token === "") return undefined;
+    const exporter = this.accountsByKey.get(imp.account);
+    if (!exporter) return undefined;
+    let a: DecodedJwt;
+    try {
+      a = decodeNatsJwt(i.token, "account", "operator");
+    } catch {
+      return undefined;
     }
-    return out;
+    const c = a.claims;
+    const issuerAccount = str(c.nats.issuer_account) || c.iss;
+    if (a.kind !== "activation" || issuerAccount !== exporter.key || !exporter.issuers.has(c.iss)) return undefined;
+    if (c.sub !== importer.key || timeProblem(c, Math.floor(now / 1000))) return undefined;
+    const exports = Array.isArray(exporter.claims.nats.exports) ? exporter.claims.nats.exports : [];
+    for (const e of exports) {
+      if (isObject(e) && e.type === imp.kind && isRevoked(e.revocations, importer.key, c.iat ?? 0)) return undefined;
+    }
+    const activation: NonNullable<ImportConfig["activation"]> = { subject: str(c.nats.subject) ?? "" };
+    if (c.exp !== undefined && c.exp > 0) activation.expiresAt = c.exp * 1000;
+    return activation;
   }
+}
 
-  private activatedImporters(exporter: LoadedAccount, kind: string, subject: string, revocations: unknown): string[] {
-    const nowSec = Math.floor(Date.now() / 1000);
-    const approved = new Set<string>();
-    for (const importer of this.accountsByKey.values()) {
-      const imports = Array.isArray(importer.claims.nats.imports) ? importer.claims.nats.imports : [];
-      for (const i of imports) {
-        if (!isObject(i) || i.account !== exporter.key || i.type !== kind || typeof i.token !== "string") continue;
-        let a: DecodedJwt;
-        try {
-          a = decodeNatsJwt(i.token, "account", "operator");
-        } catch {
-          continue;
-        }
-        const c = a.claims;
-        const issuerAccount = str(c.nats.issuer_account) || c.iss;
-        const activationSubject = str(c.nats.subject) ?? "";
-        if (a.kind !== "activation" || issuerAccount !== exporter.key || !exporter.issuers.has(c.iss)) continue;
-        if (c.sub !== importer.key || timeProblem(c, nowSec)) continue;
-        if (!subjectMatches(subject, activationSubject) && activationSubject !== subject) continue;
-        if (isRevoked(revocations, importer.key, c.iat ?? 0)) continue;
-        approved.add(importer.key);
-      }
+/** An export with `token_req` admits only imports holding a valid activation token. */
+function exportsOf(acc: LoadedAccount): ExportConfig[] {
+  const list = Array.isArray(acc.claims.nats.exports) ? acc.claims.nats.exports : [];
+  const out: ExportConfig[] = [];
+  for (const e of list) {
+    if (!isObject(e)) continue;
+    const kind = e.type === "service" ? "service" : e.type === "stream" ? "stream" : undefined;
+    const subject = str(e.subject);
+    if (!kind || !subject) continue;
+    const x: ExportConfig = { kind, subject };
+    if (kind === "service") {
+      const rt = str(e.response_type);
+      if (rt === "Singleton" || rt === "Stream" || rt === "Chunked") x.responseType = rt;
     }
-    return [...approved];
+    if (e.token_req === true) x.tokenRequired = true;
+    out.push(x);
   }
+  return out;
+}
+
+/**
+ * nats-io/jwt Import.Validate for imports with an activation token, as nats-server applies it
+ * when it loads the account: a token that does not decode, was not issued by the exporter, names
+ * another importer or kind, or whose subject does not contain the import's makes the whole
+ * account JWT invalid (its users are refused). Expiry is not checked here: an expired token only
+ * leaves its import out.
+ */
+function importTokenProblem(claims: NatsClaims, accountKey: string): string | undefined {
+  for (const i of Array.isArray(claims.nats.imports) ? claims.nats.imports : []) {
+    if (!isObject(i) || typeof i.token !== "string" || i.token === "") continue;
+    const subject = str(i.subject) ?? "";
+    let a: DecodedJwt;
+    try {
+      a = decodeNatsJwt(i.token, "account", "operator");
+    } catch {
+      return `import "${subject}" contains an invalid activation token`;
+    }
+    const c = a.claims;
+    if (c.iss !== i.account && str(c.nats.issuer_account) !== i.account) return `activation token doesn't match account for import "${subject}"`;
+    if (c.sub !== accountKey) return `activation token doesn't match account it is being included in, "${subject}"`;
+    if (a.kind !== "activation" || str(c.nats.kind) !== i.type) return `mismatch between token import type and type of import "${subject}"`;
+    const imported = i.type === "service" && str(i.to) && !str(i.local_subject) ? str(i.to)! : subject;
+    const granted = str(c.nats.subject) ?? "";
+    if (!subjectIsSubsetOf(imported, granted)) return `activation token import subject "${granted}" doesn't match import "${imported}"`;
+  }
+  return undefined;
 }
 
 /** Stream imports: `to` is a prefix and `local_subject` the mapped subject; service imports:
  *  without `local_subject`, `subject` is local and `to` the exporter's (nats-server 2.9's reading). */
-function importsOf(v: unknown): ImportConfig[] {
+function importsOf(v: unknown, activation: (i: Record<string, unknown>, imp: ImportConfig) => ImportConfig["activation"]):
+    ImportConfig[] {
   const out: ImportConfig[] = [];
   for (const i of Array.isArray(v) ? v : []) {
     if (!isObject(i)) continue;
     const account = str(i.account), subject = str(i.subject);
     if (!account || !subject) continue;
     const to = str(i.to) || undefined, local = str(i.local_subject) || undefined;
+    let x: ImportConfig;
     if (i.type === "stream") {
-      const x: ImportConfig = { kind: "stream", account, subject };
+      x = { kind: "stream", account, subject };
       if (local) x.to = local;
       else if (to) x.prefix = to;
-      out.push(x);
     } else if (i.type === "service") {
-      if (local) out.push({ kind: "service", account, subject, to: local });
-      else if (to && to !== subject) out.push({ kind: "service", account, subject: to, to: subject });
-      else out.push({ kind: "service", account, subject });
+      if (local) x = { kind: "service", account, subject, to: local };
+      else if (to && to !== subject) x = { kind: "service", account, subject: to, to: subject };
+      else x = { kind: "service", account, subject };
+    } else {
+      continue;
     }
+    const a = activation(i, x);
+    if (a) x.activation = a;
+    out.push(x);
   }
   return out;
 }

@@ -1,12 +1,13 @@
 // One MQTT 3.1.1 connection on the edge: packets decoded and encoded by mqtt-packet, CONNECT
 // through the one auth pipeline, topics mapped onto the shared subject space, and the session
 // (subscriptions, QoS 1/2 state) kept by the SessionRegistry.
+import { randomBytes } from "node:crypto";
 import mqtt, { type IConnectPacket, type IPublishPacket, type ISubscribePacket, type IUnsubscribePacket, type Packet } from "mqtt-packet";
 import type { MqttConfig } from "../../common/config/options.js";
 import type { CloseReason } from "../../common/errors.js";
 import type { MessageData } from "../../router/link.js";
 import type { QoS, StoredMessage } from "../../router/store/store.js";
-import type { AuthContext, AuthResult, ConnectionType, TlsPeer } from "../auth/index.js";
+import type { AuthContext, AuthResult, ConnectionType, Credentials, TlsPeer } from "../auth/index.js";
 import { PermissionChecker } from "../auth/permissions.js";
 import type { ClientTransport } from "../nats/client.js";
 import { Outbound } from "../outbound.js";
@@ -25,8 +26,8 @@ export interface MqttListenerContext {
   edge: EdgeServer;
   cfg: MqttConfig;
   sessions: SessionRegistry;
-  /** Retained messages, through the store. */
-  retained: { set(msg: StoredMessage): Promise<void>; match(filter: string): Promise<StoredMessage[]> };
+  /** Retained messages of an account, through the store. */
+  retained: { set(account: string, msg: StoredMessage): Promise<void>; match(account: string, filter: string): Promise<StoredMessage[]> };
   closed(conn: MqttConnection): void;
 }
 
@@ -60,6 +61,11 @@ export class MqttConnection implements SessionClient, ConnectionView {
   private perms: PermissionChecker | undefined;
   private will: StoredMessage | undefined;
   private keepAliveTimer: NodeJS.Timeout | undefined;
+  /** Kept to authenticate again when a reload changes the authorization config. */
+  private credentials: Credentials = {};
+  private expiryTimer: NodeJS.Timeout | undefined;
+  /** max_subscriptions, tightened by the user's JWT `subs` (Infinity = none). */
+  private maxSubscriptions = Infinity;
   private connectTimer: NodeJS.Timeout | undefined;
   private lastTopic = "";
   private lastSubject: string | undefined;
@@ -123,7 +129,8 @@ export class MqttConnection implements SessionClient, ConnectionView {
     let clientId = p.clientId ?? "";
     if (clientId === "") {
       if (!clean) return this.refuse(BAD_CLIENT_ID, "empty client id requires a clean session"); // [MQTT-3.1.3-8]
-      clientId = `mb-${this.ctx.edge.serverId.slice(0, 8)}-${this.cid}`;
+      // Unguessable, so nobody can take over a session whose id the server chose (nats-server uses a random NUID).
+      clientId = randomBytes(18).toString("base64url");
     }
     // mqtt-packet decodes strings leniently: a replacement character means invalid UTF-8 [MQTT-1.5.3-1].
     if (clientId.includes("\uFFFD")) return this.refuse(BAD_CLIENT_ID, "client id is not valid UTF-8");
@@ -138,17 +145,8 @@ export class MqttConnection implements SessionClient, ConnectionView {
     this.clientId = clientId;
     // The password may be a password, a token or a (bearer) JWT, as nats-server tries them.
     const secret = p.password?.toString("utf8");
-    const cfg = this.ctx.cfg;
-    const extras: AuthContext = {
-      connectionType: this.connectionType, remoteAddress: this.remoteAddress, tls: this.tlsPeer,
-      tlsMap: cfg.tls?.verifyAndMap ?? false,
-    };
-    if (cfg.noAuthUser !== undefined) extras.noAuthUser = cfg.noAuthUser;
-    if (cfg.authorization) {
-      const { user, password, token } = cfg.authorization;
-      extras.override = { user, password, token };
-    }
-    const result = this.ctx.edge.auth.authenticate({ user: p.username, pass: secret, token: secret, jwt: secret }, extras);
+    this.credentials = { user: p.username, pass: secret, token: secret, jwt: secret };
+    const result = this.ctx.edge.auth.authenticate(this.credentials, this.authContext());
     if (!(result instanceof Promise)) return void this.authenticated(result, clean, p.keepalive ?? 0);
     this.held = [];
     result.then((r) => this.authenticated(r, clean, p.keepalive ?? 0),
@@ -162,14 +160,19 @@ export class MqttConnection implements SessionClient, ConnectionView {
       return this.refuse(NOT_AUTHORIZED, result.reason);
     }
     const user = result.user;
-    this.userName = user.name || undefined;
-    this.perms = user.permissions ? new PermissionChecker(user.permissions) : undefined;
+    // The account JWT's `limits.conn` counts every protocol; as in nats-server the client is closed, no CONNACK.
+    const max = user.limits?.accountMaxConnections;
+    if (max !== undefined && this.ctx.edge.accountConnections(user.account) >= max) {
+      this.ctx.edge.log.error(`maximum account active connections exceeded (${max})`, this.logContext());
+      return this.close("Maximum Account Connections Exceeded");
+    }
+    this.takeUser(result);
     this.held ??= [];
     try {
       const { session, present } = await this.ctx.sessions.attach(this.clientId, clean, user.account, this);
       if (this.closed) return this.ctx.sessions.detach(session, this);
       this.session = session;
-      session.permissions = this.perms;
+      this.applySessionPermissions();
       this.connected = true;
       if (this.connectTimer) clearTimeout(this.connectTimer);
       this.send({ cmd: "connack", returnCode: ACCEPTED, sessionPresent: present });
@@ -185,6 +188,66 @@ export class MqttConnection implements SessionClient, ConnectionView {
     const held = this.held;
     this.held = undefined;
     for (const p of held ?? []) this.onPacket(p);
+  }
+
+  /** The user's name, permissions, limits and credential expiry (at CONNECT and after a reload). */
+  private takeUser(result: AuthResult & { ok: true }): void {
+    const user = result.user;
+    this.userName = user.name || undefined;
+    this.perms = user.permissions ? new PermissionChecker(user.permissions) : undefined;
+    this.maxSubscriptions = Math.min(this.ctx.edge.options.maxSubscriptions || Infinity, user.limits?.maxSubscriptions ?? Infinity);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+    if (user.expiresAt !== undefined) this.armExpiry(user.expiresAt);
+  }
+
+  /** The session (perhaps saved by another user of the account) keeps only what this user may read. */
+  private applySessionPermissions(): void {
+    const session = this.session!;
+    if (session.applyPermissions(this.perms, (subject, qos) => this.maySubscribe(subject, qos))) {
+      this.ctx.sessions.saveSubscriptions(session);
+    }
+  }
+
+  /** A JWT or OIDC user is disconnected when its credential expires, as nats-server does (MQTT gets no error text). */
+  private armExpiry(at: number): void {
+    const left = at - Date.now();
+    if (left <= 0) return this.close("Authentication Expired");
+    // Timers hold at most ~24 days; re-arm until the moment comes.
+    this.expiryTimer = setTimeout(() => this.armExpiry(at), Math.min(left, 2 ** 31 - 1));
+  }
+
+  /** A reload: the user must still be accepted, in the same account; its new permissions apply
+   *  to the session (subscriptions no longer allowed are dropped), as for NATS clients. */
+  applyOptions(): void {
+    if (!this.connected || this.closed) return;
+    const done = (r: AuthResult) => {
+      if (this.closed) return;
+      if (!r.ok || r.user.account !== this.session?.account) {
+        this.ctx.edge.authFailed(this, r.ok ? "account changed by reload" : r.reason);
+        return this.close("Authentication Failure");
+      }
+      this.takeUser(r);
+      this.applySessionPermissions();
+    };
+    const result = this.ctx.edge.auth.authenticate(this.credentials, this.authContext());
+    if (result instanceof Promise) result.then(done, () => this.close("Authentication Failure"));
+    else done(result);
+  }
+
+  /** What the auth pipeline knows of this connection besides its CONNECT credentials. */
+  private authContext(): AuthContext {
+    const cfg = this.ctx.cfg;
+    const extras: AuthContext = {
+      connectionType: this.connectionType, remoteAddress: this.remoteAddress, tls: this.tlsPeer,
+      tlsMap: cfg.tls?.verifyAndMap ?? false,
+    };
+    if (cfg.noAuthUser !== undefined) extras.noAuthUser = cfg.noAuthUser;
+    if (cfg.authorization) {
+      const { user, password, token } = cfg.authorization;
+      extras.override = { user, password, token };
+    }
+    return extras;
   }
 
   private refuse(code: number, reason: string): void {
@@ -208,7 +271,7 @@ export class MqttConnection implements SessionClient, ConnectionView {
     const msg: StoredMessage = { topic: p.topic, payload, qos: p.qos, retain: p.retain };
     if (p.qos === 2) {
       // Exactly once: route on the first PUBLISH of this packet id, not on its duplicates.
-      this.ctx.sessions.store.putIncoming(this.clientId, p.messageId!, msg).then((fresh) => {
+      this.ctx.sessions.store.putIncoming(this.session!.key, p.messageId!, msg).then((fresh) => {
         const writes = fresh ? this.routeAndStore(subject, msg) : undefined;
         this.ackWhenStored({ cmd: "pubrec", messageId: p.messageId }, writes);
       }, () => this.close("Server Shutdown"));
@@ -240,7 +303,7 @@ export class MqttConnection implements SessionClient, ConnectionView {
   }
 
   private onPubrel(id: number): void {
-    this.ctx.sessions.store.takeIncoming(this.clientId, id).then(
+    this.ctx.sessions.store.takeIncoming(this.session!.key, id).then(
       () => this.send({ cmd: "pubcomp", messageId: id }),
       () => this.close("Server Shutdown"),
     );
@@ -252,7 +315,7 @@ export class MqttConnection implements SessionClient, ConnectionView {
       this.ctx.edge.log.debug(`Publish Violation - subject "${subject}"`, this.logContext());
       return; // nats-server sends MQTT clients no error; the message is dropped
     }
-    if (msg.retain) void this.ctx.retained.set(msg);
+    if (msg.retain) void this.ctx.retained.set(this.session!.account, msg);
     const hdr = NMQTT_HEADERS[msg.qos];
     const data = Buffer.concat([hdr, msg.payload]);
     const routed = this.routed;
@@ -281,6 +344,13 @@ export class MqttConnection implements SessionClient, ConnectionView {
         granted.push(SUBACK_FAILURE);
         continue;
       }
+      // max_subscriptions counts filters; as in nats-server, at the limit even a repeated filter gets a
+      // failure (the existing subscription stays), and the connection stays.
+      if (session.subscriptions.size >= this.maxSubscriptions) {
+        this.ctx.edge.log.error(`maximum subscriptions exceeded (${this.maxSubscriptions})`, this.logContext());
+        granted.push(SUBACK_FAILURE);
+        continue;
+      }
       session.addSubscription(filter, parent ? [subject, parent] : [subject], qos as QoS);
       granted.push(qos);
       added.push({ filter, qos: qos as QoS });
@@ -289,7 +359,7 @@ export class MqttConnection implements SessionClient, ConnectionView {
     this.send({ cmd: "suback", messageId: p.messageId, granted });
     // Retained messages follow the SUBACK, with the retain flag [MQTT-3.3.1-6].
     for (const { filter, qos } of added) {
-      for (const m of await this.ctx.retained.match(filter)) {
+      for (const m of await this.ctx.retained.match(session.account, filter)) {
         if (this.closed) return;
         const q = Math.min(qos, m.qos) as QoS;
         if (q === 0) this.sendPublish(m.topic, m.payload, 0, true, false);
@@ -346,6 +416,7 @@ export class MqttConnection implements SessionClient, ConnectionView {
     this.stopTime = new Date();
     if (this.connectTimer) clearTimeout(this.connectTimer);
     if (this.keepAliveTimer) clearTimeout(this.keepAliveTimer);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.outbound.dispose();
     this.transport.close(reason);
     if (this.connected) this.ctx.edge.system?.disconnected(this); // while the session names the account

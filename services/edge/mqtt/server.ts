@@ -26,8 +26,8 @@ export class MqttServer implements MqttListenerContext {
     this.sessions = new SessionRegistry(edge.link, store,
       { ackWaitMs: cfg.ackWaitMs, maxAckPending: cfg.maxAckPending }, edge.log);
     this.retained = {
-      set: (msg: StoredMessage) => this.sessions.journal((s) => s.setRetained(msg)),
-      match: (filter: string) => store.matchRetained(filter),
+      set: (account: string, msg: StoredMessage) => this.sessions.journal((s) => s.setRetained(account, msg)),
+      match: (account: string, filter: string) => store.matchRetained(account, filter),
     };
   }
 
@@ -57,10 +57,22 @@ export class MqttServer implements MqttListenerContext {
   connect(transport: ClientTransport, remoteAddress: string, remotePort: number, type: "MQTT" | "MQTT_WS",
           peer: TlsPeer | undefined): MqttConnection {
     const conn = new MqttConnection(this.edge.newConnectionId(), transport, this, remoteAddress, remotePort, type, peer);
-    this.connections.set(conn.cid, conn);
     this.edge.totalConnections++;
-    if (!this.edge.accepting) conn.close("Server Shutdown"); // its WebSocket handshake outlasted the listener
+    if (!this.edge.accepting) {
+      conn.close("Server Shutdown"); // its WebSocket handshake outlasted the listener
+    } else if (this.edge.connectionCount() >= this.edge.options.maxConnections) {
+      // max_connections counts every protocol; nats-server closes an MQTT client over it at once (no CONNACK).
+      this.edge.log.error(`maximum connections of ${this.edge.options.maxConnections} exceeded`, conn.logContext());
+      conn.close("Maximum Connections Exceeded");
+    } else {
+      this.connections.set(conn.cid, conn);
+    }
     return conn;
+  }
+
+  /** A reload: live connections re-authenticate and take their users' new permissions. */
+  applyOptions(): void {
+    for (const c of [...this.connections.values()]) c.applyOptions();
   }
 
   closed(conn: MqttConnection): void {

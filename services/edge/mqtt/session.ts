@@ -1,12 +1,13 @@
-// MQTT sessions: a client id's subscriptions and its QoS 1/2 deliveries, which outlive the
+// MQTT sessions: the subscriptions and QoS 1/2 deliveries of a client id in an account (the
+// SessionKey: the same client id in two accounts is two sessions), which outlive the
 // connection when the client asked for a persistent session (clean = false). Subscriptions sit
 // in the one sublist as ordinary subscribers; deliveries for an absent client are queued.
 // Persistent sessions write through to the MqttStore, so a restart loses nothing.
 import type { Logger } from "../../common/log.js";
 import type { PermissionChecker } from "../auth/permissions.js";
 import type { Connection, MessageData, RouterLink, Subscriber } from "../../router/link.js";
-import type { MqttStore, QoS, StoredMessage } from "../../router/store/store.js";
-import { subjectToTopic } from "./topic.js";
+import { sessionKey, type MqttStore, type QoS, type SessionKey, type StoredMessage } from "../../router/store/store.js";
+import { subjectToTopic, topicToSubject } from "./topic.js";
 
 /** What a session needs from the connection currently attached to it. */
 export interface SessionClient {
@@ -52,6 +53,8 @@ export class MqttSession implements Connection {
   private lastTopic = "";
   /** After a restart the store holds deliveries memory does not: load them once. */
   restored = false;
+  /** Account + client id: the session's name in the registry and in every store key. */
+  readonly key: SessionKey;
 
   constructor(
     readonly cid: number,
@@ -59,7 +62,9 @@ export class MqttSession implements Connection {
     readonly persistent: boolean,
     readonly account: string,
     private readonly registry: SessionRegistry,
-  ) {}
+  ) {
+    this.key = sessionKey(account, clientId);
+  }
 
   // ---- subscriptions ----
 
@@ -106,7 +111,7 @@ export class MqttSession implements Connection {
   /** A QoS 1/2 message for this client (a routed one, or a retained one on subscribe). */
   enqueue(msg: StoredMessage): void {
     const d: Delivery = { msg, sentAt: 0 };
-    if (this.persistent) d.seq = this.registry.journal((s) => s.enqueue(this.clientId, msg));
+    if (this.persistent) d.seq = this.registry.journal((s) => s.enqueue(this.key, msg));
     this.queue.push(d);
     this.pump();
   }
@@ -122,7 +127,7 @@ export class MqttSession implements Connection {
       this.inflight.set(id, d);
       d.sentAt = Date.now();
       // Stored with its packet id, so a resend after a restart reuses it with DUP [MQTT-4.4.0-1].
-      if (d.seq) d.seq.then((seq) => void this.registry.journal((s) => s.setPacketId(this.clientId, seq, id)), () => {});
+      if (d.seq) d.seq.then((seq) => void this.registry.journal((s) => s.setPacketId(this.key, seq, id)), () => {});
       client.sendPublish(d.msg.topic, d.msg.payload, d.msg.qos, d.msg.retain, false, id);
     }
     if (this.inflight.size > 0 && !this.retryTimer) {
@@ -158,14 +163,14 @@ export class MqttSession implements Connection {
       this.inflight.delete(id);
       this.settle(d);
       this.released.add(id);
-      if (this.persistent) this.registry.journal((s) => s.markReleased(this.clientId, id));
+      if (this.persistent) this.registry.journal((s) => s.markReleased(this.key, id));
     }
     if (this.released.has(id)) this.client?.sendPubrel(id);
   }
 
   pubcomp(id: number): void {
     if (!this.released.delete(id)) return;
-    if (this.persistent) this.registry.journal((s) => s.completeReleased(this.clientId, id));
+    if (this.persistent) this.registry.journal((s) => s.completeReleased(this.key, id));
     this.pump();
   }
 
@@ -173,13 +178,13 @@ export class MqttSession implements Connection {
   async restore(store: MqttStore): Promise<void> {
     if (this.restored || !this.persistent) return;
     this.restored = true;
-    for (const q of await store.queued(this.clientId, 65_535)) {
+    for (const q of await store.queued(this.key, 65_535)) {
       const d: Delivery = { msg: q, seq: Promise.resolve(q.seq), sentAt: 0 };
       // Sent before the restart: in flight again under its id, resent with DUP on attach.
       if (q.packetId !== undefined && !this.inflight.has(q.packetId)) this.inflight.set(q.packetId, d);
       else this.queue.push(d);
     }
-    for (const id of await store.released(this.clientId)) this.released.add(id);
+    for (const id of await store.released(this.key)) this.released.add(id);
   }
 
   /** The connection went away; a persistent session keeps queueing. */
@@ -192,6 +197,37 @@ export class MqttSession implements Connection {
     this.retryTimer = undefined;
   }
 
+  /**
+   * The user attached to the session (a takeover by another user of the account, or a reload)
+   * gets only what its permissions allow, as nats-server re-checks a session's subscriptions
+   * against the connecting user: subscriptions `allowed` refuses are dropped, and so are queued
+   * and in-flight deliveries on subjects the user may not read. Returns whether a subscription
+   * was dropped (the caller saves the session then).
+   */
+  applyPermissions(perms: PermissionChecker | undefined, allowed: (subject: string, qos: QoS) => boolean): boolean {
+    this.permissions = perms;
+    let dropped = false;
+    for (const [filter, entry] of [...this.subscriptions]) {
+      if (entry.subs.every((s) => allowed(s.subject, entry.qos))) continue;
+      this.removeSubscription(filter);
+      dropped = true;
+    }
+    if (!perms) return dropped;
+    const readable = (d: Delivery) => {
+      const subject = topicToSubject(d.msg.topic, false);
+      return subject !== undefined && perms.canSubscribe(subject);
+    };
+    for (let i = this.queue.length - 1; i >= 0; i--) {
+      if (!readable(this.queue[i])) this.settle(this.queue.splice(i, 1)[0]);
+    }
+    for (const [id, d] of [...this.inflight]) {
+      if (readable(d)) continue;
+      this.inflight.delete(id);
+      this.settle(d);
+    }
+    return dropped;
+  }
+
   /** Drops every subscription (clean session end, or takeover by a clean session). */
   dispose(): void {
     for (const filter of [...this.subscriptions.keys()]) this.removeSubscription(filter);
@@ -202,7 +238,7 @@ export class MqttSession implements Connection {
   }
 
   private settle(d: Delivery): void {
-    if (d.seq) d.seq.then((seq) => void this.registry.journal((s) => s.ack(this.clientId, seq)), () => {});
+    if (d.seq) d.seq.then((seq) => void this.registry.journal((s) => s.ack(this.key, seq)), () => {});
   }
 
   private packetId(): number {
@@ -227,9 +263,9 @@ export class MqttSubscriber implements Subscriber {
   }
 }
 
-/** All sessions of this edge, by client id. */
+/** All sessions of this edge, by session key (account + client id). */
 export class SessionRegistry {
-  private readonly sessions = new Map<string, MqttSession>();
+  private readonly sessions = new Map<SessionKey, MqttSession>();
   private nextCid = 1_000_000_000; // apart from NATS client ids, for echo checks only
   /** Store writes not yet settled, so close() can let them land before the store closes. */
   private readonly pending = new Set<Promise<unknown>>();
@@ -247,36 +283,38 @@ export class SessionRegistry {
   get size(): number { return this.sessions.size; }
 
   /**
-   * Attaches a connection to the client id's session, taking it over from another connection.
-   * Returns the session and whether it existed (CONNACK session present).
+   * Attaches a connection to the session of the client id in the account, taking it over from
+   * another connection of that account (a client of another account with the same client id
+   * has a session of its own). Returns the session and whether it existed (CONNACK session present).
    */
   async attach(clientId: string, clean: boolean, account: string, client: SessionClient):
       Promise<{ session: MqttSession; present: boolean }> {
-    let session = this.sessions.get(clientId);
+    const key = sessionKey(account, clientId);
+    let session = this.sessions.get(key);
     if (session?.client && session.client !== client) {
       const old = session.client;
       session.detach(old);
       old.takenOver();
     }
-    if (session && (clean || !session.persistent || session.account !== account)) {
+    if (session && (clean || !session.persistent)) {
       session.dispose();
-      this.sessions.delete(clientId);
-      if (session.persistent) await this.store.deleteSession(clientId);
+      this.sessions.delete(key);
+      if (session.persistent) await this.store.deleteSession(key);
       session = undefined;
     }
     let present = false;
     if (session) {
       present = true;
     } else if (clean) {
-      await this.store.deleteSession(clientId);
+      await this.store.deleteSession(key);
       session = new MqttSession(this.nextCid++, clientId, false, account, this);
     } else {
       session = new MqttSession(this.nextCid++, clientId, true, account, this);
-      const saved = await this.store.getSession(clientId);
+      const saved = await this.store.getSession(key);
       if (saved) present = true;
       await this.store.putSession({ clientId, subscriptions: saved?.subscriptions ?? [], updatedAt: Date.now(), account });
     }
-    this.sessions.set(clientId, session);
+    this.sessions.set(key, session);
     session.client = client;
     if (session.persistent) await session.restore(this.store);
     return { session, present };
@@ -287,7 +325,7 @@ export class SessionRegistry {
     session.detach(client);
     if (session.persistent || session.client) return;
     session.dispose();
-    if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
+    if (this.sessions.get(session.key) === session) this.sessions.delete(session.key);
   }
 
   /** Records a persistent session's subscriptions. */
@@ -300,9 +338,9 @@ export class SessionRegistry {
   /** Persistent sessions of an earlier run: their subscriptions queue messages until the client returns. */
   async restoreAll(resubscribe: (session: MqttSession, filter: string, qos: QoS) => void, defaultAccount: string): Promise<void> {
     for (const saved of await this.store.listSessions()) {
-      if (this.sessions.has(saved.clientId)) continue;
       const session = new MqttSession(this.nextCid++, saved.clientId, true, saved.account ?? defaultAccount, this);
-      this.sessions.set(saved.clientId, session);
+      if (this.sessions.has(session.key)) continue;
+      this.sessions.set(session.key, session);
       for (const { filter, qos } of saved.subscriptions) resubscribe(session, filter, qos);
     }
   }

@@ -228,10 +228,12 @@ export class NatsClient implements ParserSink, Connection, ConnectionView {
     let c: ConnectOptions;
     try {
       c = JSON.parse(json) as ConnectOptions;
-      if (typeof c !== "object" || c === null) throw new Error("CONNECT is not a JSON object");
     } catch (err) {
-      throw new ProtocolError((err as Error).message, undefined);
+      // V8's message quotes the input around the fault, which may be a password: log the position only.
+      const at = /at position (\d+)/.exec((err as Error).message);
+      throw new ProtocolError(`malformed CONNECT JSON${at ? ` at position ${at[1]}` : ""} (${json.length} bytes)`, undefined);
     }
+    if (typeof c !== "object" || c === null) throw new ProtocolError("CONNECT is not a JSON object", undefined);
     this.verbose = c.verbose ?? true;
     this.pedantic = c.pedantic ?? true;
     this.echo = c.echo ?? true;

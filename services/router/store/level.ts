@@ -2,14 +2,18 @@
 // process (writes go to LevelDB's log before they resolve; `sync: true` also survives a power
 // loss, at the price of an fsync per batch).
 //
-// Keys (utf8; "\0" separates, which MQTT forbids inside client ids and topics [MQTT-1.5.3-2]):
-//   s\0<cid>                  session JSON
-//   n\0<cid>                  highest seq reserved (decimal), so seqs survive restarts
-//   c\0<cid>\0q\0<seq:14 hex>  queued message record (codec.ts), seq order = key order
-//   c\0<cid>\0i\0<pid:4 hex>   inbound QoS 2 message, PUBREC sent
-//   c\0<cid>\0r\0<pid:4 hex>   outbound PUBREL pending; value = a seq, for the resend order
-//   t\0<topic>                retained message record
-// All of a client except s and n sits under one prefix, so deleteSession is one range.
+// Keys (utf8; "\0" separates, which MQTT forbids inside client ids and topics [MQTT-1.5.3-2];
+// <sk> is the session key, account + client id (store.ts sessionKey), <acc> a URI-encoded account):
+//   s\0<sk>                   session JSON
+//   n\0<sk>                   highest seq reserved (decimal), so seqs survive restarts
+//   c\0<sk>\0q\0<seq:14 hex>   queued message record (codec.ts), seq order = key order
+//   c\0<sk>\0i\0<pid:4 hex>    inbound QoS 2 message, PUBREC sent
+//   c\0<sk>\0r\0<pid:4 hex>    outbound PUBREL pending; value = a seq, for the resend order
+//   t\0<topic>                retained message record of the global account
+//   a\0<acc>\0<topic>         retained message record of another account
+// All of a session except s and n sits under one prefix, so deleteSession is one range.
+// A database written before sessions and retained messages were per account needs no
+// migration: its keys are exactly the global account's (a global session key is the client id).
 //
 // Every write goes through one FIFO writer: jobs queued in the same tick, or while a batch is
 // being written, go out as one LevelDB batch (group commit), and are applied in call order.
@@ -19,7 +23,8 @@
 import { mkdir } from "node:fs/promises";
 import { ClassicLevel } from "classic-level";
 import { checkPacketId, decodeMessage, decodeSession, encodeMessage, encodeSession, toQueued, toStored, withPacketId } from "./codec.js";
-import type { MqttStore, QueuedMessage, SessionRecord, StoredMessage } from "./store.js";
+import { keyOf, type MqttStore, type QueuedMessage, type SessionKey, type SessionRecord, type StoredMessage } from "./store.js";
+import { GLOBAL_ACCOUNT } from "../../common/config/options.js";
 import { StoreError } from "./store.js";
 import { TopicTree } from "./topic.js";
 
@@ -47,20 +52,24 @@ const SEQ_WIDTH = 14; // hex digits; 56 bits hold any safe integer
  *  writes one key instead of two. */
 const SEQ_BLOCK = 1024;
 
-const sessionKey = (cid: string) => `s\0${cid}`;
-const counterKey = (cid: string) => `n\0${cid}`;
-const clientPrefix = (cid: string) => `c\0${cid}\0`;
-const queuePrefix = (cid: string) => `c\0${cid}\0q\0`;
-const queueKey = (cid: string, seq: number) => queuePrefix(cid) + seq.toString(16).padStart(SEQ_WIDTH, "0");
-const incomingKey = (cid: string, pid: number) => `c\0${cid}\0i\0${pid.toString(16).padStart(4, "0")}`;
-const releasedPrefix = (cid: string) => `c\0${cid}\0r\0`;
-const releasedKey = (cid: string, pid: number) => releasedPrefix(cid) + pid.toString(16).padStart(4, "0");
-const retainedKey = (topic: string) => `t\0${topic}`;
+const recordKey = (cid: SessionKey) => `s\0${cid}`;
+const counterKey = (cid: SessionKey) => `n\0${cid}`;
+const clientPrefix = (cid: SessionKey) => `c\0${cid}\0`;
+const queuePrefix = (cid: SessionKey) => `c\0${cid}\0q\0`;
+const queueKey = (cid: SessionKey, seq: number) => queuePrefix(cid) + seq.toString(16).padStart(SEQ_WIDTH, "0");
+const incomingKey = (cid: SessionKey, pid: number) => `c\0${cid}\0i\0${pid.toString(16).padStart(4, "0")}`;
+const releasedPrefix = (cid: SessionKey) => `c\0${cid}\0r\0`;
+const releasedKey = (cid: SessionKey, pid: number) => releasedPrefix(cid) + pid.toString(16).padStart(4, "0");
+const RETAINED_GLOBAL = "t\0";
+const RETAINED_OTHER = "a\0";
+/** The prefix of an account's retained keys: the global account keeps the original "t" keys. */
+const retainedPrefix = (account: string) =>
+  account === GLOBAL_ACCOUNT ? RETAINED_GLOBAL : `${RETAINED_OTHER}${encodeURIComponent(account)}\0`;
 /** The end of a prefix range: the same prefix with its last "\0" turned into "\x01". */
 const rangeEnd = (prefix: string) => prefix.slice(0, -1) + "\x01";
 
-function checkClientId(cid: string): void {
-  if (cid.includes("\0")) throw new RangeError("client id contains U+0000");
+function checkClientId(id: SessionKey): void {
+  if (id.includes("\0")) throw new RangeError("client id contains U+0000");
 }
 
 export class LevelStore implements MqttStore {
@@ -74,11 +83,11 @@ export class LevelStore implements MqttStore {
   private constructor(
     private readonly db: ClassicLevel<string, Buffer>,
     /** Last seq per client id, bumped synchronously so call order is seq order. */
-    private readonly lastSeq: Map<string, number>,
+    private readonly lastSeq: Map<SessionKey, number>,
     /** Highest seq per client id that the database has reserved (the n key). */
-    private readonly reserved: Map<string, number>,
-    /** Retained topics (not payloads), so a filter needs no scan of the whole key space. */
-    private readonly retainedTopics: TopicTree<true>,
+    private readonly reserved: Map<SessionKey, number>,
+    /** Retained topics (not payloads) per account, so a filter needs no scan of the key space. */
+    private readonly retainedTopics: Map<string, TopicTree<true>>,
     private readonly sync: boolean,
   ) {}
 
@@ -89,10 +98,19 @@ export class LevelStore implements MqttStore {
     await db.open();
     try {
       // After a restart, a client continues after its whole reserved block.
-      const lastSeq = new Map<string, number>();
-      for await (const [k, v] of db.iterator({ gte: "n\0", lt: "n\x01" })) lastSeq.set(k.slice(2), Number(v.toString("latin1")));
-      const retained = new TopicTree<true>();
-      for await (const k of db.keys({ gte: "t\0", lt: "t\x01" })) retained.set(k.slice(2), true);
+      const lastSeq = new Map<SessionKey, number>();
+      for await (const [k, v] of db.iterator({ gte: "n\0", lt: "n\x01" })) lastSeq.set(k.slice(2) as SessionKey, Number(v.toString("latin1")));
+      const retained = new Map<string, TopicTree<true>>();
+      const add = (account: string, topic: string) => {
+        let tree = retained.get(account);
+        if (!tree) retained.set(account, tree = new TopicTree());
+        tree.set(topic, true);
+      };
+      for await (const k of db.keys({ gte: RETAINED_GLOBAL, lt: rangeEnd(RETAINED_GLOBAL) })) add(GLOBAL_ACCOUNT, k.slice(2));
+      for await (const k of db.keys({ gte: RETAINED_OTHER, lt: rangeEnd(RETAINED_OTHER) })) {
+        const sep = k.indexOf("\0", 2);
+        add(decodeURIComponent(k.slice(2, sep)), k.slice(sep + 1));
+      }
       return new LevelStore(db, lastSeq, new Map(lastSeq), retained, opts.sync ?? false);
     } catch (err) {
       await db.close();
@@ -191,7 +209,7 @@ export class LevelStore implements MqttStore {
   }
 
   /** The next seq of a client; when it leaves the reserved block, adds the new block's write to `ops`. */
-  private nextSeq(cid: string, ops: Op[]): number {
+  private nextSeq(cid: SessionKey, ops: Op[]): number {
     const seq = (this.lastSeq.get(cid) ?? 0) + 1;
     this.lastSeq.set(cid, seq);
     if (seq > (this.reserved.get(cid) ?? 0)) {
@@ -204,26 +222,26 @@ export class LevelStore implements MqttStore {
 
   // ---- sessions ----
 
-  async getSession(clientId: string): Promise<SessionRecord | undefined> {
-    checkClientId(clientId);
+  async getSession(id: SessionKey): Promise<SessionRecord | undefined> {
+    checkClientId(id);
     await this.settled();
-    const v = await this.db.get(sessionKey(clientId));
+    const v = await this.db.get(recordKey(id));
     return v && decodeSession(v);
   }
 
   async putSession(session: SessionRecord): Promise<void> {
-    checkClientId(session.clientId);
-    await this.submit({ ops: [{ type: "put", key: sessionKey(session.clientId), value: encodeSession(session) }] });
+    checkClientId(keyOf(session));
+    await this.submit({ ops: [{ type: "put", key: recordKey(keyOf(session)), value: encodeSession(session) }] });
   }
 
-  async deleteSession(clientId: string): Promise<void> {
-    checkClientId(clientId);
-    this.lastSeq.delete(clientId);
-    this.reserved.delete(clientId);
+  async deleteSession(id: SessionKey): Promise<void> {
+    checkClientId(id);
+    this.lastSeq.delete(id);
+    this.reserved.delete(id);
     await this.submit({
       task: async () => {
-        const prefix = clientPrefix(clientId);
-        const ops: Op[] = [{ type: "del", key: sessionKey(clientId) }, { type: "del", key: counterKey(clientId) }];
+        const prefix = clientPrefix(id);
+        const ops: Op[] = [{ type: "del", key: recordKey(id) }, { type: "del", key: counterKey(id) }];
         for await (const key of this.db.keys({ gte: prefix, lt: rangeEnd(prefix) })) ops.push({ type: "del", key });
         await this.db.batch(ops, { sync: this.sync });
       },
@@ -239,77 +257,77 @@ export class LevelStore implements MqttStore {
 
   // ---- outbound queue ----
 
-  async enqueue(clientId: string, msg: StoredMessage): Promise<number> {
-    checkClientId(clientId);
+  async enqueue(id: SessionKey, msg: StoredMessage): Promise<number> {
+    checkClientId(id);
     const ops: Op[] = [];
-    const seq = this.nextSeq(clientId, ops);
-    ops.push({ type: "put", key: queueKey(clientId, seq), value: encodeMessage(msg) });
+    const seq = this.nextSeq(id, ops);
+    ops.push({ type: "put", key: queueKey(id, seq), value: encodeMessage(msg) });
     await this.submit({ ops });
     return seq;
   }
 
-  async enqueueMany(entries: { clientId: string; msg: StoredMessage }[]): Promise<void> {
-    for (const e of entries) checkClientId(e.clientId);
+  async enqueueMany(entries: { id: SessionKey; msg: StoredMessage }[]): Promise<void> {
+    for (const e of entries) checkClientId(e.id);
     const ops: Op[] = [];
-    for (const { clientId, msg } of entries) {
-      const seq = this.nextSeq(clientId, ops);
-      ops.push({ type: "put", key: queueKey(clientId, seq), value: encodeMessage(msg) });
+    for (const { id, msg } of entries) {
+      const seq = this.nextSeq(id, ops);
+      ops.push({ type: "put", key: queueKey(id, seq), value: encodeMessage(msg) });
     }
     await this.submit({ ops });
   }
 
-  async queued(clientId: string, limit: number): Promise<QueuedMessage[]> {
-    checkClientId(clientId);
+  async queued(id: SessionKey, limit: number): Promise<QueuedMessage[]> {
+    checkClientId(id);
     if (limit <= 0) return [];
     await this.settled();
-    const prefix = queuePrefix(clientId);
+    const prefix = queuePrefix(id);
     const entries = await this.db.iterator({ gte: prefix, lt: rangeEnd(prefix), limit }).all();
     return entries.map(([k, v]) => toQueued(decodeMessage(v), parseInt(k.slice(prefix.length), 16)));
   }
 
-  async setPacketId(clientId: string, seq: number, packetId: number): Promise<void> {
-    checkClientId(clientId);
+  async setPacketId(id: SessionKey, seq: number, packetId: number): Promise<void> {
+    checkClientId(id);
     checkPacketId(packetId);
-    await this.submit({ update: { key: queueKey(clientId, seq), fn: (old) => (old ? withPacketId(old, packetId) : undefined) } });
+    await this.submit({ update: { key: queueKey(id, seq), fn: (old) => (old ? withPacketId(old, packetId) : undefined) } });
   }
 
-  async ack(clientId: string, seq: number): Promise<void> {
-    checkClientId(clientId);
-    await this.submit({ ops: [{ type: "del", key: queueKey(clientId, seq) }] });
+  async ack(id: SessionKey, seq: number): Promise<void> {
+    checkClientId(id);
+    await this.submit({ ops: [{ type: "del", key: queueKey(id, seq) }] });
   }
 
   // ---- QoS 2 ----
 
-  async putIncoming(clientId: string, packetId: number, msg: StoredMessage): Promise<boolean> {
-    checkClientId(clientId);
+  async putIncoming(id: SessionKey, packetId: number, msg: StoredMessage): Promise<boolean> {
+    checkClientId(id);
     checkPacketId(packetId);
     const value = encodeMessage(msg);
-    const old = await this.submit({ update: { key: incomingKey(clientId, packetId), fn: (o) => (o ? undefined : value) } });
+    const old = await this.submit({ update: { key: incomingKey(id, packetId), fn: (o) => (o ? undefined : value) } });
     return old === undefined;
   }
 
-  async takeIncoming(clientId: string, packetId: number): Promise<StoredMessage | undefined> {
-    checkClientId(clientId);
-    const old = await this.submit({ update: { key: incomingKey(clientId, packetId), fn: (o) => (o ? null : undefined) } });
+  async takeIncoming(id: SessionKey, packetId: number): Promise<StoredMessage | undefined> {
+    checkClientId(id);
+    const old = await this.submit({ update: { key: incomingKey(id, packetId), fn: (o) => (o ? null : undefined) } });
     return old && toStored(decodeMessage(old));
   }
 
-  async markReleased(clientId: string, packetId: number): Promise<void> {
-    checkClientId(clientId);
+  async markReleased(id: SessionKey, packetId: number): Promise<void> {
+    checkClientId(id);
     checkPacketId(packetId);
     // The value orders the resend; it takes a seq (persisted with it) so the order holds across restarts.
     const ops: Op[] = [];
-    const order = this.nextSeq(clientId, ops);
+    const order = this.nextSeq(id, ops);
     await this.submit({
       ops,
-      update: { key: releasedKey(clientId, packetId), fn: (o) => (o ? undefined : Buffer.from(String(order))) },
+      update: { key: releasedKey(id, packetId), fn: (o) => (o ? undefined : Buffer.from(String(order))) },
     });
   }
 
-  async released(clientId: string): Promise<number[]> {
-    checkClientId(clientId);
+  async released(id: SessionKey): Promise<number[]> {
+    checkClientId(id);
     await this.settled();
-    const prefix = releasedPrefix(clientId);
+    const prefix = releasedPrefix(id);
     const entries = await this.db.iterator({ gte: prefix, lt: rangeEnd(prefix) }).all();
     return entries
       .map(([k, v]) => ({ pid: parseInt(k.slice(prefix.length), 16), order: Number(v.toString("latin1")) }))
@@ -317,28 +335,32 @@ export class LevelStore implements MqttStore {
       .map((e) => e.pid);
   }
 
-  async completeReleased(clientId: string, packetId: number): Promise<void> {
-    checkClientId(clientId);
-    await this.submit({ ops: [{ type: "del", key: releasedKey(clientId, packetId) }] });
+  async completeReleased(id: SessionKey, packetId: number): Promise<void> {
+    checkClientId(id);
+    await this.submit({ ops: [{ type: "del", key: releasedKey(id, packetId) }] });
   }
 
   // ---- retained ----
 
-  async setRetained(msg: StoredMessage): Promise<void> {
+  async setRetained(account: string, msg: StoredMessage): Promise<void> {
+    const key = retainedPrefix(account) + msg.topic;
+    let tree = this.retainedTopics.get(account);
     // [MQTT-3.3.1-10] an empty payload removes the retained message.
     if (msg.payload.length === 0) {
-      this.retainedTopics.delete(msg.topic);
-      await this.submit({ ops: [{ type: "del", key: retainedKey(msg.topic) }] });
+      tree?.delete(msg.topic);
+      await this.submit({ ops: [{ type: "del", key }] });
     } else {
-      this.retainedTopics.set(msg.topic, true);
-      await this.submit({ ops: [{ type: "put", key: retainedKey(msg.topic), value: encodeMessage(msg) }] });
+      if (!tree) this.retainedTopics.set(account, tree = new TopicTree());
+      tree.set(msg.topic, true);
+      await this.submit({ ops: [{ type: "put", key, value: encodeMessage(msg) }] });
     }
   }
 
-  async matchRetained(filter: string): Promise<StoredMessage[]> {
+  async matchRetained(account: string, filter: string): Promise<StoredMessage[]> {
     await this.settled();
+    const prefix = retainedPrefix(account);
     const keys: string[] = [];
-    this.retainedTopics.match(filter, (topic) => keys.push(retainedKey(topic)));
+    this.retainedTopics.get(account)?.match(filter, (topic) => keys.push(prefix + topic));
     if (keys.length === 0) return [];
     const values = await this.db.getMany(keys);
     const out: StoredMessage[] = [];

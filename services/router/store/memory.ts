@@ -2,7 +2,7 @@
 // (index.ts warns at startup when it is chosen). Every method completes synchronously, so call
 // order is also apply order.
 import { checkPacketId } from "./codec.js";
-import type { MqttStore, QueuedMessage, SessionRecord, StoredMessage } from "./store.js";
+import { keyOf, type MqttStore, type QueuedMessage, type SessionKey, type SessionRecord, type StoredMessage } from "./store.js";
 import { TopicTree } from "./topic.js";
 
 interface ClientState {
@@ -28,29 +28,30 @@ function copySession(s: SessionRecord): SessionRecord {
 
 export class MemoryStore implements MqttStore {
   readonly kind = "memory";
-  private readonly clients = new Map<string, ClientState>();
-  private readonly retained = new TopicTree<StoredMessage>();
+  private readonly clients = new Map<SessionKey, ClientState>();
+  /** Retained messages: one topic tree per account. */
+  private readonly retained = new Map<string, TopicTree<StoredMessage>>();
 
-  private state(clientId: string): ClientState {
-    let s = this.clients.get(clientId);
+  private state(id: SessionKey): ClientState {
+    let s = this.clients.get(id);
     if (!s) {
       s = { lastSeq: 0, queue: new Map(), incoming: new Map(), released: new Set() };
-      this.clients.set(clientId, s);
+      this.clients.set(id, s);
     }
     return s;
   }
 
-  async getSession(clientId: string): Promise<SessionRecord | undefined> {
-    const s = this.clients.get(clientId)?.session;
+  async getSession(id: SessionKey): Promise<SessionRecord | undefined> {
+    const s = this.clients.get(id)?.session;
     return s && copySession(s);
   }
 
   async putSession(session: SessionRecord): Promise<void> {
-    this.state(session.clientId).session = copySession(session);
+    this.state(keyOf(session)).session = copySession(session);
   }
 
-  async deleteSession(clientId: string): Promise<void> {
-    this.clients.delete(clientId);
+  async deleteSession(id: SessionKey): Promise<void> {
+    this.clients.delete(id);
   }
 
   async listSessions(): Promise<SessionRecord[]> {
@@ -59,12 +60,12 @@ export class MemoryStore implements MqttStore {
     return out;
   }
 
-  async enqueue(clientId: string, msg: StoredMessage): Promise<number> {
-    return this.push(this.state(clientId), msg);
+  async enqueue(id: SessionKey, msg: StoredMessage): Promise<number> {
+    return this.push(this.state(id), msg);
   }
 
-  async enqueueMany(entries: { clientId: string; msg: StoredMessage }[]): Promise<void> {
-    for (const e of entries) this.push(this.state(e.clientId), e.msg);
+  async enqueueMany(entries: { id: SessionKey; msg: StoredMessage }[]): Promise<void> {
+    for (const e of entries) this.push(this.state(e.id), e.msg);
   }
 
   private push(s: ClientState, msg: StoredMessage): number {
@@ -73,9 +74,9 @@ export class MemoryStore implements MqttStore {
     return seq;
   }
 
-  async queued(clientId: string, limit: number): Promise<QueuedMessage[]> {
+  async queued(id: SessionKey, limit: number): Promise<QueuedMessage[]> {
     const out: QueuedMessage[] = [];
-    const s = this.clients.get(clientId);
+    const s = this.clients.get(id);
     if (!s || limit <= 0) return out;
     for (const m of s.queue.values()) {
       out.push({ ...m });
@@ -84,54 +85,60 @@ export class MemoryStore implements MqttStore {
     return out;
   }
 
-  async setPacketId(clientId: string, seq: number, packetId: number): Promise<void> {
+  async setPacketId(id: SessionKey, seq: number, packetId: number): Promise<void> {
     checkPacketId(packetId);
-    const m = this.clients.get(clientId)?.queue.get(seq);
+    const m = this.clients.get(id)?.queue.get(seq);
     if (m) m.packetId = packetId;
   }
 
-  async ack(clientId: string, seq: number): Promise<void> {
-    this.clients.get(clientId)?.queue.delete(seq);
+  async ack(id: SessionKey, seq: number): Promise<void> {
+    this.clients.get(id)?.queue.delete(seq);
   }
 
-  async putIncoming(clientId: string, packetId: number, msg: StoredMessage): Promise<boolean> {
+  async putIncoming(id: SessionKey, packetId: number, msg: StoredMessage): Promise<boolean> {
     checkPacketId(packetId);
-    const s = this.state(clientId);
+    const s = this.state(id);
     if (s.incoming.has(packetId)) return false;
     s.incoming.set(packetId, copyMessage(msg));
     return true;
   }
 
-  async takeIncoming(clientId: string, packetId: number): Promise<StoredMessage | undefined> {
-    const s = this.clients.get(clientId);
+  async takeIncoming(id: SessionKey, packetId: number): Promise<StoredMessage | undefined> {
+    const s = this.clients.get(id);
     const m = s?.incoming.get(packetId);
     if (!s || !m) return undefined;
     s.incoming.delete(packetId);
     return m;
   }
 
-  async markReleased(clientId: string, packetId: number): Promise<void> {
+  async markReleased(id: SessionKey, packetId: number): Promise<void> {
     checkPacketId(packetId);
-    this.state(clientId).released.add(packetId);
+    this.state(id).released.add(packetId);
   }
 
-  async released(clientId: string): Promise<number[]> {
-    return [...(this.clients.get(clientId)?.released ?? [])];
+  async released(id: SessionKey): Promise<number[]> {
+    return [...(this.clients.get(id)?.released ?? [])];
   }
 
-  async completeReleased(clientId: string, packetId: number): Promise<void> {
-    this.clients.get(clientId)?.released.delete(packetId);
+  async completeReleased(id: SessionKey, packetId: number): Promise<void> {
+    this.clients.get(id)?.released.delete(packetId);
   }
 
-  async setRetained(msg: StoredMessage): Promise<void> {
+  async setRetained(account: string, msg: StoredMessage): Promise<void> {
     // [MQTT-3.3.1-10] a retained PUBLISH with an empty payload removes the retained message.
-    if (msg.payload.length === 0) this.retained.delete(msg.topic);
-    else this.retained.set(msg.topic, copyMessage(msg));
+    let tree = this.retained.get(account);
+    if (msg.payload.length === 0) {
+      tree?.delete(msg.topic);
+      if (tree?.size === 0) this.retained.delete(account);
+      return;
+    }
+    if (!tree) this.retained.set(account, tree = new TopicTree());
+    tree.set(msg.topic, copyMessage(msg));
   }
 
-  async matchRetained(filter: string): Promise<StoredMessage[]> {
+  async matchRetained(account: string, filter: string): Promise<StoredMessage[]> {
     const out: StoredMessage[] = [];
-    this.retained.match(filter, (_t, m) => out.push({ ...m }));
+    this.retained.get(account)?.match(filter, (_t, m) => out.push({ ...m }));
     return out;
   }
 

@@ -1,20 +1,25 @@
 // The shared store of the cluster topology: Redis through ioredis, as a single server, through
 // Sentinel, or as a Redis Cluster.
 //
-// Keys (P = prefix, default "mb"; T = the client id as a hash tag, see hashTag):
+// Keys (P = prefix, default "mb"; T = the session key, account + client id (store.ts sessionKey),
+// as a hash tag, see hashTag; A = a URI-encoded account):
 //   P:{T}:s   string   session JSON
 //   P:{T}:n   string   last seq (INCR), so seqs survive restarts and failovers
 //   P:{T}:q   zset     queue: score = seq, member = seq (6 bytes BE, keeps members unique) + record
 //   P:{T}:i   hash     packet id -> record: inbound QoS 2, PUBREC sent
 //   P:{T}:r   zset     packet id, score = a seq from P:{T}:n: outbound PUBRELs in resend order
-//   P:sessions set     client ids with a session (listSessions uses SSCAN on it, never KEYS)
-//   P:retained hash    topic -> record
-// All keys of one client share a hash tag, so in a Cluster they live in one slot and the Lua
+//   P:sessions set     session keys with a session (listSessions uses SSCAN on it, never KEYS)
+//   P:retained hash    topic -> record, of the global account
+//   P:retained:A hash  topic -> record, of account A
+// A global session key is its client id, so keys written before sessions and retained
+// messages were per account are the global account's, unchanged.
+// All keys of one session share a hash tag, so in a Cluster they live in one slot and the Lua
 // scripts below (which touch several of them) are legal. Records are codec.ts's.
 import { Cluster, Redis } from "ioredis";
 import type { ClusterNode, ClusterOptions, RedisOptions } from "ioredis";
 import { checkPacketId, decodeMessage, decodeSession, encodeMessage, encodeSession, toQueued, toStored } from "./codec.js";
-import type { MqttStore, QueuedMessage, SessionRecord, StoredMessage } from "./store.js";
+import { keyOf, type MqttStore, type QueuedMessage, type SessionKey, type SessionRecord, type StoredMessage } from "./store.js";
+import { GLOBAL_ACCOUNT } from "../../common/config/options.js";
 import { StoreError } from "./store.js";
 import { hasWildcard, topicMatches } from "./topic.js";
 
@@ -94,13 +99,13 @@ interface Scripts {
 const SEQ_LEN = 6;
 
 /**
- * The client id as a hash tag: as is when that is safe, else "=" + base64url. A tag may not be
- * empty or hold braces (Redis would hash the whole key, splitting a client over slots), and
- * plain ids never start with "=", so two clients never share keys.
+ * A session key as a hash tag: as is when that is safe, else "=" + base64url. A tag may not be
+ * empty or hold braces (Redis would hash the whole key, splitting a session over slots), and
+ * plain keys never start with "=", so two sessions never share keys.
  */
-export function hashTag(clientId: string): string {
-  if (clientId !== "" && clientId[0] !== "=" && !clientId.includes("{") && !clientId.includes("}")) return clientId;
-  return "=" + Buffer.from(clientId, "utf8").toString("base64url");
+export function hashTag(key: string): string {
+  if (key !== "" && key[0] !== "=" && !key.includes("{") && !key.includes("}")) return key;
+  return "=" + Buffer.from(key, "utf8").toString("base64url");
 }
 
 /** The retained topics a filter can match start with its literal part: let Redis skip the rest. */
@@ -188,29 +193,29 @@ export class RedisStore implements MqttStore {
     if (owned || opts.onError) client.on("error", opts.onError ?? (() => {})); // failures also reject the command
   }
 
-  private key(clientId: string, kind: "s" | "n" | "q" | "i" | "r"): string {
-    return `${this.prefix}:{${hashTag(clientId)}}:${kind}`;
+  private k(id: SessionKey, kind: "s" | "n" | "q" | "i" | "r"): string {
+    return `${this.prefix}:{${hashTag(id)}}:${kind}`;
   }
 
   // ---- sessions ----
 
-  async getSession(clientId: string): Promise<SessionRecord | undefined> {
-    const v = await this.cmd.getBuffer(this.key(clientId, "s"));
+  async getSession(id: SessionKey): Promise<SessionRecord | undefined> {
+    const v = await this.cmd.getBuffer(this.k(id, "s"));
     return v ? decodeSession(v) : undefined;
   }
 
   async putSession(session: SessionRecord): Promise<void> {
     // Two slots in a Cluster, so two commands; both are sent before either answers.
     await Promise.all([
-      this.cmd.set(this.key(session.clientId, "s"), encodeSession(session)),
-      this.cmd.sadd(this.sessionsKey, session.clientId),
+      this.cmd.set(this.k(keyOf(session), "s"), encodeSession(session)),
+      this.cmd.sadd(this.sessionsKey, keyOf(session)),
     ]);
   }
 
-  async deleteSession(clientId: string): Promise<void> {
+  async deleteSession(id: SessionKey): Promise<void> {
     await Promise.all([
-      this.cmd.del(this.key(clientId, "s"), this.key(clientId, "n"), this.key(clientId, "q"), this.key(clientId, "i"), this.key(clientId, "r")),
-      this.cmd.srem(this.sessionsKey, clientId),
+      this.cmd.del(this.k(id, "s"), this.k(id, "n"), this.k(id, "q"), this.k(id, "i"), this.k(id, "r")),
+      this.cmd.srem(this.sessionsKey, id),
     ]);
   }
 
@@ -220,7 +225,7 @@ export class RedisStore implements MqttStore {
     do {
       const [next, ids] = await this.cmd.sscan(this.sessionsKey, cursor, "COUNT", 500);
       cursor = next;
-      const values = await Promise.all(ids.map((id) => this.cmd.getBuffer(this.key(id, "s"))));
+      const values = await Promise.all(ids.map((id) => this.cmd.getBuffer(this.k(id as SessionKey, "s"))));
       for (const v of values) if (v) out.push(decodeSession(v));
     } while (cursor !== "0");
     return out;
@@ -228,76 +233,83 @@ export class RedisStore implements MqttStore {
 
   // ---- outbound queue ----
 
-  async enqueue(clientId: string, msg: StoredMessage): Promise<number> {
-    return Number(await this.cmd.mbEnqueue(this.key(clientId, "n"), this.key(clientId, "q"), encodeMessage(msg)));
+  async enqueue(id: SessionKey, msg: StoredMessage): Promise<number> {
+    return Number(await this.cmd.mbEnqueue(this.k(id, "n"), this.k(id, "q"), encodeMessage(msg)));
   }
 
-  async enqueueMany(entries: { clientId: string; msg: StoredMessage }[]): Promise<void> {
+  async enqueueMany(entries: { id: SessionKey; msg: StoredMessage }[]): Promise<void> {
     // One script call per client (a fan-out usually has one message per client).
-    const byClient = new Map<string, Buffer[]>();
-    for (const { clientId, msg } of entries) {
-      const list = byClient.get(clientId);
+    const byClient = new Map<SessionKey, Buffer[]>();
+    for (const { id, msg } of entries) {
+      const list = byClient.get(id);
       if (list) list.push(encodeMessage(msg));
-      else byClient.set(clientId, [encodeMessage(msg)]);
+      else byClient.set(id, [encodeMessage(msg)]);
     }
     // Sent in one tick: with auto-pipelining (on for connections this store creates) that is one
     // write per node; an explicit pipeline would not keep call order with the other methods.
-    await Promise.all([...byClient].map(([cid, records]) => this.cmd.mbEnqueue(this.key(cid, "n"), this.key(cid, "q"), ...records)));
+    await Promise.all([...byClient].map(([cid, records]) => this.cmd.mbEnqueue(this.k(cid, "n"), this.k(cid, "q"), ...records)));
   }
 
-  async queued(clientId: string, limit: number): Promise<QueuedMessage[]> {
+  async queued(id: SessionKey, limit: number): Promise<QueuedMessage[]> {
     if (limit <= 0) return [];
-    const members = await this.cmd.zrangeBuffer(this.key(clientId, "q"), "0", String(limit - 1));
+    const members = await this.cmd.zrangeBuffer(this.k(id, "q"), "0", String(limit - 1));
     return members.map((m) => toQueued(decodeMessage(m, SEQ_LEN), m.readUIntBE(0, SEQ_LEN)));
   }
 
-  async setPacketId(clientId: string, seq: number, packetId: number): Promise<void> {
+  async setPacketId(id: SessionKey, seq: number, packetId: number): Promise<void> {
     checkPacketId(packetId);
     const pid = Buffer.allocUnsafe(2);
     pid.writeUInt16BE(packetId);
-    await this.cmd.mbSetPacketId(this.key(clientId, "q"), seq, pid);
+    await this.cmd.mbSetPacketId(this.k(id, "q"), seq, pid);
   }
 
-  async ack(clientId: string, seq: number): Promise<void> {
-    await this.cmd.zremrangebyscore(this.key(clientId, "q"), seq, seq);
+  async ack(id: SessionKey, seq: number): Promise<void> {
+    await this.cmd.zremrangebyscore(this.k(id, "q"), seq, seq);
   }
 
   // ---- QoS 2 ----
 
-  async putIncoming(clientId: string, packetId: number, msg: StoredMessage): Promise<boolean> {
+  async putIncoming(id: SessionKey, packetId: number, msg: StoredMessage): Promise<boolean> {
     checkPacketId(packetId);
-    return (await this.cmd.hsetnx(this.key(clientId, "i"), String(packetId), encodeMessage(msg))) === 1;
+    return (await this.cmd.hsetnx(this.k(id, "i"), String(packetId), encodeMessage(msg))) === 1;
   }
 
-  async takeIncoming(clientId: string, packetId: number): Promise<StoredMessage | undefined> {
-    const v = await this.cmd.mbTakeBuffer(this.key(clientId, "i"), packetId);
+  async takeIncoming(id: SessionKey, packetId: number): Promise<StoredMessage | undefined> {
+    const v = await this.cmd.mbTakeBuffer(this.k(id, "i"), packetId);
     return v ? toStored(decodeMessage(v)) : undefined;
   }
 
-  async markReleased(clientId: string, packetId: number): Promise<void> {
+  async markReleased(id: SessionKey, packetId: number): Promise<void> {
     checkPacketId(packetId);
-    await this.cmd.mbMarkReleased(this.key(clientId, "n"), this.key(clientId, "r"), packetId);
+    await this.cmd.mbMarkReleased(this.k(id, "n"), this.k(id, "r"), packetId);
   }
 
-  async released(clientId: string): Promise<number[]> {
-    return (await this.cmd.zrange(this.key(clientId, "r"), "0", "-1")).map(Number);
+  async released(id: SessionKey): Promise<number[]> {
+    return (await this.cmd.zrange(this.k(id, "r"), "0", "-1")).map(Number);
   }
 
-  async completeReleased(clientId: string, packetId: number): Promise<void> {
-    await this.cmd.zrem(this.key(clientId, "r"), String(packetId));
+  async completeReleased(id: SessionKey, packetId: number): Promise<void> {
+    await this.cmd.zrem(this.k(id, "r"), String(packetId));
   }
 
   // ---- retained ----
 
-  async setRetained(msg: StoredMessage): Promise<void> {
-    // [MQTT-3.3.1-10] an empty payload removes the retained message.
-    if (msg.payload.length === 0) await this.cmd.hdel(this.retainedKey, msg.topic);
-    else await this.cmd.hset(this.retainedKey, msg.topic, encodeMessage(msg));
+  /** An account's retained hash: the global account keeps the original key. */
+  private retainedOf(account: string): string {
+    return account === GLOBAL_ACCOUNT ? this.retainedKey : `${this.retainedKey}:${encodeURIComponent(account)}`;
   }
 
-  async matchRetained(filter: string): Promise<StoredMessage[]> {
+  async setRetained(account: string, msg: StoredMessage): Promise<void> {
+    // [MQTT-3.3.1-10] an empty payload removes the retained message.
+    const key = this.retainedOf(account);
+    if (msg.payload.length === 0) await this.cmd.hdel(key, msg.topic);
+    else await this.cmd.hset(key, msg.topic, encodeMessage(msg));
+  }
+
+  async matchRetained(account: string, filter: string): Promise<StoredMessage[]> {
+    const key = this.retainedOf(account);
     if (!hasWildcard(filter)) {
-      const v = await this.cmd.hgetBuffer(this.retainedKey, filter);
+      const v = await this.cmd.hgetBuffer(key, filter);
       return v ? [toStored(decodeMessage(v))] : [];
     }
     // HSCAN may return a field twice; the glob only narrows, topicMatches decides.
@@ -305,7 +317,7 @@ export class RedisStore implements MqttStore {
     const glob = retainedGlob(filter);
     let cursor = "0";
     do {
-      const [next, kv] = await this.cmd.hscanBuffer(this.retainedKey, cursor, "MATCH", glob, "COUNT", 1000);
+      const [next, kv] = await this.cmd.hscanBuffer(key, cursor, "MATCH", glob, "COUNT", 1000);
       cursor = next.toString();
       for (let i = 0; i + 1 < kv.length; i += 2) {
         const topic = kv[i].toString("utf8");

@@ -7,11 +7,38 @@
 //   even when the caller does not await between calls.
 // - Payloads are Buffers. A store copies what it keeps (callers may pass parser views); the
 //   Buffers it returns are read-only (the memory store hands out the ones it keeps).
-// - Sequence numbers are per client id, strictly increasing and never reused while any state of
+// - Every piece of a session's state is keyed by its SessionKey (account + client id), and
+//   retained messages by account + topic: two accounts never read or replace each other's.
+// - Sequence numbers are per session key, strictly increasing and never reused while any state of
 //   that client exists, across restarts too (level, redis). They are consecutive within one run;
 //   after a restart the level store may skip ahead. `deleteSession` starts them over at 1.
 
+import { GLOBAL_ACCOUNT } from "../../common/config/options.js";
+
 export type QoS = 0 | 1 | 2;
+
+/**
+ * What names an MQTT session: its account and its client id, as one opaque string (a branded
+ * type, so a bare client id cannot be passed by mistake). This is the one place that builds it;
+ * the registry map and every store key use it. For the global account it is the client id
+ * itself, so state stored before sessions were per account stays the global account's.
+ * Otherwise it is "\u0001" + the URI-encoded account + "\u0001" + the client id (a global
+ * client id that starts with "\u0001" takes that form too), so two different pairs never
+ * share a key.
+ */
+export type SessionKey = string & { readonly __sessionKey: true };
+
+const MARK = "\u0001";
+
+export function sessionKey(account: string, clientId: string): SessionKey {
+  if (account === GLOBAL_ACCOUNT && !clientId.startsWith(MARK)) return clientId as SessionKey;
+  return `${MARK}${encodeURIComponent(account)}${MARK}${clientId}` as SessionKey;
+}
+
+/** The key of a stored session record (records written before accounts were stored have none: global). */
+export function keyOf(s: { account?: string; clientId: string }): SessionKey {
+  return sessionKey(s.account ?? GLOBAL_ACCOUNT, s.clientId);
+}
 
 export interface StoredMessage {
   topic: string;
@@ -30,7 +57,8 @@ export interface SessionRecord {
   subscriptions: Subscription[];
   /** ms epoch, for expiry policies later */
   updatedAt: number;
-  /** The account the session's subscriptions live in (absent in old records: the global one). */
+  /** The account the session belongs to (absent in old records: the global one); with
+   *  clientId it makes the session's key. */
   account?: string;
 }
 
@@ -46,37 +74,37 @@ export interface MqttStore {
   /** Which implementation this is; "memory" loses everything on restart. */
   readonly kind: StoreKind;
 
-  getSession(clientId: string): Promise<SessionRecord | undefined>;
+  getSession(id: SessionKey): Promise<SessionRecord | undefined>;
   putSession(session: SessionRecord): Promise<void>;
   /** Deletes the session, its queue, its inflight and incoming QoS 2 state. */
-  deleteSession(clientId: string): Promise<void>;
+  deleteSession(id: SessionKey): Promise<void>;
   listSessions(): Promise<SessionRecord[]>;
 
-  /** Outbound QoS 1/2 messages for a client, in order, until acknowledged. Returns seq. */
-  enqueue(clientId: string, msg: StoredMessage): Promise<number>;
-  /** One write (one round trip) for a fan-out; per client, entries keep their array order. */
-  enqueueMany(entries: { clientId: string; msg: StoredMessage }[]): Promise<void>;
-  /** The oldest `limit` queued messages of a client, sent or not, in seq order. */
-  queued(clientId: string, limit: number): Promise<QueuedMessage[]>;
+  /** Outbound QoS 1/2 messages for a session, in order, until acknowledged. Returns seq. */
+  enqueue(id: SessionKey, msg: StoredMessage): Promise<number>;
+  /** One write (one round trip) for a fan-out; per session, entries keep their array order. */
+  enqueueMany(entries: { id: SessionKey; msg: StoredMessage }[]): Promise<void>;
+  /** The oldest `limit` queued messages of a session, sent or not, in seq order. */
+  queued(id: SessionKey, limit: number): Promise<QueuedMessage[]>;
   /** Records the packet id a queued message was sent with; no-op if `seq` is not queued. */
-  setPacketId(clientId: string, seq: number, packetId: number): Promise<void>;
+  setPacketId(id: SessionKey, seq: number, packetId: number): Promise<void>;
   /** Removes a queued message (PUBACK, or PUBREC for QoS 2); no-op if not queued. */
-  ack(clientId: string, seq: number): Promise<void>;
+  ack(id: SessionKey, seq: number): Promise<void>;
 
   /** QoS 2 inbound (exactly once): a PUBLISH received (PUBREC sent) but not yet released (PUBREL). */
-  putIncoming(clientId: string, packetId: number, msg: StoredMessage): Promise<boolean /* false if already there */>;
-  takeIncoming(clientId: string, packetId: number): Promise<StoredMessage | undefined>;
+  putIncoming(id: SessionKey, packetId: number, msg: StoredMessage): Promise<boolean /* false if already there */>;
+  takeIncoming(id: SessionKey, packetId: number): Promise<StoredMessage | undefined>;
 
   /** QoS 2 outbound: PUBREC received for packetId, waiting for PUBCOMP. */
-  markReleased(clientId: string, packetId: number): Promise<void>;
+  markReleased(id: SessionKey, packetId: number): Promise<void>;
   /** Packet ids marked released and not completed, in the order they were first marked. */
-  released(clientId: string): Promise<number[]>;
-  completeReleased(clientId: string, packetId: number): Promise<void>;
+  released(id: SessionKey): Promise<number[]>;
+  completeReleased(id: SessionKey, packetId: number): Promise<void>;
 
-  /** Retained messages: one per topic; an empty payload clears it. */
-  setRetained(msg: StoredMessage): Promise<void>;
-  /** Retained messages whose topic matches an MQTT filter (+, #); in no particular order. */
-  matchRetained(filter: string): Promise<StoredMessage[]>;
+  /** Retained messages: one per account and topic; an empty payload clears it. */
+  setRetained(account: string, msg: StoredMessage): Promise<void>;
+  /** The account's retained messages whose topic matches an MQTT filter (+, #); in no particular order. */
+  matchRetained(account: string, filter: string): Promise<StoredMessage[]>;
 
   close(): Promise<void>;
 }
