@@ -2,10 +2,9 @@
 // (regression tests that crashed the process before the fix), and the connection boundary: an
 // exception in one connection's handler closes that connection with its protocol's error, is
 // logged with its cid and counted, and the others carry on. The broker runs in-process, so a
-// fault that escaped its connection would reach this process: `escaped` records any, and every
-// test ends by checking there was none.
+// fault that escaped its connection would reach this process; failOnEscapedFaults fails the test.
 import net from "node:net";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import mqttPacket, { type Packet } from "mqtt-packet";
 import { StringCodec } from "nats";
 import { startBroker, type TestBroker } from "../helpers/broker.js";
@@ -14,7 +13,7 @@ import { newAccount, newOperator, newUser, operatorConfig } from "../helpers/cre
 import { RawMqtt } from "../helpers/mqtt.js";
 import { startNatsServer } from "../helpers/nats-server.js";
 import { closedWithin, rawConnect } from "../helpers/raw.js";
-import { cleanupAfterEach, firstData } from "../helpers/wait.js";
+import { cleanupAfterEach, failOnEscapedFaults, firstData } from "../helpers/wait.js";
 import { closeWithin, upgradeRequest, wsOpen } from "../helpers/ws-raw.js";
 import { AuthPipeline, type Credentials } from "../../services/edge/auth/index.js";
 import { loadConfigText } from "../../services/common/config/index.js";
@@ -22,20 +21,7 @@ import { loadConfigText } from "../../services/common/config/index.js";
 const cleanups = cleanupAfterEach();
 const sc = StringCodec();
 
-const escaped: unknown[] = [];
-const record = (err: unknown) => { escaped.push(err); };
-beforeAll(() => {
-  process.on("uncaughtException", record);
-  process.on("unhandledRejection", record);
-});
-afterAll(() => {
-  process.off("uncaughtException", record);
-  process.off("unhandledRejection", record);
-});
-afterEach(() => {
-  const errs = escaped.splice(0).map((e) => (e instanceof Error ? e.stack : String(e)));
-  expect(errs, "faults that escaped their connection").toEqual([]);
-});
+failOnEscapedFaults();
 
 async function broker(config: string): Promise<TestBroker> {
   const b = await startBroker({ config, monitoring: true, captureLog: true });
