@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { startBroker, type TestBroker } from "../helpers/broker.js";
 import { RawMqtt } from "../helpers/mqtt.js";
 import { rawConnect, type RawClient } from "../helpers/raw.js";
-import { cleanupAfterEach, failOnEscapedFaults } from "../helpers/wait.js";
+import { askUntil, cleanupAfterEach, failOnEscapedFaults } from "../helpers/wait.js";
 import { clientFrame, httpExchange, upgradeRequest } from "../helpers/ws-raw.js";
 
 const cleanups = cleanupAfterEach();
@@ -165,5 +165,24 @@ describe("NATS control lines", () => {
     await e.send(`CONNECT {"verbose":false,"x":${"[".repeat(30_000)}\r\nPING\r\n`); // unterminated: a JSON error
     await e.closed;
     expect(e.received()).not.toContain("PONG");
+  });
+});
+
+describe("memory of closed connections", () => {
+  it("/connz keeps a closed connection as a snapshot, not the connection with its buffers and parser", async () => {
+    const b = await broker();
+    const c = await raw(b.natsPort);
+    await c.send(`CONNECT {"verbose":false}\r\nSUB kept 9\r\nPING\r\n`);
+    await c.expect("PONG\r\n");
+    await c.close();
+    const edge = b.broker.edge;
+    // The server notices the close on its socket's event: ask once per event-loop turn.
+    await askUntil(() => new Promise<number>((r) => setImmediate(() => r(edge.closed.length))), (n) => n > 0);
+    const kept = edge.closed[0];
+    expect(Object.isFrozen(kept)).toBe(true);
+    expect(kept).not.toHaveProperty("outbound");
+    expect(kept).not.toHaveProperty("parser");
+    expect(kept.subscriptionList().map((s) => `${s.subject} ${s.sid}`)).toEqual(["kept 9"]);
+    expect(kept.closeReason).toBe("Client Closed");
   });
 });
