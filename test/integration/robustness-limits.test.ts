@@ -4,7 +4,7 @@
 // buffers hold is all that was sent; the broker kept none of it). Authenticated or not.
 import { describe, expect, it } from "vitest";
 import { startBroker, type TestBroker } from "../helpers/broker.js";
-import { RawMqtt } from "../helpers/mqtt.js";
+import { RawMqtt, remainingLength } from "../helpers/mqtt.js";
 import { rawConnect, type RawClient } from "../helpers/raw.js";
 import { askUntil, cleanupAfterEach, failOnEscapedFaults } from "../helpers/wait.js";
 import { clientFrame, httpExchange, upgradeRequest } from "../helpers/ws-raw.js";
@@ -47,23 +47,11 @@ async function pour(c: RawClient, head: Buffer | string, total: number, fill = 0
   return sent;
 }
 
-/** A remaining length in MQTT's variable-length encoding. */
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return Buffer.from(out);
-}
-
 describe("MQTT maximum packet size", () => {
   it("a CONNECT announcing 256 MB is refused at its fixed header", async () => {
     const b = await broker();
     const c = await raw(b.mqttPort!);
-    const sent = await pour(c, Buffer.concat([Buffer.from([0x10]), varint(256 * MB - 1)]), 256 * MB, 0);
+    const sent = await pour(c, Buffer.concat([Buffer.from([0x10]), remainingLength(256 * MB - 1)]), 256 * MB, 0);
     expect(sent).toBeLessThan(REFUSED_WITHIN);
   });
 
@@ -74,11 +62,11 @@ describe("MQTT maximum packet size", () => {
     await c.next("suback");
     c.send({ cmd: "publish", topic: "big", payload: Buffer.alloc(100 * 1024, 1), qos: 0, retain: false, dup: false });
     expect(((await c.next("publish")) as { payload: Buffer }).payload.length).toBe(100 * 1024);
-    c.sendRaw(Buffer.concat([Buffer.from([0x30]), varint(100 * 1024 + 64 * 1024 + 1)]));
+    c.sendRaw(Buffer.concat([Buffer.from([0x30]), remainingLength(100 * 1024 + 64 * 1024 + 1)]));
     await c.closedWithin(2_000);
 
     const early = await raw(b.mqttPort!);
-    await early.send(Buffer.concat([Buffer.from([0x10]), varint(64 * 1024 + 1)]));
+    await early.send(Buffer.concat([Buffer.from([0x10]), remainingLength(64 * 1024 + 1)]));
     await early.closed;
   });
 });
