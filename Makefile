@@ -49,8 +49,8 @@ bench: test-deps build
 
 ## The long fuzz pass, every surface against a real broker (test/fuzz/run.ts): FUZZ_SECONDS per
 ## surface (default 300) or FUZZ_INPUTS (default 1000000), FUZZ_SEED, FUZZ_SURFACES=a,b;
-## FUZZ_REPLAY=test/fuzz/corpus/<surface>/crash-….json plays one saved crash again.
-export FUZZ_SEED FUZZ_INPUTS FUZZ_SECONDS FUZZ_SURFACES FUZZ_PROBE_EVERY FUZZ_REPLAY
+## FUZZ_REPLAY=test/fuzz/corpus/<surface>/crash-….json plays one saved crash again (FUZZ_MINIMIZE=1 shrinks it).
+export FUZZ_SEED FUZZ_INPUTS FUZZ_SECONDS FUZZ_SURFACES FUZZ_PROBE_EVERY FUZZ_REPLAY FUZZ_MINIMIZE
 fuzz: build
 	npx tsc -p tsconfig.fuzz.json
 	node dist/test/fuzz/run.js

@@ -465,34 +465,96 @@ function describe(err: unknown): string {
 
 /** Plays a crash file again: undefined when the broker (or the unit) survives it, else why not. */
 export async function replayFile(file: string, surfaces: readonly Surface[]): Promise<string | undefined> {
-  const crash = JSON.parse(readFileSync(file, "utf8")) as CrashFile;
-  const surface = surfaces.find((s) => s.name === crash.surface);
-  if (!surface) throw new Error(`${file}: unknown surface '${crash.surface}'`);
-  const dir = mkdtempSync(path.join(os.tmpdir(), `meshbroker-replay-`));
-  try {
-    if (surface.kind === "unit") {
-      try {
-        surface.check(crash.inputs[0], dir);
-        return undefined;
-      } catch (err) {
-        return describe(err);
+  const crash = readCrash(file, surfaces);
+  return withDir((dir) => replayInputs(crash, crash.inputs, dir));
+}
+
+/**
+ * Shrinks a crash file in place to fewer inputs that still crash (delta debugging over the
+ * inputs, at most `maxTrials` broker runs): what is left is what a fix's regression test needs.
+ * Returns the number of inputs kept.
+ */
+export async function minimizeFile(file: string, surfaces: readonly Surface[], log?: (line: string) => void, maxTrials = 60): Promise<number> {
+  const crash = readCrash(file, surfaces);
+  let inputs = crash.inputs;
+  let trials = 0;
+  await withDir(async (dir) => {
+    const crashes = async (list: unknown[]) => (trials++, (await replayInputs(crash, list, dir)) !== undefined);
+    // Some crashes are races (a reset while the broker still writes): give the whole file three tries.
+    if (!(await crashes(inputs)) && !(await crashes(inputs)) && !(await crashes(inputs))) {
+      throw new Error(`${file}: does not crash the broker (any more)`);
+    }
+    // The input that crashed is usually one of the last: try the shortest tails first.
+    for (let k = 1; k < inputs.length && trials < maxTrials; k *= 2) {
+      if (await crashes(inputs.slice(-k))) {
+        inputs = inputs.slice(-k);
+        break;
       }
     }
-    // The saved config runs as it was, identities included, and so does its probe.
-    const probe = crash.probe ?? {};
-    const config = (crash.config ?? "").replace(/^host: 127\.0\.0\.1\nport: -1\nhttp: "127\.0\.0\.1:-1"\n/, "");
-    const target = await Target.start({ name: "replay", config, files: crash.files, probe }, dir);
-    try {
-      for (const input of crash.inputs) await target.play(decodeInput(input));
-      const exited = target.exitedWith();
-      if (exited) return `process exited (${exited})`;
-      const res = await target.probe(probe, 0);
-      if (res instanceof Error) return target.exitedWith() ? `process exited (${target.exitedWith()})` : res.message;
-      return undefined;
-    } finally {
-      await target.stop();
+    for (let parts = 2; inputs.length >= 2 && trials < maxTrials;) {
+      const size = Math.ceil(inputs.length / parts);
+      let cut = false;
+      for (let start = 0; start < inputs.length && trials < maxTrials; start += size) {
+        const rest = [...inputs.slice(0, start), ...inputs.slice(start + size)];
+        if (rest.length > 0 && (await crashes(rest))) {
+          inputs = rest;
+          parts = Math.max(parts - 1, 2);
+          cut = true;
+          break;
+        }
+      }
+      if (!cut) {
+        if (parts >= inputs.length) break;
+        parts = Math.min(inputs.length, parts * 2);
+      }
+      log?.(`${path.basename(file)}: ${inputs.length} inputs after ${trials} trials`);
     }
+  });
+  writeFileSync(file, JSON.stringify({ ...crash, inputs }, null, 1) + "\n");
+  return inputs.length;
+}
+
+function readCrash(file: string, surfaces: readonly Surface[]): CrashFile & { target: Surface } {
+  const crash = JSON.parse(readFileSync(file, "utf8")) as CrashFile;
+  const target = surfaces.find((s) => s.name === crash.surface);
+  if (!target) throw new Error(`${file}: unknown surface '${crash.surface}'`);
+  return { ...crash, target };
+}
+
+async function withDir<T>(work: (dir: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "meshbroker-replay-"));
+  try {
+    return await work(dir);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function replayInputs(crash: CrashFile & { target: Surface }, inputs: unknown[], dir: string): Promise<string | undefined> {
+  const surface = crash.target;
+  if (surface.kind === "unit") {
+    try {
+      for (const input of inputs) surface.check(input, dir);
+      return undefined;
+    } catch (err) {
+      return describe(err);
+    }
+  }
+  // The saved config runs as it was, identities included, and so does its probe.
+  const probe = crash.probe ?? {};
+  const config = (crash.config ?? "").replace(/^host: 127\.0\.0\.1\nport: -1\nhttp: "127\.0\.0\.1:-1"\n/, "");
+  const target = await Target.start({ name: "replay", config, files: crash.files, probe }, dir);
+  try {
+    for (const input of inputs) {
+      await target.play(decodeInput(input));
+      if (target.exitedWith()) break;
+    }
+    const exited = target.exitedWith();
+    if (exited) return `process exited (${exited})`;
+    const res = await target.probe(probe, 0);
+    if (res instanceof Error) return target.exitedWith() ? `process exited (${target.exitedWith()})` : res.message;
+    return undefined;
+  } finally {
+    await target.stop();
   }
 }

@@ -9,7 +9,8 @@
 //   FUZZ_SURFACES=a,b    only these surfaces (nats, websocket, mqtt, connect, cookies, jwt, config, decoders)
 //   FUZZ_PROBE_EVERY=N   probe every N inputs (default 300)
 //   FUZZ_REPLAY=FILE     play one crash file from test/fuzz/corpus/ and say whether the broker survives
-import { replayFile, runSurface, type VariantStats } from "./harness.js";
+//   FUZZ_MINIMIZE=1      with FUZZ_REPLAY: shrink the file in place to fewer inputs that still crash
+import { minimizeFile, replayFile, runSurface, type VariantStats } from "./harness.js";
 import { SURFACES } from "./surfaces.js";
 
 const env = process.env;
@@ -25,6 +26,11 @@ const num = (name: string, dflt: number): number => {
 };
 
 async function main(): Promise<number> {
+  if (env.FUZZ_REPLAY && env.FUZZ_MINIMIZE) {
+    const kept = await minimizeFile(env.FUZZ_REPLAY, SURFACES, (line) => console.log(line));
+    console.log(`${env.FUZZ_REPLAY}: ${kept} input(s) still crash the broker`);
+    return 0;
+  }
   if (env.FUZZ_REPLAY) {
     const why = await replayFile(env.FUZZ_REPLAY, SURFACES);
     console.log(why === undefined ? `${env.FUZZ_REPLAY}: survived` : `${env.FUZZ_REPLAY}: ${why}`);
