@@ -8,7 +8,7 @@ TEST_DEBS := nats-server:/usr/sbin/nats-server redis-server:/usr/bin/redis-serve
   mosquitto:/usr/sbin/mosquitto mosquitto-clients:/usr/bin/mosquitto_pub \
   chromium:/usr/bin/chromium openssl:/usr/bin/openssl
 
-.PHONY: all install build run test test-deps bench clean
+.PHONY: all install build run test test-deps bench fuzz clean
 
 all: build
 
@@ -29,6 +29,7 @@ run: build
 test: test-deps build
 	npx tsc -p tsconfig.tests.json
 	npx vitest run
+	npx vitest run -c vitest.fuzz.config.ts
 
 test-deps:
 	@missing=""; for entry in $(TEST_DEBS); do \
@@ -45,6 +46,14 @@ test-deps:
 ## Benchmarks against nats-server in the same run (not part of `make test`).
 bench: test-deps build
 	node dist/test/bench/run.js
+
+## The long fuzz pass, every surface against a real broker (test/fuzz/run.ts): FUZZ_SECONDS per
+## surface (default 300) or FUZZ_INPUTS (default 1000000), FUZZ_SEED, FUZZ_SURFACES=a,b;
+## FUZZ_REPLAY=test/fuzz/corpus/<surface>/crash-….json plays one saved crash again (FUZZ_MINIMIZE=1 shrinks it).
+export FUZZ_SEED FUZZ_INPUTS FUZZ_SECONDS FUZZ_SURFACES FUZZ_PROBE_EVERY FUZZ_REPLAY FUZZ_MINIMIZE
+fuzz: build
+	npx tsc -p tsconfig.fuzz.json
+	node dist/test/fuzz/run.js
 
 clean:
 	rm -rf dist node_modules

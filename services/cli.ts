@@ -138,6 +138,16 @@ export async function main(argv: string[]): Promise<number> {
       finished = undefined;
     });
   };
+  // The last resort: each connection has its own fault boundary (services/edge/boundary.ts), so
+  // reaching these is a bug outside any connection. Log it loudly, count it, keep serving.
+  process.on("uncaughtException", (err) => {
+    broker?.edge.faults.count("process", "uncaught");
+    log.error(`uncaught exception (a bug; the broker carries on): ${err.stack ?? String(err)}`);
+  });
+  process.on("unhandledRejection", (reason) => {
+    broker?.edge.faults.count("process", "unhandled_rejection");
+    log.error(`unhandled rejection (a bug; the broker carries on): ${reason instanceof Error ? reason.stack : String(reason)}`);
+  });
   process.on("SIGTERM", () => stop("SIGTERM", true));
   process.on("SIGUSR2", () => stop("SIGUSR2", true));
   process.on("SIGINT", () => stop("SIGINT", false));

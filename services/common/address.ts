@@ -14,7 +14,10 @@ export function hostPort(host: string, port: number): string {
 export function listenOn(server: net.Server, port: number, host: string, onError: (err: Error) => void): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, host, () => {
+    // A burst of connections must not overflow the accept queue: the kernel caps the backlog at
+    // net.core.somaxconn, as for nats-server (Go asks for that). With Node's default of 511 the
+    // handshakes past it are dropped and retried by the peer after 1 s, 3 s, 7 s...
+    server.listen({ port, host, backlog: 65_535 }, () => {
       server.off("error", reject);
       server.on("error", onError);
       const addr = server.address();

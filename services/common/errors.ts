@@ -19,6 +19,8 @@ export const ERR = {
   accountAuthExpired: "Account Authentication Expired",
   userAuthRevoked: "User Authentication Revoked",
   noRespondersNeedsHeaders: "no responders requires headers support",
+  /** meshbroker's own: the server failed handling this connection's input (nats-server has no such text). */
+  internal: "Internal Server Error",
   pubPermission: (subject: string) => `Permissions Violation for Publish to "${subject}"`,
   replyPermission: (reply: string) => `Permissions Violation for Publish with Reply of "${reply}"`,
   subPermission: (subject: string, queue?: string) =>
@@ -51,6 +53,7 @@ export type CloseReason =
   | "Read Error"
   | "Write Error"
   | "Server Shutdown"
+  | "Internal Error"
   | "Lame Duck Mode";
 
 /** A violation of the client protocol found by the parser or a command handler. */

@@ -8,6 +8,8 @@ export interface MetricsSource {
   traffic(): { inMsgs: number; outMsgs: number; inBytes: number; outBytes: number; slowConsumers: number };
   subscriptions(): number;
   authFailures(): ReadonlyMap<string, number>;
+  /** Connection faults (socket errors, handler exceptions) by connection type and reason. */
+  connectionErrors(): Iterable<{ type: string; reason: string; n: number }>;
 }
 
 export function createMetricsRegistry(source: MetricsSource): Registry {
@@ -44,6 +46,14 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
     collect() {
       this.reset();
       for (const [reason, n] of source.authFailures()) this.inc({ reason }, n);
+    },
+  });
+  new Counter({
+    name: "meshbroker_connection_errors_total", help: "Connections that met their fault boundary, by connection type and reason.",
+    labelNames: ["type", "reason"], registers: [register],
+    collect() {
+      this.reset();
+      for (const { type, reason, n } of source.connectionErrors()) this.inc({ type, reason }, n);
     },
   });
   return register;

@@ -41,3 +41,26 @@ export interface ConnectionView {
   /** Closes the connection after what it has pending (lame duck). */
   close(reason: CloseReason): void;
 }
+
+/**
+ * What /connz?state=closed keeps of a closed connection: its figures, copied, so the
+ * connection itself (parser, outbound slab, transport, listeners) can be collected. Keeping the
+ * live objects made 10,000 closed connections cost hundreds of MB under abuse.
+ */
+export function closedSnapshot(c: ConnectionView): ConnectionView {
+  const subs: SubscriptionView[] = c.subscriptionList().map((s) => ({
+    subject: s.subject, queue: s.queue, sid: s.sid, delivered: s.delivered, max: s.max,
+  }));
+  const snapshot: ConnectionView = {
+    cid: c.cid, connectionType: c.connectionType, remoteAddress: c.remoteAddress, remotePort: c.remotePort,
+    startTime: c.startTime, lastActivityMs: c.lastActivityMs, stopTime: c.stopTime, rttMs: c.rttMs,
+    closed: true, closeReason: c.closeReason, pendingBytes: 0,
+    inMsgs: c.inMsgs, outMsgs: c.outMsgs, inBytes: c.inBytes, outBytes: c.outBytes,
+    name: c.name, lang: c.lang, version: c.version, account: c.account, userName: c.userName,
+    subscriptionList: () => subs,
+    subscriptionCount: subs.length,
+    close: () => {},
+  };
+  if (c.mqttClientId !== undefined) (snapshot as { mqttClientId?: string }).mqttClientId = c.mqttClientId;
+  return Object.freeze(snapshot);
+}

@@ -11,7 +11,8 @@ import type { RouterLink } from "../router/link.js";
 import { AuthPipeline, type AuthContext, type ConnectionType } from "./auth/index.js";
 import { NatsClient, type ClientContext, type ClientTransport, type TrafficStats } from "./nats/client.js";
 import { SocketTransport } from "./socket-transport.js";
-import type { ConnectionView } from "./connection-view.js";
+import { closedSnapshot, type ConnectionView } from "./connection-view.js";
+import { connectionFault, FaultCounter, type FaultReason, type IsolatedConnection } from "./boundary.js";
 import { peerOf, serverOptions } from "./tls.js";
 import { WebsocketListener } from "./websocket/listener.js";
 import { MqttServer } from "./mqtt/server.js";
@@ -48,6 +49,8 @@ export class EdgeServer implements ClientContext {
   readonly closed: ConnectionView[] = [];
   totalConnections = 0;
   authFailures = new Map<string, number>();
+  /** meshbroker_connection_errors_total{type,reason} (see boundary.ts). */
+  readonly faults = new FaultCounter();
   private nextCid = 1;
   private listener: net.Server | undefined;
   private boundPort: number | undefined;
@@ -158,9 +161,9 @@ export class EdgeServer implements ClientContext {
     this.log.debug(`Client connection closed: ${reason}`, client.logContext());
   }
 
-  /** Keeps a closed connection of any protocol for /connz?state=closed. */
+  /** Keeps a closed connection of any protocol for /connz?state=closed, as a snapshot. */
   remember(conn: ConnectionView): void {
-    this.closed.push(conn);
+    this.closed.push(closedSnapshot(conn));
     if (this.closed.length > CLOSED_KEPT) this.closed.splice(0, this.closed.length - CLOSED_KEPT);
   }
 
@@ -192,6 +195,16 @@ export class EdgeServer implements ClientContext {
   authFailed(client: { logContext(): LogContext }, reason: string): void {
     this.authFailures.set(reason, (this.authFailures.get(reason) ?? 0) + 1);
     this.log.error(`authentication error: ${reason}`, client.logContext());
+  }
+
+  /** A connection's handler failed: logged, counted, that connection closed (boundary.ts). */
+  connectionFault(conn: IsolatedConnection, reason: FaultReason, err: unknown): void {
+    connectionFault(this.log, this.faults, conn, reason, err);
+  }
+
+  /** A socket error of a connection (read error, reset): counted; the caller closes it. */
+  socketError(type: string): void {
+    this.faults.count(type, "socket");
   }
 
   /** Apply a reloaded config: limits and authorization take effect for live connections too. */
@@ -308,6 +321,12 @@ export class EdgeServer implements ClientContext {
     // nats-server 2.9: INFO goes out in the clear (tls_required), then the client starts TLS.
     // A (non-listening) tls.Server runs the handshake, so the chain is verified as on any TLS port.
     client.outbound.flush();
+    // Until the handshake ends the raw socket is the connection's only error path.
+    socket.on("error", (err) => {
+      this.socketError(client.connectionType);
+      client.ctxLog(`read error before TLS: ${err.message}`);
+      client.close("TLS Handshake Error");
+    });
     const key = `${socket.remoteAddress}:${socket.remotePort}`;
     this.tlsPending.set(key, { client, transport });
     socket.once("close", () => this.tlsPending.delete(key));
@@ -353,10 +372,14 @@ export class EdgeServer implements ClientContext {
 
 }
 
-/** Feeds a socket's events to its client. */
+/**
+ * Feeds a socket's events to its client: the NATS-over-TCP/TLS boundary. receive() runs the
+ * parser inside the client's fault boundary (NatsClient.guarded); a socket error closes it.
+ */
 function listen(socket: net.Socket, client: NatsClient): void {
   socket.on("data", (chunk: Buffer) => client.receive(chunk));
   socket.on("error", (err) => {
+    client.socketError();
     client.ctxLog(`read error: ${err.message}`);
     client.close(err.message.includes("SSL") || err.message.includes("TLS") ? "TLS Handshake Error" : "Read Error");
   });

@@ -280,7 +280,7 @@ export class RawMqtt {
 }
 
 /** The MQTT "remaining length" varint. */
-function remainingLength(n: number): Buffer {
+export function remainingLength(n: number): Buffer {
   const out: number[] = [];
   do {
     let b = n % 128;

@@ -5,11 +5,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import net from "node:net";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
-export const BIN = fileURLToPath(new URL("../../bin/meshbroker", import.meta.url));
-export const CLI_JS = fileURLToPath(new URL("../../dist/services/cli.js", import.meta.url));
+// The compiled copy (dist/test/helpers/, for the plain-node fuzz runner) names the same repository.
+export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url)).replace(/\/dist\/$/, "/");
+export const BIN = path.join(REPO_ROOT, "bin/meshbroker");
+export const CLI_JS = path.join(REPO_ROOT, "dist/services/cli.js");
 
 /** Throws a clear error when the CLI has not been compiled (bin/meshbroker runs dist/). */
 export function assertBuilt(): void {

@@ -1,6 +1,6 @@
 // Bounded waits on events (never sleeps), and cleanup after each test, shared by the
 // integration tests.
-import { afterEach } from "vitest";
+import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import { Events, StringCodec, type NatsConnection } from "nats";
 
 const sc = StringCodec();
@@ -100,4 +100,25 @@ export function cleanupAfterEach(): Cleanups {
   const cleanups = new Cleanups();
   afterEach(() => cleanups.run());
   return cleanups;
+}
+
+/**
+ * For tests that run the broker in-process and must prove a fault stayed inside its connection:
+ * any uncaught exception or unhandled rejection during a test of the file fails that test.
+ */
+export function failOnEscapedFaults(): void {
+  const escaped: unknown[] = [];
+  const record = (err: unknown) => { escaped.push(err); };
+  beforeAll(() => {
+    process.on("uncaughtException", record);
+    process.on("unhandledRejection", record);
+  });
+  afterAll(() => {
+    process.off("uncaughtException", record);
+    process.off("unhandledRejection", record);
+  });
+  afterEach(() => {
+    const errs = escaped.splice(0).map((e) => (e instanceof Error ? e.stack : String(e)));
+    expect(errs, "faults that escaped their connection").toEqual([]);
+  });
 }

@@ -430,22 +430,26 @@ export function socketOf(peer: WsPeer): net.Socket {
   return (peer.ws as unknown as { _socket: net.Socket })._socket;
 }
 
-/** One client frame as a browser sends it (masked), for raw handshake-and-data tests. */
-export function clientFrame(payload: string | Buffer, opts: { opcode?: number; fin?: boolean; mask?: boolean } = {}): Buffer {
+/**
+ * One client frame as a browser sends it (masked), for raw handshake-and-data tests. Fuzzers may
+ * also set the RSV bits (`rsv`, 0–7; 4 = RSV1, "compressed") and announce a `length` other than
+ * the payload's.
+ */
+export function clientFrame(payload: string | Buffer, opts: { opcode?: number; fin?: boolean; mask?: boolean; rsv?: number; length?: number | bigint } = {}): Buffer {
   const data = typeof payload === "string" ? Buffer.from(payload, "latin1") : payload;
-  const { opcode = 2, fin = true, mask = true } = opts;
-  const len = data.length;
-  const head = len < 126 ? 2 : len < 65_536 ? 4 : 10;
-  const out = Buffer.alloc(head + (mask ? 4 : 0) + len);
-  out[0] = (fin ? 0x80 : 0) | opcode;
-  if (len < 126) out[1] = len;
-  else if (len < 65_536) { out[1] = 126; out.writeUInt16BE(len, 2); }
-  else { out[1] = 127; out.writeBigUInt64BE(BigInt(len), 2); }
+  const { opcode = 2, fin = true, mask = true, rsv = 0 } = opts;
+  const len = BigInt(opts.length ?? data.length);
+  const head = len < 126n ? 2 : len < 65_536n ? 4 : 10;
+  const out = Buffer.alloc(head + (mask ? 4 : 0) + data.length);
+  out[0] = (fin ? 0x80 : 0) | ((rsv & 7) << 4) | (opcode & 0x0f);
+  if (len < 126n) out[1] = Number(len);
+  else if (len < 65_536n) { out[1] = 126; out.writeUInt16BE(Number(len), 2); }
+  else { out[1] = 127; out.writeBigUInt64BE(BigInt.asUintN(64, len), 2); }
   if (mask) {
     out[1] |= 0x80;
     const key = Buffer.from([0x12, 0x34, 0x56, 0x78]);
     key.copy(out, head);
-    for (let i = 0; i < len; i++) out[head + 4 + i] = data[i] ^ key[i & 3];
+    for (let i = 0; i < data.length; i++) out[head + 4 + i] = data[i] ^ key[i & 3];
   } else data.copy(out, head);
   return out;
 }

@@ -187,6 +187,9 @@ describe("parseConfigText: errors carry file:line", () => {
     ["variable defined later", "a { b: $v }\nv: 1", 1, /'v' can not be found/],
     ["unterminated ( block", "a (\n x\n", 1, /'\(' block/],
     ["lone slash", "/ a: 1", 1, /unexpected '\/'/],
+    // Found by test/fuzz (config surface): 5,000 levels overflowed the stack with a RangeError.
+    ["maps nested 20,000 deep", `a: ${"{b: ".repeat(20_000)}1${"}".repeat(20_000)}`, 1, /nest deeper than 128 levels/],
+    ["arrays nested 20,000 deep, on line 2", `x: 1\na: ${"[".repeat(20_000)}`, 2, /nest deeper than 128 levels/],
   ];
   it.each(cases)("%s", (_name, text, line, re) => {
     const err = errorOf(() => parse(text));

@@ -52,9 +52,15 @@ const isSizeSuffix = (c: string) => c !== EOF && "kKmMgGtTpPeE".includes(c);
 const endsNumber = (c: string) => c === EOF || isNL(c) || isBlank(c) || c === "}" || c === ";" || c === ",";
 const show = (c: string) => (c === EOF ? "end of file" : c === "\n" || c === "\r" ? "a new line" : `'${c}'`);
 
+/** Maps and arrays nest at most this deep. The lexer (and the parser and option builder after it)
+ *  recurse once per level, so without a bound a deep enough file overflows the stack and throws a
+ *  RangeError instead of a `file:line: message`. Real configs nest a handful of levels. */
+export const MAX_NESTING = 128;
+
 class Lexer {
   private pos = 0;
   private line = 1;
+  private nesting = 0;
   private readonly tokens: Token[] = [];
 
   constructor(
@@ -289,15 +295,19 @@ class Lexer {
     this.skipWhile(isBlank);
     const line = this.line;
     const c = this.peek();
-    if (c === "[") {
+    if (c === "[" || c === "{") {
+      if (this.nesting === MAX_NESTING) this.fail(`maps and arrays nest deeper than ${MAX_NESTING} levels`);
       this.next();
-      this.emit("arrayStart", "[", line);
-      return this.array();
-    }
-    if (c === "{") {
-      this.next();
-      this.emit("mapStart", "{", line);
-      return this.map();
+      this.nesting++;
+      if (c === "[") {
+        this.emit("arrayStart", "[", line);
+        this.array();
+      } else {
+        this.emit("mapStart", "{", line);
+        this.map();
+      }
+      this.nesting--;
+      return;
     }
     if (c === '"') return this.doubleQuoted(line);
     if (c === "'") return this.singleQuoted(line);

@@ -72,7 +72,28 @@ export class AuthPipeline {
     return [...this.options.accounts, ...(this.operator?.accounts() ?? [])];
   }
 
+  /**
+   * Never throws and never rejects, whatever the input: each transport validates its credentials
+   * where they enter (NATS CONNECT field types, MQTT strings, the WebSocket cookie), and this
+   * entry checks once more, so a field of the wrong type or a bug below is a refusal for that
+   * client, not an exception in the connection's handler.
+   */
   authenticate(creds: Credentials, ctx: AuthContext): AuthResult | Promise<AuthResult> {
+    for (const k of CREDENTIAL_FIELDS) {
+      const v = creds[k];
+      if (v !== undefined && v !== null && typeof v !== "string") return refuse(`malformed credentials (${k})`);
+    }
+    if (ctx.cookieJwt !== undefined && typeof ctx.cookieJwt !== "string") return refuse("malformed cookie JWT");
+    try {
+      const result = this.decide(creds, ctx);
+      if (!(result instanceof Promise)) return result;
+      return result.catch((err: Error) => refuse(`internal error: ${err.message}`));
+    } catch (err) {
+      return refuse(`internal error: ${(err as Error).message}`);
+    }
+  }
+
+  private decide(creds: Credentials, ctx: AuthContext): AuthResult | Promise<AuthResult> {
     const override = overrideOf(ctx);
     if (!this.required && !override) return { ok: true, user: { name: "", account: GLOBAL_ACCOUNT } };
 
@@ -153,6 +174,8 @@ export class AuthPipeline {
     return settle(checkSecret(u.password, pass), userOf(u), "bad user or password");
   }
 }
+
+const CREDENTIAL_FIELDS = ["user", "pass", "token", "nkey", "sig", "jwt"] as const;
 
 function overrideOf(ctx: Pick<AuthContext, "override" | "noAuthUser">): Override | undefined {
   const o = ctx.override;

@@ -24,8 +24,12 @@ export class MonitorServer {
       traffic: () => edge.stats,
       subscriptions: () => edge.link.stats().subscriptions,
       authFailures: () => edge.authFailures,
+      connectionErrors: () => edge.faults.entries(),
     });
-    this.server = http.createServer((req, res) => {
+    // The monitoring boundary: the http server owns its sockets' 'error' listeners and answers a
+    // malformed request itself (400, 431 over 16 KB of headers); a handler's failure is a 500
+    // for that request only.
+    this.server = http.createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => {
       this.handle(req, res).catch((err: Error) => {
         edge.log.error(`monitoring: ${err.message}`);
         if (!res.headersSent) res.writeHead(500).end();

@@ -15,6 +15,8 @@ import type { EdgeServer } from "../server.js";
 import type { ConnectionView, SubscriptionView } from "../connection-view.js";
 import type { MqttSession, SessionClient, SessionRegistry } from "./session.js";
 import { filterNeedsParent, topicToSubject } from "./topic.js";
+import { isolate, type IsolatedConnection } from "../boundary.js";
+import { MQTT_MAX_CONNECT_PACKET, MQTT_PACKET_MARGIN, PACKET_MALFORMED, PACKET_OK, PacketSizeGuard } from "./packet-size.js";
 
 /** CONNACK return codes of MQTT 3.1.1, as nats-server uses them. */
 const ACCEPTED = 0, BAD_PROTOCOL = 1, BAD_CLIENT_ID = 2, BAD_USER = 4, NOT_AUTHORIZED = 5;
@@ -31,7 +33,7 @@ export interface MqttListenerContext {
   closed(conn: MqttConnection): void;
 }
 
-export class MqttConnection implements SessionClient, ConnectionView {
+export class MqttConnection implements SessionClient, ConnectionView, IsolatedConnection {
   readonly startTime = new Date();
   lastActivityMs = Date.now();
   clientId = "";
@@ -49,6 +51,8 @@ export class MqttConnection implements SessionClient, ConnectionView {
   readonly version = "3.1.1";
   userName: string | undefined;
   private readonly parser = mqtt.parser({ protocolVersion: 4 });
+  /** Packet sizes, checked on the fixed header before mqtt-packet buffers a byte of them. */
+  private readonly sizes = new PacketSizeGuard(MQTT_MAX_CONNECT_PACKET);
   /** What routeMessage hands the router, reused for every message. */
   private readonly routed: MessageData = { buf: Buffer.alloc(0), start: 0, end: 0, hdrLen: 0 };
   /** The last ack still waiting for the store (see ackWhenStored). */
@@ -88,10 +92,36 @@ export class MqttConnection implements SessionClient, ConnectionView {
     this.connectTimer = setTimeout(() => this.close("Authentication Timeout"), ms);
   }
 
+  /**
+   * Bytes from the transport (TCP, TLS, WebSocket): the MQTT connection's fault boundary. The
+   * packet handlers run inside it (mqtt-packet emits them synchronously), and their asynchronous
+   * continuations go through settle(). Shared state stays consistent when a handler dies halfway:
+   * close() detaches the session (whose subscriptions the session itself keeps in step with the
+   * router) and removes the connection from the server; a store write either landed or not.
+   */
   receive(chunk: Buffer): void {
     if (this.closed) return;
     this.lastActivityMs = Date.now();
-    this.parser.parse(chunk);
+    const size = this.sizes.check(chunk);
+    if (size !== PACKET_OK) {
+      return this.protocolError(size === PACKET_MALFORMED ? "malformed remaining length"
+        : `packet of ${size} bytes over the limit of ${this.sizes.limit}`);
+    }
+    isolate(this.ctx.edge.log, this.ctx.edge.faults, this, () => this.parser.parse(chunk));
+  }
+
+  /** An asynchronous continuation of this connection's handling: a failure is a fault. */
+  private settle(work: Promise<unknown>): void {
+    work.catch((err: unknown) => this.ctx.edge.connectionFault(this, "rejection", err));
+  }
+
+  closeOnFault(): void {
+    this.close("Internal Error"); // MQTT 3.1.1 has no server DISCONNECT: just close
+  }
+
+  /** The transport reported an error (counted; the transport closes the connection). */
+  socketError(): void {
+    this.ctx.edge.socketError(this.connectionType);
   }
 
   private onPacket(p: Packet): void {
@@ -104,15 +134,19 @@ export class MqttConnection implements SessionClient, ConnectionView {
       if (p.cmd !== "connect") return this.protocolError(`first packet is ${p.cmd}, not CONNECT`);
       return this.onConnect(p);
     }
+    // Connected means attached to a session until close(); a packet without one (it cannot
+    // happen: close() stops parsing) closes the connection, as [MQTT-3.1.0-1] a packet before CONNECT.
+    const session = this.session;
+    if (!session) return this.protocolError(`${p.cmd} without a session`);
     switch (p.cmd) {
       case "connect": return this.protocolError("second CONNECT"); // [MQTT-3.1.0-2]
-      case "publish": return this.onPublish(p);
-      case "puback": return this.session?.puback(p.messageId!);
-      case "pubrec": return this.session?.pubrec(p.messageId!);
-      case "pubrel": return this.onPubrel(p.messageId!);
-      case "pubcomp": return this.session?.pubcomp(p.messageId!);
-      case "subscribe": return void this.onSubscribe(p);
-      case "unsubscribe": return this.onUnsubscribe(p);
+      case "publish": return this.onPublish(session, p);
+      case "puback": return session.puback(p.messageId!);
+      case "pubrec": return session.pubrec(p.messageId!);
+      case "pubrel": return this.onPubrel(session, p.messageId!);
+      case "pubcomp": return session.pubcomp(p.messageId!);
+      case "subscribe": return this.settle(this.onSubscribe(session, p));
+      case "unsubscribe": return this.onUnsubscribe(session, p);
       case "pingreq": return this.send({ cmd: "pingresp" });
       case "disconnect":
         this.will = undefined; // [MQTT-3.14.4-3] a clean DISCONNECT discards the will
@@ -147,10 +181,10 @@ export class MqttConnection implements SessionClient, ConnectionView {
     const secret = p.password?.toString("utf8");
     this.credentials = { user: p.username, pass: secret, token: secret, jwt: secret };
     const result = this.ctx.edge.auth.authenticate(this.credentials, this.authContext());
-    if (!(result instanceof Promise)) return void this.authenticated(result, clean, p.keepalive ?? 0);
+    if (!(result instanceof Promise)) return this.settle(this.authenticated(result, clean, p.keepalive ?? 0));
     this.held = [];
-    result.then((r) => this.authenticated(r, clean, p.keepalive ?? 0),
-      () => this.refuse(NOT_AUTHORIZED, "authentication error"));
+    this.settle(result.then((r) => this.authenticated(r, clean, p.keepalive ?? 0),
+      () => this.refuse(NOT_AUTHORIZED, "authentication error")));
   }
 
   private async authenticated(result: AuthResult, clean: boolean, keepalive: number): Promise<void> {
@@ -174,6 +208,8 @@ export class MqttConnection implements SessionClient, ConnectionView {
       this.session = session;
       this.applySessionPermissions();
       this.connected = true;
+      this.sizes.limit = this.ctx.edge.options.maxPayload + MQTT_PACKET_MARGIN;
+      this.transport.authenticated?.();
       if (this.connectTimer) clearTimeout(this.connectTimer);
       this.send({ cmd: "connack", returnCode: ACCEPTED, sessionPresent: present });
       this.rttMs = Date.now() - this.startTime.getTime();
@@ -187,7 +223,8 @@ export class MqttConnection implements SessionClient, ConnectionView {
     }
     const held = this.held;
     this.held = undefined;
-    for (const p of held ?? []) this.onPacket(p);
+    // Packets the client sent before its CONNACK (3.1.1 allows that); in the boundary too.
+    for (const p of held ?? []) isolate(this.ctx.edge.log, this.ctx.edge.faults, this, () => this.onPacket(p));
   }
 
   /** The user's name, permissions, limits and credential expiry (at CONNECT and after a reload). */
@@ -259,7 +296,7 @@ export class MqttConnection implements SessionClient, ConnectionView {
 
   // ---- PUBLISH (client → broker) ----
 
-  private onPublish(p: IPublishPacket): void {
+  private onPublish(session: MqttSession, p: IPublishPacket): void {
     // Publishers mostly repeat a topic: map it once.
     if (p.topic !== this.lastTopic) {
       this.lastTopic = p.topic;
@@ -271,18 +308,20 @@ export class MqttConnection implements SessionClient, ConnectionView {
     const msg: StoredMessage = { topic: p.topic, payload, qos: p.qos, retain: p.retain };
     if (p.qos === 2) {
       // Exactly once: route on the first PUBLISH of this packet id, not on its duplicates.
-      this.ctx.sessions.store.putIncoming(this.session!.key, p.messageId!, msg).then((fresh) => {
-        const writes = fresh ? this.routeAndStore(subject, msg) : undefined;
+      // The session is the one this PUBLISH arrived on: once stored, the message is routed
+      // even if the connection closed meanwhile, since its resend would be taken as a duplicate.
+      this.settle(this.ctx.sessions.store.putIncoming(session.key, p.messageId!, msg).then((fresh) => {
+        const writes = fresh ? this.routeAndStore(session, subject, msg) : undefined;
         this.ackWhenStored({ cmd: "pubrec", messageId: p.messageId }, writes);
-      }, () => this.close("Server Shutdown"));
+      }, () => this.close("Server Shutdown")));
       return;
     }
-    if (p.qos === 0) return this.routeMessage(subject, msg);
-    this.ackWhenStored({ cmd: "puback", messageId: p.messageId }, this.routeAndStore(subject, msg));
+    if (p.qos === 0) return this.routeMessage(session, subject, msg);
+    this.ackWhenStored({ cmd: "puback", messageId: p.messageId }, this.routeAndStore(session, subject, msg));
   }
 
-  private routeAndStore(subject: string, msg: StoredMessage): Promise<unknown>[] | undefined {
-    return this.ctx.sessions.writesOf(() => this.routeMessage(subject, msg));
+  private routeAndStore(session: MqttSession, subject: string, msg: StoredMessage): Promise<unknown>[] | undefined {
+    return this.ctx.sessions.writesOf(() => this.routeMessage(session, subject, msg));
   }
 
   /**
@@ -302,20 +341,20 @@ export class MqttConnection implements SessionClient, ConnectionView {
     this.acks = chain;
   }
 
-  private onPubrel(id: number): void {
-    this.ctx.sessions.store.takeIncoming(this.session!.key, id).then(
+  private onPubrel(session: MqttSession, id: number): void {
+    this.settle(this.ctx.sessions.store.takeIncoming(session.key, id).then(
       () => this.send({ cmd: "pubcomp", messageId: id }),
       () => this.close("Server Shutdown"),
-    );
+    ));
   }
 
   /** Into the shared subject space, with the Nmqtt-Pub header NATS subscribers see. */
-  private routeMessage(subject: string, msg: StoredMessage): void {
+  private routeMessage(session: MqttSession, subject: string, msg: StoredMessage): void {
     if (this.perms && !this.perms.canPublish(subject)) {
       this.ctx.edge.log.debug(`Publish Violation - subject "${subject}"`, this.logContext());
       return; // nats-server sends MQTT clients no error; the message is dropped
     }
-    if (msg.retain) void this.ctx.retained.set(this.session!.account, msg);
+    if (msg.retain) void this.ctx.retained.set(session.account, msg);
     const hdr = NMQTT_HEADERS[msg.qos];
     const data = Buffer.concat([hdr, msg.payload]);
     const routed = this.routed;
@@ -327,13 +366,12 @@ export class MqttConnection implements SessionClient, ConnectionView {
     stats.inBytes += msg.payload.length;
     this.inMsgs++;
     this.inBytes += msg.payload.length;
-    this.ctx.edge.link.publish(this.session!.account, subject, undefined, routed, this.session!);
+    this.ctx.edge.link.publish(session.account, subject, undefined, routed, session);
   }
 
   // ---- SUBSCRIBE / UNSUBSCRIBE ----
 
-  private async onSubscribe(p: ISubscribePacket): Promise<void> {
-    const session = this.session!;
+  private async onSubscribe(session: MqttSession, p: ISubscribePacket): Promise<void> {
     const granted: number[] = [];
     const added: Array<{ filter: string; qos: QoS }> = [];
     for (const { topic: filter, qos } of p.subscriptions) {
@@ -379,8 +417,7 @@ export class MqttConnection implements SessionClient, ConnectionView {
     return qos === 0 || this.perms.canSubscribe(`$MQTT.sub.${this.cid}`);
   }
 
-  private onUnsubscribe(p: IUnsubscribePacket): void {
-    const session = this.session!;
+  private onUnsubscribe(session: MqttSession, p: IUnsubscribePacket): void {
     for (const filter of p.unsubscriptions) session.removeSubscription(filter);
     this.ctx.sessions.saveSubscriptions(session);
     this.send({ cmd: "unsuback", messageId: p.messageId } as Packet);
@@ -420,7 +457,7 @@ export class MqttConnection implements SessionClient, ConnectionView {
     this.outbound.dispose();
     this.transport.close(reason);
     if (this.connected) this.ctx.edge.system?.disconnected(this); // while the session names the account
-    if (this.will && this.session) this.publishWill(this.will);
+    if (this.will && this.session) this.publishWill(this.session, this.will);
     if (this.session) this.ctx.sessions.detach(this.session, this);
     this.session = undefined;
     this.ctx.closed(this);
@@ -448,9 +485,9 @@ export class MqttConnection implements SessionClient, ConnectionView {
   }
 
   /** Will messages go out on an abnormal close (not after DISCONNECT), retained if asked. */
-  private publishWill(will: StoredMessage): void {
+  private publishWill(session: MqttSession, will: StoredMessage): void {
     const subject = topicToSubject(will.topic, false);
-    if (subject !== undefined) this.routeMessage(subject, will);
+    if (subject !== undefined) this.routeMessage(session, subject, will);
   }
 
   /** [MQTT-3.1.2-24] closes after one and a half keep-alive periods without a packet. */

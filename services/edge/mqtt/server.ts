@@ -48,6 +48,8 @@ export class MqttServer implements MqttListenerContext {
       ? tls.createServer(serverOptions(cfg.tls),
         (socket) => this.accept(socket, peerOf(socket)?.peer))
       : net.createServer({ noDelay: true }, (socket) => this.accept(socket, undefined));
+    if (cfg.tls) server.on("tlsClientError", (err, socket) => this.edge.log.debug(`mqtt TLS handshake error: ${err.message}`,
+      { remote: `${socket.remoteAddress}:${socket.remotePort}` }));
     this.listener = server;
     this.boundPort = await listenOn(server, cfg.port, cfg.host, (err) => this.edge.log.error(`mqtt listener: ${err.message}`));
     this.edge.log.notice(`listening for MQTT clients on ${cfg.tls ? "tls" : "tcp"}://${hostPort(cfg.host, this.port)}`);
@@ -95,10 +97,16 @@ export class MqttServer implements MqttListenerContext {
     await closing;
   }
 
+  /** The MQTT-over-TCP/TLS boundary: receive() runs the packet handlers inside the connection's
+   *  fault boundary; a socket error closes that connection. */
   private accept(socket: net.Socket, peer: TlsPeer | undefined): void {
     const conn = this.connect(new SocketTransport(socket), socket.remoteAddress ?? "", socket.remotePort ?? 0, "MQTT", peer);
     socket.on("data", (chunk: Buffer) => conn.receive(chunk));
-    socket.on("error", () => conn.close("Read Error"));
+    socket.on("error", (err) => {
+      conn.socketError();
+      this.edge.log.debug(`mqtt read error: ${err.message}`, conn.logContext());
+      conn.close("Read Error");
+    });
     socket.on("close", () => conn.close("Client Closed"));
   }
 }

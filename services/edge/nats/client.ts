@@ -12,6 +12,7 @@ import { PermissionChecker } from "../auth/permissions.js";
 import type { ConnectionView, SubscriptionView } from "../connection-view.js";
 import type { Options } from "../../common/config/options.js";
 import type { Logger } from "../../common/log.js";
+import type { FaultReason, IsolatedConnection } from "../boundary.js";
 
 /** What a client needs from the edge it runs in. */
 export interface ClientContext {
@@ -27,6 +28,10 @@ export interface ClientContext {
   authFailed(client: NatsClient, reason: string): void;
   /** Connected clients of the account (for an account JWT's connection limit). */
   accountConnections(account: string): number;
+  /** A handler of this connection threw: log, count, close it (boundary.ts). */
+  connectionFault(conn: IsolatedConnection, reason: FaultReason, err: unknown): void;
+  /** A socket error of a connection of this type: counted. */
+  socketError(type: string): void;
 }
 
 export interface TrafficStats {
@@ -69,6 +74,8 @@ export interface ClientTransport extends Transport {
   close(reason?: CloseReason): void;
   /** Resolves once the transport is fully closed. */
   ended(): Promise<void>;
+  /** The client authenticated: input limits meant for strangers may widen (WebSocket frames). */
+  authenticated?(): void;
 }
 
 export class ClientSubscription implements Subscriber {
@@ -114,7 +121,7 @@ export class ClientSubscription implements Subscriber {
   }
 }
 
-export class NatsClient implements ParserSink, Connection, ConnectionView {
+export class NatsClient implements ParserSink, Connection, ConnectionView, IsolatedConnection {
   readonly startTime = new Date();
   /** Epoch ms of the last bytes received (a number: this is set on every read). */
   lastActivityMs = this.startTime.getTime();
@@ -211,29 +218,37 @@ export class NatsClient implements ParserSink, Connection, ConnectionView {
     this.guarded(() => this.parser.parse(chunk));
   }
 
-  /** Runs parser work; a protocol violation is logged and closes the connection. */
-  private guarded(work: () => void): void {
+  /**
+   * The connection's fault boundary, for the transports' data events and the asynchronous
+   * continuations of CONNECT: a protocol violation closes with its -ERR; anything else thrown is
+   * a fault (logged with the stack, counted, -ERR 'Internal Server Error' and close). Shared
+   * state stays consistent when a handler dies halfway: a subscription is in `subs` before the
+   * router has it, and close() unsubscribes all of `subs` (the router ignores one it does not
+   * know) and removes the client from the edge.
+   */
+  private guarded(work: () => void, reason: FaultReason = "exception"): void {
     try {
       work();
     } catch (err) {
-      if (!(err instanceof ProtocolError)) throw err;
+      if (!(err instanceof ProtocolError)) return this.ctx.connectionFault(this, reason, err);
       this.ctx.log.error(err.message, this.logContext());
       this.close(err.reason, err.clientError);
     }
   }
 
+  closeOnFault(): void {
+    this.close("Internal Error", ERR.internal);
+  }
+
+  /** The transport reported an error (counted; the transport closes the client). */
+  socketError(): void {
+    this.ctx.socketError(this.connectionType);
+  }
+
   // ---- ParserSink ----
 
   onConnect(json: string): void {
-    let c: ConnectOptions;
-    try {
-      c = JSON.parse(json) as ConnectOptions;
-    } catch (err) {
-      // V8's message quotes the input around the fault, which may be a password: log the position only.
-      const at = /at position (\d+)/.exec((err as Error).message);
-      throw new ProtocolError(`malformed CONNECT JSON${at ? ` at position ${at[1]}` : ""} (${json.length} bytes)`, undefined);
-    }
-    if (typeof c !== "object" || c === null) throw new ProtocolError("CONNECT is not a JSON object", undefined);
+    const c = parseConnect(json);
     this.verbose = c.verbose ?? true;
     this.pedantic = c.pedantic ?? true;
     this.echo = c.echo ?? true;
@@ -260,13 +275,13 @@ export class NatsClient implements ParserSink, Connection, ConnectionView {
     // An asynchronous check (bcrypt, OIDC): hold further input until it is decided.
     this.parser.suspend();
     this.transport.pause();
-    result.then((r) => {
+    result.then((r) => this.guarded(() => {
       if (this.closed) return;
       this.connectAuthenticated(r);
       if (this.closed) return;
       this.transport.resume();
-      this.guarded(() => this.parser.resume());
-    }, (err: Error) => {
+      this.parser.resume();
+    }, "rejection"), (err: Error) => {
       this.ctx.log.error(`authentication error: ${err.message}`, this.logContext());
       this.close("Authentication Failure", ERR.authorization);
     });
@@ -280,6 +295,7 @@ export class NatsClient implements ParserSink, Connection, ConnectionView {
       return this.close("Maximum Account Connections Exceeded", ERR.maxAccountConnections);
     }
     this.connected = true;
+    this.transport.authenticated?.();
     this.rttMs = Date.now() - this.startTime.getTime(); // INFO → CONNECT, until a PING measures it
     if (this.authTimer) clearTimeout(this.authTimer);
     this.authTimer = undefined;
@@ -411,7 +427,8 @@ export class NatsClient implements ParserSink, Connection, ConnectionView {
     if (!this.connected) return;
     const result = this.ctx.auth.authenticate(this.credentials, this.authContext());
     if (result instanceof Promise) {
-      result.then((r) => this.reauthenticated(r), () => this.close("Authentication Failure", ERR.authorization));
+      result.then((r) => this.guarded(() => this.reauthenticated(r), "rejection"),
+        () => this.close("Authentication Failure", ERR.authorization));
     } else {
       this.reauthenticated(result);
     }
@@ -546,3 +563,56 @@ export class NatsClient implements ParserSink, Connection, ConnectionView {
 }
 
 const NO_RESPONDERS = Object.freeze({ noResponders: true });
+
+/** The JSON type of each CONNECT field nats-server reads (its ClientOpts); others are ignored. */
+const CONNECT_FIELDS: Record<string, "string" | "bool" | "int"> = {
+  verbose: "bool", pedantic: "bool", tls_required: "bool", echo: "bool", headers: "bool", no_responders: "bool",
+  new_account: "bool", protocol: "int",
+  name: "string", lang: "string", version: "string", user: "string", pass: "string", auth_token: "string",
+  nkey: "string", sig: "string", jwt: "string", account: "string",
+};
+
+/**
+ * CONNECT's JSON, every field nats-server reads checked for its type before anything (the auth
+ * pipeline) sees it. A wrong type closes the connection without -ERR, as nats-server's JSON
+ * decoder does (`json: cannot unmarshal number into Go struct field ClientOpts.pass of type
+ * string`, closed as a protocol violation). null leaves a field unset, as in Go.
+ */
+function parseConnect(json: string): ConnectOptions {
+  let c: unknown;
+  try {
+    c = JSON.parse(json); // V8 parses deeply nested JSON iteratively; a RangeError would land here too
+  } catch (err) {
+    // V8's message quotes the input around the fault, which may be a password: log the position only.
+    const at = /at position (\d+)/.exec((err as Error).message);
+    throw new ProtocolError(`malformed CONNECT JSON${at ? ` at position ${at[1]}` : ""} (${json.length} bytes)`, undefined);
+  }
+  if (typeof c !== "object" || c === null || Array.isArray(c)) {
+    throw new ProtocolError(`json: cannot unmarshal ${jsonType(c)} into Go value of type server.ClientOpts`, undefined);
+  }
+  const fields = c as Record<string, unknown>;
+  for (const key in fields) {
+    const want = CONNECT_FIELDS[key];
+    const v = fields[key];
+    if (want === undefined) continue;
+    if (v === null) {
+      delete fields[key];
+      continue;
+    }
+    const ok = want === "string" ? typeof v === "string"
+      : want === "bool" ? typeof v === "boolean"
+      : typeof v === "number" && Number.isSafeInteger(v);
+    if (!ok) {
+      const got = want === "int" && typeof v === "number" ? `number ${v}` : jsonType(v); // Go's wording
+      throw new ProtocolError(`json: cannot unmarshal ${got} into Go struct field ClientOpts.${key} of type ${want}`, undefined);
+    }
+  }
+  return fields as ConnectOptions;
+}
+
+function jsonType(v: unknown): string {
+  if (Array.isArray(v)) return "array";
+  if (v === null) return "null";
+  if (typeof v === "boolean") return "bool";
+  return typeof v; // string, number, object
+}

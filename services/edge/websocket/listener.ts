@@ -16,19 +16,31 @@ import type { EdgeServer } from "../server.js";
 import { peerOf, serverOptions } from "../tls.js";
 import { checkUpgrade, isMqttPath } from "./upgrade.js";
 
+/** What a frame may hold besides its NATS payload (control lines, several small messages). */
+const FRAME_MARGIN = 64 * 1024;
+/** Bounds a connection that never completes its upgrade when no handshake_timeout is set. */
+export const DEFAULT_UPGRADE_BOUND_MS = 10_000;
+/** Upgrade requests: the request line and headers together, and how many headers are read. */
+const MAX_HEADER_BYTES = 16 * 1024;
+const MAX_HEADERS = 100;
+
 export class WebsocketListener {
   private readonly server: http.Server;
   private readonly wss: WebSocketServer;
   /** Handshake deadlines by remote address:port (the raw socket is not reachable after TLS). */
   private readonly deadlines = new Map<string, NodeJS.Timeout>();
   private boundPort: number | undefined;
+  /** Frame (message) size bounds, checked by ws on the frame header before anything is buffered:
+   *  before CONNECT a control line's worth, after it max_payload + max_control_line + a margin. */
+  private readonly maxFrame: { before: number; after: number };
 
   constructor(private readonly edge: EdgeServer, private readonly cfg: WebsocketConfig) {
+    const o = edge.options;
+    this.maxFrame = { before: o.maxControlLine + FRAME_MARGIN, after: o.maxPayload + o.maxControlLine + FRAME_MARGIN };
     this.wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
-      // A frame may carry many NATS messages; the NATS limits apply to what is inside.
-      maxPayload: Math.max(edge.options.maxPending, edge.options.maxPayload * 2),
+      maxPayload: this.maxFrame.after,
       perMessageDeflate: cfg.compression
         // Fastest deflate level, as nats-server compresses (throughput over ratio); large zlib
         // chunks, so a batch of messages takes one trip to the zlib thread, not one per 16 KB.
@@ -44,7 +56,8 @@ export class WebsocketListener {
     this.wss.on("headers", (headers, req) => {
       if (isMqttPath(req.url ?? "/")) headers.push("Sec-WebSocket-Protocol: mqtt");
     });
-    const options: http.ServerOptions = { requireHostHeader: false };
+    // A request line or headers over 16 KB get 431, and at most 100 headers are read.
+    const options: http.ServerOptions = { requireHostHeader: false, maxHeaderSize: MAX_HEADER_BYTES };
     if (cfg.tls) {
       this.server = https.createServer({
         ...options, ...serverOptions(cfg.tls),
@@ -52,6 +65,7 @@ export class WebsocketListener {
     } else {
       this.server = http.createServer(options);
     }
+    this.server.maxHeadersCount = MAX_HEADERS;
     this.server.on("connection", (socket: net.Socket) => this.armDeadline(socket));
     this.server.on("request", (req, res) => this.refuseRequest(req, res));
     this.server.on("upgrade", (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.upgrade(req, socket, head));
@@ -78,15 +92,15 @@ export class WebsocketListener {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
-  /** handshake_timeout bounds TLS and the HTTP upgrade together. */
+  /** handshake_timeout bounds TLS and the HTTP upgrade together (10 s when none is set). */
   private armDeadline(socket: net.Socket): void {
-    if (this.cfg.handshakeTimeoutMs <= 0) return;
+    const ms = this.cfg.handshakeTimeoutMs > 0 ? this.cfg.handshakeTimeoutMs : DEFAULT_UPGRADE_BOUND_MS;
     const key = remote(socket);
     const timer = setTimeout(() => {
       this.deadlines.delete(key);
       this.edge.log.debug("websocket handshake timeout", { remote: key });
       socket.destroy();
-    }, this.cfg.handshakeTimeoutMs);
+    }, ms);
     this.deadlines.set(key, timer);
     socket.once("close", () => this.clearDeadline(key));
   }
@@ -105,7 +119,18 @@ export class WebsocketListener {
     res.end(body);
   }
 
+  /**
+   * The WebSocket boundary, from the upgrade on. The http server drops its own 'error' listener
+   * from an upgraded socket, so this one is attached first: a reset while the refusal is written
+   * or during the handshake ends that socket only. Once upgraded, ws reports errors (bad frames,
+   * 1009 too large) on the WebSocket, and the client's receive() runs in its own boundary.
+   */
   private upgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
+    socket.on("error", (err) => {
+      this.edge.socketError(isMqttPath(req.url ?? "/") ? "MQTT_WS" : "WEBSOCKET");
+      this.edge.log.debug(`websocket socket error: ${err.message}`, { remote: remote(socket) });
+      socket.destroy();
+    });
     const refusal = checkUpgrade(req, this.cfg, this.edge.mqtt !== undefined);
     if (refusal) {
       this.logRefusal(req, refusal.reason);
@@ -141,15 +166,21 @@ export class WebsocketListener {
     }
     if (cfg.jwtCookie) {
       const jwt = cookie(req.headers.cookie, cfg.jwtCookie);
-      if (jwt) extras.cookieJwt = jwt;
+      if (jwt === null) this.edge.log.debug(`websocket: cookie "${cfg.jwtCookie}" is not valid URI encoding, ignored`, { remote: remote(socket) });
+      else if (jwt) extras.cookieJwt = jwt;
     }
-    const transport = new WebSocketTransport(ws, socket);
+    const transport = new WebSocketTransport(ws, socket, this.maxFrame.after);
+    transport.limitFrames(this.maxFrame.before);
     const mqtt = this.edge.mqtt;
     if (mqtt && isMqttPath(req.url ?? "/")) {
       // MQTT over WebSocket: the MQTT block's settings and auth apply (connection type MQTT_WS).
       const conn = mqtt.connect(transport, socket.remoteAddress ?? "", socket.remotePort ?? 0, "MQTT_WS", verified?.peer);
       ws.on("message", (data: Buffer) => conn.receive(data));
-      ws.on("error", () => conn.close("Read Error"));
+      ws.on("error", (err) => {
+        conn.socketError();
+        this.edge.log.debug(`websocket error: ${err.message}`, conn.logContext());
+        conn.close("Read Error");
+      });
       ws.on("close", () => conn.close("Client Closed"));
       return;
     }
@@ -159,6 +190,7 @@ export class WebsocketListener {
         client.authTimeoutMs = cfg.authorization?.timeoutMs;
         ws.on("message", (data: Buffer) => client.receive(data));
         ws.on("error", (err) => {
+          client.socketError();
           client.ctxLog(`websocket error: ${err.message}`);
           client.close("Read Error");
         });
@@ -187,7 +219,22 @@ function refusalHeaders(body: string): Record<string, string> {
  * no close frame (1006) for stale/read/write errors and TLS, 1011 otherwise.
  */
 class WebSocketTransport implements ClientTransport {
-  constructor(private readonly ws: WebSocket, private readonly socket: net.Socket) {}
+  constructor(private readonly ws: WebSocket, private readonly socket: net.Socket, private readonly maxFrame: number) {}
+
+  /** The client authenticated: frames up to max_payload + max_control_line + margin. */
+  authenticated(): void {
+    this.limitFrames(this.maxFrame);
+  }
+
+  /**
+   * Sets the frame bound of this connection. ws has one maxPayload per server, checked by each
+   * connection's Receiver on the frame header (`_maxPayload`, the field ws reads per frame);
+   * when a ws release drops that field, the server-wide bound (the larger one) applies alone.
+   */
+  limitFrames(bytes: number): void {
+    const receiver = (this.ws as unknown as { _receiver?: { _maxPayload?: number } })._receiver;
+    if (receiver && typeof receiver._maxPayload === "number") receiver._maxPayload = bytes;
+  }
 
   /** ws counts a message it is still compressing in bufferedAmount, so Outbound does not
    *  reuse the buffer until it is gone, compressed or not. */
@@ -241,11 +288,18 @@ function closeCode(reason: CloseReason | undefined): number | undefined {
   }
 }
 
-function cookie(header: string | undefined, name: string): string | undefined {
+/** The cookie's value; null when it is not valid URI encoding (no cookie JWT then). */
+function cookie(header: string | undefined, name: string): string | undefined | null {
   if (!header) return undefined;
   for (const part of header.split(";")) {
     const eq = part.indexOf("=");
-    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+    if (eq > 0 && part.slice(0, eq).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(eq + 1).trim());
+      } catch {
+        return null; // URIError: %E0%A4%A and the like
+      }
+    }
   }
   return undefined;
 }
