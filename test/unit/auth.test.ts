@@ -136,9 +136,12 @@ describe("secrets", () => {
     running = false;
     expect(results.filter((r) => r)).toHaveLength(1);
     expect(results[7]).toBe(true);
-    expect(ticks).toBeGreaterThan(100);
-    // bcryptjs' async compare on this thread would hold it 100 ms per check per turn.
-    expect(maxGap).toBeLessThan(80);
+    // bcryptjs' async compare on this thread would hold it ~100 ms per turn: about one tick per
+    // 100 ms of hashing (some 20 in all), where worker threads leave thousands. The count tells
+    // them apart on a loaded machine too; the longest gap is only printed (other test files
+    // share the cores and stretch single turns).
+    expect(ticks).toBeGreaterThan(1_000);
+    console.log(`bcrypt x20 in workers: ${ticks} event-loop turns, longest ${maxGap.toFixed(0)} ms`);
   }, 60_000);
 });
 
