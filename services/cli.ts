@@ -4,7 +4,6 @@ import { readFileSync } from "node:fs";
 import { ConfigError, defaultOptions, loadConfigFile, type Options } from "./common/config/index.js";
 import { Logger } from "./common/log.js";
 import { startEmbedded, type EmbeddedBroker } from "./embedded.js";
-import { startReclaimer } from "./common/reclaim.js";
 
 const USAGE = `Usage: meshbroker [role] [options]
 
@@ -169,8 +168,6 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   log.notice("Server is ready");
-  const edge = broker.edge;
-  startReclaimer({ closedConnections: () => edge.totalConnections - edge.connectionCount() });
   if (stopRequested) {
     const { signal, lameDuck } = stopRequested;
     stopRequested = undefined;

@@ -10,8 +10,6 @@ export interface MetricsSource {
   authFailures(): ReadonlyMap<string, number>;
   /** Connection faults (socket errors, handler exceptions) by connection type and reason. */
   connectionErrors(): Iterable<{ type: string; reason: string; n: number }>;
-  /** Full GCs run after connection churn (services/common/reclaim.ts). */
-  memoryReclaims(): number;
 }
 
 export function createMetricsRegistry(source: MetricsSource): Registry {
@@ -37,7 +35,6 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
   counter("meshbroker_messages_sent_total", "Messages delivered to clients.", () => source.traffic().outMsgs);
   counter("meshbroker_bytes_received_total", "Payload bytes received from clients.", () => source.traffic().inBytes);
   counter("meshbroker_bytes_sent_total", "Payload bytes delivered to clients.", () => source.traffic().outBytes);
-  counter("meshbroker_memory_reclaims_total", "Full GCs run to give memory back after connection churn.", source.memoryReclaims);
   counter("meshbroker_slow_consumers_total", "Connections closed as slow consumers.", () => source.traffic().slowConsumers);
   new Gauge({
     name: "meshbroker_subscriptions", help: "Active subscriptions.", registers: [register],

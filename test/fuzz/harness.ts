@@ -96,9 +96,6 @@ export interface RunOptions {
   seconds: number;
   /** Probe and check the process every this many inputs. */
   probeEvery: number;
-  /** At the end, wait (bounded) for the broker's post-churn GC before reading RSS (long passes:
-   *  the broker runs it once 1,000 connections closed and the churn stopped). */
-  awaitReclaim?: boolean;
   /** Where crash files go (default CORPUS_DIR). */
   corpusDir?: string;
   log?: (line: string) => void;
@@ -200,23 +197,6 @@ export class Target {
   async connections(): Promise<number> {
     const res = await fetch(`http://127.0.0.1:${this.ports.http}/connz?limit=1`, { signal: AbortSignal.timeout(2_000) });
     return ((await res.json()) as { num_connections: number }).num_connections;
-  }
-
-  /** The broker's post-churn full GCs so far (meshbroker_memory_reclaims_total). */
-  async reclaims(): Promise<number> {
-    const res = await fetch(`http://127.0.0.1:${this.ports.http}/metrics`, { signal: AbortSignal.timeout(2_000) });
-    const m = /^meshbroker_memory_reclaims_total (\d+)/m.exec(await res.text());
-    return m ? Number(m[1]) : 0;
-  }
-
-  /** Waits (bounded) until the broker ran a GC after `before`; false if none came. */
-  async reclaimed(before: number, timeoutMs = 10_000): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if (await this.reclaims().catch(() => before) > before) return true;
-      if (Date.now() > deadline) return false;
-      await new Promise((r) => setTimeout(r, 200)); // the broker's reclaimer looks every 2 s
-    }
   }
 
   /** Closes every fuzz connection and waits (bounded) until the broker has seen them go. */
@@ -462,9 +442,7 @@ async function runNet(surface: NetSurface, o: RunOptions, dir: string): Promise<
         }
       }
       await check();
-      const reclaimsBefore = o.awaitReclaim ? await target.reclaims() : 0;
       stats.lingering = await target.settle();
-      if (o.awaitReclaim) await target.reclaimed(reclaimsBefore);
       stats.rssEndKb = target.rssKb();
       if (stats.rssWarmKb === 0) stats.rssWarmKb = stats.rssEndKb;
     } finally {

@@ -48,7 +48,6 @@ async function main(): Promise<number> {
     inputs: num("FUZZ_INPUTS", 1_000_000),
     seconds: num("FUZZ_SECONDS", 300),
     probeEvery: Math.max(1, num("FUZZ_PROBE_EVERY", 300)),
-    awaitReclaim: true,
     log: (line: string) => console.log(line),
   };
   console.log(`fuzz: seed ${seed}, up to ${opts.inputs} inputs or ${opts.seconds}s per surface, probe every ${opts.probeEvery}`);

@@ -6,7 +6,6 @@ import { createMetricsRegistry } from "../../common/metrics.js";
 import { hostPort, listenOn } from "../../common/address.js";
 import type { EdgeServer } from "../server.js";
 import { connz, healthz, pageLimit, sublistStats, subsz, varz, type ConnzOptions, type HttpInfo, type SubszOptions } from "./reports.js";
-import { reclaimCount } from "../../common/reclaim.js";
 
 export class MonitorServer {
   private readonly server: http.Server;
@@ -26,7 +25,6 @@ export class MonitorServer {
       subscriptions: () => edge.link.stats().subscriptions,
       authFailures: () => edge.authFailures,
       connectionErrors: () => edge.faults.entries(),
-      memoryReclaims: reclaimCount,
     });
     // The monitoring boundary: the http server owns its sockets' 'error' listeners and answers a
     // malformed request itself (400, 431 over 16 KB of headers); a handler's failure is a 500
