@@ -88,6 +88,9 @@ export interface UnitSurface<T = unknown> {
 
 export type Surface = NetSurface | UnitSurface;
 
+/** Inputs every variant of a surface plays, even past its time share. */
+const MIN_INPUTS_PER_VARIANT = 50;
+
 export interface RunOptions {
   seed: number;
   /** Stop after this many inputs per surface (all variants together)… */
@@ -400,8 +403,11 @@ async function runNet(surface: NetSurface, o: RunOptions, dir: string): Promise<
     const stats = emptyStats(surface.name, variant.name);
     const times: number[] = [];
     const start = performance.now();
-    const deadline = start + (o.seconds * 1000) / variants.length;
     let target = await Target.start(variant, dir);
+    // The time share starts once the broker is up (a loaded machine may take a share to start
+    // it), and every variant plays at least a few inputs whatever the clock says.
+    const deadline = performance.now() + (o.seconds * 1000) / variants.length;
+    const atLeast = Math.min(share, MIN_INPUTS_PER_VARIANT);
     let recent: NetInput[] = [];
     const crash = async (reason: string) => {
       const file = saveCrash(o.corpusDir ?? CORPUS_DIR, {
@@ -426,7 +432,7 @@ async function runNet(surface: NetSurface, o: RunOptions, dir: string): Promise<
       recent = [];
     };
     try {
-      for (let k = 0; k < share && performance.now() < deadline; k++, n++) {
+      for (let k = 0; k < share && (k < atLeast || performance.now() < deadline); k++, n++) {
         const input = surface.input(rng, variant);
         recent.push(input);
         await target.play(input);
