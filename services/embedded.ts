@@ -31,7 +31,6 @@ export async function startEmbedded(options: Options, log: Logger): Promise<Embe
   const mqttStore = options.mqtt ? await openStore({ dir: options.mqtt.storeDir, log }) : undefined;
   if (mqttStore && options.mqtt?.storeDir) log.notice(`MQTT state stored in ${options.mqtt.storeDir}`);
   const edge = new EdgeServer({ options, link, log, mqttStore });
-  router.configureAccounts(edge.auth.accounts());
   try {
     await edge.listen();
   } catch (err) {
@@ -63,8 +62,7 @@ export async function startEmbedded(options: Options, log: Logger): Promise<Embe
         // As nats-server: the whole reload is refused, the running config stays.
         throw new Error(`config reload not supported for ${fixed.join(", ")} (a restart applies them)`);
       }
-      edge.reload(next);
-      router.configureAccounts(edge.auth.accounts());
+      edge.reload(next); // sends the edge's new account set over the link
       return changed;
     },
     stop() {

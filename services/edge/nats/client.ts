@@ -18,6 +18,8 @@ import type { FaultReason, IsolatedConnection } from "../boundary.js";
 export interface ClientContext {
   readonly options: Options;
   readonly link: RouterLink;
+  /** This edge's id on the link (connections are named by edge id + cid). */
+  readonly serverId: string;
   readonly auth: AuthPipeline;
   readonly log: Logger;
   readonly stats: TrafficStats;
@@ -186,7 +188,10 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
     this.parser = new NatsParser(this, { maxControlLine: o.maxControlLine, maxPayload: o.maxPayload });
     this.outbound = new Outbound(transport, this, o.maxPending, o.writeDeadlineMs);
     this.applyLimits(o);
+    this.edgeId = ctx.serverId;
   }
+
+  readonly edgeId: string;
 
   /** Send INFO and arm the timers; called once the transport is ready. */
   start(): void {
