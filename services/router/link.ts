@@ -96,6 +96,12 @@ export interface RouterLink {
     account: string, subject: string, reply: string | undefined,
     msg: MessageData, origin: Connection, options?: PublishOptions,
   ): void;
+  /**
+   * Calls `done` once the router applied every call made before it on this link and what they
+   * delivered has reached the edge: a client's PONG waits on it, so that after its flush its
+   * publishes reached their subscribers (nats-server's guarantee). The embedded link calls it at once.
+   */
+  sync(done: () => void): void;
   /** The edge's account set (at start and on every reload). */
   configureAccounts(edge: string, set: AccountSet): void;
   /** Routing counters over every account, for monitoring (/varz, /subsz, STATSZ). */

@@ -364,9 +364,16 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
 
   onPing(): void {
     if (!this.authorized()) return;
+    // After the client's flush its earlier publishes must have reached their subscribers: the
+    // PONG waits until the router has applied them (at once on the embedded link).
+    this.ctx.link.sync(this.pong);
+  }
+
+  private readonly pong = (): void => {
+    if (this.closed) return;
     this.outbound.appendString("PONG\r\n");
     this.firstPongSent = true;
-  }
+  };
 
   onPong(): void {
     if (!this.authorized()) return;
