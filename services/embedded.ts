@@ -3,7 +3,9 @@ import type { Options } from "./common/config/options.js";
 import type { Logger } from "./common/log.js";
 import { EdgeServer } from "./edge/server.js";
 import { MonitorServer } from "./edge/monitor/http.js";
+import type { RouterLink } from "./router/link.js";
 import { createLocalLink } from "./router/link-local.js";
+import { createSerialisedLink } from "./router/link-serialised.js";
 import { Router } from "./router/router.js";
 import { openStore } from "./router/store/index.js";
 
@@ -25,13 +27,25 @@ export interface EmbeddedBroker {
   lameDuck(): Promise<void>;
 }
 
-export async function startEmbedded(options: Options, log: Logger): Promise<EmbeddedBroker> {
-  const { link, router } = createLocalLink(new Router((m) => log.warn(m)));
+/**
+ * How edge and router are joined: "embedded" calls the router directly; "serialised" (for tests)
+ * sends every call through the wire codec, answered on a later turn (link-serialised.ts). The
+ * test-only variable MESHBROKER_TEST_TOPOLOGY selects it for `bin/meshbroker` processes.
+ */
+export type Topology = "embedded" | "serialised";
+
+export async function startEmbedded(options: Options, log: Logger,
+                                    topology = (process.env.MESHBROKER_TEST_TOPOLOGY ?? "embedded") as Topology): Promise<EmbeddedBroker> {
+  const warn = (m: string) => log.warn(m);
+  const router = new Router(warn);
+  let link: RouterLink & { close?(): void };
+  if (topology === "serialised") link = createSerialisedLink(router, warn);
+  else if (topology === "embedded") link = createLocalLink(router).link;
+  else throw new Error(`unknown topology "${String(topology)}" (MESHBROKER_TEST_TOPOLOGY: embedded or serialised)`);
   // The embedded store: LevelDB in the MQTT store_dir, else memory (with a warning).
   const mqttStore = options.mqtt ? await openStore({ dir: options.mqtt.storeDir, log }) : undefined;
   if (mqttStore && options.mqtt?.storeDir) log.notice(`MQTT state stored in ${options.mqtt.storeDir}`);
   const edge = new EdgeServer({ options, link, log, mqttStore });
-  router.configureAccounts(edge.auth.accounts());
   try {
     await edge.listen();
   } catch (err) {
@@ -63,14 +77,14 @@ export async function startEmbedded(options: Options, log: Logger): Promise<Embe
         // As nats-server: the whole reload is refused, the running config stays.
         throw new Error(`config reload not supported for ${fixed.join(", ")} (a restart applies them)`);
       }
-      edge.reload(next);
-      router.configureAccounts(edge.auth.accounts());
+      edge.reload(next); // sends the edge's new account set over the link
       return changed;
     },
     stop() {
       stopped ??= (async () => {
         await edge.shutdown();
         await monitor?.close();
+        link.close?.();
         router.close();
         await mqttStore?.close();
       })();

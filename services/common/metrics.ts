@@ -6,7 +6,8 @@ export interface MetricsSource {
   connectionsByType(): Record<string, number>;
   totalConnections(): number;
   traffic(): { inMsgs: number; outMsgs: number; inBytes: number; outBytes: number; slowConsumers: number };
-  subscriptions(): number;
+  /** Asynchronous: the count comes from the router, over the link. */
+  subscriptions(): Promise<number>;
   authFailures(): ReadonlyMap<string, number>;
   /** Connection faults (socket errors, handler exceptions) by connection type and reason. */
   connectionErrors(): Iterable<{ type: string; reason: string; n: number }>;
@@ -38,7 +39,7 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
   counter("meshbroker_slow_consumers_total", "Connections closed as slow consumers.", () => source.traffic().slowConsumers);
   new Gauge({
     name: "meshbroker_subscriptions", help: "Active subscriptions.", registers: [register],
-    collect() { this.set(source.subscriptions()); },
+    async collect() { this.set(await source.subscriptions()); },
   });
   new Counter({
     name: "meshbroker_auth_failures_total", help: "Failed authentications by reason.",

@@ -7,7 +7,7 @@ import { ERR, type CloseReason } from "../common/errors.js";
 import type { Options } from "../common/config/options.js";
 import type { LogContext, Logger } from "../common/log.js";
 import { hostPort, listenOn } from "../common/address.js";
-import type { RouterLink } from "../router/link.js";
+import { accountSet, type RouterLink } from "../router/link.js";
 import { AuthPipeline, type AuthContext, type ConnectionType } from "./auth/index.js";
 import { NatsClient, type ClientContext, type ClientTransport, type TrafficStats } from "./nats/client.js";
 import { SocketTransport } from "./socket-transport.js";
@@ -16,13 +16,12 @@ import { connectionFault, FaultCounter, type FaultReason, type IsolatedConnectio
 import { peerOf, serverOptions } from "./tls.js";
 import { WebsocketListener } from "./websocket/listener.js";
 import { MqttServer } from "./mqtt/server.js";
-import type { HttpInfo } from "./monitor/reports.js";
+import { NATS_COMPAT_VERSION, type HttpInfo, type MonitorContext, type MqttEdgeContext, type SystemContext, type WebsocketContext } from "./context.js";
 import { SystemAccount } from "./system.js";
 import type { MqttStore } from "../router/store/store.js";
 
 /** The nats-server version whose client-visible behaviour meshbroker matches. Clients read
  *  INFO.version to decide which features (headers, no-responders) they may use. */
-export const NATS_COMPAT_VERSION = "2.9.10";
 
 /** How many closed connections /connz?state=closed remembers (nats-server keeps 10,000). */
 const CLOSED_KEPT = 10_000;
@@ -35,7 +34,7 @@ export interface EdgeDeps {
   mqttStore?: MqttStore;
 }
 
-export class EdgeServer implements ClientContext {
+export class EdgeServer implements ClientContext, MonitorContext, SystemContext, WebsocketContext, MqttEdgeContext {
   options: Options;
   auth: AuthPipeline;
   readonly link: RouterLink;
@@ -96,6 +95,7 @@ export class EdgeServer implements ClientContext {
   }
 
   async listen(): Promise<void> {
+    this.sendAccounts();
     const sys = this.auth.systemAccount;
     if (sys) {
       this.system = new SystemAccount(this, sys);
@@ -208,11 +208,17 @@ export class EdgeServer implements ClientContext {
   }
 
   /** Apply a reloaded config: limits and authorization take effect for live connections too. */
+  /** The router routes with this edge's accounts (config and operator mode), sent as data. */
+  private sendAccounts(): void {
+    this.link.configureAccounts(this.serverId, accountSet(this.auth.accounts()));
+  }
+
   reload(options: Options): void {
     const auth = new AuthPipeline(options); // may throw (bad operator JWTs): nothing changed yet
     this.options = options;
     this.configLoadTime = new Date();
     this.auth = auth;
+    this.sendAccounts();
     this.log.reconfigure(options.log);
     for (const c of this.clients.values()) c.applyOptions(options);
     this.mqtt?.applyOptions();

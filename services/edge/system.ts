@@ -11,12 +11,13 @@ import {
   clientType, connz, DEFAULT_CONNZ, DEFAULT_SUBSZ, healthz, pageLimit, statsz, subsz, varz,
   type ConnzOptions, type SubszOptions,
 } from "./monitor/reports.js";
-import { NATS_COMPAT_VERSION, type EdgeServer } from "./server.js";
+import { NATS_COMPAT_VERSION, type SystemContext } from "./context.js";
 
 const NS_PER_MS = 1_000_000;
 
 type Body = Record<string, unknown>;
-type Report = (edge: EdgeServer, body: Body) => Record<string, unknown>;
+/** Reports that reach the router (its counters) are asynchronous. */
+type Report = (edge: SystemContext, body: Body) => Record<string, unknown> | Promise<Record<string, unknown>>;
 
 /** The reports a server answers under $SYS.REQ.SERVER.PING.<KIND> and $SYS.REQ.SERVER.<id>.<KIND>. */
 const REPORTS: Record<string, Report> = {
@@ -32,7 +33,9 @@ const accountConnz = (account: string): Report => (e, b) => connz(e, { ...connzO
 class BadRequest extends Error {}
 
 export class SystemAccount implements Connection {
+  /** Edge connection ids start at 1: 0 is the system account's. */
   readonly cid = 0;
+  readonly edgeId: string;
   readonly echo = false;
   private readonly subs: { account: string; sub: Subscriber }[] = [];
   /** Accounts whose clients may ask for their own connections (see serveAccount). */
@@ -41,7 +44,9 @@ export class SystemAccount implements Connection {
   private seq = 0;
   private running = false;
 
-  constructor(private readonly edge: EdgeServer, readonly account: string) {}
+  constructor(private readonly edge: SystemContext, readonly account: string) {
+    this.edgeId = edge.serverId;
+  }
 
   start(): void {
     this.running = true;
@@ -110,7 +115,7 @@ export class SystemAccount implements Connection {
   private on(subject: string, handle: (reply: string | undefined, body: string, subject: string) => void,
              account = this.account): void {
     const sub: Subscriber = {
-      subject, queue: undefined, conn: this,
+      subject, queue: undefined, sid: String(this.subs.length + 1), conn: this,
       deliver: (to, reply, msg) => {
         // `msg` is only valid during the call; answer after the publish that brought it.
         const body = msg.buf.toString("utf8", msg.start + msg.hdrLen, msg.end);
@@ -123,26 +128,28 @@ export class SystemAccount implements Connection {
 
   /** With no reply subject, the answer goes to the server's STATSZ subject (nats-server). */
   private statszRequest(reply: string | undefined, text: string): void {
-    this.answer(reply ?? `$SYS.SERVER.${this.edge.serverId}.STATSZ`, text, () => ({ statsz: statsz(this.edge) }));
+    void this.answer(reply ?? `$SYS.SERVER.${this.edge.serverId}.STATSZ`, text, async () => ({ statsz: await statsz(this.edge) }));
   }
 
   private reportRequest(reply: string | undefined, text: string, report: Report, account = this.account): void {
-    if (reply !== undefined) this.answer(reply, text, (body) => ({ data: report(this.edge, body) }), account);
+    if (reply !== undefined) void this.answer(reply, text, async (body) => ({ data: await report(this.edge, body) }), account);
   }
 
   /** `{server, <what respond returns>}`, or `{server, error: {code, description}}`; nothing
    *  when the request's filter leaves this server out. */
-  private answer(to: string, text: string, respond: (body: Body) => Record<string, unknown>, account = this.account): void {
+  private async answer(to: string, text: string, respond: (body: Body) => Promise<Record<string, unknown>>,
+                       account = this.account): Promise<void> {
     let response: Record<string, unknown>;
     try {
       const body = parseBody(text);
       if (this.filteredOut(body)) return;
-      response = respond(body);
+      response = await respond(body);
     } catch (err) {
       const code = err instanceof BadRequest ? 400 : 500;
       response = { error: { code, description: (err as Error).message } };
     }
-    this.send(to, { server: this.serverInfo(), ...response }, account);
+    // The system account may have stopped while the router answered.
+    if (this.running) this.send(to, { server: this.serverInfo(), ...response }, account);
   }
 
   /** nats-server's EventFilterOptions: a request may name the servers that should answer. */

@@ -2,7 +2,8 @@
 // a stream import copies matching messages of the exporter into the importer (optionally
 // under a prefix or another subject); a service import sends the importer's requests to the
 // exporter, with a reply subject the router maps back to the requester.
-import type { AccountConfig, ExportConfig, ImportConfig } from "../common/config/options.js";
+import type { ExportConfig, ImportConfig } from "../common/config/options.js";
+import type { RouterAccount } from "./link.js";
 import { subjectIsSubsetOf } from "../common/subject.js";
 import { Sublist } from "./sublist.js";
 
@@ -51,7 +52,7 @@ export type Warn = (message: string) => void;
  * Wires exports/imports between accounts (replacing any earlier wiring, for reloads).
  * An import the exporter does not allow is skipped with a warning, as nats-server logs it.
  */
-export function wireAccounts(configs: AccountConfig[], account: (name: string) => Account, warn: Warn): void {
+export function wireAccounts(configs: RouterAccount[], account: (name: string) => Account, warn: Warn): void {
   const byName = new Map(configs.map((c) => [c.name, c]));
   for (const c of configs) {
     account(c.name).streamImports = [];

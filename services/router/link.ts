@@ -1,12 +1,28 @@
-// The seam between edge and router. The edge only ever calls a RouterLink; the embedded
-// topology links in-process (link-local.ts), the cluster over gRPC. Calls are one-way and
-// carry no per-message objects, so a remote link can batch them freely.
+// The seam between edge and router, the TypeScript statement of proto/meshbroker/v1/edge.proto.
+// The edge only ever calls a RouterLink; the embedded topology links in-process
+// (link-local.ts), the cluster over gRPC. Everything the router learns is data that can cross
+// a wire: connections are named by (edge id, connection id), subscriptions by (edge id,
+// connection id, sid), accounts arrive as an AccountSet; replies (stats) are asynchronous.
+import { createHash } from "node:crypto";
+import type { AccountConfig } from "../common/config/options.js";
 
-/** The edge connection a subscription belongs to, as far as routing needs to know it. */
+/**
+ * The edge connection a subscription or a publish belongs to, as far as routing needs to know
+ * it. Routing compares the ids (sameConnection), never the objects, so a remote link can
+ * rebuild it from a frame.
+ */
 export interface Connection {
+  /** The edge the connection lives on (its server id). */
+  readonly edgeId: string;
+  /** Unique within its edge, across every protocol (NATS, WebSocket, MQTT, system account). */
   readonly cid: number;
   /** false: do not deliver this connection's own publishes back to it (CONNECT echo). */
   readonly echo: boolean;
+}
+
+/** One connection, named by ids. */
+export function sameConnection(a: Connection, b: Connection): boolean {
+  return a.cid === b.cid && a.edgeId === b.edgeId;
 }
 
 /**
@@ -22,10 +38,17 @@ export interface MessageData {
   hdrLen: number;
 }
 
-/** One subscription, owned by the edge; the router indexes it and calls deliver on a match. */
+/**
+ * One subscription, owned by the edge: its interest as data (account is the call's, subject,
+ * queue, sid, and the connection's ids), plus the edge's opaque delivery handle. The embedded
+ * link keeps the object and calls deliver directly (allocation-free); a remote link sends the
+ * data and delivers by (edge, cid, sid).
+ */
 export interface Subscriber {
   readonly subject: string;
   readonly queue: string | undefined;
+  /** The subscription's id within its connection (NATS sid; MQTT: one per sublist entry). */
+  readonly sid: string;
   readonly conn: Connection;
   /** Deliver one message (its bytes are only valid during the call). */
   deliver(subject: string, reply: string | undefined, msg: MessageData): void;
@@ -48,6 +71,24 @@ export interface RouterStats {
   avgFanout: number;
 }
 
+/** An account as the router needs it: its name and its exports/imports (no users, no secrets). */
+export type RouterAccount = Pick<AccountConfig, "name" | "exports" | "imports">;
+
+/**
+ * The account set an edge routes with (config accounts and operator-mode accounts decoded),
+ * versioned by a hash of its content: edges with different versions route differently.
+ */
+export interface AccountSet {
+  readonly version: string;
+  readonly accounts: RouterAccount[];
+}
+
+export function accountSet(accounts: AccountConfig[]): AccountSet {
+  const data: RouterAccount[] = accounts.map(({ name, exports, imports }) => ({ name, exports, imports }));
+  const version = createHash("sha256").update(JSON.stringify(data)).digest("hex").slice(0, 16);
+  return { version, accounts: data };
+}
+
 export interface RouterLink {
   subscribe(account: string, sub: Subscriber): void;
   unsubscribe(account: string, sub: Subscriber): void;
@@ -55,6 +96,14 @@ export interface RouterLink {
     account: string, subject: string, reply: string | undefined,
     msg: MessageData, origin: Connection, options?: PublishOptions,
   ): void;
-  /** Every subscription of every account, for monitoring (/subsz, /connz subs). */
-  stats(): RouterStats;
+  /**
+   * Calls `done` once the router applied every call made before it on this link and what they
+   * delivered has reached the edge: a client's PONG waits on it, so that after its flush its
+   * publishes reached their subscribers (nats-server's guarantee). The embedded link calls it at once.
+   */
+  sync(done: () => void): void;
+  /** The edge's account set (at start and on every reload). */
+  configureAccounts(edge: string, set: AccountSet): void;
+  /** Routing counters over every account, for monitoring (/varz, /subsz, STATSZ). */
+  stats(): Promise<RouterStats>;
 }

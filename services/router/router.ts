@@ -2,10 +2,12 @@
 // group, exports/imports between accounts, and the no-responders status for requests nobody
 // can answer.
 import { randomBytes } from "node:crypto";
-import type { AccountConfig } from "../common/config/options.js";
 import { subjectMatches } from "../common/subject.js";
 import { Account, wireAccounts, type Warn } from "./accounts.js";
-import type { Connection, MessageData, PublishOptions, RouterLink, RouterStats, Subscriber } from "./link.js";
+import {
+  sameConnection, type AccountSet, type Connection, type MessageData, type PublishOptions, type RouterLink,
+  type RouterStats, type Subscriber,
+} from "./link.js";
 
 /** "NATS/1.0 503\r\n\r\n": the status header nats-server sends for a request without responders. */
 const NO_RESPONDERS_HEADER = Buffer.from("NATS/1.0 503\r\n\r\n", "latin1");
@@ -21,12 +23,34 @@ export class Router implements RouterLink {
   private readonly replyPrefix = `${RESPONSE_PREFIX}${randomBytes(4).toString("hex")}.`;
   private replySeq = 0;
   private sweeper: NodeJS.Timeout | undefined;
+  /** The account set version each edge sent last. */
+  private readonly accountVersions = new Map<string, string>();
 
   constructor(private readonly warn: Warn = () => {}) {}
 
-  /** Declares the accounts and wires their exports/imports (again on reload). */
-  configureAccounts(configs: AccountConfig[]): void {
-    wireAccounts(configs, (name) => this.account(name), this.warn);
+  /**
+   * Declares the accounts and wires their exports/imports (again on reload). The last set sent
+   * wins; an edge whose version differs from another edge's is logged, since the two route
+   * the same subjects differently until their configs agree.
+   */
+  configureAccounts(edge: string, set: AccountSet): void {
+    this.accountVersions.set(edge, set.version);
+    for (const [other, version] of this.accountVersions) {
+      if (other !== edge && version !== set.version) {
+        this.warn(`edge ${edge} sent accounts version ${set.version}, edge ${other} has ${version}: their account configs differ`);
+      }
+    }
+    wireAccounts(set.accounts, (name) => this.account(name), this.warn);
+  }
+
+  /** Direct calls: everything before this call is applied already. */
+  sync(done: () => void): void {
+    done();
+  }
+
+  /** An edge left: its account version no longer counts. */
+  forgetEdge(edge: string): void {
+    this.accountVersions.delete(edge);
   }
 
   subscribe(account: string, sub: Subscriber): void {
@@ -63,7 +87,11 @@ export class Router implements RouterLink {
     if (delivered === 0) this.noResponders(acc, reply, origin, options);
   }
 
-  stats(): RouterStats {
+  stats(): Promise<RouterStats> {
+    return Promise.resolve(this.statsNow());
+  }
+
+  private statsNow(): RouterStats {
     const s: RouterStats = {
       subscriptions: 0, cacheEntries: 0, matches: 0, cacheHits: 0, inserts: 0, removes: 0, maxFanout: 0, avgFanout: 0,
     };
@@ -114,7 +142,7 @@ export class Router implements RouterLink {
                        options: PublishOptions | undefined): void {
     if (!acc || reply === undefined || !options?.noResponders) return;
     for (const sub of acc.sublist.match(reply).psubs) {
-      if (sub.conn === origin) sub.deliver(reply, undefined, NO_RESPONDERS);
+      if (sameConnection(sub.conn, origin)) sub.deliver(reply, undefined, NO_RESPONDERS);
     }
   }
 }
@@ -126,7 +154,7 @@ function deliver(acc: Account, subject: string, reply: string | undefined, msg: 
   let delivered = 0;
   for (let i = 0; i < psubs.length; i++) {
     const sub = psubs[i];
-    if (origin !== undefined && sub.conn === origin && !origin.echo) continue;
+    if (origin !== undefined && !sub.conn.echo && sameConnection(sub.conn, origin)) continue;
     sub.deliver(subject, reply, msg);
     delivered++;
   }
@@ -140,13 +168,14 @@ function deliver(acc: Account, subject: string, reply: string | undefined, msg: 
   return delivered;
 }
 
-/** A random member, as nats-server picks; skips the publisher itself when it asked for no echo. */
+/** A random member, as nats-server picks; skips the publisher itself when it asked for no echo
+ *  (the subscription carries its connection's echo flag, so a publish needs only the ids). */
 function pickMember(members: Subscriber[], origin: Connection | undefined): Subscriber | undefined {
   const n = members.length;
   const start = (Math.random() * n) | 0;
   for (let k = 0; k < n; k++) {
     const m = members[(start + k) % n];
-    if (origin === undefined || m.conn !== origin || origin.echo) return m;
+    if (origin === undefined || m.conn.echo || !sameConnection(m.conn, origin)) return m;
   }
   return undefined;
 }

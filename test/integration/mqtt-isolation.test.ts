@@ -6,7 +6,7 @@
 // the matrix (every store: memory, LevelDB, Redis, Redis Cluster) is in test/unit/store.test.ts.
 import { describe, expect, it } from "vitest";
 import type { IClientOptions, MqttClient } from "mqtt";
-import { topologies } from "../helpers/broker.js";
+import { mqttTopologies } from "../helpers/broker.js";
 import { natsClient } from "../helpers/clients.js";
 import {
   connectCollecting, connectMqtt, mqttTargets, noMessage, RawMqtt, startTarget,
@@ -44,7 +44,7 @@ const TRANSPORTS: Transport[] = [
   { name: "MQTT over WebSocket", url: (s) => `ws://127.0.0.1:${s.wsPort}/mqtt` },
 ];
 
-describe.each(mqttTargets(topologies))("MQTT isolation on $name", (target: MqttTarget) => {
+describe.each(mqttTargets(mqttTopologies))("MQTT isolation on $name", (target: MqttTarget) => {
   describe.each(TRANSPORTS)("over $name", (transport) => {
     async function server() {
       const s = await startTarget(c, target, { config: CONFIG, websocket: true });
@@ -159,9 +159,9 @@ async function until(inbox: Inbox, last: string): Promise<string[]> {
   }
 }
 
-describe.each(topologies)("server-assigned MQTT client ids (meshbroker %s)", () => {
+describe.each(mqttTopologies)("server-assigned MQTT client ids (meshbroker %s)", () => {
   it("are random, 24 characters, and unrelated to the server id", async () => {
-    const s = await startTarget(c, mqttTargets(topologies)[0], { monitoring: true });
+    const s = await startTarget(c, mqttTargets(mqttTopologies)[0], { monitoring: true });
     const url = `mqtt://127.0.0.1:${s.mqttPort}`;
     await connectMqtt(c, url, { clientId: "", clean: true });
     await connectMqtt(c, url, { clientId: "", clean: true });

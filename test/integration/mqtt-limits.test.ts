@@ -7,7 +7,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { credsAuthenticator } from "nats";
-import { topologies } from "../helpers/broker.js";
+import { mqttTopologies } from "../helpers/broker.js";
 import { natsClient, natsRefusal } from "../helpers/clients.js";
 import { newAccount, newOperator, newUser, operatorConfig } from "../helpers/creds.js";
 import {
@@ -28,7 +28,7 @@ async function closedWithoutConnack(port: number, connect: { username?: string; 
   expect(r.packets.map((p) => p.cmd)).toEqual([]);
 }
 
-describe.each(mqttTargets(topologies))("MQTT limits on $name", (target) => {
+describe.each(mqttTargets(mqttTopologies))("MQTT limits on $name", (target) => {
   it("max_connections counts NATS and MQTT clients together; an MQTT client over it is closed without CONNACK", async () => {
     const s = await startTarget(c, target, { config: "max_connections: 2" });
     await natsClient(c, s.natsPort);
@@ -73,7 +73,7 @@ describe.each(mqttTargets(topologies))("MQTT limits on $name", (target) => {
   });
 });
 
-describe.each(topologies)("MQTT and credentials (meshbroker %s)", (topology) => {
+describe.each(mqttTopologies)("MQTT and credentials (meshbroker %s)", (topology) => {
   it("an account JWT's limits.conn counts NATS and MQTT clients; an MQTT client over it is closed without CONNACK", async () => {
     const op = await newOperator();
     const acc = await newAccount(op, "A", { limits: { conn: 2 } });

@@ -5,7 +5,7 @@
 // DISCONNECT (client.end()), and a retained will is kept for later subscribers.
 import { describe, expect, it } from "vitest";
 import { connect as natsConnect } from "nats";
-import { topologies } from "../helpers/broker.js";
+import { mqttTopologies } from "../helpers/broker.js";
 import {
   closeOf, collect, connectMqtt, mqttTargets, noMessage, RawMqtt, startMqttBroker,
   type MqttServerOptions, type MqttTarget,
@@ -18,7 +18,7 @@ const c = cleanupAfterEach();
 const start = (target: MqttTarget, opts?: MqttServerOptions) => startTarget(c, target, opts);
 
 
-describe.each(mqttTargets(topologies))("retained messages on $name", (target) => {
+describe.each(mqttTargets(mqttTopologies))("retained messages on $name", (target) => {
   it("stored per topic (the last one wins), delivered on subscribe with the retain flag", async () => {
     const s = await start(target);
     const pub = await connectMqtt(c, mqttUrl(s), { clientId: "ret-pub" });
@@ -98,7 +98,7 @@ describe.each(mqttTargets(topologies))("retained messages on $name", (target) =>
 
 // nats-server 2.9 breaks this rule (a "#" subscriber also gets its internal $MQTT retained
 // state); meshbroker is held to the spec.
-describe.each(topologies)("MQTT 3.1.1 $-topic rule for retained messages on meshbroker (%s)", (topology) => {
+describe.each(mqttTopologies)("MQTT 3.1.1 $-topic rule for retained messages on meshbroker (%s)", (topology) => {
   const target: MqttTarget = { name: `meshbroker (${topology})`, kind: "meshbroker", start: (o) => startMqttBroker(topology, o) };
 
   it("a retained $-topic is not sent for # [MQTT-4.7.2-1], but is for $sys/#", async () => {
@@ -119,7 +119,7 @@ describe.each(topologies)("MQTT 3.1.1 $-topic rule for retained messages on mesh
   });
 });
 
-describe.each(mqttTargets(topologies))("wills on $name", (target) => {
+describe.each(mqttTargets(mqttTopologies))("wills on $name", (target) => {
   it("published when the connection drops without DISCONNECT (socket destroyed), to MQTT and NATS subscribers", async () => {
     const s = await start(target);
     const watcher = await connectMqtt(c, mqttUrl(s), { clientId: "will-watch" });

@@ -8,7 +8,7 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { topologies } from "../helpers/broker.js";
+import { mqttTopologies } from "../helpers/broker.js";
 import { startBrokerProcess } from "../helpers/process.js";
 import { startRedis } from "../helpers/redis.js";
 import { Redis } from "ioredis";
@@ -36,7 +36,7 @@ async function rawClient(s: MqttServer, clientId: string, clean: boolean): Promi
   return { r, sessionPresent };
 }
 
-describe.each(mqttTargets(topologies))("sessions on $name", (target) => {
+describe.each(mqttTargets(mqttTopologies))("sessions on $name", (target) => {
   it("clean=false: subscriptions kept and QoS 1 messages queued while away; sessionPresent on return", async () => {
     const s = await start(target);
     const first = await connectMqtt(c, mqttUrl(s), { clientId: "persist-1", clean: false });
@@ -113,7 +113,7 @@ describe.each(mqttTargets(topologies))("sessions on $name", (target) => {
   });
 });
 
-describe.each(topologies)("session state on meshbroker (%s)", (topology) => {
+describe.each(mqttTopologies)("session state on meshbroker (%s)", (topology) => {
   async function broker(opts: MqttServerOptions = {}): Promise<MqttServer> {
     const s = await startMqttBroker(topology, opts);
     c.push(() => s.stop());
@@ -175,7 +175,7 @@ describe.each(topologies)("session state on meshbroker (%s)", (topology) => {
   });
 });
 
-describe.each(topologies)("persistence across a restart on meshbroker (%s)", (topology) => {
+describe.each(mqttTopologies)("persistence across a restart on meshbroker (%s)", (topology) => {
   it("store_dir: the session, its queued QoS 1 message and a retained message survive the restart", async () => {
     const dir = await tempDir(c);
     const mqtt = `store_dir: "${dir}"`;

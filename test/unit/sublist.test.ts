@@ -4,11 +4,11 @@ import { describe, expect, it } from "vitest";
 import { Sublist, type MatchResult } from "../../services/router/sublist.js";
 import type { Connection, Subscriber } from "../../services/router/link.js";
 
-let nextCid = 1;
+let nextCid = 1, nextSid = 1;
 
 function sub(subject: string, queue?: string, conn?: Connection): Subscriber & { name: string } {
-  const c = conn ?? { cid: nextCid++, echo: true };
-  return { subject, queue, conn: c, name: queue ? `${subject}|${queue}#${c.cid}` : `${subject}#${c.cid}`, deliver() {} };
+  const c = conn ?? { edgeId: "E", cid: nextCid++, echo: true };
+  return { subject, queue, sid: String(nextSid++), conn: c, name: queue ? `${subject}|${queue}#${c.cid}` : `${subject}#${c.cid}`, deliver() {} };
 }
 
 type Named = Subscriber & { name: string };
@@ -91,7 +91,7 @@ describe("Sublist", () => {
 
     it("every matching subscriber appears once, on overlapping filters", () => {
       const sl = new Sublist();
-      const conn = { cid: 99, echo: true };
+      const conn = { edgeId: "E", cid: 99, echo: true };
       const subs = ["a.b.c", "a.b.*", "a.*.c", "*.b.c", "a.>", "a.b.>", ">", "*.*.*"].map((s) => sub(s, undefined, conn));
       for (const s of subs) sl.insert(s);
       const r = sl.match("a.b.c");
@@ -136,7 +136,7 @@ describe("Sublist", () => {
 
     it("a queue subscriber and a plain one on the same subject are removed independently", () => {
       const sl = new Sublist();
-      const conn = { cid: 5, echo: true };
+      const conn = { edgeId: "E", cid: 5, echo: true };
       const q = sub("x", "g", conn);
       const p = sub("x", undefined, conn);
       sl.insert(q);

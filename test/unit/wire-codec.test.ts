@@ -20,12 +20,12 @@ const message = { subject: "orders.new", reply: "_INBOX.1", headers: bytes("NATS
 const accounts = {
   version: "3f2a", systemAccount: "SYS",
   accounts: [
-    { name: "A", exports: [{ kind: ExportKind.Service, subject: "svc.>", accounts: ["B"], responseType: ResponseType.Stream }] },
-    { name: "B", imports: [{ kind: ExportKind.Service, account: "A", subject: "svc.q", to: "q" },
+    { name: "A", exports: [{ kind: ExportKind.Service, subject: "svc.>", accounts: ["B"], responseType: ResponseType.Stream, tokenRequired: true }] },
+    { name: "B", imports: [{ kind: ExportKind.Service, account: "A", subject: "svc.q", to: "q", activation: { subject: "svc.*", expiresAtMs: 1_900_000_000_000 } },
       { kind: ExportKind.Stream, account: "A", subject: "feed.>", prefix: "a" }] },
   ],
 };
-const sub = { connectionId: 2 ** 40 + 7, sid: 3 };
+const sub = { connectionId: 2 ** 40 + 7, sid: "3" };
 
 /** One of every edge → router operation (and of every session operation). */
 const EDGE_OPS: Draft<EdgeOp>[] = [
@@ -57,7 +57,7 @@ const EDGE_OPS: Draft<EdgeOp>[] = [
 
 const ROUTER_OPS: Draft<RouterOp>[] = [
   { helloReply: { routerId: "r1", accountsVersion: "3f2a", version: "0.1.0" } },
-  { deliver: { account: "A", message, targets: [sub, { connectionId: 13, sid: 1 }], qos: 1 } },
+  { deliver: { account: "A", message, targets: [sub, { connectionId: 13, sid: "inbox.1" }], qos: 1 } },
   { deliver: { account: "A", message: { subject: "x", payload: bytes("p") } } },
   { completion: { correlationId: 99, result: "delivered", delivered: 0 } },
   { completion: { correlationId: 1, attached: { sessionPresent: true, subscriptions: [{ filter: "a/#", qos: 1 }] } } },

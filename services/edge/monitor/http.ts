@@ -4,8 +4,8 @@ import http from "node:http";
 import type { Registry } from "prom-client";
 import { createMetricsRegistry } from "../../common/metrics.js";
 import { hostPort, listenOn } from "../../common/address.js";
-import type { EdgeServer } from "../server.js";
-import { connz, healthz, pageLimit, sublistStats, subsz, varz, type ConnzOptions, type HttpInfo, type SubszOptions } from "./reports.js";
+import type { HttpInfo, MonitorContext } from "../context.js";
+import { connz, healthz, pageLimit, sublistStats, subsz, varz, type ConnzOptions, type SubszOptions } from "./reports.js";
 
 export class MonitorServer {
   private readonly server: http.Server;
@@ -13,7 +13,7 @@ export class MonitorServer {
   private readonly requests: Record<string, number> = {};
   private boundPort: number | undefined;
 
-  constructor(private readonly edge: EdgeServer) {
+  constructor(private readonly edge: MonitorContext) {
     this.metrics = createMetricsRegistry({
       connectionsByType: () => {
         const byType: Record<string, number> = {};
@@ -22,7 +22,7 @@ export class MonitorServer {
       },
       totalConnections: () => edge.totalConnections,
       traffic: () => edge.stats,
-      subscriptions: () => edge.link.stats().subscriptions,
+      subscriptions: async () => (await edge.link.stats()).subscriptions,
       authFailures: () => edge.authFailures,
       connectionErrors: () => edge.faults.entries(),
     });
@@ -67,18 +67,18 @@ export class MonitorServer {
         `<html><body><h1>meshbroker</h1><a href="varz">varz</a> <a href="connz">connz</a> ` +
         `<a href="subsz">subsz</a> <a href="healthz">healthz</a> <a href="metrics">metrics</a></body></html>\n`);
       case "/healthz": return sendJson(res, healthz());
-      case "/varz": return sendJson(res, varz(this.edge, this.httpInfo));
+      case "/varz": return sendJson(res, await varz(this.edge, this.httpInfo));
       case "/connz": return sendJson(res, connz(this.edge, connzOptions(q)));
       case "/subsz":
       case "/subscriptionsz": {
         let report: Record<string, unknown>;
         try {
-          report = subsz(this.edge, subszOptions(q));
+          report = await subsz(this.edge, subszOptions(q));
         } catch (err) {
           return send(res, 400, "text/plain", (err as Error).message);
         }
         // As nats-server: the bare sublist counters unless there are subscriptions to list.
-        return sendJson(res, report.subscriptions_list ? report : sublistStats(this.edge.link.stats()));
+        return sendJson(res, report.subscriptions_list ? report : sublistStats(await this.edge.link.stats()));
       }
       case "/metrics": return send(res, 200, this.metrics.contentType, await this.metrics.metrics());
       default: return send(res, 404, "text/plain", "404 page not found\n");

@@ -6,17 +6,12 @@ import { GLOBAL_ACCOUNT } from "../../common/config/options.js";
 import { isValidLiteralSubject, subjectMatches } from "../../common/subject.js";
 import type { RouterStats } from "../../router/link.js";
 import type { ConnectionView, SubscriptionView } from "../connection-view.js";
-import { NATS_COMPAT_VERSION, type EdgeServer } from "../server.js";
+import { NATS_COMPAT_VERSION, type EdgeView, type HttpInfo } from "../context.js";
 
 const NS_PER_MS = 1_000_000;
 const DEFAULT_LIMIT = 1024;
 
 /** What only the HTTP listener knows, for /varz. */
-export interface HttpInfo {
-  port: number;
-  requests: Record<string, number>;
-}
-
 export interface ConnzOptions {
   state: "open" | "closed" | "all";
   cid?: number;
@@ -52,7 +47,8 @@ export function healthz(): Record<string, unknown> {
   return { status: "ok" };
 }
 
-export function varz(e: EdgeServer, http: HttpInfo | undefined): Record<string, unknown> {
+export async function varz(e: EdgeView, http: HttpInfo | undefined): Promise<Record<string, unknown>> {
+  const routing = await e.link.stats();
   const o = e.options, now = new Date();
   return {
     server_id: e.serverId,
@@ -98,7 +94,7 @@ export function varz(e: EdgeServer, http: HttpInfo | undefined): Record<string, 
     in_bytes: e.stats.inBytes,
     out_bytes: e.stats.outBytes,
     slow_consumers: e.stats.slowConsumers,
-    subscriptions: e.link.stats().subscriptions,
+    subscriptions: routing.subscriptions,
     http_req_stats: { ...http?.requests },
     config_load_time: e.configLoadTime.toISOString(),
     ...systemAccountOf(e),
@@ -106,14 +102,14 @@ export function varz(e: EdgeServer, http: HttpInfo | undefined): Record<string, 
 }
 
 /** nats-server always has a system account ("$SYS" unless configured otherwise or disabled). */
-function systemAccountOf(e: EdgeServer): { system_account?: string } {
+function systemAccountOf(e: EdgeView): { system_account?: string } {
   const o = e.options;
   const sys = e.auth.systemAccount ?? (o.operatorJwts.length === 0 && o.pending.no_system_account !== true ? "$SYS" : undefined);
   return sys ? { system_account: sys } : {};
 }
 
 /** nats-server's /varz "websocket" object: empty when there is no listener. */
-function websocketVarz(e: EdgeServer): Record<string, unknown> {
+function websocketVarz(e: EdgeView): Record<string, unknown> {
   const ws = e.options.websocket;
   if (!ws) return {};
   const out: Record<string, unknown> = { host: ws.host, port: e.websocket?.port ?? ws.port };
@@ -134,7 +130,7 @@ function websocketVarz(e: EdgeServer): Record<string, unknown> {
 }
 
 /** nats-server's /varz "mqtt" object: empty when there is no listener. */
-function mqttVarz(e: EdgeServer): Record<string, unknown> {
+function mqttVarz(e: EdgeView): Record<string, unknown> {
   const m = e.options.mqtt;
   if (!m) return {};
   const out: Record<string, unknown> = { host: m.host, port: e.mqtt?.port ?? m.port };
@@ -146,7 +142,7 @@ function mqttVarz(e: EdgeServer): Record<string, unknown> {
   return out;
 }
 
-export function connz(e: EdgeServer, q: ConnzOptions): Record<string, unknown> {
+export function connz(e: EdgeView, q: ConnzOptions): Record<string, unknown> {
   const now = new Date();
   const open = e.openConnections();
   let list: ConnectionView[] = q.state === "closed" ? [...e.closed] : q.state === "all" ? [...open, ...e.closed] : open;
@@ -205,11 +201,11 @@ export function connz(e: EdgeServer, q: ConnzOptions): Record<string, unknown> {
 
 /** The sublist counters, and with `subs` the (filtered, paged) subscriptions: nats-server's
  *  Subsz, `total` being the size of the page as there. An invalid `test` subject throws. */
-export function subsz(e: EdgeServer, q: SubszOptions): Record<string, unknown> {
+export async function subsz(e: EdgeView, q: SubszOptions): Promise<Record<string, unknown>> {
   if (q.test !== undefined && !isValidLiteralSubject(q.test)) {
     throw new Error(`invalid test subject, must be valid publish subject: ${q.test}`);
   }
-  const st = e.link.stats();
+  const st = await e.link.stats();
   let page: ReturnType<typeof subDetail>[] = [];
   if (q.subs) {
     let conns = e.openConnections();
@@ -245,7 +241,8 @@ export function sublistStats(st: RouterStats): Record<string, unknown> {
 }
 
 /** The statsz of nats-server's $SYS.REQ.SERVER.PING answers and STATSZ events. */
-export function statsz(e: EdgeServer): Record<string, unknown> {
+export async function statsz(e: EdgeView): Promise<Record<string, unknown>> {
+  const routing = await e.link.stats();
   const accounts = new Set<string>();
   for (const c of e.openConnections()) accounts.add(c.account || GLOBAL_ACCOUNT);
   return {
@@ -256,7 +253,7 @@ export function statsz(e: EdgeServer): Record<string, unknown> {
     connections: e.openConnections().length,
     total_connections: e.totalConnections,
     active_accounts: accounts.size,
-    subscriptions: e.link.stats().subscriptions,
+    subscriptions: routing.subscriptions,
     sent: { msgs: e.stats.outMsgs, bytes: e.stats.outBytes },
     received: { msgs: e.stats.inMsgs, bytes: e.stats.inBytes },
     slow_consumers: e.stats.slowConsumers,

@@ -11,7 +11,7 @@ import type { AuthContext, AuthResult, ConnectionType, Credentials, TlsPeer } fr
 import { PermissionChecker } from "../auth/permissions.js";
 import type { ClientTransport } from "../nats/client.js";
 import { Outbound } from "../outbound.js";
-import type { EdgeServer } from "../server.js";
+import type { MqttEdgeContext } from "../context.js";
 import type { ConnectionView, SubscriptionView } from "../connection-view.js";
 import type { MqttSession, SessionClient, SessionRegistry } from "./session.js";
 import { filterNeedsParent, topicToSubject } from "./topic.js";
@@ -25,7 +25,7 @@ const NMQTT_HEADERS = [0, 1, 2].map((q) => Buffer.from(`NATS/1.0\r\nNmqtt-Pub:${
 const SUBACK_FAILURE = 0x80;
 
 export interface MqttListenerContext {
-  edge: EdgeServer;
+  edge: MqttEdgeContext;
   cfg: MqttConfig;
   sessions: SessionRegistry;
   /** Retained messages of an account, through the store. */

@@ -7,7 +7,7 @@ import type { MqttConfig } from "../../common/config/options.js";
 import type { MqttStore, StoredMessage } from "../../router/store/store.js";
 import { GLOBAL_ACCOUNT, type TlsPeer } from "../auth/index.js";
 import type { ClientTransport } from "../nats/client.js";
-import type { EdgeServer } from "../server.js";
+import type { MqttEdgeContext } from "../context.js";
 import { SocketTransport } from "../socket-transport.js";
 import { peerOf, serverOptions } from "../tls.js";
 import { MqttConnection, type MqttListenerContext } from "./connection.js";
@@ -22,8 +22,8 @@ export class MqttServer implements MqttListenerContext {
   private boundPort: number | undefined;
   private stopped: Promise<void> | undefined;
 
-  constructor(readonly edge: EdgeServer, readonly cfg: MqttConfig, store: MqttStore) {
-    this.sessions = new SessionRegistry(edge.link, store,
+  constructor(readonly edge: MqttEdgeContext, readonly cfg: MqttConfig, store: MqttStore) {
+    this.sessions = new SessionRegistry(edge.link, edge, store,
       { ackWaitMs: cfg.ackWaitMs, maxAckPending: cfg.maxAckPending }, edge.log);
     this.retained = {
       set: (account: string, msg: StoredMessage) => this.sessions.journal((s) => s.setRetained(account, msg)),

@@ -38,6 +38,7 @@ const QOS_AT = 20;
 
 export class MqttSession implements Connection {
   readonly echo = true; // MQTT 3.1.1 delivers a client's own publishes to its subscriptions
+  readonly edgeId: string;
   /** MQTT filter → granted QoS and its sublist entries ("a/#" needs two: a.> and a). */
   readonly subscriptions = new Map<string, { qos: QoS; subs: MqttSubscriber[] }>();
   client: SessionClient | undefined;
@@ -48,6 +49,8 @@ export class MqttSession implements Connection {
   /** Packet ids whose PUBREC came: PUBREL sent, PUBCOMP awaited (QoS 2 outbound). */
   private readonly released = new Set<number>();
   private nextPacketId = 1;
+  /** Sids of this session's sublist entries (one per entry, as a NATS client numbers its SUBs). */
+  private nextSid = 1;
   private retryTimer: NodeJS.Timeout | undefined;
   private lastSubject = "";
   private lastTopic = "";
@@ -64,6 +67,7 @@ export class MqttSession implements Connection {
     private readonly registry: SessionRegistry,
   ) {
     this.key = sessionKey(account, clientId);
+    this.edgeId = registry.ids.serverId;
   }
 
   // ---- subscriptions ----
@@ -72,7 +76,7 @@ export class MqttSession implements Connection {
     this.removeSubscription(filter);
     // [MQTT-4.7.2-1] a filter starting with a wildcard does not match topics starting with "$".
     const wildFirst = filter.startsWith("+") || filter.startsWith("#");
-    const subs = subjects.map((s) => new MqttSubscriber(s, this, qos, wildFirst));
+    const subs = subjects.map((s) => new MqttSubscriber(s, String(this.nextSid++), this, qos, wildFirst));
     for (const s of subs) this.registry.link.subscribe(this.account, s);
     this.subscriptions.set(filter, { qos, subs });
   }
@@ -254,7 +258,7 @@ export class MqttSession implements Connection {
 /** One sublist entry of an MQTT subscription. */
 export class MqttSubscriber implements Subscriber {
   readonly queue = undefined;
-  constructor(readonly subject: string, readonly conn: MqttSession, readonly qos: QoS,
+  constructor(readonly subject: string, readonly sid: string, readonly conn: MqttSession, readonly qos: QoS,
               /** The MQTT filter starts with + or #. */
               private readonly wildFirst: boolean) {}
 
@@ -266,7 +270,6 @@ export class MqttSubscriber implements Subscriber {
 /** All sessions of this edge, by session key (account + client id). */
 export class SessionRegistry {
   private readonly sessions = new Map<SessionKey, MqttSession>();
-  private nextCid = 1_000_000_000; // apart from NATS client ids, for echo checks only
   /** Store writes not yet settled, so close() can let them land before the store closes. */
   private readonly pending = new Set<Promise<unknown>>();
   /** Inside writesOf: the writes started so far. */
@@ -275,6 +278,8 @@ export class SessionRegistry {
 
   constructor(
     readonly link: RouterLink,
+    /** The edge's one connection id space: a session is a connection to the router. */
+    readonly ids: { readonly serverId: string; newConnectionId(): number },
     readonly store: MqttStore,
     public limits: SessionLimits,
     private readonly log: Logger,
@@ -307,9 +312,9 @@ export class SessionRegistry {
       present = true;
     } else if (clean) {
       await this.store.deleteSession(key);
-      session = new MqttSession(this.nextCid++, clientId, false, account, this);
+      session = new MqttSession(this.ids.newConnectionId(), clientId, false, account, this);
     } else {
-      session = new MqttSession(this.nextCid++, clientId, true, account, this);
+      session = new MqttSession(this.ids.newConnectionId(), clientId, true, account, this);
       const saved = await this.store.getSession(key);
       if (saved) present = true;
       await this.store.putSession({ clientId, subscriptions: saved?.subscriptions ?? [], updatedAt: Date.now(), account });
@@ -338,7 +343,7 @@ export class SessionRegistry {
   /** Persistent sessions of an earlier run: their subscriptions queue messages until the client returns. */
   async restoreAll(resubscribe: (session: MqttSession, filter: string, qos: QoS) => void, defaultAccount: string): Promise<void> {
     for (const saved of await this.store.listSessions()) {
-      const session = new MqttSession(this.nextCid++, saved.clientId, true, saved.account ?? defaultAccount, this);
+      const session = new MqttSession(this.ids.newConnectionId(), saved.clientId, true, saved.account ?? defaultAccount, this);
       if (this.sessions.has(session.key)) continue;
       this.sessions.set(session.key, session);
       for (const { filter, qos } of saved.subscriptions) resubscribe(session, filter, qos);

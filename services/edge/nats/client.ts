@@ -18,6 +18,8 @@ import type { FaultReason, IsolatedConnection } from "../boundary.js";
 export interface ClientContext {
   readonly options: Options;
   readonly link: RouterLink;
+  /** This edge's id on the link (connections are named by edge id + cid). */
+  readonly serverId: string;
   readonly auth: AuthPipeline;
   readonly log: Logger;
   readonly stats: TrafficStats;
@@ -186,7 +188,10 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
     this.parser = new NatsParser(this, { maxControlLine: o.maxControlLine, maxPayload: o.maxPayload });
     this.outbound = new Outbound(transport, this, o.maxPending, o.writeDeadlineMs);
     this.applyLimits(o);
+    this.edgeId = ctx.serverId;
   }
+
+  readonly edgeId: string;
 
   /** Send INFO and arm the timers; called once the transport is ready. */
   start(): void {
@@ -359,9 +364,16 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
 
   onPing(): void {
     if (!this.authorized()) return;
+    // After the client's flush its earlier publishes must have reached their subscribers: the
+    // PONG waits until the router has applied them (at once on the embedded link).
+    this.ctx.link.sync(this.pong);
+  }
+
+  private readonly pong = (): void => {
+    if (this.closed) return;
     this.outbound.appendString("PONG\r\n");
     this.firstPongSent = true;
-  }
+  };
 
   onPong(): void {
     if (!this.authorized()) return;

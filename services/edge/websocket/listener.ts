@@ -12,7 +12,7 @@ import type { CloseReason } from "../../common/errors.js";
 import type { AuthContext } from "../auth/index.js";
 import type { ClientTransport, NatsClient } from "../nats/client.js";
 import { hostPort, listenOn } from "../../common/address.js";
-import type { EdgeServer } from "../server.js";
+import type { WebsocketContext } from "../context.js";
 import { peerOf, serverOptions } from "../tls.js";
 import { checkUpgrade, isMqttPath } from "./upgrade.js";
 
@@ -34,7 +34,7 @@ export class WebsocketListener {
    *  before CONNECT a control line's worth, after it max_payload + max_control_line + a margin. */
   private readonly maxFrame: { before: number; after: number };
 
-  constructor(private readonly edge: EdgeServer, private readonly cfg: WebsocketConfig) {
+  constructor(private readonly edge: WebsocketContext, private readonly cfg: WebsocketConfig) {
     const o = edge.options;
     this.maxFrame = { before: o.maxControlLine + FRAME_MARGIN, after: o.maxPayload + o.maxControlLine + FRAME_MARGIN };
     this.wss = new WebSocketServer({

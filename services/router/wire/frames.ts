@@ -8,13 +8,14 @@
 // ---- common.proto ----
 
 export interface Message { subject: string; reply: string; headers: Buffer; payload: Buffer }
-export interface SubscriptionRef { connectionId: number; sid: number }
+export interface SubscriptionRef { connectionId: number; sid: string }
 export interface InterestEntry { account: string; subject: string; queue: string; weight: number }
 
 export enum ExportKind { Unspecified = 0, Stream = 1, Service = 2 }
 export enum ResponseType { Singleton = 0, Stream = 1, Chunked = 2 }
-export interface Export { kind: ExportKind; subject: string; accounts: string[]; responseType: ResponseType }
-export interface Import { kind: ExportKind; account: string; subject: string; to: string; prefix: string }
+export interface Export { kind: ExportKind; subject: string; accounts: string[]; responseType: ResponseType; tokenRequired: boolean }
+export interface Activation { subject: string; expiresAtMs: number }
+export interface Import { kind: ExportKind; account: string; subject: string; to: string; prefix: string; activation?: Activation }
 export interface AccountDefinition { name: string; exports: Export[]; imports: Import[] }
 export interface AccountSet { accounts: AccountDefinition[]; version: string; systemAccount: string }
 

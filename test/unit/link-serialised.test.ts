@@ -1,0 +1,72 @@
+import { describe, expect, it } from "vitest";
+import { accountSet, type MessageData, type Subscriber } from "../../services/router/link.js";
+import { createSerialisedLink } from "../../services/router/link-serialised.js";
+import { Router } from "../../services/router/router.js";
+import type { AccountConfig } from "../../services/common/config/options.js";
+
+const data = (text: string, hdr = ""): MessageData => {
+  const buf = Buffer.from(`xx${hdr}${text}yy`); // the bytes sit inside a larger buffer, as in a read
+  return { buf, start: 2, end: buf.length - 2, hdrLen: hdr.length };
+};
+
+function recorder(subject: string, cid: number, sid: string, echo = true) {
+  const got: string[] = [];
+  const sub: Subscriber = {
+    subject, queue: undefined, sid, conn: { edgeId: "E1", cid, echo },
+    deliver: (s, reply, msg) => got.push(`${s} ${reply ?? "-"} ${msg.hdrLen} ${msg.buf.toString("latin1", msg.start, msg.end)}`),
+  };
+  return { sub, got };
+}
+
+const synced = (link: { sync(done: () => void): void }) => new Promise<void>((resolve) => link.sync(resolve));
+
+describe("serialised link", () => {
+  it("delivers on a later turn, in order, with headers and reply, and sync() waits for it", async () => {
+    const link = createSerialisedLink(new Router());
+    const a = recorder("a.*", 1, "s1");
+    link.subscribe("$G", a.sub);
+    const msg = data("one");
+    link.publish("$G", "a.1", "r.1", msg, { edgeId: "E1", cid: 2, echo: true });
+    msg.buf.fill(0); // the sender reuses its buffer: the link copied the bytes
+    link.publish("$G", "a.2", undefined, data("two", "NATS/1.0\r\n\r\n"), { edgeId: "E1", cid: 2, echo: true });
+    expect(a.got).toEqual([]);
+    await synced(link);
+    expect(a.got).toEqual(["a.1 r.1 0 one", "a.2 - 12 NATS/1.0\r\n\r\ntwo"]);
+    link.close();
+  });
+
+  it("echo, no-responders, unsubscribe and stats work from ids alone", async () => {
+    const link = createSerialisedLink(new Router());
+    const own = recorder("x", 1, "1", false);
+    const inbox = recorder("_INBOX.1", 1, "2");
+    link.subscribe("$G", own.sub);
+    link.subscribe("$G", inbox.sub);
+    link.publish("$G", "x", undefined, data("self"), { edgeId: "E1", cid: 1, echo: false });
+    link.publish("$G", "nobody", "_INBOX.1", data(""), { edgeId: "E1", cid: 1, echo: false }, { noResponders: true });
+    expect((await link.stats()).subscriptions).toBe(2);
+    await synced(link);
+    expect(own.got).toEqual([]);
+    expect(inbox.got).toEqual(["_INBOX.1 - 16 NATS/1.0 503\r\n\r\n"]);
+    link.unsubscribe("$G", inbox.sub);
+    expect((await link.stats()).subscriptions).toBe(1);
+    link.close();
+  });
+
+  it("carries the account set, operator-mode activations included", async () => {
+    const warnings: string[] = [];
+    const router = new Router((m) => warnings.push(m));
+    const link = createSerialisedLink(router);
+    const accounts = [
+      { name: "A", users: [], exports: [{ kind: "stream", subject: "s.>", tokenRequired: true }], imports: [] },
+      { name: "B", users: [], exports: [], imports: [{ kind: "stream", account: "A", subject: "s.>", activation: { subject: "s.>" } }] },
+    ] as AccountConfig[];
+    link.configureAccounts("E1", accountSet(accounts));
+    const b = recorder("s.>", 1, "1");
+    link.subscribe("B", b.sub);
+    link.publish("A", "s.1", undefined, data("x"), { edgeId: "E1", cid: 2, echo: true });
+    await synced(link);
+    expect(b.got).toEqual(["s.1 - 0 x"]);
+    expect(warnings).toEqual([]);
+    link.close();
+  });
+});
