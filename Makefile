@@ -1,6 +1,10 @@
 # meshbroker: the two set-up commands are `make run` and `make test`.
 NPM ?= npm
 CONFIG ?= deploy/examples/meshbroker.conf
+# The container image (deploy/Dockerfile): built by docker or podman when one answers, else by
+# the buildah-based stand-in of the shared tools (no container engine on the dev machines).
+IMAGE ?= meshbroker:dev
+IMAGE_TOOLS ?= ../shared/tools
 # Debian packages the test suite runs against: the reference nats-server (differential tests),
 # redis-server (the cluster store), mosquitto clients (MQTT), chromium (browser WebSocket tests),
 # openssl (throwaway test CAs).
@@ -8,7 +12,7 @@ TEST_DEBS := nats-server:/usr/sbin/nats-server redis-server:/usr/bin/redis-serve
   mosquitto:/usr/sbin/mosquitto mosquitto-clients:/usr/bin/mosquitto_pub \
   chromium:/usr/bin/chromium openssl:/usr/bin/openssl
 
-.PHONY: all install build run test test-deps bench fuzz clean
+.PHONY: all install build run test test-deps bench fuzz image test-image clean
 
 all: build
 
@@ -54,6 +58,18 @@ export FUZZ_SEED FUZZ_INPUTS FUZZ_SECONDS FUZZ_SURFACES FUZZ_PROBE_EVERY FUZZ_RE
 fuzz: build
 	npx tsc -p tsconfig.fuzz.json
 	node dist/test/fuzz/run.js
+
+## Build the container image $(IMAGE) from deploy/Dockerfile.
+image:
+	@engine=""; for e in docker podman; do \
+	  if command -v $$e >/dev/null 2>&1 && $$e info >/dev/null 2>&1; then engine=$$e; break; fi; \
+	done; \
+	if [ -n "$$engine" ]; then $$engine build -f deploy/Dockerfile -t $(IMAGE) .; \
+	else $(IMAGE_TOOLS)/image-build -f deploy/Dockerfile -t $(IMAGE) .; fi
+
+## Build the image with image-build and run it with image-run (not part of `make test`: minutes).
+test-image: build
+	IMAGE_TOOLS=$(IMAGE_TOOLS) npx vitest run --config test/image/vitest.config.ts
 
 clean:
 	rm -rf dist node_modules

@@ -1,6 +1,7 @@
 // Runs the real `bin/meshbroker` command in a child process, for tests of the CLI contract
-// (arguments, exit codes, startup lines, signals). Output is collected line by line and
-// `waitForLine` resolves on the data event that completes a matching line; nothing sleeps.
+// (arguments, exit codes, startup lines, signals), and other commands the same way
+// (`spawnCommand`, `runCommand`). Output is collected line by line and `waitForLine` resolves
+// on the data event that completes a matching line; nothing sleeps.
 // Call `stopAllBrokers()` from `afterEach` so a failed test leaves no process behind.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -66,7 +67,14 @@ process.once("exit", () => {
 /** `node bin/meshbroker ...args`, with the repository as working directory. */
 export function spawnBroker(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): BrokerProcess {
   assertBuilt();
-  const child = spawn(process.execPath, [BIN, ...args], {
+  return spawnCommand(process.execPath, [BIN, ...args], { ...opts, name: "meshbroker" });
+}
+
+/** Any command, watched like the broker (lines, `waitForLine`, `exitWithin`, killed on cleanup);
+ *  `name` is what error messages call it (the command's base name by default). */
+export function spawnCommand(command: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; name?: string } = {}): BrokerProcess {
+  const name = opts.name ?? command.slice(command.lastIndexOf("/") + 1);
+  const child = spawn(command, args, {
     cwd: opts.cwd ?? REPO_ROOT,
     env: opts.env ?? process.env,
     stdio: ["ignore", "pipe", "pipe"],
@@ -89,6 +97,8 @@ export function spawnBroker(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd
   };
   child.stdout!.on("data", collect("stdout"));
   child.stderr!.on("data", collect("stderr"));
+  // A command that cannot start (ENOENT, EACCES) still gets 'close'; keep why in its stderr.
+  child.once("error", (err) => { raw.stderr += `${err.message}\n`; });
 
   // 'close' comes after 'exit' and after both pipes have ended, so all output is in.
   const exited = new Promise<Exit>((resolve) => {
@@ -131,7 +141,7 @@ export function spawnBroker(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd
           }
           if (done) {
             finish();
-            reject(new Error(`meshbroker exited (pid ${proc.pid}) before printing a line matching ${re}${describeOutput()}`));
+            reject(new Error(`${name} exited (pid ${proc.pid}) before printing a line matching ${re}${describeOutput()}`));
           }
         };
         const timer = setTimeout(() => {
@@ -150,7 +160,7 @@ export function spawnBroker(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd
     exitWithin(timeoutMs = 5_000) {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(
-          () => reject(new Error(`meshbroker (pid ${proc.pid}) still running after ${timeoutMs}ms${describeOutput()}`)),
+          () => reject(new Error(`${name} (pid ${proc.pid}) still running after ${timeoutMs}ms${describeOutput()}`)),
           timeoutMs,
         );
         exited.then((e) => { clearTimeout(timer); resolve(e); });
@@ -171,11 +181,23 @@ export async function stopAllBrokers(): Promise<void> {
 }
 
 /** Runs `bin/meshbroker ...args` to completion (for -t, --help, --version). */
-export async function runBroker(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}):
+export function runBroker(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}):
   Promise<Exit & { stdout: string; stderr: string }> {
-  const p = spawnBroker(args, opts);
-  const exit = await p.exitWithin(opts.timeoutMs ?? 10_000);
-  return { ...exit, stdout: p.stdout(), stderr: p.stderr() };
+  assertBuilt();
+  return runCommand(process.execPath, [BIN, ...args], { ...opts, name: "meshbroker" });
+}
+
+/** Runs a command to completion; one still running after `timeoutMs` is killed and the
+ *  promise rejects with its output. */
+export async function runCommand(command: string, args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; name?: string; timeoutMs?: number } = {}): Promise<Exit & { stdout: string; stderr: string }> {
+  const p = spawnCommand(command, args, opts);
+  try {
+    const exit = await p.exitWithin(opts.timeoutMs ?? 10_000);
+    return { ...exit, stdout: p.stdout(), stderr: p.stderr() };
+  } finally {
+    await p.kill();
+  }
 }
 
 /**
