@@ -68,8 +68,9 @@ export class Router implements RouterLink {
     let delivered = deliver(acc, subject, reply, msg, origin);
 
     for (const imp of acc.streamImports) {
+      if (!matches(imp.filter, subject)) continue;
       if (imp.expiresAt !== undefined && imp.expiresAt <= Date.now()) continue; // its activation expired
-      if (matches(imp.filter, subject)) delivered += deliver(imp.importer, imp.map(subject), reply, msg, undefined);
+      delivered += deliver(imp.importer, imp.map(subject), reply, msg, undefined);
     }
     for (const si of acc.serviceImports) {
       if (!matches(si.local, subject)) continue;

@@ -15,7 +15,7 @@ import type { MqttEdgeContext } from "../context.js";
 import type { ConnectionView, SubscriptionView } from "../connection-view.js";
 import type { MqttSession, SessionClient, SessionRegistry } from "./session.js";
 import { filterNeedsParent, topicToSubject } from "./topic.js";
-import { isolate, type IsolatedConnection } from "../boundary.js";
+import { connectionFault, isolate, type IsolatedConnection } from "../boundary.js";
 import { MQTT_MAX_CONNECT_PACKET, MQTT_PACKET_MARGIN, PACKET_MALFORMED, PACKET_OK, PacketSizeGuard } from "./packet-size.js";
 
 /** CONNACK return codes of MQTT 3.1.1, as nats-server uses them. */
@@ -107,7 +107,12 @@ export class MqttConnection implements SessionClient, ConnectionView, IsolatedCo
       return this.protocolError(size === PACKET_MALFORMED ? "malformed remaining length"
         : `packet of ${size} bytes over the limit of ${this.sizes.limit}`);
     }
-    isolate(this.ctx.edge.log, this.ctx.edge.faults, this, () => this.parser.parse(chunk));
+    // The boundary inline: the read path allocates no closure per chunk.
+    try {
+      this.parser.parse(chunk);
+    } catch (err) {
+      connectionFault(this.ctx.edge.log, this.ctx.edge.faults, this, "exception", err);
+    }
   }
 
   /** An asynchronous continuation of this connection's handling: a failure is a fault. */

@@ -220,7 +220,12 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
   receive(chunk: Buffer): void {
     if (this.closed) return;
     this.lastActivityMs = Date.now();
-    this.guarded(() => this.parser.parse(chunk));
+    // The boundary inline: the read path allocates no closure per chunk.
+    try {
+      this.parser.parse(chunk);
+    } catch (err) {
+      this.fault(err, "exception");
+    }
   }
 
   /**
@@ -235,10 +240,14 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
     try {
       work();
     } catch (err) {
-      if (!(err instanceof ProtocolError)) return this.ctx.connectionFault(this, reason, err);
-      this.ctx.log.error(err.message, this.logContext());
-      this.close(err.reason, err.clientError);
+      this.fault(err, reason);
     }
+  }
+
+  private fault(err: unknown, reason: FaultReason): void {
+    if (!(err instanceof ProtocolError)) return this.ctx.connectionFault(this, reason, err);
+    this.ctx.log.error(err.message, this.logContext());
+    this.close(err.reason, err.clientError);
   }
 
   closeOnFault(): void {
