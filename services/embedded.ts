@@ -7,7 +7,8 @@ import type { RouterLink } from "./router/link.js";
 import { createLocalLink } from "./router/link-local.js";
 import { createSerialisedLink } from "./router/link-serialised.js";
 import { Router } from "./router/router.js";
-import { openStore } from "./router/store/index.js";
+import { SessionService } from "./router/sessions/service.js";
+import { openStore, type MqttStore } from "./router/store/index.js";
 
 export interface EmbeddedBroker {
   readonly edge: EdgeServer;
@@ -35,7 +36,9 @@ export interface EmbeddedBroker {
 export type Topology = "embedded" | "serialised";
 
 export async function startEmbedded(options: Options, log: Logger,
-                                    topology = (process.env.MESHBROKER_TEST_TOPOLOGY ?? "embedded") as Topology): Promise<EmbeddedBroker> {
+                                    topology = (process.env.MESHBROKER_TEST_TOPOLOGY ?? "embedded") as Topology,
+                                    /** An MQTT store the caller opened (and closes), instead of the config's. */
+                                    givenStore?: MqttStore): Promise<EmbeddedBroker> {
   const warn = (m: string) => log.warn(m);
   const router = new Router(warn);
   let link: RouterLink & { close?(): void };
@@ -43,13 +46,22 @@ export async function startEmbedded(options: Options, log: Logger,
   else if (topology === "embedded") link = createLocalLink(router).link;
   else throw new Error(`unknown topology "${String(topology)}" (MESHBROKER_TEST_TOPOLOGY: embedded or serialised)`);
   // The embedded store: LevelDB in the MQTT store_dir, else memory (with a warning).
-  const mqttStore = options.mqtt ? await openStore({ dir: options.mqtt.storeDir, log }) : undefined;
-  if (mqttStore && options.mqtt?.storeDir) log.notice(`MQTT state stored in ${options.mqtt.storeDir}`);
-  const edge = new EdgeServer({ options, link, log, mqttStore });
+  const mqttStore = givenStore ?? (options.mqtt ? await openStore({ dir: options.mqtt.storeDir, log }) : undefined);
+  const closeStore = () => givenStore ? Promise.resolve() : mqttStore?.close();
+  if (mqttStore && !givenStore && options.mqtt?.storeDir) log.notice(`MQTT state stored in ${options.mqtt.storeDir}`);
+  // The router side's MQTT session service: it restores the persistent sessions of an earlier run once.
+  let sessions: SessionService | undefined;
+  if (options.mqtt && mqttStore) {
+    sessions = new SessionService(router, mqttStore, { ackWaitMs: options.mqtt.ackWaitMs, maxAckPending: options.mqtt.maxAckPending }, log);
+    router.sessions = sessions;
+  }
+  const edge = new EdgeServer({ options, link, log });
   try {
+    await sessions?.start();
     await edge.listen();
   } catch (err) {
-    await mqttStore?.close();
+    await sessions?.close();
+    await closeStore();
     throw err;
   }
   let monitor: MonitorServer | undefined;
@@ -85,8 +97,9 @@ export async function startEmbedded(options: Options, log: Logger,
         await edge.shutdown();
         await monitor?.close();
         link.close?.();
+        await sessions?.close();
         router.close();
-        await mqttStore?.close();
+        await closeStore();
       })();
       return stopped;
     },

@@ -18,7 +18,6 @@ import { WebsocketListener } from "./websocket/listener.js";
 import { MqttServer } from "./mqtt/server.js";
 import { NATS_COMPAT_VERSION, type HttpInfo, type MonitorContext, type MqttEdgeContext, type SystemContext, type WebsocketContext } from "./context.js";
 import { SystemAccount } from "./system.js";
-import type { MqttStore } from "../router/store/store.js";
 
 /** The nats-server version whose client-visible behaviour meshbroker matches. Clients read
  *  INFO.version to decide which features (headers, no-responders) they may use. */
@@ -30,8 +29,6 @@ export interface EdgeDeps {
   options: Options;
   link: RouterLink;
   log: Logger;
-  /** Where MQTT sessions, QoS 1/2 queues and retained messages live (the router's store). */
-  mqttStore?: MqttStore;
 }
 
 export class EdgeServer implements ClientContext, MonitorContext, SystemContext, WebsocketContext, MqttEdgeContext {
@@ -70,14 +67,12 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
   system: SystemAccount | undefined;
   /** The monitoring listener's part of /varz, once it listens. */
   httpInfo: (() => HttpInfo) | undefined;
-  private readonly mqttStore: MqttStore | undefined;
 
   constructor(deps: EdgeDeps) {
     this.options = deps.options;
     this.link = deps.link;
     this.log = deps.log;
     this.auth = new AuthPipeline(deps.options);
-    this.mqttStore = deps.mqttStore;
   }
 
   get serverName(): string {
@@ -108,8 +103,7 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
     this.log.notice(`listening for NATS clients on ${hostPort(this.options.host, this.port)}`);
     try {
       if (this.options.mqtt) {
-        if (!this.mqttStore) throw new Error("mqtt needs a store");
-        this.mqtt = new MqttServer(this, this.options.mqtt, this.mqttStore);
+        this.mqtt = new MqttServer(this, this.options.mqtt);
         await this.mqtt.listen();
       }
       if (this.options.websocket) {

@@ -4,7 +4,7 @@
 // a wire: connections are named by (edge id, connection id), subscriptions by (edge id,
 // connection id, sid), accounts arrive as an AccountSet; replies (stats) are asynchronous.
 import { createHash } from "node:crypto";
-import type { AccountConfig } from "../common/config/options.js";
+import type { AccountConfig, SubjectPermission } from "../common/config/options.js";
 
 /**
  * The edge connection a subscription or a publish belongs to, as far as routing needs to know
@@ -89,7 +89,95 @@ export function accountSet(accounts: AccountConfig[]): AccountSet {
   return { version, accounts: data };
 }
 
+// ---- MQTT: the session service behind the seam ----
+
+export type QoS = 0 | 1 | 2;
+
+/** An MQTT message as sessions, queues and retained messages keep it. */
+export interface StoredMessage {
+  topic: string;
+  payload: Buffer;
+  qos: QoS;
+  retain: boolean;
+}
+
+export interface MqttSubscription {
+  filter: string;
+  qos: QoS;
+}
+
+/**
+ * The edge's end of one MQTT connection holding a session, as the session service calls it.
+ * The service assigns the packet ids of outbound QoS 1/2 messages: they belong to the session,
+ * which outlives the connection and may move to another edge, and a message resent after a
+ * reconnect (or a restart) must keep its id with DUP set [MQTT-4.4.0-1]. The edge only writes
+ * the packets and reports the acks by id.
+ */
+export interface SessionClient {
+  sendPublish(topic: string, payload: Buffer, qos: QoS, retain: boolean, dup: boolean, packetId?: number): void;
+  sendPubrel(packetId: number): void;
+  /** Another connection (on any edge) took the session over: close without the will. */
+  takenOver(): void;
+}
+
+export interface SessionAttach {
+  /** The connection that now holds the client id. */
+  conn: Connection;
+  clientId: string;
+  account: string;
+  /** MQTT clean session: discard stored state first, keep nothing after detach. */
+  clean: boolean;
+  /** The user's subscribe permissions, as data (undefined: no restriction). The service drops
+   *  subscriptions and deliveries the user may not read. */
+  subscribe: SubjectPermission | undefined;
+  /** Published by the service if the connection is lost without DISCONNECT (the edge checked
+   *  the user may publish it). */
+  will: { subject: string; message: StoredMessage } | undefined;
+}
+
+export interface SessionAttached {
+  /** CONNACK session present. */
+  present: boolean;
+  /** The session's subscriptions after the user's permissions applied. */
+  subscriptions: MqttSubscription[];
+}
+
+/**
+ * The MQTT session service (services/router/sessions/): every durable MQTT state (sessions,
+ * takeover, subscriptions of persistent sessions, QoS 1/2 queues, QoS 2 state, retained
+ * messages, wills) on the router side. Calls name the holding connection; a call from a
+ * connection that no longer holds its session (taken over) is ignored. Promises settle once the
+ * store holds what the call wrote, and reject when it failed: then the edge sends no ack.
+ */
+export interface SessionLink {
+  /** CONNECT: take the client id over (the previous holder's edge gets takenOver). */
+  attach(req: SessionAttach, client: SessionClient): Promise<SessionAttached>;
+  /** CONNACK is out: (re)send in-flight messages with DUP, PUBRELs, then the queue. */
+  resume(conn: Connection): void;
+  /** The connection ended; `publishWill` unless it sent DISCONNECT or was taken over. */
+  detach(conn: Connection, publishWill: boolean): void;
+  /** SUBSCRIBE (checked by the edge); retained messages follow to the client. */
+  subscribe(conn: Connection, subs: MqttSubscription[]): void;
+  unsubscribe(conn: Connection, filters: string[]): void;
+  /**
+   * A PUBLISH of any QoS into `subject`. Resolves once routed and stored (retained, queued for
+   * persistent sessions): the PUBACK waits on it. For QoS 0 without retain it resolves at once.
+   */
+  publish(conn: Connection, subject: string, msg: StoredMessage): Promise<void>;
+  /** Inbound QoS 2 PUBLISH: stored until PUBREL, routed once (a resend of the id is not). */
+  incoming(conn: Connection, packetId: number, subject: string, msg: StoredMessage): Promise<void>;
+  /** PUBREL of an inbound QoS 2 message; resolves when its state is gone (then PUBCOMP). */
+  release(conn: Connection, packetId: number): Promise<void>;
+  puback(conn: Connection, packetId: number): void;
+  pubrec(conn: Connection, packetId: number): void;
+  pubcomp(conn: Connection, packetId: number): void;
+  /** A reload changed the user's permissions: returns the subscriptions left. */
+  permissions(conn: Connection, subscribe: SubjectPermission | undefined): Promise<MqttSubscription[]>;
+}
+
 export interface RouterLink {
+  /** MQTT sessions (absent where no MQTT is served). */
+  readonly sessions: SessionLink | undefined;
   subscribe(account: string, sub: Subscriber): void;
   unsubscribe(account: string, sub: Subscriber): void;
   publish(

@@ -6,7 +6,7 @@ import { subjectMatches } from "../common/subject.js";
 import { Account, wireAccounts, type Warn } from "./accounts.js";
 import {
   sameConnection, type AccountSet, type Connection, type MessageData, type PublishOptions, type RouterLink,
-  type RouterStats, type Subscriber,
+  type RouterStats, type SessionLink, type Subscriber,
 } from "./link.js";
 
 /** "NATS/1.0 503\r\n\r\n": the status header nats-server sends for a request without responders. */
@@ -19,6 +19,8 @@ const RESPONSE_TTL_MS = 2 * 60_000;
 const RESPONSE_PREFIX = "_R_.";
 
 export class Router implements RouterLink {
+  /** The MQTT session service, when MQTT is served (services/router/sessions/). */
+  sessions: SessionLink | undefined = undefined;
   private readonly accounts = new Map<string, Account>();
   private readonly replyPrefix = `${RESPONSE_PREFIX}${randomBytes(4).toString("hex")}.`;
   private replySeq = 0;

@@ -14,9 +14,7 @@ import { startRedis } from "../helpers/redis.js";
 import { Redis } from "ioredis";
 import { loadConfigText } from "../../services/common/config/index.js";
 import { silentLogger } from "../../services/common/log.js";
-import { EdgeServer } from "../../services/edge/server.js";
-import { createLocalLink } from "../../services/router/link-local.js";
-import { Router } from "../../services/router/router.js";
+import { startEmbedded } from "../../services/embedded.js";
 import { openRedisStore } from "../../services/router/store/redis.js";
 import {
   closeOf, collect, connack, connectMqtt, mqttTargets, noMessage, RawMqtt, startMqttBroker, tempDir,
@@ -311,20 +309,18 @@ async function writeConfig(dir: string, text: string): Promise<string> {
   return file;
 }
 
-describe("the publisher's ack waits for the store", () => {
+describe.each(mqttTopologies)("the publisher's ack waits for the store (%s)", (topology) => {
   /** An edge on a real redis-server's store, with a persistent QoS 1 subscriber of acks/q away,
    *  and a second Redis connection to make the store stall or refuse writes. */
   async function redisBroker(): Promise<{ port: number; url: string; control: Redis }> {
     const redis = await startRedis();
     c.push(() => redis.stop());
     const store = await openRedisStore(redis.url);
-    const { link } = createLocalLink(new Router());
     const { options } = loadConfigText("host: 127.0.0.1\nport: -1\nserver_name: acks\nmqtt { host: 127.0.0.1, port: -1 }\n", "acks.conf", {});
-    const edge = new EdgeServer({ options, link, log: silentLogger(), mqttStore: store });
     c.push(() => store.close());
-    c.push(() => edge.shutdown());
-    await edge.listen();
-    const port = edge.mqtt!.port, url = `mqtt://127.0.0.1:${port}`;
+    const broker = await startEmbedded(options, silentLogger(), topology, store);
+    c.push(() => broker.stop());
+    const port = broker.mqttPort!, url = `mqtt://127.0.0.1:${port}`;
     const away = await connectMqtt(c, url, { clientId: "acks-sub", clean: false });
     await away.subscribeAsync("acks/q", { qos: 1 });
     await away.endAsync();

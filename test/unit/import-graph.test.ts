@@ -64,6 +64,18 @@ describe("import graph of services/", () => {
     expect(cycles(new Map([["a.ts", ["b.ts"]], ["b.ts", ["a.ts"]], ["c.ts", ["a.ts"]]]))).toEqual([["a.ts", "b.ts"]]);
   });
 
-  // Needs the MQTT session service on the router side (issue #10, part 2).
-  it.todo("no module under edge/ imports router/store");
+  // MQTT durable state is the router side's session service: the edge reaches it only through
+  // the link contract (SessionLink), never the store.
+  it("no module under edge/ imports router/store", () => {
+    const reaching = [...graph].filter(([file]) => file.startsWith(`edge${path.sep}`))
+      .flatMap(([file, deps]) => deps.filter((d) => d.startsWith(path.join("router", "store"))).map((d) => `${file} → ${d}`));
+    expect(reaching).toEqual([]);
+  });
+
+  it("no module under edge/ imports the router side beyond the link contract", () => {
+    const allowed = new Set([path.join("router", "link.ts")]);
+    const reaching = [...graph].filter(([file]) => file.startsWith(`edge${path.sep}`))
+      .flatMap(([file, deps]) => deps.filter((d) => d.startsWith(`router${path.sep}`) && !allowed.has(d)).map((d) => `${file} → ${d}`));
+    expect(reaching).toEqual([]);
+  });
 });

@@ -8,7 +8,7 @@ import {
   isValidTopicName,
   subjectToTopic,
   topicToSubject,
-} from "../../services/edge/mqtt/topic.js";
+} from "../../services/common/mqtt-topic.js";
 import { isValidSubject, subjectMatches } from "../../services/common/subject.js";
 
 describe("topicToSubject: topic names", () => {

@@ -1,39 +1,36 @@
 // One MQTT 3.1.1 connection on the edge: packets decoded and encoded by mqtt-packet, CONNECT
-// through the one auth pipeline, topics mapped onto the shared subject space, and the session
-// (subscriptions, QoS 1/2 state) kept by the SessionRegistry.
+// through the one auth pipeline, topics mapped onto the shared subject space, keep-alive. The
+// session (subscriptions, QoS 1/2 state, packet ids of outbound messages, retained messages,
+// the will) is the router side's session service, reached through the link's SessionLink.
 import { randomBytes } from "node:crypto";
 import mqtt, { type IConnectPacket, type IPublishPacket, type ISubscribePacket, type IUnsubscribePacket, type Packet } from "mqtt-packet";
 import type { MqttConfig } from "../../common/config/options.js";
 import type { CloseReason } from "../../common/errors.js";
-import type { MessageData } from "../../router/link.js";
-import type { QoS, StoredMessage } from "../../router/store/store.js";
+import type { Connection, MqttSubscription, QoS, SessionClient, SessionLink, StoredMessage } from "../../router/link.js";
 import type { AuthContext, AuthResult, ConnectionType, Credentials, TlsPeer } from "../auth/index.js";
-import { PermissionChecker } from "../auth/permissions.js";
+import { mqttMaySubscribe, PermissionChecker } from "../../common/permissions.js";
 import type { ClientTransport } from "../nats/client.js";
 import { Outbound } from "../outbound.js";
 import type { MqttEdgeContext } from "../context.js";
 import type { ConnectionView, SubscriptionView } from "../connection-view.js";
-import type { MqttSession, SessionClient, SessionRegistry } from "./session.js";
-import { filterNeedsParent, topicToSubject } from "./topic.js";
+import { filterNeedsParent, topicToSubject } from "../../common/mqtt-topic.js";
 import { connectionFault, isolate, type IsolatedConnection } from "../boundary.js";
 import { MQTT_MAX_CONNECT_PACKET, MQTT_PACKET_MARGIN, PACKET_MALFORMED, PACKET_OK, PacketSizeGuard } from "./packet-size.js";
 
 /** CONNACK return codes of MQTT 3.1.1, as nats-server uses them. */
 const ACCEPTED = 0, BAD_PROTOCOL = 1, BAD_CLIENT_ID = 2, BAD_USER = 4, NOT_AUTHORIZED = 5;
-/** The header NATS subscribers see on messages MQTT clients published. */
-const NMQTT_HEADERS = [0, 1, 2].map((q) => Buffer.from(`NATS/1.0\r\nNmqtt-Pub:${q}\r\n\r\n`, "latin1"));
 const SUBACK_FAILURE = 0x80;
 
 export interface MqttListenerContext {
   edge: MqttEdgeContext;
   cfg: MqttConfig;
-  sessions: SessionRegistry;
-  /** Retained messages of an account, through the store. */
-  retained: { set(account: string, msg: StoredMessage): Promise<void>; match(account: string, filter: string): Promise<StoredMessage[]> };
+  sessions: SessionLink;
   closed(conn: MqttConnection): void;
 }
 
-export class MqttConnection implements SessionClient, ConnectionView, IsolatedConnection {
+export class MqttConnection implements SessionClient, Connection, ConnectionView, IsolatedConnection {
+  readonly echo = true; // MQTT 3.1.1 delivers a client's own publishes to its subscriptions
+  readonly edgeId: string;
   readonly startTime = new Date();
   lastActivityMs = Date.now();
   clientId = "";
@@ -53,17 +50,25 @@ export class MqttConnection implements SessionClient, ConnectionView, IsolatedCo
   private readonly parser = mqtt.parser({ protocolVersion: 4 });
   /** Packet sizes, checked on the fixed header before mqtt-packet buffers a byte of them. */
   private readonly sizes = new PacketSizeGuard(MQTT_MAX_CONNECT_PACKET);
-  /** What routeMessage hands the router, reused for every message. */
-  private readonly routed: MessageData = { buf: Buffer.alloc(0), start: 0, end: 0, hdrLen: 0 };
   /** The last ack still waiting for the store (see ackWhenStored). */
   private acks: Promise<void> | undefined;
   readonly outbound: Outbound;
   private connected = false;
   /** Packets that arrived while CONNECT was being authenticated. */
   private held: Packet[] | undefined;
-  private session: MqttSession | undefined;
+  /** Attach sent: the session service knows this connection (close() detaches it). */
+  private attaching = false;
+  /** Attached: holds its session until close() or a takeover. */
+  private attached = false;
+  /** The session's account (set at attach). */
+  private sessionAccount = "";
+  /** The session's subscriptions as the service reported them and SUBSCRIBE/UNSUBSCRIBE changed
+   *  them (for max_subscriptions and /connz). */
+  private filters = new Map<string, QoS>();
   private perms: PermissionChecker | undefined;
   private will: StoredMessage | undefined;
+  /** DISCONNECT came: the service drops the will instead of publishing it. */
+  private disconnected = false;
   private keepAliveTimer: NodeJS.Timeout | undefined;
   /** Kept to authenticate again when a reload changes the authorization config. */
   private credentials: Credentials = {};
@@ -84,6 +89,7 @@ export class MqttConnection implements SessionClient, ConnectionView, IsolatedCo
     private readonly tlsPeer: TlsPeer | undefined,
   ) {
     const o = ctx.edge.options;
+    this.edgeId = ctx.edge.serverId;
     this.outbound = new Outbound(transport, { slowConsumer: (r) => this.close(r) }, o.maxPending, o.writeDeadlineMs);
     this.parser.on("packet", (p: Packet) => this.onPacket(p));
     this.parser.on("error", (err: Error) => this.protocolError(err.message));
@@ -141,20 +147,20 @@ export class MqttConnection implements SessionClient, ConnectionView, IsolatedCo
     }
     // Connected means attached to a session until close(); a packet without one (it cannot
     // happen: close() stops parsing) closes the connection, as [MQTT-3.1.0-1] a packet before CONNECT.
-    const session = this.session;
-    if (!session) return this.protocolError(`${p.cmd} without a session`);
+    if (!this.attached) return this.protocolError(`${p.cmd} without a session`);
+    const sessions = this.ctx.sessions;
     switch (p.cmd) {
       case "connect": return this.protocolError("second CONNECT"); // [MQTT-3.1.0-2]
-      case "publish": return this.onPublish(session, p);
-      case "puback": return session.puback(p.messageId!);
-      case "pubrec": return session.pubrec(p.messageId!);
-      case "pubrel": return this.onPubrel(session, p.messageId!);
-      case "pubcomp": return session.pubcomp(p.messageId!);
-      case "subscribe": return this.settle(this.onSubscribe(session, p));
-      case "unsubscribe": return this.onUnsubscribe(session, p);
+      case "publish": return this.onPublish(p);
+      case "puback": return sessions.puback(this, p.messageId!);
+      case "pubrec": return sessions.pubrec(this, p.messageId!);
+      case "pubrel": return this.onPubrel(p.messageId!);
+      case "pubcomp": return sessions.pubcomp(this, p.messageId!);
+      case "subscribe": return this.onSubscribe(p);
+      case "unsubscribe": return this.onUnsubscribe(p);
       case "pingreq": return this.send({ cmd: "pingresp" });
       case "disconnect":
-        this.will = undefined; // [MQTT-3.14.4-3] a clean DISCONNECT discards the will
+        this.disconnected = true; // [MQTT-3.14.4-3] a clean DISCONNECT discards the will
         return this.close("Client Closed");
       default: return this.protocolError(`unexpected ${p.cmd}`);
     }
@@ -208,10 +214,15 @@ export class MqttConnection implements SessionClient, ConnectionView, IsolatedCo
     this.takeUser(result);
     this.held ??= [];
     try {
-      const { session, present } = await this.ctx.sessions.attach(this.clientId, clean, user.account, this);
-      if (this.closed) return this.ctx.sessions.detach(session, this);
-      this.session = session;
-      this.applySessionPermissions();
+      this.sessionAccount = user.account;
+      this.attaching = true;
+      const { present, subscriptions } = await this.ctx.sessions.attach({
+        conn: this, clientId: this.clientId, account: user.account, clean,
+        subscribe: user.permissions?.subscribe, will: this.permittedWill(),
+      }, this);
+      if (this.closed) return; // close() detached it
+      this.attached = true;
+      this.takeSubscriptions(subscriptions);
       this.connected = true;
       this.sizes.limit = this.ctx.edge.options.maxPayload + MQTT_PACKET_MARGIN;
       this.transport.authenticated?.();
@@ -220,8 +231,7 @@ export class MqttConnection implements SessionClient, ConnectionView, IsolatedCo
       this.rttMs = Date.now() - this.startTime.getTime();
       this.ctx.edge.clientConnected(this);
       this.armKeepAlive(keepalive);
-      session.redeliver(true);
-      session.pump();
+      this.ctx.sessions.resume(this);
     } catch (err) {
       this.ctx.edge.log.error(`mqtt session: ${(err as Error).message}`, this.logContext());
       return this.close("Server Shutdown");
@@ -243,12 +253,18 @@ export class MqttConnection implements SessionClient, ConnectionView, IsolatedCo
     if (user.expiresAt !== undefined) this.armExpiry(user.expiresAt);
   }
 
-  /** The session (perhaps saved by another user of the account) keeps only what this user may read. */
-  private applySessionPermissions(): void {
-    const session = this.session!;
-    if (session.applyPermissions(this.perms, (subject, qos) => this.maySubscribe(subject, qos))) {
-      this.ctx.sessions.saveSubscriptions(session);
-    }
+  /** The session's subscriptions, as the service kept them for this user. */
+  private takeSubscriptions(subscriptions: MqttSubscription[]): void {
+    this.filters = new Map(subscriptions.map((s) => [s.filter, s.qos]));
+  }
+
+  /** The will, if the user may publish it (the session service publishes it without asking). */
+  private permittedWill(): { subject: string; message: StoredMessage } | undefined {
+    const will = this.will;
+    if (!will) return undefined;
+    const subject = topicToSubject(will.topic, false)!; // checked at CONNECT
+    if (this.perms && !this.perms.canPublish(subject)) return undefined;
+    return { subject, message: will };
   }
 
   /** A JWT or OIDC user is disconnected when its credential expires, as nats-server does (MQTT gets no error text). */
@@ -265,12 +281,13 @@ export class MqttConnection implements SessionClient, ConnectionView, IsolatedCo
     if (!this.connected || this.closed) return;
     const done = (r: AuthResult) => {
       if (this.closed) return;
-      if (!r.ok || r.user.account !== this.session?.account) {
+      if (!r.ok || r.user.account !== this.sessionAccount) {
         this.ctx.edge.authFailed(this, r.ok ? "account changed by reload" : r.reason);
         return this.close("Authentication Failure");
       }
       this.takeUser(r);
-      this.applySessionPermissions();
+      // The session (perhaps saved by another user of the account) keeps only what this user may read.
+      this.settle(this.ctx.sessions.permissions(this, r.user.permissions?.subscribe).then((subs) => this.takeSubscriptions(subs)));
     };
     const result = this.ctx.edge.auth.authenticate(this.credentials, this.authContext());
     if (result instanceof Promise) result.then(done, () => this.close("Authentication Failure"));
@@ -301,7 +318,7 @@ export class MqttConnection implements SessionClient, ConnectionView, IsolatedCo
 
   // ---- PUBLISH (client → broker) ----
 
-  private onPublish(session: MqttSession, p: IPublishPacket): void {
+  private onPublish(p: IPublishPacket): void {
     // Publishers mostly repeat a topic: map it once.
     if (p.topic !== this.lastTopic) {
       this.lastTopic = p.topic;
@@ -310,33 +327,34 @@ export class MqttConnection implements SessionClient, ConnectionView, IsolatedCo
     const subject = this.lastSubject;
     if (subject === undefined) return this.protocolError(`invalid topic name "${p.topic}"`); // wildcards close
     const payload = typeof p.payload === "string" ? Buffer.from(p.payload) : p.payload;
-    const msg: StoredMessage = { topic: p.topic, payload, qos: p.qos, retain: p.retain };
-    if (p.qos === 2) {
-      // Exactly once: route on the first PUBLISH of this packet id, not on its duplicates.
-      // The session is the one this PUBLISH arrived on: once stored, the message is routed
-      // even if the connection closed meanwhile, since its resend would be taken as a duplicate.
-      this.settle(this.ctx.sessions.store.putIncoming(session.key, p.messageId!, msg).then((fresh) => {
-        const writes = fresh ? this.routeAndStore(session, subject, msg) : undefined;
-        this.ackWhenStored({ cmd: "pubrec", messageId: p.messageId }, writes);
-      }, () => this.close("Server Shutdown")));
+    const ack: Packet | undefined = p.qos === 1 ? { cmd: "puback", messageId: p.messageId }
+      : p.qos === 2 ? { cmd: "pubrec", messageId: p.messageId } : undefined;
+    if (this.perms && !this.perms.canPublish(subject)) {
+      this.ctx.edge.log.debug(`Publish Violation - subject "${subject}"`, this.logContext());
+      // nats-server sends MQTT clients no error; the message is dropped (and acknowledged).
+      if (ack) this.ackWhenStored(ack, undefined);
       return;
     }
-    if (p.qos === 0) return this.routeMessage(session, subject, msg);
-    this.ackWhenStored({ cmd: "puback", messageId: p.messageId }, this.routeAndStore(session, subject, msg));
-  }
-
-  private routeAndStore(session: MqttSession, subject: string, msg: StoredMessage): Promise<unknown>[] | undefined {
-    return this.ctx.sessions.writesOf(() => this.routeMessage(session, subject, msg));
+    const msg: StoredMessage = { topic: p.topic, payload, qos: p.qos, retain: p.retain };
+    const stats = this.ctx.edge.stats;
+    stats.inMsgs++;
+    stats.inBytes += payload.length;
+    this.inMsgs++;
+    this.inBytes += payload.length;
+    const sessions = this.ctx.sessions;
+    // QoS 0: nothing to wait for (its promise never rejects).
+    if (!ack) return void sessions.publish(this, subject, msg);
+    this.ackWhenStored(ack, p.qos === 2 ? sessions.incoming(this, p.messageId!, subject, msg) : sessions.publish(this, subject, msg));
   }
 
   /**
-   * The publisher's PUBACK/PUBREC goes out once the store holds what its message wrote (queued
-   * for offline persistent sessions, retained): after the ack, a crash loses nothing. Acks keep
-   * the order of their PUBLISHes [MQTT-4.6.0-2]; with nothing to wait for they go at once.
+   * The publisher's PUBACK/PUBREC goes out once the session service reports the message
+   * routed and stored (queued for offline persistent sessions, retained): after the ack, a
+   * crash loses nothing. Acks keep the order of their PUBLISHes [MQTT-4.6.0-2].
    */
-  private ackWhenStored(ack: Packet, writes: Promise<unknown>[] | undefined): void {
-    if (!writes && !this.acks) return this.send(ack);
-    const chain: Promise<void> = Promise.all([this.acks, writes && Promise.all(writes)]).then(
+  private ackWhenStored(ack: Packet, stored: Promise<void> | undefined): void {
+    if (!stored && !this.acks) return this.send(ack);
+    const chain: Promise<void> = Promise.all([this.acks, stored]).then(
       () => this.send(ack),
       // Not stored, so no ack: the client sends the message again when it reconnects.
       () => this.close("Server Shutdown"),
@@ -346,39 +364,18 @@ export class MqttConnection implements SessionClient, ConnectionView, IsolatedCo
     this.acks = chain;
   }
 
-  private onPubrel(session: MqttSession, id: number): void {
-    this.settle(this.ctx.sessions.store.takeIncoming(session.key, id).then(
+  private onPubrel(id: number): void {
+    this.settle(this.ctx.sessions.release(this, id).then(
       () => this.send({ cmd: "pubcomp", messageId: id }),
       () => this.close("Server Shutdown"),
     ));
   }
 
-  /** Into the shared subject space, with the Nmqtt-Pub header NATS subscribers see. */
-  private routeMessage(session: MqttSession, subject: string, msg: StoredMessage): void {
-    if (this.perms && !this.perms.canPublish(subject)) {
-      this.ctx.edge.log.debug(`Publish Violation - subject "${subject}"`, this.logContext());
-      return; // nats-server sends MQTT clients no error; the message is dropped
-    }
-    if (msg.retain) void this.ctx.retained.set(session.account, msg);
-    const hdr = NMQTT_HEADERS[msg.qos];
-    const data = Buffer.concat([hdr, msg.payload]);
-    const routed = this.routed;
-    routed.buf = data;
-    routed.end = data.length;
-    routed.hdrLen = hdr.length;
-    const stats = this.ctx.edge.stats;
-    stats.inMsgs++;
-    stats.inBytes += msg.payload.length;
-    this.inMsgs++;
-    this.inBytes += msg.payload.length;
-    this.ctx.edge.link.publish(session.account, subject, undefined, routed, session);
-  }
-
   // ---- SUBSCRIBE / UNSUBSCRIBE ----
 
-  private async onSubscribe(session: MqttSession, p: ISubscribePacket): Promise<void> {
+  private onSubscribe(p: ISubscribePacket): void {
     const granted: number[] = [];
-    const added: Array<{ filter: string; qos: QoS }> = [];
+    const added: MqttSubscription[] = [];
     for (const { topic: filter, qos } of p.subscriptions) {
       const subject = topicToSubject(filter, true);
       const parent = filterNeedsParent(filter);
@@ -389,42 +386,28 @@ export class MqttConnection implements SessionClient, ConnectionView, IsolatedCo
       }
       // max_subscriptions counts filters; as in nats-server, at the limit even a repeated filter gets a
       // failure (the existing subscription stays), and the connection stays.
-      if (session.subscriptions.size >= this.maxSubscriptions) {
+      if (this.filters.size >= this.maxSubscriptions) {
         this.ctx.edge.log.error(`maximum subscriptions exceeded (${this.maxSubscriptions})`, this.logContext());
         granted.push(SUBACK_FAILURE);
         continue;
       }
-      session.addSubscription(filter, parent ? [subject, parent] : [subject], qos as QoS);
+      this.filters.set(filter, qos as QoS);
       granted.push(qos);
       added.push({ filter, qos: qos as QoS });
     }
-    this.ctx.sessions.saveSubscriptions(session);
+    // The service persists them; retained messages it sends follow the SUBACK [MQTT-3.3.1-6]
+    // (it reads them from the store first).
+    this.ctx.sessions.subscribe(this, added);
     this.send({ cmd: "suback", messageId: p.messageId, granted });
-    // Retained messages follow the SUBACK, with the retain flag [MQTT-3.3.1-6].
-    for (const { filter, qos } of added) {
-      for (const m of await this.ctx.retained.match(session.account, filter)) {
-        if (this.closed) return;
-        const q = Math.min(qos, m.qos) as QoS;
-        if (q === 0) this.sendPublish(m.topic, m.payload, 0, true, false);
-        else session.enqueue({ ...m, qos: q, retain: true });
-      }
-    }
   }
 
-  /**
-   * nats-server 2.9 delivers QoS 1 subscriptions through "$MQTT.sub.<id>": a user whose
-   * permissions do not allow that subject cannot have one.
-   */
   private maySubscribe(subject: string, qos: number): boolean {
-    if (subject.startsWith("$MQTT.sub.")) return false; // nats-server's internal delivery subjects
-    if (!this.perms) return true;
-    if (!this.perms.canSubscribe(subject)) return false;
-    return qos === 0 || this.perms.canSubscribe(`$MQTT.sub.${this.cid}`);
+    return mqttMaySubscribe(this.perms, subject, qos, this.cid);
   }
 
-  private onUnsubscribe(session: MqttSession, p: IUnsubscribePacket): void {
-    for (const filter of p.unsubscriptions) session.removeSubscription(filter);
-    this.ctx.sessions.saveSubscriptions(session);
+  private onUnsubscribe(p: IUnsubscribePacket): void {
+    for (const filter of p.unsubscriptions) this.filters.delete(filter);
+    this.ctx.sessions.unsubscribe(this, p.unsubscriptions);
     this.send({ cmd: "unsuback", messageId: p.messageId } as Packet);
   }
 
@@ -444,7 +427,7 @@ export class MqttConnection implements SessionClient, ConnectionView, IsolatedCo
   }
 
   takenOver(): void {
-    this.session = undefined; // the new connection owns it now
+    this.attaching = false; // the new connection owns the session now; the service forgot this one
     this.close("Client Closed"); // as nats-server: the old connection is closed without its will
   }
 
@@ -462,9 +445,10 @@ export class MqttConnection implements SessionClient, ConnectionView, IsolatedCo
     this.outbound.dispose();
     this.transport.close(reason);
     if (this.connected) this.ctx.edge.system?.disconnected(this); // while the session names the account
-    if (this.will && this.session) this.publishWill(this.session, this.will);
-    if (this.session) this.ctx.sessions.detach(this.session, this);
-    this.session = undefined;
+    // The service publishes the will unless DISCONNECT came.
+    if (this.attaching) this.ctx.sessions.detach(this, !this.disconnected);
+    this.attaching = false;
+    this.attached = false;
     this.ctx.closed(this);
     this.ctx.edge.remember(this);
   }
@@ -472,27 +456,25 @@ export class MqttConnection implements SessionClient, ConnectionView, IsolatedCo
   // ---- ConnectionView (monitoring) ----
 
   get pendingBytes(): number { return this.outbound.pendingBytes; }
-  get account(): string { return this.session?.account ?? ""; }
+  get account(): string { return this.attached ? this.sessionAccount : ""; }
   get mqttClientId(): string { return this.clientId; }
   get subscriptionCount(): number { return this.subscriptionList().length; }
 
   /** Each MQTT filter, in its NATS form, with the filter itself as the sid (as nats-server). */
   subscriptionList(): SubscriptionView[] {
     const list: SubscriptionView[] = [];
-    for (const [filter, entry] of this.session?.subscriptions ?? []) {
-      for (const sub of entry.subs) list.push({ subject: sub.subject, queue: undefined, sid: filter, delivered: 0, max: 0 });
+    if (!this.attached) return list;
+    for (const filter of this.filters.keys()) {
+      const subject = topicToSubject(filter, true);
+      if (subject === undefined) continue;
+      const parent = filterNeedsParent(filter);
+      for (const s of parent ? [subject, parent] : [subject]) list.push({ subject: s, queue: undefined, sid: filter, delivered: 0, max: 0 });
     }
     return list;
   }
 
   logContext(): { remote: string; cid: number } {
     return { remote: `${this.remoteAddress}:${this.remotePort}`, cid: this.cid };
-  }
-
-  /** Will messages go out on an abnormal close (not after DISCONNECT), retained if asked. */
-  private publishWill(session: MqttSession, will: StoredMessage): void {
-    const subject = topicToSubject(will.topic, false);
-    if (subject !== undefined) this.routeMessage(session, subject, will);
   }
 
   /** [MQTT-3.1.2-24] closes after one and a half keep-alive periods without a packet. */

@@ -1,34 +1,28 @@
-// The MQTT side of the edge: the TCP/TLS listener of the `mqtt {}` block, MQTT connections
-// arriving over WebSocket (/mqtt), their sessions, and retained messages.
+// The MQTT side of the edge: the TCP/TLS listener of the `mqtt {}` block and MQTT connections
+// arriving over WebSocket (/mqtt). Their sessions and retained messages are the router side's
+// (the link's SessionLink).
 import net from "node:net";
 import tls from "node:tls";
 import { hostPort, listenOn } from "../../common/address.js";
 import type { MqttConfig } from "../../common/config/options.js";
-import type { MqttStore, StoredMessage } from "../../router/store/store.js";
-import { GLOBAL_ACCOUNT, type TlsPeer } from "../auth/index.js";
+import type { SessionLink } from "../../router/link.js";
+import type { TlsPeer } from "../auth/index.js";
 import type { ClientTransport } from "../nats/client.js";
 import type { MqttEdgeContext } from "../context.js";
 import { SocketTransport } from "../socket-transport.js";
 import { peerOf, serverOptions } from "../tls.js";
 import { MqttConnection, type MqttListenerContext } from "./connection.js";
-import { SessionRegistry } from "./session.js";
-import { filterNeedsParent, topicToSubject } from "./topic.js";
 
 export class MqttServer implements MqttListenerContext {
   readonly connections = new Map<number, MqttConnection>();
-  readonly sessions: SessionRegistry;
-  readonly retained: MqttListenerContext["retained"];
+  readonly sessions: SessionLink;
   private listener: net.Server | undefined;
   private boundPort: number | undefined;
   private stopped: Promise<void> | undefined;
 
-  constructor(readonly edge: MqttEdgeContext, readonly cfg: MqttConfig, store: MqttStore) {
-    this.sessions = new SessionRegistry(edge.link, edge, store,
-      { ackWaitMs: cfg.ackWaitMs, maxAckPending: cfg.maxAckPending }, edge.log);
-    this.retained = {
-      set: (account: string, msg: StoredMessage) => this.sessions.journal((s) => s.setRetained(account, msg)),
-      match: (account: string, filter: string) => store.matchRetained(account, filter),
-    };
+  constructor(readonly edge: MqttEdgeContext, readonly cfg: MqttConfig) {
+    if (!edge.link.sessions) throw new Error("mqtt needs the router's session service");
+    this.sessions = edge.link.sessions;
   }
 
   get port(): number {
@@ -36,13 +30,6 @@ export class MqttServer implements MqttListenerContext {
   }
 
   async listen(): Promise<void> {
-    // Persistent sessions of the previous run subscribe again, so messages for them queue.
-    await this.sessions.restoreAll((session, filter, qos) => {
-      const subject = topicToSubject(filter, true);
-      if (subject === undefined) return;
-      const parent = filterNeedsParent(filter);
-      session.addSubscription(filter, parent ? [subject, parent] : [subject], qos);
-    }, GLOBAL_ACCOUNT);
     const cfg = this.cfg;
     const server = cfg.tls
       ? tls.createServer(serverOptions(cfg.tls),
@@ -93,7 +80,6 @@ export class MqttServer implements MqttListenerContext {
   async close(): Promise<void> {
     const closing = this.stopAccepting();
     for (const c of [...this.connections.values()]) c.close("Server Shutdown");
-    await this.sessions.close();
     await closing;
   }
 

@@ -8,7 +8,7 @@ import type {
 } from "../auth/index.js";
 import { Outbound, type Transport } from "../outbound.js";
 import { NatsParser, type ParserSink } from "./parser.js";
-import { PermissionChecker } from "../auth/permissions.js";
+import { PermissionChecker } from "../../common/permissions.js";
 import type { ConnectionView, SubscriptionView } from "../connection-view.js";
 import type { Options } from "../../common/config/options.js";
 import type { Logger } from "../../common/log.js";

@@ -14,8 +14,11 @@
 //   after a restart the level store may skip ahead. `deleteSession` starts them over at 1.
 
 import { GLOBAL_ACCOUNT } from "../../common/config/options.js";
+import type { MqttSubscription, QoS, StoredMessage } from "../link.js";
 
-export type QoS = 0 | 1 | 2;
+// The message and subscription shapes are the link contract's (the edge sees them too).
+export type { QoS, StoredMessage };
+export type Subscription = MqttSubscription;
 
 /**
  * What names an MQTT session: its account and its client id, as one opaque string (a branded
@@ -38,18 +41,6 @@ export function sessionKey(account: string, clientId: string): SessionKey {
 /** The key of a stored session record (records written before accounts were stored have none: global). */
 export function keyOf(s: { account?: string; clientId: string }): SessionKey {
   return sessionKey(s.account ?? GLOBAL_ACCOUNT, s.clientId);
-}
-
-export interface StoredMessage {
-  topic: string;
-  payload: Buffer;
-  qos: QoS;
-  retain: boolean;
-}
-
-export interface Subscription {
-  filter: string;
-  qos: QoS;
 }
 
 export interface SessionRecord {

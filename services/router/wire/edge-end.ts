@@ -11,6 +11,7 @@ type Warn = (message: string) => void;
 
 /** The edge's side: RouterLink calls become EdgeOps; Deliver ops reach the subscription handles by ids. */
 export class EdgeEnd implements RouterLink {
+  readonly sessions = undefined;
   sendTo: ((bytes: Buffer) => void) | undefined;
   private readonly out = new Batcher<EdgeOp>((ops) => edgeFrames.encode({ ops }), () => this.sendTo);
   /** Subscription handles by connection id, then sid. */

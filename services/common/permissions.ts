@@ -2,8 +2,8 @@
 // an allow list (absent = everything) minus a deny list, plus the reply subjects of requests
 // the user received when it may answer them (allow_responses). Results for literal subjects
 // are cached per user, since publishers repeat subjects.
-import type { Permissions } from "../../common/config/options.js";
-import { subjectMatches } from "../../common/subject.js";
+import type { Permissions } from "./config/options.js";
+import { subjectMatches } from "./subject.js";
 
 const CACHE_MAX = 512;
 /** nats-server's defaults for `allow_responses: true`. */
@@ -94,4 +94,17 @@ export class PermissionChecker {
     const now = Date.now();
     for (const [k, g] of this.replies) if (g.expires < now) this.replies.delete(k);
   }
+}
+
+/**
+ * May a user with `perms` hold an MQTT subscription to `subject` at `qos`? nats-server 2.9
+ * delivers QoS 1/2 subscriptions through "$MQTT.sub.<cid>", so a user whose permissions do not
+ * allow that subject cannot have one, and nobody may subscribe to those subjects directly. The
+ * one rule for a SUBSCRIBE (edge) and for a session re-checked against a new user (router side).
+ */
+export function mqttMaySubscribe(perms: PermissionChecker | undefined, subject: string, qos: number, cid: number): boolean {
+  if (subject.startsWith("$MQTT.sub.")) return false;
+  if (!perms) return true;
+  if (!perms.canSubscribe(subject)) return false;
+  return qos === 0 || perms.canSubscribe(`$MQTT.sub.${cid}`);
 }

@@ -1,20 +1,20 @@
-// MQTT sessions: the subscriptions and QoS 1/2 deliveries of a client id in an account (the
-// SessionKey: the same client id in two accounts is two sessions), which outlive the
-// connection when the client asked for a persistent session (clean = false). Subscriptions sit
-// in the one sublist as ordinary subscribers; deliveries for an absent client are queued.
-// Persistent sessions write through to the MqttStore, so a restart loses nothing.
-import type { Logger } from "../../common/log.js";
-import type { PermissionChecker } from "../auth/permissions.js";
-import type { Connection, MessageData, RouterLink, Subscriber } from "../../router/link.js";
-import { sessionKey, type MqttStore, type QoS, type SessionKey, type StoredMessage } from "../../router/store/store.js";
-import { subjectToTopic, topicToSubject } from "./topic.js";
+// One MQTT session on the router side: the subscriptions and QoS 1/2 deliveries of a client id
+// in an account (the SessionKey: the same client id in two accounts is two sessions), which
+// outlive the connection when the client asked for a persistent session (clean = false).
+// Subscriptions sit in the router's sublist as ordinary subscribers; deliveries for an absent
+// client are queued. Persistent sessions write through to the MqttStore, so a restart loses
+// nothing. The SessionService (service.ts) owns the sessions and who holds each.
+import type { PermissionChecker } from "../../common/permissions.js";
+import { subjectToTopic, topicToSubject } from "../../common/mqtt-topic.js";
+import type { Connection, MessageData, MqttSubscription, QoS, SessionClient, StoredMessage, Subscriber } from "../link.js";
+import { sessionKey, type MqttStore, type SessionKey } from "../store/store.js";
 
-/** What a session needs from the connection currently attached to it. */
-export interface SessionClient {
-  sendPublish(topic: string, payload: Buffer, qos: QoS, retain: boolean, dup: boolean, packetId?: number): void;
-  sendPubrel(packetId: number): void;
-  /** Closes the connection because another one took the session over. */
-  takenOver(): void;
+/** What a session needs of its service: routing, the store journal, the limits. */
+export interface SessionHost {
+  readonly id: string;
+  readonly limits: SessionLimits;
+  readonly router: { subscribe(account: string, sub: Subscriber): void; unsubscribe(account: string, sub: Subscriber): void };
+  journal<T>(op: (store: MqttStore) => Promise<T>): Promise<T>;
 }
 
 export interface SessionLimits {
@@ -31,6 +31,8 @@ interface Delivery {
 }
 
 const NMQTT_PUB = "Nmqtt-Pub:";
+/** The header NATS subscribers see on messages MQTT clients published, by QoS. */
+export const NMQTT_HEADERS = ([0, 1, 2] as const).map((q) => Buffer.from(`NATS/1.0\r\n${NMQTT_PUB}${q}\r\n\r\n`, "latin1"));
 const NMQTT_PUB_BYTES = Buffer.from(NMQTT_PUB, "latin1");
 /** Length of "NATS/1.0\r\nNmqtt-Pub:q\r\n\r\n", and where q sits in it. */
 const NMQTT_HDR_LEN = 25;
@@ -38,9 +40,11 @@ const QOS_AT = 20;
 
 export class MqttSession implements Connection {
   readonly echo = true; // MQTT 3.1.1 delivers a client's own publishes to its subscriptions
+  /** The service's id: a session is a connection of the router side, not of an edge. */
   readonly edgeId: string;
   /** MQTT filter → granted QoS and its sublist entries ("a/#" needs two: a.> and a). */
   readonly subscriptions = new Map<string, { qos: QoS; subs: MqttSubscriber[] }>();
+  /** The connection holding the session, if any. */
   client: SessionClient | undefined;
   /** The permissions of the user the session belongs to (its latest connection's). */
   permissions: PermissionChecker | undefined;
@@ -56,7 +60,7 @@ export class MqttSession implements Connection {
   private lastTopic = "";
   /** After a restart the store holds deliveries memory does not: load them once. */
   restored = false;
-  /** Account + client id: the session's name in the registry and in every store key. */
+  /** Account + client id: the session's name in the service and in every store key. */
   readonly key: SessionKey;
 
   constructor(
@@ -64,10 +68,10 @@ export class MqttSession implements Connection {
     readonly clientId: string,
     readonly persistent: boolean,
     readonly account: string,
-    private readonly registry: SessionRegistry,
+    private readonly host: SessionHost,
   ) {
     this.key = sessionKey(account, clientId);
-    this.edgeId = registry.ids.serverId;
+    this.edgeId = host.id;
   }
 
   // ---- subscriptions ----
@@ -77,14 +81,14 @@ export class MqttSession implements Connection {
     // [MQTT-4.7.2-1] a filter starting with a wildcard does not match topics starting with "$".
     const wildFirst = filter.startsWith("+") || filter.startsWith("#");
     const subs = subjects.map((s) => new MqttSubscriber(s, String(this.nextSid++), this, qos, wildFirst));
-    for (const s of subs) this.registry.link.subscribe(this.account, s);
+    for (const s of subs) this.host.router.subscribe(this.account, s);
     this.subscriptions.set(filter, { qos, subs });
   }
 
   removeSubscription(filter: string): boolean {
     const entry = this.subscriptions.get(filter);
     if (!entry) return false;
-    for (const s of entry.subs) this.registry.link.unsubscribe(this.account, s);
+    for (const s of entry.subs) this.host.router.unsubscribe(this.account, s);
     this.subscriptions.delete(filter);
     return true;
   }
@@ -115,7 +119,7 @@ export class MqttSession implements Connection {
   /** A QoS 1/2 message for this client (a routed one, or a retained one on subscribe). */
   enqueue(msg: StoredMessage): void {
     const d: Delivery = { msg, sentAt: 0 };
-    if (this.persistent) d.seq = this.registry.journal((s) => s.enqueue(this.key, msg));
+    if (this.persistent) d.seq = this.host.journal((s) => s.enqueue(this.key, msg));
     this.queue.push(d);
     this.pump();
   }
@@ -124,14 +128,14 @@ export class MqttSession implements Connection {
   pump(): void {
     const client = this.client;
     if (!client) return;
-    const limits = this.registry.limits;
+    const limits = this.host.limits;
     while (this.queue.length > 0 && this.inflight.size < limits.maxAckPending) {
       const d = this.queue.shift()!;
       const id = this.packetId();
       this.inflight.set(id, d);
       d.sentAt = Date.now();
       // Stored with its packet id, so a resend after a restart reuses it with DUP [MQTT-4.4.0-1].
-      if (d.seq) d.seq.then((seq) => void this.registry.journal((s) => s.setPacketId(this.key, seq, id)), () => {});
+      if (d.seq) d.seq.then((seq) => void this.host.journal((s) => s.setPacketId(this.key, seq, id)), () => {});
       client.sendPublish(d.msg.topic, d.msg.payload, d.msg.qos, d.msg.retain, false, id);
     }
     if (this.inflight.size > 0 && !this.retryTimer) {
@@ -144,7 +148,7 @@ export class MqttSession implements Connection {
   redeliver(all: boolean): void {
     const client = this.client;
     if (!client) return;
-    const due = Date.now() - this.registry.limits.ackWaitMs;
+    const due = Date.now() - this.host.limits.ackWaitMs;
     for (const [id, d] of this.inflight) {
       if (!all && d.sentAt > due) continue;
       d.sentAt = Date.now();
@@ -167,14 +171,14 @@ export class MqttSession implements Connection {
       this.inflight.delete(id);
       this.settle(d);
       this.released.add(id);
-      if (this.persistent) this.registry.journal((s) => s.markReleased(this.key, id));
+      if (this.persistent) this.host.journal((s) => s.markReleased(this.key, id));
     }
     if (this.released.has(id)) this.client?.sendPubrel(id);
   }
 
   pubcomp(id: number): void {
     if (!this.released.delete(id)) return;
-    if (this.persistent) this.registry.journal((s) => s.completeReleased(this.key, id));
+    if (this.persistent) this.host.journal((s) => s.completeReleased(this.key, id));
     this.pump();
   }
 
@@ -232,6 +236,11 @@ export class MqttSession implements Connection {
     return dropped;
   }
 
+  /** The subscriptions as the store and the edge see them. */
+  subscriptionList(): MqttSubscription[] {
+    return [...this.subscriptions].map(([filter, e]) => ({ filter, qos: e.qos }));
+  }
+
   /** Drops every subscription (clean session end, or takeover by a clean session). */
   dispose(): void {
     for (const filter of [...this.subscriptions.keys()]) this.removeSubscription(filter);
@@ -242,7 +251,7 @@ export class MqttSession implements Connection {
   }
 
   private settle(d: Delivery): void {
-    if (d.seq) d.seq.then((seq) => void this.registry.journal((s) => s.ack(this.key, seq)), () => {});
+    if (d.seq) d.seq.then((seq) => void this.host.journal((s) => s.ack(this.key, seq)), () => {});
   }
 
   private packetId(): number {
@@ -264,124 +273,6 @@ export class MqttSubscriber implements Subscriber {
 
   deliver(subject: string, _reply: string | undefined, msg: MessageData): void {
     this.conn.route(subject, msg, this.qos, this.wildFirst);
-  }
-}
-
-/** All sessions of this edge, by session key (account + client id). */
-export class SessionRegistry {
-  private readonly sessions = new Map<SessionKey, MqttSession>();
-  /** Store writes not yet settled, so close() can let them land before the store closes. */
-  private readonly pending = new Set<Promise<unknown>>();
-  /** Inside writesOf: the writes started so far. */
-  private collecting = false;
-  private collected: Promise<unknown>[] | undefined;
-
-  constructor(
-    readonly link: RouterLink,
-    /** The edge's one connection id space: a session is a connection to the router. */
-    readonly ids: { readonly serverId: string; newConnectionId(): number },
-    readonly store: MqttStore,
-    public limits: SessionLimits,
-    private readonly log: Logger,
-  ) {}
-
-  get size(): number { return this.sessions.size; }
-
-  /**
-   * Attaches a connection to the session of the client id in the account, taking it over from
-   * another connection of that account (a client of another account with the same client id
-   * has a session of its own). Returns the session and whether it existed (CONNACK session present).
-   */
-  async attach(clientId: string, clean: boolean, account: string, client: SessionClient):
-      Promise<{ session: MqttSession; present: boolean }> {
-    const key = sessionKey(account, clientId);
-    let session = this.sessions.get(key);
-    if (session?.client && session.client !== client) {
-      const old = session.client;
-      session.detach(old);
-      old.takenOver();
-    }
-    if (session && (clean || !session.persistent)) {
-      session.dispose();
-      this.sessions.delete(key);
-      if (session.persistent) await this.store.deleteSession(key);
-      session = undefined;
-    }
-    let present = false;
-    if (session) {
-      present = true;
-    } else if (clean) {
-      await this.store.deleteSession(key);
-      session = new MqttSession(this.ids.newConnectionId(), clientId, false, account, this);
-    } else {
-      session = new MqttSession(this.ids.newConnectionId(), clientId, true, account, this);
-      const saved = await this.store.getSession(key);
-      if (saved) present = true;
-      await this.store.putSession({ clientId, subscriptions: saved?.subscriptions ?? [], updatedAt: Date.now(), account });
-    }
-    this.sessions.set(key, session);
-    session.client = client;
-    if (session.persistent) await session.restore(this.store);
-    return { session, present };
-  }
-
-  /** The connection closed: a clean session ends, a persistent one waits for its client. */
-  detach(session: MqttSession, client: SessionClient): void {
-    session.detach(client);
-    if (session.persistent || session.client) return;
-    session.dispose();
-    if (this.sessions.get(session.key) === session) this.sessions.delete(session.key);
-  }
-
-  /** Records a persistent session's subscriptions. */
-  saveSubscriptions(session: MqttSession): void {
-    if (!session.persistent) return;
-    const subscriptions = [...session.subscriptions].map(([filter, e]) => ({ filter, qos: e.qos }));
-    this.journal((s) => s.putSession({ clientId: session.clientId, subscriptions, updatedAt: Date.now(), account: session.account }));
-  }
-
-  /** Persistent sessions of an earlier run: their subscriptions queue messages until the client returns. */
-  async restoreAll(resubscribe: (session: MqttSession, filter: string, qos: QoS) => void, defaultAccount: string): Promise<void> {
-    for (const saved of await this.store.listSessions()) {
-      const session = new MqttSession(this.ids.newConnectionId(), saved.clientId, true, saved.account ?? defaultAccount, this);
-      if (this.sessions.has(session.key)) continue;
-      this.sessions.set(session.key, session);
-      for (const { filter, qos } of saved.subscriptions) resubscribe(session, filter, qos);
-    }
-  }
-
-  /** A store write whose failure is logged rather than lost silently. The returned promise
-   *  still rejects: a caller that chains on it must handle that (or return void from it). */
-  journal<T>(op: (store: MqttStore) => Promise<T>): Promise<T> {
-    const p = op(this.store);
-    this.pending.add(p);
-    if (this.collecting) (this.collected ??= []).push(p);
-    p.then(() => this.pending.delete(p), (err: Error) => {
-      this.pending.delete(p);
-      this.log.error(`mqtt store: ${err.message}`);
-    });
-    return p;
-  }
-
-  /** Runs `route` (one message's routing) and returns the store writes it started: queued
-   *  copies for persistent sessions, the retained message. Undefined when there were none. */
-  writesOf(route: () => void): Promise<unknown>[] | undefined {
-    this.collecting = true;
-    try {
-      route();
-    } finally {
-      this.collecting = false;
-    }
-    const writes = this.collected;
-    this.collected = undefined;
-    return writes;
-  }
-
-  /** Ends every session; resolves once their store writes (and the writes those chain) landed. */
-  async close(): Promise<void> {
-    for (const s of this.sessions.values()) s.dispose();
-    this.sessions.clear();
-    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
 }
 

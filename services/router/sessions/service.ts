@@ -1,0 +1,310 @@
+// The MQTT session service, on the router side of the link: it owns every durable MQTT state
+// (sessions and who holds each, takeover, subscriptions of persistent sessions, QoS 1/2 queues
+// and in-flight redelivery, inbound QoS 2 state, retained messages, wills) on the one MqttStore.
+// Edges reach it through SessionLink (link.ts), directly in the embedded topology, as SessionOps
+// over a serialising link. One holder per session key across every edge: attaching elsewhere
+// takes the session over.
+import type { SubjectPermission } from "../../common/config/options.js";
+import { GLOBAL_ACCOUNT } from "../../common/config/options.js";
+import type { Logger } from "../../common/log.js";
+import { filterNeedsParent, topicToSubject } from "../../common/mqtt-topic.js";
+import { mqttMaySubscribe, PermissionChecker } from "../../common/permissions.js";
+import type {
+  Connection, MessageData, MqttSubscription, RouterLink, SessionAttach, SessionAttached, SessionClient, SessionLink,
+  StoredMessage,
+} from "../link.js";
+import { sessionKey, type MqttStore, type SessionKey } from "../store/store.js";
+import { MqttSession, NMQTT_HEADERS, type SessionHost, type SessionLimits } from "./session.js";
+
+/** A connection holding (or attaching to) a session. */
+interface Holder {
+  readonly conn: Connection;
+  readonly client: SessionClient;
+  readonly account: string;
+  subscribe: SubjectPermission | undefined;
+  will: { subject: string; message: StoredMessage } | undefined;
+  /** Set once attach finished. */
+  session: MqttSession | undefined;
+  /** The connection went away (or was taken over) before or after attach finished. */
+  gone: boolean;
+}
+
+const RESOLVED = Promise.resolve();
+/** A call from a connection that holds no session: nothing stored, so no ack. */
+const NOT_HELD = Promise.reject(new Error("the connection holds no MQTT session"));
+NOT_HELD.catch(() => {}); // each caller handles it; this one only keeps it from counting as unhandled
+
+export class SessionService implements SessionLink, SessionHost {
+  /** Sessions are connections of the router side, in an id space of their own. */
+  readonly id = "mqtt-sessions";
+  private nextCid = 1;
+  private readonly sessions = new Map<SessionKey, MqttSession>();
+  /** Holders by edge id, then connection id (lookups allocate nothing). */
+  private readonly held = new Map<string, Map<number, Holder>>();
+  /** The attached holder of each held session. */
+  private readonly holders = new Map<MqttSession, Holder>();
+  /** Store writes not yet settled, so close() can let them land before the store closes. */
+  private readonly pending = new Set<Promise<unknown>>();
+  /** Inside route(): the writes started so far (the completion of a publish waits on them). */
+  private collecting = false;
+  private collected: Promise<unknown>[] | undefined;
+  /** What route() hands the router, reused for every message. */
+  private readonly routed: MessageData = { buf: Buffer.alloc(0), start: 0, end: 0, hdrLen: 0 };
+
+  constructor(
+    readonly router: Pick<RouterLink, "subscribe" | "unsubscribe" | "publish">,
+    readonly store: MqttStore,
+    readonly limits: SessionLimits,
+    private readonly log: Pick<Logger, "error">,
+  ) {}
+
+  /** Persistent sessions of an earlier run, restored once at the router's start: their
+   *  subscriptions queue messages until the client returns (to any edge). */
+  async start(): Promise<void> {
+    for (const saved of await this.store.listSessions()) {
+      const session = new MqttSession(this.nextCid++, saved.clientId, true, saved.account ?? GLOBAL_ACCOUNT, this);
+      if (this.sessions.has(session.key)) continue;
+      this.sessions.set(session.key, session);
+      for (const sub of saved.subscriptions) this.addSubscription(session, sub);
+    }
+  }
+
+  // ---- SessionHost ----
+
+  /** A store write whose failure is logged rather than lost silently. The returned promise
+   *  still rejects: a caller that chains on it must handle that (or return void from it). */
+  journal<T>(op: (store: MqttStore) => Promise<T>): Promise<T> {
+    const p = op(this.store);
+    this.pending.add(p);
+    if (this.collecting) (this.collected ??= []).push(p);
+    p.then(() => this.pending.delete(p), (err: Error) => {
+      this.pending.delete(p);
+      this.log.error(`mqtt store: ${err.message}`);
+    });
+    return p;
+  }
+
+  // ---- SessionLink ----
+
+  async attach(req: SessionAttach, client: SessionClient): Promise<SessionAttached> {
+    const { conn, clientId, clean, account } = req;
+    const holder: Holder = { conn, client, account, subscribe: req.subscribe, will: req.will, session: undefined, gone: false };
+    let byCid = this.held.get(conn.edgeId);
+    if (!byCid) this.held.set(conn.edgeId, byCid = new Map());
+    byCid.set(conn.cid, holder);
+    const key = sessionKey(account, clientId);
+    let session = this.sessions.get(key);
+    const previous = session && this.holders.get(session);
+    if (previous) this.takeOver(previous);
+    if (session && (clean || !session.persistent)) {
+      session.dispose();
+      this.sessions.delete(key);
+      if (session.persistent) await this.store.deleteSession(key);
+      session = undefined;
+    }
+    let present = false;
+    if (session) {
+      present = true;
+    } else if (clean) {
+      await this.store.deleteSession(key);
+      session = new MqttSession(this.nextCid++, clientId, false, account, this);
+    } else {
+      session = new MqttSession(this.nextCid++, clientId, true, account, this);
+      const saved = await this.store.getSession(key);
+      if (saved) present = true;
+      await this.store.putSession({ clientId, subscriptions: saved?.subscriptions ?? [], updatedAt: Date.now(), account });
+    }
+    this.sessions.set(key, session);
+    if (session.persistent) await session.restore(this.store);
+    if (holder.gone) {
+      // The connection ended while attaching: as if it had attached, then gone.
+      if (!session.persistent && !session.client) this.endSession(session);
+      return { present, subscriptions: [] };
+    }
+    session.client = client;
+    holder.session = session;
+    this.holders.set(session, holder);
+    this.applyPermissions(holder, session);
+    return { present, subscriptions: session.subscriptionList() };
+  }
+
+  resume(conn: Connection): void {
+    const session = this.holding(conn);
+    if (!session) return;
+    session.redeliver(true);
+    session.pump();
+  }
+
+  detach(conn: Connection, publishWill: boolean): void {
+    const holder = this.held.get(conn.edgeId)?.get(conn.cid);
+    if (!holder) return;
+    this.forget(holder);
+    const session = holder.session;
+    if (!session) return; // attach still running: it finishes the detach
+    if (publishWill && holder.will) {
+      void this.route(holder.account, conn, holder.will.subject, holder.will.message).catch(() => {});
+    }
+    session.detach(holder.client);
+    if (!session.persistent && !session.client) this.endSession(session);
+  }
+
+  publish(conn: Connection, subject: string, msg: StoredMessage): Promise<void> {
+    const session = this.holding(conn);
+    if (!session) return msg.qos === 0 ? RESOLVED : NOT_HELD;
+    return this.route(session.account, conn, subject, msg);
+  }
+
+  incoming(conn: Connection, packetId: number, subject: string, msg: StoredMessage): Promise<void> {
+    const session = this.holding(conn);
+    if (!session) return NOT_HELD;
+    // Exactly once: routed on the first PUBLISH of this packet id, not on its duplicates. Once
+    // stored, the message is routed even if the connection closed meanwhile, since its resend
+    // would be taken as a duplicate.
+    return this.store.putIncoming(session.key, packetId, msg).then((fresh) => {
+      if (fresh) return this.route(session.account, conn, subject, msg);
+    });
+  }
+
+  release(conn: Connection, packetId: number): Promise<void> {
+    const session = this.holding(conn);
+    if (!session) return NOT_HELD;
+    return this.store.takeIncoming(session.key, packetId).then(() => {});
+  }
+
+  puback(conn: Connection, packetId: number): void {
+    this.holding(conn)?.puback(packetId);
+  }
+
+  pubrec(conn: Connection, packetId: number): void {
+    this.holding(conn)?.pubrec(packetId);
+  }
+
+  pubcomp(conn: Connection, packetId: number): void {
+    this.holding(conn)?.pubcomp(packetId);
+  }
+
+  permissions(conn: Connection, subscribe: SubjectPermission | undefined): Promise<MqttSubscription[]> {
+    const holder = this.held.get(conn.edgeId)?.get(conn.cid);
+    if (!holder?.session) return Promise.resolve([]);
+    holder.subscribe = subscribe;
+    this.applyPermissions(holder, holder.session);
+    return Promise.resolve(holder.session.subscriptionList());
+  }
+
+  /** Ends every session; resolves once their store writes (and the writes those chain) landed. */
+  async close(): Promise<void> {
+    for (const s of this.sessions.values()) s.dispose();
+    this.sessions.clear();
+    this.held.clear();
+    this.holders.clear();
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+  }
+
+  // ---- inside ----
+
+  /**
+   * Routes an MQTT message (with the Nmqtt-Pub header NATS subscribers see) and returns the
+   * completion of the store writes it started: the retained message, copies queued for
+   * persistent sessions. Those happen inside the synchronous router call, so they are collected
+   * here. QoS 0 needs no completion: it resolves at once (a failed write is logged).
+   */
+  private route(account: string, origin: Connection, subject: string, msg: StoredMessage): Promise<void> {
+    this.collecting = true;
+    try {
+      if (msg.retain) this.journal((s) => s.setRetained(account, msg));
+      const hdr = NMQTT_HEADERS[msg.qos];
+      const data = Buffer.concat([hdr, msg.payload]);
+      const routed = this.routed;
+      routed.buf = data;
+      routed.end = data.length;
+      routed.hdrLen = hdr.length;
+      this.router.publish(account, subject, undefined, routed, origin);
+    } finally {
+      this.collecting = false;
+    }
+    const writes = this.collected;
+    this.collected = undefined;
+    if (!writes || msg.qos === 0) return RESOLVED;
+    return writes.length === 1 ? writes[0].then(noop) : Promise.all(writes).then(noop);
+  }
+
+  subscribe(conn: Connection, subs: MqttSubscription[]): void {
+    const holder = this.held.get(conn.edgeId)?.get(conn.cid);
+    const session = holder?.session;
+    if (!session) return;
+    for (const sub of subs) this.addSubscription(session, sub);
+    this.saveSubscriptions(session);
+    // Retained messages follow the SUBACK (the edge sent it first), with the retain flag [MQTT-3.3.1-6].
+    void (async () => {
+      for (const { filter, qos } of subs) {
+        for (const m of await this.store.matchRetained(session.account, filter)) {
+          if (holder.gone) return;
+          const q = Math.min(qos, m.qos) as 0 | 1 | 2;
+          if (q === 0) holder.client.sendPublish(m.topic, m.payload, 0, true, false);
+          else session.enqueue({ ...m, qos: q, retain: true });
+        }
+      }
+    })().catch((err: Error) => this.log.error(`mqtt store: ${err.message}`));
+  }
+
+  unsubscribe(conn: Connection, filters: string[]): void {
+    const session = this.holding(conn);
+    if (!session) return;
+    for (const filter of filters) session.removeSubscription(filter);
+    this.saveSubscriptions(session);
+  }
+
+  private addSubscription(session: MqttSession, { filter, qos }: MqttSubscription): void {
+    const subject = topicToSubject(filter, true);
+    if (subject === undefined) return;
+    const parent = filterNeedsParent(filter);
+    session.addSubscription(filter, parent ? [subject, parent] : [subject], qos);
+  }
+
+  /** Records a persistent session's subscriptions. */
+  private saveSubscriptions(session: MqttSession): void {
+    if (!session.persistent) return;
+    const subscriptions = session.subscriptionList();
+    this.journal((s) => s.putSession({ clientId: session.clientId, subscriptions, updatedAt: Date.now(), account: session.account }));
+  }
+
+  /**
+   * The user attached to the session (a takeover by another user of the account, or a reload)
+   * gets only what its permissions allow, as nats-server re-checks a session's subscriptions
+   * against the connecting user.
+   */
+  private applyPermissions(holder: Holder, session: MqttSession): void {
+    const perms = holder.subscribe ? new PermissionChecker({ subscribe: holder.subscribe }) : undefined;
+    const cid = holder.conn.cid;
+    if (session.applyPermissions(perms, (subject, qos) => mqttMaySubscribe(perms, subject, qos, cid))) {
+      this.saveSubscriptions(session);
+    }
+  }
+
+  private holding(conn: Connection): MqttSession | undefined {
+    return this.held.get(conn.edgeId)?.get(conn.cid)?.session;
+  }
+
+  /** Another connection attached: the old one closes without its will (as nats-server). */
+  private takeOver(previous: Holder): void {
+    this.forget(previous);
+    previous.session!.detach(previous.client);
+    previous.client.takenOver();
+  }
+
+  private forget(holder: Holder): void {
+    holder.gone = true;
+    if (holder.session && this.holders.get(holder.session) === holder) this.holders.delete(holder.session);
+    const byCid = this.held.get(holder.conn.edgeId);
+    if (byCid?.get(holder.conn.cid) !== holder) return;
+    byCid.delete(holder.conn.cid);
+    if (byCid.size === 0) this.held.delete(holder.conn.edgeId);
+  }
+
+  private endSession(session: MqttSession): void {
+    session.dispose();
+    if (this.sessions.get(session.key) === session) this.sessions.delete(session.key);
+  }
+}
+
+function noop(): void {}
