@@ -96,6 +96,8 @@ export async function startEmbedded(options: Options, log: Logger,
       stopped ??= (async () => {
         await edge.shutdown();
         await monitor?.close();
+        // What the edge's last calls sent (detaches, wills) reaches the router before the link closes.
+        await new Promise<void>((resolve) => link.sync(resolve));
         link.close?.();
         await sessions?.close();
         router.close();

@@ -18,5 +18,11 @@ export function createSerialisedLink(router: RouterLink, warn: Warn = () => {}):
   // The receiver decodes on a later turn still: nothing crosses within the sender's call.
   edgeEnd.sendTo = (bytes) => setImmediate(() => routerEnd.receive(bytes));
   routerEnd.sendTo = (bytes) => setImmediate(() => edgeEnd.receive(bytes));
+  // Closing the link ends the edge's stream: the router side sees its connections lost.
+  const close = edgeEnd.close.bind(edgeEnd);
+  edgeEnd.close = () => {
+    close();
+    routerEnd.close();
+  };
   return edgeEnd;
 }

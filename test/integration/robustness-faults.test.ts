@@ -7,7 +7,7 @@ import net from "node:net";
 import { describe, expect, it } from "vitest";
 import mqttPacket, { type Packet } from "mqtt-packet";
 import { StringCodec } from "nats";
-import { startBroker, type TestBroker } from "../helpers/broker.js";
+import { mqttTopologies, startBroker, type TestBroker, type Topology } from "../helpers/broker.js";
 import { natsClient } from "../helpers/clients.js";
 import { newAccount, newOperator, newUser, operatorConfig } from "../helpers/creds.js";
 import { RawMqtt } from "../helpers/mqtt.js";
@@ -23,8 +23,8 @@ const sc = StringCodec();
 
 failOnEscapedFaults();
 
-async function broker(config: string): Promise<TestBroker> {
-  const b = await startBroker({ config, monitoring: true, captureLog: true });
+async function broker(config: string, topology: Topology = "embedded"): Promise<TestBroker> {
+  const b = await startBroker({ config, monitoring: true, captureLog: true, topology });
   cleanups.push(() => b.stop());
   return b;
 }
@@ -67,11 +67,11 @@ describe("fault 1: WebSocket sockets on the upgrade path have an error listener"
   });
 });
 
-describe("fault 2: an MQTT packet is never handled without its session", () => {
+describe.each(mqttTopologies)("fault 2 (%s): an MQTT packet is never handled without its session", (topology) => {
   const config = `server_name: mb\nmqtt { host: 127.0.0.1, port: -1 }`;
 
   it("a QoS 2 PUBLISH stored after a DISCONNECT is still routed; the broker lives on", async () => {
-    const b = await broker(config);
+    const b = await broker(config, topology);
     const nc = await natsClient(cleanups, b.natsPort);
     const sub = nc.subscribe("after.disconnect");
     await nc.flush();
@@ -89,7 +89,7 @@ describe("fault 2: an MQTT packet is never handled without its session", () => {
   });
 
   it("a QoS 2 PUBLISH racing a takeover: the old connection is closed, the broker lives on", async () => {
-    const b = await broker(config);
+    const b = await broker(config, topology);
     for (let i = 0; i < 20; i++) {
       const old = await RawMqtt.accepted(cleanups, b.mqttPort!, { clientId: "twin", clean: false });
       old.c.send({ cmd: "publish", topic: "race", payload: Buffer.from(String(i)), qos: 2, messageId: 1 + i, retain: false, dup: false });
@@ -101,7 +101,7 @@ describe("fault 2: an MQTT packet is never handled without its session", () => {
 
   it("packets sent before the CONNACK wait for the (bcrypt) authentication, then run", async () => {
     // bcrypt of "p1", cost 4
-    const b = await broker(`server_name: mb\nauthorization { users: [ {user: u1, password: "$2b$04$njk6FT50qk8HNkO/hDQQxuJvkm0k.cjxG5MWEMjoeRLm6lLJGL5Zy"} ] }\nmqtt { host: 127.0.0.1, port: -1 }`);
+    const b = await broker(`server_name: mb\nauthorization { users: [ {user: u1, password: "$2b$04$njk6FT50qk8HNkO/hDQQxuJvkm0k.cjxG5MWEMjoeRLm6lLJGL5Zy"} ] }\nmqtt { host: 127.0.0.1, port: -1 }`, topology);
     const c = await RawMqtt.connect(b.mqttPort!);
     cleanups.push(() => c.close());
     c.sendRaw(Buffer.concat([
@@ -233,9 +233,15 @@ describe("the connection boundary", () => {
     expect(await firstData(sub)).toBe("here");
   });
 
-  it("MQTT: that connection is closed (3.1.1 has no server DISCONNECT), logged and counted; its session is detached", async () => {
-    const b = await broker(`server_name: mb\nmqtt { host: 127.0.0.1, port: -1 }\nwebsocket { host: 127.0.0.1, port: -1, no_tls: true }`);
-    failOn(b, "boom");
+  it.each(mqttTopologies)("MQTT (%s): that connection is closed (3.1.1 has no server DISCONNECT), logged and counted; its session is detached", async (topology) => {
+    const b = await broker(`server_name: mb\nmqtt { host: 127.0.0.1, port: -1 }\nwebsocket { host: 127.0.0.1, port: -1, no_tls: true }`, topology);
+    // MQTT publishes go to the session service.
+    const sessions = b.broker.edge.link.sessions!;
+    const publish = sessions.publish.bind(sessions);
+    sessions.publish = (conn, subj, msg) => {
+      if (subj === "boom") throw new TypeError(`simulated bug routing ${subj}`);
+      return publish(conn, subj, msg);
+    };
     const { c } = await RawMqtt.accepted(cleanups, b.mqttPort!, { clientId: "victim" });
     c.send({ cmd: "publish", topic: "boom", payload: Buffer.from("x"), qos: 0, retain: false, dup: false });
     await c.closedWithin(2_000);

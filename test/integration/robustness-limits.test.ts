@@ -3,7 +3,7 @@
 // server closed the connection long before the client finished writing (what the kernel's socket
 // buffers hold is all that was sent; the broker kept none of it). Authenticated or not.
 import { describe, expect, it } from "vitest";
-import { startBroker, type TestBroker } from "../helpers/broker.js";
+import { mqttTopologies, startBroker, type TestBroker, type Topology } from "../helpers/broker.js";
 import { RawMqtt, remainingLength } from "../helpers/mqtt.js";
 import { rawConnect, type RawClient } from "../helpers/raw.js";
 import { askUntil, cleanupAfterEach, failOnEscapedFaults } from "../helpers/wait.js";
@@ -16,8 +16,9 @@ const REFUSED_WITHIN = 16 * MB;
 
 failOnEscapedFaults();
 
-async function broker(config = ""): Promise<TestBroker> {
+async function broker(config = "", topology: Topology = "embedded"): Promise<TestBroker> {
   const b = await startBroker({
+    topology,
     config: `server_name: mb\n${config}\nmqtt { host: 127.0.0.1, port: -1 }\nwebsocket { host: 127.0.0.1, port: -1, no_tls: true }`,
   });
   cleanups.push(() => b.stop());
@@ -47,16 +48,16 @@ async function pour(c: RawClient, head: Buffer | string, total: number, fill = 0
   return sent;
 }
 
-describe("MQTT maximum packet size", () => {
+describe.each(mqttTopologies)("MQTT maximum packet size (%s)", (topology) => {
   it("a CONNECT announcing 256 MB is refused at its fixed header", async () => {
-    const b = await broker();
+    const b = await broker("", topology);
     const c = await raw(b.mqttPort!);
     const sent = await pour(c, Buffer.concat([Buffer.from([0x10]), remainingLength(256 * MB - 1)]), 256 * MB, 0);
     expect(sent).toBeLessThan(REFUSED_WITHIN);
   });
 
   it("before CONNACK 64 KB; after it max_payload + 64 KB: a PUBLISH of max_payload passes, a larger one closes", async () => {
-    const b = await broker("max_payload: 100KB");
+    const b = await broker("max_payload: 100KB", topology);
     const { c } = await RawMqtt.accepted(cleanups, b.mqttPort!, { clientId: "big" });
     c.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "big", qos: 0 }] });
     await c.next("suback");

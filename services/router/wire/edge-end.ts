@@ -1,19 +1,28 @@
-// The edge's end of a link that carries bytes: RouterLink calls become EdgeOps, batched per
-// event-loop turn; RouterOps (deliveries, replies) reach the subscription handles by ids. The
-// serialised test link and the gRPC link differ only in what carries the bytes (`sendTo`).
-import type { AccountSet, Connection, MessageData, PublishOptions, RouterLink, RouterStats, Subscriber } from "../link.js";
+// The edge's end of a link that carries bytes: RouterLink and SessionLink calls become EdgeOps,
+// batched per event-loop turn; RouterOps (deliveries, completions, session events, replies)
+// reach the subscription handles and session clients by ids. The serialised test link and the
+// gRPC link differ only in what carries the bytes (`sendTo`).
+import type { SubjectPermission } from "../../common/config/options.js";
+import type {
+  AccountSet, Connection, MessageData, MqttSubscription, PublishOptions, RouterLink, RouterStats, SessionAttach,
+  SessionAttached, SessionClient, SessionLink, StoredMessage, Subscriber,
+} from "../link.js";
 import { toWire } from "./accounts.js";
 import { Batcher } from "./batcher.js";
 import { edgeFrames, routerFrames, WireError } from "./codec.js";
-import type { Deliver, Draft, EdgeOp, Message } from "./frames.js";
+import type { Completion, Deliver, Draft, EdgeOp, Message, SessionEvent, SessionOp } from "./frames.js";
+import { permissionToWire, subscriptionsFromWire } from "./sessions.js";
 
 type Warn = (message: string) => void;
 
 /** The edge's side: RouterLink calls become EdgeOps; Deliver ops reach the subscription handles by ids. */
 export class EdgeEnd implements RouterLink {
-  readonly sessions = undefined;
+  readonly sessions = new EdgeSessions(this);
   sendTo: ((bytes: Buffer) => void) | undefined;
-  private readonly out = new Batcher<EdgeOp>((ops) => edgeFrames.encode({ ops }), () => this.sendTo);
+  /** Ops for the router; EdgeSessions adds its own. */
+  readonly out = new Batcher<EdgeOp>((ops) => edgeFrames.encode({ ops }), () => this.sendTo);
+  /** Operations waiting for their Completion, by correlation id. */
+  private readonly completions = new Map<number, { resolve(c: Completion): void; reject(err: Error): void }>();
   /** Subscription handles by connection id, then sid. */
   private readonly handles = new Map<number, Map<string, Subscriber>>();
   private readonly statsWaits = new Map<number, (stats: RouterStats) => void>();
@@ -76,6 +85,15 @@ export class EdgeEnd implements RouterLink {
     this.out.push({ op: "ping", ping: { seq: ++this.pingSeq } });
   }
 
+  /** Sends the op `build` makes with a fresh correlation id; settles on its Completion. */
+  request(build: (correlationId: number) => Draft<EdgeOp>): Promise<Completion> {
+    const correlationId = this.nextCorrelation++;
+    return new Promise((resolve, reject) => {
+      this.completions.set(correlationId, { resolve, reject });
+      this.out.push(build(correlationId));
+    });
+  }
+
   stats(): Promise<RouterStats> {
     const correlationId = this.nextCorrelation++;
     return new Promise((resolve) => {
@@ -95,12 +113,23 @@ export class EdgeEnd implements RouterLink {
     for (const op of frame.ops) {
       if (op.op === "deliver") this.deliver(op.deliver!);
       else if (op.op === "pong") this.syncWaits.shift()?.();
+      else if (op.op === "sessionEvent") this.sessions.event(op.sessionEvent!);
+      else if (op.op === "completion") this.complete(op.completion!);
       else if (op.op === "statsReply") {
         const r = op.statsReply!;
         this.statsWaits.get(r.correlationId)?.(r.stats!);
         this.statsWaits.delete(r.correlationId);
       }
     }
+  }
+
+  private complete(c: Completion): void {
+    const wait = this.completions.get(c.correlationId);
+    if (!wait) return;
+    this.completions.delete(c.correlationId);
+    // An error means the router did not do it (for a publish: not stored, so no ack).
+    if (c.error) wait.reject(new Error(c.error.text || "router error"));
+    else wait.resolve(c);
   }
 
   private readonly data: MessageData = { buf: Buffer.alloc(0), start: 0, end: 0, hdrLen: 0 };
@@ -117,3 +146,109 @@ export class EdgeEnd implements RouterLink {
   }
 }
 
+
+const RESOLVED = Promise.resolve();
+function noop(): void {}
+
+/** SessionLink calls as SessionOps; SessionEvents reach the holding connections by id. */
+class EdgeSessions implements SessionLink {
+  /** The connections of this edge holding (or attaching to) a session. */
+  private readonly clients = new Map<number, SessionClient>();
+
+  constructor(private readonly end: EdgeEnd) {}
+
+  attach(req: SessionAttach, client: SessionClient): Promise<SessionAttached> {
+    this.clients.set(req.conn.cid, client);
+    const { will } = req;
+    return this.request(req.conn, {
+      clientId: req.clientId,
+      attach: {
+        clean: req.clean, account: req.account, subscribe: permissionToWire(req.subscribe),
+        will: will && { subject: will.subject, message: will.message },
+      },
+    }).then((c) => ({ present: c.attached?.sessionPresent ?? false, subscriptions: subscriptionsFromWire(c.attached?.subscriptions ?? []) }));
+  }
+
+  resume(conn: Connection): void {
+    this.push(conn, { resume: {} });
+  }
+
+  detach(conn: Connection, publishWill: boolean): void {
+    this.clients.delete(conn.cid);
+    this.push(conn, { detach: { publishWill } });
+  }
+
+  subscribe(conn: Connection, subs: MqttSubscription[]): void {
+    this.push(conn, { subscribe: { subscriptions: subs } });
+  }
+
+  unsubscribe(conn: Connection, filters: string[]): void {
+    this.push(conn, { unsubscribe: { filters } });
+  }
+
+  publish(conn: Connection, subject: string, msg: StoredMessage): Promise<void> {
+    // The payload may be a view of the parser's buffer: the op keeps a copy until encoded.
+    const publish = {
+      message: { subject, payload: Buffer.from(msg.payload) }, originConnection: conn.cid,
+      qos: msg.qos, retain: msg.retain, topic: msg.topic,
+    };
+    if (msg.qos === 0) {
+      this.end.out.push({ op: "publish", publish });
+      return RESOLVED;
+    }
+    return this.end.request((correlationId) => ({ op: "publish", publish: { ...publish, correlationId } })).then(noop);
+  }
+
+  incoming(conn: Connection, packetId: number, subject: string, msg: StoredMessage): Promise<void> {
+    const message = { ...msg, payload: Buffer.from(msg.payload) };
+    return this.request(conn, { incoming: { packetId, subject, message } }).then(noop);
+  }
+
+  release(conn: Connection, packetId: number): Promise<void> {
+    return this.request(conn, { pubrel: { packetId } }).then(noop);
+  }
+
+  puback(conn: Connection, packetId: number): void {
+    this.push(conn, { puback: { packetId } });
+  }
+
+  pubrec(conn: Connection, packetId: number): void {
+    this.push(conn, { pubrec: { packetId } });
+  }
+
+  pubcomp(conn: Connection, packetId: number): void {
+    this.push(conn, { pubcomp: { packetId } });
+  }
+
+  permissions(conn: Connection, subscribe: SubjectPermission | undefined): Promise<MqttSubscription[]> {
+    return this.request(conn, { permissions: { subscribe: permissionToWire(subscribe) } })
+      .then((c) => subscriptionsFromWire(c.attached?.subscriptions ?? []));
+  }
+
+  /** A session event for a connection of this edge (its bytes are views of the frame: the
+   *  client writes them out at once). */
+  event(e: SessionEvent): void {
+    const client = this.clients.get(e.connectionId);
+    if (!client) return; // closed meanwhile
+    if (e.event === "publish") {
+      const p = e.publish!;
+      const m = p.message!;
+      client.sendPublish(m.topic, m.payload, m.qos as 0 | 1 | 2, m.retain, p.dup, m.qos === 0 ? undefined : p.packetId);
+    } else if (e.event === "pubrel") {
+      client.sendPubrel(e.pubrel!);
+    } else if (e.event === "takeover") {
+      this.clients.delete(e.connectionId);
+      client.takenOver();
+    }
+  }
+
+  private push(conn: Connection, op: Draft<SessionOp>): void {
+    op.connectionId = conn.cid;
+    this.end.out.push({ op: "session", session: op });
+  }
+
+  private request(conn: Connection, op: Draft<SessionOp>): Promise<Completion> {
+    op.connectionId = conn.cid;
+    return this.end.request((correlationId) => ({ op: "session", session: { ...op, correlationId } }));
+  }
+}

@@ -55,28 +55,28 @@ export interface InterestChange {
 }
 export interface Publish {
   account: string; message?: Message; originConnection: number; noResponders: boolean; correlationId: number;
-  qos: number; retain: boolean;
+  qos: number; retain: boolean; topic: string;
 }
 export interface Unsubscribe { account: string; sub?: SubscriptionRef; max: number }
-export interface ConnectionClosed { connectionId: number; publishWill: boolean }
+export interface ConnectionClosed { connectionId: number }
 export interface SessionOp {
-  correlationId: number; clientId: string;
-  op?: "attach" | "detach" | "subscribe" | "unsubscribe" | "sent" | "puback" | "pubrec" | "incoming" | "pubrel"
-    | "pubcomp" | "retainedSet" | "retainedMatch" | "will";
+  correlationId: number; clientId: string; connectionId: number;
+  op?: "attach" | "detach" | "subscribe" | "unsubscribe" | "puback" | "pubrec" | "incoming" | "pubrel"
+    | "pubcomp" | "resume" | "permissions";
   attach?: SessionAttach; detach?: SessionDetach; subscribe?: SessionSubscribe; unsubscribe?: SessionUnsubscribe;
-  sent?: SessionSent; puback?: SessionAck; pubrec?: SessionAck; incoming?: SessionIncoming; pubrel?: SessionAck;
-  pubcomp?: SessionAck; retainedSet?: RetainedSet; retainedMatch?: RetainedMatch; will?: WillRegister;
+  puback?: SessionAck; pubrec?: SessionAck; incoming?: SessionIncoming; pubrel?: SessionAck;
+  pubcomp?: SessionAck; resume?: SessionResume; permissions?: SessionPermissions;
 }
-export interface SessionAttach { connectionId: number; clean: boolean; account: string }
-export interface SessionDetach { connectionId: number }
+export interface SubjectPermission { allow: string[]; deny: string[] }
+export interface SessionWill { message?: StoredMessage; subject: string }
+export interface SessionAttach { clean: boolean; account: string; subscribe?: SubjectPermission; will?: SessionWill }
+export interface SessionDetach { publishWill: boolean }
 export interface SessionSubscribe { subscriptions: MqttSubscription[] }
 export interface SessionUnsubscribe { filters: string[] }
-export interface SessionSent { seq: number; packetId: number }
-export interface SessionAck { packetId: number; seq: number }
+export interface SessionAck { packetId: number }
 export interface SessionIncoming { packetId: number; message?: StoredMessage; subject: string }
-export interface RetainedSet { message?: StoredMessage }
-export interface RetainedMatch { filter: string }
-export interface WillRegister { connectionId: number; message?: StoredMessage; subject: string; account: string }
+export type SessionResume = Record<string, never>;
+export interface SessionPermissions { subscribe?: SubjectPermission }
 export interface StatsQuery { correlationId: number; account: string }
 
 // ---- edge.proto: router → edge ----
@@ -88,19 +88,18 @@ export interface RouterOp {
   statsReply?: StatsReply; ping?: Ping; pong?: Pong;
 }
 export interface HelloReply { routerId: string; accountsVersion: string; version: string }
-export interface Deliver { account: string; message?: Message; targets: SubscriptionRef[]; qos: number }
+export interface Deliver { account: string; message?: Message; targets: SubscriptionRef[] }
 export interface Completion {
   correlationId: number; error?: WireErrorInfo;
-  result?: "attached" | "fresh" | "retained" | "delivered";
-  attached?: SessionAttached; fresh?: boolean; retained?: RetainedMessages; delivered?: number;
+  result?: "attached" | "delivered";
+  attached?: SessionAttached; delivered?: number;
 }
 export interface SessionAttached { sessionPresent: boolean; subscriptions: MqttSubscription[] }
-export interface RetainedMessages { messages: StoredMessage[] }
 export interface SessionEvent {
-  clientId: string; event?: "takeover" | "queued" | "resendPubrel";
-  takeover?: number; queued?: QueuedDelivery; resendPubrel?: number;
+  connectionId: number; event?: "takeover" | "publish" | "pubrel";
+  takeover?: boolean; publish?: SessionPublish; pubrel?: number;
 }
-export interface QueuedDelivery { connectionId: number; seq: number; message?: StoredMessage; packetId: number }
+export interface SessionPublish { message?: StoredMessage; packetId: number; dup: boolean }
 export interface StatsReply { correlationId: number; stats?: RouterStats }
 
 // ---- mesh.proto ----

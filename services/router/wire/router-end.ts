@@ -1,11 +1,15 @@
-// The router's end of a link that carries bytes: EdgeOps become calls on the routing core, on
-// connections and subscriptions rebuilt from ids alone; what the router delivers to the edge
-// goes back as batched RouterOps. Shared by the serialised test link and the gRPC link.
-import type { MessageData, RouterLink, Subscriber } from "../link.js";
+// The router's end of a link that carries bytes: EdgeOps become calls on the routing core and
+// its session service, on connections and subscriptions rebuilt from ids alone; what the
+// router delivers to the edge (messages, completions, session events) goes back as batched
+// RouterOps. Shared by the serialised test link and the gRPC link.
+import type {
+  Connection, MessageData, QoS, RouterLink, SessionClient, SessionLink, StoredMessage, Subscriber,
+} from "../link.js";
 import { fromWire } from "./accounts.js";
 import { Batcher } from "./batcher.js";
 import { edgeFrames, routerFrames, WireError } from "./codec.js";
-import type { Deliver, Draft, EdgeOp, RouterOp } from "./frames.js";
+import { ErrorCode, type Completion, type Deliver, type Draft, type EdgeOp, type RouterOp, type SessionOp } from "./frames.js";
+import { permissionFromWire, storedFromWire } from "./sessions.js";
 
 type Warn = (message: string) => void;
 
@@ -16,6 +20,8 @@ export class RouterEnd {
   private edgeId = "";
   /** The router's view of the edge's subscriptions, by connection id, then sid. */
   private readonly subs = new Map<number, Map<string, Subscriber>>();
+  /** Connections of the edge holding MQTT sessions: their wills go out if the stream ends. */
+  private readonly holders = new Set<number>();
   /** The Deliver op being filled: the router delivers one message to several subscriptions in a row. */
   private current: { msg: MessageData; subject: string; reply: string | undefined; op: Draft<Deliver> } | undefined;
 
@@ -67,6 +73,10 @@ export class RouterEnd {
       case "publish": {
         const p = op.publish!;
         const m = p.message!;
+        if (p.topic !== "") {
+          const msg = { topic: p.topic, payload: m.payload, qos: p.qos as QoS, retain: p.retain };
+          return this.mqttPublish(p.originConnection, p.correlationId, m.subject, msg);
+        }
         // Decoded bytes are views of this frame, which nothing reuses: no copy needed.
         const buf = m.headers.length === 0 ? m.payload : Buffer.concat([m.headers, m.payload]);
         const msg: MessageData = { buf, start: 0, end: buf.length, hdrLen: m.headers.length };
@@ -84,9 +94,96 @@ export class RouterEnd {
         // Ops are applied in order and their deliveries queued before this: a barrier.
         this.out.push({ op: "pong", pong: { seq: op.ping!.seq } });
         return;
+      case "session":
+        return this.session(op.session!);
       default:
-        return; // session ops: not carried by this link yet
+        return;
     }
+  }
+
+  /** The edge's stream ended: its connections are lost, so their wills go out. */
+  close(): void {
+    const sessions = this.router.sessions;
+    for (const cid of this.holders) sessions?.detach(this.connection(cid), true);
+    this.holders.clear();
+  }
+
+  private connection(cid: number): Connection {
+    return { edgeId: this.edgeId, cid, echo: true };
+  }
+
+  private mqttPublish(cid: number, correlationId: number, subject: string, msg: StoredMessage): void {
+    const sessions = this.router.sessions;
+    if (!sessions) return this.completeWith(correlationId, Promise.reject(new Error("no MQTT session service")));
+    this.completeWith(correlationId, sessions.publish(this.connection(cid), subject, msg));
+  }
+
+  private session(op: SessionOp): void {
+    const sessions: SessionLink | undefined = this.router.sessions;
+    const id = op.correlationId;
+    if (!sessions) return this.completeWith(id, Promise.reject(new Error("no MQTT session service")));
+    const conn = this.connection(op.connectionId);
+    switch (op.op) {
+      case "attach": {
+        const a = op.attach!;
+        this.holders.add(conn.cid);
+        const will = a.will && { subject: a.will.subject, message: storedFromWire(a.will.message!) };
+        const attached = sessions.attach({
+          conn, clientId: op.clientId, clean: a.clean, account: a.account, subscribe: permissionFromWire(a.subscribe), will,
+        }, this.client(conn.cid));
+        return this.completeWith(id, attached.then((r) => ({ attached: { sessionPresent: r.present, subscriptions: r.subscriptions } })));
+      }
+      case "resume": return sessions.resume(conn);
+      case "detach":
+        this.holders.delete(conn.cid);
+        return sessions.detach(conn, op.detach!.publishWill);
+      case "subscribe": return sessions.subscribe(conn, op.subscribe!.subscriptions.map((s) => ({ filter: s.filter, qos: s.qos as QoS })));
+      case "unsubscribe": return sessions.unsubscribe(conn, op.unsubscribe!.filters);
+      case "puback": return sessions.puback(conn, op.puback!.packetId);
+      case "pubrec": return sessions.pubrec(conn, op.pubrec!.packetId);
+      case "pubcomp": return sessions.pubcomp(conn, op.pubcomp!.packetId);
+      case "incoming": {
+        const i = op.incoming!;
+        return this.completeWith(id, sessions.incoming(conn, i.packetId, i.subject, storedFromWire(i.message!)));
+      }
+      case "pubrel": return this.completeWith(id, sessions.release(conn, op.pubrel!.packetId));
+      case "permissions": {
+        const subs = sessions.permissions(conn, permissionFromWire(op.permissions!.subscribe));
+        return this.completeWith(id, subs.then((subscriptions) => ({ attached: { sessionPresent: false, subscriptions } })));
+      }
+      default:
+        return;
+    }
+  }
+
+  /** The session client of connection `cid` on this edge: its calls become SessionEvents. */
+  private client(cid: number): SessionClient {
+    return {
+      // The payload may be a view of a buffer the router reuses: the op keeps a copy.
+      sendPublish: (topic, payload, qos, retain, dup, packetId) => this.out.push({ op: "sessionEvent", sessionEvent: {
+        connectionId: cid, publish: { message: { topic, payload: Buffer.from(payload), qos, retain }, packetId: packetId ?? 0, dup },
+      } }),
+      sendPubrel: (packetId) => this.out.push({ op: "sessionEvent", sessionEvent: { connectionId: cid, pubrel: packetId } }),
+      takenOver: () => {
+        this.holders.delete(cid);
+        this.out.push({ op: "sessionEvent", sessionEvent: { connectionId: cid, takeover: true } });
+      },
+    };
+  }
+
+  /** A Completion for `correlationId` (none when it is 0) once `work` settles; a failure is
+   *  an error the edge must not acknowledge. */
+  private completeWith(correlationId: number, work: Promise<Draft<Completion> | void>): void {
+    if (correlationId === 0) {
+      work.catch(() => {}); // nobody waits: the service logged what failed
+      return;
+    }
+    work.then(
+      (result) => this.out.push({ op: "completion", completion: { ...(result ?? {}), correlationId } }),
+      (err: Error) => this.out.push({ op: "completion", completion: {
+        correlationId, error: { code: ErrorCode.StoreUnavailable, text: err.message },
+      } }),
+    );
   }
 
   private deliver(account: string, target: { connectionId: number; sid: string }, subject: string,

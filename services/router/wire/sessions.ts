@@ -1,0 +1,23 @@
+// MQTT session data as wire data (edge.proto's SessionOp pieces) and back, for both ends.
+import type { SubjectPermission } from "../../common/config/options.js";
+import type { MqttSubscription, QoS, StoredMessage } from "../link.js";
+import type {
+  Draft, MqttSubscription as WireSubscription, StoredMessage as WireStored, SubjectPermission as WirePermission,
+} from "./frames.js";
+
+/** Absent stays absent (no restriction); empty lists mean what absent ones do. */
+export function permissionToWire(p: SubjectPermission | undefined): Draft<WirePermission> | undefined {
+  return p && { allow: p.allow ?? [], deny: p.deny ?? [] };
+}
+
+export function permissionFromWire(p: WirePermission | undefined): SubjectPermission | undefined {
+  return p && { allow: p.allow, deny: p.deny };
+}
+
+export function storedFromWire(m: WireStored): StoredMessage {
+  return { topic: m.topic, payload: m.payload, qos: m.qos as QoS, retain: m.retain };
+}
+
+export function subscriptionsFromWire(subs: WireSubscription[]): MqttSubscription[] {
+  return subs.map((s) => ({ filter: s.filter, qos: s.qos as QoS }));
+}
