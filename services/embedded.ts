@@ -35,33 +35,57 @@ export interface EmbeddedBroker {
  */
 export type Topology = "embedded" | "serialised";
 
+/** The router side of a process: routing, and the MQTT session service when MQTT is served. */
+export interface RouterSide {
+  readonly router: Router;
+  readonly sessions: SessionService | undefined;
+  /** After the edges stopped: lets the session service's writes land, closes the store. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the router side: the MQTT session service on its store (LevelDB in the MQTT
+ * store_dir, else memory with a warning; or `givenStore`, which the caller closes), which
+ * restores the persistent sessions of an earlier run, once.
+ */
+export async function startRouterSide(options: Options, log: Logger, givenStore?: MqttStore): Promise<RouterSide> {
+  const router = new Router((m) => log.warn(m));
+  if (!options.mqtt) return { router, sessions: undefined, close: async () => router.close() };
+  const store = givenStore ?? await openStore({ dir: options.mqtt.storeDir, log });
+  if (!givenStore && options.mqtt.storeDir) log.notice(`MQTT state stored in ${options.mqtt.storeDir}`);
+  const { ackWaitMs, maxAckPending } = options.mqtt;
+  const sessions = new SessionService(router, store, { ackWaitMs, maxAckPending }, log);
+  router.sessions = sessions;
+  const close = async () => {
+    await sessions.close();
+    router.close();
+    if (!givenStore) await store.close();
+  };
+  try {
+    await sessions.start();
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { router, sessions, close };
+}
+
 export async function startEmbedded(options: Options, log: Logger,
                                     topology = (process.env.MESHBROKER_TEST_TOPOLOGY ?? "embedded") as Topology,
                                     /** An MQTT store the caller opened (and closes), instead of the config's. */
                                     givenStore?: MqttStore): Promise<EmbeddedBroker> {
-  const warn = (m: string) => log.warn(m);
-  const router = new Router(warn);
-  let link: RouterLink & { close?(): void };
-  if (topology === "serialised") link = createSerialisedLink(router, warn);
-  else if (topology === "embedded") link = createLocalLink(router).link;
-  else throw new Error(`unknown topology "${String(topology)}" (MESHBROKER_TEST_TOPOLOGY: embedded or serialised)`);
-  // The embedded store: LevelDB in the MQTT store_dir, else memory (with a warning).
-  const mqttStore = givenStore ?? (options.mqtt ? await openStore({ dir: options.mqtt.storeDir, log }) : undefined);
-  const closeStore = () => givenStore ? Promise.resolve() : mqttStore?.close();
-  if (mqttStore && !givenStore && options.mqtt?.storeDir) log.notice(`MQTT state stored in ${options.mqtt.storeDir}`);
-  // The router side's MQTT session service: it restores the persistent sessions of an earlier run once.
-  let sessions: SessionService | undefined;
-  if (options.mqtt && mqttStore) {
-    sessions = new SessionService(router, mqttStore, { ackWaitMs: options.mqtt.ackWaitMs, maxAckPending: options.mqtt.maxAckPending }, log);
-    router.sessions = sessions;
+  if (topology !== "serialised" && topology !== "embedded") {
+    throw new Error(`unknown topology "${String(topology)}" (MESHBROKER_TEST_TOPOLOGY: embedded or serialised)`);
   }
+  const side = await startRouterSide(options, log, givenStore);
+  const router = side.router;
+  const link: RouterLink & { close?(): void } = topology === "serialised"
+    ? createSerialisedLink(router, (m) => log.warn(m)) : createLocalLink(router).link;
   const edge = new EdgeServer({ options, link, log });
   try {
-    await sessions?.start();
     await edge.listen();
   } catch (err) {
-    await sessions?.close();
-    await closeStore();
+    await side.close();
     throw err;
   }
   let monitor: MonitorServer | undefined;
@@ -72,6 +96,7 @@ export async function startEmbedded(options: Options, log: Logger,
       edge.httpInfo = () => monitor!.httpInfo;
     } catch (err) {
       await edge.shutdown();
+      await side.close();
       throw err;
     }
   }
@@ -99,9 +124,7 @@ export async function startEmbedded(options: Options, log: Logger,
         // What the edge's last calls sent (detaches, wills) reaches the router before the link closes.
         await new Promise<void>((resolve) => link.sync(resolve));
         link.close?.();
-        await sessions?.close();
-        router.close();
-        await closeStore();
+        await side.close();
       })();
       return stopped;
     },
