@@ -132,7 +132,13 @@ export interface SessionAttach {
   subscribe: SubjectPermission | undefined;
   /** Published by the service if the connection is lost without DISCONNECT (the edge checked
    *  the user may publish it). */
-  will: { subject: string; message: StoredMessage } | undefined;
+  will: SessionWill | undefined;
+}
+
+/** An MQTT will, with the NATS subject of its topic. */
+export interface SessionWill {
+  subject: string;
+  message: StoredMessage;
 }
 
 export interface SessionAttached {
@@ -160,10 +166,13 @@ export interface SessionLink {
   subscribe(conn: Connection, subs: MqttSubscription[]): void;
   unsubscribe(conn: Connection, filters: string[]): void;
   /**
-   * A PUBLISH of any QoS into `subject`. Resolves once routed and stored (retained, queued for
-   * persistent sessions): the PUBACK waits on it. For QoS 0 without retain it resolves at once.
+   * A PUBLISH of any QoS into `subject`, in the session's account. For QoS 1/2 it returns the
+   * completion the PUBACK waits on: it resolves once the message is routed and stored (retained,
+   * queued for persistent sessions), and rejects when a write failed (then no ack: the client
+   * sends it again). Undefined: nothing to wait for (QoS 0, whose failed writes are only logged,
+   * or nothing was written), so the common QoS 1 ack allocates no promise.
    */
-  publish(conn: Connection, subject: string, msg: StoredMessage): Promise<void>;
+  publish(conn: Connection, subject: string, msg: StoredMessage): Promise<void> | undefined;
   /** Inbound QoS 2 PUBLISH: stored until PUBREL, routed once (a resend of the id is not). */
   incoming(conn: Connection, packetId: number, subject: string, msg: StoredMessage): Promise<void>;
   /** PUBREL of an inbound QoS 2 message; resolves when its state is gone (then PUBCOMP). */
@@ -171,8 +180,9 @@ export interface SessionLink {
   puback(conn: Connection, packetId: number): void;
   pubrec(conn: Connection, packetId: number): void;
   pubcomp(conn: Connection, packetId: number): void;
-  /** A reload changed the user's permissions: returns the subscriptions left. */
-  permissions(conn: Connection, subscribe: SubjectPermission | undefined): Promise<MqttSubscription[]>;
+  /** A reload changed the user's permissions: the subscribe permissions and the will as the
+   *  user may now publish it (undefined: none). Returns the subscriptions left. */
+  permissions(conn: Connection, subscribe: SubjectPermission | undefined, will: SessionWill | undefined): Promise<MqttSubscription[]>;
 }
 
 export interface RouterLink {
@@ -180,6 +190,12 @@ export interface RouterLink {
   readonly sessions: SessionLink | undefined;
   subscribe(account: string, sub: Subscriber): void;
   unsubscribe(account: string, sub: Subscriber): void;
+  /**
+   * NATS core: fire and forget, so it returns nothing and allocates nothing (no promise, no
+   * callback per message). A publish that needs its completion (MQTT QoS 1/2: the PUBACK only
+   * once the store holds the message) goes through `sessions.publish`, which returns one; on a
+   * wire that is Publish.correlation_id answered by a Completion.
+   */
   publish(
     account: string, subject: string, reply: string | undefined,
     msg: MessageData, origin: Connection, options?: PublishOptions,

@@ -73,6 +73,33 @@ describe.each(mqttTargets(mqttTopologies))("MQTT limits on $name", (target) => {
   });
 });
 
+describe.each(mqttTopologies)("MQTT wills and reloads (meshbroker %s)", (topology) => {
+  // The session service publishes the will without asking the edge: a reload that denies the
+  // user its will's subject withdraws the will too.
+  it("a reload that denies the user its will's subject: the will is not published when the connection is lost", async () => {
+    const users = `authorization { users: [
+      { user: w, password: pw, permissions: { publish: [">"] } }
+      { user: sub, password: ps }
+    ] }`;
+    const s = await startMqttBroker(topology, { config: users });
+    c.push(() => s.stop());
+    const { inbox } = await connectCollecting(c, url(s), { username: "sub", password: "ps" }).then(async (r) => {
+      await r.client.subscribeAsync("wills/#", { qos: 0 });
+      return r;
+    });
+    const { c: w } = await RawMqtt.accepted(c, s.mqttPort, {
+      clientId: "willing", username: "w", password: Buffer.from("pw"),
+      will: { topic: "wills/w", payload: Buffer.from("gone"), qos: 0, retain: false },
+    });
+    await s.reload((text) => text.replace(`publish: [">"]`, `publish: ["other"]`));
+    // The edge handled the reload before this PINGREQ; the link keeps the order of its calls.
+    w.send({ cmd: "pingreq" });
+    await w.next("pingresp");
+    w.socket.destroy();
+    await noMessage(inbox, 500);
+  });
+});
+
 describe.each(mqttTopologies)("MQTT and credentials (meshbroker %s)", (topology) => {
   it("an account JWT's limits.conn counts NATS and MQTT clients; an MQTT client over it is closed without CONNACK", async () => {
     const op = await newOperator();

@@ -48,7 +48,7 @@ const EDGE_OPS: Draft<EdgeOp>[] = [
   { session: { correlationId: 2, connectionId: 8, incoming: { packetId: 3, message: stored, subject: "a.b" } } },
   { session: { correlationId: 3, connectionId: 8, pubrel: { packetId: 3 } } },
   { session: { connectionId: 8, pubcomp: { packetId: 2 } } },
-  { session: { correlationId: 4, connectionId: 8, permissions: { subscribe: { allow: [], deny: ["b.>"] } } } },
+  { session: { correlationId: 4, connectionId: 8, permissions: { subscribe: { allow: [], deny: ["b.>"] }, will: { message: stored, subject: "a.b" } } } },
   { statsQuery: { correlationId: 6, account: "A" } },
   { ping: { sentAtUs: 1_700_000_000_000_123, seq: 9 } },
   { pong: { sentAtUs: 1_700_000_000_000_123, seq: 9, receivedAtUs: 1_700_000_000_000_456 } },

@@ -6,7 +6,9 @@ import { randomBytes } from "node:crypto";
 import mqtt, { type IConnectPacket, type IPublishPacket, type ISubscribePacket, type IUnsubscribePacket, type Packet } from "mqtt-packet";
 import type { MqttConfig } from "../../common/config/options.js";
 import type { CloseReason } from "../../common/errors.js";
-import type { Connection, MqttSubscription, QoS, SessionClient, SessionLink, StoredMessage } from "../../router/link.js";
+import type {
+  Connection, MqttSubscription, QoS, SessionClient, SessionLink, SessionWill, StoredMessage,
+} from "../../router/link.js";
 import type { AuthContext, AuthResult, ConnectionType, Credentials, TlsPeer } from "../auth/index.js";
 import { mqttMaySubscribe, PermissionChecker } from "../../common/permissions.js";
 import type { ClientTransport } from "../nats/client.js";
@@ -259,7 +261,7 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
   }
 
   /** The will, if the user may publish it (the session service publishes it without asking). */
-  private permittedWill(): { subject: string; message: StoredMessage } | undefined {
+  private permittedWill(): SessionWill | undefined {
     const will = this.will;
     if (!will) return undefined;
     const subject = topicToSubject(will.topic, false)!; // checked at CONNECT
@@ -287,7 +289,8 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
       }
       this.takeUser(r);
       // The session (perhaps saved by another user of the account) keeps only what this user may read.
-      this.settle(this.ctx.sessions.permissions(this, r.user.permissions?.subscribe).then((subs) => this.takeSubscriptions(subs)));
+      const renewed = this.ctx.sessions.permissions(this, r.user.permissions?.subscribe, this.permittedWill());
+      this.settle(renewed.then((subs) => this.takeSubscriptions(subs)));
     };
     const result = this.ctx.edge.auth.authenticate(this.credentials, this.authContext());
     if (result instanceof Promise) result.then(done, () => this.close("Authentication Failure"));
@@ -342,7 +345,7 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
     this.inMsgs++;
     this.inBytes += payload.length;
     const sessions = this.ctx.sessions;
-    // QoS 0: nothing to wait for (its promise never rejects).
+    // QoS 0: nothing to wait for.
     if (!ack) return void sessions.publish(this, subject, msg);
     this.ackWhenStored(ack, p.qos === 2 ? sessions.incoming(this, p.messageId!, subject, msg) : sessions.publish(this, subject, msg));
   }

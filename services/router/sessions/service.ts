@@ -11,7 +11,7 @@ import { filterNeedsParent, topicToSubject } from "../../common/mqtt-topic.js";
 import { mqttMaySubscribe, PermissionChecker } from "../../common/permissions.js";
 import type {
   Connection, MessageData, MqttSubscription, RouterLink, SessionAttach, SessionAttached, SessionClient, SessionLink,
-  StoredMessage,
+  SessionWill, StoredMessage,
 } from "../link.js";
 import { sessionKey, type MqttStore, type SessionKey } from "../store/store.js";
 import { MqttSession, NMQTT_HEADERS, type SessionHost, type SessionLimits } from "./session.js";
@@ -22,14 +22,13 @@ interface Holder {
   readonly client: SessionClient;
   readonly account: string;
   subscribe: SubjectPermission | undefined;
-  will: { subject: string; message: StoredMessage } | undefined;
+  will: SessionWill | undefined;
   /** Set once attach finished. */
   session: MqttSession | undefined;
   /** The connection went away (or was taken over) before or after attach finished. */
   gone: boolean;
 }
 
-const RESOLVED = Promise.resolve();
 /** A call from a connection that holds no session: nothing stored, so no ack. */
 const NOT_HELD = Promise.reject(new Error("the connection holds no MQTT session"));
 NOT_HELD.catch(() => {}); // each caller handles it; this one only keeps it from counting as unhandled
@@ -142,15 +141,15 @@ export class SessionService implements SessionLink, SessionHost {
     const session = holder.session;
     if (!session) return; // attach still running: it finishes the detach
     if (publishWill && holder.will) {
-      void this.route(holder.account, conn, holder.will.subject, holder.will.message).catch(() => {});
+      this.route(holder.account, conn, holder.will.subject, holder.will.message)?.catch(() => {}); // logged by journal
     }
     session.detach(holder.client);
     if (!session.persistent && !session.client) this.endSession(session);
   }
 
-  publish(conn: Connection, subject: string, msg: StoredMessage): Promise<void> {
+  publish(conn: Connection, subject: string, msg: StoredMessage): Promise<void> | undefined {
     const session = this.holding(conn);
-    if (!session) return msg.qos === 0 ? RESOLVED : NOT_HELD;
+    if (!session) return msg.qos === 0 ? undefined : NOT_HELD;
     return this.route(session.account, conn, subject, msg);
   }
 
@@ -183,10 +182,11 @@ export class SessionService implements SessionLink, SessionHost {
     this.holding(conn)?.pubcomp(packetId);
   }
 
-  permissions(conn: Connection, subscribe: SubjectPermission | undefined): Promise<MqttSubscription[]> {
+  permissions(conn: Connection, subscribe: SubjectPermission | undefined, will: SessionWill | undefined): Promise<MqttSubscription[]> {
     const holder = this.held.get(conn.edgeId)?.get(conn.cid);
     if (!holder?.session) return Promise.resolve([]);
     holder.subscribe = subscribe;
+    holder.will = will;
     this.applyPermissions(holder, holder.session);
     return Promise.resolve(holder.session.subscriptionList());
   }
@@ -206,9 +206,9 @@ export class SessionService implements SessionLink, SessionHost {
    * Routes an MQTT message (with the Nmqtt-Pub header NATS subscribers see) and returns the
    * completion of the store writes it started: the retained message, copies queued for
    * persistent sessions. Those happen inside the synchronous router call, so they are collected
-   * here. QoS 0 needs no completion: it resolves at once (a failed write is logged).
+   * here. Undefined: nothing to wait for (nothing written, or QoS 0, whose failed writes are logged).
    */
-  private route(account: string, origin: Connection, subject: string, msg: StoredMessage): Promise<void> {
+  private route(account: string, origin: Connection, subject: string, msg: StoredMessage): Promise<void> | undefined {
     this.collecting = true;
     try {
       if (msg.retain) this.journal((s) => s.setRetained(account, msg));
@@ -224,7 +224,7 @@ export class SessionService implements SessionLink, SessionHost {
     }
     const writes = this.collected;
     this.collected = undefined;
-    if (!writes || msg.qos === 0) return RESOLVED;
+    if (!writes || msg.qos === 0) return undefined;
     return writes.length === 1 ? writes[0].then(noop) : Promise.all(writes).then(noop);
   }
 

@@ -5,7 +5,7 @@
 import type { SubjectPermission } from "../../common/config/options.js";
 import type {
   AccountSet, Connection, MessageData, MqttSubscription, PublishOptions, RouterLink, RouterStats, SessionAttach,
-  SessionAttached, SessionClient, SessionLink, StoredMessage, Subscriber,
+  SessionAttached, SessionClient, SessionLink, SessionWill, StoredMessage, Subscriber,
 } from "../link.js";
 import { toWire } from "./accounts.js";
 import { Batcher } from "./batcher.js";
@@ -147,7 +147,6 @@ export class EdgeEnd implements RouterLink {
 }
 
 
-const RESOLVED = Promise.resolve();
 function noop(): void {}
 
 /** SessionLink calls as SessionOps; SessionEvents reach the holding connections by id. */
@@ -159,13 +158,9 @@ class EdgeSessions implements SessionLink {
 
   attach(req: SessionAttach, client: SessionClient): Promise<SessionAttached> {
     this.clients.set(req.conn.cid, client);
-    const { will } = req;
     return this.request(req.conn, {
       clientId: req.clientId,
-      attach: {
-        clean: req.clean, account: req.account, subscribe: permissionToWire(req.subscribe),
-        will: will && { subject: will.subject, message: will.message },
-      },
+      attach: { clean: req.clean, account: req.account, subscribe: permissionToWire(req.subscribe), will: req.will },
     }).then((c) => ({ present: c.attached?.sessionPresent ?? false, subscriptions: subscriptionsFromWire(c.attached?.subscriptions ?? []) }));
   }
 
@@ -186,7 +181,7 @@ class EdgeSessions implements SessionLink {
     this.push(conn, { unsubscribe: { filters } });
   }
 
-  publish(conn: Connection, subject: string, msg: StoredMessage): Promise<void> {
+  publish(conn: Connection, subject: string, msg: StoredMessage): Promise<void> | undefined {
     // The payload may be a view of the parser's buffer: the op keeps a copy until encoded.
     const publish = {
       message: { subject, payload: Buffer.from(msg.payload) }, originConnection: conn.cid,
@@ -194,7 +189,7 @@ class EdgeSessions implements SessionLink {
     };
     if (msg.qos === 0) {
       this.end.out.push({ op: "publish", publish });
-      return RESOLVED;
+      return undefined;
     }
     return this.end.request((correlationId) => ({ op: "publish", publish: { ...publish, correlationId } })).then(noop);
   }
@@ -220,8 +215,8 @@ class EdgeSessions implements SessionLink {
     this.push(conn, { pubcomp: { packetId } });
   }
 
-  permissions(conn: Connection, subscribe: SubjectPermission | undefined): Promise<MqttSubscription[]> {
-    return this.request(conn, { permissions: { subscribe: permissionToWire(subscribe) } })
+  permissions(conn: Connection, subscribe: SubjectPermission | undefined, will: SessionWill | undefined): Promise<MqttSubscription[]> {
+    return this.request(conn, { permissions: { subscribe: permissionToWire(subscribe), will } })
       .then((c) => subscriptionsFromWire(c.attached?.subscriptions ?? []));
   }
 

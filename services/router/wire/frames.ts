@@ -76,7 +76,7 @@ export interface SessionUnsubscribe { filters: string[] }
 export interface SessionAck { packetId: number }
 export interface SessionIncoming { packetId: number; message?: StoredMessage; subject: string }
 export type SessionResume = Record<string, never>;
-export interface SessionPermissions { subscribe?: SubjectPermission }
+export interface SessionPermissions { subscribe?: SubjectPermission; will?: SessionWill }
 export interface StatsQuery { correlationId: number; account: string }
 
 // ---- edge.proto: router → edge ----

@@ -9,7 +9,7 @@ import { fromWire } from "./accounts.js";
 import { Batcher } from "./batcher.js";
 import { edgeFrames, routerFrames, WireError } from "./codec.js";
 import { ErrorCode, type Completion, type Deliver, type Draft, type EdgeOp, type RouterOp, type SessionOp } from "./frames.js";
-import { permissionFromWire, storedFromWire } from "./sessions.js";
+import { permissionFromWire, storedFromWire, willFromWire } from "./sessions.js";
 
 type Warn = (message: string) => void;
 
@@ -127,9 +127,9 @@ export class RouterEnd {
       case "attach": {
         const a = op.attach!;
         this.holders.add(conn.cid);
-        const will = a.will && { subject: a.will.subject, message: storedFromWire(a.will.message!) };
         const attached = sessions.attach({
-          conn, clientId: op.clientId, clean: a.clean, account: a.account, subscribe: permissionFromWire(a.subscribe), will,
+          conn, clientId: op.clientId, clean: a.clean, account: a.account, subscribe: permissionFromWire(a.subscribe),
+          will: willFromWire(a.will),
         }, this.client(conn.cid));
         return this.completeWith(id, attached.then((r) => ({ attached: { sessionPresent: r.present, subscriptions: r.subscriptions } })));
       }
@@ -148,7 +148,8 @@ export class RouterEnd {
       }
       case "pubrel": return this.completeWith(id, sessions.release(conn, op.pubrel!.packetId));
       case "permissions": {
-        const subs = sessions.permissions(conn, permissionFromWire(op.permissions!.subscribe));
+        const p = op.permissions!;
+        const subs = sessions.permissions(conn, permissionFromWire(p.subscribe), willFromWire(p.will));
         return this.completeWith(id, subs.then((subscriptions) => ({ attached: { sessionPresent: false, subscriptions } })));
       }
       default:
@@ -173,12 +174,12 @@ export class RouterEnd {
 
   /** A Completion for `correlationId` (none when it is 0) once `work` settles; a failure is
    *  an error the edge must not acknowledge. */
-  private completeWith(correlationId: number, work: Promise<Draft<Completion> | void>): void {
+  private completeWith(correlationId: number, work: Promise<Draft<Completion> | void> | undefined): void {
     if (correlationId === 0) {
-      work.catch(() => {}); // nobody waits: the service logged what failed
+      work?.catch(() => {}); // nobody waits: the service logged what failed
       return;
     }
-    work.then(
+    (work ?? Promise.resolve()).then(
       (result) => this.out.push({ op: "completion", completion: { ...(result ?? {}), correlationId } }),
       (err: Error) => this.out.push({ op: "completion", completion: {
         correlationId, error: { code: ErrorCode.StoreUnavailable, text: err.message },

@@ -1,8 +1,9 @@
 // MQTT session data as wire data (edge.proto's SessionOp pieces) and back, for both ends.
 import type { SubjectPermission } from "../../common/config/options.js";
-import type { MqttSubscription, QoS, StoredMessage } from "../link.js";
+import type { MqttSubscription, QoS, SessionWill, StoredMessage } from "../link.js";
 import type {
-  Draft, MqttSubscription as WireSubscription, StoredMessage as WireStored, SubjectPermission as WirePermission,
+  Draft, MqttSubscription as WireSubscription, SessionWill as WireWill, StoredMessage as WireStored,
+  SubjectPermission as WirePermission,
 } from "./frames.js";
 
 /** Absent stays absent (no restriction); empty lists mean what absent ones do. */
@@ -16,6 +17,10 @@ export function permissionFromWire(p: WirePermission | undefined): SubjectPermis
 
 export function storedFromWire(m: WireStored): StoredMessage {
   return { topic: m.topic, payload: m.payload, qos: m.qos as QoS, retain: m.retain };
+}
+
+export function willFromWire(w: WireWill | undefined): SessionWill | undefined {
+  return w && { subject: w.subject, message: storedFromWire(w.message!) };
 }
 
 export function subscriptionsFromWire(subs: WireSubscription[]): MqttSubscription[] {
