@@ -1,4 +1,4 @@
-// MQTT topic ↔ NATS subject mapping (services/edge/mqtt/topic.ts): the rows of NATS-BEHAVIOUR.md and
+// MQTT topic ↔ NATS subject mapping (services/common/mqtt-topic.ts): the rows of NATS-BEHAVIOUR.md and
 // of nats-server's documentation (nats.docs mqtt "Topics and subjects", 2.10 rules), nats-server
 // 2.10's conversion cases, round trips, wildcard rules, and MQTT 3.1.1 validity.
 import { describe, it, expect } from "vitest";
