@@ -1,8 +1,8 @@
 // The MQTT session service sits on the router side of the link (issue #10): two edges, each
 // joined to one router by a serialised link (every call as bytes, answered on a later turn),
 // share every session. A client id has one holder across both edges (takeover from the other
-// edge), a persistent session's queue is delivered once, wherever the client returns, and the
-// wills of an edge whose stream ends are published by the router.
+// edge, or two connections attaching at once), a persistent session's queue is delivered once,
+// wherever the client returns, and the wills of an edge whose stream ends are published by the router.
 import { describe, expect, it } from "vitest";
 import { StringCodec } from "nats";
 import { loadConfigText } from "../../services/common/config/index.js";
@@ -11,8 +11,9 @@ import { EdgeServer } from "../../services/edge/server.js";
 import { startRouterSide } from "../../services/embedded.js";
 import { createSerialisedLink } from "../../services/router/link-serialised.js";
 import { natsClient } from "../helpers/clients.js";
-import { RawMqtt } from "../helpers/mqtt.js";
-import { cleanupAfterEach, firstData } from "../helpers/wait.js";
+import { mqttTopologies } from "../helpers/broker.js";
+import { RawMqtt, startMqttBroker, tempDir } from "../helpers/mqtt.js";
+import { cleanupAfterEach, firstData, withTimeout } from "../helpers/wait.js";
 
 const c = cleanupAfterEach();
 const sc = StringCodec();
@@ -91,5 +92,25 @@ describe("MQTT sessions across two edges of one router", () => {
     });
     a.link.close(); // the edge's stream ends without the connection closing
     expect(await firstData(sub)).toBe("edge a is gone");
+  });
+});
+
+describe.each(mqttTopologies)("one holder per client id (%s)", (topology) => {
+  it("two CONNECTs of one client id at once: one connection is closed, the other holds the session", async () => {
+    // LevelDB: an attach waits on real store I/O, so the two would overlap if nothing ordered them.
+    const s = await startMqttBroker(topology, { mqtt: `store_dir: "${await tempDir(c)}"` });
+    c.push(() => s.stop());
+    const connect = { cmd: "connect", protocolId: "MQTT", protocolVersion: 4, clean: false, clientId: "twin", keepalive: 0 } as const;
+    const [x, y] = await Promise.all([RawMqtt.connect(s.mqttPort), RawMqtt.connect(s.mqttPort)]);
+    c.push(() => x.close());
+    c.push(() => y.close());
+    x.send(connect);
+    y.send(connect);
+    // The one taken over may be closed before or after its CONNACK.
+    await withTimeout(Promise.race([x.closed, y.closed]), 3_000, () => "neither connection was closed: two holders of one session");
+    const survivor = x.socket.destroyed ? y : x;
+    expect((await survivor.next("connack")).cmd).toBe("connack");
+    survivor.send({ cmd: "pingreq" });
+    expect((await survivor.next("pingresp")).cmd).toBe("pingresp");
   });
 });

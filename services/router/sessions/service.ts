@@ -4,8 +4,7 @@
 // Edges reach it through SessionLink (link.ts), directly in the embedded topology, as SessionOps
 // over a serialising link. One holder per session key across every edge: attaching elsewhere
 // takes the session over.
-import type { SubjectPermission } from "../../common/config/options.js";
-import { GLOBAL_ACCOUNT } from "../../common/config/options.js";
+import { GLOBAL_ACCOUNT, type SubjectPermission } from "../../common/config/options.js";
 import type { Logger } from "../../common/log.js";
 import { filterNeedsParent, topicToSubject } from "../../common/mqtt-topic.js";
 import { mqttMaySubscribe, PermissionChecker } from "../../common/permissions.js";
@@ -42,6 +41,8 @@ export class SessionService implements SessionLink, SessionHost {
   private readonly held = new Map<string, Map<number, Holder>>();
   /** The attached holder of each held session. */
   private readonly holders = new Map<MqttSession, Holder>();
+  /** The attach running for a session key, if any: the next one waits for it. */
+  private readonly attaching = new Map<SessionKey, Promise<void>>();
   /** Store writes not yet settled, so close() can let them land before the store closes. */
   private readonly pending = new Set<Promise<unknown>>();
   /** Inside route(): the writes started so far (the completion of a publish waits on them). */
@@ -85,13 +86,26 @@ export class SessionService implements SessionLink, SessionHost {
 
   // ---- SessionLink ----
 
-  async attach(req: SessionAttach, client: SessionClient): Promise<SessionAttached> {
-    const { conn, clientId, clean, account } = req;
+  attach(req: SessionAttach, client: SessionClient): Promise<SessionAttached> {
+    const { conn, account } = req;
     const holder: Holder = { conn, client, account, subscribe: req.subscribe, will: req.will, session: undefined, gone: false };
     let byCid = this.held.get(conn.edgeId);
     if (!byCid) this.held.set(conn.edgeId, byCid = new Map());
     byCid.set(conn.cid, holder);
-    const key = sessionKey(account, clientId);
+    // Attaches of one session key run one after the other, so two CONNECTs at once (on any
+    // edges) end with one holder: the second takes the session over from the first.
+    const key = sessionKey(account, req.clientId);
+    const run = (this.attaching.get(key) ?? Promise.resolve()).then(() => this.attachNow(holder, key, req));
+    const tail = run.then(noop, noop);
+    this.attaching.set(key, tail);
+    void tail.then(() => {
+      if (this.attaching.get(key) === tail) this.attaching.delete(key);
+    });
+    return run;
+  }
+
+  private async attachNow(holder: Holder, key: SessionKey, { clientId, clean, account }: SessionAttach): Promise<SessionAttached> {
+    if (holder.gone) return { present: false, subscriptions: [] }; // closed while waiting its turn
     let session = this.sessions.get(key);
     const previous = session && this.holders.get(session);
     if (previous) this.takeOver(previous);
@@ -120,7 +134,7 @@ export class SessionService implements SessionLink, SessionHost {
       if (!session.persistent && !session.client) this.endSession(session);
       return { present, subscriptions: [] };
     }
-    session.client = client;
+    session.client = holder.client;
     holder.session = session;
     this.holders.set(session, holder);
     this.applyPermissions(holder, session);
