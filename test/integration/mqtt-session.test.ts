@@ -256,7 +256,7 @@ describe.each(mqttTopologies)("persistence across a restart on meshbroker (%s)",
   });
 });
 
-describe("a crash right after the acks (SIGKILL of the real process, LevelDB store)", () => {
+describe.each(mqttTopologies)("a crash right after the acks (%s; SIGKILL of the real process, LevelDB store)", (topology) => {
   // PUBACK means stored: the copies queued for an offline persistent session, and a retained
   // message, are in the store before the publisher hears its ack, so killing the process at that
   // moment loses nothing.
@@ -265,7 +265,7 @@ describe("a crash right after the acks (SIGKILL of the real process, LevelDB sto
     const config = await writeConfig(dir, `host: 127.0.0.1\nport: -1\nserver_name: crash\n` +
       `mqtt { host: 127.0.0.1, port: -1, store_dir: "${path.join(dir, "store")}" }\n`);
     const startProcess = async () => {
-      const { proc } = await startBrokerProcess(["-c", config]);
+      const { proc } = await startBrokerProcess(["-c", config], { env: { ...process.env, MESHBROKER_TEST_TOPOLOGY: topology } });
       c.push(() => proc.kill());
       const port = Number((await proc.waitForLine(/listening for MQTT clients on tcp:\/\/\S+:(\d+)$/))[1]);
       return { proc, port, url: `mqtt://127.0.0.1:${port}` };
