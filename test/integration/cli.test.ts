@@ -9,6 +9,7 @@ import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { connect, type NatsConnection, type NatsError } from "nats";
 import { rawConnect, closedWithin, type RawClient } from "../helpers/raw.js";
+import { topologies } from "../helpers/broker.js";
 import {
   assertBuilt,
   isListening,
@@ -188,10 +189,11 @@ describe("meshbroker -t (check the configuration)", () => {
   });
 });
 
-describe("meshbroker startup", () => {
+describe.each(topologies)("meshbroker startup (%s)", (topology) => {
+  const env = { ...process.env, MESHBROKER_TEST_TOPOLOGY: topology };
   it("prints one line per listener and serves on the ports it names", async () => {
     const file = await conf("startup.conf", 'host: 127.0.0.1\nport: -1\nhttp: "127.0.0.1:-1"\n');
-    const { proc, natsPort, httpPort } = await startBrokerProcess(["-c", file], { monitoring: true });
+    const { proc, natsPort, httpPort } = await startBrokerProcess(["-c", file], { monitoring: true, env });
     await proc.waitForLine(/Server is ready/);
     const listening = proc.lines.filter((l) => /listening for/.test(l.text)).map((l) => l.text);
     expect(listening).toHaveLength(2);
@@ -213,7 +215,7 @@ describe("meshbroker startup", () => {
 
   it("without monitoring configured, prints only the NATS listener line", async () => {
     // Flags instead of a file: -a host, -p -1 (any free port).
-    const { proc } = await startBrokerProcess(["-a", "127.0.0.1", "-p", "-1"]);
+    const { proc } = await startBrokerProcess(["-a", "127.0.0.1", "-p", "-1"], { env });
     await proc.waitForLine(/Server is ready/);
     expect(proc.lines.filter((l) => /listening for/.test(l.text))).toHaveLength(1);
     proc.signal("SIGINT");
@@ -221,10 +223,11 @@ describe("meshbroker startup", () => {
   });
 });
 
-describe("SIGINT", () => {
+describe.each(topologies)("SIGINT (%s)", (topology) => {
+  const env = { ...process.env, MESHBROKER_TEST_TOPOLOGY: topology };
   it("delivers what a subscriber has pending, then exits 0 and closes the ports", async () => {
     const file = await conf("sigterm.conf", 'host: 127.0.0.1\nport: -1\nhttp: "127.0.0.1:-1"\n');
-    const { proc, natsPort, httpPort } = await startBrokerProcess(["-c", file], { monitoring: true });
+    const { proc, natsPort, httpPort } = await startBrokerProcess(["-c", file], { monitoring: true, env });
 
     const COUNT = 2_000, SIZE = 4_096;
     const sub = await nats({ port: natsPort, name: "slow-reader" });
@@ -262,12 +265,13 @@ describe("SIGINT", () => {
   });
 });
 
-describe("SIGHUP reload", () => {
+describe.each(topologies)("SIGHUP reload (%s)", (topology) => {
+  const env = { ...process.env, MESHBROKER_TEST_TOPOLOGY: topology };
   const PAYLOAD_2000 = "x".repeat(2000);
 
   it("max_payload: a new connection gets the reloaded limit", async () => {
     const file = await conf("reload-payload.conf", "host: 127.0.0.1\nport: -1\nmax_payload: 1024\n");
-    const { proc, natsPort } = await startBrokerProcess(["-c", file]);
+    const { proc, natsPort } = await startBrokerProcess(["-c", file], { env });
 
     const before = await raw(natsPort);
     expect(before.info.max_payload).toBe(1024);
@@ -292,7 +296,7 @@ describe("SIGHUP reload", () => {
 
   it("authorization: new clients need the credentials after the reload", async () => {
     const file = await conf("reload-auth.conf", "host: 127.0.0.1\nport: -1\n");
-    const { proc, natsPort } = await startBrokerProcess(["-c", file]);
+    const { proc, natsPort } = await startBrokerProcess(["-c", file], { env });
     const open = await nats({ port: natsPort });
     await open.flush();
 
@@ -322,7 +326,7 @@ describe("SIGHUP reload", () => {
 
   it("authorization: a connected client without credentials is disconnected (as nats-server does)", async () => {
     const file = await conf("reload-auth-existing.conf", "host: 127.0.0.1\nport: -1\n");
-    const { proc, natsPort } = await startBrokerProcess(["-c", file]);
+    const { proc, natsPort } = await startBrokerProcess(["-c", file], { env });
     const old = await raw(natsPort);
     await old.c.send('CONNECT {"verbose":false,"pedantic":false}\r\nPING\r\n');
     await old.c.expect("PONG\r\n");
@@ -341,7 +345,7 @@ describe("SIGHUP reload", () => {
   it("a reload that changes what needs a restart (system account, listener port) is refused whole", async () => {
     const accounts = "accounts { A: { users: [{user: a, password: a}] }, B: { users: [{user: b, password: b}] } }\n";
     const file = await conf("reload-fixed.conf", `host: 127.0.0.1\nport: -1\nmax_payload: 1024\n${accounts}system_account: A\n`);
-    const { proc, natsPort } = await startBrokerProcess(["-c", file]);
+    const { proc, natsPort } = await startBrokerProcess(["-c", file], { env });
 
     for (const [changed, text] of [
       ["systemAccount", `host: 127.0.0.1\nport: -1\nmax_payload: 4096\n${accounts}system_account: B\n`],
@@ -362,7 +366,7 @@ describe("SIGHUP reload", () => {
     // With monitoring on, the broker prints the NATS line, then binds the monitoring port; a
     // SIGHUP in between must already reload (nats-server traps signals before it listens).
     const file = await conf("reload-early.conf", 'host: 127.0.0.1\nport: -1\nhttp: "127.0.0.1:-1"\n');
-    const proc = spawnBroker(["-c", file]);
+    const proc = spawnBroker(["-c", file], { env });
     await proc.waitForLine(LISTEN_NATS, 10_000);
     proc.signal("SIGHUP");
     const reloaded = proc.waitForLine(/Reloaded/, 5_000).then(() => undefined);
@@ -376,7 +380,7 @@ describe("SIGHUP reload", () => {
 
   it("a bad config is logged with file:line and the old config stays in force", async () => {
     const file = await conf("reload-bad.conf", "host: 127.0.0.1\nport: -1\nmax_payload: 1024\n");
-    const { proc, natsPort } = await startBrokerProcess(["-c", file]);
+    const { proc, natsPort } = await startBrokerProcess(["-c", file], { env });
 
     await writeFile(file, "host: 127.0.0.1\nport: -1\nmax_payload: \"lots\"\n");
     let mark = proc.mark();

@@ -13,6 +13,7 @@ import mqtt from "mqtt";
 import { rawConnect, type RawClient } from "../helpers/raw.js";
 import { wsOpen } from "../helpers/ws-raw.js";
 import { assertBuilt, isListening, startBrokerProcess, stopAllBrokers } from "../helpers/process.js";
+import { topologies } from "../helpers/broker.js";
 import { startNatsServer } from "../helpers/nats-server.js";
 import { cleanupAfterEach, withTimeout } from "../helpers/wait.js";
 import { natsClient } from "../helpers/clients.js";
@@ -53,7 +54,8 @@ async function rawClient(port: number, protocol: 0 | 1): Promise<RawClient> {
 
 const LDM_INFO = /INFO (\{[^\r]*"ldm":true[^\r]*\}) ?\r\n/;
 
-describe("lame duck mode", () => {
+describe.each(topologies)("lame duck mode (%s)", (topology) => {
+  const env = { ...process.env, MESHBROKER_TEST_TOPOLOGY: topology };
   it("SIGTERM: listeners close at once, clients hear ldm, then are closed one at a time after the grace period", async () => {
     const file = await conf("ldm.conf", [
       "server_name: ldm", "host: 127.0.0.1", "port: -1", 'http: "127.0.0.1:-1"',
@@ -61,7 +63,7 @@ describe("lame duck mode", () => {
       "websocket { host: 127.0.0.1, port: -1, no_tls: true }",
       "mqtt { host: 127.0.0.1, port: -1 }",
     ].join("\n"));
-    const { proc, natsPort, httpPort } = await startBrokerProcess(["-c", file], { monitoring: true });
+    const { proc, natsPort, httpPort } = await startBrokerProcess(["-c", file], { monitoring: true, env });
     const wsPort = Number((await proc.waitForLine(/listening for websocket clients on ws:\/\/\S+:(\d+)$/))[1]);
     const mqttPort = Number((await proc.waitForLine(/listening for MQTT clients on tcp:\/\/\S+:(\d+)$/))[1]);
 
@@ -123,7 +125,7 @@ describe("lame duck mode", () => {
 
   it("SIGTERM with no client connected exits at once, without waiting the grace period", async () => {
     // The default grace period (10s) would outlast the 5s allowed here.
-    const { proc, natsPort } = await startBrokerProcess(["-D", "-c", await conf("ldm-empty.conf", "host: 127.0.0.1\nport: -1\n")]);
+    const { proc, natsPort } = await startBrokerProcess(["-D", "-c", await conf("ldm-empty.conf", "host: 127.0.0.1\nport: -1\n")], { env });
     await proc.waitForLine(/cid:1 - Client connection closed/); // the start-up probe's
     proc.signal("SIGTERM");
     expect((await proc.exitWithin(5_000)).code).toBe(0);
@@ -132,7 +134,7 @@ describe("lame duck mode", () => {
 
   it("a SIGINT during lame duck stops at once, and the exit is logged once", async () => {
     const file = await conf("ldm-int.conf", 'host: 127.0.0.1\nport: -1\nlame_duck_grace_period: "20s"\n');
-    const { proc, natsPort } = await startBrokerProcess(["-c", file]);
+    const { proc, natsPort } = await startBrokerProcess(["-c", file], { env });
     const c = await rawClient(natsPort, 1);
     await c.send("SUB last.words 1\r\nPING\r\n");
     await c.expect("PONG\r\nPONG\r\n");
@@ -151,7 +153,7 @@ describe("lame duck mode", () => {
     const config = 'host: 127.0.0.1\nport: -1\nlame_duck_duration: "30s"\nlame_duck_grace_period: "300ms"\n';
     const real = await startNatsServer(config);
     cleanups.push(() => real.stop());
-    const { proc, natsPort } = await startBrokerProcess(["-c", await conf("ldm-usr2.conf", config)]);
+    const { proc, natsPort } = await startBrokerProcess(["-c", await conf("ldm-usr2.conf", config)], { env });
 
     const infos = await Promise.all([
       { port: real.port, signal: () => real.signal("SIGUSR2") },

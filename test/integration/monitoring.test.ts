@@ -4,7 +4,7 @@
 // meshbroker drops (or newly adds) fails the test. Values are checked against the traffic.
 import { afterEach, beforeAll, afterAll, describe, expect, it } from "vitest";
 import { connect, type NatsConnection, type NatsError } from "nats";
-import { startBroker, type TestBroker } from "../helpers/broker.js";
+import { startBroker, topologies, type TestBroker } from "../helpers/broker.js";
 import { startNatsServer, type RealNatsServer } from "../helpers/nats-server.js";
 import { rawConnect, closedWithin, type RawClient } from "../helpers/raw.js";
 import { askUntil } from "../helpers/wait.js";
@@ -104,7 +104,7 @@ async function exercise(natsPort: number, httpPort: number) {
 
 type Shapes = Awaited<ReturnType<typeof exercise>>;
 
-describe("monitoring JSON shapes match nats-server 2.9", () => {
+describe.each(topologies)("monitoring JSON shapes match nats-server 2.9 (%s)", (topology) => {
   let ns: RealNatsServer | undefined;
   let reference: Shapes;
   let ours: Shapes;
@@ -115,7 +115,7 @@ describe("monitoring JSON shapes match nats-server 2.9", () => {
     if (!m) throw new Error(`nats-server did not log its monitoring port:\n${ns.log()}`);
     reference = await exercise(ns.port, Number(m[1]));
     await Promise.all(clients.splice(0).map((nc) => nc.close().catch(() => {})));
-    const mb = await startBroker({ monitoring: true });
+    const mb = await startBroker({ topology, monitoring: true });
     try {
       ours = await exercise(mb.natsPort, mb.httpPort!);
     } finally {
@@ -186,21 +186,21 @@ describe("monitoring JSON shapes match nats-server 2.9", () => {
 // Behaviour, against meshbroker alone
 // ---------------------------------------------------------------------------------------
 
-describe("monitoring endpoints", () => {
+describe.each(topologies)("monitoring endpoints (%s)", (topology) => {
   it("/healthz answers {\"status\":\"ok\"}", async () => {
-    b = await startBroker({ monitoring: true });
+    b = await startBroker({ topology, monitoring: true });
     expect(await getJson(b.httpPort!, "/healthz")).toEqual({ status: "ok" });
   });
 
   it("an unknown path is a 404", async () => {
-    b = await startBroker({ monitoring: true });
+    b = await startBroker({ topology, monitoring: true });
     const res = await fetch(`http://127.0.0.1:${b.httpPort}/no-such-endpoint`);
     expect(res.status).toBe(404);
     await res.arrayBuffer();
   });
 
   it("/varz counters follow nats.js traffic", async () => {
-    b = await startBroker({ monitoring: true });
+    b = await startBroker({ topology, monitoring: true });
     const port = b.httpPort!;
     const v0 = await getJson<Varz>(port, "/varz");
     expect(v0).toMatchObject({ connections: 0, total_connections: 0, subscriptions: 0, in_msgs: 0, out_msgs: 0 });
@@ -238,7 +238,7 @@ describe("monitoring endpoints", () => {
   });
 
   it("/connz pages, sorts, lists subscriptions and closed connections", async () => {
-    b = await startBroker({ monitoring: true });
+    b = await startBroker({ topology, monitoring: true });
     const port = b.httpPort!;
     // c1: 1 sub, c2: 3 subs, c3: 2 subs; connected in this order.
     const subjects: Record<string, string[]> = { c1: ["a.1"], c2: ["b.1", "b.2", "b.>"], c3: ["c.1", "c.*"] };
@@ -299,7 +299,7 @@ describe("monitoring endpoints", () => {
   });
 
   it("/subsz?subs=1 lists every subscription with nats-server's fields", async () => {
-    b = await startBroker({ monitoring: true });
+    b = await startBroker({ topology, monitoring: true });
     const port = b.httpPort!;
     const nc = await client(b.natsPort);
     nc.subscribe("orders.new");
@@ -356,9 +356,9 @@ function parseProm(text: string): { samples: Sample[]; types: Record<string, str
   return { samples, types };
 }
 
-describe("/metrics", () => {
+describe.each(topologies)("/metrics (%s)", (topology) => {
   it("is Prometheus text whose values follow the traffic and failed logins", async () => {
-    b = await startBroker({
+    b = await startBroker({ topology,
       monitoring: true,
       config: "authorization { users: [ { user: a, password: b } ] }\n",
     });
@@ -429,7 +429,7 @@ describe("/metrics", () => {
 
   it("counts a slow consumer in /metrics, /varz and /connz", async () => {
     // A small max_pending and a subscriber that stops reading: the broker must cut it off.
-    b = await startBroker({ monitoring: true, config: "max_pending: 64KB\nmax_payload: 1KB\n" });
+    b = await startBroker({ topology, monitoring: true, config: "max_pending: 64KB\nmax_payload: 1KB\n" });
     const port = b.httpPort!;
     const reader = await rawConnect(b.natsPort);
     raws.push(reader);

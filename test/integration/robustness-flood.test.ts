@@ -158,6 +158,8 @@ function describeTimes(good: Outcome[]): { p99: number; max: number; text: strin
   };
 }
 
+// Embedded only: floods load the edge's accept and handshake paths, which are the same code on
+// every topology; timing bounds are compared with nats-server on one process.
 describe("floods against bin/meshbroker", () => {
   it("2,000 simultaneous connections, half bad: every good client is served within 2 s", async () => {
     const b = await start(2); // the default auth timeout
