@@ -37,7 +37,7 @@ interface TestRouter {
 
 /** A router with its mesh on a gRPC server on port 0, registered in the test's Redis prefix. */
 async function startRouter(id: string, prefix: string,
-                           opts: { token?: string; redisUrl?: string; router?: Router } = {}): Promise<TestRouter> {
+                           opts: { token?: string; redisUrl?: string; router?: Router; maxBacklogBytes?: number } = {}): Promise<TestRouter> {
   const router = opts.router ?? new Router();
   const server = new grpc.Server(meshChannelOptions);
   const port = await new Promise<number>((resolve, reject) =>
@@ -46,7 +46,7 @@ async function startRouter(id: string, prefix: string,
   const address = `127.0.0.1:${port}`;
   const mesh = new Mesh(router, {
     id, advertise: address, token: "token" in opts ? opts.token : TOKEN, redis: opts.redisUrl ?? redis.url, prefix,
-    log: { info: (m) => logs.push(m), warn: (m) => logs.push(m) },
+    log: { info: (m) => logs.push(m), warn: (m) => logs.push(m) }, maxBacklogBytes: opts.maxBacklogBytes,
   });
   mesh.addTo(server);
   let stopped = false;
@@ -244,6 +244,32 @@ describe("mesh: NATS clients on two meshed brokers", () => {
 });
 
 describe("mesh: interest and membership", () => {
+  it("interest is aggregated: one entry per subject and queue group, with a weight", async () => {
+    const [a, b] = await cluster(2);
+    const subs = [recorder("agg"), recorder("agg"), recorder("agg", { queue: "q" }), recorder("agg", { queue: "q" })];
+    for (const s of subs) a.router.subscribe("$G", s.sub);
+    await settled([a, b]);
+    expect(b.mesh.peers()[0].interestEntries).toBe(2);
+    expect(a.mesh.interestStats().entries).toBe(2);
+    for (const s of subs.slice(1)) a.router.unsubscribe("$G", s.sub);
+    await settled([a, b]);
+    expect(b.mesh.peers()[0].interestEntries).toBe(1); // RS- for the group, weight 1 left for "agg"
+    a.router.unsubscribe("$G", subs[0].sub);
+    await settled([a, b]);
+    expect(b.mesh.peers()[0].interestEntries).toBe(0);
+    // Nothing is forwarded once the interest is gone: a later message on the same stream is the barrier.
+    const marker = recorder("marker");
+    a.router.subscribe("$G", marker.sub);
+    await settled([a, b]);
+    const forwarded: string[] = [];
+    const original = a.router.deliverForwarded.bind(a.router);
+    a.router.deliverForwarded = (account, subject, ...rest) => { forwarded.push(subject); original(account, subject, ...rest); };
+    b.router.publish("$G", "agg", undefined, data("x"), publisher());
+    b.router.publish("$G", "marker", undefined, data("x"), publisher());
+    await until(() => marker.got.length === 1, 2_000, "the marker");
+    expect(forwarded).toEqual(["marker"]);
+  });
+
   it("a late router gets the others' interest by snapshot", async () => {
     const prefix = `mesh-test-${process.pid}-${prefixSeq++}`;
     const a = await startRouter("r1", prefix);
@@ -304,6 +330,34 @@ describe("mesh: interest and membership", () => {
     expect(a.logs.some((l) => /refused peer "intruder": bad cluster credential/.test(l))).toBe(true);
     expect(s.got).toEqual([]);
     expect(a.mesh.peers()).toEqual([]);
+  });
+
+  it("a peer that stops reading is closed as a slow peer once its backlog passes the bound", async () => {
+    const prefix = `mesh-test-${process.pid}-${prefixSeq++}`;
+    const a = await startRouter("r1", prefix, { maxBacklogBytes: 1 << 20 });
+    const { stream, client } = dialLink(a.address, grpc.credentials.createInsecure());
+    cleanups.push(() => client.close());
+    stream.on("error", () => {});
+    stream.write(meshFrames.encode({ ops: [
+      { op: "hello", hello: { routerId: "r0", credential: { token: TOKEN } } },
+      { op: "snapshot", snapshot: { seq: 1, entries: [{ account: "$G", subject: "big", weight: 1 }], last: true } },
+    ] }));
+    await until(() => a.mesh.peers()[0]?.interestEntries === 1, 2_000, "fake peer linked");
+    stream.pause(); // reads nothing more: HTTP/2 flow control stops the router's writes
+    const big = data("x".repeat(64 * 1024));
+    let maxBacklog = 0;
+    await withTimeout(new Promise<void>((resolve) => {
+      const turn = () => {
+        const peer = a.mesh.peers()[0];
+        if (!peer) return resolve();
+        maxBacklog = Math.max(maxBacklog, peer.backlogBytes);
+        for (let i = 0; i < 8; i++) a.router.publish("$G", "big", undefined, big, publisher());
+        setImmediate(turn);
+      };
+      turn();
+    }), 1_500, () => "the slow peer was not closed");
+    expect(maxBacklog).toBeLessThanOrEqual(1 << 20);
+    expect(a.logs.some((l) => /slow peer: over 1048576 bytes/.test(l))).toBe(true);
   });
 
   it("a gap in a peer's interest updates makes the router ask for a snapshot", async () => {

@@ -5,7 +5,8 @@
 // turns a missed update into a resync instead of drift.
 import type { InterestEntry } from "../wire/frames.js";
 
-/** The key of one aggregated entry. Subjects and queue names hold no spaces (the parsers refuse them). */
+/** The key of one aggregated entry. Subjects and queue names hold no spaces (the parsers refuse
+ *  them), so the key is unambiguous whatever the account's name. */
 export function interestKey(account: string, subject: string, queue: string): string {
   return `${account} ${subject} ${queue}`;
 }
@@ -18,8 +19,8 @@ export interface InterestUpdateData {
 /** This router's interest: local subscriptions counted per entry, changes sent once per turn. */
 export class LocalInterest {
   private readonly weights = new Map<string, InterestEntry>();
-  /** Keys changed this turn; their absolute weights leave as one update on the next. */
-  private readonly changed = new Set<string>();
+  /** Entries changed this turn (a removed one keeps weight 0); they leave as one update on the next. */
+  private readonly changed = new Map<string, InterestEntry>();
   private scheduled = false;
   seq = 0;
 
@@ -33,8 +34,11 @@ export class LocalInterest {
     let e = this.weights.get(key);
     if (!e) this.weights.set(key, e = { account, subject, queue: q, weight: 0 });
     e.weight += delta;
-    if (e.weight <= 0) this.weights.delete(key);
-    this.changed.add(key);
+    if (e.weight <= 0) {
+      e.weight = 0; // RS-
+      this.weights.delete(key);
+    }
+    this.changed.set(key, e);
     if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => this.flush());
@@ -45,14 +49,7 @@ export class LocalInterest {
     this.scheduled = false;
     if (this.changed.size === 0) return;
     const entries: InterestEntry[] = [];
-    for (const key of this.changed) {
-      const e = this.weights.get(key);
-      if (e) entries.push({ ...e });
-      else {
-        const [account, subject, queue] = key.split(" ");
-        entries.push({ account, subject, queue, weight: 0 }); // RS-
-      }
-    }
+    for (const e of this.changed.values()) entries.push({ ...e });
     this.changed.clear();
     this.onUpdate({ seq: ++this.seq, entries });
   }

@@ -16,7 +16,7 @@ import type { MeshHooks, Router } from "../router.js";
 import { createRedisClient, type RedisConnection } from "../store/redis.js";
 import type { Draft, MeshHello } from "../wire/frames.js";
 import { LocalInterest, type InterestUpdateData } from "./interest.js";
-import { MESH_VERSION, PeerLink, tokenMatches, type LinkOwner } from "./peer.js";
+import { MAX_BACKLOG_BYTES, MESH_VERSION, PeerLink, tokenMatches, type LinkOwner } from "./peer.js";
 import { MeshRegistry, type RouterRecord } from "./registry.js";
 import { dialLink, meshService } from "./transport.js";
 
@@ -36,6 +36,8 @@ export interface MeshOptions {
   redis?: RedisConnection | Redis | Cluster;
   /** Redis key prefix. Default "mb". */
   prefix?: string;
+  /** Bytes a link may queue while its stream waits for 'drain'. Default 64 MB (MAX_BACKLOG_BYTES). */
+  maxBacklogBytes?: number;
   /** Channel credentials for dialing peers. Default: insecure (plain TCP). */
   credentials?: grpc.ChannelCredentials;
   log: MeshLog;
@@ -47,6 +49,8 @@ export const HEARTBEAT_MS = 1_000;
  *  registration expired): two, since a restarted Redis has lost every key and each router
  *  registers again at its next heartbeat. */
 const ABSENT_HEARTBEATS = 2;
+/** A refusal is logged once per this interval and reason. */
+const REFUSAL_LOG_MS = 60_000;
 
 export class Mesh implements MeshHooks, LinkOwner {
   readonly id: string;
@@ -57,6 +61,9 @@ export class Mesh implements MeshHooks, LinkOwner {
   };
   generation = 0;
   origin: Connection | undefined;
+  readonly maxBacklogBytes: number;
+  /** When each refused peer was last logged: a misconfigured peer redials every second. */
+  private readonly refusals = new Map<string, number>();
   private copyOf: { generation: number; msg: MessageData; headers: Buffer; payload: Buffer } | undefined;
   private readonly local: LocalInterest;
   /** Up links by peer id. */
@@ -78,6 +85,7 @@ export class Mesh implements MeshHooks, LinkOwner {
 
   constructor(readonly router: Router, private readonly opts: MeshOptions) {
     this.id = opts.id;
+    this.maxBacklogBytes = opts.maxBacklogBytes ?? MAX_BACKLOG_BYTES;
     this.local = new LocalInterest((u) => this.broadcast(u));
     router.attachMesh(this);
     if (opts.redis !== undefined) {
@@ -205,7 +213,12 @@ export class Mesh implements MeshHooks, LinkOwner {
       this.links.delete(link.peerId);
       if (!this.closed) this.opts.log.warn(`mesh: link to router ${link.peerId} down: ${reason}`);
     } else if (!this.closed && reason.startsWith("refused")) {
-      this.opts.log.warn(`mesh: ${reason}`);
+      const last = this.refusals.get(reason);
+      if (last === undefined || Date.now() - last > REFUSAL_LOG_MS) {
+        if (this.refusals.size >= 1_000) this.refusals.clear(); // strangers may invent ids
+        this.refusals.set(reason, Date.now());
+        this.opts.log.warn(`mesh: ${reason}`);
+      }
     }
   }
 

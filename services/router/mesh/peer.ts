@@ -10,9 +10,7 @@ import { meshFrames, WireError } from "../wire/codec.js";
 import type { Draft, Forward, InterestEntry, MeshHello, MeshOp } from "../wire/frames.js";
 import { RemoteInterest, type InterestUpdateData } from "./interest.js";
 
-/** Past this many bytes waiting for 'drain', the peer is a slow consumer: the link closes
- *  (its queued forwards are lost, as nats-server drops a slow route) and is dialed again,
- *  with a fresh interest snapshot. */
+/** Default for LinkOwner.maxBacklogBytes. */
 export const MAX_BACKLOG_BYTES = 64 * 1024 * 1024;
 export const PING_INTERVAL_MS = 400;
 /** Silence after which the peer is dead: with the ping interval, detected within 2 s. */
@@ -40,6 +38,10 @@ export interface LinkOwner {
   /** Increases with each publish the router starts: forwards of one publish share a Forward. */
   readonly generation: number;
   readonly origin: Connection | undefined;
+  /** Past this many bytes waiting for 'drain', the peer is a slow consumer: the link closes
+   *  (its queued forwards are lost, as nats-server drops a slow route) and is dialed again,
+   *  with a fresh interest snapshot. */
+  readonly maxBacklogBytes: number;
   warn(message: string): void;
 }
 
@@ -149,7 +151,8 @@ export class PeerLink {
     if (!this.writable) {
       this.backlog.push(bytes);
       this.backlogBytes += bytes.length;
-      if (this.backlogBytes > MAX_BACKLOG_BYTES) this.close(`slow peer: over ${MAX_BACKLOG_BYTES} bytes waiting`);
+      const max = this.owner.maxBacklogBytes;
+      if (this.backlogBytes > max) this.close(`slow peer: over ${max} bytes waiting for it`);
       return;
     }
     this.writable = this.stream.write(bytes);
@@ -208,10 +211,10 @@ export class PeerLink {
   private apply(op: MeshOp): void {
     switch (op.op) {
       case "interest": {
-        const r = this.interest.apply(op.interest!);
-        if (r === "gap") {
-          this.owner.warn(`peer ${this.peerId}: interest update ${op.interest!.seq} after ${op.interest!.seq - 1} was missed; resync`);
-          this.out.push({ op: "resyncRequest", resyncRequest: { haveSeq: 0 } });
+        const haveSeq = this.interest.seq;
+        if (this.interest.apply(op.interest!) === "gap") {
+          this.owner.warn(`peer ${this.peerId}: interest update ${op.interest!.seq} arrived after ${haveSeq}: updates were missed; resync`);
+          this.out.push({ op: "resyncRequest", resyncRequest: { haveSeq } });
         }
         return;
       }
