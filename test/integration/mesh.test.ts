@@ -6,6 +6,7 @@ import { accountSet, type Connection, type MessageData, type Subscriber } from "
 import { Router } from "../../services/router/router.js";
 import { Mesh } from "../../services/router/mesh/mesh.js";
 import { meshChannelOptions, dialLink } from "../../services/router/mesh/transport.js";
+import { MESH_VERSION } from "../../services/router/mesh/peer.js";
 import { MeshRegistry } from "../../services/router/mesh/registry.js";
 import { meshFrames } from "../../services/router/wire/codec.js";
 import type { AccountConfig } from "../../services/common/config/options.js";
@@ -45,7 +46,7 @@ async function startRouter(id: string, prefix: string,
   const logs: string[] = [];
   const address = `127.0.0.1:${port}`;
   const mesh = new Mesh(router, {
-    id, advertise: address, token: "token" in opts ? opts.token : TOKEN, redis: opts.redisUrl ?? redis.url, prefix,
+    id, advertise: address, token: opts.token ?? TOKEN, redis: opts.redisUrl ?? redis.url, prefix,
     log: { info: (m) => logs.push(m), warn: (m) => logs.push(m) }, maxBacklogBytes: opts.maxBacklogBytes,
   });
   mesh.addTo(server);
@@ -302,7 +303,7 @@ describe("mesh: interest and membership", () => {
     const { stream, client } = dialLink(a.address, grpc.credentials.createInsecure());
     cleanups.push(() => client.close());
     stream.on("error", () => {});
-    stream.write(meshFrames.encode({ ops: [{ op: "hello", hello: { routerId: "r0", credential: { token: TOKEN } } }] }));
+    stream.write(meshFrames.encode({ ops: [{ op: "hello", hello: { routerId: "r0", version: MESH_VERSION, credential: { token: TOKEN } } }] }));
     await until(() => a.mesh.peers().length === 1, 2_000, "fake peer linked");
     const t0 = Date.now();
     // It never answers a ping from now on (a frozen process).
@@ -310,6 +311,11 @@ describe("mesh: interest and membership", () => {
     const took = Date.now() - t0;
     console.log(`silent peer declared dead after ${took} ms`);
     expect(took).toBeLessThanOrEqual(2_000);
+  });
+
+  it("a mesh needs a cluster credential: a token, or mTLS on its server", () => {
+    expect(() => new Mesh(new Router(), { id: "x", advertise: "127.0.0.1:1", log: { info() {}, warn() {} } }))
+      .toThrow(/no cluster credential/);
   });
 
   it("refuses a peer without the cluster credential, which can neither subscribe nor publish", async () => {
@@ -339,7 +345,7 @@ describe("mesh: interest and membership", () => {
     cleanups.push(() => client.close());
     stream.on("error", () => {});
     stream.write(meshFrames.encode({ ops: [
-      { op: "hello", hello: { routerId: "r0", credential: { token: TOKEN } } },
+      { op: "hello", hello: { routerId: "r0", version: MESH_VERSION, credential: { token: TOKEN } } },
       { op: "snapshot", snapshot: { seq: 1, entries: [{ account: "$G", subject: "big", weight: 1 }], last: true } },
     ] }));
     await until(() => a.mesh.peers()[0]?.interestEntries === 1, 2_000, "fake peer linked");
@@ -369,7 +375,7 @@ describe("mesh: interest and membership", () => {
     stream.on("data", (b: Buffer) => received.push(meshFrames.decode(b) as MeshFrame));
     const send = (frame: Parameters<typeof meshFrames.encode>[0]) => stream.write(meshFrames.encode(frame));
     send({ ops: [
-      { op: "hello", hello: { routerId: "r0", credential: { token: TOKEN } } },
+      { op: "hello", hello: { routerId: "r0", version: MESH_VERSION, credential: { token: TOKEN } } },
       { op: "snapshot", snapshot: { seq: 5, entries: [{ account: "$G", subject: "a", weight: 1 }], last: true } },
       { op: "interest", interest: { seq: 6, entries: [{ account: "$G", subject: "b", weight: 1 }] } },
     ] });

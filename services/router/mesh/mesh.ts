@@ -7,6 +7,10 @@
 // Redis away: routing continues on the interest the links carry (Redis never sits on the
 // message path), membership stays as last seen, and when Redis is back this router registers
 // again and rewrites its summary.
+//
+// Wiring a router: `new Mesh(router, options)` before any edge attaches (the router then
+// reports every local subscription), `mesh.addTo(server)` on a grpc.Server created with
+// meshChannelOptions, `mesh.registerMetrics(registry)`, and `await mesh.close()` on stop.
 import * as grpc from "@grpc/grpc-js";
 import type { Cluster, Redis } from "ioredis";
 import type { Duplex } from "node:stream";
@@ -30,8 +34,11 @@ export interface MeshOptions {
   id: string;
   /** host:port peers dial, registered in Redis. */
   advertise: string;
-  /** The cluster credential (`router { authorization { token } }`); none: rely on mTLS. */
+  /** The cluster credential (`router { authorization { token } }`). */
   token?: string;
+  /** No token: the gRPC server verifies peers' certificates (`tls { verify: true }`). One of
+   *  the two is required, since the mesh port is a way around client authentication. */
+  mtls?: boolean;
   /** Where membership and interest summaries live; none: peers only by dial(). */
   redis?: RedisConnection | Redis | Cluster;
   /** Redis key prefix. Default "mb". */
@@ -84,6 +91,9 @@ export class Mesh implements MeshHooks, LinkOwner {
   private closed = false;
 
   constructor(readonly router: Router, private readonly opts: MeshOptions) {
+    if (opts.token === undefined && !opts.mtls) {
+      throw new Error("mesh: no cluster credential: set router { authorization { token } } or tls with verify");
+    }
     this.id = opts.id;
     this.maxBacklogBytes = opts.maxBacklogBytes ?? MAX_BACKLOG_BYTES;
     this.local = new LocalInterest((u) => this.broadcast(u));

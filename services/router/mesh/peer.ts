@@ -200,6 +200,7 @@ export class PeerLink {
     if (this.dialed && this.peerId !== "" && h.routerId !== this.peerId) {
       return this.close(`dialed router "${this.peerId}" but "${h.routerId}" answered`);
     }
+    if (h.version !== VERSION) this.owner.warn(`peer ${h.routerId} runs ${h.version}, this router ${VERSION}`);
     this.peerId = h.routerId;
     (this.conn as { edgeId: string }).edgeId = `mesh:${h.routerId}`;
     if (!this.dialed) this.out.push({ op: "hello", hello: this.owner.hello() });
