@@ -1,7 +1,8 @@
 // The router mesh: routers in this process, each with a real gRPC server on port 0, sharing a
 // real redis-server; subscribers attach directly to each Router (the RouterLink seam).
 import * as grpc from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import path from "node:path";
 import { accountSet, type Connection, type MessageData, type Subscriber } from "../../services/router/link.js";
 import { Router } from "../../services/router/router.js";
 import { Mesh } from "../../services/router/mesh/mesh.js";
@@ -17,6 +18,7 @@ import { natsClient } from "../helpers/clients.js";
 import { StringCodec, ErrorCode, type NatsError } from "nats";
 import { Registry } from "prom-client";
 import { askUntil, cleanupAfterEach, withTimeout } from "../helpers/wait.js";
+import { assertBuilt, REPO_ROOT, spawnCommand, stopAllBrokers } from "../helpers/process.js";
 
 const TOKEN = "cluster-secret";
 let redis: RedisServer;
@@ -25,6 +27,7 @@ const cleanups = cleanupAfterEach();
 
 beforeAll(async () => { redis = await startRedis(); });
 afterAll(async () => { await redis?.stop(); });
+afterEach(() => stopAllBrokers());
 
 interface TestRouter {
   id: string;
@@ -410,6 +413,39 @@ describe("mesh: interest and membership", () => {
     const took = performance.now() - t1;
     console.log(`100,000 subscriptions: subscribed on r1 in ${(t1 - t0).toFixed(0)} ms, then on r2 ${took.toFixed(0)} ms later`);
     expect(took).toBeLessThan(3_000); // the target is 1 s; generous for a loaded 2-core machine
+  });
+});
+
+describe("mesh: a peer router process killed or frozen", () => {
+  /** r1 in this process, r2 a child process with `subjects` subscribed; resolves once linked. */
+  async function withChild(subjects: string[]) {
+    assertBuilt();
+    const prefix = `mesh-test-${process.pid}-${prefixSeq++}`;
+    const child = spawnCommand(process.execPath,
+      [path.join(REPO_ROOT, "test/fixtures/mesh-router.mjs"), "r2", redis.url, prefix, TOKEN, ...subjects], { name: "mesh-router" });
+    await child.waitForLine(/^mesh router r2 on /);
+    const a = await startRouter("r1", prefix);
+    await until(() => a.mesh.peers()[0]?.interestEntries === subjects.length, 5_000, "the child's interest");
+    return { a, child };
+  }
+
+  it("kill -9: its interest is dropped within 2 s", async () => {
+    const { a, child } = await withChild(["k.1", "k.2"]);
+    const t0 = Date.now();
+    await child.kill();
+    await until(() => a.mesh.peers().length === 0, 2_000, "killed peer dropped");
+    console.log(`killed peer router dropped after ${Date.now() - t0} ms`);
+  });
+
+  it("SIGSTOP: a frozen router is declared dead within 2 s", async () => {
+    const { a, child } = await withChild(["f.1"]);
+    const t0 = Date.now();
+    child.signal("SIGSTOP");
+    await until(() => a.mesh.peers().length === 0, 2_500, "frozen peer dropped");
+    const took = Date.now() - t0;
+    console.log(`frozen peer router dropped after ${took} ms`);
+    expect(took).toBeLessThanOrEqual(2_000);
+    await child.kill();
   });
 });
 

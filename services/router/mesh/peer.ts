@@ -12,9 +12,9 @@ import { RemoteInterest, type InterestUpdateData } from "./interest.js";
 
 /** Default for LinkOwner.maxBacklogBytes. */
 export const MAX_BACKLOG_BYTES = 64 * 1024 * 1024;
-export const PING_INTERVAL_MS = 400;
+export const PING_INTERVAL_MS = 250;
 /** Silence after which the peer is dead: with the ping interval, detected within 2 s. */
-export const DEAD_AFTER_MS = 1_600;
+export const DEAD_AFTER_MS = 1_500;
 /** Entries per InterestSnapshot chunk, so one frame stays well below gRPC's message limit. */
 const SNAPSHOT_CHUNK = 20_000;
 const VERSION = "meshbroker/0.1";
