@@ -20,7 +20,7 @@ import type { MeshHooks, Router } from "../router.js";
 import { createRedisClient, type RedisConnection } from "../store/redis.js";
 import type { Draft, MeshHello } from "../wire/frames.js";
 import { LocalInterest, type InterestUpdateData } from "./interest.js";
-import { MAX_BACKLOG_BYTES, MESH_VERSION, PeerLink, tokenMatches, type LinkOwner } from "./peer.js";
+import { MAX_BACKLOG_BYTES, MESH_VERSION, nowUs, PeerLink, tokenMatches, type LinkOwner } from "./peer.js";
 import { MeshRegistry, type RouterRecord } from "./registry.js";
 import { dialLink, meshService } from "./transport.js";
 
@@ -196,7 +196,7 @@ export class Mesh implements MeshHooks, LinkOwner {
 
   hello(): Draft<MeshHello> {
     return {
-      routerId: this.id, version: MESH_VERSION, interestSeq: this.local.seq, sentAtUs: Date.now() * 1000,
+      routerId: this.id, version: MESH_VERSION, interestSeq: this.local.seq, sentAtUs: nowUs(),
       credential: this.opts.token === undefined ? undefined : { token: this.opts.token },
     };
   }

@@ -174,7 +174,7 @@ export class PeerLink {
     if (now - this.lastTick > 2 * PING_INTERVAL_MS) this.lastHeard = Math.max(this.lastHeard, now - PING_INTERVAL_MS);
     this.lastTick = now;
     if (now - this.lastHeard > DEAD_AFTER_MS) return this.close(`no frame for ${DEAD_AFTER_MS} ms`);
-    if (this.state === "up") this.out.push({ op: "ping", ping: { sentAtUs: Date.now() * 1000, seq: ++this.pingSeq } });
+    if (this.state === "up") this.out.push({ op: "ping", ping: { sentAtUs: nowUs(), seq: ++this.pingSeq } });
   }
 
   private receive(bytes: Buffer): void {
@@ -237,10 +237,10 @@ export class PeerLink {
         return;
       }
       case "ping":
-        this.out.push({ op: "pong", pong: { sentAtUs: op.ping!.sentAtUs, seq: op.ping!.seq, receivedAtUs: Date.now() * 1000 } });
+        this.out.push({ op: "pong", pong: { sentAtUs: op.ping!.sentAtUs, seq: op.ping!.seq, receivedAtUs: nowUs() } });
         return;
       case "pong":
-        this.rttMs = Date.now() - op.pong!.sentAtUs / 1000;
+        this.rttMs = (nowUs() - op.pong!.sentAtUs) / 1000;
         return;
       default:
         return; // a newer peer's operation, or a second hello: ignored
@@ -254,6 +254,11 @@ export class PeerLink {
       this.out.push({ op: "snapshot", snapshot: { seq, entries: chunk, last: i + SNAPSHOT_CHUNK >= entries.length } });
     }
   }
+}
+
+/** Wall-clock microseconds, at performance.now()'s resolution (a local RTT is well under 1 ms). */
+export function nowUs(): number {
+  return Math.round((performance.timeOrigin + performance.now()) * 1000);
 }
 
 /** Constant-time comparison of the cluster token. */
