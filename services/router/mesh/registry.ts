@@ -5,8 +5,8 @@
 //   P:routers:addr         hash   router id -> advertise address (host:port)
 //   P:{interest:ID}        hash   "account subject queue" -> weight: the router's aggregated interest
 //   P:{interest:ID}:seq    string the interest sequence the hash is consistent with
-// A registration lives TTL ms unless renewed; an expired one is removed by whichever router
-// sees it first. The two interest keys share a hash tag, so a Cluster keeps them in one slot
+// A registration lives TTL ms (by Redis's clock) unless renewed; an expired one is removed by
+// whichever router sees it first. The two interest keys share a hash tag, so a Cluster keeps them in one slot
 // and MULTI over them is legal.
 import type { Cluster, Redis } from "ioredis";
 import { interestKey, type InterestUpdateData } from "./interest.js";
@@ -37,8 +37,10 @@ export class MeshRegistry {
 
   /** Renews this router's registration; returns every live router (this one included). */
   async heartbeat(): Promise<RouterRecord[]> {
-    const now = Date.now();
     const r = this.redis;
+    // Redis's clock, not this host's: registrations from hosts whose clocks differ still compare.
+    const [sec, usec] = await r.time();
+    const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
     const [, , expired, live] = await Promise.all([
       r.zadd(this.routers, now + REGISTRATION_TTL_MS, this.self.id),
       r.hset(this.addresses, this.self.id, this.self.address),
