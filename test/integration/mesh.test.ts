@@ -13,7 +13,7 @@ import { meshFrames } from "../../services/router/wire/codec.js";
 import type { AccountConfig } from "../../services/common/config/options.js";
 import type { MeshFrame } from "../../services/router/wire/frames.js";
 import { startRedis, type RedisServer } from "../helpers/redis.js";
-import { startBroker } from "../helpers/broker.js";
+import { startBroker, topologies } from "../helpers/broker.js";
 import { natsClient } from "../helpers/clients.js";
 import { StringCodec, ErrorCode, type NatsError } from "nats";
 import { Registry } from "prom-client";
@@ -218,10 +218,10 @@ describe("mesh: cluster-wide routing", () => {
   });
 });
 
-describe("mesh: NATS clients on two meshed brokers", () => {
+describe.each(topologies)("mesh: NATS clients on two meshed brokers (%s edge link)", (topology) => {
   it("pub/sub, request/reply and no-responders across routers", async () => {
     const prefix = `mesh-test-${process.pid}-${prefixSeq++}`;
-    const brokers = await Promise.all([startBroker(), startBroker()]);
+    const brokers = await Promise.all([startBroker({ topology }), startBroker({ topology })]);
     for (const b of brokers) cleanups.push(() => b.stop());
     const [a, b] = await Promise.all(brokers.map((br, i) => startRouter(`n${i + 1}`, prefix, { router: br.broker.router })));
     await until(() => a.mesh.peers().length === 1 && b.mesh.peers().length === 1, 5_000, "linked");
