@@ -128,6 +128,17 @@ describe("mesh: cluster-wide routing", () => {
     expect(forwarded).toBe(2);
   });
 
+  it("a turn of large messages leaves in several frames, each message with its queue groups", async () => {
+    const [a, b] = await cluster(2);
+    const plain = recorder("big");
+    const members = [recorder("big", { queue: "q1" }), recorder("big", { queue: "q2" })];
+    for (const s of [plain, ...members]) b.router.subscribe("$G", s.sub);
+    await settled([a, b]);
+    const N = 40; // 40 × 64 KB: past the 1 MB frame size several times within one turn
+    for (let i = 0; i < N; i++) a.router.publish("$G", "big", undefined, data(String(i).padStart(64 * 1024, ".")), publisher());
+    await until(() => plain.got.length === N && members.every((m) => m.got.length === N), 3_000, "every message, every group");
+  });
+
   it("accounts stay apart across routers", async () => {
     const [a, b] = await cluster(2);
     const inA = recorder("x"), inB = recorder("x");

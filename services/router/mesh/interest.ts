@@ -11,6 +11,9 @@ export function interestKey(account: string, subject: string, queue: string): st
   return `${account} ${subject} ${queue}`;
 }
 
+/** Entries per InterestUpdate: a turn that changed more sends several (about 0.5 MB each). */
+export const UPDATE_ENTRIES = 20_000;
+
 export interface InterestUpdateData {
   seq: number;
   entries: InterestEntry[];
@@ -44,14 +47,21 @@ export class LocalInterest {
     setImmediate(() => this.flush());
   }
 
-  /** Sends what changed now (the turn's batch), so that a snapshot taken after it is consistent. */
+  /** Sends what changed now (the turn's batch, in updates of at most UPDATE_ENTRIES, each with
+   *  its own seq), so that a snapshot taken after it is consistent. */
   flush(): void {
     this.scheduled = false;
     if (this.changed.size === 0) return;
-    const entries: InterestEntry[] = [];
-    for (const e of this.changed.values()) entries.push({ ...e });
+    let entries: InterestEntry[] = [];
+    for (const e of this.changed.values()) {
+      entries.push({ ...e });
+      if (entries.length === UPDATE_ENTRIES) {
+        this.onUpdate({ seq: ++this.seq, entries });
+        entries = [];
+      }
+    }
     this.changed.clear();
-    this.onUpdate({ seq: ++this.seq, entries });
+    if (entries.length > 0) this.onUpdate({ seq: ++this.seq, entries });
   }
 
   /** Every entry, consistent with `seq` (pending changes are flushed first). */

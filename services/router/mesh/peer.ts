@@ -8,15 +8,21 @@ import type { RemoteSubscriber, Router } from "../router.js";
 import { Batcher } from "../wire/batcher.js";
 import { meshFrames, WireError } from "../wire/codec.js";
 import type { Draft, Forward, InterestEntry, MeshHello, MeshOp } from "../wire/frames.js";
-import { RemoteInterest, type InterestUpdateData } from "./interest.js";
+import { RemoteInterest, UPDATE_ENTRIES, type InterestUpdateData } from "./interest.js";
 
 /** Default for LinkOwner.maxBacklogBytes. */
 export const MAX_BACKLOG_BYTES = 64 * 1024 * 1024;
 export const PING_INTERVAL_MS = 250;
 /** Silence after which the peer is dead: with the ping interval, detected within 2 s. */
 export const DEAD_AFTER_MS = 1_500;
-/** Entries per InterestSnapshot chunk, so one frame stays well below gRPC's message limit. */
-const SNAPSHOT_CHUNK = 20_000;
+/** Entries per InterestSnapshot chunk, as per update. */
+const SNAPSHOT_CHUNK = UPDATE_ENTRIES;
+/** A frame leaves once its ops reach about this size, well below gRPC's default 4 MB message
+ *  limit: only a single message larger than that (max_payload above 4 MB) needs the server's
+ *  limit raised (meshChannelOptions). */
+const FRAME_BYTES = 1024 * 1024;
+/** About what one interest entry adds to a frame. */
+const ENTRY_BYTES = 32;
 const VERSION = "meshbroker/0.1";
 
 /** What a link needs of the mesh that owns it. */
@@ -67,7 +73,7 @@ export class PeerLink {
   peerId: string;
   rttMs = 0;
   backlogBytes = 0;
-  private readonly out = new Batcher<MeshOp>((ops) => meshFrames.encode({ ops }), () => (b) => this.write(b));
+  private readonly out = new Batcher<MeshOp>((ops) => meshFrames.encode({ ops }), () => (b) => this.write(b), FRAME_BYTES);
   private readonly backlog: Buffer[] = [];
   private writable = true;
   private lastHeard = Date.now();
@@ -107,10 +113,11 @@ export class PeerLink {
 
   /** A local interest update, for this peer. */
   sendInterest(update: InterestUpdateData): void {
-    if (this.state === "up") this.out.push({ op: "interest", interest: update });
+    if (this.state === "up") this.out.push({ op: "interest", interest: update }, update.entries.length * ENTRY_BYTES);
   }
 
-  /** Queues the message for the peer: one Forward per message, naming every queue group picked here. */
+  /** Queues the message for the peer: one Forward per message, naming every queue group picked
+   *  here (the op pushed last stays in the batch, so later groups of the same message join it). */
   forward(account: string, subject: string, reply: string | undefined, msg: MessageData, queue: string | undefined): void {
     if (this.state !== "up") return;
     const owner = this.owner;
@@ -127,7 +134,7 @@ export class PeerLink {
       originEdge: origin?.edgeId ?? "", originConnection: origin?.cid ?? 0,
     };
     this.current = { generation: owner.generation, account, subject, reply, op };
-    this.out.push({ op: "forward", forward: op });
+    this.out.push({ op: "forward", forward: op }, headers.length + payload.length + subject.length + (reply?.length ?? 0));
   }
 
   close(reason: string): void {
@@ -251,7 +258,7 @@ export class PeerLink {
     const { seq, entries } = this.owner.snapshot();
     for (let i = 0; i === 0 || i < entries.length; i += SNAPSHOT_CHUNK) {
       const chunk: InterestEntry[] = entries.slice(i, i + SNAPSHOT_CHUNK);
-      this.out.push({ op: "snapshot", snapshot: { seq, entries: chunk, last: i + SNAPSHOT_CHUNK >= entries.length } });
+      this.out.push({ op: "snapshot", snapshot: { seq, entries: chunk, last: i + SNAPSHOT_CHUNK >= entries.length } }, chunk.length * ENTRY_BYTES);
     }
   }
 }

@@ -17,14 +17,14 @@ export const meshService: grpc.ServiceDefinition = {
 };
 
 /**
- * Options for the grpc.Server that carries the mesh (and for the dialing channel): a frame
- * holds one event-loop turn of operations, which can pass gRPC's default 4 MB limit (an
- * interest snapshot of 100,000 entries is about 3 MB, a turn of forwards more); the bounded
- * backlog (peer.ts) is the limit that counts.
+ * Options for the grpc.Server that carries the mesh (and for the dialing channel). Frames are
+ * cut at about 1 MB (peer.ts), but one forwarded message is as large as the client's payload
+ * (`max_payload`, at most `max_pending`, 64 MB by default), past gRPC's default 4 MB. The
+ * limit still bounds what a peer can make this router buffer before its hello is checked.
  */
 export const meshChannelOptions: grpc.ChannelOptions = {
-  "grpc.max_receive_message_length": -1,
-  "grpc.max_send_message_length": -1,
+  "grpc.max_receive_message_length": 80 * 1024 * 1024,
+  "grpc.max_send_message_length": 80 * 1024 * 1024,
 };
 
 /** Opens the Link stream to a peer router at `address` (host:port). */
