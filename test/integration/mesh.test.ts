@@ -380,6 +380,27 @@ describe("mesh: interest and membership", () => {
     expect(a.logs.some((l) => /slow peer: over 1048576 bytes/.test(l))).toBe(true);
   });
 
+  it("a stranger's garbage or a first operation other than a hello is refused and logged", async () => {
+    const [a] = await cluster(1);
+    const s = recorder("secret");
+    a.router.subscribe("$G", s.sub);
+    for (const bytes of [Buffer.from([0xff, 0xff, 0xff, 0xff]),
+      meshFrames.encode({ ops: [{ op: "forward", forward: { account: "$G", message: { subject: "secret" } } }] })]) {
+      const { stream, client } = dialLink(a.address, grpc.credentials.createInsecure());
+      cleanups.push(() => client.close());
+      stream.on("error", () => {});
+      const ended = new Promise<void>((r) => { stream.on("end", r); stream.on("close", r); stream.on("error", () => r()); });
+      stream.write(bytes);
+      stream.resume();
+      await withTimeout(ended, 2_000, () => "the stranger's stream did not end");
+    }
+    expect(a.logs.filter((l) => /refused a peer/.test(l))).toEqual([
+      expect.stringMatching(/refused a peer before its hello: malformed MeshFrame/),
+      "mesh: refused a peer: its first operation is forward, not a hello",
+    ]);
+    expect(s.got).toEqual([]);
+  });
+
   it("a gap in a peer's interest updates makes the router ask for a snapshot", async () => {
     const [a] = await cluster(1);
     const { stream, client } = dialLink(a.address, grpc.credentials.createInsecure());

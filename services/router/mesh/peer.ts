@@ -188,11 +188,13 @@ export class PeerLink {
     if (this.state === "closed") return;
     this.lastHeard = Date.now();
     const frame = meshFrames.decode(bytes);
-    if (frame instanceof WireError) return this.close(`peer ${this.peerId}: ${frame.message}`);
+    if (frame instanceof WireError) {
+      return this.close(this.state === "hello" ? `refused a peer before its hello: ${frame.message}` : `peer ${this.peerId}: ${frame.message}`);
+    }
     for (const op of frame.ops) {
       if ((this.state as State) === "closed") return;
       if (this.state === "hello") {
-        if (op.op !== "hello") return this.close("the first operation is not a hello");
+        if (op.op !== "hello") return this.close(`refused a peer: its first operation is ${op.op ?? "unknown"}, not a hello`);
         this.hello(op.hello!);
         continue;
       }
