@@ -42,6 +42,8 @@ export class Account {
   serviceImports: ServiceImport[] = [];
   /** Reply subjects this account's responders publish to, keyed by the mapped reply. */
   readonly responses = new Map<string, ResponseRoute>();
+  /** With a mesh: this router told its peers it takes replies on its `_R_.` prefix here. */
+  meshReplies = false;
 
   constructor(readonly name: string) {}
 }

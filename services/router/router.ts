@@ -1,6 +1,7 @@
 // Routing: one subject space per account, fan-out to plain subscribers, one member per queue
 // group, exports/imports between accounts, and the no-responders status for requests nobody
-// can answer.
+// can answer. With a mesh attached (mesh/), peer routers' aggregated interest sits in the same
+// sublists as RemoteSubscribers, so one match serves local and remote delivery alike.
 import { randomBytes } from "node:crypto";
 import { subjectMatches } from "../common/subject.js";
 import { Account, wireAccounts, type Warn } from "./accounts.js";
@@ -18,6 +19,27 @@ const NO_RESPONDERS: MessageData = {
 const RESPONSE_TTL_MS = 2 * 60_000;
 const RESPONSE_PREFIX = "_R_.";
 
+/**
+ * A peer router's aggregated interest (one entry per account, subject and queue group), held
+ * in the sublist beside local subscribers. deliver() queues the message for that peer.
+ */
+export interface RemoteSubscriber extends Subscriber {
+  /** The number of subscriptions behind the entry: a queue group's pick is weighted by it. */
+  weight: number;
+}
+
+/** What a mesh learns from the router. The router calls it only when one is attached. */
+export interface MeshHooks {
+  /** A local subscription (not a peer's entry) came (+1) or went (-1). */
+  interestChanged(account: string, subject: string, queue: string | undefined, delta: number): void;
+  /** A publish starts: the RemoteSubscribers delivered to until the next call belong to it. */
+  publishing(origin: Connection | undefined): void;
+}
+
+function isRemote(sub: Subscriber): sub is RemoteSubscriber {
+  return (sub as RemoteSubscriber).weight !== undefined;
+}
+
 export class Router implements RouterLink {
   /** The MQTT session service, when MQTT is served (services/router/sessions/). */
   sessions: SessionLink | undefined = undefined;
@@ -27,6 +49,8 @@ export class Router implements RouterLink {
   private sweeper: NodeJS.Timeout | undefined;
   /** The account set version each edge sent last. */
   private readonly accountVersions = new Map<string, string>();
+  /** Set by attachMesh; undefined keeps the embedded path exactly as without a mesh. */
+  private mesh: MeshHooks | undefined;
 
   constructor(private readonly warn: Warn = () => {}) {}
 
@@ -43,6 +67,25 @@ export class Router implements RouterLink {
       }
     }
     wireAccounts(set.accounts, (name) => this.account(name), this.warn);
+    this.announceReplies();
+  }
+
+  /**
+   * With a mesh, each account that serves a service import takes replies on this router's
+   * `_R_.` prefix: a responder behind a peer answers there, so the peers learn it now, before
+   * the first request crosses (an interest update sent with the request would arrive after it).
+   */
+  private announceReplies(): void {
+    if (!this.mesh) return;
+    for (const acc of this.accounts.values()) {
+      for (const si of acc.serviceImports) this.announceReply(si.exporter);
+    }
+  }
+
+  private announceReply(exporter: Account): void {
+    if (exporter.meshReplies) return;
+    exporter.meshReplies = true;
+    this.mesh!.interestChanged(exporter.name, this.replyPrefix + ">", undefined, 1);
   }
 
   /** Direct calls: everything before this call is applied already. */
@@ -57,37 +100,95 @@ export class Router implements RouterLink {
 
   subscribe(account: string, sub: Subscriber): void {
     this.account(account).sublist.insert(sub);
+    this.mesh?.interestChanged(account, sub.subject, sub.queue, 1);
   }
 
   unsubscribe(account: string, sub: Subscriber): void {
+    if (this.accounts.get(account)?.sublist.remove(sub)) this.mesh?.interestChanged(account, sub.subject, sub.queue, -1);
+  }
+
+  /**
+   * Attaches the router mesh before any edge subscribes: from now on local interest changes
+   * reach it, and queue groups pick weighted over local members and peers' entries.
+   */
+  attachMesh(mesh: MeshHooks): void {
+    for (const [name, acc] of this.accounts) {
+      if (acc.sublist.count > 0) throw new Error(`attachMesh: account ${name} already has subscriptions`);
+    }
+    this.mesh = mesh;
+    this.announceReplies();
+  }
+
+  /** A peer's interest entry enters (or leaves) the account's subject space. */
+  addRemote(account: string, sub: RemoteSubscriber): void {
+    this.account(account).sublist.insert(sub);
+  }
+
+  removeRemote(account: string, sub: RemoteSubscriber): void {
     this.accounts.get(account)?.sublist.remove(sub);
+  }
+
+  /**
+   * A message a peer forwarded: the sender applied imports and picked this router for the
+   * queue groups in `queues`, so it goes only to local plain subscribers and one local member
+   * of each named group, never back to a peer. The one exception is a reply to a service
+   * import this router mapped (`_R_.` with its own prefix): the route lives here only.
+   */
+  deliverForwarded(account: string, subject: string, reply: string | undefined, msg: MessageData,
+                   queues: readonly string[], origin: Connection): void {
+    const acc = this.accounts.get(account);
+    if (!acc) return;
+    const { psubs, qsubs } = acc.sublist.match(subject);
+    for (let i = 0; i < psubs.length; i++) {
+      const sub = psubs[i];
+      if (isRemote(sub) || (!sub.conn.echo && sameConnection(sub.conn, origin))) continue;
+      sub.deliver(subject, reply, msg);
+    }
+    if (queues.length > 0) {
+      for (let g = 0; g < qsubs.length; g++) {
+        if (!queues.includes(qsubs[g][0].queue!)) continue;
+        pickWeighted(qsubs[g], origin, false)?.deliver(subject, reply, msg);
+      }
+    }
+    if (subject.startsWith(this.replyPrefix)) {
+      this.mesh?.publishing(origin); // a new message for the peers' batches
+      this.respond(acc, subject, msg);
+    }
   }
 
   publish(account: string, subject: string, reply: string | undefined, msg: MessageData,
           origin: Connection, options?: PublishOptions): void {
     const acc = this.accounts.get(account);
     if (!acc) return this.noResponders(undefined, reply, origin, options);
-    let delivered = deliver(acc, subject, reply, msg, origin);
+    const mesh = this.mesh;
+    mesh?.publishing(origin);
+    const pick = mesh ? pickMeshed : pickMember;
+    let delivered = deliver(acc, subject, reply, msg, origin, pick);
 
     for (const imp of acc.streamImports) {
       if (!matches(imp.filter, subject)) continue;
       if (imp.expiresAt !== undefined && imp.expiresAt <= Date.now()) continue; // its activation expired
-      delivered += deliver(imp.importer, imp.map(subject), reply, msg, undefined);
+      delivered += deliver(imp.importer, imp.map(subject), reply, msg, undefined, pick);
     }
     for (const si of acc.serviceImports) {
       if (!matches(si.local, subject)) continue;
       if (si.expiresAt !== undefined && si.expiresAt <= Date.now()) continue; // its activation expired
       const mapped = reply === undefined ? undefined : this.routeResponse(si.exporter, acc, reply, si.responseType === "Singleton");
-      delivered += deliver(si.exporter, si.map(subject), mapped, msg, undefined);
+      delivered += deliver(si.exporter, si.map(subject), mapped, msg, undefined, pick);
     }
-    if (acc.responses.size > 0 && subject.startsWith(RESPONSE_PREFIX)) {
-      const route = acc.responses.get(subject);
-      if (route) {
-        if (route.singleton) acc.responses.delete(subject);
-        delivered += deliver(route.account, route.reply, undefined, msg, undefined);
-      }
-    }
+    if (acc.responses.size > 0 && subject.startsWith(RESPONSE_PREFIX)) delivered += this.respond(acc, subject, msg);
+    // A peer entry counts as delivered: its router said someone there listens (interest
+    // knowledge, as nats-server's routes). So the 503 comes only when nobody in the cluster
+    // matched, as far as this router's view of the peers' interest goes.
     if (delivered === 0) this.noResponders(acc, reply, origin, options);
+  }
+
+  /** A reply on a mapped service-import reply subject goes back to the requester's account. */
+  private respond(acc: Account, subject: string, msg: MessageData): number {
+    const route = acc.responses.get(subject);
+    if (!route) return 0;
+    if (route.singleton) acc.responses.delete(subject);
+    return deliver(route.account, route.reply, undefined, msg, undefined, this.mesh ? pickMeshed : pickMember);
   }
 
   stats(): Promise<RouterStats> {
@@ -129,6 +230,7 @@ export class Router implements RouterLink {
   private routeResponse(exporter: Account, requester: Account, reply: string, singleton: boolean): string {
     const mapped = this.replyPrefix + (this.replySeq++).toString(36);
     exporter.responses.set(mapped, { account: requester, reply, singleton, expires: Date.now() + RESPONSE_TTL_MS });
+    if (this.mesh) this.announceReply(exporter);
     this.sweeper ??= setInterval(() => this.sweepResponses(), 30_000).unref();
     return mapped;
   }
@@ -150,9 +252,11 @@ export class Router implements RouterLink {
   }
 }
 
-/** Local delivery in one account; `origin` is set only for the publisher's own account (echo). */
+type Pick = (members: Subscriber[], origin: Connection | undefined) => Subscriber | undefined;
+
+/** Delivery in one account; `origin` is set only for the publisher's own account (echo). */
 function deliver(acc: Account, subject: string, reply: string | undefined, msg: MessageData,
-                 origin: Connection | undefined): number {
+                 origin: Connection | undefined, pick: Pick): number {
   const { psubs, qsubs } = acc.sublist.match(subject);
   let delivered = 0;
   for (let i = 0; i < psubs.length; i++) {
@@ -162,7 +266,7 @@ function deliver(acc: Account, subject: string, reply: string | undefined, msg: 
     delivered++;
   }
   for (let g = 0; g < qsubs.length; g++) {
-    const member = pickMember(qsubs[g], origin);
+    const member = pick(qsubs[g], origin);
     if (member) {
       member.deliver(subject, reply, msg);
       delivered++;
@@ -181,6 +285,35 @@ function pickMember(members: Subscriber[], origin: Connection | undefined): Subs
     if (origin === undefined || m.conn.echo || !sameConnection(m.conn, origin)) return m;
   }
   return undefined;
+}
+
+/** With peers: one member cluster-wide. */
+function pickMeshed(members: Subscriber[], origin: Connection | undefined): Subscriber | undefined {
+  return pickWeighted(members, origin, true);
+}
+
+/**
+ * The cluster's queue rule: every subscription in the cluster is equally likely, with no
+ * preference for local members. A local member weighs 1, a peer's entry the number of members
+ * behind it, so with 2 members on each of 2 routers half the messages cross. `withPeers`
+ * false: only local members (a forwarded message is never sent on).
+ */
+function pickWeighted(members: Subscriber[], origin: Connection | undefined, withPeers: boolean): Subscriber | undefined {
+  let total = 0;
+  for (let i = 0; i < members.length; i++) total += weightOf(members[i], origin, withPeers);
+  if (total === 0) return undefined;
+  let r = Math.random() * total;
+  for (let i = 0; i < members.length; i++) {
+    const w = weightOf(members[i], origin, withPeers);
+    if (r < w) return members[i];
+    r -= w;
+  }
+  return undefined; // unreachable: r < total
+}
+
+function weightOf(m: Subscriber, origin: Connection | undefined, withPeers: boolean): number {
+  if (isRemote(m)) return withPeers ? m.weight : 0;
+  return origin === undefined || m.conn.echo || !sameConnection(m.conn, origin) ? 1 : 0;
 }
 
 function matches(filter: string, subject: string): boolean {

@@ -18,11 +18,12 @@ const CACHE_SWEEP = 256;
 
 class Node {
   next: Level | undefined;
-  psubs = new Set<Subscriber>();
+  /** Created on first use: most nodes are inner tokens of other subjects. */
+  psubs: Set<Subscriber> | undefined;
   qsubs: Map<string, Set<Subscriber>> | undefined;
 
   isEmpty(): boolean {
-    return this.psubs.size === 0 && (this.qsubs === undefined || this.qsubs.size === 0) &&
+    return (this.psubs === undefined || this.psubs.size === 0) && (this.qsubs === undefined || this.qsubs.size === 0) &&
       (this.next === undefined || this.next.isEmpty());
   }
 }
@@ -52,16 +53,17 @@ export class Sublist {
     const tokens = sub.subject.split(".");
     let level = this.root;
     let node: Node | undefined;
-    for (const t of tokens) {
+    for (let i = 0; i < tokens.length; i++) {
+      const t = tokens[i];
       if (t === "*") node = level.pwc ??= new Node();
       else if (t === ">") node = level.fwc ??= new Node();
       else {
         node = level.nodes.get(t);
         if (!node) level.nodes.set(t, node = new Node());
       }
-      level = node.next ??= new Level();
+      if (i < tokens.length - 1) level = node.next ??= new Level(); // a leaf gets no empty level
     }
-    if (sub.queue === undefined) node!.psubs.add(sub);
+    if (sub.queue === undefined) (node!.psubs ??= new Set()).add(sub);
     else {
       const qsubs = node!.qsubs ??= new Map();
       let group = qsubs.get(sub.queue);
@@ -87,7 +89,7 @@ export class Sublist {
       level = node.next;
     }
     let removed: boolean;
-    if (sub.queue === undefined) removed = node!.psubs.delete(sub);
+    if (sub.queue === undefined) removed = node!.psubs?.delete(sub) ?? false;
     else {
       const group = node!.qsubs?.get(sub.queue);
       removed = group?.delete(sub) ?? false;
@@ -175,7 +177,7 @@ function matchLevel(level: Level, tokens: string[], i: number, psubs: Subscriber
 }
 
 function addNode(node: Node, psubs: Subscriber[], groups: Map<string, Subscriber[]>): void {
-  for (const s of node.psubs) psubs.push(s);
+  if (node.psubs) for (const s of node.psubs) psubs.push(s);
   if (node.qsubs) {
     for (const [queue, members] of node.qsubs) {
       let g = groups.get(queue);

@@ -76,7 +76,8 @@ function spawnRedis(args: string[], timeoutMs: number): Promise<Started> {
   });
 }
 
-export async function startRedis(opts: { cluster?: boolean; timeoutMs?: number } = {}): Promise<RedisServer> {
+/** `port`: that port (a restart of a stopped server), else a free one. */
+export async function startRedis(opts: { cluster?: boolean; timeoutMs?: number; port?: number } = {}): Promise<RedisServer> {
   const cluster = opts.cluster ?? false;
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const dir = await mkdtemp(path.join(os.tmpdir(), "meshbroker-redis-"));
@@ -84,13 +85,13 @@ export async function startRedis(opts: { cluster?: boolean; timeoutMs?: number }
   let port = 0;
   // The free port can be taken between probe and bind by a parallel test file: try another.
   for (let attempt = 0; !started; attempt++) {
-    port = await freePort();
+    port = opts.port ?? await freePort();
     const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir];
     if (cluster) args.push("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-announce-ip", "127.0.0.1");
     try {
       started = await spawnRedis(args, timeoutMs);
     } catch (err) {
-      if (attempt >= 4 || !/Address already in use/.test(String(err))) {
+      if (attempt >= 4 || opts.port !== undefined || !/Address already in use/.test(String(err))) {
         await rm(dir, { recursive: true, force: true });
         throw err;
       }

@@ -185,6 +185,21 @@ describe("Sublist", () => {
       expect(root.fwc).toBeUndefined();
     });
 
+    it("a leaf grows children later, and a missing longer subject under a leaf is not found", () => {
+      const sl = new Sublist();
+      const leaf = sub("a");
+      sl.insert(leaf);
+      expect(sl.remove(sub("a.b"))).toBe(false); // "a" has no level below it
+      const child = sub("a.b");
+      sl.insert(child);
+      expect(view(sl.match("a.b")).psubs).toEqual(names(child));
+      expect(sl.remove(leaf)).toBe(true);
+      expect(view(sl.match("a.b")).psubs).toEqual(names(child));
+      expect(view(sl.match("a")).psubs).toEqual([]);
+      expect(sl.remove(child)).toBe(true);
+      expect(rootOf(sl).nodes.size).toBe(0);
+    });
+
     it("pruning a leaf keeps its parent when the parent still has subscribers or children", () => {
       const sl = new Sublist();
       const parent = sub("a");

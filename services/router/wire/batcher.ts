@@ -1,23 +1,37 @@
 // Operations queued during one event-loop turn leave as one frame on the next: the batching of
-// both ends of a link (edge-end.ts, router-end.ts), whatever carries the bytes.
+// both ends of a link (edge-end.ts, router-end.ts) and of the router mesh, whatever carries the
+// bytes.
 import type { Draft } from "./frames.js";
 
-/** Ops queued this turn, sent as one frame on the next. */
+/** Ops queued this turn, sent as one frame on the next; with `maxBytes`, a frame whose ops
+ *  (by the sizes they were pushed with) reached it leaves before the next op is queued, so no
+ *  frame grows much past it. The op pushed last is never sent within its own push: its
+ *  caller may still be filling it. */
 export class Batcher<Op> {
   private ops: Draft<Op>[] = [];
+  private bytes = 0;
   private scheduled = false;
-  constructor(private readonly encode: (ops: Draft<Op>[]) => Buffer, private readonly send: () => ((bytes: Buffer) => void) | undefined) {}
+  constructor(private readonly encode: (ops: Draft<Op>[]) => Buffer, private readonly send: () => ((bytes: Buffer) => void) | undefined,
+              private readonly maxBytes = Infinity) {}
 
-  push(op: Draft<Op>): void {
+  /** `bytes`: about how much the op adds to the frame (0: small). */
+  push(op: Draft<Op>, bytes = 0): void {
+    if (this.bytes >= this.maxBytes) this.flush();
     this.ops.push(op);
+    this.bytes += bytes;
     if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      const ops = this.ops;
-      this.ops = [];
-      this.send()?.(this.encode(ops));
+      this.flush();
     });
   }
-}
 
+  private flush(): void {
+    if (this.ops.length === 0) return;
+    const ops = this.ops;
+    this.ops = [];
+    this.bytes = 0;
+    this.send()?.(this.encode(ops));
+  }
+}

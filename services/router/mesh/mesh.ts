@@ -1,0 +1,333 @@
+// The router mesh: one Router's peers. Routers find each other in Redis (registry.ts), link
+// over one gRPC stream per pair (the router with the smaller id dials: ids are unique, so each
+// pair agrees without talking), and exchange aggregated interest with sequences; a message
+// crosses edge → router → router → edge at most, and only to peers whose interest matches
+// (peers' entries sit in the router's sublists, see router.ts RemoteSubscriber).
+//
+// Redis away: routing continues on the interest the links carry (Redis never sits on the
+// message path), membership stays as last seen, and when Redis is back this router registers
+// again and rewrites its summary.
+//
+// Wiring a router: `new Mesh(router, options)` before any edge attaches (the router then
+// reports every local subscription), `mesh.addTo(server)` on a grpc.Server created with
+// meshChannelOptions, `mesh.registerMetrics(registry)`, and `await mesh.close()` on stop.
+import * as grpc from "@grpc/grpc-js";
+import type { Cluster, Redis } from "ioredis";
+import type { Duplex } from "node:stream";
+import { Gauge, type Registry } from "prom-client";
+import type { Connection, MessageData } from "../link.js";
+import type { MeshHooks, Router } from "../router.js";
+import { createRedisClient, type RedisConnection } from "../store/redis.js";
+import type { Draft, MeshHello } from "../wire/frames.js";
+import { LocalInterest, type InterestUpdateData } from "./interest.js";
+import { MAX_BACKLOG_BYTES, MESH_VERSION, nowUs, PeerLink, tokenMatches, type LinkOwner } from "./peer.js";
+import { MeshRegistry, type RouterRecord } from "./registry.js";
+import { dialLink, meshService } from "./transport.js";
+
+export interface MeshLog {
+  info(message: string): void;
+  warn(message: string): void;
+}
+
+export interface MeshOptions {
+  /** This router's id, unique in the cluster (its server name). */
+  id: string;
+  /** host:port peers dial, registered in Redis. */
+  advertise: string;
+  /** The cluster credential (`router { authorization { token } }`). */
+  token?: string;
+  /** No token: the gRPC server verifies peers' certificates (`tls { verify: true }`). One of
+   *  the two is required, since the mesh port is a way around client authentication. */
+  mtls?: boolean;
+  /** Where membership and interest summaries live; none: peers only by dial(). */
+  redis?: RedisConnection | Redis | Cluster;
+  /** Redis key prefix. Default "mb". */
+  prefix?: string;
+  /** Bytes a link may queue while its stream waits for 'drain'. Default 64 MB (MAX_BACKLOG_BYTES). */
+  maxBacklogBytes?: number;
+  /** Channel credentials for dialing peers. Default: insecure (plain TCP). */
+  credentials?: grpc.ChannelCredentials;
+  log: MeshLog;
+}
+
+/** How often the registration is renewed and membership read. */
+export const HEARTBEAT_MS = 1_000;
+/** Consecutive heartbeats a linked peer may be absent from Redis before it is dropped (its
+ *  registration expired): two, since a restarted Redis has lost every key and each router
+ *  registers again at its next heartbeat. */
+const ABSENT_HEARTBEATS = 2;
+/** A refusal is logged once per this interval and reason. */
+const REFUSAL_LOG_MS = 60_000;
+
+export class Mesh implements MeshHooks, LinkOwner {
+  readonly id: string;
+  /** Mount on the router's grpc.Server: `server.addService(mesh.service, mesh.implementation)`. */
+  readonly service = meshService;
+  readonly implementation: grpc.UntypedServiceImplementation = {
+    Link: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => { this.accept(call); },
+  };
+  generation = 0;
+  origin: Connection | undefined;
+  readonly maxBacklogBytes: number;
+  /** When each refused peer was last logged: a misconfigured peer redials every second. */
+  private readonly refusals = new Map<string, number>();
+  private copyOf: { generation: number; msg: MessageData; headers: Buffer; payload: Buffer } | undefined;
+  private readonly local: LocalInterest;
+  /** Up links by peer id. */
+  private readonly links = new Map<string, PeerLink>();
+  /** Links not up yet: dialed (by peer id, or by address for dial()) and accepted. */
+  private readonly pending = new Set<PeerLink>();
+  private readonly clients = new Map<PeerLink, grpc.Client>();
+  /** Addresses given to dial(), kept linked. */
+  private readonly statics = new Map<string, PeerLink | undefined>();
+  private readonly absent = new Map<string, number>();
+  private readonly registry: MeshRegistry | undefined;
+  private readonly ownsRedis: boolean;
+  private readonly timer: NodeJS.Timeout;
+  private redisDown = false;
+  private redisSeen = false;
+  /** The summary in Redis missed updates: rewrite it whole. */
+  private summaryStale = true;
+  private closed = false;
+
+  constructor(readonly router: Router, private readonly opts: MeshOptions) {
+    if (opts.token === undefined && !opts.mtls) {
+      throw new Error("mesh: no cluster credential: set router { authorization { token } } or tls with verify");
+    }
+    this.id = opts.id;
+    this.maxBacklogBytes = opts.maxBacklogBytes ?? MAX_BACKLOG_BYTES;
+    this.local = new LocalInterest((u) => this.broadcast(u));
+    router.attachMesh(this);
+    if (opts.redis !== undefined) {
+      const isClient = typeof opts.redis === "object" && "status" in opts.redis;
+      const redis = isClient ? opts.redis as Redis | Cluster : createRedisClient(opts.redis as RedisConnection);
+      this.ownsRedis = !isClient;
+      redis.on("error", () => {}); // reported once per outage by the heartbeat
+      redis.on("ready", () => void this.heartbeat()); // at once, not a tick later
+      this.registry = new MeshRegistry(redis, opts.prefix ?? "mb", { id: opts.id, address: opts.advertise });
+    } else {
+      this.ownsRedis = false;
+    }
+    this.timer = setInterval(() => void this.heartbeat(), HEARTBEAT_MS).unref();
+    void this.heartbeat();
+  }
+
+  /** Mounts the service on a grpc.Server (create it with meshChannelOptions). */
+  addTo(server: grpc.Server): void {
+    server.addService(this.service, this.implementation);
+  }
+
+  /** Keeps a link to the router at `address` (host:port), without Redis: redialed while down. */
+  dial(address: string): void {
+    if (this.statics.has(address)) return;
+    this.statics.set(address, undefined);
+    this.dialStatic(address);
+  }
+
+  /** The peers linked now, with their RTT and how many interest entries each holds here. */
+  peers(): { id: string; rttMs: number; interestEntries: number; interestSeq: number; backlogBytes: number }[] {
+    return [...this.links.values()].map((l) => ({
+      id: l.peerId, rttMs: l.rttMs, interestEntries: l.interestEntries, interestSeq: l.interestSeq, backlogBytes: l.backlogBytes,
+    }));
+  }
+
+  /** This router's own aggregated entries and their sequence. */
+  interestStats(): { entries: number; seq: number } {
+    return { entries: this.local.size, seq: this.local.seq };
+  }
+
+  /** Gauges for /metrics: links, interest entries, RTT and backlog per peer. */
+  registerMetrics(register: Registry): void {
+    const mesh = this;
+    new Gauge({
+      name: "meshbroker_mesh_peers", help: "Peer routers linked now.", registers: [register],
+      collect() { this.set(mesh.links.size); },
+    });
+    new Gauge({
+      name: "meshbroker_mesh_interest_entries", help: "Aggregated interest entries: this router's (peer=\"\") and each peer's.",
+      labelNames: ["peer"], registers: [register],
+      collect() {
+        this.reset();
+        this.set({ peer: "" }, mesh.local.size);
+        for (const p of mesh.peers()) this.set({ peer: p.id }, p.interestEntries);
+      },
+    });
+    new Gauge({
+      name: "meshbroker_mesh_peer_rtt_seconds", help: "Round trip to each peer router, from the mesh pings.",
+      labelNames: ["peer"], registers: [register],
+      collect() {
+        this.reset();
+        for (const p of mesh.peers()) this.set({ peer: p.id }, p.rttMs / 1000);
+      },
+    });
+    new Gauge({
+      name: "meshbroker_mesh_backlog_bytes", help: "Bytes waiting for 'drain' on each peer link.",
+      labelNames: ["peer"], registers: [register],
+      collect() {
+        this.reset();
+        for (const p of mesh.peers()) this.set({ peer: p.id }, p.backlogBytes);
+      },
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    for (const l of [...this.links.values(), ...this.pending]) l.close("router stopping");
+    if (this.registry) {
+      if (this.registry.ready) await this.registry.deregister().catch(() => {});
+      if (this.ownsRedis) this.registry.redis.disconnect();
+    }
+  }
+
+  // ---- MeshHooks: the router's side ----
+
+  interestChanged(account: string, subject: string, queue: string | undefined, delta: number): void {
+    this.local.change(account, subject, queue, delta);
+  }
+
+  publishing(origin: Connection | undefined): void {
+    this.generation++;
+    this.origin = origin;
+  }
+
+  // ---- LinkOwner: the links' side ----
+
+  hello(): Draft<MeshHello> {
+    return {
+      routerId: this.id, version: MESH_VERSION, interestSeq: this.local.seq, sentAtUs: nowUs(),
+      credential: this.opts.token === undefined ? undefined : { token: this.opts.token },
+    };
+  }
+
+  authorize(hello: MeshHello): boolean {
+    return this.opts.token === undefined || tokenMatches(this.opts.token, hello.credential?.token ?? "");
+  }
+
+  up(link: PeerLink): void {
+    this.pending.delete(link);
+    const old = this.links.get(link.peerId);
+    this.links.set(link.peerId, link);
+    if (old && old !== link) old.close("replaced by a newer stream");
+    this.absent.delete(link.peerId);
+    this.opts.log.info(`mesh: linked to router ${link.peerId} (${link.dialed ? "dialed" : "accepted"})`);
+  }
+
+  down(link: PeerLink, reason: string): void {
+    this.pending.delete(link);
+    this.clients.get(link)?.close();
+    this.clients.delete(link);
+    for (const [address, l] of this.statics) if (l === link) this.statics.set(address, undefined);
+    if (this.links.get(link.peerId) === link) {
+      this.links.delete(link.peerId);
+      if (!this.closed) this.opts.log.warn(`mesh: link to router ${link.peerId} down: ${reason}`);
+    } else if (!this.closed && reason.startsWith("refused")) {
+      const last = this.refusals.get(reason);
+      if (last === undefined || Date.now() - last > REFUSAL_LOG_MS) {
+        if (this.refusals.size >= 1_000) this.refusals.clear(); // strangers may invent ids
+        this.refusals.set(reason, Date.now());
+        this.opts.log.warn(`mesh: ${reason}`);
+      }
+    }
+  }
+
+  snapshot(): InterestUpdateData {
+    return this.local.snapshot();
+  }
+
+  messageCopy(msg: MessageData): { headers: Buffer; payload: Buffer } {
+    const c = this.copyOf;
+    if (c && c.generation === this.generation && c.msg === msg) return c;
+    const headers = Buffer.from(msg.buf.subarray(msg.start, msg.start + msg.hdrLen));
+    const payload = Buffer.from(msg.buf.subarray(msg.start + msg.hdrLen, msg.end));
+    this.copyOf = { generation: this.generation, msg, headers, payload };
+    return this.copyOf;
+  }
+
+  warn(message: string): void {
+    this.opts.log.warn(`mesh: ${message}`);
+  }
+
+  // ---- internals ----
+
+  private accept(call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
+    if (this.closed) return void call.end();
+    this.pending.add(new PeerLink(this, call as unknown as Duplex, false));
+  }
+
+  private dialPeer(peer: RouterRecord): void {
+    const { stream, client } = dialLink(peer.address, this.opts.credentials ?? grpc.credentials.createInsecure());
+    const link = new PeerLink(this, stream, true, peer.id);
+    this.pending.add(link);
+    this.clients.set(link, client);
+  }
+
+  private dialStatic(address: string): void {
+    const { stream, client } = dialLink(address, this.opts.credentials ?? grpc.credentials.createInsecure());
+    const link = new PeerLink(this, stream, true);
+    this.pending.add(link);
+    this.clients.set(link, client);
+    this.statics.set(address, link);
+  }
+
+  private broadcast(update: InterestUpdateData): void {
+    for (const l of this.links.values()) l.sendInterest(update);
+    const reg = this.registry;
+    if (!reg || this.summaryStale) return;
+    if (!reg.ready) {
+      this.summaryStale = true;
+      return;
+    }
+    reg.writeUpdate(update).catch(() => { this.summaryStale = true; });
+  }
+
+  private async heartbeat(): Promise<void> {
+    if (this.closed) return;
+    for (const [address, link] of this.statics) if (!link) this.dialStatic(address);
+    const reg = this.registry;
+    if (!reg) return;
+    let members: RouterRecord[];
+    try {
+      if (!reg.ready) throw new Error(`Redis is ${reg.redis.status}`);
+      members = await reg.heartbeat();
+      if (this.summaryStale) {
+        this.summaryStale = false;
+        await reg.writeSnapshot(this.local.snapshot());
+      }
+    } catch (err) {
+      this.summaryStale = true;
+      if (!this.redisDown) {
+        this.redisDown = true;
+        this.opts.log.warn(this.redisSeen
+          ? `mesh: Redis unavailable (${(err as Error).message}): routing continues on the last known interest`
+          : `mesh: waiting for Redis (${(err as Error).message}) to register and find peers`);
+      }
+      return;
+    }
+    if (this.redisDown) {
+      this.redisDown = false;
+      this.opts.log.info(this.redisSeen ? "mesh: Redis is back: registered again, interest summary rewritten" : "mesh: registered in Redis");
+    }
+    this.redisSeen = true;
+    if (this.closed) return;
+    this.reconcile(members);
+  }
+
+  /** Dials the live routers this one must dial; drops linked ones whose registration expired. */
+  private reconcile(members: RouterRecord[]): void {
+    const live = new Set<string>();
+    for (const m of members) {
+      if (m.id === this.id) continue;
+      live.add(m.id);
+      this.absent.delete(m.id);
+      if (m.id > this.id && !this.links.has(m.id) && ![...this.pending].some((l) => l.peerId === m.id)) this.dialPeer(m);
+    }
+    for (const [id, link] of this.links) {
+      if (live.has(id) || [...this.statics.values()].includes(link)) continue;
+      const n = (this.absent.get(id) ?? 0) + 1;
+      this.absent.set(id, n);
+      if (n >= ABSENT_HEARTBEATS) link.close("its registration expired in Redis");
+    }
+  }
+}

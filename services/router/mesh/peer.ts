@@ -1,0 +1,279 @@
+// One router↔router stream, whichever side dialed: the hello and its credential check, MeshOps
+// batched per event-loop turn, 'drain' honoured with a bounded backlog, pings that detect a
+// dead peer and measure the RTT, and the peer's interest applied to the router.
+import { timingSafeEqual } from "node:crypto";
+import type { Duplex } from "node:stream";
+import type { Connection, MessageData } from "../link.js";
+import type { RemoteSubscriber, Router } from "../router.js";
+import { Batcher } from "../wire/batcher.js";
+import { meshFrames, WireError } from "../wire/codec.js";
+import type { Draft, Forward, InterestEntry, MeshHello, MeshOp } from "../wire/frames.js";
+import { RemoteInterest, UPDATE_ENTRIES, type InterestUpdateData } from "./interest.js";
+
+/** Default for LinkOwner.maxBacklogBytes. */
+export const MAX_BACKLOG_BYTES = 64 * 1024 * 1024;
+export const PING_INTERVAL_MS = 250;
+/** Silence after which the peer is dead: with the ping interval, detected within 2 s. */
+export const DEAD_AFTER_MS = 1_500;
+/** Entries per InterestSnapshot chunk, as per update. */
+const SNAPSHOT_CHUNK = UPDATE_ENTRIES;
+/** A frame leaves once its ops reach about this size, well below gRPC's default 4 MB message
+ *  limit: only a single message larger than that (max_payload above 4 MB) needs the server's
+ *  limit raised (meshChannelOptions). */
+const FRAME_BYTES = 1024 * 1024;
+/** About what one interest entry adds to a frame. */
+const ENTRY_BYTES = 32;
+const VERSION = "meshbroker/0.1";
+
+/** What a link needs of the mesh that owns it. */
+export interface LinkOwner {
+  readonly id: string;
+  readonly router: Router;
+  /** The hello to send (id, credential, current interest seq). */
+  hello(): Draft<MeshHello>;
+  /** Is the hello's credential the cluster's? */
+  authorize(hello: MeshHello): boolean;
+  /** The hello exchange succeeded: the link carries interest and forwards from now. */
+  up(link: PeerLink): void;
+  /** The link ended (after up or not). */
+  down(link: PeerLink, reason: string): void;
+  /** This router's interest now, for a snapshot. */
+  snapshot(): InterestUpdateData;
+  /** The bytes of the message being published, copied once for every peer. */
+  messageCopy(msg: MessageData): { headers: Buffer; payload: Buffer };
+  /** Increases with each publish the router starts: forwards of one publish share a Forward. */
+  readonly generation: number;
+  readonly origin: Connection | undefined;
+  /** Past this many bytes waiting for 'drain', the peer is a slow consumer: the link closes
+   *  (its queued forwards are lost, as nats-server drops a slow route) and is dialed again,
+   *  with a fresh interest snapshot. */
+  readonly maxBacklogBytes: number;
+  warn(message: string): void;
+}
+
+/** A peer's entry in the router's sublist: delivering to it queues a forward to the peer. */
+class PeerEntry implements RemoteSubscriber {
+  readonly sid = "";
+  readonly queue: string | undefined;
+  constructor(private readonly link: PeerLink, readonly account: string, readonly subject: string, queue: string,
+              public weight: number, readonly conn: Connection) {
+    this.queue = queue === "" ? undefined : queue;
+  }
+
+  deliver(subject: string, reply: string | undefined, msg: MessageData): void {
+    this.link.forward(this.account, subject, reply, msg, this.queue);
+  }
+}
+
+type State = "hello" | "up" | "closed";
+
+export class PeerLink {
+  state: State = "hello";
+  /** The peer's router id, once its hello arrived (or the one dialed). */
+  peerId: string;
+  rttMs = 0;
+  backlogBytes = 0;
+  private readonly out = new Batcher<MeshOp>((ops) => meshFrames.encode({ ops }), () => (b) => this.write(b), FRAME_BYTES);
+  private readonly backlog: Buffer[] = [];
+  private writable = true;
+  private lastHeard = Date.now();
+  private lastTick = Date.now();
+  private pingSeq = 0;
+  private readonly timer: NodeJS.Timeout;
+  private readonly interest: RemoteInterest<PeerEntry>;
+  /** The Forward being filled by the current publish. */
+  private current: { generation: number; account: string; subject: string; reply: string | undefined; op: Draft<Forward> } | undefined;
+  private readonly conn: Connection;
+
+  constructor(private readonly owner: LinkOwner, private readonly stream: Duplex, readonly dialed: boolean, peerId = "") {
+    this.peerId = peerId;
+    this.conn = { edgeId: `mesh:${peerId}`, cid: 0, echo: true };
+    const router = owner.router;
+    this.interest = new RemoteInterest<PeerEntry>({
+      add: (e) => {
+        const entry = new PeerEntry(this, e.account, e.subject, e.queue, e.weight, this.conn);
+        router.addRemote(e.account, entry);
+        return entry;
+      },
+      setWeight: (entry, w) => { entry.weight = w; },
+      remove: (e, entry) => router.removeRemote(e.account, entry),
+    });
+    stream.on("data", (bytes: Buffer) => this.receive(bytes));
+    stream.on("drain", () => this.drained());
+    stream.on("error", (err: Error) => this.close(`stream error: ${err.message}`));
+    stream.on("end", () => this.close("stream ended"));
+    stream.on("close", () => this.close("stream closed"));
+    this.timer = setInterval(() => this.tick(), PING_INTERVAL_MS).unref();
+    if (dialed) this.out.push({ op: "hello", hello: owner.hello() });
+  }
+
+  /** Entries of the peer's interest held in the router. */
+  get interestEntries(): number { return this.interest.size; }
+  get interestSeq(): number { return this.interest.seq; }
+
+  /** A local interest update, for this peer. */
+  sendInterest(update: InterestUpdateData): void {
+    if (this.state === "up") this.out.push({ op: "interest", interest: update }, update.entries.length * ENTRY_BYTES);
+  }
+
+  /** Queues the message for the peer: one Forward per message, naming every queue group picked
+   *  here (the op pushed last stays in the batch, so later groups of the same message join it). */
+  forward(account: string, subject: string, reply: string | undefined, msg: MessageData, queue: string | undefined): void {
+    if (this.state !== "up") return;
+    const owner = this.owner;
+    const c = this.current;
+    if (c && c.generation === owner.generation && c.account === account && c.subject === subject && c.reply === reply) {
+      if (queue !== undefined) c.op.queues!.push(queue);
+      return;
+    }
+    const { headers, payload } = owner.messageCopy(msg);
+    const origin = owner.origin;
+    const op: Draft<Forward> = {
+      account, queues: queue === undefined ? [] : [queue],
+      message: { subject, reply: reply ?? "", headers, payload },
+      originEdge: origin?.edgeId ?? "", originConnection: origin?.cid ?? 0,
+    };
+    this.current = { generation: owner.generation, account, subject, reply, op };
+    this.out.push({ op: "forward", forward: op }, headers.length + payload.length + subject.length + (reply?.length ?? 0));
+  }
+
+  close(reason: string): void {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    clearInterval(this.timer);
+    this.interest.clear();
+    this.backlog.length = 0;
+    this.backlogBytes = 0;
+    try {
+      this.stream.end();
+    } catch {
+      // already gone
+    }
+    this.stream.destroy();
+    this.owner.down(this, reason);
+  }
+
+  private write(bytes: Buffer): void {
+    if (this.state === "closed") return;
+    if (!this.writable) {
+      this.backlog.push(bytes);
+      this.backlogBytes += bytes.length;
+      const max = this.owner.maxBacklogBytes;
+      if (this.backlogBytes > max) this.close(`slow peer: over ${max} bytes waiting for it`);
+      return;
+    }
+    this.writable = this.stream.write(bytes);
+  }
+
+  private drained(): void {
+    this.writable = true;
+    while (this.writable && this.backlog.length > 0) {
+      const b = this.backlog.shift()!;
+      this.backlogBytes -= b.length;
+      this.writable = this.stream.write(b);
+    }
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    // This process was busy (timers run before pending reads after a stall): the silence may
+    // be ours, so the peer gets one more interval to be heard.
+    if (now - this.lastTick > 2 * PING_INTERVAL_MS) this.lastHeard = Math.max(this.lastHeard, now - PING_INTERVAL_MS);
+    this.lastTick = now;
+    if (now - this.lastHeard > DEAD_AFTER_MS) return this.close(`no frame for ${DEAD_AFTER_MS} ms`);
+    if (this.state === "up") this.out.push({ op: "ping", ping: { sentAtUs: nowUs(), seq: ++this.pingSeq } });
+  }
+
+  private receive(bytes: Buffer): void {
+    if (this.state === "closed") return;
+    this.lastHeard = Date.now();
+    const frame = meshFrames.decode(bytes);
+    if (frame instanceof WireError) {
+      return this.close(this.state === "hello" ? `refused a peer before its hello: ${frame.message}` : `peer ${this.peerId}: ${frame.message}`);
+    }
+    for (const op of frame.ops) {
+      if ((this.state as State) === "closed") return;
+      if (this.state === "hello") {
+        if (op.op !== "hello") return this.close(`refused a peer: its first operation is ${op.op ?? "unknown"}, not a hello`);
+        this.hello(op.hello!);
+        continue;
+      }
+      this.apply(op);
+    }
+    this.current = undefined;
+  }
+
+  private hello(h: MeshHello): void {
+    if (!this.owner.authorize(h)) return this.close(`refused peer "${h.routerId}": bad cluster credential`);
+    if (h.routerId === "" || h.routerId === this.owner.id) return this.close(`refused peer "${h.routerId}": bad router id`);
+    if (this.dialed && this.peerId !== "" && h.routerId !== this.peerId) {
+      return this.close(`dialed router "${this.peerId}" but "${h.routerId}" answered`);
+    }
+    if (h.version !== VERSION) this.owner.warn(`peer ${h.routerId} runs ${h.version}, this router ${VERSION}`);
+    this.peerId = h.routerId;
+    (this.conn as { edgeId: string }).edgeId = `mesh:${h.routerId}`;
+    if (!this.dialed) this.out.push({ op: "hello", hello: this.owner.hello() });
+    this.state = "up";
+    this.owner.up(this);
+    this.sendSnapshot();
+  }
+
+  private apply(op: MeshOp): void {
+    switch (op.op) {
+      case "interest": {
+        const haveSeq = this.interest.seq;
+        if (this.interest.apply(op.interest!) === "gap") {
+          this.owner.warn(`peer ${this.peerId}: interest update ${op.interest!.seq} arrived after ${haveSeq}: updates were missed; resync`);
+          this.out.push({ op: "resyncRequest", resyncRequest: { haveSeq } });
+        }
+        return;
+      }
+      case "snapshot": {
+        const s = op.snapshot!;
+        this.interest.snapshotChunk(s.seq, s.entries, s.last);
+        return;
+      }
+      case "resyncRequest":
+        return this.sendSnapshot();
+      case "forward": {
+        const f = op.forward!;
+        const m = f.message!;
+        // Decoded bytes are views of this frame, which nothing reuses: no copy needed.
+        const buf = m.headers.length === 0 ? m.payload : Buffer.concat([m.headers, m.payload]);
+        const msg: MessageData = { buf, start: 0, end: buf.length, hdrLen: m.headers.length };
+        this.owner.router.deliverForwarded(f.account, m.subject, m.reply === "" ? undefined : m.reply, msg, f.queues,
+          { edgeId: f.originEdge, cid: f.originConnection, echo: true });
+        return;
+      }
+      case "ping":
+        this.out.push({ op: "pong", pong: { sentAtUs: op.ping!.sentAtUs, seq: op.ping!.seq, receivedAtUs: nowUs() } });
+        return;
+      case "pong":
+        this.rttMs = (nowUs() - op.pong!.sentAtUs) / 1000;
+        return;
+      default:
+        return; // a newer peer's operation, or a second hello: ignored
+    }
+  }
+
+  private sendSnapshot(): void {
+    const { seq, entries } = this.owner.snapshot();
+    for (let i = 0; i === 0 || i < entries.length; i += SNAPSHOT_CHUNK) {
+      const chunk: InterestEntry[] = entries.slice(i, i + SNAPSHOT_CHUNK);
+      this.out.push({ op: "snapshot", snapshot: { seq, entries: chunk, last: i + SNAPSHOT_CHUNK >= entries.length } }, chunk.length * ENTRY_BYTES);
+    }
+  }
+}
+
+/** Wall-clock microseconds, at performance.now()'s resolution (a local RTT is well under 1 ms). */
+export function nowUs(): number {
+  return Math.round((performance.timeOrigin + performance.now()) * 1000);
+}
+
+/** Constant-time comparison of the cluster token. */
+export function tokenMatches(expected: string, got: string): boolean {
+  const a = Buffer.from(expected), b = Buffer.from(got);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export { VERSION as MESH_VERSION };
