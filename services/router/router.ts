@@ -57,7 +57,8 @@ export class Router implements RouterLink {
     this.account(account).sublist.insert(sub);
   }
 
-  unsubscribe(account: string, sub: Subscriber): void {
+  unsubscribe(account: string, sub: Subscriber, max?: number): void {
+    if (max !== undefined && max > 0) return; // the in-process subscriber counts (link.ts)
     this.accounts.get(account)?.sublist.remove(sub);
   }
 
