@@ -9,9 +9,9 @@ import { createSerialisedLink } from "./router/link-serialised.js";
 import { Router } from "./router/router.js";
 import { openStore } from "./router/store/index.js";
 
-export interface EmbeddedBroker {
+/** An edge with its listeners and monitoring: the embedded broker, or the cluster's edge role. */
+export interface EdgeBroker {
   readonly edge: EdgeServer;
-  readonly router: Router;
   readonly monitor: MonitorServer | undefined;
   readonly natsPort: number;
   readonly httpPort: number | undefined;
@@ -25,6 +25,10 @@ export interface EmbeddedBroker {
   stop(): Promise<void>;
   /** Lame duck mode (the edge's), then stop. A stop() meanwhile cuts it short. */
   lameDuck(): Promise<void>;
+}
+
+export interface EmbeddedBroker extends EdgeBroker {
+  readonly router: Router;
 }
 
 /**
@@ -42,6 +46,16 @@ export async function startEmbedded(options: Options, log: Logger,
   if (topology === "serialised") link = createSerialisedLink(router, warn);
   else if (topology === "embedded") link = createLocalLink(router).link;
   else throw new Error(`unknown topology "${String(topology)}" (MESHBROKER_TEST_TOPOLOGY: embedded or serialised)`);
+  const broker = await serveEdge(options, log, link, () => router.close());
+  return { ...broker, router };
+}
+
+/**
+ * Starts an edge on `link`: client listeners, the MQTT store, monitoring, reload and stop.
+ * `closeLink` runs once the edge has stopped (the link itself is closed before it).
+ */
+export async function serveEdge(options: Options, log: Logger, link: RouterLink & { close?(): void },
+                                closeLink: () => void = () => {}): Promise<EdgeBroker> {
   // The embedded store: LevelDB in the MQTT store_dir, else memory (with a warning).
   const mqttStore = options.mqtt ? await openStore({ dir: options.mqtt.storeDir, log }) : undefined;
   if (mqttStore && options.mqtt?.storeDir) log.notice(`MQTT state stored in ${options.mqtt.storeDir}`);
@@ -64,8 +78,8 @@ export async function startEmbedded(options: Options, log: Logger,
     }
   }
   let stopped: Promise<void> | undefined;
-  const broker: EmbeddedBroker = {
-    edge, router, monitor,
+  const broker: EdgeBroker = {
+    edge, monitor,
     natsPort: edge.port,
     httpPort: monitor?.port,
     wsPort: edge.websocket?.port,
@@ -85,7 +99,7 @@ export async function startEmbedded(options: Options, log: Logger,
         await edge.shutdown();
         await monitor?.close();
         link.close?.();
-        router.close();
+        closeLink();
         await mqttStore?.close();
       })();
       return stopped;
