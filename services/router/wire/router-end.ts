@@ -78,19 +78,22 @@ export class RouterEnd {
       if (this.closed) break;
       if (this.accepted) this.apply(op);
       else if (op.op === "hello") this.authenticate(op.hello!);
-      // anything else before an accepted Hello is ignored: the carrier ends the stream
+      else return this.refuse("the first operation was not a Hello");
     }
     this.current = undefined;
   }
 
   private authenticate(hello: Hello): void {
     const refusal = this.hooks!.authenticate(hello);
-    if (refusal !== undefined) {
-      this.closed = true;
-      return this.hooks!.refused(refusal);
-    }
+    if (refusal !== undefined) return this.refuse(refusal);
     this.accepted = true;
     this.apply({ op: "hello", hello });
+  }
+
+  /** Nothing more is applied; the carrier ends the stream. */
+  private refuse(reason: string): void {
+    this.closed = true;
+    this.hooks!.refused(reason);
   }
 
   private apply(op: EdgeOp): void {
