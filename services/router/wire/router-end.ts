@@ -161,6 +161,8 @@ export class RouterEnd {
     }
   }
 
+  private readonly forgetCurrent = (): void => { this.current = undefined; };
+
   /** Removes one subscription (UNSUB, or its max reached). */
   drop(sub: RemoteSubscriber): void {
     const byCid = this.subs.get(sub.conn.cid);
@@ -186,6 +188,9 @@ export class RouterEnd {
         payload: msg.buf.subarray(msg.start + msg.hdrLen, msg.end),
       },
     };
+    // Only the deliveries of one routing call join: a later one (another edge's publish of the
+    // same bytes, the shared no-responders status) may find this op already sent.
+    if (this.current === undefined) queueMicrotask(this.forgetCurrent);
     this.current = { msg, subject, reply, op };
     this.out.push({ op: "deliver", deliver: op });
   }
