@@ -18,6 +18,8 @@ export interface RouterServerDeps {
   /** The router's name in HelloReply and logs. */
   routerId: string;
   authorization?: ClusterAuthorization;
+  /** The bound on frames waiting for a slow edge (LINK_QUEUE_BYTES by default). */
+  queueBytes?: number;
 }
 
 export interface RouterServer {
@@ -33,7 +35,7 @@ export interface RouterServer {
 type Duplex = grpc.ServerDuplexStream<Buffer, Buffer>;
 
 export function createRouterServer(deps: RouterServerDeps): RouterServer {
-  const { router, log, routerId, authorization } = deps;
+  const { router, log, routerId, authorization, queueBytes = LINK_QUEUE_BYTES } = deps;
   const server = new grpc.Server(LINK_OPTIONS);
   const attached = new Map<string, { end: RouterEnd; call: Duplex }>();
   const streams = new Map<Duplex, RouterEnd>();
@@ -69,7 +71,7 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
       },
     });
     const writer = new FrameWriter(call, (bytes) =>
-      finish(call, end, grpc.status.RESOURCE_EXHAUSTED, `edge too slow: over ${LINK_QUEUE_BYTES} bytes queued (${bytes})`));
+      finish(call, end, grpc.status.RESOURCE_EXHAUSTED, `edge too slow: over ${queueBytes} bytes queued (${bytes})`), queueBytes);
     end.sendTo = (bytes) => writer.write(bytes);
     streams.set(call, end);
     call.on("data", (bytes: Buffer) => end.receive(bytes));
