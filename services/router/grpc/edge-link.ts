@@ -3,7 +3,8 @@
 // operations are lost, waiters released, publishes buffered up to a bound), then attaches to
 // the next router in the list (wrapping round, so the same one when it is the only one back)
 // and replays its accounts and every live subscription; clients stay connected throughout.
-// Edges spread over routers by starting at a random position in the list.
+// The edge attaches to the first router of its list that answers and stays there until it loses
+// it: until the router mesh exists, edges must share a router to reach each other.
 import * as grpc from "@grpc/grpc-js";
 import { hostPort } from "../../common/address.js";
 import type { ClusterAuthorization } from "../../common/config/options.js";
@@ -38,7 +39,7 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
   end.credential = credentialOf(opts.authorization);
   end.detach(); // until the first stream is up
   const addresses = routers.map(({ host, port }) => hostPort(host, port));
-  let next = Math.floor(Math.random() * addresses.length);
+  let next = 0; // the first router of the list that answers; the others are standbys
   let failedInRound = 0;
   let closed = false;
   let current: { address: string; client: grpc.Client; call: grpc.ClientDuplexStream<Buffer, Buffer>; attached: boolean } | undefined;
@@ -90,7 +91,7 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
       log.notice(`attached to router ${reply.routerId || "?"} at ${address}${again}`);
     };
     call.on("data", (bytes: Buffer) => end.receive(bytes));
-    call.on("error", (err: grpc.ServiceError) => { clearTimeout(timer); lose(stream, err.details || err.message); });
+    call.on("error", (err: grpc.ServiceError) => { clearTimeout(timer); lose(stream, (err.details || err.message).replace(/\.?\s*Resolution note:\s*$/, "")); });
     call.on("end", () => { clearTimeout(timer); lose(stream, "the router ended the stream"); });
     end.sendTo = (bytes) => writer.write(bytes);
     end.attach();

@@ -93,7 +93,11 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
     },
     close() {
       for (const [call, end] of [...streams]) finish(call, end);
-      return new Promise((resolve) => server.tryShutdown(() => resolve()));
+      // Edges keep their HTTP/2 sessions open to re-attach: give them a moment, then cut them.
+      return new Promise((resolve) => {
+        const force = setTimeout(() => server.forceShutdown(), 1_000);
+        server.tryShutdown(() => { clearTimeout(force); resolve(); });
+      });
     },
   };
 }
