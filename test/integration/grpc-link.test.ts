@@ -67,7 +67,7 @@ it("an edge that stops reading: the router queues up to its bound, then resets t
   expect((await router.stats()).subscriptions).toBe(0);
 });
 
-it("the edge link re-attaches after its router restarts and replays its subscriptions", async () => {
+it("the edge link re-attaches after its router restarts, replays its subscriptions, then sends what was published meanwhile", async () => {
   const first = await routerServer();
   const lines: string[] = [];
   const link = createGrpcLink({
@@ -79,23 +79,26 @@ it("the edge link re-attaches after its router restarts and replays its subscrip
   const got: string[] = [];
   const sub: Subscriber = {
     subject: "replayed", queue: undefined, sid: "7", conn: { edgeId: "edge-1", cid: 3, echo: true },
-    deliver: (subject) => got.push(subject),
+    deliver: (subject, _reply, msg) => got.push(`${subject}:${msg.buf.toString("latin1", msg.start, msg.end)}`),
   };
   link.subscribe("A", sub);
   await askUntil(() => subscriptions(first.router), (n) => n === 1);
   await first.rs.close();
+  await askUntil(async () => { await new Promise((r) => setTimeout(r, 5)); return link.attachedTo(); }, (a) => a === undefined);
+  const origin = { edgeId: "other", cid: 1, echo: true };
+  // Published while detached: buffered, and sent after the replay.
+  link.publish("A", "replayed", undefined, { buf: Buffer.from("kept"), start: 0, end: 4, hdrLen: 0 }, origin);
   // A new router on the same port: the edge finds it on its next round.
   const second = createRouterServer({ router: new Router(), log: new Logger({ debug: false, trace: false, logtime: false, format: "text" }, () => {}), routerId: "r2" });
   cleanups.push(() => second.close());
   await askUntil(() => second.bind("127.0.0.1", first.port).then(() => true, () => false), (ok) => ok);
   await askUntil(async () => { await new Promise((r) => setTimeout(r, 5)); return link.attachedTo(); }, (a) => a !== undefined, 5_000);
   expect(lines.join("\n")).toMatch(/attached to router r2 at 127\.0\.0\.1:\d+ \(re-attached \d+ ms after the loss\)/);
-  const origin = { edgeId: "other", cid: 1, echo: true };
   // The replayed interest is on the new router: a publish there reaches the edge.
   await askUntil(async () => {
     link.publish("A", "replayed", undefined, message(3), origin);
     await new Promise<void>((r) => link.sync(r));
     return got.length;
   }, (n) => n > 0, 3_000);
-  expect(got[0]).toBe("replayed");
+  expect(got[0]).toBe("replayed:kept");
 });
