@@ -11,7 +11,7 @@ import type { ClusterAuthorization } from "../../common/config/options.js";
 import type { Logger } from "../../common/log.js";
 import type { RouterLink } from "../link.js";
 import { EdgeEnd } from "../wire/edge-end.js";
-import { credentialOf } from "./credential.js";
+import { credentialSource } from "./credential.js";
 import { ATTACH_PATH, ATTACH_TIMEOUT_MS, LINK_OPTIONS, LINK_QUEUE_BYTES } from "./service.js";
 import { FrameWriter } from "./writer.js";
 
@@ -36,7 +36,7 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
   const { routers, log } = opts;
   if (routers.length === 0) throw new Error("the edge needs at least one router address");
   const end = new EdgeEnd((m) => log.warn(`router link: ${m}`));
-  end.credential = credentialOf(opts.authorization);
+  end.credential = credentialSource(opts.authorization);
   end.detach(); // until the first stream is up
   const addresses = routers.map(({ host, port }) => hostPort(host, port));
   let next = 0; // the first router of the list that answers; the others are standbys

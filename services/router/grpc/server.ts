@@ -57,7 +57,7 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
     const peer = call.getPeer();
     const end: RouterEnd = new RouterEnd(router, (m) => log.warn(`edge link ${peer}: ${m}`), {
       routerId,
-      authenticate: (hello) => checkCredential(authorization, hello.credential),
+      authenticate: (hello) => checkCredential(authorization, hello.credential, hello.edgeId, hello.sentAtUs),
       refused: (reason) => {
         log.error(`refused an attach from ${peer} (edge id "${end.edge}"): ${reason}`);
         finish(call, end, grpc.status.UNAUTHENTICATED, reason);

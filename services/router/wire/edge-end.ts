@@ -29,8 +29,8 @@ export class EdgeEnd implements RouterLink {
   private nextCorrelation = 1;
   private hello = false;
   private closed = false;
-  /** The cluster credential sent in Hello (the gRPC link sets it). */
-  credential: Draft<Credential> | undefined;
+  /** The cluster credential for a Hello from `edgeId` at `sentAtUs` (the gRPC link sets it). */
+  credential: ((edgeId: string, sentAtUs: number) => Draft<Credential>) | undefined;
   /** Called when the router accepts the Hello. */
   onAttached: ((reply: HelloReply) => void) | undefined;
   /** Live subscriptions and what re-attaching replays of them (account, UNSUB max). */
@@ -114,7 +114,8 @@ export class EdgeEnd implements RouterLink {
     const accounts = toWire(set);
     if (!this.hello) {
       this.hello = true;
-      this.out.push({ op: "hello", hello: { edgeId: edge, accounts, credential: this.credential, sentAtUs: Date.now() * 1000 } });
+      const sentAtUs = Date.now() * 1000;
+      this.out.push({ op: "hello", hello: { edgeId: edge, accounts, credential: this.credential?.(edge, sentAtUs), sentAtUs } });
     } else {
       this.out.push({ op: "accounts", accounts: { accounts } });
     }
