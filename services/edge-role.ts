@@ -4,6 +4,7 @@ import type { Options } from "./common/config/options.js";
 import type { Logger } from "./common/log.js";
 import { serveEdge, type EdgeBroker } from "./embedded.js";
 import { createGrpcLink } from "./router/grpc/edge-link.js";
+import { channelCredentials } from "./router/grpc/tls.js";
 
 export async function startEdgeRole(options: Options, log: Logger): Promise<EdgeBroker> {
   const cfg = options.edge;
@@ -11,8 +12,9 @@ export async function startEdgeRole(options: Options, log: Logger): Promise<Edge
   if (!("routers" in cfg.discovery)) {
     throw new Error("edge discovery by DNS or Kubernetes is not available yet: list the routers (edge { routers: [...] })");
   }
-  if (cfg.tls) throw new Error("edge { tls {} } is not available yet");
-  const link = createGrpcLink({ routers: cfg.discovery.routers, authorization: cfg.authorization, log });
+  const link = createGrpcLink({
+    routers: cfg.discovery.routers, authorization: cfg.authorization, log, credentials: channelCredentials(cfg.tls),
+  });
   try {
     return await serveEdge(options, log, link);
   } catch (err) {

@@ -6,6 +6,7 @@ import { hostPort } from "./common/address.js";
 import type { Options, RedisConfig } from "./common/config/options.js";
 import type { Logger } from "./common/log.js";
 import { createRouterServer, type RouterServer } from "./router/grpc/server.js";
+import { serverCredentials } from "./router/grpc/tls.js";
 import { Router } from "./router/router.js";
 import { openStore, type MqttStore, type RedisConnection } from "./router/store/index.js";
 
@@ -25,13 +26,14 @@ const REDIS_RETRY_MS = 1_000, REDIS_REPORT_MS = 30_000;
 export async function startRouterRole(options: Options, log: Logger): Promise<RouterBroker> {
   const cfg = options.router;
   if (!cfg) throw new Error("the router role needs a router {} block (router { listen: \"0.0.0.0:7100\", redis: \"redis://…\" })");
-  if (cfg.tls) throw new Error("router { tls {} } is not available yet");
   const routerId = options.serverName || `router-${randomBytes(4).toString("hex")}`;
   const router = new Router((m) => log.warn(m));
   const grpc = createRouterServer({ router, log, routerId, authorization: cfg.authorization });
-  const port = await grpc.bind(cfg.host, cfg.port);
-  log.notice(`listening for edges on ${hostPort(cfg.host, port)}`);
-  if (!cfg.authorization) log.warn("router {} has no authorization: anyone reaching the router port can attach as an edge");
+  const port = await grpc.bind(cfg.host, cfg.port, serverCredentials(cfg.tls));
+  log.notice(`listening for edges on ${cfg.tls ? "tls://" : ""}${hostPort(cfg.host, port)}`);
+  if (!cfg.authorization && !cfg.tls?.verify) {
+    log.warn("router {} has no authorization and no tls { verify: true }: anyone reaching the router port can attach as an edge");
+  }
 
   let store: MqttStore | undefined;
   let stopped = false;

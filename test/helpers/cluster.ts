@@ -11,7 +11,7 @@ import { spawnBroker, type BrokerProcess } from "./process.js";
 import { startRedis, type RedisServer } from "./redis.js";
 
 export const CLUSTER_TOKEN = "cluster-test-token";
-const LISTEN_EDGES = /listening for edges on (\S+):(\d+)$/;
+const LISTEN_EDGES = /listening for edges on (?:tls:\/\/)?(\S+):(\d+)$/;
 const LISTEN_NATS = /listening for NATS clients on \S+:(\d+)$/;
 const LISTEN_WS = /listening for websocket clients on wss?:\/\/\S+:(\d+)$/;
 export const ATTACHED = /attached to router (\S+) at (\S+)(?: \(re-attached (\d+) ms after the loss\))?$/;
@@ -37,6 +37,10 @@ export interface ClusterOptions {
   edges?: number;
   /** Extra config text for every edge (accounts, `websocket { port: -1 }`, ...). */
   edgeConfig?: string;
+  /** mTLS on the links: routers verify edges' certificates against `caFile`. */
+  tls?: { caFile: string; router: { certFile: string; keyFile: string }; edge: { certFile: string; keyFile: string } };
+  /** The cluster token in router {} and edge {} (default true; without it, mTLS authenticates). */
+  token?: boolean;
   timeoutMs?: number;
 }
 
@@ -61,14 +65,17 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
     await redis?.stop();
     await rm(dir, { recursive: true, force: true });
   };
+  const token = opts.token === false ? "" : `authorization { token: "${CLUSTER_TOKEN}" }`;
   try {
     redis = await startRedis({ timeoutMs });
     const routers: ClusterRouter[] = [];
     const startRouter = async (name: string, port: number): Promise<ClusterRouter> => {
       const file = path.join(dir, `${name}.conf`);
+      const t = opts.tls;
       await writeFile(file, [
         `server_name: ${name}`,
-        `router { listen: "127.0.0.1:${port === 0 ? -1 : port}", redis: "${redis!.url}", authorization { token: "${CLUSTER_TOKEN}" } }`,
+        `router { listen: "127.0.0.1:${port === 0 ? -1 : port}", redis: "${redis!.url}", ${token}`,
+        t ? `tls { cert_file: "${t.router.certFile}", key_file: "${t.router.keyFile}", ca_file: "${t.caFile}", verify: true } }` : "}",
       ].join("\n"));
       const proc = spawnBroker(["router", "-c", file]);
       procs.add(proc);
@@ -82,7 +89,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
       const file = path.join(dir, `${name}.conf`);
       await writeFile(file, [
         `server_name: ${name}`, "host: 127.0.0.1", "port: -1",
-        `edge { routers: [${list}], authorization { token: "${CLUSTER_TOKEN}" } }`,
+        `edge { routers: [${list}], ${token}`,
+        opts.tls ? `tls { ca_file: "${opts.tls.caFile}", cert_file: "${opts.tls.edge.certFile}", key_file: "${opts.tls.edge.keyFile}" } }` : "}",
         opts.edgeConfig ?? "",
       ].join("\n"));
       const proc = spawnBroker(["edge", "-c", file]);

@@ -2,7 +2,8 @@
 // NATS TCP and WebSocket clients on different edges reach each other, with nats-server's
 // semantics: pub/sub, queue groups (exactly once cluster-wide), request/reply, no-responders,
 // UNSUB max, echo false, accounts isolated and imports across edges. A stranger reaching the
-// router port can neither subscribe nor publish.
+// router port can neither subscribe nor publish. Links over mTLS.
+import { readFile } from "node:fs/promises";
 import * as grpc from "@grpc/grpc-js";
 import { StringCodec, type NatsConnection } from "nats";
 import WebSocket from "ws";
@@ -10,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { edgeFrames, routerFrames } from "../../services/router/wire/codec.js";
 import type { Draft, EdgeOp } from "../../services/router/wire/frames.js";
 import { ATTACH_PATH } from "../../services/router/grpc/service.js";
+import { createPki, type TestPki } from "../helpers/certs.js";
 import { natsClient, wsClient } from "../helpers/clients.js";
 import { startCluster, type TestCluster } from "../helpers/cluster.js";
 import { askUntil, cleanupAfterEach, firstData, take, withTimeout } from "../helpers/wait.js";
@@ -177,5 +179,37 @@ describe("cluster: a stranger at the router port", () => {
     await askUntil(async () => { await listener.flush(); return heard; }, (h) => h.length > 0);
     expect(heard).toEqual(["legit"]);
     expect(cluster.routers[0].proc.stdout() + cluster.routers[0].proc.stderr()).toMatch(/refused an attach from/);
+  });
+});
+
+describe("cluster: mTLS links without a token", () => {
+  let pki: TestPki;
+  let tlsCluster: TestCluster;
+  beforeAll(async () => {
+    pki = await createPki();
+    const edge = await pki.client("edge", { subject: "/CN=meshbroker-edge" });
+    tlsCluster = await startCluster({ token: false, tls: { caFile: pki.caFile, router: pki.server, edge } });
+  }, 30_000);
+  afterAll(async () => { await tlsCluster?.stop(); await pki?.cleanup(); });
+
+  it("edges attach over TLS with their certificates and clients reach each other", async () => {
+    const sub = await natsClient(cleanups, tlsCluster.edges[1].natsPort);
+    const s = sub.subscribe("over.tls", { max: 1 });
+    await sub.flush();
+    const pub = await natsClient(cleanups, tlsCluster.edges[0].natsPort);
+    pub.publish("over.tls", sc.encode("sealed"));
+    expect(await firstData(s)).toBe("sealed");
+    expect(tlsCluster.routers[0].proc.stdout() + tlsCluster.routers[0].proc.stderr()).toMatch(/listening for edges on tls:\/\//);
+  });
+
+  it("a stranger without a client certificate cannot attach (the TLS handshake fails)", async () => {
+    const client = new grpc.Client(`127.0.0.1:${tlsCluster.routers[0].port}`, grpc.credentials.createSsl(await readFile(pki.caFile)));
+    const call = client.makeBidiStreamRequest(ATTACH_PATH, (b: Buffer) => b, (b: Buffer) => b);
+    call.on("error", () => {});
+    call.on("data", () => { throw new Error("the router answered a stranger"); });
+    call.write(edgeFrames.encode({ ops: [{ op: "hello", hello: { edgeId: "stranger" } }] }));
+    const status = await withTimeout(new Promise<grpc.StatusObject>((resolve) => call.on("status", resolve)), 5_000, () => "no status");
+    client.close();
+    expect(status.code).toBe(grpc.status.UNAVAILABLE);
   });
 });
