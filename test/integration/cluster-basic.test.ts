@@ -180,6 +180,13 @@ describe("cluster: a stranger at the router port", () => {
     expect(heard).toEqual(["legit"]);
     expect(cluster.routers[0].proc.stdout() + cluster.routers[0].proc.stderr()).toMatch(/refused an attach from/);
   });
+
+  it("silence: a stream that sends no Hello is ended within 2 s", async () => {
+    const started = Date.now();
+    const status = await attach([]);
+    expect(status).toMatchObject({ code: grpc.status.UNAUTHENTICATED, details: "no Hello", frames: 0 });
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
 });
 
 describe("cluster: mTLS links without a token", () => {

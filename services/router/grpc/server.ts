@@ -9,7 +9,7 @@ import type { ClusterAuthorization } from "../../common/config/options.js";
 import type { Logger } from "../../common/log.js";
 import { RouterEnd, type RoutingCore } from "../wire/router-end.js";
 import { checkCredential } from "./credential.js";
-import { EDGE_LINK_SERVICE, LINK_OPTIONS, LINK_QUEUE_BYTES } from "./service.js";
+import { ATTACH_TIMEOUT_MS, EDGE_LINK_SERVICE, LINK_OPTIONS, LINK_QUEUE_BYTES } from "./service.js";
 import { FrameWriter } from "./writer.js";
 
 export interface RouterServerDeps {
@@ -63,6 +63,7 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
         finish(call, end, grpc.status.UNAUTHENTICATED, reason);
       },
       accepted: (edgeId) => {
+        clearTimeout(helloTimer);
         const previous = attached.get(edgeId);
         // A re-attach of the same edge wins over a stream not yet known dead.
         if (previous) finish(previous.call, previous.end, grpc.status.ABORTED, "replaced by a newer stream of the same edge");
@@ -74,6 +75,13 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
       finish(call, end, grpc.status.RESOURCE_EXHAUSTED, `edge too slow: over ${queueBytes} bytes queued (${bytes})`), queueBytes);
     end.sendTo = (bytes) => writer.write(bytes);
     streams.set(call, end);
+    // A peer that says nothing holds no stream.
+    const helloTimer = setTimeout(() => {
+      if (end.edge !== "" || !streams.has(call)) return;
+      log.error(`refused an attach from ${peer}: no Hello within ${ATTACH_TIMEOUT_MS} ms`);
+      finish(call, end, grpc.status.UNAUTHENTICATED, "no Hello");
+    }, ATTACH_TIMEOUT_MS);
+    call.once("close", () => clearTimeout(helloTimer));
     call.on("data", (bytes: Buffer) => end.receive(bytes));
     call.on("end", () => finish(call, end));
     call.on("error", (err: Error) => finish(call, end, grpc.status.CANCELLED, err.message));

@@ -8,6 +8,11 @@ export class Batcher<Op> {
   private scheduled = false;
   constructor(private readonly encode: (ops: Draft<Op>[]) => Buffer, private readonly send: () => ((bytes: Buffer) => void) | undefined) {}
 
+  /** Drops what is queued and not yet sent (the carrier lost its stream). */
+  discard(): void {
+    this.ops = [];
+  }
+
   push(op: Draft<Op>): void {
     this.ops.push(op);
     if (this.scheduled) return;

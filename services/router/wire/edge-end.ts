@@ -149,6 +149,7 @@ export class EdgeEnd implements RouterLink {
     if (!this.attached) return;
     this.attached = false;
     this.hello = false;
+    this.out.discard(); // the next stream starts with its Hello
     for (const done of this.syncWaits.splice(0)) done();
     for (const resolve of this.statsWaits.values()) resolve({ ...NO_STATS });
     this.statsWaits.clear();
