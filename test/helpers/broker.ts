@@ -62,7 +62,7 @@ export type SuiteTopology = Topology | "cluster";
 export const clusterTopologies: SuiteTopology[] = [...topologies, "cluster"];
 
 /** What such a suite needs: the NATS port of every edge (one, unless a cluster), and stop. */
-export interface NatsTarget {
+export interface SuiteBroker {
   natsPort: number;
   /** Every edge's NATS port: a test spreads its clients over them. */
   natsPorts: number[];
@@ -70,7 +70,7 @@ export interface NatsTarget {
 }
 
 /** startBroker, or a cluster of processes whose edges all get `config`. */
-export async function startTarget(opts: { topology: SuiteTopology; config?: string }): Promise<NatsTarget> {
+export async function startTarget(opts: { topology: SuiteTopology; config?: string }): Promise<SuiteBroker> {
   if (opts.topology !== "cluster") {
     const b = await startBroker({ topology: opts.topology, config: opts.config });
     return { natsPort: b.natsPort, natsPorts: [b.natsPort], stop: b.stop };

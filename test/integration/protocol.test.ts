@@ -3,7 +3,7 @@
 // (clients spread over its two edges).
 import { afterEach, describe, expect, it } from "vitest";
 import { connect, Empty, headers, StringCodec, type NatsConnection, type Subscription } from "nats";
-import { clusterTopologies, startTarget, type NatsTarget } from "../helpers/broker.js";
+import { clusterTopologies, startTarget, type SuiteBroker } from "../helpers/broker.js";
 import { closedWithin, rawConnect, type RawClient } from "../helpers/raw.js";
 
 const sc = StringCodec();
@@ -34,7 +34,7 @@ function prng(seed: number): () => number {
 }
 
 describe.each(clusterTopologies)("protocol with nats.js (%s)", (topology) => {
-  let b: NatsTarget | undefined;
+  let b: SuiteBroker | undefined;
   let clients = 0;
   let conns: NatsConnection[] = [];
   let raws: RawClient[] = [];
@@ -48,7 +48,7 @@ describe.each(clusterTopologies)("protocol with nats.js (%s)", (topology) => {
     b = undefined;
   });
 
-  async function broker(config?: string): Promise<NatsTarget> {
+  async function broker(config?: string): Promise<SuiteBroker> {
     b = await startTarget({ topology, config });
     return b;
   }
