@@ -144,6 +144,24 @@ describe("cluster: one router, two edges", () => {
     console.log(`edge kill -9: its interest was gone after ${Date.now() - killed} ms`);
     expect(Date.now() - killed).toBeLessThan(2_000);
   }, 30_000);
+
+  it("a frozen edge (SIGSTOP): keepalive ends its stream and the router drops its interest within 2.5 s", async () => {
+    const extra = await startCluster({ routers: 1, edges: 2 });
+    cleanups.push(() => extra.stop());
+    const svc = await natsClient(cleanups, extra.edges[1].natsPort);
+    svc.subscribe("frozen.svc", { callback: (_, m) => m.respond(sc.encode("here")) });
+    await svc.flush();
+    const req = await natsClient(cleanups, extra.edges[0].natsPort);
+    const frozen = Date.now();
+    extra.edges[1].proc.signal("SIGSTOP");
+    cleanups.push(() => extra.edges[1].proc.signal("SIGCONT"));
+    await extra.routers[0].proc.waitForLine(/edge \S+ detached/, 5_000);
+    const detachedMs = Date.now() - frozen;
+    const code = await req.request("frozen.svc", sc.encode(""), { timeout: 1_000 }).then(() => "answered", (e: { code?: string }) => e.code);
+    console.log(`edge SIGSTOP: the router dropped it after ${detachedMs} ms`);
+    expect(code).toBe("503");
+    expect(detachedMs).toBeLessThan(2_500);
+  }, 30_000);
 });
 
 describe("cluster: a stranger at the router port", () => {
