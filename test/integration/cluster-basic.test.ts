@@ -126,40 +126,39 @@ describe("cluster: one router, two edges", () => {
     expect(leaked).toEqual([]);
   });
 
-  it("kill -9 of an edge: the router drops its interest within 2 s (requests get 503 again)", async () => {
-    // A third edge, so the shared ones stay up for the other tests.
+  /** A cluster of its own (the shared one stays up for the other tests) with a responder on
+   *  edge 2 and a requester on edge 1; `ask` says "answered", "503" or another error code. */
+  async function responderOnSecondEdge(subject: string) {
     const extra = await startCluster({ routers: 1, edges: 2 });
     cleanups.push(() => extra.stop());
     const svc = await natsClient(cleanups, extra.edges[1].natsPort);
-    svc.subscribe("gone.soon", { callback: (_, m) => m.respond(sc.encode("here")) });
+    svc.subscribe(subject, { callback: (_, m) => m.respond(sc.encode("here")) });
     await svc.flush();
     const req = await natsClient(cleanups, extra.edges[0].natsPort);
-    expect(sc.decode((await req.request("gone.soon", sc.encode(""), { timeout: 2_000 })).data)).toBe("here");
+    const ask = (timeout: number) => req.request(subject, sc.encode(""), { timeout })
+      .then(() => "answered", (e: { code?: string }) => e.code ?? "error");
+    expect(await ask(2_000)).toBe("answered");
+    return { extra, ask };
+  }
+
+  it("kill -9 of an edge: the router drops its interest within 2 s (requests get 503 again)", async () => {
+    const { extra, ask } = await responderOnSecondEdge("gone.soon");
     const killed = Date.now();
     await extra.edges[1].proc.kill();
-    const code = await askUntil(
-      () => req.request("gone.soon", sc.encode(""), { timeout: 500 }).then(() => "answered", (e: { code?: string }) => e.code ?? "error"),
-      (c) => c === "503", 4_000);
-    expect(code).toBe("503");
+    expect(await askUntil(() => ask(500), (c) => c === "503", 4_000)).toBe("503");
     console.log(`edge kill -9: its interest was gone after ${Date.now() - killed} ms`);
     expect(Date.now() - killed).toBeLessThan(2_000);
   }, 30_000);
 
   it("a frozen edge (SIGSTOP): keepalive ends its stream and the router drops its interest within 2.5 s", async () => {
-    const extra = await startCluster({ routers: 1, edges: 2 });
-    cleanups.push(() => extra.stop());
-    const svc = await natsClient(cleanups, extra.edges[1].natsPort);
-    svc.subscribe("frozen.svc", { callback: (_, m) => m.respond(sc.encode("here")) });
-    await svc.flush();
-    const req = await natsClient(cleanups, extra.edges[0].natsPort);
+    const { extra, ask } = await responderOnSecondEdge("frozen.svc");
     const frozen = Date.now();
     extra.edges[1].proc.signal("SIGSTOP");
     cleanups.push(() => extra.edges[1].proc.signal("SIGCONT"));
     await extra.routers[0].proc.waitForLine(/edge \S+ detached/, 5_000);
     const detachedMs = Date.now() - frozen;
-    const code = await req.request("frozen.svc", sc.encode(""), { timeout: 1_000 }).then(() => "answered", (e: { code?: string }) => e.code);
     console.log(`edge SIGSTOP: the router dropped it after ${detachedMs} ms`);
-    expect(code).toBe("503");
+    expect(await ask(1_000)).toBe("503");
     expect(detachedMs).toBeLessThan(2_500);
   }, 30_000);
 });
