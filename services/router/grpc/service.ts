@@ -22,9 +22,10 @@ export const EDGE_LINK_SERVICE: grpc.ServiceDefinition = {
 
 /** Options of both ends (grpc-js channel and server options). */
 export const LINK_OPTIONS: grpc.ChannelOptions = {
-  // An HTTP/2 PING every second, and a peer that has not answered one within a second is dead:
-  // a frozen or vanished peer is noticed within 2 s. grpc-js servers accept pings this often.
-  "grpc.keepalive_time_ms": 1_000,
+  // An HTTP/2 PING every half second, and a peer that has not answered one within a second is
+  // dead: a frozen or vanished peer is noticed within 1.5 s (2 s with timer slack on a loaded
+  // machine). grpc-js servers accept pings this often.
+  "grpc.keepalive_time_ms": 500,
   "grpc.keepalive_timeout_ms": 1_000,
   // The stream may carry nothing for a while (an idle cluster): keep probing anyway.
   "grpc.keepalive_permit_without_calls": 1,
