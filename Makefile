@@ -12,7 +12,7 @@ TEST_DEBS := nats-server:/usr/sbin/nats-server redis-server:/usr/bin/redis-serve
   mosquitto:/usr/sbin/mosquitto mosquitto-clients:/usr/bin/mosquitto_pub \
   chromium:/usr/bin/chromium openssl:/usr/bin/openssl
 
-.PHONY: all install build run test test-deps bench fuzz image test-image clean
+.PHONY: all install build run cluster test test-deps bench fuzz image test-image clean
 
 all: build
 
@@ -28,6 +28,10 @@ build: install
 ## Start the embedded broker (edge + router in one process) with the default config.
 run: build
 	bin/meshbroker -c $(CONFIG)
+
+## A local cluster: redis-server, 2 routers and 2 edges (deploy/examples/cluster); Ctrl-C stops all.
+cluster: build
+	deploy/examples/cluster/run.sh
 
 ## Install what the tests need (apt, when missing), build, run every test.
 test: test-deps build

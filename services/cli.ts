@@ -3,14 +3,16 @@
 import { readFileSync } from "node:fs";
 import { ConfigError, defaultOptions, loadConfigFile, type Options } from "./common/config/index.js";
 import { Logger } from "./common/log.js";
-import { startEmbedded, type EmbeddedBroker } from "./embedded.js";
+import { startEdgeRole } from "./edge-role.js";
+import { startEmbedded, type EdgeBroker } from "./embedded.js";
+import { startRouterRole, type RouterBroker } from "./router-role.js";
 
 const USAGE = `Usage: meshbroker [role] [options]
 
 Roles:
   (none)            embedded: edge and router in one process (default)
-  edge              client listeners, linked to routers        (not available yet)
-  router            routing and shared state for edges          (not available yet)
+  edge              client listeners, linked to the routers of edge { routers: [...] }
+  router            routing for edges over gRPC (router { listen, redis })
 
 Options:
   -c, --config FILE   configuration file (NATS config format)
@@ -111,27 +113,25 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`configuration ${args.config ?? "(defaults)"} is valid\n`);
     return 0;
   }
-  if (args.role !== "embedded") {
-    process.stderr.write(`meshbroker: the ${args.role} role is not available yet; run without a role for the embedded broker\n`);
-    return 1;
-  }
-
   const log = new Logger(options.log);
-  log.notice(`Starting meshbroker ${version()} (embedded: edge + router)`);
+  const role = args.role;
+  log.notice(`Starting meshbroker ${version()} (${role === "embedded" ? "embedded: edge + router" : role})`);
   if (options.configFile) log.notice(`Using configuration file: ${options.configFile}`);
   // Signals are trapped before the listeners open: a signal in between must not kill us.
   const parsed = args;
-  let broker: EmbeddedBroker | undefined;
+  // A router has no clients: its SIGTERM stops it (its edges re-attach elsewhere).
+  let broker: (EdgeBroker | (RouterBroker & { edge?: undefined; lameDuck?: undefined })) | undefined;
   let stopRequested: { signal: string; lameDuck: boolean } | undefined;
   let finished: ((code: number) => void) | undefined;
   const done = new Promise<number>((resolve) => { finished = resolve; });
   // Lame duck first (a pod leaving gently); an impatient SIGINT meanwhile stops at once.
-  const stop = (signal: string, lameDuck: boolean) => {
+  const stop = (signal: string, asked: boolean) => {
+    const lameDuck = asked && role !== "router"; // a router has no clients to move
     if (stopRequested && (lameDuck || !stopRequested.lameDuck)) return;
     stopRequested = { signal, lameDuck };
     log.notice(`Trapped "${signal}" signal, ${lameDuck ? "entering lame duck mode" : "stopping"}`);
     if (!broker) return; // startup finishes, then stops
-    (lameDuck ? broker.lameDuck() : broker.stop()).then(() => {
+    (lameDuck && broker.lameDuck ? broker.lameDuck() : broker.stop()).then(() => {
       if (!finished) return; // a SIGINT during lame duck got here first
       log.notice("Server Exiting..");
       finished(0);
@@ -141,11 +141,11 @@ export async function main(argv: string[]): Promise<number> {
   // The last resort: each connection has its own fault boundary (services/edge/boundary.ts), so
   // reaching these is a bug outside any connection. Log it loudly, count it, keep serving.
   process.on("uncaughtException", (err) => {
-    broker?.edge.faults.count("process", "uncaught");
+    broker?.edge?.faults.count("process", "uncaught");
     log.error(`uncaught exception (a bug; the broker carries on): ${err.stack ?? String(err)}`);
   });
   process.on("unhandledRejection", (reason) => {
-    broker?.edge.faults.count("process", "unhandled_rejection");
+    broker?.edge?.faults.count("process", "unhandled_rejection");
     log.error(`unhandled rejection (a bug; the broker carries on): ${reason instanceof Error ? reason.stack : String(reason)}`);
   });
   process.on("SIGTERM", () => stop("SIGTERM", true));
@@ -162,7 +162,9 @@ export async function main(argv: string[]): Promise<number> {
   });
 
   try {
-    broker = await startEmbedded(options, log);
+    broker = role === "router" ? await startRouterRole(options, log)
+      : role === "edge" ? await startEdgeRole(options, log)
+      : await startEmbedded(options, log);
   } catch (err) {
     log.fatal(`cannot start: ${(err as Error).message}`);
     return 1;

@@ -10,9 +10,9 @@ import { Router } from "./router/router.js";
 import { SessionService } from "./router/sessions/service.js";
 import { openStore, type MqttStore } from "./router/store/index.js";
 
-export interface EmbeddedBroker {
+/** An edge with its listeners and monitoring: the embedded broker, or the cluster's edge role. */
+export interface EdgeBroker {
   readonly edge: EdgeServer;
-  readonly router: Router;
   readonly monitor: MonitorServer | undefined;
   readonly natsPort: number;
   readonly httpPort: number | undefined;
@@ -26,6 +26,10 @@ export interface EmbeddedBroker {
   stop(): Promise<void>;
   /** Lame duck mode (the edge's), then stop. A stop() meanwhile cuts it short. */
   lameDuck(): Promise<void>;
+}
+
+export interface EmbeddedBroker extends EdgeBroker {
+  readonly router: Router;
 }
 
 /**
@@ -81,11 +85,22 @@ export async function startEmbedded(options: Options, log: Logger,
   const router = side.router;
   const link: RouterLink & { close?(): void } = topology === "serialised"
     ? createSerialisedLink(router, (m) => log.warn(m)) : createLocalLink(router).link;
+  const broker = await serveEdge(options, log, link, () => side.close());
+  return { ...broker, router };
+}
+
+/**
+ * Starts an edge on `link`: client listeners, monitoring, reload and stop. `closeRouter` runs
+ * once the edge has stopped and the link is closed (the embedded router side closes then), and
+ * also when the edge fails to start.
+ */
+export async function serveEdge(options: Options, log: Logger, link: RouterLink & { close?(): void },
+                                closeRouter: () => Promise<void> | void = () => {}): Promise<EdgeBroker> {
   const edge = new EdgeServer({ options, link, log });
   try {
     await edge.listen();
   } catch (err) {
-    await side.close();
+    await closeRouter();
     throw err;
   }
   let monitor: MonitorServer | undefined;
@@ -96,13 +111,13 @@ export async function startEmbedded(options: Options, log: Logger,
       edge.httpInfo = () => monitor!.httpInfo;
     } catch (err) {
       await edge.shutdown();
-      await side.close();
+      await closeRouter();
       throw err;
     }
   }
   let stopped: Promise<void> | undefined;
-  const broker: EmbeddedBroker = {
-    edge, router, monitor,
+  const broker: EdgeBroker = {
+    edge, monitor,
     natsPort: edge.port,
     httpPort: monitor?.port,
     wsPort: edge.websocket?.port,
@@ -121,10 +136,14 @@ export async function startEmbedded(options: Options, log: Logger,
       stopped ??= (async () => {
         await edge.shutdown();
         await monitor?.close();
-        // What the edge's last calls sent (detaches, wills) reaches the router before the link closes.
-        await new Promise<void>((resolve) => link.sync(resolve));
+        // What the edge's last calls sent (detaches, wills) reaches the router before the link
+        // closes; bounded, since a remote router may be gone.
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, LINK_DRAIN_MS).unref();
+          link.sync(() => { clearTimeout(timer); resolve(); });
+        });
         link.close?.();
-        await side.close();
+        await closeRouter();
       })();
       return stopped;
     },
@@ -135,6 +154,9 @@ export async function startEmbedded(options: Options, log: Logger,
   };
   return broker;
 }
+
+/** How long a stopping edge waits for the router to confirm its last calls. */
+const LINK_DRAIN_MS = 2_000;
 
 /** Listener addresses are bound once, and the system account's services start once (nats-server
  *  refuses to reload it too); changing them needs a restart. */

@@ -2,7 +2,7 @@
 // 32-byte Ed25519 key, CRC-16 little endian], 56 characters. Signatures are checked with
 // node:crypto's native Ed25519: the pure-JS tweetnacl behind @nats-io/nkeys takes ~10 ms per
 // verify, which a flood of CONNECTs would turn into a blocked event loop.
-import { createPublicKey, verify, type KeyObject } from "node:crypto";
+import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from "node:crypto";
 
 /** First byte of a decoded public NKEY for each role (nkeys PrefixByte*: the role's letter << 3). */
 const ROLE_PREFIX = { operator: 14 << 3, account: 0, user: 20 << 3 } as const;
@@ -121,4 +121,25 @@ export function verifyNkeySignature(nkey: string, data: string | Uint8Array, sig
   } catch {
     return false;
   }
+}
+
+/** A seed (S + role, 58 characters) decodes to [seed prefix, role prefix, 32-byte seed, CRC]. */
+const SEED_PREFIX = 18 << 3;
+const SEED_DECODED_LEN = 36;
+/** PKCS#8 DER header of an Ed25519 private key, before its 32 raw seed bytes. */
+const ED25519_PKCS8_HEADER = Buffer.from("302e020100300506032b657004220420", "hex");
+
+/** A signer from an NKEY seed (SU... for a user), or undefined when `seed` is not one. */
+export function nkeySigner(seed: string, role: NkeyRole = "user"): { publicKey: string; sign(data: string): Buffer } | undefined {
+  const raw = base32Decode(seed);
+  if (!raw || raw.length !== SEED_DECODED_LEN) return undefined;
+  if (crc16(raw.subarray(0, 34)) !== raw.readUInt16LE(34)) return undefined;
+  // The seed prefix and the role share the first two bytes, 5 bits and 5 bits.
+  if ((raw[0] & 0xf8) !== SEED_PREFIX || (((raw[0] & 7) << 5) | ((raw[1] & 0xf8) >> 3)) !== ROLE_PREFIX[role]) return undefined;
+  const key = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_HEADER, raw.subarray(2, 34)]), format: "der", type: "pkcs8" });
+  const x = createPublicKey(key).export({ format: "jwk" }).x!;
+  return {
+    publicKey: encodePublicNkey(Buffer.from(x, "base64url"), role),
+    sign: (data) => sign(null, Buffer.from(data), key),
+  };
 }

@@ -204,7 +204,7 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
   /** Apply a reloaded config: limits and authorization take effect for live connections too. */
   /** The router routes with this edge's accounts (config and operator mode), sent as data. */
   private sendAccounts(): void {
-    this.link.configureAccounts(this.serverId, accountSet(this.auth.accounts()));
+    this.link.configureAccounts(this.serverId, accountSet(this.auth.accounts(), this.auth.systemAccount ?? ""));
   }
 
   reload(options: Options): void {

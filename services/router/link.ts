@@ -81,12 +81,14 @@ export type RouterAccount = Pick<AccountConfig, "name" | "exports" | "imports">;
 export interface AccountSet {
   readonly version: string;
   readonly accounts: RouterAccount[];
+  /** The edge's system account ("" = none): routers learn it with the accounts. */
+  readonly systemAccount: string;
 }
 
-export function accountSet(accounts: AccountConfig[]): AccountSet {
+export function accountSet(accounts: AccountConfig[], systemAccount = ""): AccountSet {
   const data: RouterAccount[] = accounts.map(({ name, exports, imports }) => ({ name, exports, imports }));
-  const version = createHash("sha256").update(JSON.stringify(data)).digest("hex").slice(0, 16);
-  return { version, accounts: data };
+  const version = createHash("sha256").update(JSON.stringify([data, systemAccount])).digest("hex").slice(0, 16);
+  return { version, accounts: data, systemAccount };
 }
 
 // ---- MQTT: the session service behind the seam ----
@@ -189,7 +191,13 @@ export interface RouterLink {
   /** MQTT sessions (absent where no MQTT is served). */
   readonly sessions: SessionLink | undefined;
   subscribe(account: string, sub: Subscriber): void;
-  unsubscribe(account: string, sub: Subscriber): void;
+  /**
+   * Removes the subscription now, or with `max` > 0 (NATS `UNSUB sid max`) once it has had `max`
+   * deliveries in all, counted where deliveries are decided: a remote link counts at the router,
+   * so deliveries in flight on the wire still count. In process the subscriber counts its own
+   * deliveries (it is called on the router's stack), so the embedded router ignores `max`.
+   */
+  unsubscribe(account: string, sub: Subscriber, max?: number): void;
   /**
    * NATS core: fire and forget, so it returns nothing and allocates nothing (no promise, no
    * callback per message). A publish that needs its completion (MQTT QoS 1/2: the PUBACK only

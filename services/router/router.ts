@@ -103,7 +103,8 @@ export class Router implements RouterLink {
     this.mesh?.interestChanged(account, sub.subject, sub.queue, 1);
   }
 
-  unsubscribe(account: string, sub: Subscriber): void {
+  unsubscribe(account: string, sub: Subscriber, max?: number): void {
+    if (max !== undefined && max > 0) return; // the in-process subscriber counts (link.ts)
     if (this.accounts.get(account)?.sublist.remove(sub)) this.mesh?.interestChanged(account, sub.subject, sub.queue, -1);
   }
 

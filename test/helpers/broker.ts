@@ -1,10 +1,12 @@
 // Starts meshbroker for a test: in-process, on port 0, with the given config text.
 // Every protocol test runs against each topology in `topologies`: embedded (direct calls) and
-// serialised (every link call encoded with the wire codec, answered on a later turn); the
-// cluster one joins when the gRPC link exists.
+// serialised (every link call encoded with the wire codec, answered on a later turn). Suites that
+// need only client ports also run on `cluster` (processes: redis-server, a router, 2 edges;
+// test/helpers/cluster.ts) through startTarget, their clients spread over the edges.
 import { loadConfigText } from "../../services/common/config/index.js";
 import { Logger, silentLogger } from "../../services/common/log.js";
 import { startEmbedded, type EmbeddedBroker, type Topology } from "../../services/embedded.js";
+import { startCluster } from "./cluster.js";
 
 export type { Topology };
 export const topologies: Topology[] = ["embedded", "serialised"];
@@ -52,4 +54,27 @@ export async function startBroker(opts: StartOptions = {}): Promise<TestBroker> 
     log: lines,
     stop: () => broker.stop(),
   };
+}
+
+/** A topology of the suites that need only client ports. */
+export type SuiteTopology = Topology | "cluster";
+export const clusterTopologies: SuiteTopology[] = [...topologies, "cluster"];
+
+/** What such a suite needs: the NATS port of every edge (one, unless a cluster), and stop. */
+export interface SuiteBroker {
+  natsPort: number;
+  /** Every edge's NATS port: a test spreads its clients over them. */
+  natsPorts: number[];
+  stop(): Promise<void>;
+}
+
+/** startBroker, or a cluster of processes whose edges all get `config`. */
+export async function startTarget(opts: { topology: SuiteTopology; config?: string }): Promise<SuiteBroker> {
+  if (opts.topology !== "cluster") {
+    const b = await startBroker({ topology: opts.topology, config: opts.config });
+    return { natsPort: b.natsPort, natsPorts: [b.natsPort], stop: b.stop };
+  }
+  const c = await startCluster({ edgeConfig: opts.config });
+  const natsPorts = c.edges.map((e) => e.natsPort);
+  return { natsPort: natsPorts[0], natsPorts, stop: c.stop };
 }

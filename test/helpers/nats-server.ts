@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { startBroker, type Topology } from "./broker.js";
+import { startTarget, type SuiteTopology } from "./broker.js";
 
 export const NATS_SERVER_BIN = process.env.NATS_SERVER_BIN ?? "/usr/sbin/nats-server";
 
@@ -137,17 +137,18 @@ async function probe(port: number, timeoutMs: number): Promise<number> {
 /** A NATS server a differential test runs against: meshbroker in each topology, or the reference. */
 export interface NatsTarget {
   name: string;
-  start(config: string): Promise<{ port: number; stop(): Promise<void> }>;
+  /** `ports`: every edge's NATS port when the target is a cluster (clients may spread over them). */
+  start(config: string): Promise<{ port: number; ports?: number[]; stop(): Promise<void> }>;
 }
 
 /** meshbroker in each topology, then nats-server 2.9.10 with the same config. */
-export function natsTargets(topologies: readonly Topology[]): NatsTarget[] {
+export function natsTargets(topologies: readonly SuiteTopology[]): NatsTarget[] {
   return [
     ...topologies.map((topology): NatsTarget => ({
       name: `meshbroker (${topology})`,
       async start(config) {
-        const b = await startBroker({ topology, config });
-        return { port: b.natsPort, stop: () => b.stop() };
+        const b = await startTarget({ topology, config });
+        return { port: b.natsPort, ports: b.natsPorts, stop: () => b.stop() };
       },
     })),
     {

@@ -8,7 +8,7 @@ import {
   credsAuthenticator, StringCodec,
   type ConnectionOptions, type NatsConnection,
 } from "nats";
-import { topologies } from "../helpers/broker.js";
+import { clusterTopologies } from "../helpers/broker.js";
 import { encodeActivation } from "@nats-io/jwt";
 import { newAccount, newOperator, newUser, operatorConfig, reissueAccount } from "../helpers/creds.js";
 import { natsTargets } from "../helpers/nats-server.js";
@@ -19,7 +19,7 @@ const sc = StringCodec();
 
 const cleanups = cleanupAfterEach();
 
-const targets = natsTargets(topologies);
+const targets = natsTargets(clusterTopologies);
 
 const CONFIG = `accounts {
   A: {
@@ -66,7 +66,9 @@ describe.each(targets)("accounts: $name", (target) => {
   async function server(config = CONFIG) {
     const s = await target.start(config);
     cleanups.push(() => s.stop());
-    const as = (user: string) => open(s.port, { user, pass: "pw" });
+    // On a cluster, clients alternate over its edges.
+    let n = 0;
+    const as = (user: string) => open(s.ports ? s.ports[n++ % s.ports.length] : s.port, { user, pass: "pw" });
     return { ...s, as };
   }
 

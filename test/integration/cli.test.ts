@@ -129,6 +129,26 @@ describe("meshbroker -t (check the configuration)", () => {
     expect(r.code).toBe(0);
   });
 
+  it.each([
+    ["edge", "port: -1\n", /cannot start: the edge role needs an edge \{\} block/],
+    ["edge", 'port: -1\nedge { discovery: { dns: "routers.local:7100" } }\n', /discovery by DNS or Kubernetes is not available yet/],
+    ["router", "port: -1\n", /cannot start: the router role needs a router \{\} block/],
+  ])("the %s role without what it needs exits 1 and says why", async (role, text, why) => {
+    const file = await conf(`role-${role}-${text.length}.conf`, text);
+    const r = await runBroker([role, "-c", file]);
+    expect(r.code).toBe(1);
+    expect(r.stdout + r.stderr).toMatch(why);
+  });
+
+  it.each(["deploy/examples/cluster/router-1.conf", "deploy/examples/cluster/edge-1.conf"])(
+    "accepts the cluster example %s",
+    async (example) => {
+      const r = await runBroker(["-t", "-c", path.join(REPO_ROOT, example)]);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+    },
+  );
+
   it.each(["deploy/examples/meshbroker.conf", "deploy/examples/full.conf"])(
     "accepts the shipped example %s (unimplemented keys only warn)",
     async (example) => {

@@ -413,9 +413,6 @@ const cases: Case[] = [
     run: script(['CONNECT {"verbose":false}\r\n', "SUB foo 1\r\nUNSUB 1 2\r\n",
       "PUB foo 1\r\na\r\nPUB foo 1\r\nb\r\nPUB foo 1\r\nc\r\n"], "pong"),
     want: [`${INFO}MSG foo 1 1\r\na\r\nMSG foo 1 1\r\nb\r\nPONG\r\n`],
-    // The edge counts deliveries against the max; with deliveries in flight over the link its
-    // count is behind the router's. Issue #10: count UNSUB max where the delivery is decided.
-    serialisedTodo: "UNSUB max is counted on the edge, behind deliveries in flight",
   },
   {
     name: "UNSUB with max 0 removes at once",
@@ -442,9 +439,6 @@ const cases: Case[] = [
     run: script(['CONNECT {"verbose":false}\r\n', "SUB foo 1\r\nPUB foo 1\r\na\r\nPUB foo 1\r\nb\r\n",
       "UNSUB 1 1\r\nPUB foo 1\r\nc\r\n"], "pong"),
     want: [`${INFO}MSG foo 1 1\r\na\r\nMSG foo 1 1\r\nb\r\nPONG\r\n`],
-    // The edge counts deliveries against the max; with deliveries in flight over the link its
-    // count is behind the router's. Issue #10: count UNSUB max where the delivery is decided.
-    serialisedTodo: "UNSUB max is counted on the edge, behind deliveries in flight",
   },
 
   // ---- echo, headers, no responders ----

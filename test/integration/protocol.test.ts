@@ -1,8 +1,9 @@
 // Protocol behaviour seen through real clients (nats.js) and, where exact bytes matter,
-// through the raw socket helper. Every test runs against each topology.
+// through the raw socket helper. Every test runs against each topology, the cluster included
+// (clients spread over its two edges).
 import { afterEach, describe, expect, it } from "vitest";
 import { connect, Empty, headers, StringCodec, type NatsConnection, type Subscription } from "nats";
-import { startBroker, topologies, type TestBroker } from "../helpers/broker.js";
+import { clusterTopologies, startTarget, type SuiteBroker } from "../helpers/broker.js";
 import { closedWithin, rawConnect, type RawClient } from "../helpers/raw.js";
 
 const sc = StringCodec();
@@ -32,8 +33,9 @@ function prng(seed: number): () => number {
   };
 }
 
-describe.each(topologies)("protocol with nats.js (%s)", (topology) => {
-  let b: TestBroker | undefined;
+describe.each(clusterTopologies)("protocol with nats.js (%s)", (topology) => {
+  let b: SuiteBroker | undefined;
+  let clients = 0;
   let conns: NatsConnection[] = [];
   let raws: RawClient[] = [];
 
@@ -46,19 +48,22 @@ describe.each(topologies)("protocol with nats.js (%s)", (topology) => {
     b = undefined;
   });
 
-  async function broker(config?: string): Promise<TestBroker> {
-    b = await startBroker({ topology, config });
+  async function broker(config?: string): Promise<SuiteBroker> {
+    b = await startTarget({ topology, config });
     return b;
   }
 
+  /** The next client's port: clients alternate over the edges of a cluster. */
+  const port = () => b!.natsPorts[clients++ % b!.natsPorts.length];
+
   async function nats(opts: Parameters<typeof connect>[0] = {}): Promise<NatsConnection> {
-    const nc = await connect({ servers: `127.0.0.1:${b!.natsPort}`, reconnect: false, ...opts });
+    const nc = await connect({ servers: `127.0.0.1:${port()}`, reconnect: false, ...opts });
     conns.push(nc);
     return nc;
   }
 
   async function raw(): Promise<RawClient> {
-    const r = await rawConnect(b!.natsPort);
+    const r = await rawConnect(port());
     raws.push(r);
     await r.expect(/^INFO .*\r\n/);
     return r;

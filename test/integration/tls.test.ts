@@ -4,7 +4,7 @@
 // permissions then apply). Each scenario also runs against nats-server 2.9.10 with the same config.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StringCodec, type ConnectionOptions, type NatsConnection } from "nats";
-import { topologies } from "../helpers/broker.js";
+import { clusterTopologies } from "../helpers/broker.js";
 import { acmeClients, createPki, type CertPair, type TestPki } from "../helpers/certs.js";
 import { natsTargets } from "../helpers/nats-server.js";
 import { closedWithin, rawConnect } from "../helpers/raw.js";
@@ -28,7 +28,7 @@ afterAll(async () => {
 
 const cleanups = cleanupAfterEach();
 
-const targets = natsTargets(topologies);
+const targets = natsTargets(clusterTopologies);
 
 const tlsBlock = (extra = "") => `tls {
   cert_file: "${pki.server.certFile}"

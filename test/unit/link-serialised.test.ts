@@ -35,6 +35,25 @@ describe("serialised link", () => {
     link.close();
   });
 
+  it("the same message bytes routed again on a later turn reach the edge again", async () => {
+    // Deliveries of one routing call share a Deliver op; one from a later call (here the
+    // router's own, as a mesh or the no-responders status reuse their bytes) must not join an
+    // op already sent.
+    const router = new Router();
+    const link = createSerialisedLink(router);
+    const a = recorder("again", 1, "s1");
+    link.subscribe("$G", a.sub);
+    await synced(link);
+    const msg = data("same");
+    for (let turn = 0; turn < 3; turn++) {
+      router.publish("$G", "again", undefined, msg, { edgeId: "E9", cid: 1, echo: true });
+      await new Promise((r) => setImmediate(r)); // the frame leaves; nothing comes from the edge
+    }
+    await synced(link);
+    expect(a.got).toEqual(["again - 0 same", "again - 0 same", "again - 0 same"]);
+    link.close();
+  });
+
   it("echo, no-responders, unsubscribe and stats work from ids alone", async () => {
     const link = createSerialisedLink(new Router());
     const own = recorder("x", 1, "1", false);

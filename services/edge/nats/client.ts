@@ -110,7 +110,8 @@ export class ClientSubscription implements Subscriber {
   }
 
   deliver(subject: string, reply: string | undefined, msg: MessageData): void {
-    if (this.max > 0 && this.delivered >= this.max) return;
+    // No drop past `max` here: the link counts UNSUB max where deliveries are decided (at the
+    // router over a wire), so whatever still arrives was delivered within the max.
     const perms = this.client.perms;
     if (perms !== undefined) {
       // A wildcard subscription may cover subjects the user is denied (nats-server filters them here).
@@ -365,8 +366,10 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
     if (!this.authorized()) return;
     const sub = this.subs.get(sid);
     if (sub) {
-      if (max !== undefined && max > sub.delivered) sub.max = max;
-      else this.removeSubscription(sub);
+      if (max !== undefined && max > sub.delivered) {
+        sub.max = max;
+        this.ctx.link.unsubscribe(this.account, sub, max);
+      } else this.removeSubscription(sub);
     }
     this.ok();
   }

@@ -12,6 +12,7 @@ const RESPONSE_NAME = ["Singleton", "Stream", "Chunked"] as const;
 export function toWire(set: AccountSet): Draft<WireAccountSet> {
   return {
     version: set.version,
+    systemAccount: set.systemAccount,
     accounts: set.accounts.map((a) => ({
       name: a.name,
       exports: a.exports.map((e): Draft<Export> => ({
@@ -45,5 +46,5 @@ export function fromWire(set: WireAccountSet): AccountSet {
       },
     })),
   }));
-  return { version: set.version, accounts };
+  return { version: set.version, accounts, systemAccount: set.systemAccount };
 }

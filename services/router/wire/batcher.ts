@@ -14,6 +14,12 @@ export class Batcher<Op> {
   constructor(private readonly encode: (ops: Draft<Op>[]) => Buffer, private readonly send: () => ((bytes: Buffer) => void) | undefined,
               private readonly maxBytes = Infinity) {}
 
+  /** Drops what is queued and not yet sent (the carrier lost its stream). */
+  discard(): void {
+    this.ops = [];
+    this.bytes = 0;
+  }
+
   /** `bytes`: about how much the op adds to the frame (0: small). */
   push(op: Draft<Op>, bytes = 0): void {
     if (this.bytes >= this.maxBytes) this.flush();

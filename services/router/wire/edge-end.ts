@@ -10,10 +10,17 @@ import type {
 import { toWire } from "./accounts.js";
 import { Batcher } from "./batcher.js";
 import { edgeFrames, routerFrames, WireError } from "./codec.js";
-import type { Completion, Deliver, Draft, EdgeOp, Message, SessionEvent, SessionOp } from "./frames.js";
+import type { Completion, Credential, Deliver, Draft, EdgeOp, HelloReply, Message, SessionEvent, SessionOp } from "./frames.js";
 import { permissionToWire, subscriptionsFromWire } from "./sessions.js";
 
 type Warn = (message: string) => void;
+
+/** Publishes kept while detached from every router, in payload and header bytes: past it they are
+ *  dropped (NATS core is at most once) and the drop is logged once per detachment. */
+export const DETACHED_PUBLISH_BUFFER_BYTES = 8 * 1024 * 1024;
+const NO_STATS: RouterStats = {
+  subscriptions: 0, cacheEntries: 0, matches: 0, cacheHits: 0, inserts: 0, removes: 0, maxFanout: 0, avgFanout: 0,
+};
 
 /** The edge's side: RouterLink calls become EdgeOps; Deliver ops reach the subscription handles by ids. */
 export class EdgeEnd implements RouterLink {
@@ -32,21 +39,50 @@ export class EdgeEnd implements RouterLink {
   private nextCorrelation = 1;
   private hello = false;
   private closed = false;
+  /** The cluster credential for a Hello from `edgeId` at `sentAtUs` (the gRPC link sets it). */
+  credential: ((edgeId: string, sentAtUs: number) => Draft<Credential>) | undefined;
+  /** Called when the router accepts the Hello. */
+  onAttached: ((reply: HelloReply) => void) | undefined;
+  /** Live subscriptions and what re-attaching replays of them (account, UNSUB max). */
+  private readonly live = new Map<Subscriber, { account: string; max: number }>();
+  private edgeId = "";
+  private accounts: AccountSet | undefined;
+  /** false between detach() and attach(): no router hears us (a remote link lost its stream). */
+  private attached = true;
+  private detachedPublishes: Draft<EdgeOp>[] = [];
+  private detachedBytes = 0;
+  private dropped = 0;
 
   constructor(private readonly warn: Warn) {}
 
   subscribe(account: string, sub: Subscriber): void {
+    this.live.set(sub, { account, max: 0 });
+    this.addHandle(sub);
+    if (this.attached) this.pushInterest(account, sub);
+  }
+
+  private addHandle(sub: Subscriber): void {
     let byCid = this.handles.get(sub.conn.cid);
     if (!byCid) this.handles.set(sub.conn.cid, byCid = new Map());
     byCid.set(sub.sid, sub);
+  }
+
+  private pushInterest(account: string, sub: Subscriber): void {
     this.out.push({ op: "interest", interest: {
       account, subject: sub.subject, queue: sub.queue ?? "", weightDelta: 1,
       sub: { connectionId: sub.conn.cid, sid: sub.sid }, noEcho: !sub.conn.echo,
     } });
   }
 
-  unsubscribe(account: string, sub: Subscriber): void {
-    this.out.push({ op: "unsubscribe", unsubscribe: { account, sub: { connectionId: sub.conn.cid, sid: sub.sid } } });
+  unsubscribe(account: string, sub: Subscriber, max?: number): void {
+    if (max !== undefined && max > 0) {
+      const l = this.live.get(sub);
+      if (l) l.max = max;
+      if (this.attached) this.pushUnsubscribe(account, sub, max);
+      return;
+    }
+    this.live.delete(sub);
+    if (this.attached) this.pushUnsubscribe(account, sub, 0);
     // Messages the router matched before the UNSUB are still on their way (nats-server delivers
     // them): the handle goes once the router has answered everything before it.
     this.sync(() => {
@@ -57,30 +93,46 @@ export class EdgeEnd implements RouterLink {
     });
   }
 
+  private pushUnsubscribe(account: string, sub: Subscriber, max: number): void {
+    this.out.push({ op: "unsubscribe", unsubscribe: { account, sub: { connectionId: sub.conn.cid, sid: sub.sid }, max } });
+  }
+
   publish(account: string, subject: string, reply: string | undefined, msg: MessageData, origin: Connection,
           options?: PublishOptions): void {
+    if (!this.attached && this.detachedBytes + msg.end - msg.start > DETACHED_PUBLISH_BUFFER_BYTES) {
+      if (this.dropped++ === 0) this.warn(`no router attached: publishes past ${DETACHED_PUBLISH_BUFFER_BYTES} bytes are dropped until one is`);
+      return;
+    }
     // The bytes are only valid during the call: the op keeps copies until the frame is encoded.
     const message: Draft<Message> = {
       subject, reply: reply ?? "",
       headers: Buffer.from(msg.buf.subarray(msg.start, msg.start + msg.hdrLen)),
       payload: Buffer.from(msg.buf.subarray(msg.start + msg.hdrLen, msg.end)),
     };
-    this.out.push({ op: "publish", publish: {
+    const op: Draft<EdgeOp> = { op: "publish", publish: {
       account, message, originConnection: origin.cid, noResponders: options?.noResponders ?? false,
-    } });
+    } };
+    if (this.attached) return this.out.push(op);
+    this.detachedPublishes.push(op);
+    this.detachedBytes += msg.end - msg.start;
   }
 
   configureAccounts(edge: string, set: AccountSet): void {
+    this.edgeId = edge;
+    this.accounts = set;
+    if (!this.attached) return; // the Hello of attach() carries them
     const accounts = toWire(set);
     if (!this.hello) {
       this.hello = true;
-      this.out.push({ op: "hello", hello: { edgeId: edge, accounts } });
+      const sentAtUs = Date.now() * 1000;
+      this.out.push({ op: "hello", hello: { edgeId: edge, accounts, credential: this.credential?.(edge, sentAtUs), sentAtUs } });
     } else {
       this.out.push({ op: "accounts", accounts: { accounts } });
     }
   }
 
   sync(done: () => void): void {
+    if (!this.attached) return done(); // nothing is in flight to wait for
     this.syncWaits.push(done);
     this.out.push({ op: "ping", ping: { seq: ++this.pingSeq } });
   }
@@ -95,6 +147,7 @@ export class EdgeEnd implements RouterLink {
   }
 
   stats(): Promise<RouterStats> {
+    if (!this.attached) return Promise.resolve({ ...NO_STATS });
     const correlationId = this.nextCorrelation++;
     return new Promise((resolve) => {
       this.statsWaits.set(correlationId, resolve);
@@ -106,12 +159,44 @@ export class EdgeEnd implements RouterLink {
     this.closed = true;
   }
 
+  /**
+   * The carrier lost its router: what was in flight is lost (NATS core, at most once), waiters
+   * are released (a PONG goes out, stats read zero), and until attach() subscriptions are only
+   * recorded and publishes buffered up to DETACHED_PUBLISH_BUFFER_BYTES.
+   */
+  detach(): void {
+    if (!this.attached) return;
+    this.attached = false;
+    this.hello = false;
+    this.out.discard(); // the next stream starts with its Hello
+    for (const done of this.syncWaits.splice(0)) done();
+    for (const resolve of this.statsWaits.values()) resolve({ ...NO_STATS });
+    this.statsWaits.clear();
+  }
+
+  /** A new stream to a router: Hello, then every live subscription, then the buffered publishes. */
+  attach(): void {
+    if (this.attached) return;
+    this.attached = true;
+    if (this.accounts) this.configureAccounts(this.edgeId, this.accounts);
+    for (const [sub, { account, max }] of this.live) {
+      this.pushInterest(account, sub);
+      if (max > 0) this.pushUnsubscribe(account, sub, max);
+    }
+    for (const op of this.detachedPublishes) this.out.push(op);
+    if (this.dropped > 0) this.warn(`${this.dropped} publishes were dropped while no router was attached`);
+    this.detachedPublishes = [];
+    this.detachedBytes = 0;
+    this.dropped = 0;
+  }
+
   receive(bytes: Buffer): void {
     if (this.closed) return;
     const frame = routerFrames.decode(bytes);
     if (frame instanceof WireError) return this.warn(`serialised link: ${frame.message}`);
     for (const op of frame.ops) {
       if (op.op === "deliver") this.deliver(op.deliver!);
+      else if (op.op === "helloReply") this.onAttached?.(op.helloReply!);
       else if (op.op === "pong") this.syncWaits.shift()?.();
       else if (op.op === "sessionEvent") this.sessions.event(op.sessionEvent!);
       else if (op.op === "completion") this.complete(op.completion!);

@@ -8,10 +8,43 @@ import type {
 import { fromWire } from "./accounts.js";
 import { Batcher } from "./batcher.js";
 import { edgeFrames, routerFrames, WireError } from "./codec.js";
-import { ErrorCode, type Completion, type Deliver, type Draft, type EdgeOp, type RouterOp, type SessionOp } from "./frames.js";
+import {
+  ErrorCode, type Completion, type Deliver, type Draft, type EdgeOp, type Hello, type RouterOp, type SessionOp,
+} from "./frames.js";
 import { permissionFromWire, storedFromWire, willFromWire } from "./sessions.js";
 
 type Warn = (message: string) => void;
+
+/** The routing core an end drives: the Router, or a mesh around it. */
+export type RoutingCore = RouterLink & { forgetEdge?(edge: string): void };
+
+/** What a network carrier adds: peer authentication and the router's name for HelloReply. */
+export interface RouterEndHooks {
+  routerId: string;
+  /** undefined: accepted; else why not (the end then ignores the stream, the carrier ends it). */
+  authenticate(hello: Hello): string | undefined;
+  refused(reason: string): void;
+  /** The Hello was accepted (the carrier keeps one stream per edge id). */
+  accepted?(edgeId: string): void;
+}
+
+type Target = { connectionId: number; sid: string };
+
+/** An edge's subscription as the router sees it; counts deliveries for UNSUB max here, where
+ *  they are decided, so those still on the wire count too. */
+class EdgeSubscriber implements Subscriber {
+  delivered = 0;
+  max = 0;
+  constructor(readonly subject: string, readonly queue: string | undefined, readonly sid: string,
+              readonly conn: Connection, readonly account: string, private readonly end: RouterEnd,
+              readonly target: Target) {}
+
+  deliver(subject: string, reply: string | undefined, msg: MessageData): void {
+    this.delivered++;
+    this.end.deliver(this, subject, reply, msg);
+    if (this.max > 0 && this.delivered >= this.max) this.end.drop(this);
+  }
+}
 
 /** The router's side: EdgeOps become Router calls on subscriptions rebuilt from ids. */
 export class RouterEnd {
@@ -19,27 +52,71 @@ export class RouterEnd {
   private readonly out = new Batcher<RouterOp>((ops) => routerFrames.encode({ ops }), () => this.sendTo);
   private edgeId = "";
   /** The router's view of the edge's subscriptions, by connection id, then sid. */
-  private readonly subs = new Map<number, Map<string, Subscriber>>();
+  private readonly subs = new Map<number, Map<string, EdgeSubscriber>>();
   /** Connections of the edge holding MQTT sessions: their wills go out if the stream ends. */
   private readonly holders = new Set<number>();
+  /** Before the Hello is accepted nothing is applied (always accepted without hooks). */
+  private accepted: boolean;
+  private closed = false;
   /** The Deliver op being filled: the router delivers one message to several subscriptions in a row. */
   private current: { msg: MessageData; subject: string; reply: string | undefined; op: Draft<Deliver> } | undefined;
 
-  constructor(/** The routing core it drives: the Router, or a mesh around it. */
-              private readonly router: RouterLink, private readonly warn: Warn) {}
+  constructor(private readonly router: RoutingCore, private readonly warn: Warn,
+              private readonly hooks?: RouterEndHooks) {
+    this.accepted = hooks === undefined;
+  }
+
+  /** The edge's id from its Hello ("" before). */
+  get edge(): string { return this.edgeId; }
+
+  /** The stream ended: the edge's subscriptions and account version go (nothing more is applied). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const byCid of this.subs.values()) for (const sub of byCid.values()) this.router.unsubscribe(sub.account, sub);
+    this.subs.clear();
+    // Its MQTT connections are lost with it: their wills go out.
+    const sessions = this.router.sessions;
+    for (const cid of this.holders) sessions?.detach(this.connection(cid), true);
+    this.holders.clear();
+    if (this.edgeId !== "") this.router.forgetEdge?.(this.edgeId);
+  }
 
   receive(bytes: Buffer): void {
+    if (this.closed) return;
     const frame = edgeFrames.decode(bytes);
     if (frame instanceof WireError) return this.warn(`serialised link: ${frame.message}`);
-    for (const op of frame.ops) this.apply(op);
+    for (const op of frame.ops) {
+      if (this.closed) break;
+      if (this.accepted) this.apply(op);
+      else if (op.op === "hello") this.authenticate(op.hello!);
+      else return this.refuse("the first operation was not a Hello");
+    }
     this.current = undefined;
+  }
+
+  private authenticate(hello: Hello): void {
+    const refusal = this.hooks!.authenticate(hello);
+    if (refusal !== undefined) return this.refuse(refusal);
+    this.accepted = true;
+    this.apply({ op: "hello", hello });
+  }
+
+  /** Nothing more is applied; the carrier ends the stream. */
+  private refuse(reason: string): void {
+    this.closed = true;
+    this.hooks!.refused(reason);
   }
 
   private apply(op: EdgeOp): void {
     switch (op.op) {
       case "hello":
         this.edgeId = op.hello!.edgeId;
+        this.hooks?.accepted?.(this.edgeId);
         if (op.hello!.accounts) this.router.configureAccounts(this.edgeId, fromWire(op.hello!.accounts));
+        this.out.push({ op: "helloReply", helloReply: {
+          routerId: this.hooks?.routerId ?? "", accountsVersion: op.hello!.accounts?.version ?? "",
+        } });
         return;
       case "accounts":
         if (op.accounts!.accounts) this.router.configureAccounts(this.edgeId, fromWire(op.accounts!.accounts));
@@ -52,10 +129,9 @@ export class RouterEnd {
         if (!byCid) this.subs.set(ref.connectionId, byCid = new Map());
         const conn = { edgeId: this.edgeId, cid: ref.connectionId, echo: !i.noEcho };
         const target = { connectionId: ref.connectionId, sid: ref.sid };
-        const sub: Subscriber = {
-          subject: i.subject, queue: i.queue === "" ? undefined : i.queue, sid: ref.sid, conn,
-          deliver: (subject, reply, msg) => this.deliver(i.account, target, subject, reply, msg),
-        };
+        const sub = new EdgeSubscriber(i.subject, i.queue === "" ? undefined : i.queue, ref.sid, conn, i.account, this, target);
+        const previous = byCid.get(ref.sid);
+        if (previous) this.router.unsubscribe(previous.account, previous); // a replay names it again
         byCid.set(ref.sid, sub);
         this.router.subscribe(i.account, sub);
         return;
@@ -65,9 +141,11 @@ export class RouterEnd {
         const byCid = this.subs.get(u.sub!.connectionId);
         const sub = byCid?.get(u.sub!.sid);
         if (!sub) return;
-        byCid!.delete(u.sub!.sid);
-        if (byCid!.size === 0) this.subs.delete(u.sub!.connectionId);
-        this.router.unsubscribe(u.account, sub);
+        if (u.max > 0 && u.max > sub.delivered) {
+          sub.max = u.max;
+          return;
+        }
+        this.drop(sub);
         return;
       }
       case "publish": {
@@ -99,13 +177,6 @@ export class RouterEnd {
       default:
         return;
     }
-  }
-
-  /** The edge's stream ended: its connections are lost, so their wills go out. */
-  close(): void {
-    const sessions = this.router.sessions;
-    for (const cid of this.holders) sessions?.detach(this.connection(cid), true);
-    this.holders.clear();
   }
 
   private connection(cid: number): Connection {
@@ -187,8 +258,20 @@ export class RouterEnd {
     );
   }
 
-  private deliver(account: string, target: { connectionId: number; sid: string }, subject: string,
-                  reply: string | undefined, msg: MessageData): void {
+  private readonly forgetCurrent = (): void => { this.current = undefined; };
+
+  /** Removes one subscription (UNSUB, or its max reached). */
+  drop(sub: EdgeSubscriber): void {
+    const byCid = this.subs.get(sub.conn.cid);
+    if (byCid?.get(sub.sid) !== sub) return;
+    byCid.delete(sub.sid);
+    if (byCid.size === 0) this.subs.delete(sub.conn.cid);
+    this.router.unsubscribe(sub.account, sub);
+  }
+
+  /** Queues a delivery to one subscription, joining the Deliver op of the same message. */
+  deliver(sub: EdgeSubscriber, subject: string, reply: string | undefined, msg: MessageData): void {
+    const { account, target } = sub;
     const c = this.current;
     if (c && c.msg === msg && c.subject === subject && c.reply === reply) {
       c.op.targets!.push(target);
@@ -202,6 +285,9 @@ export class RouterEnd {
         payload: msg.buf.subarray(msg.start + msg.hdrLen, msg.end),
       },
     };
+    // Only the deliveries of one routing call join: a later one (another edge's publish of the
+    // same bytes, the shared no-responders status) may find this op already sent.
+    if (this.current === undefined) queueMicrotask(this.forgetCurrent);
     this.current = { msg, subject, reply, op };
     this.out.push({ op: "deliver", deliver: op });
   }

@@ -1,0 +1,93 @@
+// The cluster's router role (`meshbroker router`): the routing core behind a gRPC listener for
+// edges (router/grpc/server.ts), and the MQTT store on the cluster's Redis, opened in the
+// background: a router may start before Redis, and waits for it, logging why.
+import { randomBytes } from "node:crypto";
+import { hostPort } from "./common/address.js";
+import type { Options, RedisConfig } from "./common/config/options.js";
+import type { Logger } from "./common/log.js";
+import { createRouterServer, type RouterServer } from "./router/grpc/server.js";
+import { serverCredentials } from "./router/grpc/tls.js";
+import { Router } from "./router/router.js";
+import { openStore, type MqttStore, type RedisConnection } from "./router/store/index.js";
+
+export interface RouterBroker {
+  readonly router: Router;
+  readonly grpc: RouterServer;
+  readonly port: number;
+  /** The MQTT store on Redis, once Redis has answered (for the session service). */
+  store(): MqttStore | undefined;
+  reload(options: Options): string[];
+  stop(): Promise<void>;
+}
+
+/** Wait between attempts to open the store, and between two reports of Redis being unreachable. */
+const REDIS_RETRY_MS = 1_000, REDIS_REPORT_MS = 30_000;
+
+export async function startRouterRole(options: Options, log: Logger): Promise<RouterBroker> {
+  const cfg = options.router;
+  if (!cfg) throw new Error("the router role needs a router {} block (router { listen: \"0.0.0.0:7100\", redis: \"redis://…\" })");
+  const routerId = options.serverName || `router-${randomBytes(4).toString("hex")}`;
+  const router = new Router((m) => log.warn(m));
+  const grpc = createRouterServer({ router, log, routerId, authorization: cfg.authorization });
+  const port = await grpc.bind(cfg.host, cfg.port, serverCredentials(cfg.tls));
+  log.notice(`listening for edges on ${cfg.tls ? "tls://" : ""}${hostPort(cfg.host, port)}`);
+  if (!cfg.authorization && !cfg.tls?.verify) {
+    log.warn("router {} has no authorization and no tls { verify: true }: anyone reaching the router port can attach as an edge");
+  }
+
+  let store: MqttStore | undefined;
+  let stopped = false;
+  let retry: NodeJS.Timeout | undefined;
+  const redisName = describeRedis(cfg.redis);
+  // ioredis reconnects by itself and reports each failed attempt: log at most one a period.
+  let lastReport = 0;
+  const onError = (err: Error) => {
+    if (Date.now() - lastReport < REDIS_REPORT_MS) return;
+    lastReport = Date.now();
+    log.warn(`Redis at ${redisName} not reachable (${err.message}); retrying`);
+  };
+  const open = async () => {
+    try {
+      const s = await openStore({ redis: redisConnection(cfg.redis), redisOptions: { onError }, log });
+      if (stopped) return void (await s.close());
+      store = s;
+      log.notice(`MQTT state stored in Redis at ${redisName}`);
+    } catch (err) {
+      if (stopped) return;
+      onError(err as Error);
+      retry = setTimeout(() => void open(), REDIS_RETRY_MS);
+    }
+  };
+  void open();
+
+  let stopping: Promise<void> | undefined;
+  return {
+    router, grpc, port,
+    store: () => store,
+    reload: () => [], // nothing of a router's config applies live yet
+    stop() {
+      stopping ??= (async () => {
+        stopped = true;
+        clearTimeout(retry);
+        await grpc.close();
+        router.close();
+        await store?.close();
+      })();
+      return stopping;
+    },
+  };
+}
+
+function redisConnection(cfg: RedisConfig): RedisConnection {
+  if ("url" in cfg) return cfg.url;
+  const auth = { username: cfg.username, password: cfg.password, ...(cfg.tls ? { tls: {} } : {}) };
+  if ("sentinels" in cfg) return { ...auth, sentinels: cfg.sentinels, name: cfg.name, db: cfg.db };
+  return { cluster: cfg.cluster, options: { redisOptions: auth } };
+}
+
+/** For logs: the address without credentials. */
+function describeRedis(cfg: RedisConfig): string {
+  if ("url" in cfg) return cfg.url.replace(/\/\/[^@/]*@/, "//");
+  if ("sentinels" in cfg) return `sentinel ${cfg.name} via ${cfg.sentinels.map((s) => hostPort(s.host, s.port)).join(",")}`;
+  return `cluster ${cfg.cluster.map((n) => hostPort(n.host, n.port)).join(",")}`;
+}

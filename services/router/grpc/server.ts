@@ -1,0 +1,111 @@
+// The router's gRPC server: meshbroker.v1.EdgeLink/Attach, one stream per edge. Each stream is a
+// RouterEnd (wire/router-end.ts) driving the routing core, with this carrier around it: Hello
+// authentication, one stream per edge id, bounded writes, and the edge's interest dropped when
+// its stream ends (keepalive notices a dead edge within 2 s). Built here, bound by the caller,
+// so other services (the router mesh) can be added to the same server.
+import * as grpc from "@grpc/grpc-js";
+import { hostPort } from "../../common/address.js";
+import type { ClusterAuthorization } from "../../common/config/options.js";
+import type { Logger } from "../../common/log.js";
+import { RouterEnd, type RoutingCore } from "../wire/router-end.js";
+import { checkCredential } from "./credential.js";
+import { ATTACH_TIMEOUT_MS, EDGE_LINK_SERVICE, LINK_OPTIONS, LINK_QUEUE_BYTES } from "./service.js";
+import { FrameWriter } from "./writer.js";
+
+export interface RouterServerDeps {
+  router: RoutingCore;
+  log: Logger;
+  /** The router's name in HelloReply and logs. */
+  routerId: string;
+  authorization?: ClusterAuthorization;
+  /** The bound on frames waiting for a slow edge (LINK_QUEUE_BYTES by default). */
+  queueBytes?: number;
+}
+
+export interface RouterServer {
+  readonly server: grpc.Server;
+  /** Edge ids with a live stream. */
+  edges(): string[];
+  /** Binds host:port (0 = any free port); resolves with the bound port. */
+  bind(host: string, port: number, credentials?: grpc.ServerCredentials): Promise<number>;
+  /** Ends every stream and stops the server. */
+  close(): Promise<void>;
+}
+
+type Duplex = grpc.ServerDuplexStream<Buffer, Buffer>;
+
+export function createRouterServer(deps: RouterServerDeps): RouterServer {
+  const { router, log, routerId, authorization, queueBytes = LINK_QUEUE_BYTES } = deps;
+  const server = new grpc.Server(LINK_OPTIONS);
+  const attached = new Map<string, { end: RouterEnd; call: Duplex }>();
+  const streams = new Map<Duplex, RouterEnd>();
+
+  /** Ends a stream with a status (OK: a plain end) and forgets it. */
+  const finish = (call: Duplex, end: RouterEnd, code = grpc.status.OK, details = "") => {
+    if (!streams.delete(call)) return;
+    end.close();
+    const edge = end.edge;
+    if (edge !== "" && attached.get(edge)?.call === call) {
+      attached.delete(edge);
+      log.notice(`edge ${edge} detached${details ? `: ${details}` : ""}`);
+    }
+    if (code === grpc.status.OK) call.end();
+    else call.emit("error", { code, details });
+  };
+
+  const attach = (call: Duplex) => {
+    const peer = call.getPeer();
+    const end: RouterEnd = new RouterEnd(router, (m) => log.warn(`edge link ${peer}: ${m}`), {
+      routerId,
+      authenticate: (hello) => checkCredential(authorization, hello.credential, hello.edgeId, hello.sentAtUs),
+      refused: (reason) => {
+        log.error(`refused an attach from ${peer} (edge id "${end.edge}"): ${reason}`);
+        finish(call, end, grpc.status.UNAUTHENTICATED, reason);
+      },
+      accepted: (edgeId) => {
+        clearTimeout(helloTimer);
+        const previous = attached.get(edgeId);
+        // A re-attach of the same edge wins over a stream not yet known dead.
+        if (previous) finish(previous.call, previous.end, grpc.status.ABORTED, "replaced by a newer stream of the same edge");
+        attached.set(edgeId, { end, call });
+        log.notice(`edge ${edgeId} attached from ${peer}`);
+      },
+    });
+    const writer = new FrameWriter(call, (bytes) =>
+      finish(call, end, grpc.status.RESOURCE_EXHAUSTED, `edge too slow: over ${queueBytes} bytes queued (${bytes})`), queueBytes);
+    end.sendTo = (bytes) => writer.write(bytes);
+    streams.set(call, end);
+    // A peer that says nothing holds no stream.
+    const helloTimer = setTimeout(() => {
+      if (end.edge !== "" || !streams.has(call)) return;
+      log.error(`refused an attach from ${peer}: no Hello within ${ATTACH_TIMEOUT_MS} ms`);
+      finish(call, end, grpc.status.UNAUTHENTICATED, "no Hello");
+    }, ATTACH_TIMEOUT_MS);
+    call.once("close", () => clearTimeout(helloTimer));
+    call.on("data", (bytes: Buffer) => end.receive(bytes));
+    call.on("end", () => finish(call, end));
+    call.on("error", (err: Error) => finish(call, end, grpc.status.CANCELLED, err.message));
+    call.on("cancelled", () => finish(call, end, grpc.status.CANCELLED, "cancelled (the edge went away)"));
+    call.on("close", () => finish(call, end, grpc.status.CANCELLED, "stream closed"));
+  };
+
+  server.addService(EDGE_LINK_SERVICE, { Attach: attach });
+
+  return {
+    server,
+    edges: () => [...attached.keys()],
+    bind(host, port, credentials = grpc.ServerCredentials.createInsecure()) {
+      return new Promise((resolve, reject) => {
+        server.bindAsync(hostPort(host, port), credentials, (err, bound) => (err ? reject(err) : resolve(bound)));
+      });
+    },
+    close() {
+      for (const [call, end] of [...streams]) finish(call, end);
+      // Edges keep their HTTP/2 sessions open to re-attach: give them a moment, then cut them.
+      return new Promise((resolve) => {
+        const force = setTimeout(() => server.forceShutdown(), 1_000);
+        server.tryShutdown(() => { clearTimeout(force); resolve(); });
+      });
+    },
+  };
+}

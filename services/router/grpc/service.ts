@@ -1,0 +1,48 @@
+// The gRPC service definitions of proto/meshbroker/v1/edge.proto, with identity serializers:
+// frames are already bytes from the wire codec (wire/codec.ts), so grpc-js only frames them.
+// Keepalive and channel options sit here, in one commented object, for both ends.
+import type * as grpc from "@grpc/grpc-js";
+
+export const ATTACH_PATH = "/meshbroker.v1.EdgeLink/Attach";
+
+const identity = (b: Buffer): Buffer => b;
+
+/** meshbroker.v1.EdgeLink: Attach(stream EdgeFrame) returns (stream RouterFrame). */
+export const EDGE_LINK_SERVICE: grpc.ServiceDefinition = {
+  Attach: {
+    path: ATTACH_PATH,
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  },
+};
+
+/** Options of both ends (grpc-js channel and server options). */
+export const LINK_OPTIONS: grpc.ChannelOptions = {
+  // An HTTP/2 PING every half second, and a peer that has not answered one within a second is
+  // dead: a frozen or vanished peer is noticed within 1.5 s (2 s with timer slack on a loaded
+  // machine). grpc-js servers accept pings this often.
+  "grpc.keepalive_time_ms": 500,
+  "grpc.keepalive_timeout_ms": 1_000,
+  // The stream may carry nothing for a while (an idle cluster): keep probing anyway.
+  "grpc.keepalive_permit_without_calls": 1,
+  "grpc.http2.max_pings_without_data": 0,
+  // A frame is one batch of operations: allow large ones (the default receive limit is 4 MB).
+  "grpc.max_receive_message_length": 64 * 1024 * 1024,
+  "grpc.max_send_message_length": 64 * 1024 * 1024,
+};
+
+/**
+ * What one side of a link may queue while the peer's flow control holds its frames back, in
+ * bytes, on top of the 16 frames grpc-js itself accepts before write() returns false. Past it
+ * the link is reset (RESOURCE_EXHAUSTED): the edge re-attaches and replays its interest, and
+ * what was queued is lost, as NATS core messages to a slow route are.
+ */
+export const LINK_QUEUE_BYTES = 32 * 1024 * 1024;
+
+/** The attach must be answered (HelloReply) within this, or the edge tries another router; a
+ *  router ends a stream that has not sent its Hello within it. */
+export const ATTACH_TIMEOUT_MS = 2_000;

@@ -1,0 +1,50 @@
+// Writes frames to a grpc-js stream honouring its backpressure: grpc-js streams are in object
+// mode and write() returns false after 16 queued frames; past that, frames wait here for
+// 'drain', up to a bound in bytes, and the owner is told when the bound is crossed.
+import { LINK_QUEUE_BYTES } from "./service.js";
+
+interface FrameStream {
+  write(frame: Buffer): boolean;
+  on(event: "drain", listener: () => void): unknown;
+}
+
+export class FrameWriter {
+  private readonly queue: Buffer[] = [];
+  private queuedBytes = 0;
+  private blocked = false;
+  private overflowed = false;
+
+  constructor(private readonly stream: FrameStream, private readonly overflow: (queuedBytes: number) => void,
+              private readonly limit = LINK_QUEUE_BYTES) {
+    stream.on("drain", () => this.drain());
+  }
+
+  /** Bytes waiting for 'drain' (a gauge for metrics and tests). */
+  get pending(): number { return this.queuedBytes; }
+
+  write(frame: Buffer): void {
+    if (this.overflowed) return;
+    if (!this.blocked) {
+      this.blocked = !this.stream.write(frame);
+      return;
+    }
+    if (this.queuedBytes + frame.length > this.limit) {
+      this.overflowed = true;
+      this.queue.length = 0;
+      return this.overflow(this.queuedBytes + frame.length);
+    }
+    this.queue.push(frame);
+    this.queuedBytes += frame.length;
+  }
+
+  private drain(): void {
+    this.blocked = false;
+    let i = 0;
+    while (i < this.queue.length && !this.blocked) {
+      const frame = this.queue[i++];
+      this.queuedBytes -= frame.length;
+      this.blocked = !this.stream.write(frame);
+    }
+    this.queue.splice(0, i);
+  }
+}

@@ -1,0 +1,117 @@
+// The cluster test topology: a real redis-server, router processes and edge processes
+// (`bin/meshbroker router|edge`), each on free ports, their configs in a temp dir. Edges get
+// the list of every router; `routers` is a parameter (1 until the router mesh exists, 2 for
+// failover). Startup waits for each edge's "attached to router" line, so interest set up after
+// startCluster() resolves is routed. `stop()` kills everything (afterAll); a worker that dies
+// takes its processes with it (process.ts, redis.ts).
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { spawnBroker, type BrokerProcess } from "./process.js";
+import { startRedis, type RedisServer } from "./redis.js";
+
+export const CLUSTER_TOKEN = "cluster-test-token";
+const LISTEN_EDGES = /listening for edges on (?:tls:\/\/)?(\S+):(\d+)$/;
+const LISTEN_NATS = /listening for NATS clients on \S+:(\d+)$/;
+const LISTEN_WS = /listening for websocket clients on wss?:\/\/\S+:(\d+)$/;
+export const ATTACHED = /attached to router (\S+) at (\S+)(?: \(re-attached (\d+) ms after the loss\))?$/;
+
+export interface ClusterRouter {
+  name: string;
+  port: number;
+  proc: BrokerProcess;
+}
+
+export interface ClusterEdge {
+  name: string;
+  natsPort: number;
+  /** Set when the edge config has a `websocket {}` block (use `port: -1` there). */
+  wsPort: number | undefined;
+  proc: BrokerProcess;
+}
+
+export interface ClusterOptions {
+  /** Router processes (default 1). */
+  routers?: number;
+  /** Edge processes (default 2). */
+  edges?: number;
+  /** Extra config text for every edge (accounts, `websocket { port: -1 }`, ...). */
+  edgeConfig?: string;
+  /** mTLS on the links: routers verify edges' certificates against `caFile`. */
+  tls?: { caFile: string; router: { certFile: string; keyFile: string }; edge: { certFile: string; keyFile: string } };
+  /** The cluster token in router {} and edge {} (default true; without it, mTLS authenticates). */
+  token?: boolean;
+  timeoutMs?: number;
+}
+
+export interface TestCluster {
+  redis: RedisServer;
+  routers: ClusterRouter[];
+  edges: ClusterEdge[];
+  /** kill -9 of router `i`. */
+  killRouter(i: number): Promise<void>;
+  /** Starts router `i` again on its port. */
+  restartRouter(i: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startCluster(opts: ClusterOptions = {}): Promise<TestCluster> {
+  const timeoutMs = opts.timeoutMs ?? 15_000;
+  const dir = await mkdtemp(path.join(os.tmpdir(), "meshbroker-cluster-"));
+  const procs = new Set<BrokerProcess>();
+  let redis: RedisServer | undefined;
+  const stop = async () => {
+    await Promise.all([...procs].map((p) => p.kill()));
+    await redis?.stop();
+    await rm(dir, { recursive: true, force: true });
+  };
+  const token = opts.token === false ? "" : `authorization { token: "${CLUSTER_TOKEN}" }`;
+  try {
+    redis = await startRedis({ timeoutMs });
+    const routers: ClusterRouter[] = [];
+    const startRouter = async (name: string, port: number): Promise<ClusterRouter> => {
+      const file = path.join(dir, `${name}.conf`);
+      const t = opts.tls;
+      await writeFile(file, [
+        `server_name: ${name}`,
+        `router { listen: "127.0.0.1:${port === 0 ? -1 : port}", redis: "${redis!.url}", ${token}`,
+        t ? `tls { cert_file: "${t.router.certFile}", key_file: "${t.router.keyFile}", ca_file: "${t.caFile}", verify: true } }` : "}",
+      ].join("\n"));
+      const proc = spawnBroker(["router", "-c", file]);
+      procs.add(proc);
+      const m = await proc.waitForLine(LISTEN_EDGES, timeoutMs);
+      return { name, port: Number(m[2]), proc };
+    };
+    for (let i = 0; i < (opts.routers ?? 1); i++) routers.push(await startRouter(`r${i + 1}`, 0));
+    const list = routers.map((r) => `"127.0.0.1:${r.port}"`).join(", ");
+    const edges = await Promise.all(Array.from({ length: opts.edges ?? 2 }, async (_, i): Promise<ClusterEdge> => {
+      const name = `e${i + 1}`;
+      const file = path.join(dir, `${name}.conf`);
+      await writeFile(file, [
+        `server_name: ${name}`, "host: 127.0.0.1", "port: -1",
+        `edge { routers: [${list}], ${token}`,
+        opts.tls ? `tls { ca_file: "${opts.tls.caFile}", cert_file: "${opts.tls.edge.certFile}", key_file: "${opts.tls.edge.keyFile}" } }` : "}",
+        opts.edgeConfig ?? "",
+      ].join("\n"));
+      const proc = spawnBroker(["edge", "-c", file]);
+      procs.add(proc);
+      const nats = await proc.waitForLine(LISTEN_NATS, timeoutMs);
+      const ws = /^\s*websocket\s*[:={]/m.test(opts.edgeConfig ?? "") ? await proc.waitForLine(LISTEN_WS, timeoutMs) : undefined;
+      await proc.waitForLine(ATTACHED, timeoutMs);
+      return { name, natsPort: Number(nats[1]), wsPort: ws ? Number(ws[1]) : undefined, proc };
+    }));
+    return {
+      redis, routers, edges, stop,
+      async killRouter(i) {
+        await routers[i].proc.kill();
+        procs.delete(routers[i].proc);
+      },
+      async restartRouter(i) {
+        routers[i] = await startRouter(routers[i].name, routers[i].port);
+      },
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,44 @@
+// Start order in a cluster does not matter: a router started before Redis waits for it, and an
+// edge started before any router waits and attaches once one listens; each logs why it waits.
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, expect, it } from "vitest";
+import { freePort, spawnBroker, spawnCommand, stopAllBrokers } from "../helpers/process.js";
+import { REDIS_SERVER_BIN } from "../helpers/redis.js";
+import { ATTACHED, CLUSTER_TOKEN } from "../helpers/cluster.js";
+import { natsClient } from "../helpers/clients.js";
+import { cleanupAfterEach, firstData } from "../helpers/wait.js";
+
+afterEach(() => stopAllBrokers());
+const cleanups = cleanupAfterEach();
+
+it("edge first, then the router, then Redis: each waits, logs why, and the cluster comes up", async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "meshbroker-startup-"));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const [routerPort, redisPort] = [await freePort(), await freePort()];
+  await writeFile(path.join(dir, "edge.conf"),
+    `host: 127.0.0.1\nport: -1\nedge { routers: ["127.0.0.1:${routerPort}"], authorization { token: "${CLUSTER_TOKEN}" } }\n`);
+  await writeFile(path.join(dir, "router.conf"),
+    `router { listen: "127.0.0.1:${routerPort}", redis: "redis://127.0.0.1:${redisPort}", authorization { token: "${CLUSTER_TOKEN}" } }\n`);
+
+  const edge = spawnBroker(["edge", "-c", path.join(dir, "edge.conf")]);
+  const nats = await edge.waitForLine(/listening for NATS clients on \S+:(\d+)$/);
+  await edge.waitForLine(/cannot attach to router 127\.0\.0\.1:\d+: .*ECONNREFUSED/);
+  // Clients are served meanwhile; their subscriptions wait for the router.
+  const nc = await natsClient(cleanups, Number(nats[1]));
+  const sub = nc.subscribe("early.bird", { max: 1 });
+  await nc.flush();
+
+  const router = spawnBroker(["router", "-c", path.join(dir, "router.conf")]);
+  await router.waitForLine(/listening for edges on/);
+  await router.waitForLine(/Redis at redis:\/\/127\.0\.0\.1:\d+ not reachable/);
+  await edge.waitForLine(ATTACHED, 5_000);
+  nc.publish("early.bird", new TextEncoder().encode("routed"));
+  expect(await firstData(sub)).toBe("routed");
+
+  const redis = spawnCommand(REDIS_SERVER_BIN, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir]);
+  cleanups.push(() => redis.kill());
+  await redis.waitForLine(/Ready to accept connections/);
+  await router.waitForLine(/MQTT state stored in Redis at redis:\/\/127\.0\.0\.1:\d+/, 5_000);
+}, 30_000);
