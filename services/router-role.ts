@@ -1,18 +1,21 @@
-// The cluster's router role (`meshbroker router`): the routing core behind a gRPC listener for
-// edges (router/grpc/server.ts), and the MQTT store on the cluster's Redis, opened in the
-// background: a router may start before Redis, and waits for it, logging why.
+// The cluster's router role (`meshbroker router`): the routing core behind one gRPC listener
+// for edges (router/grpc/server.ts) and peer routers (router/mesh/), membership and interest
+// shared through Redis, and the MQTT store on the cluster's Redis, opened in the background: a
+// router may start before Redis, and waits for it, logging why.
 import { randomBytes } from "node:crypto";
-import { hostPort } from "./common/address.js";
+import { hostPort, reachableAddress } from "./common/address.js";
 import type { Options, RedisConfig } from "./common/config/options.js";
 import type { Logger } from "./common/log.js";
 import { createRouterServer, type RouterServer } from "./router/grpc/server.js";
-import { serverCredentials } from "./router/grpc/tls.js";
+import { channelCredentials, serverCredentials } from "./router/grpc/tls.js";
+import { Mesh } from "./router/mesh/mesh.js";
 import { Router } from "./router/router.js";
 import { openStore, type MqttStore, type RedisConnection } from "./router/store/index.js";
 
 export interface RouterBroker {
   readonly router: Router;
   readonly grpc: RouterServer;
+  readonly mesh: Mesh;
   readonly port: number;
   /** The MQTT store on Redis, once Redis has answered (for the session service). */
   store(): MqttStore | undefined;
@@ -31,9 +34,25 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
   const grpc = createRouterServer({ router, log, routerId, authorization: cfg.authorization });
   const port = await grpc.bind(cfg.host, cfg.port, serverCredentials(cfg.tls));
   log.notice(`listening for edges on ${cfg.tls ? "tls://" : ""}${hostPort(cfg.host, port)}`);
-  if (!cfg.authorization && !cfg.tls?.verify) {
-    log.warn("router {} has no authorization and no tls { verify: true }: anyone reaching the router port can attach as an edge");
+  const openCluster = !cfg.authorization && !cfg.tls?.verify;
+  if (openCluster) {
+    log.warn("router {} has no authorization and no tls { verify: true }: anyone reaching the router port can attach as an edge or a router");
+  } else if (cfg.authorization?.token === undefined && !cfg.tls?.verify) {
+    throw new Error("router {}: peer routers authenticate with authorization { token } or tls { verify: true } (NKEYs authenticate edges only)");
   }
+  // The mesh hooks into the router before any edge attaches (its streams start after bind, but
+  // the Hello of an edge is only read on a later turn).
+  const advertise = cfg.advertise ?? reachableAddress(cfg.host, port);
+  const mesh = new Mesh(router, {
+    id: routerId, advertise, token: cfg.authorization?.token, mtls: cfg.tls?.verify, unauthenticated: openCluster,
+    redis: redisConnection(cfg.redis), log: { info: (m) => log.notice(m), warn: (m) => log.warn(m) },
+    // A peer's certificate is checked against the same CA as an edge's.
+    credentials: cfg.tls
+      ? channelCredentials({ caFile: cfg.tls.caFile, certFile: cfg.tls.certFile, keyFile: cfg.tls.keyFile, insecure: false, timeoutMs: 2_000 })
+      : undefined,
+  });
+  mesh.addTo(grpc.server);
+  log.notice(`router ${routerId} advertises ${advertise} to its peers`);
 
   let store: MqttStore | undefined;
   let stopped = false;
@@ -62,7 +81,7 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
 
   let stopping: Promise<void> | undefined;
   return {
-    router, grpc, port,
+    router, grpc, mesh, port,
     store: () => store,
     reload: () => [], // nothing of a router's config applies live yet
     stop() {
@@ -70,6 +89,7 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
         stopped = true;
         clearTimeout(retry);
         await grpc.close();
+        await mesh.close();
         router.close();
         await store?.close();
       })();

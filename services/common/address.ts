@@ -1,9 +1,24 @@
 // Listen addresses: binding them, and formatting them for logs and INFO.
 import type net from "node:net";
+import os from "node:os";
 
 /** "host:port", with IPv6 hosts in brackets. */
 export function hostPort(host: string, port: number): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * The address others dial to reach a listener on `host:port`: the host itself, or for a
+ * wildcard host (0.0.0.0, ::) this machine's first non-loopback IPv4 address (nats-server
+ * advertises its interfaces' addresses the same way), else 127.0.0.1.
+ */
+export function reachableAddress(host: string, port: number): string {
+  if (host !== "0.0.0.0" && host !== "::" && host !== "") return hostPort(host, port);
+  for (const addrs of Object.values(os.networkInterfaces())) {
+    const a = addrs?.find((x) => x.family === "IPv4" && !x.internal);
+    if (a) return hostPort(a.address, port);
+  }
+  return hostPort("127.0.0.1", port);
 }
 
 /**

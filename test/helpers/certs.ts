@@ -32,6 +32,9 @@ export interface TestPki {
   ca: CertPair;
   /** Server certificate with SAN IP:127.0.0.1 and DNS:localhost. */
   server: CertPair;
+  /** A cluster member's certificate (a router: it serves edges and dials peer routers), for
+   *  both server and client authentication, same SAN. */
+  peer: CertPair;
   /** A client certificate signed by the CA (or `opts.ca`). */
   client(name: string, opts: ClientCertOptions): Promise<CertPair>;
   /** Another self-signed CA in the same directory (its certificates are not trusted). */
@@ -106,7 +109,13 @@ export async function createPki(): Promise<TestPki> {
       "extendedKeyUsage=serverAuth",
       "subjectAltName=IP:127.0.0.1,DNS:localhost",
     ]);
-    const names = new Set<string>(["ca", "server"]);
+    const peer = await signed(dir, "peer", "/CN=meshbroker-router", ca, [
+      "basicConstraints=CA:FALSE",
+      "keyUsage=critical,digitalSignature,keyEncipherment",
+      "extendedKeyUsage=serverAuth,clientAuth",
+      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    ]);
+    const names = new Set<string>(["ca", "server", "peer"]);
     const unique = (name: string) => {
       if (names.has(name)) throw new Error(`certificate name ${name} already used`);
       names.add(name);
@@ -116,6 +125,7 @@ export async function createPki(): Promise<TestPki> {
       caFile: ca.certFile,
       ca,
       server,
+      peer,
       async client(name, opts) {
         unique(name);
         const ext = ["basicConstraints=CA:FALSE", "keyUsage=critical,digitalSignature", "extendedKeyUsage=clientAuth"];

@@ -82,10 +82,12 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
       const m = await proc.waitForLine(LISTEN_EDGES, timeoutMs);
       return { name, port: Number(m[2]), proc };
     };
-    for (let i = 0; i < (opts.routers ?? 1); i++) routers.push(await startRouter(`r${i + 1}`, 0));
-    const list = routers.map((r) => `"127.0.0.1:${r.port}"`).join(", ");
+    for (let i = 0; i < (opts.routers ?? 2); i++) routers.push(await startRouter(`r${i + 1}`, 0));
     const edges = await Promise.all(Array.from({ length: opts.edges ?? 2 }, async (_, i): Promise<ClusterEdge> => {
       const name = `e${i + 1}`;
+      // Edge i prefers router i (mod the count): with 2 routers the two edges are homed on
+      // different routers, so their clients reach each other through the mesh.
+      const list = routers.map((_r, k) => routers[(i + k) % routers.length]).map((r) => `"127.0.0.1:${r.port}"`).join(", ");
       const file = path.join(dir, `${name}.conf`);
       await writeFile(file, [
         `server_name: ${name}`, "host: 127.0.0.1", "port: -1",

@@ -213,7 +213,7 @@ describe("cluster: mTLS links without a token", () => {
   beforeAll(async () => {
     pki = await createPki();
     const edge = await pki.client("edge", { subject: "/CN=meshbroker-edge" });
-    tlsCluster = await startCluster({ token: false, tls: { caFile: pki.caFile, router: pki.server, edge } });
+    tlsCluster = await startCluster({ token: false, tls: { caFile: pki.caFile, router: pki.peer, edge } });
   }, 30_000);
   afterAll(async () => { await tlsCluster?.stop(); await pki?.cleanup(); });
 

@@ -4,7 +4,8 @@
 // the next router in the list (wrapping round, so the same one when it is the only one back)
 // and replays its accounts and every live subscription; clients stay connected throughout.
 // The edge attaches to the first router of its list that answers and stays there until it loses
-// it: until the router mesh exists, edges must share a router to reach each other.
+// it: the list's order is the operator's preference (routers reach each other's edges through
+// the mesh, so edges may be homed on different routers).
 import * as grpc from "@grpc/grpc-js";
 import { hostPort } from "../../common/address.js";
 import type { ClusterAuthorization } from "../../common/config/options.js";

@@ -2,6 +2,7 @@
 // frames are already bytes from the wire codec (wire/codec.ts), so grpc-js only frames them.
 // Keepalive and channel options sit here, in one commented object, for both ends.
 import type * as grpc from "@grpc/grpc-js";
+import { meshChannelOptions } from "../mesh/transport.js";
 
 export const ATTACH_PATH = "/meshbroker.v1.EdgeLink/Attach";
 
@@ -30,9 +31,10 @@ export const LINK_OPTIONS: grpc.ChannelOptions = {
   // The stream may carry nothing for a while (an idle cluster): keep probing anyway.
   "grpc.keepalive_permit_without_calls": 1,
   "grpc.http2.max_pings_without_data": 0,
-  // A frame is one batch of operations: allow large ones (the default receive limit is 4 MB).
-  "grpc.max_receive_message_length": 64 * 1024 * 1024,
-  "grpc.max_send_message_length": 64 * 1024 * 1024,
+  // A frame is one batch of operations, and one message may be as large as max_pending (64 MB
+  // by default): allow large frames (the default receive limit is 4 MB). The router's server
+  // carries the mesh too, whose limit is the same (mesh/transport.ts).
+  ...meshChannelOptions,
 };
 
 /**

@@ -37,8 +37,11 @@ export interface MeshOptions {
   /** The cluster credential (`router { authorization { token } }`). */
   token?: string;
   /** No token: the gRPC server verifies peers' certificates (`tls { verify: true }`). One of
-   *  the two is required, since the mesh port is a way around client authentication. */
+   *  the two is required, since the mesh port is a way around client authentication... */
   mtls?: boolean;
+  /** ...unless the operator chose an open cluster (no router authorization, no TLS; the
+   *  router role warns about it). */
+  unauthenticated?: boolean;
   /** Where membership and interest summaries live; none: peers only by dial(). */
   redis?: RedisConnection | Redis | Cluster;
   /** Redis key prefix. Default "mb". */
@@ -91,7 +94,7 @@ export class Mesh implements MeshHooks, LinkOwner {
   private closed = false;
 
   constructor(readonly router: Router, private readonly opts: MeshOptions) {
-    if (opts.token === undefined && !opts.mtls) {
+    if (opts.token === undefined && !opts.mtls && !opts.unauthenticated) {
       throw new Error("mesh: no cluster credential: set router { authorization { token } } or tls with verify");
     }
     this.id = opts.id;
