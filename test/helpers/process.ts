@@ -59,6 +59,7 @@ export interface BrokerProcess {
 }
 
 const live = new Set<BrokerProcess>();
+const SETPRIV = existsSync("/usr/bin/setpriv") ? "/usr/bin/setpriv" : undefined;
 // A worker that dies mid-test must not leave brokers behind either.
 process.once("exit", () => {
   for (const p of live) p.child.kill("SIGKILL");
@@ -74,7 +75,10 @@ export function spawnBroker(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd
  *  `name` is what error messages call it (the command's base name by default). */
 export function spawnCommand(command: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; name?: string } = {}): BrokerProcess {
   const name = opts.name ?? command.slice(command.lastIndexOf("/") + 1);
-  const child = spawn(command, args, {
+  // setpriv (util-linux) execs the command with a parent-death signal: if the test worker is
+  // killed (a timeout, SIGKILL) before its cleanup runs, the kernel kills its brokers too.
+  const [file, argv] = SETPRIV ? [SETPRIV, ["--pdeathsig", "KILL", "--", command, ...args]] : [command, args];
+  const child = spawn(file, argv, {
     cwd: opts.cwd ?? REPO_ROOT,
     env: opts.env ?? process.env,
     stdio: ["ignore", "pipe", "pipe"],
