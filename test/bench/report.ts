@@ -6,6 +6,8 @@ import { SERVER_KINDS, type ServerKind } from "./slots.js";
 export interface SlotOutcome {
   readonly rounds: RoundResult[];
   error?: string;
+  /** What the server printed when it stopped (a cluster's ops per frame). */
+  notes?: string[];
 }
 
 export interface CaseOutcome {
@@ -109,6 +111,12 @@ export function renderMarkdown(meta: ReportMeta, outcomes: readonly CaseOutcome[
         const verdict = r === undefined ? "not measured (see Errors)" : `${r.toFixed(2)}: ${met ? "**met**" : "**not met**"}`;
         targets.push(`- ${m.name}: ${goal}; measured ${verdict}`);
       }
+      if (m.limit !== undefined) {
+        const v = cell(o.results.meshbroker, i, m.format).value;
+        const goal = `meshbroker ${m.better === "higher" ? "≥" : "≤"} ${m.format(m.limit)}`;
+        const met = v === undefined ? undefined : m.better === "higher" ? v >= m.limit : v <= m.limit;
+        targets.push(`- ${m.name}: ${goal}; measured ${v === undefined ? "not measured (see Errors)" : `${m.format(v)}: ${met ? "**met**" : "**not met**"}`}`);
+      }
     });
   }
   if (targets.length) out.push("", "## Targets", "", ...targets);
@@ -131,5 +139,9 @@ export function renderMarkdown(meta: ReportMeta, outcomes: readonly CaseOutcome[
       out.push(`| ${o.bench.id} | ${i + 1} | ${cells.join(" | ")} |`);
     }
   }
+  const notes = outcomes.flatMap((o) =>
+    SERVER_KINDS.flatMap((k) => (o.results[k]?.notes ?? []).map((n) => `- ${o.bench.id} / ${k} ${n}`)),
+  );
+  if (notes.length) out.push("", "## Link frames (ops per frame, each process over the whole case)", "", ...notes);
   return out.join("\n") + "\n";
 }
