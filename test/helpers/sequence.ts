@@ -86,3 +86,15 @@ export class SequenceLog {
     return gap;
   }
 }
+
+/** `sub` subscribes to `subject` (flushed), `pub` starts publishing numbers on it; resolves once
+ *  the first one arrived (the interest crossed), with the log, the load and that number. */
+export async function startSequence(sub: NatsConnection, pub: NatsConnection, subject: string):
+  Promise<{ log: SequenceLog; load: SequencePublisher; first: number }> {
+  const log = new SequenceLog();
+  sub.subscribe(subject, { callback: (_, m) => log.record(m.data) });
+  await sub.flush();
+  const load = publishSequence(pub, subject);
+  const first = log.got[await log.waitFor(0, 5_000)];
+  return { log, load, first };
+}

@@ -6,7 +6,7 @@ import type { NatsConnection } from "nats";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { natsClient } from "../helpers/clients.js";
 import { startCluster, type TestCluster } from "../helpers/cluster.js";
-import { publishSequence, SequenceLog } from "../helpers/sequence.js";
+import { startSequence } from "../helpers/sequence.js";
 import { cleanupAfterEach, withTimeout } from "../helpers/wait.js";
 
 let cluster: TestCluster;
@@ -28,12 +28,8 @@ it("edge SIGTERM under load: the subscriber moves to the other edge, 0 lost afte
     servers: [`127.0.0.1:${dying.natsPort}`, `127.0.0.1:${staying.natsPort}`],
     noRandomize: true, reconnect: true, reconnectTimeWait: 50, maxReconnectAttempts: 40,
   });
-  const log = new SequenceLog();
-  sub.subscribe("chaos.edge", { callback: (_, m) => log.record(m.data) });
-  await sub.flush();
   const pub = await natsClient(cleanups, staying.natsPort);
-  const load = publishSequence(pub, "chaos.edge");
-  await log.waitFor(0, 5_000); // interest crossed the mesh: deliveries flow
+  const { log, load } = await startSequence(sub, pub, "chaos.edge");
   const before = log.got.length;
 
   const moved = reconnected(sub);

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { natsClient } from "../helpers/clients.js";
 import { startCluster, type TestCluster } from "../helpers/cluster.js";
 import { startRedis } from "../helpers/redis.js";
-import { publishSequence, SequenceLog } from "../helpers/sequence.js";
+import { publishSequence, SequenceLog, startSequence } from "../helpers/sequence.js";
 import { cleanupAfterEach } from "../helpers/wait.js";
 
 let cluster: TestCluster;
@@ -20,12 +20,8 @@ const DOWN_MS = REGISTRATION_TTL_MS + 3 * HEARTBEAT_MS;
 
 it("Redis restart under load: routing continues on known interest, 0 lost, new interest crosses after", async () => {
   const sub = await natsClient(cleanups, cluster.edges[1].natsPort);
-  const log = new SequenceLog();
-  sub.subscribe("chaos.redis", { callback: (_, m) => log.record(m.data) });
-  await sub.flush();
   const pub = await natsClient(cleanups, cluster.edges[0].natsPort);
-  const load = publishSequence(pub, "chaos.redis");
-  const first = log.got[await log.waitFor(0, 5_000)];
+  const { log, load, first } = await startSequence(sub, pub, "chaos.redis");
 
   const t0 = Date.now();
   await cluster.redis.stop();

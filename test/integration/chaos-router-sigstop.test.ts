@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { natsClient } from "../helpers/clients.js";
 import { ATTACHED, startCluster, type TestCluster } from "../helpers/cluster.js";
-import { publishSequence, SequenceLog } from "../helpers/sequence.js";
+import { startSequence } from "../helpers/sequence.js";
 import { cleanupAfterEach } from "../helpers/wait.js";
 
 let cluster: TestCluster;
@@ -20,12 +20,8 @@ const RESUME_BOUND_MS = 5_000;
 
 it("router SIGSTOP under load: declared dead, the edge moves, deliveries resume within the bound", async () => {
   const sub = await natsClient(cleanups, cluster.edges[0].natsPort);
-  const log = new SequenceLog();
-  sub.subscribe("chaos.frozen", { callback: (_, m) => log.record(m.data) });
-  await sub.flush();
   const pub = await natsClient(cleanups, cluster.edges[1].natsPort);
-  const load = publishSequence(pub, "chaos.frozen");
-  await log.waitFor(0, 5_000);
+  const { log, load } = await startSequence(sub, pub, "chaos.frozen");
 
   const frozen = cluster.routers[0].proc; // edge 1's home router
   const mark = cluster.edges[0].proc.mark();
