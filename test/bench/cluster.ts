@@ -5,9 +5,10 @@
 import { startCluster, type TestCluster } from "../helpers/cluster.js";
 import { freePort, startServer, type RunningServer } from "./servers.js";
 
-/** Stops a meshbroker process with SIGINT (stop now) so that it prints its frame counts. */
-const STOP_MS = 5_000;
+/** At the end, each meshbroker process gets SIGINT (stop now) and prints its frame counts in
+ *  this line, within STOP_MS; then everything is killed. */
 const FRAMES_LINE = /link frames sent: (.*)$/;
+const STOP_MS = 5_000;
 
 export async function startMeshCluster(): Promise<RunningServer> {
   const cluster: TestCluster = await startCluster({ routers: 2, edges: 2, timeoutMs: 20_000 });
