@@ -1,4 +1,5 @@
 // The benchmark cases. Each names its payload size; each row of the report is one metric.
+import { measureInterest } from "./interest.js";
 import { holdIdle, runLoadgen } from "./loadgen.js";
 import { HOST, rssKB, type RunningServer } from "./servers.js";
 import type { Listener, ServerKind } from "./slots.js";
@@ -18,6 +19,8 @@ export interface Metric {
   readonly better: Better;
   format(v: number): string;
   readonly targets?: readonly Target[];
+  /** An absolute goal for meshbroker's figure: at most (lower is better) or at least this. */
+  readonly limit?: number;
 }
 
 export interface RoundResult {
@@ -75,7 +78,7 @@ const NATS_PAIR: readonly ServerKind[] = ["meshbroker", "nats-server"];
 const MQTT_TRIO: readonly ServerKind[] = ["meshbroker", "nats-server", "mosquitto"];
 
 function listenerPort(server: RunningServer, listener: Listener): number {
-  const port = listener === "nats" ? server.port : listener === "mqtt" ? server.mqttPort : server.wsPort;
+  const port = listener === "nats" || listener === "cluster" ? server.port : listener === "mqtt" ? server.mqttPort : server.wsPort;
   if (!port) throw new Error(`${server.label} has no ${listener} port`);
   return port;
 }
@@ -84,6 +87,23 @@ function listenerPort(server: RunningServer, listener: Listener): number {
 function loadgenCpu(r: Record<string, unknown>): string {
   return `loadgen CPU ${((100 * (r.cpu_s as number)) / (r.elapsed_s as number)).toFixed(0)}%`;
 }
+
+/**
+ * Where a cluster case's subscribers (and responder) connect: "remote" all on the second node
+ * (the publisher is on the first), "spread" alternating over both nodes.
+ */
+type Placement = "remote" | "spread";
+
+function subPorts(server: RunningServer, placement: Placement): string[] {
+  const ports = server.nodePorts;
+  if (!ports || ports.length < 2) throw new Error(`${server.label} is not a cluster (one client port)`);
+  return ["--sub-ports", (placement === "remote" ? ports.slice(1) : ports).join(",")];
+}
+
+const PLACEMENT_TEXT: Record<Placement, string> = {
+  remote: "; cluster: publisher on node 1, subscribers on node 2 (meshbroker: edges homed on different routers)",
+  spread: "; cluster: publisher on node 1, subscribers alternating over nodes 1 and 2",
+};
 
 function pubsubCase(
   id: string,
@@ -94,8 +114,9 @@ function pubsubCase(
   count: number,
   listener: Listener = "nats",
   targets?: readonly Target[],
+  placement?: Placement,
 ): BenchCase {
-  const transport = listener === "nats" ? [] : ["--transport", listener];
+  const transport = listener === "nats" || listener === "cluster" ? [] : ["--transport", listener];
   return {
     id,
     aliases,
@@ -109,17 +130,20 @@ function pubsubCase(
         ? "; NATS over WebSocket (binary frames, ~64 KB per publisher frame)"
         : listener === "ws-deflate"
           ? "; NATS over WebSocket with permessage-deflate, no context takeover, both directions"
-          : ""),
+          : "") +
+      (placement ? PLACEMENT_TEXT[placement] : ""),
     freshServerPerRound: false,
     async round({ loadgen, server, scale }) {
       const args = ["pubsub", ...base(listenerPort(server, listener)), ...transport];
       args.push("--subs", String(subs), "--count", scaled(count, scale));
       if (queue) args.push("--queue", "q");
+      if (placement) args.push(...subPorts(server, placement));
       const r = await runLoadgen(loadgen, args);
       const recv = r.recv_rate as number;
       const pub = r.pub_rate as number;
       let detail = `recv ${formatRate(recv)}, pub ${formatRate(pub)}, ${loadgenCpu(r)}`;
-      if (listener !== "nats") detail += `; ${wsDetail(r)}`;
+      if (listener === "ws" || listener === "ws-deflate") detail += `; ${wsDetail(r)}`;
+      if (placement) detail += `; interest probe ${((r.probe_s as number) * 1000).toFixed(0)} ms, per sub [${(r.per_sub as number[]).join(",")}]`;
       return { values: [recv], detail };
     },
   };
@@ -179,6 +203,59 @@ function mqttCase(
   };
 }
 
+function reqrepCase(id: string, aliases: string[], prefix: string, listener: "nats" | "cluster", targets?: readonly Target[]): BenchCase {
+  const cluster = listener === "cluster";
+  return {
+    id,
+    aliases,
+    listener,
+    servers: NATS_PAIR,
+    metrics: [
+      { name: `${prefix} ${PAYLOAD}B p50`, better: "lower", format: formatMicros },
+      { name: `${prefix} ${PAYLOAD}B p99`, better: "lower", format: formatMicros, targets },
+    ],
+    measure:
+      `${REQUESTS} sequential requests after ${WARMUP} warm-up; round-trip latency` +
+      (cluster ? "; cluster: requester on node 1, responder on node 2 (meshbroker: edges homed on different routers)" : ""),
+    freshServerPerRound: false,
+    async round({ loadgen, server, scale }) {
+      const r = await runLoadgen(loadgen, [
+        "reqrep", ...base(server.port), "--subject", "req", "--count", scaled(REQUESTS, scale), "--warmup", String(WARMUP),
+        ...(cluster ? subPorts(server, "remote") : []),
+      ]);
+      const [p50, p99] = [r.p50_us as number, r.p99_us as number];
+      return {
+        values: [p50, p99],
+        detail: `p50 ${formatMicros(p50)}, p99 ${formatMicros(p99)}, mean ${formatMicros(r.mean_us as number)}, max ${formatMicros(r.max_us as number)}`,
+      };
+    },
+  };
+}
+
+const INTEREST_SUBS = 100_000;
+
+function interestCase(): BenchCase {
+  return {
+    id: "cinterest",
+    aliases: ["cluster-interest", "interest"],
+    listener: "cluster",
+    servers: NATS_PAIR,
+    metrics: [
+      { name: `cluster interest for ${INTEREST_SUBS / 1000}k subscriptions`, better: "lower", format: (ms) => `${ms.toFixed(0)} ms`, limit: 1000 },
+    ],
+    measure:
+      `one client on node 2 writes ${INTEREST_SUBS} SUBs (distinct subjects) then PING; time from its PONG to the first ` +
+      `message a client on node 1 publishes (every millisecond) on the last subject reaching it; fresh cluster each round`,
+    freshServerPerRound: true,
+    async round({ server }) {
+      const ports = server.nodePorts;
+      if (!ports || ports.length < 2) throw new Error(`${server.label} is not a cluster (one client port)`);
+      const r = await measureInterest(ports[1], ports[0], INTEREST_SUBS, 30_000);
+      return { values: [r.reachMs], detail: `reached node 1 ${r.reachMs.toFixed(0)} ms after the PONG; SUBs flushed in ${r.flushMs.toFixed(0)} ms` };
+    },
+  };
+}
+
 function idleCase(id: string, aliases: string[], listener: "nats" | "mqtt"): BenchCase {
   const mqtt = listener === "mqtt";
   return {
@@ -214,28 +291,7 @@ export const CASES: readonly BenchCase[] = [
   pubsubCase("pub", ["1:1", "pubsub", "pub1"], `pub ${PAYLOAD}B 1:1`, 1, false, 500_000),
   pubsubCase("fanout", ["fan-out", "fanout8"], `pub ${PAYLOAD}B fan-out 1→8`, 8, false, 100_000),
   pubsubCase("queue", ["qgroup", "queue4"], `pub ${PAYLOAD}B queue group x4`, 4, true, 500_000),
-  {
-    id: "reqrep",
-    aliases: ["req", "latency"],
-    listener: "nats",
-    servers: NATS_PAIR,
-    metrics: [
-      { name: `req/rep ${PAYLOAD}B p50`, better: "lower", format: formatMicros },
-      { name: `req/rep ${PAYLOAD}B p99`, better: "lower", format: formatMicros },
-    ],
-    measure: `${REQUESTS} sequential requests after ${WARMUP} warm-up; round-trip latency`,
-    freshServerPerRound: false,
-    async round({ loadgen, server, scale }) {
-      const r = await runLoadgen(loadgen, [
-        "reqrep", ...base(server.port), "--subject", "req", "--count", scaled(REQUESTS, scale), "--warmup", String(WARMUP),
-      ]);
-      const [p50, p99] = [r.p50_us as number, r.p99_us as number];
-      return {
-        values: [p50, p99],
-        detail: `p50 ${formatMicros(p50)}, p99 ${formatMicros(p99)}, mean ${formatMicros(r.mean_us as number)}, max ${formatMicros(r.max_us as number)}`,
-      };
-    },
-  },
+  reqrepCase("reqrep", ["req", "latency"], "req/rep", "nats"),
   idleCase("idle", ["rss", "memory", "conns"], "nats"),
   pubsubCase("ws", ["websocket", "ws-pub"], `ws pub ${PAYLOAD}B 1:1`, 1, false, 500_000, "ws", [
     { vs: "nats-server", ratio: 0.5 },
@@ -247,9 +303,20 @@ export const CASES: readonly BenchCase[] = [
   mqttCase("mqtt1", ["mqttqos1", "mqtt-qos1"], 1, 1, 50_000, [{ vs: "nats-server", ratio: 1.0 }]),
   mqttCase("mqttfanout", ["mqtt-fanout", "mqttfanout8"], 0, 8, 100_000, [{ vs: "mosquitto", ratio: 1.0 }]),
   idleCase("mqttidle", ["mqtt-idle", "mqttrss"], "mqtt"),
+  // Cluster cases: two nodes; meshbroker's are two edges homed on two routers (cluster.ts).
+  pubsubCase("cpub", ["cluster-pub", "cluster-1:1"], `cluster pub ${PAYLOAD}B 1:1 across nodes`, 1, false, 200_000, "cluster",
+    [{ vs: "nats-server", ratio: 0.5 }], "remote"),
+  pubsubCase("cfanout", ["cluster-fanout"], `cluster pub ${PAYLOAD}B fan-out 1→8 over both nodes`, 8, false, 50_000, "cluster",
+    undefined, "spread"),
+  pubsubCase("cqueue", ["cluster-queue"], `cluster pub ${PAYLOAD}B queue group x4 over both nodes`, 4, true, 200_000, "cluster",
+    undefined, "spread"),
+  reqrepCase("creqrep", ["cluster-reqrep"], "cluster req/rep across nodes", "cluster", [{ vs: "nats-server", ratio: 3 }]),
+  interestCase(),
 ];
 
-export function findCase(name: string): BenchCase | undefined {
+/** The case named (id or alias), or every cluster case for "cluster". */
+export function findCases(name: string): BenchCase[] {
   const n = name.toLowerCase();
-  return CASES.find((c) => c.id === n || c.aliases.includes(n));
+  if (n === "cluster") return CASES.filter((c) => c.listener === "cluster");
+  return CASES.filter((c) => c.id === n || c.aliases.includes(n));
 }

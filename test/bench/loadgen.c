@@ -13,8 +13,15 @@
  *           N subscriber connections + 1 publisher connection. The publisher writes pre-built
  *           ~64 KB batches of "PUB subj B" and never runs more than W messages ahead of
  *           delivery, so a server's slow-consumer limit (max_pending) is never what is measured.
- *   reqrep  --count M --size B [--warmup K]
- *           one responder, one requester doing sequential requests; reports p50/p99 in µs.
+ *           --sub-ports P1,P2,..: subscriber i connects to port P[i % n], the publisher to --port
+ *           (a cluster: publisher and subscribers on different nodes). Before measuring, the
+ *           publisher sends probes (payload of B+1 bytes, not counted) every 10 ms until every
+ *           subscriber got one: the subscriptions' interest has reached the publisher's node (for
+ *           a queue group, after 3 s one member having got a probe is enough).
+ *   reqrep  --count M --size B [--warmup K] [--sub-ports P]
+ *           one responder (on the first of --sub-ports, if given), one requester doing sequential
+ *           requests; reports p50/p99 in µs. A probe request is repeated every 20 ms until it is
+ *           answered (interest across a cluster), then the warm-up starts.
  *   idle    --conns N
  *           opens N connections (CONNECT + PING, waits for every PONG), prints "READY N",
  *           holds them until stdin reaches EOF, then closes them.
@@ -57,8 +64,11 @@
 #define CONNECT_LINE "CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false}\r\nPING\r\n"
 #define MAX_LINE (1u << 20) /* longest control line accepted (INFO can be long) */
 
+#define MAX_SUB_PORTS 16
+
 typedef struct {
     const char *mode, *host, *subject, *queue, *path;
+    int sub_ports[MAX_SUB_PORTS], n_sub_ports;
     int port, subs, size, timeout, conns, qos;
     int ws; /* 0: NATS over TCP, 1: over WebSocket, 2: over WebSocket with permessage-deflate */
     long count, window, warmup, inflight, batch;
@@ -112,6 +122,7 @@ struct conn {
     size_t linelen, linecap;
     uint64_t skip; /* payload bytes (incl. trailing CRLF) still to skip */
     uint64_t msgs, pongs, pings;
+    _Atomic uint64_t probes; /* pubsub: messages of another size than --size (see PROBING) */
     int info;
     msg_fn on_msg;
     void *ud;
@@ -141,6 +152,9 @@ struct conn {
     pthread_mutex_t wmu; /* a subscriber's thread answers PINGs while main may send PING */
 };
 
+/* pubsub: a message whose size is not --size is a probe, counted apart (set by run_pubsub). */
+static int PROBING;
+
 static uint64_t parse_u64(const char *p, size_t n, int *ok) {
     uint64_t v = 0;
     *ok = n > 0 && n <= 19;
@@ -160,6 +174,10 @@ static void handle_line(conn_t *c, const char *p, size_t len) {
         uint64_t size = parse_u64(sp + 1, len - (size_t)(sp + 1 - p), &ok);
         if (!ok) die("%s: bad message size in '%.*s'", c->name, (int)(len > 200 ? 200 : len), p);
         c->skip = size + 2;
+        if (PROBING && size != (uint64_t)O.size) {
+            atomic_fetch_add(&c->probes, 1);
+            return;
+        }
         c->msgs++;
         if (c->on_msg) c->on_msg(c, p, len);
     } else if (len == 4 && memcmp(p, "PING", 4) == 0) {
@@ -582,13 +600,20 @@ static void wait_pongs(conn_t *c, uint64_t target) {
     }
 }
 
-static struct addrinfo *resolve(void) {
+static struct addrinfo *resolve_port(int p) {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
     char port[16];
-    snprintf(port, sizeof port, "%d", O.port);
+    snprintf(port, sizeof port, "%d", p);
     int rc = getaddrinfo(O.host, port, &hints, &ai);
     if (rc != 0) die("resolve %s: %s", O.host, gai_strerror(rc));
     return ai;
+}
+
+static struct addrinfo *resolve(void) { return resolve_port(O.port); }
+
+/* The address of subscriber i: --sub-ports round robin, else --port. */
+static struct addrinfo *resolve_sub(int i) {
+    return O.n_sub_ports ? resolve_port(O.sub_ports[i % O.n_sub_ports]) : resolve();
 }
 
 /* Connect, read INFO, send CONNECT + PING, wait for PONG. */
@@ -764,6 +789,36 @@ static int pred_subs_ponged(uint64_t target) {
     return 1;
 }
 
+/* Probes every 10 ms until every subscriber got one (a queue group: any member, after 3 s);
+ * returns how long that took. On one server the first probe does it. */
+static double probe_interest(conn_t *pub) {
+    PROBING = 1;
+    int plen = O.size + 1;
+    char *payload = make_payload(plen);
+    char *msg = malloc((size_t)plen + 300);
+    if (!msg) die("out of memory");
+    int hl = snprintf(msg, 300, "PUB %s %d\r\n", O.subject, plen);
+    memcpy(msg + hl, payload, (size_t)plen);
+    memcpy(msg + hl + plen, "\r\n", 2);
+    double t0 = now_s();
+    for (;;) {
+        int all = 1, any = 0;
+        for (int i = 0; i < O.subs; i++) {
+            if (atomic_load(&SUBS[i].c.probes)) any = 1;
+            else all = 0;
+        }
+        double dt = now_s() - t0;
+        if (all || (O.queue && any && dt > 3)) break;
+        if (dt > O.timeout) die("interest did not reach the publisher's server within %d s (probes unanswered)", O.timeout);
+        write_all(pub, msg, (size_t)hl + (size_t)plen + 2);
+        struct timespec ts = {.tv_nsec = 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    free(msg);
+    free(payload);
+    return now_s() - t0;
+}
+
 static int run_pubsub(void) {
     struct addrinfo *ai = resolve();
     if (O.subs < 1) die("--subs must be >= 1");
@@ -773,7 +828,9 @@ static int run_pubsub(void) {
     if (!SUBS || !names) die("out of memory");
     for (int i = 0; i < O.subs; i++) {
         if (asprintf(&names[i], "sub%d", i) < 0) die("out of memory");
-        conn_open(&SUBS[i].c, ai, names[i], 256 * 1024);
+        struct addrinfo *sai = resolve_sub(i);
+        conn_open(&SUBS[i].c, sai, names[i], 256 * 1024);
+        freeaddrinfo(sai);
         conn_subscribe(&SUBS[i].c, O.subject, O.queue, 1);
         atomic_store(&SUBS[i].pongs, SUBS[i].c.pongs);
     }
@@ -781,6 +838,7 @@ static int run_pubsub(void) {
     conn_open(&pub, ai, "pub", 64 * 1024);
     for (int i = 0; i < O.subs; i++)
         if (pthread_create(&SUBS[i].th, NULL, sub_main, &SUBS[i]) != 0) die("pthread_create failed");
+    double probe_s = probe_interest(&pub);
 
     /* one pre-built ~64 KB batch of identical PUBs */
     char hdr[300];
@@ -856,9 +914,9 @@ static int run_pubsub(void) {
     }
     printf("{\"mode\":\"pubsub\",%s\"subs\":%d,\"queue\":%s,\"size\":%d,\"published\":%ld,"
            "\"delivered\":%llu,\"pub_rate\":%.1f,\"recv_rate\":%.1f,\"pub_s\":%.6f,\"elapsed_s\":%.6f,"
-           "\"cpu_s\":%.3f,\"per_sub\":[%s]}\n",
+           "\"cpu_s\":%.3f,\"probe_s\":%.3f,\"per_sub\":[%s]}\n",
            wsinfo, O.subs, O.queue ? "true" : "false", O.size, O.count, (unsigned long long)total,
-           (double)O.count / (t_pub - t0), (double)total / (t_end - t0), t_pub - t0, t_end - t0, cpu, per_sub);
+           (double)O.count / (t_pub - t0), (double)total / (t_end - t0), t_pub - t0, t_end - t0, cpu, probe_s, per_sub);
     close(pub.fd);
     freeaddrinfo(ai);
     return 0;
@@ -919,10 +977,19 @@ static void *responder_main(void *arg) {
 typedef struct {
     char expect[128];
     size_t expect_len;
+    char probe[80]; /* "<inbox>.p": replies to probe requests, which may come late */
+    size_t probe_len;
+    uint64_t probe_replies;
 } requester_t;
 
 static void requester_on_msg(conn_t *c, const char *line, size_t len) {
     requester_t *q = c->ud;
+    if (q->probe_len && len > 4 + q->probe_len && memcmp(line + 4, q->probe, q->probe_len) == 0 &&
+        line[4 + q->probe_len] == ' ') {
+        q->probe_replies++;
+        c->msgs--; /* not a reply to the request in flight */
+        return;
+    }
     /* "MSG <inbox> ..." must name the inbox of the request in flight */
     if (len < 4 + q->expect_len + 1 || memcmp(line + 4, q->expect, q->expect_len) != 0 ||
         line[4 + q->expect_len] != ' ')
@@ -934,16 +1001,40 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* Repeats a probe request every 20 ms until one is answered: the responder's interest reached
+ * the requester's server, and the requester's inbox the responder's. */
+static void probe_responder(conn_t *qc, requester_t *q, const char *inbox, const char *payload) {
+    q->probe_len = (size_t)snprintf(q->probe, sizeof q->probe, "%s.p", inbox);
+    char *req = malloc(256 + (size_t)O.size);
+    if (!req) die("out of memory");
+    int hl = snprintf(req, 256, "PUB %s %s %d\r\n", O.subject, q->probe, O.size);
+    memcpy(req + hl, payload, (size_t)O.size);
+    memcpy(req + hl + O.size, "\r\n", 2);
+    double t0 = now_s();
+    while (!q->probe_replies) {
+        if (now_s() - t0 > O.timeout) die("no reply to a probe request within %d s", O.timeout);
+        write_all(qc, req, (size_t)hl + (size_t)O.size + 2);
+        struct pollfd pfd = {.fd = qc->fd, .events = POLLIN};
+        if (poll(&pfd, 1, 20) > 0) {
+            conn_read(qc, 0);
+            answer_pings(qc);
+        }
+    }
+    free(req);
+}
+
 static int run_reqrep(void) {
     struct addrinfo *ai = resolve();
     responder_t r = {.payload = make_payload(O.size)};
     conn_t rc, qc;
-    conn_open(&rc, ai, "responder", 64 * 1024);
+    struct addrinfo *rai = resolve_sub(0);
+    conn_open(&rc, rai, "responder", 64 * 1024);
+    freeaddrinfo(rai);
     rc.ud = &r;
     rc.on_msg = responder_on_msg;
     conn_subscribe(&rc, O.subject, O.queue, 1);
 
-    requester_t q;
+    requester_t q = {0};
     char inbox[64], wild[80];
     snprintf(inbox, sizeof inbox, "_INBOX.lg%d", (int)getpid());
     snprintf(wild, sizeof wild, "%s.*", inbox);
@@ -955,6 +1046,7 @@ static int run_reqrep(void) {
     pthread_t th;
     if (pthread_create(&th, NULL, responder_main, &rc) != 0) die("pthread_create failed");
 
+    probe_responder(&qc, &q, inbox, r.payload);
     long total = O.warmup + O.count;
     double *lat = malloc(sizeof(double) * (size_t)(O.count > 0 ? O.count : 1));
     size_t reqcap = 256 + (size_t)O.size;
@@ -1409,7 +1501,7 @@ static void usage(void) {
     fputs("usage: loadgen pubsub|reqrep|idle|mqtt|mqttidle [--host H] [--port P] [--subject S]\n"
           "               [--subs N] [--queue Q] [--count M] [--size B] [--window W] [--warmup K]\n"
           "               [--conns N] [--timeout SEC] [--batch BYTES] [--transport tcp|ws|ws-deflate]\n"
-          "               [--path /] [--qos 0|1] [--inflight K]\n", stderr);
+          "               [--path /] [--qos 0|1] [--inflight K] [--sub-ports P1,P2]\n", stderr);
     exit(2);
 }
 
@@ -1433,6 +1525,17 @@ int main(int argc, char **argv) {
         const char *v = argv[++i];
         if (!strcmp(k, "--host")) O.host = v;
         else if (!strcmp(k, "--port")) O.port = (int)num_arg(k, v, 1);
+        else if (!strcmp(k, "--sub-ports")) {
+            O.n_sub_ports = 0;
+            for (const char *p = v; *p;) {
+                if (O.n_sub_ports == MAX_SUB_PORTS) die("--sub-ports: at most %d ports", MAX_SUB_PORTS);
+                char *end;
+                long n = strtol(p, &end, 10);
+                if (end == p || n < 1 || n > 65535 || (*end && *end != ',')) die("--sub-ports: bad port list '%s'", v);
+                O.sub_ports[O.n_sub_ports++] = (int)n;
+                p = *end ? end + 1 : end;
+            }
+        }
         else if (!strcmp(k, "--subject")) O.subject = v;
         else if (!strcmp(k, "--queue")) O.queue = *v ? v : NULL;
         else if (!strcmp(k, "--subs")) O.subs = (int)num_arg(k, v, 1);

@@ -6,6 +6,8 @@ import { SERVER_KINDS, type ServerKind } from "./slots.js";
 export interface SlotOutcome {
   readonly rounds: RoundResult[];
   error?: string;
+  /** What the server printed when it stopped (a cluster's ops per frame). */
+  notes?: string[];
 }
 
 export interface CaseOutcome {
@@ -62,6 +64,13 @@ function oneLine(s: string, max = 160): string {
   return flat.length > max ? `${flat.slice(0, max)}…` : flat;
 }
 
+/** "0.62: **met**": `value` against `goal` in the metric's direction. */
+function verdict(m: Metric, value: number | undefined, goal: number, fmt: (v: number) => string): string {
+  if (value === undefined) return "not measured (see Errors)";
+  const met = m.better === "higher" ? value >= goal : value <= goal;
+  return `${fmt(value)}: ${met ? "**met**" : "**not met**"}`;
+}
+
 export function renderMarkdown(meta: ReportMeta, outcomes: readonly CaseOutcome[]): string {
   // Columns: meshbroker and nats-server always (the original layout); mosquitto only when a
   // case of this run has it.
@@ -105,9 +114,11 @@ export function renderMarkdown(meta: ReportMeta, outcomes: readonly CaseOutcome[
       for (const t of m.targets ?? []) {
         const r = ratioOf(o, i, m, t.vs);
         const goal = `meshbroker/${t.vs} ${m.better === "higher" ? "≥" : "≤"} ${t.ratio.toFixed(2)}`;
-        const met = r === undefined ? undefined : m.better === "higher" ? r >= t.ratio : r <= t.ratio;
-        const verdict = r === undefined ? "not measured (see Errors)" : `${r.toFixed(2)}: ${met ? "**met**" : "**not met**"}`;
-        targets.push(`- ${m.name}: ${goal}; measured ${verdict}`);
+        targets.push(`- ${m.name}: ${goal}; measured ${verdict(m, r, t.ratio, (v) => v.toFixed(2))}`);
+      }
+      if (m.limit !== undefined) {
+        const goal = `meshbroker ${m.better === "higher" ? "≥" : "≤"} ${m.format(m.limit)}`;
+        targets.push(`- ${m.name}: ${goal}; measured ${verdict(m, cell(o.results.meshbroker, i, m.format).value, m.limit, m.format)}`);
       }
     });
   }
@@ -131,5 +142,9 @@ export function renderMarkdown(meta: ReportMeta, outcomes: readonly CaseOutcome[
       out.push(`| ${o.bench.id} | ${i + 1} | ${cells.join(" | ")} |`);
     }
   }
+  const notes = outcomes.flatMap((o) =>
+    SERVER_KINDS.flatMap((k) => (o.results[k]?.notes ?? []).map((n) => `- ${o.bench.id} / ${k} ${n}`)),
+  );
+  if (notes.length) out.push("", "## Link frames (ops per frame, each process over the whole case)", "", ...notes);
   return out.join("\n") + "\n";
 }

@@ -16,7 +16,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { CASES, findCase, type BenchCase, type RoundResult } from "./cases.js";
+import { CASES, findCases, type BenchCase, type RoundResult } from "./cases.js";
 import { ensureLoadgen, LOADGEN_DESCRIPTION } from "./loadgen.js";
 import { renderMarkdown, type CaseOutcome, type SlotOutcome } from "./report.js";
 import {
@@ -51,7 +51,8 @@ interface Args {
 }
 
 const USAGE = `usage: node dist/test/bench/run.js [options]
-  --case NAME[,NAME]  run only these cases: ${CASES.map((c) => c.id).join(", ")}
+  --case NAME[,NAME]  run only these cases: ${CASES.map((c) => c.id).join(", ")};
+                      "cluster": every cluster case
   --rounds N          rounds per case, alternating the servers (default 5)
   --scale F           multiply message counts by F (default 1)
   --out FILE          report path (default dist/bench/results.md)
@@ -71,9 +72,9 @@ function parseArgs(argv: string[]): Args {
       case "--cases":
         args.cases = value()
           .split(",")
-          .map((n) => {
-            const c = findCase(n.trim());
-            if (!c) throw new UsageError(`unknown case '${n}'`);
+          .flatMap((n) => {
+            const c = findCases(n.trim());
+            if (c.length === 0) throw new UsageError(`unknown case '${n}'`);
             return c;
           });
         break;
@@ -133,8 +134,10 @@ async function runCase(
   const outcome: CaseOutcome = { bench, results: Object.fromEntries(kinds.map((k, i) => [k, results[i]])) };
   const servers: (RunningServer | undefined)[] = kinds.map(() => undefined);
   const stop = async (k: number): Promise<void> => {
-    await servers[k]?.stop();
+    const server = servers[k];
     servers[k] = undefined;
+    await server?.stop();
+    if (server?.notes?.length) results[k].notes = [...(results[k].notes ?? []), ...server.notes];
   };
   const stopAll = () => Promise.all(kinds.map((_, k) => stop(k)));
   const fail = (k: number, round: number, message: string): void => {
@@ -257,6 +260,7 @@ const LISTENER_TEXT: Record<Listener, string> = {
   ws: "WebSocket cases",
   "ws-deflate": "compressed WebSocket cases",
   mqtt: "MQTT cases",
+  cluster: "cluster cases",
 };
 
 function kindOrder(key: string): number {

@@ -17,6 +17,10 @@ export interface ServerSlot {
   readonly argv: readonly string[];
   /** Written to the file named by `{config}`, placeholders substituted. */
   readonly configTemplate?: string;
+  /** A server made of several processes (a cluster) starts itself; `argv` is then unused. */
+  readonly start?: (workDir: string, cwd: string) => Promise<RunningServer>;
+  /** The report's description of such a server. */
+  readonly describe?: string;
 }
 
 export interface RunningServer {
@@ -29,6 +33,10 @@ export interface RunningServer {
   readonly mqttPort?: number;
   readonly pid: number;
   readonly logFile: string;
+  /** A cluster: the client port of each node (`port` is the first). */
+  readonly nodePorts?: readonly number[];
+  /** Figures the server printed when it stopped, for the report. */
+  readonly notes?: readonly string[];
   stop(): Promise<void>;
 }
 
@@ -177,6 +185,7 @@ function substitute(s: string, vars: Record<string, string>): string {
 
 export async function startServer(slot: ServerSlot, workDir: string, cwd: string): Promise<RunningServer> {
   assertNotShuttingDown();
+  if (slot.start) return slot.start(workDir, cwd);
   const text = [...slot.argv, slot.configTemplate ?? ""].join("\n");
   const ports: Partial<Record<PortVar, number>> = {};
   for (const v of PORT_VARS) if (text.includes(`{${v}}`)) ports[v] = await freePort();

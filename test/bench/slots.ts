@@ -3,14 +3,16 @@
 // Placeholders, substituted by startServer: {host}, {config} (the file the config template is
 // written to), {port} (NATS client port), {ws_port}, {mqtt_port} (each a free loopback port,
 // allocated only when used), {store_dir} (a fresh empty directory).
+import { MESH_CLUSTER_TEXT, NATS_CLUSTER_TEXT, startMeshCluster, startNatsCluster } from "./cluster.js";
 import { parseCommand, type ServerSlot } from "./servers.js";
 
 /** The servers a report can have a column for, meshbroker first. */
 export type ServerKind = "meshbroker" | "nats-server" | "mosquitto";
 export const SERVER_KINDS: readonly ServerKind[] = ["meshbroker", "nats-server", "mosquitto"];
 
-/** What a case talks to: NATS over TCP, NATS over WebSocket (plain or compressed), MQTT 3.1.1. */
-export type Listener = "nats" | "ws" | "ws-deflate" | "mqtt";
+/** What a case talks to: NATS over TCP, NATS over WebSocket (plain or compressed), MQTT 3.1.1,
+ *  NATS over TCP to a two-node cluster (cluster.ts). */
+export type Listener = "nats" | "ws" | "ws-deflate" | "mqtt" | "cluster";
 
 export interface Binaries {
   /** BENCH_MESHBROKER_CMD, already split. */
@@ -36,6 +38,7 @@ export function slotFor(column: ServerKind, run: ServerKind, listener: Listener,
   const label = column;
   switch (run) {
     case "meshbroker": {
+      if (listener === "cluster") return { label, argv: [], start: () => startMeshCluster(), describe: MESH_CLUSTER_TEXT };
       const argv = bins.meshCmd;
       if (listener === "nats") return { label, argv, configTemplate: NATS_BASE };
       if (listener === "ws") return { label, argv, configTemplate: NATS_BASE + WS_BLOCK };
@@ -44,6 +47,9 @@ export function slotFor(column: ServerKind, run: ServerKind, listener: Listener,
     }
     case "nats-server": {
       const bin = bins.natsServer();
+      if (listener === "cluster") {
+        return { label, argv: [], start: (workDir, cwd) => startNatsCluster(bin, workDir, cwd), describe: NATS_CLUSTER_TEXT };
+      }
       if (listener === "nats") return { label, argv: [bin, "-a", "{host}", "-p", "{port}"] };
       const argv = [bin, "-c", "{config}"];
       if (listener === "ws") return { label, argv, configTemplate: NATS_BASE + WS_BLOCK };
@@ -51,7 +57,7 @@ export function slotFor(column: ServerKind, run: ServerKind, listener: Listener,
       return { label, argv, configTemplate: NATS_MQTT };
     }
     case "mosquitto":
-      if (listener !== "mqtt") throw new Error(`mosquitto has no ${listener === "nats" ? "NATS" : "NATS-over-WebSocket"} listener`);
+      if (listener !== "mqtt") throw new Error(`mosquitto has no ${listener === "nats" || listener === "cluster" ? "NATS" : "NATS-over-WebSocket"} listener`);
       return { label, argv: [bins.mosquitto(), "-c", "{config}"], configTemplate: MOSQUITTO_MQTT };
   }
 }
@@ -73,6 +79,7 @@ export function meshCommandFromEnv(): { text: string; argv: string[] } {
 
 /** One line for the report: command, and config template with newlines folded. */
 export function describeSlot(slot: ServerSlot, execPath: string): string {
+  if (slot.describe) return slot.describe;
   const argv = slot.argv.map((a) => (a === execPath ? "node" : a)).join(" ");
   if (slot.configTemplate === undefined || !slot.argv.some((a) => a.includes("{config}"))) return `\`${argv}\``;
   const cfg = slot.configTemplate

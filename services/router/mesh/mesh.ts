@@ -21,7 +21,7 @@ import { createRedisClient, type RedisConnection } from "../store/redis.js";
 import type { Draft, MeshHello } from "../wire/frames.js";
 import { LocalInterest, type InterestUpdateData } from "./interest.js";
 import { MAX_BACKLOG_BYTES, MESH_VERSION, nowUs, PeerLink, tokenMatches, type LinkOwner } from "./peer.js";
-import { MeshRegistry, type RouterRecord } from "./registry.js";
+import { MeshRegistry, REGISTRATION_TTL_MS, type RouterRecord } from "./registry.js";
 import { dialLink, meshService } from "./transport.js";
 
 export interface MeshLog {
@@ -56,8 +56,9 @@ export interface MeshOptions {
 /** How often the registration is renewed and membership read. */
 export const HEARTBEAT_MS = 1_000;
 /** Consecutive heartbeats a linked peer may be absent from Redis before it is dropped (its
- *  registration expired): two, since a restarted Redis has lost every key and each router
- *  registers again at its next heartbeat. */
+ *  registration expired). A restarted Redis has lost every key, and each router registers again
+ *  only once its own client has reconnected (ioredis retries up to 2 s apart): absences are not
+ *  counted until a registration's lifetime after this router saw Redis back. */
 const ABSENT_HEARTBEATS = 2;
 /** A refusal is logged once per this interval and reason. */
 const REFUSAL_LOG_MS = 60_000;
@@ -84,6 +85,8 @@ export class Mesh implements MeshHooks, LinkOwner {
   /** Addresses given to dial(), kept linked. */
   private readonly statics = new Map<string, PeerLink | undefined>();
   private readonly absent = new Map<string, number>();
+  /** Absences from Redis count from this time on (Date.now(); see ABSENT_HEARTBEATS). */
+  private countAbsenceFrom = 0;
   private readonly registry: MeshRegistry | undefined;
   private readonly ownsRedis: boolean;
   private readonly timer: NodeJS.Timeout;
@@ -310,6 +313,8 @@ export class Mesh implements MeshHooks, LinkOwner {
     }
     if (this.redisDown) {
       this.redisDown = false;
+      this.absent.clear();
+      this.countAbsenceFrom = Date.now() + REGISTRATION_TTL_MS;
       this.opts.log.info(this.redisSeen ? "mesh: Redis is back: registered again, interest summary rewritten" : "mesh: registered in Redis");
     }
     this.redisSeen = true;
@@ -326,6 +331,7 @@ export class Mesh implements MeshHooks, LinkOwner {
       this.absent.delete(m.id);
       if (m.id > this.id && !this.links.has(m.id) && ![...this.pending].some((l) => l.peerId === m.id)) this.dialPeer(m);
     }
+    if (Date.now() < this.countAbsenceFrom) return;
     for (const [id, link] of this.links) {
       if (live.has(id) || [...this.statics.values()].includes(link)) continue;
       const n = (this.absent.get(id) ?? 0) + 1;

@@ -5,7 +5,7 @@ import { timingSafeEqual } from "node:crypto";
 import type { Duplex } from "node:stream";
 import type { Connection, MessageData } from "../link.js";
 import type { RemoteSubscriber, Router } from "../router.js";
-import { Batcher } from "../wire/batcher.js";
+import { Batcher, FRAME_STATS } from "../wire/batcher.js";
 import { meshFrames, WireError } from "../wire/codec.js";
 import type { Draft, Forward, InterestEntry, MeshHello, MeshOp } from "../wire/frames.js";
 import { RemoteInterest, UPDATE_ENTRIES, type InterestUpdateData } from "./interest.js";
@@ -73,7 +73,7 @@ export class PeerLink {
   peerId: string;
   rttMs = 0;
   backlogBytes = 0;
-  private readonly out = new Batcher<MeshOp>((ops) => meshFrames.encode({ ops }), () => (b) => this.write(b), FRAME_BYTES);
+  private readonly out = new Batcher<MeshOp>((ops) => meshFrames.encode({ ops }), () => (b) => this.write(b), FRAME_STATS["router→router"], FRAME_BYTES);
   private readonly backlog: Buffer[] = [];
   private writable = true;
   private lastHeard = Date.now();

@@ -8,7 +8,7 @@ import type {
   SessionAttached, SessionClient, SessionLink, SessionWill, StoredMessage, Subscriber,
 } from "../link.js";
 import { toWire } from "./accounts.js";
-import { Batcher } from "./batcher.js";
+import { Batcher, FRAME_STATS } from "./batcher.js";
 import { edgeFrames, routerFrames, WireError } from "./codec.js";
 import type { Completion, Credential, Deliver, Draft, EdgeOp, HelloReply, Message, SessionEvent, SessionOp } from "./frames.js";
 import { permissionToWire, subscriptionsFromWire } from "./sessions.js";
@@ -27,7 +27,7 @@ export class EdgeEnd implements RouterLink {
   readonly sessions = new EdgeSessions(this);
   sendTo: ((bytes: Buffer) => void) | undefined;
   /** Ops for the router; EdgeSessions adds its own. */
-  readonly out = new Batcher<EdgeOp>((ops) => edgeFrames.encode({ ops }), () => this.sendTo);
+  readonly out = new Batcher<EdgeOp>((ops) => edgeFrames.encode({ ops }), () => this.sendTo, FRAME_STATS["edge→router"]);
   /** Operations waiting for their Completion, by correlation id. */
   private readonly completions = new Map<number, { resolve(c: Completion): void; reject(err: Error): void }>();
   /** Subscription handles by connection id, then sid. */

@@ -6,7 +6,7 @@ import type {
   Connection, MessageData, QoS, RouterLink, SessionClient, SessionLink, StoredMessage, Subscriber,
 } from "../link.js";
 import { fromWire } from "./accounts.js";
-import { Batcher } from "./batcher.js";
+import { Batcher, FRAME_STATS } from "./batcher.js";
 import { edgeFrames, routerFrames, WireError } from "./codec.js";
 import {
   ErrorCode, type Completion, type Deliver, type Draft, type EdgeOp, type Hello, type RouterOp, type SessionOp,
@@ -49,7 +49,7 @@ class EdgeSubscriber implements Subscriber {
 /** The router's side: EdgeOps become Router calls on subscriptions rebuilt from ids. */
 export class RouterEnd {
   sendTo: ((bytes: Buffer) => void) | undefined;
-  private readonly out = new Batcher<RouterOp>((ops) => routerFrames.encode({ ops }), () => this.sendTo);
+  private readonly out = new Batcher<RouterOp>((ops) => routerFrames.encode({ ops }), () => this.sendTo, FRAME_STATS["router→edge"]);
   private edgeId = "";
   /** The router's view of the edge's subscriptions, by connection id, then sid. */
   private readonly subs = new Map<number, Map<string, EdgeSubscriber>>();
