@@ -44,6 +44,8 @@ export interface ClusterOptions {
   token?: boolean;
   /** The address router i listens on (default 127.0.0.1; any of 127.0.0.0/8 works on Linux). */
   routerHosts?: string[];
+  /** One port for every router (on different `routerHosts`), as DNS discovery needs; default: free ports. */
+  routerPort?: number;
   /** How edges find the routers, instead of the list of every router (`discovery { dns: … }`). */
   edgeDiscovery?: string;
   /** Environment of the edge processes (added to this process's). */
@@ -92,7 +94,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
       const m = await proc.waitForLine(LISTEN_EDGES, timeoutMs);
       return { name, host, port: Number(m[2]), proc };
     };
-    for (let i = 0; i < (opts.routers ?? 2); i++) routers.push(await startRouter(`r${i + 1}`, 0));
+    for (let i = 0; i < (opts.routers ?? 2); i++) routers.push(await startRouter(`r${i + 1}`, opts.routerPort ?? 0));
     const startEdge = async (i: number): Promise<ClusterEdge> => {
       const name = `e${i + 1}`;
       // Edge i prefers router i (mod the count): with 2 routers the two edges are homed on

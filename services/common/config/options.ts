@@ -226,7 +226,7 @@ export interface RouterConfig {
  *  the endpoints of a Kubernetes Service (watched). */
 export type RouterDiscovery =
   | { routers: { host: string; port: number }[] }
-  | { dns: { host: string; port: number } }
+  | { dns: { host: string; port: number }; refreshMs: number }
   | { kubernetes: { service: string; namespace?: string; port: number } };
 
 /** meshbroker's `edge {}`: how `meshbroker edge` reaches the routers. */
