@@ -130,17 +130,21 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
     if (!this.link.advertise) return;
     const o = this.options;
     const ws = o.websocket && this.websocket ? o.websocket.advertise ?? reachableAddress(o.websocket.host, this.websocket.port) : undefined;
-    this.ownUrls = o.noAdvertise ? undefined : {
+    this.ownUrls = this.noAdvertise ? undefined : {
       nats: [o.clientAdvertise ?? reachableAddress(o.host, this.port)], websocket: ws ? [ws] : [],
     };
     this.link.advertise(this.ownUrls, (edges) => this.clusterUrlsChanged(edges));
+  }
+
+  private get noAdvertise(): boolean {
+    return this.options.noAdvertise || this.options.edge?.noAdvertise === true;
   }
 
   /** INFO connect_urls for a NATS (TCP) or WebSocket client, as nats-server 2.9: this edge's
    *  URL first (left out in lame duck), then every other edge's. */
   private connectUrls(websocket: boolean): string[] {
     const out: string[] = [];
-    if (this.options.noAdvertise || !this.clusterUrls) return out;
+    if (this.noAdvertise || !this.clusterUrls) return out;
     const pick = (u: ClientUrls) => (websocket ? u.websocket : u.nats);
     if (this.ownUrls && !this.lameDucking) out.push(...pick(this.ownUrls));
     for (const e of this.clusterUrls) {

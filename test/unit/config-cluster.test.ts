@@ -130,6 +130,8 @@ describe("edge {}", () => {
       { discovery: { routers: [{ host: "router-0.router", port: 7100 }, { host: "10.0.0.1", port: 7101 }] }, rebalance }],
     ["dns discovery", () => `edge { discovery: { dns: "meshbroker-router.default.svc:7100" } }`,
       { discovery: { dns: { host: "meshbroker-router.default.svc", port: 7100 }, refreshMs: 5_000 }, rebalance }],
+    ["no_advertise", () => `edge { routers: ["r:7100"], no_advertise: true }`,
+      { discovery: { routers: [{ host: "r", port: 7100 }] }, noAdvertise: true, rebalance }],
     ["dns discovery with a refresh period", () => `edge { discovery: { dns: "r.svc:7100", refresh: "2s" } }`,
       { discovery: { dns: { host: "r.svc", port: 7100 }, refreshMs: 2_000 }, rebalance }],
     ["kubernetes discovery", () => `edge { discovery: { kubernetes: { service: "meshbroker-router", namespace: "default", port: 7200 } } }`,

@@ -232,6 +232,9 @@ export type RouterDiscovery =
 /** meshbroker's `edge {}`: how `meshbroker edge` reaches the routers. */
 export interface EdgeConfig {
   discovery: RouterDiscovery;
+  /** Keep this edge's client URLs out of the cluster's connect_urls, and give its clients none
+   *  (nats-server's cluster no_advertise). */
+  noAdvertise?: boolean;
   tls?: ClientTlsConfig;
   authorization?: ClusterAuthorization;
   rebalance: {

@@ -8,7 +8,7 @@ import { readClusterAuthorization } from "./authorization.js";
 import { dialAddress, dialAddresses } from "./listener.js";
 import { readClientTls } from "./tls.js";
 
-const EDGE_KEYS = new Set(["routers", "discovery", "tls", "authorization", "rebalance"]);
+const EDGE_KEYS = new Set(["routers", "discovery", "tls", "authorization", "rebalance", "no_advertise"]);
 const DISCOVERY_KEYS = new Set(["dns", "kubernetes", "refresh"]);
 /** How often a DNS name is resolved again (`discovery { refresh: "5s" }`). */
 export const DNS_REFRESH_MS = 5_000;
@@ -37,6 +37,9 @@ export function readEdge(r: Reader, m: ConfigMap, key: string): EdgeConfig {
         break;
       case "rebalance":
         c.rebalance = readRebalance(r, em, k);
+        break;
+      case "no_advertise":
+        c.noAdvertise = r.bool(em, k);
         break;
     }
   }
