@@ -6,7 +6,7 @@ import { randomInt } from "node:crypto";
 import { ERR, type CloseReason } from "../common/errors.js";
 import type { Options } from "../common/config/options.js";
 import type { LogContext, Logger } from "../common/log.js";
-import { hostPort, listenOn, reachableAddress } from "../common/address.js";
+import { advertisedAddress, hostPort, listenOn, reachableAddress } from "../common/address.js";
 import { accountSet, type ClientUrls, type EdgeClientUrls, type RouterLink } from "../router/link.js";
 import { AuthPipeline, type AuthContext, type ConnectionType } from "./auth/index.js";
 import { NatsClient, type ClientContext, type ClientTransport, type TrafficStats } from "./nats/client.js";
@@ -18,6 +18,12 @@ import { WebsocketListener } from "./websocket/listener.js";
 import { MqttServer } from "./mqtt/server.js";
 import { NATS_COMPAT_VERSION, type HttpInfo, type MonitorContext, type MqttEdgeContext, type SystemContext, type WebsocketContext } from "./context.js";
 import { SystemAccount } from "./system.js";
+
+/** An advertise value as a connect URL (host:port), a bare host taking the listener's port. */
+function advertisedUrl(advertise: string, listenPort: number): string {
+  const { host, port } = advertisedAddress(advertise, listenPort);
+  return hostPort(host, port);
+}
 
 /** The nats-server version whose client-visible behaviour meshbroker matches. Clients read
  *  INFO.version to decide which features (headers, no-responders) they may use. */
@@ -131,7 +137,7 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
     const o = this.options;
     const ws = o.websocket && this.websocket ? o.websocket.advertise ?? reachableAddress(o.websocket.host, this.websocket.port) : undefined;
     this.ownUrls = this.noAdvertise ? undefined : {
-      nats: [o.clientAdvertise ?? reachableAddress(o.host, this.port)], websocket: ws ? [ws] : [],
+      nats: [o.clientAdvertise ? advertisedUrl(o.clientAdvertise, this.port) : reachableAddress(o.host, this.port)], websocket: ws ? [ws] : [],
     };
     this.link.advertise(this.ownUrls, (edges) => this.clusterUrlsChanged(edges));
   }
@@ -176,14 +182,16 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
     // A WebSocket client is told about the listener it is on, whose TLS is the wss layer's
     // (nats-server 2.9.19+; 2.9.10 still sent the TCP listener's host, port and TLS).
     const ws = client.connectionType === "WEBSOCKET" ? this.options.websocket : undefined;
+    // client_advertise is also the host and port a NATS client is told (nats-server).
+    const adv = !ws && o.clientAdvertise ? advertisedAddress(o.clientAdvertise, this.port) : undefined;
     const info: Record<string, unknown> = {
       server_id: this.serverId,
       server_name: this.serverName,
       version: NATS_COMPAT_VERSION,
       proto: 1,
       go: `node${process.version}`,
-      host: ws ? ws.host : o.host,
-      port: ws ? this.websocket?.port ?? ws.port : this.port,
+      host: ws ? ws.host : adv?.host ?? o.host,
+      port: ws ? this.websocket?.port ?? ws.port : adv?.port ?? this.port,
       headers: true,
     };
     if (this.auth.requiredFor(client.authExtras)) info.auth_required = true;

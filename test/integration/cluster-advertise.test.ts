@@ -8,6 +8,7 @@ import { connect, Events, StringCodec, type NatsConnection, type Subscription } 
 import { connect as connectWs } from "nats.ws";
 import WebSocket from "ws";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { startBroker } from "../helpers/broker.js";
 import { natsClient } from "../helpers/clients.js";
 import { startCluster, type ClusterEdge, type TestCluster } from "../helpers/cluster.js";
 import { rawConnect, type RawClient } from "../helpers/raw.js";
@@ -135,3 +136,12 @@ it("SIGTERM on an edge: URLs withdrawn first, INFO ldm, clients move to another 
   expect(exit.code).toBe(0);
   console.log(`lame duck: edge 2 exited by itself after ${Date.now() - t0} ms`);
 }, 60_000);
+
+it("client_advertise is the host and port of INFO, a bare host with the listen port; a single server sends no connect_urls (nats-server 2.9.10)", async () => {
+  const b = await startBroker({ config: 'client_advertise: "adv.example"' });
+  cleanups.push(() => b.stop());
+  const c = await rawConnect(b.natsPort);
+  cleanups.push(() => c.close());
+  const info = JSON.parse((await c.expect(/^INFO (\{.*\}) \r\n/))[1]) as Record<string, unknown>;
+  expect([info.host, info.port, info.connect_urls]).toEqual(["adv.example", b.natsPort, undefined]);
+});
