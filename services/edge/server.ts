@@ -135,7 +135,9 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
   private advertise(): void {
     if (!this.link.advertise) return;
     const o = this.options;
-    const ws = o.websocket && this.websocket ? o.websocket.advertise ?? reachableAddress(o.websocket.host, this.websocket.port) : undefined;
+    const wsAdv = o.websocket?.advertise;
+    const ws = !o.websocket || !this.websocket ? undefined
+      : wsAdv ? advertisedUrl(wsAdv, this.websocket.port) : reachableAddress(o.websocket.host, this.websocket.port);
     this.ownUrls = this.noAdvertise ? undefined : {
       nats: [o.clientAdvertise ? advertisedUrl(o.clientAdvertise, this.port) : reachableAddress(o.host, this.port)], websocket: ws ? [ws] : [],
     };

@@ -209,3 +209,14 @@ describe("edge {}", () => {
     expect(err.message.startsWith(`${FILE}:${line}: `)).toBe(true);
   });
 });
+
+describe("client URLs an edge advertises", () => {
+  it("client_advertise and websocket { advertise } take $NAME from the environment, as router { advertise }", () => {
+    const o = load('client_advertise: "$POD_IP:4222"\nwebsocket { port: 8080, no_tls: true, advertise: "${POD_IP}:443" }', { POD_IP: "10.1.2.3" });
+    expect([o.clientAdvertise, o.websocket?.advertise]).toEqual(["10.1.2.3:4222", "10.1.2.3:443"]);
+  });
+
+  it("an unset variable is a file:line error", () => {
+    expect(errorOf(() => load('client_advertise: "$NOPE:4222"')).message).toBe(`${FILE}:1: environment variable NOPE is not set (in "$NOPE:4222")`);
+  });
+});
