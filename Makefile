@@ -7,10 +7,10 @@ IMAGE ?= meshbroker:dev
 IMAGE_TOOLS ?= ../shared/tools
 # Debian packages the test suite runs against: the reference nats-server (differential tests),
 # redis-server (the cluster store), mosquitto clients (MQTT), chromium (browser WebSocket tests),
-# openssl (throwaway test CAs).
+# openssl (throwaway test CAs), dnsmasq (a DNS server for edge discovery tests).
 TEST_DEBS := nats-server:/usr/sbin/nats-server redis-server:/usr/bin/redis-server \
   mosquitto:/usr/sbin/mosquitto mosquitto-clients:/usr/bin/mosquitto_pub \
-  chromium:/usr/bin/chromium openssl:/usr/bin/openssl
+  chromium:/usr/bin/chromium openssl:/usr/bin/openssl dnsmasq-base:/usr/sbin/dnsmasq
 
 .PHONY: all install build run cluster test test-deps bench fuzz image test-image clean
 

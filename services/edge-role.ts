@@ -3,17 +3,28 @@
 import type { Options } from "./common/config/options.js";
 import type { Logger } from "./common/log.js";
 import { serveEdge, type EdgeBroker } from "./embedded.js";
+import { DnsRouters, staticRouters, type RouterSource } from "./router/grpc/discovery.js";
 import { createGrpcLink } from "./router/grpc/edge-link.js";
 import { channelCredentials } from "./router/grpc/tls.js";
 
 export async function startEdgeRole(options: Options, log: Logger): Promise<EdgeBroker> {
   const cfg = options.edge;
   if (!cfg) throw new Error("the edge role needs an edge {} block (edge { routers: [\"host:7100\"] })");
-  if (!("routers" in cfg.discovery)) {
-    throw new Error("edge discovery by DNS or Kubernetes is not available yet: list the routers (edge { routers: [...] })");
+  const d = cfg.discovery;
+  if ("kubernetes" in d) {
+    throw new Error("edge discovery by Kubernetes is not available yet: use discovery { dns: \"name:port\" } or list the routers");
+  }
+  let routers: RouterSource;
+  if ("dns" in d) {
+    const dns = new DnsRouters(d.dns, d.refreshMs, log);
+    await dns.resolve(); // a failure is logged; the link retries until the name resolves
+    routers = dns;
+  } else {
+    if (d.routers.length === 0) throw new Error("the edge needs at least one router address");
+    routers = staticRouters(d.routers);
   }
   const link = createGrpcLink({
-    routers: cfg.discovery.routers, authorization: cfg.authorization, log, credentials: channelCredentials(cfg.tls),
+    routers, authorization: cfg.authorization, log, credentials: channelCredentials(cfg.tls),
   });
   try {
     return await serveEdge(options, log, link);

@@ -10,7 +10,7 @@ import { createRouterServer, type RouterServer } from "./router/grpc/server.js";
 import { channelCredentials, serverCredentials } from "./router/grpc/tls.js";
 import { Mesh } from "./router/mesh/mesh.js";
 import { Router } from "./router/router.js";
-import { openStore, type MqttStore, type RedisConnection } from "./router/store/index.js";
+import { createRedisClient, openStore, type MqttStore, type RedisConnection } from "./router/store/index.js";
 
 export interface RouterBroker {
   readonly router: Router;
@@ -31,7 +31,10 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
   if (!cfg) throw new Error("the router role needs a router {} block (router { listen: \"0.0.0.0:7100\", redis: \"redis://…\" })");
   const routerId = options.serverName || `router-${randomBytes(4).toString("hex")}`;
   const router = new Router((m) => log.warn(m));
-  const grpc = createRouterServer({ router, log, routerId, authorization: cfg.authorization });
+  // The edges' client URLs are shared on a connection of their own (errors: the mesh reports them).
+  const urlsRedis = createRedisClient(redisConnection(cfg.redis));
+  urlsRedis.on("error", () => {});
+  const grpc = createRouterServer({ router, log, routerId, authorization: cfg.authorization, redis: urlsRedis });
   const port = await grpc.bind(cfg.host, cfg.port, serverCredentials(cfg.tls));
   log.notice(`listening for edges on ${cfg.tls ? "tls://" : ""}${hostPort(cfg.host, port)}`);
   const openCluster = !cfg.authorization && !cfg.tls?.verify;
@@ -90,6 +93,7 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
         clearTimeout(retry);
         await grpc.close();
         await mesh.close();
+        urlsRedis.disconnect();
         router.close();
         await store?.close();
       })();

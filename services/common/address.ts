@@ -8,6 +8,16 @@ export function hostPort(host: string, port: number): string {
 }
 
 /**
+ * An advertise value (`client_advertise`) as host and port: "host:port", "[v6]:port", or a bare
+ * host, which takes the listener's port (as nats-server).
+ */
+export function advertisedAddress(advertise: string, listenPort: number): { host: string; port: number } {
+  const m = advertise.match(/^\[([^\]]+)\](?::(\d+))?$/) ?? advertise.match(/^([^:]+)(?::(\d+))?$/);
+  if (!m) return { host: advertise, port: listenPort }; // a bare IPv6 address
+  return { host: m[1], port: m[2] === undefined ? listenPort : Number(m[2]) };
+}
+
+/**
  * The address others dial to reach a listener on `host:port`: the host itself, or for a
  * wildcard host (0.0.0.0, ::) this machine's first non-loopback IPv4 address (nats-server
  * advertises its interfaces' addresses the same way), else 127.0.0.1.

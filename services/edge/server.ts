@@ -6,8 +6,8 @@ import { randomInt } from "node:crypto";
 import { ERR, type CloseReason } from "../common/errors.js";
 import type { Options } from "../common/config/options.js";
 import type { LogContext, Logger } from "../common/log.js";
-import { hostPort, listenOn } from "../common/address.js";
-import { accountSet, type RouterLink } from "../router/link.js";
+import { advertisedAddress, hostPort, listenOn, reachableAddress } from "../common/address.js";
+import { accountSet, type ClientUrls, type EdgeClientUrls, type RouterLink } from "../router/link.js";
 import { AuthPipeline, type AuthContext, type ConnectionType } from "./auth/index.js";
 import { NatsClient, type ClientContext, type ClientTransport, type TrafficStats } from "./nats/client.js";
 import { SocketTransport } from "./socket-transport.js";
@@ -18,6 +18,12 @@ import { WebsocketListener } from "./websocket/listener.js";
 import { MqttServer } from "./mqtt/server.js";
 import { NATS_COMPAT_VERSION, type HttpInfo, type MonitorContext, type MqttEdgeContext, type SystemContext, type WebsocketContext } from "./context.js";
 import { SystemAccount } from "./system.js";
+
+/** An advertise value as a connect URL (host:port), a bare host taking the listener's port. */
+function advertisedUrl(advertise: string, listenPort: number): string {
+  const { host, port } = advertisedAddress(advertise, listenPort);
+  return hostPort(host, port);
+}
 
 /** The nats-server version whose client-visible behaviour meshbroker matches. Clients read
  *  INFO.version to decide which features (headers, no-responders) they may use. */
@@ -67,6 +73,10 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
   system: SystemAccount | undefined;
   /** The monitoring listener's part of /varz, once it listens. */
   httpInfo: (() => HttpInfo) | undefined;
+  /** In a cluster: every edge's client URLs, as the router last sent them (INFO connect_urls). */
+  private clusterUrls: EdgeClientUrls[] | undefined;
+  /** This edge's own client URLs, once its listeners are bound (none with no_advertise). */
+  private ownUrls: ClientUrls | undefined;
 
   constructor(deps: EdgeDeps) {
     this.options = deps.options;
@@ -114,6 +124,59 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
       await this.shutdown();
       throw err;
     }
+    this.advertise();
+  }
+
+  /**
+   * Cluster links: registers this edge's client URLs (client_advertise, else the listen address;
+   * websocket { advertise }, else its listen address) and follows the cluster's set. With
+   * no_advertise the edge registers nothing and its clients get no connect_urls (nats-server).
+   */
+  private advertise(): void {
+    if (!this.link.advertise) return;
+    const o = this.options;
+    const wsAdv = o.websocket?.advertise;
+    const ws = !o.websocket || !this.websocket ? undefined
+      : wsAdv ? advertisedUrl(wsAdv, this.websocket.port) : reachableAddress(o.websocket.host, this.websocket.port);
+    this.ownUrls = this.noAdvertise ? undefined : {
+      nats: [o.clientAdvertise ? advertisedUrl(o.clientAdvertise, this.port) : reachableAddress(o.host, this.port)], websocket: ws ? [ws] : [],
+    };
+    this.link.advertise(this.ownUrls, (edges) => this.clusterUrlsChanged(edges));
+  }
+
+  private get noAdvertise(): boolean {
+    return this.options.noAdvertise || this.options.edge?.noAdvertise === true;
+  }
+
+  /** INFO connect_urls for a NATS (TCP) or WebSocket client, as nats-server 2.9: this edge's
+   *  URL first (left out in lame duck), then every other edge's. */
+  private connectUrls(websocket: boolean): string[] {
+    const out: string[] = [];
+    if (this.noAdvertise || !this.clusterUrls) return out;
+    const pick = (u: ClientUrls) => (websocket ? u.websocket : u.nats);
+    if (this.ownUrls && !this.lameDucking) out.push(...pick(this.ownUrls));
+    for (const e of this.clusterUrls) {
+      if (e.edgeId === this.serverId) continue;
+      for (const url of pick(e.urls)) if (!out.includes(url)) out.push(url);
+    }
+    return out;
+  }
+
+  /** The router sent the cluster's URLs: protocol-1 clients whose list changed get an async INFO. */
+  private clusterUrlsChanged(edges: EdgeClientUrls[]): void {
+    const before = [this.connectUrls(false).join(), this.connectUrls(true).join()];
+    this.clusterUrls = edges;
+    this.sendUrlInfo(before);
+  }
+
+  /** An async INFO to the protocol-1 clients whose connect_urls differ from `before` [tcp, ws]. */
+  private sendUrlInfo(before: string[], extra?: Record<string, unknown>): void {
+    const changed = [this.connectUrls(false).join() !== before[0], this.connectUrls(true).join() !== before[1]];
+    if (!extra && !changed[0] && !changed[1]) return;
+    for (const c of this.clients.values()) {
+      if (!c.takesAsyncInfo) continue;
+      if (extra || changed[c.connectionType === "WEBSOCKET" ? 1 : 0]) c.sendInfo(extra);
+    }
   }
 
   infoFor(client: NatsClient): Record<string, unknown> {
@@ -121,14 +184,16 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
     // A WebSocket client is told about the listener it is on, whose TLS is the wss layer's
     // (nats-server 2.9.19+; 2.9.10 still sent the TCP listener's host, port and TLS).
     const ws = client.connectionType === "WEBSOCKET" ? this.options.websocket : undefined;
+    // client_advertise is also the host and port a NATS client is told (nats-server).
+    const adv = !ws && o.clientAdvertise ? advertisedAddress(o.clientAdvertise, this.port) : undefined;
     const info: Record<string, unknown> = {
       server_id: this.serverId,
       server_name: this.serverName,
       version: NATS_COMPAT_VERSION,
       proto: 1,
       go: `node${process.version}`,
-      host: ws ? ws.host : o.host,
-      port: ws ? this.websocket?.port ?? ws.port : this.port,
+      host: ws ? ws.host : adv?.host ?? o.host,
+      port: ws ? this.websocket?.port ?? ws.port : adv?.port ?? this.port,
       headers: true,
     };
     if (this.auth.requiredFor(client.authExtras)) info.auth_required = true;
@@ -140,6 +205,8 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
     info.client_id = client.cid;
     info.client_ip = client.remoteAddress;
     if (client.nonce !== undefined) info.nonce = client.nonce;
+    const urls = this.connectUrls(ws !== undefined);
+    if (urls.length > 0) info.connect_urls = urls;
     return info;
   }
 
@@ -240,12 +307,16 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
    */
   async lameDuck(): Promise<void> {
     if (this.shuttingDown || this.lameDucking) return;
+    const before = [this.connectUrls(false).join(), this.connectUrls(true).join()];
     this.lameDucking = true;
     this.log.notice("Entering lame duck mode, stop accepting new clients");
+    // In a cluster the URLs go first, so that the other edges' clients stop being sent here.
+    if (this.ownUrls) this.link.advertise?.(undefined, (edges) => this.clusterUrlsChanged(edges));
     void this.stopAccepting(); // takes effect at once; resolves when the last connection is gone
     const conns = this.openConnections();
     if (conns.length > 0 && !this.shuttingDown) {
-      for (const c of this.clients.values()) if (c.takesAsyncInfo) c.sendInfo({ ldm: true });
+      // connect_urls without this edge now (nats-server's ldm INFO).
+      this.sendUrlInfo(before, { ldm: true });
       const grace = this.options.lameDuckGracePeriodMs;
       const spread = Math.max(this.options.lameDuckDurationMs - grace, 1000);
       // Per close; many clients in a short duration are closed in batches (timers have 1 ms grain).

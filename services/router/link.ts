@@ -218,4 +218,21 @@ export interface RouterLink {
   configureAccounts(edge: string, set: AccountSet): void;
   /** Routing counters over every account, for monitoring (/varz, /subsz, STATSZ). */
   stats(): Promise<RouterStats>;
+  /**
+   * Cluster links only: this edge's client URLs for the other edges' INFO connect_urls
+   * (undefined withdraws them: lame duck), and `onClusterUrls` called with every edge's URLs
+   * (this one's included) whenever the cluster's set changes. The embedded link has neither.
+   */
+  advertise?(urls: ClientUrls | undefined, onClusterUrls: (edges: EdgeClientUrls[]) => void): void;
+}
+
+/** An edge's client URLs (host:port, no scheme). */
+export interface ClientUrls {
+  nats: string[];
+  websocket: string[];
+}
+
+export interface EdgeClientUrls {
+  edgeId: string;
+  urls: ClientUrls;
 }

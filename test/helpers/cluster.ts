@@ -18,6 +18,7 @@ export const ATTACHED = /attached to router (\S+) at (\S+)(?: \(re-attached (\d+
 
 export interface ClusterRouter {
   name: string;
+  host: string;
   port: number;
   proc: BrokerProcess;
 }
@@ -41,6 +42,14 @@ export interface ClusterOptions {
   tls?: { caFile: string; router: { certFile: string; keyFile: string }; edge: { certFile: string; keyFile: string } };
   /** The cluster token in router {} and edge {} (default true; without it, mTLS authenticates). */
   token?: boolean;
+  /** The address router i listens on (default 127.0.0.1; any of 127.0.0.0/8 works on Linux). */
+  routerHosts?: string[];
+  /** One port for every router (on different `routerHosts`), as DNS discovery needs; default: free ports. */
+  routerPort?: number;
+  /** How edges find the routers, instead of the list of every router (`discovery { dns: … }`). */
+  edgeDiscovery?: string;
+  /** Environment of the edge processes (added to this process's). */
+  edgeEnv?: NodeJS.ProcessEnv;
   timeoutMs?: number;
 }
 
@@ -52,6 +61,8 @@ export interface TestCluster {
   killRouter(i: number): Promise<void>;
   /** Starts router `i` again on its port. */
   restartRouter(i: number): Promise<void>;
+  /** Starts one more edge (e<n+1>), homed like the others by its index; resolves once attached. */
+  addEdge(): Promise<ClusterEdge>;
   stop(): Promise<void>;
 }
 
@@ -72,38 +83,45 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
     const startRouter = async (name: string, port: number): Promise<ClusterRouter> => {
       const file = path.join(dir, `${name}.conf`);
       const t = opts.tls;
+      const host = opts.routerHosts?.[Number(name.slice(1)) - 1] ?? "127.0.0.1";
       await writeFile(file, [
         `server_name: ${name}`,
-        `router { listen: "127.0.0.1:${port === 0 ? -1 : port}", redis: "${redis!.url}", ${token}`,
+        `router { listen: "${host}:${port === 0 ? -1 : port}", redis: "${redis!.url}", ${token}`,
         t ? `tls { cert_file: "${t.router.certFile}", key_file: "${t.router.keyFile}", ca_file: "${t.caFile}", verify: true } }` : "}",
       ].join("\n"));
       const proc = spawnBroker(["router", "-c", file]);
       procs.add(proc);
       const m = await proc.waitForLine(LISTEN_EDGES, timeoutMs);
-      return { name, port: Number(m[2]), proc };
+      return { name, host, port: Number(m[2]), proc };
     };
-    for (let i = 0; i < (opts.routers ?? 2); i++) routers.push(await startRouter(`r${i + 1}`, 0));
-    const edges = await Promise.all(Array.from({ length: opts.edges ?? 2 }, async (_, i): Promise<ClusterEdge> => {
+    for (let i = 0; i < (opts.routers ?? 2); i++) routers.push(await startRouter(`r${i + 1}`, opts.routerPort ?? 0));
+    const startEdge = async (i: number): Promise<ClusterEdge> => {
       const name = `e${i + 1}`;
       // Edge i prefers router i (mod the count): with 2 routers the two edges are homed on
       // different routers, so their clients reach each other through the mesh.
-      const list = routers.map((_r, k) => routers[(i + k) % routers.length]).map((r) => `"127.0.0.1:${r.port}"`).join(", ");
+      const list = routers.map((_r, k) => routers[(i + k) % routers.length]).map((r) => `"${r.host}:${r.port}"`).join(", ");
       const file = path.join(dir, `${name}.conf`);
       await writeFile(file, [
         `server_name: ${name}`, "host: 127.0.0.1", "port: -1",
-        `edge { routers: [${list}], ${token}`,
+        `edge { ${opts.edgeDiscovery ?? `routers: [${list}]`}, ${token}`,
         opts.tls ? `tls { ca_file: "${opts.tls.caFile}", cert_file: "${opts.tls.edge.certFile}", key_file: "${opts.tls.edge.keyFile}" } }` : "}",
         opts.edgeConfig ?? "",
       ].join("\n"));
-      const proc = spawnBroker(["edge", "-c", file]);
+      const proc = spawnBroker(["edge", "-c", file], opts.edgeEnv ? { env: { ...process.env, ...opts.edgeEnv } } : {});
       procs.add(proc);
       const nats = await proc.waitForLine(LISTEN_NATS, timeoutMs);
       const ws = /^\s*websocket\s*[:={]/m.test(opts.edgeConfig ?? "") ? await proc.waitForLine(LISTEN_WS, timeoutMs) : undefined;
       await proc.waitForLine(ATTACHED, timeoutMs);
       return { name, natsPort: Number(nats[1]), wsPort: ws ? Number(ws[1]) : undefined, proc };
-    }));
+    };
+    const edges = await Promise.all(Array.from({ length: opts.edges ?? 2 }, (_, i) => startEdge(i)));
     return {
       redis, routers, edges, stop,
+      async addEdge() {
+        const edge = await startEdge(edges.length);
+        edges.push(edge);
+        return edge;
+      },
       async killRouter(i) {
         await routers[i].proc.kill();
         procs.delete(routers[i].proc);

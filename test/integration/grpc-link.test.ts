@@ -4,6 +4,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, expect, it } from "vitest";
 import { Logger } from "../../services/common/log.js";
+import { staticRouters } from "../../services/router/grpc/discovery.js";
 import { createGrpcLink } from "../../services/router/grpc/edge-link.js";
 import { createRouterServer, type RouterServer } from "../../services/router/grpc/server.js";
 import { ATTACH_PATH } from "../../services/router/grpc/service.js";
@@ -71,7 +72,7 @@ it("the edge link re-attaches after its router restarts, replays its subscriptio
   const first = await routerServer();
   const lines: string[] = [];
   const link = createGrpcLink({
-    routers: [{ host: "127.0.0.1", port: first.port }],
+    routers: staticRouters([{ host: "127.0.0.1", port: first.port }]),
     log: new Logger({ debug: false, trace: false, logtime: false, format: "text" }, (l) => lines.push(l)),
   });
   cleanups.push(() => link.close());

@@ -129,7 +129,11 @@ describe("edge {}", () => {
     ["routers", () => `edge { routers: ["router-0.router:7100", "10.0.0.1:7101"] }`,
       { discovery: { routers: [{ host: "router-0.router", port: 7100 }, { host: "10.0.0.1", port: 7101 }] }, rebalance }],
     ["dns discovery", () => `edge { discovery: { dns: "meshbroker-router.default.svc:7100" } }`,
-      { discovery: { dns: { host: "meshbroker-router.default.svc", port: 7100 } }, rebalance }],
+      { discovery: { dns: { host: "meshbroker-router.default.svc", port: 7100 }, refreshMs: 5_000 }, rebalance }],
+    ["no_advertise", () => `edge { routers: ["r:7100"], no_advertise: true }`,
+      { discovery: { routers: [{ host: "r", port: 7100 }] }, noAdvertise: true, rebalance }],
+    ["dns discovery with a refresh period", () => `edge { discovery: { dns: "r.svc:7100", refresh: "2s" } }`,
+      { discovery: { dns: { host: "r.svc", port: 7100 }, refreshMs: 2_000 }, rebalance }],
     ["kubernetes discovery", () => `edge { discovery: { kubernetes: { service: "meshbroker-router", namespace: "default", port: 7200 } } }`,
       { discovery: { kubernetes: { service: "meshbroker-router", namespace: "default", port: 7200 } }, rebalance }],
     ["kubernetes discovery defaults: the pod's namespace, port 7100", () => `edge { discovery { kubernetes { service: routers } } }`,
@@ -203,5 +207,16 @@ describe("edge {}", () => {
     expect(err.line).toBe(line);
     expect(err.message).toContain(message);
     expect(err.message.startsWith(`${FILE}:${line}: `)).toBe(true);
+  });
+});
+
+describe("client URLs an edge advertises", () => {
+  it("client_advertise and websocket { advertise } take $NAME from the environment, as router { advertise }", () => {
+    const o = load('client_advertise: "$POD_IP:4222"\nwebsocket { port: 8080, no_tls: true, advertise: "${POD_IP}:443" }', { POD_IP: "10.1.2.3" });
+    expect([o.clientAdvertise, o.websocket?.advertise]).toEqual(["10.1.2.3:4222", "10.1.2.3:443"]);
+  });
+
+  it("an unset variable is a file:line error", () => {
+    expect(errorOf(() => load('client_advertise: "$NOPE:4222"')).message).toBe(`${FILE}:1: environment variable NOPE is not set (in "$NOPE:4222")`);
   });
 });

@@ -29,7 +29,10 @@ const sub = { connectionId: 2 ** 40 + 7, sid: "3" };
 
 /** One of every edge → router operation (and of every session operation). */
 const EDGE_OPS: Draft<EdgeOp>[] = [
-  { hello: { edgeId: "e1-x", credential: { token: "s3cret" }, configVersion: "c1", accounts, version: "0.1.0", sentAtUs: 1_700_000_000_000_000 } },
+  { hello: {
+    edgeId: "e1-x", credential: { token: "s3cret" }, configVersion: "c1", accounts, version: "0.1.0", sentAtUs: 1_700_000_000_000_000,
+    urls: { nats: ["10.0.0.5:4222"], websocket: ["ws.example.com:443"] },
+  } },
   { hello: { edgeId: "e2", credential: { nkey: { publicKey: "UABC", signature: bytes("sig"), signed: bytes("e2 1") } } } },
   { interest: { account: "A", subject: "orders.*", queue: "workers", weightDelta: -2 } },
   { interest: { account: "A", subject: "orders.>", weightDelta: 1, sub, noEcho: true } },
@@ -53,10 +56,12 @@ const EDGE_OPS: Draft<EdgeOp>[] = [
   { ping: { sentAtUs: 1_700_000_000_000_123, seq: 9 } },
   { pong: { sentAtUs: 1_700_000_000_000_123, seq: 9, receivedAtUs: 1_700_000_000_000_456 } },
   { accounts: { accounts } },
+  { urls: { nats: [], websocket: [] } },
 ];
 
 const ROUTER_OPS: Draft<RouterOp>[] = [
   { helloReply: { routerId: "r1", accountsVersion: "3f2a", version: "0.1.0" } },
+  { clusterUrls: { edges: [{ edgeId: "e1-x", urls: { nats: ["10.0.0.5:4222"], websocket: [] } }] } },
   { deliver: { account: "A", message, targets: [sub, { connectionId: 13, sid: "inbox.1" }] } },
   { deliver: { account: "A", message: { subject: "x", payload: bytes("p") } } },
   { completion: { correlationId: 99, result: "delivered", delivered: 0 } },

@@ -84,7 +84,7 @@ export function buildOptions(tree: ConfigMap, file: string, env: NodeJS.ProcessE
         o.serverName = b.str(tree, key);
         break;
       case "client_advertise":
-        o.clientAdvertise = b.str(tree, key);
+        o.clientAdvertise = b.expandEnv(tree, key); // "$POD_IP:4222", as router { advertise }
         break;
       case "max_payload":
         o.maxPayload = b.int32(tree, key) || DEFAULTS.maxPayload;

@@ -226,12 +226,15 @@ export interface RouterConfig {
  *  the endpoints of a Kubernetes Service (watched). */
 export type RouterDiscovery =
   | { routers: { host: string; port: number }[] }
-  | { dns: { host: string; port: number } }
+  | { dns: { host: string; port: number }; refreshMs: number }
   | { kubernetes: { service: string; namespace?: string; port: number } };
 
 /** meshbroker's `edge {}`: how `meshbroker edge` reaches the routers. */
 export interface EdgeConfig {
   discovery: RouterDiscovery;
+  /** Keep this edge's client URLs out of the cluster's connect_urls, and give its clients none
+   *  (nats-server's cluster no_advertise). */
+  noAdvertise?: boolean;
   tls?: ClientTlsConfig;
   authorization?: ClusterAuthorization;
   rebalance: {

@@ -5,19 +5,20 @@
 // and replays its accounts and every live subscription; clients stay connected throughout.
 // The edge attaches to the first router of its list that answers and stays there until it loses
 // it: the list's order is the operator's preference (routers reach each other's edges through
-// the mesh, so edges may be homed on different routers).
+// the mesh, so edges may be homed on different routers). With DNS discovery the list is what the
+// name resolved to last (discovery.ts), and the edge starts at a random place in it.
 import * as grpc from "@grpc/grpc-js";
-import { hostPort } from "../../common/address.js";
 import type { ClusterAuthorization } from "../../common/config/options.js";
 import type { Logger } from "../../common/log.js";
 import type { RouterLink } from "../link.js";
 import { EdgeEnd } from "../wire/edge-end.js";
 import { credentialSource } from "./credential.js";
+import type { RouterSource } from "./discovery.js";
 import { ATTACH_PATH, ATTACH_TIMEOUT_MS, LINK_OPTIONS, LINK_QUEUE_BYTES } from "./service.js";
 import { FrameWriter } from "./writer.js";
 
 export interface GrpcLinkOptions {
-  routers: { host: string; port: number }[];
+  routers: RouterSource;
   authorization?: ClusterAuthorization;
   log: Logger;
   credentials?: grpc.ChannelCredentials;
@@ -35,12 +36,10 @@ const RETRY_BASE_MS = 100, RETRY_MAX_MS = 2_000;
 
 export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
   const { routers, log } = opts;
-  if (routers.length === 0) throw new Error("the edge needs at least one router address");
   const end = new EdgeEnd((m) => log.warn(`router link: ${m}`));
   end.credential = credentialSource(opts.authorization);
   end.detach(); // until the first stream is up
-  const addresses = routers.map(({ host, port }) => hostPort(host, port));
-  let next = 0; // the first router of the list that answers; the others are standbys
+  let next = -1; // the first router of the list that answers; the others are standbys
   let failedInRound = 0;
   let closed = false;
   let current: { address: string; client: grpc.Client; call: grpc.ClientDuplexStream<Buffer, Buffer>; attached: boolean } | undefined;
@@ -64,17 +63,27 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
       failedInRound++;
       log.warn(`cannot attach to router ${stream.address}: ${why}`);
     }
-    // Every router of the list failed in a row: wait a little before the next round.
-    const delay = failedInRound >= addresses.length
-      ? Math.min(RETRY_BASE_MS * 2 ** (failedInRound / addresses.length - 1), RETRY_MAX_MS) : 0;
+    retryLater();
+  };
+
+  /** Every router of the list failed in a row: wait a little before the next round. */
+  const retryLater = () => {
+    const n = Math.max(routers.current().length, 1);
+    const delay = failedInRound >= n ? Math.min(RETRY_BASE_MS * 2 ** (failedInRound / n - 1), RETRY_MAX_MS) : 0;
     retry = setTimeout(connect, delay);
   };
 
   const connect = () => {
     retry = undefined;
     if (closed) return;
-    const address = addresses[next];
-    next = (next + 1) % addresses.length;
+    const addresses = routers.current();
+    if (addresses.length === 0) { // DNS has not answered yet
+      failedInRound++;
+      return retryLater();
+    }
+    if (next < 0) next = routers.randomStart ? Math.floor(Math.random() * addresses.length) : 0;
+    const address = addresses[next % addresses.length];
+    next = (next % addresses.length + 1) % addresses.length;
     const client = new grpc.Client(address, opts.credentials ?? grpc.credentials.createInsecure(), LINK_OPTIONS);
     const call = client.makeBidiStreamRequest(ATTACH_PATH, identity, identity);
     const stream = { address, client, call, attached: false };
@@ -105,6 +114,7 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
     close() {
       closed = true;
       clearTimeout(retry);
+      routers.close();
       lose(current, "closing");
       closeEnd();
     },

@@ -8,7 +8,9 @@ import { hostPort } from "../../common/address.js";
 import type { ClusterAuthorization } from "../../common/config/options.js";
 import type { Logger } from "../../common/log.js";
 import { RouterEnd, type RoutingCore } from "../wire/router-end.js";
+import type { Cluster, Redis } from "ioredis";
 import { checkCredential } from "./credential.js";
+import { EdgeUrlDirectory } from "./edge-urls.js";
 import { ATTACH_TIMEOUT_MS, EDGE_LINK_SERVICE, LINK_OPTIONS, LINK_QUEUE_BYTES } from "./service.js";
 import { FrameWriter } from "./writer.js";
 
@@ -20,6 +22,9 @@ export interface RouterServerDeps {
   authorization?: ClusterAuthorization;
   /** The bound on frames waiting for a slow edge (LINK_QUEUE_BYTES by default). */
   queueBytes?: number;
+  /** Where the cluster's edge client URLs are shared (edge-urls.ts); without it, only this
+   *  router's edges are known to each other. */
+  redis?: Redis | Cluster;
 }
 
 export interface RouterServer {
@@ -39,6 +44,10 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
   const server = new grpc.Server(LINK_OPTIONS);
   const attached = new Map<string, { end: RouterEnd; call: Duplex }>();
   const streams = new Map<Duplex, RouterEnd>();
+  const urls = new EdgeUrlDirectory({
+    routerId, redis: deps.redis,
+    push: (edges) => { for (const { end } of attached.values()) end.sendClusterUrls(edges); },
+  });
 
   /** Ends a stream with a status (OK: a plain end) and forgets it. */
   const finish = (call: Duplex, end: RouterEnd, code = grpc.status.OK, details = "") => {
@@ -47,6 +56,7 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
     const edge = end.edge;
     if (edge !== "" && attached.get(edge)?.call === call) {
       attached.delete(edge);
+      urls.set(edge, undefined);
       log.notice(`edge ${edge} detached${details ? `: ${details}` : ""}`);
     }
     if (code === grpc.status.OK) call.end();
@@ -69,6 +79,10 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
         if (previous) finish(previous.call, previous.end, grpc.status.ABORTED, "replaced by a newer stream of the same edge");
         attached.set(edgeId, { end, call });
         log.notice(`edge ${edgeId} attached from ${peer}`);
+      },
+      urls: (edgeId, list) => {
+        urls.set(edgeId, list);
+        end.sendClusterUrls(urls.current()); // a newcomer gets the set even when it did not change
       },
     });
     const writer = new FrameWriter(call, (bytes) =>
@@ -100,6 +114,7 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
       });
     },
     close() {
+      urls.close();
       for (const [call, end] of [...streams]) finish(call, end);
       // Edges keep their HTTP/2 sessions open to re-attach: give them a moment, then cut them.
       return new Promise((resolve) => {

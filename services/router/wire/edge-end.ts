@@ -4,7 +4,7 @@
 // gRPC link differ only in what carries the bytes (`sendTo`).
 import type { SubjectPermission } from "../../common/config/options.js";
 import type {
-  AccountSet, Connection, MessageData, MqttSubscription, PublishOptions, RouterLink, RouterStats, SessionAttach,
+  AccountSet, ClientUrls, Connection, EdgeClientUrls, MessageData, MqttSubscription, PublishOptions, RouterLink, RouterStats, SessionAttach,
   SessionAttached, SessionClient, SessionLink, SessionWill, StoredMessage, Subscriber,
 } from "../link.js";
 import { toWire } from "./accounts.js";
@@ -50,6 +50,9 @@ export class EdgeEnd implements RouterLink {
   /** false between detach() and attach(): no router hears us (a remote link lost its stream). */
   private attached = true;
   private detachedPublishes: Draft<EdgeOp>[] = [];
+  /** This edge's client URLs (every Hello carries them) and who wants the cluster's. */
+  private urls: ClientUrls | undefined;
+  private onClusterUrls: ((edges: EdgeClientUrls[]) => void) | undefined;
   private detachedBytes = 0;
   private dropped = 0;
 
@@ -125,10 +128,19 @@ export class EdgeEnd implements RouterLink {
     if (!this.hello) {
       this.hello = true;
       const sentAtUs = Date.now() * 1000;
-      this.out.push({ op: "hello", hello: { edgeId: edge, accounts, credential: this.credential?.(edge, sentAtUs), sentAtUs } });
+      this.out.push({ op: "hello", hello: {
+        edgeId: edge, accounts, credential: this.credential?.(edge, sentAtUs), sentAtUs, urls: this.urls,
+      } });
     } else {
       this.out.push({ op: "accounts", accounts: { accounts } });
     }
+  }
+
+  advertise(urls: ClientUrls | undefined, onClusterUrls: (edges: EdgeClientUrls[]) => void): void {
+    this.urls = urls;
+    this.onClusterUrls = onClusterUrls;
+    // Before the Hello the Hello carries them; while detached the next Hello will.
+    if (this.attached && this.hello) this.out.push({ op: "urls", urls: urls ?? { nats: [], websocket: [] } });
   }
 
   sync(done: () => void): void {
@@ -199,6 +211,11 @@ export class EdgeEnd implements RouterLink {
       else if (op.op === "helloReply") this.onAttached?.(op.helloReply!);
       else if (op.op === "pong") this.syncWaits.shift()?.();
       else if (op.op === "sessionEvent") this.sessions.event(op.sessionEvent!);
+      else if (op.op === "clusterUrls") {
+        this.onClusterUrls?.(op.clusterUrls!.edges.map((e) => ({
+          edgeId: e.edgeId, urls: { nats: e.urls?.nats ?? [], websocket: e.urls?.websocket ?? [] },
+        })));
+      }
       else if (op.op === "completion") this.complete(op.completion!);
       else if (op.op === "statsReply") {
         const r = op.statsReply!;

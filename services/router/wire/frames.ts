@@ -41,14 +41,16 @@ export interface RouterStats {
 export interface EdgeFrame { ops: EdgeOp[] }
 export interface EdgeOp {
   op?: "hello" | "interest" | "publish" | "unsubscribe" | "connectionClosed" | "session" | "statsQuery"
-    | "ping" | "pong" | "accounts";
+    | "ping" | "pong" | "accounts" | "urls";
   hello?: Hello; interest?: InterestChange; publish?: Publish; unsubscribe?: Unsubscribe;
   connectionClosed?: ConnectionClosed; session?: SessionOp; statsQuery?: StatsQuery;
-  ping?: Ping; pong?: Pong; accounts?: AccountsUpdate;
+  ping?: Ping; pong?: Pong; accounts?: AccountsUpdate; urls?: ClientUrls;
 }
 export interface Hello {
   edgeId: string; credential?: Credential; configVersion: string; accounts?: AccountSet; version: string; sentAtUs: number;
+  urls?: ClientUrls;
 }
+export interface ClientUrls { nats: string[]; websocket: string[] }
 export interface AccountsUpdate { accounts?: AccountSet }
 export interface InterestChange {
   account: string; subject: string; queue: string; weightDelta: number; sub?: SubscriptionRef; noEcho: boolean;
@@ -83,10 +85,12 @@ export interface StatsQuery { correlationId: number; account: string }
 
 export interface RouterFrame { ops: RouterOp[] }
 export interface RouterOp {
-  op?: "helloReply" | "deliver" | "completion" | "sessionEvent" | "statsReply" | "ping" | "pong";
+  op?: "helloReply" | "deliver" | "completion" | "sessionEvent" | "statsReply" | "ping" | "pong" | "clusterUrls";
   helloReply?: HelloReply; deliver?: Deliver; completion?: Completion; sessionEvent?: SessionEvent;
-  statsReply?: StatsReply; ping?: Ping; pong?: Pong;
+  statsReply?: StatsReply; ping?: Ping; pong?: Pong; clusterUrls?: ClusterUrls;
 }
+export interface ClusterUrls { edges: EdgeUrls[] }
+export interface EdgeUrls { edgeId: string; urls?: ClientUrls }
 export interface HelloReply { routerId: string; accountsVersion: string; version: string }
 export interface Deliver { account: string; message?: Message; targets: SubscriptionRef[] }
 export interface Completion {

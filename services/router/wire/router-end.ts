@@ -9,7 +9,8 @@ import { fromWire } from "./accounts.js";
 import { Batcher, FRAME_STATS } from "./batcher.js";
 import { edgeFrames, routerFrames, WireError } from "./codec.js";
 import {
-  ErrorCode, type Completion, type Deliver, type Draft, type EdgeOp, type Hello, type RouterOp, type SessionOp,
+  ErrorCode, type ClientUrls, type Completion, type Deliver, type Draft, type EdgeOp, type EdgeUrls, type Hello, type RouterOp,
+  type SessionOp,
 } from "./frames.js";
 import { permissionFromWire, storedFromWire, willFromWire } from "./sessions.js";
 
@@ -26,6 +27,8 @@ export interface RouterEndHooks {
   refused(reason: string): void;
   /** The Hello was accepted (the carrier keeps one stream per edge id). */
   accepted?(edgeId: string): void;
+  /** The edge's client URLs, from its Hello or an update (undefined: none, or withdrawn). */
+  urls?(edgeId: string, urls: ClientUrls | undefined): void;
 }
 
 type Target = { connectionId: number; sid: string };
@@ -82,6 +85,11 @@ export class RouterEnd {
     if (this.edgeId !== "") this.router.forgetEdge?.(this.edgeId);
   }
 
+  /** Every edge's client URLs in the cluster (sent whole when the set changes). */
+  sendClusterUrls(edges: Draft<EdgeUrls>[]): void {
+    if (!this.closed && this.accepted) this.out.push({ op: "clusterUrls", clusterUrls: { edges } });
+  }
+
   receive(bytes: Buffer): void {
     if (this.closed) return;
     const frame = edgeFrames.decode(bytes);
@@ -117,6 +125,10 @@ export class RouterEnd {
         this.out.push({ op: "helloReply", helloReply: {
           routerId: this.hooks?.routerId ?? "", accountsVersion: op.hello!.accounts?.version ?? "",
         } });
+        this.hooks?.urls?.(this.edgeId, op.hello!.urls);
+        return;
+      case "urls":
+        this.hooks?.urls?.(this.edgeId, op.urls);
         return;
       case "accounts":
         if (op.accounts!.accounts) this.router.configureAccounts(this.edgeId, fromWire(op.accounts!.accounts));

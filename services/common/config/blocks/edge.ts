@@ -8,8 +8,10 @@ import { readClusterAuthorization } from "./authorization.js";
 import { dialAddress, dialAddresses } from "./listener.js";
 import { readClientTls } from "./tls.js";
 
-const EDGE_KEYS = new Set(["routers", "discovery", "tls", "authorization", "rebalance"]);
-const DISCOVERY_KEYS = new Set(["dns", "kubernetes"]);
+const EDGE_KEYS = new Set(["routers", "discovery", "tls", "authorization", "rebalance", "no_advertise"]);
+const DISCOVERY_KEYS = new Set(["dns", "kubernetes", "refresh"]);
+/** How often a DNS name is resolved again (`discovery { refresh: "5s" }`). */
+export const DNS_REFRESH_MS = 5_000;
 const KUBERNETES_KEYS = new Set(["service", "namespace", "port"]);
 const REBALANCE_KEYS = new Set(["max_evictions_per_second", "tolerance"]);
 /** A Kubernetes object name (RFC 1123 label), as Services and namespaces must be. */
@@ -36,6 +38,9 @@ export function readEdge(r: Reader, m: ConfigMap, key: string): EdgeConfig {
       case "rebalance":
         c.rebalance = readRebalance(r, em, k);
         break;
+      case "no_advertise":
+        c.noAdvertise = r.bool(em, k);
+        break;
     }
   }
   if (!discovery) return r.fail(m, key, `edge needs "routers" or "discovery": where the routers are`);
@@ -46,10 +51,16 @@ export function readEdge(r: Reader, m: ConfigMap, key: string): EdgeConfig {
 function readDiscovery(r: Reader, m: ConfigMap, key: string): RouterDiscovery {
   const dm = r.map(m, key);
   r.checkKeys(dm, DISCOVERY_KEYS, `edge.${key}`);
-  const keys = Object.keys(dm);
+  const refreshKey = Object.keys(dm).find((x) => x.toLowerCase() === "refresh");
+  const keys = Object.keys(dm).filter((x) => x !== refreshKey);
   if (keys.length !== 1) r.fail(m, key, `discovery takes one of "dns" or "kubernetes"`);
   const k = keys[0];
-  if (k.toLowerCase() === "dns") return { dns: dialAddress(r, dm, k) };
+  if (k.toLowerCase() === "dns") {
+    const refreshMs = refreshKey === undefined ? DNS_REFRESH_MS : r.durationString(dm, refreshKey, "refresh");
+    if (refreshMs <= 0) r.fail(dm, refreshKey!, "discovery refresh must be a positive duration");
+    return { dns: dialAddress(r, dm, k), refreshMs };
+  }
+  if (refreshKey !== undefined) r.fail(dm, refreshKey, "refresh applies to dns discovery");
   const km = r.map(dm, k);
   r.checkKeys(km, KUBERNETES_KEYS, `edge.${key}.${k}`);
   let service: string | undefined;

@@ -40,8 +40,8 @@ export function listenerField(r: Reader, m: ConfigMap, k: string, l: ListenerFie
     case "port":
       l.port = r.port(m, k);
       return true;
-    case "advertise":
-      l.advertise = r.str(m, k);
+    case "advertise": // "$POD_IP:443": a host:port the format's own variables cannot build
+      l.advertise = r.expandEnv(m, k);
       return true;
     case "tls":
       l.tls = readTls(r, m, k, what);
