@@ -14,6 +14,7 @@ export const CLUSTER_TOKEN = "cluster-test-token";
 const LISTEN_EDGES = /listening for edges on (?:tls:\/\/)?(\S+):(\d+)$/;
 const LISTEN_NATS = /listening for NATS clients on \S+:(\d+)$/;
 const LISTEN_WS = /listening for websocket clients on wss?:\/\/\S+:(\d+)$/;
+const LISTEN_MQTT = /listening for MQTT clients on \w+:\/\/\S+:(\d+)$/;
 export const ATTACHED = /attached to router (\S+) at (\S+)(?: \(re-attached (\d+) ms after the loss\))?$/;
 
 export interface ClusterRouter {
@@ -27,6 +28,8 @@ export interface ClusterEdge {
   natsPort: number;
   /** Set when the edge config has a `websocket {}` block (use `port: -1` there). */
   wsPort: number | undefined;
+  /** Set when the edge config has an `mqtt {}` block (use `port: -1` there). */
+  mqttPort: number | undefined;
   proc: BrokerProcess;
 }
 
@@ -52,6 +55,8 @@ export interface TestCluster {
   killRouter(i: number): Promise<void>;
   /** Starts router `i` again on its port. */
   restartRouter(i: number): Promise<void>;
+  /** kill -9 of edge `i`. */
+  killEdge(i: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -99,8 +104,9 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
       procs.add(proc);
       const nats = await proc.waitForLine(LISTEN_NATS, timeoutMs);
       const ws = /^\s*websocket\s*[:={]/m.test(opts.edgeConfig ?? "") ? await proc.waitForLine(LISTEN_WS, timeoutMs) : undefined;
+      const mqtt = /^\s*mqtt\s*[:={]/m.test(opts.edgeConfig ?? "") ? await proc.waitForLine(LISTEN_MQTT, timeoutMs) : undefined;
       await proc.waitForLine(ATTACHED, timeoutMs);
-      return { name, natsPort: Number(nats[1]), wsPort: ws ? Number(ws[1]) : undefined, proc };
+      return { name, natsPort: Number(nats[1]), wsPort: ws ? Number(ws[1]) : undefined, mqttPort: mqtt ? Number(mqtt[1]) : undefined, proc };
     }));
     return {
       redis, routers, edges, stop,
@@ -110,6 +116,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
       },
       async restartRouter(i) {
         routers[i] = await startRouter(routers[i].name, routers[i].port);
+      },
+      async killEdge(i) {
+        await edges[i].proc.kill();
+        procs.delete(edges[i].proc);
       },
     };
   } catch (err) {
