@@ -8,6 +8,7 @@ import { freePort, spawnBroker, spawnCommand, stopAllBrokers } from "../helpers/
 import { REDIS_SERVER_BIN } from "../helpers/redis.js";
 import { ATTACHED, CLUSTER_TOKEN } from "../helpers/cluster.js";
 import { natsClient } from "../helpers/clients.js";
+import { connack } from "../helpers/mqtt.js";
 import { cleanupAfterEach, firstData } from "../helpers/wait.js";
 
 afterEach(() => stopAllBrokers());
@@ -18,12 +19,14 @@ it("edge first, then the router, then Redis: each waits, logs why, and the clust
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   const [routerPort, redisPort] = [await freePort(), await freePort()];
   await writeFile(path.join(dir, "edge.conf"),
-    `host: 127.0.0.1\nport: -1\nedge { routers: ["127.0.0.1:${routerPort}"], authorization { token: "${CLUSTER_TOKEN}" } }\n`);
+    `server_name: e1\nhost: 127.0.0.1\nport: -1\nmqtt { host: 127.0.0.1, port: -1 }\n` +
+    `edge { routers: ["127.0.0.1:${routerPort}"], authorization { token: "${CLUSTER_TOKEN}" } }\n`);
   await writeFile(path.join(dir, "router.conf"),
     `router { listen: "127.0.0.1:${routerPort}", redis: "redis://127.0.0.1:${redisPort}", authorization { token: "${CLUSTER_TOKEN}" } }\n`);
 
   const edge = spawnBroker(["edge", "-c", path.join(dir, "edge.conf")]);
   const nats = await edge.waitForLine(/listening for NATS clients on \S+:(\d+)$/);
+  const mqttUrl = `mqtt://127.0.0.1:${(await edge.waitForLine(/listening for MQTT clients on \S+:(\d+)$/))[1]}`;
   await edge.waitForLine(/cannot attach to router 127\.0\.0\.1:\d+: .*ECONNREFUSED/);
   // Clients are served meanwhile; their subscriptions wait for the router.
   const nc = await natsClient(cleanups, Number(nats[1]));
@@ -36,9 +39,13 @@ it("edge first, then the router, then Redis: each waits, logs why, and the clust
   await edge.waitForLine(ATTACHED, 5_000);
   nc.publish("early.bird", new TextEncoder().encode("routed"));
   expect(await firstData(sub)).toBe("routed");
+  // MQTT needs the session service, which needs Redis: until then, "server unavailable".
+  expect(await connack(cleanups, mqttUrl, { clientId: "early" })).toEqual({ returnCode: 3, sessionPresent: false });
 
   const redis = spawnCommand(REDIS_SERVER_BIN, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir]);
   cleanups.push(() => redis.kill());
   await redis.waitForLine(/Ready to accept connections/);
   await router.waitForLine(/MQTT state stored in Redis at redis:\/\/127\.0\.0\.1:\d+/, 5_000);
+  await router.waitForLine(/MQTT session service started/, 5_000);
+  expect(await connack(cleanups, mqttUrl, { clientId: "early" })).toEqual({ returnCode: 0, sessionPresent: false });
 }, 30_000);
