@@ -28,9 +28,9 @@ export interface RouterBroker {
 
 /** Wait between attempts to open the store, and between two reports of Redis being unreachable. */
 const REDIS_RETRY_MS = 1_000, REDIS_REPORT_MS = 30_000;
-/** How often sessions of routers whose registration expired are looked for (a peer whose
- *  link drops is looked for at once), and how often the mesh's links are checked for that. */
-const ADOPT_SCAN_MS = 2_000, PEER_CHECK_MS = 100;
+/** How often sessions of routers whose registration expired are looked for (those of a peer
+ *  whose link drops are adopted at once). */
+const ADOPT_SCAN_MS = 2_000;
 
 export async function startRouterRole(options: Options, log: Logger): Promise<RouterBroker> {
   const cfg = options.router;
@@ -118,23 +118,17 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
     sessions = service;
     router.sessions = service;
     log.notice(`MQTT session service started${adopted > 0 ? ` (${adopted} sessions restored)` : ""}`);
-    let peers = new Set<string>();
-    let lastScan = Date.now();
+    // A peer's link dropped: its sessions are adopted now, and meanwhile the messages they
+    // would have queued are kept (SessionService.hold).
+    mesh.peerDown = (id) => service.hold(own.adoptOrphans((o) => o === id).catch((err: Error) => onError(err)));
+    // Routers that never linked here (or left while this one was down) expire from the registry.
     const scan = async () => {
-      // A peer whose link dropped: its sessions now (a restarted peer re-links under its id, and
-      // takes a session back only when its client returns to it).
-      const now = new Set(mesh.peers().map((p) => p.id));
-      const gone = [...peers].filter((id) => !now.has(id));
-      peers = now;
-      if (gone.length > 0) await own.adoptOrphans((o) => gone.includes(o));
-      if (Date.now() - lastScan >= ADOPT_SCAN_MS) {
-        lastScan = Date.now();
-        const alive = await own.liveRouters();
-        await own.adoptOrphans((o) => !alive.has(o) && !now.has(o));
-      }
+      const alive = await own.liveRouters();
+      const linked = new Set(mesh.peers().map((p) => p.id));
+      await own.adoptOrphans((o) => !alive.has(o) && !linked.has(o));
     };
     const tick = () => {
-      adoptTimer = setTimeout(() => void scan().catch((err: Error) => onError(err)).finally(() => { if (!stopped) tick(); }), PEER_CHECK_MS);
+      adoptTimer = setTimeout(() => void scan().catch((err: Error) => onError(err)).finally(() => { if (!stopped) tick(); }), ADOPT_SCAN_MS);
     };
     tick();
   };

@@ -7,6 +7,7 @@
 import { GLOBAL_ACCOUNT, type SubjectPermission } from "../../common/config/options.js";
 import type { Logger } from "../../common/log.js";
 import { filterNeedsParent, topicToSubject } from "../../common/mqtt-topic.js";
+import { subjectMatches } from "../../common/subject.js";
 import { mqttMaySubscribe, PermissionChecker } from "../../common/permissions.js";
 import type {
   Connection, MessageData, MqttSubscription, RouterLink, SessionAttach, SessionAttached, SessionClient, SessionLink,
@@ -56,6 +57,18 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
   private readonly routed: MessageData = { buf: Buffer.alloc(0), start: 0, end: 0, hdrLen: 0 };
   /** In a cluster: which router owns each session (ownership.ts). Unset: this service is the only one. */
   owners: SessionOwners | undefined;
+  /**
+   * Cluster: while the sessions of a router that went down are being adopted (hold()), the
+   * QoS 1/2 messages routed here are kept: a session restored from the store meanwhile gets the
+   * ones its subscriptions match (they were routed before it subscribed here, when its old
+   * router's interest was already gone), and their publishers' acks wait for the adoption.
+   */
+  private limbo: { account: string; subject: string; msg: StoredMessage }[] = [];
+  private limboBytes = 0;
+  private holds = 0;
+  private holdEnded: Promise<void> = Promise.resolve();
+  private releaseHold: () => void = noop;
+  private limboTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly router: Pick<RouterLink, "subscribe" | "unsubscribe" | "publish">,
@@ -146,6 +159,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     this.sessions.set(key, session);
     if (session.persistent) await session.restore(this.store);
     for (const sub of savedSubs ?? []) this.addSubscription(session, sub);
+    if (savedSubs && this.limbo.length > 0) this.fromLimbo(session);
     if (holder.gone) {
       // The connection ended while attaching: as if it had attached, then gone.
       if (!session.persistent && !session.client) this.endSession(session);
@@ -269,8 +283,13 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     } finally {
       this.collecting = false;
     }
-    const writes = this.collected;
+    let writes = this.collected;
     this.collected = undefined;
+    if (this.holds > 0 && msg.qos > 0 && this.limboBytes < LIMBO_MAX_BYTES) {
+      this.limbo.push({ account, subject, msg: { ...msg, payload: Buffer.from(msg.payload) } });
+      this.limboBytes += msg.payload.length;
+      (writes ??= []).push(this.holdEnded);
+    }
     if (!writes || msg.qos === 0) return undefined;
     return writes.length === 1 ? writes[0].then(noop) : Promise.all(writes).then(noop);
   }
@@ -358,6 +377,40 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
 
   // ---- OwnedSessions (cluster) ----
 
+  /** Keeps QoS 1/2 messages routed until `adoption` settles (see `limbo`). */
+  hold(adoption: Promise<unknown>): void {
+    if (this.holds++ === 0) {
+      clearTimeout(this.limboTimer);
+      this.holdEnded = new Promise((resolve) => { this.releaseHold = resolve; });
+    }
+    void adoption.catch(noop).then(() => Promise.allSettled([...this.pending])).then(() => {
+      if (--this.holds > 0) return;
+      this.releaseHold();
+      // Edges of the lost router re-attach their clients within a second or two; then the kept messages go.
+      this.limboTimer = setTimeout(() => {
+        if (this.holds > 0) return;
+        this.limbo = [];
+        this.limboBytes = 0;
+      }, LIMBO_KEEP_MS);
+      this.limboTimer.unref();
+    });
+  }
+
+  /** A session restored from the store here, just subscribed: the kept messages it matches. */
+  private fromLimbo(session: MqttSession): void {
+    for (const { account, subject, msg } of this.limbo) {
+      if (account !== session.account) continue;
+      for (const entry of session.subscriptions.values()) {
+        const sub = entry.subs.find((s) => subjectMatches(s.subject, subject));
+        if (!sub) continue;
+        const hdr = NMQTT_HEADERS[msg.qos];
+        const data = Buffer.concat([hdr, msg.payload]);
+        sub.deliver(subject, undefined, { buf: data, start: 0, end: data.length, hdrLen: hdr.length });
+        break;
+      }
+    }
+  }
+
   /** Another router took the session over: its holder here closes as taken over, its
    *  subscriptions go (the store keeps its state), and its started writes land first. */
   evict(key: SessionKey): Promise<void> {
@@ -381,7 +434,10 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
       if (!saved) return this.owners?.release(key);
       const session = this.restoreSession({ ...saved, subscriptions: [] });
       await session?.restore(this.store);
-      if (session && this.sessions.get(key) === session) for (const sub of saved.subscriptions) this.addSubscription(session, sub);
+      if (session && this.sessions.get(key) === session) {
+        for (const sub of saved.subscriptions) this.addSubscription(session, sub);
+        if (this.limbo.length > 0) this.fromLimbo(session);
+      }
     });
   }
 
@@ -396,3 +452,6 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
 }
 
 function noop(): void {}
+
+/** Bounds on the messages kept while a lost router's sessions are adopted. */
+const LIMBO_MAX_BYTES = 64 * 1024 * 1024, LIMBO_KEEP_MS = 3_000;
