@@ -54,7 +54,7 @@ export class EdgeEnd implements RouterLink {
   private detachedBytes = 0;
   private dropped = 0;
 
-  constructor(private readonly warn: Warn) {}
+  constructor(readonly warn: Warn) {}
 
   subscribe(account: string, sub: Subscriber): void {
     this.live.set(sub, { account, max: 0 });
@@ -281,8 +281,9 @@ class EdgeSessions implements SessionLink {
     for (const [cid, held] of this.clients) {
       if (!held.attached) continue;
       const { req, client } = held;
-      this.attachOp(req).catch(() => {
+      this.attachOp(req).catch((err: Error) => {
         // The new router could not attach it (no store): close as the lost one would have.
+        this.end.warn(`MQTT client ${req.clientId} not attached again on the new router: ${err.message}`);
         if (this.clients.get(cid) !== held) return;
         this.clients.delete(cid);
         client.takenOver();
