@@ -31,6 +31,8 @@ const REDIS_RETRY_MS = 1_000, REDIS_REPORT_MS = 30_000;
 /** How often sessions of routers whose registration expired are looked for (those of a peer
  *  whose link drops are adopted at once). */
 const ADOPT_SCAN_MS = 2_000;
+/** How long after a peer router's loss its edges are expected to have re-attached (issue: 2 s). */
+const REATTACH_GRACE_MS = 2_000;
 
 export async function startRouterRole(options: Options, log: Logger): Promise<RouterBroker> {
   const cfg = options.router;
@@ -120,7 +122,12 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
     log.notice(`MQTT session service started${adopted > 0 ? ` (${adopted} sessions restored)` : ""}`);
     // A peer's link dropped: its sessions are adopted now, and meanwhile the messages they
     // would have queued are kept (SessionService.hold).
-    mesh.peerDown = (id) => service.hold(own.adoptOrphans((o) => o === id).catch((err: Error) => onError(err)));
+    // The hold lasts while the lost router's edges re-attach here too: a publisher's edge may
+    // come back before the subscriber's, and its sessions may have been claimed by their attach.
+    mesh.peerDown = (id) => service.hold(Promise.all([
+      own.adoptOrphans((o) => o === id).catch((err: Error) => onError(err)),
+      new Promise((r) => setTimeout(r, REATTACH_GRACE_MS).unref()),
+    ]));
     // Routers that never linked here (or left while this one was down) expire from the registry.
     const scan = async () => {
       const alive = await own.liveRouters();

@@ -63,7 +63,12 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
    * ones its subscriptions match (they were routed before it subscribed here, when its old
    * router's interest was already gone), and their publishers' acks wait for the adoption.
    */
-  private limbo: { account: string; subject: string; msg: StoredMessage }[] = [];
+  private limbo: Kept[] = [];
+  /** Cluster: the QoS 1/2 messages routed in the last RECENT_MS. A peer that dies may have had
+   *  some of them forwarded to it and not yet queued (a forward has no completion): they join
+   *  the limbo, so a session adopted from it gets them (at worst twice: QoS 1 allows it). */
+  private recent: Kept[] = [];
+  private recentBytes = 0;
   private limboBytes = 0;
   private holds = 0;
   private holdEnded: Promise<void> = Promise.resolve();
@@ -285,10 +290,14 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     }
     let writes = this.collected;
     this.collected = undefined;
-    if (this.holds > 0 && msg.qos > 0 && this.limboBytes < LIMBO_MAX_BYTES) {
-      this.limbo.push({ account, subject, msg: { ...msg, payload: Buffer.from(msg.payload) } });
-      this.limboBytes += msg.payload.length;
-      (writes ??= []).push(this.holdEnded);
+    if (this.owners && msg.qos > 0) {
+      const kept: Kept = { account, subject, msg: { ...msg, payload: Buffer.from(msg.payload) }, at: Date.now() };
+      this.keepRecent(kept);
+      if (this.holds > 0 && this.limboBytes < LIMBO_MAX_BYTES) {
+        this.limbo.push(kept);
+        this.limboBytes += msg.payload.length;
+        (writes ??= []).push(this.holdEnded);
+      }
     }
     if (!writes || msg.qos === 0) return undefined;
     return writes.length === 1 ? writes[0].then(noop) : Promise.all(writes).then(noop);
@@ -377,16 +386,31 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
 
   // ---- OwnedSessions (cluster) ----
 
-  /** Keeps QoS 1/2 messages routed until `adoption` settles (see `limbo`). */
+  private keepRecent(kept: Kept): void {
+    this.recent.push(kept);
+    this.recentBytes += kept.msg.payload.length;
+    const old = kept.at - RECENT_MS;
+    let drop = 0;
+    while (drop < this.recent.length && (this.recent[drop].at < old || this.recentBytes > LIMBO_MAX_BYTES)) {
+      this.recentBytes -= this.recent[drop++].msg.payload.length;
+    }
+    if (drop > 0) this.recent.splice(0, drop);
+  }
+
+  /** Keeps QoS 1/2 messages routed until `adoption` settles (see `limbo`), starting with the recent ones. */
   hold(adoption: Promise<unknown>): void {
     if (this.holds++ === 0) {
       clearTimeout(this.limboTimer);
       this.holdEnded = new Promise((resolve) => { this.releaseHold = resolve; });
+      if (this.limbo.length === 0) {
+        this.limbo = [...this.recent];
+        this.limboBytes = this.recentBytes;
+      }
     }
     void adoption.catch(noop).then(() => Promise.allSettled([...this.pending])).then(() => {
       if (--this.holds > 0) return;
       this.releaseHold();
-      // Edges of the lost router re-attach their clients within a second or two; then the kept messages go.
+      // An attach that started during the hold may still be loading its session: then they go.
       this.limboTimer = setTimeout(() => {
         if (this.holds > 0) return;
         this.limbo = [];
@@ -453,5 +477,8 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
 
 function noop(): void {}
 
-/** Bounds on the messages kept while a lost router's sessions are adopted. */
-const LIMBO_MAX_BYTES = 64 * 1024 * 1024, LIMBO_KEEP_MS = 3_000;
+/** Bounds on the messages kept while a lost router's sessions are adopted, and how far back
+ *  the recent ones go (a forward in flight to a peer that died is younger). */
+const LIMBO_MAX_BYTES = 64 * 1024 * 1024, LIMBO_KEEP_MS = 1_000, RECENT_MS = 1_000;
+
+interface Kept { account: string; subject: string; msg: StoredMessage; at: number }
