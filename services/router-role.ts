@@ -113,7 +113,7 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
     }
     // Persistent sessions nobody owns (an earlier run, an embedded store) or whose router is gone: restored once, here.
     const live = await own.liveRouters();
-    live.add(routerId);
+    live.delete(routerId); // what this router's previous run owned is restored here
     const adopted = await own.adoptOrphans((o) => !live.has(o), (await s.listSessions()).map(keyOf));
     if (stopped) return void (await own.close());
     ownership = own;

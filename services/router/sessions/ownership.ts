@@ -28,8 +28,9 @@ export interface SessionOwners {
 export interface OwnedSessions {
   /** Another router took `key` over: drop it here; resolves once its store writes landed. */
   evict(key: SessionKey): Promise<void>;
-  /** This router adopted `key` from a router that left: restore it from the store. */
-  adopt(key: SessionKey): Promise<void>;
+  /** This router adopted `key` from a router that left: restore it from the store (false:
+   *  nothing stored, a clean session). */
+  adopt(key: SessionKey): Promise<boolean>;
 }
 
 /** How long a claimer waits for a live old owner to let go before going ahead. */
@@ -91,27 +92,31 @@ export class SessionOwnership implements SessionOwners {
 
   /**
    * Adopts the sessions whose owner `dead` says is gone, and those with no owner at all among
-   * `stored` (the persistent sessions in the store, at start): each is claimed with a
+   * `stored` (the persistent sessions in the store, at start; then `dead` may also name this
+   * router: what its previous run owned): each is claimed with a
    * compare-and-set, so one router adopts it, and restored from the store. An old owner that is
-   * in fact alive (a link that only flapped) is told, so it lets go. Returns how many.
+   * in fact alive (a link that only flapped) is told, so it lets go. Returns how many persistent
+   * sessions were restored.
    */
-  async adoptOrphans(dead: (owner: string) => boolean, stored: SessionKey[] = []): Promise<number> {
+  async adoptOrphans(dead: (owner: string) => boolean, stored?: SessionKey[]): Promise<number> {
     const owners = await this.redis.hgetall(this.ownerKey);
     const orphans: [SessionKey, string][] = [];
-    for (const [key, owner] of Object.entries(owners)) if (owner !== this.self && dead(owner)) orphans.push([key as SessionKey, owner]);
-    for (const key of stored) if (owners[key] === undefined) orphans.push([key, ""]);
+    const atStart = stored !== undefined;
+    for (const [key, owner] of Object.entries(owners)) {
+      if ((owner !== this.self || atStart) && dead(owner)) orphans.push([key as SessionKey, owner]);
+    }
+    for (const key of stored ?? []) if (owners[key] === undefined) orphans.push([key, ""]);
     let adopted = 0;
     for (const [key, owner] of orphans) {
       const won = owner === ""
         ? await this.redis.hsetnx(this.ownerKey, key, this.self)
         : await this.redis.eval(ADOPT, 1, this.ownerKey, key, owner, this.self) as number;
       if (won !== 1 || this.closed) continue;
-      adopted++;
-      if (owner !== "") {
+      if (owner !== "" && owner !== this.self) {
         const notice: Notice = { op: "takeover", key, from: this.self, nonce: 0 };
         this.redis.publish(this.channel(owner), JSON.stringify(notice)).catch(() => {});
       }
-      await this.service?.adopt(key);
+      if (await this.service?.adopt(key)) adopted++;
     }
     return adopted;
   }

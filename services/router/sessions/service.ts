@@ -451,17 +451,21 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
 
   /** A router that owned the session left: restore it here from the store (a clean session
    *  left nothing to restore, so only its ownership goes). */
-  adopt(key: SessionKey): Promise<void> {
+  adopt(key: SessionKey): Promise<boolean> {
     return this.serial(key, async () => {
-      if (this.sessions.has(key)) return;
+      if (this.sessions.has(key)) return false;
       const saved = await this.store.getSession(key);
-      if (!saved) return this.owners?.release(key);
+      if (!saved) {
+        this.owners?.release(key);
+        return false;
+      }
       const session = this.restoreSession({ ...saved, subscriptions: [] });
       await session?.restore(this.store);
       if (session && this.sessions.get(key) === session) {
         for (const sub of saved.subscriptions) this.addSubscription(session, sub);
         if (this.limbo.length > 0) this.fromLimbo(session);
       }
+      return true;
     });
   }
 
