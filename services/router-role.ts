@@ -4,13 +4,16 @@
 // router may start before Redis, and waits for it, logging why.
 import { randomBytes } from "node:crypto";
 import { hostPort, reachableAddress } from "./common/address.js";
-import type { Options, RedisConfig } from "./common/config/options.js";
+import { DEFAULTS, type Options, type RedisConfig } from "./common/config/options.js";
 import type { Logger } from "./common/log.js";
 import { createRouterServer, type RouterServer } from "./router/grpc/server.js";
 import { channelCredentials, serverCredentials } from "./router/grpc/tls.js";
 import { Mesh } from "./router/mesh/mesh.js";
 import { Router } from "./router/router.js";
+import { SessionOwnership } from "./router/sessions/ownership.js";
+import { SessionService } from "./router/sessions/service.js";
 import { createRedisClient, openStore, type MqttStore, type RedisConnection } from "./router/store/index.js";
+import { keyOf } from "./router/store/store.js";
 
 export interface RouterBroker {
   readonly router: Router;
@@ -25,6 +28,11 @@ export interface RouterBroker {
 
 /** Wait between attempts to open the store, and between two reports of Redis being unreachable. */
 const REDIS_RETRY_MS = 1_000, REDIS_REPORT_MS = 30_000;
+/** How often sessions of routers whose registration expired are looked for (those of a peer
+ *  whose link drops are adopted at once). */
+const ADOPT_SCAN_MS = 2_000;
+/** How long after a peer router's loss its edges are expected to have re-attached (issue: 2 s). */
+const REATTACH_GRACE_MS = 2_000;
 
 export async function startRouterRole(options: Options, log: Logger): Promise<RouterBroker> {
   const cfg = options.router;
@@ -58,8 +66,11 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
   log.notice(`router ${routerId} advertises ${advertise} to its peers`);
 
   let store: MqttStore | undefined;
+  let sessions: SessionService | undefined;
+  let ownership: SessionOwnership | undefined;
   let stopped = false;
   let retry: NodeJS.Timeout | undefined;
+  let adoptTimer: NodeJS.Timeout | undefined;
   const redisName = describeRedis(cfg.redis);
   // ioredis reconnects by itself and reports each failed attempt: log at most one a period.
   let lastReport = 0;
@@ -74,11 +85,62 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
       if (stopped) return void (await s.close());
       store = s;
       log.notice(`MQTT state stored in Redis at ${redisName}`);
+      void startSessions(s).catch((err: Error) => log.error(`MQTT session service not started: ${err.message}`));
     } catch (err) {
       if (stopped) return;
       onError(err as Error);
       retry = setTimeout(() => void open(), REDIS_RETRY_MS);
     }
+  };
+  // The MQTT session service starts once Redis answered (until then the router refuses MQTT
+  // attaches: CONNACK 0x03). Ownership (sessions/ownership.ts) makes this router the only one
+  // holding each of its sessions; sessions of routers that left are adopted here.
+  const startSessions = async (s: MqttStore) => {
+    const linked = (id: string) => mesh.peers().some((p) => p.id === id);
+    const own = new SessionOwnership(redisConnection(cfg.redis), routerId, "mb", linked, { warn: (m) => log.warn(m) });
+    const service = new SessionService(router, s, {
+      // A router config may carry the edges' mqtt {} block for these; else nats-server's defaults.
+      ackWaitMs: options.mqtt?.ackWaitMs ?? DEFAULTS.mqtt.ackWaitMs, maxAckPending: options.mqtt?.maxAckPending ?? DEFAULTS.mqtt.maxAckPending,
+    }, log);
+    service.owners = own;
+    // Redis answered the store; a failure here is one more outage: try again.
+    for (;;) {
+      try {
+        await own.start(service);
+        break;
+      } catch (err) {
+        if (stopped) return void (await own.close());
+        onError(err as Error);
+        await new Promise((r) => setTimeout(r, REDIS_RETRY_MS));
+      }
+    }
+    // Persistent sessions nobody owns (an earlier run, an embedded store) or whose router is gone: restored once, here.
+    const live = await own.liveRouters();
+    live.delete(routerId); // what this router's previous run owned is restored here
+    const adopted = await own.adoptOrphans((o) => !live.has(o), (await s.listSessions()).map(keyOf));
+    if (stopped) return void (await own.close());
+    ownership = own;
+    sessions = service;
+    router.sessions = service;
+    log.notice(`MQTT session service started${adopted > 0 ? ` (${adopted} sessions restored)` : ""}`);
+    // A peer's link dropped: its sessions are adopted now, and meanwhile the messages they
+    // would have queued are kept (SessionService.hold).
+    // The hold lasts while the lost router's edges re-attach here too: a publisher's edge may
+    // come back before the subscriber's, and its sessions may have been claimed by their attach.
+    mesh.peerDown = (id) => service.hold(Promise.all([
+      own.adoptOrphans((o) => o === id).catch((err: Error) => onError(err)),
+      new Promise((r) => setTimeout(r, REATTACH_GRACE_MS).unref()),
+    ]));
+    // Routers that never linked here (or left while this one was down) expire from the registry.
+    const scan = async () => {
+      const alive = await own.liveRouters();
+      const linked = new Set(mesh.peers().map((p) => p.id));
+      await own.adoptOrphans((o) => !alive.has(o) && !linked.has(o));
+    };
+    const tick = () => {
+      adoptTimer = setTimeout(() => void scan().catch((err: Error) => onError(err)).finally(() => { if (!stopped) tick(); }), ADOPT_SCAN_MS);
+    };
+    tick();
   };
   void open();
 
@@ -91,8 +153,11 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
       stopping ??= (async () => {
         stopped = true;
         clearTimeout(retry);
+        clearTimeout(adoptTimer);
         await grpc.close();
         await mesh.close();
+        await sessions?.close();
+        await ownership?.close();
         urlsRedis.disconnect();
         router.close();
         await store?.close();

@@ -14,6 +14,7 @@ export const CLUSTER_TOKEN = "cluster-test-token";
 const LISTEN_EDGES = /listening for edges on (?:tls:\/\/)?(\S+):(\d+)$/;
 const LISTEN_NATS = /listening for NATS clients on \S+:(\d+)$/;
 const LISTEN_WS = /listening for websocket clients on wss?:\/\/\S+:(\d+)$/;
+const LISTEN_MQTT = /listening for MQTT clients on \w+:\/\/\S+:(\d+)$/;
 export const ATTACHED = /attached to router (\S+) at (\S+)(?: \(re-attached (\d+) ms after the loss\))?$/;
 
 export interface ClusterRouter {
@@ -28,6 +29,8 @@ export interface ClusterEdge {
   natsPort: number;
   /** Set when the edge config has a `websocket {}` block (use `port: -1` there). */
   wsPort: number | undefined;
+  /** Set when the edge config has an `mqtt {}` block (use `port: -1` there). */
+  mqttPort: number | undefined;
   proc: BrokerProcess;
 }
 
@@ -63,6 +66,8 @@ export interface TestCluster {
   restartRouter(i: number): Promise<void>;
   /** Starts one more edge (e<n+1>), homed like the others by its index; resolves once attached. */
   addEdge(): Promise<ClusterEdge>;
+  /** kill -9 of edge `i`. */
+  killEdge(i: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -111,8 +116,9 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
       procs.add(proc);
       const nats = await proc.waitForLine(LISTEN_NATS, timeoutMs);
       const ws = /^\s*websocket\s*[:={]/m.test(opts.edgeConfig ?? "") ? await proc.waitForLine(LISTEN_WS, timeoutMs) : undefined;
+      const mqtt = /^\s*mqtt\s*[:={]/m.test(opts.edgeConfig ?? "") ? await proc.waitForLine(LISTEN_MQTT, timeoutMs) : undefined;
       await proc.waitForLine(ATTACHED, timeoutMs);
-      return { name, natsPort: Number(nats[1]), wsPort: ws ? Number(ws[1]) : undefined, proc };
+      return { name, natsPort: Number(nats[1]), wsPort: ws ? Number(ws[1]) : undefined, mqttPort: mqtt ? Number(mqtt[1]) : undefined, proc };
     };
     const edges = await Promise.all(Array.from({ length: opts.edges ?? 2 }, (_, i) => startEdge(i)));
     return {
@@ -128,6 +134,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
       },
       async restartRouter(i) {
         routers[i] = await startRouter(routers[i].name, routers[i].port);
+      },
+      async killEdge(i) {
+        await edges[i].proc.kill();
+        procs.delete(edges[i].proc);
       },
     };
   } catch (err) {

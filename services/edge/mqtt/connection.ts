@@ -20,7 +20,7 @@ import { connectionFault, isolate, type IsolatedConnection } from "../boundary.j
 import { MQTT_MAX_CONNECT_PACKET, MQTT_PACKET_MARGIN, PACKET_MALFORMED, PACKET_OK, PacketSizeGuard } from "./packet-size.js";
 
 /** CONNACK return codes of MQTT 3.1.1, as nats-server uses them. */
-const ACCEPTED = 0, BAD_PROTOCOL = 1, BAD_CLIENT_ID = 2, BAD_USER = 4, NOT_AUTHORIZED = 5;
+const ACCEPTED = 0, BAD_PROTOCOL = 1, BAD_CLIENT_ID = 2, SERVER_UNAVAILABLE = 3, BAD_USER = 4, NOT_AUTHORIZED = 5;
 const SUBACK_FAILURE = 0x80;
 
 export interface MqttListenerContext {
@@ -236,7 +236,11 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
       this.ctx.sessions.resume(this);
     } catch (err) {
       this.ctx.edge.log.error(`mqtt session: ${(err as Error).message}`, this.logContext());
-      return this.close("Server Shutdown");
+      if (this.closed) return;
+      // No session service (a router whose Redis has not answered yet) or no store: "server
+      // unavailable", so the client retries later.
+      if (this.attached) return this.close("Server Shutdown");
+      return this.refuse(SERVER_UNAVAILABLE, (err as Error).message);
     }
     const held = this.held;
     this.held = undefined;
@@ -316,7 +320,8 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
     this.ctx.edge.log.debug(`mqtt CONNECT refused (${code}): ${reason}`, this.logContext());
     this.send({ cmd: "connack", returnCode: code, sessionPresent: false });
     this.will = undefined;
-    this.close(code === NOT_AUTHORIZED || code === BAD_USER ? "Authentication Failure" : "Protocol Violation");
+    this.close(code === NOT_AUTHORIZED || code === BAD_USER ? "Authentication Failure"
+      : code === SERVER_UNAVAILABLE ? "Server Shutdown" : "Protocol Violation");
   }
 
   // ---- PUBLISH (client → broker) ----

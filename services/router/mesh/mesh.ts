@@ -95,6 +95,9 @@ export class Mesh implements MeshHooks, LinkOwner {
   /** The summary in Redis missed updates: rewrite it whole. */
   private summaryStale = true;
   private closed = false;
+  /** Called when a linked peer's link goes down (its interest is already gone): the MQTT session
+   *  service adopts its sessions. */
+  peerDown: ((id: string) => void) | undefined;
 
   constructor(readonly router: Router, private readonly opts: MeshOptions) {
     if (opts.token === undefined && !opts.mtls && !opts.unauthenticated) {
@@ -228,6 +231,7 @@ export class Mesh implements MeshHooks, LinkOwner {
     if (this.links.get(link.peerId) === link) {
       this.links.delete(link.peerId);
       if (!this.closed) this.opts.log.warn(`mesh: link to router ${link.peerId} down: ${reason}`);
+      if (!this.closed) this.peerDown?.(link.peerId);
     } else if (!this.closed && reason.startsWith("refused")) {
       const last = this.refusals.get(reason);
       if (last === undefined || Date.now() - last > REFUSAL_LOG_MS) {

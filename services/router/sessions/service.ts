@@ -7,12 +7,14 @@
 import { GLOBAL_ACCOUNT, type SubjectPermission } from "../../common/config/options.js";
 import type { Logger } from "../../common/log.js";
 import { filterNeedsParent, topicToSubject } from "../../common/mqtt-topic.js";
+import { subjectMatches } from "../../common/subject.js";
 import { mqttMaySubscribe, PermissionChecker } from "../../common/permissions.js";
 import type {
   Connection, MessageData, MqttSubscription, RouterLink, SessionAttach, SessionAttached, SessionClient, SessionLink,
   SessionWill, StoredMessage,
 } from "../link.js";
 import { sessionKey, type MqttStore, type SessionKey } from "../store/store.js";
+import type { OwnedSessions, SessionOwners } from "./ownership.js";
 import { MqttSession, NMQTT_HEADERS, type SessionHost, type SessionLimits } from "./session.js";
 
 /** A connection holding (or attaching to) a session. */
@@ -24,6 +26,9 @@ interface Holder {
   will: SessionWill | undefined;
   /** Set once attach finished. */
   session: MqttSession | undefined;
+  /** Settles when attach finished: calls that arrive meanwhile (an edge re-attaching replays
+   *  them right behind its attach) wait for it. */
+  ready: Promise<void>;
   /** The connection went away (or was taken over) before or after attach finished. */
   gone: boolean;
 }
@@ -32,7 +37,7 @@ interface Holder {
 const NOT_HELD = Promise.reject(new Error("the connection holds no MQTT session"));
 NOT_HELD.catch(() => {}); // each caller handles it; this one only keeps it from counting as unhandled
 
-export class SessionService implements SessionLink, SessionHost {
+export class SessionService implements SessionLink, SessionHost, OwnedSessions {
   /** Sessions are connections of the router side, in an id space of their own. */
   readonly id = "mqtt-sessions";
   private nextCid = 1;
@@ -50,6 +55,25 @@ export class SessionService implements SessionLink, SessionHost {
   private collected: Promise<unknown>[] | undefined;
   /** What route() hands the router, reused for every message. */
   private readonly routed: MessageData = { buf: Buffer.alloc(0), start: 0, end: 0, hdrLen: 0 };
+  /** In a cluster: which router owns each session (ownership.ts). Unset: this service is the only one. */
+  owners: SessionOwners | undefined;
+  /**
+   * Cluster: while the sessions of a router that went down are being adopted (hold()), the
+   * QoS 1/2 messages routed here are kept: a session restored from the store meanwhile gets the
+   * ones its subscriptions match (they were routed before it subscribed here, when its old
+   * router's interest was already gone), and their publishers' acks wait for the adoption.
+   */
+  private limbo: Kept[] = [];
+  /** Cluster: the QoS 1/2 messages routed in the last RECENT_MS. A peer that dies may have had
+   *  some of them forwarded to it and not yet queued (a forward has no completion): they join
+   *  the limbo, so a session adopted from it gets them (at worst twice: QoS 1 allows it). */
+  private recent: Kept[] = [];
+  private recentBytes = 0;
+  private limboBytes = 0;
+  private holds = 0;
+  private holdEnded: Promise<void> = Promise.resolve();
+  private releaseHold: () => void = noop;
+  private limboTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly router: Pick<RouterLink, "subscribe" | "unsubscribe" | "publish">,
@@ -61,12 +85,7 @@ export class SessionService implements SessionLink, SessionHost {
   /** Persistent sessions of an earlier run, restored once at the router's start: their
    *  subscriptions queue messages until the client returns (to any edge). */
   async start(): Promise<void> {
-    for (const saved of await this.store.listSessions()) {
-      const session = new MqttSession(this.nextCid++, saved.clientId, true, saved.account ?? GLOBAL_ACCOUNT, this);
-      if (this.sessions.has(session.key)) continue;
-      this.sessions.set(session.key, session);
-      for (const sub of saved.subscriptions) this.addSubscription(session, sub);
-    }
+    for (const saved of await this.store.listSessions()) this.restoreSession(saved);
   }
 
   // ---- SessionHost ----
@@ -88,14 +107,23 @@ export class SessionService implements SessionLink, SessionHost {
 
   attach(req: SessionAttach, client: SessionClient): Promise<SessionAttached> {
     const { conn, account } = req;
-    const holder: Holder = { conn, client, account, subscribe: req.subscribe, will: req.will, session: undefined, gone: false };
+    const holder: Holder = {
+      conn, client, account, subscribe: req.subscribe, will: req.will, session: undefined, gone: false, ready: Promise.resolve(),
+    };
     let byCid = this.held.get(conn.edgeId);
     if (!byCid) this.held.set(conn.edgeId, byCid = new Map());
     byCid.set(conn.cid, holder);
     // Attaches of one session key run one after the other, so two CONNECTs at once (on any
     // edges) end with one holder: the second takes the session over from the first.
     const key = sessionKey(account, req.clientId);
-    const run = (this.attaching.get(key) ?? Promise.resolve()).then(() => this.attachNow(holder, key, req));
+    const run = this.serial(key, () => this.attachNow(holder, key, req));
+    holder.ready = run.then(noop, noop);
+    return run;
+  }
+
+  /** Runs `work` after the attaches (evictions, adoptions) of `key` started before it. */
+  private serial<T>(key: SessionKey, work: () => Promise<T>): Promise<T> {
+    const run = (this.attaching.get(key) ?? Promise.resolve()).then(work);
     const tail = run.then(noop, noop);
     this.attaching.set(key, tail);
     void tail.then(() => {
@@ -106,6 +134,8 @@ export class SessionService implements SessionLink, SessionHost {
 
   private async attachNow(holder: Holder, key: SessionKey, { clientId, clean, account }: SessionAttach): Promise<SessionAttached> {
     if (holder.gone) return { present: false, subscriptions: [] }; // closed while waiting its turn
+    // Cluster: the session's other owner (another router) lets go first.
+    await this.owners?.claim(key);
     let session = this.sessions.get(key);
     const previous = session && this.holders.get(session);
     if (previous) this.takeOver(previous);
@@ -116,6 +146,7 @@ export class SessionService implements SessionLink, SessionHost {
       session = undefined;
     }
     let present = false;
+    let savedSubs: MqttSubscription[] | undefined;
     if (session) {
       present = true;
     } else if (clean) {
@@ -125,10 +156,15 @@ export class SessionService implements SessionLink, SessionHost {
       session = new MqttSession(this.nextCid++, clientId, true, account, this);
       const saved = await this.store.getSession(key);
       if (saved) present = true;
+      // Held by another router until now: its subscriptions come from the store (added once its
+      // queue is loaded, so nothing they queue meanwhile is loaded twice).
+      savedSubs = saved?.subscriptions;
       await this.store.putSession({ clientId, subscriptions: saved?.subscriptions ?? [], updatedAt: Date.now(), account });
     }
     this.sessions.set(key, session);
     if (session.persistent) await session.restore(this.store);
+    for (const sub of savedSubs ?? []) this.addSubscription(session, sub);
+    if (savedSubs && this.limbo.length > 0) this.fromLimbo(session);
     if (holder.gone) {
       // The connection ended while attaching: as if it had attached, then gone.
       if (!session.persistent && !session.client) this.endSession(session);
@@ -142,10 +178,10 @@ export class SessionService implements SessionLink, SessionHost {
   }
 
   resume(conn: Connection): void {
-    const session = this.holding(conn);
-    if (!session) return;
-    session.redeliver(true);
-    session.pump();
+    this.withSession(conn, (session) => {
+      session.redeliver(true);
+      session.pump();
+    });
   }
 
   detach(conn: Connection, publishWill: boolean): void {
@@ -163,37 +199,53 @@ export class SessionService implements SessionLink, SessionHost {
 
   publish(conn: Connection, subject: string, msg: StoredMessage): Promise<void> | undefined {
     const session = this.holding(conn);
-    if (!session) return msg.qos === 0 ? undefined : NOT_HELD;
-    return this.route(session.account, conn, subject, msg);
+    if (session) return this.route(session.account, conn, subject, msg);
+    const later = this.afterAttach(conn, (s) => this.route(s.account, conn, subject, msg));
+    if (later) return msg.qos === 0 ? void later.catch(noop) : later;
+    return msg.qos === 0 ? undefined : NOT_HELD;
   }
 
   incoming(conn: Connection, packetId: number, subject: string, msg: StoredMessage): Promise<void> {
-    const session = this.holding(conn);
-    if (!session) return NOT_HELD;
     // Exactly once: routed on the first PUBLISH of this packet id, not on its duplicates. Once
     // stored, the message is routed even if the connection closed meanwhile, since its resend
     // would be taken as a duplicate.
-    return this.store.putIncoming(session.key, packetId, msg).then((fresh) => {
+    const work = (session: MqttSession) => this.store.putIncoming(session.key, packetId, msg).then((fresh) => {
       if (fresh) return this.route(session.account, conn, subject, msg);
     });
+    const session = this.holding(conn);
+    return session ? work(session) : this.afterAttach(conn, work) ?? NOT_HELD;
   }
 
   release(conn: Connection, packetId: number): Promise<void> {
+    const work = (session: MqttSession) => this.store.takeIncoming(session.key, packetId).then(noop);
     const session = this.holding(conn);
-    if (!session) return NOT_HELD;
-    return this.store.takeIncoming(session.key, packetId).then(() => {});
+    return session ? work(session) : this.afterAttach(conn, work) ?? NOT_HELD;
   }
 
   puback(conn: Connection, packetId: number): void {
-    this.holding(conn)?.puback(packetId);
+    this.withSession(conn, (s) => s.puback(packetId));
   }
 
   pubrec(conn: Connection, packetId: number): void {
-    this.holding(conn)?.pubrec(packetId);
+    this.withSession(conn, (s) => s.pubrec(packetId));
   }
 
   pubcomp(conn: Connection, packetId: number): void {
-    this.holding(conn)?.pubcomp(packetId);
+    this.withSession(conn, (s) => s.pubcomp(packetId));
+  }
+
+  /** Runs `op` on the session `conn` holds: now, or once its attach finished. */
+  private withSession(conn: Connection, op: (session: MqttSession) => void): void {
+    const session = this.holding(conn);
+    if (session) return op(session);
+    void this.afterAttach(conn, async (s) => op(s))?.catch(noop);
+  }
+
+  /** `op` once the attach of `conn` finished; undefined when `conn` is not attaching. */
+  private afterAttach(conn: Connection, op: (session: MqttSession) => Promise<void> | undefined): Promise<void> | undefined {
+    const holder = this.held.get(conn.edgeId)?.get(conn.cid);
+    if (!holder || holder.gone) return undefined;
+    return holder.ready.then(() => (holder.session && !holder.gone ? op(holder.session) : NOT_HELD));
   }
 
   permissions(conn: Connection, subscribe: SubjectPermission | undefined, will: SessionWill | undefined): Promise<MqttSubscription[]> {
@@ -236,14 +288,24 @@ export class SessionService implements SessionLink, SessionHost {
     } finally {
       this.collecting = false;
     }
-    const writes = this.collected;
+    let writes = this.collected;
     this.collected = undefined;
+    if (this.owners && msg.qos > 0) {
+      const kept: Kept = { account, subject, msg: { ...msg, payload: Buffer.from(msg.payload) }, at: Date.now() };
+      this.keepRecent(kept);
+      if (this.holds > 0 && this.limboBytes < LIMBO_MAX_BYTES) {
+        this.limbo.push(kept);
+        this.limboBytes += msg.payload.length;
+        (writes ??= []).push(this.holdEnded);
+      }
+    }
     if (!writes || msg.qos === 0) return undefined;
     return writes.length === 1 ? writes[0].then(noop) : Promise.all(writes).then(noop);
   }
 
   subscribe(conn: Connection, subs: MqttSubscription[]): void {
     const holder = this.held.get(conn.edgeId)?.get(conn.cid);
+    if (holder && !holder.session) return this.withSession(conn, () => this.subscribe(conn, subs));
     const session = holder?.session;
     if (!session) return;
     for (const sub of subs) this.addSubscription(session, sub);
@@ -262,10 +324,10 @@ export class SessionService implements SessionLink, SessionHost {
   }
 
   unsubscribe(conn: Connection, filters: string[]): void {
-    const session = this.holding(conn);
-    if (!session) return;
-    for (const filter of filters) session.removeSubscription(filter);
-    this.saveSubscriptions(session);
+    this.withSession(conn, (session) => {
+      for (const filter of filters) session.removeSubscription(filter);
+      this.saveSubscriptions(session);
+    });
   }
 
   private addSubscription(session: MqttSession, { filter, qos }: MqttSubscription): void {
@@ -317,8 +379,110 @@ export class SessionService implements SessionLink, SessionHost {
 
   private endSession(session: MqttSession): void {
     session.dispose();
-    if (this.sessions.get(session.key) === session) this.sessions.delete(session.key);
+    if (this.sessions.get(session.key) !== session) return;
+    this.sessions.delete(session.key);
+    this.owners?.release(session.key);
+  }
+
+  // ---- OwnedSessions (cluster) ----
+
+  private keepRecent(kept: Kept): void {
+    this.recent.push(kept);
+    this.recentBytes += kept.msg.payload.length;
+    const old = kept.at - RECENT_MS;
+    let drop = 0;
+    while (drop < this.recent.length && (this.recent[drop].at < old || this.recentBytes > LIMBO_MAX_BYTES)) {
+      this.recentBytes -= this.recent[drop++].msg.payload.length;
+    }
+    if (drop > 0) this.recent.splice(0, drop);
+  }
+
+  /** Keeps QoS 1/2 messages routed until `adoption` settles (see `limbo`), starting with the recent ones. */
+  hold(adoption: Promise<unknown>): void {
+    if (this.holds++ === 0) {
+      clearTimeout(this.limboTimer);
+      this.holdEnded = new Promise((resolve) => { this.releaseHold = resolve; });
+      if (this.limbo.length === 0) {
+        this.limbo = [...this.recent];
+        this.limboBytes = this.recentBytes;
+      }
+    }
+    void adoption.catch(noop).then(() => Promise.allSettled([...this.pending])).then(() => {
+      if (--this.holds > 0) return;
+      this.releaseHold();
+      // An attach that started during the hold may still be loading its session: then they go.
+      this.limboTimer = setTimeout(() => {
+        if (this.holds > 0) return;
+        this.limbo = [];
+        this.limboBytes = 0;
+      }, LIMBO_KEEP_MS);
+      this.limboTimer.unref();
+    });
+  }
+
+  /** A session restored from the store here, just subscribed: the kept messages it matches. */
+  private fromLimbo(session: MqttSession): void {
+    for (const { account, subject, msg } of this.limbo) {
+      if (account !== session.account) continue;
+      for (const entry of session.subscriptions.values()) {
+        const sub = entry.subs.find((s) => subjectMatches(s.subject, subject));
+        if (!sub) continue;
+        const hdr = NMQTT_HEADERS[msg.qos];
+        const data = Buffer.concat([hdr, msg.payload]);
+        sub.deliver(subject, undefined, { buf: data, start: 0, end: data.length, hdrLen: hdr.length });
+        break;
+      }
+    }
+  }
+
+  /** Another router took the session over: its holder here closes as taken over, its
+   *  subscriptions go (the store keeps its state), and its started writes land first. */
+  evict(key: SessionKey): Promise<void> {
+    return this.serial(key, async () => {
+      const session = this.sessions.get(key);
+      if (!session) return;
+      const holder = this.holders.get(session);
+      if (holder) this.takeOver(holder);
+      session.dispose();
+      this.sessions.delete(key);
+      await Promise.allSettled([...this.pending]);
+    });
+  }
+
+  /** A router that owned the session left: restore it here from the store (a clean session
+   *  left nothing to restore, so only its ownership goes). */
+  adopt(key: SessionKey): Promise<boolean> {
+    return this.serial(key, async () => {
+      if (this.sessions.has(key)) return false;
+      const saved = await this.store.getSession(key);
+      if (!saved) {
+        this.owners?.release(key);
+        return false;
+      }
+      const session = this.restoreSession({ ...saved, subscriptions: [] });
+      await session?.restore(this.store);
+      if (session && this.sessions.get(key) === session) {
+        for (const sub of saved.subscriptions) this.addSubscription(session, sub);
+        if (this.limbo.length > 0) this.fromLimbo(session);
+      }
+      return true;
+    });
+  }
+
+  /** A persistent session from its store record, queueing for its subscriptions until the client returns. */
+  private restoreSession(saved: { clientId: string; account?: string; subscriptions: MqttSubscription[] }): MqttSession | undefined {
+    const session = new MqttSession(this.nextCid++, saved.clientId, true, saved.account ?? GLOBAL_ACCOUNT, this);
+    if (this.sessions.has(session.key)) return undefined;
+    this.sessions.set(session.key, session);
+    for (const sub of saved.subscriptions) this.addSubscription(session, sub);
+    return session;
   }
 }
 
 function noop(): void {}
+
+/** Bounds on the messages kept while a lost router's sessions are adopted, and how far back
+ *  the recent ones go (a forward in flight to a peer that died is younger). */
+const LIMBO_MAX_BYTES = 64 * 1024 * 1024, LIMBO_KEEP_MS = 1_000, RECENT_MS = 1_000;
+
+interface Kept { account: string; subject: string; msg: StoredMessage; at: number }

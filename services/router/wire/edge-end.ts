@@ -28,8 +28,9 @@ export class EdgeEnd implements RouterLink {
   sendTo: ((bytes: Buffer) => void) | undefined;
   /** Ops for the router; EdgeSessions adds its own. */
   readonly out = new Batcher<EdgeOp>((ops) => edgeFrames.encode({ ops }), () => this.sendTo, FRAME_STATS["edge→router"]);
-  /** Operations waiting for their Completion, by correlation id. */
-  private readonly completions = new Map<number, { resolve(c: Completion): void; reject(err: Error): void }>();
+  /** Operations waiting for their Completion, by correlation id (in the order they were sent),
+   *  with the op: a router lost before answering did not store it, so the next one gets it again. */
+  private readonly completions = new Map<number, { resolve(c: Completion): void; reject(err: Error): void; op: Draft<EdgeOp> }>();
   /** Subscription handles by connection id, then sid. */
   private readonly handles = new Map<number, Map<string, Subscriber>>();
   private readonly statsWaits = new Map<number, (stats: RouterStats) => void>();
@@ -56,7 +57,7 @@ export class EdgeEnd implements RouterLink {
   private detachedBytes = 0;
   private dropped = 0;
 
-  constructor(private readonly warn: Warn) {}
+  constructor(readonly warn: Warn) {}
 
   subscribe(account: string, sub: Subscriber): void {
     this.live.set(sub, { account, max: 0 });
@@ -152,9 +153,10 @@ export class EdgeEnd implements RouterLink {
   /** Sends the op `build` makes with a fresh correlation id; settles on its Completion. */
   request(build: (correlationId: number) => Draft<EdgeOp>): Promise<Completion> {
     const correlationId = this.nextCorrelation++;
+    const op = build(correlationId);
     return new Promise((resolve, reject) => {
-      this.completions.set(correlationId, { resolve, reject });
-      this.out.push(build(correlationId));
+      this.completions.set(correlationId, { resolve, reject, op });
+      this.out.push(op);
     });
   }
 
@@ -186,7 +188,13 @@ export class EdgeEnd implements RouterLink {
     this.statsWaits.clear();
   }
 
-  /** A new stream to a router: Hello, then every live subscription, then the buffered publishes. */
+  /**
+   * A new stream to a router: Hello, then every live subscription, the MQTT sessions of live
+   * connections (attached again, so they move to this router), the operations the lost router
+   * did not answer (an MQTT publish not acknowledged is sent again rather than failed: the
+   * client stays connected, and a QoS 1 message is at worst delivered twice), then the buffered
+   * publishes.
+   */
   attach(): void {
     if (this.attached) return;
     this.attached = true;
@@ -195,6 +203,9 @@ export class EdgeEnd implements RouterLink {
       this.pushInterest(account, sub);
       if (max > 0) this.pushUnsubscribe(account, sub, max);
     }
+    const unanswered = [...this.completions.values()];
+    this.sessions.replay();
+    for (const { op } of unanswered) this.out.push(op);
     for (const op of this.detachedPublishes) this.out.push(op);
     if (this.dropped > 0) this.warn(`${this.dropped} publishes were dropped while no router was attached`);
     this.detachedPublishes = [];
@@ -253,17 +264,50 @@ function noop(): void {}
 
 /** SessionLink calls as SessionOps; SessionEvents reach the holding connections by id. */
 class EdgeSessions implements SessionLink {
-  /** The connections of this edge holding (or attaching to) a session. */
-  private readonly clients = new Map<number, SessionClient>();
+  /** The connections of this edge holding (or attaching to) a session, with what a new
+   *  router needs to attach them again: the request and the subscriptions. */
+  private readonly clients = new Map<number, { client: SessionClient; req: SessionAttach; attached: boolean; subs: Map<string, MqttSubscription> }>();
 
   constructor(private readonly end: EdgeEnd) {}
 
   attach(req: SessionAttach, client: SessionClient): Promise<SessionAttached> {
-    this.clients.set(req.conn.cid, client);
+    const held = { client, req, attached: false, subs: new Map<string, MqttSubscription>() };
+    this.clients.set(req.conn.cid, held);
+    return this.attachOp(req).then((c) => {
+      const subscriptions = subscriptionsFromWire(c.attached?.subscriptions ?? []);
+      held.attached = true;
+      for (const s of subscriptions) held.subs.set(s.filter, s);
+      return { present: c.attached?.sessionPresent ?? false, subscriptions };
+    });
+  }
+
+  private attachOp(req: SessionAttach): Promise<Completion> {
     return this.request(req.conn, {
       clientId: req.clientId,
       attach: { clean: req.clean, account: req.account, subscribe: permissionToWire(req.subscribe), will: req.will },
-    }).then((c) => ({ present: c.attached?.sessionPresent ?? false, subscriptions: subscriptionsFromWire(c.attached?.subscriptions ?? []) }));
+    });
+  }
+
+  /**
+   * The edge re-attached to another router: each connection holding a session attaches it
+   * there (a persistent one is taken from the lost router's store state, with its in-flight
+   * messages resent with DUP; a clean one starts afresh with the connection's subscriptions),
+   * then resumes. Connections still attaching have their attach among the unanswered ops.
+   */
+  replay(): void {
+    for (const [cid, held] of this.clients) {
+      if (!held.attached) continue;
+      const { req, client } = held;
+      this.attachOp(req).catch((err: Error) => {
+        // The new router could not attach it (no store): close as the lost one would have.
+        this.end.warn(`MQTT client ${req.clientId} not attached again on the new router: ${err.message}`);
+        if (this.clients.get(cid) !== held) return;
+        this.clients.delete(cid);
+        client.takenOver();
+      });
+      if (req.clean && held.subs.size > 0) this.push(req.conn, { subscribe: { subscriptions: [...held.subs.values()] } });
+      this.push(req.conn, { resume: {} });
+    }
   }
 
   resume(conn: Connection): void {
@@ -276,10 +320,14 @@ class EdgeSessions implements SessionLink {
   }
 
   subscribe(conn: Connection, subs: MqttSubscription[]): void {
+    const held = this.clients.get(conn.cid);
+    if (held) for (const s of subs) held.subs.set(s.filter, s);
     this.push(conn, { subscribe: { subscriptions: subs } });
   }
 
   unsubscribe(conn: Connection, filters: string[]): void {
+    const held = this.clients.get(conn.cid);
+    if (held) for (const f of filters) held.subs.delete(f);
     this.push(conn, { unsubscribe: { filters } });
   }
 
@@ -318,14 +366,20 @@ class EdgeSessions implements SessionLink {
   }
 
   permissions(conn: Connection, subscribe: SubjectPermission | undefined, will: SessionWill | undefined): Promise<MqttSubscription[]> {
+    const held = this.clients.get(conn.cid);
+    if (held) held.req = { ...held.req, subscribe, will };
     return this.request(conn, { permissions: { subscribe: permissionToWire(subscribe), will } })
-      .then((c) => subscriptionsFromWire(c.attached?.subscriptions ?? []));
+      .then((c) => {
+        const subscriptions = subscriptionsFromWire(c.attached?.subscriptions ?? []);
+        if (held) held.subs = new Map(subscriptions.map((s) => [s.filter, s]));
+        return subscriptions;
+      });
   }
 
   /** A session event for a connection of this edge (its bytes are views of the frame: the
    *  client writes them out at once). */
   event(e: SessionEvent): void {
-    const client = this.clients.get(e.connectionId);
+    const client = this.clients.get(e.connectionId)?.client;
     if (!client) return; // closed meanwhile
     if (e.event === "publish") {
       const p = e.publish!;
