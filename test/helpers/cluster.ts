@@ -14,6 +14,8 @@ export const CLUSTER_TOKEN = "cluster-test-token";
 const LISTEN_EDGES = /listening for edges on (?:tls:\/\/)?(\S+):(\d+)$/;
 const LISTEN_NATS = /listening for NATS clients on \S+:(\d+)$/;
 const LISTEN_WS = /listening for websocket clients on wss?:\/\/\S+:(\d+)$/;
+/** A router's log line for each peer router it linked to over the mesh. */
+export const MESH_LINKED = /mesh: linked to router (\S+) \((?:dialed|accepted)\)$/;
 export const ATTACHED = /attached to router (\S+) at (\S+)(?: \(re-attached (\d+) ms after the loss\))?$/;
 
 export interface ClusterRouter {
@@ -83,6 +85,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
       return { name, port: Number(m[2]), proc };
     };
     for (let i = 0; i < (opts.routers ?? 2); i++) routers.push(await startRouter(`r${i + 1}`, 0));
+    await Promise.all(routers.map((r) => waitForPeers(r, routers.length - 1, timeoutMs)));
     const edges = await Promise.all(Array.from({ length: opts.edges ?? 2 }, async (_, i): Promise<ClusterEdge> => {
       const name = `e${i + 1}`;
       // Edge i prefers router i (mod the count): with 2 routers the two edges are homed on
@@ -110,10 +113,28 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
       },
       async restartRouter(i) {
         routers[i] = await startRouter(routers[i].name, routers[i].port);
+        await waitForPeers(routers[i], routers.length - 1, timeoutMs);
       },
     };
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+/**
+ * Waits until router `r` has linked to `peers` distinct peer routers (they find each other in
+ * Redis within a heartbeat, about 1 s): before that, interest on one router is unknown to the
+ * others, and a test's first message could be routed nowhere.
+ */
+export async function waitForPeers(r: ClusterRouter, peers: number, timeoutMs: number, since = 0): Promise<void> {
+  const seen = new Set<string>();
+  let from = since;
+  while (seen.size < peers) {
+    await r.proc.waitForLine(MESH_LINKED, timeoutMs, { since: from });
+    for (; from < r.proc.lines.length; from++) {
+      const m = MESH_LINKED.exec(r.proc.lines[from].text);
+      if (m) seen.add(m[1]);
+    }
   }
 }

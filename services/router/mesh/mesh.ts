@@ -19,6 +19,7 @@ import type { Connection, MessageData } from "../link.js";
 import type { MeshHooks, Router } from "../router.js";
 import { createRedisClient, type RedisConnection } from "../store/redis.js";
 import type { Draft, MeshHello } from "../wire/frames.js";
+import { Barriers, type BarrierWaiter } from "./barrier.js";
 import { LocalInterest, type InterestUpdateData } from "./interest.js";
 import { MAX_BACKLOG_BYTES, MESH_VERSION, nowUs, PeerLink, tokenMatches, type LinkOwner } from "./peer.js";
 import { MeshRegistry, type RouterRecord } from "./registry.js";
@@ -92,6 +93,8 @@ export class Mesh implements MeshHooks, LinkOwner {
   /** The summary in Redis missed updates: rewrite it whole. */
   private summaryStale = true;
   private closed = false;
+  /** Flush barriers waiting for peers' pongs. */
+  readonly barriers = new Barriers();
 
   constructor(readonly router: Router, private readonly opts: MeshOptions) {
     if (opts.token === undefined && !opts.mtls && !opts.unauthenticated) {
@@ -178,6 +181,7 @@ export class Mesh implements MeshHooks, LinkOwner {
     this.closed = true;
     clearInterval(this.timer);
     for (const l of [...this.links.values(), ...this.pending]) l.close("router stopping");
+    this.barriers.releaseAll();
     if (this.registry) {
       if (this.registry.ready) await this.registry.deregister().catch(() => {});
       if (this.ownsRedis) this.registry.redis.disconnect();
@@ -188,6 +192,13 @@ export class Mesh implements MeshHooks, LinkOwner {
 
   interestChanged(account: string, subject: string, queue: string | undefined, delta: number): void {
     this.local.change(account, subject, queue, delta);
+  }
+
+  /** Interest changed so far leaves now, each peer is pinged after it: `done` once all answered. */
+  barrier(done: () => void): void {
+    if (this.links.size === 0) return done();
+    this.local.flush();
+    this.barriers.start(this.links.values(), done);
   }
 
   publishing(origin: Connection | undefined): void {
@@ -250,6 +261,10 @@ export class Mesh implements MeshHooks, LinkOwner {
 
   warn(message: string): void {
     this.opts.log.warn(`mesh: ${message}`);
+  }
+
+  passed(waiter: BarrierWaiter): void {
+    this.barriers.passed(waiter);
   }
 
   // ---- internals ----

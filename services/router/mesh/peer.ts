@@ -8,6 +8,7 @@ import type { RemoteSubscriber, Router } from "../router.js";
 import { Batcher } from "../wire/batcher.js";
 import { meshFrames, WireError } from "../wire/codec.js";
 import type { Draft, Forward, InterestEntry, MeshHello, MeshOp } from "../wire/frames.js";
+import type { BarrierWaiter } from "./barrier.js";
 import { RemoteInterest, UPDATE_ENTRIES, type InterestUpdateData } from "./interest.js";
 
 /** Default for LinkOwner.maxBacklogBytes. */
@@ -49,6 +50,8 @@ export interface LinkOwner {
    *  with a fresh interest snapshot. */
   readonly maxBacklogBytes: number;
   warn(message: string): void;
+  /** A barrier's ping on this link was answered, or the link went away (barrier.ts). */
+  passed(waiter: BarrierWaiter): void;
 }
 
 /** A peer's entry in the router's sublist: delivering to it queues a forward to the peer. */
@@ -79,6 +82,9 @@ export class PeerLink {
   private lastHeard = Date.now();
   private lastTick = Date.now();
   private pingSeq = 0;
+  /** Barriers waiting for the pong of their ping, in ping order (pongs come back in order). */
+  private readonly barrierSeqs: number[] = [];
+  private readonly barrierWaiters: BarrierWaiter[] = [];
   private readonly timer: NodeJS.Timeout;
   private readonly interest: RemoteInterest<PeerEntry>;
   /** The Forward being filled by the current publish. */
@@ -137,10 +143,23 @@ export class PeerLink {
     this.out.push({ op: "forward", forward: op }, headers.length + payload.length + subject.length + (reply?.length ?? 0));
   }
 
+  /**
+   * Pings the peer after everything queued so far (interest updates included): the peer applies
+   * ops in order, so its pong means it applied them. A link not up passes at once.
+   */
+  barrier(waiter: BarrierWaiter): void {
+    if (this.state !== "up") return this.owner.passed(waiter);
+    const seq = ++this.pingSeq;
+    this.barrierSeqs.push(seq);
+    this.barrierWaiters.push(waiter);
+    this.out.push({ op: "ping", ping: { sentAtUs: nowUs(), seq } });
+  }
+
   close(reason: string): void {
     if (this.state === "closed") return;
     this.state = "closed";
     clearInterval(this.timer);
+    this.releaseBarriers(Infinity); // a peer that went away holds nobody
     this.interest.clear();
     this.backlog.length = 0;
     this.backlogBytes = 0;
@@ -250,10 +269,20 @@ export class PeerLink {
         return;
       case "pong":
         this.rttMs = (nowUs() - op.pong!.sentAtUs) / 1000;
+        if (this.barrierSeqs.length > 0) this.releaseBarriers(op.pong!.seq);
         return;
       default:
         return; // a newer peer's operation, or a second hello: ignored
     }
+  }
+
+  /** Barriers whose ping was answered by the pong of `seq` (or an earlier ping's) pass. */
+  private releaseBarriers(seq: number): void {
+    let n = 0;
+    while (n < this.barrierSeqs.length && this.barrierSeqs[n] <= seq) n++;
+    if (n === 0) return;
+    this.barrierSeqs.splice(0, n);
+    for (const w of this.barrierWaiters.splice(0, n)) this.owner.passed(w);
   }
 
   private sendSnapshot(): void {

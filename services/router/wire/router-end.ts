@@ -168,10 +168,13 @@ export class RouterEnd {
         void this.router.stats().then((stats) => this.out.push({ op: "statsReply", statsReply: { correlationId, stats } }));
         return;
       }
-      case "ping":
-        // Ops are applied in order and their deliveries queued before this: a barrier.
-        this.out.push({ op: "pong", pong: { seq: op.ping!.seq } });
+      case "ping": {
+        // Ops are applied in order and their deliveries queued before this; the router's sync
+        // adds the peer routers' barrier, so the pong means "routed cluster-wide".
+        const seq = op.ping!.seq;
+        this.router.sync(() => { if (!this.closed) this.out.push({ op: "pong", pong: { seq } }); });
         return;
+      }
       case "session":
         return this.session(op.session!);
       default:
