@@ -9,6 +9,7 @@ import type { Logger } from "./common/log.js";
 import { createRouterServer, type RouterServer } from "./router/grpc/server.js";
 import { channelCredentials, serverCredentials } from "./router/grpc/tls.js";
 import { Mesh } from "./router/mesh/mesh.js";
+import { RouterMonitor } from "./router/monitor.js";
 import { Router } from "./router/router.js";
 import { openStore, type MqttStore, type RedisConnection } from "./router/store/index.js";
 
@@ -17,6 +18,8 @@ export interface RouterBroker {
   readonly grpc: RouterServer;
   readonly mesh: Mesh;
   readonly port: number;
+  /** The monitoring listener, when the config has `http`/`http_port`. */
+  readonly monitor: RouterMonitor | undefined;
   /** The MQTT store on Redis, once Redis has answered (for the session service). */
   store(): MqttStore | undefined;
   reload(options: Options): string[];
@@ -56,6 +59,17 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
 
   let store: MqttStore | undefined;
   let stopped = false;
+  let monitor: RouterMonitor | undefined;
+  if (options.httpPort !== undefined) {
+    monitor = new RouterMonitor({ routerId, advertise, grpc, mesh, log, serving: () => !stopped });
+    try {
+      await monitor.listen(options.httpHost, options.httpPort);
+    } catch (err) {
+      await grpc.close();
+      await mesh.close();
+      throw err;
+    }
+  }
   let retry: NodeJS.Timeout | undefined;
   const redisName = describeRedis(cfg.redis);
   // ioredis reconnects by itself and reports each failed attempt: log at most one a period.
@@ -81,13 +95,14 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
 
   let stopping: Promise<void> | undefined;
   return {
-    router, grpc, mesh, port,
+    router, grpc, mesh, port, monitor,
     store: () => store,
     reload: () => [], // nothing of a router's config applies live yet
     stop() {
       stopping ??= (async () => {
         stopped = true;
         clearTimeout(retry);
+        await monitor?.close();
         await grpc.close();
         await mesh.close();
         router.close();

@@ -7,7 +7,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { spawnBroker, type BrokerProcess } from "./process.js";
+import { LISTEN_MONITORING, spawnBroker, type BrokerProcess } from "./process.js";
 import { startRedis, type RedisServer } from "./redis.js";
 
 export const CLUSTER_TOKEN = "cluster-test-token";
@@ -21,6 +21,8 @@ export const ATTACHED = /attached to router (\S+) at (\S+)(?: \(re-attached (\d+
 export interface ClusterRouter {
   name: string;
   port: number;
+  /** With `monitoring`: the router's monitoring port. */
+  httpPort: number | undefined;
   proc: BrokerProcess;
 }
 
@@ -29,6 +31,8 @@ export interface ClusterEdge {
   natsPort: number;
   /** Set when the edge config has a `websocket {}` block (use `port: -1` there). */
   wsPort: number | undefined;
+  /** With `monitoring`: the edge's monitoring port. */
+  httpPort: number | undefined;
   proc: BrokerProcess;
 }
 
@@ -43,6 +47,8 @@ export interface ClusterOptions {
   tls?: { caFile: string; router: { certFile: string; keyFile: string }; edge: { certFile: string; keyFile: string } };
   /** The cluster token in router {} and edge {} (default true; without it, mTLS authenticates). */
   token?: boolean;
+  /** A monitoring listener (`http`) on every router and edge. */
+  monitoring?: boolean;
   timeoutMs?: number;
 }
 
@@ -68,6 +74,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
     await rm(dir, { recursive: true, force: true });
   };
   const token = opts.token === false ? "" : `authorization { token: "${CLUSTER_TOKEN}" }`;
+  const http = opts.monitoring ? 'http: "127.0.0.1:-1"' : "";
+  const httpPort = async (proc: BrokerProcess) => (opts.monitoring ? Number((await proc.waitForLine(LISTEN_MONITORING, timeoutMs))[2]) : undefined);
   try {
     redis = await startRedis({ timeoutMs });
     const routers: ClusterRouter[] = [];
@@ -75,14 +83,14 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
       const file = path.join(dir, `${name}.conf`);
       const t = opts.tls;
       await writeFile(file, [
-        `server_name: ${name}`,
+        `server_name: ${name}`, http,
         `router { listen: "127.0.0.1:${port === 0 ? -1 : port}", redis: "${redis!.url}", ${token}`,
         t ? `tls { cert_file: "${t.router.certFile}", key_file: "${t.router.keyFile}", ca_file: "${t.caFile}", verify: true } }` : "}",
       ].join("\n"));
       const proc = spawnBroker(["router", "-c", file]);
       procs.add(proc);
       const m = await proc.waitForLine(LISTEN_EDGES, timeoutMs);
-      return { name, port: Number(m[2]), proc };
+      return { name, port: Number(m[2]), httpPort: await httpPort(proc), proc };
     };
     for (let i = 0; i < (opts.routers ?? 2); i++) routers.push(await startRouter(`r${i + 1}`, 0));
     await Promise.all(routers.map((r) => waitForPeers(r, routers.length - 1, timeoutMs)));
@@ -93,7 +101,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
       const list = routers.map((_r, k) => routers[(i + k) % routers.length]).map((r) => `"127.0.0.1:${r.port}"`).join(", ");
       const file = path.join(dir, `${name}.conf`);
       await writeFile(file, [
-        `server_name: ${name}`, "host: 127.0.0.1", "port: -1",
+        `server_name: ${name}`, "host: 127.0.0.1", "port: -1", http,
         `edge { routers: [${list}], ${token}`,
         opts.tls ? `tls { ca_file: "${opts.tls.caFile}", cert_file: "${opts.tls.edge.certFile}", key_file: "${opts.tls.edge.keyFile}" } }` : "}",
         opts.edgeConfig ?? "",
@@ -103,7 +111,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
       const nats = await proc.waitForLine(LISTEN_NATS, timeoutMs);
       const ws = /^\s*websocket\s*[:={]/m.test(opts.edgeConfig ?? "") ? await proc.waitForLine(LISTEN_WS, timeoutMs) : undefined;
       await proc.waitForLine(ATTACHED, timeoutMs);
-      return { name, natsPort: Number(nats[1]), wsPort: ws ? Number(ws[1]) : undefined, proc };
+      return { name, natsPort: Number(nats[1]), wsPort: ws ? Number(ws[1]) : undefined, httpPort: await httpPort(proc), proc };
     }));
     return {
       redis, routers, edges, stop,

@@ -10,6 +10,7 @@ import type { Logger } from "../../common/log.js";
 import { RouterEnd, type RoutingCore } from "../wire/router-end.js";
 import { checkCredential } from "./credential.js";
 import { ATTACH_TIMEOUT_MS, EDGE_LINK_SERVICE, LINK_OPTIONS, LINK_QUEUE_BYTES } from "./service.js";
+import type { LinkCounts } from "../link-metrics.js";
 import { FrameWriter } from "./writer.js";
 
 export interface RouterServerDeps {
@@ -22,10 +23,24 @@ export interface RouterServerDeps {
   queueBytes?: number;
 }
 
+/** One attached edge, for /routez and metrics. */
+export interface EdgeLinkInfo extends LinkCounts {
+  id: string;
+  /** The edge's address as the gRPC server sees it. */
+  peer: string;
+  /** When it attached (ms). */
+  since: number;
+  subscriptions: number;
+  /** Bytes waiting for 'drain' towards the edge. */
+  queueBytes: number;
+}
+
 export interface RouterServer {
   readonly server: grpc.Server;
   /** Edge ids with a live stream. */
   edges(): string[];
+  /** The attached edges with their link's counters. */
+  edgeLinks(): EdgeLinkInfo[];
   /** Binds host:port (0 = any free port); resolves with the bound port. */
   bind(host: string, port: number, credentials?: grpc.ServerCredentials): Promise<number>;
   /** Ends every stream and stops the server. */
@@ -37,7 +52,7 @@ type Duplex = grpc.ServerDuplexStream<Buffer, Buffer>;
 export function createRouterServer(deps: RouterServerDeps): RouterServer {
   const { router, log, routerId, authorization, queueBytes = LINK_QUEUE_BYTES } = deps;
   const server = new grpc.Server(LINK_OPTIONS);
-  const attached = new Map<string, { end: RouterEnd; call: Duplex }>();
+  const attached = new Map<string, { end: RouterEnd; call: Duplex; peer: string; since: number; writer: FrameWriter }>();
   const streams = new Map<Duplex, RouterEnd>();
 
   /** Ends a stream with a status (OK: a plain end) and forgets it. */
@@ -67,7 +82,7 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
         const previous = attached.get(edgeId);
         // A re-attach of the same edge wins over a stream not yet known dead.
         if (previous) finish(previous.call, previous.end, grpc.status.ABORTED, "replaced by a newer stream of the same edge");
-        attached.set(edgeId, { end, call });
+        attached.set(edgeId, { end, call, peer, since: Date.now(), writer });
         log.notice(`edge ${edgeId} attached from ${peer}`);
       },
     });
@@ -94,6 +109,10 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
   return {
     server,
     edges: () => [...attached.keys()],
+    edgeLinks: () => [...attached].map(([id, { end, peer, since, writer }]) => ({
+      id, peer, since, subscriptions: end.subscriptions, queueBytes: writer.pending,
+      framesIn: end.framesIn, opsIn: end.opsIn, framesOut: end.framesOut, opsOut: end.opsOut,
+    })),
     bind(host, port, credentials = grpc.ServerCredentials.createInsecure()) {
       return new Promise((resolve, reject) => {
         server.bindAsync(hostPort(host, port), credentials, (err, bound) => (err ? reject(err) : resolve(bound)));

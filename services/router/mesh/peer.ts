@@ -76,6 +76,14 @@ export class PeerLink {
   peerId: string;
   rttMs = 0;
   backlogBytes = 0;
+  /** When the link came up (ms), and the messages and frames it carried (/routez, metrics). */
+  upSince = 0;
+  inMsgs = 0;
+  outMsgs = 0;
+  inBytes = 0;
+  outBytes = 0;
+  framesIn = 0;
+  opsIn = 0;
   private readonly out = new Batcher<MeshOp>((ops) => meshFrames.encode({ ops }), () => (b) => this.write(b), FRAME_BYTES);
   private readonly backlog: Buffer[] = [];
   private writable = true;
@@ -116,6 +124,8 @@ export class PeerLink {
   /** Entries of the peer's interest held in the router. */
   get interestEntries(): number { return this.interest.size; }
   get interestSeq(): number { return this.interest.seq; }
+  get framesOut(): number { return this.out.framesSent; }
+  get opsOut(): number { return this.out.opsSent; }
 
   /** A local interest update, for this peer. */
   sendInterest(update: InterestUpdateData): void {
@@ -140,6 +150,8 @@ export class PeerLink {
       originEdge: origin?.edgeId ?? "", originConnection: origin?.cid ?? 0,
     };
     this.current = { generation: owner.generation, account, subject, reply, op };
+    this.outMsgs++;
+    this.outBytes += headers.length + payload.length;
     this.out.push({ op: "forward", forward: op }, headers.length + payload.length + subject.length + (reply?.length ?? 0));
   }
 
@@ -210,6 +222,8 @@ export class PeerLink {
     if (frame instanceof WireError) {
       return this.close(this.state === "hello" ? `refused a peer before its hello: ${frame.message}` : `peer ${this.peerId}: ${frame.message}`);
     }
+    this.framesIn++;
+    this.opsIn += frame.ops.length;
     for (const op of frame.ops) {
       if ((this.state as State) === "closed") return;
       if (this.state === "hello") {
@@ -233,6 +247,7 @@ export class PeerLink {
     (this.conn as { edgeId: string }).edgeId = `mesh:${h.routerId}`;
     if (!this.dialed) this.out.push({ op: "hello", hello: this.owner.hello() });
     this.state = "up";
+    this.upSince = Date.now();
     this.owner.up(this);
     this.sendSnapshot();
   }
@@ -260,6 +275,8 @@ export class PeerLink {
         // Decoded bytes are views of this frame, which nothing reuses: no copy needed.
         const buf = m.headers.length === 0 ? m.payload : Buffer.concat([m.headers, m.payload]);
         const msg: MessageData = { buf, start: 0, end: buf.length, hdrLen: m.headers.length };
+        this.inMsgs++;
+        this.inBytes += buf.length;
         this.owner.router.deliverForwarded(f.account, m.subject, m.reply === "" ? undefined : m.reply, msg, f.queues,
           { edgeId: f.originEdge, cid: f.originConnection, echo: true });
         return;

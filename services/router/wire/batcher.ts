@@ -11,6 +11,9 @@ export class Batcher<Op> {
   private ops: Draft<Op>[] = [];
   private bytes = 0;
   private scheduled = false;
+  /** Frames and ops sent so far (metrics: ops per frame is the batching achieved). */
+  framesSent = 0;
+  opsSent = 0;
   constructor(private readonly encode: (ops: Draft<Op>[]) => Buffer, private readonly send: () => ((bytes: Buffer) => void) | undefined,
               private readonly maxBytes = Infinity) {}
 
@@ -38,6 +41,10 @@ export class Batcher<Op> {
     const ops = this.ops;
     this.ops = [];
     this.bytes = 0;
-    this.send()?.(this.encode(ops));
+    const send = this.send();
+    if (!send) return;
+    this.framesSent++;
+    this.opsSent += ops.length;
+    send(this.encode(ops));
   }
 }

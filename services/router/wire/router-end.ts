@@ -66,8 +66,23 @@ export class RouterEnd {
     this.accepted = hooks === undefined;
   }
 
+  /** Frames and ops received from the edge (metrics). */
+  framesIn = 0;
+  opsIn = 0;
+
   /** The edge's id from its Hello ("" before). */
   get edge(): string { return this.edgeId; }
+
+  /** Frames and ops sent to the edge (metrics). */
+  get framesOut(): number { return this.out.framesSent; }
+  get opsOut(): number { return this.out.opsSent; }
+
+  /** Subscriptions of the edge held here. */
+  get subscriptions(): number {
+    let n = 0;
+    for (const byCid of this.subs.values()) n += byCid.size;
+    return n;
+  }
 
   /** The stream ended: the edge's subscriptions and account version go (nothing more is applied). */
   close(): void {
@@ -86,6 +101,8 @@ export class RouterEnd {
     if (this.closed) return;
     const frame = edgeFrames.decode(bytes);
     if (frame instanceof WireError) return this.warn(`serialised link: ${frame.message}`);
+    this.framesIn++;
+    this.opsIn += frame.ops.length;
     for (const op of frame.ops) {
       if (this.closed) break;
       if (this.accepted) this.apply(op);
