@@ -23,11 +23,15 @@ export interface RouterBroker {
   /** The MQTT store on Redis, once Redis has answered (for the session service). */
   store(): MqttStore | undefined;
   reload(options: Options): string[];
+  /** SIGTERM: the edges move to other routers first (bounded), then the router stops. */
+  lameDuck(): Promise<void>;
   stop(): Promise<void>;
 }
 
 /** Wait between attempts to open the store, and between two reports of Redis being unreachable. */
 const REDIS_RETRY_MS = 1_000, REDIS_REPORT_MS = 30_000;
+/** How long a stopping router waits for its edges to move elsewhere. */
+const EDGE_MOVE_MS = 5_000;
 
 export async function startRouterRole(options: Options, log: Logger): Promise<RouterBroker> {
   const cfg = options.router;
@@ -94,10 +98,14 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
   void open();
 
   let stopping: Promise<void> | undefined;
-  return {
+  const broker: RouterBroker = {
     router, grpc, mesh, port, monitor,
     store: () => store,
     reload: () => [], // nothing of a router's config applies live yet
+    async lameDuck() {
+      if (!stopping) await grpc.moveEdges(EDGE_MOVE_MS);
+      await broker.stop();
+    },
     stop() {
       stopping ??= (async () => {
         stopped = true;
@@ -111,6 +119,7 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
       return stopping;
     },
   };
+  return broker;
 }
 
 function redisConnection(cfg: RedisConfig): RedisConnection {

@@ -39,6 +39,8 @@ const identity = (b: Buffer): Buffer => b;
 /** While attached, a sync every this often keeps the link's RTT current (and cheap: one op). */
 const RTT_PROBE_MS = 1_000;
 const noop = (): void => {};
+/** A stream being left for another router is ended after this at the latest. */
+const MOVE_TIMEOUT_MS = 5_000;
 /** Wait before a new round of the list once every router failed, growing to the cap. */
 const RETRY_BASE_MS = 100, RETRY_MAX_MS = 2_000;
 
@@ -59,15 +61,54 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
   let reattaches = 0;
   let writer: FrameWriter | undefined;
   let retry: NodeJS.Timeout | undefined;
+  /** The stream of a router that asked us to move: still read (deliveries in flight arrive),
+   *  ended once the next router has our interest cluster-wide. */
+  let leaving: { stream: NonNullable<typeof current>; timer: NodeJS.Timeout } | undefined;
+
+  const drop = (stream: NonNullable<typeof current>) => {
+    stream.call.removeAllListeners("data");
+    stream.call.cancel();
+    stream.client.close();
+  };
+
+  /** Half-closes the stream being left: its router drops our interest, sends what it still
+   *  had for us, and ends the stream (then dropped). */
+  const leave = () => {
+    if (!leaving) return;
+    const { stream, timer } = leaving;
+    leaving = undefined;
+    clearTimeout(timer);
+    stream.call.end();
+    const gone = setTimeout(() => drop(stream), MOVE_TIMEOUT_MS).unref();
+    stream.call.once("end", () => { clearTimeout(gone); drop(stream); });
+  };
+
+  /**
+   * The router is stopping: attach to the next router of the list, replay there, and leave this
+   * one only once the new router's sync passed (its barrier: every router has our interest
+   * again), so messages keep arriving throughout. A message may arrive twice meanwhile.
+   */
+  const move = (stream: NonNullable<typeof current>, reason: string) => {
+    if (current !== stream || closed) return;
+    log.notice(`router ${stream.routerId || stream.address} asks the edge to move (${reason}): attaching to the next router`);
+    end.out.flush(); // what this turn queued still goes to the router we leave: it routes it
+    current = undefined;
+    end.sendTo = undefined;
+    end.detach();
+    if (leaving) leave();
+    leaving = { stream, timer: setTimeout(leave, MOVE_TIMEOUT_MS).unref() };
+    lostAt = Date.now();
+    failedInRound = 0;
+    connect();
+  };
 
   const lose = (stream: typeof current, why: string) => {
+    if (stream && leaving?.stream === stream) return leave();
     if (!stream || current !== stream) return;
     current = undefined;
     end.sendTo = undefined;
     end.detach();
-    stream.call.removeAllListeners("data");
-    stream.call.cancel();
-    stream.client.close();
+    drop(stream);
     if (closed) return;
     if (stream.attached) {
       lostAt = Date.now();
@@ -106,7 +147,10 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
       if (lostAt !== undefined) reattaches++;
       lostAt = undefined;
       log.notice(`attached to router ${reply.routerId || "?"} at ${address}${again}`);
+      // Our replay went before this sync: once it passes, the router we leave may drop us.
+      if (leaving) end.sync(leave);
     };
+    end.onGoAway = (reason) => move(stream, reason);
     call.on("data", (bytes: Buffer) => end.receive(bytes));
     call.on("error", (err: grpc.ServiceError) => { clearTimeout(timer); lose(stream, (err.details || err.message).replace(/\.?\s*Resolution note:\s*$/, "")); });
     call.on("end", () => { clearTimeout(timer); lose(stream, "the router ended the stream"); });
@@ -148,6 +192,7 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
     close() {
       closed = true;
       clearInterval(probe);
+      if (leaving) drop(leaving.stream);
       clearTimeout(retry);
       lose(current, "closing");
       closeEnd();

@@ -43,6 +43,11 @@ export interface RouterServer {
   edgeLinks(): EdgeLinkInfo[];
   /** Binds host:port (0 = any free port); resolves with the bound port. */
   bind(host: string, port: number, credentials?: grpc.ServerCredentials): Promise<number>;
+  /**
+   * Asks every attached edge to move to another router and refuses new attaches; resolves once
+   * every edge has left, or after `timeoutMs`.
+   */
+  moveEdges(timeoutMs: number): Promise<void>;
   /** Ends every stream and stops the server. */
   close(): Promise<void>;
 }
@@ -54,6 +59,8 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
   const server = new grpc.Server(LINK_OPTIONS);
   const attached = new Map<string, { end: RouterEnd; call: Duplex; peer: string; since: number; writer: FrameWriter }>();
   const streams = new Map<Duplex, RouterEnd>();
+  /** Set by moveEdges: new attaches are refused, and `left` runs when the last edge is gone. */
+  let moving: { left: () => void } | undefined;
 
   /** Ends a stream with a status (OK: a plain end) and forgets it. */
   const finish = (call: Duplex, end: RouterEnd, code = grpc.status.OK, details = "") => {
@@ -63,6 +70,7 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
     if (edge !== "" && attached.get(edge)?.call === call) {
       attached.delete(edge);
       log.notice(`edge ${edge} detached${details ? `: ${details}` : ""}`);
+      if (moving && attached.size === 0) moving.left();
     }
     if (code === grpc.status.OK) call.end();
     else call.emit("error", { code, details });
@@ -70,6 +78,7 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
 
   const attach = (call: Duplex) => {
     const peer = call.getPeer();
+    if (moving) return void call.emit("error", { code: grpc.status.UNAVAILABLE, details: "router stopping" });
     const end: RouterEnd = new RouterEnd(router, (m) => log.warn(`edge link ${peer}: ${m}`), {
       routerId,
       authenticate: (hello) => checkCredential(authorization, hello.credential, hello.edgeId, hello.sentAtUs),
@@ -116,6 +125,18 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
     bind(host, port, credentials = grpc.ServerCredentials.createInsecure()) {
       return new Promise((resolve, reject) => {
         server.bindAsync(hostPort(host, port), credentials, (err, bound) => (err ? reject(err) : resolve(bound)));
+      });
+    },
+    moveEdges(timeoutMs) {
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          if (attached.size > 0) log.warn(`${attached.size} edges did not move within ${timeoutMs} ms: their streams end now`);
+          resolve();
+        }, timeoutMs);
+        moving = { left: () => { clearTimeout(timer); resolve(); } };
+        if (attached.size === 0) return moving.left();
+        log.notice(`asking ${attached.size} edges to move to other routers`);
+        for (const { end } of attached.values()) end.goAway("router stopping");
       });
     },
     close() {

@@ -36,7 +36,8 @@ export class Batcher<Op> {
     });
   }
 
-  private flush(): void {
+  /** Sends what is queued now (a carrier about to switch streams sends it on the old one). */
+  flush(): void {
     if (this.ops.length === 0) return;
     const ops = this.ops;
     this.ops = [];

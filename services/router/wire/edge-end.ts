@@ -51,6 +51,8 @@ export class EdgeEnd implements RouterLink {
   credential: ((edgeId: string, sentAtUs: number) => Draft<Credential>) | undefined;
   /** Called when the router accepts the Hello. */
   onAttached: ((reply: HelloReply) => void) | undefined;
+  /** Called when the router asks the edge to move (it is stopping). */
+  onGoAway: ((reason: string) => void) | undefined;
   /** Live subscriptions and what re-attaching replays of them (account, UNSUB max). */
   private readonly live = new Map<Subscriber, { account: string; max: number }>();
   private edgeId = "";
@@ -216,6 +218,7 @@ export class EdgeEnd implements RouterLink {
       if (op.op === "deliver") this.deliver(op.deliver!);
       else if (op.op === "helloReply") this.onAttached?.(op.helloReply!);
       else if (op.op === "pong") this.ponged();
+      else if (op.op === "goAway") this.onGoAway?.(op.goAway!.reason);
       else if (op.op === "sessionEvent") this.sessions.event(op.sessionEvent!);
       else if (op.op === "completion") this.complete(op.completion!);
       else if (op.op === "statsReply") {

@@ -83,10 +83,11 @@ export interface StatsQuery { correlationId: number; account: string }
 
 export interface RouterFrame { ops: RouterOp[] }
 export interface RouterOp {
-  op?: "helloReply" | "deliver" | "completion" | "sessionEvent" | "statsReply" | "ping" | "pong";
+  op?: "helloReply" | "deliver" | "completion" | "sessionEvent" | "statsReply" | "ping" | "pong" | "goAway";
   helloReply?: HelloReply; deliver?: Deliver; completion?: Completion; sessionEvent?: SessionEvent;
-  statsReply?: StatsReply; ping?: Ping; pong?: Pong;
+  statsReply?: StatsReply; ping?: Ping; pong?: Pong; goAway?: GoAway;
 }
+export interface GoAway { reason: string }
 export interface HelloReply { routerId: string; accountsVersion: string; version: string }
 export interface Deliver { account: string; message?: Message; targets: SubscriptionRef[] }
 export interface Completion {

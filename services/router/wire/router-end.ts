@@ -84,6 +84,11 @@ export class RouterEnd {
     return n;
   }
 
+  /** Asks the edge to move to another router (this one is stopping). */
+  goAway(reason: string): void {
+    if (!this.closed) this.out.push({ op: "goAway", goAway: { reason } });
+  }
+
   /** The stream ended: the edge's subscriptions and account version go (nothing more is applied). */
   close(): void {
     if (this.closed) return;
