@@ -14,7 +14,8 @@ import type { RouterLink } from "../link.js";
 import { EdgeEnd } from "../wire/edge-end.js";
 import { credentialSource } from "./credential.js";
 import { ATTACH_PATH, ATTACH_TIMEOUT_MS, LINK_OPTIONS, LINK_QUEUE_BYTES } from "./service.js";
-import { Counter, Gauge, type Registry } from "prom-client";
+import { Gauge, type Registry } from "prom-client";
+import { scrapedCounter } from "../../common/metrics.js";
 import { linkCounters } from "../link-metrics.js";
 import { FrameWriter } from "./writer.js";
 
@@ -181,10 +182,8 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
         labelNames: ["peer"], registers: [register],
         collect() { this.reset(); this.set({ peer: peer() }, current ? writer?.pending ?? 0 : 0); },
       });
-      new Counter({
-        name: "meshbroker_link_reattaches_total", help: "Times the edge attached again after losing its router.",
-        registers: [register], collect() { this.reset(); this.inc(reattaches); },
-      });
+      scrapedCounter(register, "meshbroker_link_reattaches_total",
+        "Times the edge attached again after losing (or moving from) its router.", () => reattaches);
       linkCounters(register, "link", "router", () => [{ name: peer(), link: {
         framesIn: end.framesIn, opsIn: end.opsIn, framesOut: end.out.framesSent, opsOut: end.out.opsSent,
       } }]);

@@ -14,7 +14,8 @@
 import * as grpc from "@grpc/grpc-js";
 import type { Cluster, Redis } from "ioredis";
 import type { Duplex } from "node:stream";
-import { Counter, Gauge, type Registry } from "prom-client";
+import { Gauge, type Registry } from "prom-client";
+import { scrapedCounter } from "../../common/metrics.js";
 import { linkCounters } from "../link-metrics.js";
 import type { Connection, MessageData } from "../link.js";
 import type { MeshHooks, Router } from "../router.js";
@@ -180,22 +181,15 @@ export class Mesh implements MeshHooks, LinkOwner {
         for (const p of mesh.peers()) this.set({ peer: p.id }, p.rttMs / 1000);
       },
     });
-    new Counter({
-      name: "meshbroker_redis_calls_total", help: "Redis calls of the mesh (heartbeats, interest summary writes) that succeeded.",
-      registers: [register], collect() { this.reset(); this.inc(mesh.redisCalls.count); },
-    });
-    new Counter({
-      name: "meshbroker_redis_call_seconds_total", help: "Time spent in those Redis calls: divided by the calls, the mean latency.",
-      registers: [register], collect() { this.reset(); this.inc(mesh.redisCalls.seconds); },
-    });
-    new Counter({
-      name: "meshbroker_redis_errors_total", help: "Redis calls of the mesh that failed (Redis down or refusing).",
-      registers: [register], collect() { this.reset(); this.inc(mesh.redisCalls.errors); },
-    });
-    new Counter({
-      name: "meshbroker_mesh_barrier_timeouts_total", help: "Flush barriers released by their 2 s bound rather than every peer's pong.",
-      registers: [register], collect() { this.reset(); this.inc(mesh.barriers.timeouts); },
-    });
+    const calls = this.redisCalls;
+    scrapedCounter(register, "meshbroker_redis_calls_total",
+      "Redis calls of the mesh (heartbeats, interest summary writes) that succeeded.", () => calls.count);
+    scrapedCounter(register, "meshbroker_redis_call_seconds_total",
+      "Time spent in those Redis calls: divided by the calls, the mean latency.", () => calls.seconds);
+    scrapedCounter(register, "meshbroker_redis_errors_total",
+      "Redis calls of the mesh that failed (Redis down or refusing).", () => calls.errors);
+    scrapedCounter(register, "meshbroker_mesh_barrier_timeouts_total",
+      "Flush barriers released by their 2 s bound rather than every peer's pong.", () => mesh.barriers.timeouts);
     linkCounters(register, "mesh", "peer", () => mesh.links().map((l) => ({ name: l.peerId, link: l })));
     new Gauge({
       name: "meshbroker_mesh_backlog_bytes", help: "Bytes waiting for 'drain' on each peer link.",
