@@ -28,7 +28,8 @@ Options:
 
 Signals:
   SIGTERM, SIGUSR2  lame duck: stop accepting, tell clients to reconnect elsewhere, close them
-                    spread over lame_duck_duration (after lame_duck_grace_period), then exit
+                    spread over lame_duck_duration (after lame_duck_grace_period), then exit;
+                    a router asks its edges to move to other routers first, then exits
   SIGINT            stop now: clients get what they have pending, then exit
   SIGHUP            reload the configuration
 `;
@@ -120,14 +121,14 @@ export async function main(argv: string[]): Promise<number> {
   if (options.configFile) log.notice(`Using configuration file: ${options.configFile}`);
   // Signals are trapped before the listeners open: a signal in between must not kill us.
   const parsed = args;
-  // A router has no clients: its SIGTERM stops it (its edges re-attach elsewhere).
-  let broker: (EdgeBroker | (RouterBroker & { edge?: undefined; lameDuck?: undefined })) | undefined;
+  // A router has no clients: its SIGTERM moves its edges to other routers, then stops it.
+  let broker: (EdgeBroker | (RouterBroker & { edge?: undefined })) | undefined;
   let stopRequested: { signal: string; lameDuck: boolean } | undefined;
   let finished: ((code: number) => void) | undefined;
   const done = new Promise<number>((resolve) => { finished = resolve; });
   // Lame duck first (a pod leaving gently); an impatient SIGINT meanwhile stops at once.
   const stop = (signal: string, asked: boolean) => {
-    const lameDuck = asked && role !== "router"; // a router has no clients to move
+    const lameDuck = asked;
     if (stopRequested && (lameDuck || !stopRequested.lameDuck)) return;
     stopRequested = { signal, lameDuck };
     log.notice(`Trapped "${signal}" signal, ${lameDuck ? "entering lame duck mode" : "stopping"}`);

@@ -1,6 +1,7 @@
 // The embedded topology: edge and router in one process, joined by the in-process link.
 import type { Options } from "./common/config/options.js";
 import type { Logger } from "./common/log.js";
+import type { EdgeCluster } from "./edge/context.js";
 import { EdgeServer } from "./edge/server.js";
 import { MonitorServer } from "./edge/monitor/http.js";
 import type { RouterLink } from "./router/link.js";
@@ -94,9 +95,11 @@ export async function startEmbedded(options: Options, log: Logger,
  * once the edge has stopped and the link is closed (the embedded router side closes then), and
  * also when the edge fails to start.
  */
-export async function serveEdge(options: Options, log: Logger, link: RouterLink & { close?(): void },
+export async function serveEdge(options: Options, log: Logger, link: RouterLink & { close?(): void } & Partial<EdgeCluster>,
                                 closeRouter: () => Promise<void> | void = () => {}): Promise<EdgeBroker> {
-  const edge = new EdgeServer({ options, link, log });
+  // The edge role's link knows its router: /healthz and /varz report it.
+  const cluster = link.attachedRouter && link.registerMetrics ? link as EdgeCluster : undefined;
+  const edge = new EdgeServer({ options, link, log, cluster });
   try {
     await edge.listen();
   } catch (err) {

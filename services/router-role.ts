@@ -9,6 +9,7 @@ import type { Logger } from "./common/log.js";
 import { createRouterServer, type RouterServer } from "./router/grpc/server.js";
 import { channelCredentials, serverCredentials } from "./router/grpc/tls.js";
 import { Mesh } from "./router/mesh/mesh.js";
+import { RouterMonitor } from "./router/monitor.js";
 import { Router } from "./router/router.js";
 import { SessionOwnership } from "./router/sessions/ownership.js";
 import { SessionService } from "./router/sessions/service.js";
@@ -20,9 +21,13 @@ export interface RouterBroker {
   readonly grpc: RouterServer;
   readonly mesh: Mesh;
   readonly port: number;
+  /** The monitoring listener, when the config has `http`/`http_port`. */
+  readonly monitor: RouterMonitor | undefined;
   /** The MQTT store on Redis, once Redis has answered (for the session service). */
   store(): MqttStore | undefined;
   reload(options: Options): string[];
+  /** SIGTERM: the edges move to other routers first (bounded), then the router stops. */
+  lameDuck(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -33,6 +38,8 @@ const REDIS_RETRY_MS = 1_000, REDIS_REPORT_MS = 30_000;
 const ADOPT_SCAN_MS = 2_000;
 /** How long after a peer router's loss its edges are expected to have re-attached (issue: 2 s). */
 const REATTACH_GRACE_MS = 2_000;
+/** How long a stopping router waits for its edges to move elsewhere. */
+const EDGE_MOVE_MS = 5_000;
 
 export async function startRouterRole(options: Options, log: Logger): Promise<RouterBroker> {
   const cfg = options.router;
@@ -69,6 +76,17 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
   let sessions: SessionService | undefined;
   let ownership: SessionOwnership | undefined;
   let stopped = false;
+  let monitor: RouterMonitor | undefined;
+  if (options.httpPort !== undefined) {
+    monitor = new RouterMonitor({ routerId, advertise, grpc, mesh, log, serving: () => !stopped });
+    try {
+      await monitor.listen(options.httpHost, options.httpPort);
+    } catch (err) {
+      await grpc.close();
+      await mesh.close();
+      throw err;
+    }
+  }
   let retry: NodeJS.Timeout | undefined;
   let adoptTimer: NodeJS.Timeout | undefined;
   const redisName = describeRedis(cfg.redis);
@@ -145,15 +163,20 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
   void open();
 
   let stopping: Promise<void> | undefined;
-  return {
-    router, grpc, mesh, port,
+  const broker: RouterBroker = {
+    router, grpc, mesh, port, monitor,
     store: () => store,
     reload: () => [], // nothing of a router's config applies live yet
+    async lameDuck() {
+      if (!stopping) await grpc.moveEdges(EDGE_MOVE_MS);
+      await broker.stop();
+    },
     stop() {
       stopping ??= (async () => {
         stopped = true;
         clearTimeout(retry);
         clearTimeout(adoptTimer);
+        await monitor?.close();
         await grpc.close();
         await mesh.close();
         await sessions?.close();
@@ -165,6 +188,7 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
       return stopping;
     },
   };
+  return broker;
 }
 
 function redisConnection(cfg: RedisConfig): RedisConnection {

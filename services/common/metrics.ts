@@ -13,15 +13,19 @@ export interface MetricsSource {
   connectionErrors(): Iterable<{ type: string; reason: string; n: number }>;
 }
 
+/** A counter whose value is read from a plain field at scrape time. */
+export function scrapedCounter(register: Registry, name: string, help: string, read: () => number): Counter {
+  return new Counter({
+    name, help, registers: [register],
+    collect() { this.reset(); this.inc(read()); },
+  });
+}
+
 export function createMetricsRegistry(source: MetricsSource): Registry {
   const register = new Registry();
   collectDefaultMetrics({ register });
 
-  const counter = (name: string, help: string, read: () => number) =>
-    new Counter({
-      name, help, registers: [register],
-      collect() { this.reset(); this.inc(read()); },
-    });
+  const counter = (name: string, help: string, read: () => number) => scrapedCounter(register, name, help, read);
 
   new Gauge({
     name: "meshbroker_connections", help: "Open client connections by connection type.",

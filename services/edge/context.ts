@@ -1,6 +1,7 @@
 // What the parts of an edge (listeners, the system account, monitoring) need of the edge, as
 // narrow interfaces: they depend on these, never on EdgeServer, so server.ts can import them
 // without a cycle (NatsClient's ClientContext is the same pattern).
+import type { Registry } from "prom-client";
 import type { Options } from "../common/config/options.js";
 import type { CloseReason } from "../common/errors.js";
 import type { LogContext, Logger } from "../common/log.js";
@@ -19,8 +20,23 @@ export interface HttpInfo {
   requests: Record<string, number>;
 }
 
+/** The router an edge of the cluster is attached to. */
+export interface AttachedRouter {
+  id: string;
+  address: string;
+}
+
+/** An edge of the cluster (`meshbroker edge`): its link says which router it is attached to. */
+export interface EdgeCluster {
+  attachedRouter(): AttachedRouter | undefined;
+  /** The link's metrics (state, RTT, frames, queue, re-attaches) on the edge's /metrics. */
+  registerMetrics(register: Registry): void;
+}
+
 /** What the monitoring reports (HTTP and system account) read of an edge. */
 export interface EdgeView {
+  /** Set on the edge role only (embedded: undefined). */
+  readonly cluster: EdgeCluster | undefined;
   readonly serverId: string;
   readonly serverName: string;
   readonly options: Options;

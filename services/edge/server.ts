@@ -16,7 +16,7 @@ import { connectionFault, FaultCounter, type FaultReason, type IsolatedConnectio
 import { peerOf, serverOptions } from "./tls.js";
 import { WebsocketListener } from "./websocket/listener.js";
 import { MqttServer } from "./mqtt/server.js";
-import { NATS_COMPAT_VERSION, type HttpInfo, type MonitorContext, type MqttEdgeContext, type SystemContext, type WebsocketContext } from "./context.js";
+import { NATS_COMPAT_VERSION, type EdgeCluster, type HttpInfo, type MonitorContext, type MqttEdgeContext, type SystemContext, type WebsocketContext } from "./context.js";
 import { SystemAccount } from "./system.js";
 
 /** An advertise value as a connect URL (host:port), a bare host taking the listener's port. */
@@ -35,6 +35,8 @@ export interface EdgeDeps {
   options: Options;
   link: RouterLink;
   log: Logger;
+  /** The edge role's link to the routers (undefined when embedded). */
+  cluster?: EdgeCluster;
 }
 
 export class EdgeServer implements ClientContext, MonitorContext, SystemContext, WebsocketContext, MqttEdgeContext {
@@ -42,6 +44,7 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
   auth: AuthPipeline;
   readonly link: RouterLink;
   readonly log: Logger;
+  readonly cluster: EdgeCluster | undefined;
   readonly serverId = newServerId();
   readonly startTime = new Date();
   configLoadTime = new Date();
@@ -82,6 +85,7 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
     this.options = deps.options;
     this.link = deps.link;
     this.log = deps.log;
+    this.cluster = deps.cluster;
     this.auth = new AuthPipeline(deps.options);
   }
 

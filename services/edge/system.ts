@@ -24,7 +24,7 @@ const REPORTS: Record<string, Report> = {
   VARZ: (e) => varz(e, e.httpInfo?.()),
   CONNZ: (e, b) => connz(e, connzOptions(b)),
   SUBSZ: (e, b) => subsz(e, subszOptions(b)),
-  HEALTHZ: () => healthz(),
+  HEALTHZ: (e) => healthz(e),
 };
 
 /** CONNZ of one account, whatever account the request names. */

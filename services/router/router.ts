@@ -34,6 +34,8 @@ export interface MeshHooks {
   interestChanged(account: string, subject: string, queue: string | undefined, delta: number): void;
   /** A publish starts: the RemoteSubscribers delivered to until the next call belong to it. */
   publishing(origin: Connection | undefined): void;
+  /** `done` once every peer applied the interest changes made so far (a flush barrier). */
+  barrier(done: () => void): void;
 }
 
 function isRemote(sub: Subscriber): sub is RemoteSubscriber {
@@ -88,9 +90,11 @@ export class Router implements RouterLink {
     this.mesh!.interestChanged(exporter.name, this.replyPrefix + ">", undefined, 1);
   }
 
-  /** Direct calls: everything before this call is applied already. */
+  /** Direct calls: everything before this call is applied here already; with a mesh, done
+   *  once the peers applied the interest changes too (a flush confirms cluster-wide routing). */
   sync(done: () => void): void {
-    done();
+    if (this.mesh) this.mesh.barrier(done);
+    else done();
   }
 
   /** An edge left: its account version no longer counts. */

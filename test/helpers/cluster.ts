@@ -7,7 +7,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { spawnBroker, type BrokerProcess } from "./process.js";
+import { LISTEN_MONITORING, spawnBroker, type BrokerProcess } from "./process.js";
 import { startRedis, type RedisServer } from "./redis.js";
 
 export const CLUSTER_TOKEN = "cluster-test-token";
@@ -15,12 +15,16 @@ const LISTEN_EDGES = /listening for edges on (?:tls:\/\/)?(\S+):(\d+)$/;
 const LISTEN_NATS = /listening for NATS clients on \S+:(\d+)$/;
 const LISTEN_WS = /listening for websocket clients on wss?:\/\/\S+:(\d+)$/;
 const LISTEN_MQTT = /listening for MQTT clients on \w+:\/\/\S+:(\d+)$/;
+/** A router's log line for each peer router it linked to over the mesh. */
+export const MESH_LINKED = /mesh: linked to router (\S+) \((?:dialed|accepted)\)$/;
 export const ATTACHED = /attached to router (\S+) at (\S+)(?: \(re-attached (\d+) ms after the loss\))?$/;
 
 export interface ClusterRouter {
   name: string;
   host: string;
   port: number;
+  /** With `monitoring`: the router's monitoring port. */
+  httpPort: number | undefined;
   proc: BrokerProcess;
 }
 
@@ -31,6 +35,8 @@ export interface ClusterEdge {
   wsPort: number | undefined;
   /** Set when the edge config has an `mqtt {}` block (use `port: -1` there). */
   mqttPort: number | undefined;
+  /** With `monitoring`: the edge's monitoring port. */
+  httpPort: number | undefined;
   proc: BrokerProcess;
 }
 
@@ -53,6 +59,8 @@ export interface ClusterOptions {
   edgeDiscovery?: string;
   /** Environment of the edge processes (added to this process's). */
   edgeEnv?: NodeJS.ProcessEnv;
+  /** A monitoring listener (`http`) on every router and edge. */
+  monitoring?: boolean;
   timeoutMs?: number;
 }
 
@@ -82,6 +90,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
     await rm(dir, { recursive: true, force: true });
   };
   const token = opts.token === false ? "" : `authorization { token: "${CLUSTER_TOKEN}" }`;
+  const http = opts.monitoring ? 'http: "127.0.0.1:-1"' : "";
+  const httpPort = async (proc: BrokerProcess) => (opts.monitoring ? Number((await proc.waitForLine(LISTEN_MONITORING, timeoutMs))[2]) : undefined);
   try {
     redis = await startRedis({ timeoutMs });
     const routers: ClusterRouter[] = [];
@@ -90,16 +100,17 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
       const t = opts.tls;
       const host = opts.routerHosts?.[Number(name.slice(1)) - 1] ?? "127.0.0.1";
       await writeFile(file, [
-        `server_name: ${name}`,
+        `server_name: ${name}`, http,
         `router { listen: "${host}:${port === 0 ? -1 : port}", redis: "${redis!.url}", ${token}`,
         t ? `tls { cert_file: "${t.router.certFile}", key_file: "${t.router.keyFile}", ca_file: "${t.caFile}", verify: true } }` : "}",
       ].join("\n"));
       const proc = spawnBroker(["router", "-c", file]);
       procs.add(proc);
       const m = await proc.waitForLine(LISTEN_EDGES, timeoutMs);
-      return { name, host, port: Number(m[2]), proc };
+      return { name, host, port: Number(m[2]), httpPort: await httpPort(proc), proc };
     };
     for (let i = 0; i < (opts.routers ?? 2); i++) routers.push(await startRouter(`r${i + 1}`, opts.routerPort ?? 0));
+    await Promise.all(routers.map((r) => waitForPeers(r, routers.length - 1, timeoutMs)));
     const startEdge = async (i: number): Promise<ClusterEdge> => {
       const name = `e${i + 1}`;
       // Edge i prefers router i (mod the count): with 2 routers the two edges are homed on
@@ -107,7 +118,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
       const list = routers.map((_r, k) => routers[(i + k) % routers.length]).map((r) => `"${r.host}:${r.port}"`).join(", ");
       const file = path.join(dir, `${name}.conf`);
       await writeFile(file, [
-        `server_name: ${name}`, "host: 127.0.0.1", "port: -1",
+        `server_name: ${name}`, "host: 127.0.0.1", "port: -1", http,
         `edge { ${opts.edgeDiscovery ?? `routers: [${list}]`}, ${token}`,
         opts.tls ? `tls { ca_file: "${opts.tls.caFile}", cert_file: "${opts.tls.edge.certFile}", key_file: "${opts.tls.edge.keyFile}" } }` : "}",
         opts.edgeConfig ?? "",
@@ -118,7 +129,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
       const ws = /^\s*websocket\s*[:={]/m.test(opts.edgeConfig ?? "") ? await proc.waitForLine(LISTEN_WS, timeoutMs) : undefined;
       const mqtt = /^\s*mqtt\s*[:={]/m.test(opts.edgeConfig ?? "") ? await proc.waitForLine(LISTEN_MQTT, timeoutMs) : undefined;
       await proc.waitForLine(ATTACHED, timeoutMs);
-      return { name, natsPort: Number(nats[1]), wsPort: ws ? Number(ws[1]) : undefined, mqttPort: mqtt ? Number(mqtt[1]) : undefined, proc };
+      return {
+        name, natsPort: Number(nats[1]), wsPort: ws ? Number(ws[1]) : undefined, mqttPort: mqtt ? Number(mqtt[1]) : undefined,
+        httpPort: await httpPort(proc), proc,
+      };
     };
     const edges = await Promise.all(Array.from({ length: opts.edges ?? 2 }, (_, i) => startEdge(i)));
     return {
@@ -134,6 +148,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
       },
       async restartRouter(i) {
         routers[i] = await startRouter(routers[i].name, routers[i].port);
+        await waitForPeers(routers[i], routers.length - 1, timeoutMs);
       },
       async killEdge(i) {
         await edges[i].proc.kill();
@@ -143,5 +158,22 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+/**
+ * Waits until router `r` has linked to `peers` distinct peer routers (they find each other in
+ * Redis within a heartbeat, about 1 s): before that, interest on one router is unknown to the
+ * others, and a test's first message could be routed nowhere.
+ */
+export async function waitForPeers(r: ClusterRouter, peers: number, timeoutMs: number, since = 0): Promise<void> {
+  const seen = new Set<string>();
+  let from = since;
+  while (seen.size < peers) {
+    await r.proc.waitForLine(MESH_LINKED, timeoutMs, { since: from });
+    for (; from < r.proc.lines.length; from++) {
+      const m = MESH_LINKED.exec(r.proc.lines[from].text);
+      if (m) seen.add(m[1]);
+    }
   }
 }

@@ -236,6 +236,10 @@ describe.each(targets)("accounts: $name", (target) => {
     const A0 = await newAccount(op, "A");
     const [B0, C0, D0] = [await newAccount(op, "B"), await newAccount(op, "C"), await newAccount(op, "D")];
     const nowSec = Math.floor(Date.now() / 1000);
+    // C's activation must outlive the server's start and the first checks (a cluster takes a
+    // few seconds to start on a loaded machine; 3 s was too short there and even for
+    // nats-server under load), and then expire.
+    const ACTIVATION_S = 8;
     const act = (to: string, subject: string, exp?: number) =>
       encodeActivation("act", { getPublicKey: () => to } as never, A0.kp, "stream", { subject }, exp ? { exp } : {});
     const A = await reissueAccount(op, A0, {
@@ -252,7 +256,7 @@ describe.each(targets)("accounts: $name", (target) => {
       ],
     });
     const C = await reissueAccount(op, C0, {
-      imports: [{ name: "tok", type: "stream", account: A.pub, subject: "tok.public.>", token: await act(C0.pub, "tok.public.>", nowSec + 3) }],
+      imports: [{ name: "tok", type: "stream", account: A.pub, subject: "tok.public.>", token: await act(C0.pub, "tok.public.>", nowSec + ACTIVATION_S) }],
     });
     // D's token grants tok.public.> only, not the tok.> it imports.
     const D = await reissueAccount(op, D0, {
@@ -277,12 +281,14 @@ describe.each(targets)("accounts: $name", (target) => {
     expect(d instanceof Error ? d.message : "connected").toBe("'Authorization Violation'");
 
     // C's activation expires: its import stops.
-    await new Promise((r) => setTimeout(r, Math.max(0, (nowSec + 3) * 1000 - Date.now()) + 1_100));
+    // The activation is still valid here: a failure above means the setup outlasted it.
+    expect(Date.now()).toBeLessThan((nowSec + ACTIVATION_S) * 1000);
+    await new Promise((r) => setTimeout(r, Math.max(0, (nowSec + ACTIVATION_S) * 1000 - Date.now()) + 1_100));
     const inC2 = c.subscribe(">");
     await c.flush();
     a.publish("tok.public.y", sc.encode("late"));
     await a.flush();
     c.publish("c.marker", sc.encode("end2"));
     expect(await take(inC2, 1)).toEqual(["c.marker:end2"]);
-  });
+  }, 45_000);
 });

@@ -10,7 +10,7 @@ import {
   createInbox, ErrorCode, StringCodec,
   type ConnectionOptions, type Msg, type NatsConnection, type NatsError, type Subscription,
 } from "nats";
-import { topologies } from "../helpers/broker.js";
+import { startTarget, topologies } from "../helpers/broker.js";
 import { natsTargets } from "../helpers/nats-server.js";
 import { askUntil, cleanupAfterEach, take, withTimeout } from "../helpers/wait.js";
 import { natsClient } from "../helpers/clients.js";
@@ -498,4 +498,25 @@ describe.each(targets)("system account: $name", (target) => {
     while (!subjects.includes("$SYS.ACCOUNT.APP.DISCONNECT")) subjects.push((await events.next()).subject);
     expect(subjects).toEqual(["$SYS.ACCOUNT.APP.CONNECT", "$SYS.ACCOUNT.APP.DISCONNECT"]);
   });
+});
+
+// On the cluster (2 routers, 2 edges), every edge answers $SYS.REQ.SERVER.PING, as every server
+// of a nats-server cluster does; routers host no client of the system account and do not
+// answer. The cases above expect a single server's one answer (one reply, quiet after it, the
+// connected server's id, its connections), so they stay on the single-server targets.
+describe("system account: cluster", () => {
+  it("$SYS.REQ.SERVER.PING is answered once by every edge, each with its own server id", async () => {
+    const c = await startTarget({ topology: "cluster", config: CONFIG });
+    cleanups.push(() => c.stop());
+    const [sys1, sys2] = await Promise.all(c.natsPorts.map((p) => open(p, "sys")));
+    const ids = [sys1.info!.server_id, sys2.info!.server_id].sort();
+    const inbox = createInbox();
+    const replies = new Reader(sys1.subscribe(inbox));
+    await sys1.flush();
+    sys1.publish("$SYS.REQ.SERVER.PING", sc.encode(""), { reply: inbox });
+    const answers = [await replies.next<Reply>(), await replies.next<Reply>()];
+    expect(answers.map(({ json }) => (json.server as { id: string }).id).sort()).toEqual(ids);
+    for (const { json } of answers) expectStatsz(json.statsz);
+    expect(await replies.quiet()).toBe(true); // two edges, two replies
+  }, 30_000);
 });

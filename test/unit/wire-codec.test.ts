@@ -76,6 +76,7 @@ const ROUTER_OPS: Draft<RouterOp>[] = [
   } } },
   { ping: { sentAtUs: 1, seq: 1 } },
   { pong: { sentAtUs: 1, seq: 1, receivedAtUs: 2 } },
+  { goAway: { reason: "router stopping" } },
 ];
 
 const entries = [{ account: "A", subject: "orders.*", queue: "", weight: 3 }, { account: "A", subject: "q", queue: "w", weight: 0 }];

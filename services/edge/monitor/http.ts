@@ -4,6 +4,7 @@ import http from "node:http";
 import type { Registry } from "prom-client";
 import { createMetricsRegistry } from "../../common/metrics.js";
 import { hostPort, listenOn } from "../../common/address.js";
+import { send, sendJson } from "../../common/http-reply.js";
 import type { HttpInfo, MonitorContext } from "../context.js";
 import { connz, healthz, pageLimit, sublistStats, subsz, varz, type ConnzOptions, type SubszOptions } from "./reports.js";
 
@@ -26,6 +27,7 @@ export class MonitorServer {
       authFailures: () => edge.authFailures,
       connectionErrors: () => edge.faults.entries(),
     });
+    edge.cluster?.registerMetrics(this.metrics);
     // The monitoring boundary: the http server owns its sockets' 'error' listeners and answers a
     // malformed request itself (400, 431 over 16 KB of headers); a handler's failure is a 500
     // for that request only.
@@ -66,7 +68,10 @@ export class MonitorServer {
       case "/": return send(res, 200, "text/html",
         `<html><body><h1>meshbroker</h1><a href="varz">varz</a> <a href="connz">connz</a> ` +
         `<a href="subsz">subsz</a> <a href="healthz">healthz</a> <a href="metrics">metrics</a></body></html>\n`);
-      case "/healthz": return sendJson(res, healthz());
+      case "/healthz": {
+        const health = healthz(this.edge);
+        return sendJson(res, health, health.status === "ok" ? 200 : 503);
+      }
       case "/varz": return sendJson(res, await varz(this.edge, this.httpInfo));
       case "/connz": return sendJson(res, connz(this.edge, connzOptions(q)));
       case "/subsz":
@@ -117,12 +122,3 @@ function subszOptions(q: URLSearchParams): SubszOptions {
 }
 
 const isTrue = (v: string | null) => v === "1" || v === "true";
-
-function send(res: http.ServerResponse, status: number, type: string, body: string): void {
-  res.writeHead(status, { "Content-Type": type, "Content-Length": Buffer.byteLength(body) });
-  res.end(body);
-}
-
-function sendJson(res: http.ServerResponse, body: unknown): void {
-  send(res, 200, "application/json", JSON.stringify(body, null, 2) + "\n");
-}

@@ -43,7 +43,10 @@ export function pageLimit(n: number | undefined): number {
   return n !== undefined && n > 0 ? Math.floor(n) : DEFAULT_LIMIT;
 }
 
-export function healthz(): Record<string, unknown> {
+/** nats-server's /healthz: {"status":"ok"}, or "unavailable" with an error (HTTP 503). An edge
+ *  of the cluster is ready only while attached to a router: without one it routes nothing. */
+export function healthz(e: EdgeView): { status: "ok" } | { status: "unavailable"; error: string } {
+  if (e.cluster && e.cluster.attachedRouter() === undefined) return { status: "unavailable", error: "not attached to a router" };
   return { status: "ok" };
 }
 
@@ -69,7 +72,7 @@ export async function varz(e: EdgeView, http: HttpInfo | undefined): Promise<Rec
     max_control_line: o.maxControlLine,
     max_payload: o.maxPayload,
     max_pending: o.maxPending,
-    cluster: {},
+    cluster: clusterVarz(e),
     gateway: {},
     leaf: {},
     mqtt: mqttVarz(e),
@@ -98,7 +101,15 @@ export async function varz(e: EdgeView, http: HttpInfo | undefined): Promise<Rec
     http_req_stats: { ...http?.requests },
     config_load_time: e.configLoadTime.toISOString(),
     ...systemAccountOf(e),
+    ...(e.cluster ? { role: "edge" } : {}),
   };
+}
+
+/** The edge role's cluster state ({} when embedded, as nats-server without a cluster). */
+function clusterVarz(e: EdgeView): Record<string, unknown> {
+  if (!e.cluster) return {};
+  const r = e.cluster.attachedRouter();
+  return { router: r?.id ?? "", router_address: r?.address ?? "" };
 }
 
 /** nats-server always has a system account ("$SYS" unless configured otherwise or disabled). */

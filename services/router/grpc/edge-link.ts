@@ -15,6 +15,9 @@ import { EdgeEnd } from "../wire/edge-end.js";
 import { credentialSource } from "./credential.js";
 import type { RouterSource } from "./discovery.js";
 import { ATTACH_PATH, ATTACH_TIMEOUT_MS, LINK_OPTIONS, LINK_QUEUE_BYTES } from "./service.js";
+import { Gauge, type Registry } from "prom-client";
+import { scrapedCounter } from "../../common/metrics.js";
+import { linkCounters } from "../link-metrics.js";
 import { FrameWriter } from "./writer.js";
 
 export interface GrpcLinkOptions {
@@ -27,10 +30,19 @@ export interface GrpcLinkOptions {
 export interface GrpcRouterLink extends RouterLink {
   /** The address of the router attached to, or undefined while detached. */
   attachedTo(): string | undefined;
+  /** The router attached to (its id from HelloReply), or undefined while detached. */
+  attachedRouter(): { id: string; address: string } | undefined;
+  /** meshbroker_link_* on the edge's /metrics. */
+  registerMetrics(register: Registry): void;
   close(): void;
 }
 
 const identity = (b: Buffer): Buffer => b;
+/** While attached, a sync every this often keeps the link's RTT current (and cheap: one op). */
+const RTT_PROBE_MS = 1_000;
+const noop = (): void => {};
+/** A stream being left for another router is ended after this at the latest. */
+const MOVE_TIMEOUT_MS = 5_000;
 /** Wait before a new round of the list once every router failed, growing to the cap. */
 const RETRY_BASE_MS = 100, RETRY_MAX_MS = 2_000;
 
@@ -42,18 +54,61 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
   let next = -1; // the first router of the list that answers; the others are standbys
   let failedInRound = 0;
   let closed = false;
-  let current: { address: string; client: grpc.Client; call: grpc.ClientDuplexStream<Buffer, Buffer>; attached: boolean } | undefined;
+  let current: {
+    address: string; client: grpc.Client; call: grpc.ClientDuplexStream<Buffer, Buffer>; attached: boolean; routerId: string;
+  } | undefined;
   let lostAt: number | undefined;
+  let reattaches = 0;
+  let writer: FrameWriter | undefined;
   let retry: NodeJS.Timeout | undefined;
+  /** The stream of a router that asked us to move: still read (deliveries in flight arrive),
+   *  ended once the next router has our interest cluster-wide. */
+  let leaving: { stream: NonNullable<typeof current>; timer: NodeJS.Timeout } | undefined;
+
+  const drop = (stream: NonNullable<typeof current>) => {
+    stream.call.removeAllListeners("data");
+    stream.call.cancel();
+    stream.client.close();
+  };
+
+  /** Half-closes the stream being left: its router drops our interest, sends what it still
+   *  had for us, and ends the stream (then dropped). */
+  const leave = () => {
+    if (!leaving) return;
+    const { stream, timer } = leaving;
+    leaving = undefined;
+    clearTimeout(timer);
+    stream.call.end();
+    const gone = setTimeout(() => drop(stream), MOVE_TIMEOUT_MS).unref();
+    stream.call.once("end", () => { clearTimeout(gone); drop(stream); });
+  };
+
+  /**
+   * The router is stopping: attach to the next router of the list, replay there, and leave this
+   * one only once the new router's sync passed (its barrier: every router has our interest
+   * again), so messages keep arriving throughout. A message may arrive twice meanwhile.
+   */
+  const move = (stream: NonNullable<typeof current>, reason: string) => {
+    if (current !== stream || closed) return;
+    log.notice(`router ${stream.routerId || stream.address} asks the edge to move (${reason}): attaching to the next router`);
+    end.out.flush(); // what this turn queued still goes to the router we leave: it routes it
+    current = undefined;
+    end.sendTo = undefined;
+    end.detach();
+    if (leaving) leave();
+    leaving = { stream, timer: setTimeout(leave, MOVE_TIMEOUT_MS).unref() };
+    lostAt = Date.now();
+    failedInRound = 0;
+    connect();
+  };
 
   const lose = (stream: typeof current, why: string) => {
+    if (stream && leaving?.stream === stream) return leave();
     if (!stream || current !== stream) return;
     current = undefined;
     end.sendTo = undefined;
     end.detach();
-    stream.call.removeAllListeners("data");
-    stream.call.cancel();
-    stream.client.close();
+    drop(stream);
     if (closed) return;
     if (stream.attached) {
       lostAt = Date.now();
@@ -86,33 +141,66 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
     next = (next % addresses.length + 1) % addresses.length;
     const client = new grpc.Client(address, opts.credentials ?? grpc.credentials.createInsecure(), LINK_OPTIONS);
     const call = client.makeBidiStreamRequest(ATTACH_PATH, identity, identity);
-    const stream = { address, client, call, attached: false };
+    const stream = { address, client, call, attached: false, routerId: "" };
     current = stream;
     const timer = setTimeout(() => lose(stream, `no answer within ${ATTACH_TIMEOUT_MS} ms`), ATTACH_TIMEOUT_MS);
-    const writer = new FrameWriter(call, (bytes) =>
+    writer = new FrameWriter(call, (bytes) =>
       lose(stream, `router too slow: over ${LINK_QUEUE_BYTES} bytes queued (${bytes})`));
+    const streamWriter = writer;
     end.onAttached = (reply) => {
       if (current !== stream) return;
       clearTimeout(timer);
       stream.attached = true;
+      stream.routerId = reply.routerId;
       failedInRound = 0;
       const again = lostAt === undefined ? "" : ` (re-attached ${Date.now() - lostAt} ms after the loss)`;
+      if (lostAt !== undefined) reattaches++;
       lostAt = undefined;
       log.notice(`attached to router ${reply.routerId || "?"} at ${address}${again}`);
+      // Our replay went before this sync: once it passes, the router we leave may drop us.
+      if (leaving) end.sync(leave);
     };
+    end.onGoAway = (reason) => move(stream, reason);
     call.on("data", (bytes: Buffer) => end.receive(bytes));
     call.on("error", (err: grpc.ServiceError) => { clearTimeout(timer); lose(stream, (err.details || err.message).replace(/\.?\s*Resolution note:\s*$/, "")); });
     call.on("end", () => { clearTimeout(timer); lose(stream, "the router ended the stream"); });
-    end.sendTo = (bytes) => writer.write(bytes);
+    end.sendTo = (bytes) => streamWriter.write(bytes);
     end.attach();
   };
 
   connect();
+  const probe = setInterval(() => { if (current?.attached) end.sync(noop); }, RTT_PROBE_MS).unref();
+  const attachedRouter = () => (current?.attached ? { id: current.routerId, address: current.address } : undefined);
   const closeEnd = end.close.bind(end);
   return Object.assign(end, {
     attachedTo: () => (current?.attached ? current.address : undefined),
+    attachedRouter,
+    registerMetrics(register: Registry) {
+      const peer = () => attachedRouter()?.id ?? "";
+      new Gauge({
+        name: "meshbroker_link_attached", help: "1 while the edge is attached to a router (label: that router).",
+        labelNames: ["peer"], registers: [register],
+        collect() { this.reset(); this.set({ peer: peer() }, current?.attached ? 1 : 0); },
+      });
+      new Gauge({
+        name: "meshbroker_link_rtt_seconds", help: "Round trip of the last sync through the router (with its barrier over its peers).",
+        registers: [register], collect() { this.set(end.rttMs / 1000); },
+      });
+      new Gauge({
+        name: "meshbroker_link_queue_bytes", help: "Bytes waiting for 'drain' towards the router.",
+        labelNames: ["peer"], registers: [register],
+        collect() { this.reset(); this.set({ peer: peer() }, current ? writer?.pending ?? 0 : 0); },
+      });
+      scrapedCounter(register, "meshbroker_link_reattaches_total",
+        "Times the edge attached again after losing (or moving from) its router.", () => reattaches);
+      linkCounters(register, "link", "router", () => [{ name: peer(), link: {
+        framesIn: end.framesIn, opsIn: end.opsIn, framesOut: end.out.framesSent, opsOut: end.out.opsSent,
+      } }]);
+    },
     close() {
       closed = true;
+      clearInterval(probe);
+      if (leaving) drop(leaving.stream);
       clearTimeout(retry);
       routers.close();
       lose(current, "closing");

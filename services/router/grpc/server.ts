@@ -12,6 +12,7 @@ import type { Cluster, Redis } from "ioredis";
 import { checkCredential } from "./credential.js";
 import { EdgeUrlDirectory } from "./edge-urls.js";
 import { ATTACH_TIMEOUT_MS, EDGE_LINK_SERVICE, LINK_OPTIONS, LINK_QUEUE_BYTES } from "./service.js";
+import type { LinkCounts } from "../link-metrics.js";
 import { FrameWriter } from "./writer.js";
 
 export interface RouterServerDeps {
@@ -27,12 +28,31 @@ export interface RouterServerDeps {
   redis?: Redis | Cluster;
 }
 
+/** One attached edge, for /routez and metrics. */
+export interface EdgeLinkInfo extends LinkCounts {
+  id: string;
+  /** The edge's address as the gRPC server sees it. */
+  peer: string;
+  /** When it attached (ms). */
+  since: number;
+  subscriptions: number;
+  /** Bytes waiting for 'drain' towards the edge. */
+  queueBytes: number;
+}
+
 export interface RouterServer {
   readonly server: grpc.Server;
   /** Edge ids with a live stream. */
   edges(): string[];
+  /** The attached edges with their link's counters. */
+  edgeLinks(): EdgeLinkInfo[];
   /** Binds host:port (0 = any free port); resolves with the bound port. */
   bind(host: string, port: number, credentials?: grpc.ServerCredentials): Promise<number>;
+  /**
+   * Asks every attached edge to move to another router and refuses new attaches; resolves once
+   * every edge has left, or after `timeoutMs`.
+   */
+  moveEdges(timeoutMs: number): Promise<void>;
   /** Ends every stream and stops the server. */
   close(): Promise<void>;
 }
@@ -42,12 +62,14 @@ type Duplex = grpc.ServerDuplexStream<Buffer, Buffer>;
 export function createRouterServer(deps: RouterServerDeps): RouterServer {
   const { router, log, routerId, authorization, queueBytes = LINK_QUEUE_BYTES } = deps;
   const server = new grpc.Server(LINK_OPTIONS);
-  const attached = new Map<string, { end: RouterEnd; call: Duplex }>();
+  const attached = new Map<string, { end: RouterEnd; call: Duplex; peer: string; since: number; writer: FrameWriter }>();
   const streams = new Map<Duplex, RouterEnd>();
   const urls = new EdgeUrlDirectory({
     routerId, redis: deps.redis,
     push: (edges) => { for (const { end } of attached.values()) end.sendClusterUrls(edges); },
   });
+  /** Set by moveEdges: new attaches are refused, and `left` runs when the last edge is gone. */
+  let moving: { left: () => void } | undefined;
 
   /** Ends a stream with a status (OK: a plain end) and forgets it. */
   const finish = (call: Duplex, end: RouterEnd, code = grpc.status.OK, details = "") => {
@@ -58,6 +80,7 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
       attached.delete(edge);
       urls.set(edge, undefined);
       log.notice(`edge ${edge} detached${details ? `: ${details}` : ""}`);
+      if (moving && attached.size === 0) moving.left();
     }
     if (code === grpc.status.OK) call.end();
     else call.emit("error", { code, details });
@@ -65,6 +88,7 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
 
   const attach = (call: Duplex) => {
     const peer = call.getPeer();
+    if (moving) return void call.emit("error", { code: grpc.status.UNAVAILABLE, details: "router stopping" });
     const end: RouterEnd = new RouterEnd(router, (m) => log.warn(`edge link ${peer}: ${m}`), {
       routerId,
       authenticate: (hello) => checkCredential(authorization, hello.credential, hello.edgeId, hello.sentAtUs),
@@ -77,7 +101,7 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
         const previous = attached.get(edgeId);
         // A re-attach of the same edge wins over a stream not yet known dead.
         if (previous) finish(previous.call, previous.end, grpc.status.ABORTED, "replaced by a newer stream of the same edge");
-        attached.set(edgeId, { end, call });
+        attached.set(edgeId, { end, call, peer, since: Date.now(), writer });
         log.notice(`edge ${edgeId} attached from ${peer}`);
       },
       urls: (edgeId, list) => {
@@ -108,9 +132,25 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
   return {
     server,
     edges: () => [...attached.keys()],
+    edgeLinks: () => [...attached].map(([id, { end, peer, since, writer }]) => ({
+      id, peer, since, subscriptions: end.subscriptions, queueBytes: writer.pending,
+      framesIn: end.framesIn, opsIn: end.opsIn, framesOut: end.framesOut, opsOut: end.opsOut,
+    })),
     bind(host, port, credentials = grpc.ServerCredentials.createInsecure()) {
       return new Promise((resolve, reject) => {
         server.bindAsync(hostPort(host, port), credentials, (err, bound) => (err ? reject(err) : resolve(bound)));
+      });
+    },
+    moveEdges(timeoutMs) {
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          if (attached.size > 0) log.warn(`${attached.size} edges did not move within ${timeoutMs} ms: their streams end now`);
+          resolve();
+        }, timeoutMs);
+        moving = { left: () => { clearTimeout(timer); resolve(); } };
+        if (attached.size === 0) return moving.left();
+        log.notice(`asking ${attached.size} edges to move to other routers`);
+        for (const { end } of attached.values()) end.goAway("router stopping");
       });
     },
     close() {

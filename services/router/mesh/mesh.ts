@@ -15,10 +15,13 @@ import * as grpc from "@grpc/grpc-js";
 import type { Cluster, Redis } from "ioredis";
 import type { Duplex } from "node:stream";
 import { Gauge, type Registry } from "prom-client";
+import { scrapedCounter } from "../../common/metrics.js";
+import { linkCounters } from "../link-metrics.js";
 import type { Connection, MessageData } from "../link.js";
 import type { MeshHooks, Router } from "../router.js";
 import { createRedisClient, type RedisConnection } from "../store/redis.js";
 import type { Draft, MeshHello } from "../wire/frames.js";
+import { Barriers, type BarrierWaiter } from "./barrier.js";
 import { LocalInterest, type InterestUpdateData } from "./interest.js";
 import { MAX_BACKLOG_BYTES, MESH_VERSION, nowUs, PeerLink, tokenMatches, type LinkOwner } from "./peer.js";
 import { MeshRegistry, REGISTRATION_TTL_MS, type RouterRecord } from "./registry.js";
@@ -78,7 +81,7 @@ export class Mesh implements MeshHooks, LinkOwner {
   private copyOf: { generation: number; msg: MessageData; headers: Buffer; payload: Buffer } | undefined;
   private readonly local: LocalInterest;
   /** Up links by peer id. */
-  private readonly links = new Map<string, PeerLink>();
+  private readonly linksById = new Map<string, PeerLink>();
   /** Links not up yet: dialed (by peer id, or by address for dial()) and accepted. */
   private readonly pending = new Set<PeerLink>();
   private readonly clients = new Map<PeerLink, grpc.Client>();
@@ -98,6 +101,10 @@ export class Mesh implements MeshHooks, LinkOwner {
   /** Called when a linked peer's link goes down (its interest is already gone): the MQTT session
    *  service adopts its sessions. */
   peerDown: ((id: string) => void) | undefined;
+  /** Redis calls of the mesh (heartbeats, summary writes): count, seconds, failures (metrics). */
+  readonly redisCalls = { count: 0, seconds: 0, errors: 0 };
+  /** Flush barriers waiting for peers' pongs. */
+  readonly barriers = new Barriers();
 
   constructor(readonly router: Router, private readonly opts: MeshOptions) {
     if (opts.token === undefined && !opts.mtls && !opts.unauthenticated) {
@@ -135,9 +142,20 @@ export class Mesh implements MeshHooks, LinkOwner {
 
   /** The peers linked now, with their RTT and how many interest entries each holds here. */
   peers(): { id: string; rttMs: number; interestEntries: number; interestSeq: number; backlogBytes: number }[] {
-    return [...this.links.values()].map((l) => ({
+    return [...this.linksById.values()].map((l) => ({
       id: l.peerId, rttMs: l.rttMs, interestEntries: l.interestEntries, interestSeq: l.interestSeq, backlogBytes: l.backlogBytes,
     }));
+  }
+
+  /** The up links (/routez). */
+  links(): PeerLink[] {
+    return [...this.linksById.values()];
+  }
+
+  /** "up" once Redis answered the last heartbeat; "waiting" before it ever did; else "down". */
+  get redisState(): "up" | "down" | "waiting" {
+    if (this.registry === undefined) return "up"; // peers by dial() only: nothing to wait for
+    return !this.redisSeen ? "waiting" : this.redisDown ? "down" : "up";
   }
 
   /** This router's own aggregated entries and their sequence. */
@@ -150,7 +168,7 @@ export class Mesh implements MeshHooks, LinkOwner {
     const mesh = this;
     new Gauge({
       name: "meshbroker_mesh_peers", help: "Peer routers linked now.", registers: [register],
-      collect() { this.set(mesh.links.size); },
+      collect() { this.set(mesh.linksById.size); },
     });
     new Gauge({
       name: "meshbroker_mesh_interest_entries", help: "Aggregated interest entries: this router's (peer=\"\") and each peer's.",
@@ -169,6 +187,16 @@ export class Mesh implements MeshHooks, LinkOwner {
         for (const p of mesh.peers()) this.set({ peer: p.id }, p.rttMs / 1000);
       },
     });
+    const calls = this.redisCalls;
+    scrapedCounter(register, "meshbroker_redis_calls_total",
+      "Redis calls of the mesh (heartbeats, interest summary writes) that succeeded.", () => calls.count);
+    scrapedCounter(register, "meshbroker_redis_call_seconds_total",
+      "Time spent in those Redis calls: divided by the calls, the mean latency.", () => calls.seconds);
+    scrapedCounter(register, "meshbroker_redis_errors_total",
+      "Redis calls of the mesh that failed (Redis down or refusing).", () => calls.errors);
+    scrapedCounter(register, "meshbroker_mesh_barrier_timeouts_total",
+      "Flush barriers released by their 2 s bound rather than every peer's pong.", () => mesh.barriers.timeouts);
+    linkCounters(register, "mesh", "peer", () => mesh.links().map((l) => ({ name: l.peerId, link: l })));
     new Gauge({
       name: "meshbroker_mesh_backlog_bytes", help: "Bytes waiting for 'drain' on each peer link.",
       labelNames: ["peer"], registers: [register],
@@ -183,7 +211,8 @@ export class Mesh implements MeshHooks, LinkOwner {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
-    for (const l of [...this.links.values(), ...this.pending]) l.close("router stopping");
+    for (const l of [...this.linksById.values(), ...this.pending]) l.close("router stopping");
+    this.barriers.releaseAll();
     if (this.registry) {
       if (this.registry.ready) await this.registry.deregister().catch(() => {});
       if (this.ownsRedis) this.registry.redis.disconnect();
@@ -194,6 +223,13 @@ export class Mesh implements MeshHooks, LinkOwner {
 
   interestChanged(account: string, subject: string, queue: string | undefined, delta: number): void {
     this.local.change(account, subject, queue, delta);
+  }
+
+  /** Interest changed so far leaves now, each peer is pinged after it: `done` once all answered. */
+  barrier(done: () => void): void {
+    if (this.linksById.size === 0) return done();
+    this.local.flush();
+    this.barriers.start(this.linksById.values(), done);
   }
 
   publishing(origin: Connection | undefined): void {
@@ -216,8 +252,8 @@ export class Mesh implements MeshHooks, LinkOwner {
 
   up(link: PeerLink): void {
     this.pending.delete(link);
-    const old = this.links.get(link.peerId);
-    this.links.set(link.peerId, link);
+    const old = this.linksById.get(link.peerId);
+    this.linksById.set(link.peerId, link);
     if (old && old !== link) old.close("replaced by a newer stream");
     this.absent.delete(link.peerId);
     this.opts.log.info(`mesh: linked to router ${link.peerId} (${link.dialed ? "dialed" : "accepted"})`);
@@ -228,8 +264,8 @@ export class Mesh implements MeshHooks, LinkOwner {
     this.clients.get(link)?.close();
     this.clients.delete(link);
     for (const [address, l] of this.statics) if (l === link) this.statics.set(address, undefined);
-    if (this.links.get(link.peerId) === link) {
-      this.links.delete(link.peerId);
+    if (this.linksById.get(link.peerId) === link) {
+      this.linksById.delete(link.peerId);
       if (!this.closed) this.opts.log.warn(`mesh: link to router ${link.peerId} down: ${reason}`);
       if (!this.closed) this.peerDown?.(link.peerId);
     } else if (!this.closed && reason.startsWith("refused")) {
@@ -259,6 +295,10 @@ export class Mesh implements MeshHooks, LinkOwner {
     this.opts.log.warn(`mesh: ${message}`);
   }
 
+  passed(waiter: BarrierWaiter): void {
+    this.barriers.passed(waiter);
+  }
+
   // ---- internals ----
 
   private accept(call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
@@ -282,14 +322,21 @@ export class Mesh implements MeshHooks, LinkOwner {
   }
 
   private broadcast(update: InterestUpdateData): void {
-    for (const l of this.links.values()) l.sendInterest(update);
+    for (const l of this.linksById.values()) l.sendInterest(update);
     const reg = this.registry;
     if (!reg || this.summaryStale) return;
     if (!reg.ready) {
       this.summaryStale = true;
       return;
     }
-    reg.writeUpdate(update).catch(() => { this.summaryStale = true; });
+    const started = performance.now();
+    reg.writeUpdate(update).then(() => {
+      this.redisCalls.count++;
+      this.redisCalls.seconds += (performance.now() - started) / 1000;
+    }, () => {
+      this.redisCalls.errors++;
+      this.summaryStale = true;
+    });
   }
 
   private async heartbeat(): Promise<void> {
@@ -298,14 +345,19 @@ export class Mesh implements MeshHooks, LinkOwner {
     const reg = this.registry;
     if (!reg) return;
     let members: RouterRecord[];
+    const started = performance.now();
+    const attempted = reg.ready; // else no call is made: not a Redis error
     try {
-      if (!reg.ready) throw new Error(`Redis is ${reg.redis.status}`);
+      if (!attempted) throw new Error(`Redis is ${reg.redis.status}`);
       members = await reg.heartbeat();
       if (this.summaryStale) {
         this.summaryStale = false;
         await reg.writeSnapshot(this.local.snapshot());
       }
+      this.redisCalls.count++;
+      this.redisCalls.seconds += (performance.now() - started) / 1000;
     } catch (err) {
+      if (attempted) this.redisCalls.errors++;
       this.summaryStale = true;
       if (!this.redisDown) {
         this.redisDown = true;
@@ -333,10 +385,10 @@ export class Mesh implements MeshHooks, LinkOwner {
       if (m.id === this.id) continue;
       live.add(m.id);
       this.absent.delete(m.id);
-      if (m.id > this.id && !this.links.has(m.id) && ![...this.pending].some((l) => l.peerId === m.id)) this.dialPeer(m);
+      if (m.id > this.id && !this.linksById.has(m.id) && ![...this.pending].some((l) => l.peerId === m.id)) this.dialPeer(m);
     }
     if (Date.now() < this.countAbsenceFrom) return;
-    for (const [id, link] of this.links) {
+    for (const [id, link] of this.linksById) {
       if (live.has(id) || [...this.statics.values()].includes(link)) continue;
       const n = (this.absent.get(id) ?? 0) + 1;
       this.absent.set(id, n);

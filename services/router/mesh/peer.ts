@@ -8,6 +8,7 @@ import type { RemoteSubscriber, Router } from "../router.js";
 import { Batcher, FRAME_STATS } from "../wire/batcher.js";
 import { meshFrames, WireError } from "../wire/codec.js";
 import type { Draft, Forward, InterestEntry, MeshHello, MeshOp } from "../wire/frames.js";
+import type { BarrierWaiter } from "./barrier.js";
 import { RemoteInterest, UPDATE_ENTRIES, type InterestUpdateData } from "./interest.js";
 
 /** Default for LinkOwner.maxBacklogBytes. */
@@ -49,6 +50,8 @@ export interface LinkOwner {
    *  with a fresh interest snapshot. */
   readonly maxBacklogBytes: number;
   warn(message: string): void;
+  /** A barrier's ping on this link was answered, or the link went away (barrier.ts). */
+  passed(waiter: BarrierWaiter): void;
 }
 
 /** A peer's entry in the router's sublist: delivering to it queues a forward to the peer. */
@@ -73,12 +76,23 @@ export class PeerLink {
   peerId: string;
   rttMs = 0;
   backlogBytes = 0;
+  /** When the link came up (ms), and the messages and frames it carried (/routez, metrics). */
+  upSince = 0;
+  inMsgs = 0;
+  outMsgs = 0;
+  inBytes = 0;
+  outBytes = 0;
+  framesIn = 0;
+  opsIn = 0;
   private readonly out = new Batcher<MeshOp>((ops) => meshFrames.encode({ ops }), () => (b) => this.write(b), FRAME_STATS["router→router"], FRAME_BYTES);
   private readonly backlog: Buffer[] = [];
   private writable = true;
   private lastHeard = Date.now();
   private lastTick = Date.now();
   private pingSeq = 0;
+  /** Barriers waiting for the pong of their ping, in ping order (pongs come back in order). */
+  private readonly barrierSeqs: number[] = [];
+  private readonly barrierWaiters: BarrierWaiter[] = [];
   private readonly timer: NodeJS.Timeout;
   private readonly interest: RemoteInterest<PeerEntry>;
   /** The Forward being filled by the current publish. */
@@ -110,6 +124,8 @@ export class PeerLink {
   /** Entries of the peer's interest held in the router. */
   get interestEntries(): number { return this.interest.size; }
   get interestSeq(): number { return this.interest.seq; }
+  get framesOut(): number { return this.out.framesSent; }
+  get opsOut(): number { return this.out.opsSent; }
 
   /** A local interest update, for this peer. */
   sendInterest(update: InterestUpdateData): void {
@@ -134,13 +150,28 @@ export class PeerLink {
       originEdge: origin?.edgeId ?? "", originConnection: origin?.cid ?? 0,
     };
     this.current = { generation: owner.generation, account, subject, reply, op };
+    this.outMsgs++;
+    this.outBytes += headers.length + payload.length;
     this.out.push({ op: "forward", forward: op }, headers.length + payload.length + subject.length + (reply?.length ?? 0));
+  }
+
+  /**
+   * Pings the peer after everything queued so far (interest updates included): the peer applies
+   * ops in order, so its pong means it applied them. A link not up passes at once.
+   */
+  barrier(waiter: BarrierWaiter): void {
+    if (this.state !== "up") return this.owner.passed(waiter);
+    const seq = ++this.pingSeq;
+    this.barrierSeqs.push(seq);
+    this.barrierWaiters.push(waiter);
+    this.out.push({ op: "ping", ping: { sentAtUs: nowUs(), seq } });
   }
 
   close(reason: string): void {
     if (this.state === "closed") return;
     this.state = "closed";
     clearInterval(this.timer);
+    this.releaseBarriers(Infinity); // a peer that went away holds nobody
     this.interest.clear();
     this.backlog.length = 0;
     this.backlogBytes = 0;
@@ -191,6 +222,8 @@ export class PeerLink {
     if (frame instanceof WireError) {
       return this.close(this.state === "hello" ? `refused a peer before its hello: ${frame.message}` : `peer ${this.peerId}: ${frame.message}`);
     }
+    this.framesIn++;
+    this.opsIn += frame.ops.length;
     for (const op of frame.ops) {
       if ((this.state as State) === "closed") return;
       if (this.state === "hello") {
@@ -214,6 +247,7 @@ export class PeerLink {
     (this.conn as { edgeId: string }).edgeId = `mesh:${h.routerId}`;
     if (!this.dialed) this.out.push({ op: "hello", hello: this.owner.hello() });
     this.state = "up";
+    this.upSince = Date.now();
     this.owner.up(this);
     this.sendSnapshot();
   }
@@ -241,6 +275,8 @@ export class PeerLink {
         // Decoded bytes are views of this frame, which nothing reuses: no copy needed.
         const buf = m.headers.length === 0 ? m.payload : Buffer.concat([m.headers, m.payload]);
         const msg: MessageData = { buf, start: 0, end: buf.length, hdrLen: m.headers.length };
+        this.inMsgs++;
+        this.inBytes += buf.length;
         this.owner.router.deliverForwarded(f.account, m.subject, m.reply === "" ? undefined : m.reply, msg, f.queues,
           { edgeId: f.originEdge, cid: f.originConnection, echo: true });
         return;
@@ -250,10 +286,20 @@ export class PeerLink {
         return;
       case "pong":
         this.rttMs = (nowUs() - op.pong!.sentAtUs) / 1000;
+        if (this.barrierSeqs.length > 0) this.releaseBarriers(op.pong!.seq);
         return;
       default:
         return; // a newer peer's operation, or a second hello: ignored
     }
+  }
+
+  /** Barriers whose ping was answered by the pong of `seq` (or an earlier ping's) pass. */
+  private releaseBarriers(seq: number): void {
+    let n = 0;
+    while (n < this.barrierSeqs.length && this.barrierSeqs[n] <= seq) n++;
+    if (n === 0) return;
+    this.barrierSeqs.splice(0, n);
+    for (const w of this.barrierWaiters.splice(0, n)) this.owner.passed(w);
   }
 
   private sendSnapshot(): void {

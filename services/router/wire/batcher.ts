@@ -28,6 +28,9 @@ export class Batcher<Op> {
   private ops: Draft<Op>[] = [];
   private bytes = 0;
   private scheduled = false;
+  /** Frames and ops sent so far (metrics: ops per frame is the batching achieved). */
+  framesSent = 0;
+  opsSent = 0;
   constructor(private readonly encode: (ops: Draft<Op>[]) => Buffer, private readonly send: () => ((bytes: Buffer) => void) | undefined,
               private readonly stats: FrameCount, private readonly maxBytes = Infinity) {}
 
@@ -50,13 +53,16 @@ export class Batcher<Op> {
     });
   }
 
-  private flush(): void {
+  /** Sends what is queued now (a carrier about to switch streams sends it on the old one). */
+  flush(): void {
     if (this.ops.length === 0) return;
     const ops = this.ops;
     this.ops = [];
     this.bytes = 0;
     const send = this.send();
     if (!send) return;
+    this.framesSent++;
+    this.opsSent += ops.length;
     this.stats.frames++;
     this.stats.ops += ops.length;
     send(this.encode(ops));

@@ -36,7 +36,15 @@ export class EdgeEnd implements RouterLink {
   private readonly statsWaits = new Map<number, (stats: RouterStats) => void>();
   /** sync() callbacks in the order of their Ping ops (the router answers in order). */
   private readonly syncWaits: (() => void)[] = [];
+  /** When each of those pings left (ms), for the round trip. */
+  private readonly syncSentAt: number[] = [];
   private pingSeq = 0;
+  /** The last sync's round trip through the router (ms): it includes the router's barrier over
+   *  its peers, so it is what a client's flush costs. */
+  rttMs = 0;
+  /** Frames and ops received from the router (metrics; sent: `out`). */
+  framesIn = 0;
+  opsIn = 0;
   private nextCorrelation = 1;
   private hello = false;
   private closed = false;
@@ -44,6 +52,8 @@ export class EdgeEnd implements RouterLink {
   credential: ((edgeId: string, sentAtUs: number) => Draft<Credential>) | undefined;
   /** Called when the router accepts the Hello. */
   onAttached: ((reply: HelloReply) => void) | undefined;
+  /** Called when the router asks the edge to move (it is stopping). */
+  onGoAway: ((reason: string) => void) | undefined;
   /** Live subscriptions and what re-attaching replays of them (account, UNSUB max). */
   private readonly live = new Map<Subscriber, { account: string; max: number }>();
   private edgeId = "";
@@ -147,7 +157,14 @@ export class EdgeEnd implements RouterLink {
   sync(done: () => void): void {
     if (!this.attached) return done(); // nothing is in flight to wait for
     this.syncWaits.push(done);
+    this.syncSentAt.push(performance.now());
     this.out.push({ op: "ping", ping: { seq: ++this.pingSeq } });
+  }
+
+  private ponged(): void {
+    const sentAt = this.syncSentAt.shift();
+    if (sentAt !== undefined) this.rttMs = performance.now() - sentAt;
+    this.syncWaits.shift()?.();
   }
 
   /** Sends the op `build` makes with a fresh correlation id; settles on its Completion. */
@@ -183,6 +200,7 @@ export class EdgeEnd implements RouterLink {
     this.attached = false;
     this.hello = false;
     this.out.discard(); // the next stream starts with its Hello
+    this.syncSentAt.length = 0;
     for (const done of this.syncWaits.splice(0)) done();
     for (const resolve of this.statsWaits.values()) resolve({ ...NO_STATS });
     this.statsWaits.clear();
@@ -217,10 +235,13 @@ export class EdgeEnd implements RouterLink {
     if (this.closed) return;
     const frame = routerFrames.decode(bytes);
     if (frame instanceof WireError) return this.warn(`serialised link: ${frame.message}`);
+    this.framesIn++;
+    this.opsIn += frame.ops.length;
     for (const op of frame.ops) {
       if (op.op === "deliver") this.deliver(op.deliver!);
       else if (op.op === "helloReply") this.onAttached?.(op.helloReply!);
-      else if (op.op === "pong") this.syncWaits.shift()?.();
+      else if (op.op === "pong") this.ponged();
+      else if (op.op === "goAway") this.onGoAway?.(op.goAway!.reason);
       else if (op.op === "sessionEvent") this.sessions.event(op.sessionEvent!);
       else if (op.op === "clusterUrls") {
         this.onClusterUrls?.(op.clusterUrls!.edges.map((e) => ({

@@ -85,12 +85,13 @@ export interface StatsQuery { correlationId: number; account: string }
 
 export interface RouterFrame { ops: RouterOp[] }
 export interface RouterOp {
-  op?: "helloReply" | "deliver" | "completion" | "sessionEvent" | "statsReply" | "ping" | "pong" | "clusterUrls";
+  op?: "helloReply" | "deliver" | "completion" | "sessionEvent" | "statsReply" | "ping" | "pong" | "clusterUrls" | "goAway";
   helloReply?: HelloReply; deliver?: Deliver; completion?: Completion; sessionEvent?: SessionEvent;
-  statsReply?: StatsReply; ping?: Ping; pong?: Pong; clusterUrls?: ClusterUrls;
+  statsReply?: StatsReply; ping?: Ping; pong?: Pong; clusterUrls?: ClusterUrls; goAway?: GoAway;
 }
 export interface ClusterUrls { edges: EdgeUrls[] }
 export interface EdgeUrls { edgeId: string; urls?: ClientUrls }
+export interface GoAway { reason: string }
 export interface HelloReply { routerId: string; accountsVersion: string; version: string }
 export interface Deliver { account: string; message?: Message; targets: SubscriptionRef[] }
 export interface Completion {

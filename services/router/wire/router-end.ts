@@ -69,8 +69,28 @@ export class RouterEnd {
     this.accepted = hooks === undefined;
   }
 
+  /** Frames and ops received from the edge (metrics). */
+  framesIn = 0;
+  opsIn = 0;
+
   /** The edge's id from its Hello ("" before). */
   get edge(): string { return this.edgeId; }
+
+  /** Frames and ops sent to the edge (metrics). */
+  get framesOut(): number { return this.out.framesSent; }
+  get opsOut(): number { return this.out.opsSent; }
+
+  /** Subscriptions of the edge held here. */
+  get subscriptions(): number {
+    let n = 0;
+    for (const byCid of this.subs.values()) n += byCid.size;
+    return n;
+  }
+
+  /** Asks the edge to move to another router (this one is stopping). */
+  goAway(reason: string): void {
+    if (!this.closed) this.out.push({ op: "goAway", goAway: { reason } });
+  }
 
   /** The stream ended: the edge's subscriptions and account version go (nothing more is applied). */
   close(): void {
@@ -94,6 +114,8 @@ export class RouterEnd {
     if (this.closed) return;
     const frame = edgeFrames.decode(bytes);
     if (frame instanceof WireError) return this.warn(`serialised link: ${frame.message}`);
+    this.framesIn++;
+    this.opsIn += frame.ops.length;
     for (const op of frame.ops) {
       if (this.closed) break;
       if (this.accepted) this.apply(op);
@@ -180,10 +202,13 @@ export class RouterEnd {
         void this.router.stats().then((stats) => this.out.push({ op: "statsReply", statsReply: { correlationId, stats } }));
         return;
       }
-      case "ping":
-        // Ops are applied in order and their deliveries queued before this: a barrier.
-        this.out.push({ op: "pong", pong: { seq: op.ping!.seq } });
+      case "ping": {
+        // Ops are applied in order and their deliveries queued before this; the router's sync
+        // adds the peer routers' barrier, so the pong means "routed cluster-wide".
+        const seq = op.ping!.seq;
+        this.router.sync(() => { if (!this.closed) this.out.push({ op: "pong", pong: { seq } }); });
         return;
+      }
       case "session":
         return this.session(op.session!);
       default:
