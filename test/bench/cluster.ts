@@ -3,7 +3,8 @@
 // edges, edge i homed on router i: the test topology of test/helpers/cluster.ts) and a 2-node
 // nats-server cluster joined by routes.
 import { startCluster, type TestCluster } from "../helpers/cluster.js";
-import { freePort, startServer, type RunningServer } from "./servers.js";
+import { freePorts } from "../helpers/process.js";
+import { startServer, type RunningServer } from "./servers.js";
 
 /** At the end, each meshbroker process gets SIGINT (stop now) and prints its frame counts in
  *  this line, within STOP_MS; then everything is killed. */
@@ -40,7 +41,7 @@ export async function startMeshCluster(): Promise<RunningServer> {
 
 /** Two nats-server processes with `cluster { listen, routes }` pointing at each other. */
 export async function startNatsCluster(bin: string, workDir: string, root: string): Promise<RunningServer> {
-  const routePorts = [await freePort(), await freePort()];
+  const routePorts = await freePorts(2);
   const node = (i: number) => ({
     label: "nats-server",
     argv: [bin, "-c", "{config}"],

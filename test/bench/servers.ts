@@ -1,10 +1,10 @@
 // Starting, probing, measuring and stopping the servers under test. Every process started
 // here is registered so that an error or Ctrl-C can still stop it.
 import { spawn, spawnSync, execFileSync, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
+import { freePorts } from "../helpers/process.js";
 
 export interface ServerSlot {
   /** Column name in the report ("meshbroker", "nats-server", "mosquitto"). */
@@ -95,17 +95,6 @@ function killGroup(pgid: number, signal: NodeJS.Signals): void {
   }
 }
 
-/** A port the kernel says is free right now (the server binds it a moment later). */
-export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  srv.listen(0, HOST);
-  await once(srv, "listening");
-  const { port } = srv.address() as net.AddressInfo;
-  srv.close();
-  await once(srv, "close");
-  return port;
-}
-
 /** A binary from `envVar`, PATH or /usr/sbin; else, as root, `apt-get install -y <pkg>`. */
 function resolveBinary(name: string, envVar: string, pkg: string): string {
   const fromEnv = process.env[envVar];
@@ -188,7 +177,9 @@ export async function startServer(slot: ServerSlot, workDir: string, cwd: string
   if (slot.start) return slot.start(workDir, cwd);
   const text = [...slot.argv, slot.configTemplate ?? ""].join("\n");
   const ports: Partial<Record<PortVar, number>> = {};
-  for (const v of PORT_VARS) if (text.includes(`{${v}}`)) ports[v] = await freePort();
+  const used = PORT_VARS.filter((v) => text.includes(`{${v}}`));
+  const free = await freePorts(used.length);
+  used.forEach((v, i) => { ports[v] = free[i]; });
   const first = ports.port ?? ports.ws_port ?? ports.mqtt_port;
   if (first === undefined) throw new Error(`${slot.label}: the command and config use no port placeholder`);
   const tag = `${slot.label.replace(/[^\w.-]+/g, "_")}-${first}`;

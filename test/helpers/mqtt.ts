@@ -20,7 +20,7 @@ import { startBroker, type TestBroker, type Topology } from "./broker.js";
 import { loadConfigText } from "../../services/common/config/index.js";
 import { startNatsServer, type RealNatsServer } from "./nats-server.js";
 import type { Cleanups } from "./wait.js";
-import { freePort } from "./process.js";
+import { freePorts } from "./process.js";
 
 // ---- cleanup ----
 
@@ -97,8 +97,7 @@ export async function startMqttBroker(topology: Topology, opts: MqttServerOption
 /** nats-server 2.9.10 with JetStream (MQTT needs it) in a temp dir and fixed free ports. */
 export async function startMqttNatsServer(opts: MqttServerOptions = {}): Promise<MqttServer> {
   const jsDir = await mkdtemp(path.join(os.tmpdir(), "meshbroker-js-"));
-  const mqttPort = await freePort();
-  const wsPort = opts.websocket ? await freePort() : undefined;
+  const [mqttPort, wsPort] = await freePorts(opts.websocket ? 2 : 1);
   const text = [
     "port: -1",
     "host: 127.0.0.1",

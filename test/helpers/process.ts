@@ -220,6 +220,25 @@ export function freePort(host = "127.0.0.1"): Promise<number> {
   });
 }
 
+/** `n` distinct free ports: every probe listener stays bound until all are chosen, so two
+ *  calls in a row cannot hand out the same port (freePort twice can). */
+export async function freePorts(n: number, host = "127.0.0.1"): Promise<number[]> {
+  const servers: net.Server[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const srv = net.createServer();
+      servers.push(srv);
+      await new Promise<void>((resolve, reject) => {
+        srv.once("error", reject);
+        srv.listen(0, host, () => resolve());
+      });
+    }
+    return servers.map((srv) => (srv.address() as net.AddressInfo).port);
+  } finally {
+    await Promise.all(servers.map((srv) => new Promise((resolve) => srv.close(resolve))));
+  }
+}
+
 /** Resolves true if something accepts TCP connections on host:port, false if refused. */
 export function isListening(port: number, host = "127.0.0.1"): Promise<boolean> {
   return new Promise((resolve) => {

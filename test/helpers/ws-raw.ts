@@ -13,7 +13,7 @@ import tls from "node:tls";
 import WebSocket, { type ClientOptions } from "ws";
 import { startBroker, type Topology } from "./broker.js";
 import { startNatsServer } from "./nats-server.js";
-import { freePort } from "./process.js";
+import { freePorts } from "./process.js";
 
 // ---- raw HTTP ----
 
@@ -337,8 +337,8 @@ export function wsTargets(topologies: Topology[], reference = true): WsTarget[] 
 
 /** nats-server needs a fixed websocket port (its `-1` is not read back here): one that was just free. */
 async function startReference({ ws, config = "", monitoring }: WsStartOptions): Promise<WsServer> {
-  const wsPort = await freePort();
-  const http = monitoring ? `http: 127.0.0.1:${await freePort()}\n` : "";
+  const [wsPort, httpPort] = await freePorts(2);
+  const http = monitoring ? `http: 127.0.0.1:${httpPort}\n` : "";
   const s = await startNatsServer(`port: -1\nhost: 127.0.0.1\n${http}${config}\nwebsocket {\n  host: 127.0.0.1\n  port: ${wsPort}\n${ws}\n}\n`);
   const m = s.log().match(/Starting http monitor on [^\s]*:(\d+)/);
   return {

@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, expect, it } from "vitest";
-import { freePort, spawnBroker, spawnCommand, stopAllBrokers } from "../helpers/process.js";
+import { freePorts, spawnBroker, spawnCommand, stopAllBrokers } from "../helpers/process.js";
 import { REDIS_SERVER_BIN } from "../helpers/redis.js";
 import { ATTACHED, CLUSTER_TOKEN } from "../helpers/cluster.js";
 import { natsClient } from "../helpers/clients.js";
@@ -17,7 +17,7 @@ const cleanups = cleanupAfterEach();
 it("edge first, then the router, then Redis: each waits, logs why, and the cluster comes up", async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), "meshbroker-startup-"));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
-  const [routerPort, redisPort] = [await freePort(), await freePort()];
+  const [routerPort, redisPort] = await freePorts(2);
   await writeFile(path.join(dir, "edge.conf"),
     `server_name: e1\nhost: 127.0.0.1\nport: -1\nmqtt { host: 127.0.0.1, port: -1 }\n` +
     `edge { routers: ["127.0.0.1:${routerPort}"], authorization { token: "${CLUSTER_TOKEN}" } }\n`);
