@@ -458,7 +458,9 @@ export function suback(client: MqttClient, subs: Record<string, { qos: 0 | 1 | 2
 /** Resolves when the MQTT.js client's connection closes. */
 export function closeOf(client: MqttClient, timeoutMs = 3_000): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (!client.connected && client.disconnected) return resolve();
+    // Closed already (by the server, before this call): MQTT.js sets `disconnected` only on
+    // end(), so `connected` alone says it; the clients here never reconnect (reconnectPeriod 0).
+    if (!client.connected) return resolve();
     const timer = setTimeout(() => reject(new Error(`client still connected after ${timeoutMs}ms`)), timeoutMs);
     client.once("close", () => { clearTimeout(timer); resolve(); });
   });
