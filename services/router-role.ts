@@ -46,10 +46,12 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
   if (!cfg) throw new Error("the router role needs a router {} block (router { listen: \"0.0.0.0:7100\", redis: \"redis://…\" })");
   const routerId = options.serverName || `router-${randomBytes(4).toString("hex")}`;
   const router = new Router((m) => log.warn(m));
-  // The edges' client URLs are shared on a connection of their own (errors: the mesh reports them).
-  const urlsRedis = createRedisClient(redisConnection(cfg.redis));
-  urlsRedis.on("error", () => {});
-  const grpc = createRouterServer({ router, log, routerId, authorization: cfg.authorization, redis: urlsRedis });
+  // One command connection for the mesh (membership, interest summaries) and the edges' client
+  // URLs (errors: the mesh's heartbeat reports them). The store and the session ownership keep
+  // their own (ownership's subscriber cannot send commands).
+  const redis = createRedisClient(redisConnection(cfg.redis));
+  redis.on("error", () => {});
+  const grpc = createRouterServer({ router, log, routerId, authorization: cfg.authorization, redis });
   const port = await grpc.bind(cfg.host, cfg.port, serverCredentials(cfg.tls));
   log.notice(`listening for edges on ${cfg.tls ? "tls://" : ""}${hostPort(cfg.host, port)}`);
   const openCluster = !cfg.authorization && !cfg.tls?.verify;
@@ -63,7 +65,7 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
   const advertise = cfg.advertise ?? reachableAddress(cfg.host, port);
   const mesh = new Mesh(router, {
     id: routerId, advertise, token: cfg.authorization?.token, mtls: cfg.tls?.verify, unauthenticated: openCluster,
-    redis: redisConnection(cfg.redis), log: { info: (m) => log.notice(m), warn: (m) => log.warn(m) },
+    redis, log: { info: (m) => log.notice(m), warn: (m) => log.warn(m) },
     // A peer's certificate is checked against the same CA as an edge's.
     credentials: cfg.tls
       ? channelCredentials({ caFile: cfg.tls.caFile, certFile: cfg.tls.certFile, keyFile: cfg.tls.keyFile, insecure: false, timeoutMs: 2_000 })
@@ -181,7 +183,7 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
         await mesh.close();
         await sessions?.close();
         await ownership?.close();
-        urlsRedis.disconnect();
+        redis.disconnect();
         router.close();
         await store?.close();
       })();
