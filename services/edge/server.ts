@@ -11,6 +11,7 @@ import { accountSet, type ClientUrls, type EdgeClientUrls, type RouterLink } fro
 import { AuthPipeline, type AuthContext, type ConnectionType } from "./auth/index.js";
 import { NatsClient, type ClientContext, type ClientTransport, type TrafficStats } from "./nats/client.js";
 import { SocketTransport } from "./socket-transport.js";
+import { MemoryReclaimer, RECLAIM_DEFAULTS, majorGc } from "../common/memory.js";
 import { closedSnapshot, type ConnectionView } from "./connection-view.js";
 import { connectionFault, FaultCounter, type FaultReason, type IsolatedConnection } from "./boundary.js";
 import { peerOf, serverOptions } from "./tls.js";
@@ -56,6 +57,14 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
   authFailures = new Map<string, number>();
   /** meshbroker_connection_errors_total{type,reason} (see boundary.ts). */
   readonly faults = new FaultCounter();
+  /** A major GC once a burst of closed connections is over (services/common/memory.ts). */
+  private readonly reclaimer = new MemoryReclaimer(majorGc(), RECLAIM_DEFAULTS,
+    (ms) => {
+      const m = process.memoryUsage();
+      const mb = (n: number) => `${(n / 1048576).toFixed(0)} MB`;
+      this.log.debug(`memory: a major GC after a burst of closed connections took ${ms.toFixed(0)} ms; ` +
+        `rss ${mb(m.rss)}, heap ${mb(m.heapUsed)} of ${mb(m.heapTotal)}, external ${mb(m.external)}`);
+    });
   private nextCid = 1;
   private listener: net.Server | undefined;
   private boundPort: number | undefined;
@@ -229,6 +238,7 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
   /** Keeps a closed connection of any protocol for /connz?state=closed, as a snapshot. */
   remember(conn: ConnectionView): void {
     this.closed.push(closedSnapshot(conn));
+    this.reclaimer.connectionClosed();
     if (this.closed.length > CLOSED_KEPT) this.closed.splice(0, this.closed.length - CLOSED_KEPT);
   }
 
@@ -295,6 +305,7 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
     this.shuttingDown = true;
     this.wakeLameDuck?.();
     this.system?.stop();
+    this.reclaimer.close();
     const closedListeners = Promise.all([this.stopAccepting(), this.mqtt?.close()]);
     const sockets: Promise<void>[] = [];
     for (const c of [...this.clients.values()]) sockets.push(c.closeGracefully("Server Shutdown"));

@@ -101,6 +101,9 @@ export interface RunOptions {
   probeEvery: number;
   /** Where crash files go (default CORPUS_DIR). */
   corpusDir?: string;
+  /** Wait this long once every connection is gone before reading the end RSS, so the broker's
+   *  reclaim after a burst (services/common/memory.ts) has run; 0 reads it at once. */
+  memorySettleMs?: number;
   log?: (line: string) => void;
 }
 
@@ -449,6 +452,7 @@ async function runNet(surface: NetSurface, o: RunOptions, dir: string): Promise<
       }
       await check();
       stats.lingering = await target.settle();
+      if (o.memorySettleMs) await new Promise((r) => setTimeout(r, o.memorySettleMs));
       stats.rssEndKb = target.rssKb();
       if (stats.rssWarmKb === 0) stats.rssWarmKb = stats.rssEndKb;
     } finally {

@@ -1,0 +1,80 @@
+// Gives memory back after a burst of connections is over.
+//
+// A burst of short-lived connections (a reconnect storm, abuse, a fuzzer) leaves V8's heap as
+// large as the burst needed: the garbage is unreachable, but V8 returns the pages only after a
+// major GC, and an idle broker allocates too little to trigger one. Measured with the fuzzers: RSS
+// stayed 2–2.7× its warm-up value once every connection was gone, and came back to 1.15× after
+// one forced major GC. So when many connections have closed and then none has closed for a quiet
+// period (the burst is over, the broker is not busy), one major GC runs, at most once per
+// interval. It pauses the event loop for tens of milliseconds, once, when little is happening.
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+
+export interface ReclaimOptions {
+  /** Closed connections since the last reclaim that make a burst. */
+  burst: number;
+  /** No connection closed for this long: the burst is over. */
+  quietMs: number;
+  /** At most one reclaim per this long. */
+  minIntervalMs: number;
+}
+
+export const RECLAIM_DEFAULTS: ReclaimOptions = { burst: 500, quietMs: 2_000, minIntervalMs: 30_000 };
+
+/** V8's full GC, exposed at run time (the command is started without `--expose-gc`). */
+export function majorGc(): () => void {
+  const exposed = (globalThis as { gc?: () => void }).gc;
+  if (exposed) return exposed;
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+  // A full GC compacts only the pages it picks as fragmented: the survivors of a burst (the
+  // closed-connection ring) stay spread over most of the pages it used, and those stay
+  // committed (88 MB of old space for 32 MB live, measured). Compacting every page for this one
+  // GC gives them back (34 MB).
+  return () => {
+    setFlagsFromString("--compact-on-every-full-gc");
+    try {
+      gc();
+    } finally {
+      setFlagsFromString("--no-compact-on-every-full-gc");
+    }
+  };
+}
+
+export class MemoryReclaimer {
+  private closes = 0;
+  private lastRun = 0;
+  private timer: NodeJS.Timeout | undefined;
+  /** How many reclaims ran (for the logs and tests). */
+  runs = 0;
+
+  constructor(private readonly gc: () => void, private readonly opts: ReclaimOptions = RECLAIM_DEFAULTS,
+              private readonly onRun?: (ms: number) => void) {}
+
+  /** A client connection closed. Cheap: one counter and, during a burst, one timer refresh. */
+  connectionClosed(): void {
+    if (++this.closes < this.opts.burst) return;
+    if (this.timer) this.timer.refresh();
+    else this.timer = setTimeout(() => this.fire(), this.opts.quietMs).unref();
+  }
+
+  private fire(): void {
+    const wait = this.lastRun + this.opts.minIntervalMs - Date.now();
+    if (wait > 0) {
+      this.timer = setTimeout(() => this.fire(), wait).unref();
+      return;
+    }
+    this.timer = undefined;
+    this.closes = 0;
+    const start = performance.now();
+    this.gc();
+    this.lastRun = Date.now();
+    this.runs++;
+    this.onRun?.(performance.now() - start);
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}

@@ -1,0 +1,69 @@
+// The reclaim policy of services/common/memory.ts: one major GC once a burst of closed
+// connections is over, never during it, at most once per interval; and the GC it uses is V8's.
+import { expect, it } from "vitest";
+import { MemoryReclaimer, majorGc } from "../../services/common/memory.js";
+import { withTimeout } from "../helpers/wait.js";
+
+/** A GC stand-in that records when it ran, and a way to await its n-th run. */
+function recorder() {
+  const runs: number[] = [];
+  const waiting: { n: number; resolve: () => void }[] = [];
+  const gc = () => {
+    runs.push(Date.now());
+    for (const w of waiting) if (runs.length >= w.n) w.resolve();
+  };
+  const ran = (n: number) => withTimeout(new Promise<void>((resolve) => {
+    if (runs.length >= n) resolve();
+    else waiting.push({ n, resolve });
+  }), 2_000, () => `GC run ${n} (${runs.length} so far)`);
+  return { runs, gc, ran };
+}
+
+it("runs one GC after the burst has been quiet, none during it or for a small one", async () => {
+  const { runs, gc, ran } = recorder();
+  const r = new MemoryReclaimer(gc, { burst: 5, quietMs: 80, minIntervalMs: 10_000 });
+  for (let i = 0; i < 4; i++) r.connectionClosed();
+  await new Promise((res) => setTimeout(res, 200));
+  expect(runs, "4 closes are not a burst").toHaveLength(0);
+  let lastClose = 0;
+  for (let k = 0; k < 10; k++) { // closes keep coming every 30 ms: the burst is not over
+    r.connectionClosed();
+    lastClose = Date.now();
+    await new Promise((res) => setTimeout(res, 30));
+  }
+  expect(runs, "no GC while connections keep closing").toHaveLength(0);
+  await ran(1);
+  expect(runs[0] - lastClose, "quiet period after the last close").toBeGreaterThanOrEqual(80 - 5);
+  r.close();
+});
+
+it("a second burst within the interval waits for the interval", async () => {
+  const { runs, gc, ran } = recorder();
+  const r = new MemoryReclaimer(gc, { burst: 2, quietMs: 20, minIntervalMs: 400 });
+  r.connectionClosed(); r.connectionClosed();
+  await ran(1);
+  r.connectionClosed(); r.connectionClosed();
+  await ran(2);
+  expect(runs[1] - runs[0]).toBeGreaterThanOrEqual(400 - 20);
+  expect(r.runs).toBe(2);
+  r.close();
+});
+
+it("close() cancels a pending GC", async () => {
+  let runs = 0;
+  const r = new MemoryReclaimer(() => runs++, { burst: 1, quietMs: 30, minIntervalMs: 0 });
+  r.connectionClosed();
+  r.close();
+  await new Promise((res) => setTimeout(res, 120));
+  expect(runs).toBe(0);
+});
+
+it("majorGc frees unreachable memory in a process started without --expose-gc", () => {
+  const gc = majorGc();
+  let garbage: number[][] | undefined = Array.from({ length: 200 }, () => new Array(10_000).fill(1));
+  const before = process.memoryUsage().heapUsed;
+  garbage = undefined;
+  gc();
+  expect(garbage).toBeUndefined();
+  expect(process.memoryUsage().heapUsed).toBeLessThan(before - 10_000_000);
+});
