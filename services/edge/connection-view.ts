@@ -54,41 +54,24 @@ export function closedSnapshot(c: ConnectionView): ConnectionView {
   return Object.freeze(new ClosedConnection(c));
 }
 
+/** The figures a closed connection keeps as they were. */
+const FIGURES = ["cid", "connectionType", "remoteAddress", "remotePort", "startTime", "lastActivityMs",
+  "stopTime", "rttMs", "closeReason", "inMsgs", "outMsgs", "inBytes", "outBytes", "name", "lang",
+  "version", "account", "userName", "mqttClientId"] as const;
+
+// The class declares the figures through this interface: FIGURES is their one list.
+interface ClosedConnection extends Pick<ConnectionView, (typeof FIGURES)[number]> {}
+
 class ClosedConnection implements ConnectionView {
-  readonly cid: number;
-  readonly connectionType: ConnectionType;
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  readonly startTime: Date;
-  readonly lastActivityMs: number;
-  readonly stopTime: Date | undefined;
-  readonly rttMs: number;
   readonly closed = true;
-  readonly closeReason: CloseReason | undefined;
   readonly pendingBytes = 0;
-  readonly inMsgs: number;
-  readonly outMsgs: number;
-  readonly inBytes: number;
-  readonly outBytes: number;
-  readonly name: string;
-  readonly lang: string;
-  readonly version: string;
-  readonly account: string;
-  readonly userName: string | undefined;
-  readonly mqttClientId?: string;
   readonly subscriptionCount: number;
   /** [subject, queue, sid, delivered, max, ...] as JSON, or "" for none. */
   private readonly packedSubs: string;
 
   constructor(c: ConnectionView) {
-    this.cid = c.cid; this.connectionType = c.connectionType;
-    this.remoteAddress = c.remoteAddress; this.remotePort = c.remotePort;
-    this.startTime = c.startTime; this.lastActivityMs = c.lastActivityMs; this.stopTime = c.stopTime;
-    this.rttMs = c.rttMs; this.closeReason = c.closeReason;
-    this.inMsgs = c.inMsgs; this.outMsgs = c.outMsgs; this.inBytes = c.inBytes; this.outBytes = c.outBytes;
-    this.name = c.name; this.lang = c.lang; this.version = c.version;
-    this.account = c.account; this.userName = c.userName;
-    if (c.mqttClientId !== undefined) this.mqttClientId = c.mqttClientId;
+    const self = this as unknown as Record<string, unknown>;
+    for (const k of FIGURES) self[k] = c[k];
     const flat: (string | number | null)[] = [];
     for (const s of c.subscriptionList()) flat.push(s.subject, s.queue ?? null, s.sid, s.delivered, s.max);
     this.subscriptionCount = flat.length / 5;
