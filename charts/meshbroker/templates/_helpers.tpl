@@ -172,7 +172,7 @@ $MESHBROKER_REDIS_URL
 {{- end }}
 {{- if $r.bundled.enabled }}
 - name: MESHBROKER_REDIS_URL
-  value: "redis://{{ include "meshbroker.redisService" . }}.{{ .Release.Namespace }}.svc:6379"
+  value: "redis://{{ include "meshbroker.redisService" . }}.{{ .Release.Namespace }}.svc.{{ .Values.clusterDomain }}:6379"
 {{- else if $r.url }}
 {{- if not (regexMatch "^rediss?://[^@/]+(/[0-9]+)?$" $r.url) }}
 {{- fail (printf "redis.url %q: redis://host:port[/db] or rediss://..., with no user or password in it (use redis.username and redis.existingSecret)" $r.url) }}
