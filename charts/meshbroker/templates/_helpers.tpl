@@ -86,7 +86,8 @@ A duration such as "30s", "2m" or "1m30s" in whole seconds (for terminationGrace
 {{- end -}}
 
 {{/*
-nats-server format from a value: maps as { k: v, ... }, lists as [ ... ], strings JSON-quoted
+nats-server format from a value: maps as { k: v, ... }, lists as [ ... ], strings quoted with Go's
+%q (not toJson: it writes ">" as \u003e, an escape the config lexer refuses)
 (a string starting with "$" stays bare: a variable, or the environment variable of that name),
 whole numbers without Helm's float formatting (1000000, not 1e+06), booleans bare.
 */}}
@@ -104,7 +105,7 @@ whole numbers without Helm's float formatting (1000000, not 1e+06), booleans bar
 {{- range . }}{{ $parts = append $parts (include "meshbroker.conf.value" .) }}{{ end -}}
 [{{ join ", " $parts }}]
 {{- else if kindIs "string" . -}}
-{{- if regexMatch "^\\$[A-Za-z_][A-Za-z0-9_]*$" . }}{{ . }}{{ else }}{{ toJson . }}{{ end -}}
+{{- if regexMatch "^\\$[A-Za-z_][A-Za-z0-9_]*$" . }}{{ . }}{{ else }}{{ printf "%q" . }}{{ end -}}
 {{- else if kindIs "bool" . -}}
 {{- . -}}
 {{- else if or (kindIs "float64" .) (kindIs "float32" .) -}}
