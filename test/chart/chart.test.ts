@@ -1,14 +1,16 @@
 // The Helm chart, offline: chart-check (Helm's template engine, values.schema.json, the
 // Kubernetes and prometheus-operator schemas, lint rules) on the default, production and minimal
-// value sets (and accounts); k8s-validate on deploy/; and every rendered edge.conf / router.conf loaded by
+// value sets (and accounts, operator mode); k8s-validate on deploy/; and every rendered edge.conf / router.conf loaded by
 // `meshbroker -t`, as the pods would load them, so the chart cannot ship a config the broker
 // refuses. The first chart-check run on a machine builds its renderer (45–85 s), hence the
 // long timeouts; `make test-deps` warms it.
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import yaml from "js-yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPki, type TestPki } from "../helpers/certs.js";
+import { newAccount, newOperator } from "../helpers/creds.js";
 import { CHART, CHART_CHECK_FIRST_RUN_MS, chartCheck, k8sValidate, renderChart, type K8sObject, type Rendered } from "../helpers/chart.js";
 import { REPO_ROOT, runBroker } from "../helpers/process.js";
 
@@ -17,6 +19,7 @@ const SETS: Record<string, string[]> = {
   production: ["-f", path.join(CHART, "ci/production-values.yaml")],
   minimal: ["-f", path.join(CHART, "ci/minimal-values.yaml")],
   accounts: ["-f", path.join(CHART, "ci/accounts-values.yaml")],
+  operator: [], // operator mode: values with fresh JWTs, written in beforeAll
 };
 const MONITORING_API = ["-a", "monitoring.coreos.com/v1"];
 /** As the Makefile's CHART_MANIFEST_ARGS. */
@@ -53,6 +56,17 @@ describe("charts/meshbroker", () => {
   beforeAll(async () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), "meshbroker-chart-"));
     pki = await createPki();
+    const op = await newOperator();
+    const app = await newAccount(op, "APP");
+    const operatorValues = path.join(tmp, "operator-values.yaml");
+    await writeFile(operatorValues, JSON.stringify({
+      auth: {
+        operator: { jwt: op.jwt, resolver: "MEMORY", resolver_preload: { [op.system.pub]: op.system.jwt, [app.pub]: app.jwt } },
+        system_account: op.system.pub,
+      },
+      config: { websocket: { jwt_cookie: "jwt" } },
+    }));
+    SETS.operator = ["-f", operatorValues];
     const t0 = Date.now();
     // one at a time: the first run builds the renderer under a lock anyway
     for (const [name, args] of Object.entries(SETS)) rendered[name] = await renderChart(tmp, [...args, ...MONITORING_API]);
@@ -171,5 +185,20 @@ describe("charts/meshbroker", () => {
     const dashboard = rendered.production.get("ConfigMap", "-dashboard");
     expect(dashboard.metadata.labels?.grafana_dashboard).toBe("1");
     expect(() => JSON.parse(dashboard.data!["meshbroker.json"])).not.toThrow();
+  });
+
+  it("README's values table names every value of values.yaml (or the map it belongs to)", async () => {
+    const readme = await readFile(path.join(REPO_ROOT, "README.md"), "utf8");
+    const table = readme.slice(readme.indexOf("### Values"));
+    const values = yaml.load(await readFile(path.join(CHART, "values.yaml"), "utf8")) as Record<string, unknown>;
+    const leaves: string[] = [];
+    const walk = (v: unknown, at: string[]) => {
+      if (v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length > 0) {
+        for (const [k, x] of Object.entries(v)) walk(x, [...at, k]);
+      } else leaves.push(at.join("."));
+    };
+    walk(values, []);
+    const missing = leaves.filter((leaf) => !leaf.split(".").some((_, i, parts) => table.includes(`| \`${parts.slice(0, i + 1).join(".")}\` |`)));
+    expect(missing).toEqual([]);
   });
 });
