@@ -56,7 +56,7 @@ test-deps: chart-tools
 chart-tools:
 	@$(IMAGE_TOOLS)/chart-check charts/meshbroker >/dev/null 2>&1 || echo "chart-check did not run cleanly: test/chart/chart.test.ts will say why"
 
-## The chart end to end on kube-sim (needs root): test/chart-e2e, about 50 s here.
+## The chart end to end on kube-sim (needs root): test/chart-e2e, 46 s here.
 test-chart: test-deps build
 	IMAGE_TOOLS=$(IMAGE_TOOLS) npx vitest run --config test/chart-e2e/vitest.config.ts
 
