@@ -227,6 +227,9 @@ checksum/secrets: {{ list .Values.auth .Values.cluster .Values.config.tls .Value
 - {name: tls-cluster, mountPath: /etc/meshbroker/tls/cluster, readOnly: true}
 {{- end }}
 - {name: data, mountPath: /data}
+{{- with .extraMounts }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
 {{- define "meshbroker.volumes" -}}
@@ -250,4 +253,7 @@ checksum/secrets: {{ list .Values.auth .Values.cluster .Values.config.tls .Value
 {{- end }}
 - name: data
   emptyDir: {}
+{{- with .extra }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
