@@ -26,7 +26,7 @@ export class MonitorServer {
       subscriptions: async () => (await edge.link.stats()).subscriptions,
       authFailures: () => edge.authFailures,
       connectionErrors: () => edge.faults.entries(),
-    });
+    }, edge.cluster ? "edge" : "embedded");
     edge.cluster?.registerMetrics(this.metrics);
     // The monitoring boundary: the http server owns its sockets' 'error' listeners and answers a
     // malformed request itself (400, 431 over 16 KB of headers); a handler's failure is a 500
