@@ -239,6 +239,8 @@ export interface EdgeConfig {
   tls?: ClientTlsConfig;
   authorization?: ClusterAuthorization;
   rebalance: {
+    /** The `rebalance {}` block is there: this edge moves clients (every edge reports its count). */
+    enabled: boolean;
     /** At most this many clients per second are moved off an over-loaded edge. */
     maxEvictionsPerSecond: number;
     /** How far above the mean (a fraction) an edge's client count may be before it moves clients. */
@@ -339,5 +341,5 @@ export const DEFAULTS = {
   mqtt: { host: "0.0.0.0", ackWaitMs: 30_000, maxAckPending: 1024 },
   /** `router { listen }` when it names no port, and the port of kubernetes discovery when neither config nor slice names one. */
   router: { host: "0.0.0.0", port: 7100 },
-  edge: { rebalance: { maxEvictionsPerSecond: 10, tolerance: 0.1 } },
+  edge: { rebalance: { enabled: false, maxEvictionsPerSecond: 10, tolerance: 0.1 } },
 } as const;

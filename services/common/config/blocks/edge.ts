@@ -89,7 +89,7 @@ function readDiscovery(r: Reader, m: ConfigMap, key: string): RouterDiscovery {
 function readRebalance(r: Reader, m: ConfigMap, key: string): EdgeConfig["rebalance"] {
   const bm = r.map(m, key);
   r.checkKeys(bm, REBALANCE_KEYS, `edge.${key}`);
-  const rb: EdgeConfig["rebalance"] = { ...DEFAULTS.edge.rebalance };
+  const rb: EdgeConfig["rebalance"] = { ...DEFAULTS.edge.rebalance, enabled: true };
   for (const k of Object.keys(bm)) {
     if (!REBALANCE_KEYS.has(k.toLowerCase())) continue; // a $variable definition
     const v = bm[k];
