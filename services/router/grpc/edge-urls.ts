@@ -18,25 +18,28 @@ export const EDGE_URLS_PERIOD_MS = 1_000;
 /** A field not renewed for this long is a dead router's. */
 const EDGE_URLS_TTL_MS = 3_000;
 
-export interface EdgeDirectoryOptions<V> {
+export interface EdgeDirectoryOptions<W> {
   routerId: string;
   redis?: Redis | Cluster;
   prefix?: string;
   /** The set changed: send it to every attached edge. */
-  push(edges: { edgeId: string; value: V }[]): void;
+  push(edges: W[]): void;
 }
 
-interface Kind<V> {
+/** What one hash holds: values V per edge, sent to edges as entries W. */
+interface Kind<V, W> {
   /** The hash's name after `P:edges:`. */
   name: string;
   /** An edge with nothing to share (it is left out). */
   none(v: V): boolean;
   /** The value of a stored field (its other members), checked. */
   read(s: Record<string, unknown>): V;
+  /** The wire entry of an edge's value. */
+  entry(edgeId: string, v: V): W;
 }
 
 /** One hash of per-edge values; `V` is stored as the members of the field's JSON object. */
-export class EdgeDirectory<V extends object> {
+export class EdgeDirectory<V extends object, W> {
   private readonly local = new Map<string, V>();
   private remote = new Map<string, V>();
   private readonly key: string;
@@ -45,7 +48,7 @@ export class EdgeDirectory<V extends object> {
   private last = "[]";
   private closed = false;
 
-  constructor(private readonly kind: Kind<V>, private readonly opts: EdgeDirectoryOptions<V>) {
+  constructor(private readonly kind: Kind<V, W>, private readonly opts: EdgeDirectoryOptions<W>) {
     this.key = `${opts.prefix ?? "mb"}:edges:${kind.name}`;
     if (opts.redis) this.timer = setInterval(() => void this.beat(), EDGE_URLS_PERIOD_MS).unref();
   }
@@ -66,10 +69,10 @@ export class EdgeDirectory<V extends object> {
     if (!none) void this.beat();
   }
 
-  /** Every edge's value, in edge id order. */
-  current(): { edgeId: string; value: V }[] {
+  /** Every edge's entry, in edge id order. */
+  current(): W[] {
     const all = new Map([...this.remote, ...this.local]);
-    return [...all.keys()].sort().map((edgeId) => ({ edgeId, value: all.get(edgeId)! }));
+    return [...all.keys()].sort().map((edgeId) => this.kind.entry(edgeId, all.get(edgeId)!));
   }
 
   close(): void {
@@ -125,19 +128,21 @@ export class EdgeDirectory<V extends object> {
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : []);
 
 /** Every edge's client URLs, for INFO connect_urls. */
-export function edgeUrlDirectory(opts: { routerId: string; redis?: Redis | Cluster; prefix?: string; push(edges: Draft<EdgeUrls>[]): void }) {
-  return new EdgeDirectory<ClientUrls>({
+export function edgeUrlDirectory(opts: EdgeDirectoryOptions<Draft<EdgeUrls>>) {
+  return new EdgeDirectory<ClientUrls, Draft<EdgeUrls>>({
     name: "urls",
     none: (u) => u.nats.length === 0 && u.websocket.length === 0,
     read: (s) => ({ nats: strings(s.nats), websocket: strings(s.websocket) }),
-  }, { ...opts, push: (edges) => opts.push(edges.map(({ edgeId, value }) => ({ edgeId, urls: value }))) });
+    entry: (edgeId, urls) => ({ edgeId, urls }),
+  }, opts);
 }
 
 /** Every edge's client count, for rebalancing. An edge that reports none is not in it. */
-export function edgeLoadDirectory(opts: { routerId: string; redis?: Redis | Cluster; prefix?: string; push(edges: Draft<EdgeLoad>[]): void }) {
-  return new EdgeDirectory<{ clients: number }>({
+export function edgeLoadDirectory(opts: EdgeDirectoryOptions<Draft<EdgeLoad>>) {
+  return new EdgeDirectory<{ clients: number }, Draft<EdgeLoad>>({
     name: "clients",
     none: () => false,
     read: (s) => ({ clients: typeof s.clients === "number" ? s.clients : 0 }),
-  }, { ...opts, push: (edges) => opts.push(edges.map(({ edgeId, value }) => ({ edgeId, clients: value.clients }))) });
+    entry: (edgeId, { clients }) => ({ edgeId, clients }),
+  }, opts);
 }
