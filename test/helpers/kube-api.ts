@@ -29,6 +29,8 @@ export interface KubeApi {
   compact(): void;
   /** Requests served so far, as "GET list" / "GET watch rv=N". */
   requests: string[];
+  /** Answers every request with this HTTP status (a Status body) until set back to undefined. */
+  failWith: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -64,6 +66,7 @@ export async function startKubeApi(): Promise<KubeApi> {
       res.end(JSON.stringify(body));
     };
     if (req.headers.authorization !== `Bearer ${TOKEN}`) return json(401, status(401, "Unauthorized", "Unauthorized"));
+    if (api.failWith !== undefined) return json(api.failWith, status(api.failWith, "ServiceUnavailable", "the stand-in is failing on purpose"));
     if (req.method !== "GET" || !m || m[1] !== NAMESPACE || !selector) return json(404, status(404, "NotFound", `no route ${req.url}`));
     const service = selector[1];
     if (url.searchParams.get("watch") !== "true") {
@@ -102,6 +105,7 @@ export async function startKubeApi(): Promise<KubeApi> {
   const api: KubeApi = {
     kubeconfig,
     requests: [],
+    failWith: undefined,
     setSlice(name, service, p, endpoints) {
       const type = slices.has(name) ? "MODIFIED" : "ADDED";
       const object = sliceObject(name, service, p, endpoints, ++rv);

@@ -74,3 +74,17 @@ it("a watch resumed from a compacted resourceVersion gets 410 Gone and lists aga
   expect(after[0]).toMatch(/^GET watch rv=\d+$/); // resumed from where it was: too old now
   expect(after).toContain("GET list");
 }, 15_000);
+
+it("an API server that fails is listed again with backoff, and the last routers stay in use", async () => {
+  const mark = edge().mark();
+  api.failWith = 503;
+  api.compact(); // ends the watch: the edge watches again, fails, and lists again after a backoff
+  await edge().waitForLine(/discovery: kubernetes service meshbroker\/meshbroker-router: (?:watch|list): .*; listing again in \d+ ms, keeping the last known routers$/,
+    5_000, { since: mark });
+  expect(attachedTo()).toBe(`${R2}:${port}`);
+  api.setSlice(`${SERVICE}-c`, SERVICE, port, [{ address: "127.0.0.6", ready: true }]);
+  const t0 = Date.now();
+  api.failWith = undefined;
+  await edge().waitForLine(readyLine([R2, "127.0.0.6"]), 15_000, { since: mark });
+  console.log(`the edge listed again ${Date.now() - t0} ms after the API server recovered`);
+}, 20_000);
