@@ -65,17 +65,22 @@ it("a second edge takes half of the clients, and no QoS 1 message is lost", asyn
     const client = mqtt.connect(`mqtt://127.0.0.1:${cluster.edges[edge].mqttPort}`, clientOptions({ clientId: `rb-sub-${i}`, clean: false }));
     c.push(() => client.endAsync(true));
     current[i] = client;
+    let up = false;
     client.on("message", (_t, payload) => received[i].add(payload.toString()));
-    client.once("connect", () => resolve(client));
+    client.once("connect", () => { up = true; resolve(client); });
     client.once("error", reject);
     client.on("error", () => {}); // after the close: the test has what it needs
     // Closed by the edge (rebalancing): come back on the other edge, as a new connection.
     client.once("close", () => {
+      if (!up) return reject(new Error("closed before CONNACK"));
       if (stopping || client !== current[i] || cluster.edges.length < 2) return;
       moved++;
-      void attach(i, 1 - edge);
+      void reattach(i, 1 - edge);
     });
   });
+  // A reconnect that fails (a CONNACK slow on a loaded machine) is tried again.
+  const reattach = (i: number, edge: number): Promise<unknown> =>
+    attach(i, edge).catch(() => (stopping ? undefined : reattach(i, edge)));
   for (let i = 0; i < MQTT_CLIENTS; i++) {
     const client = await attach(i, 0);
     expect(await suback(client, { "rb/t": { qos: 1 } })).toEqual([1]);
