@@ -10,7 +10,8 @@ IMAGE_TOOLS ?= ../shared/tools
 # openssl (throwaway test CAs), dnsmasq (a DNS server for edge discovery tests).
 TEST_DEBS := nats-server:/usr/sbin/nats-server redis-server:/usr/bin/redis-server \
   mosquitto:/usr/sbin/mosquitto mosquitto-clients:/usr/bin/mosquitto_pub \
-  chromium:/usr/bin/chromium openssl:/usr/bin/openssl dnsmasq-base:/usr/sbin/dnsmasq
+  chromium:/usr/bin/chromium openssl:/usr/bin/openssl dnsmasq-base:/usr/sbin/dnsmasq \
+  prometheus:/usr/bin/prometheus
 
 .PHONY: all install build run cluster test test-deps chart-tools bench fuzz image test-image test-chart chart-manifest clean
 

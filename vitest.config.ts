@@ -2,7 +2,7 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["test/unit/**/*.test.ts", "test/integration/**/*.test.ts", "test/chart/**/*.test.ts"],
+    include: ["test/unit/**/*.test.ts", "test/integration/**/*.test.ts", "test/chart/**/*.test.ts", "test/prometheus/**/*.test.ts"],
     testTimeout: 20_000,
     hookTimeout: 20_000,
     // Integration tests start real servers on port 0; files run in parallel, tests in a file in order.

@@ -3,7 +3,7 @@
 import type { Options } from "./common/config/options.js";
 import type { Logger } from "./common/log.js";
 import { serveEdge, type EdgeBroker } from "./embedded.js";
-import { DnsRouters, staticRouters, type RouterSource } from "./router/grpc/discovery.js";
+import { DnsRouters, KubernetesRouters, staticRouters, type RouterSource } from "./router/grpc/discovery.js";
 import { createGrpcLink } from "./router/grpc/edge-link.js";
 import { channelCredentials } from "./router/grpc/tls.js";
 
@@ -11,11 +11,10 @@ export async function startEdgeRole(options: Options, log: Logger): Promise<Edge
   const cfg = options.edge;
   if (!cfg) throw new Error("the edge role needs an edge {} block (edge { routers: [\"host:7100\"] })");
   const d = cfg.discovery;
-  if ("kubernetes" in d) {
-    throw new Error("edge discovery by Kubernetes is not available yet: use discovery { dns: \"name:port\" } or list the routers");
-  }
   let routers: RouterSource;
-  if ("dns" in d) {
+  if ("kubernetes" in d) {
+    routers = await KubernetesRouters.start(d.kubernetes, log); // a failed list is logged and retried
+  } else if ("dns" in d) {
     const dns = new DnsRouters(d.dns, d.refreshMs, log);
     await dns.resolve(); // a failure is logged; the link retries until the name resolves
     routers = dns;

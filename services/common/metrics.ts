@@ -21,9 +21,17 @@ export function scrapedCounter(register: Registry, name: string, help: string, r
   });
 }
 
-export function createMetricsRegistry(source: MetricsSource): Registry {
+/** `meshbroker_info{role}` = 1: dashboards and alerts tell the roles apart by it, whatever the scrape job is called. */
+export function roleInfo(register: Registry, role: "embedded" | "edge" | "router"): void {
+  new Gauge({
+    name: "meshbroker_info", help: "Always 1; role is embedded, edge or router.", labelNames: ["role"], registers: [register],
+  }).set({ role }, 1);
+}
+
+export function createMetricsRegistry(source: MetricsSource, role: "embedded" | "edge"): Registry {
   const register = new Registry();
   collectDefaultMetrics({ register });
+  roleInfo(register, role);
 
   const counter = (name: string, help: string, read: () => number) => scrapedCounter(register, name, help, read);
 

@@ -61,6 +61,8 @@ export interface MonitorContext extends EdgeView {
   readonly log: Logger;
   readonly authFailures: ReadonlyMap<string, number>;
   readonly faults: FaultCounter;
+  /** Cluster edges: clients moved by rebalancing so far. */
+  readonly rebalancer?: { readonly evictions: number };
 }
 
 /** The system account: the reports, and a link to talk to the account's subscribers. */

@@ -19,6 +19,7 @@ import { WebsocketListener } from "./websocket/listener.js";
 import { MqttServer } from "./mqtt/server.js";
 import { NATS_COMPAT_VERSION, type EdgeCluster, type HttpInfo, type MonitorContext, type MqttEdgeContext, type SystemContext, type WebsocketContext } from "./context.js";
 import { SystemAccount } from "./system.js";
+import { Rebalancer } from "./rebalance.js";
 
 /** An advertise value as a connect URL (host:port), a bare host taking the listener's port. */
 function advertisedUrl(advertise: string, listenPort: number): string {
@@ -89,6 +90,8 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
   private clusterUrls: EdgeClientUrls[] | undefined;
   /** This edge's own client URLs, once its listeners are bound (none with no_advertise). */
   private ownUrls: ClientUrls | undefined;
+  /** Cluster edges: reports the client count, and moves clients when `edge { rebalance }` says so. */
+  rebalancer: Rebalancer | undefined;
 
   constructor(deps: EdgeDeps) {
     this.options = deps.options;
@@ -138,6 +141,7 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
       throw err;
     }
     this.advertise();
+    if (this.cluster && this.link.reportClients) this.rebalancer = new Rebalancer(this);
   }
 
   /**
@@ -163,16 +167,30 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
 
   /** INFO connect_urls for a NATS (TCP) or WebSocket client, as nats-server 2.9: this edge's
    *  URL first (left out in lame duck), then every other edge's. */
-  private connectUrls(websocket: boolean): string[] {
+  private connectUrls(websocket: boolean, own = !this.lameDucking): string[] {
     const out: string[] = [];
     if (this.noAdvertise || !this.clusterUrls) return out;
     const pick = (u: ClientUrls) => (websocket ? u.websocket : u.nats);
-    if (this.ownUrls && !this.lameDucking) out.push(...pick(this.ownUrls));
+    if (this.ownUrls && own) out.push(...pick(this.ownUrls));
     for (const e of this.clusterUrls) {
       if (e.edgeId === this.serverId) continue;
       for (const url of pick(e.urls)) if (!out.includes(url)) out.push(url);
     }
     return out;
+  }
+
+  /**
+   * Rebalancing moves a client: a NATS client (TCP or WebSocket) that takes async INFO gets
+   * nats-server's lame-duck INFO ("ldm": true, connect_urls without this edge), so that it
+   * reconnects to another edge; then the client, of any protocol, is closed.
+   */
+  moveClient(c: ConnectionView): void {
+    const nats = this.clients.get(c.cid);
+    if (nats === c && nats.takesAsyncInfo) {
+      nats.sendInfo({ ldm: true, connect_urls: this.connectUrls(nats.connectionType === "WEBSOCKET", false) });
+    }
+    // MQTT 5 (when it exists): DISCONNECT with reason 0x9C "use another server" goes here, before the close.
+    c.close("Server Shutdown");
   }
 
   /** The router sent the cluster's URLs: protocol-1 clients whose list changed get an async INFO. */
@@ -303,6 +321,7 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
   async shutdown(): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
+    this.rebalancer?.close();
     this.wakeLameDuck?.();
     this.system?.stop();
     this.reclaimer.close();

@@ -224,6 +224,11 @@ export interface RouterLink {
    * (this one's included) whenever the cluster's set changes. The embedded link has neither.
    */
   advertise?(urls: ClientUrls | undefined, onClusterUrls: (edges: EdgeClientUrls[]) => void): void;
+  /**
+   * Cluster links only: this edge's client count (sent now, while attached), and `onLoad` called
+   * with every edge's last count (this one's included) when one changes: for rebalancing.
+   */
+  reportClients?(count: number, onLoad: (edges: { edgeId: string; clients: number }[]) => void): void;
 }
 
 /** An edge's client URLs (host:port, no scheme). */

@@ -11,6 +11,7 @@ import type { Logger } from "../common/log.js";
 import { NATS_COMPAT_VERSION } from "../edge/context.js";
 import { goDuration } from "../edge/monitor/reports.js";
 import type { RouterServer } from "./grpc/server.js";
+import { roleInfo } from "../common/metrics.js";
 import { linkCounters } from "./link-metrics.js";
 import type { Mesh } from "./mesh/mesh.js";
 
@@ -35,6 +36,7 @@ export class RouterMonitor {
 
   constructor(private readonly deps: RouterMonitorDeps) {
     collectDefaultMetrics({ register: this.metrics });
+    roleInfo(this.metrics, "router");
     deps.mesh.registerMetrics(this.metrics);
     const register = this.metrics;
     new Gauge({

@@ -57,6 +57,8 @@ export interface ClusterOptions {
   routerPort?: number;
   /** How edges find the routers, instead of the list of every router (`discovery { dns: … }`). */
   edgeDiscovery?: string;
+  /** Extra entries inside every edge's `edge {}` block (`rebalance { ... }`). */
+  edgeBlock?: string;
   /** Environment of the edge processes (added to this process's). */
   edgeEnv?: NodeJS.ProcessEnv;
   /** A monitoring listener (`http`) on every router and edge. */
@@ -72,8 +74,8 @@ export interface TestCluster {
   killRouter(i: number): Promise<void>;
   /** Starts router `i` again on its port. */
   restartRouter(i: number): Promise<void>;
-  /** Starts one more edge (e<n+1>), homed like the others by its index; resolves once attached. */
-  addEdge(): Promise<ClusterEdge>;
+  /** Starts one more edge (e<n+1>), homed like the others by its index, or on router `home`; resolves once attached. */
+  addEdge(home?: number): Promise<ClusterEdge>;
   /** kill -9 of edge `i`. */
   killEdge(i: number): Promise<void>;
   stop(): Promise<void>;
@@ -111,15 +113,15 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
     };
     for (let i = 0; i < (opts.routers ?? 2); i++) routers.push(await startRouter(`r${i + 1}`, opts.routerPort ?? 0));
     await Promise.all(routers.map((r) => waitForPeers(r, routers.length - 1, timeoutMs)));
-    const startEdge = async (i: number): Promise<ClusterEdge> => {
+    const startEdge = async (i: number, home = i): Promise<ClusterEdge> => {
       const name = `e${i + 1}`;
       // Edge i prefers router i (mod the count): with 2 routers the two edges are homed on
       // different routers, so their clients reach each other through the mesh.
-      const list = routers.map((_r, k) => routers[(i + k) % routers.length]).map((r) => `"${r.host}:${r.port}"`).join(", ");
+      const list = routers.map((_r, k) => routers[(home + k) % routers.length]).map((r) => `"${r.host}:${r.port}"`).join(", ");
       const file = path.join(dir, `${name}.conf`);
       await writeFile(file, [
         `server_name: ${name}`, "host: 127.0.0.1", "port: -1", http,
-        `edge { ${opts.edgeDiscovery ?? `routers: [${list}]`}, ${token}`,
+        `edge { ${opts.edgeDiscovery ?? `routers: [${list}]`}, ${opts.edgeBlock ? `${opts.edgeBlock},` : ""} ${token}`,
         opts.tls ? `tls { ca_file: "${opts.tls.caFile}", cert_file: "${opts.tls.edge.certFile}", key_file: "${opts.tls.edge.keyFile}" } }` : "}",
         opts.edgeConfig ?? "",
       ].join("\n"));
@@ -137,8 +139,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
     const edges = await Promise.all(Array.from({ length: opts.edges ?? 2 }, (_, i) => startEdge(i)));
     return {
       redis, routers, edges, stop,
-      async addEdge() {
-        const edge = await startEdge(edges.length);
+      async addEdge(home) {
+        const edge = await startEdge(edges.length, home);
         edges.push(edge);
         return edge;
       },

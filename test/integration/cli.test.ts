@@ -131,7 +131,7 @@ describe("meshbroker -t (check the configuration)", () => {
 
   it.each([
     ["edge", "port: -1\n", /cannot start: the edge role needs an edge \{\} block/],
-    ["edge", 'port: -1\nedge { discovery: { kubernetes: { service: "r" } } }\n', /discovery by Kubernetes is not available yet/],
+    ["edge", 'port: -1\nedge { discovery: { kubernetes: { service: "r" } } }\n', /kubernetes discovery needs in-cluster credentials \(KUBERNETES_SERVICE_HOST and a service account token\) or env KUBECONFIG/],
     ["router", "port: -1\n", /cannot start: the router role needs a router \{\} block/],
   ])("the %s role without what it needs exits 1 and says why", async (role, text, why) => {
     const file = await conf(`role-${role}-${text.length}.conf`, text);

@@ -136,8 +136,8 @@ describe("edge {}", () => {
       { discovery: { dns: { host: "r.svc", port: 7100 }, refreshMs: 2_000 }, rebalance }],
     ["kubernetes discovery", () => `edge { discovery: { kubernetes: { service: "meshbroker-router", namespace: "default", port: 7200 } } }`,
       { discovery: { kubernetes: { service: "meshbroker-router", namespace: "default", port: 7200 } }, rebalance }],
-    ["kubernetes discovery defaults: the pod's namespace, port 7100", () => `edge { discovery { kubernetes { service: routers } } }`,
-      { discovery: { kubernetes: { service: "routers", port: 7100 } }, rebalance }],
+    ["kubernetes discovery defaults: the pod's namespace, the slice's port", () => `edge { discovery { kubernetes { service: routers } } }`,
+      { discovery: { kubernetes: { service: "routers" } }, rebalance }],
     ["client tls (mTLS)", () => `edge { routers: ["r:7100"], tls { cert_file: "${cert}", key_file: "${key}", ca_file: "${ca}", timeout: 3 } }`,
       { discovery: { routers: [{ host: "r", port: 7100 }] }, rebalance,
         tls: { certFile: cert, keyFile: key, caFile: ca, insecure: false, timeoutMs: 3000 } }],
@@ -148,9 +148,9 @@ describe("edge {}", () => {
     ["authorization seed in a creds file", () => `edge { routers: ["r:7100"], authorization { seed_file: "${creds}" } }`,
       { discovery: { routers: [{ host: "r", port: 7100 }] }, rebalance, authorization: { seedFile: creds } }],
     ["rebalance", () => `edge { routers: ["r:7100"], rebalance { max_evictions_per_second: 2.5, tolerance: 0.25 } }`,
-      { discovery: { routers: [{ host: "r", port: 7100 }] }, rebalance: { maxEvictionsPerSecond: 2.5, tolerance: 0.25 } }],
+      { discovery: { routers: [{ host: "r", port: 7100 }] }, rebalance: { enabled: true, maxEvictionsPerSecond: 2.5, tolerance: 0.25 } }],
     ["rebalance: one key keeps the other's default", () => `edge { routers: ["r:7100"], rebalance { tolerance: 0 } }`,
-      { discovery: { routers: [{ host: "r", port: 7100 }] }, rebalance: { maxEvictionsPerSecond: 10, tolerance: 0 } }],
+      { discovery: { routers: [{ host: "r", port: 7100 }] }, rebalance: { enabled: true, maxEvictionsPerSecond: 10, tolerance: 0 } }],
   ];
   it.each(cases)("%s", (_name, text, expected) => {
     const o = load(text());

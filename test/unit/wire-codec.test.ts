@@ -57,6 +57,7 @@ const EDGE_OPS: Draft<EdgeOp>[] = [
   { pong: { sentAtUs: 1_700_000_000_000_123, seq: 9, receivedAtUs: 1_700_000_000_000_456 } },
   { accounts: { accounts } },
   { urls: { nats: [], websocket: [] } },
+  { clients: { count: 201 } },
 ];
 
 const ROUTER_OPS: Draft<RouterOp>[] = [
@@ -77,6 +78,7 @@ const ROUTER_OPS: Draft<RouterOp>[] = [
   { ping: { sentAtUs: 1, seq: 1 } },
   { pong: { sentAtUs: 1, seq: 1, receivedAtUs: 2 } },
   { goAway: { reason: "router stopping" } },
+  { load: { edges: [{ edgeId: "e1-x", clients: 201 }, { edgeId: "e2-y", clients: 0 }] } },
 ];
 
 const entries = [{ account: "A", subject: "orders.*", queue: "", weight: 3 }, { account: "A", subject: "q", queue: "w", weight: 0 }];

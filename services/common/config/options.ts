@@ -227,7 +227,8 @@ export interface RouterConfig {
 export type RouterDiscovery =
   | { routers: { host: string; port: number }[] }
   | { dns: { host: string; port: number }; refreshMs: number }
-  | { kubernetes: { service: string; namespace?: string; port: number } };
+  /** No port: the slice's port named "grpc", or its only port, or 7100. */
+  | { kubernetes: { service: string; namespace?: string; port?: number } };
 
 /** meshbroker's `edge {}`: how `meshbroker edge` reaches the routers. */
 export interface EdgeConfig {
@@ -238,6 +239,8 @@ export interface EdgeConfig {
   tls?: ClientTlsConfig;
   authorization?: ClusterAuthorization;
   rebalance: {
+    /** The `rebalance {}` block is there: this edge moves clients (every edge reports its count). */
+    enabled: boolean;
     /** At most this many clients per second are moved off an over-loaded edge. */
     maxEvictionsPerSecond: number;
     /** How far above the mean (a fraction) an edge's client count may be before it moves clients. */
@@ -336,7 +339,7 @@ export const DEFAULTS = {
   log: { debug: false, trace: false, logtime: true, format: "text" },
   /** nats-server's mqttDefaultAckWait and mqttDefaultMaxAckPending; 0 in the file means these. */
   mqtt: { host: "0.0.0.0", ackWaitMs: 30_000, maxAckPending: 1024 },
-  /** `router { listen }` when it names no port, and the port of kubernetes discovery. */
+  /** `router { listen }` when it names no port, and the port of kubernetes discovery when neither config nor slice names one. */
   router: { host: "0.0.0.0", port: 7100 },
-  edge: { rebalance: { maxEvictionsPerSecond: 10, tolerance: 0.1 } },
+  edge: { rebalance: { enabled: false, maxEvictionsPerSecond: 10, tolerance: 0.1 } },
 } as const;

@@ -2,7 +2,7 @@
 // NATS tooling can read them) and /metrics for Prometheus.
 import http from "node:http";
 import type { Registry } from "prom-client";
-import { createMetricsRegistry } from "../../common/metrics.js";
+import { createMetricsRegistry, scrapedCounter } from "../../common/metrics.js";
 import { hostPort, listenOn } from "../../common/address.js";
 import { send, sendJson } from "../../common/http-reply.js";
 import type { HttpInfo, MonitorContext } from "../context.js";
@@ -26,8 +26,12 @@ export class MonitorServer {
       subscriptions: async () => (await edge.link.stats()).subscriptions,
       authFailures: () => edge.authFailures,
       connectionErrors: () => edge.faults.entries(),
-    });
-    edge.cluster?.registerMetrics(this.metrics);
+    }, edge.cluster ? "edge" : "embedded");
+    if (edge.cluster) {
+      edge.cluster.registerMetrics(this.metrics);
+      scrapedCounter(this.metrics, "meshbroker_rebalance_evictions_total",
+        "Clients this edge moved to other edges because it was above the mean (edge { rebalance }).", () => edge.rebalancer?.evictions ?? 0);
+    }
     // The monitoring boundary: the http server owns its sockets' 'error' listeners and answers a
     // malformed request itself (400, 431 over 16 KB of headers); a handler's failure is a 500
     // for that request only.

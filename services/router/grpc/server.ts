@@ -10,7 +10,7 @@ import type { Logger } from "../../common/log.js";
 import { RouterEnd, type RoutingCore } from "../wire/router-end.js";
 import type { Cluster, Redis } from "ioredis";
 import { checkCredential } from "./credential.js";
-import { EdgeUrlDirectory } from "./edge-urls.js";
+import { edgeLoadDirectory, edgeUrlDirectory } from "./edge-urls.js";
 import { ATTACH_TIMEOUT_MS, EDGE_LINK_SERVICE, LINK_OPTIONS, LINK_QUEUE_BYTES } from "./service.js";
 import type { LinkCounts } from "../link-metrics.js";
 import { FrameWriter } from "./writer.js";
@@ -64,9 +64,13 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
   const server = new grpc.Server(LINK_OPTIONS);
   const attached = new Map<string, { end: RouterEnd; call: Duplex; peer: string; since: number; writer: FrameWriter }>();
   const streams = new Map<Duplex, RouterEnd>();
-  const urls = new EdgeUrlDirectory({
+  const urls = edgeUrlDirectory({
     routerId, redis: deps.redis,
     push: (edges) => { for (const { end } of attached.values()) end.sendClusterUrls(edges); },
+  });
+  const load = edgeLoadDirectory({
+    routerId, redis: deps.redis,
+    push: (edges) => { for (const { end } of attached.values()) end.sendClusterLoad(edges); },
   });
   /** Set by moveEdges: new attaches are refused, and `left` runs when the last edge is gone. */
   let moving: { left: () => void } | undefined;
@@ -79,6 +83,7 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
     if (edge !== "" && attached.get(edge)?.call === call) {
       attached.delete(edge);
       urls.set(edge, undefined);
+      load.set(edge, undefined);
       log.notice(`edge ${edge} detached${details ? `: ${details}` : ""}`);
       if (moving && attached.size === 0) moving.left();
     }
@@ -105,9 +110,10 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
         log.notice(`edge ${edgeId} attached from ${peer}`);
       },
       urls: (edgeId, list) => {
-        urls.set(edgeId, list);
+        urls.set(edgeId, list && { nats: [...list.nats], websocket: [...list.websocket] });
         end.sendClusterUrls(urls.current()); // a newcomer gets the set even when it did not change
       },
+      clients: (edgeId, count) => load.set(edgeId, { clients: count }),
     });
     const writer = new FrameWriter(call, (bytes) =>
       finish(call, end, grpc.status.RESOURCE_EXHAUSTED, `edge too slow: over ${queueBytes} bytes queued (${bytes})`), queueBytes);
@@ -155,6 +161,7 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
     },
     close() {
       urls.close();
+      load.close();
       for (const [call, end] of [...streams]) finish(call, end);
       // Edges keep their HTTP/2 sessions open to re-attach: give them a moment, then cut them.
       return new Promise((resolve) => {

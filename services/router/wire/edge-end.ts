@@ -64,6 +64,7 @@ export class EdgeEnd implements RouterLink {
   /** This edge's client URLs (every Hello carries them) and who wants the cluster's. */
   private urls: ClientUrls | undefined;
   private onClusterUrls: ((edges: EdgeClientUrls[]) => void) | undefined;
+  private onLoad: ((edges: { edgeId: string; clients: number }[]) => void) | undefined;
   private detachedBytes = 0;
   private dropped = 0;
 
@@ -152,6 +153,11 @@ export class EdgeEnd implements RouterLink {
     this.onClusterUrls = onClusterUrls;
     // Before the Hello the Hello carries them; while detached the next Hello will.
     if (this.attached && this.hello) this.out.push({ op: "urls", urls: urls ?? { nats: [], websocket: [] } });
+  }
+
+  reportClients(count: number, onLoad: (edges: { edgeId: string; clients: number }[]) => void): void {
+    this.onLoad = onLoad;
+    if (this.attached && this.hello) this.out.push({ op: "clients", clients: { count } });
   }
 
   sync(done: () => void): void {
@@ -248,6 +254,7 @@ export class EdgeEnd implements RouterLink {
           edgeId: e.edgeId, urls: { nats: e.urls?.nats ?? [], websocket: e.urls?.websocket ?? [] },
         })));
       }
+      else if (op.op === "load") this.onLoad?.(op.load!.edges);
       else if (op.op === "completion") this.complete(op.completion!);
       else if (op.op === "statsReply") {
         const r = op.statsReply!;

@@ -41,11 +41,12 @@ export interface RouterStats {
 export interface EdgeFrame { ops: EdgeOp[] }
 export interface EdgeOp {
   op?: "hello" | "interest" | "publish" | "unsubscribe" | "connectionClosed" | "session" | "statsQuery"
-    | "ping" | "pong" | "accounts" | "urls";
+    | "ping" | "pong" | "accounts" | "urls" | "clients";
   hello?: Hello; interest?: InterestChange; publish?: Publish; unsubscribe?: Unsubscribe;
   connectionClosed?: ConnectionClosed; session?: SessionOp; statsQuery?: StatsQuery;
-  ping?: Ping; pong?: Pong; accounts?: AccountsUpdate; urls?: ClientUrls;
+  ping?: Ping; pong?: Pong; accounts?: AccountsUpdate; urls?: ClientUrls; clients?: ClientCount;
 }
+export interface ClientCount { count: number }
 export interface Hello {
   edgeId: string; credential?: Credential; configVersion: string; accounts?: AccountSet; version: string; sentAtUs: number;
   urls?: ClientUrls;
@@ -85,10 +86,12 @@ export interface StatsQuery { correlationId: number; account: string }
 
 export interface RouterFrame { ops: RouterOp[] }
 export interface RouterOp {
-  op?: "helloReply" | "deliver" | "completion" | "sessionEvent" | "statsReply" | "ping" | "pong" | "clusterUrls" | "goAway";
+  op?: "helloReply" | "deliver" | "completion" | "sessionEvent" | "statsReply" | "ping" | "pong" | "clusterUrls" | "goAway" | "load";
   helloReply?: HelloReply; deliver?: Deliver; completion?: Completion; sessionEvent?: SessionEvent;
-  statsReply?: StatsReply; ping?: Ping; pong?: Pong; clusterUrls?: ClusterUrls; goAway?: GoAway;
+  statsReply?: StatsReply; ping?: Ping; pong?: Pong; clusterUrls?: ClusterUrls; goAway?: GoAway; load?: ClusterLoad;
 }
+export interface ClusterLoad { edges: EdgeLoad[] }
+export interface EdgeLoad { edgeId: string; clients: number }
 export interface ClusterUrls { edges: EdgeUrls[] }
 export interface EdgeUrls { edgeId: string; urls?: ClientUrls }
 export interface GoAway { reason: string }

@@ -9,7 +9,7 @@ import { fromWire } from "./accounts.js";
 import { Batcher, FRAME_STATS } from "./batcher.js";
 import { edgeFrames, routerFrames, WireError } from "./codec.js";
 import {
-  ErrorCode, type ClientUrls, type Completion, type Deliver, type Draft, type EdgeOp, type EdgeUrls, type Hello, type RouterOp,
+  ErrorCode, type ClientUrls, type Completion, type Deliver, type Draft, type EdgeLoad, type EdgeOp, type EdgeUrls, type Hello, type RouterOp,
   type SessionOp,
 } from "./frames.js";
 import { permissionFromWire, storedFromWire, willFromWire } from "./sessions.js";
@@ -29,6 +29,8 @@ export interface RouterEndHooks {
   accepted?(edgeId: string): void;
   /** The edge's client URLs, from its Hello or an update (undefined: none, or withdrawn). */
   urls?(edgeId: string, urls: ClientUrls | undefined): void;
+  /** The edge's client count (every second, for rebalancing). */
+  clients?(edgeId: string, count: number): void;
 }
 
 type Target = { connectionId: number; sid: string };
@@ -110,6 +112,11 @@ export class RouterEnd {
     if (!this.closed && this.accepted) this.out.push({ op: "clusterUrls", clusterUrls: { edges } });
   }
 
+  /** Every edge's client count in the cluster (sent when one changes). */
+  sendClusterLoad(edges: Draft<EdgeLoad>[]): void {
+    if (!this.closed && this.accepted) this.out.push({ op: "load", load: { edges } });
+  }
+
   receive(bytes: Buffer): void {
     if (this.closed) return;
     const frame = edgeFrames.decode(bytes);
@@ -151,6 +158,9 @@ export class RouterEnd {
         return;
       case "urls":
         this.hooks?.urls?.(this.edgeId, op.urls);
+        return;
+      case "clients":
+        this.hooks?.clients?.(this.edgeId, op.clients!.count);
         return;
       case "accounts":
         if (op.accounts!.accounts) this.router.configureAccounts(this.edgeId, fromWire(op.accounts!.accounts));

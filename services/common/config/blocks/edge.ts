@@ -65,7 +65,7 @@ function readDiscovery(r: Reader, m: ConfigMap, key: string): RouterDiscovery {
   r.checkKeys(km, KUBERNETES_KEYS, `edge.${key}.${k}`);
   let service: string | undefined;
   let namespace: string | undefined;
-  let port: number = DEFAULTS.router.port;
+  let port: number | undefined;
   for (const kk of Object.keys(km)) {
     switch (kk.toLowerCase()) {
       case "service":
@@ -83,13 +83,13 @@ function readDiscovery(r: Reader, m: ConfigMap, key: string): RouterDiscovery {
     }
   }
   if (service === undefined) return r.fail(dm, k, `kubernetes discovery needs "service"`);
-  return { kubernetes: namespace === undefined ? { service, port } : { service, namespace, port } };
+  return { kubernetes: { service, ...(namespace === undefined ? {} : { namespace }), ...(port === undefined ? {} : { port }) } };
 }
 
 function readRebalance(r: Reader, m: ConfigMap, key: string): EdgeConfig["rebalance"] {
   const bm = r.map(m, key);
   r.checkKeys(bm, REBALANCE_KEYS, `edge.${key}`);
-  const rb: EdgeConfig["rebalance"] = { ...DEFAULTS.edge.rebalance };
+  const rb: EdgeConfig["rebalance"] = { ...DEFAULTS.edge.rebalance, enabled: true };
   for (const k of Object.keys(bm)) {
     if (!REBALANCE_KEYS.has(k.toLowerCase())) continue; // a $variable definition
     const v = bm[k];
