@@ -6,7 +6,8 @@ import type { Duplex } from "node:stream";
 import type { Connection, MessageData } from "../link.js";
 import type { RemoteSubscriber, Router } from "../router.js";
 import { Batcher, FRAME_STATS } from "../wire/batcher.js";
-import { meshFrames, WireError } from "../wire/codec.js";
+import { WireError } from "../wire/codec.js";
+import { MeshFrameCursor, Next, writeMeshOp } from "../wire/fast.js";
 import type { Draft, Forward, InterestEntry, MeshHello, MeshOp } from "../wire/frames.js";
 import type { BarrierWaiter } from "./barrier.js";
 import { RemoteInterest, UPDATE_ENTRIES, type InterestUpdateData } from "./interest.js";
@@ -84,7 +85,7 @@ export class PeerLink {
   outBytes = 0;
   framesIn = 0;
   opsIn = 0;
-  private readonly out = new Batcher<MeshOp>((ops) => meshFrames.encode({ ops }), () => (b) => this.write(b), FRAME_STATS["router→router"], FRAME_BYTES);
+  private readonly out = new Batcher<MeshOp>(writeMeshOp, () => (b) => this.write(b), FRAME_STATS["router→router"], FRAME_BYTES);
   private readonly backlog: Buffer[] = [];
   private writable = true;
   private lastHeard = Date.now();
@@ -215,25 +216,41 @@ export class PeerLink {
     if (this.state === "up") this.out.push({ op: "ping", ping: { sentAtUs: nowUs(), seq: ++this.pingSeq } });
   }
 
+  private readonly cursor = new MeshFrameCursor();
+
   private receive(bytes: Buffer): void {
     if (this.state === "closed") return;
     this.lastHeard = Date.now();
-    const frame = meshFrames.decode(bytes);
-    if (frame instanceof WireError) {
-      return this.close(this.state === "hello" ? `refused a peer before its hello: ${frame.message}` : `peer ${this.peerId}: ${frame.message}`);
-    }
     this.framesIn++;
-    this.opsIn += frame.ops.length;
-    for (const op of frame.ops) {
-      if ((this.state as State) === "closed") return;
+    const cur = this.cursor;
+    cur.reset(bytes);
+    for (;;) {
+      const next = cur.next();
+      if (next === Next.End) break;
+      if (next instanceof WireError) {
+        return this.close(this.state === "hello" ? `refused a peer before its hello: ${next.message}` : `peer ${this.peerId}: ${next.message}`);
+      }
+      this.opsIn++;
       if (this.state === "hello") {
-        if (op.op !== "hello") return this.close(`refused a peer: its first operation is ${op.op ?? "unknown"}, not a hello`);
+        const op = next === Next.Cold ? cur.cold! : undefined;
+        if (op?.op !== "hello") return this.close(`refused a peer: its first operation is ${op ? op.op ?? "unknown" : "forward"}, not a hello`);
         this.hello(op.hello!);
         continue;
       }
-      this.apply(op);
+      if (next === Next.Hot) this.forwarded(cur);
+      else this.apply(cur.cold!);
+      if ((this.state as State) === "closed") return;
     }
     this.current = undefined;
+  }
+
+  /** A Forward as the cursor read it: its message is a view of the frame. */
+  private forwarded(cur: MeshFrameCursor): void {
+    const { msg } = cur;
+    this.inMsgs++;
+    this.inBytes += msg.end - msg.start;
+    this.owner.router.deliverForwarded(cur.account, cur.subject, cur.reply === "" ? undefined : cur.reply, msg, cur.queues,
+      { edgeId: cur.originEdge, cid: cur.originConnection, echo: true });
   }
 
   private hello(h: MeshHello): void {
@@ -272,7 +289,6 @@ export class PeerLink {
       case "forward": {
         const f = op.forward!;
         const m = f.message!;
-        // Decoded bytes are views of this frame, which nothing reuses: no copy needed.
         const buf = m.headers.length === 0 ? m.payload : Buffer.concat([m.headers, m.payload]);
         const msg: MessageData = { buf, start: 0, end: buf.length, hdrLen: m.headers.length };
         this.inMsgs++;
