@@ -8,6 +8,7 @@ import type { RemoteSubscriber, Router } from "../router.js";
 import { Batcher, FRAME_STATS } from "../wire/batcher.js";
 import { WireError } from "../wire/codec.js";
 import { MeshFrameCursor, Next, writeMeshOp } from "../wire/fast.js";
+import { FrameQueue } from "../wire/slices.js";
 import type { Draft, Forward, InterestEntry, MeshHello, MeshOp } from "../wire/frames.js";
 import type { BarrierWaiter } from "./barrier.js";
 import { RemoteInterest, UPDATE_ENTRIES, type InterestUpdateData } from "./interest.js";
@@ -173,6 +174,7 @@ export class PeerLink {
     this.state = "closed";
     clearInterval(this.timer);
     this.releaseBarriers(Infinity); // a peer that went away holds nobody
+    this.frames.clear();
     this.interest.clear();
     this.backlog.length = 0;
     this.backlogBytes = 0;
@@ -217,31 +219,53 @@ export class PeerLink {
   }
 
   private readonly cursor = new MeshFrameCursor();
+  /** Frames applied in order, a slice per turn (slices.ts): a peer's burst of interest does not
+   *  keep this router from answering pings on its other links. */
+  private readonly frames = new FrameQueue({
+    begin: (bytes) => {
+      this.framesIn++;
+      this.cursor.reset(bytes);
+    },
+    apply: (budget) => this.applySome(budget),
+  });
 
   private receive(bytes: Buffer): void {
     if (this.state === "closed") return;
     this.lastHeard = Date.now();
-    this.framesIn++;
+    this.frames.push(bytes);
+  }
+
+  /** Applies ops of the current frame until their cost (interest entries count one each)
+   *  reaches `budget`; returns the cost. */
+  private applySome(budget: number): number {
     const cur = this.cursor;
-    cur.reset(bytes);
-    for (;;) {
+    let cost = 0;
+    while (cost < budget && this.state !== "closed") {
       const next = cur.next();
       if (next === Next.End) break;
       if (next instanceof WireError) {
-        return this.close(this.state === "hello" ? `refused a peer before its hello: ${next.message}` : `peer ${this.peerId}: ${next.message}`);
+        this.close(this.state === "hello" ? `refused a peer before its hello: ${next.message}` : `peer ${this.peerId}: ${next.message}`);
+        break;
       }
       this.opsIn++;
+      cost++;
       if (this.state === "hello") {
         const op = next === Next.Cold ? cur.cold! : undefined;
-        if (op?.op !== "hello") return this.close(`refused a peer: its first operation is ${op ? op.op ?? "unknown" : "forward"}, not a hello`);
+        if (op?.op !== "hello") {
+          this.close(`refused a peer: its first operation is ${op ? op.op ?? "unknown" : "forward"}, not a hello`);
+          break;
+        }
         this.hello(op.hello!);
-        continue;
+      } else if (next === Next.Hot) {
+        this.forwarded(cur);
+      } else {
+        const op = cur.cold!;
+        cost += op.interest?.entries.length ?? op.snapshot?.entries.length ?? 0;
+        this.apply(op);
       }
-      if (next === Next.Hot) this.forwarded(cur);
-      else this.apply(cur.cold!);
-      if ((this.state as State) === "closed") return;
     }
     this.current = undefined;
+    return cost;
   }
 
   /** A Forward as the cursor read it: its message is a view of the frame. */

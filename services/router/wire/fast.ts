@@ -18,7 +18,8 @@ import type { Deliver, Draft, EdgeOp, Forward, MeshOp, RouterOp } from "./frames
 const OPS_TAG = (1 << 3) | 2;
 /** Oneof members of the hot ops, in EdgeOp, RouterOp and MeshOp. */
 const EDGE_PUBLISH = 3, ROUTER_DELIVER = 2, MESH_FORWARD = 5;
-const SLAB_BYTES = 256 * 1024;
+const SLAB_BYTES = 2 * 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
 const MAX_VARINT_BYTES = 10;
 
 /** Bytes of `s` in UTF-8 (a loop for short strings: cheaper than a native call). */
@@ -44,6 +45,24 @@ export function varintSize(v: number): number {
   let n = 4;
   for (v = Math.floor(v / 0x10000000); v > 0; v = Math.floor(v / 0x80)) n++;
   return n;
+}
+
+/**
+ * The UTF-8 bytes of the last string seen at one place: names that repeat from message to
+ * message and may be long (an account's public key, an edge's 56-character server id) are
+ * measured and encoded once, then copied.
+ */
+export class StringBytes {
+  private str = "";
+  bytes = EMPTY;
+
+  of(s: string): Buffer {
+    if (s !== this.str) {
+      this.str = s;
+      this.bytes = Buffer.from(s, "utf8");
+    }
+    return this.bytes;
+  }
 }
 
 /** A length-delimited field of `len` bytes: tag, length, content. */
@@ -126,7 +145,7 @@ export class FrameBuilder {
     if (len === 0) return;
     this.buf[this.pos++] = tag;
     this.varint(len);
-    if (len <= 256) { // a loop beats Buffer.copy's checks for small payloads
+    if (len <= 16) { // a loop beats Buffer.copy's checks for tiny ones
       const b = this.buf;
       let p = this.pos;
       for (let i = start; i < end; i++) b[p++] = src[i];
@@ -201,29 +220,29 @@ export function writePublish(w: FrameBuilder, account: string, subject: string, 
 function writePublishParts(w: FrameBuilder, account: string, subject: string, reply: string, hdrSrc: Buffer, hdrStart: number,
                            hdrLen: number, paySrc: Buffer, payStart: number, payLen: number, originConnection: number,
                            noResponders: boolean): void {
-  const accountLen = utf8Length(account);
+  const acc = accountBytes.of(account);
   const m = measureMessage(subject, reply, hdrLen, payLen);
-  const publish = stringSize(accountLen) + fieldSize(m.body) + numberSize(originConnection) + (noResponders ? 2 : 0);
+  const publish = stringSize(acc.length) + fieldSize(m.body) + numberSize(originConnection) + (noResponders ? 2 : 0);
   const op = fieldSize(publish);
   w.ensure(fieldSize(op));
   w.open(OPS_TAG, op);
   w.open((EDGE_PUBLISH << 3) | 2, publish);
-  w.string((1 << 3) | 2, account, accountLen);
+  w.bytes((1 << 3) | 2, acc, 0, acc.length);
   writeMessage(w, m, subject, reply, hdrSrc, hdrStart, paySrc, payStart);
   w.number(3 << 3, originConnection);
   w.bool(4 << 3, noResponders);
 }
 
-const EMPTY = Buffer.alloc(0);
+const accountBytes = new StringBytes(), edgeBytes = new StringBytes();
 
 /** RouterOp.deliver. */
 function writeDeliver(w: FrameBuilder, d: Draft<Deliver>): void {
   const msg = d.message ?? {};
   const headers = msg.headers ?? EMPTY, payload = msg.payload ?? EMPTY;
   const subject = msg.subject ?? "", reply = msg.reply ?? "", account = d.account ?? "";
-  const accountLen = utf8Length(account);
+  const acc = accountBytes.of(account);
   const m = measureMessage(subject, reply, headers.length, payload.length);
-  let deliver = stringSize(accountLen) + fieldSize(m.body);
+  let deliver = stringSize(acc.length) + fieldSize(m.body);
   const targets = d.targets ?? [];
   for (let i = 0; i < targets.length; i++) {
     const t = targets[i];
@@ -233,7 +252,7 @@ function writeDeliver(w: FrameBuilder, d: Draft<Deliver>): void {
   w.ensure(fieldSize(op));
   w.open(OPS_TAG, op);
   w.open((ROUTER_DELIVER << 3) | 2, deliver);
-  w.string((1 << 3) | 2, account, accountLen);
+  w.bytes((1 << 3) | 2, acc, 0, acc.length);
   writeMessage(w, m, subject, reply, headers, 0, payload, 0);
   for (let i = 0; i < targets.length; i++) {
     const t = targets[i];
@@ -250,25 +269,25 @@ function writeForward(w: FrameBuilder, f: Draft<Forward>): void {
   const msg = f.message ?? {};
   const headers = msg.headers ?? EMPTY, payload = msg.payload ?? EMPTY;
   const subject = msg.subject ?? "", reply = msg.reply ?? "", account = f.account ?? "", originEdge = f.originEdge ?? "";
-  const accountLen = utf8Length(account), edgeLen = utf8Length(originEdge);
+  const acc = accountBytes.of(account), edge = edgeBytes.of(originEdge);
   const originConnection = f.originConnection ?? 0, qos = f.qos ?? 0;
   const m = measureMessage(subject, reply, headers.length, payload.length);
   const queues = f.queues ?? [];
-  let forward = stringSize(accountLen) + fieldSize(m.body) + stringSize(edgeLen) + numberSize(originConnection) + numberSize(qos);
+  let forward = stringSize(acc.length) + fieldSize(m.body) + stringSize(edge.length) + numberSize(originConnection) + numberSize(qos);
   // A repeated string writes empty entries too.
   for (let i = 0; i < queues.length; i++) forward += fieldSize(utf8Length(queues[i]));
   const op = fieldSize(forward);
   w.ensure(fieldSize(op));
   w.open(OPS_TAG, op);
   w.open((MESH_FORWARD << 3) | 2, forward);
-  w.string((1 << 3) | 2, account, accountLen);
+  w.bytes((1 << 3) | 2, acc, 0, acc.length);
   writeMessage(w, m, subject, reply, headers, 0, payload, 0);
   for (let i = 0; i < queues.length; i++) {
     const len = utf8Length(queues[i]);
     if (len === 0) w.open((3 << 3) | 2, 0);
     else w.string((3 << 3) | 2, queues[i], len);
   }
-  w.string((4 << 3) | 2, originEdge, edgeLen);
+  w.bytes((4 << 3) | 2, edge, 0, edge.length);
   w.number(5 << 3, originConnection);
   w.number(6 << 3, qos);
 }

@@ -9,6 +9,7 @@ import { fromWire } from "./accounts.js";
 import { Batcher, FRAME_STATS } from "./batcher.js";
 import { WireError } from "./codec.js";
 import { EdgeFrameCursor, Next, writeRouterOp } from "./fast.js";
+import { FrameQueue } from "./slices.js";
 import {
   ErrorCode, type ClientUrls, type Completion, type Deliver, type Draft, type EdgeOp, type EdgeUrls, type Hello, type RouterOp,
   type SessionOp,
@@ -99,6 +100,7 @@ export class RouterEnd {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.frames.clear();
     for (const byCid of this.subs.values()) for (const sub of byCid.values()) this.router.unsubscribe(sub.account, sub);
     this.subs.clear();
     // Its MQTT connections are lost with it: their wills go out.
@@ -114,24 +116,35 @@ export class RouterEnd {
   }
 
   private readonly cursor = new EdgeFrameCursor();
+  /** Frames applied in order, a slice per turn (slices.ts). */
+  private readonly frames = new FrameQueue({
+    begin: (bytes) => {
+      this.framesIn++;
+      this.cursor.reset(bytes);
+    },
+    apply: (budget) => this.applySome(budget),
+  });
 
   receive(bytes: Buffer): void {
-    if (this.closed) return;
-    this.framesIn++;
+    if (!this.closed) this.frames.push(bytes);
+  }
+
+  /** Applies up to `budget` ops of the current frame; returns how many it applied. */
+  private applySome(budget: number): number {
     const cur = this.cursor;
-    cur.reset(bytes);
-    for (;;) {
-      if (this.closed) break;
+    let n = 0;
+    while (n < budget && !this.closed) {
       const next = cur.next();
       if (next === Next.End) break;
       if (next instanceof WireError) {
         this.warn(`serialised link: ${next.message}`);
         break;
       }
+      n++;
       this.opsIn++;
       if (!this.accepted) {
         if (next === Next.Cold && cur.cold!.op === "hello") this.authenticate(cur.cold!.hello!);
-        else return this.refuse("the first operation was not a Hello");
+        else this.refuse("the first operation was not a Hello");
       } else if (next === Next.Hot) {
         this.publish(cur);
       } else {
@@ -139,6 +152,8 @@ export class RouterEnd {
       }
     }
     this.current = undefined;
+    if (this.closed) this.frames.clear();
+    return n;
   }
 
   /** A NATS or MQTT publish as the cursor read it: its message is a view of the frame. */
