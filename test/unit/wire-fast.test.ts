@@ -10,23 +10,12 @@ import {
   writeRouterOp,
 } from "../../services/router/wire/fast.js";
 import type { Draft, EdgeOp, Message, MeshOp, RouterOp } from "../../services/router/wire/frames.js";
-
-/** A seeded generator, so a failure names the case that reproduces it. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from "../helpers/prng.js";
 
 const ALPHABET = ["a", "Z", "9", ".", "_", ">", "*", "é", "ß", "€", "日本", "😀", "\u{10348}"];
 
 function gen(seed: number) {
-  const r = rng(seed);
+  const r = prng(seed);
   const int = (n: number) => Math.floor(r() * n);
   const text = (max: number, ascii = false) => {
     let s = "";

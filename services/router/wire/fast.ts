@@ -209,6 +209,14 @@ function writeMessage(w: FrameBuilder, s: MessageSizes, subject: string, reply: 
   w.bytes((4 << 3) | 2, paySrc, payStart, payStart + s.payloadLen);
 }
 
+/** Starts an entry of the frame's `ops` whose oneof `member` has `body` bytes. */
+function openOp(w: FrameBuilder, member: number, body: number): void {
+  const op = fieldSize(body);
+  w.ensure(fieldSize(op));
+  w.open(OPS_TAG, op);
+  w.open((member << 3) | 2, body);
+}
+
 /** EdgeOp.publish of a NATS message, from the client's bytes (read during the call only). */
 export function writePublish(w: FrameBuilder, account: string, subject: string, reply: string, msg: MessageData,
                              originConnection: number, noResponders: boolean): void {
@@ -223,10 +231,7 @@ function writePublishParts(w: FrameBuilder, account: string, subject: string, re
   const acc = accountBytes.of(account);
   const m = measureMessage(subject, reply, hdrLen, payLen);
   const publish = stringSize(acc.length) + fieldSize(m.body) + numberSize(originConnection) + (noResponders ? 2 : 0);
-  const op = fieldSize(publish);
-  w.ensure(fieldSize(op));
-  w.open(OPS_TAG, op);
-  w.open((EDGE_PUBLISH << 3) | 2, publish);
+  openOp(w, EDGE_PUBLISH, publish);
   w.bytes((1 << 3) | 2, acc, 0, acc.length);
   writeMessage(w, m, subject, reply, hdrSrc, hdrStart, paySrc, payStart);
   w.number(3 << 3, originConnection);
@@ -248,10 +253,7 @@ function writeDeliver(w: FrameBuilder, d: Draft<Deliver>): void {
     const t = targets[i];
     deliver += fieldSize(numberSize(t.connectionId ?? 0) + stringSize(utf8Length(t.sid ?? "")));
   }
-  const op = fieldSize(deliver);
-  w.ensure(fieldSize(op));
-  w.open(OPS_TAG, op);
-  w.open((ROUTER_DELIVER << 3) | 2, deliver);
+  openOp(w, ROUTER_DELIVER, deliver);
   w.bytes((1 << 3) | 2, acc, 0, acc.length);
   writeMessage(w, m, subject, reply, headers, 0, payload, 0);
   for (let i = 0; i < targets.length; i++) {
@@ -276,10 +278,7 @@ function writeForward(w: FrameBuilder, f: Draft<Forward>): void {
   let forward = stringSize(acc.length) + fieldSize(m.body) + stringSize(edge.length) + numberSize(originConnection) + numberSize(qos);
   // A repeated string writes empty entries too.
   for (let i = 0; i < queues.length; i++) forward += fieldSize(utf8Length(queues[i]));
-  const op = fieldSize(forward);
-  w.ensure(fieldSize(op));
-  w.open(OPS_TAG, op);
-  w.open((MESH_FORWARD << 3) | 2, forward);
+  openOp(w, MESH_FORWARD, forward);
   w.bytes((1 << 3) | 2, acc, 0, acc.length);
   writeMessage(w, m, subject, reply, headers, 0, payload, 0);
   for (let i = 0; i < queues.length; i++) {
@@ -439,6 +438,20 @@ class FrameCursor<Op> {
     return new WireError(`malformed ${this.opType.replace(/Op$/, "Frame")}: ${(err as Error).message}`, "MALFORMED", { cause: err });
   }
 
+  /** Fields 1 and 2 of every hot op: the account and the Message. */
+  protected accountOrMessage(tag: number, end: number): void {
+    this.expect(tag, Wire.Bytes);
+    if (tag >>> 3 === 1) this.account = this.string(this.accounts, end);
+    else this.readMessage(this.length(end));
+  }
+
+  /** A hot op without a Message has an empty one (a fresh object: messages are compared by identity). */
+  protected emptyMessage(): void {
+    this.subject = "";
+    this.reply = "";
+    this.msg = { buf: EMPTY, start: 0, end: 0, hdrLen: 0 };
+  }
+
   /** Fills the fields from the hot op's message, which ends at `end`. */
   protected readHot(_end: number): void {}
 
@@ -543,18 +556,11 @@ export class EdgeFrameCursor extends FrameCursor<EdgeOp> {
     this.qos = 0;
     this.retain = false;
     this.topic = "";
-    let message = false;
+    this.emptyMessage();
     while (this.pos < end) {
       const tag = this.varint();
       switch (tag >>> 3) {
-        case 1: this.expect(tag, Wire.Bytes); this.account = this.string(this.accounts, end); break;
-        case 2: {
-          this.expect(tag, Wire.Bytes);
-          const e = this.length(end);
-          this.readMessage(e);
-          message = true;
-          break;
-        }
+        case 1: case 2: this.accountOrMessage(tag, end); break;
         case 3: this.expect(tag, Wire.Varint); this.originConnection = this.varint(); break;
         case 4: this.expect(tag, Wire.Varint); this.noResponders = this.varint() !== 0; break;
         case 5: this.expect(tag, Wire.Varint); this.correlationId = this.varint(); break;
@@ -564,13 +570,6 @@ export class EdgeFrameCursor extends FrameCursor<EdgeOp> {
         default: this.skip(tag & 7, end);
       }
     }
-    if (!message) this.emptyMessage();
-  }
-
-  protected emptyMessage(): void {
-    this.subject = "";
-    this.reply = "";
-    this.msg = { buf: EMPTY, start: 0, end: 0, hdrLen: 0 };
   }
 }
 
@@ -586,21 +585,13 @@ export class RouterFrameCursor extends FrameCursor<RouterOp> {
 
   protected override readHot(end: number): void {
     this.account = "";
-    this.subject = "";
-    this.reply = "";
-    this.msg = { buf: EMPTY, start: 0, end: 0, hdrLen: 0 };
+    this.emptyMessage();
     this.targetsFrom = -1;
     this.targetsEnd = end;
     while (this.pos < end) {
       const tag = this.varint();
       switch (tag >>> 3) {
-        case 1: this.expect(tag, Wire.Bytes); this.account = this.string(this.accounts, end); break;
-        case 2: {
-          this.expect(tag, Wire.Bytes);
-          const e = this.length(end);
-          this.readMessage(e);
-          break;
-        }
+        case 1: case 2: this.accountOrMessage(tag, end); break;
         case 3: {
           this.expect(tag, Wire.Bytes);
           if (this.targetsFrom < 0) this.targetsFrom = this.pos - 1;
@@ -667,9 +658,7 @@ export class MeshFrameCursor extends FrameCursor<MeshOp> {
 
   protected override readHot(end: number): void {
     this.account = "";
-    this.subject = "";
-    this.reply = "";
-    this.msg = { buf: EMPTY, start: 0, end: 0, hdrLen: 0 };
+    this.emptyMessage();
     this.queues = NO_QUEUES;
     this.originEdge = "";
     this.originConnection = 0;
@@ -677,13 +666,7 @@ export class MeshFrameCursor extends FrameCursor<MeshOp> {
     while (this.pos < end) {
       const tag = this.varint();
       switch (tag >>> 3) {
-        case 1: this.expect(tag, Wire.Bytes); this.account = this.string(this.accounts, end); break;
-        case 2: {
-          this.expect(tag, Wire.Bytes);
-          const e = this.length(end);
-          this.readMessage(e);
-          break;
-        }
+        case 1: case 2: this.accountOrMessage(tag, end); break;
         case 3: {
           this.expect(tag, Wire.Bytes);
           const q = this.string(this.queueNames, end);
