@@ -25,8 +25,8 @@ export function describeFrameStats(): string {
  * Ops queued this turn, sent as one frame on the next; with `maxBytes`, a frame whose ops (by the
  * sizes they were pushed with) reached it leaves before the next op is queued, so no frame grows
  * much past it. Ops pushed as drafts are encoded when the frame leaves (the op pushed last is
- * never sent within its own push: its caller may still be filling it); an op written with
- * write() goes into the frame's buffer at once, after every draft pushed before it.
+ * never sent within its own push: its caller may still be filling it); an op written through
+ * frameForOp() goes into the frame's buffer at once, after every draft pushed before it.
  */
 export class Batcher<Op> {
   private readonly frame = new FrameBuilder();
@@ -57,11 +57,16 @@ export class Batcher<Op> {
     this.queued(bytes);
   }
 
-  /** Encodes an op into the frame now (`write` may read bytes valid only during this call). */
-  write(write: (frame: FrameBuilder) => void, bytes = 0): void {
+  /** The frame, for one op to be written into it now (from bytes valid only during the call,
+   *  with no closure or draft per op); wrote() must follow. */
+  frameForOp(): FrameBuilder {
     if (this.bytes >= this.maxBytes) this.flush();
     if (this.drafts.length > 0) this.writeDrafts();
-    write(this.frame);
+    return this.frame;
+  }
+
+  /** The op started by frameForOp() is in the frame. */
+  wrote(bytes = 0): void {
     this.queued(bytes);
   }
 

@@ -132,8 +132,8 @@ export class EdgeEnd implements RouterLink {
     const noResponders = options?.noResponders ?? false;
     // The bytes are only valid during the call: they go into the frame now.
     if (this.attached) {
-      const cid = origin.cid;
-      return this.out.write((frame) => writePublish(frame, account, subject, reply ?? "", msg, cid, noResponders));
+      writePublish(this.out.frameForOp(), account, subject, reply ?? "", msg, origin.cid, noResponders);
+      return this.out.wrote();
     }
     const message: Draft<Message> = {
       subject, reply: reply ?? "",
