@@ -87,7 +87,8 @@ export class FrameBuilder {
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     const used = this.pos - this.start;
-    const next = Buffer.allocUnsafe(Math.max(SLAB_BYTES, 2 * (used + n)));
+    // Doubling what the frame holds so far (a frame grows op by op); a single large op adds only itself.
+    const next = Buffer.allocUnsafe(Math.max(SLAB_BYTES, 2 * used + n));
     this.buf.copy(next, 0, this.start, this.pos);
     this.buf = next;
     this.start = 0;
