@@ -30,6 +30,8 @@ export async function startMeshCluster(): Promise<RunningServer> {
         try {
           const m = await proc.waitForLine(FRAMES_LINE, STOP_MS, { since });
           notes.push(`${name}: ${m[1]}`);
+          // Let it exit by itself: a --cpu-prof profile (MESHBROKER_NODE_ARGS) is written last.
+          await proc.exitWithin(STOP_MS);
         } catch {
           // exited without sending frames, or too slowly: no figure
         }

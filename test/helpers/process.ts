@@ -65,10 +65,13 @@ process.once("exit", () => {
   for (const p of live) p.child.kill("SIGKILL");
 });
 
-/** `node bin/meshbroker ...args`, with the repository as working directory. */
+/** `node bin/meshbroker ...args`, with the repository as working directory. MESHBROKER_NODE_ARGS
+ *  (space-separated) go to node first: `--cpu-prof --cpu-prof-dir=/tmp/prof` profiles every
+ *  broker of a bench or test run (node refuses --cpu-prof in NODE_OPTIONS). */
 export function spawnBroker(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): BrokerProcess {
   assertBuilt();
-  return spawnCommand(process.execPath, [BIN, ...args], { ...opts, name: "meshbroker" });
+  const nodeArgs = process.env.MESHBROKER_NODE_ARGS?.split(" ").filter((a) => a !== "") ?? [];
+  return spawnCommand(process.execPath, [...nodeArgs, BIN, ...args], { ...opts, name: "meshbroker" });
 }
 
 /** Any command, watched like the broker (lines, `waitForLine`, `exitWithin`, killed on cleanup);

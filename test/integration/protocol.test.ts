@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { connect, Empty, headers, StringCodec, type NatsConnection, type Subscription } from "nats";
 import { clusterTopologies, startTarget, type SuiteBroker } from "../helpers/broker.js";
 import { closedWithin, rawConnect, type RawClient } from "../helpers/raw.js";
+import { prng } from "../helpers/prng.js";
 
 const sc = StringCodec();
 
@@ -21,17 +22,6 @@ function collect(sub: Subscription, n: number): Promise<string[]> {
   })();
 }
 
-/** A small deterministic PRNG, so a failing garbage input can be reproduced. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe.each(clusterTopologies)("protocol with nats.js (%s)", (topology) => {
   let b: SuiteBroker | undefined;

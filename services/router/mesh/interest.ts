@@ -11,8 +11,9 @@ export function interestKey(account: string, subject: string, queue: string): st
   return `${account} ${subject} ${queue}`;
 }
 
-/** Entries per InterestUpdate: a turn that changed more sends several (about 0.5 MB each). */
-export const UPDATE_ENTRIES = 20_000;
+/** Entries per InterestUpdate (and snapshot chunk): a turn that changed more sends several, of
+ *  about 100 KB each, which the peer applies a slice per turn (wire/slices.ts). */
+export const UPDATE_ENTRIES = 4_000;
 
 export interface InterestUpdateData {
   seq: number;

@@ -6,7 +6,9 @@ import type { Duplex } from "node:stream";
 import type { Connection, MessageData } from "../link.js";
 import type { RemoteSubscriber, Router } from "../router.js";
 import { Batcher, FRAME_STATS } from "../wire/batcher.js";
-import { meshFrames, WireError } from "../wire/codec.js";
+import { WireError } from "../wire/codec.js";
+import { MeshFrameCursor, Next, writeMeshOp } from "../wire/fast.js";
+import { FrameQueue } from "../wire/slices.js";
 import type { Draft, Forward, InterestEntry, MeshHello, MeshOp } from "../wire/frames.js";
 import type { BarrierWaiter } from "./barrier.js";
 import { RemoteInterest, UPDATE_ENTRIES, type InterestUpdateData } from "./interest.js";
@@ -84,7 +86,7 @@ export class PeerLink {
   outBytes = 0;
   framesIn = 0;
   opsIn = 0;
-  private readonly out = new Batcher<MeshOp>((ops) => meshFrames.encode({ ops }), () => (b) => this.write(b), FRAME_STATS["router→router"], FRAME_BYTES);
+  private readonly out = new Batcher<MeshOp>(writeMeshOp, () => (b) => this.write(b), FRAME_STATS["router→router"], FRAME_BYTES);
   private readonly backlog: Buffer[] = [];
   private writable = true;
   private lastHeard = Date.now();
@@ -172,6 +174,7 @@ export class PeerLink {
     this.state = "closed";
     clearInterval(this.timer);
     this.releaseBarriers(Infinity); // a peer that went away holds nobody
+    this.frames.clear();
     this.interest.clear();
     this.backlog.length = 0;
     this.backlogBytes = 0;
@@ -215,25 +218,63 @@ export class PeerLink {
     if (this.state === "up") this.out.push({ op: "ping", ping: { sentAtUs: nowUs(), seq: ++this.pingSeq } });
   }
 
+  private readonly cursor = new MeshFrameCursor();
+  /** Frames applied in order, a slice per turn (slices.ts): a peer's burst of interest does not
+   *  keep this router from answering pings on its other links. */
+  private readonly frames = new FrameQueue({
+    begin: (bytes) => {
+      this.framesIn++;
+      this.cursor.reset(bytes);
+    },
+    apply: (budget) => this.applySome(budget),
+  });
+
   private receive(bytes: Buffer): void {
     if (this.state === "closed") return;
     this.lastHeard = Date.now();
-    const frame = meshFrames.decode(bytes);
-    if (frame instanceof WireError) {
-      return this.close(this.state === "hello" ? `refused a peer before its hello: ${frame.message}` : `peer ${this.peerId}: ${frame.message}`);
-    }
-    this.framesIn++;
-    this.opsIn += frame.ops.length;
-    for (const op of frame.ops) {
-      if ((this.state as State) === "closed") return;
-      if (this.state === "hello") {
-        if (op.op !== "hello") return this.close(`refused a peer: its first operation is ${op.op ?? "unknown"}, not a hello`);
-        this.hello(op.hello!);
-        continue;
+    this.frames.push(bytes);
+  }
+
+  /** Applies ops of the current frame until their cost (interest entries count one each)
+   *  reaches `budget`; returns the cost. */
+  private applySome(budget: number): number {
+    const cur = this.cursor;
+    let cost = 0;
+    while (cost < budget && this.state !== "closed") {
+      const next = cur.next();
+      if (next === Next.End) break;
+      if (next instanceof WireError) {
+        this.close(this.state === "hello" ? `refused a peer before its hello: ${next.message}` : `peer ${this.peerId}: ${next.message}`);
+        break;
       }
-      this.apply(op);
+      this.opsIn++;
+      cost++;
+      if (this.state === "hello") {
+        const op = next === Next.Cold ? cur.cold! : undefined;
+        if (op?.op !== "hello") {
+          this.close(`refused a peer: its first operation is ${op ? op.op ?? "unknown" : "forward"}, not a hello`);
+          break;
+        }
+        this.hello(op.hello!);
+      } else if (next === Next.Hot) {
+        this.forwarded(cur);
+      } else {
+        const op = cur.cold!;
+        cost += op.interest?.entries.length ?? op.snapshot?.entries.length ?? 0;
+        this.apply(op);
+      }
     }
     this.current = undefined;
+    return cost;
+  }
+
+  /** A Forward as the cursor read it: its message is a view of the frame. */
+  private forwarded(cur: MeshFrameCursor): void {
+    const { msg } = cur;
+    this.inMsgs++;
+    this.inBytes += msg.end - msg.start;
+    this.owner.router.deliverForwarded(cur.account, cur.subject, cur.reply === "" ? undefined : cur.reply, msg, cur.queues,
+      { edgeId: cur.originEdge, cid: cur.originConnection, echo: true });
   }
 
   private hello(h: MeshHello): void {
@@ -272,7 +313,6 @@ export class PeerLink {
       case "forward": {
         const f = op.forward!;
         const m = f.message!;
-        // Decoded bytes are views of this frame, which nothing reuses: no copy needed.
         const buf = m.headers.length === 0 ? m.payload : Buffer.concat([m.headers, m.payload]);
         const msg: MessageData = { buf, start: 0, end: buf.length, hdrLen: m.headers.length };
         this.inMsgs++;

@@ -1,6 +1,7 @@
 // Operations queued during one event-loop turn leave as one frame on the next: the batching of
 // both ends of a link (edge-end.ts, router-end.ts) and of the router mesh, whatever carries the
 // bytes.
+import { FrameBuilder, type OpWriter } from "./fast.js";
 import type { Draft } from "./frames.js";
 
 /** Frames and the ops they carried, per direction of link, for this process (the bench and the
@@ -20,30 +21,57 @@ export function describeFrameStats(): string {
     .join("; ");
 }
 
-/** Ops queued this turn, sent as one frame on the next; with `maxBytes`, a frame whose ops
- *  (by the sizes they were pushed with) reached it leaves before the next op is queued, so no
- *  frame grows much past it. The op pushed last is never sent within its own push: its
- *  caller may still be filling it. */
+/**
+ * Ops queued this turn, sent as one frame on the next; with `maxBytes`, a frame whose ops (by the
+ * sizes they were pushed with) reached it leaves before the next op is queued, so no frame grows
+ * much past it. Ops pushed as drafts are encoded when the frame leaves (the op pushed last is
+ * never sent within its own push: its caller may still be filling it); an op written through
+ * frameForOp() goes into the frame's buffer at once, after every draft pushed before it.
+ */
 export class Batcher<Op> {
-  private ops: Draft<Op>[] = [];
+  private readonly frame = new FrameBuilder();
+  /** Drafts not yet written into `frame`. */
+  private drafts: Draft<Op>[] = [];
+  /** Ops in the frame, written or not. */
+  private count = 0;
   private bytes = 0;
   private scheduled = false;
   /** Frames and ops sent so far (metrics: ops per frame is the batching achieved). */
   framesSent = 0;
   opsSent = 0;
-  constructor(private readonly encode: (ops: Draft<Op>[]) => Buffer, private readonly send: () => ((bytes: Buffer) => void) | undefined,
+  constructor(private readonly writeOp: OpWriter<Op>, private readonly send: () => ((bytes: Buffer) => void) | undefined,
               private readonly stats: FrameCount, private readonly maxBytes = Infinity) {}
 
   /** Drops what is queued and not yet sent (the carrier lost its stream). */
   discard(): void {
-    this.ops = [];
+    this.drafts = [];
+    this.frame.reset();
+    this.count = 0;
     this.bytes = 0;
   }
 
   /** `bytes`: about how much the op adds to the frame (0: small). */
   push(op: Draft<Op>, bytes = 0): void {
     if (this.bytes >= this.maxBytes) this.flush();
-    this.ops.push(op);
+    this.drafts.push(op);
+    this.queued(bytes);
+  }
+
+  /** The frame, for one op to be written into it now (from bytes valid only during the call,
+   *  with no closure or draft per op); wrote() must follow. */
+  frameForOp(): FrameBuilder {
+    if (this.bytes >= this.maxBytes) this.flush();
+    if (this.drafts.length > 0) this.writeDrafts();
+    return this.frame;
+  }
+
+  /** The op started by frameForOp() is in the frame. */
+  wrote(bytes = 0): void {
+    this.queued(bytes);
+  }
+
+  private queued(bytes: number): void {
+    this.count++;
     this.bytes += bytes;
     if (this.scheduled) return;
     this.scheduled = true;
@@ -53,18 +81,25 @@ export class Batcher<Op> {
     });
   }
 
+  private writeDrafts(): void {
+    const drafts = this.drafts;
+    this.drafts = [];
+    for (let i = 0; i < drafts.length; i++) this.writeOp(this.frame, drafts[i]);
+  }
+
   /** Sends what is queued now (a carrier about to switch streams sends it on the old one). */
   flush(): void {
-    if (this.ops.length === 0) return;
-    const ops = this.ops;
-    this.ops = [];
-    this.bytes = 0;
+    if (this.count === 0) return;
     const send = this.send();
-    if (!send) return;
+    if (!send) return this.discard();
+    if (this.drafts.length > 0) this.writeDrafts();
+    const n = this.count;
+    this.count = 0;
+    this.bytes = 0;
     this.framesSent++;
-    this.opsSent += ops.length;
+    this.opsSent += n;
     this.stats.frames++;
-    this.stats.ops += ops.length;
-    send(this.encode(ops));
+    this.stats.ops += n;
+    send(this.frame.finish());
   }
 }

@@ -9,8 +9,9 @@ import type {
 } from "../link.js";
 import { toWire } from "./accounts.js";
 import { Batcher, FRAME_STATS } from "./batcher.js";
-import { edgeFrames, routerFrames, WireError } from "./codec.js";
-import type { Completion, Credential, Deliver, Draft, EdgeOp, HelloReply, Message, SessionEvent, SessionOp } from "./frames.js";
+import { WireError } from "./codec.js";
+import { Next, RouterFrameCursor, writeEdgeOp, writePublish } from "./fast.js";
+import type { Completion, Credential, Deliver, Draft, EdgeOp, HelloReply, Message, RouterOp, SessionEvent, SessionOp } from "./frames.js";
 import { permissionToWire, subscriptionsFromWire } from "./sessions.js";
 
 type Warn = (message: string) => void;
@@ -27,7 +28,7 @@ export class EdgeEnd implements RouterLink {
   readonly sessions = new EdgeSessions(this);
   sendTo: ((bytes: Buffer) => void) | undefined;
   /** Ops for the router; EdgeSessions adds its own. */
-  readonly out = new Batcher<EdgeOp>((ops) => edgeFrames.encode({ ops }), () => this.sendTo, FRAME_STATS["edge→router"]);
+  readonly out = new Batcher<EdgeOp>(writeEdgeOp, () => this.sendTo, FRAME_STATS["edge→router"]);
   /** Operations waiting for their Completion, by correlation id (in the order they were sent),
    *  with the op: a router lost before answering did not store it, so the next one gets it again. */
   private readonly completions = new Map<number, { resolve(c: Completion): void; reject(err: Error): void; op: Draft<EdgeOp> }>();
@@ -99,14 +100,25 @@ export class EdgeEnd implements RouterLink {
     this.live.delete(sub);
     if (this.attached) this.pushUnsubscribe(account, sub, 0);
     // Messages the router matched before the UNSUB are still on their way (nats-server delivers
-    // them): the handle goes once the router has answered everything before it.
-    this.sync(() => {
-      const byCid = this.handles.get(sub.conn.cid);
-      if (byCid?.get(sub.sid) !== sub) return; // the sid was reused meanwhile
-      byCid.delete(sub.sid);
-      if (byCid.size === 0) this.handles.delete(sub.conn.cid);
-    });
+    // them): the handle goes once the router has answered everything before it. The UNSUBs of
+    // one callback (a closing connection's 100,000 subscriptions) share one sync.
+    if (this.removals.length === 0) queueMicrotask(this.syncRemovals);
+    this.removals.push(sub);
   }
+
+  private removals: Subscriber[] = [];
+  private readonly syncRemovals = (): void => {
+    const subs = this.removals;
+    this.removals = [];
+    this.sync(() => {
+      for (const sub of subs) {
+        const byCid = this.handles.get(sub.conn.cid);
+        if (byCid?.get(sub.sid) !== sub) continue; // the sid was reused meanwhile
+        byCid.delete(sub.sid);
+        if (byCid.size === 0) this.handles.delete(sub.conn.cid);
+      }
+    });
+  };
 
   private pushUnsubscribe(account: string, sub: Subscriber, max: number): void {
     this.out.push({ op: "unsubscribe", unsubscribe: { account, sub: { connectionId: sub.conn.cid, sid: sub.sid }, max } });
@@ -118,17 +130,18 @@ export class EdgeEnd implements RouterLink {
       if (this.dropped++ === 0) this.warn(`no router attached: publishes past ${DETACHED_PUBLISH_BUFFER_BYTES} bytes are dropped until one is`);
       return;
     }
-    // The bytes are only valid during the call: the op keeps copies until the frame is encoded.
+    const noResponders = options?.noResponders ?? false;
+    // The bytes are only valid during the call: they go into the frame now.
+    if (this.attached) {
+      writePublish(this.out.frameForOp(), account, subject, reply ?? "", msg, origin.cid, noResponders);
+      return this.out.wrote();
+    }
     const message: Draft<Message> = {
       subject, reply: reply ?? "",
       headers: Buffer.from(msg.buf.subarray(msg.start, msg.start + msg.hdrLen)),
       payload: Buffer.from(msg.buf.subarray(msg.start + msg.hdrLen, msg.end)),
     };
-    const op: Draft<EdgeOp> = { op: "publish", publish: {
-      account, message, originConnection: origin.cid, noResponders: options?.noResponders ?? false,
-    } };
-    if (this.attached) return this.out.push(op);
-    this.detachedPublishes.push(op);
+    this.detachedPublishes.push({ op: "publish", publish: { account, message, originConnection: origin.cid, noResponders } });
     this.detachedBytes += msg.end - msg.start;
   }
 
@@ -237,30 +250,40 @@ export class EdgeEnd implements RouterLink {
     this.dropped = 0;
   }
 
+  private readonly cursor = new RouterFrameCursor();
+
   receive(bytes: Buffer): void {
     if (this.closed) return;
-    const frame = routerFrames.decode(bytes);
-    if (frame instanceof WireError) return this.warn(`serialised link: ${frame.message}`);
     this.framesIn++;
-    this.opsIn += frame.ops.length;
-    for (const op of frame.ops) {
-      if (op.op === "deliver") this.deliver(op.deliver!);
-      else if (op.op === "helloReply") this.onAttached?.(op.helloReply!);
-      else if (op.op === "pong") this.ponged();
-      else if (op.op === "goAway") this.onGoAway?.(op.goAway!.reason);
-      else if (op.op === "sessionEvent") this.sessions.event(op.sessionEvent!);
-      else if (op.op === "clusterUrls") {
-        this.onClusterUrls?.(op.clusterUrls!.edges.map((e) => ({
-          edgeId: e.edgeId, urls: { nats: e.urls?.nats ?? [], websocket: e.urls?.websocket ?? [] },
-        })));
-      }
-      else if (op.op === "load") this.onLoad?.(op.load!.edges);
-      else if (op.op === "completion") this.complete(op.completion!);
-      else if (op.op === "statsReply") {
-        const r = op.statsReply!;
-        this.statsWaits.get(r.correlationId)?.(r.stats!);
-        this.statsWaits.delete(r.correlationId);
-      }
+    const cur = this.cursor;
+    cur.reset(bytes);
+    for (;;) {
+      const next = cur.next();
+      if (next === Next.End) return;
+      if (next instanceof WireError) return this.warn(`serialised link: ${next.message}`);
+      this.opsIn++;
+      if (next === Next.Hot) this.deliver(cur);
+      else this.apply(cur.cold!);
+    }
+  }
+
+  private apply(op: RouterOp): void {
+    if (op.op === "deliver") this.deliverDecoded(op.deliver!);
+    else if (op.op === "helloReply") this.onAttached?.(op.helloReply!);
+    else if (op.op === "pong") this.ponged();
+    else if (op.op === "goAway") this.onGoAway?.(op.goAway!.reason);
+    else if (op.op === "sessionEvent") this.sessions.event(op.sessionEvent!);
+    else if (op.op === "clusterUrls") {
+      this.onClusterUrls?.(op.clusterUrls!.edges.map((e) => ({
+        edgeId: e.edgeId, urls: { nats: e.urls?.nats ?? [], websocket: e.urls?.websocket ?? [] },
+      })));
+    }
+    else if (op.op === "load") this.onLoad?.(op.load!.edges);
+    else if (op.op === "completion") this.complete(op.completion!);
+    else if (op.op === "statsReply") {
+      const r = op.statsReply!;
+      this.statsWaits.get(r.correlationId)?.(r.stats!);
+      this.statsWaits.delete(r.correlationId);
     }
   }
 
@@ -273,15 +296,19 @@ export class EdgeEnd implements RouterLink {
     else wait.resolve(c);
   }
 
-  private readonly data: MessageData = { buf: Buffer.alloc(0), start: 0, end: 0, hdrLen: 0 };
+  /** A Deliver as the cursor read it: its message is a view of the frame. */
+  private deliver(cur: RouterFrameCursor): void {
+    const reply = cur.reply === "" ? undefined : cur.reply;
+    const { subject, msg } = cur;
+    while (cur.nextTarget()) this.handles.get(cur.targetConnection)?.get(cur.targetSid)?.deliver(subject, reply, msg);
+  }
 
-  private deliver(d: Deliver): void {
-    const m = d.message!;
-    const data = this.data;
-    data.buf = m.headers.length === 0 ? m.payload : Buffer.concat([m.headers, m.payload]);
-    data.start = 0;
-    data.end = data.buf.length;
-    data.hdrLen = m.headers.length;
+  /** A Deliver protobufjs decoded (one the cursor does not take as it is, e.g. with several ops' members). */
+  private deliverDecoded(d: Deliver): void {
+    const m = d.message;
+    if (!m) return;
+    const buf = m.headers.length === 0 ? m.payload : Buffer.concat([m.headers, m.payload]);
+    const data: MessageData = { buf, start: 0, end: buf.length, hdrLen: m.headers.length };
     const reply = m.reply === "" ? undefined : m.reply;
     for (const t of d.targets) this.handles.get(t.connectionId)?.get(t.sid)?.deliver(m.subject, reply, data);
   }

@@ -7,7 +7,9 @@ import type {
 } from "../link.js";
 import { fromWire } from "./accounts.js";
 import { Batcher, FRAME_STATS } from "./batcher.js";
-import { edgeFrames, routerFrames, WireError } from "./codec.js";
+import { WireError } from "./codec.js";
+import { EdgeFrameCursor, Next, writeRouterOp } from "./fast.js";
+import { FrameQueue } from "./slices.js";
 import {
   ErrorCode, type ClientUrls, type Completion, type Deliver, type Draft, type EdgeLoad, type EdgeOp, type EdgeUrls, type Hello, type RouterOp,
   type SessionOp,
@@ -15,6 +17,8 @@ import {
 import { permissionFromWire, storedFromWire, willFromWire } from "./sessions.js";
 
 type Warn = (message: string) => void;
+
+const NO_RESPONDERS = { noResponders: true } as const;
 
 /** The routing core an end drives: the Router, or a mesh around it. */
 export type RoutingCore = RouterLink & { forgetEdge?(edge: string): void };
@@ -54,7 +58,7 @@ class EdgeSubscriber implements Subscriber {
 /** The router's side: EdgeOps become Router calls on subscriptions rebuilt from ids. */
 export class RouterEnd {
   sendTo: ((bytes: Buffer) => void) | undefined;
-  private readonly out = new Batcher<RouterOp>((ops) => routerFrames.encode({ ops }), () => this.sendTo, FRAME_STATS["router→edge"]);
+  private readonly out = new Batcher<RouterOp>(writeRouterOp, () => this.sendTo, FRAME_STATS["router→edge"]);
   private edgeId = "";
   /** The router's view of the edge's subscriptions, by connection id, then sid. */
   private readonly subs = new Map<number, Map<string, EdgeSubscriber>>();
@@ -98,6 +102,7 @@ export class RouterEnd {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.frames.clear();
     for (const byCid of this.subs.values()) for (const sub of byCid.values()) this.router.unsubscribe(sub.account, sub);
     this.subs.clear();
     // Its MQTT connections are lost with it: their wills go out.
@@ -117,19 +122,58 @@ export class RouterEnd {
     if (!this.closed && this.accepted) this.out.push({ op: "load", load: { edges } });
   }
 
+  private readonly cursor = new EdgeFrameCursor();
+  /** Frames applied in order, a slice per turn (slices.ts). */
+  private readonly frames = new FrameQueue({
+    begin: (bytes) => {
+      this.framesIn++;
+      this.cursor.reset(bytes);
+    },
+    apply: (budget) => this.applySome(budget),
+  });
+
   receive(bytes: Buffer): void {
-    if (this.closed) return;
-    const frame = edgeFrames.decode(bytes);
-    if (frame instanceof WireError) return this.warn(`serialised link: ${frame.message}`);
-    this.framesIn++;
-    this.opsIn += frame.ops.length;
-    for (const op of frame.ops) {
-      if (this.closed) break;
-      if (this.accepted) this.apply(op);
-      else if (op.op === "hello") this.authenticate(op.hello!);
-      else return this.refuse("the first operation was not a Hello");
+    if (!this.closed) this.frames.push(bytes);
+  }
+
+  /** Applies up to `budget` ops of the current frame; returns how many it applied. */
+  private applySome(budget: number): number {
+    const cur = this.cursor;
+    let n = 0;
+    while (n < budget && !this.closed) {
+      const next = cur.next();
+      if (next === Next.End) break;
+      if (next instanceof WireError) {
+        this.warn(`serialised link: ${next.message}`);
+        break;
+      }
+      n++;
+      this.opsIn++;
+      if (!this.accepted) {
+        if (next === Next.Cold && cur.cold!.op === "hello") this.authenticate(cur.cold!.hello!);
+        else this.refuse("the first operation was not a Hello");
+      } else if (next === Next.Hot) {
+        this.publish(cur);
+      } else {
+        this.apply(cur.cold!);
+      }
     }
     this.current = undefined;
+    if (this.closed) this.frames.clear();
+    return n;
+  }
+
+  /** A NATS or MQTT publish as the cursor read it: its message is a view of the frame. */
+  private publish(cur: EdgeFrameCursor): void {
+    const { msg, subject } = cur;
+    if (cur.topic !== "") {
+      const payload = msg.buf.subarray(msg.start + msg.hdrLen, msg.end);
+      const stored = { topic: cur.topic, payload, qos: cur.qos as QoS, retain: cur.retain };
+      return this.mqttPublish(cur.originConnection, cur.correlationId, subject, stored);
+    }
+    const origin = { edgeId: this.edgeId, cid: cur.originConnection, echo: true };
+    this.router.publish(cur.account, subject, cur.reply === "" ? undefined : cur.reply, msg, origin,
+      cur.noResponders ? NO_RESPONDERS : undefined);
   }
 
   private authenticate(hello: Hello): void {

@@ -1,0 +1,684 @@
+// The hand-written half of the codec: the three operations every message crosses a link as
+// (Publish edge → router, Forward router → router, Deliver router → edge) in protobuf's wire
+// format, byte for byte what protobufjs writes for the same fields of proto/meshbroker/v1 (the
+// .proto stays the contract; test/unit/wire-fast.test.ts checks both ways against protobufjs).
+// Every other operation goes through protobufjs (codec.ts), one op at a time, inside the same
+// frame: a frame is `repeated Op ops = 1`, so ops encoded either way simply follow each other.
+//
+// Encoding writes straight into one growing buffer per frame (FrameBuilder). Decoding walks a
+// frame with a cursor (FrameCursor): a hot op fills the cursor's fields (views of the frame's
+// bytes, strings of repeated values reused), any other op comes out as protobufjs decoded it.
+// Fields left at their default are not written (proto3), as protobufjs does with such drafts.
+import type protobuf from "protobufjs";
+import type { MessageData } from "../link.js";
+import { PROTO_PACKAGE, protoTypes, WireError } from "./codec.js";
+import type { Deliver, Draft, EdgeOp, Forward, MeshOp, RouterOp } from "./frames.js";
+
+/** The `ops` field of EdgeFrame, RouterFrame and MeshFrame, length-delimited. */
+const OPS_TAG = (1 << 3) | 2;
+/** Oneof members of the hot ops, in EdgeOp, RouterOp and MeshOp. */
+const EDGE_PUBLISH = 3, ROUTER_DELIVER = 2, MESH_FORWARD = 5;
+const SLAB_BYTES = 2 * 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
+const MAX_VARINT_BYTES = 10;
+
+/** Bytes of `s` in UTF-8 (a loop for short strings: cheaper than a native call). */
+export function utf8Length(s: string): number {
+  const n = s.length;
+  if (n > 64) return Buffer.byteLength(s, "utf8");
+  let len = n;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) len += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < n && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) { len += 2; i++; }
+    else len += 2;
+  }
+  return len;
+}
+
+export function varintSize(v: number): number {
+  if (v < 0x80) return 1;
+  if (v < 0x4000) return 2;
+  if (v < 0x200000) return 3;
+  if (v < 0x10000000) return 4;
+  let n = 4;
+  for (v = Math.floor(v / 0x10000000); v > 0; v = Math.floor(v / 0x80)) n++;
+  return n;
+}
+
+/**
+ * The UTF-8 bytes of the last string seen at one place: names that repeat from message to
+ * message and may be long (an account's public key, an edge's 56-character server id) are
+ * measured and encoded once, then copied.
+ */
+export class StringBytes {
+  private str = "";
+  bytes = EMPTY;
+
+  of(s: string): Buffer {
+    if (s !== this.str) {
+      this.str = s;
+      this.bytes = Buffer.from(s, "utf8");
+    }
+    return this.bytes;
+  }
+}
+
+/** A length-delimited field of `len` bytes: tag, length, content. */
+const fieldSize = (len: number): number => 1 + varintSize(len) + len;
+const stringSize = (len: number): number => (len === 0 ? 0 : fieldSize(len));
+const numberSize = (v: number): number => (v === 0 ? 0 : 1 + varintSize(v));
+
+/**
+ * One frame at a time, written into a slab: finish() hands out a view of the frame and the next
+ * frame starts after it, so a frame is never copied to be sent, and a slab is dropped (to the
+ * GC, once every frame in it was written out) when the next frame does not fit.
+ */
+export class FrameBuilder {
+  private buf = Buffer.allocUnsafe(SLAB_BYTES);
+  private start = 0;
+  pos = 0;
+
+  /** Bytes in the frame so far. */
+  get length(): number { return this.pos - this.start; }
+
+  /** Room for `n` more bytes: the frame so far moves to a new slab if this one is short. */
+  ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const used = this.pos - this.start;
+    // Doubling what the frame holds so far (a frame grows op by op); a single large op adds only itself.
+    const next = Buffer.allocUnsafe(Math.max(SLAB_BYTES, 2 * used + n));
+    this.buf.copy(next, 0, this.start, this.pos);
+    this.buf = next;
+    this.start = 0;
+    this.pos = used;
+  }
+
+  /** The frame's bytes; the builder starts the next frame. */
+  finish(): Buffer {
+    const frame = this.buf.subarray(this.start, this.pos);
+    this.start = this.pos;
+    return frame;
+  }
+
+  /** Drops the frame being built. */
+  reset(): void {
+    this.pos = this.start;
+  }
+
+  varint(v: number): void {
+    const b = this.buf;
+    let p = this.pos;
+    if (v < 0x80000000) {
+      while (v > 0x7f) {
+        b[p++] = (v & 0x7f) | 0x80;
+        v >>>= 7;
+      }
+    } else { // up to 2^53: no 32-bit operators
+      while (v > 0x7f) {
+        b[p++] = (v % 0x80) | 0x80;
+        v = Math.floor(v / 0x80);
+      }
+    }
+    b[p++] = v;
+    this.pos = p;
+  }
+
+  /** A string field of `len` UTF-8 bytes (utf8Length), skipped when empty. */
+  string(tag: number, s: string, len: number): void {
+    if (len === 0) return;
+    const b = this.buf;
+    b[this.pos++] = tag;
+    this.varint(len);
+    let p = this.pos;
+    if (len === s.length && len <= 64) {
+      for (let i = 0; i < len; i++) b[p++] = s.charCodeAt(i);
+    } else {
+      p += b.write(s, p, len, "utf8");
+    }
+    this.pos = p;
+  }
+
+  /** A bytes field from `src[start, end)`, skipped when empty. */
+  bytes(tag: number, src: Buffer, start: number, end: number): void {
+    const len = end - start;
+    if (len === 0) return;
+    this.buf[this.pos++] = tag;
+    this.varint(len);
+    if (len <= 16) { // a loop beats Buffer.copy's checks for tiny ones
+      const b = this.buf;
+      let p = this.pos;
+      for (let i = start; i < end; i++) b[p++] = src[i];
+      this.pos = p;
+    } else {
+      this.pos += src.copy(this.buf, this.pos, start, end);
+    }
+  }
+
+  /** A varint field, skipped when 0. */
+  number(tag: number, v: number): void {
+    if (v === 0) return;
+    this.buf[this.pos++] = tag;
+    this.varint(v);
+  }
+
+  bool(tag: number, v: boolean): void {
+    if (!v) return;
+    this.buf[this.pos++] = tag;
+    this.buf[this.pos++] = 1;
+  }
+
+  /** The tag and length of a length-delimited field whose content follows. */
+  open(tag: number, len: number): void {
+    this.buf[this.pos++] = tag;
+    this.varint(len);
+  }
+
+  /** Bytes encoded elsewhere, as a length-delimited field. */
+  raw(tag: number, bytes: Uint8Array): void {
+    this.ensure(1 + MAX_VARINT_BYTES + bytes.length);
+    this.open(tag, bytes.length);
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
+  }
+}
+
+// ---- encoders: one op each, as an entry of the frame's `ops` ----
+
+/** Sizes of a Message's fields, computed once per op. */
+interface MessageSizes { subject: number; reply: number; hdrLen: number; payloadLen: number; body: number }
+const sizes: MessageSizes = { subject: 0, reply: 0, hdrLen: 0, payloadLen: 0, body: 0 };
+
+function measureMessage(subject: string, reply: string, hdrLen: number, payloadLen: number): MessageSizes {
+  sizes.subject = utf8Length(subject);
+  sizes.reply = utf8Length(reply);
+  sizes.hdrLen = hdrLen;
+  sizes.payloadLen = payloadLen;
+  sizes.body = stringSize(sizes.subject) + stringSize(sizes.reply) + stringSize(hdrLen) + stringSize(payloadLen);
+  return sizes;
+}
+
+/** The Message field (field 2 of Publish, Forward and Deliver), always written (it is set):
+ *  headers from `hdrSrc` at `hdrStart`, the payload from `paySrc` at `payStart`. */
+function writeMessage(w: FrameBuilder, s: MessageSizes, subject: string, reply: string,
+                      hdrSrc: Buffer, hdrStart: number, paySrc: Buffer, payStart: number): void {
+  w.open((2 << 3) | 2, s.body);
+  w.string((1 << 3) | 2, subject, s.subject);
+  w.string((2 << 3) | 2, reply, s.reply);
+  w.bytes((3 << 3) | 2, hdrSrc, hdrStart, hdrStart + s.hdrLen);
+  w.bytes((4 << 3) | 2, paySrc, payStart, payStart + s.payloadLen);
+}
+
+/** Starts an entry of the frame's `ops` whose oneof `member` has `body` bytes. */
+function openOp(w: FrameBuilder, member: number, body: number): void {
+  const op = fieldSize(body);
+  w.ensure(fieldSize(op));
+  w.open(OPS_TAG, op);
+  w.open((member << 3) | 2, body);
+}
+
+/** EdgeOp.publish of a NATS message, from the client's bytes (read during the call only). */
+export function writePublish(w: FrameBuilder, account: string, subject: string, reply: string, msg: MessageData,
+                             originConnection: number, noResponders: boolean): void {
+  const payloadStart = msg.start + msg.hdrLen;
+  writePublishParts(w, account, subject, reply, msg.buf, msg.start, msg.hdrLen, msg.buf, payloadStart, msg.end - payloadStart,
+    originConnection, noResponders);
+}
+
+function writePublishParts(w: FrameBuilder, account: string, subject: string, reply: string, hdrSrc: Buffer, hdrStart: number,
+                           hdrLen: number, paySrc: Buffer, payStart: number, payLen: number, originConnection: number,
+                           noResponders: boolean): void {
+  const acc = accountBytes.of(account);
+  const m = measureMessage(subject, reply, hdrLen, payLen);
+  const publish = stringSize(acc.length) + fieldSize(m.body) + numberSize(originConnection) + (noResponders ? 2 : 0);
+  openOp(w, EDGE_PUBLISH, publish);
+  w.bytes((1 << 3) | 2, acc, 0, acc.length);
+  writeMessage(w, m, subject, reply, hdrSrc, hdrStart, paySrc, payStart);
+  w.number(3 << 3, originConnection);
+  w.bool(4 << 3, noResponders);
+}
+
+const accountBytes = new StringBytes(), edgeBytes = new StringBytes();
+
+/** RouterOp.deliver. */
+function writeDeliver(w: FrameBuilder, d: Draft<Deliver>): void {
+  const msg = d.message ?? {};
+  const headers = msg.headers ?? EMPTY, payload = msg.payload ?? EMPTY;
+  const subject = msg.subject ?? "", reply = msg.reply ?? "", account = d.account ?? "";
+  const acc = accountBytes.of(account);
+  const m = measureMessage(subject, reply, headers.length, payload.length);
+  let deliver = stringSize(acc.length) + fieldSize(m.body);
+  const targets = d.targets ?? [];
+  for (let i = 0; i < targets.length; i++) {
+    const t = targets[i];
+    deliver += fieldSize(numberSize(t.connectionId ?? 0) + stringSize(utf8Length(t.sid ?? "")));
+  }
+  openOp(w, ROUTER_DELIVER, deliver);
+  w.bytes((1 << 3) | 2, acc, 0, acc.length);
+  writeMessage(w, m, subject, reply, headers, 0, payload, 0);
+  for (let i = 0; i < targets.length; i++) {
+    const t = targets[i];
+    const cid = t.connectionId ?? 0, sid = t.sid ?? "";
+    const sidLen = utf8Length(sid);
+    w.open((3 << 3) | 2, numberSize(cid) + stringSize(sidLen));
+    w.number(1 << 3, cid);
+    w.string((3 << 3) | 2, sid, sidLen);
+  }
+}
+
+/** MeshOp.forward. */
+function writeForward(w: FrameBuilder, f: Draft<Forward>): void {
+  const msg = f.message ?? {};
+  const headers = msg.headers ?? EMPTY, payload = msg.payload ?? EMPTY;
+  const subject = msg.subject ?? "", reply = msg.reply ?? "", account = f.account ?? "", originEdge = f.originEdge ?? "";
+  const acc = accountBytes.of(account), edge = edgeBytes.of(originEdge);
+  const originConnection = f.originConnection ?? 0, qos = f.qos ?? 0;
+  const m = measureMessage(subject, reply, headers.length, payload.length);
+  const queues = f.queues ?? [];
+  let forward = stringSize(acc.length) + fieldSize(m.body) + stringSize(edge.length) + numberSize(originConnection) + numberSize(qos);
+  // A repeated string writes empty entries too.
+  for (let i = 0; i < queues.length; i++) forward += fieldSize(utf8Length(queues[i]));
+  openOp(w, MESH_FORWARD, forward);
+  w.bytes((1 << 3) | 2, acc, 0, acc.length);
+  writeMessage(w, m, subject, reply, headers, 0, payload, 0);
+  for (let i = 0; i < queues.length; i++) {
+    const len = utf8Length(queues[i]);
+    if (len === 0) w.open((3 << 3) | 2, 0);
+    else w.string((3 << 3) | 2, queues[i], len);
+  }
+  w.bytes((4 << 3) | 2, edge, 0, edge.length);
+  w.number(5 << 3, originConnection);
+  w.number(6 << 3, qos);
+}
+
+/** Writes one op of a frame whose op type is `name`: the hot one by hand, others by protobufjs. */
+export type OpWriter<Op> = (w: FrameBuilder, op: Draft<Op>) => void;
+
+function opWriter<Op extends { op?: string }>(name: string, hot: string, writeHot: (w: FrameBuilder, v: never) => void): OpWriter<Op> {
+  let type: protobuf.Type | undefined;
+  return (w, op) => {
+    const value = (op as Record<string, unknown>)[hot];
+    // `op` names the oneof member when set; a draft may also just carry the member.
+    if (value !== undefined && (op.op === undefined || op.op === hot)) return writeHot(w, value as never);
+    type ??= protoTypes().lookupType(`${PROTO_PACKAGE}.${name}`);
+    let bytes: Uint8Array;
+    try {
+      bytes = type.encode(op as unknown as protobuf.Message).finish();
+    } catch (err) {
+      throw new WireError(`cannot encode ${name}: ${(err as Error).message}`, "UNENCODABLE", { cause: err });
+    }
+    w.raw(OPS_TAG, bytes);
+  };
+}
+
+export const writeEdgeOp: OpWriter<EdgeOp> = opWriter<EdgeOp>("EdgeOp", "publish", (w, p: NonNullable<Draft<EdgeOp>["publish"]>) => {
+  // A drafted publish (kept while detached, or MQTT's, whose extra fields protobufjs writes).
+  if (p.correlationId || p.qos || p.retain || p.topic) return writeColdPublish(w, p);
+  const m = p.message ?? {};
+  const headers = m.headers ?? EMPTY, payload = m.payload ?? EMPTY;
+  writePublishParts(w, p.account ?? "", m.subject ?? "", m.reply ?? "", headers, 0, headers.length, payload, 0, payload.length,
+    p.originConnection ?? 0, p.noResponders ?? false);
+});
+export const writeRouterOp: OpWriter<RouterOp> = opWriter<RouterOp>("RouterOp", "deliver", writeDeliver);
+export const writeMeshOp: OpWriter<MeshOp> = opWriter<MeshOp>("MeshOp", "forward", writeForward);
+
+let edgeOpType: protobuf.Type | undefined;
+function writeColdPublish(w: FrameBuilder, publish: NonNullable<Draft<EdgeOp>["publish"]>): void {
+  edgeOpType ??= protoTypes().lookupType(`${PROTO_PACKAGE}.EdgeOp`);
+  w.raw(OPS_TAG, edgeOpType.encode({ publish } as unknown as protobuf.Message).finish());
+}
+
+// ---- decoding ----
+
+class Malformed extends Error {}
+
+/** The last string decoded from some field, kept with its bytes: the same subject, account or
+ *  sid again (the common case) costs a comparison, not a string. */
+class StringCache {
+  private bytes = Buffer.alloc(64);
+  private len = -1;
+  private str = "";
+
+  get(buf: Buffer, start: number, end: number): string {
+    const len = end - start;
+    if (len === 0) return "";
+    if (len === this.len) {
+      const b = this.bytes;
+      let i = 0;
+      while (i < len && b[i] === buf[start + i]) i++;
+      if (i === len) return this.str;
+    }
+    const str = buf.toString("utf8", start, end);
+    if (len <= this.bytes.length) {
+      buf.copy(this.bytes, 0, start, end);
+      this.len = len;
+      this.str = str;
+    }
+    return str;
+  }
+}
+
+const enum Wire { Varint = 0, Fixed64 = 1, Bytes = 2, Fixed32 = 5 }
+
+/** What FrameCursor.next() found. */
+export const enum Next { End = 0, Hot = 1, Cold = 2 }
+
+/**
+ * Walks one frame's ops. Hot ops (by `hot`, the oneof member's field number) fill this cursor's
+ * fields; others are decoded by protobufjs into `cold`. A malformed op or frame makes next()
+ * return a WireError (the ops before it were already returned).
+ */
+class FrameCursor<Op> {
+  buf: Buffer = EMPTY;
+  pos = 0;
+  end = 0;
+  /** The op next() returned as Cold. */
+  cold: Op | undefined;
+  private type: protobuf.Type | undefined;
+  protected readonly subjects = new StringCache();
+  protected readonly replies = new StringCache();
+  protected readonly accounts = new StringCache();
+  /** The Message of the hot op: subject, reply, and its bytes as MessageData (fresh per op:
+   *  the router compares messages by identity). */
+  subject = "";
+  reply = "";
+  msg: MessageData = { buf: EMPTY, start: 0, end: 0, hdrLen: 0 };
+  account = "";
+
+  constructor(private readonly opType: string, private readonly hot: number) {}
+
+  reset(bytes: Buffer): void {
+    this.failure = undefined;
+    this.buf = bytes;
+    this.pos = 0;
+    this.end = bytes.length;
+  }
+
+  next(): Next | WireError {
+    if (this.failure) {
+      const failure = this.failure;
+      this.failure = undefined;
+      return failure;
+    }
+    try {
+      while (this.pos < this.end) {
+        const tag = this.varint();
+        if (tag !== OPS_TAG) {
+          this.skip(tag & 7, this.end);
+          continue;
+        }
+        const opEnd = this.length(this.end);
+        const start = this.pos;
+        // One member, the hot one, spanning the op: decode it here; anything else: protobufjs.
+        if (opEnd > start && this.buf[start] === ((this.hot << 3) | 2)) {
+          this.pos++;
+          const end = this.length(opEnd);
+          if (end === opEnd) {
+            this.readHot(end);
+            this.pos = opEnd;
+            return Next.Hot;
+          }
+        }
+        this.pos = opEnd;
+        this.type ??= protoTypes().lookupType(`${PROTO_PACKAGE}.${this.opType}`);
+        this.cold = this.type.decode(this.buf.subarray(start, opEnd)) as unknown as Op;
+        return Next.Cold;
+      }
+      return Next.End;
+    } catch (err) {
+      return this.fail(err);
+    }
+  }
+
+  /** A part of a hot op read after next() returned it was malformed: next() returns this. */
+  protected failure: WireError | undefined;
+
+  protected fail(err: unknown): WireError {
+    this.pos = this.end;
+    return new WireError(`malformed ${this.opType.replace(/Op$/, "Frame")}: ${(err as Error).message}`, "MALFORMED", { cause: err });
+  }
+
+  /** Fields 1 and 2 of every hot op: the account and the Message. */
+  protected accountOrMessage(tag: number, end: number): void {
+    this.expect(tag, Wire.Bytes);
+    if (tag >>> 3 === 1) this.account = this.string(this.accounts, end);
+    else this.readMessage(this.length(end));
+  }
+
+  /** A hot op without a Message has an empty one (a fresh object: messages are compared by identity). */
+  protected emptyMessage(): void {
+    this.subject = "";
+    this.reply = "";
+    this.msg = { buf: EMPTY, start: 0, end: 0, hdrLen: 0 };
+  }
+
+  /** Fills the fields from the hot op's message, which ends at `end`. */
+  protected readHot(_end: number): void {}
+
+  protected varint(): number {
+    const b = this.buf;
+    let p = this.pos;
+    let v = 0, shift = 1;
+    for (let i = 0; i < MAX_VARINT_BYTES; i++) {
+      if (p >= this.end) throw new Malformed("index out of range");
+      const byte = b[p++];
+      v += (byte & 0x7f) * shift;
+      if (byte < 0x80) {
+        this.pos = p;
+        return v;
+      }
+      shift *= 0x80;
+    }
+    throw new Malformed("invalid varint encoding");
+  }
+
+  /** A length prefix: where the field it starts ends (at most `limit`). */
+  protected length(limit: number): number {
+    const len = this.varint();
+    const end = this.pos + len;
+    if (end > limit) throw new Malformed(`index out of range: ${this.pos} + ${len} > ${limit}`);
+    return end;
+  }
+
+  protected skip(wire: number, limit: number): void {
+    switch (wire) {
+      case Wire.Varint: this.varint(); return;
+      case Wire.Fixed64: this.pos += 8; break;
+      case Wire.Bytes: this.pos = this.length(limit); return;
+      case Wire.Fixed32: this.pos += 4; break;
+      default: throw new Malformed(`invalid wire type ${wire} at offset ${this.pos}`);
+    }
+    if (this.pos > limit) throw new Malformed("index out of range");
+  }
+
+  protected expect(tag: number, wire: Wire): void {
+    if ((tag & 7) !== wire) throw new Malformed(`field ${tag >>> 3}: wire type ${tag & 7}, expected ${wire}`);
+  }
+
+  protected string(cache: StringCache | undefined, limit: number): string {
+    const end = this.length(limit);
+    const s = cache ? cache.get(this.buf, this.pos, end) : this.buf.toString("utf8", this.pos, end);
+    this.pos = end;
+    return s;
+  }
+
+  /**
+   * A Message ending at `end`. Its headers and payload become one MessageData: when the headers
+   * come first, as every encoder writes them, they are moved up against the payload (over the
+   * payload's tag and length, already read), so that no copy is made; this changes the frame's
+   * bytes, which nothing reads again.
+   */
+  protected readMessage(end: number): void {
+    this.subject = "";
+    this.reply = "";
+    let hs = 0, he = 0, ps = 0, pe = 0;
+    while (this.pos < end) {
+      const tag = this.varint();
+      switch (tag >>> 3) {
+        case 1: this.expect(tag, Wire.Bytes); this.subject = this.string(this.subjects, end); break;
+        case 2: this.expect(tag, Wire.Bytes); this.reply = this.string(this.replies, end); break;
+        case 3: this.expect(tag, Wire.Bytes); he = this.length(end); hs = this.pos; this.pos = he; break;
+        case 4: this.expect(tag, Wire.Bytes); pe = this.length(end); ps = this.pos; this.pos = pe; break;
+        default: this.skip(tag & 7, end);
+      }
+    }
+    const hdrLen = he - hs;
+    if (hdrLen === 0) {
+      this.msg = { buf: this.buf, start: ps, end: pe, hdrLen: 0 };
+    } else if (pe === ps) {
+      this.msg = { buf: this.buf, start: hs, end: he, hdrLen };
+    } else if (he <= ps) {
+      this.buf.copyWithin(ps - hdrLen, hs, he);
+      this.msg = { buf: this.buf, start: ps - hdrLen, end: pe, hdrLen };
+    } else {
+      const buf = Buffer.concat([this.buf.subarray(hs, he), this.buf.subarray(ps, pe)]);
+      this.msg = { buf, start: 0, end: buf.length, hdrLen };
+    }
+  }
+}
+
+/** EdgeFrames, publish hot. */
+export class EdgeFrameCursor extends FrameCursor<EdgeOp> {
+  originConnection = 0;
+  noResponders = false;
+  correlationId = 0;
+  qos = 0;
+  retain = false;
+  topic = "";
+
+  constructor() { super("EdgeOp", EDGE_PUBLISH); }
+
+  protected override readHot(end: number): void {
+    this.account = "";
+    this.originConnection = 0;
+    this.noResponders = false;
+    this.correlationId = 0;
+    this.qos = 0;
+    this.retain = false;
+    this.topic = "";
+    this.emptyMessage();
+    while (this.pos < end) {
+      const tag = this.varint();
+      switch (tag >>> 3) {
+        case 1: case 2: this.accountOrMessage(tag, end); break;
+        case 3: this.expect(tag, Wire.Varint); this.originConnection = this.varint(); break;
+        case 4: this.expect(tag, Wire.Varint); this.noResponders = this.varint() !== 0; break;
+        case 5: this.expect(tag, Wire.Varint); this.correlationId = this.varint(); break;
+        case 6: this.expect(tag, Wire.Varint); this.qos = this.varint() % 0x100000000; break;
+        case 7: this.expect(tag, Wire.Varint); this.retain = this.varint() !== 0; break;
+        case 8: this.expect(tag, Wire.Bytes); this.topic = this.string(undefined, end); break;
+        default: this.skip(tag & 7, end);
+      }
+    }
+  }
+}
+
+/** RouterFrames, deliver hot: after next() returned Hot, nextTarget() walks its targets. */
+export class RouterFrameCursor extends FrameCursor<RouterOp> {
+  targetConnection = 0;
+  targetSid = "";
+  private readonly sids = new StringCache();
+  private targetsFrom = 0;
+  private targetsEnd = 0;
+
+  constructor() { super("RouterOp", ROUTER_DELIVER); }
+
+  protected override readHot(end: number): void {
+    this.account = "";
+    this.emptyMessage();
+    this.targetsFrom = -1;
+    this.targetsEnd = end;
+    while (this.pos < end) {
+      const tag = this.varint();
+      switch (tag >>> 3) {
+        case 1: case 2: this.accountOrMessage(tag, end); break;
+        case 3: {
+          this.expect(tag, Wire.Bytes);
+          if (this.targetsFrom < 0) this.targetsFrom = this.pos - 1;
+          this.pos = this.length(end);
+          break;
+        }
+        default: this.skip(tag & 7, end);
+      }
+    }
+    if (this.targetsFrom < 0) this.targetsFrom = end;
+  }
+
+  /** The next target of the Deliver last returned (false: no more, or malformed: then the
+   *  next call of next() returns the WireError). */
+  nextTarget(): boolean {
+    if (this.targetsFrom >= this.targetsEnd) return false;
+    const saved = this.pos, savedEnd = this.end;
+    this.pos = this.targetsFrom;
+    this.end = this.targetsEnd;
+    let found = false;
+    try {
+      while (!found && this.pos < this.targetsEnd) {
+        const tag = this.varint();
+        if (tag !== ((3 << 3) | 2)) {
+          this.skip(tag & 7, this.targetsEnd);
+          continue;
+        }
+        const end = this.length(this.targetsEnd);
+        this.targetConnection = 0;
+        this.targetSid = "";
+        while (this.pos < end) {
+          const t = this.varint();
+          if (t === 1 << 3) this.targetConnection = this.varint();
+          else if (t === ((3 << 3) | 2)) this.targetSid = this.string(this.sids, end);
+          else this.skip(t & 7, end);
+        }
+        found = true;
+      }
+      this.targetsFrom = this.pos;
+    } catch (err) {
+      this.targetsFrom = this.targetsEnd;
+      this.failure = this.fail(err);
+      return false;
+    } finally {
+      this.pos = this.failure ? savedEnd : saved;
+      this.end = savedEnd;
+    }
+    return found;
+  }
+}
+
+const NO_QUEUES: readonly string[] = Object.freeze([]);
+
+/** MeshFrames, forward hot. */
+export class MeshFrameCursor extends FrameCursor<MeshOp> {
+  queues: readonly string[] = NO_QUEUES;
+  originEdge = "";
+  originConnection = 0;
+  qos = 0;
+  private readonly edges = new StringCache();
+  private readonly queueNames = new StringCache();
+
+  constructor() { super("MeshOp", MESH_FORWARD); }
+
+  protected override readHot(end: number): void {
+    this.account = "";
+    this.emptyMessage();
+    this.queues = NO_QUEUES;
+    this.originEdge = "";
+    this.originConnection = 0;
+    this.qos = 0;
+    while (this.pos < end) {
+      const tag = this.varint();
+      switch (tag >>> 3) {
+        case 1: case 2: this.accountOrMessage(tag, end); break;
+        case 3: {
+          this.expect(tag, Wire.Bytes);
+          const q = this.string(this.queueNames, end);
+          this.queues = this.queues === NO_QUEUES ? [q] : [...this.queues, q];
+          break;
+        }
+        case 4: this.expect(tag, Wire.Bytes); this.originEdge = this.string(this.edges, end); break;
+        case 5: this.expect(tag, Wire.Varint); this.originConnection = this.varint(); break;
+        case 6: this.expect(tag, Wire.Varint); this.qos = this.varint() % 0x100000000; break;
+        default: this.skip(tag & 7, end);
+      }
+    }
+  }
+}
