@@ -39,6 +39,7 @@ test: test-deps build
 	npx tsc -p tsconfig.tests.json
 	npx vitest run
 	npx vitest run -c vitest.fuzz.config.ts
+	IMAGE_TOOLS=$(IMAGE_TOOLS) npx vitest run --config test/chart-e2e/vitest.config.ts
 
 test-deps: chart-tools
 	@missing=""; for entry in $(TEST_DEBS); do \
@@ -57,7 +58,8 @@ test-deps: chart-tools
 chart-tools:
 	@$(IMAGE_TOOLS)/chart-check charts/meshbroker >/dev/null 2>&1 || echo "chart-check did not run cleanly: test/chart/chart.test.ts will say why"
 
-## The chart end to end on kube-sim (needs root): test/chart-e2e, 46 s here.
+## The chart end to end on kube-sim (needs root; skipped otherwise): test/chart-e2e, 46 s here,
+## also the last step of make test.
 test-chart: test-deps build
 	IMAGE_TOOLS=$(IMAGE_TOOLS) npx vitest run --config test/chart-e2e/vitest.config.ts
 
