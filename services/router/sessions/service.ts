@@ -6,7 +6,7 @@
 // takes the session over.
 import { GLOBAL_ACCOUNT, type SubjectPermission } from "../../common/config/options.js";
 import type { Logger } from "../../common/log.js";
-import { filterNeedsParent, topicToSubject } from "../../common/mqtt-topic.js";
+import { filterInterest } from "../../common/mqtt-topic.js";
 import { subjectMatches } from "../../common/subject.js";
 import { mqttMaySubscribe, PermissionChecker } from "../../common/permissions.js";
 import type {
@@ -313,6 +313,8 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     // Retained messages follow the SUBACK (the edge sent it first), with the retain flag [MQTT-3.3.1-6].
     void (async () => {
       for (const { filter, qos } of subs) {
+        // A shared subscription gets no retained messages [MQTT-4.8.2]: its group has them already.
+        if (filterInterest(filter)?.queue !== undefined) continue;
         for (const m of await this.store.matchRetained(session.account, filter)) {
           if (holder.gone) return;
           const q = Math.min(qos, m.qos) as 0 | 1 | 2;
@@ -331,10 +333,8 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
   }
 
   private addSubscription(session: MqttSession, { filter, qos }: MqttSubscription): void {
-    const subject = topicToSubject(filter, true);
-    if (subject === undefined) return;
-    const parent = filterNeedsParent(filter);
-    session.addSubscription(filter, parent ? [subject, parent] : [subject], qos);
+    const interest = filterInterest(filter);
+    if (interest) session.addSubscription(filter, interest, qos);
   }
 
   /** Records a persistent session's subscriptions. */

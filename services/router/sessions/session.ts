@@ -5,7 +5,7 @@
 // client are queued. Persistent sessions write through to the MqttStore, so a restart loses
 // nothing. The SessionService (service.ts) owns the sessions and who holds each.
 import type { PermissionChecker } from "../../common/permissions.js";
-import { subjectToTopic, topicToSubject } from "../../common/mqtt-topic.js";
+import { subjectToTopic, topicToSubject, type FilterInterest } from "../../common/mqtt-topic.js";
 import type { Connection, MessageData, MqttSubscription, QoS, SessionClient, StoredMessage, Subscriber } from "../link.js";
 import { sessionKey, type MqttStore, type SessionKey } from "../store/store.js";
 
@@ -76,11 +76,11 @@ export class MqttSession implements Connection {
 
   // ---- subscriptions ----
 
-  addSubscription(filter: string, subjects: string[], qos: QoS): void {
+  addSubscription(filter: string, interest: FilterInterest, qos: QoS): void {
     this.removeSubscription(filter);
     // [MQTT-4.7.2-1] a filter starting with a wildcard does not match topics starting with "$".
-    const wildFirst = filter.startsWith("+") || filter.startsWith("#");
-    const subs = subjects.map((s) => new MqttSubscriber(s, String(this.nextSid++), this, qos, wildFirst));
+    const wildFirst = interest.filter.startsWith("+") || interest.filter.startsWith("#");
+    const subs = interest.subjects.map((s) => new MqttSubscriber(s, interest.queue, String(this.nextSid++), this, qos, wildFirst));
     for (const s of subs) this.host.router.subscribe(this.account, s);
     this.subscriptions.set(filter, { qos, subs });
   }
@@ -266,8 +266,10 @@ export class MqttSession implements Connection {
 
 /** One sublist entry of an MQTT subscription. */
 export class MqttSubscriber implements Subscriber {
-  readonly queue = undefined;
-  constructor(readonly subject: string, readonly sid: string, readonly conn: MqttSession, readonly qos: QoS,
+  constructor(readonly subject: string,
+              /** A shared subscription's group (`$share/{queue}/…`). */
+              readonly queue: string | undefined,
+              readonly sid: string, readonly conn: MqttSession, readonly qos: QoS,
               /** The MQTT filter starts with + or #. */
               private readonly wildFirst: boolean) {}
 

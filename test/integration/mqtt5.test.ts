@@ -1,0 +1,308 @@
+// MQTT 5 on the MQTT listeners, against meshbroker (each topology) and mosquitto 2.0 started side
+// by side with the same scenario where mosquitto implements the feature (differential), with
+// meshbroker alone where the behaviour is its own (auth pipeline, nats-server's 3.1.1 codes, the
+// NATS side). Raw mqtt-packet clients at level 5 read exact reason codes and properties; MQTT.js
+// with protocolVersion 5 and mosquitto_pub/sub -V mqttv5 are the real clients.
+import { describe, expect, it } from "vitest";
+import { connect as natsConnect } from "nats";
+import type { IConnectPacket, IPublishPacket } from "mqtt-packet";
+import { mqttTopologies } from "../helpers/broker.js";
+import {
+  collect, connack, connectMqtt, mosquitto, MOSQUITTO_PUB, MOSQUITTO_SUB, mqttTargets, mqttUrl, noMessage, RawMqtt,
+  startMosquitto, startTarget, suback, type Inbox, type MqttServerOptions, type MqttTarget,
+} from "../helpers/mqtt.js";
+import { cleanupAfterEach, withTimeout } from "../helpers/wait.js";
+
+const c = cleanupAfterEach();
+
+/** meshbroker in each topology, then mosquitto 2.0. */
+const meshbrokers = mqttTargets(mqttTopologies).filter((t) => t.kind === "meshbroker");
+const targets: MqttTarget[] = [...meshbrokers, { name: "mosquitto 2.0", kind: "mosquitto", start: () => startMosquitto(c) }];
+const start = (target: MqttTarget, opts?: MqttServerOptions) => startTarget(c, target, opts);
+
+const V5 = { protocolVersion: 5 } as const;
+
+/** A level-5 raw client whose CONNECT must be accepted (closed on cleanup). */
+async function open5(port: number, connect: Partial<IConnectPacket> = {}) {
+  const r = await RawMqtt.open(port, { ...V5, clientId: "", ...connect });
+  c.push(() => r.c.close());
+  return r;
+}
+
+const publish = (topic: string, payload: string, more: Partial<IPublishPacket> = {}): IPublishPacket =>
+  ({ cmd: "publish", topic, payload: Buffer.from(payload), qos: 0, retain: false, dup: false, ...more });
+
+describe.each(targets)("MQTT 5 on $name", (target) => {
+  it("CONNACK: reason code 0, an assigned client id for an empty one, the server's limits", async () => {
+    const s = await start(target);
+    const { connack: ack } = await open5(s.mqttPort);
+    expect(ack.reasonCode).toBe(0);
+    expect(ack.sessionPresent).toBe(false);
+    expect(ack.properties?.assignedClientIdentifier).toMatch(/^\S+$/);
+    if (target.kind === "meshbroker") {
+      expect(ack.properties).toMatchObject({
+        topicAliasMaximum: 64, retainAvailable: true, wildcardSubscriptionAvailable: true, subscriptionIdentifiersAvailable: false,
+      });
+      expect(ack.properties!.maximumPacketSize).toBeGreaterThan(1024 * 1024);
+    }
+    // A client id of its own: none assigned.
+    const { connack: named } = await open5(s.mqttPort, { clientId: "v5-named" });
+    expect(named.reasonCode).toBe(0);
+    expect(named.properties?.assignedClientIdentifier).toBeUndefined();
+  });
+
+  it("MQTT.js protocolVersion 5: publish and subscribe at QoS 0, 1, 2 with reason code 0 on every ack", async () => {
+    const s = await start(target);
+    const sub = await connectMqtt(c, mqttUrl(s), { ...V5, clientId: "v5-sub" });
+    const inbox = collect(sub);
+    const granted = await sub.subscribeAsync("v5/+", { qos: 2 });
+    expect(granted.map((g) => g.qos)).toEqual([2]);
+    const pub = await connectMqtt(c, mqttUrl(s), { ...V5, clientId: "v5-pub" });
+    const acks: number[] = [];
+    pub.on("packetreceive", (p) => { if (p.cmd === "puback" || p.cmd === "pubrec" || p.cmd === "pubcomp") acks.push(p.reasonCode ?? 0); });
+    for (const qos of [0, 1, 2] as const) await pub.publishAsync(`v5/q${qos}`, `m${qos}`, { qos });
+    const got = [await inbox.next(), await inbox.next(), await inbox.next()];
+    expect(got.map((m) => [m.topic, m.payload, m.packet.qos])).toEqual([["v5/q0", "m0", 0], ["v5/q1", "m1", 1], ["v5/q2", "m2", 2]]);
+    expect(acks).toEqual([0, 0, 0]);
+  });
+
+  it("UNSUBACK has a reason code per filter: 0x00 removed, 0x11 no subscription existed", async () => {
+    const s = await start(target);
+    const { c: r } = await open5(s.mqttPort, { clientId: "v5-unsub" });
+    r.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "u/a", qos: 0 }] });
+    await r.next("suback");
+    r.send({ cmd: "unsubscribe", messageId: 2, unsubscriptions: ["u/a", "u/none"] });
+    expect((await r.next("unsuback")).granted).toEqual([0x00, 0x11]);
+  });
+
+  it("a second connection with the client id: the first gets DISCONNECT 0x8E (session taken over)", async () => {
+    const s = await start(target);
+    const { c: first } = await open5(s.mqttPort, { clientId: "v5-dup" });
+    await open5(s.mqttPort, { clientId: "v5-dup" });
+    await first.closedWithin(2_000);
+    // mosquitto 2.0 closes the taken-over connection without a DISCONNECT.
+    if (target.kind === "meshbroker") expect(first.packets.find((p) => p.cmd === "disconnect")).toMatchObject({ reasonCode: 0x8e });
+  });
+
+  it("DISCONNECT with reason 0x04 publishes the will; DISCONNECT 0x00 does not", async () => {
+    const s = await start(target);
+    const watcher = await connectMqtt(c, mqttUrl(s), { ...V5, clientId: "v5-watch" });
+    const inbox = collect(watcher);
+    await watcher.subscribeAsync("will/+", { qos: 1 });
+    const will = (topic: string) => ({ topic, payload: Buffer.from(`gone:${topic}`), qos: 1 as const, retain: false });
+    const { c: a } = await open5(s.mqttPort, { clientId: "v5-will-a", will: will("will/a") });
+    const { c: b } = await open5(s.mqttPort, { clientId: "v5-will-b", will: will("will/b") });
+    a.send({ cmd: "disconnect", reasonCode: 0x04 });
+    b.send({ cmd: "disconnect", reasonCode: 0x00 });
+    await Promise.all([a.closedWithin(2_000), b.closedWithin(2_000)]);
+    expect(await inbox.next()).toMatchObject({ topic: "will/a", payload: "gone:will/a" });
+    await noMessage(inbox, 250);
+  });
+
+  it("topic aliases from the client: a PUBLISH sets one, later ones use it with an empty topic", async () => {
+    const s = await start(target);
+    const sub = await connectMqtt(c, mqttUrl(s), { ...V5, clientId: "v5-alias-sub" });
+    const inbox = collect(sub);
+    await sub.subscribeAsync("alias/#", { qos: 1 });
+    const { c: r } = await open5(s.mqttPort, { clientId: "v5-alias-pub" });
+    r.send(publish("alias/long/topic", "one", { qos: 1, messageId: 1, properties: { topicAlias: 3 } }));
+    r.send(publish("", "two", { qos: 1, messageId: 2, properties: { topicAlias: 3 } }));
+    await r.next("puback");
+    await r.next("puback");
+    expect([await inbox.next(), await inbox.next()].map((m) => [m.topic, m.payload])).toEqual([
+      ["alias/long/topic", "one"], ["alias/long/topic", "two"],
+    ]);
+    // An alias that was never set: DISCONNECT with protocol error.
+    r.send(publish("", "three", { properties: { topicAlias: 4 } }));
+    expect((await r.next("disconnect")).reasonCode).toBe(0x82);
+    await r.closedWithin(2_000);
+  });
+
+  it("topic aliases to the client, within its topic alias maximum", async () => {
+    const s = await start(target);
+    const { c: r } = await open5(s.mqttPort, { clientId: "v5-alias-in", properties: { topicAliasMaximum: 1 } });
+    r.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "ta/+", qos: 0 }] });
+    await r.next("suback");
+    const pub = await connectMqtt(c, mqttUrl(s), { ...V5, clientId: "v5-alias-out" });
+    for (const t of ["ta/x", "ta/x", "ta/y"]) await pub.publishAsync(t, t, { qos: 1 });
+    const got = [await r.next("publish"), await r.next("publish"), await r.next("publish")];
+    const alias = got[0].properties?.topicAlias;
+    // mosquitto may alias any topic; both must stay within the maximum and be decodable.
+    const seen = new Map<number, string>();
+    const topics = got.map((p) => {
+      const a = p.properties?.topicAlias;
+      if (a !== undefined) expect(a).toBe(1);
+      if (p.topic !== "") { if (a !== undefined) seen.set(a, p.topic); return p.topic; }
+      return seen.get(a!);
+    });
+    expect(topics).toEqual(["ta/x", "ta/x", "ta/y"]);
+    if (target.kind === "meshbroker") {
+      expect(alias).toBe(1);
+      expect(got[1].topic).toBe("");
+    }
+  });
+
+  it("a message over the client's maximum packet size is not sent, nor resent", async () => {
+    const s = await start(target);
+    const { c: r } = await open5(s.mqttPort, { clientId: "v5-small", clean: true, properties: { maximumPacketSize: 128 } });
+    r.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "big/+", qos: 1 }] });
+    await r.next("suback");
+    const pub = await connectMqtt(c, mqttUrl(s), { ...V5, clientId: "v5-big" });
+    await pub.publishAsync("big/a", "x".repeat(500), { qos: 1 });
+    await pub.publishAsync("big/b", "small", { qos: 1 });
+    const p = await r.next("publish");
+    expect([p.topic, String(p.payload)]).toEqual(["big/b", "small"]);
+    await r.none("publish", 250);
+  });
+});
+
+describe.each(targets)("shared subscriptions on $name", (target) => {
+  it("$share/{group}/{filter}: each message to one member (MQTT 5 and 3.1.1 members), plain subscribers get all", async () => {
+    const s = await start(target);
+    const members = [
+      await connectMqtt(c, mqttUrl(s), { ...V5, clientId: "sh-5" }),
+      await connectMqtt(c, mqttUrl(s), { clientId: "sh-4" }),
+    ];
+    const boxes = members.map(collect);
+    for (const m of members) await m.subscribeAsync("$share/grp/sh/+", { qos: 1 });
+    const plain = await connectMqtt(c, mqttUrl(s), { ...V5, clientId: "sh-plain" });
+    const all = collect(plain);
+    await plain.subscribeAsync("sh/+", { qos: 1 });
+    const pub = await connectMqtt(c, mqttUrl(s), { ...V5, clientId: "sh-pub" });
+    const n = 40;
+    for (let i = 0; i < n; i++) await pub.publishAsync(`sh/${i % 3}`, `m${i}`, { qos: 1 });
+    for (let i = 0; i < n; i++) await all.next();
+    const shared = await takeAll(boxes, n);
+    expect(shared.sort()).toEqual(Array.from({ length: n }, (_, i) => `m${i}`).sort());
+    for (const b of boxes) expect(b.all.length, "every member gets some").toBeGreaterThan(0);
+    for (const b of [...boxes, all]) await noMessage(b, 100);
+  });
+});
+
+/** Waits until the inboxes hold `n` messages together, takes them; their payloads. */
+async function takeAll(boxes: Inbox[], n: number, timeoutMs = 5_000): Promise<string[]> {
+  await withTimeout((async () => {
+    while (boxes.reduce((k, b) => k + b.all.length, 0) < n) await new Promise((r) => setTimeout(r, 10));
+  })(), timeoutMs, () => `received ${boxes.map((b) => b.all.length).join("+")} of ${n}`);
+  for (const b of boxes) for (let k = b.pending().length; k > 0; k--) await b.next();
+  return boxes.flatMap((b) => b.all.map((m) => m.payload));
+}
+
+describe.each(meshbrokers)("MQTT 5 on $name: codes, the auth pipeline, the NATS side", (target) => {
+  const USERS = `
+authorization {
+  users = [
+    { user: alice, password: wonderland, permissions: { publish: ["ok.>"], subscribe: ["ok.>"] } }
+    { user: std, password: std, allowed_connection_types: ["STANDARD"] }
+  ]
+}`;
+
+  it("authentication failures: 0x86 bad user name or password, 0x87 not authorized; 3.1.1 keeps 5", async () => {
+    const s = await start(target, { config: USERS });
+    const refused = async (connect: Partial<IConnectPacket>) => {
+      const { c: r, connack: ack } = await RawMqtt.open(s.mqttPort, { clientId: "x", ...connect });
+      c.push(() => r.close());
+      await r.closedWithin(2_000);
+      return ack;
+    };
+    const bad = await refused({ ...V5, username: "alice", password: Buffer.from("nope") });
+    expect(bad.reasonCode).toBe(0x86);
+    expect(bad.properties?.reasonString).toBeTruthy();
+    expect((await refused({ ...V5, username: "std", password: Buffer.from("std") })).reasonCode).toBe(0x87);
+    expect((await refused({ username: "alice", password: Buffer.from("nope") })).returnCode).toBe(5);
+    expect((await refused({ username: "std", password: Buffer.from("std") })).returnCode).toBe(5);
+    // MQTT.js sees the same code.
+    expect((await connack(c, mqttUrl(s), { ...V5, clientId: "js", username: "alice", password: "nope" })).returnCode).toBe(0x86);
+  });
+
+  it("permissions: PUBACK 0x87 for a denied publish, SUBACK 0x87 / 0x8F; the connection stays", async () => {
+    const s = await start(target, { config: USERS });
+    const { c: r, connack: ack } = await RawMqtt.open(s.mqttPort, { ...V5, clientId: "perm", username: "alice", password: Buffer.from("wonderland") });
+    c.push(() => r.close());
+    expect(ack.reasonCode).toBe(0);
+    r.send(publish("ok/a", "yes", { qos: 1, messageId: 1 }));
+    r.send(publish("no/a", "no", { qos: 1, messageId: 2 }));
+    expect([await r.next("puback"), await r.next("puback")].map((p) => [p.messageId, p.reasonCode ?? 0])).toEqual([[1, 0], [2, 0x87]]);
+    r.send({ cmd: "subscribe", messageId: 3, subscriptions: [{ topic: "ok/+", qos: 0 }, { topic: "no/+", qos: 0 }, { topic: "a/#/b", qos: 0 }] });
+    expect((await r.next("suback")).granted).toEqual([0, 0x87, 0x8f]);
+    expect(r.closedNow).toBe(false);
+  });
+
+  it("keep-alive timeout: DISCONNECT 0x8D; shutdown (also at the end of lame duck): DISCONNECT 0x8B", async () => {
+    const s = await start(target, { config: 'lame_duck_grace_period: "100ms"' });
+    const { c: idle } = await open5(s.mqttPort, { clientId: "idle", keepalive: 1 });
+    const { c: live } = await open5(s.mqttPort, { clientId: "live", keepalive: 0 });
+    const t0 = Date.now();
+    expect((await idle.next("disconnect", 4_000)).reasonCode).toBe(0x8d);
+    console.log(`keep-alive 1 s: DISCONNECT 0x8D after ${Date.now() - t0} ms`);
+    await s.broker!.broker.lameDuck();
+    expect((await live.next("disconnect", 5_000)).reasonCode).toBe(0x8b);
+    await live.closedWithin(2_000);
+  });
+
+  it("3.1.1 and 5 clients on one topic, and NATS subscribers, all get the messages", async () => {
+    const s = await start(target);
+    const v4 = await connectMqtt(c, mqttUrl(s), { clientId: "mix-4" });
+    const v5 = await connectMqtt(c, mqttUrl(s), { ...V5, clientId: "mix-5" });
+    const nc = await natsConnect({ port: s.natsPort });
+    c.push(() => nc.close());
+    const natsSub = nc.subscribe("mix.t");
+    const [in4, in5] = [collect(v4), collect(v5)];
+    await v4.subscribeAsync("mix/t", { qos: 1 });
+    await v5.subscribeAsync("mix/t", { qos: 1 });
+    await nc.flush();
+    await v4.publishAsync("mix/t", "from-4", { qos: 1 });
+    await v5.publishAsync("mix/t", "from-5", { qos: 1 });
+    for (const inbox of [in4, in5]) expect([(await inbox.next()).payload, (await inbox.next()).payload]).toEqual(["from-4", "from-5"]);
+    const it = natsSub[Symbol.asyncIterator]();
+    expect([(await it.next()).value.string(), (await it.next()).value.string()]).toEqual(["from-4", "from-5"]);
+  });
+
+  it("MQTT.js protocolVersion 5 over WebSocket", async () => {
+    const s = await start(target, { websocket: true });
+    const client = await connectMqtt(c, `ws://127.0.0.1:${s.wsPort}/mqtt`, { ...V5, clientId: "v5-ws" });
+    const inbox = collect(client);
+    await client.subscribeAsync("ws/t", { qos: 1 });
+    await client.publishAsync("ws/t", "over-ws", { qos: 1 });
+    expect((await inbox.next()).payload).toBe("over-ws");
+  });
+
+  it("shared subscriptions: NATS queue subscribers of the group name join it; no retained messages; bad share names refused", async () => {
+    const s = await start(target);
+    const nc = await natsConnect({ port: s.natsPort });
+    c.push(() => nc.close());
+    const pub = await connectMqtt(c, mqttUrl(s), { ...V5, clientId: "q-pub" });
+    await pub.publishAsync("q/kept", "retained", { qos: 1, retain: true });
+    let natsGot = 0;
+    nc.subscribe("q.*", { queue: "workers", callback: () => { natsGot++; } });
+    await nc.flush();
+    const member = await connectMqtt(c, mqttUrl(s), { ...V5, clientId: "q-member" });
+    const box = collect(member);
+    await member.subscribeAsync("$share/workers/q/+", { qos: 1 });
+    const n = 40;
+    for (let i = 0; i < n; i++) await pub.publishAsync("q/x", `m${i}`, { qos: 1 });
+    await withTimeout((async () => {
+      while (box.all.length + natsGot < n) await new Promise((r) => setTimeout(r, 10));
+    })(), 5_000, () => `MQTT ${box.all.length} + NATS ${natsGot} of ${n}`);
+    expect(box.all.every((m) => m.payload !== "retained")).toBe(true);
+    expect(box.all.length).toBeGreaterThan(0);
+    expect(natsGot).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 100)); // nothing more arrives
+    expect(box.all.length + natsGot).toBe(n);
+    const { c: r } = await open5(s.mqttPort, { clientId: "q-bad" });
+    r.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "$share/g", qos: 0 }, { topic: "$share/g+/a", qos: 0 }, { topic: "$share//a", qos: 0 }] });
+    expect((await r.next("suback")).granted).toEqual([0x8f, 0x8f, 0x8f]);
+    const v4 = await connectMqtt(c, mqttUrl(s), { clientId: "q-bad-4" });
+    expect(await suback(v4, { "$share/g": { qos: 0 }, "$share/ok/a": { qos: 1 } })).toEqual([0x80, 1]);
+  });
+
+  it("mosquitto_sub and mosquitto_pub -V mqttv5", async () => {
+    const s = await start(target);
+    const sub = mosquitto(c, MOSQUITTO_SUB, ["-V", "mqttv5", "-h", "127.0.0.1", "-p", String(s.mqttPort), "-t", "mosq/v5", "-q", "1", "-d", "-C", "1"]);
+    await sub.waitFor(/SUBACK/);
+    const pub = mosquitto(c, MOSQUITTO_PUB, ["-V", "mqttv5", "-h", "127.0.0.1", "-p", String(s.mqttPort), "-t", "mosq/v5", "-q", "1", "-m", "hello-v5"]);
+    expect((await pub.exitWithin(5_000)).code).toBe(0);
+    await sub.waitFor(/^hello-v5$/);
+    expect((await sub.exitWithin(5_000)).code).toBe(0);
+  });
+});
