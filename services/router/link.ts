@@ -127,8 +127,14 @@ export interface SessionAttach {
   conn: Connection;
   clientId: string;
   account: string;
-  /** MQTT clean session: discard stored state first, keep nothing after detach. */
+  /** MQTT 3.1.1 clean session: discard stored state first, keep nothing after detach. MQTT 5
+   *  clean start: discard stored state first (what is kept is `expiry`'s). */
   clean: boolean;
+  /** MQTT 5 session expiry interval in seconds (0: the session ends with the connection;
+   *  0xFFFFFFFF: never). Undefined: MQTT 3.1.1, where `clean` decides (0 or never). */
+  expiry?: number;
+  /** MQTT 5 receive maximum: the client's limit on QoS 1/2 deliveries in flight. */
+  receiveMaximum?: number;
   /** The user's subscribe permissions, as data (undefined: no restriction). The service drops
    *  subscriptions and deliveries the user may not read. */
   subscribe: SubjectPermission | undefined;
@@ -141,7 +147,13 @@ export interface SessionAttach {
 export interface SessionWill {
   subject: string;
   message: StoredMessage;
+  /** MQTT 5 will delay interval in seconds: published then (or when the session ends, if
+   *  sooner), unless the session is resumed meanwhile. */
+  delay?: number;
 }
+
+/** MQTT 5 session expiry interval that never ends [MQTT-3.1.2-11 ff.]. */
+export const EXPIRY_NEVER = 0xffffffff;
 
 export interface SessionAttached {
   /** CONNACK session present. */
@@ -162,8 +174,9 @@ export interface SessionLink {
   attach(req: SessionAttach, client: SessionClient): Promise<SessionAttached>;
   /** CONNACK is out: (re)send in-flight messages with DUP, PUBRELs, then the queue. */
   resume(conn: Connection): void;
-  /** The connection ended; `publishWill` unless it sent DISCONNECT or was taken over. */
-  detach(conn: Connection, publishWill: boolean): void;
+  /** The connection ended; `publishWill` unless it sent DISCONNECT or was taken over. `expiry`:
+   *  the session expiry interval an MQTT 5 DISCONNECT set (undefined: the CONNECT's stands). */
+  detach(conn: Connection, publishWill: boolean, expiry?: number): void;
   /** SUBSCRIBE (checked by the edge); retained messages follow to the client. */
   subscribe(conn: Connection, subs: MqttSubscription[]): void;
   unsubscribe(conn: Connection, filters: string[]): void;

@@ -86,6 +86,13 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
   private filters = new Map<string, QoS>();
   private perms: PermissionChecker | undefined;
   private will: StoredMessage | undefined;
+  /** MQTT 5 will delay interval (seconds). */
+  private willDelay: number | undefined;
+  /** MQTT 5 session expiry interval of the CONNECT, and the one a DISCONNECT set. */
+  private expiry: number | undefined;
+  private disconnectExpiry: number | undefined;
+  /** MQTT 5 receive maximum of the client. */
+  private receiveMaximum: number | undefined;
   /** DISCONNECT came: the service drops the will instead of publishing it. */
   private disconnected = false;
   private keepAliveTimer: NodeJS.Timeout | undefined;
@@ -180,10 +187,15 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
       case "subscribe": return this.onSubscribe(p);
       case "unsubscribe": return this.onUnsubscribe(p);
       case "pingreq": return this.send({ cmd: "pingresp" });
-      case "disconnect":
+      case "disconnect": {
+        // A session that ended with the connection cannot be kept by the DISCONNECT [MQTT-3.14.2-2].
+        const expiry = p.properties?.sessionExpiryInterval;
+        if (expiry !== undefined && expiry > 0 && this.expiry === 0) return this.protocolError("session expiry set at DISCONNECT");
+        this.disconnectExpiry = expiry;
         // [MQTT-3.14.4-3] a clean DISCONNECT discards the will; MQTT 5 reason 0x04 asks for it.
         this.disconnected = p.reasonCode !== DISCONNECT_WITH_WILL;
         return this.close("Client Closed");
+      }
       default: return this.protocolError(`unexpected ${p.cmd}`);
     }
   }
@@ -196,6 +208,9 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
       const props = p.properties;
       this.aliasMaxOut = props?.topicAliasMaximum ?? 0;
       this.maxPacketOut = props?.maximumPacketSize ?? 0;
+      this.expiry = props?.sessionExpiryInterval ?? 0;
+      this.receiveMaximum = props?.receiveMaximum;
+      this.willDelay = p.will?.properties?.willDelayInterval;
     } else if (p.protocolVersion !== 4 || p.protocolId !== "MQTT") {
       return this.refuse(Refusal.badProtocol, "unsupported protocol level");
     }
@@ -249,8 +264,8 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
       this.sessionAccount = user.account;
       this.attaching = true;
       const { present, subscriptions } = await this.ctx.sessions.attach({
-        conn: this, clientId: this.clientId, account: user.account, clean,
-        subscribe: user.permissions?.subscribe, will: this.permittedWill(),
+        conn: this, clientId: this.clientId, account: user.account, clean, expiry: this.expiry,
+        receiveMaximum: this.receiveMaximum, subscribe: user.permissions?.subscribe, will: this.permittedWill(),
       }, this);
       if (this.closed) return; // close() detached it
       this.attached = true;
@@ -300,7 +315,7 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
     if (!will) return undefined;
     const subject = topicToSubject(will.topic, false)!; // checked at CONNECT
     if (this.perms && !this.perms.canPublish(subject)) return undefined;
-    return { subject, message: will };
+    return this.willDelay ? { subject, message: will, delay: this.willDelay } : { subject, message: will };
   }
 
   /** A JWT or OIDC user is disconnected when its credential expires, as nats-server does (MQTT gets no error text). */
@@ -590,7 +605,7 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
     this.transport.close(reason);
     if (this.connected) this.ctx.edge.system?.disconnected(this); // while the session names the account
     // The service publishes the will unless DISCONNECT came.
-    if (this.attaching) this.ctx.sessions.detach(this, !this.disconnected);
+    if (this.attaching) this.ctx.sessions.detach(this, !this.disconnected, this.disconnectExpiry);
     this.attaching = false;
     this.attached = false;
     this.ctx.closed(this);

@@ -9,11 +9,11 @@ import type { Logger } from "../../common/log.js";
 import { filterInterest } from "../../common/mqtt-topic.js";
 import { subjectMatches } from "../../common/subject.js";
 import { mqttMaySubscribe, PermissionChecker } from "../../common/permissions.js";
-import type {
-  Connection, MessageData, MqttSubscription, RouterLink, SessionAttach, SessionAttached, SessionClient, SessionLink,
-  SessionWill, StoredMessage,
+import {
+  EXPIRY_NEVER, type Connection, type MessageData, type MqttSubscription, type RouterLink, type SessionAttach,
+  type SessionAttached, type SessionClient, type SessionLink, type SessionWill, type StoredMessage,
 } from "../link.js";
-import { sessionKey, type MqttStore, type SessionKey } from "../store/store.js";
+import { sessionKey, type MqttStore, type SessionKey, type SessionRecord } from "../store/store.js";
 import type { OwnedSessions, SessionOwners } from "./ownership.js";
 import { MqttSession, NMQTT_HEADERS, type SessionHost, type SessionLimits } from "./session.js";
 
@@ -132,14 +132,20 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     return run;
   }
 
-  private async attachNow(holder: Holder, key: SessionKey, { clientId, clean, account }: SessionAttach): Promise<SessionAttached> {
+  private async attachNow(holder: Holder, key: SessionKey, req: SessionAttach): Promise<SessionAttached> {
+    const { clientId, clean, account } = req;
     if (holder.gone) return { present: false, subscriptions: [] }; // closed while waiting its turn
+    // 3.1.1: a clean session ends with its connection, another never; MQTT 5 says how long.
+    const expiry = req.expiry ?? (clean ? 0 : EXPIRY_NEVER);
+    // In the store: what outlives the connection, and what a resumed (not clean) session may hold.
+    const stored = expiry > 0 || !clean;
     // Cluster: the session's other owner (another router) lets go first.
     await this.owners?.claim(key);
     let session = this.sessions.get(key);
     const previous = session && this.holders.get(session);
     if (previous) this.takeOver(previous);
     if (session && (clean || !session.persistent)) {
+      this.willNow(session); // the session ends: a delayed will goes now
       session.dispose();
       this.sessions.delete(key);
       if (session.persistent) await this.store.deleteSession(key);
@@ -149,25 +155,37 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     let savedSubs: MqttSubscription[] | undefined;
     if (session) {
       present = true;
-    } else if (clean) {
-      await this.store.deleteSession(key);
-      session = new MqttSession(this.nextCid++, clientId, false, account, this);
     } else {
-      session = new MqttSession(this.nextCid++, clientId, true, account, this);
-      const saved = await this.store.getSession(key);
-      if (saved) present = true;
-      // Held by another router until now: its subscriptions come from the store (added once its
-      // queue is loaded, so nothing they queue meanwhile is loaded twice).
-      savedSubs = saved?.subscriptions;
-      await this.store.putSession({ clientId, subscriptions: saved?.subscriptions ?? [], updatedAt: Date.now(), account });
+      if (clean) await this.store.deleteSession(key);
+      session = new MqttSession(this.nextCid++, clientId, stored, account, this);
+      session.expiry = expiry;
+      if (stored) {
+        let saved = clean ? undefined : await this.store.getSession(key);
+        if (saved && expiredAt(saved) <= Date.now()) {
+          await this.store.deleteSession(key); // expired while no router had it
+          saved = undefined;
+        }
+        if (saved) present = true;
+        // Held by another router until now: its subscriptions come from the store (added once its
+        // queue is loaded, so nothing they queue meanwhile is loaded twice).
+        savedSubs = saved?.subscriptions;
+        await this.store.putSession(this.record(session, saved?.subscriptions ?? []));
+      }
     }
+    // Resumed: it no longer expires, and its delayed will is withdrawn [MQTT-3.1.3-9].
+    session.expiry = expiry;
+    session.window = req.receiveMaximum ?? Infinity;
+    clearTimeout(session.expiryTimer);
+    session.expiryTimer = undefined;
+    if (session.delayedWill) clearTimeout(session.delayedWill.timer);
+    session.delayedWill = undefined;
     this.sessions.set(key, session);
     if (session.persistent) await session.restore(this.store);
     for (const sub of savedSubs ?? []) this.addSubscription(session, sub);
     if (savedSubs && this.limbo.length > 0) this.fromLimbo(session);
     if (holder.gone) {
       // The connection ended while attaching: as if it had attached, then gone.
-      if (!session.persistent && !session.client) this.endSession(session);
+      if (!session.client) this.detached(session);
       return { present, subscriptions: [] };
     }
     session.client = holder.client;
@@ -184,17 +202,70 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     });
   }
 
-  detach(conn: Connection, publishWill: boolean): void {
+  detach(conn: Connection, publishWill: boolean, expiry?: number): void {
     const holder = this.held.get(conn.edgeId)?.get(conn.cid);
     if (!holder) return;
     this.forget(holder);
     const session = holder.session;
     if (!session) return; // attach still running: it finishes the detach
-    if (publishWill && holder.will) {
-      this.route(holder.account, conn, holder.will.subject, holder.will.message)?.catch(() => {}); // logged by journal
-    }
+    if (expiry !== undefined && session.persistent) session.expiry = expiry;
+    if (publishWill && holder.will) this.publishWill(session, holder.account, conn, holder.will);
     session.detach(holder.client);
-    if (!session.persistent && !session.client) this.endSession(session);
+    if (!session.client) this.detached(session);
+  }
+
+  /** A will goes now, or after its delay unless the session resumes first; the session's end
+   *  publishes a delayed one early [MQTT-3.1.2-8]. */
+  private publishWill(session: MqttSession, account: string, conn: Connection, will: SessionWill): void {
+    const publish = () => void this.route(account, conn, will.subject, will.message)?.catch(noop); // logged by journal
+    const delay = Math.min(will.delay ?? 0, session.expiry);
+    if (delay <= 0) return publish();
+    const timer = setTimeout(() => {
+      session.delayedWill = undefined;
+      publish();
+    }, delay * 1000);
+    timer.unref();
+    session.delayedWill = { timer, publish };
+  }
+
+  /** The session ends: its delayed will, if any, goes now. */
+  private willNow(session: MqttSession): void {
+    const will = session.delayedWill;
+    if (!will) return;
+    session.delayedWill = undefined;
+    clearTimeout(will.timer);
+    will.publish();
+  }
+
+  /** A session no connection holds: ends now (expiry 0), after its expiry interval, or never. */
+  private detached(session: MqttSession): void {
+    if (!session.persistent || session.expiry === 0) {
+      this.endSession(session);
+      if (session.persistent) this.journal((s) => s.deleteSession(session.key)).catch(noop);
+      return;
+    }
+    if (session.expiry === EXPIRY_NEVER) return;
+    // The record says when the connection ended, so a restart knows what is left of the interval.
+    const record = this.record(session);
+    this.journal((s) => s.putSession(record)).catch(noop);
+    this.armExpiry(session, session.expiry * 1000);
+  }
+
+  private armExpiry(session: MqttSession, ms: number): void {
+    clearTimeout(session.expiryTimer);
+    session.expiryTimer = setTimeout(() => void this.serial(session.key, async () => {
+      if (this.sessions.get(session.key) !== session || session.client) return;
+      this.endSession(session);
+      await this.journal((s) => s.deleteSession(session.key));
+    }).catch(noop), Math.min(ms, 2 ** 31 - 1));
+    session.expiryTimer.unref();
+  }
+
+  /** The store record of a session (its subscriptions, unless given). */
+  private record(session: MqttSession, subscriptions = session.subscriptionList()): SessionRecord {
+    const rec: SessionRecord = { clientId: session.clientId, subscriptions, updatedAt: Date.now(), account: session.account };
+    if (session.expiry !== EXPIRY_NEVER) rec.expiry = session.expiry;
+    return rec;
   }
 
   publish(conn: Connection, subject: string, msg: StoredMessage): Promise<void> | undefined {
@@ -340,8 +411,8 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
   /** Records a persistent session's subscriptions. */
   private saveSubscriptions(session: MqttSession): void {
     if (!session.persistent) return;
-    const subscriptions = session.subscriptionList();
-    this.journal((s) => s.putSession({ clientId: session.clientId, subscriptions, updatedAt: Date.now(), account: session.account }));
+    const record = this.record(session);
+    this.journal((s) => s.putSession(record));
   }
 
   /**
@@ -378,6 +449,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
   }
 
   private endSession(session: MqttSession): void {
+    this.willNow(session);
     session.dispose();
     if (this.sessions.get(session.key) !== session) return;
     this.sessions.delete(session.key);
@@ -469,17 +541,30 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     });
   }
 
-  /** A persistent session from its store record, queueing for its subscriptions until the client returns. */
-  private restoreSession(saved: { clientId: string; account?: string; subscriptions: MqttSubscription[] }): MqttSession | undefined {
+  /** A persistent session from its store record, queueing for its subscriptions until the client
+   *  returns or its expiry interval (counted from the record's last write) ends. */
+  private restoreSession(saved: SessionRecord): MqttSession | undefined {
     const session = new MqttSession(this.nextCid++, saved.clientId, true, saved.account ?? GLOBAL_ACCOUNT, this);
     if (this.sessions.has(session.key)) return undefined;
+    const left = expiredAt(saved) - Date.now();
+    if (left <= 0) {
+      this.journal((s) => s.deleteSession(session.key)).catch(noop);
+      return undefined;
+    }
+    session.expiry = saved.expiry ?? EXPIRY_NEVER;
     this.sessions.set(session.key, session);
     for (const sub of saved.subscriptions) this.addSubscription(session, sub);
+    if (saved.expiry !== undefined) this.armExpiry(session, left);
     return session;
   }
 }
 
 function noop(): void {}
+
+/** When a stored session expires (ms epoch; Infinity: never). */
+function expiredAt(saved: SessionRecord): number {
+  return saved.expiry === undefined || saved.expiry === EXPIRY_NEVER ? Infinity : saved.updatedAt + saved.expiry * 1000;
+}
 
 /** Bounds on the messages kept while a lost router's sessions are adopted, and how far back
  *  the recent ones go (a forward in flight to a peer that died is younger). */

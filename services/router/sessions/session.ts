@@ -6,7 +6,7 @@
 // nothing. The SessionService (service.ts) owns the sessions and who holds each.
 import type { PermissionChecker } from "../../common/permissions.js";
 import { subjectToTopic, topicToSubject, type FilterInterest } from "../../common/mqtt-topic.js";
-import type { Connection, MessageData, MqttSubscription, QoS, SessionClient, StoredMessage, Subscriber } from "../link.js";
+import { EXPIRY_NEVER, type Connection, type MessageData, type MqttSubscription, type QoS, type SessionClient, type StoredMessage, type Subscriber } from "../link.js";
 import { sessionKey, type MqttStore, type SessionKey } from "../store/store.js";
 
 /** What a session needs of its service: routing, the store journal, the limits. */
@@ -60,6 +60,14 @@ export class MqttSession implements Connection {
   private lastTopic = "";
   /** After a restart the store holds deliveries memory does not: load them once. */
   restored = false;
+  /** Seconds the session outlives its connection (MQTT 5 session expiry; 3.1.1: 0 or never). */
+  expiry = EXPIRY_NEVER;
+  /** QoS 1/2 deliveries the holding client takes in flight (MQTT 5 receive maximum). */
+  window = Infinity;
+  /** Ends the session once it has been detached for `expiry` seconds. */
+  expiryTimer: NodeJS.Timeout | undefined;
+  /** An MQTT 5 will waiting for its delay (published when it fires or the session ends). */
+  delayedWill: { timer: NodeJS.Timeout; publish(): void } | undefined;
   /** Account + client id: the session's name in the service and in every store key. */
   readonly key: SessionKey;
 
@@ -129,7 +137,8 @@ export class MqttSession implements Connection {
     const client = this.client;
     if (!client) return;
     const limits = this.host.limits;
-    while (this.queue.length > 0 && this.inflight.size < limits.maxAckPending) {
+    const window = Math.min(limits.maxAckPending, this.window);
+    while (this.queue.length > 0 && this.inflight.size < window) {
       const d = this.queue.shift()!;
       const id = this.packetId();
       this.inflight.set(id, d);
@@ -246,6 +255,8 @@ export class MqttSession implements Connection {
     for (const filter of [...this.subscriptions.keys()]) this.removeSubscription(filter);
     if (this.retryTimer) clearInterval(this.retryTimer);
     this.retryTimer = undefined;
+    clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
     this.queue.length = 0;
     this.inflight.clear();
   }

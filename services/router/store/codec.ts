@@ -62,7 +62,7 @@ export function withPacketId(buf: Buffer, packetId: number, offset = 0): Buffer 
 }
 
 export function encodeSession(s: SessionRecord): Buffer {
-  return Buffer.from(JSON.stringify({ clientId: s.clientId, subscriptions: s.subscriptions, updatedAt: s.updatedAt, account: s.account }));
+  return Buffer.from(JSON.stringify({ clientId: s.clientId, subscriptions: s.subscriptions, updatedAt: s.updatedAt, account: s.account, expiry: s.expiry }));
 }
 
 export function decodeSession(buf: Buffer | string): SessionRecord {
@@ -70,6 +70,7 @@ export function decodeSession(buf: Buffer | string): SessionRecord {
     const v = JSON.parse(typeof buf === "string" ? buf : buf.toString("utf8")) as SessionRecord;
     const rec: SessionRecord = { clientId: v.clientId, subscriptions: v.subscriptions.map((s) => ({ filter: s.filter, qos: s.qos })), updatedAt: v.updatedAt };
     if (typeof v.account === "string") rec.account = v.account;
+    if (typeof v.expiry === "number") rec.expiry = v.expiry;
     return rec;
   } catch (err) {
     throw new StoreError("unreadable session record", "BAD_RECORD", { cause: err });

@@ -23,6 +23,7 @@ function copyMessage(m: StoredMessage): StoredMessage {
 function copySession(s: SessionRecord): SessionRecord {
   const copy: SessionRecord = { clientId: s.clientId, subscriptions: s.subscriptions.map((x) => ({ filter: x.filter, qos: x.qos })), updatedAt: s.updatedAt };
   if (s.account !== undefined) copy.account = s.account;
+  if (s.expiry !== undefined) copy.expiry = s.expiry;
   return copy;
 }
 

@@ -11,7 +11,7 @@ import { toWire } from "./accounts.js";
 import { Batcher, FRAME_STATS } from "./batcher.js";
 import { edgeFrames, routerFrames, WireError } from "./codec.js";
 import type { Completion, Credential, Deliver, Draft, EdgeOp, HelloReply, Message, SessionEvent, SessionOp } from "./frames.js";
-import { permissionToWire, subscriptionsFromWire } from "./sessions.js";
+import { expiryToWire, permissionToWire, subscriptionsFromWire } from "./sessions.js";
 
 type Warn = (message: string) => void;
 
@@ -305,7 +305,10 @@ class EdgeSessions implements SessionLink {
   private attachOp(req: SessionAttach): Promise<Completion> {
     return this.request(req.conn, {
       clientId: req.clientId,
-      attach: { clean: req.clean, account: req.account, subscribe: permissionToWire(req.subscribe), will: req.will },
+      attach: {
+        clean: req.clean, account: req.account, subscribe: permissionToWire(req.subscribe), will: req.will,
+        expiry: expiryToWire(req.expiry), receiveMaximum: req.receiveMaximum ?? 0,
+      },
     });
   }
 
@@ -335,9 +338,9 @@ class EdgeSessions implements SessionLink {
     this.push(conn, { resume: {} });
   }
 
-  detach(conn: Connection, publishWill: boolean): void {
+  detach(conn: Connection, publishWill: boolean, expiry?: number): void {
     this.clients.delete(conn.cid);
-    this.push(conn, { detach: { publishWill } });
+    this.push(conn, { detach: { publishWill, expiry: expiryToWire(expiry) } });
   }
 
   subscribe(conn: Connection, subs: MqttSubscription[]): void {

@@ -70,9 +70,12 @@ export interface SessionOp {
   pubcomp?: SessionAck; resume?: SessionResume; permissions?: SessionPermissions;
 }
 export interface SubjectPermission { allow: string[]; deny: string[] }
-export interface SessionWill { message?: StoredMessage; subject: string }
-export interface SessionAttach { clean: boolean; account: string; subscribe?: SubjectPermission; will?: SessionWill }
-export interface SessionDetach { publishWill: boolean }
+export interface SessionWill { message?: StoredMessage; subject: string; delay: number }
+export interface SessionExpiry { seconds: number }
+export interface SessionAttach {
+  clean: boolean; account: string; subscribe?: SubjectPermission; will?: SessionWill; expiry?: SessionExpiry; receiveMaximum: number;
+}
+export interface SessionDetach { publishWill: boolean; expiry?: SessionExpiry }
 export interface SessionSubscribe { subscriptions: MqttSubscription[] }
 export interface SessionUnsubscribe { filters: string[] }
 export interface SessionAck { packetId: number }

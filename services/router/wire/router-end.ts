@@ -237,14 +237,14 @@ export class RouterEnd {
         this.holders.add(conn.cid);
         const attached = sessions.attach({
           conn, clientId: op.clientId, clean: a.clean, account: a.account, subscribe: permissionFromWire(a.subscribe),
-          will: willFromWire(a.will),
+          will: willFromWire(a.will), expiry: a.expiry?.seconds, receiveMaximum: a.receiveMaximum || undefined,
         }, this.client(conn.cid));
         return this.completeWith(id, attached.then((r) => ({ attached: { sessionPresent: r.present, subscriptions: r.subscriptions } })));
       }
       case "resume": return sessions.resume(conn);
       case "detach":
         this.holders.delete(conn.cid);
-        return sessions.detach(conn, op.detach!.publishWill);
+        return sessions.detach(conn, op.detach!.publishWill, op.detach!.expiry?.seconds);
       case "subscribe": return sessions.subscribe(conn, op.subscribe!.subscriptions.map((s) => ({ filter: s.filter, qos: s.qos as QoS })));
       case "unsubscribe": return sessions.unsubscribe(conn, op.unsubscribe!.filters);
       case "puback": return sessions.puback(conn, op.puback!.packetId);

@@ -20,7 +20,15 @@ export function storedFromWire(m: WireStored): StoredMessage {
 }
 
 export function willFromWire(w: WireWill | undefined): SessionWill | undefined {
-  return w && { subject: w.subject, message: storedFromWire(w.message!) };
+  if (!w) return undefined;
+  const will: SessionWill = { subject: w.subject, message: storedFromWire(w.message!) };
+  if (w.delay > 0) will.delay = w.delay;
+  return will;
+}
+
+/** MQTT 5 session expiry: absent stays absent (3.1.1). */
+export function expiryToWire(seconds: number | undefined): { seconds: number } | undefined {
+  return seconds === undefined ? undefined : { seconds };
 }
 
 export function subscriptionsFromWire(subs: WireSubscription[]): MqttSubscription[] {
