@@ -5,6 +5,7 @@
 // connection id, sid), accounts arrive as an AccountSet; replies (stats) are asynchronous.
 import { createHash } from "node:crypto";
 import type { AccountConfig, SubjectPermission } from "../common/config/options.js";
+import type { MqttProperties } from "../common/mqtt-properties.js";
 
 /**
  * The edge connection a subscription or a publish belongs to, as far as routing needs to know
@@ -101,6 +102,8 @@ export interface StoredMessage {
   payload: Buffer;
   qos: QoS;
   retain: boolean;
+  /** MQTT 5 properties that travel with it (memory only: store records keep none). */
+  props?: MqttProperties;
 }
 
 export interface MqttSubscription {
@@ -116,7 +119,7 @@ export interface MqttSubscription {
  * the packets and reports the acks by id.
  */
 export interface SessionClient {
-  sendPublish(topic: string, payload: Buffer, qos: QoS, retain: boolean, dup: boolean, packetId?: number): void;
+  sendPublish(topic: string, payload: Buffer, qos: QoS, retain: boolean, dup: boolean, packetId?: number, props?: MqttProperties): void;
   sendPubrel(packetId: number): void;
   /** Another connection (on any edge) took the session over: close without the will. */
   takenOver(): void;

@@ -4,7 +4,7 @@
 // NATS side). Raw mqtt-packet clients at level 5 read exact reason codes and properties; MQTT.js
 // with protocolVersion 5 and mosquitto_pub/sub -V mqttv5 are the real clients.
 import { describe, expect, it } from "vitest";
-import { connect as natsConnect } from "nats";
+import { connect as natsConnect, headers } from "nats";
 import type { IConnectPacket, IPublishPacket } from "mqtt-packet";
 import { mqttTopologies } from "../helpers/broker.js";
 import {
@@ -156,6 +156,47 @@ describe.each(targets)("MQTT 5 on $name", (target) => {
   });
 });
 
+describe.each(targets)("MQTT 5 message properties on $name", (target) => {
+  const PROPS = {
+    userProperties: { trace: "t-1", tag: ["x", "y"] }, contentType: "application/json",
+    correlationData: Buffer.from([1, 2, 3, 250]), responseTopic: "answers/here", payloadFormatIndicator: true,
+  };
+
+  it("user properties, content type, correlation data, response topic and payload format reach MQTT 5 subscribers", async () => {
+    const s = await start(target);
+    const { c: sub } = await open5(s.mqttPort, { clientId: "props-sub" });
+    sub.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "props/+", qos: 1 }] });
+    await sub.next("suback");
+    const { c: pub } = await open5(s.mqttPort, { clientId: "props-pub" });
+    pub.send(publish("props/a", "{}", { qos: 1, messageId: 1, properties: PROPS }));
+    const got = await sub.next("publish");
+    expect(got.properties).toMatchObject(PROPS);
+  });
+
+  it("message expiry interval: a queued message past it is not delivered, one within it says what is left", async () => {
+    const s = await start(target);
+    const { c: away } = await open5(s.mqttPort, { clientId: "mx-sub", clean: false, properties: { sessionExpiryInterval: 60 } });
+    away.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "mx/t", qos: 1 }] });
+    await away.next("suback");
+    away.send({ cmd: "disconnect", reasonCode: 0 });
+    await away.closedWithin(2_000);
+    const { c: pub } = await open5(s.mqttPort, { clientId: "mx-pub" });
+    pub.send(publish("mx/t", "short", { qos: 1, messageId: 1, properties: { messageExpiryInterval: 1 } }));
+    pub.send(publish("mx/t", "long", { qos: 1, messageId: 2, properties: { messageExpiryInterval: 60 } }));
+    await pub.next("puback");
+    await pub.next("puback");
+    const sent = Date.now();
+    // Past the short one's interval (mosquitto counts in whole seconds: up to one more).
+    await new Promise((r) => setTimeout(r, Math.max(0, sent + (target.kind === "mosquitto" ? 2_300 : 1_300) - Date.now())));
+    const { c: back } = await open5(s.mqttPort, { clientId: "mx-sub", clean: false, properties: { sessionExpiryInterval: 60 } });
+    const m = await back.next("publish");
+    expect(String(m.payload)).toBe("long");
+    expect(m.properties?.messageExpiryInterval).toBeGreaterThanOrEqual(57);
+    expect(m.properties?.messageExpiryInterval).toBeLessThanOrEqual(60);
+    await back.none("publish", 200);
+  });
+});
+
 describe.each(targets)("shared subscriptions on $name", (target) => {
   it("$share/{group}/{filter}: each message to one member (MQTT 5 and 3.1.1 members), plain subscribers get all", async () => {
     const s = await start(target);
@@ -294,6 +335,59 @@ authorization {
     expect((await r.next("suback")).granted).toEqual([0x8f, 0x8f, 0x8f]);
     const v4 = await connectMqtt(c, mqttUrl(s), { clientId: "q-bad-4" });
     expect(await suback(v4, { "$share/g": { qos: 0 }, "$share/ok/a": { qos: 1 } })).toEqual([0x80, 1]);
+  });
+
+  it("NATS ↔ MQTT 5: user properties are headers, content type and correlation data are Nmqtt- headers, the response topic is the reply subject", async () => {
+    const s = await start(target);
+    const nc = await natsConnect({ port: s.natsPort });
+    c.push(() => nc.close());
+    const natsSub = nc.subscribe("np.>", { max: 1 });
+    await nc.flush();
+    const { c: pub } = await open5(s.mqttPort, { clientId: "np-pub" });
+    pub.send(publish("np/a", "hi", {
+      qos: 1, messageId: 1,
+      properties: { userProperties: { trace: "t-1", tag: ["x", "y"] }, contentType: "text/plain", correlationData: Buffer.from("c-1"), responseTopic: "np/reply/here" },
+    }));
+    const m = (await natsSub[Symbol.asyncIterator]().next()).value!;
+    expect(m.reply).toBe("np.reply.here");
+    expect(m.headers?.get("Nmqtt-Pub")).toBe("1");
+    expect(m.headers?.get("trace")).toBe("t-1");
+    expect(m.headers?.values("tag")).toEqual(["x", "y"]);
+    expect(m.headers?.get("Nmqtt-Content-Type")).toBe("text/plain");
+    expect(Buffer.from(m.headers!.get("Nmqtt-Correlation-Data"), "base64").toString()).toBe("c-1");
+    // NATS → MQTT 5: headers become user properties, Nmqtt- headers their properties.
+    const { c: sub } = await open5(s.mqttPort, { clientId: "np-sub" });
+    sub.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "from/nats", qos: 0 }] });
+    await sub.next("suback");
+    const h = headers();
+    h.append("trace", "n-1");
+    h.append("Nmqtt-Content-Type", "text/csv");
+    nc.publish("from.nats", "a,b", { headers: h, reply: "reply.to.me" });
+    const got = await sub.next("publish");
+    expect(got.properties).toMatchObject({ userProperties: { trace: "n-1" }, contentType: "text/csv", responseTopic: "reply/to/me" });
+  });
+
+  it("request/reply both ways: an MQTT 5 client answers a NATS request, and makes one a NATS service answers", async () => {
+    const s = await start(target);
+    const nc = await natsConnect({ port: s.natsPort });
+    c.push(() => nc.close());
+    const responder = await connectMqtt(c, mqttUrl(s), { ...V5, clientId: "rr-responder" });
+    responder.on("message", (_topic, payload, packet) => {
+      const rt = packet.properties?.responseTopic;
+      if (rt) responder.publish(rt, `echo:${payload}`, { qos: 0, properties: { correlationData: packet.properties?.correlationData } });
+    });
+    await responder.subscribeAsync("svc/echo", { qos: 0 });
+    const answer = await nc.request("svc.echo", "ping", { timeout: 3_000 });
+    expect(answer.string()).toBe("echo:ping");
+    // The other way: a NATS service, an MQTT 5 requester with a response topic and correlation data.
+    nc.subscribe("svc.time", { callback: (_err, m) => m.respond("now") });
+    await nc.flush();
+    const { c: req } = await open5(s.mqttPort, { clientId: "rr-requester" });
+    req.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "rr/inbox", qos: 0 }] });
+    await req.next("suback");
+    req.send(publish("svc/time", "?", { properties: { responseTopic: "rr/inbox", correlationData: Buffer.from("q-7") } }));
+    const reply = await req.next("publish");
+    expect([reply.topic, String(reply.payload)]).toEqual(["rr/inbox", "now"]);
   });
 
   it("mosquitto_sub and mosquitto_pub -V mqttv5", async () => {

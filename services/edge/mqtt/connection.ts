@@ -18,12 +18,13 @@ import { Outbound } from "../outbound.js";
 import type { MqttEdgeContext } from "../context.js";
 import type { ConnectionView, SubscriptionView } from "../connection-view.js";
 import { filterInterest, topicToSubject } from "../../common/mqtt-topic.js";
+import { carriedProperties, type MqttProperties } from "../../common/mqtt-properties.js";
 import { connectionFault, isolate, type IsolatedConnection } from "../boundary.js";
 import { MQTT_MAX_CONNECT_PACKET, MQTT_PACKET_MARGIN, PACKET_MALFORMED, PACKET_OK, PacketSizeGuard } from "./packet-size.js";
 import {
   authRefusal, disconnectCode, DISCONNECT_WITH_WILL, MALFORMED_PACKET, NO_SUBSCRIPTION_EXISTED, NOT_AUTHORIZED,
   PACKET_TOO_LARGE, PROTOCOL_ERROR, QUOTA_EXCEEDED, Refusal, SESSION_TAKEN_OVER, SUBACK_FAILURE_311, SUCCESS,
-  TOPIC_ALIAS_INVALID, TOPIC_FILTER_INVALID, type MqttLevel,
+  TOPIC_ALIAS_INVALID, TOPIC_FILTER_INVALID, TOPIC_NAME_INVALID, type MqttLevel,
 } from "./reason-codes.js";
 
 /** Topic aliases a client may set (MQTT 5 CONNACK topic alias maximum). */
@@ -232,6 +233,11 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
       this.will = {
         topic: p.will.topic, payload: Buffer.from(p.will.payload), qos: (p.will.qos ?? 0) as QoS, retain: !!p.will.retain,
       };
+      const props = carriedProperties(p.will.properties);
+      if (props) {
+        if (!this.validResponseTopic(props)) return;
+        this.will.props = props;
+      }
     }
     this.clientId = clientId;
     // The password may be a password, a token or a (bearer) JWT, as nats-server tries them.
@@ -417,6 +423,13 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
       return;
     }
     const msg: StoredMessage = { topic: p.topic, payload, qos: p.qos, retain: p.retain };
+    if (p.properties) {
+      const props = carriedProperties(p.properties);
+      if (props) {
+        if (!this.validResponseTopic(props)) return;
+        msg.props = props;
+      }
+    }
     const stats = this.ctx.edge.stats;
     stats.inMsgs++;
     stats.inBytes += payload.length;
@@ -443,6 +456,13 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
       if (this.acks === chain) this.acks = undefined;
     });
     this.acks = chain;
+  }
+
+  /** A response topic is a topic name [MQTT-3.3.2-13]; false: the connection is closed. */
+  private validResponseTopic(props: MqttProperties): boolean {
+    if (props.responseTopic === undefined || topicToSubject(props.responseTopic, false) !== undefined) return true;
+    this.protocolError(`invalid response topic "${props.responseTopic}"`, TOPIC_NAME_INVALID);
+    return false;
   }
 
   /**
@@ -523,9 +543,10 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
 
   // ---- SessionClient ----
 
-  sendPublish(topic: string, payload: Buffer, qos: QoS, retain: boolean, dup: boolean, packetId?: number): void {
+  sendPublish(topic: string, payload: Buffer, qos: QoS, retain: boolean, dup: boolean, packetId?: number, props?: MqttProperties): void {
     const packet: IPublishPacket = { cmd: "publish", topic, payload, qos, retain, dup, messageId: packetId };
     if (this.level === 5) {
+      if (props) packet.properties = { ...props };
       if (this.maxPacketOut > 0 && this.publishSize(packet) > this.maxPacketOut) return this.dropTooLarge(packet);
       if (this.aliasMaxOut > 0) this.aliasOut(packet);
     }
@@ -556,12 +577,12 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
     const aliases = this.aliasesOut ??= new Map();
     const known = aliases.get(p.topic);
     if (known !== undefined) {
-      p.properties = { topicAlias: known };
+      (p.properties ??= {}).topicAlias = known;
       p.topic = "";
     } else if (aliases.size < this.aliasMaxOut) {
       const alias = aliases.size + 1;
       aliases.set(p.topic, alias);
-      p.properties = { topicAlias: alias };
+      (p.properties ??= {}).topicAlias = alias;
     }
   }
 

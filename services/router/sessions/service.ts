@@ -6,7 +6,7 @@
 // takes the session over.
 import { GLOBAL_ACCOUNT, type SubjectPermission } from "../../common/config/options.js";
 import type { Logger } from "../../common/log.js";
-import { filterInterest } from "../../common/mqtt-topic.js";
+import { filterInterest, topicToSubject } from "../../common/mqtt-topic.js";
 import { subjectMatches } from "../../common/subject.js";
 import { mqttMaySubscribe, PermissionChecker } from "../../common/permissions.js";
 import {
@@ -15,7 +15,7 @@ import {
 } from "../link.js";
 import { sessionKey, type MqttStore, type SessionKey, type SessionRecord } from "../store/store.js";
 import type { OwnedSessions, SessionOwners } from "./ownership.js";
-import { MqttSession, NMQTT_HEADERS, type SessionHost, type SessionLimits } from "./session.js";
+import { MqttSession, mqttHeader, type SessionHost, type SessionLimits } from "./session.js";
 
 /** A connection holding (or attaching to) a session. */
 interface Holder {
@@ -349,13 +349,15 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     this.collecting = true;
     try {
       if (msg.retain) this.journal((s) => s.setRetained(account, msg));
-      const hdr = NMQTT_HEADERS[msg.qos];
+      const hdr = mqttHeader(msg.qos, msg.props);
       const data = Buffer.concat([hdr, msg.payload]);
       const routed = this.routed;
       routed.buf = data;
       routed.end = data.length;
       routed.hdrLen = hdr.length;
-      this.router.publish(account, subject, undefined, routed, origin);
+      // MQTT 5 response topic: the NATS reply subject (checked a topic name by the edge).
+      const response = msg.props?.responseTopic;
+      this.router.publish(account, subject, response === undefined ? undefined : topicToSubject(response, false), routed, origin);
     } finally {
       this.collecting = false;
     }
@@ -499,9 +501,11 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
       for (const entry of session.subscriptions.values()) {
         const sub = entry.subs.find((s) => subjectMatches(s.subject, subject));
         if (!sub) continue;
-        const hdr = NMQTT_HEADERS[msg.qos];
+        const hdr = mqttHeader(msg.qos, msg.props);
         const data = Buffer.concat([hdr, msg.payload]);
-        sub.deliver(subject, undefined, { buf: data, start: 0, end: data.length, hdrLen: hdr.length });
+        const response = msg.props?.responseTopic;
+        sub.deliver(subject, response === undefined ? undefined : topicToSubject(response, false),
+          { buf: data, start: 0, end: data.length, hdrLen: hdr.length });
         break;
       }
     }

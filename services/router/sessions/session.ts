@@ -6,6 +6,7 @@
 // nothing. The SessionService (service.ts) owns the sessions and who holds each.
 import type { PermissionChecker } from "../../common/permissions.js";
 import { subjectToTopic, topicToSubject, type FilterInterest } from "../../common/mqtt-topic.js";
+import { headersToProperties, propertiesToHeaderLines, type MqttProperties } from "../../common/mqtt-properties.js";
 import { EXPIRY_NEVER, type Connection, type MessageData, type MqttSubscription, type QoS, type SessionClient, type StoredMessage, type Subscriber } from "../link.js";
 import { sessionKey, type MqttStore, type SessionKey } from "../store/store.js";
 
@@ -25,6 +26,8 @@ export interface SessionLimits {
 /** A QoS 1/2 delivery on its way: queued, then in flight under a packet id until acknowledged. */
 interface Delivery {
   msg: StoredMessage;
+  /** MQTT 5 message expiry (ms epoch): not delivered after it. */
+  expiresAt?: number;
   /** The store's sequence number (persistent sessions). */
   seq?: Promise<number>;
   sentAt: number;
@@ -37,6 +40,13 @@ const NMQTT_PUB_BYTES = Buffer.from(NMQTT_PUB, "latin1");
 /** Length of "NATS/1.0\r\nNmqtt-Pub:q\r\n\r\n", and where q sits in it. */
 const NMQTT_HDR_LEN = 25;
 const QOS_AT = 20;
+
+/** The header block of an MQTT message as NATS subscribers see it: the QoS, and the MQTT 5
+ *  properties that travel as headers (mqtt-properties.ts). */
+export function mqttHeader(qos: QoS, props: MqttProperties | undefined): Buffer {
+  if (!props) return NMQTT_HEADERS[qos];
+  return Buffer.from(`NATS/1.0\r\n${NMQTT_PUB}${qos}\r\n${propertiesToHeaderLines(props)}\r\n`, "utf8");
+}
 
 export class MqttSession implements Connection {
   readonly echo = true; // MQTT 3.1.1 delivers a client's own publishes to its subscriptions
@@ -104,7 +114,7 @@ export class MqttSession implements Connection {
   // ---- outbound ----
 
   /** A message the router matched to one of this session's subscriptions. */
-  route(subject: string, msg: MessageData, granted: QoS, wildFirst: boolean): void {
+  route(subject: string, reply: string | undefined, msg: MessageData, granted: QoS, wildFirst: boolean): void {
     if (wildFirst && subject.charCodeAt(0) === 36 /* $ */) return;
     // A wildcard subscription may cover subjects the user is denied (nats-server filters them here).
     const perms = this.permissions;
@@ -117,16 +127,24 @@ export class MqttSession implements Connection {
     }
     const topic = this.lastTopic;
     const payload = msg.buf.subarray(msg.start + msg.hdrLen, msg.end);
+    // Headers beyond the plain Nmqtt-Pub one, and a reply subject, are MQTT 5 properties.
+    let props: MqttProperties | undefined;
+    if (msg.hdrLen > 0 && !isPlainMqttHeader(msg)) props = headersToProperties(msg.buf, msg.start, msg.hdrLen);
+    if (reply !== undefined) (props ??= {}).responseTopic = subjectToTopic(reply);
     if (qos === 0) {
-      this.client?.sendPublish(topic, payload, 0, false, false);
+      this.client?.sendPublish(topic, payload, 0, false, false, undefined, props);
       return;
     }
-    this.enqueue({ topic, payload: Buffer.from(payload), qos, retain: false });
+    const stored: StoredMessage = { topic, payload: Buffer.from(payload), qos, retain: false };
+    if (props) stored.props = props;
+    this.enqueue(stored);
   }
 
   /** A QoS 1/2 message for this client (a routed one, or a retained one on subscribe). */
   enqueue(msg: StoredMessage): void {
     const d: Delivery = { msg, sentAt: 0 };
+    const expiry = msg.props?.messageExpiryInterval;
+    if (expiry !== undefined) d.expiresAt = Date.now() + expiry * 1000;
     if (this.persistent) d.seq = this.host.journal((s) => s.enqueue(this.key, msg));
     this.queue.push(d);
     this.pump();
@@ -140,12 +158,17 @@ export class MqttSession implements Connection {
     const window = Math.min(limits.maxAckPending, this.window);
     while (this.queue.length > 0 && this.inflight.size < window) {
       const d = this.queue.shift()!;
+      // Past its message expiry interval: dropped, not delivered [MQTT-3.3.2-5].
+      if (d.expiresAt !== undefined && d.expiresAt <= Date.now()) {
+        this.settle(d);
+        continue;
+      }
       const id = this.packetId();
       this.inflight.set(id, d);
       d.sentAt = Date.now();
       // Stored with its packet id, so a resend after a restart reuses it with DUP [MQTT-4.4.0-1].
       if (d.seq) d.seq.then((seq) => void this.host.journal((s) => s.setPacketId(this.key, seq, id)), () => {});
-      client.sendPublish(d.msg.topic, d.msg.payload, d.msg.qos, d.msg.retain, false, id);
+      this.send(client, d, false, id);
     }
     if (this.inflight.size > 0 && !this.retryTimer) {
       this.retryTimer = setInterval(() => this.redeliver(false), Math.max(50, limits.ackWaitMs / 2));
@@ -161,9 +184,19 @@ export class MqttSession implements Connection {
     for (const [id, d] of this.inflight) {
       if (!all && d.sentAt > due) continue;
       d.sentAt = Date.now();
-      client.sendPublish(d.msg.topic, d.msg.payload, d.msg.qos, d.msg.retain, true, id);
+      this.send(client, d, true, id);
     }
     if (all) for (const id of this.released) client.sendPubrel(id);
+  }
+
+  /** A delivery to the client; an expiring one says how much of its interval is left [MQTT-3.3.2-6]. */
+  private send(client: SessionClient, d: Delivery, dup: boolean, id: number): void {
+    const m = d.msg;
+    let props = m.props;
+    if (props && d.expiresAt !== undefined) {
+      props = { ...props, messageExpiryInterval: Math.max(0, Math.ceil((d.expiresAt - Date.now()) / 1000)) };
+    }
+    client.sendPublish(m.topic, m.payload, m.qos, m.retain, dup, id, props);
   }
 
   puback(id: number): void {
@@ -284,16 +317,22 @@ export class MqttSubscriber implements Subscriber {
               /** The MQTT filter starts with + or #. */
               private readonly wildFirst: boolean) {}
 
-  deliver(subject: string, _reply: string | undefined, msg: MessageData): void {
-    this.conn.route(subject, msg, this.qos, this.wildFirst);
+  deliver(subject: string, reply: string | undefined, msg: MessageData): void {
+    this.conn.route(subject, reply, msg, this.qos, this.wildFirst);
   }
 }
 
+/** The header is exactly "NATS/1.0\r\nNmqtt-Pub:q\r\n\r\n", as MQTT publishers without properties write it. */
+function isPlainMqttHeader({ buf, start, hdrLen }: MessageData): boolean {
+  return hdrLen === NMQTT_HDR_LEN && buf[start + QOS_AT - 1] === 58 /* : */ && buf[start + 10] === 78 /* N */;
+}
+
 /** QoS of a message published by an MQTT client (the Nmqtt-Pub header); NATS messages are QoS 0. */
-function publishedQos({ buf, start, hdrLen }: MessageData): QoS {
+function publishedQos(msg: MessageData): QoS {
+  const { buf, start, hdrLen } = msg;
   if (hdrLen === 0) return 0;
-  // Fast path: the header exactly as MQTT publishers here write it ("NATS/1.0\r\nNmqtt-Pub:q\r\n\r\n").
-  if (hdrLen === NMQTT_HDR_LEN && buf[start + QOS_AT - 1] === 58 /* : */ && buf[start + 10] === 78 /* N */) {
+  // Fast path: the header exactly as MQTT publishers here write it.
+  if (isPlainMqttHeader(msg)) {
     const q = buf[start + QOS_AT] - 48;
     return q === 1 || q === 2 ? q : 0;
   }

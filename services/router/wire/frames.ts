@@ -29,7 +29,12 @@ export interface NkeyProof { publicKey: string; signature: Buffer; signed: Buffe
 export interface Credential { kind?: "token" | "nkey"; token?: string; nkey?: NkeyProof }
 export interface Ping { sentAtUs: number; seq: number }
 export interface Pong { sentAtUs: number; seq: number; receivedAtUs: number }
-export interface StoredMessage { topic: string; payload: Buffer; qos: number; retain: boolean }
+export interface StoredMessage { topic: string; payload: Buffer; qos: number; retain: boolean; properties?: MqttProperties }
+export interface UserProperty { name: string; value: string }
+export interface MqttProperties {
+  userProperties: UserProperty[]; contentType: string; correlationData: Buffer; hasCorrelationData: boolean;
+  responseTopic: string; payloadUtf8: boolean; messageExpiry?: { seconds: number };
+}
 export interface MqttSubscription { filter: string; qos: number }
 export interface RouterStats {
   subscriptions: number; cacheEntries: number; matches: number; cacheHits: number;
@@ -57,7 +62,7 @@ export interface InterestChange {
 }
 export interface Publish {
   account: string; message?: Message; originConnection: number; noResponders: boolean; correlationId: number;
-  qos: number; retain: boolean; topic: string;
+  qos: number; retain: boolean; topic: string; properties?: MqttProperties;
 }
 export interface Unsubscribe { account: string; sub?: SubscriptionRef; max: number }
 export interface ConnectionClosed { connectionId: number }

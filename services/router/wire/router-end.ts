@@ -12,7 +12,7 @@ import {
   ErrorCode, type ClientUrls, type Completion, type Deliver, type Draft, type EdgeOp, type EdgeUrls, type Hello, type RouterOp,
   type SessionOp,
 } from "./frames.js";
-import { permissionFromWire, storedFromWire, willFromWire } from "./sessions.js";
+import { permissionFromWire, propertiesFromWire, propertiesToWire, storedFromWire, willFromWire } from "./sessions.js";
 
 type Warn = (message: string) => void;
 
@@ -186,7 +186,9 @@ export class RouterEnd {
         const p = op.publish!;
         const m = p.message!;
         if (p.topic !== "") {
-          const msg = { topic: p.topic, payload: m.payload, qos: p.qos as QoS, retain: p.retain };
+          const msg: StoredMessage = { topic: p.topic, payload: m.payload, qos: p.qos as QoS, retain: p.retain };
+          const props = propertiesFromWire(p.properties);
+          if (props) msg.props = props;
           return this.mqttPublish(p.originConnection, p.correlationId, m.subject, msg);
         }
         // Decoded bytes are views of this frame, which nothing reuses: no copy needed.
@@ -269,8 +271,9 @@ export class RouterEnd {
   private client(cid: number): SessionClient {
     return {
       // The payload may be a view of a buffer the router reuses: the op keeps a copy.
-      sendPublish: (topic, payload, qos, retain, dup, packetId) => this.out.push({ op: "sessionEvent", sessionEvent: {
-        connectionId: cid, publish: { message: { topic, payload: Buffer.from(payload), qos, retain }, packetId: packetId ?? 0, dup },
+      sendPublish: (topic, payload, qos, retain, dup, packetId, props) => this.out.push({ op: "sessionEvent", sessionEvent: {
+        connectionId: cid,
+        publish: { message: { topic, payload: Buffer.from(payload), qos, retain, properties: propertiesToWire(props) }, packetId: packetId ?? 0, dup },
       } }),
       sendPubrel: (packetId) => this.out.push({ op: "sessionEvent", sessionEvent: { connectionId: cid, pubrel: packetId } }),
       takenOver: () => {
