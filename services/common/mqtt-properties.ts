@@ -16,6 +16,8 @@ export interface MqttProperties {
   responseTopic?: string;
   payloadFormatIndicator?: boolean;
   messageExpiryInterval?: number;
+  /** Outbound only: the identifier of the subscription a delivery matched (not a header). */
+  subscriptionIdentifier?: number;
 }
 
 const CONTENT_TYPE = "Nmqtt-Content-Type", CORRELATION = "Nmqtt-Correlation-Data", FORMAT = "Nmqtt-Format",
@@ -25,7 +27,7 @@ const BAD_NAME = /[\x00-\x20:\x7f]/;
 const BAD_VALUE = /[\r\n]/;
 
 /** The properties of a PUBLISH worth carrying (undefined: none), from mqtt-packet's decoded ones. */
-export function carriedProperties(p: MqttProperties | undefined): MqttProperties | undefined {
+export function carriedProperties(p: Omit<MqttProperties, "subscriptionIdentifier"> | undefined): MqttProperties | undefined {
   if (!p) return undefined;
   const out: MqttProperties = {};
   let any = false;

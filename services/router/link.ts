@@ -109,6 +109,24 @@ export interface StoredMessage {
 export interface MqttSubscription {
   filter: string;
   qos: QoS;
+  /** MQTT 5 subscription options (absent: off, retain handling 0) and subscription identifier. */
+  noLocal?: boolean;
+  retainAsPublished?: boolean;
+  retainHandling?: 0 | 1 | 2;
+  identifier?: number;
+}
+
+/** A subscription with only the options it sets (from a store record or wire data, whose
+ *  absent options read as false / 0). */
+export function subscriptionOf(s: {
+  filter: string; qos: number; noLocal?: boolean; retainAsPublished?: boolean; retainHandling?: number; identifier?: number;
+}): MqttSubscription {
+  const sub: MqttSubscription = { filter: s.filter, qos: s.qos as QoS };
+  if (s.noLocal) sub.noLocal = true;
+  if (s.retainAsPublished) sub.retainAsPublished = true;
+  if (s.retainHandling === 1 || s.retainHandling === 2) sub.retainHandling = s.retainHandling;
+  if (s.identifier) sub.identifier = s.identifier;
+  return sub;
 }
 
 /**

@@ -41,7 +41,7 @@ describe.each(targets)("MQTT 5 on $name", (target) => {
     expect(ack.properties?.assignedClientIdentifier).toMatch(/^\S+$/);
     if (target.kind === "meshbroker") {
       expect(ack.properties).toMatchObject({
-        topicAliasMaximum: 64, retainAvailable: true, wildcardSubscriptionAvailable: true, subscriptionIdentifiersAvailable: false,
+        topicAliasMaximum: 64, retainAvailable: true, wildcardSubscriptionAvailable: true, subscriptionIdentifiersAvailable: true,
       });
       expect(ack.properties!.maximumPacketSize).toBeGreaterThan(1024 * 1024);
     }
@@ -194,6 +194,64 @@ describe.each(targets)("MQTT 5 message properties on $name", (target) => {
     expect(m.properties?.messageExpiryInterval).toBeGreaterThanOrEqual(57);
     expect(m.properties?.messageExpiryInterval).toBeLessThanOrEqual(60);
     await back.none("publish", 200);
+  });
+});
+
+describe.each(targets)("MQTT 5 subscription options on $name", (target) => {
+  it("no local: a client's own publishes skip its no-local subscription, others' arrive", async () => {
+    const s = await start(target);
+    const { c: me } = await open5(s.mqttPort, { clientId: "nl-me" });
+    me.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "nl/t", qos: 0, nl: true }] });
+    await me.next("suback");
+    me.send(publish("nl/t", "mine"));
+    const { c: other } = await open5(s.mqttPort, { clientId: "nl-other" });
+    other.send(publish("nl/t", "theirs"));
+    expect(String((await me.next("publish")).payload)).toBe("theirs");
+    await me.none("publish", 150);
+  });
+
+  it("retain as published keeps the retain flag of a live delivery; without it the flag is cleared", async () => {
+    const s = await start(target);
+    const { c: r } = await open5(s.mqttPort, { clientId: "rap-sub" });
+    r.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "rap/a", qos: 0, rap: true }, { topic: "rap/b", qos: 0 }] });
+    await r.next("suback");
+    const pub = await connectMqtt(c, mqttUrl(s), { ...V5, clientId: "rap-pub" });
+    await pub.publishAsync("rap/a", "a", { qos: 1, retain: true });
+    await pub.publishAsync("rap/b", "b", { qos: 1, retain: true });
+    const got = [await r.next("publish"), await r.next("publish")];
+    expect(got.map((p) => [p.topic, p.retain])).toEqual([["rap/a", true], ["rap/b", false]]);
+  });
+
+  it("retain handling: 0 sends retained messages, 1 only for a new subscription, 2 never", async () => {
+    const s = await start(target);
+    const pub = await connectMqtt(c, mqttUrl(s), { ...V5, clientId: "rh-pub" });
+    await pub.publishAsync("rh/t", "kept", { qos: 1, retain: true });
+    const { c: r } = await open5(s.mqttPort, { clientId: "rh-sub" });
+    const sub = async (id: number, rh: 0 | 1 | 2) => {
+      r.send({ cmd: "subscribe", messageId: id, subscriptions: [{ topic: "rh/t", qos: 0, rh }] });
+      await r.next("suback");
+    };
+    await sub(1, 2);
+    await r.none("publish", 150);
+    await sub(2, 1); // an existing subscription: nothing
+    await r.none("publish", 150);
+    r.send({ cmd: "unsubscribe", messageId: 3, unsubscriptions: ["rh/t"] });
+    await r.next("unsuback");
+    await sub(4, 1); // new: the retained message
+    expect((await r.next("publish")).retain).toBe(true);
+    await sub(5, 0);
+    expect((await r.next("publish")).retain).toBe(true);
+  });
+
+  it("subscription identifiers come with each delivery the subscription matched", async () => {
+    const s = await start(target);
+    const { c: r } = await open5(s.mqttPort, { clientId: "sid-sub" });
+    r.send({ cmd: "subscribe", messageId: 1, properties: { subscriptionIdentifier: 7 }, subscriptions: [{ topic: "sid/+", qos: 1 }] });
+    await r.next("suback");
+    const pub = await connectMqtt(c, mqttUrl(s), { ...V5, clientId: "sid-pub" });
+    await pub.publishAsync("sid/x", "one", { qos: 1 });
+    const p = await r.next("publish");
+    expect([p.properties?.subscriptionIdentifier].flat()).toEqual([7]);
   });
 });
 

@@ -381,7 +381,7 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
         retainAvailable: true,
         wildcardSubscriptionAvailable: true,
         sharedSubscriptionAvailable: true,
-        subscriptionIdentifiersAvailable: false,
+        subscriptionIdentifiersAvailable: true,
       },
     };
   }
@@ -502,7 +502,8 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
     const added: MqttSubscription[] = [];
     // 3.1.1 has one failure code; MQTT 5 says which failure it was.
     const v5 = this.level === 5;
-    for (const { topic: filter, qos } of p.subscriptions) {
+    const identifier = v5 ? p.properties?.subscriptionIdentifier : undefined;
+    for (const { topic: filter, qos, nl, rap, rh } of p.subscriptions) {
       const interest = filterInterest(filter);
       if (interest === undefined) {
         granted.push(v5 ? TOPIC_FILTER_INVALID : SUBACK_FAILURE_311);
@@ -521,7 +522,16 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
       }
       this.filters.set(filter, qos as QoS);
       granted.push(qos);
-      added.push({ filter, qos: qos as QoS });
+      const sub: MqttSubscription = { filter, qos: qos as QoS };
+      if (v5) {
+        // No local on a shared subscription is a protocol error [MQTT-3.8.3-4].
+        if (nl && interest.queue !== undefined) return this.protocolError(`no local on shared subscription "${filter}"`);
+        if (nl) sub.noLocal = true;
+        if (rap) sub.retainAsPublished = true;
+        if (rh === 1 || rh === 2) sub.retainHandling = rh;
+        if (typeof identifier === "number" && identifier > 0) sub.identifier = identifier;
+      }
+      added.push(sub);
     }
     // The service persists them; retained messages it sends follow the SUBACK [MQTT-3.3.1-6]
     // (it reads them from the store first).

@@ -53,6 +53,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
   /** Inside route(): the writes started so far (the completion of a publish waits on them). */
   private collecting = false;
   private collected: Promise<unknown>[] | undefined;
+  readonly publishing: { session: MqttSession | undefined; retain: boolean } = { session: undefined, retain: false };
   /** What route() hands the router, reused for every message. */
   private readonly routed: MessageData = { buf: Buffer.alloc(0), start: 0, end: 0, hdrLen: 0 };
   /** In a cluster: which router owns each session (ownership.ts). Unset: this service is the only one. */
@@ -357,8 +358,13 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
       routed.hdrLen = hdr.length;
       // MQTT 5 response topic: the NATS reply subject (checked a topic name by the edge).
       const response = msg.props?.responseTopic;
+      // The router delivers synchronously to the sessions here: they see who published, and how.
+      this.publishing.session = this.holding(origin);
+      this.publishing.retain = msg.retain;
       this.router.publish(account, subject, response === undefined ? undefined : topicToSubject(response, false), routed, origin);
     } finally {
+      this.publishing.session = undefined;
+      this.publishing.retain = false;
       this.collecting = false;
     }
     let writes = this.collected;
@@ -381,18 +387,21 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     if (holder && !holder.session) return this.withSession(conn, () => this.subscribe(conn, subs));
     const session = holder?.session;
     if (!session) return;
+    // MQTT 5 retain handling: 0 always sends retained messages, 1 for a new subscription only, 2 never.
+    const retained = subs.filter((s) => s.retainHandling !== 2 && !(s.retainHandling === 1 && session.subscriptions.has(s.filter)));
     for (const sub of subs) this.addSubscription(session, sub);
     this.saveSubscriptions(session);
     // Retained messages follow the SUBACK (the edge sent it first), with the retain flag [MQTT-3.3.1-6].
     void (async () => {
-      for (const { filter, qos } of subs) {
+      for (const { filter, qos, identifier } of retained) {
         // A shared subscription gets no retained messages [MQTT-4.8.2]: its group has them already.
         if (filterInterest(filter)?.queue !== undefined) continue;
+        const props = identifier === undefined ? undefined : { subscriptionIdentifier: identifier };
         for (const m of await this.store.matchRetained(session.account, filter)) {
           if (holder.gone) return;
           const q = Math.min(qos, m.qos) as 0 | 1 | 2;
-          if (q === 0) holder.client.sendPublish(m.topic, m.payload, 0, true, false);
-          else session.enqueue({ ...m, qos: q, retain: true });
+          if (q === 0) holder.client.sendPublish(m.topic, m.payload, 0, true, false, undefined, props);
+          else session.enqueue({ ...m, qos: q, retain: true, ...(props ? { props } : {}) });
         }
       }
     })().catch((err: Error) => this.log.error(`mqtt store: ${err.message}`));
@@ -405,9 +414,9 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     });
   }
 
-  private addSubscription(session: MqttSession, { filter, qos }: MqttSubscription): void {
-    const interest = filterInterest(filter);
-    if (interest) session.addSubscription(filter, interest, qos);
+  private addSubscription(session: MqttSession, sub: MqttSubscription): void {
+    const interest = filterInterest(sub.filter);
+    if (interest) session.addSubscription(sub, interest);
   }
 
   /** Records a persistent session's subscriptions. */

@@ -13,6 +13,9 @@ import { sessionKey, type MqttStore, type SessionKey } from "../store/store.js";
 /** What a session needs of its service: routing, the store journal, the limits. */
 export interface SessionHost {
   readonly id: string;
+  /** While an MQTT publish is being routed (synchronously): the publishing session and its
+   *  retain flag, for no local and retain as published. */
+  readonly publishing: { session: MqttSession | undefined; retain: boolean };
   readonly limits: SessionLimits;
   readonly router: { subscribe(account: string, sub: Subscriber): void; unsubscribe(account: string, sub: Subscriber): void };
   journal<T>(op: (store: MqttStore) => Promise<T>): Promise<T>;
@@ -52,8 +55,8 @@ export class MqttSession implements Connection {
   readonly echo = true; // MQTT 3.1.1 delivers a client's own publishes to its subscriptions
   /** The service's id: a session is a connection of the router side, not of an edge. */
   readonly edgeId: string;
-  /** MQTT filter → granted QoS and its sublist entries ("a/#" needs two: a.> and a). */
-  readonly subscriptions = new Map<string, { qos: QoS; subs: MqttSubscriber[] }>();
+  /** MQTT filter → the subscription and its sublist entries ("a/#" needs two: a.> and a). */
+  readonly subscriptions = new Map<string, { sub: MqttSubscription; subs: MqttSubscriber[] }>();
   /** The connection holding the session, if any. */
   client: SessionClient | undefined;
   /** The permissions of the user the session belongs to (its latest connection's). */
@@ -94,13 +97,13 @@ export class MqttSession implements Connection {
 
   // ---- subscriptions ----
 
-  addSubscription(filter: string, interest: FilterInterest, qos: QoS): void {
-    this.removeSubscription(filter);
+  addSubscription(sub: MqttSubscription, interest: FilterInterest): void {
+    this.removeSubscription(sub.filter);
     // [MQTT-4.7.2-1] a filter starting with a wildcard does not match topics starting with "$".
     const wildFirst = interest.filter.startsWith("+") || interest.filter.startsWith("#");
-    const subs = interest.subjects.map((s) => new MqttSubscriber(s, interest.queue, String(this.nextSid++), this, qos, wildFirst));
+    const subs = interest.subjects.map((s) => new MqttSubscriber(s, interest.queue, String(this.nextSid++), this, sub, wildFirst));
     for (const s of subs) this.host.router.subscribe(this.account, s);
-    this.subscriptions.set(filter, { qos, subs });
+    this.subscriptions.set(sub.filter, { sub, subs });
   }
 
   removeSubscription(filter: string): boolean {
@@ -114,8 +117,11 @@ export class MqttSession implements Connection {
   // ---- outbound ----
 
   /** A message the router matched to one of this session's subscriptions. */
-  route(subject: string, reply: string | undefined, msg: MessageData, granted: QoS, wildFirst: boolean): void {
+  route(subject: string, reply: string | undefined, msg: MessageData, { sub, wildFirst }: MqttSubscriber): void {
     if (wildFirst && subject.charCodeAt(0) === 36 /* $ */) return;
+    const publishing = this.host.publishing;
+    if (sub.noLocal && publishing.session === this) return; // MQTT 5 no local [MQTT-3.8.3-3]
+    const granted = sub.qos;
     // A wildcard subscription may cover subjects the user is denied (nats-server filters them here).
     const perms = this.permissions;
     if (perms?.hasSubscribeDeny && perms.deniedDelivery(subject)) return;
@@ -131,11 +137,14 @@ export class MqttSession implements Connection {
     let props: MqttProperties | undefined;
     if (msg.hdrLen > 0 && !isPlainMqttHeader(msg)) props = headersToProperties(msg.buf, msg.start, msg.hdrLen);
     if (reply !== undefined) (props ??= {}).responseTopic = subjectToTopic(reply);
+    if (sub.identifier !== undefined) (props ??= {}).subscriptionIdentifier = sub.identifier;
+    // Live deliveries carry no retain flag [MQTT-3.3.1-9], unless retain as published [MQTT-3.3.1-12].
+    const retain = sub.retainAsPublished === true && publishing.retain;
     if (qos === 0) {
-      this.client?.sendPublish(topic, payload, 0, false, false, undefined, props);
+      this.client?.sendPublish(topic, payload, 0, retain, false, undefined, props);
       return;
     }
-    const stored: StoredMessage = { topic, payload: Buffer.from(payload), qos, retain: false };
+    const stored: StoredMessage = { topic, payload: Buffer.from(payload), qos, retain };
     if (props) stored.props = props;
     this.enqueue(stored);
   }
@@ -258,7 +267,7 @@ export class MqttSession implements Connection {
     this.permissions = perms;
     let dropped = false;
     for (const [filter, entry] of [...this.subscriptions]) {
-      if (entry.subs.every((s) => allowed(s.subject, entry.qos))) continue;
+      if (entry.subs.every((s) => allowed(s.subject, entry.sub.qos))) continue;
       this.removeSubscription(filter);
       dropped = true;
     }
@@ -280,7 +289,7 @@ export class MqttSession implements Connection {
 
   /** The subscriptions as the store and the edge see them. */
   subscriptionList(): MqttSubscription[] {
-    return [...this.subscriptions].map(([filter, e]) => ({ filter, qos: e.qos }));
+    return [...this.subscriptions.values()].map((e) => e.sub);
   }
 
   /** Drops every subscription (clean session end, or takeover by a clean session). */
@@ -313,12 +322,14 @@ export class MqttSubscriber implements Subscriber {
   constructor(readonly subject: string,
               /** A shared subscription's group (`$share/{queue}/…`). */
               readonly queue: string | undefined,
-              readonly sid: string, readonly conn: MqttSession, readonly qos: QoS,
+              readonly sid: string, readonly conn: MqttSession,
+              /** The MQTT subscription: granted QoS, MQTT 5 options and identifier. */
+              readonly sub: MqttSubscription,
               /** The MQTT filter starts with + or #. */
-              private readonly wildFirst: boolean) {}
+              readonly wildFirst: boolean) {}
 
   deliver(subject: string, reply: string | undefined, msg: MessageData): void {
-    this.conn.route(subject, reply, msg, this.qos, this.wildFirst);
+    this.conn.route(subject, reply, msg, this);
   }
 }
 

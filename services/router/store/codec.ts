@@ -6,6 +6,7 @@
 // puts a 6-byte seq in front of it (see redis.ts); PACKET_ID_OFFSET is relative to the record.
 import type { QoS, QueuedMessage, SessionRecord, StoredMessage } from "./store.js";
 import { StoreError } from "./store.js";
+import { subscriptionOf } from "../link.js";
 
 export const HEADER_LEN = 5;
 export const PACKET_ID_OFFSET = 1;
@@ -68,7 +69,7 @@ export function encodeSession(s: SessionRecord): Buffer {
 export function decodeSession(buf: Buffer | string): SessionRecord {
   try {
     const v = JSON.parse(typeof buf === "string" ? buf : buf.toString("utf8")) as SessionRecord;
-    const rec: SessionRecord = { clientId: v.clientId, subscriptions: v.subscriptions.map((s) => ({ filter: s.filter, qos: s.qos })), updatedAt: v.updatedAt };
+    const rec: SessionRecord = { clientId: v.clientId, subscriptions: v.subscriptions.map(subscriptionOf), updatedAt: v.updatedAt };
     if (typeof v.account === "string") rec.account = v.account;
     if (typeof v.expiry === "number") rec.expiry = v.expiry;
     return rec;

@@ -33,9 +33,11 @@ export interface StoredMessage { topic: string; payload: Buffer; qos: number; re
 export interface UserProperty { name: string; value: string }
 export interface MqttProperties {
   userProperties: UserProperty[]; contentType: string; correlationData: Buffer; hasCorrelationData: boolean;
-  responseTopic: string; payloadUtf8: boolean; messageExpiry?: { seconds: number };
+  responseTopic: string; payloadUtf8: boolean; messageExpiry?: { seconds: number }; subscriptionIdentifier: number;
 }
-export interface MqttSubscription { filter: string; qos: number }
+export interface MqttSubscription {
+  filter: string; qos: number; noLocal: boolean; retainAsPublished: boolean; retainHandling: number; identifier: number;
+}
 export interface RouterStats {
   subscriptions: number; cacheEntries: number; matches: number; cacheHits: number;
   inserts: number; removes: number; maxFanout: number; avgFanout: number;

@@ -12,7 +12,9 @@ import {
   ErrorCode, type ClientUrls, type Completion, type Deliver, type Draft, type EdgeOp, type EdgeUrls, type Hello, type RouterOp,
   type SessionOp,
 } from "./frames.js";
-import { permissionFromWire, propertiesFromWire, propertiesToWire, storedFromWire, willFromWire } from "./sessions.js";
+import {
+  permissionFromWire, propertiesFromWire, propertiesToWire, storedFromWire, subscriptionsFromWire, willFromWire,
+} from "./sessions.js";
 
 type Warn = (message: string) => void;
 
@@ -247,7 +249,7 @@ export class RouterEnd {
       case "detach":
         this.holders.delete(conn.cid);
         return sessions.detach(conn, op.detach!.publishWill, op.detach!.expiry?.seconds);
-      case "subscribe": return sessions.subscribe(conn, op.subscribe!.subscriptions.map((s) => ({ filter: s.filter, qos: s.qos as QoS })));
+      case "subscribe": return sessions.subscribe(conn, subscriptionsFromWire(op.subscribe!.subscriptions));
       case "unsubscribe": return sessions.unsubscribe(conn, op.unsubscribe!.filters);
       case "puback": return sessions.puback(conn, op.puback!.packetId);
       case "pubrec": return sessions.pubrec(conn, op.pubrec!.packetId);

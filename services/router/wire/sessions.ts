@@ -1,6 +1,6 @@
 // MQTT session data as wire data (edge.proto's SessionOp pieces) and back, for both ends.
 import type { SubjectPermission } from "../../common/config/options.js";
-import type { MqttSubscription, QoS, SessionWill, StoredMessage } from "../link.js";
+import { subscriptionOf, type MqttSubscription, type QoS, type SessionWill, type StoredMessage } from "../link.js";
 import type { MqttProperties } from "../../common/mqtt-properties.js";
 import type {
   Draft, MqttProperties as WireProperties, MqttSubscription as WireSubscription, SessionWill as WireWill,
@@ -44,6 +44,7 @@ export function propertiesToWire(p: MqttProperties | undefined): Draft<WirePrope
     hasCorrelationData: p.correlationData !== undefined, responseTopic: p.responseTopic ?? "",
     payloadUtf8: p.payloadFormatIndicator ?? false,
     messageExpiry: p.messageExpiryInterval === undefined ? undefined : { seconds: p.messageExpiryInterval },
+    subscriptionIdentifier: p.subscriptionIdentifier ?? 0,
   };
 }
 
@@ -60,6 +61,7 @@ export function propertiesFromWire(w: WireProperties | undefined): MqttPropertie
   if (w.responseTopic !== "") p.responseTopic = w.responseTopic;
   if (w.payloadUtf8) p.payloadFormatIndicator = true;
   if (w.messageExpiry) p.messageExpiryInterval = w.messageExpiry.seconds;
+  if (w.subscriptionIdentifier) p.subscriptionIdentifier = w.subscriptionIdentifier;
   return p;
 }
 
@@ -76,5 +78,5 @@ export function expiryToWire(seconds: number | undefined): { seconds: number } |
 }
 
 export function subscriptionsFromWire(subs: WireSubscription[]): MqttSubscription[] {
-  return subs.map((s) => ({ filter: s.filter, qos: s.qos as QoS }));
+  return subs.map(subscriptionOf);
 }
