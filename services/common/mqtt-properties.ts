@@ -40,6 +40,13 @@ export function carriedProperties(p: Omit<MqttProperties, "subscriptionIdentifie
   return any ? out : undefined;
 }
 
+/** Adds a user property (a repeated name collects its values in order). */
+export function addUserProperty(p: MqttProperties, name: string, value: string): void {
+  const user = p.userProperties ??= {};
+  const had = user[name];
+  user[name] = had === undefined ? value : Array.isArray(had) ? [...had, value] : [had, value];
+}
+
 /** The header lines ("Name: value\r\n" each) that carry `p` (the response topic excepted). */
 export function propertiesToHeaderLines(p: MqttProperties): string {
   let s = "";
@@ -77,9 +84,7 @@ export function headersToProperties(buf: Buffer, start: number, len: number): Mq
       const n = Number(value);
       if (Number.isInteger(n) && n >= 0) out.messageExpiryInterval = n;
     } else if (!lower.startsWith(OWN)) {
-      const user = out.userProperties ??= {};
-      const had = user[name];
-      user[name] = had === undefined ? value : Array.isArray(had) ? [...had, value] : [had, value];
+      addUserProperty(out, name, value);
     }
   }
   return out && Object.keys(out).length > 0 ? out : undefined;

@@ -570,6 +570,12 @@ export const mqttUrl = (s: MqttServer): string => `mqtt://127.0.0.1:${s.mqttPort
 
 export const MOSQUITTO = process.env.MOSQUITTO ?? "/usr/sbin/mosquitto";
 
+/** meshbroker in each topology, then mosquitto 2.0: the targets of MQTT 5 differential tests. */
+export function mqtt5Targets(c: Cleanups, topologies: Topology[]): MqttTarget[] {
+  const meshbrokers = mqttTargets(topologies).filter((t) => t.kind === "meshbroker");
+  return [...meshbrokers, { name: "mosquitto 2.0", kind: "mosquitto", start: () => startMosquitto(c) }];
+}
+
 /**
  * mosquitto 2.0 on a free port (anonymous clients allowed, `extra` config lines), stopped on
  * cleanup: the reference for MQTT 5 behaviour nats-server does not have.

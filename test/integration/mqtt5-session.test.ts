@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import type { IConnectPacket } from "mqtt-packet";
 import { mqttTopologies, type Topology } from "../helpers/broker.js";
 import {
-  collect, connectMqtt, mqttTargets, mqttUrl, noMessage, RawMqtt, startMosquitto, startMqttBroker, startTarget, tempDir,
+  collect, connectMqtt, mqtt5Targets, mqttUrl, noMessage, RawMqtt, startMqttBroker, startTarget, tempDir,
   type MqttServer, type MqttServerOptions, type MqttTarget,
 } from "../helpers/mqtt.js";
 import { startRedis } from "../helpers/redis.js";
@@ -19,8 +19,7 @@ import { openRedisStore } from "../../services/router/store/redis.js";
 
 const c = cleanupAfterEach();
 
-const meshbrokers = mqttTargets(mqttTopologies).filter((t) => t.kind === "meshbroker");
-const targets: MqttTarget[] = [...meshbrokers, { name: "mosquitto 2.0", kind: "mosquitto", start: () => startMosquitto(c) }];
+const targets = mqtt5Targets(c, mqttTopologies);
 const start = (target: MqttTarget, opts?: MqttServerOptions) => startTarget(c, target, opts);
 
 /** A level-5 raw client whose CONNECT must be accepted (closed on cleanup). */

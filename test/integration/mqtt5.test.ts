@@ -8,16 +8,16 @@ import { connect as natsConnect, headers } from "nats";
 import type { IConnectPacket, IPublishPacket } from "mqtt-packet";
 import { mqttTopologies } from "../helpers/broker.js";
 import {
-  collect, connack, connectMqtt, mosquitto, MOSQUITTO_PUB, MOSQUITTO_SUB, mqttTargets, mqttUrl, noMessage, RawMqtt,
-  startMosquitto, startTarget, suback, type Inbox, type MqttServerOptions, type MqttTarget,
+  collect, connack, connectMqtt, mosquitto, MOSQUITTO_PUB, MOSQUITTO_SUB, mqtt5Targets, mqttUrl, noMessage, RawMqtt,
+  startTarget, suback, type Inbox, type MqttServerOptions, type MqttTarget,
 } from "../helpers/mqtt.js";
 import { cleanupAfterEach, withTimeout } from "../helpers/wait.js";
+import { newAccount, newOperator, newUser, operatorConfig } from "../helpers/creds.js";
 
 const c = cleanupAfterEach();
 
-/** meshbroker in each topology, then mosquitto 2.0. */
-const meshbrokers = mqttTargets(mqttTopologies).filter((t) => t.kind === "meshbroker");
-const targets: MqttTarget[] = [...meshbrokers, { name: "mosquitto 2.0", kind: "mosquitto", start: () => startMosquitto(c) }];
+const targets = mqtt5Targets(c, mqttTopologies);
+const meshbrokers = targets.filter((t) => t.kind === "meshbroker");
 const start = (target: MqttTarget, opts?: MqttServerOptions) => startTarget(c, target, opts);
 
 const V5 = { protocolVersion: 5 } as const;
@@ -446,6 +446,18 @@ authorization {
     req.send(publish("svc/time", "?", { properties: { responseTopic: "rr/inbox", correlationData: Buffer.from("q-7") } }));
     const reply = await req.next("publish");
     expect([reply.topic, String(reply.payload)]).toEqual(["rr/inbox", "now"]);
+  });
+
+  it("operator mode: a bearer user JWT as the password connects; garbage gets 0x86, a JWT for STANDARD only 0x87", async () => {
+    const op = await newOperator();
+    const acc = await newAccount(op, "MQTT5ACC");
+    const bearer = await newUser(acc, "bearer5", { bearer_token: true });
+    const stdOnly = await newUser(acc, "std5", { bearer_token: true, allowed_connection_types: ["STANDARD"] });
+    const s = await start(target, { config: operatorConfig(op, [acc]) });
+    const code = (password: string, clientId: string) => connack(c, mqttUrl(s), { ...V5, clientId, username: "x", password });
+    expect((await code(bearer.jwt, "jwt-1")).returnCode).toBe(0);
+    expect((await code("not-a-jwt", "jwt-2")).returnCode).toBe(0x86);
+    expect((await code(stdOnly.jwt, "jwt-3")).returnCode).toBe(0x87);
   });
 
   it("mosquitto_sub and mosquitto_pub -V mqttv5", async () => {

@@ -1,7 +1,7 @@
 // MQTT session data as wire data (edge.proto's SessionOp pieces) and back, for both ends.
 import type { SubjectPermission } from "../../common/config/options.js";
 import { subscriptionOf, type MqttSubscription, type QoS, type SessionWill, type StoredMessage } from "../link.js";
-import type { MqttProperties } from "../../common/mqtt-properties.js";
+import { addUserProperty, type MqttProperties } from "../../common/mqtt-properties.js";
 import type {
   Draft, MqttProperties as WireProperties, MqttSubscription as WireSubscription, SessionWill as WireWill,
   StoredMessage as WireStored, SubjectPermission as WirePermission,
@@ -51,11 +51,7 @@ export function propertiesToWire(p: MqttProperties | undefined): Draft<WirePrope
 export function propertiesFromWire(w: WireProperties | undefined): MqttProperties | undefined {
   if (!w) return undefined;
   const p: MqttProperties = {};
-  for (const { name, value } of w.userProperties) {
-    const user = p.userProperties ??= {};
-    const had = user[name];
-    user[name] = had === undefined ? value : Array.isArray(had) ? [...had, value] : [had, value];
-  }
+  for (const { name, value } of w.userProperties) addUserProperty(p, name, value);
   if (w.contentType !== "") p.contentType = w.contentType;
   if (w.hasCorrelationData) p.correlationData = Buffer.from(w.correlationData);
   if (w.responseTopic !== "") p.responseTopic = w.responseTopic;
