@@ -176,6 +176,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     // Resumed: it no longer expires, and its delayed will is withdrawn [MQTT-3.1.3-9].
     session.expiry = expiry;
     session.window = req.receiveMaximum ?? Infinity;
+    session.mqtt5 = req.expiry !== undefined; // an MQTT 5 attach always states the expiry
     clearTimeout(session.expiryTimer);
     session.expiryTimer = undefined;
     if (session.delayedWill) clearTimeout(session.delayedWill.timer);

@@ -77,6 +77,8 @@ export class MqttSession implements Connection {
   expiry = EXPIRY_NEVER;
   /** QoS 1/2 deliveries the holding client takes in flight (MQTT 5 receive maximum). */
   window = Infinity;
+  /** Its latest client spoke MQTT 5: deliveries carry properties (3.1.1 ones skip the work). */
+  mqtt5 = false;
   /** Ends the session once it has been detached for `expiry` seconds. */
   expiryTimer: NodeJS.Timeout | undefined;
   /** An MQTT 5 will waiting for its delay (published when it fires or the session ends). */
@@ -135,9 +137,11 @@ export class MqttSession implements Connection {
     const payload = msg.buf.subarray(msg.start + msg.hdrLen, msg.end);
     // Headers beyond the plain Nmqtt-Pub one, and a reply subject, are MQTT 5 properties.
     let props: MqttProperties | undefined;
-    if (msg.hdrLen > 0 && !isPlainMqttHeader(msg)) props = headersToProperties(msg.buf, msg.start, msg.hdrLen);
-    if (reply !== undefined) (props ??= {}).responseTopic = subjectToTopic(reply);
-    if (sub.identifier !== undefined) (props ??= {}).subscriptionIdentifier = sub.identifier;
+    if (this.mqtt5) {
+      if (msg.hdrLen > 0 && !isPlainMqttHeader(msg)) props = headersToProperties(msg.buf, msg.start, msg.hdrLen);
+      if (reply !== undefined) (props ??= {}).responseTopic = subjectToTopic(reply);
+      if (sub.identifier !== undefined) (props ??= {}).subscriptionIdentifier = sub.identifier;
+    }
     // Live deliveries carry no retain flag [MQTT-3.3.1-9], unless retain as published [MQTT-3.3.1-12].
     const retain = sub.retainAsPublished === true && publishing.retain;
     if (qos === 0) {
