@@ -100,6 +100,19 @@ describe.each(targets)("MQTT 5 sessions on $name", (target) => {
     await noMessage(inbox, 300);
   });
 
+  it("a will delay and session expiry of 2^32-1 s hold the will back (past Node's longest timer)", async () => {
+    const s = await start(target);
+    const watcher = await connectMqtt(c, mqttUrl(s), { protocolVersion: 5, clientId: "wl-watch" });
+    const inbox = collect(watcher);
+    await watcher.subscribeAsync("wl/t", { qos: 1 });
+    const forever = 0xffffffff;
+    const { r } = await open5(s.mqttPort, "wl-client", {
+      ...expiry(forever), will: { topic: "wl/t", payload: Buffer.from("too soon"), qos: 1, retain: false, properties: { willDelayInterval: forever } },
+    });
+    await r.close();
+    await noMessage(inbox, 300);
+  });
+
   it("receive maximum: at most that many QoS 1 deliveries in flight, the next after a PUBACK", async () => {
     const s = await start(target);
     const { r } = await open5(s.mqttPort, "rm-sub", { clean: true, properties: { receiveMaximum: 2 } });

@@ -327,6 +327,17 @@ authorization {
     expect(r.closedNow).toBe(false);
   });
 
+  it("a receive maximum or maximum packet size of 0 is a protocol error: closed without CONNACK 0", async () => {
+    const s = await start(target);
+    for (const properties of [{ receiveMaximum: 0 }, { maximumPacketSize: 0 }]) {
+      const r = await RawMqtt.connect(s.mqttPort, "127.0.0.1", 5);
+      c.push(() => r.close());
+      r.send({ cmd: "connect", protocolId: "MQTT", protocolVersion: 5, clean: true, clientId: "zero", keepalive: 0, properties });
+      await r.closedWithin(2_000);
+      expect(r.packets.filter((p) => p.cmd === "connack" && p.reasonCode === 0)).toEqual([]);
+    }
+  });
+
   it("keep-alive timeout: DISCONNECT 0x8D; shutdown (also at the end of lame duck): DISCONNECT 0x8B", async () => {
     const s = await start(target, { config: 'lame_duck_grace_period: "100ms"' });
     const { c: idle } = await open5(s.mqttPort, { clientId: "idle", keepalive: 1 });

@@ -207,6 +207,8 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
     if (p.protocolId === "MQTT" && p.protocolVersion === 5) {
       this.level = this.encoding.protocolVersion = 5;
       const props = p.properties;
+      // Zero would stall every delivery or packet [MQTT-3.1.2-21, -24]: a protocol error.
+      if (props?.receiveMaximum === 0 || props?.maximumPacketSize === 0) return this.protocolError("receive maximum or maximum packet size of 0");
       this.aliasMaxOut = props?.topicAliasMaximum ?? 0;
       this.maxPacketOut = props?.maximumPacketSize ?? 0;
       this.expiry = props?.sessionExpiryInterval ?? 0;

@@ -6,6 +6,7 @@
 // takes the session over.
 import { GLOBAL_ACCOUNT, type SubjectPermission } from "../../common/config/options.js";
 import type { Logger } from "../../common/log.js";
+import { Deadline } from "../../common/deadline.js";
 import { filterInterest, topicToSubject } from "../../common/mqtt-topic.js";
 import { subjectMatches } from "../../common/subject.js";
 import { mqttMaySubscribe, PermissionChecker } from "../../common/permissions.js";
@@ -177,9 +178,9 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     session.expiry = expiry;
     session.window = req.receiveMaximum ?? Infinity;
     session.mqtt5 = req.expiry !== undefined; // an MQTT 5 attach always states the expiry
-    clearTimeout(session.expiryTimer);
+    session.expiryTimer?.cancel();
     session.expiryTimer = undefined;
-    if (session.delayedWill) clearTimeout(session.delayedWill.timer);
+    session.delayedWill?.timer.cancel();
     session.delayedWill = undefined;
     this.sessions.set(key, session);
     if (session.persistent) await session.restore(this.store);
@@ -222,11 +223,10 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     const publish = () => void this.route(account, conn, will.subject, will.message)?.catch(noop); // logged by journal
     const delay = Math.min(will.delay ?? 0, session.expiry);
     if (delay <= 0) return publish();
-    const timer = setTimeout(() => {
+    const timer = new Deadline(Date.now() + delay * 1000, () => {
       session.delayedWill = undefined;
       publish();
-    }, delay * 1000);
-    timer.unref();
+    });
     session.delayedWill = { timer, publish };
   }
 
@@ -235,7 +235,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     const will = session.delayedWill;
     if (!will) return;
     session.delayedWill = undefined;
-    clearTimeout(will.timer);
+    will.timer.cancel();
     will.publish();
   }
 
@@ -254,13 +254,12 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
   }
 
   private armExpiry(session: MqttSession, ms: number): void {
-    clearTimeout(session.expiryTimer);
-    session.expiryTimer = setTimeout(() => void this.serial(session.key, async () => {
+    session.expiryTimer?.cancel();
+    session.expiryTimer = new Deadline(Date.now() + ms, () => void this.serial(session.key, async () => {
       if (this.sessions.get(session.key) !== session || session.client) return;
       this.endSession(session);
       await this.journal((s) => s.deleteSession(session.key));
-    }).catch(noop), Math.min(ms, 2 ** 31 - 1));
-    session.expiryTimer.unref();
+    }).catch(noop));
   }
 
   /** The store record of a session (its subscriptions, unless given). */

@@ -5,6 +5,7 @@
 // client are queued. Persistent sessions write through to the MqttStore, so a restart loses
 // nothing. The SessionService (service.ts) owns the sessions and who holds each.
 import type { PermissionChecker } from "../../common/permissions.js";
+import type { Deadline } from "../../common/deadline.js";
 import { subjectToTopic, topicToSubject, type FilterInterest } from "../../common/mqtt-topic.js";
 import { headersToProperties, propertiesToHeaderLines, type MqttProperties } from "../../common/mqtt-properties.js";
 import { EXPIRY_NEVER, type Connection, type MessageData, type MqttSubscription, type QoS, type SessionClient, type StoredMessage, type Subscriber } from "../link.js";
@@ -80,9 +81,9 @@ export class MqttSession implements Connection {
   /** Its latest client spoke MQTT 5: deliveries carry properties (3.1.1 ones skip the work). */
   mqtt5 = false;
   /** Ends the session once it has been detached for `expiry` seconds. */
-  expiryTimer: NodeJS.Timeout | undefined;
+  expiryTimer: Deadline | undefined;
   /** An MQTT 5 will waiting for its delay (published when it fires or the session ends). */
-  delayedWill: { timer: NodeJS.Timeout; publish(): void } | undefined;
+  delayedWill: { timer: Deadline; publish(): void } | undefined;
   /** Account + client id: the session's name in the service and in every store key. */
   readonly key: SessionKey;
 
@@ -301,7 +302,7 @@ export class MqttSession implements Connection {
     for (const filter of [...this.subscriptions.keys()]) this.removeSubscription(filter);
     if (this.retryTimer) clearInterval(this.retryTimer);
     this.retryTimer = undefined;
-    clearTimeout(this.expiryTimer);
+    this.expiryTimer?.cancel();
     this.expiryTimer = undefined;
     this.queue.length = 0;
     this.inflight.clear();
