@@ -157,3 +157,37 @@ export function isValidTopicName(topic: string): boolean {
 export function isValidTopicFilter(filter: string): boolean {
   return scan(filter, true, false) !== INVALID;
 }
+
+/** What a SUBSCRIBE filter asks of the sublist: one or two subjects, and a queue group. */
+export interface FilterInterest {
+  /** The filter's NATS subject, then its parent's for a filter ending in "/#". */
+  subjects: string[];
+  /** The NATS queue group of a shared subscription (its MQTT share name), else undefined. */
+  queue: string | undefined;
+  /** The filter without "$share/{group}/": "+" and "#" at its start do not match "$" topics. */
+  filter: string;
+}
+
+const SHARE_PREFIX = "$share/";
+
+/**
+ * The interest of an MQTT topic filter; undefined when the filter is not allowed. A shared
+ * subscription `$share/{group}/{filter}` (MQTT 5 §4.8.2; mosquitto and EMQX accept it from 3.1.1
+ * clients too) becomes the NATS queue group `{group}` on the filter's subjects, so MQTT shared
+ * subscribers and NATS queue subscribers of that name are one group. A share name is a
+ * non-empty level without "+", "#" or whitespace (a NATS queue name cannot hold whitespace).
+ */
+export function filterInterest(filter: string): FilterInterest | undefined {
+  let queue: string | undefined;
+  if (filter.startsWith(SHARE_PREFIX)) {
+    const end = filter.indexOf("/", SHARE_PREFIX.length);
+    if (end < 0) return undefined;
+    queue = filter.slice(SHARE_PREFIX.length, end);
+    if (queue === "" || /[+#\s]/.test(queue)) return undefined;
+    filter = filter.slice(end + 1);
+  }
+  const subject = topicToSubject(filter, true);
+  if (subject === undefined) return undefined;
+  const parent = filterNeedsParent(filter);
+  return { subjects: parent === undefined ? [subject] : [subject, parent], queue, filter };
+}

@@ -5,6 +5,7 @@
 // connection id, sid), accounts arrive as an AccountSet; replies (stats) are asynchronous.
 import { createHash } from "node:crypto";
 import type { AccountConfig, SubjectPermission } from "../common/config/options.js";
+import type { MqttProperties } from "../common/mqtt-properties.js";
 
 /**
  * The edge connection a subscription or a publish belongs to, as far as routing needs to know
@@ -101,11 +102,31 @@ export interface StoredMessage {
   payload: Buffer;
   qos: QoS;
   retain: boolean;
+  /** MQTT 5 properties that travel with it (memory only: store records keep none). */
+  props?: MqttProperties;
 }
 
 export interface MqttSubscription {
   filter: string;
   qos: QoS;
+  /** MQTT 5 subscription options (absent: off, retain handling 0) and subscription identifier. */
+  noLocal?: boolean;
+  retainAsPublished?: boolean;
+  retainHandling?: 0 | 1 | 2;
+  identifier?: number;
+}
+
+/** A subscription with only the options it sets (from a store record or wire data, whose
+ *  absent options read as false / 0). */
+export function subscriptionOf(s: {
+  filter: string; qos: number; noLocal?: boolean; retainAsPublished?: boolean; retainHandling?: number; identifier?: number;
+}): MqttSubscription {
+  const sub: MqttSubscription = { filter: s.filter, qos: s.qos as QoS };
+  if (s.noLocal) sub.noLocal = true;
+  if (s.retainAsPublished) sub.retainAsPublished = true;
+  if (s.retainHandling === 1 || s.retainHandling === 2) sub.retainHandling = s.retainHandling;
+  if (s.identifier) sub.identifier = s.identifier;
+  return sub;
 }
 
 /**
@@ -116,7 +137,7 @@ export interface MqttSubscription {
  * the packets and reports the acks by id.
  */
 export interface SessionClient {
-  sendPublish(topic: string, payload: Buffer, qos: QoS, retain: boolean, dup: boolean, packetId?: number): void;
+  sendPublish(topic: string, payload: Buffer, qos: QoS, retain: boolean, dup: boolean, packetId?: number, props?: MqttProperties): void;
   sendPubrel(packetId: number): void;
   /** Another connection (on any edge) took the session over: close without the will. */
   takenOver(): void;
@@ -127,8 +148,14 @@ export interface SessionAttach {
   conn: Connection;
   clientId: string;
   account: string;
-  /** MQTT clean session: discard stored state first, keep nothing after detach. */
+  /** MQTT 3.1.1 clean session: discard stored state first, keep nothing after detach. MQTT 5
+   *  clean start: discard stored state first (what is kept is `expiry`'s). */
   clean: boolean;
+  /** MQTT 5 session expiry interval in seconds (0: the session ends with the connection;
+   *  0xFFFFFFFF: never). Undefined: MQTT 3.1.1, where `clean` decides (0 or never). */
+  expiry?: number;
+  /** MQTT 5 receive maximum: the client's limit on QoS 1/2 deliveries in flight. */
+  receiveMaximum?: number;
   /** The user's subscribe permissions, as data (undefined: no restriction). The service drops
    *  subscriptions and deliveries the user may not read. */
   subscribe: SubjectPermission | undefined;
@@ -141,7 +168,13 @@ export interface SessionAttach {
 export interface SessionWill {
   subject: string;
   message: StoredMessage;
+  /** MQTT 5 will delay interval in seconds: published then (or when the session ends, if
+   *  sooner), unless the session is resumed meanwhile. */
+  delay?: number;
 }
+
+/** MQTT 5 session expiry interval that never ends [MQTT-3.1.2-11 ff.]. */
+export const EXPIRY_NEVER = 0xffffffff;
 
 export interface SessionAttached {
   /** CONNACK session present. */
@@ -162,8 +195,9 @@ export interface SessionLink {
   attach(req: SessionAttach, client: SessionClient): Promise<SessionAttached>;
   /** CONNACK is out: (re)send in-flight messages with DUP, PUBRELs, then the queue. */
   resume(conn: Connection): void;
-  /** The connection ended; `publishWill` unless it sent DISCONNECT or was taken over. */
-  detach(conn: Connection, publishWill: boolean): void;
+  /** The connection ended; `publishWill` unless it sent DISCONNECT or was taken over. `expiry`:
+   *  the session expiry interval an MQTT 5 DISCONNECT set (undefined: the CONNECT's stands). */
+  detach(conn: Connection, publishWill: boolean, expiry?: number): void;
   /** SUBSCRIBE (checked by the edge); retained messages follow to the client. */
   subscribe(conn: Connection, subs: MqttSubscription[]): void;
   unsubscribe(conn: Connection, filters: string[]): void;

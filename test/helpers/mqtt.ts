@@ -9,7 +9,7 @@
 // prove that something does NOT happen and are bounded by the caller (≤ 300 ms).
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -45,7 +45,7 @@ export interface MqttServerOptions {
 }
 
 export interface MqttServer {
-  kind: "meshbroker" | "nats-server";
+  kind: "meshbroker" | "nats-server" | "mosquitto";
   mqttPort: number;
   natsPort: number;
   wsPort: number | undefined;
@@ -61,7 +61,7 @@ export interface MqttServer {
 
 export interface MqttTarget {
   name: string;
-  kind: "meshbroker" | "nats-server";
+  kind: MqttServer["kind"];
   start(opts?: MqttServerOptions): Promise<MqttServer>;
 }
 
@@ -153,8 +153,9 @@ export class RawMqtt {
   closedAt = 0;
   parseError: Error | undefined;
 
-  private constructor(readonly socket: net.Socket) {
-    const parser = mqttPacket.parser({ protocolVersion: 4 });
+  /** The protocol level this client parses and generates (5: MQTT 5 properties and reason codes). */
+  private constructor(readonly socket: net.Socket, readonly level: 4 | 5) {
+    const parser = mqttPacket.parser({ protocolVersion: level });
     parser.on("packet", (p: Packet) => {
       this.packets.push(p);
       this.wake();
@@ -175,16 +176,16 @@ export class RawMqtt {
     });
   }
 
-  static async connect(port: number, host = "127.0.0.1"): Promise<RawMqtt> {
+  static async connect(port: number, host = "127.0.0.1", level: 4 | 5 = 4): Promise<RawMqtt> {
     const socket = net.connect({ port, host, noDelay: true });
     await once(socket, "connect");
-    return new RawMqtt(socket);
+    return new RawMqtt(socket, level);
   }
 
   /** CONNECT (MQTT 3.1.1 unless `protocolVersion` says otherwise), then the CONNACK. */
   static async open(port: number, connect: Partial<mqttPacket.IConnectPacket> = {}): Promise<{ c: RawMqtt; connack: mqttPacket.IConnackPacket }> {
-    const c = await RawMqtt.connect(port);
-    c.send({ cmd: "connect", protocolId: "MQTT", protocolVersion: 4, clean: true, clientId: "", keepalive: 0, ...connect } as Packet);
+    const c = await RawMqtt.connect(port, "127.0.0.1", connect.protocolVersion === 5 ? 5 : 4);
+    c.send({ cmd: "connect", protocolId: "MQTT", protocolVersion: 4, clean: true, clientId: "", keepalive: 0, ...connect } as Packet, c.level);
     const connack = (await c.next("connack")) as mqttPacket.IConnackPacket;
     return { c, connack };
   }
@@ -202,7 +203,7 @@ export class RawMqtt {
     return this.isClosed;
   }
 
-  send(packet: Packet, protocolVersion = 4): void {
+  send(packet: Packet, protocolVersion: number = this.level): void {
     if (!this.socket.writable) return;
     this.socket.write(mqttPacket.generate(packet, { protocolVersion }));
   }
@@ -564,3 +565,31 @@ export async function startTarget(c: Cleanups, target: MqttTarget, opts: MqttSer
 
 /** The mqtt:// URL of a started server. */
 export const mqttUrl = (s: MqttServer): string => `mqtt://127.0.0.1:${s.mqttPort}`;
+
+// ---- mosquitto 2.0, the MQTT 5 reference ----
+
+export const MOSQUITTO = process.env.MOSQUITTO ?? "/usr/sbin/mosquitto";
+
+/** meshbroker in each topology, then mosquitto 2.0: the targets of MQTT 5 differential tests. */
+export function mqtt5Targets(c: Cleanups, topologies: Topology[]): MqttTarget[] {
+  const meshbrokers = mqttTargets(topologies).filter((t) => t.kind === "meshbroker");
+  return [...meshbrokers, { name: "mosquitto 2.0", kind: "mosquitto", start: () => startMosquitto(c) }];
+}
+
+/**
+ * mosquitto 2.0 on a free port (anonymous clients allowed, `extra` config lines), stopped on
+ * cleanup: the reference for MQTT 5 behaviour nats-server does not have.
+ */
+export async function startMosquitto(c: Cleanups, extra = ""): Promise<MqttServer> {
+  const dir = await tempDir(c, "meshbroker-mosquitto-");
+  const [port] = await freePorts(1);
+  const conf = path.join(dir, "mosquitto.conf");
+  await writeFile(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n${extra}\n`);
+  const broker = mosquitto(c, MOSQUITTO, ["-c", conf, "-v"]);
+  await broker.waitFor(/mosquitto version \S+ running/);
+  return {
+    kind: "mosquitto", mqttPort: port, natsPort: 0, wsPort: undefined, httpPort: undefined,
+    reload: () => Promise.reject(new Error("mosquitto: no reload here")),
+    stop: () => broker.kill(),
+  };
+}

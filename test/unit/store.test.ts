@@ -131,6 +131,20 @@ describe.each(impls)("MQTT store: $name", (impl) => {
     expect((await store.listSessions()).map((s) => s.clientId)).toEqual(["c2"]);
   });
 
+  it("keeps an MQTT 5 session's expiry interval and its subscriptions' options and identifiers", async () => {
+    const s = {
+      clientId: "v5", updatedAt: 5000, account: G, expiry: 120,
+      subscriptions: [
+        { filter: "$share/g/a/+", qos: 1 as const },
+        { filter: "b/#", qos: 2 as const, noLocal: true, retainAsPublished: true, retainHandling: 2 as const, identifier: 9 },
+      ],
+    };
+    await store.putSession(s);
+    expect(await store.getSession(K("v5"))).toEqual(s);
+    expect((await store.listSessions()).find((x) => x.clientId === "v5")).toEqual(s);
+    await store.deleteSession(K("v5"));
+  });
+
   it("deleteSession removes the queue, incoming and released state too, and seqs start over", async () => {
     await store.putSession({ clientId: "d", subscriptions: [], updatedAt: 1 });
     await store.enqueue(K("d"), msg("t", "1"));

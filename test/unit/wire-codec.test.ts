@@ -16,6 +16,11 @@ import {
 
 const bytes = (s: string) => Buffer.from(s, "latin1");
 const stored = { topic: "a/b", payload: bytes("retained"), qos: 1, retain: true };
+/** MQTT 5 properties, every field set. */
+const mqttProperties = {
+  userProperties: [{ name: "k", value: "v" }, { name: "k", value: "w" }], contentType: "text/plain", correlationData: bytes("c-1"),
+  hasCorrelationData: true, responseTopic: "r/t", payloadUtf8: true, messageExpiry: { seconds: 60 }, subscriptionIdentifier: 3,
+};
 const message = { subject: "orders.new", reply: "_INBOX.1", headers: bytes("NATS/1.0\r\nK: v\r\n\r\n"), payload: bytes("hello") };
 const accounts = {
   version: "3f2a", systemAccount: "SYS",
@@ -37,13 +42,22 @@ const EDGE_OPS: Draft<EdgeOp>[] = [
   { interest: { account: "A", subject: "orders.*", queue: "workers", weightDelta: -2 } },
   { interest: { account: "A", subject: "orders.>", weightDelta: 1, sub, noEcho: true } },
   { publish: { account: "A", message, originConnection: 12, noResponders: true, correlationId: 99, qos: 2, retain: true, topic: "a/b" } },
+  { publish: { account: "A", message, qos: 1, topic: "a/b", properties: mqttProperties } },
   { unsubscribe: { account: "A", sub, max: 5 } },
   { connectionClosed: { connectionId: 12 } },
   { session: { correlationId: 1, clientId: "c", connectionId: 1_000_000_001, attach: {
     clean: true, account: "A", subscribe: { allow: ["a.>"], deny: ["a.secret"] }, will: { message: stored, subject: "a.b" },
   } } },
+  { session: { correlationId: 5, clientId: "c5", connectionId: 9, attach: {
+    clean: false, account: "A", will: { message: { ...stored, properties: mqttProperties }, subject: "a.b", delay: 30 },
+    expiry: { seconds: 3600 }, receiveMaximum: 10,
+  } } },
   { session: { connectionId: 1_000_000_001, detach: { publishWill: true } } },
+  { session: { connectionId: 9, detach: { publishWill: false, expiry: { seconds: 0 } } } },
   { session: { connectionId: 8, subscribe: { subscriptions: [{ filter: "a/#", qos: 1 }, { filter: "b/+", qos: 2 }] } } },
+  { session: { connectionId: 9, subscribe: { subscriptions: [
+    { filter: "c/+", qos: 1, noLocal: true, retainAsPublished: true, retainHandling: 2, identifier: 7 },
+  ] } } },
   { session: { connectionId: 8, unsubscribe: { filters: ["a/#"] } } },
   { session: { connectionId: 8, resume: {} } },
   { session: { connectionId: 8, puback: { packetId: 1 } } },

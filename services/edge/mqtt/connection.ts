@@ -1,5 +1,7 @@
-// One MQTT 3.1.1 connection on the edge: packets decoded and encoded by mqtt-packet, CONNECT
-// through the one auth pipeline, topics mapped onto the shared subject space, keep-alive. The
+// One MQTT connection on the edge, 3.1.1 or 5 (the CONNECT's protocol level, kept as data: one
+// handler, the level decides the encoding and the codes): packets decoded and encoded by
+// mqtt-packet, CONNECT through the one auth pipeline, topics mapped onto the shared subject
+// space, keep-alive, MQTT 5 topic aliases and packet size limits. The
 // session (subscriptions, QoS 1/2 state, packet ids of outbound messages, retained messages,
 // the will) is the router side's session service, reached through the link's SessionLink.
 import { randomBytes } from "node:crypto";
@@ -15,13 +17,18 @@ import type { ClientTransport } from "../nats/client.js";
 import { Outbound } from "../outbound.js";
 import type { MqttEdgeContext } from "../context.js";
 import type { ConnectionView, SubscriptionView } from "../connection-view.js";
-import { filterNeedsParent, topicToSubject } from "../../common/mqtt-topic.js";
+import { filterInterest, topicToSubject } from "../../common/mqtt-topic.js";
+import { carriedProperties, type MqttProperties } from "../../common/mqtt-properties.js";
 import { connectionFault, isolate, type IsolatedConnection } from "../boundary.js";
 import { MQTT_MAX_CONNECT_PACKET, MQTT_PACKET_MARGIN, PACKET_MALFORMED, PACKET_OK, PacketSizeGuard } from "./packet-size.js";
+import {
+  authRefusal, disconnectCode, DISCONNECT_WITH_WILL, MALFORMED_PACKET, NO_SUBSCRIPTION_EXISTED, NOT_AUTHORIZED,
+  PACKET_TOO_LARGE, PROTOCOL_ERROR, QUOTA_EXCEEDED, Refusal, SESSION_TAKEN_OVER, SUBACK_FAILURE_311, SUCCESS,
+  TOPIC_ALIAS_INVALID, TOPIC_FILTER_INVALID, TOPIC_NAME_INVALID, type MqttLevel,
+} from "./reason-codes.js";
 
-/** CONNACK return codes of MQTT 3.1.1, as nats-server uses them. */
-const ACCEPTED = 0, BAD_PROTOCOL = 1, BAD_CLIENT_ID = 2, SERVER_UNAVAILABLE = 3, BAD_USER = 4, NOT_AUTHORIZED = 5;
-const SUBACK_FAILURE = 0x80;
+/** Topic aliases a client may set (MQTT 5 CONNACK topic alias maximum). */
+export const MQTT_TOPIC_ALIAS_MAX = 64;
 
 export interface MqttListenerContext {
   edge: MqttEdgeContext;
@@ -47,8 +54,19 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
   rttMs = 0;
   readonly name = "";
   readonly lang = "mqtt";
-  readonly version = "3.1.1";
   userName: string | undefined;
+  /** The CONNECT's protocol level: 4 (3.1.1) until a level-5 CONNECT came. */
+  level: MqttLevel = 4;
+  /** What mqtt-packet encodes with (the level). */
+  private readonly encoding = { protocolVersion: 4 as MqttLevel };
+  /** MQTT 5: the client's topic aliases (alias → topic), and ours towards it (topic → alias). */
+  private aliasesIn: string[] | undefined;
+  private aliasesOut: Map<string, number> | undefined;
+  /** MQTT 5: the client's topic alias maximum and maximum packet size (0: none). */
+  private aliasMaxOut = 0;
+  private maxPacketOut = 0;
+  /** The DISCONNECT reason code of the close under way, when not the close reason's. */
+  private closeCode: number | undefined;
   private readonly parser = mqtt.parser({ protocolVersion: 4 });
   /** Packet sizes, checked on the fixed header before mqtt-packet buffers a byte of them. */
   private readonly sizes = new PacketSizeGuard(MQTT_MAX_CONNECT_PACKET);
@@ -69,6 +87,13 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
   private filters = new Map<string, QoS>();
   private perms: PermissionChecker | undefined;
   private will: StoredMessage | undefined;
+  /** MQTT 5 will delay interval (seconds). */
+  private willDelay: number | undefined;
+  /** MQTT 5 session expiry interval of the CONNECT, and the one a DISCONNECT set. */
+  private expiry: number | undefined;
+  private disconnectExpiry: number | undefined;
+  /** MQTT 5 receive maximum of the client. */
+  private receiveMaximum: number | undefined;
   /** DISCONNECT came: the service drops the will instead of publishing it. */
   private disconnected = false;
   private keepAliveTimer: NodeJS.Timeout | undefined;
@@ -78,6 +103,8 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
   /** max_subscriptions, tightened by the user's JWT `subs` (Infinity = none). */
   private maxSubscriptions = Infinity;
   private connectTimer: NodeJS.Timeout | undefined;
+  /** The server chose the client id (MQTT 5 CONNACK tells it). */
+  private assignedId = false;
   private lastTopic = "";
   private lastSubject: string | undefined;
 
@@ -94,7 +121,7 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
     this.edgeId = ctx.edge.serverId;
     this.outbound = new Outbound(transport, { slowConsumer: (r) => this.close(r) }, o.maxPending, o.writeDeadlineMs);
     this.parser.on("packet", (p: Packet) => this.onPacket(p));
-    this.parser.on("error", (err: Error) => this.protocolError(err.message));
+    this.parser.on("error", (err: Error) => this.protocolError(err.message, MALFORMED_PACKET));
     // A client has the auth timeout to send CONNECT.
     const ms = ctx.cfg.authorization?.timeoutMs ?? o.authorization?.timeoutMs ?? o.authTimeoutMs;
     this.connectTimer = setTimeout(() => this.close("Authentication Timeout"), ms);
@@ -112,8 +139,8 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
     this.lastActivityMs = Date.now();
     const size = this.sizes.check(chunk);
     if (size !== PACKET_OK) {
-      return this.protocolError(size === PACKET_MALFORMED ? "malformed remaining length"
-        : `packet of ${size} bytes over the limit of ${this.sizes.limit}`);
+      return size === PACKET_MALFORMED ? this.protocolError("malformed remaining length", MALFORMED_PACKET)
+        : this.protocolError(`packet of ${size} bytes over the limit of ${this.sizes.limit}`, PACKET_TOO_LARGE);
     }
     // The boundary inline: the read path allocates no closure per chunk.
     try {
@@ -161,9 +188,15 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
       case "subscribe": return this.onSubscribe(p);
       case "unsubscribe": return this.onUnsubscribe(p);
       case "pingreq": return this.send({ cmd: "pingresp" });
-      case "disconnect":
-        this.disconnected = true; // [MQTT-3.14.4-3] a clean DISCONNECT discards the will
+      case "disconnect": {
+        // A session that ended with the connection cannot be kept by the DISCONNECT [MQTT-3.14.2-2].
+        const expiry = p.properties?.sessionExpiryInterval;
+        if (expiry !== undefined && expiry > 0 && this.expiry === 0) return this.protocolError("session expiry set at DISCONNECT");
+        this.disconnectExpiry = expiry;
+        // [MQTT-3.14.4-3] a clean DISCONNECT discards the will; MQTT 5 reason 0x04 asks for it.
+        this.disconnected = p.reasonCode !== DISCONNECT_WITH_WILL;
         return this.close("Client Closed");
+      }
       default: return this.protocolError(`unexpected ${p.cmd}`);
     }
   }
@@ -171,23 +204,42 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
   // ---- CONNECT ----
 
   private onConnect(p: IConnectPacket): void {
-    if (p.protocolVersion !== 4 || p.protocolId !== "MQTT") return this.refuse(BAD_PROTOCOL, "unsupported protocol level");
+    if (p.protocolId === "MQTT" && p.protocolVersion === 5) {
+      this.level = this.encoding.protocolVersion = 5;
+      const props = p.properties;
+      // Zero would stall every delivery or packet [MQTT-3.1.2-21, -24]: a protocol error.
+      if (props?.receiveMaximum === 0 || props?.maximumPacketSize === 0) return this.protocolError("receive maximum or maximum packet size of 0");
+      this.aliasMaxOut = props?.topicAliasMaximum ?? 0;
+      this.maxPacketOut = props?.maximumPacketSize ?? 0;
+      this.expiry = props?.sessionExpiryInterval ?? 0;
+      this.receiveMaximum = props?.receiveMaximum;
+      this.willDelay = p.will?.properties?.willDelayInterval;
+    } else if (p.protocolVersion !== 4 || p.protocolId !== "MQTT") {
+      return this.refuse(Refusal.badProtocol, "unsupported protocol level");
+    }
     const clean = p.clean !== false;
     let clientId = p.clientId ?? "";
+    this.assignedId = clientId === "";
     if (clientId === "") {
-      if (!clean) return this.refuse(BAD_CLIENT_ID, "empty client id requires a clean session"); // [MQTT-3.1.3-8]
+      // [MQTT-3.1.3-8] 3.1.1 only; MQTT 5 assigns an id to any session [MQTT-3.1.3-6].
+      if (!clean && this.level === 4) return this.refuse(Refusal.badClientId, "empty client id requires a clean session");
       // Unguessable, so nobody can take over a session whose id the server chose (nats-server uses a random NUID).
       clientId = randomBytes(18).toString("base64url");
     }
     // mqtt-packet decodes strings leniently: a replacement character means invalid UTF-8 [MQTT-1.5.3-1].
-    if (clientId.includes("\uFFFD")) return this.refuse(BAD_CLIENT_ID, "client id is not valid UTF-8");
-    if (p.username === "" || p.username?.includes("\uFFFD")) return this.refuse(BAD_USER, "empty or invalid user name");
+    if (clientId.includes("\uFFFD")) return this.refuse(Refusal.badClientId, "client id is not valid UTF-8");
+    if (p.username === "" || p.username?.includes("\uFFFD")) return this.refuse(Refusal.badUserOrPassword, "empty or invalid user name");
     if (p.will) {
       const willSubject = topicToSubject(p.will.topic, false);
       if (willSubject === undefined) return this.protocolError(`invalid will topic "${p.will.topic}"`);
       this.will = {
         topic: p.will.topic, payload: Buffer.from(p.will.payload), qos: (p.will.qos ?? 0) as QoS, retain: !!p.will.retain,
       };
+      const props = carriedProperties(p.will.properties);
+      if (props) {
+        if (!this.validResponseTopic(props)) return;
+        this.will.props = props;
+      }
     }
     this.clientId = clientId;
     // The password may be a password, a token or a (bearer) JWT, as nats-server tries them.
@@ -197,14 +249,15 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
     if (!(result instanceof Promise)) return this.settle(this.authenticated(result, clean, p.keepalive ?? 0));
     this.held = [];
     this.settle(result.then((r) => this.authenticated(r, clean, p.keepalive ?? 0),
-      () => this.refuse(NOT_AUTHORIZED, "authentication error")));
+      () => this.refuse(Refusal.notAuthorized, "authentication error")));
   }
 
   private async authenticated(result: AuthResult, clean: boolean, keepalive: number): Promise<void> {
     if (this.closed) return;
     if (!result.ok) {
       this.ctx.edge.authFailed(this, result.reason);
-      return this.refuse(NOT_AUTHORIZED, result.reason);
+      // 3.1.1 clients get 5 for every failure, as from nats-server.
+      return this.refuse(this.level === 5 ? authRefusal(result.reason) : Refusal.notAuthorized, result.reason);
     }
     const user = result.user;
     // The account JWT's `limits.conn` counts every protocol; as in nats-server the client is closed, no CONNACK.
@@ -219,8 +272,8 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
       this.sessionAccount = user.account;
       this.attaching = true;
       const { present, subscriptions } = await this.ctx.sessions.attach({
-        conn: this, clientId: this.clientId, account: user.account, clean,
-        subscribe: user.permissions?.subscribe, will: this.permittedWill(),
+        conn: this, clientId: this.clientId, account: user.account, clean, expiry: this.expiry,
+        receiveMaximum: this.receiveMaximum, subscribe: user.permissions?.subscribe, will: this.permittedWill(),
       }, this);
       if (this.closed) return; // close() detached it
       this.attached = true;
@@ -229,7 +282,7 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
       this.sizes.limit = this.ctx.edge.options.maxPayload + MQTT_PACKET_MARGIN;
       this.transport.authenticated?.();
       if (this.connectTimer) clearTimeout(this.connectTimer);
-      this.send({ cmd: "connack", returnCode: ACCEPTED, sessionPresent: present });
+      this.send(this.connack(present, keepalive));
       this.rttMs = Date.now() - this.startTime.getTime();
       this.ctx.edge.clientConnected(this);
       this.armKeepAlive(keepalive);
@@ -240,7 +293,7 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
       // No session service (a router whose Redis has not answered yet) or no store: "server
       // unavailable", so the client retries later.
       if (this.attached) return this.close("Server Shutdown");
-      return this.refuse(SERVER_UNAVAILABLE, (err as Error).message);
+      return this.refuse(Refusal.serverUnavailable, (err as Error).message);
     }
     const held = this.held;
     this.held = undefined;
@@ -270,7 +323,7 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
     if (!will) return undefined;
     const subject = topicToSubject(will.topic, false)!; // checked at CONNECT
     if (this.perms && !this.perms.canPublish(subject)) return undefined;
-    return { subject, message: will };
+    return this.willDelay ? { subject, message: will, delay: this.willDelay } : { subject, message: will };
   }
 
   /** A JWT or OIDC user is disconnected when its credential expires, as nats-server does (MQTT gets no error text). */
@@ -316,17 +369,41 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
     return extras;
   }
 
-  private refuse(code: number, reason: string): void {
+  /** The accepting CONNACK; MQTT 5 states what this server supports and what it chose. */
+  private connack(sessionPresent: boolean, keepalive: number): Packet {
+    if (this.level === 4) return { cmd: "connack", returnCode: SUCCESS, sessionPresent };
+    return {
+      cmd: "connack", reasonCode: SUCCESS, sessionPresent,
+      properties: {
+        ...(this.assignedId ? { assignedClientIdentifier: this.clientId } : {}),
+        serverKeepAlive: keepalive,
+        receiveMaximum: 65535,
+        maximumPacketSize: this.sizes.limit,
+        topicAliasMaximum: MQTT_TOPIC_ALIAS_MAX,
+        retainAvailable: true,
+        wildcardSubscriptionAvailable: true,
+        sharedSubscriptionAvailable: true,
+        subscriptionIdentifiersAvailable: true,
+      },
+    };
+  }
+
+  private refuse(refusal: Refusal, reason: string): void {
+    const code = refusal[this.level === 5 ? 1 : 0];
     this.ctx.edge.log.debug(`mqtt CONNECT refused (${code}): ${reason}`, this.logContext());
-    this.send({ cmd: "connack", returnCode: code, sessionPresent: false });
+    this.send(this.level === 5
+      ? { cmd: "connack", reasonCode: code, sessionPresent: false, properties: { reasonString: reason } }
+      : { cmd: "connack", returnCode: code, sessionPresent: false });
     this.will = undefined;
-    this.close(code === NOT_AUTHORIZED || code === BAD_USER ? "Authentication Failure"
-      : code === SERVER_UNAVAILABLE ? "Server Shutdown" : "Protocol Violation");
+    this.close(refusal === Refusal.notAuthorized || refusal === Refusal.badUserOrPassword ? "Authentication Failure"
+      : refusal === Refusal.serverUnavailable ? "Server Shutdown" : "Protocol Violation");
   }
 
   // ---- PUBLISH (client → broker) ----
 
   private onPublish(p: IPublishPacket): void {
+    const alias = p.properties?.topicAlias;
+    if (alias !== undefined && !this.aliasIn(p, alias)) return;
     // Publishers mostly repeat a topic: map it once.
     if (p.topic !== this.lastTopic) {
       this.lastTopic = p.topic;
@@ -339,11 +416,22 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
       : p.qos === 2 ? { cmd: "pubrec", messageId: p.messageId } : undefined;
     if (this.perms && !this.perms.canPublish(subject)) {
       this.ctx.edge.log.debug(`Publish Violation - subject "${subject}"`, this.logContext());
-      // nats-server sends MQTT clients no error; the message is dropped (and acknowledged).
-      if (ack) this.ackWhenStored(ack, undefined);
+      // nats-server sends 3.1.1 clients no error; the message is dropped (and acknowledged).
+      // MQTT 5 says why in the ack.
+      if (ack) {
+        if (this.level === 5) (ack as { reasonCode?: number }).reasonCode = NOT_AUTHORIZED;
+        this.ackWhenStored(ack, undefined);
+      }
       return;
     }
     const msg: StoredMessage = { topic: p.topic, payload, qos: p.qos, retain: p.retain };
+    if (p.properties) {
+      const props = carriedProperties(p.properties);
+      if (props) {
+        if (!this.validResponseTopic(props)) return;
+        msg.props = props;
+      }
+    }
     const stats = this.ctx.edge.stats;
     stats.inMsgs++;
     stats.inBytes += payload.length;
@@ -372,6 +460,36 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
     this.acks = chain;
   }
 
+  /** A response topic is a topic name [MQTT-3.3.2-13]; false: the connection is closed. */
+  private validResponseTopic(props: MqttProperties): boolean {
+    if (props.responseTopic === undefined || topicToSubject(props.responseTopic, false) !== undefined) return true;
+    this.protocolError(`invalid response topic "${props.responseTopic}"`, TOPIC_NAME_INVALID);
+    return false;
+  }
+
+  /**
+   * MQTT 5 topic alias [MQTT-3.3.2-7..12]: a PUBLISH with a topic sets the alias, one without
+   * uses it. False: the connection is closed (alias 0, over our maximum, or unknown).
+   */
+  private aliasIn(p: IPublishPacket, alias: number): boolean {
+    if (this.level !== 5 || alias === 0 || alias > MQTT_TOPIC_ALIAS_MAX) {
+      this.protocolError(`topic alias ${alias} out of range`, TOPIC_ALIAS_INVALID);
+      return false;
+    }
+    const aliases = this.aliasesIn ??= [];
+    if (p.topic !== "") {
+      aliases[alias] = p.topic;
+      return true;
+    }
+    const topic = aliases[alias];
+    if (topic === undefined) {
+      this.protocolError(`topic alias ${alias} not set`, PROTOCOL_ERROR);
+      return false;
+    }
+    p.topic = topic;
+    return true;
+  }
+
   private onPubrel(id: number): void {
     this.settle(this.ctx.sessions.release(this, id).then(
       () => this.send({ cmd: "pubcomp", messageId: id }),
@@ -384,24 +502,38 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
   private onSubscribe(p: ISubscribePacket): void {
     const granted: number[] = [];
     const added: MqttSubscription[] = [];
-    for (const { topic: filter, qos } of p.subscriptions) {
-      const subject = topicToSubject(filter, true);
-      const parent = filterNeedsParent(filter);
-      if (subject === undefined || !this.maySubscribe(subject, qos) ||
-          (parent !== undefined && !this.maySubscribe(parent, qos))) {
-        granted.push(SUBACK_FAILURE);
+    // 3.1.1 has one failure code; MQTT 5 says which failure it was.
+    const v5 = this.level === 5;
+    const identifier = v5 ? p.properties?.subscriptionIdentifier : undefined;
+    for (const { topic: filter, qos, nl, rap, rh } of p.subscriptions) {
+      const interest = filterInterest(filter);
+      if (interest === undefined) {
+        granted.push(v5 ? TOPIC_FILTER_INVALID : SUBACK_FAILURE_311);
+        continue;
+      }
+      if (!interest.subjects.every((subject) => this.maySubscribe(subject, qos))) {
+        granted.push(v5 ? NOT_AUTHORIZED : SUBACK_FAILURE_311);
         continue;
       }
       // max_subscriptions counts filters; as in nats-server, at the limit even a repeated filter gets a
       // failure (the existing subscription stays), and the connection stays.
       if (this.filters.size >= this.maxSubscriptions) {
         this.ctx.edge.log.error(`maximum subscriptions exceeded (${this.maxSubscriptions})`, this.logContext());
-        granted.push(SUBACK_FAILURE);
+        granted.push(v5 ? QUOTA_EXCEEDED : SUBACK_FAILURE_311);
         continue;
       }
       this.filters.set(filter, qos as QoS);
       granted.push(qos);
-      added.push({ filter, qos: qos as QoS });
+      const sub: MqttSubscription = { filter, qos: qos as QoS };
+      if (v5) {
+        // No local on a shared subscription is a protocol error [MQTT-3.8.3-4].
+        if (nl && interest.queue !== undefined) return this.protocolError(`no local on shared subscription "${filter}"`);
+        if (nl) sub.noLocal = true;
+        if (rap) sub.retainAsPublished = true;
+        if (rh === 1 || rh === 2) sub.retainHandling = rh;
+        if (typeof identifier === "number" && identifier > 0) sub.identifier = identifier;
+      }
+      added.push(sub);
     }
     // The service persists them; retained messages it sends follow the SUBACK [MQTT-3.3.1-6]
     // (it reads them from the store first).
@@ -414,20 +546,64 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
   }
 
   private onUnsubscribe(p: IUnsubscribePacket): void {
-    for (const filter of p.unsubscriptions) this.filters.delete(filter);
+    // MQTT 5 answers each filter: removed, or there was none [MQTT-3.11.3-1].
+    const granted: number[] = [];
+    for (const filter of p.unsubscriptions) granted.push(this.filters.delete(filter) ? SUCCESS : NO_SUBSCRIPTION_EXISTED);
     this.ctx.sessions.unsubscribe(this, p.unsubscriptions);
-    this.send({ cmd: "unsuback", messageId: p.messageId } as Packet);
+    this.send({ cmd: "unsuback", messageId: p.messageId, ...(this.level === 5 ? { granted } : {}) } as Packet);
   }
 
   // ---- SessionClient ----
 
-  sendPublish(topic: string, payload: Buffer, qos: QoS, retain: boolean, dup: boolean, packetId?: number): void {
-    this.send({ cmd: "publish", topic, payload, qos, retain, dup, messageId: packetId });
+  sendPublish(topic: string, payload: Buffer, qos: QoS, retain: boolean, dup: boolean, packetId?: number, props?: MqttProperties): void {
+    const packet: IPublishPacket = { cmd: "publish", topic, payload, qos, retain, dup, messageId: packetId };
+    if (this.level === 5) {
+      if (props) packet.properties = { ...props };
+      if (this.maxPacketOut > 0 && this.publishSize(packet) > this.maxPacketOut) return this.dropTooLarge(packet);
+      if (this.aliasMaxOut > 0) this.aliasOut(packet);
+    }
+    this.send(packet);
     const stats = this.ctx.edge.stats;
     stats.outMsgs++;
     stats.outBytes += payload.length;
     this.outMsgs++;
     this.outBytes += payload.length;
+  }
+
+  /**
+   * MQTT 5: a packet over the client's maximum packet size is not sent, and handled as if it
+   * had been [MQTT-3.1.2-25]: a QoS 1/2 delivery is acknowledged here, so it is not resent.
+   */
+  private dropTooLarge(p: IPublishPacket): void {
+    this.ctx.edge.log.debug(`mqtt publish on "${p.topic}" over the client's maximum packet size of ${this.maxPacketOut}`, this.logContext());
+    const id = p.messageId;
+    if (id === undefined) return;
+    if (p.qos === 1) return this.ctx.sessions.puback(this, id);
+    this.ctx.sessions.pubrec(this, id);
+    this.ctx.sessions.pubcomp(this, id);
+  }
+
+  /** MQTT 5 outbound topic alias: a topic already aliased goes as its alias with an empty
+   *  topic; a new one takes the next alias while the client's maximum allows. */
+  private aliasOut(p: IPublishPacket): void {
+    const aliases = this.aliasesOut ??= new Map();
+    const known = aliases.get(p.topic);
+    if (known !== undefined) {
+      (p.properties ??= {}).topicAlias = known;
+      p.topic = "";
+    } else if (aliases.size < this.aliasMaxOut) {
+      const alias = aliases.size + 1;
+      aliases.set(p.topic, alias);
+      (p.properties ??= {}).topicAlias = alias;
+    }
+  }
+
+  /** The encoded size of a PUBLISH (MQTT 5, as this connection sends it before aliasing). */
+  private publishSize(p: IPublishPacket): number {
+    const props = p.properties ? mqtt.generate({ ...p, payload: Buffer.alloc(0) }, this.encoding).length : 0;
+    if (props > 0) return props + p.payload.length;
+    const body = 2 + Buffer.byteLength(p.topic) + (p.qos > 0 ? 2 : 0) + 1 + p.payload.length;
+    return 1 + varIntLength(body) + body;
   }
 
   sendPubrel(packetId: number): void {
@@ -436,13 +612,21 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
 
   takenOver(): void {
     this.attaching = false; // the new connection owns the session now; the service forgot this one
-    this.close("Client Closed"); // as nats-server: the old connection is closed without its will
+    // As nats-server: the old connection is closed without its will (MQTT 5: DISCONNECT 0x8E).
+    this.closeCode = SESSION_TAKEN_OVER;
+    this.close("Client Closed");
   }
 
   // ---- lifecycle ----
 
   close(reason: CloseReason): void {
     if (this.closed) return;
+    // MQTT 5: the server says why it closes [MQTT-3.14.0-1] (not before CONNACK, not after the
+    // client's DISCONNECT).
+    if (this.level === 5 && this.connected) {
+      const code = this.closeCode ?? disconnectCode(reason);
+      if (code !== undefined) this.send({ cmd: "disconnect", reasonCode: code });
+    }
     this.outbound.flush();
     this.closed = true;
     this.closeReason = reason;
@@ -454,7 +638,7 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
     this.transport.close(reason);
     if (this.connected) this.ctx.edge.system?.disconnected(this); // while the session names the account
     // The service publishes the will unless DISCONNECT came.
-    if (this.attaching) this.ctx.sessions.detach(this, !this.disconnected);
+    if (this.attaching) this.ctx.sessions.detach(this, !this.disconnected, this.disconnectExpiry);
     this.attaching = false;
     this.attached = false;
     this.ctx.closed(this);
@@ -464,6 +648,7 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
   // ---- ConnectionView (monitoring) ----
 
   get pendingBytes(): number { return this.outbound.pendingBytes; }
+  get version(): string { return this.level === 5 ? "5.0" : "3.1.1"; }
   get account(): string { return this.attached ? this.sessionAccount : ""; }
   get mqttClientId(): string { return this.clientId; }
   get subscriptionCount(): number { return this.subscriptionList().length; }
@@ -473,10 +658,8 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
     const list: SubscriptionView[] = [];
     if (!this.attached) return list;
     for (const filter of this.filters.keys()) {
-      const subject = topicToSubject(filter, true);
-      if (subject === undefined) continue;
-      const parent = filterNeedsParent(filter);
-      for (const s of parent ? [subject, parent] : [subject]) list.push({ subject: s, queue: undefined, sid: filter, delivered: 0, max: 0 });
+      const interest = filterInterest(filter);
+      for (const subject of interest?.subjects ?? []) list.push({ subject, queue: interest!.queue, sid: filter, delivered: 0, max: 0 });
     }
     return list;
   }
@@ -497,8 +680,9 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
     this.keepAliveTimer = setTimeout(check, limit);
   }
 
-  private protocolError(why: string): void {
+  private protocolError(why: string, code = PROTOCOL_ERROR): void {
     this.ctx.edge.log.debug(`mqtt protocol error: ${why}`, this.logContext());
+    this.closeCode = code;
     this.close("Protocol Violation");
   }
 
@@ -506,7 +690,7 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
   private send(packet: Packet): void {
     if (this.closed) return;
     if (!this.outbound.begin(encodedBound(packet))) return;
-    mqtt.writeToStream(packet, this.slabWriter as unknown as NodeJS.WritableStream);
+    mqtt.writeToStream(packet, this.slabWriter as unknown as NodeJS.WritableStream, this.encoding);
     this.outbound.done();
   }
 
@@ -516,14 +700,22 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
       else this.outbound.putBytes(chunk);
       return true;
     },
+    // mqtt-packet reports a packet it cannot encode by destroying the stream: a fault of ours.
+    destroy: (err: Error): void => { throw err; },
   };
 }
 
 /** An upper bound of a packet's encoded size, for Outbound.begin(). */
 function encodedBound(p: Packet): number {
+  // MQTT 5 properties: strings and binary data as JSON are longer than their encoding.
+  const props = "properties" in p && p.properties ? 16 + JSON.stringify(p.properties).length * 3 : 0;
   if (p.cmd === "publish") {
     const payload = typeof p.payload === "string" ? Buffer.byteLength(p.payload) : p.payload.length;
-    return 16 + p.topic.length * 3 + payload;
+    return 16 + p.topic.length * 3 + payload + props;
   }
-  return 64 + (p.cmd === "suback" ? p.granted.length : 0);
+  return 64 + props + (p.cmd === "suback" || p.cmd === "unsuback" ? (p.granted?.length ?? 0) : 0);
+}
+
+function varIntLength(n: number): number {
+  return n < 128 ? 1 : n < 16_384 ? 2 : n < 2_097_152 ? 3 : 4;
 }

@@ -6,16 +6,17 @@
 // takes the session over.
 import { GLOBAL_ACCOUNT, type SubjectPermission } from "../../common/config/options.js";
 import type { Logger } from "../../common/log.js";
-import { filterNeedsParent, topicToSubject } from "../../common/mqtt-topic.js";
+import { Deadline } from "../../common/deadline.js";
+import { filterInterest, topicToSubject } from "../../common/mqtt-topic.js";
 import { subjectMatches } from "../../common/subject.js";
 import { mqttMaySubscribe, PermissionChecker } from "../../common/permissions.js";
-import type {
-  Connection, MessageData, MqttSubscription, RouterLink, SessionAttach, SessionAttached, SessionClient, SessionLink,
-  SessionWill, StoredMessage,
+import {
+  EXPIRY_NEVER, type Connection, type MessageData, type MqttSubscription, type RouterLink, type SessionAttach,
+  type SessionAttached, type SessionClient, type SessionLink, type SessionWill, type StoredMessage,
 } from "../link.js";
-import { sessionKey, type MqttStore, type SessionKey } from "../store/store.js";
+import { sessionKey, type MqttStore, type SessionKey, type SessionRecord } from "../store/store.js";
 import type { OwnedSessions, SessionOwners } from "./ownership.js";
-import { MqttSession, NMQTT_HEADERS, type SessionHost, type SessionLimits } from "./session.js";
+import { MqttSession, mqttHeader, type SessionHost, type SessionLimits } from "./session.js";
 
 /** A connection holding (or attaching to) a session. */
 interface Holder {
@@ -53,6 +54,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
   /** Inside route(): the writes started so far (the completion of a publish waits on them). */
   private collecting = false;
   private collected: Promise<unknown>[] | undefined;
+  readonly publishing: { session: MqttSession | undefined; retain: boolean } = { session: undefined, retain: false };
   /** What route() hands the router, reused for every message. */
   private readonly routed: MessageData = { buf: Buffer.alloc(0), start: 0, end: 0, hdrLen: 0 };
   /** In a cluster: which router owns each session (ownership.ts). Unset: this service is the only one. */
@@ -132,14 +134,20 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     return run;
   }
 
-  private async attachNow(holder: Holder, key: SessionKey, { clientId, clean, account }: SessionAttach): Promise<SessionAttached> {
+  private async attachNow(holder: Holder, key: SessionKey, req: SessionAttach): Promise<SessionAttached> {
+    const { clientId, clean, account } = req;
     if (holder.gone) return { present: false, subscriptions: [] }; // closed while waiting its turn
+    // 3.1.1: a clean session ends with its connection, another never; MQTT 5 says how long.
+    const expiry = req.expiry ?? (clean ? 0 : EXPIRY_NEVER);
+    // In the store: what outlives the connection, and what a resumed (not clean) session may hold.
+    const stored = expiry > 0 || !clean;
     // Cluster: the session's other owner (another router) lets go first.
     await this.owners?.claim(key);
     let session = this.sessions.get(key);
     const previous = session && this.holders.get(session);
     if (previous) this.takeOver(previous);
     if (session && (clean || !session.persistent)) {
+      this.willNow(session); // the session ends: a delayed will goes now
       session.dispose();
       this.sessions.delete(key);
       if (session.persistent) await this.store.deleteSession(key);
@@ -149,25 +157,38 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     let savedSubs: MqttSubscription[] | undefined;
     if (session) {
       present = true;
-    } else if (clean) {
-      await this.store.deleteSession(key);
-      session = new MqttSession(this.nextCid++, clientId, false, account, this);
     } else {
-      session = new MqttSession(this.nextCid++, clientId, true, account, this);
-      const saved = await this.store.getSession(key);
-      if (saved) present = true;
-      // Held by another router until now: its subscriptions come from the store (added once its
-      // queue is loaded, so nothing they queue meanwhile is loaded twice).
-      savedSubs = saved?.subscriptions;
-      await this.store.putSession({ clientId, subscriptions: saved?.subscriptions ?? [], updatedAt: Date.now(), account });
+      if (clean) await this.store.deleteSession(key);
+      session = new MqttSession(this.nextCid++, clientId, stored, account, this);
+      session.expiry = expiry;
+      if (stored) {
+        let saved = clean ? undefined : await this.store.getSession(key);
+        if (saved && expiredAt(saved) <= Date.now()) {
+          await this.store.deleteSession(key); // expired while no router had it
+          saved = undefined;
+        }
+        if (saved) present = true;
+        // Held by another router until now: its subscriptions come from the store (added once its
+        // queue is loaded, so nothing they queue meanwhile is loaded twice).
+        savedSubs = saved?.subscriptions;
+        await this.store.putSession(this.record(session, saved?.subscriptions ?? []));
+      }
     }
+    // Resumed: it no longer expires, and its delayed will is withdrawn [MQTT-3.1.3-9].
+    session.expiry = expiry;
+    session.window = req.receiveMaximum ?? Infinity;
+    session.mqtt5 = req.expiry !== undefined; // an MQTT 5 attach always states the expiry
+    session.expiryTimer?.cancel();
+    session.expiryTimer = undefined;
+    session.delayedWill?.timer.cancel();
+    session.delayedWill = undefined;
     this.sessions.set(key, session);
     if (session.persistent) await session.restore(this.store);
     for (const sub of savedSubs ?? []) this.addSubscription(session, sub);
     if (savedSubs && this.limbo.length > 0) this.fromLimbo(session);
     if (holder.gone) {
       // The connection ended while attaching: as if it had attached, then gone.
-      if (!session.persistent && !session.client) this.endSession(session);
+      if (!session.client) this.detached(session);
       return { present, subscriptions: [] };
     }
     session.client = holder.client;
@@ -184,17 +205,68 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     });
   }
 
-  detach(conn: Connection, publishWill: boolean): void {
+  detach(conn: Connection, publishWill: boolean, expiry?: number): void {
     const holder = this.held.get(conn.edgeId)?.get(conn.cid);
     if (!holder) return;
     this.forget(holder);
     const session = holder.session;
     if (!session) return; // attach still running: it finishes the detach
-    if (publishWill && holder.will) {
-      this.route(holder.account, conn, holder.will.subject, holder.will.message)?.catch(() => {}); // logged by journal
-    }
+    if (expiry !== undefined && session.persistent) session.expiry = expiry;
+    if (publishWill && holder.will) this.publishWill(session, holder.account, conn, holder.will);
     session.detach(holder.client);
-    if (!session.persistent && !session.client) this.endSession(session);
+    if (!session.client) this.detached(session);
+  }
+
+  /** A will goes now, or after its delay unless the session resumes first; the session's end
+   *  publishes a delayed one early [MQTT-3.1.2-8]. */
+  private publishWill(session: MqttSession, account: string, conn: Connection, will: SessionWill): void {
+    const publish = () => void this.route(account, conn, will.subject, will.message)?.catch(noop); // logged by journal
+    const delay = Math.min(will.delay ?? 0, session.expiry);
+    if (delay <= 0) return publish();
+    const timer = new Deadline(Date.now() + delay * 1000, () => {
+      session.delayedWill = undefined;
+      publish();
+    });
+    session.delayedWill = { timer, publish };
+  }
+
+  /** The session ends: its delayed will, if any, goes now. */
+  private willNow(session: MqttSession): void {
+    const will = session.delayedWill;
+    if (!will) return;
+    session.delayedWill = undefined;
+    will.timer.cancel();
+    will.publish();
+  }
+
+  /** A session no connection holds: ends now (expiry 0), after its expiry interval, or never. */
+  private detached(session: MqttSession): void {
+    if (!session.persistent || session.expiry === 0) {
+      this.endSession(session);
+      if (session.persistent) this.journal((s) => s.deleteSession(session.key)).catch(noop);
+      return;
+    }
+    if (session.expiry === EXPIRY_NEVER) return;
+    // The record says when the connection ended, so a restart knows what is left of the interval.
+    const record = this.record(session);
+    this.journal((s) => s.putSession(record)).catch(noop);
+    this.armExpiry(session, session.expiry * 1000);
+  }
+
+  private armExpiry(session: MqttSession, ms: number): void {
+    session.expiryTimer?.cancel();
+    session.expiryTimer = new Deadline(Date.now() + ms, () => void this.serial(session.key, async () => {
+      if (this.sessions.get(session.key) !== session || session.client) return;
+      this.endSession(session);
+      await this.journal((s) => s.deleteSession(session.key));
+    }).catch(noop));
+  }
+
+  /** The store record of a session (its subscriptions, unless given). */
+  private record(session: MqttSession, subscriptions = session.subscriptionList()): SessionRecord {
+    const rec: SessionRecord = { clientId: session.clientId, subscriptions, updatedAt: Date.now(), account: session.account };
+    if (session.expiry !== EXPIRY_NEVER) rec.expiry = session.expiry;
+    return rec;
   }
 
   publish(conn: Connection, subject: string, msg: StoredMessage): Promise<void> | undefined {
@@ -278,14 +350,21 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     this.collecting = true;
     try {
       if (msg.retain) this.journal((s) => s.setRetained(account, msg));
-      const hdr = NMQTT_HEADERS[msg.qos];
+      const hdr = mqttHeader(msg.qos, msg.props);
       const data = Buffer.concat([hdr, msg.payload]);
       const routed = this.routed;
       routed.buf = data;
       routed.end = data.length;
       routed.hdrLen = hdr.length;
-      this.router.publish(account, subject, undefined, routed, origin);
+      // MQTT 5 response topic: the NATS reply subject (checked a topic name by the edge).
+      const response = msg.props?.responseTopic;
+      // The router delivers synchronously to the sessions here: they see who published, and how.
+      this.publishing.session = this.holding(origin);
+      this.publishing.retain = msg.retain;
+      this.router.publish(account, subject, response === undefined ? undefined : topicToSubject(response, false), routed, origin);
     } finally {
+      this.publishing.session = undefined;
+      this.publishing.retain = false;
       this.collecting = false;
     }
     let writes = this.collected;
@@ -308,16 +387,21 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     if (holder && !holder.session) return this.withSession(conn, () => this.subscribe(conn, subs));
     const session = holder?.session;
     if (!session) return;
+    // MQTT 5 retain handling: 0 always sends retained messages, 1 for a new subscription only, 2 never.
+    const retained = subs.filter((s) => s.retainHandling !== 2 && !(s.retainHandling === 1 && session.subscriptions.has(s.filter)));
     for (const sub of subs) this.addSubscription(session, sub);
     this.saveSubscriptions(session);
     // Retained messages follow the SUBACK (the edge sent it first), with the retain flag [MQTT-3.3.1-6].
     void (async () => {
-      for (const { filter, qos } of subs) {
+      for (const { filter, qos, identifier } of retained) {
+        // A shared subscription gets no retained messages [MQTT-4.8.2]: its group has them already.
+        if (filterInterest(filter)?.queue !== undefined) continue;
+        const props = identifier === undefined ? undefined : { subscriptionIdentifier: identifier };
         for (const m of await this.store.matchRetained(session.account, filter)) {
           if (holder.gone) return;
           const q = Math.min(qos, m.qos) as 0 | 1 | 2;
-          if (q === 0) holder.client.sendPublish(m.topic, m.payload, 0, true, false);
-          else session.enqueue({ ...m, qos: q, retain: true });
+          if (q === 0) holder.client.sendPublish(m.topic, m.payload, 0, true, false, undefined, props);
+          else session.enqueue({ ...m, qos: q, retain: true, ...(props ? { props } : {}) });
         }
       }
     })().catch((err: Error) => this.log.error(`mqtt store: ${err.message}`));
@@ -330,18 +414,16 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     });
   }
 
-  private addSubscription(session: MqttSession, { filter, qos }: MqttSubscription): void {
-    const subject = topicToSubject(filter, true);
-    if (subject === undefined) return;
-    const parent = filterNeedsParent(filter);
-    session.addSubscription(filter, parent ? [subject, parent] : [subject], qos);
+  private addSubscription(session: MqttSession, sub: MqttSubscription): void {
+    const interest = filterInterest(sub.filter);
+    if (interest) session.addSubscription(sub, interest);
   }
 
   /** Records a persistent session's subscriptions. */
   private saveSubscriptions(session: MqttSession): void {
     if (!session.persistent) return;
-    const subscriptions = session.subscriptionList();
-    this.journal((s) => s.putSession({ clientId: session.clientId, subscriptions, updatedAt: Date.now(), account: session.account }));
+    const record = this.record(session);
+    this.journal((s) => s.putSession(record));
   }
 
   /**
@@ -378,6 +460,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
   }
 
   private endSession(session: MqttSession): void {
+    this.willNow(session);
     session.dispose();
     if (this.sessions.get(session.key) !== session) return;
     this.sessions.delete(session.key);
@@ -427,9 +510,11 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
       for (const entry of session.subscriptions.values()) {
         const sub = entry.subs.find((s) => subjectMatches(s.subject, subject));
         if (!sub) continue;
-        const hdr = NMQTT_HEADERS[msg.qos];
+        const hdr = mqttHeader(msg.qos, msg.props);
         const data = Buffer.concat([hdr, msg.payload]);
-        sub.deliver(subject, undefined, { buf: data, start: 0, end: data.length, hdrLen: hdr.length });
+        const response = msg.props?.responseTopic;
+        sub.deliver(subject, response === undefined ? undefined : topicToSubject(response, false),
+          { buf: data, start: 0, end: data.length, hdrLen: hdr.length });
         break;
       }
     }
@@ -469,17 +554,30 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     });
   }
 
-  /** A persistent session from its store record, queueing for its subscriptions until the client returns. */
-  private restoreSession(saved: { clientId: string; account?: string; subscriptions: MqttSubscription[] }): MqttSession | undefined {
+  /** A persistent session from its store record, queueing for its subscriptions until the client
+   *  returns or its expiry interval (counted from the record's last write) ends. */
+  private restoreSession(saved: SessionRecord): MqttSession | undefined {
     const session = new MqttSession(this.nextCid++, saved.clientId, true, saved.account ?? GLOBAL_ACCOUNT, this);
     if (this.sessions.has(session.key)) return undefined;
+    const left = expiredAt(saved) - Date.now();
+    if (left <= 0) {
+      this.journal((s) => s.deleteSession(session.key)).catch(noop);
+      return undefined;
+    }
+    session.expiry = saved.expiry ?? EXPIRY_NEVER;
     this.sessions.set(session.key, session);
     for (const sub of saved.subscriptions) this.addSubscription(session, sub);
+    if (saved.expiry !== undefined) this.armExpiry(session, left);
     return session;
   }
 }
 
 function noop(): void {}
+
+/** When a stored session expires (ms epoch; Infinity: never). */
+function expiredAt(saved: SessionRecord): number {
+  return saved.expiry === undefined || saved.expiry === EXPIRY_NEVER ? Infinity : saved.updatedAt + saved.expiry * 1000;
+}
 
 /** Bounds on the messages kept while a lost router's sessions are adopted, and how far back
  *  the recent ones go (a forward in flight to a peer that died is younger). */

@@ -5,13 +5,18 @@
 // client are queued. Persistent sessions write through to the MqttStore, so a restart loses
 // nothing. The SessionService (service.ts) owns the sessions and who holds each.
 import type { PermissionChecker } from "../../common/permissions.js";
-import { subjectToTopic, topicToSubject } from "../../common/mqtt-topic.js";
-import type { Connection, MessageData, MqttSubscription, QoS, SessionClient, StoredMessage, Subscriber } from "../link.js";
+import type { Deadline } from "../../common/deadline.js";
+import { subjectToTopic, topicToSubject, type FilterInterest } from "../../common/mqtt-topic.js";
+import { headersToProperties, propertiesToHeaderLines, type MqttProperties } from "../../common/mqtt-properties.js";
+import { EXPIRY_NEVER, type Connection, type MessageData, type MqttSubscription, type QoS, type SessionClient, type StoredMessage, type Subscriber } from "../link.js";
 import { sessionKey, type MqttStore, type SessionKey } from "../store/store.js";
 
 /** What a session needs of its service: routing, the store journal, the limits. */
 export interface SessionHost {
   readonly id: string;
+  /** While an MQTT publish is being routed (synchronously): the publishing session and its
+   *  retain flag, for no local and retain as published. */
+  readonly publishing: { session: MqttSession | undefined; retain: boolean };
   readonly limits: SessionLimits;
   readonly router: { subscribe(account: string, sub: Subscriber): void; unsubscribe(account: string, sub: Subscriber): void };
   journal<T>(op: (store: MqttStore) => Promise<T>): Promise<T>;
@@ -25,6 +30,8 @@ export interface SessionLimits {
 /** A QoS 1/2 delivery on its way: queued, then in flight under a packet id until acknowledged. */
 interface Delivery {
   msg: StoredMessage;
+  /** MQTT 5 message expiry (ms epoch): not delivered after it. */
+  expiresAt?: number;
   /** The store's sequence number (persistent sessions). */
   seq?: Promise<number>;
   sentAt: number;
@@ -38,12 +45,19 @@ const NMQTT_PUB_BYTES = Buffer.from(NMQTT_PUB, "latin1");
 const NMQTT_HDR_LEN = 25;
 const QOS_AT = 20;
 
+/** The header block of an MQTT message as NATS subscribers see it: the QoS, and the MQTT 5
+ *  properties that travel as headers (mqtt-properties.ts). */
+export function mqttHeader(qos: QoS, props: MqttProperties | undefined): Buffer {
+  if (!props) return NMQTT_HEADERS[qos];
+  return Buffer.from(`NATS/1.0\r\n${NMQTT_PUB}${qos}\r\n${propertiesToHeaderLines(props)}\r\n`, "utf8");
+}
+
 export class MqttSession implements Connection {
   readonly echo = true; // MQTT 3.1.1 delivers a client's own publishes to its subscriptions
   /** The service's id: a session is a connection of the router side, not of an edge. */
   readonly edgeId: string;
-  /** MQTT filter → granted QoS and its sublist entries ("a/#" needs two: a.> and a). */
-  readonly subscriptions = new Map<string, { qos: QoS; subs: MqttSubscriber[] }>();
+  /** MQTT filter → the subscription and its sublist entries ("a/#" needs two: a.> and a). */
+  readonly subscriptions = new Map<string, { sub: MqttSubscription; subs: MqttSubscriber[] }>();
   /** The connection holding the session, if any. */
   client: SessionClient | undefined;
   /** The permissions of the user the session belongs to (its latest connection's). */
@@ -60,6 +74,16 @@ export class MqttSession implements Connection {
   private lastTopic = "";
   /** After a restart the store holds deliveries memory does not: load them once. */
   restored = false;
+  /** Seconds the session outlives its connection (MQTT 5 session expiry; 3.1.1: 0 or never). */
+  expiry = EXPIRY_NEVER;
+  /** QoS 1/2 deliveries the holding client takes in flight (MQTT 5 receive maximum). */
+  window = Infinity;
+  /** Its latest client spoke MQTT 5: deliveries carry properties (3.1.1 ones skip the work). */
+  mqtt5 = false;
+  /** Ends the session once it has been detached for `expiry` seconds. */
+  expiryTimer: Deadline | undefined;
+  /** An MQTT 5 will waiting for its delay (published when it fires or the session ends). */
+  delayedWill: { timer: Deadline; publish(): void } | undefined;
   /** Account + client id: the session's name in the service and in every store key. */
   readonly key: SessionKey;
 
@@ -76,13 +100,13 @@ export class MqttSession implements Connection {
 
   // ---- subscriptions ----
 
-  addSubscription(filter: string, subjects: string[], qos: QoS): void {
-    this.removeSubscription(filter);
+  addSubscription(sub: MqttSubscription, interest: FilterInterest): void {
+    this.removeSubscription(sub.filter);
     // [MQTT-4.7.2-1] a filter starting with a wildcard does not match topics starting with "$".
-    const wildFirst = filter.startsWith("+") || filter.startsWith("#");
-    const subs = subjects.map((s) => new MqttSubscriber(s, String(this.nextSid++), this, qos, wildFirst));
+    const wildFirst = interest.filter.startsWith("+") || interest.filter.startsWith("#");
+    const subs = interest.subjects.map((s) => new MqttSubscriber(s, interest.queue, String(this.nextSid++), this, sub, wildFirst));
     for (const s of subs) this.host.router.subscribe(this.account, s);
-    this.subscriptions.set(filter, { qos, subs });
+    this.subscriptions.set(sub.filter, { sub, subs });
   }
 
   removeSubscription(filter: string): boolean {
@@ -96,8 +120,11 @@ export class MqttSession implements Connection {
   // ---- outbound ----
 
   /** A message the router matched to one of this session's subscriptions. */
-  route(subject: string, msg: MessageData, granted: QoS, wildFirst: boolean): void {
+  route(subject: string, reply: string | undefined, msg: MessageData, { sub, wildFirst }: MqttSubscriber): void {
     if (wildFirst && subject.charCodeAt(0) === 36 /* $ */) return;
+    const publishing = this.host.publishing;
+    if (sub.noLocal && publishing.session === this) return; // MQTT 5 no local [MQTT-3.8.3-3]
+    const granted = sub.qos;
     // A wildcard subscription may cover subjects the user is denied (nats-server filters them here).
     const perms = this.permissions;
     if (perms?.hasSubscribeDeny && perms.deniedDelivery(subject)) return;
@@ -109,16 +136,29 @@ export class MqttSession implements Connection {
     }
     const topic = this.lastTopic;
     const payload = msg.buf.subarray(msg.start + msg.hdrLen, msg.end);
+    // Headers beyond the plain Nmqtt-Pub one, and a reply subject, are MQTT 5 properties.
+    let props: MqttProperties | undefined;
+    if (this.mqtt5) {
+      if (msg.hdrLen > 0 && !isPlainMqttHeader(msg)) props = headersToProperties(msg.buf, msg.start, msg.hdrLen);
+      if (reply !== undefined) (props ??= {}).responseTopic = subjectToTopic(reply);
+      if (sub.identifier !== undefined) (props ??= {}).subscriptionIdentifier = sub.identifier;
+    }
+    // Live deliveries carry no retain flag [MQTT-3.3.1-9], unless retain as published [MQTT-3.3.1-12].
+    const retain = sub.retainAsPublished === true && publishing.retain;
     if (qos === 0) {
-      this.client?.sendPublish(topic, payload, 0, false, false);
+      this.client?.sendPublish(topic, payload, 0, retain, false, undefined, props);
       return;
     }
-    this.enqueue({ topic, payload: Buffer.from(payload), qos, retain: false });
+    const stored: StoredMessage = { topic, payload: Buffer.from(payload), qos, retain };
+    if (props) stored.props = props;
+    this.enqueue(stored);
   }
 
   /** A QoS 1/2 message for this client (a routed one, or a retained one on subscribe). */
   enqueue(msg: StoredMessage): void {
     const d: Delivery = { msg, sentAt: 0 };
+    const expiry = msg.props?.messageExpiryInterval;
+    if (expiry !== undefined) d.expiresAt = Date.now() + expiry * 1000;
     if (this.persistent) d.seq = this.host.journal((s) => s.enqueue(this.key, msg));
     this.queue.push(d);
     this.pump();
@@ -129,14 +169,20 @@ export class MqttSession implements Connection {
     const client = this.client;
     if (!client) return;
     const limits = this.host.limits;
-    while (this.queue.length > 0 && this.inflight.size < limits.maxAckPending) {
+    const window = Math.min(limits.maxAckPending, this.window);
+    while (this.queue.length > 0 && this.inflight.size < window) {
       const d = this.queue.shift()!;
+      // Past its message expiry interval: dropped, not delivered [MQTT-3.3.2-5].
+      if (d.expiresAt !== undefined && d.expiresAt <= Date.now()) {
+        this.settle(d);
+        continue;
+      }
       const id = this.packetId();
       this.inflight.set(id, d);
       d.sentAt = Date.now();
       // Stored with its packet id, so a resend after a restart reuses it with DUP [MQTT-4.4.0-1].
       if (d.seq) d.seq.then((seq) => void this.host.journal((s) => s.setPacketId(this.key, seq, id)), () => {});
-      client.sendPublish(d.msg.topic, d.msg.payload, d.msg.qos, d.msg.retain, false, id);
+      this.send(client, d, false, id);
     }
     if (this.inflight.size > 0 && !this.retryTimer) {
       this.retryTimer = setInterval(() => this.redeliver(false), Math.max(50, limits.ackWaitMs / 2));
@@ -152,9 +198,19 @@ export class MqttSession implements Connection {
     for (const [id, d] of this.inflight) {
       if (!all && d.sentAt > due) continue;
       d.sentAt = Date.now();
-      client.sendPublish(d.msg.topic, d.msg.payload, d.msg.qos, d.msg.retain, true, id);
+      this.send(client, d, true, id);
     }
     if (all) for (const id of this.released) client.sendPubrel(id);
+  }
+
+  /** A delivery to the client; an expiring one says how much of its interval is left [MQTT-3.3.2-6]. */
+  private send(client: SessionClient, d: Delivery, dup: boolean, id: number): void {
+    const m = d.msg;
+    let props = m.props;
+    if (props && d.expiresAt !== undefined) {
+      props = { ...props, messageExpiryInterval: Math.max(0, Math.ceil((d.expiresAt - Date.now()) / 1000)) };
+    }
+    client.sendPublish(m.topic, m.payload, m.qos, m.retain, dup, id, props);
   }
 
   puback(id: number): void {
@@ -216,7 +272,7 @@ export class MqttSession implements Connection {
     this.permissions = perms;
     let dropped = false;
     for (const [filter, entry] of [...this.subscriptions]) {
-      if (entry.subs.every((s) => allowed(s.subject, entry.qos))) continue;
+      if (entry.subs.every((s) => allowed(s.subject, entry.sub.qos))) continue;
       this.removeSubscription(filter);
       dropped = true;
     }
@@ -238,7 +294,7 @@ export class MqttSession implements Connection {
 
   /** The subscriptions as the store and the edge see them. */
   subscriptionList(): MqttSubscription[] {
-    return [...this.subscriptions].map(([filter, e]) => ({ filter, qos: e.qos }));
+    return [...this.subscriptions.values()].map((e) => e.sub);
   }
 
   /** Drops every subscription (clean session end, or takeover by a clean session). */
@@ -246,6 +302,8 @@ export class MqttSession implements Connection {
     for (const filter of [...this.subscriptions.keys()]) this.removeSubscription(filter);
     if (this.retryTimer) clearInterval(this.retryTimer);
     this.retryTimer = undefined;
+    this.expiryTimer?.cancel();
+    this.expiryTimer = undefined;
     this.queue.length = 0;
     this.inflight.clear();
   }
@@ -266,21 +324,31 @@ export class MqttSession implements Connection {
 
 /** One sublist entry of an MQTT subscription. */
 export class MqttSubscriber implements Subscriber {
-  readonly queue = undefined;
-  constructor(readonly subject: string, readonly sid: string, readonly conn: MqttSession, readonly qos: QoS,
+  constructor(readonly subject: string,
+              /** A shared subscription's group (`$share/{queue}/…`). */
+              readonly queue: string | undefined,
+              readonly sid: string, readonly conn: MqttSession,
+              /** The MQTT subscription: granted QoS, MQTT 5 options and identifier. */
+              readonly sub: MqttSubscription,
               /** The MQTT filter starts with + or #. */
-              private readonly wildFirst: boolean) {}
+              readonly wildFirst: boolean) {}
 
-  deliver(subject: string, _reply: string | undefined, msg: MessageData): void {
-    this.conn.route(subject, msg, this.qos, this.wildFirst);
+  deliver(subject: string, reply: string | undefined, msg: MessageData): void {
+    this.conn.route(subject, reply, msg, this);
   }
 }
 
+/** The header is exactly "NATS/1.0\r\nNmqtt-Pub:q\r\n\r\n", as MQTT publishers without properties write it. */
+function isPlainMqttHeader({ buf, start, hdrLen }: MessageData): boolean {
+  return hdrLen === NMQTT_HDR_LEN && buf[start + QOS_AT - 1] === 58 /* : */ && buf[start + 10] === 78 /* N */;
+}
+
 /** QoS of a message published by an MQTT client (the Nmqtt-Pub header); NATS messages are QoS 0. */
-function publishedQos({ buf, start, hdrLen }: MessageData): QoS {
+function publishedQos(msg: MessageData): QoS {
+  const { buf, start, hdrLen } = msg;
   if (hdrLen === 0) return 0;
-  // Fast path: the header exactly as MQTT publishers here write it ("NATS/1.0\r\nNmqtt-Pub:q\r\n\r\n").
-  if (hdrLen === NMQTT_HDR_LEN && buf[start + QOS_AT - 1] === 58 /* : */ && buf[start + 10] === 78 /* N */) {
+  // Fast path: the header exactly as MQTT publishers here write it.
+  if (isPlainMqttHeader(msg)) {
     const q = buf[start + QOS_AT] - 48;
     return q === 1 || q === 2 ? q : 0;
   }

@@ -6,6 +6,7 @@
 // puts a 6-byte seq in front of it (see redis.ts); PACKET_ID_OFFSET is relative to the record.
 import type { QoS, QueuedMessage, SessionRecord, StoredMessage } from "./store.js";
 import { StoreError } from "./store.js";
+import { subscriptionOf } from "../link.js";
 
 export const HEADER_LEN = 5;
 export const PACKET_ID_OFFSET = 1;
@@ -62,14 +63,15 @@ export function withPacketId(buf: Buffer, packetId: number, offset = 0): Buffer 
 }
 
 export function encodeSession(s: SessionRecord): Buffer {
-  return Buffer.from(JSON.stringify({ clientId: s.clientId, subscriptions: s.subscriptions, updatedAt: s.updatedAt, account: s.account }));
+  return Buffer.from(JSON.stringify({ clientId: s.clientId, subscriptions: s.subscriptions, updatedAt: s.updatedAt, account: s.account, expiry: s.expiry }));
 }
 
 export function decodeSession(buf: Buffer | string): SessionRecord {
   try {
     const v = JSON.parse(typeof buf === "string" ? buf : buf.toString("utf8")) as SessionRecord;
-    const rec: SessionRecord = { clientId: v.clientId, subscriptions: v.subscriptions.map((s) => ({ filter: s.filter, qos: s.qos })), updatedAt: v.updatedAt };
+    const rec: SessionRecord = { clientId: v.clientId, subscriptions: v.subscriptions.map(subscriptionOf), updatedAt: v.updatedAt };
     if (typeof v.account === "string") rec.account = v.account;
+    if (typeof v.expiry === "number") rec.expiry = v.expiry;
     return rec;
   } catch (err) {
     throw new StoreError("unreadable session record", "BAD_RECORD", { cause: err });

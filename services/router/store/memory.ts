@@ -4,6 +4,7 @@
 import { checkPacketId } from "./codec.js";
 import { keyOf, type MqttStore, type QueuedMessage, type SessionKey, type SessionRecord, type StoredMessage } from "./store.js";
 import { TopicTree } from "./topic.js";
+import { subscriptionOf } from "../link.js";
 
 interface ClientState {
   session?: SessionRecord;
@@ -21,8 +22,9 @@ function copyMessage(m: StoredMessage): StoredMessage {
 }
 
 function copySession(s: SessionRecord): SessionRecord {
-  const copy: SessionRecord = { clientId: s.clientId, subscriptions: s.subscriptions.map((x) => ({ filter: x.filter, qos: x.qos })), updatedAt: s.updatedAt };
+  const copy: SessionRecord = { clientId: s.clientId, subscriptions: s.subscriptions.map(subscriptionOf), updatedAt: s.updatedAt };
   if (s.account !== undefined) copy.account = s.account;
+  if (s.expiry !== undefined) copy.expiry = s.expiry;
   return copy;
 }
 

@@ -46,8 +46,11 @@ export function keyOf(s: { account?: string; clientId: string }): SessionKey {
 export interface SessionRecord {
   clientId: string;
   subscriptions: Subscription[];
-  /** ms epoch, for expiry policies later */
+  /** ms epoch of the last write: for a session with an `expiry`, when its connection ended
+   *  (or, after a crash, its last change), which the expiry counts from. */
   updatedAt: number;
+  /** MQTT 5 session expiry interval in seconds (absent: never expires). */
+  expiry?: number;
   /** The account the session belongs to (absent in old records: the global one); with
    *  clientId it makes the session's key. */
   account?: string;

@@ -12,7 +12,9 @@ import { Batcher, FRAME_STATS } from "./batcher.js";
 import { WireError } from "./codec.js";
 import { Next, RouterFrameCursor, writeEdgeOp, writePublish } from "./fast.js";
 import type { Completion, Credential, Deliver, Draft, EdgeOp, HelloReply, Message, RouterOp, SessionEvent, SessionOp } from "./frames.js";
-import { permissionToWire, subscriptionsFromWire } from "./sessions.js";
+import {
+  expiryToWire, permissionToWire, propertiesFromWire, propertiesToWire, storedToWire, subscriptionsFromWire, willToWire,
+} from "./sessions.js";
 
 type Warn = (message: string) => void;
 
@@ -339,7 +341,10 @@ class EdgeSessions implements SessionLink {
   private attachOp(req: SessionAttach): Promise<Completion> {
     return this.request(req.conn, {
       clientId: req.clientId,
-      attach: { clean: req.clean, account: req.account, subscribe: permissionToWire(req.subscribe), will: req.will },
+      attach: {
+        clean: req.clean, account: req.account, subscribe: permissionToWire(req.subscribe), will: willToWire(req.will),
+        expiry: expiryToWire(req.expiry), receiveMaximum: req.receiveMaximum ?? 0,
+      },
     });
   }
 
@@ -369,9 +374,9 @@ class EdgeSessions implements SessionLink {
     this.push(conn, { resume: {} });
   }
 
-  detach(conn: Connection, publishWill: boolean): void {
+  detach(conn: Connection, publishWill: boolean, expiry?: number): void {
     this.clients.delete(conn.cid);
-    this.push(conn, { detach: { publishWill } });
+    this.push(conn, { detach: { publishWill, expiry: expiryToWire(expiry) } });
   }
 
   subscribe(conn: Connection, subs: MqttSubscription[]): void {
@@ -390,7 +395,7 @@ class EdgeSessions implements SessionLink {
     // The payload may be a view of the parser's buffer: the op keeps a copy until encoded.
     const publish = {
       message: { subject, payload: Buffer.from(msg.payload) }, originConnection: conn.cid,
-      qos: msg.qos, retain: msg.retain, topic: msg.topic,
+      qos: msg.qos, retain: msg.retain, topic: msg.topic, properties: propertiesToWire(msg.props),
     };
     if (msg.qos === 0) {
       this.end.out.push({ op: "publish", publish });
@@ -400,8 +405,7 @@ class EdgeSessions implements SessionLink {
   }
 
   incoming(conn: Connection, packetId: number, subject: string, msg: StoredMessage): Promise<void> {
-    const message = { ...msg, payload: Buffer.from(msg.payload) };
-    return this.request(conn, { incoming: { packetId, subject, message } }).then(noop);
+    return this.request(conn, { incoming: { packetId, subject, message: storedToWire(msg, true) } }).then(noop);
   }
 
   release(conn: Connection, packetId: number): Promise<void> {
@@ -423,7 +427,7 @@ class EdgeSessions implements SessionLink {
   permissions(conn: Connection, subscribe: SubjectPermission | undefined, will: SessionWill | undefined): Promise<MqttSubscription[]> {
     const held = this.clients.get(conn.cid);
     if (held) held.req = { ...held.req, subscribe, will };
-    return this.request(conn, { permissions: { subscribe: permissionToWire(subscribe), will } })
+    return this.request(conn, { permissions: { subscribe: permissionToWire(subscribe), will: willToWire(will) } })
       .then((c) => {
         const subscriptions = subscriptionsFromWire(c.attached?.subscriptions ?? []);
         if (held) held.subs = new Map(subscriptions.map((s) => [s.filter, s]));
@@ -439,7 +443,8 @@ class EdgeSessions implements SessionLink {
     if (e.event === "publish") {
       const p = e.publish!;
       const m = p.message!;
-      client.sendPublish(m.topic, m.payload, m.qos as 0 | 1 | 2, m.retain, p.dup, m.qos === 0 ? undefined : p.packetId);
+      client.sendPublish(m.topic, m.payload, m.qos as 0 | 1 | 2, m.retain, p.dup, m.qos === 0 ? undefined : p.packetId,
+        propertiesFromWire(m.properties));
     } else if (e.event === "pubrel") {
       client.sendPubrel(e.pubrel!);
     } else if (e.event === "takeover") {

@@ -12,7 +12,7 @@
 import type protobuf from "protobufjs";
 import type { MessageData } from "../link.js";
 import { PROTO_PACKAGE, protoTypes, WireError } from "./codec.js";
-import type { Deliver, Draft, EdgeOp, Forward, MeshOp, RouterOp } from "./frames.js";
+import type { Deliver, Draft, EdgeOp, Forward, MeshOp, MqttProperties, RouterOp } from "./frames.js";
 
 /** The `ops` field of EdgeFrame, RouterFrame and MeshFrame, length-delimited. */
 const OPS_TAG = (1 << 3) | 2;
@@ -324,6 +324,7 @@ export const writeRouterOp: OpWriter<RouterOp> = opWriter<RouterOp>("RouterOp", 
 export const writeMeshOp: OpWriter<MeshOp> = opWriter<MeshOp>("MeshOp", "forward", writeForward);
 
 let edgeOpType: protobuf.Type | undefined;
+let propertiesType: protobuf.Type | undefined;
 function writeColdPublish(w: FrameBuilder, publish: NonNullable<Draft<EdgeOp>["publish"]>): void {
   edgeOpType ??= protoTypes().lookupType(`${PROTO_PACKAGE}.EdgeOp`);
   w.raw(OPS_TAG, edgeOpType.encode({ publish } as unknown as protobuf.Message).finish());
@@ -546,8 +547,18 @@ export class EdgeFrameCursor extends FrameCursor<EdgeOp> {
   qos = 0;
   retain = false;
   topic = "";
+  /** MQTT 5: where the publish's properties (field 30) are in the frame; decoded on demand. */
+  private propsStart = 0;
+  private propsEnd = 0;
 
   constructor() { super("EdgeOp", EDGE_PUBLISH); }
+
+  /** The current MQTT publish's properties, if it carries any (rare: decoded by protobufjs). */
+  properties(): MqttProperties | undefined {
+    if (this.propsEnd === this.propsStart) return undefined;
+    propertiesType ??= protoTypes().lookupType(`${PROTO_PACKAGE}.MqttProperties`);
+    return propertiesType.decode(this.buf.subarray(this.propsStart, this.propsEnd)) as unknown as MqttProperties;
+  }
 
   protected override readHot(end: number): void {
     this.account = "";
@@ -557,11 +568,13 @@ export class EdgeFrameCursor extends FrameCursor<EdgeOp> {
     this.qos = 0;
     this.retain = false;
     this.topic = "";
+    this.propsStart = this.propsEnd = 0;
     this.emptyMessage();
     while (this.pos < end) {
       const tag = this.varint();
       switch (tag >>> 3) {
         case 1: case 2: this.accountOrMessage(tag, end); break;
+        case 30: this.expect(tag, Wire.Bytes); this.propsEnd = this.length(end); this.propsStart = this.pos; this.pos = this.propsEnd; break;
         case 3: this.expect(tag, Wire.Varint); this.originConnection = this.varint(); break;
         case 4: this.expect(tag, Wire.Varint); this.noResponders = this.varint() !== 0; break;
         case 5: this.expect(tag, Wire.Varint); this.correlationId = this.varint(); break;

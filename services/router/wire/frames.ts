@@ -29,8 +29,15 @@ export interface NkeyProof { publicKey: string; signature: Buffer; signed: Buffe
 export interface Credential { kind?: "token" | "nkey"; token?: string; nkey?: NkeyProof }
 export interface Ping { sentAtUs: number; seq: number }
 export interface Pong { sentAtUs: number; seq: number; receivedAtUs: number }
-export interface StoredMessage { topic: string; payload: Buffer; qos: number; retain: boolean }
-export interface MqttSubscription { filter: string; qos: number }
+export interface StoredMessage { topic: string; payload: Buffer; qos: number; retain: boolean; properties?: MqttProperties }
+export interface UserProperty { name: string; value: string }
+export interface MqttProperties {
+  userProperties: UserProperty[]; contentType: string; correlationData: Buffer; hasCorrelationData: boolean;
+  responseTopic: string; payloadUtf8: boolean; messageExpiry?: { seconds: number }; subscriptionIdentifier: number;
+}
+export interface MqttSubscription {
+  filter: string; qos: number; noLocal: boolean; retainAsPublished: boolean; retainHandling: number; identifier: number;
+}
 export interface RouterStats {
   subscriptions: number; cacheEntries: number; matches: number; cacheHits: number;
   inserts: number; removes: number; maxFanout: number; avgFanout: number;
@@ -58,7 +65,7 @@ export interface InterestChange {
 }
 export interface Publish {
   account: string; message?: Message; originConnection: number; noResponders: boolean; correlationId: number;
-  qos: number; retain: boolean; topic: string;
+  qos: number; retain: boolean; topic: string; properties?: MqttProperties;
 }
 export interface Unsubscribe { account: string; sub?: SubscriptionRef; max: number }
 export interface ConnectionClosed { connectionId: number }
@@ -71,9 +78,12 @@ export interface SessionOp {
   pubcomp?: SessionAck; resume?: SessionResume; permissions?: SessionPermissions;
 }
 export interface SubjectPermission { allow: string[]; deny: string[] }
-export interface SessionWill { message?: StoredMessage; subject: string }
-export interface SessionAttach { clean: boolean; account: string; subscribe?: SubjectPermission; will?: SessionWill }
-export interface SessionDetach { publishWill: boolean }
+export interface SessionWill { message?: StoredMessage; subject: string; delay: number }
+export interface SessionExpiry { seconds: number }
+export interface SessionAttach {
+  clean: boolean; account: string; subscribe?: SubjectPermission; will?: SessionWill; expiry?: SessionExpiry; receiveMaximum: number;
+}
+export interface SessionDetach { publishWill: boolean; expiry?: SessionExpiry }
 export interface SessionSubscribe { subscriptions: MqttSubscription[] }
 export interface SessionUnsubscribe { filters: string[] }
 export interface SessionAck { packetId: number }

@@ -14,7 +14,9 @@ import {
   ErrorCode, type ClientUrls, type Completion, type Deliver, type Draft, type EdgeLoad, type EdgeOp, type EdgeUrls, type Hello, type RouterOp,
   type SessionOp,
 } from "./frames.js";
-import { permissionFromWire, storedFromWire, willFromWire } from "./sessions.js";
+import {
+  permissionFromWire, propertiesFromWire, propertiesToWire, storedFromWire, subscriptionsFromWire, willFromWire,
+} from "./sessions.js";
 
 type Warn = (message: string) => void;
 
@@ -168,7 +170,9 @@ export class RouterEnd {
     const { msg, subject } = cur;
     if (cur.topic !== "") {
       const payload = msg.buf.subarray(msg.start + msg.hdrLen, msg.end);
-      const stored = { topic: cur.topic, payload, qos: cur.qos as QoS, retain: cur.retain };
+      const stored: StoredMessage = { topic: cur.topic, payload, qos: cur.qos as QoS, retain: cur.retain };
+      const props = propertiesFromWire(cur.properties());
+      if (props) stored.props = props;
       return this.mqttPublish(cur.originConnection, cur.correlationId, subject, stored);
     }
     const origin = { edgeId: this.edgeId, cid: cur.originConnection, echo: true };
@@ -240,7 +244,9 @@ export class RouterEnd {
         const p = op.publish!;
         const m = p.message!;
         if (p.topic !== "") {
-          const msg = { topic: p.topic, payload: m.payload, qos: p.qos as QoS, retain: p.retain };
+          const msg: StoredMessage = { topic: p.topic, payload: m.payload, qos: p.qos as QoS, retain: p.retain };
+          const props = propertiesFromWire(p.properties);
+          if (props) msg.props = props;
           return this.mqttPublish(p.originConnection, p.correlationId, m.subject, msg);
         }
         // Decoded bytes are views of this frame, which nothing reuses: no copy needed.
@@ -291,15 +297,15 @@ export class RouterEnd {
         this.holders.add(conn.cid);
         const attached = sessions.attach({
           conn, clientId: op.clientId, clean: a.clean, account: a.account, subscribe: permissionFromWire(a.subscribe),
-          will: willFromWire(a.will),
+          will: willFromWire(a.will), expiry: a.expiry?.seconds, receiveMaximum: a.receiveMaximum || undefined,
         }, this.client(conn.cid));
         return this.completeWith(id, attached.then((r) => ({ attached: { sessionPresent: r.present, subscriptions: r.subscriptions } })));
       }
       case "resume": return sessions.resume(conn);
       case "detach":
         this.holders.delete(conn.cid);
-        return sessions.detach(conn, op.detach!.publishWill);
-      case "subscribe": return sessions.subscribe(conn, op.subscribe!.subscriptions.map((s) => ({ filter: s.filter, qos: s.qos as QoS })));
+        return sessions.detach(conn, op.detach!.publishWill, op.detach!.expiry?.seconds);
+      case "subscribe": return sessions.subscribe(conn, subscriptionsFromWire(op.subscribe!.subscriptions));
       case "unsubscribe": return sessions.unsubscribe(conn, op.unsubscribe!.filters);
       case "puback": return sessions.puback(conn, op.puback!.packetId);
       case "pubrec": return sessions.pubrec(conn, op.pubrec!.packetId);
@@ -323,8 +329,9 @@ export class RouterEnd {
   private client(cid: number): SessionClient {
     return {
       // The payload may be a view of a buffer the router reuses: the op keeps a copy.
-      sendPublish: (topic, payload, qos, retain, dup, packetId) => this.out.push({ op: "sessionEvent", sessionEvent: {
-        connectionId: cid, publish: { message: { topic, payload: Buffer.from(payload), qos, retain }, packetId: packetId ?? 0, dup },
+      sendPublish: (topic, payload, qos, retain, dup, packetId, props) => this.out.push({ op: "sessionEvent", sessionEvent: {
+        connectionId: cid,
+        publish: { message: { topic, payload: Buffer.from(payload), qos, retain, properties: propertiesToWire(props) }, packetId: packetId ?? 0, dup },
       } }),
       sendPubrel: (packetId) => this.out.push({ op: "sessionEvent", sessionEvent: { connectionId: cid, pubrel: packetId } }),
       takenOver: () => {
