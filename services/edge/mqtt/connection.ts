@@ -220,7 +220,7 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
       this.attaching = true;
       const { present, subscriptions } = await this.ctx.sessions.attach({
         conn: this, clientId: this.clientId, account: user.account, clean,
-        subscribe: user.permissions?.subscribe, will: this.permittedWill(),
+        subscribe: user.permissions?.subscribe, will: this.permittedWill(), limits: this.ctx.edge.options.mqtt,
       }, this);
       if (this.closed) return; // close() detached it
       this.attached = true;

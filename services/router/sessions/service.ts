@@ -132,7 +132,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     return run;
   }
 
-  private async attachNow(holder: Holder, key: SessionKey, { clientId, clean, account }: SessionAttach): Promise<SessionAttached> {
+  private async attachNow(holder: Holder, key: SessionKey, { clientId, clean, account, limits }: SessionAttach): Promise<SessionAttached> {
     if (holder.gone) return { present: false, subscriptions: [] }; // closed while waiting its turn
     // Cluster: the session's other owner (another router) lets go first.
     await this.owners?.claim(key);
@@ -162,6 +162,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
       await this.store.putSession({ clientId, subscriptions: saved?.subscriptions ?? [], updatedAt: Date.now(), account });
     }
     this.sessions.set(key, session);
+    session.limits = limits ?? this.limits;
     if (session.persistent) await session.restore(this.store);
     for (const sub of savedSubs ?? []) this.addSubscription(session, sub);
     if (savedSubs && this.limbo.length > 0) this.fromLimbo(session);

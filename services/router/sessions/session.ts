@@ -6,7 +6,8 @@
 // nothing. The SessionService (service.ts) owns the sessions and who holds each.
 import type { PermissionChecker } from "../../common/permissions.js";
 import { subjectToTopic, topicToSubject } from "../../common/mqtt-topic.js";
-import type { Connection, MessageData, MqttSubscription, QoS, SessionClient, StoredMessage, Subscriber } from "../link.js";
+import type { Connection, MessageData, MqttSubscription, QoS, SessionClient, SessionLimits, StoredMessage, Subscriber } from "../link.js";
+export type { SessionLimits };
 import { sessionKey, type MqttStore, type SessionKey } from "../store/store.js";
 
 /** What a session needs of its service: routing, the store journal, the limits. */
@@ -17,10 +18,6 @@ export interface SessionHost {
   journal<T>(op: (store: MqttStore) => Promise<T>): Promise<T>;
 }
 
-export interface SessionLimits {
-  ackWaitMs: number;
-  maxAckPending: number;
-}
 
 /** A QoS 1/2 delivery on its way: queued, then in flight under a packet id until acknowledged. */
 interface Delivery {
@@ -62,6 +59,8 @@ export class MqttSession implements Connection {
   restored = false;
   /** Account + client id: the session's name in the service and in every store key. */
   readonly key: SessionKey;
+  /** The holder's edge's limits, from its attach (the service's until one attaches). */
+  limits: SessionLimits;
 
   constructor(
     readonly cid: number,
@@ -71,6 +70,7 @@ export class MqttSession implements Connection {
     private readonly host: SessionHost,
   ) {
     this.key = sessionKey(account, clientId);
+    this.limits = host.limits;
     this.edgeId = host.id;
   }
 
@@ -128,7 +128,7 @@ export class MqttSession implements Connection {
   pump(): void {
     const client = this.client;
     if (!client) return;
-    const limits = this.host.limits;
+    const limits = this.limits;
     while (this.queue.length > 0 && this.inflight.size < limits.maxAckPending) {
       const d = this.queue.shift()!;
       const id = this.packetId();
@@ -148,7 +148,7 @@ export class MqttSession implements Connection {
   redeliver(all: boolean): void {
     const client = this.client;
     if (!client) return;
-    const due = Date.now() - this.host.limits.ackWaitMs;
+    const due = Date.now() - this.limits.ackWaitMs;
     for (const [id, d] of this.inflight) {
       if (!all && d.sentAt > due) continue;
       d.sentAt = Date.now();

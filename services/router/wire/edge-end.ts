@@ -305,7 +305,10 @@ class EdgeSessions implements SessionLink {
   private attachOp(req: SessionAttach): Promise<Completion> {
     return this.request(req.conn, {
       clientId: req.clientId,
-      attach: { clean: req.clean, account: req.account, subscribe: permissionToWire(req.subscribe), will: req.will },
+      attach: {
+        clean: req.clean, account: req.account, subscribe: permissionToWire(req.subscribe), will: req.will,
+        ackWaitMs: req.limits?.ackWaitMs ?? 0, maxAckPending: req.limits?.maxAckPending ?? 0,
+      },
     });
   }
 

@@ -71,7 +71,7 @@ export interface SessionOp {
 }
 export interface SubjectPermission { allow: string[]; deny: string[] }
 export interface SessionWill { message?: StoredMessage; subject: string }
-export interface SessionAttach { clean: boolean; account: string; subscribe?: SubjectPermission; will?: SessionWill }
+export interface SessionAttach { clean: boolean; account: string; subscribe?: SubjectPermission; will?: SessionWill; ackWaitMs: number; maxAckPending: number }
 export interface SessionDetach { publishWill: boolean }
 export interface SessionSubscribe { subscriptions: MqttSubscription[] }
 export interface SessionUnsubscribe { filters: string[] }

@@ -238,6 +238,7 @@ export class RouterEnd {
         const attached = sessions.attach({
           conn, clientId: op.clientId, clean: a.clean, account: a.account, subscribe: permissionFromWire(a.subscribe),
           will: willFromWire(a.will),
+          limits: a.ackWaitMs > 0 && a.maxAckPending > 0 ? { ackWaitMs: a.ackWaitMs, maxAckPending: a.maxAckPending } : undefined,
         }, this.client(conn.cid));
         return this.completeWith(id, attached.then((r) => ({ attached: { sessionPresent: r.present, subscriptions: r.subscriptions } })));
       }
