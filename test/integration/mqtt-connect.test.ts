@@ -11,7 +11,7 @@ import { connect as natsConnect } from "nats";
 import { mqttTopologies } from "../helpers/broker.js";
 import { newAccount, newOperator, newUser, operatorConfig, type TestAccount, type TestOperator, type TestUser } from "../helpers/creds.js";
 import {
-  connack, connectBytes, connectMqtt, mqttTargets, RawMqtt, startMqttBroker, suback,
+  connack, connectBytes, connectMqtt, mqttSuiteTopologies, mqttTargets, RawMqtt, startMqttBroker, suback,
   type MqttServer, type MqttServerOptions, type MqttTarget,
   startTarget,
 } from "../helpers/mqtt.js";
@@ -41,7 +41,7 @@ authorization {
   ]
 }`;
 
-describe.each(mqttTargets(mqttTopologies))("CONNACK on $name", (target) => {
+describe.each(mqttTargets(mqttSuiteTopologies))("CONNACK on $name", (target) => {
   it("accepts a 3.1.1 CONNECT: return code 0, no session present", async () => {
     const s = await start(target);
     expect(await connack(c, tcp(s), { clientId: "ok-client" })).toEqual({ returnCode: 0, sessionPresent: false });
@@ -213,7 +213,7 @@ describe.each(mqttTargets(mqttTopologies))("CONNACK on $name", (target) => {
 
 // Operator mode (meshbroker): the MQTT password is tried as the user JWT; only a bearer JWT can
 // work, since an MQTT client cannot sign a nonce.
-describe.each(mqttTopologies)("operator mode on meshbroker (%s)", (topology) => {
+describe.each(mqttSuiteTopologies)("operator mode on meshbroker (%s)", (topology) => {
   let op: TestOperator;
   let acc: TestAccount;
   let users: Record<"bearer" | "plain" | "stdOnly", TestUser>;
@@ -263,6 +263,7 @@ describe.each(mqttTopologies)("operator mode on meshbroker (%s)", (topology) => 
   });
 });
 
+// Not on the cluster: the gauges count one process's clients, and a test's clients spread over the edges.
 describe.each(mqttTopologies)("metrics on meshbroker (%s)", (topology) => {
   async function gauge(s: MqttServer): Promise<Record<string, number>> {
     const text = await (await fetch(`http://127.0.0.1:${s.httpPort}/metrics`)).text();
