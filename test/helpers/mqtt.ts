@@ -13,12 +13,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, expect } from "vitest";
+import { expect } from "vitest";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import mqttPacket, { type Packet } from "mqtt-packet";
 import { Redis } from "ioredis";
 import { mqttTopologies, startBroker, type SuiteTopology, type TestBroker } from "./broker.js";
-import { startCluster, type TestCluster } from "./cluster.js";
+import type { TestCluster } from "./cluster.js";
+import { releaseShared, sharedCluster } from "./shared-cluster.js";
 import { loadConfigText } from "../../services/common/config/index.js";
 import { startNatsServer, type RealNatsServer } from "./nats-server.js";
 import type { Cleanups } from "./wait.js";
@@ -139,15 +140,6 @@ export async function startMqttNatsServer(opts: MqttServerOptions = {}): Promise
   };
 }
 
-// Clusters shared by the tests of one file (vitest evaluates this module once per file), by options:
-// starting one costs 1–2 s. Stopped after the file's tests.
-const clusters = new Map<string, Promise<TestCluster>>();
-afterAll(async () => {
-  const all = [...clusters.values()];
-  clusters.clear();
-  await Promise.all(all.map(async (c) => (await c.catch(() => undefined))?.stop()));
-});
-
 /**
  * The cluster (redis-server, 2 routers, 2 edges homed on different routers) as an MQTT server.
  * Each read of `mqttPort`, `natsPort` or `wsPort` names the next edge, so a test's clients
@@ -156,13 +148,8 @@ afterAll(async () => {
  * own cluster, stopped with the test. There is no `broker` (the edges are processes).
  */
 async function startMqttCluster(opts: MqttServerOptions): Promise<MqttServer> {
-  const key = JSON.stringify(opts);
-  let starting = clusters.get(key);
-  if (!starting) {
-    starting = startCluster({ edgeConfig: mqttConfig(opts, false), monitoring: opts.monitoring });
-    clusters.set(key, starting);
-  }
-  const cluster = await starting;
+  const shared = await sharedCluster({ edgeConfig: mqttConfig(opts, false), monitoring: opts.monitoring });
+  let cluster = shared;
   let turn = 0;
   const next = <T>(port: (e: TestCluster["edges"][number]) => T): T => port(cluster.edges[turn++ % cluster.edges.length]);
   let own = false, current = opts;
@@ -173,8 +160,11 @@ async function startMqttCluster(opts: MqttServerOptions): Promise<MqttServer> {
     get wsPort() { return next((e) => e.wsPort); },
     get httpPort() { return next((e) => e.httpPort); },
     async reload(edit) {
-      if (!own && clusters.get(key) === starting) clusters.delete(key); // no later test gets it
-      own = true;
+      if (!own) {
+        // A reload changes the edges' config: the test takes the cluster out of the shared set.
+        cluster = await releaseShared(shared);
+        own = true;
+      }
       current = { ...current, config: edit(mqttConfig(current, false)), mqtt: undefined, websocket: undefined };
       await cluster.reloadEdges(current.config!);
     },
