@@ -291,6 +291,8 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     }
     let writes = this.collected;
     this.collected = undefined;
+    const up = msg.qos > 0 ? this.store.available?.() : undefined;
+    if (up) (writes ??= []).push(up);
     if (this.owners && msg.qos > 0) {
       const kept: Kept = { account, subject, msg: { ...msg, payload: Buffer.from(msg.payload) }, at: Date.now() };
       this.keepRecent(kept);

@@ -169,9 +169,18 @@ export class MqttSession implements Connection {
     const d = this.inflight.get(id);
     if (d && d.msg.qos === 2) {
       this.inflight.delete(id);
-      this.settle(d);
+      const acked = this.settle(d);
       this.released.add(id);
-      if (this.persistent) this.host.journal((s) => s.markReleased(this.key, id));
+      if (this.persistent) {
+        // PUBREL once the store has the id released and the message out of the queue: a router
+        // lost before that resends the PUBLISH (same id, DUP), which the client still holds
+        // unreleased; after it, the next router resends only the PUBREL. Sent earlier, the client
+        // could complete the id and take a resent PUBLISH as a new message.
+        Promise.all([this.host.journal((s) => s.markReleased(this.key, id)), acked]).then(() => {
+          if (this.released.has(id)) this.client?.sendPubrel(id);
+        }, () => {});
+        return;
+      }
     }
     if (this.released.has(id)) this.client?.sendPubrel(id);
   }
@@ -250,8 +259,11 @@ export class MqttSession implements Connection {
     this.inflight.clear();
   }
 
-  private settle(d: Delivery): void {
-    if (d.seq) d.seq.then((seq) => void this.host.journal((s) => s.ack(this.key, seq)), () => {});
+  /** Removes a delivery from the store's queue; settles once it is gone. */
+  private settle(d: Delivery): Promise<void> | undefined {
+    const done = d.seq?.then((seq) => this.host.journal((s) => s.ack(this.key, seq)));
+    done?.catch(() => {}); // journal logs a failed write
+    return done;
   }
 
   private packetId(): number {
