@@ -25,6 +25,8 @@ export interface ClusterRouter {
   port: number;
   /** With `monitoring`: the router's monitoring port. */
   httpPort: number | undefined;
+  /** Its config file (a test may rewrite it and send SIGHUP). */
+  file: string;
   proc: BrokerProcess;
 }
 
@@ -110,7 +112,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
       const proc = spawnBroker(["router", "-c", file]);
       procs.add(proc);
       const m = await proc.waitForLine(LISTEN_EDGES, timeoutMs);
-      return { name, host, port: Number(m[2]), httpPort: await httpPort(proc), proc };
+      return { name, host, port: Number(m[2]), httpPort: await httpPort(proc), file, proc };
     };
     for (let i = 0; i < (opts.routers ?? 2); i++) routers.push(await startRouter(`r${i + 1}`, opts.routerPort ?? 0));
     await Promise.all(routers.map((r) => waitForPeers(r, routers.length - 1, timeoutMs)));
