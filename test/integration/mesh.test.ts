@@ -194,6 +194,27 @@ describe("mesh: cluster-wide routing", () => {
     expect(inbox.got[1].text).toBe("answer");
   });
 
+  it("routers whose account sets differ log it once (MeshHello.accounts_version); routers that agree do not", async () => {
+    const acc = (name: string) => ({ name, users: [], exports: [], imports: [] }) as unknown as AccountConfig;
+    const warned: string[][] = [[], [], []];
+    const routers = [["A"], ["A"], ["A", "B"]].map((names, i) => {
+      const r = new Router((m) => warned[i].push(m));
+      r.configureAccounts(`E${i + 1}`, accountSet(names.map(acc)));
+      return r;
+    });
+    const prefix = `mesh-test-${process.pid}-${prefixSeq++}`;
+    const [a, b, c3] = await Promise.all(routers.map((router, i) => startRouter(`r${i + 1}`, prefix, { router })));
+    await until(() => [a, b, c3].every((r) => r.mesh.peers().length === 2), 5_000, "full mesh");
+    const differ = (w: string[]) => w.filter((l) => /accounts version .* their account configs differ/.test(l));
+    expect(differ(warned[0])).toEqual([expect.stringMatching(/^router r3 sent accounts version \w+, edge E1 has \w+/)]);
+    expect(differ(warned[1])).toEqual([expect.stringMatching(/^router r3 sent accounts version \w+, edge E2 has \w+/)]);
+    // r3 hears it from r1 and r2, which agree with each other: each pair once.
+    expect(differ(warned[2]).sort()).toEqual([
+      expect.stringMatching(/^router r1 sent accounts version \w+, edge E3 has/),
+      expect.stringMatching(/^router r2 sent accounts version \w+, edge E3 has/),
+    ]);
+  });
+
   it("service imports answer through the importer's router when the responder is on another", async () => {
     const [a, b] = await cluster(2);
     const acc = (name: string, extra: Partial<AccountConfig>) => ({ name, users: [], exports: [], imports: [], ...extra }) as AccountConfig;

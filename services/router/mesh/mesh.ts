@@ -256,7 +256,7 @@ export class Mesh implements MeshHooks, LinkOwner {
   hello(): Draft<MeshHello> {
     const sentAtUs = nowUs();
     return {
-      routerId: this.id, version: MESH_VERSION, interestSeq: this.local.seq, sentAtUs,
+      routerId: this.id, version: MESH_VERSION, interestSeq: this.local.seq, sentAtUs, accountsVersion: this.router.accountsVersion,
       credential: this.credential?.(this.id, sentAtUs),
     };
   }
@@ -272,6 +272,7 @@ export class Mesh implements MeshHooks, LinkOwner {
     if (old && old !== link) old.close("replaced by a newer stream");
     this.absent.delete(link.peerId);
     this.opts.log.info(`mesh: linked to router ${link.peerId} (${link.dialed ? "dialed" : "accepted"})`);
+    this.router.compareAccounts(`router ${link.peerId}`, link.peerAccountsVersion);
   }
 
   down(link: PeerLink, reason: string): void {
@@ -281,6 +282,7 @@ export class Mesh implements MeshHooks, LinkOwner {
     for (const [address, l] of this.statics) if (l === link) this.statics.set(address, undefined);
     if (this.linksById.get(link.peerId) === link) {
       this.linksById.delete(link.peerId);
+      this.router.forgetAccounts(`router ${link.peerId}`);
       if (!this.closed) this.opts.log.warn(`mesh: link to router ${link.peerId} down: ${reason}`);
       if (!this.closed) this.peerDown?.(link.peerId);
     } else if (!this.closed && reason.startsWith("refused")) {

@@ -99,6 +99,9 @@ export class PeerLink {
   private current: { generation: number; account: string; subject: string; reply: string | undefined; op: Draft<Forward> } | undefined;
   private readonly conn: Connection;
 
+  /** The account set version the peer serves (its MeshHello). */
+  peerAccountsVersion = "";
+
   constructor(private readonly owner: LinkOwner, private readonly stream: Duplex, readonly dialed: boolean, peerId = "",
               /** The other end's address (host:port), for logs. */
               readonly remote = "") {
@@ -247,6 +250,7 @@ export class PeerLink {
     }
     if (h.version !== VERSION) this.owner.warn(`peer ${h.routerId} runs ${h.version}, this router ${VERSION}`);
     this.peerId = h.routerId;
+    this.peerAccountsVersion = h.accountsVersion;
     (this.conn as { edgeId: string }).edgeId = `mesh:${h.routerId}`;
     if (!this.dialed) this.out.push({ op: "hello", hello: this.owner.hello() });
     this.state = "up";
