@@ -18,8 +18,7 @@ import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import mqttPacket, { type Packet } from "mqtt-packet";
 import { Redis } from "ioredis";
 import { mqttTopologies, startBroker, type SuiteTopology, type TestBroker } from "./broker.js";
-import type { TestCluster } from "./cluster.js";
-import { releaseShared, sharedCluster } from "./shared-cluster.js";
+import { edgeTurns, releaseShared, sharedCluster } from "./shared-cluster.js";
 import { loadConfigText } from "../../services/common/config/index.js";
 import { startNatsServer, type RealNatsServer } from "./nats-server.js";
 import type { Cleanups } from "./wait.js";
@@ -150,8 +149,7 @@ export async function startMqttNatsServer(opts: MqttServerOptions = {}): Promise
 async function startMqttCluster(opts: MqttServerOptions): Promise<MqttServer> {
   const shared = await sharedCluster({ edgeConfig: mqttConfig(opts, false), monitoring: opts.monitoring });
   let cluster = shared;
-  let turn = 0;
-  const next = <T>(port: (e: TestCluster["edges"][number]) => T): T => port(cluster.edges[turn++ % cluster.edges.length]);
+  const next = edgeTurns(cluster);
   let own = false, current = opts;
   return {
     kind: "meshbroker",

@@ -2,7 +2,7 @@
 // costs 1–2 s. vitest evaluates this module once per file; the clusters stop after its tests.
 // (Apart from cluster.ts, which the benchmark imports outside vitest.)
 import { afterAll } from "vitest";
-import { startCluster, type ClusterOptions, type TestCluster } from "./cluster.js";
+import { startCluster, type ClusterEdge, type ClusterOptions, type TestCluster } from "./cluster.js";
 
 const shared = new Map<string, Promise<TestCluster>>();
 afterAll(async () => {
@@ -29,3 +29,9 @@ export async function releaseShared(cluster: TestCluster): Promise<TestCluster> 
   return cluster;
 }
 
+
+/** `pick` of the next edge at each call, round robin: a test's clients alternate over the edges. */
+export function edgeTurns(cluster: TestCluster): <T>(pick: (e: ClusterEdge) => T) => T {
+  let turn = 0;
+  return (pick) => pick(cluster.edges[turn++ % cluster.edges.length]);
+}
