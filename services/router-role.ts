@@ -118,7 +118,7 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
     const linked = (id: string) => mesh.peers().some((p) => p.id === id);
     const own = new SessionOwnership(redisConnection(cfg.redis), routerId, "mb", linked, { warn: (m) => log.warn(m) });
     const service = new SessionService(router, s, {
-      // A router config may carry the edges' mqtt {} block for these; else nats-server's defaults.
+      // For sessions restored before their client attaches: an attach brings its edge's mqtt {} limits.
       ackWaitMs: options.mqtt?.ackWaitMs ?? DEFAULTS.mqtt.ackWaitMs, maxAckPending: options.mqtt?.maxAckPending ?? DEFAULTS.mqtt.maxAckPending,
     }, log);
     service.owners = own;
