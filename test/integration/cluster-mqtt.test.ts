@@ -65,6 +65,22 @@ it("NATS ↔ MQTT across edges", async () => {
   expect(await got).toBe("hi nats");
 });
 
+it("after SUBACK, a publish on an edge of the other router reaches the subscription (100 rounds)", async () => {
+  const { client: sub, inbox } = await connectCollecting(c, url(1), { clientId: "race-sub" });
+  const pub = await connectMqtt(c, url(0), { clientId: "race-pub" });
+  const rounds = 100;
+  for (let i = 0; i < rounds; i++) {
+    await sub.subscribeAsync(`race/${i}`, { qos: 1 });
+    await publish(pub, `race/${i}`, String(i), 1);
+  }
+  // Everything routed arrives within a moment; a miss never does.
+  const deadline = Date.now() + 3_000;
+  while (inbox.all.length < rounds && Date.now() < deadline) await inbox.next(deadline - Date.now()).catch(() => undefined);
+  const missed = rounds - new Set(inbox.all.map((m) => m.payload)).size;
+  console.log(`subscribe then publish across routers: ${missed} of ${rounds} missed`);
+  expect(missed).toBe(0);
+});
+
 it("retained messages are visible from every edge", async () => {
   const pub = await connectMqtt(c, url(0), { clientId: "ret-pub" });
   await publish(pub, "ret/topic", "kept", 1, true);
