@@ -57,14 +57,13 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
   const openCluster = !cfg.authorization && !cfg.tls?.verify;
   if (openCluster) {
     log.warn("router {} has no authorization and no tls { verify: true }: anyone reaching the router port can attach as an edge or a router");
-  } else if (cfg.authorization?.token === undefined && !cfg.tls?.verify) {
-    throw new Error("router {}: peer routers authenticate with authorization { token } or tls { verify: true } (NKEYs authenticate edges only)");
   }
+  checkPeerCredential(cfg);
   // The mesh hooks into the router before any edge attaches (its streams start after bind, but
   // the Hello of an edge is only read on a later turn).
   const advertise = cfg.advertise ?? reachableAddress(cfg.host, port);
   const mesh = new Mesh(router, {
-    id: routerId, advertise, token: cfg.authorization?.token, mtls: cfg.tls?.verify, unauthenticated: openCluster,
+    id: routerId, advertise, authorization: cfg.authorization, mtls: cfg.tls?.verify, unauthenticated: openCluster,
     redis, log: { info: (m) => log.notice(m), warn: (m) => log.warn(m) },
     // A peer's certificate is checked against the same CA as an edge's.
     credentials: cfg.tls
@@ -119,7 +118,7 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
     const linked = (id: string) => mesh.peers().some((p) => p.id === id);
     const own = new SessionOwnership(redisConnection(cfg.redis), routerId, "mb", linked, { warn: (m) => log.warn(m) });
     const service = new SessionService(router, s, {
-      // A router config may carry the edges' mqtt {} block for these; else nats-server's defaults.
+      // For sessions restored before their client attaches: an attach brings its edge's mqtt {} limits.
       ackWaitMs: options.mqtt?.ackWaitMs ?? DEFAULTS.mqtt.ackWaitMs, maxAckPending: options.mqtt?.maxAckPending ?? DEFAULTS.mqtt.maxAckPending,
     }, log);
     service.owners = own;
@@ -165,10 +164,26 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
   void open();
 
   let stopping: Promise<void> | undefined;
+  let current = options;
   const broker: RouterBroker = {
     router, grpc, mesh, port, monitor,
     store: () => store,
-    reload: () => [], // nothing of a router's config applies live yet
+    reload(next) {
+      const changed = changedRouterKeys(current, next);
+      // As nats-server: a reload that touches what only a restart applies is refused whole.
+      const fixed = changed.filter((k) => !RELOADABLE.has(k));
+      if (fixed.length > 0) throw new Error(`config reload not supported for ${fixed.join(", ")} (a restart applies them)`);
+      const auth = next.router!.authorization;
+      if (changed.includes("router.authorization")) {
+        checkPeerCredential(next.router!);
+        if (!auth && !cfg.tls?.verify) throw new Error("router {}: a reload cannot open the cluster (no authorization, no tls { verify: true }): restart for that");
+        mesh.setAuthorization(auth); // reads a seed_file: throws before anything changed
+        grpc.setAuthorization(auth);
+      }
+      log.reconfigure(next.log);
+      current = next;
+      return changed;
+    },
     async lameDuck() {
       if (!stopping) await grpc.moveEdges(EDGE_MOVE_MS);
       await broker.stop();
@@ -191,6 +206,33 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
     },
   };
   return broker;
+}
+
+/** A router dials its peers with a credential of its own: a token, or an NKEY seed whose public
+ *  key its peers list (or mTLS). */
+function checkPeerCredential(cfg: NonNullable<Options["router"]>): void {
+  const a = cfg.authorization;
+  if (a && a.token === undefined && a.seedFile === undefined && !cfg.tls?.verify) {
+    throw new Error("router {}: with nkeys, set seed_file too: peer routers authenticate with it (its public key in every router's nkeys), or use a token or tls { verify: true }");
+  }
+}
+
+/** What of a router's config a SIGHUP applies: logging and the cluster credential (new attaches
+ *  and peer links use it; those up stay). The rest (listen, advertise, redis, server_name, tls,
+ *  http, mqtt) is bound or shared at start. */
+const RELOADABLE = new Set(["log", "router.authorization"]);
+
+/** The top-level options that differ, with router {} split into its fields. */
+function changedRouterKeys(prev: Options, next: Options): string[] {
+  const differ = (a: unknown, b: unknown) => JSON.stringify(a) !== JSON.stringify(b);
+  const flat = (o: Options): Record<string, unknown> => {
+    const { router, configFile: _file, ...rest } = o as Options & { configFile?: unknown };
+    const out: Record<string, unknown> = { ...rest };
+    for (const [k, v] of Object.entries(router ?? {})) out[`router.${k}`] = v;
+    return out;
+  };
+  const a = flat(prev), b = flat(next);
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => differ(a[k], b[k]));
 }
 
 function redisConnection(cfg: RedisConfig): RedisConnection {

@@ -72,6 +72,12 @@ export interface RouterStats {
   avgFanout: number;
 }
 
+/** An MQTT session's QoS 1/2 delivery limits (`mqtt { ack_wait, max_ack_pending }`). */
+export interface SessionLimits {
+  ackWaitMs: number;
+  maxAckPending: number;
+}
+
 /** An account as the router needs it: its name and its exports/imports (no users, no secrets). */
 export type RouterAccount = Pick<AccountConfig, "name" | "exports" | "imports">;
 
@@ -162,6 +168,8 @@ export interface SessionAttach {
   /** Published by the service if the connection is lost without DISCONNECT (the edge checked
    *  the user may publish it). */
   will: SessionWill | undefined;
+  /** The edge's `mqtt { ack_wait, max_ack_pending }` (undefined: the service's own). */
+  limits?: SessionLimits;
 }
 
 /** An MQTT will, with the NATS subject of its topic. */

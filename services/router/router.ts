@@ -49,8 +49,12 @@ export class Router implements RouterLink {
   private readonly replyPrefix = `${RESPONSE_PREFIX}${randomBytes(4).toString("hex")}.`;
   private replySeq = 0;
   private sweeper: NodeJS.Timeout | undefined;
-  /** The account set version each edge sent last. */
+  /** The account set version of each edge ("edge <id>") and linked peer router ("router <id>"). */
   private readonly accountVersions = new Map<string, string>();
+  /** Disagreements already logged ("a|b|va|vb"): a peer re-linking does not log it again. */
+  private readonly versionWarnings = new Set<string>();
+  /** The version of the account set this router serves (its edges' last), "" before any. */
+  accountsVersion = "";
   /** Set by attachMesh; undefined keeps the embedded path exactly as without a mesh. */
   private mesh: MeshHooks | undefined;
 
@@ -62,12 +66,8 @@ export class Router implements RouterLink {
    * the same subjects differently until their configs agree.
    */
   configureAccounts(edge: string, set: AccountSet): void {
-    this.accountVersions.set(edge, set.version);
-    for (const [other, version] of this.accountVersions) {
-      if (other !== edge && version !== set.version) {
-        this.warn(`edge ${edge} sent accounts version ${set.version}, edge ${other} has ${version}: their account configs differ`);
-      }
-    }
+    this.compareAccounts(`edge ${edge}`, set.version);
+    this.accountsVersion = set.version;
     wireAccounts(set.accounts, (name) => this.account(name), this.warn);
     this.announceReplies();
   }
@@ -99,7 +99,30 @@ export class Router implements RouterLink {
 
   /** An edge left: its account version no longer counts. */
   forgetEdge(edge: string): void {
-    this.accountVersions.delete(edge);
+    this.accountVersions.delete(`edge ${edge}`);
+  }
+
+  /**
+   * Notes the account set version `who` (an edge, or a peer router from its MeshHello) serves,
+   * and logs each member it disagrees with, once per pair of versions: the two route the same
+   * subjects differently until their configs agree. "" (no accounts sent yet) is not compared.
+   */
+  compareAccounts(who: string, version: string): void {
+    if (version === "") return void this.accountVersions.delete(who);
+    this.accountVersions.set(who, version);
+    for (const [other, v] of this.accountVersions) {
+      const key = `${who}|${other}|${version}|${v}`;
+      // Two peers that differ log it themselves, against their own edges.
+      if (other === who || v === version || this.versionWarnings.has(key) || (who.startsWith("router ") && other.startsWith("router "))) continue;
+      if (this.versionWarnings.size >= 1_000) this.versionWarnings.clear();
+      this.versionWarnings.add(key);
+      this.warn(`${who} sent accounts version ${version}, ${other} has ${v}: their account configs differ`);
+    }
+  }
+
+  /** A member left: its account version no longer counts. */
+  forgetAccounts(who: string): void {
+    this.accountVersions.delete(who);
   }
 
   subscribe(account: string, sub: Subscriber): void {

@@ -7,6 +7,7 @@ import { loadConfigText } from "../../services/common/config/index.js";
 import { Logger, silentLogger } from "../../services/common/log.js";
 import { startEmbedded, type EmbeddedBroker, type Topology } from "../../services/embedded.js";
 import { startCluster } from "./cluster.js";
+import { sharedCluster } from "./shared-cluster.js";
 
 export type { Topology };
 export const topologies: Topology[] = ["embedded", "serialised"];
@@ -68,13 +69,15 @@ export interface SuiteBroker {
   stop(): Promise<void>;
 }
 
-/** startBroker, or a cluster of processes whose edges all get `config`. */
-export async function startTarget(opts: { topology: SuiteTopology; config?: string }): Promise<SuiteBroker> {
+/** startBroker, or a cluster of processes whose edges all get `config`. With `shared`, the
+ *  tests of the file with the same config share the cluster (test/helpers/shared-cluster.ts; its
+ *  stop() is then a no-op). */
+export async function startTarget(opts: { topology: SuiteTopology; config?: string; shared?: boolean }): Promise<SuiteBroker> {
   if (opts.topology !== "cluster") {
     const b = await startBroker({ topology: opts.topology, config: opts.config });
     return { natsPort: b.natsPort, natsPorts: [b.natsPort], stop: b.stop };
   }
-  const c = await startCluster({ edgeConfig: opts.config });
+  const c = await (opts.shared ? sharedCluster : startCluster)({ edgeConfig: opts.config });
   const natsPorts = c.edges.map((e) => e.natsPort);
-  return { natsPort: natsPorts[0], natsPorts, stop: c.stop };
+  return { natsPort: natsPorts[0], natsPorts, stop: opts.shared ? async () => {} : c.stop };
 }

@@ -25,6 +25,8 @@ export interface ClusterRouter {
   port: number;
   /** With `monitoring`: the router's monitoring port. */
   httpPort: number | undefined;
+  /** Its config file (a test may rewrite it and send SIGHUP). */
+  file: string;
   proc: BrokerProcess;
 }
 
@@ -78,6 +80,9 @@ export interface TestCluster {
   addEdge(home?: number): Promise<ClusterEdge>;
   /** kill -9 of edge `i`. */
   killEdge(i: number): Promise<void>;
+  /** Rewrites every edge's config with `edgeConfig` in place of the extra text, sends SIGHUP and
+   *  resolves once each edge logged its reload (rejects on "Failed to reload"). */
+  reloadEdges(edgeConfig: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -109,22 +114,30 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
       const proc = spawnBroker(["router", "-c", file]);
       procs.add(proc);
       const m = await proc.waitForLine(LISTEN_EDGES, timeoutMs);
-      return { name, host, port: Number(m[2]), httpPort: await httpPort(proc), proc };
+      return { name, host, port: Number(m[2]), httpPort: await httpPort(proc), file, proc };
     };
     for (let i = 0; i < (opts.routers ?? 2); i++) routers.push(await startRouter(`r${i + 1}`, opts.routerPort ?? 0));
     await Promise.all(routers.map((r) => waitForPeers(r, routers.length - 1, timeoutMs)));
-    const startEdge = async (i: number, home = i): Promise<ClusterEdge> => {
-      const name = `e${i + 1}`;
+    let edgeConfig = opts.edgeConfig ?? "";
+    const edgeFile = (i: number) => path.join(dir, `e${i + 1}.conf`);
+    /** Edge i's home router, once started (addEdge may name another). */
+    const homes: number[] = [];
+    const writeEdgeConfig = (i: number) => {
       // Edge i prefers router i (mod the count): with 2 routers the two edges are homed on
       // different routers, so their clients reach each other through the mesh.
+      const home = homes[i] ?? i;
       const list = routers.map((_r, k) => routers[(home + k) % routers.length]).map((r) => `"${r.host}:${r.port}"`).join(", ");
-      const file = path.join(dir, `${name}.conf`);
-      await writeFile(file, [
-        `server_name: ${name}`, "host: 127.0.0.1", "port: -1", http,
+      return writeFile(edgeFile(i), [
+        `server_name: e${i + 1}`, "host: 127.0.0.1", "port: -1", http,
         `edge { ${opts.edgeDiscovery ?? `routers: [${list}]`}, ${opts.edgeBlock ? `${opts.edgeBlock},` : ""} ${token}`,
         opts.tls ? `tls { ca_file: "${opts.tls.caFile}", cert_file: "${opts.tls.edge.certFile}", key_file: "${opts.tls.edge.keyFile}" } }` : "}",
-        opts.edgeConfig ?? "",
+        edgeConfig,
       ].join("\n"));
+    };
+    const startEdge = async (i: number, home = i): Promise<ClusterEdge> => {
+      const name = `e${i + 1}`, file = edgeFile(i);
+      homes[i] = home;
+      await writeEdgeConfig(i);
       const proc = spawnBroker(["edge", "-c", file], opts.edgeEnv ? { env: { ...process.env, ...opts.edgeEnv } } : {});
       procs.add(proc);
       const nats = await proc.waitForLine(LISTEN_NATS, timeoutMs);
@@ -155,6 +168,16 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
       async killEdge(i) {
         await edges[i].proc.kill();
         procs.delete(edges[i].proc);
+      },
+      async reloadEdges(text) {
+        edgeConfig = text;
+        await Promise.all(edges.map(async (e, i) => {
+          await writeEdgeConfig(i);
+          const since = e.proc.mark();
+          e.proc.signal("SIGHUP");
+          const m = await e.proc.waitForLine(/(Reloaded|Failed to reload configuration): .*$/, timeoutMs, { since });
+          if (m[1] !== "Reloaded") throw new Error(`${e.name}: ${m[0]}`);
+        }));
       },
     };
   } catch (err) {

@@ -16,7 +16,9 @@ import path from "node:path";
 import { expect } from "vitest";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import mqttPacket, { type Packet } from "mqtt-packet";
-import { startBroker, type TestBroker, type Topology } from "./broker.js";
+import { Redis } from "ioredis";
+import { mqttTopologies, startBroker, type SuiteTopology, type TestBroker } from "./broker.js";
+import { edgeTurns, releaseShared, sharedCluster } from "./shared-cluster.js";
 import { loadConfigText } from "../../services/common/config/index.js";
 import { startNatsServer, type RealNatsServer } from "./nats-server.js";
 import type { Cleanups } from "./wait.js";
@@ -65,18 +67,25 @@ export interface MqttTarget {
   start(opts?: MqttServerOptions): Promise<MqttServer>;
 }
 
-/** meshbroker in a topology, started with `server_name` and the MQTT (and optional WS) block. */
-export async function startMqttBroker(topology: Topology, opts: MqttServerOptions = {}): Promise<MqttServer> {
+/** The topologies of the MQTT suites: every in-process one, and the cluster. */
+export const mqttSuiteTopologies: SuiteTopology[] = [...mqttTopologies, "cluster"];
+
+/** The config text of an MQTT test server; listeners on free ports. */
+function mqttConfig(opts: MqttServerOptions, top = true): string {
   // The top-level port first: the helpers look for a `port:` line to decide whether to add one,
   // and the one in the mqtt block must not count.
-  const text = [
-    "port: -1",
-    "host: 127.0.0.1",
-    "server_name: mb_mqtt",
+  return [
+    top ? "port: -1\nhost: 127.0.0.1\nserver_name: mb_mqtt" : "",
     opts.config ?? "",
     `mqtt {\n  host: 127.0.0.1\n  port: -1\n  ${opts.mqtt ?? ""}\n}`,
     opts.websocket ? "websocket {\n  host: 127.0.0.1\n  port: -1\n  no_tls: true\n}" : "",
   ].join("\n");
+}
+
+/** meshbroker in a topology, started with `server_name` and the MQTT (and optional WS) block. */
+export async function startMqttBroker(topology: SuiteTopology, opts: MqttServerOptions = {}): Promise<MqttServer> {
+  if (topology === "cluster") return startMqttCluster(opts);
+  const text = mqttConfig(opts);
   const broker = await startBroker({ topology, config: text, monitoring: opts.monitoring });
   let current = text;
   return {
@@ -130,8 +139,52 @@ export async function startMqttNatsServer(opts: MqttServerOptions = {}): Promise
   };
 }
 
+/**
+ * The cluster (redis-server, 2 routers, 2 edges homed on different routers) as an MQTT server.
+ * Each read of `mqttPort`, `natsPort` or `wsPort` names the next edge, so a test's clients
+ * alternate over the edges. Tests with the same options share the cluster, so they must not
+ * depend on what an earlier test left (sessions, retained messages): `reload()` gives a test its
+ * own cluster, stopped with the test. There is no `broker` (the edges are processes).
+ */
+async function startMqttCluster(opts: MqttServerOptions): Promise<MqttServer> {
+  const shared = await sharedCluster({ edgeConfig: mqttConfig(opts, false), monitoring: opts.monitoring });
+  let cluster = shared;
+  const next = edgeTurns(cluster);
+  let own = false, current = opts;
+  return {
+    kind: "meshbroker",
+    get mqttPort() { return next((e) => e.mqttPort!); },
+    get natsPort() { return next((e) => e.natsPort); },
+    get wsPort() { return next((e) => e.wsPort); },
+    get httpPort() { return next((e) => e.httpPort); },
+    async reload(edit) {
+      if (!own) {
+        // A reload changes the edges' config: the test takes the cluster out of the shared set.
+        cluster = await releaseShared(shared);
+        own = true;
+      }
+      current = { ...current, config: edit(mqttConfig(current, false)), mqtt: undefined, websocket: undefined };
+      await cluster.reloadEdges(current.config!);
+    },
+    // The next test must not see this one's retained messages (sessions it must not reuse: the
+    // suites give each test its own client ids).
+    stop: async () => (own ? cluster.stop() : clearRetained(cluster.redis.url)),
+  };
+}
+
+async function clearRetained(url: string): Promise<void> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    const keys = await redis.keys("mb:retained*");
+    if (keys.length > 0) await redis.del(...keys);
+  } finally {
+    redis.disconnect();
+  }
+}
+
 /** Each topology of meshbroker, then the reference nats-server. */
-export function mqttTargets(topologies: Topology[]): MqttTarget[] {
+export function mqttTargets(topologies: SuiteTopology[]): MqttTarget[] {
   return [
     ...topologies.map((t): MqttTarget => ({ name: `meshbroker (${t})`, kind: "meshbroker", start: (o) => startMqttBroker(t, o) })),
     { name: "nats-server 2.9.10", kind: "nats-server", start: (o) => startMqttNatsServer(o) },
@@ -571,7 +624,7 @@ export const mqttUrl = (s: MqttServer): string => `mqtt://127.0.0.1:${s.mqttPort
 export const MOSQUITTO = process.env.MOSQUITTO ?? "/usr/sbin/mosquitto";
 
 /** meshbroker in each topology, then mosquitto 2.0: the targets of MQTT 5 differential tests. */
-export function mqtt5Targets(c: Cleanups, topologies: Topology[]): MqttTarget[] {
+export function mqtt5Targets(c: Cleanups, topologies: SuiteTopology[]): MqttTarget[] {
   const meshbrokers = mqttTargets(topologies).filter((t) => t.kind === "meshbroker");
   return [...meshbrokers, { name: "mosquitto 2.0", kind: "mosquitto", start: () => startMosquitto(c) }];
 }

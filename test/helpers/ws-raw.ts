@@ -11,7 +11,8 @@ import { afterAll, beforeAll } from "vitest";
 import net from "node:net";
 import tls from "node:tls";
 import WebSocket, { type ClientOptions } from "ws";
-import { startBroker, type Topology } from "./broker.js";
+import { startBroker, type SuiteTopology } from "./broker.js";
+import { edgeTurns, sharedCluster } from "./shared-cluster.js";
 import { startNatsServer } from "./nats-server.js";
 import { freePorts } from "./process.js";
 
@@ -308,11 +309,12 @@ export function serverFor(target: WsTarget, ws: () => string, config: () => stri
 }
 
 /** meshbroker in each topology, then the reference nats-server 2.9.10 (unless `reference` is false). */
-export function wsTargets(topologies: Topology[], reference = true): WsTarget[] {
+export function wsTargets(topologies: SuiteTopology[], reference = true): WsTarget[] {
   const targets: WsTarget[] = topologies.map((topology): WsTarget => ({
     name: `meshbroker (${topology})`,
     reference: false,
     async start({ ws, config = "", monitoring }) {
+      if (topology === "cluster") return startWsCluster({ ws, config, monitoring });
       const b = await startBroker({
         topology,
         monitoring,
@@ -333,6 +335,24 @@ export function wsTargets(topologies: Topology[], reference = true): WsTarget[] 
   }));
   if (reference) targets.push({ name: "nats-server 2.9.10 (reference)", reference: true, start: startReference });
   return targets;
+}
+
+/**
+ * The cluster (test/helpers/shared-cluster.ts, shared by the file's tests with the same config):
+ * each read of natsPort, wsPort or httpPort names the next edge, so clients alternate over them.
+ */
+async function startWsCluster({ ws, config = "", monitoring }: WsStartOptions): Promise<WsServer> {
+  const cluster = await sharedCluster({ edgeConfig: `${config}\nwebsocket {\n  host: 127.0.0.1\n  port: -1\n${ws}\n}\n`, monitoring });
+  const next = edgeTurns(cluster);
+  return {
+    name: "meshbroker (cluster)",
+    reference: false,
+    get natsPort() { return next((e) => e.natsPort); },
+    get wsPort() { return next((e) => e.wsPort!); },
+    get httpPort() { return next((e) => e.httpPort); },
+    log: () => cluster.edges.map((e) => e.proc.stdout() + e.proc.stderr()).join("\n"),
+    stop: async () => {},
+  };
 }
 
 /** nats-server needs a fixed websocket port (its `-1` is not read back here): one that was just free. */

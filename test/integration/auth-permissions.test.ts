@@ -4,7 +4,7 @@
 // the connection open.
 import { describe, expect, it } from "vitest";
 import { Events, StringCodec, type ConnectionOptions, type Msg, type NatsConnection, type Subscription } from "nats";
-import { startBroker, topologies, type TestBroker, type Topology } from "../helpers/broker.js";
+import { clusterTopologies, startTarget, type SuiteBroker, type SuiteTopology } from "../helpers/broker.js";
 import { rawConnect, type RawClient } from "../helpers/raw.js";
 import { cleanupAfterEach } from "../helpers/wait.js";
 import { natsClient } from "../helpers/clients.js";
@@ -25,18 +25,24 @@ const CONFIG = `authorization { users: [
   { user: admin, password: pw }
 ] }`;
 
-async function broker(topology: Topology): Promise<TestBroker> {
-  const b = await startBroker({ topology, config: CONFIG });
+/** The server; on the cluster, one for the file (the tests leave nothing behind but closed clients). */
+async function broker(topology: SuiteTopology): Promise<SuiteBroker> {
+  const b = await startTarget({ topology, config: CONFIG, shared: true });
   cleanups.push(() => b.stop());
+  clients = 0;
   return b;
 }
 
-async function client(b: TestBroker, user: string, opts: Partial<ConnectionOptions> = {}): Promise<NatsConnection> {
-  return natsClient(cleanups, b.natsPort, { user, pass: "pw", ...opts });
+/** The next client's port: clients alternate over the edges of a cluster. */
+let clients = 0;
+const port = (b: SuiteBroker) => b.natsPorts[clients++ % b.natsPorts.length];
+
+async function client(b: SuiteBroker, user: string, opts: Partial<ConnectionOptions> = {}): Promise<NatsConnection> {
+  return natsClient(cleanups, port(b), { user, pass: "pw", ...opts });
 }
 
-async function raw(b: TestBroker, user: string): Promise<RawClient> {
-  const c = await rawConnect(b.natsPort);
+async function raw(b: SuiteBroker, user: string): Promise<RawClient> {
+  const c = await rawConnect(port(b));
   cleanups.push(() => c.close());
   await c.expect(INFO_LINE);
   await c.send(`CONNECT ${JSON.stringify({ verbose: false, pedantic: false, user, pass: "pw" })}\r\nPING\r\n`);
@@ -107,7 +113,7 @@ const pubErr = (s: string) => `-ERR 'Permissions Violation for Publish to "${s}"
 const subErr = (s: string, q?: string) =>
   `-ERR 'Permissions Violation for Subscription to "${s}"${q ? ` using queue "${q}"` : ""}'\r\n`;
 
-describe.each(topologies)("permissions (%s)", (topology) => {
+describe.each(clusterTopologies)("permissions (%s)", (topology) => {
   describe("publish", () => {
     it("delivers what the allow list admits, minus the deny list, wildcards included (nats.js)", async () => {
       const b = await broker(topology);

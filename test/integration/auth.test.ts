@@ -80,6 +80,7 @@ async function roundTrip(nc: NatsConnection, subject = `rt.${Math.random().toStr
 const BCRYPT_PASS = hashSync("s3cret-bcrypt", 4);
 const BCRYPT_TOKEN = hashSync("tok-bcrypt", 4);
 
+// Not on the cluster: the edge's own checks (a cluster's edge runs this code), about 20 configs, one cluster start each; cluster-basic and tls cover the cluster's auth.
 describe.each(topologies)("authentication (%s)", (topology) => {
   describe("single user", () => {
     it("accepts the right user/password, refuses a wrong one (nats.js and raw bytes)", async () => {

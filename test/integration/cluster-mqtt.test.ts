@@ -6,8 +6,9 @@ import { StringCodec } from "nats";
 import type { MqttClient } from "mqtt";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { natsClient } from "../helpers/clients.js";
-import { ATTACHED, startCluster, type TestCluster } from "../helpers/cluster.js";
+import { startCluster, type TestCluster } from "../helpers/cluster.js";
 import { closeOf, collect, connectCollecting, connectMqtt, noMessage, suback, type Inbox } from "../helpers/mqtt.js";
+import { mqttUnderFault, untilReceived } from "../helpers/mqtt-load.js";
 import { cleanupAfterEach, firstData, withTimeout } from "../helpers/wait.js";
 
 const SESSIONS = /MQTT session service started/;
@@ -22,15 +23,6 @@ beforeAll(async () => {
 afterAll(() => cluster?.stop());
 const c = cleanupAfterEach();
 
-/** Calls `send` until `inbox` has received something: interest has crossed the mesh. */
-async function untilReceived(inbox: Inbox, send: () => Promise<unknown>): Promise<void> {
-  await withTimeout((async () => {
-    while (inbox.all.length === 0) {
-      await send();
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  })(), 3_000, () => "interest never reached the publisher's router");
-}
 /** What a test sent, without the probes of untilReceived. */
 const real = (inbox: Inbox) => inbox.all.filter((m) => m.payload !== "probe" && m.payload !== "p");
 
@@ -71,6 +63,22 @@ it("NATS ↔ MQTT across edges", async () => {
     await new Promise((r) => setTimeout(r, 20));
   }
   expect(await got).toBe("hi nats");
+});
+
+it("after SUBACK, a publish on an edge of the other router reaches the subscription (100 rounds)", async () => {
+  const { client: sub, inbox } = await connectCollecting(c, url(1), { clientId: "race-sub" });
+  const pub = await connectMqtt(c, url(0), { clientId: "race-pub" });
+  const rounds = 100;
+  for (let i = 0; i < rounds; i++) {
+    await sub.subscribeAsync(`race/${i}`, { qos: 1 });
+    await publish(pub, `race/${i}`, String(i), 1);
+  }
+  // Everything routed arrives within a moment; a miss never does.
+  const deadline = Date.now() + 3_000;
+  while (inbox.all.length < rounds && Date.now() < deadline) await inbox.next(deadline - Date.now()).catch(() => undefined);
+  const missed = rounds - new Set(inbox.all.map((m) => m.payload)).size;
+  console.log(`subscribe then publish across routers: ${missed} of ${rounds} missed`);
+  expect(missed).toBe(0);
 });
 
 it("retained messages are visible from every edge", async () => {
@@ -127,53 +135,14 @@ it("edge kill -9: the persistent session resumes on an edge of the other router 
   await noMessage(inbox, 250);
 });
 
-/**
- * Publishes `total` QoS 1 messages from a client on edge 0 to a persistent subscriber on edge 1,
- * killing router `victim` a quarter of the way through; checks that every publish is acked and
- * no client was disconnected, and prints what was lost (checked by the caller), duplicates and
- * the re-attach time.
- */
-async function killUnderLoad(victim: number, subId: string, label: string): Promise<number> {
-  const { client: sub, inbox } = await connectCollecting(c, url(1), { clientId: subId, clean: false });
-  await suback(sub, { [`${subId}/#`]: { qos: 1 } });
-  const pub = await connectMqtt(c, url(0), { clientId: `${subId}-pub` });
-  const closes = { sub: 0, pub: 0 };
-  sub.on("close", () => closes.sub++);
-  pub.on("close", () => closes.pub++);
-  await untilReceived(inbox, () => publish(pub, `${subId}/probe`, "p", 1));
-
-  const total = 2_000;
-  const marks = cluster.edges.map((e) => e.proc.mark());
-  let killedAt = 0;
-  const acked: Promise<unknown>[] = [];
-  for (let i = 0; i < total; i++) {
-    acked.push(publish(pub, `${subId}/m`, String(i), 1));
-    if (i === total / 4) {
-      killedAt = Date.now();
-      void cluster.killRouter(victim);
-    }
-    if (i % 50 === 0) await new Promise((r) => setImmediate(r));
-  }
-  await withTimeout(Promise.all(acked), 15_000, () => "not every publish was acknowledged");
-  const ackedMs = Date.now() - killedAt;
-  const reattached = await Promise.all([0, 1].map((e) => cluster.edges[e].proc.waitForLine(ATTACHED, 5_000, { since: marks[e] })
-    .then((m) => m[3] ?? "?", () => "-")));
-  const msgs = () => inbox.all.filter((m) => m.topic === `${subId}/m`);
-  const distinct = () => new Set(msgs().map((m) => m.payload)).size;
-  // Wait for everything, or for deliveries to stop for 2 s (what is missing then is lost).
-  const deadline = Date.now() + 10_000;
-  for (let last = -1, since = Date.now(); distinct() < total && Date.now() < deadline;) {
-    if (distinct() !== last) [last, since] = [distinct(), Date.now()];
-    else if (Date.now() - since > 2_000) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  await new Promise((r) => setTimeout(r, 300)); // late duplicates, to count them
-  const lost = total - distinct();
-  const dupFlagged = msgs().filter((m) => m.packet.dup).length;
-  console.log(`${label}: ${total} published, ${lost} lost, ${msgs().length - distinct()} duplicates (${dupFlagged} with DUP set); ` +
-    `edges re-attached in ${reattached.join(" / ")} ms (logged, "-": stayed), all acked ${ackedMs} ms after the kill`);
-  expect(closes).toEqual({ sub: 0, pub: 0 });
-  return lost;
+/** QoS 1 from edge 0 to a persistent subscriber on edge 1, router `victim` killed under it:
+ *  every publish acked, no client disconnected; prints what happened, returns what was lost. */
+async function killUnderLoad(victim: number, id: string, label: string): Promise<number> {
+  const r = await mqttUnderFault(c, cluster, { id, qos: 1, subEdge: 1, pubEdge: 0, fault: () => cluster.killRouter(victim) });
+  console.log(`${label}: ${r.total} published, ${r.lost} lost, ${r.duplicates} duplicates (${r.dupFlagged} with DUP set); ` +
+    `edges re-attached in ${r.reattached.join(" / ")} ms (logged, "-": stayed), all acked ${r.ackedMs} ms after the kill`);
+  expect(r.closes).toEqual({ sub: 0, pub: 0 });
+  return r.lost;
 }
 
 // The publisher's router acks once its own writes landed, and what it forwarded to the killed

@@ -54,6 +54,7 @@ async function rawClient(port: number, protocol: 0 | 1): Promise<RawClient> {
 
 const LDM_INFO = /INFO (\{[^\r]*"ldm":true[^\r]*\}) ?\r\n/;
 
+// The cluster's edge lame duck (URLs withdrawn first, other edges' INFO) is in cluster-advertise and chaos-edge-sigterm.
 describe.each(topologies)("lame duck mode (%s)", (topology) => {
   const env = { ...process.env, MESHBROKER_TEST_TOPOLOGY: topology };
   it("SIGTERM: listeners close at once, clients hear ldm, then are closed one at a time after the grace period", async () => {

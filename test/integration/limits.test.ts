@@ -56,6 +56,7 @@ const targets: Target[] = [
   },
 ];
 
+// Not on the cluster: the slow-consumer checks read the in-process edge's closed connections (broker.edge); a cluster's edge runs the same code.
 describe.each(targets)("limits: $name", (target) => {
   let server: Running | undefined;
   let raws: RawClient[] = [];

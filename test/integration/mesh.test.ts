@@ -2,7 +2,10 @@
 // real redis-server; subscribers attach directly to each Router (the RouterLink seam).
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
+import { createUser } from "@nats-io/nkeys";
 import { accountSet, type Connection, type MessageData, type Subscriber } from "../../services/router/link.js";
 import { Router } from "../../services/router/router.js";
 import { Mesh } from "../../services/router/mesh/mesh.js";
@@ -10,7 +13,7 @@ import { meshChannelOptions, dialLink } from "../../services/router/mesh/transpo
 import { MESH_VERSION } from "../../services/router/mesh/peer.js";
 import { MeshRegistry } from "../../services/router/mesh/registry.js";
 import { meshFrames } from "../../services/router/wire/codec.js";
-import type { AccountConfig } from "../../services/common/config/options.js";
+import type { AccountConfig, ClusterAuthorization } from "../../services/common/config/options.js";
 import type { MeshFrame } from "../../services/router/wire/frames.js";
 import { startRedis, type RedisServer } from "../helpers/redis.js";
 import { startBroker, topologies } from "../helpers/broker.js";
@@ -41,7 +44,7 @@ interface TestRouter {
 
 /** A router with its mesh on a gRPC server on port 0, registered in the test's Redis prefix. */
 async function startRouter(id: string, prefix: string,
-                           opts: { token?: string; redisUrl?: string; router?: Router; maxBacklogBytes?: number } = {}): Promise<TestRouter> {
+                           opts: { authorization?: ClusterAuthorization; redisUrl?: string; router?: Router; maxBacklogBytes?: number } = {}): Promise<TestRouter> {
   const router = opts.router ?? new Router();
   const server = new grpc.Server(meshChannelOptions);
   const port = await new Promise<number>((resolve, reject) =>
@@ -49,7 +52,7 @@ async function startRouter(id: string, prefix: string,
   const logs: string[] = [];
   const address = `127.0.0.1:${port}`;
   const mesh = new Mesh(router, {
-    id, advertise: address, token: opts.token ?? TOKEN, redis: opts.redisUrl ?? redis.url, prefix,
+    id, advertise: address, authorization: opts.authorization ?? { token: TOKEN }, redis: opts.redisUrl ?? redis.url, prefix,
     log: { info: (m) => logs.push(m), warn: (m) => logs.push(m) }, maxBacklogBytes: opts.maxBacklogBytes,
   });
   mesh.addTo(server);
@@ -189,6 +192,27 @@ describe("mesh: cluster-wide routing", () => {
     a.router.publish("$G", "svc", "_INBOX.1", data("q"), inbox.conn, { noResponders: true });
     await until(() => inbox.got.length === 2, 2_000, "the reply");
     expect(inbox.got[1].text).toBe("answer");
+  });
+
+  it("routers whose account sets differ log it once (MeshHello.accounts_version); routers that agree do not", async () => {
+    const acc = (name: string) => ({ name, users: [], exports: [], imports: [] }) as unknown as AccountConfig;
+    const warned: string[][] = [[], [], []];
+    const routers = [["A"], ["A"], ["A", "B"]].map((names, i) => {
+      const r = new Router((m) => warned[i].push(m));
+      r.configureAccounts(`E${i + 1}`, accountSet(names.map(acc)));
+      return r;
+    });
+    const prefix = `mesh-test-${process.pid}-${prefixSeq++}`;
+    const [a, b, c3] = await Promise.all(routers.map((router, i) => startRouter(`r${i + 1}`, prefix, { router })));
+    await until(() => [a, b, c3].every((r) => r.mesh.peers().length === 2), 5_000, "full mesh");
+    const differ = (w: string[]) => w.filter((l) => /accounts version .* their account configs differ/.test(l));
+    expect(differ(warned[0])).toEqual([expect.stringMatching(/^router r3 sent accounts version \w+, edge E1 has \w+/)]);
+    expect(differ(warned[1])).toEqual([expect.stringMatching(/^router r3 sent accounts version \w+, edge E2 has \w+/)]);
+    // r3 hears it from r1 and r2, which agree with each other: each pair once.
+    expect(differ(warned[2]).sort()).toEqual([
+      expect.stringMatching(/^router r1 sent accounts version \w+, edge E3 has/),
+      expect.stringMatching(/^router r2 sent accounts version \w+, edge E3 has/),
+    ]);
   });
 
   it("service imports answer through the importer's router when the responder is on another", async () => {
@@ -347,9 +371,64 @@ describe("mesh: interest and membership", () => {
     ] }));
     stream.resume();
     await withTimeout(ended, 2_000, () => "the refused stream did not end");
-    expect(a.logs.some((l) => /refused peer "intruder": bad cluster credential/.test(l))).toBe(true);
+    expect(a.logs.some((l) => /refused peer "intruder": wrong cluster token \(from 127\.0\.0\.1:\d+\)/.test(l))).toBe(true);
     expect(s.got).toEqual([]);
     expect(a.mesh.peers()).toEqual([]);
+  });
+
+  it("NKEY peers (grpc/credential.ts, as edges): routers with seed files link; a stranger's key, or a proof for another Hello, neither subscribes nor publishes; refusals logged once per address", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "mesh-nkey-"));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const member = async (name: string) => {
+      const kp = createUser();
+      const seedFile = path.join(dir, `${name}.nk`);
+      await writeFile(seedFile, new TextDecoder().decode(kp.getSeed()));
+      return { kp, seedFile };
+    };
+    const [k1, k2, stranger] = await Promise.all([member("r1"), member("r2"), member("stranger")]);
+    const nkeys = [k1.kp.getPublicKey(), k2.kp.getPublicKey()];
+    const prefix = `mesh-test-${process.pid}-${prefixSeq++}`;
+    const [a, b] = await Promise.all([
+      startRouter("r1", prefix, { authorization: { nkeys, seedFile: k1.seedFile } }),
+      startRouter("r2", prefix, { authorization: { nkeys, seedFile: k2.seedFile } }),
+    ]);
+    await until(() => a.mesh.peers().length === 1 && b.mesh.peers().length === 1, 5_000, "NKEY mesh");
+    const s = recorder("secret");
+    a.router.subscribe("$G", s.sub);
+    const signed = (kp: typeof stranger.kp, text: string) => ({ publicKey: kp.getPublicKey(), signature: Buffer.from(kp.sign(Buffer.from(text))), signed: Buffer.from(text) });
+    const now = Date.now() * 1000;
+    const hellos = [
+      // A key the routers do not list.
+      { routerId: "intruder", sentAtUs: now, credential: { nkey: signed(stranger.kp, `intruder ${now}`) } },
+      // r2's key, with a proof replayed from another Hello (another id).
+      { routerId: "intruder", sentAtUs: now, credential: { nkey: signed(k2.kp, `r2 ${now}`) } },
+    ];
+    for (const hello of hellos) {
+      const { stream, client } = dialLink(a.address, grpc.credentials.createInsecure());
+      cleanups.push(() => client.close());
+      stream.on("error", () => {});
+      const ended = new Promise<void>((r) => { stream.on("end", r); stream.on("close", r); stream.on("error", () => r()); });
+      stream.write(meshFrames.encode({ ops: [
+        { op: "hello", hello: { version: MESH_VERSION, ...hello } },
+        { op: "interest", interest: { seq: 1, entries: [{ account: "$G", subject: ">", weight: 1 }] } },
+        { op: "forward", forward: { account: "$G", message: { subject: "secret", payload: Buffer.from("x") } } },
+      ] }));
+      stream.resume();
+      await withTimeout(ended, 2_000, () => "the refused stream did not end");
+    }
+    // The legitimate peer still routes: r2's publish reaches r1's subscriber, and only it.
+    await settled([a, b]);
+    b.router.publish("$G", "secret", undefined, data("legit"), publisher());
+    await until(() => s.got.length > 0, 2_000, "the peer's message");
+    expect(s.got.map((m) => m.text)).toEqual(["legit"]);
+    expect(a.mesh.peers().map((p) => p.id)).toEqual(["r2"]);
+    const refusals = a.logs.filter((l) => /refused peer/.test(l));
+    expect(refusals).toEqual([expect.stringMatching(/refused peer "intruder": NKEY \S+ is not in this router's nkeys \(from 127\.0\.0\.1:\d+\)/)]);
+  });
+
+  it("a router with nkeys needs its own seed_file to dial its peers", () => {
+    expect(() => new Mesh(new Router(), { id: "x", advertise: "127.0.0.1:1", authorization: { nkeys: ["UABC"] }, log: { info() {}, warn() {} } }))
+      .toThrow(/no cluster credential/);
   });
 
   it("a peer that stops reading is closed as a slow peer once its backlog passes the bound", async () => {
@@ -394,9 +473,9 @@ describe("mesh: interest and membership", () => {
       stream.resume();
       await withTimeout(ended, 2_000, () => "the stranger's stream did not end");
     }
+    // Both ended; logged once, since both came from one address (a refused peer redials).
     expect(a.logs.filter((l) => /refused a peer/.test(l))).toEqual([
-      expect.stringMatching(/refused a peer before its hello: malformed MeshFrame/),
-      "mesh: refused a peer: its first operation is forward, not a hello",
+      expect.stringMatching(/refused a peer before its hello: malformed MeshFrame.* \(from 127\.0\.0\.1:\d+\)/),
     ]);
     expect(s.got).toEqual([]);
   });

@@ -104,6 +104,7 @@ async function exercise(natsPort: number, httpPort: number) {
 
 type Shapes = Awaited<ReturnType<typeof exercise>>;
 
+// Not on the cluster: one server's counters against nats-server's; the cluster's /varz, /routez, /connz are in cluster-monitoring.
 describe.each(topologies)("monitoring JSON shapes match nats-server 2.9 (%s)", (topology) => {
   let ns: RealNatsServer | undefined;
   let reference: Shapes;

@@ -11,7 +11,7 @@ import { connect as natsConnect } from "nats";
 import { mqttTopologies } from "../helpers/broker.js";
 import { newAccount, newOperator, newUser, operatorConfig, type TestAccount, type TestOperator, type TestUser } from "../helpers/creds.js";
 import {
-  connack, connectBytes, connectMqtt, mqttTargets, RawMqtt, startMqttBroker, suback,
+  connack, connectBytes, connectMqtt, mqttSuiteTopologies, mqttTargets, RawMqtt, startMqttBroker, suback,
   type MqttServer, type MqttServerOptions, type MqttTarget,
   startTarget,
 } from "../helpers/mqtt.js";
@@ -41,6 +41,8 @@ authorization {
   ]
 }`;
 
+// Not on the cluster: CONNACK codes are the edge's own checks (about 15 configs, one cluster each);
+// on the cluster, the operator-mode cases below run (a JWT checked on the edge, the session on a router).
 describe.each(mqttTargets(mqttTopologies))("CONNACK on $name", (target) => {
   it("accepts a 3.1.1 CONNECT: return code 0, no session present", async () => {
     const s = await start(target);
@@ -214,7 +216,7 @@ describe.each(mqttTargets(mqttTopologies))("CONNACK on $name", (target) => {
 
 // Operator mode (meshbroker): the MQTT password is tried as the user JWT; only a bearer JWT can
 // work, since an MQTT client cannot sign a nonce.
-describe.each(mqttTopologies)("operator mode on meshbroker (%s)", (topology) => {
+describe.each(mqttSuiteTopologies)("operator mode on meshbroker (%s)", (topology) => {
   let op: TestOperator;
   let acc: TestAccount;
   let users: Record<"bearer" | "plain" | "stdOnly", TestUser>;
@@ -264,6 +266,7 @@ describe.each(mqttTopologies)("operator mode on meshbroker (%s)", (topology) => 
   });
 });
 
+// Not on the cluster: the gauges count one process's clients, and a test's clients spread over the edges.
 describe.each(mqttTopologies)("metrics on meshbroker (%s)", (topology) => {
   async function gauge(s: MqttServer): Promise<Record<string, number>> {
     const text = await (await fetch(`http://127.0.0.1:${s.httpPort}/metrics`)).text();

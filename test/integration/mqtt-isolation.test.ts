@@ -9,7 +9,7 @@ import type { IClientOptions, MqttClient } from "mqtt";
 import { mqttTopologies } from "../helpers/broker.js";
 import { natsClient } from "../helpers/clients.js";
 import {
-  connectCollecting, connectMqtt, mqttTargets, noMessage, RawMqtt, startTarget,
+  connectCollecting, connectMqtt, mqttSuiteTopologies, mqttTargets, noMessage, RawMqtt, startTarget,
   type Inbox, type MqttServer, type MqttTarget,
 } from "../helpers/mqtt.js";
 import { cleanupAfterEach } from "../helpers/wait.js";
@@ -44,7 +44,7 @@ const TRANSPORTS: Transport[] = [
   { name: "MQTT over WebSocket", url: (s) => `ws://127.0.0.1:${s.wsPort}/mqtt` },
 ];
 
-describe.each(mqttTargets(mqttTopologies))("MQTT isolation on $name", (target: MqttTarget) => {
+describe.each(mqttTargets(mqttSuiteTopologies))("MQTT isolation on $name", (target: MqttTarget) => {
   describe.each(TRANSPORTS)("over $name", (transport) => {
     async function server() {
       const s = await startTarget(c, target, { config: CONFIG, websocket: true });
@@ -78,9 +78,11 @@ describe.each(mqttTargets(mqttTopologies))("MQTT isolation on $name", (target: M
 
     it("a client of another account with the same client id neither closes A's connection nor touches its session", async () => {
       const { as, session } = await server();
-      const { client: a1, inbox: inA } = await session("a1", { clientId: "shared-id", clean: false });
+      // Per transport: a shared cluster keeps the persistent session of the other transport's run.
+      const id = `shared-id-${transport.name}`;
+      const { client: a1, inbox: inA } = await session("a1", { clientId: id, clean: false });
       await a1.subscribeAsync("private/#", { qos: 1 });
-      const b1 = await as("b1", { clientId: "shared-id", clean: true });
+      const b1 = await as("b1", { clientId: id, clean: true });
       const pubA = await as("a1", { clientId: "a-publisher" });
       await pubA.publishAsync("private/1", "live", { qos: 1 });
       expect((await inA.next()).payload).toBe("live"); // still connected, still subscribed
@@ -89,12 +91,12 @@ describe.each(mqttTargets(mqttTopologies))("MQTT isolation on $name", (target: M
       await a1.endAsync();
       await pubA.publishAsync("private/2", "queued", { qos: 1 });
       // B with the same id and clean=false finds no session and gets nothing of A's.
-      const b2 = await session("b1", { clientId: "shared-id", clean: false });
+      const b2 = await session("b1", { clientId: id, clean: false });
       expect(b2.sessionPresent).toBe(false);
       await noMessage(b2.inbox);
       await b2.client.endAsync();
       // A's session is intact: present, with its queued message.
-      const back = await session("a1", { clientId: "shared-id", clean: false });
+      const back = await session("a1", { clientId: id, clean: false });
       expect(back.sessionPresent).toBe(true);
       expect((await back.inbox.next()).payload).toBe("queued");
     });

@@ -10,9 +10,8 @@
 // [MQTT-4.7.2-1], which nats-server 2.9 does not follow, is checked on meshbroker only.
 import { describe, expect, it } from "vitest";
 import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from "nats";
-import { mqttTopologies } from "../helpers/broker.js";
 import {
-  collect, connectMqtt, mqttTargets, noMessage, RawMqtt, startMqttBroker, suback,
+  collect, connectMqtt, mqttSuiteTopologies, mqttTargets, noMessage, RawMqtt, startMqttBroker, suback,
   type MqttServer, type MqttServerOptions, type MqttTarget,
   startTarget, mqttUrl,
 } from "../helpers/mqtt.js";
@@ -84,7 +83,7 @@ authorization {
   ]
 }`;
 
-describe.each(mqttTargets(mqttTopologies))("SUBSCRIBE on $name", (target) => {
+describe.each(mqttTargets(mqttSuiteTopologies))("SUBSCRIBE on $name", (target) => {
   it("grants QoS 0 and 1 as asked; QoS 2 is granted 2 by meshbroker, 1 by nats-server 2.9", async () => {
     const s = await start(target);
     const r = await rawClient(s, "granter");
@@ -134,7 +133,7 @@ describe.each(mqttTargets(mqttTopologies))("SUBSCRIBE on $name", (target) => {
   });
 });
 
-describe.each(mqttTargets(mqttTopologies))("subscription semantics on $name", (target) => {
+describe.each(mqttTargets(mqttSuiteTopologies))("subscription semantics on $name", (target) => {
   it("a SUBSCRIBE to an existing filter replaces it (new QoS, no duplicate deliveries) [MQTT-3.8.4-3]", async () => {
     const s = await start(target);
     const r = await rawClient(s, "resub");
@@ -151,7 +150,7 @@ describe.each(mqttTargets(mqttTopologies))("subscription semantics on $name", (t
 
 // nats-server 2.9 breaks this rule (a "#" subscriber even gets its internal $MQTT.sess.* traffic);
 // meshbroker is held to the spec.
-describe.each(mqttTopologies)("MQTT 3.1.1 $-topic rule on meshbroker (%s)", (topology) => {
+describe.each(mqttSuiteTopologies)("MQTT 3.1.1 $-topic rule on meshbroker (%s)", (topology) => {
   const target: MqttTarget = { name: `meshbroker (${topology})`, kind: "meshbroker", start: (o) => startMqttBroker(topology, o) };
 
   it("wildcards at the first level do not match topics starting with $ [MQTT-4.7.2-1]; $x/# does", async () => {
@@ -173,7 +172,7 @@ describe.each(mqttTopologies)("MQTT 3.1.1 $-topic rule on meshbroker (%s)", (top
   });
 });
 
-describe.each(mqttTargets(mqttTopologies))("permissions on $name", (target) => {
+describe.each(mqttTargets(mqttSuiteTopologies))("permissions on $name", (target) => {
   it("subscribe: no permission → 0x80; QoS 0 within subscribe [\"a.>\"] granted but QoS 1 needs \"$MQTT.sub.>\"", async () => {
     const s = await start(target, { config: PERM_USERS });
     const r0 = await rawClient(s, "perm-sub0", { username: "sub0", password: Buffer.from("sub0") });
@@ -239,7 +238,7 @@ describe.each(mqttTargets(mqttTopologies))("permissions on $name", (target) => {
   });
 });
 
-describe.each(mqttTargets(mqttTopologies))("PUBLISH on $name", (target) => {
+describe.each(mqttTargets(mqttSuiteTopologies))("PUBLISH on $name", (target) => {
   it("QoS 0: delivered at QoS 0", async () => {
     const s = await start(target);
     const sub = await connectMqtt(c, mqttUrl(s), { clientId: "q0-sub" });
@@ -315,7 +314,7 @@ describe.each(mqttTargets(mqttTopologies))("PUBLISH on $name", (target) => {
   });
 });
 
-describe.each(mqttTargets(mqttTopologies))("MQTT ↔ NATS mapping on $name", (target) => {
+describe.each(mqttTargets(mqttSuiteTopologies))("MQTT ↔ NATS mapping on $name", (target) => {
   it("MQTT a/b reaches the NATS subscriber of a.b with the header Nmqtt-Pub: <qos>", async () => {
     const s = await start(target);
     const nc = await nats(s);
@@ -406,7 +405,7 @@ describe.each(mqttTargets(mqttTopologies))("MQTT ↔ NATS mapping on $name", (ta
   });
 });
 
-describe.each(mqttTopologies)("QoS 2 on meshbroker (%s)", (topology) => {
+describe.each(mqttSuiteTopologies)("QoS 2 on meshbroker (%s)", (topology) => {
   async function broker(opts: MqttServerOptions = {}): Promise<MqttServer> {
     const s = await startMqttBroker(topology, opts);
     c.push(() => s.stop());

@@ -5,9 +5,8 @@
 // DISCONNECT (client.end()), and a retained will is kept for later subscribers.
 import { describe, expect, it } from "vitest";
 import { connect as natsConnect } from "nats";
-import { mqttTopologies } from "../helpers/broker.js";
 import {
-  closeOf, collect, connectMqtt, mqttTargets, noMessage, RawMqtt, startMqttBroker,
+  closeOf, collect, connectMqtt, mqttSuiteTopologies, mqttTargets, noMessage, RawMqtt, startMqttBroker,
   type MqttServerOptions, type MqttTarget,
   startTarget, mqttUrl,
 } from "../helpers/mqtt.js";
@@ -18,7 +17,7 @@ const c = cleanupAfterEach();
 const start = (target: MqttTarget, opts?: MqttServerOptions) => startTarget(c, target, opts);
 
 
-describe.each(mqttTargets(mqttTopologies))("retained messages on $name", (target) => {
+describe.each(mqttTargets(mqttSuiteTopologies))("retained messages on $name", (target) => {
   it("stored per topic (the last one wins), delivered on subscribe with the retain flag", async () => {
     const s = await start(target);
     const pub = await connectMqtt(c, mqttUrl(s), { clientId: "ret-pub" });
@@ -98,7 +97,7 @@ describe.each(mqttTargets(mqttTopologies))("retained messages on $name", (target
 
 // nats-server 2.9 breaks this rule (a "#" subscriber also gets its internal $MQTT retained
 // state); meshbroker is held to the spec.
-describe.each(mqttTopologies)("MQTT 3.1.1 $-topic rule for retained messages on meshbroker (%s)", (topology) => {
+describe.each(mqttSuiteTopologies)("MQTT 3.1.1 $-topic rule for retained messages on meshbroker (%s)", (topology) => {
   const target: MqttTarget = { name: `meshbroker (${topology})`, kind: "meshbroker", start: (o) => startMqttBroker(topology, o) };
 
   it("a retained $-topic is not sent for # [MQTT-4.7.2-1], but is for $sys/#", async () => {
@@ -119,7 +118,7 @@ describe.each(mqttTopologies)("MQTT 3.1.1 $-topic rule for retained messages on 
   });
 });
 
-describe.each(mqttTargets(mqttTopologies))("wills on $name", (target) => {
+describe.each(mqttTargets(mqttSuiteTopologies))("wills on $name", (target) => {
   it("published when the connection drops without DISCONNECT (socket destroyed), to MQTT and NATS subscribers", async () => {
     const s = await start(target);
     const watcher = await connectMqtt(c, mqttUrl(s), { clientId: "will-watch" });

@@ -17,7 +17,7 @@ import { silentLogger } from "../../services/common/log.js";
 import { startEmbedded } from "../../services/embedded.js";
 import { openRedisStore } from "../../services/router/store/redis.js";
 import {
-  closeOf, collect, connack, connectMqtt, mqttTargets, noMessage, RawMqtt, startMqttBroker, tempDir,
+  closeOf, collect, connack, connectMqtt, mqttSuiteTopologies, mqttTargets, noMessage, RawMqtt, startMqttBroker, tempDir,
   type MqttServer, type MqttServerOptions, type MqttTarget,
   startTarget, mqttUrl,
 } from "../helpers/mqtt.js";
@@ -34,7 +34,7 @@ async function rawClient(s: MqttServer, clientId: string, clean: boolean): Promi
   return { r, sessionPresent };
 }
 
-describe.each(mqttTargets(mqttTopologies))("sessions on $name", (target) => {
+describe.each(mqttTargets(mqttSuiteTopologies))("sessions on $name", (target) => {
   it("clean=false: subscriptions kept and QoS 1 messages queued while away; sessionPresent on return", async () => {
     const s = await start(target);
     const first = await connectMqtt(c, mqttUrl(s), { clientId: "persist-1", clean: false });
@@ -111,7 +111,7 @@ describe.each(mqttTargets(mqttTopologies))("sessions on $name", (target) => {
   });
 });
 
-describe.each(mqttTopologies)("session state on meshbroker (%s)", (topology) => {
+describe.each(mqttSuiteTopologies)("session state on meshbroker (%s)", (topology) => {
   async function broker(opts: MqttServerOptions = {}): Promise<MqttServer> {
     const s = await startMqttBroker(topology, opts);
     c.push(() => s.stop());
@@ -173,6 +173,7 @@ describe.each(mqttTopologies)("session state on meshbroker (%s)", (topology) => 
   });
 });
 
+// Not on the cluster: it restarts the in-process broker on its store; the cluster's restarts are in cluster-mqtt and chaos-mqtt.
 describe.each(mqttTopologies)("persistence across a restart on meshbroker (%s)", (topology) => {
   it("store_dir: the session, its queued QoS 1 message and a retained message survive the restart", async () => {
     const dir = await tempDir(c);
@@ -256,6 +257,7 @@ describe.each(mqttTopologies)("persistence across a restart on meshbroker (%s)",
   });
 });
 
+// Not on the cluster: LevelDB in one process; kill -9 of a router or an edge is in cluster-mqtt and chaos-mqtt.
 describe.each(mqttTopologies)("a crash right after the acks (%s; SIGKILL of the real process, LevelDB store)", (topology) => {
   // PUBACK means stored: the copies queued for an offline persistent session, and a retained
   // message, are in the store before the publisher hears its ack, so killing the process at that
@@ -309,6 +311,7 @@ async function writeConfig(dir: string, text: string): Promise<string> {
   return file;
 }
 
+// Not on the cluster: it stalls the store under an in-process broker; chaos-mqtt stops the cluster's Redis instead.
 describe.each(mqttTopologies)("the publisher's ack waits for the store (%s)", (topology) => {
   /** An edge on a real redis-server's store, with a persistent QoS 1 subscriber of acks/q away,
    *  and a second Redis connection to make the store stall or refuse writes. */

@@ -15,7 +15,7 @@ import {
   headers as wsHeaders,
   type ConnectionOptions as WsOptions, type NatsConnection as WsConnection, type Subscription as WsSubscription,
 } from "nats.ws";
-import { topologies } from "../helpers/broker.js";
+import { clusterTopologies, topologies } from "../helpers/broker.js";
 import {
   afterInfo, clientFrame, closeWithin, INFO_LINE, socketOf, watchFrames, wsFactory, wsOpen, wsTargets,
   type WsPeer, type WsServer,
@@ -67,7 +67,7 @@ async function take(sub: TcpSubscription | WsSubscription, n = 1, timeoutMs = 3_
   }
 }
 
-describe.each(wsTargets(topologies))("nats.ws and nats.js on $name", (target) => {
+describe.each(wsTargets(clusterTopologies))("nats.ws and nats.js on $name", (target) => {
   let server: WsServer;
   beforeAll(async () => {
     server = await target.start({ ws: "no_tls: true" });
@@ -151,6 +151,8 @@ describe.each(wsTargets(topologies))("nats.ws and nats.js on $name", (target) =>
   });
 });
 
+// This and the blocks below stay on the single-server topologies: framing, compression, close
+// frames and /connz are one edge's business, and a cluster's edge runs the same code.
 describe.each(wsTargets(topologies))("compression on $name", (target) => {
   let server: WsServer;
   beforeAll(async () => {

@@ -46,7 +46,7 @@ const EDGE_OPS: Draft<EdgeOp>[] = [
   { unsubscribe: { account: "A", sub, max: 5 } },
   { connectionClosed: { connectionId: 12 } },
   { session: { correlationId: 1, clientId: "c", connectionId: 1_000_000_001, attach: {
-    clean: true, account: "A", subscribe: { allow: ["a.>"], deny: ["a.secret"] }, will: { message: stored, subject: "a.b" },
+    clean: true, account: "A", subscribe: { allow: ["a.>"], deny: ["a.secret"] }, will: { message: stored, subject: "a.b" }, ackWaitMs: 500, maxAckPending: 2,
   } } },
   { session: { correlationId: 5, clientId: "c5", connectionId: 9, attach: {
     clean: false, account: "A", will: { message: { ...stored, properties: mqttProperties }, subject: "a.b", delay: 30 },

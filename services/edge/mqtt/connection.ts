@@ -274,6 +274,7 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
       const { present, subscriptions } = await this.ctx.sessions.attach({
         conn: this, clientId: this.clientId, account: user.account, clean, expiry: this.expiry,
         receiveMaximum: this.receiveMaximum, subscribe: user.permissions?.subscribe, will: this.permittedWill(),
+        limits: this.ctx.edge.options.mqtt,
       }, this);
       if (this.closed) return; // close() detached it
       this.attached = true;
@@ -538,7 +539,14 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
     // The service persists them; retained messages it sends follow the SUBACK [MQTT-3.3.1-6]
     // (it reads them from the store first).
     this.ctx.sessions.subscribe(this, added);
-    this.send({ cmd: "suback", messageId: p.messageId, granted });
+    this.afterSync({ cmd: "suback", messageId: p.messageId, granted });
+  }
+
+  /** Sends `ack` once the router has applied what came before, and its peers the interest
+   *  changes (the barrier a NATS PONG waits on): after a SUBACK, a publish on any edge of the
+   *  cluster reaches the subscription. In order with other acks sent this way; at once embedded. */
+  private afterSync(ack: Packet): void {
+    this.ctx.edge.link.sync(() => { if (!this.closed) this.send(ack); });
   }
 
   private maySubscribe(subject: string, qos: number): boolean {
@@ -550,7 +558,7 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
     const granted: number[] = [];
     for (const filter of p.unsubscriptions) granted.push(this.filters.delete(filter) ? SUCCESS : NO_SUBSCRIPTION_EXISTED);
     this.ctx.sessions.unsubscribe(this, p.unsubscriptions);
-    this.send({ cmd: "unsuback", messageId: p.messageId, ...(this.level === 5 ? { granted } : {}) } as Packet);
+    this.afterSync({ cmd: "unsuback", messageId: p.messageId, ...(this.level === 5 ? { granted } : {}) } as Packet);
   }
 
   // ---- SessionClient ----

@@ -53,6 +53,8 @@ export interface RouterServer {
    * every edge has left, or after `timeoutMs`.
    */
   moveEdges(timeoutMs: number): Promise<void>;
+  /** The credential new attaches are checked against (a reload); attached edges stay. */
+  setAuthorization(auth: ClusterAuthorization | undefined): void;
   /** Ends every stream and stops the server. */
   close(): Promise<void>;
 }
@@ -60,7 +62,8 @@ export interface RouterServer {
 type Duplex = grpc.ServerDuplexStream<Buffer, Buffer>;
 
 export function createRouterServer(deps: RouterServerDeps): RouterServer {
-  const { router, log, routerId, authorization, queueBytes = LINK_QUEUE_BYTES } = deps;
+  const { router, log, routerId, queueBytes = LINK_QUEUE_BYTES } = deps;
+  let authorization = deps.authorization;
   const server = new grpc.Server(LINK_OPTIONS);
   const attached = new Map<string, { end: RouterEnd; call: Duplex; peer: string; since: number; writer: FrameWriter }>();
   const streams = new Map<Duplex, RouterEnd>();
@@ -93,6 +96,7 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
 
   const attach = (call: Duplex) => {
     const peer = call.getPeer();
+    log.debug(`edge link stream opened from ${peer}`);
     if (moving) return void call.emit("error", { code: grpc.status.UNAVAILABLE, details: "router stopping" });
     const end: RouterEnd = new RouterEnd(router, (m) => log.warn(`edge link ${peer}: ${m}`), {
       routerId,
@@ -146,6 +150,9 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
       return new Promise((resolve, reject) => {
         server.bindAsync(hostPort(host, port), credentials, (err, bound) => (err ? reject(err) : resolve(bound)));
       });
+    },
+    setAuthorization(auth) {
+      authorization = auth;
     },
     moveEdges(timeoutMs) {
       return new Promise<void>((resolve) => {

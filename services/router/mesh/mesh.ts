@@ -19,11 +19,13 @@ import { scrapedCounter } from "../../common/metrics.js";
 import { linkCounters } from "../link-metrics.js";
 import type { Connection, MessageData } from "../link.js";
 import type { MeshHooks, Router } from "../router.js";
+import type { ClusterAuthorization } from "../../common/config/options.js";
+import { checkCredential, credentialSource, type CredentialSource } from "../grpc/credential.js";
 import { createRedisClient, type RedisConnection } from "../store/redis.js";
 import type { Draft, MeshHello } from "../wire/frames.js";
 import { Barriers, type BarrierWaiter } from "./barrier.js";
 import { LocalInterest, type InterestUpdateData } from "./interest.js";
-import { MAX_BACKLOG_BYTES, MESH_VERSION, nowUs, PeerLink, tokenMatches, type LinkOwner } from "./peer.js";
+import { MAX_BACKLOG_BYTES, MESH_VERSION, nowUs, PeerLink, type LinkOwner } from "./peer.js";
 import { MeshRegistry, REGISTRATION_TTL_MS, type RouterRecord } from "./registry.js";
 import { dialLink, meshService } from "./transport.js";
 
@@ -37,9 +39,10 @@ export interface MeshOptions {
   id: string;
   /** host:port peers dial, registered in Redis. */
   advertise: string;
-  /** The cluster credential (`router { authorization { token } }`). */
-  token?: string;
-  /** No token: the gRPC server verifies peers' certificates (`tls { verify: true }`). One of
+  /** The cluster credential (`router { authorization {} }`: a token, or NKEYs with this router's
+   *  seed_file), checked as an edge's (grpc/credential.ts). */
+  authorization?: ClusterAuthorization;
+  /** No credential: the gRPC server verifies peers' certificates (`tls { verify: true }`). One of
    *  the two is required, since the mesh port is a way around client authentication... */
   mtls?: boolean;
   /** ...unless the operator chose an open cluster (no router authorization, no TLS; the
@@ -106,9 +109,13 @@ export class Mesh implements MeshHooks, LinkOwner {
   /** Flush barriers waiting for peers' pongs. */
   readonly barriers = new Barriers();
 
+  private auth: ClusterAuthorization | undefined;
+  private credential: CredentialSource | undefined;
+
   constructor(readonly router: Router, private readonly opts: MeshOptions) {
-    if (opts.token === undefined && !opts.mtls && !opts.unauthenticated) {
-      throw new Error("mesh: no cluster credential: set router { authorization { token } } or tls with verify");
+    this.setAuthorization(opts.authorization);
+    if (this.credential === undefined && !opts.mtls && !opts.unauthenticated) {
+      throw new Error("mesh: no cluster credential: set router { authorization { token } } (or nkeys with seed_file) or tls with verify");
     }
     this.id = opts.id;
     this.maxBacklogBytes = opts.maxBacklogBytes ?? MAX_BACKLOG_BYTES;
@@ -239,15 +246,23 @@ export class Mesh implements MeshHooks, LinkOwner {
 
   // ---- LinkOwner: the links' side ----
 
+  /** The credential this router sends and accepts; links already up stay (a reload: the next
+   *  links use it). Reads a seed_file now, so a bad one throws before anything changed. */
+  setAuthorization(auth: ClusterAuthorization | undefined): void {
+    this.credential = credentialSource(auth);
+    this.auth = auth;
+  }
+
   hello(): Draft<MeshHello> {
+    const sentAtUs = nowUs();
     return {
-      routerId: this.id, version: MESH_VERSION, interestSeq: this.local.seq, sentAtUs: nowUs(),
-      credential: this.opts.token === undefined ? undefined : { token: this.opts.token },
+      routerId: this.id, version: MESH_VERSION, interestSeq: this.local.seq, sentAtUs, accountsVersion: this.router.accountsVersion,
+      credential: this.credential?.(this.id, sentAtUs),
     };
   }
 
-  authorize(hello: MeshHello): boolean {
-    return this.opts.token === undefined || tokenMatches(this.opts.token, hello.credential?.token ?? "");
+  authorize(hello: MeshHello): string | undefined {
+    return checkCredential(this.auth, hello.credential, hello.routerId, hello.sentAtUs);
   }
 
   up(link: PeerLink): void {
@@ -257,6 +272,7 @@ export class Mesh implements MeshHooks, LinkOwner {
     if (old && old !== link) old.close("replaced by a newer stream");
     this.absent.delete(link.peerId);
     this.opts.log.info(`mesh: linked to router ${link.peerId} (${link.dialed ? "dialed" : "accepted"})`);
+    this.router.compareAccounts(`router ${link.peerId}`, link.peerAccountsVersion);
   }
 
   down(link: PeerLink, reason: string): void {
@@ -266,14 +282,18 @@ export class Mesh implements MeshHooks, LinkOwner {
     for (const [address, l] of this.statics) if (l === link) this.statics.set(address, undefined);
     if (this.linksById.get(link.peerId) === link) {
       this.linksById.delete(link.peerId);
+      this.router.forgetAccounts(`router ${link.peerId}`);
       if (!this.closed) this.opts.log.warn(`mesh: link to router ${link.peerId} down: ${reason}`);
       if (!this.closed) this.peerDown?.(link.peerId);
     } else if (!this.closed && reason.startsWith("refused")) {
-      const last = this.refusals.get(reason);
+      // Once per peer address (not per port: a refused peer redials from a new one), whatever
+      // router id it claims.
+      const from = link.remote.replace(/:\d+$/, "");
+      const last = this.refusals.get(from);
       if (last === undefined || Date.now() - last > REFUSAL_LOG_MS) {
-        if (this.refusals.size >= 1_000) this.refusals.clear(); // strangers may invent ids
-        this.refusals.set(reason, Date.now());
-        this.opts.log.warn(`mesh: ${reason}`);
+        if (this.refusals.size >= 1_000) this.refusals.clear();
+        this.refusals.set(from, Date.now());
+        this.opts.log.warn(`mesh: ${reason} (from ${link.remote})`);
       }
     }
   }
@@ -303,19 +323,19 @@ export class Mesh implements MeshHooks, LinkOwner {
 
   private accept(call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
     if (this.closed) return void call.end();
-    this.pending.add(new PeerLink(this, call as unknown as Duplex, false));
+    this.pending.add(new PeerLink(this, call as unknown as Duplex, false, "", call.getPeer()));
   }
 
   private dialPeer(peer: RouterRecord): void {
     const { stream, client } = dialLink(peer.address, this.opts.credentials ?? grpc.credentials.createInsecure());
-    const link = new PeerLink(this, stream, true, peer.id);
+    const link = new PeerLink(this, stream, true, peer.id, peer.address);
     this.pending.add(link);
     this.clients.set(link, client);
   }
 
   private dialStatic(address: string): void {
     const { stream, client } = dialLink(address, this.opts.credentials ?? grpc.credentials.createInsecure());
-    const link = new PeerLink(this, stream, true);
+    const link = new PeerLink(this, stream, true, "", address);
     this.pending.add(link);
     this.clients.set(link, client);
     this.statics.set(address, link);

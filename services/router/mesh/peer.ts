@@ -1,7 +1,6 @@
 // One router↔router stream, whichever side dialed: the hello and its credential check, MeshOps
 // batched per event-loop turn, 'drain' honoured with a bounded backlog, pings that detect a
 // dead peer and measure the RTT, and the peer's interest applied to the router.
-import { timingSafeEqual } from "node:crypto";
 import type { Duplex } from "node:stream";
 import type { Connection, MessageData } from "../link.js";
 import type { RemoteSubscriber, Router } from "../router.js";
@@ -35,7 +34,8 @@ export interface LinkOwner {
   /** The hello to send (id, credential, current interest seq). */
   hello(): Draft<MeshHello>;
   /** Is the hello's credential the cluster's? */
-  authorize(hello: MeshHello): boolean;
+  /** undefined when the hello's credential is accepted, else why not. */
+  authorize(hello: MeshHello): string | undefined;
   /** The hello exchange succeeded: the link carries interest and forwards from now. */
   up(link: PeerLink): void;
   /** The link ended (after up or not). */
@@ -101,7 +101,12 @@ export class PeerLink {
   private current: { generation: number; account: string; subject: string; reply: string | undefined; op: Draft<Forward> } | undefined;
   private readonly conn: Connection;
 
-  constructor(private readonly owner: LinkOwner, private readonly stream: Duplex, readonly dialed: boolean, peerId = "") {
+  /** The account set version the peer serves (its MeshHello). */
+  peerAccountsVersion = "";
+
+  constructor(private readonly owner: LinkOwner, private readonly stream: Duplex, readonly dialed: boolean, peerId = "",
+              /** The other end's address (host:port), for logs. */
+              readonly remote = "") {
     this.peerId = peerId;
     this.conn = { edgeId: `mesh:${peerId}`, cid: 0, echo: true };
     const router = owner.router;
@@ -278,13 +283,15 @@ export class PeerLink {
   }
 
   private hello(h: MeshHello): void {
-    if (!this.owner.authorize(h)) return this.close(`refused peer "${h.routerId}": bad cluster credential`);
+    const refused = this.owner.authorize(h);
+    if (refused !== undefined) return this.close(`refused peer "${h.routerId}": ${refused}`);
     if (h.routerId === "" || h.routerId === this.owner.id) return this.close(`refused peer "${h.routerId}": bad router id`);
     if (this.dialed && this.peerId !== "" && h.routerId !== this.peerId) {
       return this.close(`dialed router "${this.peerId}" but "${h.routerId}" answered`);
     }
     if (h.version !== VERSION) this.owner.warn(`peer ${h.routerId} runs ${h.version}, this router ${VERSION}`);
     this.peerId = h.routerId;
+    this.peerAccountsVersion = h.accountsVersion;
     (this.conn as { edgeId: string }).edgeId = `mesh:${h.routerId}`;
     if (!this.dialed) this.out.push({ op: "hello", hello: this.owner.hello() });
     this.state = "up";
@@ -354,12 +361,6 @@ export class PeerLink {
 /** Wall-clock microseconds, at performance.now()'s resolution (a local RTT is well under 1 ms). */
 export function nowUs(): number {
   return Math.round((performance.timeOrigin + performance.now()) * 1000);
-}
-
-/** Constant-time comparison of the cluster token. */
-export function tokenMatches(expected: string, got: string): boolean {
-  const a = Buffer.from(expected), b = Buffer.from(got);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 export { VERSION as MESH_VERSION };

@@ -135,7 +135,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
   }
 
   private async attachNow(holder: Holder, key: SessionKey, req: SessionAttach): Promise<SessionAttached> {
-    const { clientId, clean, account } = req;
+    const { clientId, clean, account, limits } = req;
     if (holder.gone) return { present: false, subscriptions: [] }; // closed while waiting its turn
     // 3.1.1: a clean session ends with its connection, another never; MQTT 5 says how long.
     const expiry = req.expiry ?? (clean ? 0 : EXPIRY_NEVER);
@@ -183,6 +183,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     session.delayedWill?.timer.cancel();
     session.delayedWill = undefined;
     this.sessions.set(key, session);
+    session.limits = limits ?? this.limits;
     if (session.persistent) await session.restore(this.store);
     for (const sub of savedSubs ?? []) this.addSubscription(session, sub);
     if (savedSubs && this.limbo.length > 0) this.fromLimbo(session);
@@ -369,6 +370,8 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     }
     let writes = this.collected;
     this.collected = undefined;
+    const up = msg.qos > 0 ? this.store.available?.() : undefined;
+    if (up) (writes ??= []).push(up);
     if (this.owners && msg.qos > 0) {
       const kept: Kept = { account, subject, msg: { ...msg, payload: Buffer.from(msg.payload) }, at: Date.now() };
       this.keepRecent(kept);

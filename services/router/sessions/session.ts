@@ -8,7 +8,11 @@ import type { PermissionChecker } from "../../common/permissions.js";
 import type { Deadline } from "../../common/deadline.js";
 import { subjectToTopic, topicToSubject, type FilterInterest } from "../../common/mqtt-topic.js";
 import { headersToProperties, propertiesToHeaderLines, type MqttProperties } from "../../common/mqtt-properties.js";
-import { EXPIRY_NEVER, type Connection, type MessageData, type MqttSubscription, type QoS, type SessionClient, type StoredMessage, type Subscriber } from "../link.js";
+import {
+  EXPIRY_NEVER, type Connection, type MessageData, type MqttSubscription, type QoS, type SessionClient, type SessionLimits,
+  type StoredMessage, type Subscriber,
+} from "../link.js";
+export type { SessionLimits };
 import { sessionKey, type MqttStore, type SessionKey } from "../store/store.js";
 
 /** What a session needs of its service: routing, the store journal, the limits. */
@@ -22,10 +26,6 @@ export interface SessionHost {
   journal<T>(op: (store: MqttStore) => Promise<T>): Promise<T>;
 }
 
-export interface SessionLimits {
-  ackWaitMs: number;
-  maxAckPending: number;
-}
 
 /** A QoS 1/2 delivery on its way: queued, then in flight under a packet id until acknowledged. */
 interface Delivery {
@@ -86,6 +86,8 @@ export class MqttSession implements Connection {
   delayedWill: { timer: Deadline; publish(): void } | undefined;
   /** Account + client id: the session's name in the service and in every store key. */
   readonly key: SessionKey;
+  /** The holder's edge's limits, from its attach (the service's until one attaches). */
+  limits: SessionLimits;
 
   constructor(
     readonly cid: number,
@@ -95,6 +97,7 @@ export class MqttSession implements Connection {
     private readonly host: SessionHost,
   ) {
     this.key = sessionKey(account, clientId);
+    this.limits = host.limits;
     this.edgeId = host.id;
   }
 
@@ -168,7 +171,7 @@ export class MqttSession implements Connection {
   pump(): void {
     const client = this.client;
     if (!client) return;
-    const limits = this.host.limits;
+    const limits = this.limits;
     const window = Math.min(limits.maxAckPending, this.window);
     while (this.queue.length > 0 && this.inflight.size < window) {
       const d = this.queue.shift()!;
@@ -194,7 +197,7 @@ export class MqttSession implements Connection {
   redeliver(all: boolean): void {
     const client = this.client;
     if (!client) return;
-    const due = Date.now() - this.host.limits.ackWaitMs;
+    const due = Date.now() - this.limits.ackWaitMs;
     for (const [id, d] of this.inflight) {
       if (!all && d.sentAt > due) continue;
       d.sentAt = Date.now();
@@ -225,9 +228,18 @@ export class MqttSession implements Connection {
     const d = this.inflight.get(id);
     if (d && d.msg.qos === 2) {
       this.inflight.delete(id);
-      this.settle(d);
+      const acked = this.settle(d);
       this.released.add(id);
-      if (this.persistent) this.host.journal((s) => s.markReleased(this.key, id));
+      if (this.persistent) {
+        // PUBREL once the store has the id released and the message out of the queue: a router
+        // lost before that resends the PUBLISH (same id, DUP), which the client still holds
+        // unreleased; after it, the next router resends only the PUBREL. Sent earlier, the client
+        // could complete the id and take a resent PUBLISH as a new message.
+        Promise.all([this.host.journal((s) => s.markReleased(this.key, id)), acked]).then(() => {
+          if (this.released.has(id)) this.client?.sendPubrel(id);
+        }, () => {});
+        return;
+      }
     }
     if (this.released.has(id)) this.client?.sendPubrel(id);
   }
@@ -308,8 +320,11 @@ export class MqttSession implements Connection {
     this.inflight.clear();
   }
 
-  private settle(d: Delivery): void {
-    if (d.seq) d.seq.then((seq) => void this.host.journal((s) => s.ack(this.key, seq)), () => {});
+  /** Removes a delivery from the store's queue; settles once it is gone. */
+  private settle(d: Delivery): Promise<void> | undefined {
+    const done = d.seq?.then((seq) => this.host.journal((s) => s.ack(this.key, seq)));
+    done?.catch(() => {}); // journal logs a failed write
+    return done;
   }
 
   private packetId(): number {

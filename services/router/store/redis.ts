@@ -174,6 +174,7 @@ export class RedisStore implements MqttStore {
   private readonly sessionsKey: string;
   private readonly retainedKey: string;
   private readonly cmd: Client & Scripts;
+  private back: Promise<void> | undefined;
 
   constructor(
     readonly client: Client,
@@ -325,6 +326,19 @@ export class RedisStore implements MqttStore {
       }
     } while (cursor !== "0");
     return [...found.values()];
+  }
+
+  available(): Promise<void> | undefined {
+    if (this.client.status === "ready") return undefined;
+    // One wait for every publish of the outage.
+    return this.back ??= new Promise((resolve) => {
+      const ready = () => {
+        this.client.off("ready", ready).off("end", ready);
+        this.back = undefined;
+        resolve();
+      };
+      this.client.on("ready", ready).on("end", ready); // end: closed for good, the writes themselves fail
+    });
   }
 
   async close(): Promise<void> {

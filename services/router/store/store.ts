@@ -100,6 +100,11 @@ export interface MqttStore {
   /** The account's retained messages whose topic matches an MQTT filter (+, #); in no particular order. */
   matchRetained(account: string, filter: string): Promise<StoredMessage[]>;
 
+  /** A store on a server (Redis): undefined while connected, else settles once it is back.
+   *  An MQTT ack waits on it even when the message wrote nothing here (its subscribers' sessions
+   *  live on other routers), so nothing is acked while the store is down. */
+  available?(): Promise<void> | undefined;
+
   close(): Promise<void>;
 }
 

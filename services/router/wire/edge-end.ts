@@ -344,6 +344,7 @@ class EdgeSessions implements SessionLink {
       attach: {
         clean: req.clean, account: req.account, subscribe: permissionToWire(req.subscribe), will: willToWire(req.will),
         expiry: expiryToWire(req.expiry), receiveMaximum: req.receiveMaximum ?? 0,
+        ackWaitMs: req.limits?.ackWaitMs ?? 0, maxAckPending: req.limits?.maxAckPending ?? 0,
       },
     });
   }

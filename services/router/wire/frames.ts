@@ -82,6 +82,7 @@ export interface SessionWill { message?: StoredMessage; subject: string; delay: 
 export interface SessionExpiry { seconds: number }
 export interface SessionAttach {
   clean: boolean; account: string; subscribe?: SubjectPermission; will?: SessionWill; expiry?: SessionExpiry; receiveMaximum: number;
+  ackWaitMs: number; maxAckPending: number;
 }
 export interface SessionDetach { publishWill: boolean; expiry?: SessionExpiry }
 export interface SessionSubscribe { subscriptions: MqttSubscription[] }

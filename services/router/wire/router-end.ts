@@ -298,6 +298,7 @@ export class RouterEnd {
         const attached = sessions.attach({
           conn, clientId: op.clientId, clean: a.clean, account: a.account, subscribe: permissionFromWire(a.subscribe),
           will: willFromWire(a.will), expiry: a.expiry?.seconds, receiveMaximum: a.receiveMaximum || undefined,
+          limits: a.ackWaitMs > 0 && a.maxAckPending > 0 ? { ackWaitMs: a.ackWaitMs, maxAckPending: a.maxAckPending } : undefined,
         }, this.client(conn.cid));
         return this.completeWith(id, attached.then((r) => ({ attached: { sessionPresent: r.present, subscriptions: r.subscriptions } })));
       }
