@@ -1167,6 +1167,13 @@ struct mq {
     uint8_t *inflight; /* publisher at QoS 1: packet ids awaiting PUBACK, one byte each */
     uint64_t ninflight;
     unsigned receive_max; /* v5 CONNACK Receive Maximum: QoS 1 PUBLISHes the server takes at once */
+    /* ACK at once what a blocking read gets (Linux clears quick ack by itself, so per read).
+     * For the QoS 1 publisher only, waiting for PUBACKs: a server that leaves Nagle on
+     * (mosquitto by default) holds its next PUBACKs until the last segment is acknowledged, and
+     * a delayed ACK would stall it up to 40 ms, every batch under mosquitto's Receive Maximum
+     * of 20. Subscribers keep delayed ACKs: ACKing each small segment slows mosquitto's QoS 0
+     * deliveries by about 40%. */
+    int quickack;
     pthread_mutex_t wmu; /* the subscriber thread writes PUBACKs while main sends PINGREQ */
 };
 
@@ -1430,6 +1437,7 @@ static void mq_parse(mq_t *m) {
  * -1 if `nonblock` and nothing was there. */
 static ssize_t mq_read(mq_t *m, int eof_ok, int nonblock) {
     for (;;) {
+        if (m->quickack && !nonblock) setsockopt(m->fd, IPPROTO_TCP, TCP_QUICKACK, &(int){1}, sizeof(int));
         ssize_t r = recv(m->fd, m->rbuf + m->rlen, m->rcap - m->rlen, nonblock ? MSG_DONTWAIT : 0);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -1536,6 +1544,7 @@ static int run_mqtt(void) {
     mq_t *pub = &ms[O.subs];
     mq_open(pub, ai, "pub", pubid, 64 * 1024);
     if (O.qos == 1 && !(pub->inflight = calloc(65536, 1))) die("out of memory");
+    pub->quickack = O.qos == 1;
     /* MQTT 5: more QoS 1 PUBLISHes in flight than the server's Receive Maximum is a protocol error */
     long inflight = V5 && pub->receive_max < (unsigned long)O.inflight ? (long)pub->receive_max : O.inflight;
     for (int i = 0; i < O.subs; i++)
