@@ -1731,7 +1731,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--inflight")) O.inflight = num_arg(k, v, 1);
         else if (!strcmp(k, "--mqtt-version")) {
             O.mqtt_version = (int)num_arg(k, v, 4);
-            if (O.mqtt_version != 4 && O.mqtt_version != 5) usage();
+            if (O.mqtt_version != 4 && O.mqtt_version != 5) {
+                fprintf(stderr, "loadgen: --mqtt-version must be 4 (MQTT 3.1.1) or 5, not '%s'\n", v);
+                exit(2);
+            }
         }
         else if (!strcmp(k, "--transport")) {
             if (!strcmp(v, "tcp")) O.ws = 0;
