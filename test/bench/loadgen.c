@@ -1353,7 +1353,7 @@ static void mq_packet(mq_t *m, unsigned char b0, const unsigned char *b, size_t 
             grow(&m->ack, &m->ackcap, m->acklen + 4);
             unsigned char *a = m->ack + m->acklen;
             a[0] = 0x40;
-            a[1] = 2;
+            a[1] = 2; /* v5 too: a PUBACK without reason code means success (0x00) */
             a[2] = b[2 + tl];
             a[3] = b[3 + tl];
             m->acklen += 4;
