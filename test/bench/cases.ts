@@ -76,6 +76,8 @@ function base(port: number): string[] {
 
 const NATS_PAIR: readonly ServerKind[] = ["meshbroker", "nats-server"];
 const MQTT_TRIO: readonly ServerKind[] = ["meshbroker", "nats-server", "mosquitto"];
+// nats-server 2.9 speaks MQTT 3.1.1 only (it refuses a level 5 CONNECT with CONNACK code 1).
+const MQTT5_PAIR: readonly ServerKind[] = ["meshbroker", "mosquitto"];
 
 function listenerPort(server: RunningServer, listener: Listener): number {
   const port = listener === "nats" || listener === "cluster" ? server.port : listener === "mqtt" ? server.mqttPort : server.wsPort;
@@ -171,6 +173,9 @@ function wsDetail(r: Record<string, unknown>): string {
 const MQTT_WINDOW = { 0: 2000, 1: 1000 } as const;
 const MQTT_INFLIGHT = 1000;
 
+/** MQTT protocol level on the wire: 4 is 3.1.1, 5 is MQTT 5 (loadgen --mqtt-version). */
+type MqttVersion = 4 | 5;
+
 function mqttCase(
   id: string,
   aliases: string[],
@@ -178,27 +183,34 @@ function mqttCase(
   subs: number,
   count: number,
   targets?: readonly Target[],
+  version: MqttVersion = 4,
 ): BenchCase {
-  const name = `mqtt QoS${qos} ${PAYLOAD}B ${subs === 1 ? "1:1" : `fan-out 1→${subs}`}`;
+  const v5 = version === 5;
+  const name = `mqtt${v5 ? "5" : ""} QoS${qos} ${PAYLOAD}B ${subs === 1 ? "1:1" : `fan-out 1→${subs}`}`;
   return {
     id,
     aliases,
     listener: "mqtt",
-    servers: MQTT_TRIO,
+    servers: v5 ? MQTT5_PAIR : MQTT_TRIO,
     metrics: [{ name, better: "higher", format: formatRate, targets }],
     measure:
-      `MQTT 3.1.1, ${count} PUBLISH at QoS ${qos} to topic "bench", ${subs} subscriber(s) at QoS ${qos}` +
-      (qos === 1 ? ` acknowledging each delivery, the publisher awaiting PUBACK with up to ${MQTT_INFLIGHT} packet ids in flight` : "") +
-      `; messages received per second, summed over subscribers (at most ${MQTT_WINDOW[qos]} published ahead of delivery)`,
+      `${v5 ? "MQTT 5 (empty property blocks)" : "MQTT 3.1.1"}, ${count} PUBLISH at QoS ${qos} to topic "bench", ${subs} subscriber(s) at QoS ${qos}` +
+      (qos === 1
+        ? ` acknowledging each delivery, the publisher awaiting PUBACK with up to ${MQTT_INFLIGHT} packet ids in flight` +
+          (v5 ? " (fewer if the server's CONNACK Receive Maximum is lower: mosquitto's is 20)" : "")
+        : "") +
+      `; messages received per second, summed over subscribers (at most ${MQTT_WINDOW[qos]} published ahead of delivery)` +
+      (v5 ? "; no nats-server column: nats-server 2.9 refuses MQTT 5 connections" : ""),
     freshServerPerRound: false,
     async round({ loadgen, server, scale }) {
-      const args = ["mqtt", ...base(listenerPort(server, "mqtt")), "--qos", String(qos)];
+      const args = ["mqtt", ...base(listenerPort(server, "mqtt")), "--qos", String(qos), "--mqtt-version", String(version)];
       args.push("--subs", String(subs), "--count", scaled(count, scale), "--window", String(MQTT_WINDOW[qos]));
       args.push("--inflight", String(MQTT_INFLIGHT));
       const r = await runLoadgen(loadgen, args);
       const recv = r.recv_rate as number;
       const pub = r.pub_rate as number;
-      return { values: [recv], detail: `recv ${formatRate(recv)}, pub ${formatRate(pub)}, ${loadgenCpu(r)}` };
+      const inflight = qos === 1 ? `, ${r.inflight as number} in flight` : "";
+      return { values: [recv], detail: `recv ${formatRate(recv)}, pub ${formatRate(pub)}${inflight}, ${loadgenCpu(r)}` };
     },
   };
 }
@@ -301,6 +313,8 @@ export const CASES: readonly BenchCase[] = [
   ]),
   mqttCase("mqtt0", ["mqtt", "mqttqos0", "mqtt-qos0"], 0, 1, 200_000, [{ vs: "mosquitto", ratio: 1.0 }]),
   mqttCase("mqtt1", ["mqttqos1", "mqtt-qos1"], 1, 1, 50_000, [{ vs: "nats-server", ratio: 1.0 }]),
+  mqttCase("mqtt5qos0", ["mqtt5", "mqtt5-qos0"], 0, 1, 200_000, [{ vs: "mosquitto", ratio: 1.0 }], 5),
+  mqttCase("mqtt5qos1", ["mqtt5-qos1"], 1, 1, 50_000, [{ vs: "mosquitto", ratio: 1.0 }], 5),
   mqttCase("mqttfanout", ["mqtt-fanout", "mqttfanout8"], 0, 8, 100_000, [{ vs: "mosquitto", ratio: 1.0 }]),
   idleCase("mqttidle", ["mqtt-idle", "mqttrss"], "mqtt"),
   // Cluster cases: two nodes; meshbroker's are two edges homed on two routers (cluster.ts).

@@ -2,7 +2,7 @@
  * loadgen — native load generator for the meshbroker benchmark (test/bench/run.ts).
  *
  * Speaks the NATS text protocol over plain TCP or over WebSocket (optionally with
- * permessage-deflate), and MQTT 3.1.1 over TCP, so the same binary drives meshbroker,
+ * permessage-deflate), and MQTT 3.1.1 or 5 over TCP, so the same binary drives meshbroker,
  * nats-server and mosquitto; written in C so that on a 2-core machine the generator is not the
  * bottleneck.
  *
@@ -37,6 +37,9 @@
  *           must be exact.
  *   mqttidle --conns N
  *           like idle, with MQTT connections (CONNECT, clean session, wait for CONNACK).
+ *   The MQTT modes take --mqtt-version 4|5 (default 4 = 3.1.1): 5 sends empty property blocks,
+ *   parses the v5 forms of CONNACK, SUBACK, PUBACK and PUBLISH, keeps QoS 1 packet ids in flight
+ *   within the server's Receive Maximum, and reports a server DISCONNECT with its reason.
  * Common: --host H (127.0.0.1) --port P (4222) --subject S (bench; the MQTT topic too)
  *         --timeout SEC (30)
  */
@@ -70,6 +73,7 @@ typedef struct {
     const char *mode, *host, *subject, *queue, *path;
     int sub_ports[MAX_SUB_PORTS], n_sub_ports;
     int port, subs, size, timeout, conns, qos;
+    int mqtt_version; /* 4: MQTT 3.1.1, 5: MQTT 5 */
     int ws; /* 0: NATS over TCP, 1: over WebSocket, 2: over WebSocket with permessage-deflate */
     long count, window, warmup, inflight, batch;
 } opts_t;
@@ -77,7 +81,7 @@ typedef struct {
 static opts_t O = {
     .host = "127.0.0.1", .subject = "bench", .path = "/", .port = 4222, .subs = 1, .size = 128,
     .timeout = 30, .conns = 1000, .count = 100000, .window = 20000, .warmup = 1000,
-    .inflight = 1000, .batch = 65536,
+    .inflight = 1000, .batch = 65536, .mqtt_version = 4,
 };
 
 static void die(const char *fmt, ...) {
@@ -1143,10 +1147,12 @@ static int run_idle(void) {
 }
 
 /* ---------------------------------------------------------------------------------------
- * MQTT 3.1.1 (modes mqtt and mqttidle): CONNECT/CONNACK, SUBSCRIBE/SUBACK, PUBLISH at QoS 0
- * and 1, PUBACK both ways, PINGREQ/PINGRESP only to flush at the end. Complete packets are
- * handled in the read buffer; the start of one split across reads is moved to the front.
+ * MQTT 3.1.1 and 5 (modes mqtt and mqttidle): CONNECT/CONNACK, SUBSCRIBE/SUBACK, PUBLISH at
+ * QoS 0 and 1, PUBACK both ways, PINGREQ/PINGRESP only to flush at the end. Complete packets
+ * are handled in the read buffer; the start of one split across reads is moved to the front.
+ * One code path for both versions: V5 says where a property block or reason code is present.
  * ------------------------------------------------------------------------------------- */
+#define V5 (O.mqtt_version == 5)
 #define MQTT_KEEPALIVE 300 /* seconds; longer than any hold */
 
 struct mq {
@@ -1160,6 +1166,14 @@ struct mq {
     size_t acklen, ackcap;
     uint8_t *inflight; /* publisher at QoS 1: packet ids awaiting PUBACK, one byte each */
     uint64_t ninflight;
+    unsigned receive_max; /* v5 CONNACK Receive Maximum: QoS 1 PUBLISHes the server takes at once */
+    /* ACK at once what a blocking read gets (Linux clears quick ack by itself, so per read).
+     * For the QoS 1 publisher only, waiting for PUBACKs: a server that leaves Nagle on
+     * (mosquitto by default) holds its next PUBACKs until the last segment is acknowledged, and
+     * a delayed ACK would stall it up to 40 ms, every batch under mosquitto's Receive Maximum
+     * of 20. Subscribers keep delayed ACKs: ACKing each small segment slows mosquitto's QoS 0
+     * deliveries by about 40%. */
+    int quickack;
     pthread_mutex_t wmu; /* the subscriber thread writes PUBACKs while main sends PINGREQ */
 };
 
@@ -1167,6 +1181,129 @@ static const char *connack_reason(int rc) {
     static const char *r[] = {"accepted", "unacceptable protocol version", "identifier rejected",
                               "server unavailable", "bad user name or password", "not authorized"};
     return rc >= 0 && rc <= 5 ? r[rc] : "unknown return code";
+}
+
+/* MQTT 5 reason codes (spec 2.4) a server may send in CONNACK, SUBACK, PUBACK or DISCONNECT. */
+static const char *v5_reason(int rc) {
+    switch (rc) {
+    case 0x00: return "success";
+    case 0x01: return "granted QoS 1";
+    case 0x02: return "granted QoS 2";
+    case 0x04: return "disconnect with will message";
+    case 0x10: return "no matching subscribers";
+    case 0x80: return "unspecified error";
+    case 0x81: return "malformed packet";
+    case 0x82: return "protocol error";
+    case 0x83: return "implementation specific error";
+    case 0x84: return "unsupported protocol version";
+    case 0x85: return "client identifier not valid";
+    case 0x86: return "bad user name or password";
+    case 0x87: return "not authorized";
+    case 0x88: return "server unavailable";
+    case 0x89: return "server busy";
+    case 0x8a: return "banned";
+    case 0x8b: return "server shutting down";
+    case 0x8c: return "bad authentication method";
+    case 0x8d: return "keep alive timeout";
+    case 0x8e: return "session taken over";
+    case 0x8f: return "topic filter invalid";
+    case 0x90: return "topic name invalid";
+    case 0x91: return "packet identifier in use";
+    case 0x93: return "receive maximum exceeded";
+    case 0x94: return "topic alias invalid";
+    case 0x95: return "packet too large";
+    case 0x96: return "message rate too high";
+    case 0x97: return "quota exceeded";
+    case 0x98: return "administrative action";
+    case 0x99: return "payload format invalid";
+    case 0x9a: return "retain not supported";
+    case 0x9b: return "QoS not supported";
+    case 0x9c: return "use another server";
+    case 0x9d: return "server moved";
+    case 0x9e: return "shared subscriptions not supported";
+    case 0x9f: return "connection rate exceeded";
+    case 0xa0: return "maximum connect time";
+    case 0xa1: return "subscription identifiers not supported";
+    case 0xa2: return "wildcard subscriptions not supported";
+    default: return "unknown reason code";
+    }
+}
+
+/* Decodes a variable byte integer from p[0..n); returns its length, 0 if malformed or cut. */
+static size_t mq_get_varint(const unsigned char *p, size_t n, uint32_t *v) {
+    *v = 0;
+    for (size_t k = 0; k < 4 && k < n; k++) {
+        *v |= (uint32_t)(p[k] & 0x7f) << (7 * k);
+        if (!(p[k] & 0x80)) return k + 1;
+    }
+    return 0;
+}
+
+/* What the loadgen needs from a v5 property block; the rest is checked for form and skipped. */
+typedef struct {
+    int receive_max, max_qos; /* -1: absent */
+    const unsigned char *reason; /* Reason String, for error messages */
+    size_t reason_len;
+} mq_props_t;
+
+/* Parses the property block at b[0..len) (its length first); returns the bytes it took. */
+static size_t mq_props(mq_t *m, const char *what, const unsigned char *b, size_t len, mq_props_t *out) {
+    uint32_t pl;
+    size_t vl = mq_get_varint(b, len, &pl);
+    if (!vl || pl > len - vl) die("%s: malformed %s properties", m->name, what);
+    if (out) *out = (mq_props_t){.receive_max = -1, .max_qos = -1};
+    const unsigned char *p = b + vl, *end = p + pl;
+    while (p < end) {
+        int id = *p++;
+        size_t need;
+        switch (id) {
+        case 0x01: case 0x17: case 0x19: case 0x24: case 0x25: case 0x28: case 0x29: case 0x2a:
+            need = 1;
+            break;
+        case 0x13: case 0x21: case 0x22: case 0x23:
+            need = 2;
+            break;
+        case 0x02: case 0x11: case 0x18: case 0x27:
+            need = 4;
+            break;
+        case 0x0b: {
+            uint32_t unused;
+            need = mq_get_varint(p, (size_t)(end - p), &unused);
+            if (!need) die("%s: malformed %s properties", m->name, what);
+            break;
+        }
+        case 0x03: case 0x08: case 0x09: case 0x12: case 0x15: case 0x16: case 0x1a: case 0x1c: case 0x1f:
+            if (end - p < 2) die("%s: malformed %s properties", m->name, what);
+            need = 2 + ((size_t)p[0] << 8 | p[1]);
+            break;
+        case 0x26: /* user property: two strings */
+            if (end - p < 2) die("%s: malformed %s properties", m->name, what);
+            need = 2 + ((size_t)p[0] << 8 | p[1]);
+            if ((size_t)(end - p) < need + 2) die("%s: malformed %s properties", m->name, what);
+            need += 2 + ((size_t)p[need] << 8 | p[need + 1]);
+            break;
+        default:
+            die("%s: %s has unknown property 0x%02x", m->name, what, id);
+        }
+        if ((size_t)(end - p) < need) die("%s: malformed %s properties", m->name, what);
+        if (out && id == 0x21) out->receive_max = p[0] << 8 | p[1];
+        if (out && id == 0x24) out->max_qos = p[0];
+        if (out && id == 0x1f) {
+            out->reason = p + 2;
+            out->reason_len = need - 2;
+        }
+        p += need;
+    }
+    return vl + pl;
+}
+
+/* A v5 reason code at or above 0x80 is a refusal: report it with the server's reason string. */
+static void mq_check_reason(mq_t *m, const char *what, int rc, const mq_props_t *pr) {
+    if (rc < 0x80) return;
+    if (pr && pr->reason)
+        die("%s: %s: reason code 0x%02x (%s): %.*s", m->name, what, rc, v5_reason(rc),
+            (int)(pr->reason_len > 200 ? 200 : pr->reason_len), (const char *)pr->reason);
+    die("%s: %s: reason code 0x%02x (%s)", m->name, what, rc, v5_reason(rc));
 }
 
 static void mq_write(mq_t *m, const void *p, size_t n) {
@@ -1188,15 +1325,26 @@ static size_t mq_varint(unsigned char *p, uint32_t v) {
 static void mq_packet(mq_t *m, unsigned char b0, const unsigned char *b, size_t len) {
     int type = b0 >> 4;
     switch (type) {
-    case 2: /* CONNACK */
-        if (len != 2) die("%s: malformed CONNACK", m->name);
-        if (b[1] != 0) die("%s: CONNACK refused the connection: return code %d (%s)", m->name, b[1], connack_reason(b[1]));
+    case 2: /* CONNACK: flags, code, [v5: properties] */
+        if (len < 2) die("%s: malformed CONNACK", m->name);
+        if (len == 2 && b[1] != 0) /* a 3.1.1 refusal, also what a server without MQTT 5 answers a v5 CONNECT */
+            die("%s: CONNACK refused the connection: return code %d (%s)", m->name, b[1], connack_reason(b[1]));
+        if (!V5) {
+            if (len != 2) die("%s: malformed CONNACK", m->name);
+        } else {
+            mq_props_t pr;
+            if (len == 2 || 2 + mq_props(m, "CONNACK", b + 2, len - 2, &pr) != len) die("%s: malformed MQTT 5 CONNACK", m->name);
+            mq_check_reason(m, "CONNACK refused the connection", b[1], &pr);
+            if (pr.max_qos >= 0 && pr.max_qos < O.qos) die("%s: server's Maximum QoS is %d, below --qos %d", m->name, pr.max_qos, O.qos);
+            m->receive_max = pr.receive_max > 0 ? (unsigned)pr.receive_max : 65535;
+        }
         m->connacked = 1;
         break;
     case 3: { /* PUBLISH */
         int qos = (b0 >> 1) & 3;
         size_t tl = len >= 2 ? (size_t)b[0] << 8 | b[1] : 0, vh = 2 + tl + (qos ? 2 : 0);
         if (len < 2 || vh > len) die("%s: malformed PUBLISH", m->name);
+        if (V5) vh += mq_props(m, "PUBLISH", b + vh, len - vh, NULL);
         if (tl != strlen(O.subject) || memcmp(b + 2, O.subject, tl) != 0)
             die("%s: PUBLISH on unexpected topic '%.*s'", m->name, (int)(tl > 200 ? 200 : tl), (const char *)b + 2);
         if (qos != O.qos) die("%s: message delivered at QoS %d; published and subscribed at QoS %d", m->name, qos, O.qos);
@@ -1205,7 +1353,7 @@ static void mq_packet(mq_t *m, unsigned char b0, const unsigned char *b, size_t 
             grow(&m->ack, &m->ackcap, m->acklen + 4);
             unsigned char *a = m->ack + m->acklen;
             a[0] = 0x40;
-            a[1] = 2;
+            a[1] = 2; /* v5 too: a PUBACK without reason code means success (0x00) */
             a[2] = b[2 + tl];
             a[3] = b[3 + tl];
             m->acklen += 4;
@@ -1214,24 +1362,45 @@ static void mq_packet(mq_t *m, unsigned char b0, const unsigned char *b, size_t 
         m->msgs++;
         break;
     }
-    case 4: { /* PUBACK */
-        if (len != 2) die("%s: malformed PUBACK", m->name);
+    case 4: { /* PUBACK: packet id, [v5: reason code, [properties]] */
+        if (V5 ? len < 2 : len != 2) die("%s: malformed PUBACK", m->name);
         unsigned id = (unsigned)b[0] << 8 | b[1];
+        if (len > 2) {
+            mq_props_t pr;
+            if (len == 3) pr = (mq_props_t){.reason = NULL};
+            else if (3 + mq_props(m, "PUBACK", b + 3, len - 3, &pr) != len) die("%s: malformed PUBACK", m->name);
+            mq_check_reason(m, "PUBACK refused a PUBLISH", b[2], &pr); /* 0x10 "no matching subscribers" is a success */
+        }
         if (!m->inflight || !m->inflight[id]) die("%s: PUBACK for packet id %u, which is not in flight", m->name, id);
         m->inflight[id] = 0;
         m->ninflight--;
         m->acked++;
         break;
     }
-    case 9: /* SUBACK */
-        if (len != 3) die("%s: malformed SUBACK (%zu bytes)", m->name, len);
-        if (b[2] == 0x80) die("%s: SUBSCRIBE refused (SUBACK return code 0x80)", m->name);
-        if (b[2] != O.qos) die("%s: SUBACK granted QoS %d, asked for %d", m->name, b[2], O.qos);
+    case 9: { /* SUBACK: packet id, [v5: properties], one code (one topic filter was sent) */
+        mq_props_t pr = {.reason = NULL};
+        size_t at = 2 + (V5 && len > 2 ? mq_props(m, "SUBACK", b + 2, len - 2, &pr) : 0);
+        if (len < 3 || at + 1 != len) die("%s: malformed SUBACK (%zu bytes)", m->name, len);
+        int rc = b[at];
+        if (!V5 && rc == 0x80) die("%s: SUBSCRIBE refused (SUBACK return code 0x80)", m->name);
+        if (V5) mq_check_reason(m, "SUBSCRIBE refused", rc, &pr);
+        if (rc != O.qos) die("%s: SUBACK granted QoS %d, asked for %d", m->name, rc, O.qos);
         m->subacked++;
         break;
+    }
     case 13: /* PINGRESP */
         m->pingresps++;
         break;
+    case 14: { /* DISCONNECT from the server (MQTT 5 only): the reason is why the run failed */
+        if (!V5) die("%s: DISCONNECT from the server, which MQTT 3.1.1 does not allow", m->name);
+        mq_props_t pr = {.reason = NULL};
+        if (len > 1 && 1 + mq_props(m, "DISCONNECT", b + 1, len - 1, &pr) != len) die("%s: malformed DISCONNECT", m->name);
+        int rc = len ? b[0] : 0;
+        if (pr.reason)
+            die("%s: server sent DISCONNECT: reason code 0x%02x (%s): %.*s", m->name, rc, v5_reason(rc),
+                (int)(pr.reason_len > 200 ? 200 : pr.reason_len), (const char *)pr.reason);
+        die("%s: server sent DISCONNECT: reason code 0x%02x (%s)", m->name, rc, v5_reason(rc));
+    }
     default:
         die("%s: unexpected MQTT packet type %d (first byte 0x%02x)", m->name, type, b0);
     }
@@ -1268,6 +1437,7 @@ static void mq_parse(mq_t *m) {
  * -1 if `nonblock` and nothing was there. */
 static ssize_t mq_read(mq_t *m, int eof_ok, int nonblock) {
     for (;;) {
+        if (m->quickack && !nonblock) setsockopt(m->fd, IPPROTO_TCP, TCP_QUICKACK, &(int){1}, sizeof(int));
         ssize_t r = recv(m->fd, m->rbuf + m->rlen, m->rcap - m->rlen, nonblock ? MSG_DONTWAIT : 0);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -1292,7 +1462,7 @@ static ssize_t mq_read(mq_t *m, int eof_ok, int nonblock) {
     }
 }
 
-/* Connect, CONNECT (MQTT 3.1.1, clean session), wait for CONNACK. */
+/* Connect, CONNECT (MQTT 3.1.1 or 5, clean session / clean start), wait for CONNACK. */
 static void mq_open(mq_t *m, const struct addrinfo *ai, const char *name, const char *client_id, size_t rcap) {
     memset(m, 0, sizeof *m);
     m->name = name;
@@ -1306,11 +1476,13 @@ static void mq_open(mq_t *m, const struct addrinfo *ai, const char *name, const 
     unsigned char pkt[128];
     size_t n = 0;
     pkt[n++] = 0x10;
-    pkt[n++] = (unsigned char)(10 + 2 + idl);
+    pkt[n++] = (unsigned char)(10 + V5 + 2 + idl);
     memcpy(pkt + n, "\0\4MQTT\4\2", 8); /* protocol name, level 4, flags: clean session */
+    pkt[n + 6] = (unsigned char)O.mqtt_version;
     n += 8;
     pkt[n++] = MQTT_KEEPALIVE >> 8;
     pkt[n++] = MQTT_KEEPALIVE & 0xff;
+    if (V5) pkt[n++] = 0; /* no properties */
     pkt[n++] = 0;
     pkt[n++] = (unsigned char)idl;
     memcpy(pkt + n, client_id, idl);
@@ -1325,14 +1497,15 @@ static void mq_subscribe(mq_t *m, const char *topic, int qos) {
     unsigned char pkt[256];
     size_t n = 0;
     pkt[n++] = 0x82;
-    n += mq_varint(pkt + n, (uint32_t)(2 + 2 + tl + 1));
+    n += mq_varint(pkt + n, (uint32_t)(2 + V5 + 2 + tl + 1));
     pkt[n++] = 0;
     pkt[n++] = 1; /* packet id */
+    if (V5) pkt[n++] = 0; /* no properties */
     pkt[n++] = (unsigned char)(tl >> 8);
     pkt[n++] = (unsigned char)tl;
     memcpy(pkt + n, topic, tl);
     n += tl;
-    pkt[n++] = (unsigned char)qos;
+    pkt[n++] = (unsigned char)qos; /* v5 subscription options: this QoS, local delivery, retain as sent */
     mq_write(m, pkt, n);
     while (!m->subacked) mq_read(m, 0, 0);
 }
@@ -1371,13 +1544,16 @@ static int run_mqtt(void) {
     mq_t *pub = &ms[O.subs];
     mq_open(pub, ai, "pub", pubid, 64 * 1024);
     if (O.qos == 1 && !(pub->inflight = calloc(65536, 1))) die("out of memory");
+    pub->quickack = O.qos == 1;
+    /* MQTT 5: more QoS 1 PUBLISHes in flight than the server's Receive Maximum is a protocol error */
+    long inflight = V5 && pub->receive_max < (unsigned long)O.inflight ? (long)pub->receive_max : O.inflight;
     for (int i = 0; i < O.subs; i++)
         if (pthread_create(&SUBS[i].th, NULL, mq_sub_main, &SUBS[i]) != 0) die("pthread_create failed");
 
     /* one pre-built batch of identical PUBLISH packets; at QoS 1 each gets its packet id patched in */
     size_t tl = strlen(O.subject);
     if (tl > 1000) die("topic too long");
-    uint32_t rl = (uint32_t)(2 + tl + (O.qos ? 2 : 0) + (size_t)O.size);
+    uint32_t rl = (uint32_t)(2 + tl + (O.qos ? 2 : 0) + V5 + (size_t)O.size);
     unsigned char hdr[1100];
     size_t hl = 0;
     hdr[hl++] = (unsigned char)(0x30 | O.qos << 1);
@@ -1388,11 +1564,15 @@ static int run_mqtt(void) {
     hl += tl;
     size_t id_off = hl; /* where the packet id goes at QoS 1 */
     if (O.qos) hl += 2;
+    if (V5) hdr[hl++] = 0; /* no properties */
     size_t mlen = hl + (size_t)O.size;
     long per = (long)((size_t)O.batch / mlen);
     if (per < 1) per = 1;
     if (O.window > 0 && per > O.window) per = O.window; /* a batch never waits for itself */
-    if (O.qos == 1 && per > O.inflight) per = O.inflight;
+    /* at QoS 1 half the packet ids at most per batch: the next batch goes out while the PUBACKs
+     * of the last come back, instead of stop-and-wait (which a small Receive Maximum such as
+     * mosquitto's 20 would turn into one round trip, and Nagle delay, per batch) */
+    if (O.qos == 1 && per > (inflight + 1) / 2) per = (inflight + 1) / 2;
     unsigned char *batch = malloc(mlen * (size_t)per);
     char *payload = make_payload(O.size);
     if (!batch) die("out of memory");
@@ -1411,7 +1591,7 @@ static int run_mqtt(void) {
             wait_window(sent + n - (uint64_t)O.window);
         if (O.qos == 1) {
             while (mq_read(pub, 0, 1) > 0) {} /* PUBACKs already there */
-            while (pub->ninflight + n > (uint64_t)O.inflight) mq_read(pub, 0, 0);
+            while (pub->ninflight + n > (uint64_t)inflight) mq_read(pub, 0, 0);
             for (uint64_t k = 0; k < n; k++) {
                 if (pub->inflight[next_id]) die("pub: packet id %u still awaiting PUBACK", next_id);
                 pub->inflight[next_id] = 1;
@@ -1462,10 +1642,10 @@ static int run_mqtt(void) {
         off += (size_t)snprintf(per_sub + off, sizeof per_sub - off, "%s%llu", i ? "," : "",
                                 (unsigned long long)SUBS[i].got);
     per_sub[off] = 0;
-    printf("{\"mode\":\"mqtt\",\"qos\":%d,\"subs\":%d,\"size\":%d,\"published\":%ld,\"delivered\":%llu,"
+    printf("{\"mode\":\"mqtt\",\"mqtt_version\":%d,\"qos\":%d,\"inflight\":%ld,\"subs\":%d,\"size\":%d,\"published\":%ld,\"delivered\":%llu,"
            "\"dups\":%llu,\"pub_rate\":%.1f,\"recv_rate\":%.1f,\"pub_s\":%.6f,\"elapsed_s\":%.6f,"
            "\"cpu_s\":%.3f,\"per_sub\":[%s]}\n",
-           O.qos, O.subs, O.size, O.count, (unsigned long long)total, (unsigned long long)dups,
+           O.mqtt_version, O.qos, O.qos ? inflight : 0, O.subs, O.size, O.count, (unsigned long long)total, (unsigned long long)dups,
            (double)O.count / (t_pub - t0), (double)total / (t_end - t0), t_pub - t0, t_end - t0, cpu, per_sub);
     close(pub->fd);
     freeaddrinfo(ai);
@@ -1501,7 +1681,7 @@ static void usage(void) {
     fputs("usage: loadgen pubsub|reqrep|idle|mqtt|mqttidle [--host H] [--port P] [--subject S]\n"
           "               [--subs N] [--queue Q] [--count M] [--size B] [--window W] [--warmup K]\n"
           "               [--conns N] [--timeout SEC] [--batch BYTES] [--transport tcp|ws|ws-deflate]\n"
-          "               [--path /] [--qos 0|1] [--inflight K] [--sub-ports P1,P2]\n", stderr);
+          "               [--path /] [--qos 0|1] [--inflight K] [--sub-ports P1,P2] [--mqtt-version 4|5]\n", stderr);
     exit(2);
 }
 
@@ -1549,6 +1729,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--path")) O.path = v;
         else if (!strcmp(k, "--qos")) O.qos = (int)num_arg(k, v, 0);
         else if (!strcmp(k, "--inflight")) O.inflight = num_arg(k, v, 1);
+        else if (!strcmp(k, "--mqtt-version")) {
+            O.mqtt_version = (int)num_arg(k, v, 4);
+            if (O.mqtt_version != 4 && O.mqtt_version != 5) {
+                fprintf(stderr, "loadgen: --mqtt-version must be 4 (MQTT 3.1.1) or 5, not '%s'\n", v);
+                exit(2);
+            }
+        }
         else if (!strcmp(k, "--transport")) {
             if (!strcmp(v, "tcp")) O.ws = 0;
             else if (!strcmp(v, "ws")) O.ws = 1;

@@ -7,7 +7,7 @@ import { aptInstall, assertNotShuttingDown, trackChild } from "./servers.js";
 
 export const LOADGEN_DESCRIPTION =
   "test/bench/loadgen.c: native C (gcc -O2, pthreads, zlib), NATS text protocol over loopback TCP or " +
-  "WebSocket (masked binary frames, optional permessage-deflate) and MQTT 3.1.1 over TCP, " +
+  "WebSocket (masked binary frames, optional permessage-deflate) and MQTT 3.1.1 or 5 over TCP, " +
   "one connection per publisher/subscriber; the publisher writes ~64 KB batches (one WebSocket frame " +
   "each) and stays at most 20000 NATS / 2000 MQTT QoS 0 / 1000 MQTT QoS 1 messages ahead of delivery";
 

@@ -10,7 +10,7 @@ import { parseCommand, type ServerSlot } from "./servers.js";
 export type ServerKind = "meshbroker" | "nats-server" | "mosquitto";
 export const SERVER_KINDS: readonly ServerKind[] = ["meshbroker", "nats-server", "mosquitto"];
 
-/** What a case talks to: NATS over TCP, NATS over WebSocket (plain or compressed), MQTT 3.1.1,
+/** What a case talks to: NATS over TCP, NATS over WebSocket (plain or compressed), MQTT (3.1.1 or 5),
  *  NATS over TCP to a two-node cluster (cluster.ts). */
 export type Listener = "nats" | "ws" | "ws-deflate" | "mqtt" | "cluster";
 
