@@ -147,10 +147,10 @@ describe("edge {}", () => {
       { discovery: { routers: [{ host: "r", port: 7100 }] }, rebalance, authorization: { token: "s3cret" } }],
     ["authorization seed in a creds file", () => `edge { routers: ["r:7100"], authorization { seed_file: "${creds}" } }`,
       { discovery: { routers: [{ host: "r", port: 7100 }] }, rebalance, authorization: { seedFile: creds } }],
-    ["rebalance", () => `edge { routers: ["r:7100"], rebalance { max_evictions_per_second: 2.5, tolerance: 0.25 } }`,
-      { discovery: { routers: [{ host: "r", port: 7100 }] }, rebalance: { enabled: true, maxEvictionsPerSecond: 2.5, tolerance: 0.25 } }],
+    ["rebalance", () => `edge { routers: ["r:7100"], rebalance { max_evictions_per_second: 2.5, tolerance: 0.25, min_excess: 3 } }`,
+      { discovery: { routers: [{ host: "r", port: 7100 }] }, rebalance: { enabled: true, maxEvictionsPerSecond: 2.5, tolerance: 0.25, minExcess: 3 } }],
     ["rebalance: one key keeps the other's default", () => `edge { routers: ["r:7100"], rebalance { tolerance: 0 } }`,
-      { discovery: { routers: [{ host: "r", port: 7100 }] }, rebalance: { enabled: true, maxEvictionsPerSecond: 10, tolerance: 0 } }],
+      { discovery: { routers: [{ host: "r", port: 7100 }] }, rebalance: { enabled: true, maxEvictionsPerSecond: 10, tolerance: 0, minExcess: 10 } }],
   ];
   it.each(cases)("%s", (_name, text, expected) => {
     const o = load(text());

@@ -245,6 +245,8 @@ export interface EdgeConfig {
     maxEvictionsPerSecond: number;
     /** How far above the mean (a fraction) an edge's client count may be before it moves clients. */
     tolerance: number;
+    /** …and by at least this many clients (moving 1 of 3 clients helps nobody). */
+    minExcess: number;
   };
 }
 
@@ -341,5 +343,5 @@ export const DEFAULTS = {
   mqtt: { host: "0.0.0.0", ackWaitMs: 30_000, maxAckPending: 1024 },
   /** `router { listen }` when it names no port, and the port of kubernetes discovery when neither config nor slice names one. */
   router: { host: "0.0.0.0", port: 7100 },
-  edge: { rebalance: { enabled: false, maxEvictionsPerSecond: 10, tolerance: 0.1 } },
+  edge: { rebalance: { enabled: false, maxEvictionsPerSecond: 10, tolerance: 0.1, minExcess: 10 } },
 } as const;

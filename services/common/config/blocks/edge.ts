@@ -13,7 +13,7 @@ const DISCOVERY_KEYS = new Set(["dns", "kubernetes", "refresh"]);
 /** How often a DNS name is resolved again (`discovery { refresh: "5s" }`). */
 export const DNS_REFRESH_MS = 5_000;
 const KUBERNETES_KEYS = new Set(["service", "namespace", "port"]);
-const REBALANCE_KEYS = new Set(["max_evictions_per_second", "tolerance"]);
+const REBALANCE_KEYS = new Set(["max_evictions_per_second", "tolerance", "min_excess"]);
 /** A Kubernetes object name (RFC 1123 label), as Services and namespaces must be. */
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
@@ -98,6 +98,10 @@ function readRebalance(r: Reader, m: ConfigMap, key: string): EdgeConfig["rebala
       if (v > 1) r.fail(bm, k, `"tolerance" is a fraction of the mean, from 0 to 1`);
       rb.tolerance = v;
     } else if (k.toLowerCase() === "max_evictions_per_second") rb.maxEvictionsPerSecond = v;
+    else if (k.toLowerCase() === "min_excess") {
+      if (!Number.isInteger(v)) r.fail(bm, k, `"min_excess" is a number of clients`);
+      rb.minExcess = v;
+    }
   }
   return rb;
 }
