@@ -7,7 +7,7 @@ import { startCluster, type TestCluster } from "../helpers/cluster.js";
 import { closeOf, connectCollecting, connectMqtt, suback, type Inbox } from "../helpers/mqtt.js";
 import { cleanupAfterEach, withTimeout } from "../helpers/wait.js";
 
-const MOVES = 8;
+const MOVES = 12;
 /** Messages the subscriber takes on each edge before it moves on. */
 const PER_STAY = 15;
 let cluster: TestCluster;
