@@ -10,7 +10,9 @@
 // re-attaching after it lost its router). If another router owned it, that router is asked to
 // let go (it closes its holder as taken over, drops its subscriptions and lets its store writes
 // land) and the claimer waits for its answer, unless the old owner is not linked in the mesh
-// (dead): then there is nothing to wait for. Sessions of a router that left the mesh are adopted
+// (dead): then there is nothing to wait for. A persistent session's handover has a first round
+// ("prepare"), after which the claimer puts the session's interest in place before the old
+// owner withdraws its own (SessionService.attachNow says why nothing is lost). Sessions of a router that left the mesh are adopted
 // by a live one with a compare-and-set, so exactly one router adopts each.
 import type { Cluster, Redis } from "ioredis";
 import { createRedisClient, type RedisConnection } from "../store/redis.js";
@@ -18,16 +20,23 @@ import type { SessionKey } from "../store/store.js";
 
 /** What the session service needs of ownership (absent in the embedded topology: one owner). */
 export interface SessionOwners {
-  /** Makes this router the key's owner; resolves once a previous owner let go (or is dead). */
-  claim(key: SessionKey): Promise<void>;
+  /** Makes this router the key's owner; resolves once a previous owner let go (or is dead).
+   *  With `ready`: a live previous owner is first told to note what it queues from now on, then
+   *  `ready` runs (the claimer's interest goes in place), then the owner lets go. Resolves with
+   *  the store sequence of the first message the old owner queued after it was told (undefined:
+   *  none, or `ready` did not run). */
+  claim(key: SessionKey, ready?: () => Promise<void>): Promise<number | undefined>;
   /** A clean session ended here: the key has no owner any more (unless another claimed it). */
   release(key: SessionKey): void;
 }
 
 /** What ownership calls on the session service. */
 export interface OwnedSessions {
-  /** Another router took `key` over: drop it here; resolves once its store writes landed. */
-  evict(key: SessionKey): Promise<void>;
+  /** Another router is taking `key` over: note the first message queued from now on. */
+  prepare(key: SessionKey): void;
+  /** Another router took `key` over: drop it here; resolves once its store writes landed, with
+   *  the store sequence of the first message queued since prepare() (if any). */
+  evict(key: SessionKey): Promise<number | undefined>;
   /** This router adopted `key` from a router that left: restore it from the store (false:
    *  nothing stored, a clean session). */
   adopt(key: SessionKey): Promise<boolean>;
@@ -41,14 +50,14 @@ const CLAIM = "local p = redis.call('HGET', KEYS[1], ARGV[1]); redis.call('HSET'
 const RELEASE = "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0";
 const ADOPT = "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]); return 1 end return 0";
 
-interface Notice { op: "takeover" | "released"; key: SessionKey; from: string; nonce: number }
+interface Notice { op: "prepare" | "prepared" | "takeover" | "released"; key: SessionKey; from: string; nonce: number; since?: number }
 
 export class SessionOwnership implements SessionOwners {
   private readonly redis: Redis | Cluster;
   private readonly sub: Redis | Cluster;
   private readonly ownerKey: string;
   private nonce = 1;
-  private readonly waits = new Map<number, () => void>();
+  private readonly waits = new Map<number, (since?: number) => void>();
   private service: OwnedSessions | undefined;
   private closed = false;
 
@@ -73,10 +82,15 @@ export class SessionOwnership implements SessionOwners {
     await this.sub.subscribe(this.channel(this.self));
   }
 
-  async claim(key: SessionKey): Promise<void> {
+  async claim(key: SessionKey, ready?: () => Promise<void>): Promise<number | undefined> {
     const previous = await this.redis.eval(CLAIM, 1, this.ownerKey, key, this.self) as string | null;
-    if (previous === null || previous === this.self || !this.linked(previous)) return;
-    await this.askToRelease(previous, key);
+    if (previous === null || previous === this.self || !this.linked(previous)) return undefined;
+    if (!ready) return void (await this.ask(previous, "takeover", key));
+    // No answer: the old owner is dead though still linked (its loss not detected yet), and
+    // the session is taken as after a loss (the held messages of SessionService).
+    if (!(await this.ask(previous, "prepare", key))) return undefined;
+    await ready();
+    return (await this.ask(previous, "takeover", key))?.since;
   }
 
   release(key: SessionKey): void {
@@ -121,16 +135,17 @@ export class SessionOwnership implements SessionOwners {
     return adopted;
   }
 
-  private askToRelease(owner: string, key: SessionKey): Promise<void> {
+  /** Sends `op` to `owner`; resolves with its answer, or undefined after RELEASE_WAIT_MS. */
+  private ask(owner: string, op: "prepare" | "takeover", key: SessionKey): Promise<{ since?: number } | undefined> {
     const nonce = this.nonce++;
-    return new Promise<void>((resolve) => {
+    return new Promise<{ since?: number } | undefined>((resolve) => {
       const timer = setTimeout(() => {
         this.waits.delete(nonce);
-        this.log.warn(`session ownership: router ${owner} did not release an MQTT session within ${RELEASE_WAIT_MS} ms; taking it`);
-        resolve();
+        this.log.warn(`session ownership: router ${owner} did not ${op === "prepare" ? "prepare to release" : "release"} an MQTT session within ${RELEASE_WAIT_MS} ms; going ahead`);
+        resolve(undefined);
       }, RELEASE_WAIT_MS);
-      this.waits.set(nonce, () => { clearTimeout(timer); resolve(); });
-      const notice: Notice = { op: "takeover", key, from: this.self, nonce };
+      this.waits.set(nonce, (since) => { clearTimeout(timer); resolve({ since }); });
+      const notice: Notice = { op, key, from: this.self, nonce };
       this.redis.publish(this.channel(owner), JSON.stringify(notice)).catch(() => {}); // then the timer decides
     });
   }
@@ -142,14 +157,21 @@ export class SessionOwnership implements SessionOwners {
     } catch {
       return this.log.warn("session ownership: an unreadable notice");
     }
-    if (n.op === "released") {
-      this.waits.get(n.nonce)?.();
+    if (n.op === "released" || n.op === "prepared") {
+      this.waits.get(n.nonce)?.(n.since);
       this.waits.delete(n.nonce);
       return;
     }
-    const answer: Notice = { op: "released", key: n.key, from: this.self, nonce: n.nonce };
-    const reply = () => void this.redis.publish(this.channel(n.from), JSON.stringify(answer)).catch(() => {});
-    (this.service ? this.service.evict(n.key) : Promise.resolve()).then(reply, reply);
+    const reply = (op: "prepared" | "released", since?: number) => {
+      const answer: Notice = { op, key: n.key, from: this.self, nonce: n.nonce };
+      if (since !== undefined) answer.since = since;
+      void this.redis.publish(this.channel(n.from), JSON.stringify(answer)).catch(() => {});
+    };
+    if (n.op === "prepare") {
+      this.service?.prepare(n.key);
+      return reply("prepared");
+    }
+    (this.service ? this.service.evict(n.key) : Promise.resolve(undefined)).then((since) => reply("released", since), () => reply("released"));
   }
 
   async close(): Promise<void> {

@@ -78,7 +78,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
   private limboTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    readonly router: Pick<RouterLink, "subscribe" | "unsubscribe" | "publish">,
+    readonly router: Pick<RouterLink, "subscribe" | "unsubscribe" | "publish" | "sync">,
     readonly store: MqttStore,
     readonly limits: SessionLimits,
     private readonly log: Pick<Logger, "error">,
@@ -141,9 +141,29 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     const expiry = req.expiry ?? (clean ? 0 : EXPIRY_NEVER);
     // In the store: what outlives the connection, and what a resumed (not clean) session may hold.
     const stored = expiry > 0 || !clean;
-    // Cluster: the session's other owner (another router) lets go first.
-    await this.owners?.claim(key);
+    // Cluster: the session's other owner (another router) lets go first. A persistent session's
+    // subscriptions are in place here, and known to every router of the mesh (the flush
+    // barrier), before the old owner drops its own: so every QoS 1/2 message is routed to this
+    // router, or to the old owner before it let go, or both. The old owner, asked to let go,
+    // first passes a barrier of its own (what peers routed before they knew this router's
+    // interest has reached it) and lets its queue writes land; the messages routed here meanwhile
+    // wait in the shadow, and restore() merges them behind the stored queue, leaving out those
+    // the old owner queued too (from `since` on). Hence no loss: a message is in the stored queue
+    // or in the shadow.
+    let shadow: MqttSession | undefined;
+    const since = await this.owners?.claim(key, clean || !stored ? undefined : async () => {
+      const saved = await this.store.getSession(key);
+      if (!saved || this.sessions.has(key) || holder.gone) return;
+      shadow = new MqttSession(this.nextCid++, clientId, true, account, this);
+      shadow.shadow = [];
+      for (const sub of saved.subscriptions) this.addSubscription(shadow, sub);
+      await new Promise<void>((resolve) => this.router.sync(resolve));
+    });
     let session = this.sessions.get(key);
+    if (shadow && (session || holder.gone)) {
+      shadow.dispose();
+      shadow = undefined;
+    }
     const previous = session && this.holders.get(session);
     if (previous) this.takeOver(previous);
     if (session && (clean || !session.persistent)) {
@@ -159,7 +179,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
       present = true;
     } else {
       if (clean) await this.store.deleteSession(key);
-      session = new MqttSession(this.nextCid++, clientId, stored, account, this);
+      session = shadow ?? new MqttSession(this.nextCid++, clientId, stored, account, this);
       session.expiry = expiry;
       if (stored) {
         let saved = clean ? undefined : await this.store.getSession(key);
@@ -168,9 +188,10 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
           saved = undefined;
         }
         if (saved) present = true;
+        else if (shadow) shadow.dispose(); // expired meanwhile: its subscriptions go
         // Held by another router until now: its subscriptions come from the store (added once its
-        // queue is loaded, so nothing they queue meanwhile is loaded twice).
-        savedSubs = saved?.subscriptions;
+        // queue is loaded, so nothing they queue meanwhile is loaded twice), unless in place already.
+        if (!shadow) savedSubs = saved?.subscriptions;
         await this.store.putSession(this.record(session, saved?.subscriptions ?? []));
       }
     }
@@ -184,15 +205,16 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     session.delayedWill = undefined;
     this.sessions.set(key, session);
     session.limits = limits ?? this.limits;
-    if (session.persistent) await session.restore(this.store);
+    if (session.persistent) await session.restore(this.store, since);
     for (const sub of savedSubs ?? []) this.addSubscription(session, sub);
-    if (savedSubs && this.limbo.length > 0) this.fromLimbo(session);
+    if ((savedSubs || shadow) && this.limbo.length > 0) this.fromLimbo(session);
     if (holder.gone) {
       // The connection ended while attaching: as if it had attached, then gone.
       if (!session.client) this.detached(session);
       return { present, subscriptions: [] };
     }
     session.client = holder.client;
+    session.connecting = true;
     holder.session = session;
     this.holders.set(session, holder);
     this.applyPermissions(holder, session);
@@ -201,6 +223,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
 
   resume(conn: Connection): void {
     this.withSession(conn, (session) => {
+      session.connecting = false;
       session.redeliver(true);
       session.pump();
     });
@@ -523,17 +546,28 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     }
   }
 
+  prepare(key: SessionKey): void {
+    const session = this.sessions.get(key);
+    if (!session?.persistent) return;
+    session.handingOver = true;
+    session.handoverSeq = undefined; // an earlier handover that did not happen counts no more
+  }
+
   /** Another router took the session over: its holder here closes as taken over, its
-   *  subscriptions go (the store keeps its state), and its started writes land first. */
-  evict(key: SessionKey): Promise<void> {
+   *  subscriptions go (the store keeps its state), and its started writes land first. After a
+   *  prepare, the subscriptions stay until a flush barrier passed: what peers routed before they
+   *  knew the new owner's interest is queued here first. */
+  evict(key: SessionKey): Promise<number | undefined> {
     return this.serial(key, async () => {
       const session = this.sessions.get(key);
-      if (!session) return;
+      if (!session) return undefined;
       const holder = this.holders.get(session);
       if (holder) this.takeOver(holder);
+      if (session.handingOver) await new Promise<void>((resolve) => this.router.sync(resolve));
       session.dispose();
-      this.sessions.delete(key);
+      if (this.sessions.get(key) === session) this.sessions.delete(key);
       await Promise.allSettled([...this.pending]);
+      return session.handoverSeq?.catch(() => undefined);
     });
   }
 

@@ -13,7 +13,7 @@ import {
   type StoredMessage, type Subscriber,
 } from "../link.js";
 export type { SessionLimits };
-import { sessionKey, type MqttStore, type SessionKey } from "../store/store.js";
+import { sessionKey, type MqttStore, type QueuedMessage, type SessionKey } from "../store/store.js";
 
 /** What a session needs of its service: routing, the store journal, the limits. */
 export interface SessionHost {
@@ -60,6 +60,10 @@ export class MqttSession implements Connection {
   readonly subscriptions = new Map<string, { sub: MqttSubscription; subs: MqttSubscriber[] }>();
   /** The connection holding the session, if any. */
   client: SessionClient | undefined;
+  /** The client attached, its CONNACK not sent yet: deliveries wait for its resume (the server's
+   *  first packet is the CONNACK [MQTT-3.2.0-1]; live messages come at once on an attach whose
+   *  interest was in place before it, see SessionService.attachNow). */
+  connecting = false;
   /** The permissions of the user the session belongs to (its latest connection's). */
   permissions: PermissionChecker | undefined;
   private readonly queue: Delivery[] = [];
@@ -88,6 +92,13 @@ export class MqttSession implements Connection {
   readonly key: SessionKey;
   /** The holder's edge's limits, from its attach (the service's until one attaches). */
   limits: SessionLimits;
+  /** Handover, new owner: the QoS 1/2 messages routed here before the old owner's queue is
+   *  loaded (restore() merges them in). */
+  shadow: StoredMessage[] | undefined;
+  /** Handover, old owner: noting the first message queued since the new owner asked (true), and
+   *  its store sequence once one was. */
+  handingOver = false;
+  handoverSeq: Promise<number> | undefined;
 
   constructor(
     readonly cid: number,
@@ -149,7 +160,7 @@ export class MqttSession implements Connection {
     // Live deliveries carry no retain flag [MQTT-3.3.1-9], unless retain as published [MQTT-3.3.1-12].
     const retain = sub.retainAsPublished === true && publishing.retain;
     if (qos === 0) {
-      this.client?.sendPublish(topic, payload, 0, retain, false, undefined, props);
+      if (!this.connecting) this.client?.sendPublish(topic, payload, 0, retain, false, undefined, props);
       return;
     }
     const stored: StoredMessage = { topic, payload: Buffer.from(payload), qos, retain };
@@ -159,10 +170,14 @@ export class MqttSession implements Connection {
 
   /** A QoS 1/2 message for this client (a routed one, or a retained one on subscribe). */
   enqueue(msg: StoredMessage): void {
+    if (this.shadow) return void this.shadow.push(msg);
     const d: Delivery = { msg, sentAt: 0 };
     const expiry = msg.props?.messageExpiryInterval;
     if (expiry !== undefined) d.expiresAt = Date.now() + expiry * 1000;
-    if (this.persistent) d.seq = this.host.journal((s) => s.enqueue(this.key, msg));
+    if (this.persistent) {
+      d.seq = this.host.journal((s) => s.enqueue(this.key, msg));
+      if (this.handingOver) this.handoverSeq ??= d.seq;
+    }
     this.queue.push(d);
     this.pump();
   }
@@ -170,7 +185,7 @@ export class MqttSession implements Connection {
   /** Send what the in-flight window allows. */
   pump(): void {
     const client = this.client;
-    if (!client) return;
+    if (!client || this.connecting) return;
     const limits = this.limits;
     const window = Math.min(limits.maxAckPending, this.window);
     while (this.queue.length > 0 && this.inflight.size < window) {
@@ -196,7 +211,7 @@ export class MqttSession implements Connection {
   /** Resend what waited ack_wait (or everything, on reconnect) with DUP set. */
   redeliver(all: boolean): void {
     const client = this.client;
-    if (!client) return;
+    if (!client || this.connecting) return;
     const due = Date.now() - this.limits.ackWaitMs;
     for (const [id, d] of this.inflight) {
       if (!all && d.sentAt > due) continue;
@@ -250,23 +265,42 @@ export class MqttSession implements Connection {
     this.pump();
   }
 
-  /** Loads what a previous process left in the store (after a restart). */
-  async restore(store: MqttStore): Promise<void> {
-    if (this.restored || !this.persistent) return;
-    this.restored = true;
-    for (const q of await store.queued(this.key, 65_535)) {
-      const d: Delivery = { msg: q, seq: Promise.resolve(q.seq), sentAt: 0 };
-      // Sent before the restart: in flight again under its id, resent with DUP on attach.
-      if (q.packetId !== undefined && !this.inflight.has(q.packetId)) this.inflight.set(q.packetId, d);
-      else this.queue.push(d);
+  /**
+   * Loads what a previous process (or router) left in the store, then queues the shadowed
+   * messages behind it, except those the old owner queued too: a message it queued from store
+   * sequence `since` on (undefined: none) with the same topic, QoS and payload stands for one
+   * shadowed copy. Messages carry no id across the mesh, so this is by content: two equal
+   * messages in the few milliseconds of a handover, one reaching only the old owner and one only
+   * this router, would count as one; a message the old owner queued before `since` that also
+   * reached the shadow (it can when another subscriber here drew it) comes twice.
+   */
+  async restore(store: MqttStore, since?: number): Promise<void> {
+    const overlap: QueuedMessage[] = [];
+    if (!this.restored && this.persistent) {
+      this.restored = true;
+      for (const q of await store.queued(this.key, 65_535)) {
+        const d: Delivery = { msg: q, seq: Promise.resolve(q.seq), sentAt: 0 };
+        // Sent before the restart: in flight again under its id, resent with DUP on attach.
+        if (q.packetId !== undefined && !this.inflight.has(q.packetId)) this.inflight.set(q.packetId, d);
+        else this.queue.push(d);
+        if (since !== undefined && q.seq >= since) overlap.push(q);
+      }
+      for (const id of await store.released(this.key)) this.released.add(id);
     }
-    for (const id of await store.released(this.key)) this.released.add(id);
+    const shadow = this.shadow;
+    this.shadow = undefined;
+    for (const m of shadow ?? []) {
+      const i = overlap.findIndex((q) => q.qos === m.qos && q.topic === m.topic && q.payload.equals(m.payload));
+      if (i >= 0) overlap.splice(i, 1);
+      else this.enqueue(m);
+    }
   }
 
   /** The connection went away; a persistent session keeps queueing. */
   detach(client: SessionClient): void {
     if (this.client !== client) return;
     this.client = undefined;
+    this.connecting = false;
     // Unacknowledged deliveries stay in flight under their packet ids: the next connection
     // gets them again with DUP set [MQTT-4.4.0-1].
     if (this.retryTimer) clearInterval(this.retryTimer);
@@ -318,6 +352,7 @@ export class MqttSession implements Connection {
     this.expiryTimer = undefined;
     this.queue.length = 0;
     this.inflight.clear();
+    this.shadow = undefined;
   }
 
   /** Removes a delivery from the store's queue; settles once it is gone. */
