@@ -1,7 +1,8 @@
 // Bounds MQTT packets before mqtt-packet buffers them: mqtt-packet keeps every byte of a packet
 // until its announced remaining length (up to 256 MB) has arrived. This walks the fixed headers
 // of the byte stream (type byte, then the 1-4 byte remaining length) and skips bodies, so a
-// packet announcing more than the limit is refused when its header arrives.
+// packet announcing more than the limit is refused when its header arrives. It also tells where
+// the last whole packet of a chunk ends, so only whole packets reach the (shared) decoder.
 
 /** The CONNECT packet (and anything sent before the CONNACK) may be this large. */
 export const MQTT_MAX_CONNECT_PACKET = 64 * 1024;
@@ -19,6 +20,9 @@ export class PacketSizeGuard {
   private lenBytes = -1;
   private len = 0;
   private mul = 1;
+  /** After check(): the offset in the chunk where its whole packets end (the chunk's length when
+   *  it ends at a packet boundary; 0 when no packet was completed in it). */
+  whole = 0;
 
   constructor(public limit: number) {}
 
@@ -26,11 +30,13 @@ export class PacketSizeGuard {
   check(chunk: Buffer): number {
     const n = chunk.length;
     let i = 0;
+    this.whole = 0;
     while (i < n) {
       if (this.left > 0) {
         const skip = Math.min(this.left, n - i);
         this.left -= skip;
         i += skip;
+        if (this.left === 0) this.whole = i;
         continue;
       }
       if (this.lenBytes < 0) { // the packet type and flags
@@ -48,6 +54,7 @@ export class PacketSizeGuard {
       if ((b & 0x80) === 0) {
         this.left = this.len;
         this.lenBytes = -1;
+        if (this.len === 0) this.whole = i;
       } else if (this.lenBytes === 4) {
         return PACKET_MALFORMED;
       }
