@@ -68,9 +68,8 @@ export class MqttConnection
   private maxPacketOut = 0;
   /** The DISCONNECT reason code of the close under way, when not the close reason's. */
   private closeCode: number | undefined;
-  /** The received bytes of a packet not complete yet (the decoder takes whole packets only). */
-  private partial: Buffer[] | undefined;
-  /** Packet sizes, checked on the fixed header before mqtt-packet buffers a byte of them. */
+  /** Packet sizes, checked on the fixed header before a byte of them is buffered; the bytes
+   *  of an unfinished packet (the decoder takes whole packets only). */
   private readonly sizes = new PacketSizeGuard(MQTT_MAX_CONNECT_PACKET);
   /** The last ack still waiting for the store (see ackWhenStored). */
   private acks: Promise<void> | undefined;
@@ -145,15 +144,8 @@ export class MqttConnection
     }
     // The boundary inline: the read path allocates no closure per chunk.
     try {
-      const whole = this.sizes.whole;
-      if (whole === chunk.length && !this.partial) return decodePackets(chunk, this.level, this);
-      if (whole > 0) {
-        const head = chunk.subarray(0, whole);
-        const packets = this.partial ? Buffer.concat([...this.partial, head]) : head;
-        this.partial = undefined;
-        decodePackets(packets, this.level, this);
-      }
-      if (whole < chunk.length && !this.closed) (this.partial ??= []).push(chunk.subarray(whole));
+      const packets = this.sizes.takeWhole(chunk);
+      if (packets) decodePackets(packets, this.level, this);
     } catch (err) {
       connectionFault(this.ctx.edge.log, this.ctx.edge.faults, this, "exception", err);
     }
@@ -667,7 +659,6 @@ export class MqttConnection
     if (this.connectTimer) clearTimeout(this.connectTimer);
     if (this.keepAliveMs > 0) unwatchKeepAlive(this);
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
-    this.partial = undefined;
     this.outbound.dispose();
     this.transport.close(reason);
     if (this.connected) this.ctx.edge.system?.disconnected(this); // while the session names the account
