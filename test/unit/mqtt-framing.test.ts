@@ -36,3 +36,14 @@ it("packets cut at random points, 1–7 and 1–700 bytes a read, decode whole a
     expect(guard.takeWhole(none)?.length, "no bytes left over").toBe(0);
   }
 });
+
+it("a handler that throws leaves the shared decoder ready for the next connection's packets", () => {
+  const publish = mqttPacket.generate({ cmd: "publish", topic: "t", payload: Buffer.from("x"), qos: 0, retain: false, dup: false });
+  const failing = { decoded: () => { throw new TypeError("simulated bug"); }, malformed: (m: string) => { throw new Error(m); } };
+  expect(() => decodePackets(publish, 4, failing)).toThrow("simulated bug");
+  const got: string[] = [];
+  const sink = { decoded: (p: Packet) => got.push(p.cmd), malformed: (m: string) => got.push(m) };
+  decodePackets(mqttPacket.generate({ cmd: "pingreq" }), 4, sink);
+  decodePackets(publish, 4, sink);
+  expect(got).toEqual(["pingreq", "publish"]);
+});

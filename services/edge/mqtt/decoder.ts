@@ -24,7 +24,6 @@ type Parser = ReturnType<typeof mqtt.parser> & {
   settings: { protocolVersion?: number };
   error: Error | null;
   _list: { length: number };
-  _resetState(): void;
 };
 
 class Decoder {
@@ -53,10 +52,10 @@ export function decodePackets(packets: Buffer, level: MqttLevel, sink: PacketSin
     parser.parse(packets);
     clean = !parser.error && parser._list.length === 0;
   } finally {
-    // After a malformed packet or a throwing handler, bytes or a half-handled packet are left.
-    if (!clean) parser._resetState();
     parser.settings = ENCODING[4]; // not the CONNECT (its password) it may have read
     d.sink = undefined;
-    idle = d;
+    // After a malformed packet or a throwing handler, bytes or a half-handled packet are left
+    // (and positions _resetState does not reset): the next decode gets a new parser.
+    idle = clean ? d : new Decoder();
   }
 }
