@@ -14,12 +14,14 @@ import type {
 import type { AuthContext, AuthResult, ConnectionType, Credentials, TlsPeer } from "../auth/index.js";
 import { mqttMaySubscribe, PermissionChecker } from "../../common/permissions.js";
 import type { ClientTransport } from "../nats/client.js";
-import { Outbound } from "../outbound.js";
+import { Outbound, type OutboundOwner } from "../outbound.js";
 import type { MqttEdgeContext } from "../context.js";
 import type { ConnectionView, SubscriptionView } from "../connection-view.js";
 import { filterInterest, topicToSubject } from "../../common/mqtt-topic.js";
 import { carriedProperties, type MqttProperties } from "../../common/mqtt-properties.js";
 import { connectionFault, isolate, type IsolatedConnection } from "../boundary.js";
+import { decodePackets, ENCODING, type PacketSink } from "./decoder.js";
+import { type KeptAlive, unwatchKeepAlive, watchKeepAlive } from "./keep-alive.js";
 import { MQTT_MAX_CONNECT_PACKET, MQTT_PACKET_MARGIN, PACKET_MALFORMED, PACKET_OK, PacketSizeGuard } from "./packet-size.js";
 import {
   authRefusal, disconnectCode, DISCONNECT_WITH_WILL, MALFORMED_PACKET, NO_SUBSCRIPTION_EXISTED, NOT_AUTHORIZED,
@@ -37,7 +39,8 @@ export interface MqttListenerContext {
   closed(conn: MqttConnection): void;
 }
 
-export class MqttConnection implements SessionClient, Connection, ConnectionView, IsolatedConnection {
+export class MqttConnection
+  implements SessionClient, Connection, ConnectionView, IsolatedConnection, PacketSink, OutboundOwner, KeptAlive {
   readonly echo = true; // MQTT 3.1.1 delivers a client's own publishes to its subscriptions
   readonly edgeId: string;
   readonly startTime = new Date();
@@ -57,8 +60,6 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
   userName: string | undefined;
   /** The CONNECT's protocol level: 4 (3.1.1) until a level-5 CONNECT came. */
   level: MqttLevel = 4;
-  /** What mqtt-packet encodes with (the level). */
-  private readonly encoding = { protocolVersion: 4 as MqttLevel };
   /** MQTT 5: the client's topic aliases (alias → topic), and ours towards it (topic → alias). */
   private aliasesIn: string[] | undefined;
   private aliasesOut: Map<string, number> | undefined;
@@ -67,8 +68,8 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
   private maxPacketOut = 0;
   /** The DISCONNECT reason code of the close under way, when not the close reason's. */
   private closeCode: number | undefined;
-  private readonly parser = mqtt.parser({ protocolVersion: 4 });
-  /** Packet sizes, checked on the fixed header before mqtt-packet buffers a byte of them. */
+  /** Packet sizes, checked on the fixed header before a byte of them is buffered; the bytes
+   *  of an unfinished packet (the decoder takes whole packets only). */
   private readonly sizes = new PacketSizeGuard(MQTT_MAX_CONNECT_PACKET);
   /** The last ack still waiting for the store (see ackWhenStored). */
   private acks: Promise<void> | undefined;
@@ -84,7 +85,7 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
   private sessionAccount = "";
   /** The session's subscriptions as the service reported them and SUBSCRIBE/UNSUBSCRIBE changed
    *  them (for max_subscriptions and /connz). */
-  private filters = new Map<string, QoS>();
+  private filters: Map<string, QoS> | undefined;
   private perms: PermissionChecker | undefined;
   private will: StoredMessage | undefined;
   /** MQTT 5 will delay interval (seconds). */
@@ -96,7 +97,8 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
   private receiveMaximum: number | undefined;
   /** DISCONNECT came: the service drops the will instead of publishing it. */
   private disconnected = false;
-  private keepAliveTimer: NodeJS.Timeout | undefined;
+  /** [MQTT-3.1.2-24] closed after this long without a packet (0: no keep-alive). */
+  keepAliveMs = 0;
   /** Kept to authenticate again when a reload changes the authorization config. */
   private credentials: Credentials = {};
   private expiryTimer: NodeJS.Timeout | undefined;
@@ -119,9 +121,7 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
   ) {
     const o = ctx.edge.options;
     this.edgeId = ctx.edge.serverId;
-    this.outbound = new Outbound(transport, { slowConsumer: (r) => this.close(r) }, o.maxPending, o.writeDeadlineMs);
-    this.parser.on("packet", (p: Packet) => this.onPacket(p));
-    this.parser.on("error", (err: Error) => this.protocolError(err.message, MALFORMED_PACKET));
+    this.outbound = new Outbound(transport, this, o.maxPending, o.writeDeadlineMs);
     // A client has the auth timeout to send CONNECT.
     const ms = ctx.cfg.authorization?.timeoutMs ?? o.authorization?.timeoutMs ?? o.authTimeoutMs;
     this.connectTimer = setTimeout(() => this.close("Authentication Timeout"), ms);
@@ -144,10 +144,26 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
     }
     // The boundary inline: the read path allocates no closure per chunk.
     try {
-      this.parser.parse(chunk);
+      const packets = this.sizes.takeWhole(chunk);
+      if (packets) decodePackets(packets, this.level, this);
     } catch (err) {
       connectionFault(this.ctx.edge.log, this.ctx.edge.faults, this, "exception", err);
     }
+  }
+
+  /** PacketSink: a packet of this connection's bytes. */
+  decoded(p: Packet): void {
+    this.onPacket(p);
+  }
+
+  /** PacketSink: mqtt-packet could not decode this connection's bytes. */
+  malformed(message: string): void {
+    this.protocolError(message, MALFORMED_PACKET);
+  }
+
+  /** OutboundOwner: over max_pending or the write deadline. */
+  slowConsumer(reason: CloseReason): void {
+    this.close(reason);
   }
 
   /** An asynchronous continuation of this connection's handling: a failure is a fault. */
@@ -205,7 +221,7 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
 
   private onConnect(p: IConnectPacket): void {
     if (p.protocolId === "MQTT" && p.protocolVersion === 5) {
-      this.level = this.encoding.protocolVersion = 5;
+      this.level = 5;
       const props = p.properties;
       // Zero would stall every delivery or packet [MQTT-3.1.2-21, -24]: a protocol error.
       if (props?.receiveMaximum === 0 || props?.maximumPacketSize === 0) return this.protocolError("receive maximum or maximum packet size of 0");
@@ -282,7 +298,8 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
       this.connected = true;
       this.sizes.limit = this.ctx.edge.options.maxPayload + MQTT_PACKET_MARGIN;
       this.transport.authenticated?.();
-      if (this.connectTimer) clearTimeout(this.connectTimer);
+      clearTimeout(this.connectTimer);
+      this.connectTimer = undefined;
       this.send(this.connack(present, keepalive));
       this.rttMs = Date.now() - this.startTime.getTime();
       this.ctx.edge.clientConnected(this);
@@ -315,7 +332,7 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
 
   /** The session's subscriptions, as the service kept them for this user. */
   private takeSubscriptions(subscriptions: MqttSubscription[]): void {
-    this.filters = new Map(subscriptions.map((s) => [s.filter, s.qos]));
+    this.filters = subscriptions.length > 0 ? new Map(subscriptions.map((s) => [s.filter, s.qos])) : undefined;
   }
 
   /** The will, if the user may publish it (the session service publishes it without asking). */
@@ -518,12 +535,12 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
       }
       // max_subscriptions counts filters; as in nats-server, at the limit even a repeated filter gets a
       // failure (the existing subscription stays), and the connection stays.
-      if (this.filters.size >= this.maxSubscriptions) {
+      if ((this.filters?.size ?? 0) >= this.maxSubscriptions) {
         this.ctx.edge.log.error(`maximum subscriptions exceeded (${this.maxSubscriptions})`, this.logContext());
         granted.push(v5 ? QUOTA_EXCEEDED : SUBACK_FAILURE_311);
         continue;
       }
-      this.filters.set(filter, qos as QoS);
+      (this.filters ??= new Map()).set(filter, qos as QoS);
       granted.push(qos);
       const sub: MqttSubscription = { filter, qos: qos as QoS };
       if (v5) {
@@ -556,7 +573,7 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
   private onUnsubscribe(p: IUnsubscribePacket): void {
     // MQTT 5 answers each filter: removed, or there was none [MQTT-3.11.3-1].
     const granted: number[] = [];
-    for (const filter of p.unsubscriptions) granted.push(this.filters.delete(filter) ? SUCCESS : NO_SUBSCRIPTION_EXISTED);
+    for (const filter of p.unsubscriptions) granted.push(this.filters?.delete(filter) ? SUCCESS : NO_SUBSCRIPTION_EXISTED);
     this.ctx.sessions.unsubscribe(this, p.unsubscriptions);
     this.afterSync({ cmd: "unsuback", messageId: p.messageId, ...(this.level === 5 ? { granted } : {}) } as Packet);
   }
@@ -608,7 +625,7 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
 
   /** The encoded size of a PUBLISH (MQTT 5, as this connection sends it before aliasing). */
   private publishSize(p: IPublishPacket): number {
-    const props = p.properties ? mqtt.generate({ ...p, payload: Buffer.alloc(0) }, this.encoding).length : 0;
+    const props = p.properties ? mqtt.generate({ ...p, payload: Buffer.alloc(0) }, ENCODING[this.level]).length : 0;
     if (props > 0) return props + p.payload.length;
     const body = 2 + Buffer.byteLength(p.topic) + (p.qos > 0 ? 2 : 0) + 1 + p.payload.length;
     return 1 + varIntLength(body) + body;
@@ -640,7 +657,7 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
     this.closeReason = reason;
     this.stopTime = new Date();
     if (this.connectTimer) clearTimeout(this.connectTimer);
-    if (this.keepAliveTimer) clearTimeout(this.keepAliveTimer);
+    if (this.keepAliveMs > 0) unwatchKeepAlive(this);
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.outbound.dispose();
     this.transport.close(reason);
@@ -664,7 +681,7 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
   /** Each MQTT filter, in its NATS form, with the filter itself as the sid (as nats-server). */
   subscriptionList(): SubscriptionView[] {
     const list: SubscriptionView[] = [];
-    if (!this.attached) return list;
+    if (!this.attached || !this.filters) return list;
     for (const filter of this.filters.keys()) {
       const interest = filterInterest(filter);
       for (const subject of interest?.subjects ?? []) list.push({ subject, queue: interest!.queue, sid: filter, delivered: 0, max: 0 });
@@ -678,14 +695,14 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
 
   /** [MQTT-3.1.2-24] closes after one and a half keep-alive periods without a packet. */
   private armKeepAlive(seconds: number): void {
-    if (seconds <= 0) return;
-    const limit = seconds * 1500;
-    const check = () => {
-      const idle = Date.now() - this.lastActivityMs;
-      if (idle >= limit) return this.close("Stale Connection");
-      this.keepAliveTimer = setTimeout(check, limit - idle);
-    };
-    this.keepAliveTimer = setTimeout(check, limit);
+    if (seconds <= 0 || this.closed) return;
+    this.keepAliveMs = seconds * 1500;
+    watchKeepAlive(this);
+  }
+
+  /** KeptAlive: silent for keepAliveMs. */
+  keepAliveExpired(): void {
+    this.close("Stale Connection");
   }
 
   private protocolError(why: string, code = PROTOCOL_ERROR): void {
@@ -698,20 +715,29 @@ export class MqttConnection implements SessionClient, Connection, ConnectionView
   private send(packet: Packet): void {
     if (this.closed) return;
     if (!this.outbound.begin(encodedBound(packet))) return;
-    mqtt.writeToStream(packet, this.slabWriter as unknown as NodeJS.WritableStream, this.encoding);
+    const outer = slabWriter.outbound;
+    slabWriter.outbound = this.outbound;
+    try {
+      mqtt.writeToStream(packet, slabWriter as unknown as NodeJS.WritableStream, ENCODING[this.level]);
+    } finally {
+      slabWriter.outbound = outer;
+    }
     this.outbound.done();
   }
-
-  private readonly slabWriter = {
-    write: (chunk: Buffer | string): boolean => {
-      if (typeof chunk === "string") this.outbound.putUtf8(chunk);
-      else this.outbound.putBytes(chunk);
-      return true;
-    },
-    // mqtt-packet reports a packet it cannot encode by destroying the stream: a fault of ours.
-    destroy: (err: Error): void => { throw err; },
-  };
 }
+
+/** The stream mqtt-packet encodes into: the outbound slab of the connection sending (one
+ *  writer for all connections, not two closures each). */
+const slabWriter = {
+  outbound: undefined as Outbound | undefined,
+  write(chunk: Buffer | string): boolean {
+    if (typeof chunk === "string") this.outbound!.putUtf8(chunk);
+    else this.outbound!.putBytes(chunk);
+    return true;
+  },
+  // mqtt-packet reports a packet it cannot encode by destroying the stream: a fault of ours.
+  destroy(err: Error): void { throw err; },
+};
 
 /** An upper bound of a packet's encoded size, for Outbound.begin(). */
 function encodedBound(p: Packet): number {

@@ -67,9 +67,11 @@ export class MqttSession implements Connection {
   /** The permissions of the user the session belongs to (its latest connection's). */
   permissions: PermissionChecker | undefined;
   private readonly queue: Delivery[] = [];
-  private readonly inflight = new Map<number, Delivery>();
+  /** QoS 1/2 deliveries sent, by packet id. It and `released` are made on first use: most
+   *  sessions of idle connections never need them. */
+  private inflight: Map<number, Delivery> | undefined;
   /** Packet ids whose PUBREC came: PUBREL sent, PUBCOMP awaited (QoS 2 outbound). */
-  private readonly released = new Set<number>();
+  private released: Set<number> | undefined;
   private nextPacketId = 1;
   /** Sids of this session's sublist entries (one per entry, as a NATS client numbers its SUBs). */
   private nextSid = 1;
@@ -188,7 +190,7 @@ export class MqttSession implements Connection {
     if (!client || this.connecting) return;
     const limits = this.limits;
     const window = Math.min(limits.maxAckPending, this.window);
-    while (this.queue.length > 0 && this.inflight.size < window) {
+    while (this.queue.length > 0 && (this.inflight?.size ?? 0) < window) {
       const d = this.queue.shift()!;
       // Past its message expiry interval: dropped, not delivered [MQTT-3.3.2-5].
       if (d.expiresAt !== undefined && d.expiresAt <= Date.now()) {
@@ -196,13 +198,13 @@ export class MqttSession implements Connection {
         continue;
       }
       const id = this.packetId();
-      this.inflight.set(id, d);
+      (this.inflight ??= new Map()).set(id, d);
       d.sentAt = Date.now();
       // Stored with its packet id, so a resend after a restart reuses it with DUP [MQTT-4.4.0-1].
       if (d.seq) d.seq.then((seq) => void this.host.journal((s) => s.setPacketId(this.key, seq, id)), () => {});
       this.send(client, d, false, id);
     }
-    if (this.inflight.size > 0 && !this.retryTimer) {
+    if (this.inflight && this.inflight.size > 0 && !this.retryTimer) {
       this.retryTimer = setInterval(() => this.redeliver(false), Math.max(50, limits.ackWaitMs / 2));
       this.retryTimer.unref();
     }
@@ -213,12 +215,12 @@ export class MqttSession implements Connection {
     const client = this.client;
     if (!client || this.connecting) return;
     const due = Date.now() - this.limits.ackWaitMs;
-    for (const [id, d] of this.inflight) {
+    for (const [id, d] of this.inflight ?? []) {
       if (!all && d.sentAt > due) continue;
       d.sentAt = Date.now();
       this.send(client, d, true, id);
     }
-    if (all) for (const id of this.released) client.sendPubrel(id);
+    if (all) for (const id of this.released ?? []) client.sendPubrel(id);
   }
 
   /** A delivery to the client; an expiring one says how much of its interval is left [MQTT-3.3.2-6]. */
@@ -232,35 +234,35 @@ export class MqttSession implements Connection {
   }
 
   puback(id: number): void {
-    const d = this.inflight.get(id);
+    const d = this.inflight?.get(id);
     if (!d || d.msg.qos !== 1) return;
-    this.inflight.delete(id);
+    this.inflight!.delete(id);
     this.settle(d);
     this.pump();
   }
 
   pubrec(id: number): void {
-    const d = this.inflight.get(id);
+    const d = this.inflight?.get(id);
     if (d && d.msg.qos === 2) {
-      this.inflight.delete(id);
+      this.inflight!.delete(id);
       const acked = this.settle(d);
-      this.released.add(id);
+      (this.released ??= new Set()).add(id);
       if (this.persistent) {
         // PUBREL once the store has the id released and the message out of the queue: a router
         // lost before that resends the PUBLISH (same id, DUP), which the client still holds
         // unreleased; after it, the next router resends only the PUBREL. Sent earlier, the client
         // could complete the id and take a resent PUBLISH as a new message.
         Promise.all([this.host.journal((s) => s.markReleased(this.key, id)), acked]).then(() => {
-          if (this.released.has(id)) this.client?.sendPubrel(id);
+          if (this.released?.has(id)) this.client?.sendPubrel(id);
         }, () => {});
         return;
       }
     }
-    if (this.released.has(id)) this.client?.sendPubrel(id);
+    if (this.released?.has(id)) this.client?.sendPubrel(id);
   }
 
   pubcomp(id: number): void {
-    if (!this.released.delete(id)) return;
+    if (!this.released?.delete(id)) return;
     if (this.persistent) this.host.journal((s) => s.completeReleased(this.key, id));
     this.pump();
   }
@@ -281,11 +283,12 @@ export class MqttSession implements Connection {
       for (const q of await store.queued(this.key, 65_535)) {
         const d: Delivery = { msg: q, seq: Promise.resolve(q.seq), sentAt: 0 };
         // Sent before the restart: in flight again under its id, resent with DUP on attach.
-        if (q.packetId !== undefined && !this.inflight.has(q.packetId)) this.inflight.set(q.packetId, d);
+        const inflight = this.inflight ??= new Map();
+        if (q.packetId !== undefined && !inflight.has(q.packetId)) inflight.set(q.packetId, d);
         else this.queue.push(d);
         if (since !== undefined && q.seq >= since) overlap.push(q);
       }
-      for (const id of await store.released(this.key)) this.released.add(id);
+      for (const id of await store.released(this.key)) (this.released ??= new Set()).add(id);
     }
     const shadow = this.shadow;
     this.shadow = undefined;
@@ -330,9 +333,9 @@ export class MqttSession implements Connection {
     for (let i = this.queue.length - 1; i >= 0; i--) {
       if (!readable(this.queue[i])) this.settle(this.queue.splice(i, 1)[0]);
     }
-    for (const [id, d] of [...this.inflight]) {
+    for (const [id, d] of [...this.inflight ?? []]) {
       if (readable(d)) continue;
-      this.inflight.delete(id);
+      this.inflight!.delete(id);
       this.settle(d);
     }
     return dropped;
@@ -351,7 +354,7 @@ export class MqttSession implements Connection {
     this.expiryTimer?.cancel();
     this.expiryTimer = undefined;
     this.queue.length = 0;
-    this.inflight.clear();
+    this.inflight = undefined;
     this.shadow = undefined;
   }
 
@@ -367,7 +370,7 @@ export class MqttSession implements Connection {
     for (;;) {
       const id = this.nextPacketId;
       this.nextPacketId = id === 65535 ? 1 : id + 1;
-      if (!this.inflight.has(id) && !this.released.has(id)) return id;
+      if (!this.inflight?.has(id) && !this.released?.has(id)) return id;
     }
   }
 }
