@@ -108,8 +108,11 @@ export interface StoredMessage {
   payload: Buffer;
   qos: QoS;
   retain: boolean;
-  /** MQTT 5 properties that travel with it (memory only: store records keep none). */
+  /** MQTT 5 properties that travel with it. */
   props?: MqttProperties;
+  /** MQTT 5 message expiry as a time (ms epoch), set on the router when it is queued or
+   *  retained, so the store keeps it across a restart; not sent on the link. */
+  expiresAt?: number;
 }
 
 export interface MqttSubscription {

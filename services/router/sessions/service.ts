@@ -16,7 +16,7 @@ import {
 } from "../link.js";
 import { sessionKey, type MqttStore, type SessionKey, type SessionRecord } from "../store/store.js";
 import type { OwnedSessions, SessionOwners } from "./ownership.js";
-import { MqttSession, mqttHeader, type SessionHost, type SessionLimits } from "./session.js";
+import { MqttSession, deliveryProps, expired, mqttHeader, stampExpiry, type SessionHost, type SessionLimits } from "./session.js";
 
 /** A connection holding (or attaching to) a session. */
 interface Holder {
@@ -267,6 +267,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
   private record(session: MqttSession, subscriptions = session.subscriptionList()): SessionRecord {
     const rec: SessionRecord = { clientId: session.clientId, subscriptions, updatedAt: Date.now(), account: session.account };
     if (session.expiry !== EXPIRY_NEVER) rec.expiry = session.expiry;
+    if (session.mqtt5) rec.mqtt5 = true;
     return rec;
   }
 
@@ -350,7 +351,10 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
   private route(account: string, origin: Connection, subject: string, msg: StoredMessage): Promise<void> | undefined {
     this.collecting = true;
     try {
-      if (msg.retain) this.journal((s) => s.setRetained(account, msg));
+      if (msg.retain) {
+        stampExpiry(msg);
+        this.journal((s) => s.setRetained(account, msg));
+      }
       const hdr = mqttHeader(msg.qos, msg.props);
       const data = Buffer.concat([hdr, msg.payload]);
       const routed = this.routed;
@@ -399,11 +403,13 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
       for (const { filter, qos, identifier } of retained) {
         // A shared subscription gets no retained messages [MQTT-4.8.2]: its group has them already.
         if (filterInterest(filter)?.queue !== undefined) continue;
-        const props = identifier === undefined ? undefined : { subscriptionIdentifier: identifier };
         for (const m of await this.store.matchRetained(session.account, filter)) {
           if (holder.gone) return;
+          // A retained message past its expiry is no longer sent [MQTT-3.3.2-5].
+          if (expired(m, Date.now())) continue;
+          const props = identifier === undefined ? m.props : { ...m.props, subscriptionIdentifier: identifier };
           const q = Math.min(qos, m.qos) as 0 | 1 | 2;
-          if (q === 0) holder.client.sendPublish(m.topic, m.payload, 0, true, false, undefined, props);
+          if (q === 0) holder.client.sendPublish(m.topic, m.payload, 0, true, false, undefined, deliveryProps(m, props));
           else session.enqueue({ ...m, qos: q, retain: true, ...(props ? { props } : {}) });
         }
       }
@@ -568,6 +574,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
       return undefined;
     }
     session.expiry = saved.expiry ?? EXPIRY_NEVER;
+    session.mqtt5 = saved.mqtt5 === true; // what it queues before its client is back keeps its properties
     this.sessions.set(session.key, session);
     for (const sub of saved.subscriptions) this.addSubscription(session, sub);
     if (saved.expiry !== undefined) this.armExpiry(session, left);

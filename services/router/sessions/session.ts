@@ -29,9 +29,8 @@ export interface SessionHost {
 
 /** A QoS 1/2 delivery on its way: queued, then in flight under a packet id until acknowledged. */
 interface Delivery {
+  /** Not delivered after its `expiresAt` (MQTT 5 message expiry). */
   msg: StoredMessage;
-  /** MQTT 5 message expiry (ms epoch): not delivered after it. */
-  expiresAt?: number;
   /** The store's sequence number (persistent sessions). */
   seq?: Promise<number>;
   sentAt: number;
@@ -160,8 +159,7 @@ export class MqttSession implements Connection {
   /** A QoS 1/2 message for this client (a routed one, or a retained one on subscribe). */
   enqueue(msg: StoredMessage): void {
     const d: Delivery = { msg, sentAt: 0 };
-    const expiry = msg.props?.messageExpiryInterval;
-    if (expiry !== undefined) d.expiresAt = Date.now() + expiry * 1000;
+    stampExpiry(msg);
     if (this.persistent) d.seq = this.host.journal((s) => s.enqueue(this.key, msg));
     this.queue.push(d);
     this.pump();
@@ -176,7 +174,7 @@ export class MqttSession implements Connection {
     while (this.queue.length > 0 && this.inflight.size < window) {
       const d = this.queue.shift()!;
       // Past its message expiry interval: dropped, not delivered [MQTT-3.3.2-5].
-      if (d.expiresAt !== undefined && d.expiresAt <= Date.now()) {
+      if (expired(d.msg, Date.now())) {
         this.settle(d);
         continue;
       }
@@ -209,11 +207,7 @@ export class MqttSession implements Connection {
   /** A delivery to the client; an expiring one says how much of its interval is left [MQTT-3.3.2-6]. */
   private send(client: SessionClient, d: Delivery, dup: boolean, id: number): void {
     const m = d.msg;
-    let props = m.props;
-    if (props && d.expiresAt !== undefined) {
-      props = { ...props, messageExpiryInterval: Math.max(0, Math.ceil((d.expiresAt - Date.now()) / 1000)) };
-    }
-    client.sendPublish(m.topic, m.payload, m.qos, m.retain, dup, id, props);
+    client.sendPublish(m.topic, m.payload, m.qos, m.retain, dup, id, deliveryProps(m, m.props));
   }
 
   puback(id: number): void {
@@ -254,12 +248,20 @@ export class MqttSession implements Connection {
   async restore(store: MqttStore): Promise<void> {
     if (this.restored || !this.persistent) return;
     this.restored = true;
-    for (const q of await store.queued(this.key, 65_535)) {
+    // What was queued here since the start (before the client came back) is in the store too,
+    // after the earlier run's messages: it is loaded once, behind them.
+    const waiting = this.queue.map((d) => d.seq!.catch(() => -1));
+    const stored = await store.queued(this.key, 65_535);
+    const known = new Set(await Promise.all(waiting));
+    const loaded: Delivery[] = [];
+    for (const q of stored) {
+      if (known.has(q.seq)) continue;
       const d: Delivery = { msg: q, seq: Promise.resolve(q.seq), sentAt: 0 };
       // Sent before the restart: in flight again under its id, resent with DUP on attach.
       if (q.packetId !== undefined && !this.inflight.has(q.packetId)) this.inflight.set(q.packetId, d);
-      else this.queue.push(d);
+      else loaded.push(d);
     }
+    this.queue.unshift(...loaded);
     for (const id of await store.released(this.key)) this.released.add(id);
   }
 
@@ -335,6 +337,25 @@ export class MqttSession implements Connection {
       if (!this.inflight.has(id) && !this.released.has(id)) return id;
     }
   }
+}
+
+/** Turns a message's expiry interval into a time, once (the store keeps the time: a restart
+ *  counts the time the broker was down). */
+export function stampExpiry(msg: StoredMessage): void {
+  const interval = msg.props?.messageExpiryInterval;
+  if (interval !== undefined && msg.expiresAt === undefined) msg.expiresAt = Date.now() + interval * 1000;
+}
+
+/** Past its message expiry interval: dropped, not delivered [MQTT-3.3.2-5]. */
+export function expired(msg: StoredMessage, now: number): boolean {
+  return msg.expiresAt !== undefined && msg.expiresAt <= now;
+}
+
+/** `props` for a delivery of `msg`: an expiring one says how much of its interval is left
+ *  [MQTT-3.3.2-6]. */
+export function deliveryProps(msg: StoredMessage, props: MqttProperties | undefined): MqttProperties | undefined {
+  if (!props || msg.expiresAt === undefined) return props;
+  return { ...props, messageExpiryInterval: Math.max(0, Math.ceil((msg.expiresAt - Date.now()) / 1000)) };
 }
 
 /** One sublist entry of an MQTT subscription. */
