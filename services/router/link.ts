@@ -58,6 +58,9 @@ export interface Subscriber {
 export interface PublishOptions {
   /** The publisher asked for a 503 status reply when nobody is subscribed. */
   noResponders: boolean;
+  /** An MQTT message published with the retain flag (sessions on every router see it, for
+   *  retain as published). */
+  retain?: boolean;
 }
 
 export interface RouterStats {

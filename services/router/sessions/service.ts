@@ -11,7 +11,7 @@ import { filterInterest, topicToSubject } from "../../common/mqtt-topic.js";
 import { subjectMatches } from "../../common/subject.js";
 import { mqttMaySubscribe, PermissionChecker } from "../../common/permissions.js";
 import {
-  EXPIRY_NEVER, type Connection, type MessageData, type MqttSubscription, type RouterLink, type SessionAttach,
+  EXPIRY_NEVER, type Connection, type MessageData, type MqttSubscription, type PublishOptions, type RouterLink, type SessionAttach,
   type SessionAttached, type SessionClient, type SessionLink, type SessionWill, type StoredMessage,
 } from "../link.js";
 import { sessionKey, type MqttStore, type SessionKey, type SessionRecord } from "../store/store.js";
@@ -54,7 +54,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
   /** Inside route(): the writes started so far (the completion of a publish waits on them). */
   private collecting = false;
   private collected: Promise<unknown>[] | undefined;
-  readonly publishing: { session: MqttSession | undefined; retain: boolean } = { session: undefined, retain: false };
+  readonly publishing: { session: MqttSession | undefined } = { session: undefined };
   /** What route() hands the router, reused for every message. */
   private readonly routed: MessageData = { buf: Buffer.alloc(0), start: 0, end: 0, hdrLen: 0 };
   /** In a cluster: which router owns each session (ownership.ts). Unset: this service is the only one. */
@@ -78,7 +78,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
   private limboTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    readonly router: Pick<RouterLink, "subscribe" | "unsubscribe" | "publish">,
+    readonly router: Pick<RouterLink, "subscribe" | "unsubscribe" | "publish"> & SessionHost["router"],
     readonly store: MqttStore,
     readonly limits: SessionLimits,
     private readonly log: Pick<Logger, "error">,
@@ -365,11 +365,10 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
       const response = msg.props?.responseTopic;
       // The router delivers synchronously to the sessions here: they see who published, and how.
       this.publishing.session = this.holding(origin);
-      this.publishing.retain = msg.retain;
-      this.router.publish(account, subject, response === undefined ? undefined : topicToSubject(response, false), routed, origin);
+      this.router.publish(account, subject, response === undefined ? undefined : topicToSubject(response, false), routed, origin,
+        msg.retain ? RETAINED : undefined);
     } finally {
       this.publishing.session = undefined;
-      this.publishing.retain = false;
       this.collecting = false;
     }
     let writes = this.collected;
@@ -583,6 +582,8 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
 }
 
 function noop(): void {}
+
+const RETAINED: PublishOptions = { noResponders: false, retain: true };
 
 /** When a stored session expires (ms epoch; Infinity: never). */
 function expiredAt(saved: SessionRecord): number {

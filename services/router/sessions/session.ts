@@ -18,11 +18,14 @@ import { sessionKey, type MqttStore, type SessionKey } from "../store/store.js";
 /** What a session needs of its service: routing, the store journal, the limits. */
 export interface SessionHost {
   readonly id: string;
-  /** While an MQTT publish is being routed (synchronously): the publishing session and its
-   *  retain flag, for no local and retain as published. */
-  readonly publishing: { session: MqttSession | undefined; retain: boolean };
+  /** While an MQTT publish is being routed (synchronously): the publishing session, for no local. */
+  readonly publishing: { session: MqttSession | undefined };
   readonly limits: SessionLimits;
-  readonly router: { subscribe(account: string, sub: Subscriber): void; unsubscribe(account: string, sub: Subscriber): void };
+  readonly router: {
+    subscribe(account: string, sub: Subscriber): void; unsubscribe(account: string, sub: Subscriber): void;
+    /** The retain flag of the message being delivered, published here or on a peer router. */
+    readonly retained: boolean;
+  };
   journal<T>(op: (store: MqttStore) => Promise<T>): Promise<T>;
 }
 
@@ -146,7 +149,7 @@ export class MqttSession implements Connection {
       if (sub.identifier !== undefined) (props ??= {}).subscriptionIdentifier = sub.identifier;
     }
     // Live deliveries carry no retain flag [MQTT-3.3.1-9], unless retain as published [MQTT-3.3.1-12].
-    const retain = sub.retainAsPublished === true && publishing.retain;
+    const retain = sub.retainAsPublished === true && this.host.router.retained;
     if (qos === 0) {
       this.client?.sendPublish(topic, payload, 0, retain, false, undefined, props);
       return;
