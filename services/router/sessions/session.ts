@@ -393,6 +393,9 @@ function publishedQos(msg: MessageData): QoS {
   }
   const at = buf.indexOf(NMQTT_PUB_BYTES, start);
   if (at < 0 || at - start >= hdrLen) return 0;
-  const q = buf[at + NMQTT_PUB.length] - 48;
+  // NATS clients write "Name: value": the value may follow spaces.
+  let v = at + NMQTT_PUB.length;
+  while (buf[v] === 32 || buf[v] === 9) v++;
+  const q = buf[v] - 48;
   return q === 1 || q === 2 ? q : 0;
 }
