@@ -58,6 +58,9 @@ export interface Subscriber {
 export interface PublishOptions {
   /** The publisher asked for a 503 status reply when nobody is subscribed. */
   noResponders: boolean;
+  /** An MQTT message published with the retain flag (sessions on every router see it, for
+   *  retain as published). */
+  retain?: boolean;
 }
 
 export interface RouterStats {
@@ -108,8 +111,11 @@ export interface StoredMessage {
   payload: Buffer;
   qos: QoS;
   retain: boolean;
-  /** MQTT 5 properties that travel with it (memory only: store records keep none). */
+  /** MQTT 5 properties that travel with it. */
   props?: MqttProperties;
+  /** MQTT 5 message expiry as a time (ms epoch), set on the router when it is queued or
+   *  retained, so the store keeps it across a restart; not sent on the link. */
+  expiresAt?: number;
 }
 
 export interface MqttSubscription {

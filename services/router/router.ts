@@ -32,8 +32,9 @@ export interface RemoteSubscriber extends Subscriber {
 export interface MeshHooks {
   /** A local subscription (not a peer's entry) came (+1) or went (-1). */
   interestChanged(account: string, subject: string, queue: string | undefined, delta: number): void;
-  /** A publish starts: the RemoteSubscribers delivered to until the next call belong to it. */
-  publishing(origin: Connection | undefined): void;
+  /** A publish starts: the RemoteSubscribers delivered to until the next call belong to it.
+   *  `retain`: an MQTT message published with the retain flag. */
+  publishing(origin: Connection | undefined, retain: boolean): void;
   /** `done` once every peer applied the interest changes made so far (a flush barrier). */
   barrier(done: () => void): void;
 }
@@ -45,6 +46,9 @@ function isRemote(sub: Subscriber): sub is RemoteSubscriber {
 export class Router implements RouterLink {
   /** The MQTT session service, when MQTT is served (services/router/sessions/). */
   sessions: SessionLink | undefined = undefined;
+  /** The MQTT retain flag of the message being delivered (deliveries are synchronous): MQTT
+   *  sessions read it for retain as published, on the publisher's router and on its peers. */
+  retained = false;
   private readonly accounts = new Map<string, Account>();
   private readonly replyPrefix = `${RESPONSE_PREFIX}${randomBytes(4).toString("hex")}.`;
   private replySeq = 0;
@@ -163,9 +167,10 @@ export class Router implements RouterLink {
    * import this router mapped (`_R_.` with its own prefix): the route lives here only.
    */
   deliverForwarded(account: string, subject: string, reply: string | undefined, msg: MessageData,
-                   queues: readonly string[], origin: Connection): void {
+                   queues: readonly string[], origin: Connection, retain = false): void {
     const acc = this.accounts.get(account);
     if (!acc) return;
+    this.retained = retain;
     const { psubs, qsubs } = acc.sublist.match(subject);
     for (let i = 0; i < psubs.length; i++) {
       const sub = psubs[i];
@@ -179,7 +184,7 @@ export class Router implements RouterLink {
       }
     }
     if (subject.startsWith(this.replyPrefix)) {
-      this.mesh?.publishing(origin); // a new message for the peers' batches
+      this.mesh?.publishing(origin, false); // a new message for the peers' batches
       this.respond(acc, subject, msg);
     }
   }
@@ -189,7 +194,9 @@ export class Router implements RouterLink {
     const acc = this.accounts.get(account);
     if (!acc) return this.noResponders(undefined, reply, origin, options);
     const mesh = this.mesh;
-    mesh?.publishing(origin);
+    const retain = options?.retain === true;
+    this.retained = retain;
+    mesh?.publishing(origin, retain);
     const pick = mesh ? pickMeshed : pickMember;
     let delivered = deliver(acc, subject, reply, msg, origin, pick);
 

@@ -93,6 +93,21 @@ it("retained messages are visible from every edge", async () => {
   await publish(pub, "ret/topic", "", 1, true); // cleared for the later tests
 });
 
+it("MQTT 5 retain as published: the retain flag crosses the mesh (publisher and subscriber on different routers)", async () => {
+  const { client: sub, inbox } = await connectCollecting(c, url(1), { protocolVersion: 5, clientId: "rap-sub" });
+  await sub.subscribeAsync("rap/#", { qos: 1, rap: true });
+  const pub = await connectMqtt(c, url(0), { protocolVersion: 5, clientId: "rap-pub" });
+  await untilReceived(inbox, () => publish(pub, "rap/probe", "probe", 0));
+  await publish(pub, "rap/kept0", "r0", 0, true);
+  await publish(pub, "rap/kept1", "r1", 1, true);
+  await publish(pub, "rap/live", "l1", 1, false);
+  await withTimeout((async () => {
+    while (real(inbox).length < 3) await new Promise((r) => setTimeout(r, 10));
+  })(), 3_000, () => `received ${JSON.stringify(real(inbox).map((m) => m.payload))}`);
+  expect(real(inbox).map((m) => [m.topic, m.packet.retain]).sort()).toEqual([["rap/kept0", true], ["rap/kept1", true], ["rap/live", false]]);
+  for (const t of ["rap/kept0", "rap/kept1"]) await publish(pub, t, "", 1, true); // cleared for the later tests
+});
+
 it("takeover across edges on different routers: the first connection is closed, the session moves", async () => {
   const first = await connectMqtt(c, url(0), { clientId: "roamer", clean: false });
   await suback(first, { "roam/#": { qos: 1 } });

@@ -10,6 +10,8 @@ import {
   collect, connectMqtt, mqtt5Targets, mqttUrl, noMessage, RawMqtt, startMqttBroker, startTarget, tempDir,
   type MqttServer, type MqttServerOptions, type MqttTarget,
 } from "../helpers/mqtt.js";
+import { headers } from "nats";
+import { natsClient } from "../helpers/clients.js";
 import { startRedis } from "../helpers/redis.js";
 import { cleanupAfterEach } from "../helpers/wait.js";
 import { loadConfigText } from "../../services/common/config/index.js";
@@ -174,5 +176,69 @@ describe.each(mqttTopologies.flatMap((t) => (["leveldb", "redis"] as const).map(
       expect(present).toBe(true);
       expect(String((await r.next("publish")).payload)).toBe("before-restart");
       expect((await open5(b.mqttPort, "rs-short", expiry(1))).present).toBe(false);
+    });
+
+    it("queued and retained messages keep their properties and expiry (MQTT and NATS publishers); expired ones are not delivered", async () => {
+      const startBroker = await restartable(topology, kind);
+      const a = await startBroker();
+      await away(a, "rp-sub", "rp/#", 60);
+      const pub = await connectMqtt(c, mqttUrl(a), { protocolVersion: 5, clientId: "rp-pub" });
+      const properties = {
+        userProperties: { k: "v", multi: ["1", "2"] }, contentType: "text/plain", correlationData: Buffer.from([0, 1, 255]),
+        responseTopic: "rp/resp", payloadFormatIndicator: true, messageExpiryInterval: 60,
+      };
+      const short = { properties: { messageExpiryInterval: 1 } };
+      // A NATS publisher sets the QoS and the expiry with headers.
+      const nc = await natsClient(c, a.natsPort);
+      const fromNats = (expiry: number, more: Record<string, string> = {}) => {
+        const h = headers();
+        for (const [k, v] of Object.entries({ "Nmqtt-Pub": "1", "Nmqtt-Expiry": String(expiry), ...more })) h.set(k, v);
+        return { headers: h };
+      };
+      const published = Date.now();
+      // The expired ones go first: the next one arriving shows they were dropped, with no wait.
+      await pub.publishAsync("rp/short", "short", { qos: 1, ...short });
+      nc.publish("rp.nshort", "short", fromNats(1));
+      await nc.flush();
+      await pub.publishAsync("rp/keep", "keep", { qos: 1, properties });
+      nc.publish("rp.nkeep", "keep", fromNats(60, { k: "v" }));
+      await nc.flush();
+      await nc.close();
+      await pub.publishAsync("rr/short", "short", { qos: 1, retain: true, ...short });
+      await pub.publishAsync("rr/keep", "keep", { qos: 1, retain: true, properties });
+      await pub.endAsync();
+      await a.stop();
+      await sleep(Math.max(0, published + 1_300 - Date.now())); // past the 1 s interval, while stopped
+      const b = await startBroker();
+      // Queued for the restored session before its client is back.
+      const pub2 = await connectMqtt(c, mqttUrl(b), { protocolVersion: 5, clientId: "rp-pub" });
+      await pub2.publishAsync("rp/after", "keep", { qos: 1, properties });
+      await pub2.endAsync();
+      const { r, present } = await open5(b.mqttPort, "rp-sub", expiry(60));
+      expect(present).toBe(true);
+      const check = (p: Awaited<ReturnType<typeof r.next<"publish">>>, topic: string) => {
+        expect([p.topic, String(p.payload)]).toEqual([topic, "keep"]);
+        const { messageExpiryInterval, ...rest } = p.properties ?? {};
+        expect(rest).toEqual({ ...properties, messageExpiryInterval: undefined });
+        expect(messageExpiryInterval).toBeGreaterThanOrEqual(50); // what is left of the 60 s
+        expect(messageExpiryInterval).toBeLessThanOrEqual(60);
+      };
+      const queued = await r.next("publish");
+      check(queued, "rp/keep");
+      r.send({ cmd: "puback", messageId: queued.messageId });
+      const nats = await r.next("publish");
+      expect([nats.topic, String(nats.payload), nats.qos, nats.properties?.userProperties]).toEqual(["rp/nkeep", "keep", 1, { k: "v" }]);
+      expect(nats.properties?.messageExpiryInterval).toBeGreaterThanOrEqual(50);
+      expect(nats.properties?.messageExpiryInterval).toBeLessThanOrEqual(60);
+      r.send({ cmd: "puback", messageId: nats.messageId });
+      const after = await r.next("publish");
+      check(after, "rp/after");
+      r.send({ cmd: "puback", messageId: after.messageId });
+      // Retained ones follow the filters' order: rr/keep first means rr/short was skipped.
+      r.send({ cmd: "subscribe", messageId: 2, subscriptions: [{ topic: "rr/short", qos: 1 }, { topic: "rr/keep", qos: 1 }] });
+      await r.next("suback");
+      const retained = await r.next("publish");
+      check(retained, "rr/keep");
+      expect(retained.retain).toBe(true);
     });
   });

@@ -131,9 +131,9 @@ describe.each(impls)("MQTT store: $name", (impl) => {
     expect((await store.listSessions()).map((s) => s.clientId)).toEqual(["c2"]);
   });
 
-  it("keeps an MQTT 5 session's expiry interval and its subscriptions' options and identifiers", async () => {
+  it("keeps an MQTT 5 session's expiry interval, its MQTT 5 mark and its subscriptions' options and identifiers", async () => {
     const s = {
-      clientId: "v5", updatedAt: 5000, account: G, expiry: 120,
+      clientId: "v5", updatedAt: 5000, account: G, expiry: 120, mqtt5: true,
       subscriptions: [
         { filter: "$share/g/a/+", qos: 1 as const },
         { filter: "b/#", qos: 2 as const, noLocal: true, retainAsPublished: true, retainHandling: 2 as const, identifier: 9 },
@@ -186,6 +186,26 @@ describe.each(impls)("MQTT store: $name", (impl) => {
     expect(got.map(plain)).toEqual(cases.map((m, i) => ({ ...plain(m), seq: i + 1 })));
     expect(got[0].packetId).toBeUndefined();
     expect(Buffer.isBuffer(got[0].payload)).toBe(true);
+  });
+
+  it("keeps MQTT 5 properties and the expiry time in queues, QoS 2 state and retained messages, packet ids too", async () => {
+    const props = {
+      userProperties: { a: "1", twice: ["x", "y"] }, contentType: "text/plain", correlationData: Buffer.from([0, 1, 255]),
+      responseTopic: "resp/a", payloadFormatIndicator: true, messageExpiryInterval: 30,
+    };
+    const full: StoredMessage = { ...msg("p/1", "body", 1, false), props, expiresAt: 1_800_000_000_123 };
+    const expiryOnly: StoredMessage = { ...msg("p/2", "", 2, false), expiresAt: 1_800_000_000_000 };
+    const propsOnly: StoredMessage = { ...msg("p/3", "z", 1, false), props: { contentType: "c" } };
+    for (const m of [full, expiryOnly, propsOnly]) await store.enqueue(K("p5"), m);
+    await store.setPacketId(K("p5"), 1, 7);
+    const got = await store.queued(K("p5"), 10);
+    expect(got.map(plain)).toEqual([
+      { ...plain(full), seq: 1, packetId: 7 }, { ...plain(expiryOnly), seq: 2 }, { ...plain(propsOnly), seq: 3 },
+    ]);
+    expect(await store.putIncoming(K("p5"), 9, full)).toBe(true);
+    expect(plain((await store.takeIncoming(K("p5"), 9))!)).toEqual(plain(full));
+    await store.setRetained(G, { ...full, retain: true });
+    expect((await store.matchRetained(G, "p/#")).map(plain)).toEqual([plain({ ...full, retain: true })]);
   });
 
   it("applies calls in call order without awaiting in between", async () => {
@@ -451,6 +471,24 @@ describe("level store on disk", () => {
       expect((await store.matchRetained(G, "a/#")).map((m) => m.payload.toString())).toEqual(["retained"]);
       expect(await store.matchRetained("A", "a/#")).toEqual([]);
       expect(await store.getSession(sessionKey("A", "dev"))).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("reads message records of the format before MQTT 5 properties were stored", async () => {
+    // flags (qos 1, retain) | packet id 5 | topic length 3 | "a/r" | payload: what earlier versions wrote.
+    const record = Buffer.concat([Buffer.from([1 | 4, 0, 5, 0, 3]), Buffer.from("a/rold")]);
+    const old = new ClassicLevel<string, Buffer>(base, { keyEncoding: "utf8", valueEncoding: "buffer" });
+    await old.batch([
+      { type: "put", key: `c\0dev\0q\0${(1).toString(16).padStart(14, "0")}`, value: record },
+      { type: "put", key: "t\0a/r", value: record },
+    ]);
+    await old.close();
+    const store = await LevelStore.open(base);
+    try {
+      expect((await store.queued(K("dev"), 10)).map(plain)).toEqual([{ ...plain(msg("a/r", "old", 1, true)), seq: 1, packetId: 5 }]);
+      expect((await store.matchRetained(G, "a/#")).map(plain)).toEqual([plain(msg("a/r", "old", 1, true))]);
     } finally {
       await store.close();
     }

@@ -78,6 +78,8 @@ export class Mesh implements MeshHooks, LinkOwner {
   };
   generation = 0;
   origin: Connection | undefined;
+  /** The current publish is an MQTT message with the retain flag (its Forwards say so). */
+  retain = false;
   readonly maxBacklogBytes: number;
   /** When each refused peer was last logged: a misconfigured peer redials every second. */
   private readonly refusals = new Map<string, number>();
@@ -239,9 +241,10 @@ export class Mesh implements MeshHooks, LinkOwner {
     this.barriers.start(this.linksById.values(), done);
   }
 
-  publishing(origin: Connection | undefined): void {
+  publishing(origin: Connection | undefined, retain: boolean): void {
     this.generation++;
     this.origin = origin;
+    this.retain = retain;
   }
 
   // ---- LinkOwner: the links' side ----

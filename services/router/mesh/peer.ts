@@ -47,6 +47,8 @@ export interface LinkOwner {
   /** Increases with each publish the router starts: forwards of one publish share a Forward. */
   readonly generation: number;
   readonly origin: Connection | undefined;
+  /** The current publish is an MQTT message with the retain flag. */
+  readonly retain: boolean;
   /** Past this many bytes waiting for 'drain', the peer is a slow consumer: the link closes
    *  (its queued forwards are lost, as nats-server drops a slow route) and is dialed again,
    *  with a fresh interest snapshot. */
@@ -156,6 +158,7 @@ export class PeerLink {
       message: { subject, reply: reply ?? "", headers, payload },
       originEdge: origin?.edgeId ?? "", originConnection: origin?.cid ?? 0,
     };
+    if (owner.retain) op.retain = true;
     this.current = { generation: owner.generation, account, subject, reply, op };
     this.outMsgs++;
     this.outBytes += headers.length + payload.length;
@@ -279,7 +282,7 @@ export class PeerLink {
     this.inMsgs++;
     this.inBytes += msg.end - msg.start;
     this.owner.router.deliverForwarded(cur.account, cur.subject, cur.reply === "" ? undefined : cur.reply, msg, cur.queues,
-      { edgeId: cur.originEdge, cid: cur.originConnection, echo: true });
+      { edgeId: cur.originEdge, cid: cur.originConnection, echo: true }, cur.retain);
   }
 
   private hello(h: MeshHello): void {
@@ -325,7 +328,7 @@ export class PeerLink {
         this.inMsgs++;
         this.inBytes += buf.length;
         this.owner.router.deliverForwarded(f.account, m.subject, m.reply === "" ? undefined : m.reply, msg, f.queues,
-          { edgeId: f.originEdge, cid: f.originConnection, echo: true });
+          { edgeId: f.originEdge, cid: f.originConnection, echo: true }, f.retain);
         return;
       }
       case "ping":

@@ -11,12 +11,12 @@ import { filterInterest, topicToSubject } from "../../common/mqtt-topic.js";
 import { subjectMatches } from "../../common/subject.js";
 import { mqttMaySubscribe, PermissionChecker } from "../../common/permissions.js";
 import {
-  EXPIRY_NEVER, type Connection, type MessageData, type MqttSubscription, type RouterLink, type SessionAttach,
+  EXPIRY_NEVER, type Connection, type MessageData, type MqttSubscription, type PublishOptions, type RouterLink, type SessionAttach,
   type SessionAttached, type SessionClient, type SessionLink, type SessionWill, type StoredMessage,
 } from "../link.js";
 import { sessionKey, type MqttStore, type SessionKey, type SessionRecord } from "../store/store.js";
 import type { OwnedSessions, SessionOwners } from "./ownership.js";
-import { MqttSession, mqttHeader, type SessionHost, type SessionLimits } from "./session.js";
+import { MqttSession, deliveryProps, expired, mqttHeader, stampExpiry, type SessionHost, type SessionLimits } from "./session.js";
 
 /** A connection holding (or attaching to) a session. */
 interface Holder {
@@ -54,7 +54,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
   /** Inside route(): the writes started so far (the completion of a publish waits on them). */
   private collecting = false;
   private collected: Promise<unknown>[] | undefined;
-  readonly publishing: { session: MqttSession | undefined; retain: boolean } = { session: undefined, retain: false };
+  readonly publishing: { session: MqttSession | undefined } = { session: undefined };
   /** What route() hands the router, reused for every message. */
   private readonly routed: MessageData = { buf: Buffer.alloc(0), start: 0, end: 0, hdrLen: 0 };
   /** In a cluster: which router owns each session (ownership.ts). Unset: this service is the only one. */
@@ -78,7 +78,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
   private limboTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    readonly router: Pick<RouterLink, "subscribe" | "unsubscribe" | "publish" | "sync">,
+    readonly router: Pick<RouterLink, "subscribe" | "unsubscribe" | "publish" | "sync"> & SessionHost["router"],
     readonly store: MqttStore,
     readonly limits: SessionLimits,
     private readonly log: Pick<Logger, "error">,
@@ -290,6 +290,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
   private record(session: MqttSession, subscriptions = session.subscriptionList()): SessionRecord {
     const rec: SessionRecord = { clientId: session.clientId, subscriptions, updatedAt: Date.now(), account: session.account };
     if (session.expiry !== EXPIRY_NEVER) rec.expiry = session.expiry;
+    if (session.mqtt5) rec.mqtt5 = true;
     return rec;
   }
 
@@ -373,7 +374,10 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
   private route(account: string, origin: Connection, subject: string, msg: StoredMessage): Promise<void> | undefined {
     this.collecting = true;
     try {
-      if (msg.retain) this.journal((s) => s.setRetained(account, msg));
+      if (msg.retain) {
+        stampExpiry(msg);
+        this.journal((s) => s.setRetained(account, msg));
+      }
       const hdr = mqttHeader(msg.qos, msg.props);
       const data = Buffer.concat([hdr, msg.payload]);
       const routed = this.routed;
@@ -384,11 +388,10 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
       const response = msg.props?.responseTopic;
       // The router delivers synchronously to the sessions here: they see who published, and how.
       this.publishing.session = this.holding(origin);
-      this.publishing.retain = msg.retain;
-      this.router.publish(account, subject, response === undefined ? undefined : topicToSubject(response, false), routed, origin);
+      this.router.publish(account, subject, response === undefined ? undefined : topicToSubject(response, false), routed, origin,
+        msg.retain ? RETAINED : undefined);
     } finally {
       this.publishing.session = undefined;
-      this.publishing.retain = false;
       this.collecting = false;
     }
     let writes = this.collected;
@@ -422,11 +425,13 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
       for (const { filter, qos, identifier } of retained) {
         // A shared subscription gets no retained messages [MQTT-4.8.2]: its group has them already.
         if (filterInterest(filter)?.queue !== undefined) continue;
-        const props = identifier === undefined ? undefined : { subscriptionIdentifier: identifier };
         for (const m of await this.store.matchRetained(session.account, filter)) {
           if (holder.gone) return;
+          // A retained message past its expiry is no longer sent [MQTT-3.3.2-5].
+          if (expired(m, Date.now())) continue;
+          const props = identifier === undefined ? m.props : { ...m.props, subscriptionIdentifier: identifier };
           const q = Math.min(qos, m.qos) as 0 | 1 | 2;
-          if (q === 0) holder.client.sendPublish(m.topic, m.payload, 0, true, false, undefined, props);
+          if (q === 0) holder.client.sendPublish(m.topic, m.payload, 0, true, false, undefined, deliveryProps(m, props));
           else session.enqueue({ ...m, qos: q, retain: true, ...(props ? { props } : {}) });
         }
       }
@@ -602,6 +607,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
       return undefined;
     }
     session.expiry = saved.expiry ?? EXPIRY_NEVER;
+    session.mqtt5 = saved.mqtt5 === true; // what it queues before its client is back keeps its properties
     this.sessions.set(session.key, session);
     for (const sub of saved.subscriptions) this.addSubscription(session, sub);
     if (saved.expiry !== undefined) this.armExpiry(session, left);
@@ -610,6 +616,8 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
 }
 
 function noop(): void {}
+
+const RETAINED: PublishOptions = { noResponders: false, retain: true };
 
 /** When a stored session expires (ms epoch; Infinity: never). */
 function expiredAt(saved: SessionRecord): number {

@@ -18,20 +18,22 @@ import { sessionKey, type MqttStore, type QueuedMessage, type SessionKey } from 
 /** What a session needs of its service: routing, the store journal, the limits. */
 export interface SessionHost {
   readonly id: string;
-  /** While an MQTT publish is being routed (synchronously): the publishing session and its
-   *  retain flag, for no local and retain as published. */
-  readonly publishing: { session: MqttSession | undefined; retain: boolean };
+  /** While an MQTT publish is being routed (synchronously): the publishing session, for no local. */
+  readonly publishing: { session: MqttSession | undefined };
   readonly limits: SessionLimits;
-  readonly router: { subscribe(account: string, sub: Subscriber): void; unsubscribe(account: string, sub: Subscriber): void };
+  readonly router: {
+    subscribe(account: string, sub: Subscriber): void; unsubscribe(account: string, sub: Subscriber): void;
+    /** The retain flag of the message being delivered, published here or on a peer router. */
+    readonly retained: boolean;
+  };
   journal<T>(op: (store: MqttStore) => Promise<T>): Promise<T>;
 }
 
 
 /** A QoS 1/2 delivery on its way: queued, then in flight under a packet id until acknowledged. */
 interface Delivery {
+  /** Not delivered after its `expiresAt` (MQTT 5 message expiry). */
   msg: StoredMessage;
-  /** MQTT 5 message expiry (ms epoch): not delivered after it. */
-  expiresAt?: number;
   /** The store's sequence number (persistent sessions). */
   seq?: Promise<number>;
   sentAt: number;
@@ -160,7 +162,7 @@ export class MqttSession implements Connection {
       if (sub.identifier !== undefined) (props ??= {}).subscriptionIdentifier = sub.identifier;
     }
     // Live deliveries carry no retain flag [MQTT-3.3.1-9], unless retain as published [MQTT-3.3.1-12].
-    const retain = sub.retainAsPublished === true && publishing.retain;
+    const retain = sub.retainAsPublished === true && this.host.router.retained;
     if (qos === 0) {
       if (!this.connecting) this.client?.sendPublish(topic, payload, 0, retain, false, undefined, props);
       return;
@@ -174,8 +176,7 @@ export class MqttSession implements Connection {
   enqueue(msg: StoredMessage): void {
     if (this.shadow) return void this.shadow.push(msg);
     const d: Delivery = { msg, sentAt: 0 };
-    const expiry = msg.props?.messageExpiryInterval;
-    if (expiry !== undefined) d.expiresAt = Date.now() + expiry * 1000;
+    stampExpiry(msg);
     if (this.persistent) {
       d.seq = this.host.journal((s) => s.enqueue(this.key, msg));
       if (this.handingOver) this.handoverSeq ??= d.seq;
@@ -193,7 +194,7 @@ export class MqttSession implements Connection {
     while (this.queue.length > 0 && (this.inflight?.size ?? 0) < window) {
       const d = this.queue.shift()!;
       // Past its message expiry interval: dropped, not delivered [MQTT-3.3.2-5].
-      if (d.expiresAt !== undefined && d.expiresAt <= Date.now()) {
+      if (expired(d.msg, Date.now())) {
         this.settle(d);
         continue;
       }
@@ -226,11 +227,7 @@ export class MqttSession implements Connection {
   /** A delivery to the client; an expiring one says how much of its interval is left [MQTT-3.3.2-6]. */
   private send(client: SessionClient, d: Delivery, dup: boolean, id: number): void {
     const m = d.msg;
-    let props = m.props;
-    if (props && d.expiresAt !== undefined) {
-      props = { ...props, messageExpiryInterval: Math.max(0, Math.ceil((d.expiresAt - Date.now()) / 1000)) };
-    }
-    client.sendPublish(m.topic, m.payload, m.qos, m.retain, dup, id, props);
+    client.sendPublish(m.topic, m.payload, m.qos, m.retain, dup, id, deliveryProps(m, m.props));
   }
 
   puback(id: number): void {
@@ -280,14 +277,22 @@ export class MqttSession implements Connection {
     const overlap: QueuedMessage[] = [];
     if (!this.restored && this.persistent) {
       this.restored = true;
-      for (const q of await store.queued(this.key, 65_535)) {
+      // What was queued here since the start (before the client came back) is in the store too,
+      // after the earlier run's messages: it is loaded once, behind them.
+      const waiting = this.queue.map((d) => d.seq?.catch(() => -1) ?? -1);
+      const stored = await store.queued(this.key, 65_535);
+      const known = new Set(await Promise.all(waiting));
+      const loaded: Delivery[] = [];
+      for (const q of stored) {
+        if (known.has(q.seq)) continue;
         const d: Delivery = { msg: q, seq: Promise.resolve(q.seq), sentAt: 0 };
         // Sent before the restart: in flight again under its id, resent with DUP on attach.
         const inflight = this.inflight ??= new Map();
         if (q.packetId !== undefined && !inflight.has(q.packetId)) inflight.set(q.packetId, d);
-        else this.queue.push(d);
+        else loaded.push(d);
         if (since !== undefined && q.seq >= since) overlap.push(q);
       }
+      this.queue.unshift(...loaded);
       for (const id of await store.released(this.key)) (this.released ??= new Set()).add(id);
     }
     const shadow = this.shadow;
@@ -375,6 +380,25 @@ export class MqttSession implements Connection {
   }
 }
 
+/** Turns a message's expiry interval into a time, once (the store keeps the time: a restart
+ *  counts the time the broker was down). */
+export function stampExpiry(msg: StoredMessage): void {
+  const interval = msg.props?.messageExpiryInterval;
+  if (interval !== undefined && msg.expiresAt === undefined) msg.expiresAt = Date.now() + interval * 1000;
+}
+
+/** Past its message expiry interval: dropped, not delivered [MQTT-3.3.2-5]. */
+export function expired(msg: StoredMessage, now: number): boolean {
+  return msg.expiresAt !== undefined && msg.expiresAt <= now;
+}
+
+/** `props` for a delivery of `msg`: an expiring one says how much of its interval is left
+ *  [MQTT-3.3.2-6]. */
+export function deliveryProps(msg: StoredMessage, props: MqttProperties | undefined): MqttProperties | undefined {
+  if (!props || msg.expiresAt === undefined) return props;
+  return { ...props, messageExpiryInterval: Math.max(0, Math.ceil((msg.expiresAt - Date.now()) / 1000)) };
+}
+
 /** One sublist entry of an MQTT subscription. */
 export class MqttSubscriber implements Subscriber {
   constructor(readonly subject: string,
@@ -407,6 +431,9 @@ function publishedQos(msg: MessageData): QoS {
   }
   const at = buf.indexOf(NMQTT_PUB_BYTES, start);
   if (at < 0 || at - start >= hdrLen) return 0;
-  const q = buf[at + NMQTT_PUB.length] - 48;
+  // NATS clients write "Name: value": the value may follow spaces.
+  let v = at + NMQTT_PUB.length;
+  while (buf[v] === 32 || buf[v] === 9) v++;
+  const q = buf[v] - 48;
   return q === 1 || q === 2 ? q : 0;
 }

@@ -18,13 +18,17 @@ interface ClientState {
 
 /** Keeps its own copy: the caller's buffer may be a view into a socket chunk. */
 function copyMessage(m: StoredMessage): StoredMessage {
-  return { topic: m.topic, payload: Buffer.from(m.payload), qos: m.qos, retain: m.retain };
+  const copy: StoredMessage = { topic: m.topic, payload: Buffer.from(m.payload), qos: m.qos, retain: m.retain };
+  if (m.props) copy.props = m.props;
+  if (m.expiresAt !== undefined) copy.expiresAt = m.expiresAt;
+  return copy;
 }
 
 function copySession(s: SessionRecord): SessionRecord {
   const copy: SessionRecord = { clientId: s.clientId, subscriptions: s.subscriptions.map(subscriptionOf), updatedAt: s.updatedAt };
   if (s.account !== undefined) copy.account = s.account;
   if (s.expiry !== undefined) copy.expiry = s.expiry;
+  if (s.mqtt5) copy.mqtt5 = true;
   return copy;
 }
 

@@ -51,6 +51,9 @@ export interface SessionRecord {
   updatedAt: number;
   /** MQTT 5 session expiry interval in seconds (absent: never expires). */
   expiry?: number;
+  /** Its last client spoke MQTT 5: messages queued before that client is back keep their
+   *  properties (absent: 3.1.1, or a record of an earlier version). */
+  mqtt5?: boolean;
   /** The account the session belongs to (absent in old records: the global one); with
    *  clientId it makes the session's key. */
   account?: string;

@@ -176,6 +176,12 @@ export class FrameBuilder {
   }
 
   /** Bytes encoded elsewhere, as a length-delimited field. */
+  /** Bytes as they are (a field written ahead of time), inside an op opened with their size. */
+  literal(bytes: Uint8Array): void {
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
+  }
+
   raw(tag: number, bytes: Uint8Array): void {
     this.ensure(1 + MAX_VARINT_BYTES + bytes.length);
     this.open(tag, bytes.length);
@@ -273,10 +279,11 @@ function writeForward(w: FrameBuilder, f: Draft<Forward>): void {
   const headers = msg.headers ?? EMPTY, payload = msg.payload ?? EMPTY;
   const subject = msg.subject ?? "", reply = msg.reply ?? "", account = f.account ?? "", originEdge = f.originEdge ?? "";
   const acc = accountBytes.of(account), edge = edgeBytes.of(originEdge);
-  const originConnection = f.originConnection ?? 0, qos = f.qos ?? 0;
+  const originConnection = f.originConnection ?? 0, qos = f.qos ?? 0, retain = f.retain ?? false;
   const m = measureMessage(subject, reply, headers.length, payload.length);
   const queues = f.queues ?? [];
-  let forward = stringSize(acc.length) + fieldSize(m.body) + stringSize(edge.length) + numberSize(originConnection) + numberSize(qos);
+  let forward = stringSize(acc.length) + fieldSize(m.body) + stringSize(edge.length) + numberSize(originConnection) + numberSize(qos) +
+    (retain ? 3 : 0);
   // A repeated string writes empty entries too.
   for (let i = 0; i < queues.length; i++) forward += fieldSize(utf8Length(queues[i]));
   openOp(w, MESH_FORWARD, forward);
@@ -290,7 +297,11 @@ function writeForward(w: FrameBuilder, f: Draft<Forward>): void {
   w.bytes((4 << 3) | 2, edge, 0, edge.length);
   w.number(5 << 3, originConnection);
   w.number(6 << 3, qos);
+  if (retain) w.literal(FORWARD_RETAIN);
 }
+
+/** Forward.retain = true: field 80's tag takes two bytes. */
+const FORWARD_RETAIN = Buffer.from([0x80, 0x05, 1]);
 
 /** Writes one op of a frame whose op type is `name`: the hot one by hand, others by protobufjs. */
 export type OpWriter<Op> = (w: FrameBuilder, op: Draft<Op>) => void;
@@ -665,6 +676,7 @@ export class MeshFrameCursor extends FrameCursor<MeshOp> {
   originEdge = "";
   originConnection = 0;
   qos = 0;
+  retain = false;
   private readonly edges = new StringCache();
   private readonly queueNames = new StringCache();
 
@@ -677,6 +689,7 @@ export class MeshFrameCursor extends FrameCursor<MeshOp> {
     this.originEdge = "";
     this.originConnection = 0;
     this.qos = 0;
+    this.retain = false;
     while (this.pos < end) {
       const tag = this.varint();
       switch (tag >>> 3) {
@@ -690,6 +703,7 @@ export class MeshFrameCursor extends FrameCursor<MeshOp> {
         case 4: this.expect(tag, Wire.Bytes); this.originEdge = this.string(this.edges, end); break;
         case 5: this.expect(tag, Wire.Varint); this.originConnection = this.varint(); break;
         case 6: this.expect(tag, Wire.Varint); this.qos = this.varint() % 0x100000000; break;
+        case 80: this.expect(tag, Wire.Varint); this.retain = this.varint() !== 0; break;
         default: this.skip(tag & 7, end);
       }
     }
