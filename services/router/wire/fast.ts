@@ -697,7 +697,9 @@ export class MeshFrameCursor extends FrameCursor<MeshOp> {
         case 3: {
           this.expect(tag, Wire.Bytes);
           const q = this.string(this.queueNames, end);
-          this.queues = this.queues === NO_QUEUES ? [q] : [...this.queues, q];
+          // One array per forward that names queues, grown in place (was a copy per queue).
+          if (this.queues === NO_QUEUES) this.queues = [q];
+          else (this.queues as string[]).push(q);
           break;
         }
         case 4: this.expect(tag, Wire.Bytes); this.originEdge = this.string(this.edges, end); break;
