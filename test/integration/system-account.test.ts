@@ -495,7 +495,12 @@ describe.each(targets)("system account: $name", (target) => {
     const app = await open(port, "app");
     await app.close();
     const subjects: string[] = [];
-    while (!subjects.includes("$SYS.ACCOUNT.APP.DISCONNECT")) subjects.push((await events.next()).subject);
+    while (!subjects.includes("$SYS.ACCOUNT.APP.DISCONNECT")) {
+      const { subject } = await events.next();
+      // The watcher's own CONNECT advisory: nats-server 2.9.10 may publish it after the
+      // subscription is in place (seen once in a full run); it is not what this test is about.
+      if (subject !== "$SYS.ACCOUNT.SYS.CONNECT") subjects.push(subject);
+    }
     expect(subjects).toEqual(["$SYS.ACCOUNT.APP.CONNECT", "$SYS.ACCOUNT.APP.DISCONNECT"]);
   });
 });
