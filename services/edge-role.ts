@@ -22,11 +22,20 @@ export async function startEdgeRole(options: Options, log: Logger): Promise<Edge
     if (d.routers.length === 0) throw new Error("the edge needs at least one router address");
     routers = staticRouters(d.routers);
   }
-  const link = createGrpcLink({
-    routers, authorization: cfg.authorization, log, credentials: channelCredentials(cfg.tls),
-  });
+  const dialTls = channelCredentials(cfg.tls);
+  const link = createGrpcLink({ routers, authorization: cfg.authorization, log, credentials: dialTls.credentials });
   try {
-    return await serveEdge(options, log, link);
+    const broker = await serveEdge(options, log, link);
+    // A reload also reads edge { tls } files again (new router links use them); their paths
+    // and the rest of edge {} are bound at start, as serveEdge's reload says.
+    const reload = broker.reload;
+    broker.reload = (next) => {
+      const apply = dialTls.tls?.prepareReload();
+      const changed = reload(next);
+      apply?.();
+      return changed;
+    };
+    return broker;
   } catch (err) {
     link.close();
     throw err;

@@ -162,8 +162,9 @@ export async function serveEdge(options: Options, log: Logger, link: RouterLink 
 const LINK_DRAIN_MS = 2_000;
 
 /** Listener addresses are bound once, and the system account's services start once (nats-server
- *  refuses to reload it too); changing them needs a restart. */
-const NOT_RELOADABLE = new Set(["host", "port", "httpHost", "httpPort", "serverName", "websocket", "mqtt", "systemAccount"]);
+ *  refuses to reload it too); changing them needs a restart. So does the cluster edge's link
+ *  (`edge {}`: routers, credential, tls paths). The tls {} files are read again on every reload. */
+const NOT_RELOADABLE = new Set(["host", "port", "httpHost", "httpPort", "serverName", "websocket", "mqtt", "systemAccount", "edge"]);
 
 /** Top-level option names whose values differ (listeners are not rebound on reload). */
 function changedKeys(prev: Options, next: Options): string[] {

@@ -52,7 +52,8 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
   const redis = createRedisClient(redisConnection(cfg.redis));
   redis.on("error", () => {});
   const grpc = createRouterServer({ router, log, routerId, authorization: cfg.authorization, redis });
-  const port = await grpc.bind(cfg.host, cfg.port, serverCredentials(cfg.tls));
+  const listenerTls = serverCredentials(cfg.tls);
+  const port = await grpc.bind(cfg.host, cfg.port, listenerTls);
   log.notice(`listening for edges on ${cfg.tls ? "tls://" : ""}${hostPort(cfg.host, port)}`);
   const openCluster = !cfg.authorization && !cfg.tls?.verify;
   if (openCluster) {
@@ -62,13 +63,14 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
   // The mesh hooks into the router before any edge attaches (its streams start after bind, but
   // the Hello of an edge is only read on a later turn).
   const advertise = cfg.advertise ?? reachableAddress(cfg.host, port);
+  // A peer's certificate is checked against the same CA as an edge's.
+  const peerTls = cfg.tls
+    ? channelCredentials({ caFile: cfg.tls.caFile, certFile: cfg.tls.certFile, keyFile: cfg.tls.keyFile, insecure: false, timeoutMs: 2_000 })
+    : undefined;
   const mesh = new Mesh(router, {
     id: routerId, advertise, authorization: cfg.authorization, mtls: cfg.tls?.verify, unauthenticated: openCluster,
     redis, log: { info: (m) => log.notice(m), warn: (m) => log.warn(m) },
-    // A peer's certificate is checked against the same CA as an edge's.
-    credentials: cfg.tls
-      ? channelCredentials({ caFile: cfg.tls.caFile, certFile: cfg.tls.certFile, keyFile: cfg.tls.keyFile, insecure: false, timeoutMs: 2_000 })
-      : undefined,
+    credentials: peerTls?.credentials,
   });
   mesh.addTo(grpc.server);
   log.notice(`router ${routerId} advertises ${advertise} to its peers`);
@@ -173,6 +175,8 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
       // As nats-server: a reload that touches what only a restart applies is refused whole.
       const fixed = changed.filter((k) => !RELOADABLE.has(k));
       if (fixed.length > 0) throw new Error(`config reload not supported for ${fixed.join(", ")} (a restart applies them)`);
+      // The same tls {} files read again (rotated certificates): read and checked before anything changes.
+      const tlsUpdates = [listenerTls.prepareReload?.(), peerTls?.tls?.prepareReload()];
       const auth = next.router!.authorization;
       if (changed.includes("router.authorization")) {
         checkPeerCredential(next.router!);
@@ -180,6 +184,7 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
         mesh.setAuthorization(auth); // reads a seed_file: throws before anything changed
         grpc.setAuthorization(auth);
       }
+      for (const apply of tlsUpdates) apply?.();
       log.reconfigure(next.log);
       current = next;
       return changed;
@@ -218,8 +223,8 @@ function checkPeerCredential(cfg: NonNullable<Options["router"]>): void {
 }
 
 /** What of a router's config a SIGHUP applies: logging and the cluster credential (new attaches
- *  and peer links use it; those up stay). The rest (listen, advertise, redis, server_name, tls,
- *  http, mqtt) is bound or shared at start. */
+ *  and peer links use it; those up stay), and the contents of the tls {} files. The rest (listen,
+ *  advertise, redis, server_name, tls paths and options, http, mqtt) is bound or shared at start. */
 const RELOADABLE = new Set(["log", "router.authorization"]);
 
 /** The top-level options that differ, with router {} split into its fields. */

@@ -4,7 +4,7 @@ import net from "node:net";
 import tls from "node:tls";
 import { randomInt } from "node:crypto";
 import { ERR, type CloseReason } from "../common/errors.js";
-import type { Options } from "../common/config/options.js";
+import type { Options, TlsConfig } from "../common/config/options.js";
 import type { LogContext, Logger } from "../common/log.js";
 import { advertisedAddress, hostPort, listenOn, reachableAddress } from "../common/address.js";
 import { accountSet, type ClientUrls, type EdgeClientUrls, type RouterLink } from "../router/link.js";
@@ -308,6 +308,12 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
 
   reload(options: Options): void {
     const auth = new AuthPipeline(options); // may throw (bad operator JWTs): nothing changed yet
+    // Certificates are read again (rotated files under the same paths): a missing or broken
+    // file refuses the reload before anything changed. Connections up keep their session.
+    const tlsAcceptor = options.tls ? this.newTlsAcceptor(options.tls) : undefined;
+    const tlsUpdates = [this.websocket?.prepareTlsReload(), this.mqtt?.prepareTlsReload()];
+    this.tlsServer = tlsAcceptor && options.tls ? { config: options.tls, server: tlsAcceptor } : undefined;
+    for (const apply of tlsUpdates) apply?.();
     this.options = options;
     this.configLoadTime = new Date();
     this.auth = auth;
@@ -456,23 +462,26 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
     client.tlsPeer = verified?.peer;
   }
 
-  /** Built once per TLS config: the certificates are read when the first TLS client arrives. */
+  /** Built once per TLS config: the certificates are read when the first TLS client arrives
+   *  (and again on a reload). */
   private tlsAcceptor(): tls.Server {
     const cfg = this.options.tls!;
-    if (this.tlsServer?.config !== cfg) {
-      const server = tls.createServer(serverOptions(cfg));
-      server.on("secureConnection", (secure) => this.tlsReady(secure));
-      server.on("tlsClientError", (err, secure) => {
-        const key = `${secure.remoteAddress}:${secure.remotePort}`;
-        const pending = this.tlsPending.get(key);
-        this.tlsPending.delete(key);
-        if (!pending) return;
-        this.log.error(`TLS handshake error: ${err.message}`, pending.client.logContext());
-        pending.client.close("TLS Handshake Error");
-      });
-      this.tlsServer = { config: cfg, server };
-    }
+    if (this.tlsServer?.config !== cfg) this.tlsServer = { config: cfg, server: this.newTlsAcceptor(cfg) };
     return this.tlsServer.server;
+  }
+
+  private newTlsAcceptor(cfg: TlsConfig): tls.Server {
+    const server = tls.createServer(serverOptions(cfg));
+    server.on("secureConnection", (secure) => this.tlsReady(secure));
+    server.on("tlsClientError", (err, secure) => {
+      const key = `${secure.remoteAddress}:${secure.remotePort}`;
+      const pending = this.tlsPending.get(key);
+      this.tlsPending.delete(key);
+      if (!pending) return;
+      this.log.error(`TLS handshake error: ${err.message}`, pending.client.logContext());
+      pending.client.close("TLS Handshake Error");
+    });
+    return server;
   }
 
 }

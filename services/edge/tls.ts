@@ -18,6 +18,15 @@ export function serverOptions(cfg: TlsConfig): tls.TlsOptions {
   };
 }
 
+/** A listener's tls {} files read again for a reload (throws, changing nothing, when one is
+ *  missing or unusable); the function returned gives new connections the new certificates. */
+export function prepareTlsReload(server: unknown, cfg: TlsConfig | undefined): (() => void) | undefined {
+  if (!cfg || !(server instanceof tls.Server)) return undefined;
+  const options = serverOptions(cfg);
+  tls.createSecureContext(options);
+  return () => server.setSecureContext(options);
+}
+
 export interface VerifiedPeer {
   peer: TlsPeer;
   /** SHA-256 fingerprint, lower-case hex without separators (the form of nats-server pinned_certs). */

@@ -35,6 +35,8 @@ export interface TestPki {
   /** A cluster member's certificate (a router: it serves edges and dials peer routers), for
    *  both server and client authentication, same SAN. */
   peer: CertPair;
+  /** Another certificate like `peer` (new key and serial, same CA and SAN): a rotated one. */
+  rotated(name: string): Promise<CertPair>;
   /** A client certificate signed by the CA (or `opts.ca`). */
   client(name: string, opts: ClientCertOptions): Promise<CertPair>;
   /** Another self-signed CA in the same directory (its certificates are not trusted). */
@@ -109,12 +111,13 @@ export async function createPki(): Promise<TestPki> {
       "extendedKeyUsage=serverAuth",
       "subjectAltName=IP:127.0.0.1,DNS:localhost",
     ]);
-    const peer = await signed(dir, "peer", "/CN=meshbroker-router", ca, [
+    const member = (name: string) => signed(dir, name, "/CN=meshbroker-router", ca, [
       "basicConstraints=CA:FALSE",
       "keyUsage=critical,digitalSignature,keyEncipherment",
       "extendedKeyUsage=serverAuth,clientAuth",
       "subjectAltName=IP:127.0.0.1,DNS:localhost",
     ]);
+    const peer = await member("peer");
     const names = new Set<string>(["ca", "server", "peer"]);
     const unique = (name: string) => {
       if (names.has(name)) throw new Error(`certificate name ${name} already used`);
@@ -126,6 +129,10 @@ export async function createPki(): Promise<TestPki> {
       ca,
       server,
       peer,
+      async rotated(name) {
+        unique(name);
+        return member(name);
+      },
       async client(name, opts) {
         unique(name);
         const ext = ["basicConstraints=CA:FALSE", "keyUsage=critical,digitalSignature", "extendedKeyUsage=clientAuth"];

@@ -10,7 +10,7 @@ import type { TlsPeer } from "../auth/index.js";
 import type { ClientTransport } from "../nats/client.js";
 import type { MqttEdgeContext } from "../context.js";
 import { SocketTransport } from "../socket-transport.js";
-import { peerOf, serverOptions } from "../tls.js";
+import { peerOf, prepareTlsReload, serverOptions } from "../tls.js";
 import { MqttConnection, type MqttListenerContext } from "./connection.js";
 
 export class MqttServer implements MqttListenerContext {
@@ -23,6 +23,11 @@ export class MqttServer implements MqttListenerContext {
   constructor(readonly edge: MqttEdgeContext, readonly cfg: MqttConfig) {
     if (!edge.link.sessions) throw new Error("mqtt needs the router's session service");
     this.sessions = edge.link.sessions;
+  }
+
+  /** For a reload: the tls {} files read again (see prepareTlsReload). */
+  prepareTlsReload(): (() => void) | undefined {
+    return prepareTlsReload(this.listener, this.cfg.tls);
   }
 
   get port(): number {

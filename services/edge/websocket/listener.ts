@@ -13,7 +13,7 @@ import type { AuthContext } from "../auth/index.js";
 import type { ClientTransport, NatsClient } from "../nats/client.js";
 import { hostPort, listenOn } from "../../common/address.js";
 import type { WebsocketContext } from "../context.js";
-import { peerOf, serverOptions } from "../tls.js";
+import { peerOf, prepareTlsReload, serverOptions } from "../tls.js";
 import { checkUpgrade, isMqttPath } from "./upgrade.js";
 
 /** What a frame may hold besides its NATS payload (control lines, several small messages). */
@@ -72,6 +72,11 @@ export class WebsocketListener {
     this.server.on("tlsClientError", (err, socket) => {
       edge.log.debug(`websocket TLS handshake error: ${err.message}`, { remote: remote(socket) });
     });
+  }
+
+  /** For a reload: the tls {} files read again (see prepareTlsReload). */
+  prepareTlsReload(): (() => void) | undefined {
+    return prepareTlsReload(this.server, this.cfg.tls);
   }
 
   get port(): number {
