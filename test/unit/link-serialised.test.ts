@@ -88,4 +88,24 @@ describe("serialised link", () => {
     expect(warnings).toEqual([]);
     link.close();
   });
+
+  it("an import without an activation (the edge dropped an expired one) is ignored, not a fault", async () => {
+    // The wire decodes an absent activation as null; the router took null for a token (a
+    // TypeError on attach: an operator-mode edge whose activation expired never attached).
+    const warnings: string[] = [];
+    const router = new Router((m) => warnings.push(m));
+    const link = createSerialisedLink(router);
+    const accounts = [
+      { name: "A", users: [], exports: [{ kind: "stream", subject: "s.>", tokenRequired: true }], imports: [] },
+      { name: "B", users: [], exports: [], imports: [{ kind: "stream", account: "A", subject: "s.>" }] },
+    ] as AccountConfig[];
+    link.configureAccounts("E1", accountSet(accounts));
+    const b = recorder("s.>", 1, "1");
+    link.subscribe("B", b.sub);
+    link.publish("A", "s.1", undefined, data("x"), { edgeId: "E1", cid: 2, echo: true });
+    await synced(link);
+    expect(b.got).toEqual([]);
+    expect(warnings).toEqual([expect.stringMatching(/has no valid activation token for it, ignored$/)]);
+    link.close();
+  });
 });
