@@ -19,7 +19,8 @@ const sc = StringCodec();
 
 const cleanups = cleanupAfterEach();
 
-const targets = natsTargets(clusterTopologies);
+// One cluster per config for the file: each test's clients are its own and closed after it.
+const targets = natsTargets(clusterTopologies, { shared: true });
 
 const CONFIG = `accounts {
   A: {
