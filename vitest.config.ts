@@ -7,5 +7,7 @@ export default defineConfig({
     hookTimeout: 20_000,
     // Integration tests start real servers on port 0; files run in parallel, tests in a file in order.
     fileParallelism: true,
+    // Workers: vitest's default (one on 2 cores). maxWorkers: 2 was tried (README "Tests"): the
+    // timed and cluster tests then fail on a loaded 2-core machine.
   },
 });

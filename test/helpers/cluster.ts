@@ -116,7 +116,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
       const m = await proc.waitForLine(LISTEN_EDGES, timeoutMs);
       return { name, host, port: Number(m[2]), httpPort: await httpPort(proc), file, proc };
     };
-    for (let i = 0; i < (opts.routers ?? 2); i++) routers.push(await startRouter(`r${i + 1}`, opts.routerPort ?? 0));
+    // Side by side: each finds the others in Redis (waitForPeers), whichever starts first.
+    routers.push(...await Promise.all(Array.from({ length: opts.routers ?? 2 }, (_, i) => startRouter(`r${i + 1}`, opts.routerPort ?? 0))));
     await Promise.all(routers.map((r) => waitForPeers(r, routers.length - 1, timeoutMs)));
     let edgeConfig = opts.edgeConfig ?? "";
     const edgeFile = (i: number) => path.join(dir, `e${i + 1}.conf`);

@@ -141,13 +141,14 @@ export interface NatsTarget {
   start(config: string): Promise<{ port: number; ports?: number[]; stop(): Promise<void> }>;
 }
 
-/** meshbroker in each topology, then nats-server 2.9.10 with the same config. */
-export function natsTargets(topologies: readonly SuiteTopology[]): NatsTarget[] {
+/** meshbroker in each topology, then nats-server 2.9.10 with the same config. With `shared`,
+ *  the cluster topology's tests with the same config share one cluster (startTarget). */
+export function natsTargets(topologies: readonly SuiteTopology[], opts: { shared?: boolean } = {}): NatsTarget[] {
   return [
     ...topologies.map((topology): NatsTarget => ({
       name: `meshbroker (${topology})`,
       async start(config) {
-        const b = await startTarget({ topology, config });
+        const b = await startTarget({ topology, config, shared: opts.shared });
         return { port: b.natsPort, ports: b.natsPorts, stop: () => b.stop() };
       },
     })),

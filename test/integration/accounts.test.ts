@@ -19,7 +19,8 @@ const sc = StringCodec();
 
 const cleanups = cleanupAfterEach();
 
-const targets = natsTargets(clusterTopologies);
+// One cluster per config for the file: each test's clients are its own and closed after it.
+const targets = natsTargets(clusterTopologies, { shared: true });
 
 const CONFIG = `accounts {
   A: {
@@ -63,8 +64,12 @@ async function open(port: number, opts: Partial<ConnectionOptions>): Promise<Nat
 /** The next `n` messages of a subscription as "subject:payload". */
 
 describe.each(targets)("accounts: $name", (target) => {
+  /** How long this target's last start took (ms): a cluster on a loaded machine takes seconds. */
+  let lastStartMs = 0;
   async function server(config = CONFIG) {
+    const t0 = Date.now();
     const s = await target.start(config);
+    lastStartMs = Date.now() - t0;
     cleanups.push(() => s.stop());
     // On a cluster, clients alternate over its edges.
     let n = 0;
@@ -236,10 +241,10 @@ describe.each(targets)("accounts: $name", (target) => {
     const A0 = await newAccount(op, "A");
     const [B0, C0, D0] = [await newAccount(op, "B"), await newAccount(op, "C"), await newAccount(op, "D")];
     const nowSec = Math.floor(Date.now() / 1000);
-    // C's activation must outlive the server's start and the first checks (a cluster takes a
-    // few seconds to start on a loaded machine; 3 s was too short there and even for
-    // nats-server under load), and then expire.
-    const ACTIVATION_S = 8;
+    // C's activation must outlive the server's start and the first checks, and then expire: 8 s,
+    // or more when the previous test's start of this target (a fresh config too) was slow (a
+    // cluster took 10-15 s at a load average of 15; 3 s was too short even for nats-server).
+    const ACTIVATION_S = Math.max(8, Math.ceil((2 * lastStartMs) / 1000) + 4);
     const act = (to: string, subject: string, exp?: number) =>
       encodeActivation("act", { getPublicKey: () => to } as never, A0.kp, "stream", { subject }, exp ? { exp } : {});
     const A = await reissueAccount(op, A0, {
@@ -290,5 +295,5 @@ describe.each(targets)("accounts: $name", (target) => {
     await a.flush();
     c.publish("c.marker", sc.encode("end2"));
     expect(await take(inC2, 1)).toEqual(["c.marker:end2"]);
-  }, 45_000);
+  }, 90_000);
 });

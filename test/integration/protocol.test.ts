@@ -1,6 +1,8 @@
 // Protocol behaviour seen through real clients (nats.js) and, where exact bytes matter,
 // through the raw socket helper. Every test runs against each topology, the cluster included
-// (clients spread over its two edges).
+// (clients spread over its two edges; one cluster for the file, so where a subscription an
+// earlier test left behind could change the outcome — queue groups, no responders — each test
+// has subjects of its own).
 import { afterEach, describe, expect, it } from "vitest";
 import { connect, Empty, headers, StringCodec, type NatsConnection, type Subscription } from "nats";
 import { clusterTopologies, startTarget, type SuiteBroker } from "../helpers/broker.js";
@@ -39,7 +41,7 @@ describe.each(clusterTopologies)("protocol with nats.js (%s)", (topology) => {
   });
 
   async function broker(config?: string): Promise<SuiteBroker> {
-    b = await startTarget({ topology, config });
+    b = await startTarget({ topology, config, shared: true });
     return b;
   }
 
@@ -166,12 +168,12 @@ describe.each(clusterTopologies)("protocol with nats.js (%s)", (topology) => {
   it("headers with an empty payload", async () => {
     await broker();
     const [s, p] = [await nats(), await nats()];
-    const sub = s.subscribe("h");
+    const sub = s.subscribe("h.empty");
     const first = (async () => { for await (const m of sub) return m; })();
     await s.flush();
     const h = headers();
     h.set("K", "v");
-    p.publish("h", Empty, { headers: h });
+    p.publish("h.empty", Empty, { headers: h });
     const m = (await first)!;
     expect(m.data.length).toBe(0);
     expect(m.headers?.get("K")).toBe("v");

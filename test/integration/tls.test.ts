@@ -28,7 +28,8 @@ afterAll(async () => {
 
 const cleanups = cleanupAfterEach();
 
-const targets = natsTargets(clusterTopologies);
+// One cluster per config for the file: each test's clients are its own and closed after it.
+const targets = natsTargets(clusterTopologies, { shared: true });
 
 const tlsBlock = (extra = "") => `tls {
   cert_file: "${pki.server.certFile}"

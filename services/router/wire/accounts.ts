@@ -41,9 +41,10 @@ export function fromWire(set: WireAccountSet): AccountSet {
     imports: a.imports.map((i): ImportConfig => ({
       kind: kind(i.kind), account: i.account, subject: i.subject,
       to: i.to === "" ? undefined : i.to, prefix: i.prefix === "" ? undefined : i.prefix,
-      activation: i.activation && {
+      // Absent decodes as null: no activation is undefined, as the router checks.
+      activation: i.activation ? {
         subject: i.activation.subject, expiresAt: i.activation.expiresAtMs === 0 ? undefined : i.activation.expiresAtMs,
-      },
+      } : undefined,
     })),
   }));
   return { version: set.version, accounts, systemAccount: set.systemAccount };
