@@ -253,6 +253,10 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
     this.log.debug(`Client connection closed: ${reason}`, client.logContext());
   }
 
+  handshakeClosed(): void {
+    this.reclaimer.connectionClosed();
+  }
+
   /** Keeps a closed connection of any protocol for /connz?state=closed, as a snapshot. */
   remember(conn: ConnectionView): void {
     this.closed.push(closedSnapshot(conn));
