@@ -82,6 +82,9 @@ export interface WebsocketContext {
   readonly log: Logger;
   readonly mqtt: MqttAcceptor | undefined;
   socketError(type: string): void;
+  /** A socket closed before it became a client connection (upgrade refused or timed out): the
+   *  memory reclaim counts it, as it counts the connections the edge remembers. */
+  handshakeClosed(): void;
   /** A NATS client over this transport; `ready` wires it before it starts. */
   connect(transport: ClientTransport, remoteAddress: string, remotePort: number, type: ConnectionType,
           extras?: Partial<AuthContext>, ready?: (client: NatsClient) => void): unknown;

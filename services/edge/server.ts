@@ -60,10 +60,10 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
   readonly faults = new FaultCounter();
   /** A major GC once a burst of closed connections is over (services/common/memory.ts). */
   private readonly reclaimer = new MemoryReclaimer(majorGc(), RECLAIM_DEFAULTS,
-    (ms) => {
+    (ms, second) => {
       const m = process.memoryUsage();
       const mb = (n: number) => `${(n / 1048576).toFixed(0)} MB`;
-      this.log.debug(`memory: a major GC after a burst of closed connections took ${ms.toFixed(0)} ms; ` +
+      this.log.debug(`memory: ${second ? "the second" : "a"} major GC after a burst of closed connections took ${ms.toFixed(0)} ms; ` +
         `rss ${mb(m.rss)}, heap ${mb(m.heapUsed)} of ${mb(m.heapTotal)}, external ${mb(m.external)}`);
     });
   private nextCid = 1;
@@ -251,6 +251,10 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
     if (client.connected) this.system?.disconnected(client);
     this.remember(client);
     this.log.debug(`Client connection closed: ${reason}`, client.logContext());
+  }
+
+  handshakeClosed(): void {
+    this.reclaimer.connectionClosed();
   }
 
   /** Keeps a closed connection of any protocol for /connz?state=closed, as a snapshot. */

@@ -10,7 +10,7 @@
 //   FUZZ_PROBE_EVERY=N   probe every N inputs (default 300)
 //   FUZZ_REPLAY=FILE     play one crash file from test/fuzz/corpus/ and say whether the broker survives
 //   FUZZ_MINIMIZE=1      with FUZZ_REPLAY: shrink the file in place to fewer inputs that still crash
-import { RECLAIM_DEFAULTS } from "../../services/common/memory.js";
+import { reclaimDoneMs } from "../../services/common/memory.js";
 import { minimizeFile, replayFile, runSurface, type VariantStats } from "./harness.js";
 import { SURFACES } from "./surfaces.js";
 
@@ -49,8 +49,8 @@ async function main(): Promise<number> {
     inputs: num("FUZZ_INPUTS", 1_000_000),
     seconds: num("FUZZ_SECONDS", 300),
     probeEvery: Math.max(1, num("FUZZ_PROBE_EVERY", 300)),
-    // The end RSS is read after the broker's reclaim following the burst (its quiet period + slack).
-    memorySettleMs: RECLAIM_DEFAULTS.quietMs + 1_500,
+    // The end RSS is read after the broker's reclaim following the burst (both its GCs + slack).
+    memorySettleMs: reclaimDoneMs() + 1_500,
     log: (line: string) => console.log(line),
   };
   console.log(`fuzz: seed ${seed}, up to ${opts.inputs} inputs or ${opts.seconds}s per surface, probe every ${opts.probeEvery}`);

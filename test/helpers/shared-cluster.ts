@@ -5,11 +5,14 @@ import { afterAll } from "vitest";
 import { startCluster, type ClusterEdge, type ClusterOptions, type TestCluster } from "./cluster.js";
 
 const shared = new Map<string, Promise<TestCluster>>();
-afterAll(async () => {
-  const all = [...shared.values()];
-  shared.clear();
-  await Promise.all(all.map(async (c) => (await c.catch(() => undefined))?.stop()));
-});
+// Only under vitest: `make fuzz` (plain node) imports this module through mqtt.ts and ws-raw.ts.
+if (process.env.VITEST) {
+  afterAll(async () => {
+    const all = [...shared.values()];
+    shared.clear();
+    await Promise.all(all.map(async (c) => (await c.catch(() => undefined))?.stop()));
+  });
+}
 
 /** A cluster with `opts` shared by the tests of the file: they must not depend on what an
  *  earlier test left there. Do not stop it (releaseShared first). */

@@ -1,5 +1,6 @@
 // The reclaim policy of services/common/memory.ts: one major GC once a burst of closed
-// connections is over, never during it, at most once per interval; and the GC it uses is V8's.
+// connections is over, never during it, at most once per interval, and a second one later
+// unless a new burst has begun; and the GC it uses is V8's.
 import { expect, it } from "vitest";
 import { MemoryReclaimer, majorGc } from "../../services/common/memory.js";
 import { withTimeout } from "../helpers/wait.js";
@@ -47,6 +48,28 @@ it("a second burst within the interval waits for the interval", async () => {
   expect(runs[1] - runs[0]).toBeGreaterThanOrEqual(400 - 20);
   expect(r.runs).toBe(2);
   r.close();
+});
+
+it("a second GC follows the first after settleMs, unless a new burst has begun", async () => {
+  const { runs, gc, ran } = recorder();
+  const r = new MemoryReclaimer(gc, { burst: 2, quietMs: 20, minIntervalMs: 0, settleMs: 150 });
+  r.connectionClosed(); r.connectionClosed();
+  await ran(2);
+  expect(runs[1] - runs[0], "the second GC waits settleMs").toBeGreaterThanOrEqual(150 - 5);
+  expect(r.runs, "one reclaim").toBe(1);
+  // A new burst in progress when the second GC is due: skipped, the burst's own reclaim follows.
+  const q = recorder();
+  const s = new MemoryReclaimer(q.gc, { burst: 1, quietMs: 300, minIntervalMs: 0, settleMs: 50 });
+  s.connectionClosed();
+  await q.ran(1);
+  const closing = setInterval(() => s.connectionClosed(), 20);
+  await new Promise((res) => setTimeout(res, 200));
+  clearInterval(closing);
+  expect(q.runs, "no GC while the new burst goes on").toHaveLength(1);
+  await q.ran(2);
+  expect(s.runs, "the second burst's reclaim").toBe(2);
+  r.close();
+  s.close();
 });
 
 it("close() cancels a pending GC", async () => {

@@ -231,6 +231,25 @@ describe("NatsParser", () => {
       expect(sink.events).toEqual([["pub", "a", undefined, "NATS/1.0\r\n\r\n", 12]]);
     });
 
+    it("a payload split over many reads arrives whole, in its buffer grown as bytes came", () => {
+      const sink = new Recorder();
+      const p = new NatsParser(sink, LIMITS);
+      const payload = Buffer.alloc(LIMITS.maxPayload, "abcdefghij");
+      const input = Buffer.concat([Buffer.from(`PUB big ${payload.length}\r\n`), payload, Buffer.from("\r\nPING\r\n")]);
+      for (let at = 0; at < input.length; at += 3_001) p.parse(input.subarray(at, at + 3_001));
+      expect(sink.events.map((e) => e[0])).toEqual(["pub", "ping"]);
+      expect(sink.views[0].equals(payload)).toBe(true);
+    });
+
+    it("a payload announced but not sent holds memory for what arrived, not for its announced size", () => {
+      // 200 clients each announce 1 MB and send 100 bytes: sized in advance, that was 200 MB.
+      const parsers = Array.from({ length: 200 }, () => new NatsParser(new Recorder(), LIMITS));
+      const before = process.memoryUsage().arrayBuffers;
+      for (const p of parsers) p.parse(Buffer.from(`PUB big ${LIMITS.maxPayload}\r\n${"x".repeat(100)}`));
+      expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(200 * 80 * 1024);
+      expect(parsers).toHaveLength(200); // alive until here
+    });
+
     it("after halt() the rest of the chunk is dropped", () => {
       const events: string[] = [];
       let p!: NatsParser;

@@ -23,6 +23,12 @@ export interface ProtocolLimits {
 }
 
 const CONTROL = 0, PAYLOAD = 1;
+/** A payload split across reads is assembled in a buffer that starts at this size (or the
+ *  payload's, if smaller) and doubles as bytes arrive, up to the announced size: a client that
+ *  announces 1 MB and sends a few bytes holds 64 KB, not 1 MB. Sized in advance, the fuzzer's
+ *  such payloads were the broker's largest allocations (up to 70 MB outstanding), freed into
+ *  the malloc heap where glibc keeps them (it has no Node binding for malloc_trim). */
+const PAYLOAD_FIRST = 64 * 1024;
 const LF = 10, CR = 13, SPACE = 32, TAB = 9;
 
 const OP_CONNECT = 0, OP_PUB = 1, OP_HPUB = 2, OP_SUB = 3, OP_UNSUB = 4, OP_PING = 5, OP_PONG = 6,
@@ -211,10 +217,15 @@ export class NatsParser {
         this.endPayload(chunk, pos, pos + this.payloadSize);
         return pos + need;
       }
-      this.payload = Buffer.allocUnsafe(need);
+      this.payload = Buffer.allocUnsafe(Math.min(need, Math.max(PAYLOAD_FIRST, chunk.length - pos)));
     }
-    const buf = this.payload;
+    let buf = this.payload;
     const take = Math.min(need - this.payloadFilled, chunk.length - pos);
+    if (this.payloadFilled + take > buf.length) {
+      const bigger = Buffer.allocUnsafe(Math.min(need, Math.max(buf.length * 2, this.payloadFilled + take)));
+      buf.copy(bigger, 0, 0, this.payloadFilled);
+      this.payload = buf = bigger;
+    }
     chunk.copy(buf, this.payloadFilled, pos, pos + take);
     this.payloadFilled += take;
     // The byte after the payload must start its CRLF: fail as soon as it is known.

@@ -102,12 +102,15 @@ export class WebsocketListener {
     const ms = this.cfg.handshakeTimeoutMs > 0 ? this.cfg.handshakeTimeoutMs : DEFAULT_UPGRADE_BOUND_MS;
     const key = remote(socket);
     const timer = setTimeout(() => {
-      this.deadlines.delete(key);
       this.edge.log.debug("websocket handshake timeout", { remote: key });
       socket.destroy();
     }, ms);
     this.deadlines.set(key, timer);
-    socket.once("close", () => this.clearDeadline(key));
+    socket.once("close", () => {
+      // Still armed: the socket never became a connection (refused or timed out).
+      if (this.deadlines.has(key)) this.edge.handshakeClosed();
+      this.clearDeadline(key);
+    });
   }
 
   private clearDeadline(key: string): void {
@@ -141,7 +144,9 @@ export class WebsocketListener {
       this.logRefusal(req, refusal.reason);
       const body = `${http.STATUS_CODES[refusal.status]}\n`;
       const headers = Object.entries(refusalHeaders(body)).map(([k, v]) => `${k}: ${v}\r\n`).join("");
-      socket.end(`HTTP/1.1 ${refusal.status} ${http.STATUS_CODES[refusal.status]}\r\n${headers}\r\n${body}`);
+      // Closed once written: the http server hands an upgrade's socket over paused, so it would
+      // not see the client go and stayed open until the handshake deadline (10 s by default).
+      socket.end(`HTTP/1.1 ${refusal.status} ${http.STATUS_CODES[refusal.status]}\r\n${headers}\r\n${body}`, () => socket.destroy());
       return;
     }
     if (head.length > 0) {
