@@ -53,8 +53,8 @@ export class Router implements RouterLink {
    *  headers (every MQTT message has), or by the peer router where it entered the cluster. MQTT
    *  sessions keep it, to tell a message from an equal one across routers. */
   msgId = 0;
-  /** The last id given. Ids count up from a random start below 2^52, so two routers' ranges
-   *  meet only by a 1 in 2^52/n chance per pair (n ids given), and stay exact numbers. */
+  /** The last id given. Ids count up from a random start below 2^52, so they stay exact numbers
+   *  and two routers that each give n ids share one with a chance of about n / 2^51. */
   private lastMsgId = randomInt(2 ** 48 - 1) * 16;
   private readonly accounts = new Map<string, Account>();
   private readonly replyPrefix = `${RESPONSE_PREFIX}${randomBytes(4).toString("hex")}.`;

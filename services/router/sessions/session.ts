@@ -311,7 +311,7 @@ export class MqttSession implements Connection {
     this.shadow = undefined;
     for (const m of shadow ?? []) {
       if (m.id !== undefined && ids.has(m.id)) continue;
-      const i = overlap.length === 0 ? -1 : overlap.findIndex((q) => q.qos === m.qos && q.topic === m.topic && q.payload.equals(m.payload));
+      const i = overlap.findIndex((q) => q.qos === m.qos && q.topic === m.topic && q.payload.equals(m.payload));
       if (i >= 0) overlap.splice(i, 1);
       else this.enqueue(m);
     }
