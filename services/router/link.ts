@@ -116,6 +116,9 @@ export interface StoredMessage {
   /** MQTT 5 message expiry as a time (ms epoch), set on the router when it is queued or
    *  retained, so the store keeps it across a restart; not sent on the link. */
   expiresAt?: number;
+  /** The message's id in the cluster (Router.msgId), kept by the router side and its store so a
+   *  session tells it from an equal message; not sent on the link. */
+  id?: number;
 }
 
 export interface MqttSubscription {

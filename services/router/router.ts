@@ -2,7 +2,7 @@
 // group, exports/imports between accounts, and the no-responders status for requests nobody
 // can answer. With a mesh attached (mesh/), peer routers' aggregated interest sits in the same
 // sublists as RemoteSubscribers, so one match serves local and remote delivery alike.
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomInt } from "node:crypto";
 import { subjectMatches } from "../common/subject.js";
 import { Account, wireAccounts, type Warn } from "./accounts.js";
 import {
@@ -33,8 +33,8 @@ export interface MeshHooks {
   /** A local subscription (not a peer's entry) came (+1) or went (-1). */
   interestChanged(account: string, subject: string, queue: string | undefined, delta: number): void;
   /** A publish starts: the RemoteSubscribers delivered to until the next call belong to it.
-   *  `retain`: an MQTT message published with the retain flag. */
-  publishing(origin: Connection | undefined, retain: boolean): void;
+   *  `retain`: an MQTT message published with the retain flag; `msgId`: its id (0: none). */
+  publishing(origin: Connection | undefined, retain: boolean, msgId: number): void;
   /** `done` once every peer applied the interest changes made so far (a flush barrier). */
   barrier(done: () => void): void;
 }
@@ -49,6 +49,13 @@ export class Router implements RouterLink {
   /** The MQTT retain flag of the message being delivered (deliveries are synchronous): MQTT
    *  sessions read it for retain as published, on the publisher's router and on its peers. */
   retained = false;
+  /** The id of the message being delivered (0: none): given here to each publish that has
+   *  headers (every MQTT message has), or by the peer router where it entered the cluster. MQTT
+   *  sessions keep it, to tell a message from an equal one across routers. */
+  msgId = 0;
+  /** The last id given. Ids count up from a random start below 2^52, so they stay exact numbers
+   *  and two routers that each give n ids share one with a chance of about n / 2^51. */
+  private lastMsgId = randomInt(2 ** 48 - 1) * 16;
   private readonly accounts = new Map<string, Account>();
   private readonly replyPrefix = `${RESPONSE_PREFIX}${randomBytes(4).toString("hex")}.`;
   private replySeq = 0;
@@ -167,10 +174,11 @@ export class Router implements RouterLink {
    * import this router mapped (`_R_.` with its own prefix): the route lives here only.
    */
   deliverForwarded(account: string, subject: string, reply: string | undefined, msg: MessageData,
-                   queues: readonly string[], origin: Connection, retain = false): void {
+                   queues: readonly string[], origin: Connection, retain = false, msgId = 0): void {
     const acc = this.accounts.get(account);
     if (!acc) return;
     this.retained = retain;
+    this.msgId = msgId;
     const { psubs, qsubs } = acc.sublist.match(subject);
     for (let i = 0; i < psubs.length; i++) {
       const sub = psubs[i];
@@ -184,7 +192,7 @@ export class Router implements RouterLink {
       }
     }
     if (subject.startsWith(this.replyPrefix)) {
-      this.mesh?.publishing(origin, false); // a new message for the peers' batches
+      this.mesh?.publishing(origin, false, 0); // a new message for the peers' batches
       this.respond(acc, subject, msg);
     }
   }
@@ -196,7 +204,8 @@ export class Router implements RouterLink {
     const mesh = this.mesh;
     const retain = options?.retain === true;
     this.retained = retain;
-    mesh?.publishing(origin, retain);
+    const msgId = this.msgId = msg.hdrLen > 0 ? ++this.lastMsgId : 0;
+    mesh?.publishing(origin, retain, msgId);
     const pick = mesh ? pickMeshed : pickMember;
     let delivered = deliver(acc, subject, reply, msg, origin, pick);
 

@@ -323,6 +323,37 @@ describe.each(impls)("MQTT store: $name", (impl) => {
     expect(await store.released(K("nobody"))).toEqual([]);
   });
 
+  it("keeps a message's cluster id in queues and QoS 2 state, with or without MQTT 5 parts and packet ids", async () => {
+    const plainId: StoredMessage = { ...msg("i/1", "a"), id: 1 };
+    const bigId: StoredMessage = { ...msg("i/2", "b", 2), id: Number.MAX_SAFE_INTEGER };
+    const v5Id: StoredMessage = { ...msg("i/3", "c"), props: { contentType: "c" }, expiresAt: 1_800_000_000_000, id: 2 ** 32 + 7 };
+    for (const m of [plainId, bigId, v5Id]) await store.enqueue(K("ids"), m);
+    await store.setPacketId(K("ids"), 2, 9);
+    expect((await store.queued(K("ids"), 10)).map(plain)).toEqual([
+      { ...plain(plainId), seq: 1 }, { ...plain(bigId), seq: 2, packetId: 9 }, { ...plain(v5Id), seq: 3 },
+    ]);
+    await store.putIncoming(K("ids"), 4, bigId);
+    expect(plain((await store.takeIncoming(K("ids"), 4))!)).toEqual(plain(bigId));
+  });
+
+  it("received: the PUBREC's ack, release and delivered record in one call; deleteSession drops the record", async () => {
+    const seq = await store.enqueue(K("rc"), { ...msg("t", "1", 2), id: 41 });
+    const keep = await store.enqueue(K("rc"), { ...msg("t", "2", 2), id: 42 });
+    await store.received(K("rc"), 5, seq, 41);
+    await store.received(K("rc"), 6, undefined, undefined); // nothing queued, no id: only the release
+    await store.received(K("rc"), 5, seq, 41); // PUBREC again: same place, recorded once
+    expect((await store.queued(K("rc"), 10)).map((m) => m.seq)).toEqual([keep]);
+    expect(await store.released(K("rc"))).toEqual([5, 6]);
+    expect(await store.delivered(K("rc"))).toEqual([41]);
+    await store.received(K("rc"), 7, keep, Number.MAX_SAFE_INTEGER);
+    expect((await store.delivered(K("rc"))).sort()).toEqual([41, Number.MAX_SAFE_INTEGER].sort());
+    await expect(store.received(K("rc"), 0, undefined, 1)).rejects.toThrow(RangeError);
+    expect(await store.delivered(K("nobody"))).toEqual([]);
+    await store.deleteSession(K("rc"));
+    expect(await store.delivered(K("rc"))).toEqual([]);
+    expect(await store.released(K("rc"))).toEqual([]);
+  });
+
   it("keeps one retained message per topic; an empty payload clears it", async () => {
     await store.setRetained(G, msg("r/1", "a", 1, true));
     await store.setRetained(G, msg("r/1", "b", 2, true));

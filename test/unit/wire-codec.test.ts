@@ -101,7 +101,7 @@ const MESH_OPS: Draft<MeshOp>[] = [
   { interest: { seq: 42, entries } },
   { resyncRequest: { haveSeq: 40 } },
   { snapshot: { seq: 42, entries, last: true } },
-  { forward: { account: "A", message, queues: ["workers"], originEdge: "e1-x", originConnection: 12, qos: 1, retain: true } },
+  { forward: { account: "A", message, queues: ["workers"], originEdge: "e1-x", originConnection: 12, qos: 1, retain: true, msgId: 2 ** 40 + 3 } },
   { ping: { sentAtUs: 1, seq: 2 } },
   { pong: { sentAtUs: 1, seq: 2, receivedAtUs: 3 } },
 ];

@@ -143,7 +143,7 @@ describe("hand-written codec vs protobufjs", () => {
     }
   });
 
-  it("Forward (router → router): same bytes, queues (empty names too) and retain (field 80) decoded the same", () => {
+  it("Forward (router → router): same bytes, queues (empty names too), retain (field 80) and msg_id (field 70) decoded the same", () => {
     for (let seed = 0; seed < 200; seed++) {
       const g = gen(2_000 + seed);
       const ops: Draft<MeshOp>[] = [];
@@ -151,7 +151,7 @@ describe("hand-written codec vs protobufjs", () => {
         ops.push({ forward: {
           account: g.text(6), message: g.message(), queues: Array.from({ length: g.int(4) }, () => g.text(5)),
           originEdge: g.int(3) ? `e${g.int(9)}-${g.text(4, true)}` : "", originConnection: g.id(), qos: g.int(3),
-          retain: g.int(2) === 1,
+          retain: g.int(2) === 1, msgId: g.id(),
         } });
       }
       const reference = meshFrames.encode(withoutDefaults({ ops }));
@@ -168,7 +168,7 @@ describe("hand-written codec vs protobufjs", () => {
         expect(cur.next()).toBe(Next.Hot);
         expect({
           account: cur.account, queues: [...cur.queues], originEdge: cur.originEdge, originConnection: cur.originConnection, qos: cur.qos,
-          retain: cur.retain, subject: cur.subject, reply: cur.reply, ...viewed(cur.msg),
+          retain: cur.retain, msgId: cur.msgId, subject: cur.subject, reply: cur.reply, ...viewed(cur.msg),
         }, `seed ${seed}`).toEqual(hex({ ...f, message: undefined, ...f!.message }));
       }
       expect(cur.next()).toBe(Next.End);

@@ -80,6 +80,8 @@ export class Mesh implements MeshHooks, LinkOwner {
   origin: Connection | undefined;
   /** The current publish is an MQTT message with the retain flag (its Forwards say so). */
   retain = false;
+  /** The current publish's id (0: none; Router.msgId), carried on its Forwards. */
+  msgId = 0;
   readonly maxBacklogBytes: number;
   /** When each refused peer was last logged: a misconfigured peer redials every second. */
   private readonly refusals = new Map<string, number>();
@@ -241,10 +243,11 @@ export class Mesh implements MeshHooks, LinkOwner {
     this.barriers.start(this.linksById.values(), done);
   }
 
-  publishing(origin: Connection | undefined, retain: boolean): void {
+  publishing(origin: Connection | undefined, retain: boolean, msgId: number): void {
     this.generation++;
     this.origin = origin;
     this.retain = retain;
+    this.msgId = msgId;
   }
 
   // ---- LinkOwner: the links' side ----

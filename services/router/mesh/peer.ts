@@ -49,6 +49,8 @@ export interface LinkOwner {
   readonly origin: Connection | undefined;
   /** The current publish is an MQTT message with the retain flag. */
   readonly retain: boolean;
+  /** The current publish's id (0: none). */
+  readonly msgId: number;
   /** Past this many bytes waiting for 'drain', the peer is a slow consumer: the link closes
    *  (its queued forwards are lost, as nats-server drops a slow route) and is dialed again,
    *  with a fresh interest snapshot. */
@@ -159,6 +161,7 @@ export class PeerLink {
       originEdge: origin?.edgeId ?? "", originConnection: origin?.cid ?? 0,
     };
     if (owner.retain) op.retain = true;
+    if (owner.msgId !== 0) op.msgId = owner.msgId;
     this.current = { generation: owner.generation, account, subject, reply, op };
     this.outMsgs++;
     this.outBytes += headers.length + payload.length;
@@ -282,7 +285,7 @@ export class PeerLink {
     this.inMsgs++;
     this.inBytes += msg.end - msg.start;
     this.owner.router.deliverForwarded(cur.account, cur.subject, cur.reply === "" ? undefined : cur.reply, msg, cur.queues,
-      { edgeId: cur.originEdge, cid: cur.originConnection, echo: true }, cur.retain);
+      { edgeId: cur.originEdge, cid: cur.originConnection, echo: true }, cur.retain, cur.msgId);
   }
 
   private hello(h: MeshHello): void {
@@ -328,7 +331,7 @@ export class PeerLink {
         this.inMsgs++;
         this.inBytes += buf.length;
         this.owner.router.deliverForwarded(f.account, m.subject, m.reply === "" ? undefined : m.reply, msg, f.queues,
-          { edgeId: f.originEdge, cid: f.originConnection, echo: true }, f.retain);
+          { edgeId: f.originEdge, cid: f.originConnection, echo: true }, f.retain, f.msgId);
         return;
       }
       case "ping":

@@ -92,6 +92,10 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
 
   // ---- SessionHost ----
 
+  get keepsDelivered(): boolean {
+    return this.owners !== undefined;
+  }
+
   /** A store write whose failure is logged rather than lost silently. The returned promise
    *  still rejects: a caller that chains on it must handle that (or return void from it). */
   journal<T>(op: (store: MqttStore) => Promise<T>): Promise<T> {
@@ -206,8 +210,9 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     this.sessions.set(key, session);
     session.limits = limits ?? this.limits;
     if (session.persistent) await session.restore(this.store, since);
+    const delivered = (savedSubs || shadow) && this.limbo.length > 0 ? await this.store.delivered(key) : undefined;
     for (const sub of savedSubs ?? []) this.addSubscription(session, sub);
-    if ((savedSubs || shadow) && this.limbo.length > 0) this.fromLimbo(session);
+    if (delivered) this.fromLimbo(session, delivered);
     if (holder.gone) {
       // The connection ended while attaching: as if it had attached, then gone.
       if (!session.client) this.detached(session);
@@ -399,7 +404,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     const up = msg.qos > 0 ? this.store.available?.() : undefined;
     if (up) (writes ??= []).push(up);
     if (this.owners && msg.qos > 0) {
-      const kept: Kept = { account, subject, msg: { ...msg, payload: Buffer.from(msg.payload) }, at: Date.now() };
+      const kept: Kept = { account, subject, msg: { ...msg, payload: Buffer.from(msg.payload), id: this.router.msgId }, at: Date.now() };
       this.keepRecent(kept);
       if (this.holds > 0 && this.limboBytes < LIMBO_MAX_BYTES) {
         this.limbo.push(kept);
@@ -534,18 +539,24 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     });
   }
 
-  /** A session restored from the store here, just subscribed: the kept messages it matches. */
-  private fromLimbo(session: MqttSession): void {
+  /**
+   * A session restored from the store here, just subscribed: the kept messages it matches, less
+   * those it holds (loaded from the store) and those its client received from the lost router
+   * (`delivered`, the session's delivered record, read before it subscribed here).
+   */
+  private fromLimbo(session: MqttSession, delivered: number[]): void {
+    const skip = session.heldIds();
+    for (const id of delivered) skip.add(id);
     for (const { account, subject, msg } of this.limbo) {
-      if (account !== session.account) continue;
+      if (account !== session.account || (msg.id !== undefined && skip.has(msg.id))) continue;
       for (const entry of session.subscriptions.values()) {
         const sub = entry.subs.find((s) => subjectMatches(s.subject, subject));
         if (!sub) continue;
         const hdr = mqttHeader(msg.qos, msg.props);
         const data = Buffer.concat([hdr, msg.payload]);
         const response = msg.props?.responseTopic;
-        sub.deliver(subject, response === undefined ? undefined : topicToSubject(response, false),
-          { buf: data, start: 0, end: data.length, hdrLen: hdr.length });
+        session.route(subject, response === undefined ? undefined : topicToSubject(response, false),
+          { buf: data, start: 0, end: data.length, hdrLen: hdr.length }, sub, msg.id ?? 0);
         break;
       }
     }
@@ -588,9 +599,10 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
       }
       const session = this.restoreSession({ ...saved, subscriptions: [] });
       await session?.restore(this.store);
+      const delivered = session && this.limbo.length > 0 ? await this.store.delivered(key) : undefined;
       if (session && this.sessions.get(key) === session) {
         for (const sub of saved.subscriptions) this.addSubscription(session, sub);
-        if (this.limbo.length > 0) this.fromLimbo(session);
+        if (delivered) this.fromLimbo(session, delivered);
       }
       return true;
     });

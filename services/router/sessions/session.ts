@@ -25,7 +25,12 @@ export interface SessionHost {
     subscribe(account: string, sub: Subscriber): void; unsubscribe(account: string, sub: Subscriber): void;
     /** The retain flag of the message being delivered, published here or on a peer router. */
     readonly retained: boolean;
+    /** The id of the message being delivered (0: none). */
+    readonly msgId: number;
   };
+  /** Cluster: a QoS 2 delivery's PUBREC also records its message id in the store, for a router
+   *  that adopts the session after this one died (MqttStore.received). */
+  readonly keepsDelivered: boolean;
   journal<T>(op: (store: MqttStore) => Promise<T>): Promise<T>;
 }
 
@@ -138,7 +143,8 @@ export class MqttSession implements Connection {
   // ---- outbound ----
 
   /** A message the router matched to one of this session's subscriptions. */
-  route(subject: string, reply: string | undefined, msg: MessageData, { sub, wildFirst }: MqttSubscriber): void {
+  route(subject: string, reply: string | undefined, msg: MessageData, { sub, wildFirst }: MqttSubscriber,
+        msgId = this.host.router.msgId): void {
     if (wildFirst && subject.charCodeAt(0) === 36 /* $ */) return;
     const publishing = this.host.publishing;
     if (sub.noLocal && publishing.session === this) return; // MQTT 5 no local [MQTT-3.8.3-3]
@@ -169,6 +175,7 @@ export class MqttSession implements Connection {
     }
     const stored: StoredMessage = { topic, payload: Buffer.from(payload), qos, retain };
     if (props) stored.props = props;
+    if (msgId !== 0) stored.id = msgId;
     this.enqueue(stored);
   }
 
@@ -242,16 +249,20 @@ export class MqttSession implements Connection {
     const d = this.inflight?.get(id);
     if (d && d.msg.qos === 2) {
       this.inflight!.delete(id);
-      const acked = this.settle(d);
       (this.released ??= new Set()).add(id);
       if (this.persistent) {
-        // PUBREL once the store has the id released and the message out of the queue: a router
-        // lost before that resends the PUBLISH (same id, DUP), which the client still holds
-        // unreleased; after it, the next router resends only the PUBREL. Sent earlier, the client
-        // could complete the id and take a resent PUBLISH as a new message.
-        Promise.all([this.host.journal((s) => s.markReleased(this.key, id)), acked]).then(() => {
-          if (this.released?.has(id)) this.client?.sendPubrel(id);
-        }, () => {});
+        // PUBREL once the store has, in one write, the message out of the queue, the id released
+        // and (cluster) the message's id in the delivered record: a router lost before that
+        // resends the PUBLISH (same id, DUP), which the client still holds unreleased; after it,
+        // the next router resends only the PUBREL, and leaves the message out of what it kept
+        // for the lost router's sessions. Sent earlier, the client could complete the id and
+        // take a resent PUBLISH as a new message.
+        const msgId = this.host.keepsDelivered ? d.msg.id : undefined;
+        (d.seq ?? NO_SEQ).then(undefined, () => undefined)
+          .then((seq) => this.host.journal((s) => s.received(this.key, id, seq, msgId)))
+          .then(() => {
+            if (this.released?.has(id)) this.client?.sendPubrel(id);
+          }, () => {});
         return;
       }
     }
@@ -266,15 +277,15 @@ export class MqttSession implements Connection {
 
   /**
    * Loads what a previous process (or router) left in the store, then queues the shadowed
-   * messages behind it, except those the old owner queued too: a message it queued from store
-   * sequence `since` on (undefined: none) with the same topic, QoS and payload stands for one
-   * shadowed copy. Messages carry no id across the mesh, so this is by content: two equal
-   * messages in the few milliseconds of a handover, one reaching only the old owner and one only
-   * this router, would count as one; a message the old owner queued before `since` that also
-   * reached the shadow (it can when another subscriber here drew it) comes twice.
+   * messages behind it, except those the old owner queued too: a shadowed message is left out
+   * when a loaded one has its id (Router.msgId, given where it entered the cluster). Loaded
+   * messages without an id (an earlier version's records) are compared by content instead, those
+   * the old owner queued from store sequence `since` on (undefined: none): one with the same
+   * topic, QoS and payload stands for one shadowed copy.
    */
   async restore(store: MqttStore, since?: number): Promise<void> {
     const overlap: QueuedMessage[] = [];
+    const ids = new Set<number>();
     if (!this.restored && this.persistent) {
       this.restored = true;
       // What was queued here since the start (before the client came back) is in the store too,
@@ -290,7 +301,8 @@ export class MqttSession implements Connection {
         const inflight = this.inflight ??= new Map();
         if (q.packetId !== undefined && !inflight.has(q.packetId)) inflight.set(q.packetId, d);
         else loaded.push(d);
-        if (since !== undefined && q.seq >= since) overlap.push(q);
+        if (q.id !== undefined) ids.add(q.id);
+        else if (since !== undefined && q.seq >= since) overlap.push(q);
       }
       this.queue.unshift(...loaded);
       for (const id of await store.released(this.key)) (this.released ??= new Set()).add(id);
@@ -298,6 +310,7 @@ export class MqttSession implements Connection {
     const shadow = this.shadow;
     this.shadow = undefined;
     for (const m of shadow ?? []) {
+      if (m.id !== undefined && ids.has(m.id)) continue;
       const i = overlap.findIndex((q) => q.qos === m.qos && q.topic === m.topic && q.payload.equals(m.payload));
       if (i >= 0) overlap.splice(i, 1);
       else this.enqueue(m);
@@ -346,6 +359,14 @@ export class MqttSession implements Connection {
     return dropped;
   }
 
+  /** The ids of the messages queued or in flight here. */
+  heldIds(): Set<number> {
+    const ids = new Set<number>();
+    for (const d of this.queue) if (d.msg.id !== undefined) ids.add(d.msg.id);
+    for (const d of this.inflight?.values() ?? []) if (d.msg.id !== undefined) ids.add(d.msg.id);
+    return ids;
+  }
+
   /** The subscriptions as the store and the edge see them. */
   subscriptionList(): MqttSubscription[] {
     return [...this.subscriptions.values()].map((e) => e.sub);
@@ -379,6 +400,8 @@ export class MqttSession implements Connection {
     }
   }
 }
+
+const NO_SEQ: Promise<number | undefined> = Promise.resolve(undefined);
 
 /** Turns a message's expiry interval into a time, once (the store keeps the time: a restart
  *  counts the time the broker was down). */

@@ -1,12 +1,13 @@
 // One binary record for a message, shared by the level and redis stores:
 //
-//   flags u8 (bits 0-1 qos, bit 2 retain, bit 3 MQTT 5 part) | packetId u16 (0 = not sent) |
-//   topicLen u16 | topic | [MQTT 5 part] | payload
+//   flags u8 (bits 0-1 qos, bit 2 retain, bit 3 MQTT 5 part, bit 4 id) | packetId u16 (0 = not sent) |
+//   topicLen u16 | topic | [MQTT 5 part] | [id u64] | payload
 //   MQTT 5 part: expiresAt f64 (ms epoch, 0 = none) | propsLen u32 | props (proto MqttProperties)
+//   id: the message's id in the cluster (StoredMessage.id, below 2^53)
 //
 // Packet ids are 1..65535 ([MQTT-2.3.1-1] non-zero), so 0 is free to mean "none". The Redis queue
 // puts a 6-byte seq in front of it (see redis.ts); PACKET_ID_OFFSET is relative to the record.
-// Records of earlier versions have no bit 3: they read as messages without properties.
+// Records of earlier versions have no bit 3 or 4: they read as messages without properties or id.
 // The properties use the wire's encoding (one mapping, wire/sessions.ts), so fields added there
 // are stored too.
 import type protobuf from "protobufjs";
@@ -25,7 +26,8 @@ export interface DecodedMessage extends StoredMessage {
   packetId: number;
 }
 
-const MQTT5 = 8;
+const MQTT5 = 8, ID = 16;
+const ID_LEN = 8;
 /** expiresAt f64 + propsLen u32 */
 const MQTT5_LEN = 12;
 let propertiesType: protobuf.Type | undefined;
@@ -41,9 +43,10 @@ export function encodeMessage(msg: StoredMessage, packetId = 0): Buffer {
   const mqtt5 = msg.props !== undefined || msg.expiresAt !== undefined;
   const props = msg.props ? propertiesCodec().encode(propertiesToWire(msg.props) as protobuf.Message).finish() : undefined;
   const extLen = mqtt5 ? MQTT5_LEN + (props?.length ?? 0) : 0;
-  const payloadAt = HEADER_LEN + topicLen + extLen;
+  const id = msg.id ?? 0;
+  const payloadAt = HEADER_LEN + topicLen + extLen + (id > 0 ? ID_LEN : 0);
   const buf = Buffer.allocUnsafe(payloadAt + msg.payload.length);
-  buf[0] = (msg.qos & 3) | (msg.retain ? 4 : 0) | (mqtt5 ? MQTT5 : 0);
+  buf[0] = (msg.qos & 3) | (msg.retain ? 4 : 0) | (mqtt5 ? MQTT5 : 0) | (id > 0 ? ID : 0);
   buf.writeUInt16BE(packetId, 1);
   buf.writeUInt16BE(topicLen, 3);
   buf.write(msg.topic, HEADER_LEN, topicLen, "utf8");
@@ -52,6 +55,10 @@ export function encodeMessage(msg: StoredMessage, packetId = 0): Buffer {
     buf.writeDoubleBE(msg.expiresAt ?? 0, at);
     buf.writeUInt32BE(props?.length ?? 0, at + 8);
     if (props) buf.set(props, at + MQTT5_LEN);
+  }
+  if (id > 0) {
+    buf.writeUInt32BE(Math.floor(id / 2 ** 32), payloadAt - ID_LEN);
+    buf.writeUInt32BE(id >>> 0, payloadAt - ID_LEN + 4);
   }
   msg.payload.copy(buf, payloadAt);
   return buf;
@@ -81,6 +88,12 @@ export function decodeMessage(buf: Buffer, offset = 0): DecodedMessage {
       }
     }
   }
+  let id = 0;
+  if (flags & ID) {
+    if (buf.length < payloadAt + ID_LEN) throw new StoreError("truncated message record", "BAD_RECORD");
+    id = buf.readUInt32BE(payloadAt) * 2 ** 32 + buf.readUInt32BE(payloadAt + 4);
+    payloadAt += ID_LEN;
+  }
   const d: DecodedMessage = {
     topic: buf.toString("utf8", offset + HEADER_LEN, topicEnd),
     payload: buf.subarray(payloadAt),
@@ -90,6 +103,7 @@ export function decodeMessage(buf: Buffer, offset = 0): DecodedMessage {
   };
   if (props) d.props = props;
   if (expiresAt > 0) d.expiresAt = expiresAt;
+  if (id > 0) d.id = id;
   return d;
 }
 
@@ -97,6 +111,7 @@ export function toStored(d: DecodedMessage): StoredMessage {
   const m: StoredMessage = { topic: d.topic, payload: d.payload, qos: d.qos, retain: d.retain };
   if (d.props) m.props = d.props;
   if (d.expiresAt !== undefined) m.expiresAt = d.expiresAt;
+  if (d.id !== undefined) m.id = d.id;
   return m;
 }
 

@@ -9,6 +9,7 @@
 //   c\0<sk>\0q\0<seq:14 hex>   queued message record (codec.ts), seq order = key order
 //   c\0<sk>\0i\0<pid:4 hex>    inbound QoS 2 message, PUBREC sent
 //   c\0<sk>\0r\0<pid:4 hex>    outbound PUBREL pending; value = a seq, for the resend order
+//   c\0<sk>\0d\0<ms:12 hex><id:14 hex>  delivered record (MqttStore.received), empty value
 //   t\0<topic>                retained message record of the global account
 //   a\0<acc>\0<topic>         retained message record of another account
 // All of a session except s and n sits under one prefix, so deleteSession is one range.
@@ -23,7 +24,7 @@
 import { mkdir } from "node:fs/promises";
 import { ClassicLevel } from "classic-level";
 import { checkPacketId, decodeMessage, decodeSession, encodeMessage, encodeSession, toQueued, toStored, withPacketId } from "./codec.js";
-import { keyOf, type MqttStore, type QueuedMessage, type SessionKey, type SessionRecord, type StoredMessage } from "./store.js";
+import { DELIVERED_KEEP_MS, keyOf, type MqttStore, type QueuedMessage, type SessionKey, type SessionRecord, type StoredMessage } from "./store.js";
 import { GLOBAL_ACCOUNT } from "../../common/config/options.js";
 import { StoreError } from "./store.js";
 import { TopicTree } from "./topic.js";
@@ -34,6 +35,7 @@ export interface LevelStoreOptions {
 }
 
 type Op = { type: "put"; key: string; value: Buffer } | { type: "del"; key: string };
+const EMPTY = Buffer.alloc(0);
 /** Given the current value, returns the new one, `null` to delete, `undefined` to leave it. */
 type Update = (old: Buffer | undefined) => Buffer | null | undefined;
 
@@ -60,6 +62,9 @@ const queueKey = (cid: SessionKey, seq: number) => queuePrefix(cid) + seq.toStri
 const incomingKey = (cid: SessionKey, pid: number) => `c\0${cid}\0i\0${pid.toString(16).padStart(4, "0")}`;
 const releasedPrefix = (cid: SessionKey) => `c\0${cid}\0r\0`;
 const releasedKey = (cid: SessionKey, pid: number) => releasedPrefix(cid) + pid.toString(16).padStart(4, "0");
+/** The delivered record: keys ordered by the time they were written (12 hex digits), then the id. */
+const deliveredPrefix = (cid: SessionKey) => `c\0${cid}\0d\0`;
+const TIME_WIDTH = 12;
 const RETAINED_GLOBAL = "t\0";
 const RETAINED_OTHER = "a\0";
 /** The prefix of an account's retained keys: the global account keeps the original "t" keys. */
@@ -322,6 +327,33 @@ export class LevelStore implements MqttStore {
       ops,
       update: { key: releasedKey(id, packetId), fn: (o) => (o ? undefined : Buffer.from(String(order))) },
     });
+  }
+
+  async received(id: SessionKey, packetId: number, seq: number | undefined, msgId: number | undefined): Promise<void> {
+    checkClientId(id);
+    checkPacketId(packetId);
+    const ops: Op[] = [];
+    if (seq !== undefined) ops.push({ type: "del", key: queueKey(id, seq) });
+    const order = this.nextSeq(id, ops);
+    const prefix = deliveredPrefix(id), now = Date.now();
+    if (msgId !== undefined) {
+      ops.push({ type: "put", key: prefix + now.toString(16).padStart(TIME_WIDTH, "0") + msgId.toString(16).padStart(SEQ_WIDTH, "0"), value: EMPTY });
+    }
+    await this.submit({
+      ops,
+      update: { key: releasedKey(id, packetId), fn: (o) => (o ? undefined : Buffer.from(String(order))) },
+    });
+    // Older entries go; they are only ever read as "not in the record", so when does not matter.
+    if (msgId !== undefined) await this.db.clear({ gte: prefix, lt: prefix + (now - DELIVERED_KEEP_MS).toString(16).padStart(TIME_WIDTH, "0") });
+  }
+
+  async delivered(id: SessionKey): Promise<number[]> {
+    checkClientId(id);
+    await this.settled();
+    const prefix = deliveredPrefix(id);
+    const ids = new Set<number>(); // an id recorded again (a PUBREC resent) has a key per time
+    for await (const key of this.db.keys({ gte: prefix, lt: rangeEnd(prefix) })) ids.add(parseInt(key.slice(prefix.length + TIME_WIDTH), 16));
+    return [...ids];
   }
 
   async released(id: SessionKey): Promise<number[]> {

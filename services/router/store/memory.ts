@@ -2,7 +2,7 @@
 // (index.ts warns at startup when it is chosen). Every method completes synchronously, so call
 // order is also apply order.
 import { checkPacketId } from "./codec.js";
-import { keyOf, type MqttStore, type QueuedMessage, type SessionKey, type SessionRecord, type StoredMessage } from "./store.js";
+import { DELIVERED_KEEP_MS, keyOf, type MqttStore, type QueuedMessage, type SessionKey, type SessionRecord, type StoredMessage } from "./store.js";
 import { TopicTree } from "./topic.js";
 import { subscriptionOf } from "../link.js";
 
@@ -14,6 +14,8 @@ interface ClientState {
   incoming: Map<number, StoredMessage>;
   /** A Set iterates in first-insertion order: the order PUBRELs must be resent in. */
   released: Set<number>;
+  /** The delivered record: message id -> when it was written (a Map iterates oldest first). */
+  delivered?: Map<number, number>;
 }
 
 /** Keeps its own copy: the caller's buffer may be a view into a socket chunk. */
@@ -21,6 +23,7 @@ function copyMessage(m: StoredMessage): StoredMessage {
   const copy: StoredMessage = { topic: m.topic, payload: Buffer.from(m.payload), qos: m.qos, retain: m.retain };
   if (m.props) copy.props = m.props;
   if (m.expiresAt !== undefined) copy.expiresAt = m.expiresAt;
+  if (m.id !== undefined) copy.id = m.id;
   return copy;
 }
 
@@ -120,6 +123,26 @@ export class MemoryStore implements MqttStore {
   async markReleased(id: SessionKey, packetId: number): Promise<void> {
     checkPacketId(packetId);
     this.state(id).released.add(packetId);
+  }
+
+  async received(id: SessionKey, packetId: number, seq: number | undefined, msgId: number | undefined): Promise<void> {
+    checkPacketId(packetId);
+    const s = this.state(id);
+    if (seq !== undefined) s.queue.delete(seq);
+    s.released.add(packetId);
+    if (msgId === undefined) return;
+    const now = Date.now();
+    const delivered = s.delivered ??= new Map();
+    delivered.delete(msgId);
+    delivered.set(msgId, now);
+    for (const [old, at] of delivered) {
+      if (at > now - DELIVERED_KEEP_MS) break;
+      delivered.delete(old);
+    }
+  }
+
+  async delivered(id: SessionKey): Promise<number[]> {
+    return [...this.clients.get(id)?.delivered?.keys() ?? []];
   }
 
   async released(id: SessionKey): Promise<number[]> {

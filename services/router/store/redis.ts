@@ -8,6 +8,7 @@
 //   P:{T}:q   zset     queue: score = seq, member = seq (6 bytes BE, keeps members unique) + record
 //   P:{T}:i   hash     packet id -> record: inbound QoS 2, PUBREC sent
 //   P:{T}:r   zset     packet id, score = a seq from P:{T}:n: outbound PUBRELs in resend order
+//   P:{T}:d   zset     delivered record: message id, score = when written (ms epoch)
 //   P:sessions set     session keys with a session (listSessions uses SSCAN on it, never KEYS)
 //   P:retained hash    topic -> record, of the global account
 //   P:retained:A hash  topic -> record, of account A
@@ -18,7 +19,7 @@
 import { Cluster, Redis } from "ioredis";
 import type { ClusterNode, ClusterOptions, RedisOptions } from "ioredis";
 import { checkPacketId, decodeMessage, decodeSession, encodeMessage, encodeSession, toQueued, toStored } from "./codec.js";
-import { keyOf, type MqttStore, type QueuedMessage, type SessionKey, type SessionRecord, type StoredMessage } from "./store.js";
+import { DELIVERED_KEEP_MS, keyOf, type MqttStore, type QueuedMessage, type SessionKey, type SessionRecord, type StoredMessage } from "./store.js";
 import { GLOBAL_ACCOUNT } from "../../common/config/options.js";
 import { StoreError } from "./store.js";
 import { hasWildcard, topicMatches } from "./topic.js";
@@ -82,6 +83,17 @@ if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
 redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[1]), ARGV[1])
 return 1`;
 
+/** KEYS: queue, counter, released, delivered. ARGV: seq ("" none), packet id, message id ("" none),
+ *  now, the oldest time kept. The client's PUBREC: ack, mark released and record, atomically. */
+const RECEIVED = `
+if ARGV[1] ~= '' then redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1]) end
+if not redis.call('ZSCORE', KEYS[3], ARGV[2]) then redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[2]), ARGV[2]) end
+if ARGV[3] ~= '' then
+  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3])
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[5])
+end
+return 1`;
+
 /** KEYS: incoming. ARGV: packet id. HGET + HDEL. */
 const TAKE = `
 local v = redis.call('HGET', KEYS[1], ARGV[1])
@@ -92,6 +104,8 @@ interface Scripts {
   mbEnqueue(counter: string, queue: string, ...records: Buffer[]): Promise<number>;
   mbSetPacketId(queue: string, seq: number, packetId: Buffer): Promise<number>;
   mbMarkReleased(counter: string, released: string, packetId: number): Promise<number>;
+  mbReceived(queue: string, counter: string, released: string, delivered: string, seq: number | "", packetId: number, msgId: number | "",
+             now: number, oldest: number): Promise<number>;
   mbTakeBuffer(incoming: string, packetId: number): Promise<Buffer | null>;
 }
 
@@ -189,12 +203,13 @@ export class RedisStore implements MqttStore {
     client.defineCommand("mbEnqueue", { numberOfKeys: 2, lua: ENQUEUE });
     client.defineCommand("mbSetPacketId", { numberOfKeys: 1, lua: SET_PACKET_ID });
     client.defineCommand("mbMarkReleased", { numberOfKeys: 2, lua: MARK_RELEASED });
+    client.defineCommand("mbReceived", { numberOfKeys: 4, lua: RECEIVED });
     client.defineCommand("mbTake", { numberOfKeys: 1, lua: TAKE });
     this.cmd = client as Client & Scripts;
     if (owned || opts.onError) client.on("error", opts.onError ?? (() => {})); // failures also reject the command
   }
 
-  private k(id: SessionKey, kind: "s" | "n" | "q" | "i" | "r"): string {
+  private k(id: SessionKey, kind: "s" | "n" | "q" | "i" | "r" | "d"): string {
     return `${this.prefix}:{${hashTag(id)}}:${kind}`;
   }
 
@@ -215,7 +230,7 @@ export class RedisStore implements MqttStore {
 
   async deleteSession(id: SessionKey): Promise<void> {
     await Promise.all([
-      this.cmd.del(this.k(id, "s"), this.k(id, "n"), this.k(id, "q"), this.k(id, "i"), this.k(id, "r")),
+      this.cmd.del(this.k(id, "s"), this.k(id, "n"), this.k(id, "q"), this.k(id, "i"), this.k(id, "r"), this.k(id, "d")),
       this.cmd.srem(this.sessionsKey, id),
     ]);
   }
@@ -283,6 +298,17 @@ export class RedisStore implements MqttStore {
   async markReleased(id: SessionKey, packetId: number): Promise<void> {
     checkPacketId(packetId);
     await this.cmd.mbMarkReleased(this.k(id, "n"), this.k(id, "r"), packetId);
+  }
+
+  async received(id: SessionKey, packetId: number, seq: number | undefined, msgId: number | undefined): Promise<void> {
+    checkPacketId(packetId);
+    const now = Date.now();
+    await this.cmd.mbReceived(this.k(id, "q"), this.k(id, "n"), this.k(id, "r"), this.k(id, "d"), seq ?? "", packetId, msgId ?? "",
+      now, now - DELIVERED_KEEP_MS);
+  }
+
+  async delivered(id: SessionKey): Promise<number[]> {
+    return (await this.cmd.zrange(this.k(id, "d"), "0", "-1")).map(Number);
   }
 
   async released(id: SessionKey): Promise<number[]> {

@@ -59,6 +59,10 @@ export interface SessionRecord {
   account?: string;
 }
 
+/** How long a message id stays in a session's delivered record (MqttStore.received): longer
+ *  than an adopting router keeps messages for the lost router's sessions (SessionService hold). */
+export const DELIVERED_KEEP_MS = 10_000;
+
 export interface QueuedMessage extends StoredMessage {
   seq: number;
   /** packet id once sent; undefined = not sent yet */
@@ -94,6 +98,17 @@ export interface MqttStore {
 
   /** QoS 2 outbound: PUBREC received for packetId, waiting for PUBCOMP. */
   markReleased(id: SessionKey, packetId: number): Promise<void>;
+  /**
+   * QoS 2 outbound, the client's PUBREC of a queued message, as one atomic write: `seq` (when
+   * given) leaves the queue as with ack(), `packetId` is marked released as with markReleased(),
+   * and `msgId` (when given) joins the session's delivered record for DELIVERED_KEEP_MS. A
+   * router that adopts the session after a crash reads the record, so it does not hand the
+   * client again a message the client already has (exactly once).
+   */
+  received(id: SessionKey, packetId: number, seq: number | undefined, msgId: number | undefined): Promise<void>;
+  /** The message ids of the delivered record written in the last DELIVERED_KEEP_MS (any order,
+   *  older ones may be there too). */
+  delivered(id: SessionKey): Promise<number[]>;
   /** Packet ids marked released and not completed, in the order they were first marked. */
   released(id: SessionKey): Promise<number[]>;
   completeReleased(id: SessionKey, packetId: number): Promise<void>;

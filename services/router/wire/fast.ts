@@ -279,11 +279,11 @@ function writeForward(w: FrameBuilder, f: Draft<Forward>): void {
   const headers = msg.headers ?? EMPTY, payload = msg.payload ?? EMPTY;
   const subject = msg.subject ?? "", reply = msg.reply ?? "", account = f.account ?? "", originEdge = f.originEdge ?? "";
   const acc = accountBytes.of(account), edge = edgeBytes.of(originEdge);
-  const originConnection = f.originConnection ?? 0, qos = f.qos ?? 0, retain = f.retain ?? false;
+  const originConnection = f.originConnection ?? 0, qos = f.qos ?? 0, retain = f.retain ?? false, msgId = f.msgId ?? 0;
   const m = measureMessage(subject, reply, headers.length, payload.length);
   const queues = f.queues ?? [];
   let forward = stringSize(acc.length) + fieldSize(m.body) + stringSize(edge.length) + numberSize(originConnection) + numberSize(qos) +
-    (retain ? 3 : 0);
+    (msgId === 0 ? 0 : 2 + varintSize(msgId)) + (retain ? 3 : 0);
   // A repeated string writes empty entries too.
   for (let i = 0; i < queues.length; i++) forward += fieldSize(utf8Length(queues[i]));
   openOp(w, MESH_FORWARD, forward);
@@ -297,9 +297,15 @@ function writeForward(w: FrameBuilder, f: Draft<Forward>): void {
   w.bytes((4 << 3) | 2, edge, 0, edge.length);
   w.number(5 << 3, originConnection);
   w.number(6 << 3, qos);
+  if (msgId !== 0) {
+    w.literal(FORWARD_MSG_ID);
+    w.varint(msgId);
+  }
   if (retain) w.literal(FORWARD_RETAIN);
 }
 
+/** The tag of Forward.msg_id (field 70, a varint): two bytes. */
+const FORWARD_MSG_ID = Buffer.from([0xb0, 0x04]);
 /** Forward.retain = true: field 80's tag takes two bytes. */
 const FORWARD_RETAIN = Buffer.from([0x80, 0x05, 1]);
 
@@ -677,6 +683,7 @@ export class MeshFrameCursor extends FrameCursor<MeshOp> {
   originConnection = 0;
   qos = 0;
   retain = false;
+  msgId = 0;
   private readonly edges = new StringCache();
   private readonly queueNames = new StringCache();
 
@@ -690,6 +697,7 @@ export class MeshFrameCursor extends FrameCursor<MeshOp> {
     this.originConnection = 0;
     this.qos = 0;
     this.retain = false;
+    this.msgId = 0;
     while (this.pos < end) {
       const tag = this.varint();
       switch (tag >>> 3) {
@@ -705,6 +713,7 @@ export class MeshFrameCursor extends FrameCursor<MeshOp> {
         case 4: this.expect(tag, Wire.Bytes); this.originEdge = this.string(this.edges, end); break;
         case 5: this.expect(tag, Wire.Varint); this.originConnection = this.varint(); break;
         case 6: this.expect(tag, Wire.Varint); this.qos = this.varint() % 0x100000000; break;
+        case 70: this.expect(tag, Wire.Varint); this.msgId = this.varint(); break;
         case 80: this.expect(tag, Wire.Varint); this.retain = this.varint() !== 0; break;
         default: this.skip(tag & 7, end);
       }

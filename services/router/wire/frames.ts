@@ -137,7 +137,7 @@ export interface ResyncRequest { haveSeq: number }
 export interface InterestSnapshot { seq: number; entries: InterestEntry[]; last: boolean }
 export interface Forward {
   account: string; message?: Message; queues: string[]; originEdge: string; originConnection: number; qos: number;
-  retain: boolean;
+  retain: boolean; msgId: number;
 }
 
 /** What an encoder accepts: any field may be left out (it then carries its default). */
