@@ -8,12 +8,28 @@ import type { MqttLevel } from "./reason-codes.js";
 /** Below this length a topic is scanned for non-ASCII characters here, not by Buffer.byteLength. */
 const SHORT_TOPIC = 64;
 
+/** The last topic measured, and its length: the deliveries of a message, and the messages of a
+ *  publisher, mostly share their topic. */
+let measured = "";
+let measuredBytes = 0;
+
 /** The UTF-8 length of a topic. */
 export function topicBytes(topic: string): number {
+  if (topic === measured) return measuredBytes;
   const n = topic.length;
-  if (n > SHORT_TOPIC) return Buffer.byteLength(topic);
-  for (let i = 0; i < n; i++) if (topic.charCodeAt(i) >= 0x80) return Buffer.byteLength(topic);
-  return n;
+  let bytes = n;
+  if (n > SHORT_TOPIC) bytes = Buffer.byteLength(topic);
+  else {
+    for (let i = 0; i < n; i++) {
+      if (topic.charCodeAt(i) >= 0x80) {
+        bytes = Buffer.byteLength(topic);
+        break;
+      }
+    }
+  }
+  measured = topic;
+  measuredBytes = bytes;
+  return bytes;
 }
 
 /** The remaining length of a PUBLISH without properties other than a topic alias (`alias` 0: none). */
