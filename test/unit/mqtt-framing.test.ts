@@ -203,5 +203,10 @@ it("encodes a PUBLISH byte for byte as mqtt-packet, both levels, with and withou
     if (alias) p.properties = { topicAlias: alias };
     const want = mqttPacket.generate(p, { protocolVersion: level });
     expect(written.pop()!.equals(want), `${JSON.stringify({ level, topic, size: payload.length, qos, alias })}`).toBe(true);
+    // Again (the bytes before the payload reused), and with another payload of the same size.
+    payload.fill(pick(256));
+    writePublish(out, level, topic, payload, qos, retain, dup, packetId, alias);
+    out.flush();
+    expect(written.pop()!.equals(mqttPacket.generate(p, { protocolVersion: level })), "encoded again").toBe(true);
   }
 });

@@ -1,6 +1,7 @@
 // The PUBLISH a connection delivers, encoded by hand into its outbound slab: fixed header,
 // topic, packet id, an MQTT 5 property block holding at most a topic alias, payload. No packet
-// object and no stream writes per message; the bytes are mqtt-packet's (test/unit/mqtt-codec).
+// object and no stream writes per message, and the bytes before the payload are reused while
+// they stay the same; the bytes are mqtt-packet's (test/unit/mqtt-framing.test.ts).
 // A delivery with other MQTT 5 properties goes through mqtt-packet (connection.ts send()).
 import type { Outbound } from "../outbound.js";
 import type { MqttLevel } from "./reason-codes.js";
@@ -42,39 +43,75 @@ export function varIntLength(n: number): number {
   return n < 128 ? 1 : n < 16_384 ? 2 : n < 2_097_152 ? 3 : 4;
 }
 
+/** The bytes before the payload of the last PUBLISH encoded, and what they were made of: the
+ *  deliveries of one message, and a publisher's messages of one size, share them at QoS 0. */
+let head = Buffer.allocUnsafe(256);
+let headLen = 0;
+let headTopic = "";
+let headFirst = -1;
+let headLevel = 0;
+let headAlias = -1;
+let headPayload = -1;
+let headPacketId = -1;
+
 /** Appends a PUBLISH to `out`; false when `out` is over its limits (nothing written). */
 export function writePublish(
   out: Outbound, level: MqttLevel, topic: string, payload: Buffer, qos: number, retain: boolean, dup: boolean,
   packetId: number, alias: number,
 ): boolean {
-  const topicLen = topicBytes(topic);
-  let body = publishBody(level, topicLen, qos, alias, payload.length);
-  if (!out.begin(1 + varIntLength(body) + body)) return false;
-  out.putByte(0x30 | (dup ? 8 : 0) | (qos << 1) | (retain ? 1 : 0));
-  while (body >= 128) {
-    out.putByte((body & 0x7f) | 0x80);
-    body = Math.floor(body / 128);
+  const first = 0x30 | (dup ? 8 : 0) | (qos << 1) | (retain ? 1 : 0);
+  if (topic !== headTopic || first !== headFirst || level !== headLevel || alias !== headAlias
+    || payload.length !== headPayload || packetId !== headPacketId) {
+    encodeHead(level, topic, first, payload.length, packetId, alias);
   }
-  out.putByte(body);
-  out.putByte(topicLen >> 8);
-  out.putByte(topicLen & 0xff);
-  if (topicLen === topic.length) out.putAscii(topic);
-  else out.putUtf8(topic);
-  if (qos > 0) {
-    out.putByte(packetId >> 8);
-    out.putByte(packetId & 0xff);
-  }
-  if (level === 5) {
-    if (alias > 0) {
-      out.putByte(3);
-      out.putByte(0x23); // topic alias
-      out.putByte(alias >> 8);
-      out.putByte(alias & 0xff);
-    } else {
-      out.putByte(0);
-    }
-  }
+  if (!out.begin(headLen + payload.length)) return false;
+  out.putBytes(head, 0, headLen);
   out.putBytes(payload);
   out.done();
   return true;
+}
+
+/** Encodes the bytes before the payload into `head`. */
+function encodeHead(level: MqttLevel, topic: string, first: number, payloadLen: number, packetId: number, alias: number): void {
+  const qos = (first >> 1) & 3;
+  const topicLen = topicBytes(topic);
+  let body = publishBody(level, topicLen, qos, alias, payloadLen);
+  const size = 1 + varIntLength(body) + body - payloadLen;
+  if (size > head.length) head = Buffer.allocUnsafe(size);
+  const h = head;
+  let at = 0;
+  h[at++] = first;
+  while (body >= 128) {
+    h[at++] = (body & 0x7f) | 0x80;
+    body = Math.floor(body / 128);
+  }
+  h[at++] = body;
+  h[at++] = topicLen >> 8;
+  h[at++] = topicLen & 0xff;
+  if (topicLen === topic.length && topicLen <= 32) {
+    for (let i = 0; i < topicLen; i++) h[at++] = topic.charCodeAt(i);
+  } else {
+    at += h.write(topic, at, topicLen === topic.length ? "latin1" : "utf8");
+  }
+  if (qos > 0) {
+    h[at++] = packetId >> 8;
+    h[at++] = packetId & 0xff;
+  }
+  if (level === 5) {
+    if (alias > 0) {
+      h[at++] = 3;
+      h[at++] = 0x23; // topic alias
+      h[at++] = alias >> 8;
+      h[at++] = alias & 0xff;
+    } else {
+      h[at++] = 0;
+    }
+  }
+  headLen = at;
+  headTopic = topic;
+  headFirst = first;
+  headLevel = level;
+  headAlias = alias;
+  headPayload = payloadLen;
+  headPacketId = packetId;
 }
