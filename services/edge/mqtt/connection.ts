@@ -1,5 +1,6 @@
 // One MQTT connection on the edge, 3.1.1 or 5 (the CONNECT's protocol level, kept as data: one
-// handler, the level decides the encoding and the codes): packets decoded and encoded by
+// handler, the level decides the encoding and the codes): the message path's packets decoded
+// and the delivered PUBLISH encoded by hand (decoder.ts, encoder.ts), the other packets by
 // mqtt-packet, CONNECT through the one auth pipeline, topics mapped onto the shared subject
 // space, keep-alive, MQTT 5 topic aliases and packet size limits. The
 // session (subscriptions, QoS 1/2 state, packet ids of outbound messages, retained messages,
