@@ -1,5 +1,6 @@
 // One MQTT connection on the edge, 3.1.1 or 5 (the CONNECT's protocol level, kept as data: one
-// handler, the level decides the encoding and the codes): packets decoded and encoded by
+// handler, the level decides the encoding and the codes): the message path's packets decoded
+// and the delivered PUBLISH encoded by hand (decoder.ts, encoder.ts), the other packets by
 // mqtt-packet, CONNECT through the one auth pipeline, topics mapped onto the shared subject
 // space, keep-alive, MQTT 5 topic aliases and packet size limits. The
 // session (subscriptions, QoS 1/2 state, packet ids of outbound messages, retained messages,
@@ -21,6 +22,7 @@ import { filterInterest, topicToSubject } from "../../common/mqtt-topic.js";
 import { carriedProperties, type MqttProperties } from "../../common/mqtt-properties.js";
 import { connectionFault, isolate, type IsolatedConnection } from "../boundary.js";
 import { decodePackets, ENCODING, type PacketSink } from "./decoder.js";
+import { publishBody, topicBytes, varIntLength, writePublish } from "./encoder.js";
 import { type KeptAlive, unwatchKeepAlive, watchKeepAlive } from "./keep-alive.js";
 import { MQTT_MAX_CONNECT_PACKET, MQTT_PACKET_MARGIN, PACKET_MALFORMED, PACKET_OK, PacketSizeGuard } from "./packet-size.js";
 import {
@@ -145,7 +147,7 @@ export class MqttConnection
     // The boundary inline: the read path allocates no closure per chunk.
     try {
       const packets = this.sizes.takeWhole(chunk);
-      if (packets) decodePackets(packets, this.level, this);
+      if (packets) decodePackets(packets, this);
     } catch (err) {
       connectionFault(this.ctx.edge.log, this.ctx.edge.faults, this, "exception", err);
     }
@@ -156,7 +158,23 @@ export class MqttConnection
     this.onPacket(p);
   }
 
-  /** PacketSink: mqtt-packet could not decode this connection's bytes. */
+  /** PacketSink: the topic the decoder may reuse (the last PUBLISH's, after alias resolution). */
+  get recentTopic(): string {
+    return this.lastTopic;
+  }
+
+  /** PacketSink: a PUBLISH without properties. */
+  published(topic: string, payload: Buffer, qos: number, retain: boolean, messageId: number): void {
+    if (this.closed) return;
+    if (!this.attached || this.held) { // before CONNECT, or while it is authenticated
+      const p: IPublishPacket = { cmd: "publish", topic, payload, qos: qos as QoS, retain, dup: false };
+      if (qos > 0) p.messageId = messageId;
+      return this.onPacket(p);
+    }
+    this.onPublish(topic, payload, qos as QoS, retain, messageId, undefined);
+  }
+
+  /** PacketSink: this connection's bytes are not MQTT. */
   malformed(message: string): void {
     this.protocolError(message, MALFORMED_PACKET);
   }
@@ -196,7 +214,7 @@ export class MqttConnection
     const sessions = this.ctx.sessions;
     switch (p.cmd) {
       case "connect": return this.protocolError("second CONNECT"); // [MQTT-3.1.0-2]
-      case "publish": return this.onPublish(p);
+      case "publish": return this.onPublish(p.topic, p.payload as Buffer, p.qos, p.retain, p.messageId ?? 0, p.properties);
       case "puback": return sessions.puback(this, p.messageId!);
       case "pubrec": return sessions.pubrec(this, p.messageId!);
       case "pubrel": return this.onPubrel(p.messageId!);
@@ -419,19 +437,23 @@ export class MqttConnection
 
   // ---- PUBLISH (client → broker) ----
 
-  private onPublish(p: IPublishPacket): void {
-    const alias = p.properties?.topicAlias;
-    if (alias !== undefined && !this.aliasIn(p, alias)) return;
+  private onPublish(
+    topic: string, payload: Buffer, qos: QoS, retain: boolean, messageId: number, properties: IPublishPacket["properties"],
+  ): void {
+    const alias = properties?.topicAlias;
+    if (alias !== undefined) {
+      const aliased = this.aliasIn(topic, alias);
+      if (aliased === undefined) return;
+      topic = aliased;
+    }
     // Publishers mostly repeat a topic: map it once.
-    if (p.topic !== this.lastTopic) {
-      this.lastTopic = p.topic;
-      this.lastSubject = topicToSubject(p.topic, false);
+    if (topic !== this.lastTopic) {
+      this.lastTopic = topic;
+      this.lastSubject = topicToSubject(topic, false);
     }
     const subject = this.lastSubject;
-    if (subject === undefined) return this.protocolError(`invalid topic name "${p.topic}"`); // wildcards close
-    const payload = typeof p.payload === "string" ? Buffer.from(p.payload) : p.payload;
-    const ack: Packet | undefined = p.qos === 1 ? { cmd: "puback", messageId: p.messageId }
-      : p.qos === 2 ? { cmd: "pubrec", messageId: p.messageId } : undefined;
+    if (subject === undefined) return this.protocolError(`invalid topic name "${topic}"`); // wildcards close
+    const ack: Packet | undefined = qos === 1 ? { cmd: "puback", messageId } : qos === 2 ? { cmd: "pubrec", messageId } : undefined;
     if (this.perms && !this.perms.canPublish(subject)) {
       this.ctx.edge.log.debug(`Publish Violation - subject "${subject}"`, this.logContext());
       // nats-server sends 3.1.1 clients no error; the message is dropped (and acknowledged).
@@ -442,9 +464,9 @@ export class MqttConnection
       }
       return;
     }
-    const msg: StoredMessage = { topic: p.topic, payload, qos: p.qos, retain: p.retain };
-    if (p.properties) {
-      const props = carriedProperties(p.properties);
+    const msg: StoredMessage = { topic, payload, qos, retain };
+    if (properties) {
+      const props = carriedProperties(properties);
       if (props) {
         if (!this.validResponseTopic(props)) return;
         msg.props = props;
@@ -458,7 +480,7 @@ export class MqttConnection
     const sessions = this.ctx.sessions;
     // QoS 0: nothing to wait for.
     if (!ack) return void sessions.publish(this, subject, msg);
-    this.ackWhenStored(ack, p.qos === 2 ? sessions.incoming(this, p.messageId!, subject, msg) : sessions.publish(this, subject, msg));
+    this.ackWhenStored(ack, qos === 2 ? sessions.incoming(this, messageId, subject, msg) : sessions.publish(this, subject, msg));
   }
 
   /**
@@ -487,25 +509,21 @@ export class MqttConnection
 
   /**
    * MQTT 5 topic alias [MQTT-3.3.2-7..12]: a PUBLISH with a topic sets the alias, one without
-   * uses it. False: the connection is closed (alias 0, over our maximum, or unknown).
+   * uses it. The topic, or undefined: the connection is closed (alias 0, over our maximum, or unknown).
    */
-  private aliasIn(p: IPublishPacket, alias: number): boolean {
+  private aliasIn(topic: string, alias: number): string | undefined {
     if (this.level !== 5 || alias === 0 || alias > MQTT_TOPIC_ALIAS_MAX) {
       this.protocolError(`topic alias ${alias} out of range`, TOPIC_ALIAS_INVALID);
-      return false;
+      return undefined;
     }
     const aliases = this.aliasesIn ??= [];
-    if (p.topic !== "") {
-      aliases[alias] = p.topic;
-      return true;
+    if (topic !== "") {
+      aliases[alias] = topic;
+      return topic;
     }
-    const topic = aliases[alias];
-    if (topic === undefined) {
-      this.protocolError(`topic alias ${alias} not set`, PROTOCOL_ERROR);
-      return false;
-    }
-    p.topic = topic;
-    return true;
+    const known = aliases[alias];
+    if (known === undefined) this.protocolError(`topic alias ${alias} not set`, PROTOCOL_ERROR);
+    return known;
   }
 
   private onPubrel(id: number): void {
@@ -580,14 +598,31 @@ export class MqttConnection
 
   // ---- SessionClient ----
 
-  sendPublish(topic: string, payload: Buffer, qos: QoS, retain: boolean, dup: boolean, packetId?: number, props?: MqttProperties): void {
-    const packet: IPublishPacket = { cmd: "publish", topic, payload, qos, retain, dup, messageId: packetId };
+  sendPublish(topic: string, payload: Buffer, qos: QoS, retain: boolean, dup: boolean, packetId = 0, props?: MqttProperties): void {
+    if (this.closed) return;
+    let alias = 0;
     if (this.level === 5) {
-      if (props) packet.properties = { ...props };
-      if (this.maxPacketOut > 0 && this.publishSize(packet) > this.maxPacketOut) return this.dropTooLarge(packet);
-      if (this.aliasMaxOut > 0) this.aliasOut(packet);
+      if (this.maxPacketOut > 0 && this.publishSize(topic, payload, qos, props) > this.maxPacketOut) {
+        return this.dropTooLarge(topic, qos, packetId);
+      }
+      if (this.aliasMaxOut > 0) {
+        alias = this.aliasOut(topic);
+        if (alias < 0) { // aliased before: the alias alone
+          alias = -alias;
+          topic = "";
+        }
+      }
+      if (props) { // properties beyond a topic alias: mqtt-packet encodes them
+        const properties = alias > 0 ? { ...props, topicAlias: alias } : { ...props };
+        this.send({ cmd: "publish", topic, payload, qos, retain, dup, messageId: qos > 0 ? packetId : undefined, properties });
+        return this.sent(payload);
+      }
     }
-    this.send(packet);
+    if (writePublish(this.outbound, this.level, topic, payload, qos, retain, dup, packetId, alias)) this.sent(payload);
+  }
+
+  /** Counts a delivery. */
+  private sent(payload: Buffer): void {
     const stats = this.ctx.edge.stats;
     stats.outMsgs++;
     stats.outBytes += payload.length;
@@ -599,35 +634,37 @@ export class MqttConnection
    * MQTT 5: a packet over the client's maximum packet size is not sent, and handled as if it
    * had been [MQTT-3.1.2-25]: a QoS 1/2 delivery is acknowledged here, so it is not resent.
    */
-  private dropTooLarge(p: IPublishPacket): void {
-    this.ctx.edge.log.debug(`mqtt publish on "${p.topic}" over the client's maximum packet size of ${this.maxPacketOut}`, this.logContext());
-    const id = p.messageId;
-    if (id === undefined) return;
-    if (p.qos === 1) return this.ctx.sessions.puback(this, id);
+  private dropTooLarge(topic: string, qos: QoS, id: number): void {
+    this.ctx.edge.log.debug(`mqtt publish on "${topic}" over the client's maximum packet size of ${this.maxPacketOut}`, this.logContext());
+    if (qos === 0) return;
+    if (qos === 1) return this.ctx.sessions.puback(this, id);
     this.ctx.sessions.pubrec(this, id);
     this.ctx.sessions.pubcomp(this, id);
   }
 
-  /** MQTT 5 outbound topic alias: a topic already aliased goes as its alias with an empty
-   *  topic; a new one takes the next alias while the client's maximum allows. */
-  private aliasOut(p: IPublishPacket): void {
+  /** MQTT 5 outbound topic alias: a topic already aliased goes as its alias with an empty topic
+   *  (returned negated); a new one takes the next alias while the client's maximum allows (0: none). */
+  private aliasOut(topic: string): number {
     const aliases = this.aliasesOut ??= new Map();
-    const known = aliases.get(p.topic);
-    if (known !== undefined) {
-      (p.properties ??= {}).topicAlias = known;
-      p.topic = "";
-    } else if (aliases.size < this.aliasMaxOut) {
-      const alias = aliases.size + 1;
-      aliases.set(p.topic, alias);
-      (p.properties ??= {}).topicAlias = alias;
-    }
+    const known = aliases.get(topic);
+    if (known !== undefined) return -known;
+    if (aliases.size >= this.aliasMaxOut) return 0;
+    const alias = aliases.size + 1;
+    aliases.set(topic, alias);
+    return alias;
   }
 
   /** The encoded size of a PUBLISH (MQTT 5, as this connection sends it before aliasing). */
-  private publishSize(p: IPublishPacket): number {
-    const props = p.properties ? mqtt.generate({ ...p, payload: Buffer.alloc(0) }, ENCODING[this.level]).length : 0;
-    if (props > 0) return props + p.payload.length;
-    const body = 2 + Buffer.byteLength(p.topic) + (p.qos > 0 ? 2 : 0) + 1 + p.payload.length;
+  private publishSize(topic: string, payload: Buffer, qos: QoS, props: MqttProperties | undefined): number {
+    if (props) {
+      const head = mqtt.generate({ cmd: "publish", topic, payload: Buffer.alloc(0), qos, retain: false, dup: false, messageId: 1, properties: props },
+        ENCODING[5]);
+      let headBody = head.length - 2; // the remaining length of `head`, found from its size
+      while (1 + varIntLength(headBody) + headBody !== head.length) headBody--;
+      const body = headBody + payload.length;
+      return 1 + varIntLength(body) + body;
+    }
+    const body = publishBody(5, topicBytes(topic), qos, 0, payload.length);
     return 1 + varIntLength(body) + body;
   }
 
@@ -748,8 +785,4 @@ function encodedBound(p: Packet): number {
     return 16 + p.topic.length * 3 + payload + props;
   }
   return 64 + props + (p.cmd === "suback" || p.cmd === "unsuback" ? (p.granted?.length ?? 0) : 0);
-}
-
-function varIntLength(n: number): number {
-  return n < 128 ? 1 : n < 16_384 ? 2 : n < 2_097_152 ? 3 : 4;
 }

@@ -1,14 +1,26 @@
-// One mqtt-packet parser for all MQTT connections. A parser of its own cost each connection
-// about 1.5 KB while idle (a BufferList duplex stream with its two stream states, two listeners,
-// the packet under way and the CONNECT it last read). Connections hand it whole packets only
-// (PacketSizeGuard.whole says where they end) and keep the bytes of an unfinished packet
-// themselves, so the parser is back at a packet boundary after every call.
+// Decodes the MQTT packets of every connection. The packets of the message path (PUBLISH
+// without MQTT 5 properties, PUBACK, PINGREQ) are read here straight from the received bytes:
+// no parser state, no packet object for a PUBLISH, and the topic string of the connection's
+// previous PUBLISH reused when the bytes match. Every other packet (CONNECT, SUBSCRIBE, a
+// PUBLISH with properties, anything malformed in a way not checked here, ...) goes to one
+// mqtt-packet parser shared by all connections: a parser of its own cost each connection about
+// 1.5 KB while idle. Connections hand over whole packets only (PacketSizeGuard.whole says where
+// they end) and keep the bytes of an unfinished packet themselves, so the parser is given one
+// whole packet at a time and is back at a packet boundary after every call.
 import mqtt, { type Packet } from "mqtt-packet";
 import type { MqttLevel } from "./reason-codes.js";
 
 /** Where decoded packets go (the connection whose bytes are decoded). */
 export interface PacketSink {
+  /** The protocol level to decode at, read before each packet (a CONNECT sets it). */
+  readonly level: MqttLevel;
+  /** Closed: the packets after the current one are not decoded. */
+  readonly closed: boolean;
+  /** The topic of the connection's last PUBLISH: reused when the next one's topic bytes are the same. */
+  readonly recentTopic: string;
   decoded(packet: Packet): void;
+  /** A PUBLISH without properties; `payload` is a view of the received bytes. messageId: 0 at QoS 0. */
+  published(topic: string, payload: Buffer, qos: number, retain: boolean, messageId: number): void;
   malformed(message: string): void;
 }
 
@@ -18,8 +30,96 @@ export const ENCODING: Readonly<Record<MqttLevel, { protocolVersion: MqttLevel }
   5: { protocolVersion: 5 },
 };
 
+const PUBLISH = 3, PUBACK = 4, PINGREQ = 12;
+/** A PINGREQ is all alike: one shared packet object. */
+const PINGREQ_PACKET: Packet = Object.freeze({ cmd: "pingreq" });
+
+/**
+ * Decodes `packets` (whole packets, as PacketSizeGuard framed them: each remaining length is
+ * complete and at most 4 bytes), handing each to `sink` synchronously, until the sink closes.
+ */
+export function decodePackets(packets: Buffer, sink: PacketSink): void {
+  const n = packets.length;
+  let at = 0;
+  while (at < n && !sink.closed) {
+    const first = packets[at];
+    let body = at + 1;
+    let len = 0;
+    let mul = 1;
+    let b: number;
+    do {
+      b = packets[body++];
+      len += (b & 0x7f) * mul;
+      mul *= 128;
+    } while (b & 0x80);
+    const end = body + len;
+    const type = first >> 4;
+    if (type === PUBLISH) {
+      if (!decodePublish(packets, first, body, end, sink)) decodeOne(packets.subarray(at, end), sink);
+    } else if (first === PUBACK << 4 && len === 2) {
+      const messageId = (packets[body] << 8) | packets[body + 1];
+      sink.decoded(sink.level === 5 ? { cmd: "puback", messageId, reasonCode: 0 } : { cmd: "puback", messageId });
+    } else if (first === PINGREQ << 4 && len === 0) {
+      sink.decoded(PINGREQ_PACKET);
+    } else {
+      decodeOne(packets.subarray(at, end), sink);
+    }
+    at = end;
+  }
+}
+
+/** A PUBLISH in packets[body, end): true when handled here (decoded, or refused as malformed);
+ *  false when it has MQTT 5 properties, which mqtt-packet decodes. */
+function decodePublish(packets: Buffer, first: number, body: number, end: number, sink: PacketSink): boolean {
+  const qos = (first >> 1) & 3;
+  if (qos === 3) {
+    sink.malformed("Packet must not have both QoS bits set to 1");
+    return true;
+  }
+  if (body + 2 > end) {
+    sink.malformed("Cannot parse topic");
+    return true;
+  }
+  const topicLen = (packets[body] << 8) | packets[body + 1];
+  const topicAt = body + 2;
+  let at = topicAt + topicLen;
+  if (at > end) {
+    sink.malformed("Cannot parse topic");
+    return true;
+  }
+  let messageId = 0;
+  if (qos > 0) {
+    if (at + 2 > end) {
+      sink.malformed("Cannot parse messageId");
+      return true;
+    }
+    messageId = (packets[at] << 8) | packets[at + 1];
+    at += 2;
+  }
+  if (sink.level === 5) {
+    // An empty property block is one 0 byte; anything else is decoded by mqtt-packet.
+    if (at >= end || packets[at] !== 0) return false;
+    at++;
+  }
+  const recent = sink.recentTopic;
+  const topic = sameAscii(packets, topicAt, topicLen, recent) ? recent : packets.toString("utf8", topicAt, topicAt + topicLen);
+  sink.published(topic, packets.subarray(at, end), qos, (first & 1) !== 0, messageId);
+  return true;
+}
+
+/** bytes[at, at + len) is the ASCII string s (a non-ASCII byte never matches: UTF-8 decoding
+ *  might map it to U+FFFD). */
+function sameAscii(bytes: Buffer, at: number, len: number, s: string): boolean {
+  if (s.length !== len) return false;
+  for (let i = 0; i < len; i++) {
+    const c = bytes[at + i];
+    if (c >= 0x80 || c !== s.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
 /** mqtt-packet's parser, with the internals used here (settings: it replaces them with a CONNECT
- *  it reads, so a CONNECT's level applies to the packets after it). */
+ *  it reads). */
 type Parser = ReturnType<typeof mqtt.parser> & {
   settings: { protocolVersion?: number };
   error: Error | null;
@@ -40,16 +140,16 @@ class Decoder {
  *  another connection, which none does, would get a parser of its own). */
 let idle: Decoder | undefined = new Decoder();
 
-/** Decodes `packets` (whole packets) at `level`, handing each to `sink` synchronously. */
-export function decodePackets(packets: Buffer, level: MqttLevel, sink: PacketSink): void {
+/** One whole packet, decoded by mqtt-packet at the sink's level. */
+function decodeOne(packet: Buffer, sink: PacketSink): void {
   const d = idle ?? new Decoder();
   idle = undefined;
   d.sink = sink;
   const parser = d.parser;
-  parser.settings = ENCODING[level];
+  parser.settings = ENCODING[sink.level];
   let clean = false;
   try {
-    parser.parse(packets);
+    parser.parse(packet);
     clean = !parser.error && parser._list.length === 0;
   } finally {
     parser.settings = ENCODING[4]; // not the CONNECT (its password) it may have read

@@ -159,7 +159,7 @@ export class MqttSession implements Connection {
       this.lastTopic = subjectToTopic(subject);
     }
     const topic = this.lastTopic;
-    const payload = msg.buf.subarray(msg.start + msg.hdrLen, msg.end);
+    const payload = payloadOf(msg);
     // Headers beyond the plain Nmqtt-Pub one, and a reply subject, are MQTT 5 properties.
     let props: MqttProperties | undefined;
     if (this.mqtt5) {
@@ -420,6 +420,24 @@ export function expired(msg: StoredMessage, now: number): boolean {
 export function deliveryProps(msg: StoredMessage, props: MqttProperties | undefined): MqttProperties | undefined {
   if (!props || msg.expiresAt === undefined) return props;
   return { ...props, messageExpiryInterval: Math.max(0, Math.ceil((msg.expiresAt - Date.now()) / 1000)) };
+}
+
+/** The payload view of the last message delivered: a message's subscribers share one (a view is
+ *  an allocation; the receivers copy what they keep). */
+let viewOf: Buffer | undefined;
+let viewStart = 0;
+let viewEnd = 0;
+let view: Buffer = Buffer.alloc(0);
+
+function payloadOf(msg: MessageData): Buffer {
+  const start = msg.start + msg.hdrLen;
+  if (msg.buf !== viewOf || start !== viewStart || msg.end !== viewEnd) {
+    viewOf = msg.buf;
+    viewStart = start;
+    viewEnd = msg.end;
+    view = msg.buf.subarray(start, msg.end);
+  }
+  return view;
 }
 
 /** One sublist entry of an MQTT subscription. */
