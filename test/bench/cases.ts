@@ -1,7 +1,7 @@
 // The benchmark cases. Each names its payload size; each row of the report is one metric.
 import { measureInterest } from "./interest.js";
 import { holdIdle, runLoadgen } from "./loadgen.js";
-import { HOST, rssKB, type RunningServer } from "./servers.js";
+import { cpuSeconds, HOST, rssKB, type RunningServer } from "./servers.js";
 import type { Listener, ServerKind } from "./slots.js";
 
 export type Better = "higher" | "lower";
@@ -299,6 +299,47 @@ function idleCase(id: string, aliases: string[], listener: "nats" | "mqtt"): Ben
 }
 
 
+const CONNECTS = 5000;
+const CONNECTS_WARMUP = 500;
+/** Handshakes in flight at once (loadgen threads, each one connection at a time). */
+const CONNECTS_PARALLEL = 4;
+
+const HANDSHAKE: Record<"nats" | "ws" | "mqtt", string> = {
+  nats: "NATS over TCP: INFO, CONNECT + PING, PONG",
+  ws: "NATS over WebSocket: HTTP upgrade, INFO, CONNECT + PING, PONG (one binary frame each way)",
+  mqtt: "MQTT 3.1.1: CONNECT (clean session), CONNACK",
+};
+
+function connectsCase(id: string, aliases: string[], listener: "nats" | "ws" | "mqtt", targets: readonly Target[]): BenchCase {
+  const mqtt = listener === "mqtt";
+  const label = mqtt ? "MQTT" : listener === "ws" ? "ws" : "NATS";
+  return {
+    id,
+    aliases,
+    listener,
+    servers: mqtt ? MQTT_TRIO : NATS_PAIR,
+    metrics: [
+      { name: `${label} connects/s (${CONNECTS / 1000}k clients)`, better: "higher", format: (v) => `${v.toFixed(0)} conns/s`, targets },
+      { name: `${label} server CPU per connect`, better: "lower", format: (v) => `${v.toFixed(0)} µs` },
+    ],
+    measure:
+      `${CONNECTS} clients, ${CONNECTS_PARALLEL} handshakes in flight (${HANDSHAKE[listener]}), each staying connected until ` +
+      `the last is set up; connections per second from the first connect to the last handshake, and the server's CPU ` +
+      `time (user + system, /proc) over those connects divided by their number; after a warm-up of ${CONNECTS_WARMUP}`,
+    freshServerPerRound: false,
+    async round({ loadgen, server }) {
+      const args = [mqtt ? "mqttidle" : "idle", "--host", HOST, "--port", String(listenerPort(server, listener)),
+        ...(listener === "ws" ? ["--transport", "ws"] : []), "--parallel", String(CONNECTS_PARALLEL), "--hold", "0"];
+      await runLoadgen(loadgen, [...args, "--conns", String(CONNECTS_WARMUP)]);
+      const cpu0 = cpuSeconds(server.pid);
+      const r = await runLoadgen(loadgen, [...args, "--conns", String(CONNECTS)]);
+      const cpuUs = ((cpuSeconds(server.pid) - cpu0) * 1e6) / CONNECTS;
+      const rate = r.connects_per_s as number;
+      return { values: [rate, cpuUs], detail: `${rate.toFixed(0)} conns/s, server CPU ${cpuUs.toFixed(0)} µs per connect` };
+    },
+  };
+}
+
 export const CASES: readonly BenchCase[] = [
   pubsubCase("pub", ["1:1", "pubsub", "pub1"], `pub ${PAYLOAD}B 1:1`, 1, false, 500_000),
   pubsubCase("fanout", ["fan-out", "fanout8"], `pub ${PAYLOAD}B fan-out 1→8`, 8, false, 100_000),
@@ -317,6 +358,9 @@ export const CASES: readonly BenchCase[] = [
   mqttCase("mqtt5qos1", ["mqtt5-qos1"], 1, 1, 50_000, [{ vs: "mosquitto", ratio: 1.0 }], 5),
   mqttCase("mqttfanout", ["mqtt-fanout", "mqttfanout8"], 0, 8, 100_000, [{ vs: "mosquitto", ratio: 1.0 }]),
   idleCase("mqttidle", ["mqtt-idle", "mqttrss"], "mqtt"),
+  connectsCase("connects", ["nats-connects", "connect"], "nats", [{ vs: "nats-server", ratio: 1.0 }]),
+  connectsCase("wsconnects", ["ws-connects"], "ws", [{ vs: "nats-server", ratio: 1.0 }]),
+  connectsCase("mqttconnects", ["mqtt-connects"], "mqtt", [{ vs: "mosquitto", ratio: 1.0 }]),
   // Cluster cases: two nodes; meshbroker's are two edges homed on two routers (cluster.ts).
   pubsubCase("cpub", ["cluster-pub", "cluster-1:1"], `cluster pub ${PAYLOAD}B 1:1 across nodes`, 1, false, 200_000, "cluster",
     [{ vs: "nats-server", ratio: 0.5 }], "remote"),

@@ -22,9 +22,11 @@
  *           one responder (on the first of --sub-ports, if given), one requester doing sequential
  *           requests; reports p50/p99 in µs. A probe request is repeated every 20 ms until it is
  *           answered (interest across a cluster), then the warm-up starts.
- *   idle    --conns N
+ *   idle    --conns N [--parallel K] [--hold 0|1]
  *           opens N connections (CONNECT + PING, waits for every PONG), prints "READY N",
- *           holds them until stdin reaches EOF, then closes them.
+ *           holds them until stdin reaches EOF, then closes them. K threads set connections up
+ *           (each one at a time, so K handshakes are in flight); connect_s is the time until the
+ *           last one is set up, all held open. --hold 0 closes them at once (connect rate).
  *   The NATS modes take --transport tcp|ws|ws-deflate (default tcp) [--path /]: with ws, --port
  *   is a WebSocket listener; the NATS protocol runs inside binary frames (one batch per frame),
  *   client frames masked (RFC 6455); ws-deflate negotiates permessage-deflate (RFC 7692) with
@@ -35,7 +37,7 @@
  *           messages behind publishing; at QoS 1 the publisher also keeps at most K packet ids
  *           awaiting PUBACK. At the end every subscriber is sent PINGREQ, and the delivery count
  *           must be exact.
- *   mqttidle --conns N
+ *   mqttidle --conns N [--parallel K] [--hold 0|1]
  *           like idle, with MQTT connections (CONNECT, clean session, wait for CONNACK).
  *   The MQTT modes take --mqtt-version 4|5 (default 4 = 3.1.1): 5 sends empty property blocks,
  *   parses the v5 forms of CONNACK, SUBACK, PUBACK and PUBLISH, keeps QoS 1 packet ids in flight
@@ -73,6 +75,8 @@ typedef struct {
     const char *mode, *host, *subject, *queue, *path;
     int sub_ports[MAX_SUB_PORTS], n_sub_ports;
     int port, subs, size, timeout, conns, qos;
+    int parallel; /* idle modes: connections being set up at once (one thread each) */
+    int hold;     /* idle modes: 1 = hold until stdin ends, 0 = close at once (a connect-rate run) */
     int mqtt_version; /* 4: MQTT 3.1.1, 5: MQTT 5 */
     int ws; /* 0: NATS over TCP, 1: over WebSocket, 2: over WebSocket with permessage-deflate */
     long count, window, warmup, inflight, batch;
@@ -81,7 +85,7 @@ typedef struct {
 static opts_t O = {
     .host = "127.0.0.1", .subject = "bench", .path = "/", .port = 4222, .subs = 1, .size = 128,
     .timeout = 30, .conns = 1000, .count = 100000, .window = 20000, .warmup = 1000,
-    .inflight = 1000, .batch = 65536, .mqtt_version = 4,
+    .inflight = 1000, .batch = 65536, .mqtt_version = 4, .parallel = 1, .hold = 1,
 };
 
 static void die(const char *fmt, ...) {
@@ -1121,28 +1125,64 @@ static void hold_until_released(void) {
     }
 }
 
-static int run_idle(void) {
-    raise_nofile();
-    struct addrinfo *ai = resolve();
-    conn_t *cs = calloc((size_t)O.conns, sizeof *cs);
-    if (!cs) die("out of memory");
+/* Opens connection i of an idle mode (NATS or MQTT). */
+typedef void (*open_fn)(void *conns, int i);
+
+typedef struct {
+    open_fn open;
+    void *conns;
+    int from, to;
+} opener_t;
+
+static void *opener_main(void *arg) {
+    opener_t *o = arg;
+    for (int i = o->from; i < o->to; i++) o->open(o->conns, i);
+    return NULL;
+}
+
+/* Opens O.conns connections with O.parallel threads, each one handshake at a time, so the listen
+ * backlog never overflows and no SYN is retried; returns the seconds it took. */
+static double open_all(open_fn open, void *conns) {
+    int k = O.parallel < O.conns ? O.parallel : O.conns;
+    pthread_t th[k];
+    opener_t op[k];
     double t0 = now_s();
-    /* one at a time: each handshake completes before the next connect, so the listen
-     * backlog never overflows and no SYN is retried */
-    for (int i = 0; i < O.conns; i++) {
-        conn_open(&cs[i], ai, "idle", 4096);
-        free(cs[i].line);
-        cs[i].line = NULL;
-        cs[i].linecap = 0;
+    for (int t = 0; t < k; t++) {
+        op[t] = (opener_t){.open = open, .conns = conns, .from = (int)((long)O.conns * t / k), .to = (int)((long)O.conns * (t + 1) / k)};
+        if (pthread_create(&th[t], NULL, opener_main, &op[t]) != 0) die("pthread_create failed");
     }
-    double t_conn = now_s() - t0;
+    for (int t = 0; t < k; t++) pthread_join(th[t], NULL);
+    return now_s() - t0;
+}
+
+static struct addrinfo *IDLE_AI;
+
+static void idle_open(void *conns, int i) {
+    conn_t *c = (conn_t *)conns + i;
+    conn_open(c, IDLE_AI, "idle", 4096);
+    free(c->line);
+    c->line = NULL;
+    c->linecap = 0;
+}
+
+/* The end of an idle mode: READY, hold (unless --hold 0), close, the result line. */
+static void idle_finish(const char *mode, const int *fds, size_t stride, double t_conn) {
     printf("READY %d\n", O.conns);
     fflush(stdout);
+    if (O.hold) hold_until_released();
+    for (int i = 0; i < O.conns; i++) close(*(const int *)((const char *)fds + stride * (size_t)i));
+    printf("{\"mode\":\"%s\",\"conns\":%d,\"parallel\":%d,\"connect_s\":%.6f,\"connects_per_s\":%.1f}\n", mode, O.conns,
+           O.parallel, t_conn, O.conns / t_conn);
+}
 
-    hold_until_released();
-    for (int i = 0; i < O.conns; i++) close(cs[i].fd);
-    printf("{\"mode\":\"idle\",\"conns\":%d,\"connect_s\":%.6f}\n", O.conns, t_conn);
-    freeaddrinfo(ai);
+static int run_idle(void) {
+    raise_nofile();
+    IDLE_AI = resolve();
+    conn_t *cs = calloc((size_t)O.conns, sizeof *cs);
+    if (!cs) die("out of memory");
+    double t_conn = open_all(idle_open, cs);
+    idle_finish("idle", &cs[0].fd, sizeof *cs, t_conn);
+    freeaddrinfo(IDLE_AI);
     return 0;
 }
 
@@ -1652,27 +1692,23 @@ static int run_mqtt(void) {
     return 0;
 }
 
+static void mqttidle_open(void *conns, int i) {
+    mq_t *m = (mq_t *)conns + i;
+    char cid[64];
+    snprintf(cid, sizeof cid, "lg%d-idle%d", (int)getpid(), i);
+    mq_open(m, IDLE_AI, "idle", cid, 256);
+    free(m->rbuf);
+    m->rbuf = NULL;
+}
+
 static int run_mqttidle(void) {
     raise_nofile();
-    struct addrinfo *ai = resolve();
+    IDLE_AI = resolve();
     mq_t *ms = calloc((size_t)O.conns, sizeof *ms);
     if (!ms) die("out of memory");
-    int pid = (int)getpid();
-    double t0 = now_s();
-    for (int i = 0; i < O.conns; i++) { /* one at a time, as in idle */
-        char cid[64];
-        snprintf(cid, sizeof cid, "lg%d-idle%d", pid, i);
-        mq_open(&ms[i], ai, "idle", cid, 256);
-        free(ms[i].rbuf);
-        ms[i].rbuf = NULL;
-    }
-    double t_conn = now_s() - t0;
-    printf("READY %d\n", O.conns);
-    fflush(stdout);
-    hold_until_released();
-    for (int i = 0; i < O.conns; i++) close(ms[i].fd);
-    printf("{\"mode\":\"mqttidle\",\"conns\":%d,\"connect_s\":%.6f}\n", O.conns, t_conn);
-    freeaddrinfo(ai);
+    double t_conn = open_all(mqttidle_open, ms);
+    idle_finish("mqttidle", &ms[0].fd, sizeof *ms, t_conn);
+    freeaddrinfo(IDLE_AI);
     return 0;
 }
 
@@ -1680,7 +1716,7 @@ static int run_mqttidle(void) {
 static void usage(void) {
     fputs("usage: loadgen pubsub|reqrep|idle|mqtt|mqttidle [--host H] [--port P] [--subject S]\n"
           "               [--subs N] [--queue Q] [--count M] [--size B] [--window W] [--warmup K]\n"
-          "               [--conns N] [--timeout SEC] [--batch BYTES] [--transport tcp|ws|ws-deflate]\n"
+          "               [--conns N] [--parallel K] [--hold 0|1] [--timeout SEC] [--batch BYTES] [--transport tcp|ws|ws-deflate]\n"
           "               [--path /] [--qos 0|1] [--inflight K] [--sub-ports P1,P2] [--mqtt-version 4|5]\n", stderr);
     exit(2);
 }
@@ -1724,6 +1760,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--window")) O.window = num_arg(k, v, 0);
         else if (!strcmp(k, "--warmup")) O.warmup = num_arg(k, v, 0);
         else if (!strcmp(k, "--conns")) O.conns = (int)num_arg(k, v, 1);
+        else if (!strcmp(k, "--parallel")) O.parallel = (int)num_arg(k, v, 1);
+        else if (!strcmp(k, "--hold")) O.hold = num_arg(k, v, 0) != 0;
         else if (!strcmp(k, "--timeout")) O.timeout = (int)num_arg(k, v, 1);
         else if (!strcmp(k, "--batch")) O.batch = num_arg(k, v, 1);
         else if (!strcmp(k, "--path")) O.path = v;

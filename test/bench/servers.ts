@@ -357,8 +357,8 @@ function probeInfo(port: number, timeoutMs: number): Promise<void> {
   });
 }
 
-/** Resident memory in KB of a process plus all its descendants (a server may fork helpers). */
-export function rssKB(pid: number): number {
+/** A process and all its descendants (a server may fork helpers). */
+function processTree(pid: number): number[] {
   const children = new Map<number, number[]>();
   for (const ent of fs.readdirSync("/proc")) {
     if (!/^\d+$/.test(ent)) continue;
@@ -373,17 +373,43 @@ export function rssKB(pid: number): number {
       // the process went away while we looked
     }
   }
-  let total = 0;
+  const out: number[] = [];
   const stack = [pid];
   while (stack.length) {
     const p = stack.pop()!;
+    out.push(p);
+    stack.push(...(children.get(p) ?? []));
+  }
+  return out;
+}
+
+/** Resident memory in KB of a process plus all its descendants. */
+export function rssKB(pid: number): number {
+  let total = 0;
+  for (const p of processTree(pid)) {
     try {
       const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${p}/status`, "utf8"));
       if (m) total += Number(m[1]);
     } catch {
       if (p === pid) throw new Error(`process ${pid} is gone`);
     }
-    stack.push(...(children.get(p) ?? []));
+  }
+  return total;
+}
+
+/** CPU seconds (user + system) used so far by a process plus all its descendants: a cost that
+ *  survives a loaded machine, unlike wall time. */
+export function cpuSeconds(pid: number): number {
+  const tick = 100; // USER_HZ on Linux
+  let total = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // f[0] is field 3 (state)
+      total += (Number(f[11]) + Number(f[12])) / tick; // utime, stime: fields 14 and 15
+    } catch {
+      if (p === pid) throw new Error(`process ${pid} is gone`);
+    }
   }
   return total;
 }
