@@ -268,49 +268,71 @@ function interestCase(): BenchCase {
   };
 }
 
-function idleCase(id: string, aliases: string[], listener: "nats" | "mqtt"): BenchCase {
-  const mqtt = listener === "mqtt";
+type ClientListener = "nats" | "ws" | "mqtt";
+
+/** loadgen arguments of an idle mode (idle / mqttidle) for a listener; --conns comes after. */
+function idleArgs(server: RunningServer, listener: ClientListener): string[] {
+  return [listener === "mqtt" ? "mqttidle" : "idle", "--host", HOST, "--port", String(listenerPort(server, listener)),
+    ...(listener === "ws" ? ["--transport", "ws"] : [])];
+}
+
+const HANDSHAKE: Record<ClientListener, string> = {
+  nats: "NATS over TCP: INFO, CONNECT + PING, PONG",
+  ws: "NATS over WebSocket: HTTP upgrade, INFO, CONNECT + PING, PONG (one binary frame each way)",
+  mqtt: "MQTT 3.1.1: CONNECT (clean session), CONNACK",
+};
+
+/** Idle connections are held in IDLE_BURSTS bursts of IDLE_CONNS; the slope is taken over the later ones. */
+const IDLE_BURSTS = 4;
+
+/**
+ * Holds `bursts` loadgen processes of `conns` idle connections each, one after another, and reads
+ * the server's RSS after each burst is set up (all earlier ones still held).
+ */
+async function rssPerBurst(loadgen: string, args: string[], conns: number, bursts: number, pid: number): Promise<number[]> {
+  const rss: number[] = [];
+  const hold = async (left: number): Promise<void> => {
+    if (left === 0) return;
+    await holdIdle(loadgen, [...args, "--conns", String(conns)], async () => {
+      rss.push(rssKB(pid));
+      await hold(left - 1);
+    });
+  };
+  await hold(bursts);
+  return rss;
+}
+
+function idleCase(id: string, aliases: string[], listener: ClientListener, limitKiB?: number): BenchCase {
+  const label = listener === "mqtt" ? "MQTT" : listener === "ws" ? "ws" : "NATS";
+  const later = IDLE_BURSTS / 2;
   return {
     id,
     aliases,
     listener,
-    servers: mqtt ? MQTT_TRIO : NATS_PAIR,
+    servers: listener === "mqtt" ? MQTT_TRIO : NATS_PAIR,
     metrics: [
-      {
-        name: `RSS per ${IDLE_CONNS} idle ${mqtt ? "MQTT " : ""}conns`,
-        better: "lower",
-        format: (kb) => `${(kb / 1024).toFixed(1)} MB (${(kb / IDLE_CONNS).toFixed(1)} KB/conn)`,
-      },
+      { name: `RSS per idle ${label} conn`, better: "lower", format: (kb) => `${kb.toFixed(1)} KiB`, limit: limitKiB },
     ],
     measure:
-      `server RSS (VmRSS, process and descendants) with ${IDLE_CONNS} connections open ` +
-      (mqtt ? "(MQTT CONNECT, clean session, CONNACK each)" : "(CONNECT + PING/PONG each)") +
-      " minus RSS before them (taken after one connection came and went, so one-time costs such as" +
-      " lazily built caches are not charged to the connections); fresh server each round",
+      `server RSS (VmRSS, process and descendants) with idle connections (${HANDSHAKE[listener]}) opened in ` +
+      `${IDLE_BURSTS} bursts of ${IDLE_CONNS}, all held: the growth over the last ${later} bursts divided by their ` +
+      `${later * IDLE_CONNS} connections (steady state: one-time growth such as V8's young generation lands in the ` +
+      "first bursts); fresh server each round",
     freshServerPerRound: true,
     async round({ loadgen, server }) {
-      const args = [mqtt ? "mqttidle" : "idle", "--host", HOST, "--port", String(listenerPort(server, listener))];
-      await holdIdle(loadgen, [...args, "--conns", "1"], () => undefined);
-      const before = rssKB(server.pid);
-      const after = await holdIdle(loadgen, [...args, "--conns", String(IDLE_CONNS)], () => rssKB(server.pid));
-      return { values: [after - before], detail: `RSS ${before} KB → ${after} KB` };
+      const rss = await rssPerBurst(loadgen, idleArgs(server, listener), IDLE_CONNS, IDLE_BURSTS, server.pid);
+      const perConn = (rss[IDLE_BURSTS - 1] - rss[later - 1]) / (later * IDLE_CONNS);
+      return { values: [perConn], detail: `RSS after each burst ${rss.map((kb) => `${(kb / 1024).toFixed(1)}`).join(" → ")} MB` };
     },
   };
 }
-
 
 const CONNECTS = 5000;
 const CONNECTS_WARMUP = 500;
 /** Handshakes in flight at once (loadgen threads, each one connection at a time). */
 const CONNECTS_PARALLEL = 4;
 
-const HANDSHAKE: Record<"nats" | "ws" | "mqtt", string> = {
-  nats: "NATS over TCP: INFO, CONNECT + PING, PONG",
-  ws: "NATS over WebSocket: HTTP upgrade, INFO, CONNECT + PING, PONG (one binary frame each way)",
-  mqtt: "MQTT 3.1.1: CONNECT (clean session), CONNACK",
-};
-
-function connectsCase(id: string, aliases: string[], listener: "nats" | "ws" | "mqtt", targets: readonly Target[]): BenchCase {
+function connectsCase(id: string, aliases: string[], listener: ClientListener, targets: readonly Target[]): BenchCase {
   const mqtt = listener === "mqtt";
   const label = mqtt ? "MQTT" : listener === "ws" ? "ws" : "NATS";
   return {
@@ -325,15 +347,15 @@ function connectsCase(id: string, aliases: string[], listener: "nats" | "ws" | "
     measure:
       `${CONNECTS} clients, ${CONNECTS_PARALLEL} handshakes in flight (${HANDSHAKE[listener]}), each staying connected until ` +
       `the last is set up; connections per second from the first connect to the last handshake, and the server's CPU ` +
-      `time (user + system, /proc) over those connects divided by their number; after a warm-up of ${CONNECTS_WARMUP}`,
+      `time (user + system, /proc, read before they close) divided by their number; after a warm-up of ${CONNECTS_WARMUP} connections`,
     freshServerPerRound: false,
     async round({ loadgen, server }) {
-      const args = [mqtt ? "mqttidle" : "idle", "--host", HOST, "--port", String(listenerPort(server, listener)),
-        ...(listener === "ws" ? ["--transport", "ws"] : []), "--parallel", String(CONNECTS_PARALLEL), "--hold", "0"];
-      await runLoadgen(loadgen, [...args, "--conns", String(CONNECTS_WARMUP)]);
+      const args = [...idleArgs(server, listener), "--parallel", String(CONNECTS_PARALLEL)];
+      await holdIdle(loadgen, [...args, "--conns", String(CONNECTS_WARMUP)], () => undefined);
       const cpu0 = cpuSeconds(server.pid);
-      const r = await runLoadgen(loadgen, [...args, "--conns", String(CONNECTS)]);
-      const cpuUs = ((cpuSeconds(server.pid) - cpu0) * 1e6) / CONNECTS;
+      // CPU read while the connections are held: their closing is not charged.
+      const { held: cpu1, result: r } = await holdIdle(loadgen, [...args, "--conns", String(CONNECTS)], () => cpuSeconds(server.pid));
+      const cpuUs = ((cpu1 - cpu0) * 1e6) / CONNECTS;
       const rate = r.connects_per_s as number;
       return { values: [rate, cpuUs], detail: `${rate.toFixed(0)} conns/s, server CPU ${cpuUs.toFixed(0)} µs per connect` };
     },
@@ -357,7 +379,8 @@ export const CASES: readonly BenchCase[] = [
   mqttCase("mqtt5qos0", ["mqtt5", "mqtt5-qos0"], 0, 1, 200_000, [{ vs: "mosquitto", ratio: 1.0 }], 5),
   mqttCase("mqtt5qos1", ["mqtt5-qos1"], 1, 1, 50_000, [{ vs: "mosquitto", ratio: 1.0 }], 5),
   mqttCase("mqttfanout", ["mqtt-fanout", "mqttfanout8"], 0, 8, 100_000, [{ vs: "mosquitto", ratio: 1.0 }]),
-  idleCase("mqttidle", ["mqtt-idle", "mqttrss"], "mqtt"),
+  idleCase("wsidle", ["ws-idle", "wsrss"], "ws"),
+  idleCase("mqttidle", ["mqtt-idle", "mqttrss"], "mqtt", 4),
   connectsCase("connects", ["nats-connects", "connect"], "nats", [{ vs: "nats-server", ratio: 1.0 }]),
   connectsCase("wsconnects", ["ws-connects"], "ws", [{ vs: "nats-server", ratio: 1.0 }]),
   connectsCase("mqttconnects", ["mqtt-connects"], "mqtt", [{ vs: "mosquitto", ratio: 1.0 }]),

@@ -22,11 +22,11 @@
  *           one responder (on the first of --sub-ports, if given), one requester doing sequential
  *           requests; reports p50/p99 in µs. A probe request is repeated every 20 ms until it is
  *           answered (interest across a cluster), then the warm-up starts.
- *   idle    --conns N [--parallel K] [--hold 0|1]
+ *   idle    --conns N [--parallel K]
  *           opens N connections (CONNECT + PING, waits for every PONG), prints "READY N",
  *           holds them until stdin reaches EOF, then closes them. K threads set connections up
  *           (each one at a time, so K handshakes are in flight); connect_s is the time until the
- *           last one is set up, all held open. --hold 0 closes them at once (connect rate).
+ *           last one is set up, all held open.
  *   The NATS modes take --transport tcp|ws|ws-deflate (default tcp) [--path /]: with ws, --port
  *   is a WebSocket listener; the NATS protocol runs inside binary frames (one batch per frame),
  *   client frames masked (RFC 6455); ws-deflate negotiates permessage-deflate (RFC 7692) with
@@ -37,7 +37,7 @@
  *           messages behind publishing; at QoS 1 the publisher also keeps at most K packet ids
  *           awaiting PUBACK. At the end every subscriber is sent PINGREQ, and the delivery count
  *           must be exact.
- *   mqttidle --conns N [--parallel K] [--hold 0|1]
+ *   mqttidle --conns N [--parallel K]
  *           like idle, with MQTT connections (CONNECT, clean session, wait for CONNACK).
  *   The MQTT modes take --mqtt-version 4|5 (default 4 = 3.1.1): 5 sends empty property blocks,
  *   parses the v5 forms of CONNACK, SUBACK, PUBACK and PUBLISH, keeps QoS 1 packet ids in flight
@@ -76,7 +76,6 @@ typedef struct {
     int sub_ports[MAX_SUB_PORTS], n_sub_ports;
     int port, subs, size, timeout, conns, qos;
     int parallel; /* idle modes: connections being set up at once (one thread each) */
-    int hold;     /* idle modes: 1 = hold until stdin ends, 0 = close at once (a connect-rate run) */
     int mqtt_version; /* 4: MQTT 3.1.1, 5: MQTT 5 */
     int ws; /* 0: NATS over TCP, 1: over WebSocket, 2: over WebSocket with permessage-deflate */
     long count, window, warmup, inflight, batch;
@@ -85,7 +84,7 @@ typedef struct {
 static opts_t O = {
     .host = "127.0.0.1", .subject = "bench", .path = "/", .port = 4222, .subs = 1, .size = 128,
     .timeout = 30, .conns = 1000, .count = 100000, .window = 20000, .warmup = 1000,
-    .inflight = 1000, .batch = 65536, .mqtt_version = 4, .parallel = 1, .hold = 1,
+    .inflight = 1000, .batch = 65536, .mqtt_version = 4, .parallel = 1,
 };
 
 static void die(const char *fmt, ...) {
@@ -1165,11 +1164,11 @@ static void idle_open(void *conns, int i) {
     c->linecap = 0;
 }
 
-/* The end of an idle mode: READY, hold (unless --hold 0), close, the result line. */
+/* The end of an idle mode: READY, hold, close, the result line. */
 static void idle_finish(const char *mode, const int *fds, size_t stride, double t_conn) {
     printf("READY %d\n", O.conns);
     fflush(stdout);
-    if (O.hold) hold_until_released();
+    hold_until_released();
     for (int i = 0; i < O.conns; i++) close(*(const int *)((const char *)fds + stride * (size_t)i));
     printf("{\"mode\":\"%s\",\"conns\":%d,\"parallel\":%d,\"connect_s\":%.6f,\"connects_per_s\":%.1f}\n", mode, O.conns,
            O.parallel, t_conn, O.conns / t_conn);
@@ -1716,7 +1715,7 @@ static int run_mqttidle(void) {
 static void usage(void) {
     fputs("usage: loadgen pubsub|reqrep|idle|mqtt|mqttidle [--host H] [--port P] [--subject S]\n"
           "               [--subs N] [--queue Q] [--count M] [--size B] [--window W] [--warmup K]\n"
-          "               [--conns N] [--parallel K] [--hold 0|1] [--timeout SEC] [--batch BYTES] [--transport tcp|ws|ws-deflate]\n"
+          "               [--conns N] [--parallel K] [--timeout SEC] [--batch BYTES] [--transport tcp|ws|ws-deflate]\n"
           "               [--path /] [--qos 0|1] [--inflight K] [--sub-ports P1,P2] [--mqtt-version 4|5]\n", stderr);
     exit(2);
 }
@@ -1761,7 +1760,6 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--warmup")) O.warmup = num_arg(k, v, 0);
         else if (!strcmp(k, "--conns")) O.conns = (int)num_arg(k, v, 1);
         else if (!strcmp(k, "--parallel")) O.parallel = (int)num_arg(k, v, 1);
-        else if (!strcmp(k, "--hold")) O.hold = num_arg(k, v, 0) != 0;
         else if (!strcmp(k, "--timeout")) O.timeout = (int)num_arg(k, v, 1);
         else if (!strcmp(k, "--batch")) O.batch = num_arg(k, v, 1);
         else if (!strcmp(k, "--path")) O.path = v;

@@ -78,9 +78,9 @@ export async function runLoadgen(bin: string, args: string[], timeoutMs = 120_00
 /**
  * idle / mqttidle mode (`args` starts with the mode): starts loadgen, waits for "READY", runs
  * `whileHeld` (which measures the server), then closes loadgen's stdin so it drops the
- * connections and exits.
+ * connections and exits. Returns what `whileHeld` returned and loadgen's result line.
  */
-export async function holdIdle<T>(bin: string, args: string[], whileHeld: () => Promise<T> | T): Promise<T> {
+export async function holdIdle<T>(bin: string, args: string[], whileHeld: () => Promise<T> | T): Promise<{ held: T; result: LoadgenResult }> {
   assertNotShuttingDown();
   const child = spawn(bin, args, { stdio: ["pipe", "pipe", "pipe"] });
   trackChild(child);
@@ -100,13 +100,15 @@ export async function holdIdle<T>(bin: string, args: string[], whileHeld: () => 
     );
   });
   const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+  let held: T;
   try {
     await ready;
-    return await whileHeld();
+    held = await whileHeld();
   } finally {
     child.stdin.end();
     const [code, sig] = await done;
     clearTimeout(timer);
     if (code !== 0) throw new Error(`loadgen ${args[0]} failed (${sig ?? `exit ${code}`}): ${err.trim()}`);
   }
+  return { held, result: lastJson(out.join("\n"), `loadgen ${args.join(" ")}`) };
 }
