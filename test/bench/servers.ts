@@ -170,7 +170,7 @@ const PORT_VARS = ["port", "ws_port", "mqtt_port"] as const;
 type PortVar = (typeof PORT_VARS)[number];
 
 function substitute(s: string, vars: Record<string, string>): string {
-  return s.replace(/\{(port|ws_port|mqtt_port|host|config|store_dir)\}/g, (m, k: string) => vars[k] ?? m);
+  return s.replace(/\{(port|ws_port|mqtt_port|host|config|store_dir|tls_cert|tls_key|passwd_file)\}/g, (m, k: string) => vars[k] ?? m);
 }
 
 export async function startServer(slot: ServerSlot, workDir: string, cwd: string): Promise<RunningServer> {
@@ -250,6 +250,7 @@ function mosquittoPasswd(workDir: string): string {
   const file = path.join(workDir, "mosquitto.passwd");
   if (!fs.existsSync(file)) {
     execFileSync("mosquitto_passwd", ["-c", "-b", file, STORM_USER.user, STORM_USER.pass], { stdio: ["ignore", "ignore", "pipe"] });
+    readableByServers(workDir, file);
   }
   return file;
 }
@@ -261,7 +262,14 @@ function selfSignedCert(workDir: string): { tls_cert: string; tls_key: string } 
   execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
     "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
     "-keyout", files.tls_key, "-out", files.tls_cert], { stdio: ["ignore", "ignore", "pipe"] });
+  readableByServers(workDir, files.tls_key, files.tls_cert);
   return files;
+}
+
+/** mosquitto started as root drops to its own user, which must still read these throwaway files. */
+function readableByServers(dir: string, ...files: string[]): void {
+  fs.chmodSync(dir, 0o755);
+  for (const f of files) fs.chmodSync(f, 0o644);
 }
 
 export function tail(file: string, lines = 15): string {

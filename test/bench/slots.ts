@@ -2,7 +2,8 @@
 //
 // Placeholders, substituted by startServer: {host}, {config} (the file the config template is
 // written to), {port} (NATS client port), {ws_port}, {mqtt_port} (each a free loopback port,
-// allocated only when used), {store_dir} (a fresh empty directory).
+// allocated only when used), {store_dir} (a fresh empty directory), {tls_cert} and {tls_key} (a
+// self-signed certificate for 127.0.0.1), {passwd_file} (mosquitto's, with the storm's user).
 import { MESH_CLUSTER_TEXT, NATS_CLUSTER_TEXT, startMeshCluster, startNatsCluster } from "./cluster.js";
 import { parseCommand, type ServerSlot } from "./servers.js";
 
