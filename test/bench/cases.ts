@@ -293,6 +293,11 @@ function handshake(l: ClientListener): string {
     : withTls(l) ? "; TLS first (ECDSA P-256 certificate)" : "");
 }
 
+/** What every case of a client listener starts with: MQTT cases add mosquitto. */
+function clientCase(id: string, aliases: string[], listener: ClientListener): Pick<BenchCase, "id" | "aliases" | "listener" | "servers"> {
+  return { id, aliases, listener, servers: plain(listener) === "mqtt" ? MQTT_TRIO : NATS_PAIR };
+}
+
 /** A row label: NATS, ws or MQTT, and "+TLS". */
 function clientLabel(l: ClientListener): string {
   const p = plain(l);
@@ -323,10 +328,7 @@ function idleCase(id: string, aliases: string[], listener: ClientListener, limit
   const label = clientLabel(listener);
   const later = IDLE_BURSTS / 2;
   return {
-    id,
-    aliases,
-    listener,
-    servers: plain(listener) === "mqtt" ? MQTT_TRIO : NATS_PAIR,
+    ...clientCase(id, aliases, listener),
     metrics: [
       { name: `RSS per idle ${label} conn`, better: "lower", format: (kb) => `${kb.toFixed(1)} KiB`, limit: limitKiB },
     ],
@@ -356,10 +358,7 @@ function connectsCase(id: string, aliases: string[], listener: ClientListener, t
   const clients = withTls(listener) ? TLS_CONNECTS : CONNECTS;
   const warmup = Math.min(CONNECTS_WARMUP, clients / 5);
   return {
-    id,
-    aliases,
-    listener,
-    servers: plain(listener) === "mqtt" ? MQTT_TRIO : NATS_PAIR,
+    ...clientCase(id, aliases, listener),
     metrics: [
       { name: `${label} connects/s (${clients / 1000}k clients)`, better: "higher", format: (v) => `${v.toFixed(0)} conns/s`, targets },
       { name: `${label} server CPU per connect`, better: "lower", format: (v) => `${v.toFixed(0)} µs` },

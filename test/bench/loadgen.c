@@ -56,6 +56,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1244,16 +1245,19 @@ static void idle_finish(const char *mode, const int *fds, size_t stride, double 
            O.parallel, t_conn, O.conns / t_conn);
 }
 
-static int run_idle(void) {
+/* An idle mode: O.conns connections of `size` bytes each (the socket at `fd_at`), opened by `open`. */
+static int run_idle_mode(const char *mode, open_fn open, size_t size, size_t fd_at) {
     raise_nofile();
     IDLE_AI = resolve();
-    conn_t *cs = calloc((size_t)O.conns, sizeof *cs);
-    if (!cs) die("out of memory");
-    double t_conn = open_all(idle_open, cs);
-    idle_finish("idle", &cs[0].fd, sizeof *cs, t_conn);
+    char *conns = calloc((size_t)O.conns, size);
+    if (!conns) die("out of memory");
+    double t_conn = open_all(open, conns);
+    idle_finish(mode, (const int *)(conns + fd_at), size, t_conn);
     freeaddrinfo(IDLE_AI);
     return 0;
 }
+
+static int run_idle(void) { return run_idle_mode("idle", idle_open, sizeof(conn_t), offsetof(conn_t, fd)); }
 
 /* ---------------------------------------------------------------------------------------
  * MQTT 3.1.1 and 5 (modes mqtt and mqttidle): CONNECT/CONNACK, SUBSCRIBE/SUBACK, PUBLISH at
@@ -1783,16 +1787,7 @@ static void mqttidle_open(void *conns, int i) {
     m->rbuf = NULL;
 }
 
-static int run_mqttidle(void) {
-    raise_nofile();
-    IDLE_AI = resolve();
-    mq_t *ms = calloc((size_t)O.conns, sizeof *ms);
-    if (!ms) die("out of memory");
-    double t_conn = open_all(mqttidle_open, ms);
-    idle_finish("mqttidle", &ms[0].fd, sizeof *ms, t_conn);
-    freeaddrinfo(IDLE_AI);
-    return 0;
-}
+static int run_mqttidle(void) { return run_idle_mode("mqttidle", mqttidle_open, sizeof(mq_t), offsetof(mq_t, fd)); }
 
 /* ---------------------------------------------------------------------------------------
  * storm: --conns N clients, taking turns over the transports of --mix (nats, ws, mqtt; --port,
