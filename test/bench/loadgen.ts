@@ -100,7 +100,8 @@ export async function holdIdle<T>(bin: string, args: string[], whileHeld: () => 
       reject(new Error(`loadgen ${args.join(" ")} exited before READY (${sig ?? `exit ${code}`}): ${err.trim()}`)),
     );
   });
-  const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+  // Generous: whileHeld may hold further bursts (thousands of TLS handshakes on a loaded machine).
+  const timer = setTimeout(() => child.kill("SIGKILL"), 600_000);
   let held: T;
   try {
     await ready;
