@@ -18,14 +18,16 @@ export interface OutboundOwner {
 }
 
 const SLAB = 64 * 1024;
-/** A new connection starts small (from Node's shared pool) and grows on its first burst:
- *  an idle connection then holds 1 KB instead of a touched page of a 64 KB slab. */
+/** A connection's first slab is small (from Node's shared pool) and grows on its first burst.
+ *  While it is that small it is let go once written, so an idle connection holds none. */
 const FIRST_SLAB = 1024;
+/** The slab of a connection that holds none: begin() finds it too small. */
+const NO_SLAB = Buffer.alloc(0);
 /** Below this size a byte loop beats a call into Buffer's native copy/encode. */
 const SMALL = 64;
 
 export class Outbound {
-  private slab = Buffer.allocUnsafe(FIRST_SLAB);
+  private slab = NO_SLAB;
   private len = 0;
   private scheduled = false;
   private deadline: NodeJS.Timeout | undefined;
@@ -67,7 +69,7 @@ export class Outbound {
     }
     if (need > this.slab.length) {
       const len = this.slab.length;
-      const bigger = Buffer.allocUnsafe(Math.max(need, len < SLAB ? Math.min(len * 8, SLAB) : len * 2));
+      const bigger = Buffer.allocUnsafe(Math.max(need, len === 0 ? FIRST_SLAB : len < SLAB ? Math.min(len * 8, SLAB) : len * 2));
       this.slab.copy(bigger, 0, 0, this.len);
       this.slab = bigger;
     }
@@ -136,7 +138,10 @@ export class Outbound {
     if (this.len === 0 || this.failed) return;
     this.transport.write(this.slab.subarray(0, this.len));
     this.len = 0;
-    if (this.transport.pendingBytes === 0) return; // taken synchronously: the slab is free again
+    if (this.transport.pendingBytes === 0) { // taken synchronously: the slab is free again
+      if (this.slab.length === FIRST_SLAB) this.slab = NO_SLAB; // a quiet connection: 1 KB less while idle
+      return;
+    }
     // The socket still holds a view of the slab: continue in a fresh one.
     this.slab = Buffer.allocUnsafe(SLAB);
     if (this.transport.pendingBytes > this.maxPending) return this.fail("Slow Consumer (Pending Bytes)");

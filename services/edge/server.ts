@@ -10,7 +10,7 @@ import { advertisedAddress, hostPort, listenOn, reachableAddress } from "../comm
 import { accountSet, type ClientUrls, type EdgeClientUrls, type RouterLink } from "../router/link.js";
 import { AuthPipeline, type AuthContext, type ConnectionType } from "./auth/index.js";
 import { NatsClient, type ClientContext, type ClientTransport, type TrafficStats } from "./nats/client.js";
-import { SocketTransport } from "./socket-transport.js";
+import { bindSocket, SocketTransport } from "./socket-transport.js";
 import { MemoryReclaimer, RECLAIM_DEFAULTS, majorGc } from "../common/memory.js";
 import { closedSnapshot, type ConnectionView } from "./connection-view.js";
 import { connectionFault, FaultCounter, type FaultReason, type IsolatedConnection } from "./boundary.js";
@@ -250,7 +250,7 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
     this.clients.delete(client.cid);
     if (client.connected) this.system?.disconnected(client);
     this.remember(client);
-    this.log.debug(`Client connection closed: ${reason}`, client.logContext());
+    if (this.log.debugOn) this.log.debug(`Client connection closed: ${reason}`, client.logContext());
   }
 
   handshakeClosed(): void {
@@ -422,7 +422,7 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
       return undefined;
     }
     this.clients.set(client.cid, client);
-    this.log.debug("Client connection created", client.logContext());
+    if (this.log.debugOn) this.log.debug("Client connection created", client.logContext()); // no context built per connect
     client.start();
     return client;
   }
@@ -431,7 +431,7 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
     const transport = new SocketTransport(socket);
     const tlsConfig = this.options.tls;
     const client = this.connect(transport, socket.remoteAddress ?? "", socket.remotePort ?? 0, "STANDARD", {},
-      (c) => { if (!tlsConfig) listen(socket, c); });
+      (c) => { if (!tlsConfig) bindSocket(socket, c); });
     if (!client || !tlsConfig) return;
     // nats-server 2.9: INFO goes out in the clear (tls_required), then the client starts TLS.
     // A (non-listening) tls.Server runs the handshake, so the chain is verified as on any TLS port.
@@ -456,7 +456,7 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
     if (!pending) return void secure.destroy();
     const { client, transport } = pending;
     transport.socket = secure;
-    listen(secure, client);
+    bindSocket(secure, client);
     const verified = peerOf(secure);
     const pinned = this.options.tls?.pinnedCerts;
     if (pinned && pinned.length > 0 && !(verified && pinned.includes(verified.fingerprint))) {
@@ -488,20 +488,6 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
     return server;
   }
 
-}
-
-/**
- * Feeds a socket's events to its client: the NATS-over-TCP/TLS boundary. receive() runs the
- * parser inside the client's fault boundary (NatsClient.guarded); a socket error closes it.
- */
-function listen(socket: net.Socket, client: NatsClient): void {
-  socket.on("data", (chunk: Buffer) => client.receive(chunk));
-  socket.on("error", (err) => {
-    client.socketError();
-    client.ctxLog(`read error: ${err.message}`);
-    client.close(err.message.includes("SSL") || err.message.includes("TLS") ? "TLS Handshake Error" : "Read Error");
-  });
-  socket.on("close", () => client.close("Client Closed"));
 }
 
 

@@ -3,6 +3,40 @@ import type net from "node:net";
 import type { CloseReason } from "../common/errors.js";
 import type { ClientTransport } from "./nats/client.js";
 
+/** What a client connection hears from its TCP (or TLS) socket. */
+export interface SocketSink {
+  receive(chunk: Buffer): void;
+  /** A read error or reset: the connection counts it, logs it and closes. */
+  socketFailed(err: Error): void;
+  socketClosed(): void;
+}
+
+const SINK = Symbol("meshbroker.socketSink");
+type SinkSocket = net.Socket & { [SINK]?: SocketSink };
+
+/**
+ * Feeds a socket's events to its connection (the TCP/TLS boundary of NATS and MQTT clients)
+ * through listeners shared by every socket: a connection costs no closures for them.
+ */
+export function bindSocket(socket: net.Socket, sink: SocketSink): void {
+  (socket as SinkSocket)[SINK] = sink;
+  socket.on("data", onData);
+  socket.on("error", onError);
+  socket.on("close", onClose);
+}
+
+function onData(this: SinkSocket, chunk: Buffer): void {
+  this[SINK]!.receive(chunk);
+}
+
+function onError(this: SinkSocket, err: Error): void {
+  this[SINK]!.socketFailed(err);
+}
+
+function onClose(this: SinkSocket): void {
+  this[SINK]!.socketClosed();
+}
+
 /** A TCP (or TLS) socket as a client transport; the socket is swapped once TLS starts. */
 export class SocketTransport implements ClientTransport {
   constructor(public socket: net.Socket) {}

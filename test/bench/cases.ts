@@ -1,8 +1,8 @@
 // The benchmark cases. Each names its payload size; each row of the report is one metric.
 import { measureInterest } from "./interest.js";
 import { holdIdle, runLoadgen } from "./loadgen.js";
-import { HOST, rssKB, type RunningServer } from "./servers.js";
-import type { Listener, ServerKind } from "./slots.js";
+import { cpuSeconds, HOST, rssKB, type RunningServer } from "./servers.js";
+import { STORM_USER, type Listener, type ServerKind } from "./slots.js";
 
 export type Better = "higher" | "lower";
 
@@ -80,7 +80,8 @@ const MQTT_TRIO: readonly ServerKind[] = ["meshbroker", "nats-server", "mosquitt
 const MQTT5_PAIR: readonly ServerKind[] = ["meshbroker", "mosquitto"];
 
 function listenerPort(server: RunningServer, listener: Listener): number {
-  const port = listener === "nats" || listener === "cluster" ? server.port : listener === "mqtt" ? server.mqttPort : server.wsPort;
+  const port = listener === "nats" || listener === "cluster" || listener === "nats-tls" ? server.port
+    : listener === "mqtt" || listener === "mqtt-tls" ? server.mqttPort : server.wsPort;
   if (!port) throw new Error(`${server.label} has no ${listener} port`);
   return port;
 }
@@ -268,36 +269,159 @@ function interestCase(): BenchCase {
   };
 }
 
-function idleCase(id: string, aliases: string[], listener: "nats" | "mqtt"): BenchCase {
-  const mqtt = listener === "mqtt";
+type ClientListener = "nats" | "ws" | "mqtt" | "nats-tls" | "ws-tls" | "mqtt-tls";
+
+const plain = (l: ClientListener): "nats" | "ws" | "mqtt" => (l === "nats-tls" ? "nats" : l === "ws-tls" ? "ws" : l === "mqtt-tls" ? "mqtt" : l);
+const withTls = (l: ClientListener): boolean => l.endsWith("-tls");
+
+/** loadgen arguments of an idle mode (idle / mqttidle) for a listener; --conns comes after. */
+function idleArgs(server: RunningServer, listener: ClientListener): string[] {
+  const p = plain(listener);
+  return [p === "mqtt" ? "mqttidle" : "idle", "--host", HOST, "--port", String(listenerPort(server, listener)),
+    ...(p === "ws" ? ["--transport", "ws"] : []), ...(withTls(listener) ? ["--tls", "1"] : [])];
+}
+
+const HANDSHAKE: Record<"nats" | "ws" | "mqtt", string> = {
+  nats: "NATS over TCP: INFO, CONNECT + PING, PONG",
+  ws: "NATS over WebSocket: HTTP upgrade, INFO, CONNECT + PING, PONG (one binary frame each way)",
+  mqtt: "MQTT 3.1.1: CONNECT (clean session), CONNACK",
+};
+
+/** The handshake of a listener's clients, for a case's description. */
+function handshake(l: ClientListener): string {
+  return HANDSHAKE[plain(l)] + (l === "nats-tls" ? "; TLS after the INFO (ECDSA P-256 certificate)"
+    : withTls(l) ? "; TLS first (ECDSA P-256 certificate)" : "");
+}
+
+/** What every case of a client listener starts with: MQTT cases add mosquitto. */
+function clientCase(id: string, aliases: string[], listener: ClientListener): Pick<BenchCase, "id" | "aliases" | "listener" | "servers"> {
+  return { id, aliases, listener, servers: plain(listener) === "mqtt" ? MQTT_TRIO : NATS_PAIR };
+}
+
+/** A row label: NATS, ws or MQTT, and "+TLS". */
+function clientLabel(l: ClientListener): string {
+  const p = plain(l);
+  return (p === "mqtt" ? "MQTT" : p === "ws" ? "ws" : "NATS") + (withTls(l) ? "+TLS" : "");
+}
+
+/** Idle connections are held in IDLE_BURSTS bursts of IDLE_CONNS; the slope is taken over the later ones. */
+const IDLE_BURSTS = 4;
+
+/**
+ * Holds `bursts` loadgen processes of `conns` idle connections each, one after another, and reads
+ * the server's RSS after each burst is set up (all earlier ones still held).
+ */
+async function rssPerBurst(loadgen: string, args: string[], conns: number, bursts: number, pid: number): Promise<number[]> {
+  const rss: number[] = [];
+  const hold = async (left: number): Promise<void> => {
+    if (left === 0) return;
+    await holdIdle(loadgen, [...args, "--conns", String(conns)], async () => {
+      rss.push(rssKB(pid));
+      await hold(left - 1);
+    });
+  };
+  await hold(bursts);
+  return rss;
+}
+
+function idleCase(id: string, aliases: string[], listener: ClientListener, limitKiB?: number): BenchCase {
+  const label = clientLabel(listener);
+  const later = IDLE_BURSTS / 2;
   return {
-    id,
-    aliases,
-    listener,
-    servers: mqtt ? MQTT_TRIO : NATS_PAIR,
+    ...clientCase(id, aliases, listener),
     metrics: [
-      {
-        name: `RSS per ${IDLE_CONNS} idle ${mqtt ? "MQTT " : ""}conns`,
-        better: "lower",
-        format: (kb) => `${(kb / 1024).toFixed(1)} MB (${(kb / IDLE_CONNS).toFixed(1)} KB/conn)`,
-      },
+      { name: `RSS per idle ${label} conn`, better: "lower", format: (kb) => `${kb.toFixed(1)} KiB`, limit: limitKiB },
     ],
     measure:
-      `server RSS (VmRSS, process and descendants) with ${IDLE_CONNS} connections open ` +
-      (mqtt ? "(MQTT CONNECT, clean session, CONNACK each)" : "(CONNECT + PING/PONG each)") +
-      " minus RSS before them (taken after one connection came and went, so one-time costs such as" +
-      " lazily built caches are not charged to the connections); fresh server each round",
+      `server RSS (VmRSS, process and descendants) with idle connections (${handshake(listener)}) opened in ` +
+      `${IDLE_BURSTS} bursts of ${IDLE_CONNS}, all held: the growth over the last ${later} bursts divided by their ` +
+      `${later * IDLE_CONNS} connections (steady state: one-time growth such as V8's young generation lands in the ` +
+      "first bursts); fresh server each round",
     freshServerPerRound: true,
     async round({ loadgen, server }) {
-      const args = [mqtt ? "mqttidle" : "idle", "--host", HOST, "--port", String(listenerPort(server, listener))];
-      await holdIdle(loadgen, [...args, "--conns", "1"], () => undefined);
-      const before = rssKB(server.pid);
-      const after = await holdIdle(loadgen, [...args, "--conns", String(IDLE_CONNS)], () => rssKB(server.pid));
-      return { values: [after - before], detail: `RSS ${before} KB → ${after} KB` };
+      const rss = await rssPerBurst(loadgen, idleArgs(server, listener), IDLE_CONNS, IDLE_BURSTS, server.pid);
+      const perConn = (rss[IDLE_BURSTS - 1] - rss[later - 1]) / (later * IDLE_CONNS);
+      return { values: [perConn], detail: `RSS after each burst ${rss.map((kb) => `${(kb / 1024).toFixed(1)}`).join(" → ")} MB` };
     },
   };
 }
 
+/** Clients per round (fewer with TLS, whose handshakes cost ~10× more), and warm-up connections. */
+const CONNECTS = 5000;
+const TLS_CONNECTS = 1000;
+const CONNECTS_WARMUP = 500;
+/** Handshakes in flight at once (loadgen threads, each one connection at a time). */
+const CONNECTS_PARALLEL = 4;
+
+function connectsCase(id: string, aliases: string[], listener: ClientListener, targets: readonly Target[]): BenchCase {
+  const label = clientLabel(listener);
+  const clients = withTls(listener) ? TLS_CONNECTS : CONNECTS;
+  const warmup = Math.min(CONNECTS_WARMUP, clients / 5);
+  return {
+    ...clientCase(id, aliases, listener),
+    metrics: [
+      { name: `${label} connects/s (${clients / 1000}k clients)`, better: "higher", format: (v) => `${v.toFixed(0)} conns/s`, targets },
+      { name: `${label} server CPU per connect`, better: "lower", format: (v) => `${v.toFixed(0)} µs` },
+    ],
+    measure:
+      `${clients} clients, ${CONNECTS_PARALLEL} handshakes in flight (${handshake(listener)}), each staying connected until ` +
+      `the last is set up; connections per second from the first connect to the last handshake, and the server's CPU ` +
+      `time (user + system, /proc, read before they close) divided by their number; after a warm-up of ${warmup} connections`,
+    freshServerPerRound: false,
+    async round({ loadgen, server }) {
+      const args = [...idleArgs(server, listener), "--parallel", String(CONNECTS_PARALLEL)];
+      await holdIdle(loadgen, [...args, "--conns", String(warmup)], () => undefined);
+      const cpu0 = cpuSeconds(server.pid);
+      // CPU read while the connections are held: their closing is not charged.
+      const { held: cpu1, result: r } = await holdIdle(loadgen, [...args, "--conns", String(clients)], () => cpuSeconds(server.pid));
+      const cpuUs = ((cpu1 - cpu0) * 1e6) / clients;
+      const rate = r.connects_per_s as number;
+      return { values: [rate, cpuUs], detail: `${rate.toFixed(0)} conns/s, server CPU ${cpuUs.toFixed(0)} µs per connect` };
+    },
+  };
+}
+
+/** The connection storm: clients connecting at once, as after an edge drain. */
+const STORM_CLIENTS = 10_000;
+const STORM_PARALLEL = 64;
+
+/**
+ * 10,000 clients (NATS, WebSocket, MQTT in turn; user and password; TLS or none) connect and
+ * subscribe, 64 handshakes in flight, then one message must reach every one. `mqttOnly`: the
+ * storm's MQTT third alone, so that mosquitto can be compared too.
+ */
+function stormCase(id: string, aliases: string[], tls: boolean, mqttOnly: boolean): BenchCase {
+  const clients = mqttOnly ? Math.ceil(STORM_CLIENTS / 3) : STORM_CLIENTS;
+  const what = `${mqttOnly ? "MQTT " : ""}storm ${clients / 1000}k${tls ? " TLS" : ""}`;
+  const ms = (v: number): string => `${v.toFixed(0)} ms`;
+  return {
+    id,
+    aliases,
+    listener: tls ? "storm-tls" : "storm",
+    servers: mqttOnly ? MQTT_TRIO : NATS_PAIR,
+    metrics: [
+      { name: `${what}: all subscribed`, better: "lower", format: ms },
+      { name: `${what}: a message reaches all`, better: "lower", format: ms },
+    ],
+    measure:
+      `${clients} clients (${mqttOnly ? "MQTT 3.1.1" : "NATS over TCP, NATS over WebSocket and MQTT 3.1.1 in turn"}; ` +
+      `user and password${tls ? "; TLS with an ECDSA P-256 certificate" : ""}), ${STORM_PARALLEL} at a time, each ` +
+      "connecting and subscribing (SUB + PING/PONG, SUBSCRIBE/SUBACK QoS 0), all held; time from the first connect until " +
+      `every one is subscribed, then from one more client's publish (${mqttOnly ? "MQTT" : "NATS over TCP"}) until every ` +
+      "subscriber got the message; fresh server each round",
+    freshServerPerRound: true,
+    async round({ loadgen, server }) {
+      const mosquitto = server.port === 0;
+      const args = ["storm", "--host", HOST, "--conns", String(clients), "--parallel", String(STORM_PARALLEL),
+        "--mix", mqttOnly ? "mqtt" : "nats,ws,mqtt", "--user", STORM_USER.user, "--pass", STORM_USER.pass,
+        "--mqtt-port", String(listenerPort(server, "mqtt")), ...(tls ? ["--tls", "1"] : [])];
+      if (!mosquitto) args.push("--port", String(server.port), "--ws-port", String(listenerPort(server, "ws")));
+      const r = await runLoadgen(loadgen, args, 300_000);
+      const [sub, reach] = [(r.subscribed_s as number) * 1000, (r.reach_s as number) * 1000];
+      return { values: [sub, reach], detail: `all subscribed after ${ms(sub)}, the message reached all ${ms(reach)} after its publish` };
+    },
+  };
+}
 
 export const CASES: readonly BenchCase[] = [
   pubsubCase("pub", ["1:1", "pubsub", "pub1"], `pub ${PAYLOAD}B 1:1`, 1, false, 500_000),
@@ -316,7 +440,21 @@ export const CASES: readonly BenchCase[] = [
   mqttCase("mqtt5qos0", ["mqtt5", "mqtt5-qos0"], 0, 1, 200_000, [{ vs: "mosquitto", ratio: 1.0 }], 5),
   mqttCase("mqtt5qos1", ["mqtt5-qos1"], 1, 1, 50_000, [{ vs: "mosquitto", ratio: 1.0 }], 5),
   mqttCase("mqttfanout", ["mqtt-fanout", "mqttfanout8"], 0, 8, 100_000, [{ vs: "mosquitto", ratio: 1.0 }]),
-  idleCase("mqttidle", ["mqtt-idle", "mqttrss"], "mqtt"),
+  idleCase("wsidle", ["ws-idle", "wsrss"], "ws"),
+  idleCase("mqttidle", ["mqtt-idle", "mqttrss"], "mqtt", 4),
+  connectsCase("connects", ["nats-connects", "connect"], "nats", [{ vs: "nats-server", ratio: 1.0 }]),
+  connectsCase("wsconnects", ["ws-connects"], "ws", [{ vs: "nats-server", ratio: 1.0 }]),
+  connectsCase("mqttconnects", ["mqtt-connects"], "mqtt", [{ vs: "mosquitto", ratio: 1.0 }]),
+  connectsCase("tlsconnects", ["nats-tls-connects"], "nats-tls", [{ vs: "nats-server", ratio: 1.0 }]),
+  connectsCase("wstlsconnects", ["ws-tls-connects"], "ws-tls", [{ vs: "nats-server", ratio: 1.0 }]),
+  connectsCase("mqtttlsconnects", ["mqtt-tls-connects"], "mqtt-tls", [{ vs: "mosquitto", ratio: 1.0 }]),
+  idleCase("tlsidle", ["nats-tls-idle"], "nats-tls"),
+  idleCase("wstlsidle", ["ws-tls-idle"], "ws-tls"),
+  idleCase("mqtttlsidle", ["mqtt-tls-idle"], "mqtt-tls"),
+  stormCase("storm", ["connection-storm"], false, false),
+  stormCase("stormtls", ["storm-tls"], true, false),
+  stormCase("mqttstorm", ["mqtt-storm"], false, true),
+  stormCase("mqttstormtls", ["mqtt-storm-tls"], true, true),
   // Cluster cases: two nodes; meshbroker's are two edges homed on two routers (cluster.ts).
   pubsubCase("cpub", ["cluster-pub", "cluster-1:1"], `cluster pub ${PAYLOAD}B 1:1 across nodes`, 1, false, 200_000, "cluster",
     [{ vs: "nats-server", ratio: 0.5 }], "remote"),

@@ -6,7 +6,7 @@
  * nats-server and mosquitto; written in C so that on a 2-core machine the generator is not the
  * bottleneck.
  *
- *   gcc -O2 -o loadgen test/bench/loadgen.c -lpthread -lz
+ *   gcc -O2 -o loadgen test/bench/loadgen.c -lpthread -lz -lssl -lcrypto
  *
  * Modes (result: one JSON line on stdout; errors: stderr and exit status 1):
  *   pubsub  --subs N [--queue Q] --count M --size B [--window W] [--batch BYTES]
@@ -22,9 +22,11 @@
  *           one responder (on the first of --sub-ports, if given), one requester doing sequential
  *           requests; reports p50/p99 in µs. A probe request is repeated every 20 ms until it is
  *           answered (interest across a cluster), then the warm-up starts.
- *   idle    --conns N
+ *   idle    --conns N [--parallel K]
  *           opens N connections (CONNECT + PING, waits for every PONG), prints "READY N",
- *           holds them until stdin reaches EOF, then closes them.
+ *           holds them until stdin reaches EOF, then closes them. K threads set connections up
+ *           (each one at a time, so K handshakes are in flight); connect_s is the time until the
+ *           last one is set up, all held open.
  *   The NATS modes take --transport tcp|ws|ws-deflate (default tcp) [--path /]: with ws, --port
  *   is a WebSocket listener; the NATS protocol runs inside binary frames (one batch per frame),
  *   client frames masked (RFC 6455); ws-deflate negotiates permessage-deflate (RFC 7692) with
@@ -35,13 +37,14 @@
  *           messages behind publishing; at QoS 1 the publisher also keeps at most K packet ids
  *           awaiting PUBACK. At the end every subscriber is sent PINGREQ, and the delivery count
  *           must be exact.
- *   mqttidle --conns N
+ *   mqttidle --conns N [--parallel K]
  *           like idle, with MQTT connections (CONNECT, clean session, wait for CONNACK).
  *   The MQTT modes take --mqtt-version 4|5 (default 4 = 3.1.1): 5 sends empty property blocks,
  *   parses the v5 forms of CONNACK, SUBACK, PUBACK and PUBLISH, keeps QoS 1 packet ids in flight
  *   within the server's Receive Maximum, and reports a server DISCONNECT with its reason.
  * Common: --host H (127.0.0.1) --port P (4222) --subject S (bench; the MQTT topic too)
- *         --timeout SEC (30)
+ *         --timeout SEC (30) --tls 0|1 (0; idle modes: TLS without certificate checks: NATS
+ *         after the INFO, as nats-server 2.9 starts it; WebSocket and MQTT from the connect on)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -53,6 +56,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +67,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #define CONNECT_LINE "CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false}\r\nPING\r\n"
 #define MAX_LINE (1u << 20) /* longest control line accepted (INFO can be long) */
@@ -73,6 +79,11 @@ typedef struct {
     const char *mode, *host, *subject, *queue, *path;
     int sub_ports[MAX_SUB_PORTS], n_sub_ports;
     int port, subs, size, timeout, conns, qos;
+    int parallel; /* idle modes: connections being set up at once (one thread each) */
+    int tls;      /* idle and storm modes: TLS (see tls_start) */
+    int ws_port, mqtt_port;   /* storm */
+    const char *mix;          /* storm: transports, in turn */
+    const char *user, *pass;  /* CONNECT credentials (NATS and MQTT), when set */
     int mqtt_version; /* 4: MQTT 3.1.1, 5: MQTT 5 */
     int ws; /* 0: NATS over TCP, 1: over WebSocket, 2: over WebSocket with permessage-deflate */
     long count, window, warmup, inflight, batch;
@@ -81,7 +92,7 @@ typedef struct {
 static opts_t O = {
     .host = "127.0.0.1", .subject = "bench", .path = "/", .port = 4222, .subs = 1, .size = 128,
     .timeout = 30, .conns = 1000, .count = 100000, .window = 20000, .warmup = 1000,
-    .inflight = 1000, .batch = 65536, .mqtt_version = 4,
+    .inflight = 1000, .batch = 65536, .mqtt_version = 4, .parallel = 1, .mix = "nats,ws,mqtt",
 };
 
 static void die(const char *fmt, ...) {
@@ -232,10 +243,58 @@ static void feed(conn_t *c, const char *buf, size_t n) {
     }
 }
 
+/* TLS (--tls 1): the session of each socket, by file descriptor; reads and writes go through
+ * io_read/io_write, which use it when there is one. Certificates are not checked. */
+#define MAX_TLS_FD 65536
+static SSL_CTX *TLS_CTX;
+static SSL *TLS_OF[MAX_TLS_FD];
+
+static void tls_start(int fd, const char *name) {
+    if (fd >= MAX_TLS_FD) die("%s: fd %d too large for TLS", name, fd);
+    SSL *ssl = SSL_new(TLS_CTX);
+    if (!ssl || !SSL_set_fd(ssl, fd)) die("%s: SSL_new failed", name);
+    if (SSL_connect(ssl) != 1) {
+        char err[256];
+        ERR_error_string_n(ERR_get_error(), err, sizeof err);
+        die("%s: TLS handshake failed: %s", name, err);
+    }
+    TLS_OF[fd] = ssl;
+}
+
+static ssize_t io_read(int fd, void *buf, size_t n, int flags) {
+    SSL *ssl = fd < MAX_TLS_FD ? TLS_OF[fd] : NULL;
+    if (!ssl) return recv(fd, buf, n, flags);
+    if ((flags & MSG_DONTWAIT) && SSL_pending(ssl) == 0) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, 0) == 0) {
+            errno = EAGAIN;
+            return -1;
+        }
+    }
+    int r = SSL_read(ssl, buf, (int)(n > INT32_MAX ? INT32_MAX : n));
+    if (r > 0) return r;
+    int e = SSL_get_error(ssl, r);
+    if (e == SSL_ERROR_ZERO_RETURN) return 0;
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) errno = EAGAIN; /* SO_RCVTIMEO ran out */
+    else if (e != SSL_ERROR_SYSCALL || errno == 0) errno = EPROTO;
+    return r == 0 && e == SSL_ERROR_SYSCALL ? 0 : -1;
+}
+
+static ssize_t io_write(int fd, const void *buf, size_t n) {
+    SSL *ssl = fd < MAX_TLS_FD ? TLS_OF[fd] : NULL;
+    if (!ssl) return write(fd, buf, n);
+    int r = SSL_write(ssl, buf, (int)(n > INT32_MAX ? INT32_MAX : n));
+    if (r > 0) return r;
+    int e = SSL_get_error(ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) errno = EAGAIN;
+    else if (e != SSL_ERROR_SYSCALL || errno == 0) errno = EPIPE;
+    return -1;
+}
+
 /* A write failed: the server usually said why (-ERR) just before closing, so show that. */
 static void die_write(int fd, const char *name, int err) {
     char buf[4096];
-    ssize_t r = recv(fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+    ssize_t r = io_read(fd, buf, sizeof buf - 1, MSG_DONTWAIT);
     char *e = NULL;
     if (r > 0) {
         buf[r] = 0;
@@ -250,7 +309,7 @@ static void die_write(int fd, const char *name, int err) {
 static void fd_write_all(int fd, const char *name, const void *buf, size_t n) {
     const char *p = buf;
     while (n > 0) {
-        ssize_t w = write(fd, p, n);
+        ssize_t w = io_write(fd, p, n);
         if (w < 0) {
             if (errno == EINTR) continue;
             die_write(fd, name, errno);
@@ -522,7 +581,7 @@ static void ws_handshake(conn_t *c) {
     char *end = NULL;
     while (!end) {
         if (have + 1 >= c->rcap) die("%s: WebSocket upgrade response longer than %zu bytes", c->name, c->rcap);
-        ssize_t r = read(c->fd, c->rbuf + have, c->rcap - 1 - have);
+        ssize_t r = io_read(c->fd, c->rbuf + have, c->rcap - 1 - have, 0);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             die("%s: no WebSocket upgrade response within %d s", c->name, O.timeout);
@@ -579,7 +638,7 @@ static void answer_pings(conn_t *c) {
 /* One read() into the connection's buffer, scanned. Returns bytes read; 0 means EOF. */
 static ssize_t conn_read(conn_t *c, int eof_ok) {
     for (;;) {
-        ssize_t r = read(c->fd, c->rbuf, c->rcap);
+        ssize_t r = io_read(c->fd, c->rbuf, c->rcap, 0);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             die("%s: nothing received for %d s (server stopped delivering?)", c->name, O.timeout);
@@ -634,8 +693,9 @@ static int tcp_connect(const struct addrinfo *ai, const char *name) {
     return fd;
 }
 
-/* Connect (and upgrade to WebSocket if O.ws), read INFO, send CONNECT + PING, wait for PONG. */
-static void conn_open(conn_t *c, const struct addrinfo *ai, const char *name, size_t rcap) {
+/* Connect (and upgrade to WebSocket if ws: 1 plain frames, 2 with deflate), read INFO, send
+ * CONNECT + PING, wait for PONG. */
+static void conn_open_ws(conn_t *c, const struct addrinfo *ai, const char *name, size_t rcap, int ws) {
     memset(c, 0, sizeof *c);
     c->name = name;
     c->rcap = rcap;
@@ -643,8 +703,9 @@ static void conn_open(conn_t *c, const struct addrinfo *ai, const char *name, si
     if (!c->rbuf) die("out of memory");
     pthread_mutex_init(&c->wmu, NULL);
     c->fd = tcp_connect(ai, name);
-    if (O.ws) {
-        c->ws = O.ws;
+    if (O.tls && ws) tls_start(c->fd, name);
+    if (ws) {
+        c->ws = ws;
         c->rng = (uint32_t)getpid() * 2654435761u ^ (uint32_t)c->fd * 40503u ^ (uint32_t)(now_s() * 1e6);
         if (!c->rng) c->rng = 1;
         if (c->ws == 2) {
@@ -658,8 +719,21 @@ static void conn_open(conn_t *c, const struct addrinfo *ai, const char *name, si
         ws_handshake(c);
     }
     while (!c->info) conn_read(c, 0);
-    write_all(c, CONNECT_LINE, sizeof CONNECT_LINE - 1);
+    if (O.tls && !ws) tls_start(c->fd, name);
+    if (O.user) {
+        char line[1024];
+        int n = snprintf(line, sizeof line, "CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false,"
+                         "\"user\":\"%s\",\"pass\":\"%s\"}\r\nPING\r\n", O.user, O.pass ? O.pass : "");
+        if (n <= 0 || (size_t)n >= sizeof line) die("credentials too long");
+        write_all(c, line, (size_t)n);
+    } else {
+        write_all(c, CONNECT_LINE, sizeof CONNECT_LINE - 1);
+    }
     wait_pongs(c, c->pongs + 1);
+}
+
+static void conn_open(conn_t *c, const struct addrinfo *ai, const char *name, size_t rcap) {
+    conn_open_ws(c, ai, name, rcap, O.ws);
 }
 
 static void conn_subscribe(conn_t *c, const char *subject, const char *queue, int sid) {
@@ -1121,30 +1195,69 @@ static void hold_until_released(void) {
     }
 }
 
-static int run_idle(void) {
-    raise_nofile();
-    struct addrinfo *ai = resolve();
-    conn_t *cs = calloc((size_t)O.conns, sizeof *cs);
-    if (!cs) die("out of memory");
+/* Opens connection i of an idle mode (NATS or MQTT). */
+typedef void (*open_fn)(void *conns, int i);
+
+typedef struct {
+    open_fn open;
+    void *conns;
+    int from, to;
+} opener_t;
+
+static void *opener_main(void *arg) {
+    opener_t *o = arg;
+    for (int i = o->from; i < o->to; i++) o->open(o->conns, i);
+    return NULL;
+}
+
+/* Opens O.conns connections with O.parallel threads, each one handshake at a time, so the listen
+ * backlog never overflows and no SYN is retried; returns the seconds it took. */
+static double open_all(open_fn open, void *conns) {
+    int k = O.parallel < O.conns ? O.parallel : O.conns;
+    pthread_t th[k];
+    opener_t op[k];
     double t0 = now_s();
-    /* one at a time: each handshake completes before the next connect, so the listen
-     * backlog never overflows and no SYN is retried */
-    for (int i = 0; i < O.conns; i++) {
-        conn_open(&cs[i], ai, "idle", 4096);
-        free(cs[i].line);
-        cs[i].line = NULL;
-        cs[i].linecap = 0;
+    for (int t = 0; t < k; t++) {
+        op[t] = (opener_t){.open = open, .conns = conns, .from = (int)((long)O.conns * t / k), .to = (int)((long)O.conns * (t + 1) / k)};
+        if (pthread_create(&th[t], NULL, opener_main, &op[t]) != 0) die("pthread_create failed");
     }
-    double t_conn = now_s() - t0;
+    for (int t = 0; t < k; t++) pthread_join(th[t], NULL);
+    return now_s() - t0;
+}
+
+static struct addrinfo *IDLE_AI;
+
+static void idle_open(void *conns, int i) {
+    conn_t *c = (conn_t *)conns + i;
+    conn_open(c, IDLE_AI, "idle", 4096);
+    free(c->line);
+    c->line = NULL;
+    c->linecap = 0;
+}
+
+/* The end of an idle mode: READY, hold, close, the result line. */
+static void idle_finish(const char *mode, const int *fds, size_t stride, double t_conn) {
     printf("READY %d\n", O.conns);
     fflush(stdout);
-
     hold_until_released();
-    for (int i = 0; i < O.conns; i++) close(cs[i].fd);
-    printf("{\"mode\":\"idle\",\"conns\":%d,\"connect_s\":%.6f}\n", O.conns, t_conn);
-    freeaddrinfo(ai);
+    for (int i = 0; i < O.conns; i++) close(*(const int *)((const char *)fds + stride * (size_t)i));
+    printf("{\"mode\":\"%s\",\"conns\":%d,\"parallel\":%d,\"connect_s\":%.6f,\"connects_per_s\":%.1f}\n", mode, O.conns,
+           O.parallel, t_conn, O.conns / t_conn);
+}
+
+/* An idle mode: O.conns connections of `size` bytes each (the socket at `fd_at`), opened by `open`. */
+static int run_idle_mode(const char *mode, open_fn open, size_t size, size_t fd_at) {
+    raise_nofile();
+    IDLE_AI = resolve();
+    char *conns = calloc((size_t)O.conns, size);
+    if (!conns) die("out of memory");
+    double t_conn = open_all(open, conns);
+    idle_finish(mode, (const int *)(conns + fd_at), size, t_conn);
+    freeaddrinfo(IDLE_AI);
     return 0;
 }
+
+static int run_idle(void) { return run_idle_mode("idle", idle_open, sizeof(conn_t), offsetof(conn_t, fd)); }
 
 /* ---------------------------------------------------------------------------------------
  * MQTT 3.1.1 and 5 (modes mqtt and mqttidle): CONNECT/CONNACK, SUBSCRIBE/SUBACK, PUBLISH at
@@ -1438,7 +1551,7 @@ static void mq_parse(mq_t *m) {
 static ssize_t mq_read(mq_t *m, int eof_ok, int nonblock) {
     for (;;) {
         if (m->quickack && !nonblock) setsockopt(m->fd, IPPROTO_TCP, TCP_QUICKACK, &(int){1}, sizeof(int));
-        ssize_t r = recv(m->fd, m->rbuf + m->rlen, m->rcap - m->rlen, nonblock ? MSG_DONTWAIT : 0);
+        ssize_t r = io_read(m->fd, m->rbuf + m->rlen, m->rcap - m->rlen, nonblock ? MSG_DONTWAIT : 0);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             if (nonblock) return -1;
@@ -1471,14 +1584,17 @@ static void mq_open(mq_t *m, const struct addrinfo *ai, const char *name, const 
     if (!m->rbuf) die("out of memory");
     pthread_mutex_init(&m->wmu, NULL);
     m->fd = tcp_connect(ai, name);
+    if (O.tls) tls_start(m->fd, name);
     size_t idl = strlen(client_id);
-    if (idl > 100) die("client id too long");
-    unsigned char pkt[128];
+    size_t ul = O.user ? strlen(O.user) : 0, pl = O.user && O.pass ? strlen(O.pass) : 0;
+    if (idl > 100 || ul > 100 || pl > 100) die("client id or credentials too long");
+    unsigned char pkt[512];
     size_t n = 0;
     pkt[n++] = 0x10;
-    pkt[n++] = (unsigned char)(10 + V5 + 2 + idl);
+    n += mq_varint(pkt + n, (uint32_t)(10 + V5 + 2 + idl + (O.user ? 2 + ul + 2 + pl : 0)));
     memcpy(pkt + n, "\0\4MQTT\4\2", 8); /* protocol name, level 4, flags: clean session */
     pkt[n + 6] = (unsigned char)O.mqtt_version;
+    if (O.user) pkt[n + 7] |= 0xC0; /* user name and password */
     n += 8;
     pkt[n++] = MQTT_KEEPALIVE >> 8;
     pkt[n++] = MQTT_KEEPALIVE & 0xff;
@@ -1487,6 +1603,16 @@ static void mq_open(mq_t *m, const struct addrinfo *ai, const char *name, const 
     pkt[n++] = (unsigned char)idl;
     memcpy(pkt + n, client_id, idl);
     n += idl;
+    if (O.user) {
+        const char *f[2] = {O.user, O.pass ? O.pass : ""};
+        size_t fl[2] = {ul, pl};
+        for (int k = 0; k < 2; k++) {
+            pkt[n++] = (unsigned char)(fl[k] >> 8);
+            pkt[n++] = (unsigned char)fl[k];
+            memcpy(pkt + n, f[k], fl[k]);
+            n += fl[k];
+        }
+    }
     mq_write(m, pkt, n);
     while (!m->connacked) mq_read(m, 0, 0);
 }
@@ -1652,35 +1778,129 @@ static int run_mqtt(void) {
     return 0;
 }
 
-static int run_mqttidle(void) {
-    raise_nofile();
-    struct addrinfo *ai = resolve();
-    mq_t *ms = calloc((size_t)O.conns, sizeof *ms);
-    if (!ms) die("out of memory");
-    int pid = (int)getpid();
-    double t0 = now_s();
-    for (int i = 0; i < O.conns; i++) { /* one at a time, as in idle */
+static void mqttidle_open(void *conns, int i) {
+    mq_t *m = (mq_t *)conns + i;
+    char cid[64];
+    snprintf(cid, sizeof cid, "lg%d-idle%d", (int)getpid(), i);
+    mq_open(m, IDLE_AI, "idle", cid, 256);
+    free(m->rbuf);
+    m->rbuf = NULL;
+}
+
+static int run_mqttidle(void) { return run_idle_mode("mqttidle", mqttidle_open, sizeof(mq_t), offsetof(mq_t, fd)); }
+
+/* ---------------------------------------------------------------------------------------
+ * storm: --conns N clients, taking turns over the transports of --mix (nats, ws, mqtt; --port,
+ * --ws-port, --mqtt-port), each connecting (with --tls, --user/--pass when given) and
+ * subscribing to --subject (NATS: SUB + PING/PONG; MQTT: SUBSCRIBE QoS 0/SUBACK), --parallel K
+ * at a time. Then one more client (NATS over TCP on --port unless the mix is MQTT alone, then
+ * MQTT) publishes one --size message on
+ * the subject; every client must receive it. Reports the time until all were subscribed and
+ * from the publish until the last one got it.
+ * ------------------------------------------------------------------------------------- */
+enum { T_NATS, T_WS, T_MQTT };
+
+typedef struct {
+    int kind;
+    conn_t c;
+    mq_t m;
+} storm_t;
+
+static int MIX[3], NMIX;
+static struct addrinfo *STORM_AI[3];
+
+static void storm_open(void *conns, int i) {
+    storm_t *s = (storm_t *)conns + i;
+    s->kind = MIX[i % NMIX];
+    if (s->kind == T_MQTT) {
         char cid[64];
-        snprintf(cid, sizeof cid, "lg%d-idle%d", pid, i);
-        mq_open(&ms[i], ai, "idle", cid, 256);
-        free(ms[i].rbuf);
-        ms[i].rbuf = NULL;
+        snprintf(cid, sizeof cid, "lg%d-storm%d", (int)getpid(), i);
+        mq_open(&s->m, STORM_AI[T_MQTT], "storm", cid, 4096);
+        mq_subscribe(&s->m, O.subject, 0);
+    } else {
+        conn_open_ws(&s->c, STORM_AI[s->kind], "storm", 4096, s->kind == T_WS);
+        conn_subscribe(&s->c, O.subject, NULL, 1); /* returns once its PONG is back */
     }
-    double t_conn = now_s() - t0;
-    printf("READY %d\n", O.conns);
-    fflush(stdout);
-    hold_until_released();
-    for (int i = 0; i < O.conns; i++) close(ms[i].fd);
-    printf("{\"mode\":\"mqttidle\",\"conns\":%d,\"connect_s\":%.6f}\n", O.conns, t_conn);
-    freeaddrinfo(ai);
+}
+
+static void storm_receive(void *conns, int i) {
+    storm_t *s = (storm_t *)conns + i;
+    if (s->kind == T_MQTT) {
+        while (s->m.msgs < 1) mq_read(&s->m, 0, 0);
+    } else {
+        while (s->c.msgs < 1) {
+            conn_read(&s->c, 0);
+            answer_pings(&s->c);
+        }
+    }
+}
+
+static int run_storm(void) {
+    raise_nofile();
+    NMIX = 0;
+    for (const char *p = O.mix; *p;) {
+        size_t n = strcspn(p, ",");
+        int k = n == 4 && !strncmp(p, "nats", 4) ? T_NATS : n == 2 && !strncmp(p, "ws", 2) ? T_WS
+              : n == 4 && !strncmp(p, "mqtt", 4) ? T_MQTT : -1;
+        if (k < 0 || NMIX == 3) die("--mix: a list of nats, ws, mqtt, not '%s'", O.mix);
+        MIX[NMIX++] = k;
+        p += n + (p[n] == ',');
+    }
+    if (!NMIX) die("--mix is empty");
+    int has_nats = 0;
+    for (int k = 0; k < NMIX; k++) {
+        int port = MIX[k] == T_NATS ? O.port : MIX[k] == T_WS ? O.ws_port : O.mqtt_port;
+        if (!port) die("storm: the mix needs --%s", MIX[k] == T_WS ? "ws-port" : "mqtt-port");
+        STORM_AI[MIX[k]] = resolve_port(port);
+        has_nats |= MIX[k] != T_MQTT;
+    }
+    if (has_nats && !STORM_AI[T_NATS]) STORM_AI[T_NATS] = resolve(); /* the publisher's */
+    storm_t *ss = calloc((size_t)O.conns, sizeof *ss);
+    if (!ss) die("out of memory");
+    double t_sub = open_all(storm_open, ss);
+    /* The publisher is one more client; the message has --size bytes. */
+    char *pay = make_payload(O.size);
+    size_t tl = strlen(O.subject), pl = (size_t)O.size;
+    unsigned char *pkt = malloc(tl + pl + 64);
+    if (!pkt) die("out of memory");
+    double t0;
+    if (has_nats) {
+        conn_t pub;
+        conn_open_ws(&pub, STORM_AI[T_NATS], "publisher", 4096, 0);
+        int n = snprintf((char *)pkt, 64 + tl, "PUB %s %zu\r\n", O.subject, pl);
+        memcpy(pkt + n, pay, pl);
+        memcpy(pkt + n + pl, "\r\n", 2);
+        t0 = now_s();
+        write_all(&pub, (const char *)pkt, (size_t)n + pl + 2);
+    } else {
+        mq_t pub;
+        mq_open(&pub, STORM_AI[T_MQTT], "publisher", "storm-publisher", 4096);
+        size_t n = 0;
+        pkt[n++] = 0x30;
+        n += mq_varint(pkt + n, (uint32_t)(2 + tl + V5 + pl));
+        pkt[n++] = (unsigned char)(tl >> 8);
+        pkt[n++] = (unsigned char)tl;
+        memcpy(pkt + n, O.subject, tl);
+        n += tl;
+        if (V5) pkt[n++] = 0;
+        memcpy(pkt + n, pay, pl);
+        n += pl;
+        t0 = now_s();
+        mq_write(&pub, pkt, n);
+    }
+    (void)open_all(storm_receive, ss);
+    double t_reach = now_s() - t0;
+    printf("{\"mode\":\"storm\",\"conns\":%d,\"parallel\":%d,\"subscribed_s\":%.6f,\"reach_s\":%.6f}\n", O.conns, O.parallel,
+           t_sub, t_reach);
     return 0;
 }
 
 /* --------------------------------------------------------------------------------------- */
 static void usage(void) {
-    fputs("usage: loadgen pubsub|reqrep|idle|mqtt|mqttidle [--host H] [--port P] [--subject S]\n"
+    fputs("usage: loadgen pubsub|reqrep|idle|mqtt|mqttidle|storm [--host H] [--port P] [--subject S]\n"
           "               [--subs N] [--queue Q] [--count M] [--size B] [--window W] [--warmup K]\n"
-          "               [--conns N] [--timeout SEC] [--batch BYTES] [--transport tcp|ws|ws-deflate]\n"
+          "               [--conns N] [--parallel K] [--tls 0|1] [--timeout SEC]\n"
+          "               [--mix nats,ws,mqtt] [--ws-port P] [--mqtt-port P] [--user U] [--pass P] [--batch BYTES] [--transport tcp|ws|ws-deflate]\n"
           "               [--path /] [--qos 0|1] [--inflight K] [--sub-ports P1,P2] [--mqtt-version 4|5]\n", stderr);
     exit(2);
 }
@@ -1724,6 +1944,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--window")) O.window = num_arg(k, v, 0);
         else if (!strcmp(k, "--warmup")) O.warmup = num_arg(k, v, 0);
         else if (!strcmp(k, "--conns")) O.conns = (int)num_arg(k, v, 1);
+        else if (!strcmp(k, "--parallel")) O.parallel = (int)num_arg(k, v, 1);
+        else if (!strcmp(k, "--tls")) O.tls = num_arg(k, v, 0) != 0;
+        else if (!strcmp(k, "--ws-port")) O.ws_port = (int)num_arg(k, v, 1);
+        else if (!strcmp(k, "--mqtt-port")) O.mqtt_port = (int)num_arg(k, v, 1);
+        else if (!strcmp(k, "--mix")) O.mix = v;
+        else if (!strcmp(k, "--user")) O.user = v;
+        else if (!strcmp(k, "--pass")) O.pass = v;
         else if (!strcmp(k, "--timeout")) O.timeout = (int)num_arg(k, v, 1);
         else if (!strcmp(k, "--batch")) O.batch = num_arg(k, v, 1);
         else if (!strcmp(k, "--path")) O.path = v;
@@ -1744,11 +1971,18 @@ int main(int argc, char **argv) {
         } else usage();
     }
     signal(SIGPIPE, SIG_IGN); /* a closed server socket shows up as EPIPE from write() */
+    if (O.tls) {
+        if (strcmp(O.mode, "idle") && strcmp(O.mode, "mqttidle") && strcmp(O.mode, "storm")) die("--tls 1 is for the idle and storm modes");
+        TLS_CTX = SSL_CTX_new(TLS_client_method());
+        if (!TLS_CTX) die("SSL_CTX_new failed");
+        SSL_CTX_set_verify(TLS_CTX, SSL_VERIFY_NONE, NULL);
+    }
     if (!strcmp(O.mode, "pubsub")) return run_pubsub();
     if (!strcmp(O.mode, "reqrep")) return run_reqrep();
     if (!strcmp(O.mode, "idle")) return run_idle();
     if (!strcmp(O.mode, "mqtt")) return run_mqtt();
     if (!strcmp(O.mode, "mqttidle")) return run_mqttidle();
+    if (!strcmp(O.mode, "storm")) return run_storm();
     usage();
     return 2;
 }

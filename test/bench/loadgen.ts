@@ -6,20 +6,20 @@ import readline from "node:readline";
 import { aptInstall, assertNotShuttingDown, trackChild } from "./servers.js";
 
 export const LOADGEN_DESCRIPTION =
-  "test/bench/loadgen.c: native C (gcc -O2, pthreads, zlib), NATS text protocol over loopback TCP or " +
-  "WebSocket (masked binary frames, optional permessage-deflate) and MQTT 3.1.1 or 5 over TCP, " +
+  "test/bench/loadgen.c: native C (gcc -O2, pthreads, zlib, OpenSSL), NATS text protocol over loopback TCP or " +
+  "WebSocket (masked binary frames, optional permessage-deflate) and MQTT 3.1.1 or 5 over TCP, TLS for the idle and connect cases, " +
   "one connection per publisher/subscriber; the publisher writes ~64 KB batches (one WebSocket frame " +
   "each) and stays at most 20000 NATS / 2000 MQTT QoS 0 / 1000 MQTT QoS 1 messages ahead of delivery";
 
-/** zlib's header, from Debian's zlib1g-dev (installed with apt when missing and we are root). */
-function ensureZlibHeaders(): void {
-  const found = ["/usr/include/zlib.h", "/usr/local/include/zlib.h"].some((f) => fs.existsSync(f));
+/** A header loadgen includes, from a Debian package (installed with apt when missing and we are root). */
+function ensureHeader(header: string, pkg: string, lib: string): void {
+  const found = ["/usr/include", "/usr/local/include"].some((d) => fs.existsSync(path.join(d, header)));
   if (found) return;
   if (process.getuid?.() !== 0) {
-    throw new Error("zlib.h not found: install it with `apt-get install -y zlib1g-dev` (loadgen links -lz)");
+    throw new Error(`${header} not found: install it with \`apt-get install -y ${pkg}\` (loadgen links ${lib})`);
   }
-  console.error("bench: zlib.h not found; running `apt-get install -y zlib1g-dev`");
-  aptInstall("zlib1g-dev");
+  console.error(`bench: ${header} not found; running \`apt-get install -y ${pkg}\``);
+  aptInstall(pkg);
 }
 
 /** Compiles loadgen.c into `outDir` unless an up-to-date binary is already there. */
@@ -28,11 +28,12 @@ export function ensureLoadgen(root: string, outDir: string): string {
   const bin = path.join(outDir, "loadgen");
   const srcTime = fs.statSync(src).mtimeMs;
   if (fs.existsSync(bin) && fs.statSync(bin).mtimeMs >= srcTime) return bin;
-  ensureZlibHeaders();
+  ensureHeader("zlib.h", "zlib1g-dev", "-lz");
+  ensureHeader("openssl/ssl.h", "libssl-dev", "-lssl");
   fs.mkdirSync(outDir, { recursive: true });
   const tmp = `${bin}.${process.pid}.tmp`;
   console.error(`bench: building ${path.relative(root, bin)} from ${path.relative(root, src)}`);
-  execFileSync("gcc", ["-O2", "-Wall", "-o", tmp, src, "-lpthread", "-lz"], { stdio: "inherit" });
+  execFileSync("gcc", ["-O2", "-Wall", "-o", tmp, src, "-lpthread", "-lz", "-lssl", "-lcrypto"], { stdio: "inherit" });
   fs.renameSync(tmp, bin); // atomic: a concurrent run never sees a half-written binary
   return bin;
 }
@@ -78,9 +79,9 @@ export async function runLoadgen(bin: string, args: string[], timeoutMs = 120_00
 /**
  * idle / mqttidle mode (`args` starts with the mode): starts loadgen, waits for "READY", runs
  * `whileHeld` (which measures the server), then closes loadgen's stdin so it drops the
- * connections and exits.
+ * connections and exits. Returns what `whileHeld` returned and loadgen's result line.
  */
-export async function holdIdle<T>(bin: string, args: string[], whileHeld: () => Promise<T> | T): Promise<T> {
+export async function holdIdle<T>(bin: string, args: string[], whileHeld: () => Promise<T> | T): Promise<{ held: T; result: LoadgenResult }> {
   assertNotShuttingDown();
   const child = spawn(bin, args, { stdio: ["pipe", "pipe", "pipe"] });
   trackChild(child);
@@ -99,14 +100,17 @@ export async function holdIdle<T>(bin: string, args: string[], whileHeld: () => 
       reject(new Error(`loadgen ${args.join(" ")} exited before READY (${sig ?? `exit ${code}`}): ${err.trim()}`)),
     );
   });
-  const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+  // Generous: whileHeld may hold further bursts (thousands of TLS handshakes on a loaded machine).
+  const timer = setTimeout(() => child.kill("SIGKILL"), 600_000);
+  let held: T;
   try {
     await ready;
-    return await whileHeld();
+    held = await whileHeld();
   } finally {
     child.stdin.end();
     const [code, sig] = await done;
     clearTimeout(timer);
     if (code !== 0) throw new Error(`loadgen ${args[0]} failed (${sig ?? `exit ${code}`}): ${err.trim()}`);
   }
+  return { held, result: lastJson(out.join("\n"), `loadgen ${args.join(" ")}`) };
 }

@@ -261,6 +261,11 @@ const LISTENER_TEXT: Record<Listener, string> = {
   "ws-deflate": "compressed WebSocket cases",
   mqtt: "MQTT cases",
   cluster: "cluster cases",
+  "nats-tls": "NATS with TLS cases",
+  "ws-tls": "WebSocket with TLS cases",
+  "mqtt-tls": "MQTT with TLS cases",
+  storm: "connection storm",
+  "storm-tls": "connection storm with TLS",
 };
 
 function kindOrder(key: string): number {

@@ -5,6 +5,7 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { freePorts } from "../helpers/process.js";
+import { STORM_USER } from "./slots.js";
 
 export interface ServerSlot {
   /** Column name in the report ("meshbroker", "nats-server", "mosquitto"). */
@@ -169,7 +170,7 @@ const PORT_VARS = ["port", "ws_port", "mqtt_port"] as const;
 type PortVar = (typeof PORT_VARS)[number];
 
 function substitute(s: string, vars: Record<string, string>): string {
-  return s.replace(/\{(port|ws_port|mqtt_port|host|config|store_dir)\}/g, (m, k: string) => vars[k] ?? m);
+  return s.replace(/\{(port|ws_port|mqtt_port|host|config|store_dir|tls_cert|tls_key|passwd_file)\}/g, (m, k: string) => vars[k] ?? m);
 }
 
 export async function startServer(slot: ServerSlot, workDir: string, cwd: string): Promise<RunningServer> {
@@ -192,6 +193,9 @@ export async function startServer(slot: ServerSlot, workDir: string, cwd: string
     fs.mkdirSync(storeDir, { recursive: true });
     vars.store_dir = storeDir;
   }
+  const tls = text.includes("{tls_cert}");
+  if (tls) Object.assign(vars, selfSignedCert(workDir));
+  if (text.includes("{passwd_file}")) vars.passwd_file = mosquittoPasswd(workDir);
   if (slot.configTemplate !== undefined) fs.writeFileSync(config, substitute(slot.configTemplate, vars));
   const argv = slot.argv.map((a) => substitute(a, vars));
   const logFile = path.join(workDir, `${tag}.log`);
@@ -233,12 +237,39 @@ export async function startServer(slot: ServerSlot, workDir: string, cwd: string
     const deadline = Date.now() + 20_000;
     if (ports.port !== undefined) await waitReady("NATS", ports.port, probeInfo, () => exited, deadline);
     if (ports.ws_port !== undefined) await waitReady("WebSocket", ports.ws_port, probeAccept, () => exited, deadline);
-    if (ports.mqtt_port !== undefined) await waitReady("MQTT", ports.mqtt_port, probeMqtt, () => exited, deadline);
+    if (ports.mqtt_port !== undefined) await waitReady("MQTT", ports.mqtt_port, tls ? probeAccept : probeMqtt, () => exited, deadline);
   } catch (err) {
     await stop();
     throw new Error(`${slot.label} (${argv.join(" ")}) did not become ready: ${(err as Error).message}\n` + tail(logFile));
   }
   return { label: slot.label, port: ports.port ?? 0, wsPort: ports.ws_port, mqttPort: ports.mqtt_port, pid, logFile, stop };
+}
+
+/** mosquitto's password file with the storm's user (mosquitto_passwd hashes it). */
+function mosquittoPasswd(workDir: string): string {
+  const file = path.join(workDir, "mosquitto.passwd");
+  if (!fs.existsSync(file)) {
+    execFileSync("mosquitto_passwd", ["-c", "-b", file, STORM_USER.user, STORM_USER.pass], { stdio: ["ignore", "ignore", "pipe"] });
+    readableByServers(workDir, file);
+  }
+  return file;
+}
+
+/** A self-signed EC P-256 certificate for 127.0.0.1, made once per work directory with openssl. */
+function selfSignedCert(workDir: string): { tls_cert: string; tls_key: string } {
+  const files = { tls_cert: path.join(workDir, "tls-cert.pem"), tls_key: path.join(workDir, "tls-key.pem") };
+  if (fs.existsSync(files.tls_cert)) return files;
+  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+    "-keyout", files.tls_key, "-out", files.tls_cert], { stdio: ["ignore", "ignore", "pipe"] });
+  readableByServers(workDir, files.tls_key, files.tls_cert);
+  return files;
+}
+
+/** mosquitto started as root drops to its own user, which must still read these throwaway files. */
+function readableByServers(dir: string, ...files: string[]): void {
+  fs.chmodSync(dir, 0o755);
+  for (const f of files) fs.chmodSync(f, 0o644);
 }
 
 export function tail(file: string, lines = 15): string {
@@ -324,7 +355,8 @@ function probeMqtt(port: number, timeoutMs: number): Promise<void> {
       buf = Buffer.concat([buf, d]);
       if (buf.length < 4) return;
       if (buf[0] !== 0x20 || buf[1] !== 2) done(new Error(`expected CONNACK, got ${buf.subarray(0, 8).toString("hex")}`));
-      else if (buf[3] !== 0) done(new Error(`CONNACK return code ${buf[3]}`));
+      // 5 (not authorized): a server that requires a user is ready too.
+      else if (buf[3] !== 0 && buf[3] !== 5) done(new Error(`CONNACK return code ${buf[3]}`));
       else done();
     });
     sock.on("error", (err) => done(err));
@@ -357,8 +389,8 @@ function probeInfo(port: number, timeoutMs: number): Promise<void> {
   });
 }
 
-/** Resident memory in KB of a process plus all its descendants (a server may fork helpers). */
-export function rssKB(pid: number): number {
+/** A process and all its descendants (a server may fork helpers). */
+function processTree(pid: number): number[] {
   const children = new Map<number, number[]>();
   for (const ent of fs.readdirSync("/proc")) {
     if (!/^\d+$/.test(ent)) continue;
@@ -373,17 +405,43 @@ export function rssKB(pid: number): number {
       // the process went away while we looked
     }
   }
-  let total = 0;
+  const out: number[] = [];
   const stack = [pid];
   while (stack.length) {
     const p = stack.pop()!;
+    out.push(p);
+    stack.push(...(children.get(p) ?? []));
+  }
+  return out;
+}
+
+/** Resident memory in KB of a process plus all its descendants. */
+export function rssKB(pid: number): number {
+  let total = 0;
+  for (const p of processTree(pid)) {
     try {
       const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${p}/status`, "utf8"));
       if (m) total += Number(m[1]);
     } catch {
       if (p === pid) throw new Error(`process ${pid} is gone`);
     }
-    stack.push(...(children.get(p) ?? []));
+  }
+  return total;
+}
+
+/** CPU seconds (user + system) used so far by a process plus all its descendants: a cost that
+ *  survives a loaded machine, unlike wall time. */
+export function cpuSeconds(pid: number): number {
+  const tick = 100; // USER_HZ on Linux
+  let total = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // f[0] is field 3 (state)
+      total += (Number(f[11]) + Number(f[12])) / tick; // utime, stime: fields 14 and 15
+    } catch {
+      if (p === pid) throw new Error(`process ${pid} is gone`);
+    }
   }
   return total;
 }

@@ -2,7 +2,8 @@
 //
 // Placeholders, substituted by startServer: {host}, {config} (the file the config template is
 // written to), {port} (NATS client port), {ws_port}, {mqtt_port} (each a free loopback port,
-// allocated only when used), {store_dir} (a fresh empty directory).
+// allocated only when used), {store_dir} (a fresh empty directory), {tls_cert} and {tls_key} (a
+// self-signed certificate for 127.0.0.1), {passwd_file} (mosquitto's, with the storm's user).
 import { MESH_CLUSTER_TEXT, NATS_CLUSTER_TEXT, startMeshCluster, startNatsCluster } from "./cluster.js";
 import { parseCommand, type ServerSlot } from "./servers.js";
 
@@ -11,8 +12,12 @@ export type ServerKind = "meshbroker" | "nats-server" | "mosquitto";
 export const SERVER_KINDS: readonly ServerKind[] = ["meshbroker", "nats-server", "mosquitto"];
 
 /** What a case talks to: NATS over TCP, NATS over WebSocket (plain or compressed), MQTT (3.1.1 or 5),
- *  NATS over TCP to a two-node cluster (cluster.ts). */
-export type Listener = "nats" | "ws" | "ws-deflate" | "mqtt" | "cluster";
+ *  NATS over TCP to a two-node cluster (cluster.ts); NATS, WebSocket or MQTT with TLS (a
+ *  self-signed certificate made for the run, {tls_cert} and {tls_key}). */
+export type Listener = "nats" | "ws" | "ws-deflate" | "mqtt" | "cluster" | "nats-tls" | "ws-tls" | "mqtt-tls" | "storm" | "storm-tls";
+
+/** The connection storm's user (every listener requires it). */
+export const STORM_USER = { user: "storm", pass: "s3cret-storm" };
 
 export interface Binaries {
   /** BENCH_MESHBROKER_CMD, already split. */
@@ -29,6 +34,29 @@ const WS_DEFLATE_BLOCK = "websocket {\n  port: {ws_port}\n  no_tls: true\n  comp
 const MESH_MQTT = `${NATS_BASE}server_name: bench\nmqtt {\n  port: {mqtt_port}\n}\n`;
 const NATS_MQTT = `${NATS_BASE}server_name: bench\njetstream {\n  store_dir: "{store_dir}"\n}\nmqtt {\n  port: {mqtt_port}\n}\n`;
 const MOSQUITTO_MQTT = "listener {mqtt_port} {host}\nallow_anonymous true\n";
+const TLS_FILES = 'cert_file: "{tls_cert}"\n  key_file: "{tls_key}"';
+const TLS_BLOCK = `tls {\n  ${TLS_FILES}\n}\n`;
+const WS_TLS_BLOCK = `websocket {\n  port: {ws_port}\n  tls {\n  ${TLS_FILES}\n  }\n}\n`;
+const MESH_MQTT_TLS = `${NATS_BASE}server_name: bench\nmqtt {\n  port: {mqtt_port}\n  tls {\n  ${TLS_FILES}\n  }\n}\n`;
+const NATS_MQTT_TLS = `${NATS_BASE}server_name: bench\njetstream {\n  store_dir: "{store_dir}"\n}\nmqtt {\n  port: {mqtt_port}\n  tls {\n  ${TLS_FILES}\n  }\n}\n`;
+const MOSQUITTO_MQTT_TLS = "listener {mqtt_port} {host}\ncertfile {tls_cert}\nkeyfile {tls_key}\nallow_anonymous true\n";
+
+/** The storm's server: NATS, WebSocket and MQTT listeners, one user, TLS on all three or none. */
+function stormConfig(tls: boolean, jetstream: boolean): string {
+  const t = tls ? `  tls {\n  ${TLS_FILES}\n  }\n` : "";
+  return `${NATS_BASE}server_name: bench\n` + (tls ? TLS_BLOCK : "") +
+    `authorization {\n  user: ${STORM_USER.user}\n  password: ${STORM_USER.pass}\n}\n` +
+    (jetstream ? 'jetstream {\n  store_dir: "{store_dir}"\n}\n' : "") +
+    `websocket {\n  port: {ws_port}\n${tls ? t : "  no_tls: true\n"}}\n` +
+    `mqtt {\n  port: {mqtt_port}\n${t}}\n`;
+}
+// mosquitto takes a password file (mosquitto_passwd writes it; {passwd_file}).
+const MOSQUITTO_STORM = "listener {mqtt_port} {host}\nallow_anonymous false\npassword_file {passwd_file}\n";
+
+/** The config of a NATS, WebSocket or MQTT listener with TLS, as meshbroker and nats-server read it. */
+function tlsConfig(listener: "nats-tls" | "ws-tls" | "mqtt-tls", mqtt: string): string {
+  return listener === "nats-tls" ? NATS_BASE + TLS_BLOCK : listener === "ws-tls" ? NATS_BASE + WS_TLS_BLOCK : mqtt;
+}
 
 /**
  * The slot of server `run` in the column of `column`. They differ only when a harness check
@@ -43,6 +71,8 @@ export function slotFor(column: ServerKind, run: ServerKind, listener: Listener,
       if (listener === "nats") return { label, argv, configTemplate: NATS_BASE };
       if (listener === "ws") return { label, argv, configTemplate: NATS_BASE + WS_BLOCK };
       if (listener === "ws-deflate") return { label, argv, configTemplate: NATS_BASE + WS_DEFLATE_BLOCK };
+      if (listener === "storm" || listener === "storm-tls") return { label, argv, configTemplate: stormConfig(listener === "storm-tls", false) };
+      if (listener !== "mqtt") return { label, argv, configTemplate: tlsConfig(listener, MESH_MQTT_TLS) };
       return { label, argv, configTemplate: MESH_MQTT };
     }
     case "nats-server": {
@@ -54,11 +84,19 @@ export function slotFor(column: ServerKind, run: ServerKind, listener: Listener,
       const argv = [bin, "-c", "{config}"];
       if (listener === "ws") return { label, argv, configTemplate: NATS_BASE + WS_BLOCK };
       if (listener === "ws-deflate") return { label, argv, configTemplate: NATS_BASE + WS_DEFLATE_BLOCK };
+      if (listener === "storm" || listener === "storm-tls") return { label, argv, configTemplate: stormConfig(listener === "storm-tls", true) };
+      if (listener !== "mqtt") return { label, argv, configTemplate: tlsConfig(listener, NATS_MQTT_TLS) };
       return { label, argv, configTemplate: NATS_MQTT };
     }
     case "mosquitto":
-      if (listener !== "mqtt") throw new Error(`mosquitto has no ${listener === "nats" || listener === "cluster" ? "NATS" : "NATS-over-WebSocket"} listener`);
-      return { label, argv: [bins.mosquitto(), "-c", "{config}"], configTemplate: MOSQUITTO_MQTT };
+      if (listener === "storm" || listener === "storm-tls") {
+        const cfg = MOSQUITTO_STORM + (listener === "storm-tls" ? "certfile {tls_cert}\nkeyfile {tls_key}\n" : "");
+        return { label, argv: [bins.mosquitto(), "-c", "{config}"], configTemplate: cfg };
+      }
+      if (listener !== "mqtt" && listener !== "mqtt-tls") {
+        throw new Error(`mosquitto has no ${listener === "nats" || listener === "cluster" || listener === "nats-tls" ? "NATS" : "NATS-over-WebSocket"} listener`);
+      }
+      return { label, argv: [bins.mosquitto(), "-c", "{config}"], configTemplate: listener === "mqtt" ? MOSQUITTO_MQTT : MOSQUITTO_MQTT_TLS };
   }
 }
 

@@ -198,6 +198,17 @@ export class MqttConnection
     this.ctx.edge.socketError(this.connectionType);
   }
 
+  /** SocketSink (MQTT over TCP/TLS): a read error closes the connection. */
+  socketFailed(err: Error): void {
+    this.socketError();
+    this.ctx.edge.log.debug(`mqtt read error: ${err.message}`, this.logContext());
+    this.close("Read Error");
+  }
+
+  socketClosed(): void {
+    this.close("Client Closed");
+  }
+
   private onPacket(p: Packet): void {
     if (this.closed) return;
     if (this.held) {

@@ -9,7 +9,7 @@ import type { SessionLink } from "../../router/link.js";
 import type { TlsPeer } from "../auth/index.js";
 import type { ClientTransport } from "../nats/client.js";
 import type { MqttEdgeContext } from "../context.js";
-import { SocketTransport } from "../socket-transport.js";
+import { bindSocket, SocketTransport } from "../socket-transport.js";
 import { peerOf, prepareTlsReload, serverOptions } from "../tls.js";
 import { MqttConnection, type MqttListenerContext } from "./connection.js";
 
@@ -91,13 +91,6 @@ export class MqttServer implements MqttListenerContext {
   /** The MQTT-over-TCP/TLS boundary: receive() runs the packet handlers inside the connection's
    *  fault boundary; a socket error closes that connection. */
   private accept(socket: net.Socket, peer: TlsPeer | undefined): void {
-    const conn = this.connect(new SocketTransport(socket), socket.remoteAddress ?? "", socket.remotePort ?? 0, "MQTT", peer);
-    socket.on("data", (chunk: Buffer) => conn.receive(chunk));
-    socket.on("error", (err) => {
-      conn.socketError();
-      this.edge.log.debug(`mqtt read error: ${err.message}`, conn.logContext());
-      conn.close("Read Error");
-    });
-    socket.on("close", () => conn.close("Client Closed"));
+    bindSocket(socket, this.connect(new SocketTransport(socket), socket.remoteAddress ?? "", socket.remotePort ?? 0, "MQTT", peer));
   }
 }

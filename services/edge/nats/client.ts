@@ -260,6 +260,17 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
     this.ctx.socketError(this.connectionType);
   }
 
+  /** SocketSink (NATS over TCP/TLS): a read error closes the client. */
+  socketFailed(err: Error): void {
+    this.socketError();
+    this.ctxLog(`read error: ${err.message}`);
+    this.close(err.message.includes("SSL") || err.message.includes("TLS") ? "TLS Handshake Error" : "Read Error");
+  }
+
+  socketClosed(): void {
+    this.close("Client Closed");
+  }
+
   // ---- ParserSink ----
 
   onConnect(json: string): void {
