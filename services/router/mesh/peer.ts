@@ -6,9 +6,9 @@ import type { Connection, MessageData } from "../link.js";
 import type { RemoteSubscriber, Router } from "../router.js";
 import { Batcher, FRAME_STATS } from "../wire/batcher.js";
 import { WireError } from "../wire/codec.js";
-import { MeshFrameCursor, Next, writeMeshOp } from "../wire/fast.js";
+import { addForwardQueue, MeshFrameCursor, Next, writeForwardOf, writeMeshOp } from "../wire/fast.js";
 import { FrameQueue } from "../wire/slices.js";
-import type { Draft, Forward, InterestEntry, MeshHello, MeshOp } from "../wire/frames.js";
+import type { Draft, InterestEntry, MeshHello, MeshOp } from "../wire/frames.js";
 import type { BarrierWaiter } from "./barrier.js";
 import { RemoteInterest, UPDATE_ENTRIES, type InterestUpdateData } from "./interest.js";
 
@@ -42,8 +42,6 @@ export interface LinkOwner {
   down(link: PeerLink, reason: string): void;
   /** This router's interest now, for a snapshot. */
   snapshot(): InterestUpdateData;
-  /** The bytes of the message being published, copied once for every peer. */
-  messageCopy(msg: MessageData): { headers: Buffer; payload: Buffer };
   /** Increases with each publish the router starts: forwards of one publish share a Forward. */
   readonly generation: number;
   readonly origin: Connection | undefined;
@@ -99,8 +97,14 @@ export class PeerLink {
   private readonly barrierWaiters: BarrierWaiter[] = [];
   private readonly timer: NodeJS.Timeout;
   private readonly interest: RemoteInterest<PeerEntry>;
-  /** The Forward being filled by the current publish. */
-  private current: { generation: number; account: string; subject: string; reply: string | undefined; op: Draft<Forward> } | undefined;
+  /** The Forward written last (forward()): its publish, message, and where its queue names end
+   *  in the frame, while `out.last` is still `fwdLast`. */
+  private fwdGeneration = -1;
+  private fwdLast = -1;
+  private fwdAccount = "";
+  private fwdSubject = "";
+  private fwdReply: string | undefined;
+  private fwdQueuesEnd = 0;
   private readonly conn: Connection;
 
   /** The account set version the peer serves (its MeshHello). */
@@ -142,27 +146,29 @@ export class PeerLink {
   }
 
   /** Queues the message for the peer: one Forward per message, naming every queue group picked
-   *  here (the op pushed last stays in the batch, so later groups of the same message join it). */
+   *  here (later groups of the same message join the Forward while it is the frame's last op).
+   *  The bytes go into the frame now: `msg` may be a view of a buffer its owner reuses. */
   forward(account: string, subject: string, reply: string | undefined, msg: MessageData, queue: string | undefined): void {
     if (this.state !== "up") return;
     const owner = this.owner;
-    const c = this.current;
-    if (c && c.generation === owner.generation && c.account === account && c.subject === subject && c.reply === reply) {
-      if (queue !== undefined) c.op.queues!.push(queue);
+    const out = this.out;
+    if (this.fwdGeneration === owner.generation && this.fwdLast === out.last && this.fwdAccount === account &&
+        this.fwdSubject === subject && this.fwdReply === reply) {
+      if (queue !== undefined) this.fwdQueuesEnd = addForwardQueue(out.frameOfLast(), this.fwdQueuesEnd, queue);
       return;
     }
-    const { headers, payload } = owner.messageCopy(msg);
     const origin = owner.origin;
-    const op: Draft<Forward> = {
-      account, queues: queue === undefined ? [] : [queue],
-      message: { subject, reply: reply ?? "", headers, payload },
-      originEdge: origin?.edgeId ?? "", originConnection: origin?.cid ?? 0,
-    };
-    if (owner.retain) op.retain = true;
-    this.current = { generation: owner.generation, account, subject, reply, op };
+    const bytes = msg.end - msg.start;
+    this.fwdQueuesEnd = writeForwardOf(out.frameForOp(), account, subject, reply ?? "", msg, queue, origin?.edgeId ?? "",
+      origin?.cid ?? 0, owner.retain);
+    out.wrote(bytes + subject.length + (reply?.length ?? 0));
+    this.fwdGeneration = owner.generation;
+    this.fwdLast = out.last;
+    this.fwdAccount = account;
+    this.fwdSubject = subject;
+    this.fwdReply = reply;
     this.outMsgs++;
-    this.outBytes += headers.length + payload.length;
-    this.out.push({ op: "forward", forward: op }, headers.length + payload.length + subject.length + (reply?.length ?? 0));
+    this.outBytes += bytes;
   }
 
   /**
@@ -272,7 +278,6 @@ export class PeerLink {
         this.apply(op);
       }
     }
-    this.current = undefined;
     return cost;
   }
 

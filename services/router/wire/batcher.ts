@@ -36,6 +36,9 @@ export class Batcher<Op> {
   private count = 0;
   private bytes = 0;
   private scheduled = false;
+  /** Changes whenever an op is queued, the frame leaves or is dropped: an op written through
+   *  frameForOp() is still the frame's last, unsent, while this is what it was after wrote(). */
+  last = 0;
   /** Frames and ops sent so far (metrics: ops per frame is the batching achieved). */
   framesSent = 0;
   opsSent = 0;
@@ -44,6 +47,7 @@ export class Batcher<Op> {
 
   /** Drops what is queued and not yet sent (the carrier lost its stream). */
   discard(): void {
+    this.last++;
     this.drafts = [];
     this.frame.reset();
     this.count = 0;
@@ -65,12 +69,19 @@ export class Batcher<Op> {
     return this.frame;
   }
 
+  /** The frame, for the op written last to grow in (while `last` is what it was after its
+   *  wrote(): FrameBuilder.insert()). */
+  frameOfLast(): FrameBuilder {
+    return this.frame;
+  }
+
   /** The op started by frameForOp() is in the frame. */
   wrote(bytes = 0): void {
     this.queued(bytes);
   }
 
   private queued(bytes: number): void {
+    this.last++;
     this.count++;
     this.bytes += bytes;
     if (this.scheduled) return;
@@ -94,6 +105,7 @@ export class Batcher<Op> {
     if (!send) return this.discard();
     if (this.drafts.length > 0) this.writeDrafts();
     const n = this.count;
+    this.last++;
     this.count = 0;
     this.bytes = 0;
     this.framesSent++;

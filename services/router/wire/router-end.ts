@@ -8,10 +8,10 @@ import type {
 import { fromWire } from "./accounts.js";
 import { Batcher, FRAME_STATS } from "./batcher.js";
 import { WireError } from "./codec.js";
-import { EdgeFrameCursor, Next, writeRouterOp } from "./fast.js";
+import { addDeliverTarget, EdgeFrameCursor, Next, writeDeliverOf, writeRouterOp } from "./fast.js";
 import { FrameQueue } from "./slices.js";
 import {
-  ErrorCode, type ClientUrls, type Completion, type Deliver, type Draft, type EdgeLoad, type EdgeOp, type EdgeUrls, type Hello, type RouterOp,
+  ErrorCode, type ClientUrls, type Completion, type Draft, type EdgeLoad, type EdgeOp, type EdgeUrls, type Hello, type RouterOp,
   type SessionOp,
 } from "./frames.js";
 import {
@@ -39,16 +39,13 @@ export interface RouterEndHooks {
   clients?(edgeId: string, count: number): void;
 }
 
-type Target = { connectionId: number; sid: string };
-
 /** An edge's subscription as the router sees it; counts deliveries for UNSUB max here, where
  *  they are decided, so those still on the wire count too. */
 class EdgeSubscriber implements Subscriber {
   delivered = 0;
   max = 0;
   constructor(readonly subject: string, readonly queue: string | undefined, readonly sid: string,
-              readonly conn: Connection, readonly account: string, private readonly end: RouterEnd,
-              readonly target: Target) {}
+              readonly conn: Connection, readonly account: string, private readonly end: RouterEnd) {}
 
   deliver(subject: string, reply: string | undefined, msg: MessageData): void {
     this.delivered++;
@@ -69,8 +66,13 @@ export class RouterEnd {
   /** Before the Hello is accepted nothing is applied (always accepted without hooks). */
   private accepted: boolean;
   private closed = false;
-  /** The Deliver op being filled: the router delivers one message to several subscriptions in a row. */
-  private current: { msg: MessageData; subject: string; reply: string | undefined; op: Draft<Deliver> } | undefined;
+  /** The Deliver written last (deliver()), while `out.last` is still `dlvLast`: the router
+   *  delivers one message to several subscriptions of an edge in a row, as one op. */
+  private dlvMsg: MessageData | undefined;
+  private dlvAccount = "";
+  private dlvSubject = "";
+  private dlvReply: string | undefined;
+  private dlvLast = -1;
 
   constructor(private readonly router: RoutingCore, private readonly warn: Warn,
               private readonly hooks?: RouterEndHooks) {
@@ -160,7 +162,6 @@ export class RouterEnd {
         this.apply(cur.cold!);
       }
     }
-    this.current = undefined;
     if (this.closed) this.frames.clear();
     return n;
   }
@@ -220,8 +221,7 @@ export class RouterEnd {
         let byCid = this.subs.get(ref.connectionId);
         if (!byCid) this.subs.set(ref.connectionId, byCid = new Map());
         const conn = { edgeId: this.edgeId, cid: ref.connectionId, echo: !i.noEcho };
-        const target = { connectionId: ref.connectionId, sid: ref.sid };
-        const sub = new EdgeSubscriber(i.subject, i.queue === "" ? undefined : i.queue, ref.sid, conn, i.account, this, target);
+        const sub = new EdgeSubscriber(i.subject, i.queue === "" ? undefined : i.queue, ref.sid, conn, i.account, this);
         const previous = byCid.get(ref.sid);
         if (previous) this.router.unsubscribe(previous.account, previous); // a replay names it again
         byCid.set(ref.sid, sub);
@@ -357,8 +357,6 @@ export class RouterEnd {
     );
   }
 
-  private readonly forgetCurrent = (): void => { this.current = undefined; };
-
   /** Removes one subscription (UNSUB, or its max reached). */
   drop(sub: EdgeSubscriber): void {
     const byCid = this.subs.get(sub.conn.cid);
@@ -368,27 +366,24 @@ export class RouterEnd {
     this.router.unsubscribe(sub.account, sub);
   }
 
-  /** Queues a delivery to one subscription, joining the Deliver op of the same message. */
+  /** Queues a delivery to one subscription, joining the Deliver op of the same message. The
+   *  bytes go into the frame now: `msg` may be a view of a buffer its owner reuses. */
   deliver(sub: EdgeSubscriber, subject: string, reply: string | undefined, msg: MessageData): void {
-    const { account, target } = sub;
-    const c = this.current;
-    if (c && c.msg === msg && c.subject === subject && c.reply === reply) {
-      c.op.targets!.push(target);
-      return;
+    const out = this.out;
+    const { account, sid } = sub;
+    const cid = sub.conn.cid;
+    // Only while the op is the frame's last: a later delivery of the same bytes (another
+    // routing call, the shared no-responders status) may find it sent already.
+    if (this.dlvMsg === msg && this.dlvLast === out.last && this.dlvSubject === subject && this.dlvReply === reply &&
+        this.dlvAccount === account) {
+      return addDeliverTarget(out.frameOfLast(), cid, sid);
     }
-    const op: Draft<Deliver> = {
-      account, targets: [target],
-      message: {
-        subject, reply: reply ?? "",
-        headers: msg.buf.subarray(msg.start, msg.start + msg.hdrLen),
-        payload: msg.buf.subarray(msg.start + msg.hdrLen, msg.end),
-      },
-    };
-    // Only the deliveries of one routing call join: a later one (another edge's publish of the
-    // same bytes, the shared no-responders status) may find this op already sent.
-    if (this.current === undefined) queueMicrotask(this.forgetCurrent);
-    this.current = { msg, subject, reply, op };
-    this.out.push({ op: "deliver", deliver: op });
+    writeDeliverOf(out.frameForOp(), account, subject, reply ?? "", msg, cid, sid);
+    out.wrote(msg.end - msg.start);
+    this.dlvMsg = msg;
+    this.dlvAccount = account;
+    this.dlvSubject = subject;
+    this.dlvReply = reply;
+    this.dlvLast = out.last;
   }
 }
-
