@@ -37,6 +37,8 @@ export interface RunningServer {
   readonly nodePorts?: readonly number[];
   /** Figures the server printed when it stopped, for the report. */
   readonly notes?: readonly string[];
+  /** A cluster: its processes, each measured apart (CPU per message, cases.ts). */
+  readonly processes?: readonly { readonly name: string; readonly pid: number }[];
   stop(): Promise<void>;
 }
 
@@ -357,15 +359,30 @@ function probeInfo(port: number, timeoutMs: number): Promise<void> {
   });
 }
 
+/** The fields of a /proc/PID/stat line after the command ("pid (comm) state ppid …": comm may
+ *  hold spaces and parentheses, hence from the last ')'): [0] is field 3, the state. */
+function statFields(stat: string): string[] {
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
+/** CPU time (user + system) a process used so far, in seconds; 0 once it is gone. Clock ticks
+ *  are 100 a second on Linux (USER_HZ). */
+export function cpuSeconds(pid: number): number {
+  try {
+    const f = statFields(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime: fields 14 and 15
+  } catch {
+    return 0;
+  }
+}
+
 /** Resident memory in KB of a process plus all its descendants (a server may fork helpers). */
 export function rssKB(pid: number): number {
   const children = new Map<number, number[]>();
   for (const ent of fs.readdirSync("/proc")) {
     if (!/^\d+$/.test(ent)) continue;
     try {
-      const stat = fs.readFileSync(`/proc/${ent}/stat`, "utf8");
-      // "pid (comm) state ppid ...": comm may contain spaces and parentheses
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const ppid = Number(statFields(fs.readFileSync(`/proc/${ent}/stat`, "utf8"))[1]);
       const list = children.get(ppid) ?? [];
       list.push(Number(ent));
       children.set(ppid, list);
