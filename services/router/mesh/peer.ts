@@ -5,8 +5,7 @@ import type { Duplex } from "node:stream";
 import type { Connection, MessageData } from "../link.js";
 import type { RemoteSubscriber, Router } from "../router.js";
 import { Batcher, FRAME_STATS } from "../wire/batcher.js";
-import { WireError } from "../wire/codec.js";
-import { addForwardQueue, MeshFrameCursor, Next, writeForwardOf, writeMeshOp } from "../wire/fast.js";
+import { addForwardQueue, MeshFrameCursor, messageData, Next, writeForwardOf, writeMeshOp } from "../wire/fast.js";
 import { FrameQueue } from "../wire/slices.js";
 import type { Draft, InterestEntry, MeshHello, MeshOp } from "../wire/frames.js";
 import type { BarrierWaiter } from "./barrier.js";
@@ -84,8 +83,6 @@ export class PeerLink {
   outMsgs = 0;
   inBytes = 0;
   outBytes = 0;
-  framesIn = 0;
-  opsIn = 0;
   private readonly out = new Batcher<MeshOp>(writeMeshOp, () => (b) => this.write(b), FRAME_STATS["router→router"], FRAME_BYTES);
   private readonly backlog: Buffer[] = [];
   private writable = true;
@@ -137,6 +134,8 @@ export class PeerLink {
   /** Entries of the peer's interest held in the router. */
   get interestEntries(): number { return this.interest.size; }
   get interestSeq(): number { return this.interest.seq; }
+  get framesIn(): number { return this.frames.framesIn; }
+  get opsIn(): number { return this.frames.opsIn; }
   get framesOut(): number { return this.out.framesSent; }
   get opsOut(): number { return this.out.opsSent; }
 
@@ -235,12 +234,10 @@ export class PeerLink {
   private readonly cursor = new MeshFrameCursor();
   /** Frames applied in order, a slice per turn (slices.ts): a peer's burst of interest does not
    *  keep this router from answering pings on its other links. */
-  private readonly frames = new FrameQueue({
-    begin: (bytes) => {
-      this.framesIn++;
-      this.cursor.reset(bytes);
-    },
-    apply: (budget) => this.applySome(budget),
+  private readonly frames = new FrameQueue(this.cursor, {
+    stopped: () => this.state === "closed",
+    op: (next) => this.applyOp(next),
+    malformed: (err) => this.close(this.state === "hello" ? `refused a peer before its hello: ${err.message}` : `peer ${this.peerId}: ${err.message}`),
   });
 
   private receive(bytes: Buffer): void {
@@ -249,45 +246,31 @@ export class PeerLink {
     this.frames.push(bytes);
   }
 
-  /** Applies ops of the current frame until their cost (interest entries count one each)
-   *  reaches `budget`; returns the cost. */
-  private applySome(budget: number): number {
+  /** Applies the op the cursor read; returns its cost beyond 1 (interest entries count one each). */
+  private applyOp(next: Next.Hot | Next.Cold): number {
     const cur = this.cursor;
-    let cost = 0;
-    while (cost < budget && this.state !== "closed") {
-      const next = cur.next();
-      if (next === Next.End) break;
-      if (next instanceof WireError) {
-        this.close(this.state === "hello" ? `refused a peer before its hello: ${next.message}` : `peer ${this.peerId}: ${next.message}`);
-        break;
-      }
-      this.opsIn++;
-      cost++;
-      if (this.state === "hello") {
-        const op = next === Next.Cold ? cur.cold! : undefined;
-        if (op?.op !== "hello") {
-          this.close(`refused a peer: its first operation is ${op ? op.op ?? "unknown" : "forward"}, not a hello`);
-          break;
-        }
-        this.hello(op.hello!);
-      } else if (next === Next.Hot) {
-        this.forwarded(cur);
-      } else {
-        const op = cur.cold!;
-        cost += op.interest?.entries.length ?? op.snapshot?.entries.length ?? 0;
-        this.apply(op);
-      }
+    if (this.state === "hello") {
+      const op = next === Next.Cold ? cur.cold! : undefined;
+      if (op?.op !== "hello") this.close(`refused a peer: its first operation is ${op ? op.op ?? "unknown" : "forward"}, not a hello`);
+      else this.hello(op.hello!);
+      return 0;
     }
-    return cost;
+    if (next === Next.Hot) {
+      this.forwarded(cur.account, cur.subject, cur.reply, cur.msg, cur.queues, cur.originEdge, cur.originConnection, cur.retain);
+      return 0;
+    }
+    const op = cur.cold!;
+    this.apply(op);
+    return op.interest?.entries.length ?? op.snapshot?.entries.length ?? 0;
   }
 
-  /** A Forward as the cursor read it: its message is a view of the frame. */
-  private forwarded(cur: MeshFrameCursor): void {
-    const { msg } = cur;
+  /** A Forward, as the cursor read it (its message is a view of the frame) or protobufjs did. */
+  private forwarded(account: string, subject: string, reply: string, msg: MessageData, queues: readonly string[], originEdge: string,
+                    originConnection: number, retain: boolean): void {
     this.inMsgs++;
     this.inBytes += msg.end - msg.start;
-    this.owner.router.deliverForwarded(cur.account, cur.subject, cur.reply === "" ? undefined : cur.reply, msg, cur.queues,
-      { edgeId: cur.originEdge, cid: cur.originConnection, echo: true }, cur.retain);
+    this.owner.router.deliverForwarded(account, subject, reply === "" ? undefined : reply, msg, queues,
+      { edgeId: originEdge, cid: originConnection, echo: true }, retain);
   }
 
   private hello(h: MeshHello): void {
@@ -327,14 +310,8 @@ export class PeerLink {
         return this.sendSnapshot();
       case "forward": {
         const f = op.forward!;
-        const m = f.message!;
-        const buf = m.headers.length === 0 ? m.payload : Buffer.concat([m.headers, m.payload]);
-        const msg: MessageData = { buf, start: 0, end: buf.length, hdrLen: m.headers.length };
-        this.inMsgs++;
-        this.inBytes += buf.length;
-        this.owner.router.deliverForwarded(f.account, m.subject, m.reply === "" ? undefined : m.reply, msg, f.queues,
-          { edgeId: f.originEdge, cid: f.originConnection, echo: true }, f.retain);
-        return;
+        return this.forwarded(f.account, f.message?.subject ?? "", f.message?.reply ?? "", messageData(f.message), f.queues, f.originEdge,
+          f.originConnection, f.retain);
       }
       case "ping":
         this.out.push({ op: "pong", pong: { sentAtUs: op.ping!.sentAtUs, seq: op.ping!.seq, receivedAtUs: nowUs() } });

@@ -12,7 +12,7 @@
 import type protobuf from "protobufjs";
 import type { MessageData } from "../link.js";
 import { PROTO_PACKAGE, protoTypes, WireError } from "./codec.js";
-import type { Deliver, Draft, EdgeOp, Forward, MeshOp, MqttProperties, RouterOp } from "./frames.js";
+import type { Deliver, Draft, EdgeOp, Forward, MeshOp, Message, MqttProperties, RouterOp } from "./frames.js";
 
 /** The `ops` field of EdgeFrame, RouterFrame and MeshFrame, length-delimited. */
 const OPS_TAG = (1 << 3) | 2;
@@ -433,6 +433,14 @@ function writeColdPublish(w: FrameBuilder, publish: NonNullable<Draft<EdgeOp>["p
 }
 
 // ---- decoding ----
+
+/** A protobufjs-decoded Message's bytes as one MessageData (the headers and payload views
+ *  joined: a copy only when both are set; a cursor moves them together instead). */
+export function messageData(m: Message | undefined): MessageData {
+  if (!m) return { buf: EMPTY, start: 0, end: 0, hdrLen: 0 };
+  const buf = m.headers.length === 0 ? m.payload : Buffer.concat([m.headers, m.payload]);
+  return { buf, start: 0, end: buf.length, hdrLen: m.headers.length };
+}
 
 class Malformed extends Error {}
 
