@@ -103,6 +103,24 @@ function subPorts(server: RunningServer, placement: Placement): string[] {
   return ["--sub-ports", (placement === "remote" ? ports.slice(1) : ports).join(",")];
 }
 
+/** CPU seconds each of a cluster's processes used so far (none for a single server). */
+function cpuSamples(server: RunningServer): number[] {
+  return (server.processes ?? []).map((p) => cpuSeconds(p.pid));
+}
+
+/**
+ * A cluster's CPU time per unit (a published message, a request) since `start` (cpuSamples()
+ * before the run), per process and summed: "; CPU/msg r1 2.1, … = 10.2 µs". Load-robust where
+ * rates are not on a shared machine: it counts what the processes did, not when they ran.
+ */
+function cpuPer(unit: string, server: RunningServer, start: number[], count: number): string {
+  const procs = server.processes ?? [];
+  if (procs.length === 0 || count === 0) return "";
+  const us = procs.map((p, i) => ((cpuSeconds(p.pid) - start[i]) * 1e6) / count);
+  const sum = us.reduce((a, b) => a + b, 0);
+  return `; CPU/${unit} ${procs.map((p, i) => `${p.name} ${us[i].toFixed(1)}`).join(", ")} = ${sum.toFixed(1)} µs`;
+}
+
 const PLACEMENT_TEXT: Record<Placement, string> = {
   remote: "; cluster: publisher on node 1, subscribers on node 2 (meshbroker: edges homed on different routers)",
   spread: "; cluster: publisher on node 1, subscribers alternating over nodes 1 and 2",
@@ -141,12 +159,14 @@ function pubsubCase(
       args.push("--subs", String(subs), "--count", scaled(count, scale));
       if (queue) args.push("--queue", "q");
       if (placement) args.push(...subPorts(server, placement));
+      const cpu = cpuSamples(server);
       const r = await runLoadgen(loadgen, args);
       const recv = r.recv_rate as number;
       const pub = r.pub_rate as number;
       let detail = `recv ${formatRate(recv)}, pub ${formatRate(pub)}, ${loadgenCpu(r)}`;
       if (listener === "ws" || listener === "ws-deflate") detail += `; ${wsDetail(r)}`;
       if (placement) detail += `; interest probe ${((r.probe_s as number) * 1000).toFixed(0)} ms, per sub [${(r.per_sub as number[]).join(",")}]`;
+      detail += cpuPer("msg", server, cpu, Number(scaled(count, scale)));
       return { values: [recv], detail };
     },
   };
@@ -232,6 +252,7 @@ function reqrepCase(id: string, aliases: string[], prefix: string, listener: "na
       (cluster ? "; cluster: requester on node 1, responder on node 2 (meshbroker: edges homed on different routers)" : ""),
     freshServerPerRound: false,
     async round({ loadgen, server, scale }) {
+      const cpu = cpuSamples(server);
       const r = await runLoadgen(loadgen, [
         "reqrep", ...base(server.port), "--subject", "req", "--count", scaled(REQUESTS, scale), "--warmup", String(WARMUP),
         ...(cluster ? subPorts(server, "remote") : []),
@@ -239,7 +260,8 @@ function reqrepCase(id: string, aliases: string[], prefix: string, listener: "na
       const [p50, p99] = [r.p50_us as number, r.p99_us as number];
       return {
         values: [p50, p99],
-        detail: `p50 ${formatMicros(p50)}, p99 ${formatMicros(p99)}, mean ${formatMicros(r.mean_us as number)}, max ${formatMicros(r.max_us as number)}`,
+        detail: `p50 ${formatMicros(p50)}, p99 ${formatMicros(p99)}, mean ${formatMicros(r.mean_us as number)}, max ${formatMicros(r.max_us as number)}` +
+          cpuPer("req", server, cpu, Number(scaled(REQUESTS, scale)) + WARMUP),
       };
     },
   };

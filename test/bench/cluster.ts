@@ -22,6 +22,7 @@ export async function startMeshCluster(): Promise<RunningServer> {
     pid: cluster.routers[0].proc.pid,
     logFile: "",
     notes,
+    processes: procs.map(({ name, proc }) => ({ name, pid: proc.pid })),
     async stop() {
       // Each process's ops per frame over its whole life (every round of the case, probes too).
       await Promise.all(procs.map(async ({ name, proc }) => {
@@ -65,6 +66,7 @@ export async function startNatsCluster(bin: string, workDir: string, root: strin
     nodePorts: [a.port, b.port],
     pid: a.pid,
     logFile: a.logFile,
+    processes: [{ name: "n1", pid: a.pid }, { name: "n2", pid: b.pid }],
     async stop() {
       await Promise.all([a.stop(), b.stop()]);
     },

@@ -252,25 +252,3 @@ describe("malformed frames", () => {
     expect(() => edgeFrames.encode(bad)).toThrow(WireError);
   });
 });
-
-it("throughput (printed, not asserted)", () => {
-  const payload = Buffer.alloc(128, 1);
-  const ops = Array.from({ length: 100 }, (_, i) => ({
-    publish: { account: "A", message: { subject: `orders.${i}`, payload }, originConnection: i },
-  }));
-  const time = (rounds: number, fn: () => void) => {
-    const start = process.hrtime.bigint();
-    for (let r = 0; r < rounds; r++) fn();
-    return Number(process.hrtime.bigint() - start) / 1e9;
-  };
-  let frame = edgeFrames.encode({ ops });
-  time(1000, () => edgeFrames.decode(edgeFrames.encode({ ops }))); // warm up the generated code
-  const rounds = 3000;
-  const enc = time(rounds, () => (frame = edgeFrames.encode({ ops })));
-  let n = 0;
-  const dec = time(rounds, () => (n += (edgeFrames.decode(frame) as EdgeFrame).ops.length));
-  const rate = (s: number) => Math.round((rounds * 100) / s).toLocaleString("en");
-  console.log(`wire codec, publish ops of 128B, 100 per frame (${frame.length} bytes): ` +
-    `encode ${rate(enc)}/s, decode ${rate(dec)}/s, both ${rate(enc + dec)}/s`);
-  expect(n).toBe(rounds * 100);
-});

@@ -17,7 +17,7 @@ import type { Duplex } from "node:stream";
 import { Gauge, type Registry } from "prom-client";
 import { scrapedCounter } from "../../common/metrics.js";
 import { linkCounters } from "../link-metrics.js";
-import type { Connection, MessageData } from "../link.js";
+import type { Connection } from "../link.js";
 import type { MeshHooks, Router } from "../router.js";
 import type { ClusterAuthorization } from "../../common/config/options.js";
 import { checkCredential, credentialSource, type CredentialSource } from "../grpc/credential.js";
@@ -85,7 +85,6 @@ export class Mesh implements MeshHooks, LinkOwner {
   readonly maxBacklogBytes: number;
   /** When each refused peer was last logged: a misconfigured peer redials every second. */
   private readonly refusals = new Map<string, number>();
-  private copyOf: { generation: number; msg: MessageData; headers: Buffer; payload: Buffer } | undefined;
   private readonly local: LocalInterest;
   /** Up links by peer id. */
   private readonly linksById = new Map<string, PeerLink>();
@@ -306,15 +305,6 @@ export class Mesh implements MeshHooks, LinkOwner {
 
   snapshot(): InterestUpdateData {
     return this.local.snapshot();
-  }
-
-  messageCopy(msg: MessageData): { headers: Buffer; payload: Buffer } {
-    const c = this.copyOf;
-    if (c && c.generation === this.generation && c.msg === msg) return c;
-    const headers = Buffer.from(msg.buf.subarray(msg.start, msg.start + msg.hdrLen));
-    const payload = Buffer.from(msg.buf.subarray(msg.start + msg.hdrLen, msg.end));
-    this.copyOf = { generation: this.generation, msg, headers, payload };
-    return this.copyOf;
   }
 
   warn(message: string): void {

@@ -5,10 +5,9 @@ import type { Duplex } from "node:stream";
 import type { Connection, MessageData } from "../link.js";
 import type { RemoteSubscriber, Router } from "../router.js";
 import { Batcher, FRAME_STATS } from "../wire/batcher.js";
-import { WireError } from "../wire/codec.js";
-import { MeshFrameCursor, Next, writeMeshOp } from "../wire/fast.js";
+import { addForwardQueue, MeshFrameCursor, messageData, Next, writeForwardOf, writeMeshOp } from "../wire/fast.js";
 import { FrameQueue } from "../wire/slices.js";
-import type { Draft, Forward, InterestEntry, MeshHello, MeshOp } from "../wire/frames.js";
+import type { Draft, InterestEntry, MeshHello, MeshOp } from "../wire/frames.js";
 import type { BarrierWaiter } from "./barrier.js";
 import { RemoteInterest, UPDATE_ENTRIES, type InterestUpdateData } from "./interest.js";
 
@@ -42,8 +41,6 @@ export interface LinkOwner {
   down(link: PeerLink, reason: string): void;
   /** This router's interest now, for a snapshot. */
   snapshot(): InterestUpdateData;
-  /** The bytes of the message being published, copied once for every peer. */
-  messageCopy(msg: MessageData): { headers: Buffer; payload: Buffer };
   /** Increases with each publish the router starts: forwards of one publish share a Forward. */
   readonly generation: number;
   readonly origin: Connection | undefined;
@@ -88,8 +85,6 @@ export class PeerLink {
   outMsgs = 0;
   inBytes = 0;
   outBytes = 0;
-  framesIn = 0;
-  opsIn = 0;
   private readonly out = new Batcher<MeshOp>(writeMeshOp, () => (b) => this.write(b), FRAME_STATS["router→router"], FRAME_BYTES);
   private readonly backlog: Buffer[] = [];
   private writable = true;
@@ -101,8 +96,14 @@ export class PeerLink {
   private readonly barrierWaiters: BarrierWaiter[] = [];
   private readonly timer: NodeJS.Timeout;
   private readonly interest: RemoteInterest<PeerEntry>;
-  /** The Forward being filled by the current publish. */
-  private current: { generation: number; account: string; subject: string; reply: string | undefined; op: Draft<Forward> } | undefined;
+  /** The Forward written last (forward()): its publish, message, and where its queue names end
+   *  in the frame, while `out.last` is still `fwdLast`. */
+  private fwdGeneration = -1;
+  private fwdLast = -1;
+  private fwdAccount = "";
+  private fwdSubject = "";
+  private fwdReply: string | undefined;
+  private fwdQueuesEnd = 0;
   private readonly conn: Connection;
 
   /** The account set version the peer serves (its MeshHello). */
@@ -135,6 +136,8 @@ export class PeerLink {
   /** Entries of the peer's interest held in the router. */
   get interestEntries(): number { return this.interest.size; }
   get interestSeq(): number { return this.interest.seq; }
+  get framesIn(): number { return this.frames.framesIn; }
+  get opsIn(): number { return this.frames.opsIn; }
   get framesOut(): number { return this.out.framesSent; }
   get opsOut(): number { return this.out.opsSent; }
 
@@ -144,28 +147,29 @@ export class PeerLink {
   }
 
   /** Queues the message for the peer: one Forward per message, naming every queue group picked
-   *  here (the op pushed last stays in the batch, so later groups of the same message join it). */
+   *  here (later groups of the same message join the Forward while it is the frame's last op).
+   *  The bytes go into the frame now: `msg` may be a view of a buffer its owner reuses. */
   forward(account: string, subject: string, reply: string | undefined, msg: MessageData, queue: string | undefined): void {
     if (this.state !== "up") return;
     const owner = this.owner;
-    const c = this.current;
-    if (c && c.generation === owner.generation && c.account === account && c.subject === subject && c.reply === reply) {
-      if (queue !== undefined) c.op.queues!.push(queue);
+    const out = this.out;
+    if (this.fwdGeneration === owner.generation && this.fwdLast === out.last && this.fwdAccount === account &&
+        this.fwdSubject === subject && this.fwdReply === reply) {
+      if (queue !== undefined) this.fwdQueuesEnd = addForwardQueue(out.frameOfLast(), this.fwdQueuesEnd, queue);
       return;
     }
-    const { headers, payload } = owner.messageCopy(msg);
     const origin = owner.origin;
-    const op: Draft<Forward> = {
-      account, queues: queue === undefined ? [] : [queue],
-      message: { subject, reply: reply ?? "", headers, payload },
-      originEdge: origin?.edgeId ?? "", originConnection: origin?.cid ?? 0,
-    };
-    if (owner.retain) op.retain = true;
-    if (owner.msgId !== 0) op.msgId = owner.msgId;
-    this.current = { generation: owner.generation, account, subject, reply, op };
+    const bytes = msg.end - msg.start;
+    this.fwdQueuesEnd = writeForwardOf(out.frameForOp(), account, subject, reply ?? "", msg, queue, origin?.edgeId ?? "",
+      origin?.cid ?? 0, owner.retain, owner.msgId);
+    out.wrote(bytes + subject.length + (reply?.length ?? 0));
+    this.fwdGeneration = owner.generation;
+    this.fwdLast = out.last;
+    this.fwdAccount = account;
+    this.fwdSubject = subject;
+    this.fwdReply = reply;
     this.outMsgs++;
-    this.outBytes += headers.length + payload.length;
-    this.out.push({ op: "forward", forward: op }, headers.length + payload.length + subject.length + (reply?.length ?? 0));
+    this.outBytes += bytes;
   }
 
   /**
@@ -232,12 +236,10 @@ export class PeerLink {
   private readonly cursor = new MeshFrameCursor();
   /** Frames applied in order, a slice per turn (slices.ts): a peer's burst of interest does not
    *  keep this router from answering pings on its other links. */
-  private readonly frames = new FrameQueue({
-    begin: (bytes) => {
-      this.framesIn++;
-      this.cursor.reset(bytes);
-    },
-    apply: (budget) => this.applySome(budget),
+  private readonly frames = new FrameQueue(this.cursor, {
+    stopped: () => this.state === "closed",
+    op: (next) => this.applyOp(next),
+    malformed: (err) => this.close(this.state === "hello" ? `refused a peer before its hello: ${err.message}` : `peer ${this.peerId}: ${err.message}`),
   });
 
   private receive(bytes: Buffer): void {
@@ -246,46 +248,31 @@ export class PeerLink {
     this.frames.push(bytes);
   }
 
-  /** Applies ops of the current frame until their cost (interest entries count one each)
-   *  reaches `budget`; returns the cost. */
-  private applySome(budget: number): number {
+  /** Applies the op the cursor read; returns its cost beyond 1 (interest entries count one each). */
+  private applyOp(next: Next.Hot | Next.Cold): number {
     const cur = this.cursor;
-    let cost = 0;
-    while (cost < budget && this.state !== "closed") {
-      const next = cur.next();
-      if (next === Next.End) break;
-      if (next instanceof WireError) {
-        this.close(this.state === "hello" ? `refused a peer before its hello: ${next.message}` : `peer ${this.peerId}: ${next.message}`);
-        break;
-      }
-      this.opsIn++;
-      cost++;
-      if (this.state === "hello") {
-        const op = next === Next.Cold ? cur.cold! : undefined;
-        if (op?.op !== "hello") {
-          this.close(`refused a peer: its first operation is ${op ? op.op ?? "unknown" : "forward"}, not a hello`);
-          break;
-        }
-        this.hello(op.hello!);
-      } else if (next === Next.Hot) {
-        this.forwarded(cur);
-      } else {
-        const op = cur.cold!;
-        cost += op.interest?.entries.length ?? op.snapshot?.entries.length ?? 0;
-        this.apply(op);
-      }
+    if (this.state === "hello") {
+      const op = next === Next.Cold ? cur.cold! : undefined;
+      if (op?.op !== "hello") this.close(`refused a peer: its first operation is ${op ? op.op ?? "unknown" : "forward"}, not a hello`);
+      else this.hello(op.hello!);
+      return 0;
     }
-    this.current = undefined;
-    return cost;
+    if (next === Next.Hot) {
+      this.forwarded(cur.account, cur.subject, cur.reply, cur.msg, cur.queues, cur.originEdge, cur.originConnection, cur.retain, cur.msgId);
+      return 0;
+    }
+    const op = cur.cold!;
+    this.apply(op);
+    return op.interest?.entries.length ?? op.snapshot?.entries.length ?? 0;
   }
 
-  /** A Forward as the cursor read it: its message is a view of the frame. */
-  private forwarded(cur: MeshFrameCursor): void {
-    const { msg } = cur;
+  /** A Forward, as the cursor read it (its message is a view of the frame) or protobufjs did. */
+  private forwarded(account: string, subject: string, reply: string, msg: MessageData, queues: readonly string[], originEdge: string,
+                    originConnection: number, retain: boolean, msgId: number): void {
     this.inMsgs++;
     this.inBytes += msg.end - msg.start;
-    this.owner.router.deliverForwarded(cur.account, cur.subject, cur.reply === "" ? undefined : cur.reply, msg, cur.queues,
-      { edgeId: cur.originEdge, cid: cur.originConnection, echo: true }, cur.retain, cur.msgId);
+    this.owner.router.deliverForwarded(account, subject, reply === "" ? undefined : reply, msg, queues,
+      { edgeId: originEdge, cid: originConnection, echo: true }, retain, msgId);
   }
 
   private hello(h: MeshHello): void {
@@ -325,14 +312,8 @@ export class PeerLink {
         return this.sendSnapshot();
       case "forward": {
         const f = op.forward!;
-        const m = f.message!;
-        const buf = m.headers.length === 0 ? m.payload : Buffer.concat([m.headers, m.payload]);
-        const msg: MessageData = { buf, start: 0, end: buf.length, hdrLen: m.headers.length };
-        this.inMsgs++;
-        this.inBytes += buf.length;
-        this.owner.router.deliverForwarded(f.account, m.subject, m.reply === "" ? undefined : m.reply, msg, f.queues,
-          { edgeId: f.originEdge, cid: f.originConnection, echo: true }, f.retain, f.msgId);
-        return;
+        return this.forwarded(f.account, f.message?.subject ?? "", f.message?.reply ?? "", messageData(f.message), f.queues, f.originEdge,
+          f.originConnection, f.retain, f.msgId ?? 0);
       }
       case "ping":
         this.out.push({ op: "pong", pong: { sentAtUs: op.ping!.sentAtUs, seq: op.ping!.seq, receivedAtUs: nowUs() } });

@@ -22,11 +22,20 @@ export function describeFrameStats(): string {
 }
 
 /**
- * Ops queued this turn, sent as one frame on the next; with `maxBytes`, a frame whose ops (by the
- * sizes they were pushed with) reached it leaves before the next op is queued, so no frame grows
- * much past it. Ops pushed as drafts are encoded when the frame leaves (the op pushed last is
- * never sent within its own push: its caller may still be filling it); an op written through
- * frameForOp() goes into the frame's buffer at once, after every draft pushed before it.
+ * A batcher that sent its last frame longer ago than this (ms) is idle: its next frame leaves as
+ * soon as the code that queued the first op returns (a microtask), so that a lone message (a
+ * request, its reply) crosses each hop without waiting for a turn of the event loop. A busy one
+ * sends a frame per turn (setImmediate), gathering every op of the turn, as Nagle's rule does.
+ */
+const IDLE_MS = 0.25;
+
+/**
+ * Ops queued this turn, sent as one frame on the next (or once the current task is done, when
+ * the batcher was idle); with `maxBytes`, a frame whose ops (by the sizes they were pushed with)
+ * reached it leaves before the next op is queued, so no frame grows much past it. Ops pushed as
+ * drafts are encoded when the frame leaves (the op pushed last is never sent within its own
+ * push: its caller may still be filling it); an op written through frameForOp() goes into the
+ * frame's buffer at once, after every draft pushed before it.
  */
 export class Batcher<Op> {
   private readonly frame = new FrameBuilder();
@@ -36,6 +45,15 @@ export class Batcher<Op> {
   private count = 0;
   private bytes = 0;
   private scheduled = false;
+  /** When the last frame left (performance.now()). */
+  private sentAt = 0;
+  private readonly flushScheduled = (): void => {
+    this.scheduled = false;
+    this.flush();
+  };
+  /** Changes whenever an op is queued, the frame leaves or is dropped: an op written through
+   *  frameForOp() is still the frame's last, unsent, while this is what it was after wrote(). */
+  last = 0;
   /** Frames and ops sent so far (metrics: ops per frame is the batching achieved). */
   framesSent = 0;
   opsSent = 0;
@@ -44,6 +62,7 @@ export class Batcher<Op> {
 
   /** Drops what is queued and not yet sent (the carrier lost its stream). */
   discard(): void {
+    this.last++;
     this.drafts = [];
     this.frame.reset();
     this.count = 0;
@@ -65,20 +84,25 @@ export class Batcher<Op> {
     return this.frame;
   }
 
+  /** The frame, for the op written last to grow in (while `last` is what it was after its
+   *  wrote(): FrameBuilder.insert()). */
+  frameOfLast(): FrameBuilder {
+    return this.frame;
+  }
+
   /** The op started by frameForOp() is in the frame. */
   wrote(bytes = 0): void {
     this.queued(bytes);
   }
 
   private queued(bytes: number): void {
+    this.last++;
     this.count++;
     this.bytes += bytes;
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      this.flush();
-    });
+    if (performance.now() - this.sentAt > IDLE_MS) queueMicrotask(this.flushScheduled);
+    else setImmediate(this.flushScheduled);
   }
 
   private writeDrafts(): void {
@@ -94,12 +118,14 @@ export class Batcher<Op> {
     if (!send) return this.discard();
     if (this.drafts.length > 0) this.writeDrafts();
     const n = this.count;
+    this.last++;
     this.count = 0;
     this.bytes = 0;
     this.framesSent++;
     this.opsSent += n;
     this.stats.frames++;
     this.stats.ops += n;
+    this.sentAt = performance.now();
     send(this.frame.finish());
   }
 }

@@ -10,7 +10,7 @@ import type {
 import { toWire } from "./accounts.js";
 import { Batcher, FRAME_STATS } from "./batcher.js";
 import { WireError } from "./codec.js";
-import { Next, RouterFrameCursor, writeEdgeOp, writePublish } from "./fast.js";
+import { messageData, Next, RouterFrameCursor, writeEdgeOp, writePublish } from "./fast.js";
 import type { Completion, Credential, Deliver, Draft, EdgeOp, HelloReply, Message, RouterOp, SessionEvent, SessionOp } from "./frames.js";
 import {
   expiryToWire, permissionToWire, propertiesFromWire, propertiesToWire, storedToWire, subscriptionsFromWire, willToWire,
@@ -302,20 +302,22 @@ export class EdgeEnd implements RouterLink {
   private deliver(cur: RouterFrameCursor): void {
     const reply = cur.reply === "" ? undefined : cur.reply;
     const { subject, msg } = cur;
-    while (cur.nextTarget()) this.handles.get(cur.targetConnection)?.get(cur.targetSid)?.deliver(subject, reply, msg);
+    while (cur.nextTarget()) this.deliverTo(cur.targetConnection, cur.targetSid, subject, reply, msg);
   }
 
   /** A Deliver protobufjs decoded (one the cursor does not take as it is, e.g. with several ops' members). */
   private deliverDecoded(d: Deliver): void {
     const m = d.message;
     if (!m) return;
-    const buf = m.headers.length === 0 ? m.payload : Buffer.concat([m.headers, m.payload]);
-    const data: MessageData = { buf, start: 0, end: buf.length, hdrLen: m.headers.length };
+    const msg = messageData(m);
     const reply = m.reply === "" ? undefined : m.reply;
-    for (const t of d.targets) this.handles.get(t.connectionId)?.get(t.sid)?.deliver(m.subject, reply, data);
+    for (const t of d.targets) this.deliverTo(t.connectionId, t.sid, m.subject, reply, msg);
+  }
+
+  private deliverTo(cid: number, sid: string, subject: string, reply: string | undefined, msg: MessageData): void {
+    this.handles.get(cid)?.get(sid)?.deliver(subject, reply, msg);
   }
 }
-
 
 function noop(): void {}
 

@@ -12,7 +12,7 @@
 import type protobuf from "protobufjs";
 import type { MessageData } from "../link.js";
 import { PROTO_PACKAGE, protoTypes, WireError } from "./codec.js";
-import type { Deliver, Draft, EdgeOp, Forward, MeshOp, MqttProperties, RouterOp } from "./frames.js";
+import type { Deliver, Draft, EdgeOp, Forward, MeshOp, Message, MqttProperties, RouterOp } from "./frames.js";
 
 /** The `ops` field of EdgeFrame, RouterFrame and MeshFrame, length-delimited. */
 const OPS_TAG = (1 << 3) | 2;
@@ -79,9 +79,54 @@ export class FrameBuilder {
   private buf = Buffer.allocUnsafe(SLAB_BYTES);
   private start = 0;
   pos = 0;
+  /** The op opened last (openOp): where it starts in the frame, its oneof member and the
+   *  member's length, so that it can still grow (insert()) while nothing follows it. */
+  private opAt = 0;
+  private opMember = 0;
+  private opBody = 0;
+  /** Where the frame continues after an insert() (endInsert()). */
+  private resume = 0;
 
-  /** Bytes in the frame so far. */
+  /** Bytes in the frame so far (also: where the next byte goes, as an offset in the frame). */
   get length(): number { return this.pos - this.start; }
+
+  /** Starts an entry of the frame's `ops` whose oneof `member` has `body` bytes. */
+  openOp(member: number, body: number): void {
+    const op = fieldSize(body);
+    this.ensure(fieldSize(op));
+    this.opAt = this.pos - this.start;
+    this.opMember = member;
+    this.opBody = body;
+    this.open(OPS_TAG, op);
+    this.open((member << 3) | 2, body);
+  }
+
+  /**
+   * Makes room for `n` more bytes of the op opened last (the frame's last op) at `at`, an offset
+   * in the frame inside its body or at its end: what follows moves up, the op's two lengths are
+   * rewritten (the op moves up too when they grow a byte). The caller writes exactly `n` bytes
+   * from `pos`, then calls endInsert(). The result is the op as if written whole.
+   */
+  insert(at: number, n: number): void {
+    const head = 2 + varintSize(fieldSize(this.opBody)) + varintSize(this.opBody);
+    const body = this.opBody + n;
+    const grown = 2 + varintSize(fieldSize(body)) + varintSize(body) - head;
+    this.ensure(n + grown);
+    const b = this.buf, base = this.start, end = this.pos;
+    if (base + at < end) b.copyWithin(base + at + n + grown, base + at, end);
+    if (grown > 0) b.copyWithin(base + this.opAt + head + grown, base + this.opAt + head, base + at);
+    this.pos = base + this.opAt;
+    this.open(OPS_TAG, fieldSize(body));
+    this.open((this.opMember << 3) | 2, body);
+    this.opBody = body;
+    this.resume = end + n + grown;
+    this.pos = base + at + grown;
+  }
+
+  /** The bytes of insert() are written. */
+  endInsert(): void {
+    this.pos = this.resume;
+  }
 
   /** Room for `n` more bytes: the frame so far moves to a new slab if this one is short. */
   ensure(n: number): void {
@@ -216,14 +261,6 @@ function writeMessage(w: FrameBuilder, s: MessageSizes, subject: string, reply: 
   w.bytes((4 << 3) | 2, paySrc, payStart, payStart + s.payloadLen);
 }
 
-/** Starts an entry of the frame's `ops` whose oneof `member` has `body` bytes. */
-function openOp(w: FrameBuilder, member: number, body: number): void {
-  const op = fieldSize(body);
-  w.ensure(fieldSize(op));
-  w.open(OPS_TAG, op);
-  w.open((member << 3) | 2, body);
-}
-
 /** EdgeOp.publish of a NATS message, from the client's bytes (read during the call only). */
 export function writePublish(w: FrameBuilder, account: string, subject: string, reply: string, msg: MessageData,
                              originConnection: number, noResponders: boolean): void {
@@ -238,7 +275,7 @@ function writePublishParts(w: FrameBuilder, account: string, subject: string, re
   const acc = accountBytes.of(account);
   const m = measureMessage(subject, reply, hdrLen, payLen);
   const publish = stringSize(acc.length) + fieldSize(m.body) + numberSize(originConnection) + (noResponders ? 2 : 0);
-  openOp(w, EDGE_PUBLISH, publish);
+  w.openOp(EDGE_PUBLISH, publish);
   w.bytes((1 << 3) | 2, acc, 0, acc.length);
   writeMessage(w, m, subject, reply, hdrSrc, hdrStart, paySrc, payStart);
   w.number(3 << 3, originConnection);
@@ -247,53 +284,92 @@ function writePublishParts(w: FrameBuilder, account: string, subject: string, re
 
 const accountBytes = new StringBytes(), edgeBytes = new StringBytes();
 
-/** RouterOp.deliver. */
+/** RouterOp.deliver of a drafted Deliver. */
 function writeDeliver(w: FrameBuilder, d: Draft<Deliver>): void {
   const msg = d.message ?? {};
   const headers = msg.headers ?? EMPTY, payload = msg.payload ?? EMPTY;
-  const subject = msg.subject ?? "", reply = msg.reply ?? "", account = d.account ?? "";
-  const acc = accountBytes.of(account);
-  const m = measureMessage(subject, reply, headers.length, payload.length);
-  let deliver = stringSize(acc.length) + fieldSize(m.body);
   const targets = d.targets ?? [];
-  for (let i = 0; i < targets.length; i++) {
-    const t = targets[i];
-    deliver += fieldSize(numberSize(t.connectionId ?? 0) + stringSize(utf8Length(t.sid ?? "")));
-  }
-  openOp(w, ROUTER_DELIVER, deliver);
-  w.bytes((1 << 3) | 2, acc, 0, acc.length);
-  writeMessage(w, m, subject, reply, headers, 0, payload, 0);
-  for (let i = 0; i < targets.length; i++) {
-    const t = targets[i];
-    const cid = t.connectionId ?? 0, sid = t.sid ?? "";
-    const sidLen = utf8Length(sid);
-    w.open((3 << 3) | 2, numberSize(cid) + stringSize(sidLen));
-    w.number(1 << 3, cid);
-    w.string((3 << 3) | 2, sid, sidLen);
-  }
+  const first = targets.length > 0 ? targets[0] : undefined;
+  writeDeliverParts(w, d.account ?? "", msg.subject ?? "", msg.reply ?? "", headers, 0, headers.length, payload, 0, payload.length,
+    first?.connectionId ?? 0, first?.sid ?? "", first !== undefined);
+  for (let i = 1; i < targets.length; i++) addDeliverTarget(w, targets[i].connectionId ?? 0, targets[i].sid ?? "");
 }
 
-/** MeshOp.forward. */
+/** RouterOp.deliver of a message (its bytes read during the call only) to one subscription;
+ *  while it is the frame's last op, addDeliverTarget() adds more. */
+export function writeDeliverOf(w: FrameBuilder, account: string, subject: string, reply: string, msg: MessageData,
+                               connectionId: number, sid: string): void {
+  const payloadStart = msg.start + msg.hdrLen;
+  writeDeliverParts(w, account, subject, reply, msg.buf, msg.start, msg.hdrLen, msg.buf, payloadStart, msg.end - payloadStart,
+    connectionId, sid, true);
+}
+
+function writeDeliverParts(w: FrameBuilder, account: string, subject: string, reply: string, hdrSrc: Buffer, hdrStart: number,
+                           hdrLen: number, paySrc: Buffer, payStart: number, payLen: number, connectionId: number, sid: string,
+                           withTarget: boolean): void {
+  const acc = accountBytes.of(account);
+  const m = measureMessage(subject, reply, hdrLen, payLen);
+  const sidLen = utf8Length(sid);
+  const target = numberSize(connectionId) + stringSize(sidLen);
+  w.openOp(ROUTER_DELIVER, stringSize(acc.length) + fieldSize(m.body) + (withTarget ? fieldSize(target) : 0));
+  w.bytes((1 << 3) | 2, acc, 0, acc.length);
+  writeMessage(w, m, subject, reply, hdrSrc, hdrStart, paySrc, payStart);
+  if (withTarget) writeTarget(w, target, connectionId, sid, sidLen);
+}
+
+/** One more target of the Deliver that is the frame's last op (targets are its last field). */
+export function addDeliverTarget(w: FrameBuilder, connectionId: number, sid: string): void {
+  const sidLen = utf8Length(sid);
+  const target = numberSize(connectionId) + stringSize(sidLen);
+  w.insert(w.length, fieldSize(target));
+  writeTarget(w, target, connectionId, sid, sidLen);
+  w.endInsert();
+}
+
+function writeTarget(w: FrameBuilder, size: number, connectionId: number, sid: string, sidLen: number): void {
+  w.open((3 << 3) | 2, size);
+  w.number(1 << 3, connectionId);
+  w.string((3 << 3) | 2, sid, sidLen);
+}
+
+/** MeshOp.forward of a drafted Forward. */
 function writeForward(w: FrameBuilder, f: Draft<Forward>): void {
   const msg = f.message ?? {};
   const headers = msg.headers ?? EMPTY, payload = msg.payload ?? EMPTY;
-  const subject = msg.subject ?? "", reply = msg.reply ?? "", account = f.account ?? "", originEdge = f.originEdge ?? "";
-  const acc = accountBytes.of(account), edge = edgeBytes.of(originEdge);
-  const originConnection = f.originConnection ?? 0, qos = f.qos ?? 0, retain = f.retain ?? false, msgId = f.msgId ?? 0;
-  const m = measureMessage(subject, reply, headers.length, payload.length);
   const queues = f.queues ?? [];
-  let forward = stringSize(acc.length) + fieldSize(m.body) + stringSize(edge.length) + numberSize(originConnection) + numberSize(qos) +
-    (msgId === 0 ? 0 : 2 + varintSize(msgId)) + (retain ? 3 : 0);
+  let at = writeForwardParts(w, f.account ?? "", msg.subject ?? "", msg.reply ?? "", headers, 0, headers.length, payload, 0,
+    payload.length, queues.length > 0 ? queues[0] : undefined, f.originEdge ?? "", f.originConnection ?? 0, f.qos ?? 0, f.retain ?? false,
+    f.msgId ?? 0);
+  for (let i = 1; i < queues.length; i++) at = addForwardQueue(w, at, queues[i]);
+}
+
+/**
+ * MeshOp.forward of a message (its bytes read during the call only), naming `queue` when set.
+ * Returns where its queue names end (an offset in the frame): while it is the frame's last op,
+ * addForwardQueue() names more groups there.
+ */
+export function writeForwardOf(w: FrameBuilder, account: string, subject: string, reply: string, msg: MessageData,
+                               queue: string | undefined, originEdge: string, originConnection: number, retain: boolean,
+                               msgId: number): number {
+  const payloadStart = msg.start + msg.hdrLen;
+  return writeForwardParts(w, account, subject, reply, msg.buf, msg.start, msg.hdrLen, msg.buf, payloadStart, msg.end - payloadStart,
+    queue, originEdge, originConnection, 0, retain, msgId);
+}
+
+function writeForwardParts(w: FrameBuilder, account: string, subject: string, reply: string, hdrSrc: Buffer, hdrStart: number,
+                           hdrLen: number, paySrc: Buffer, payStart: number, payLen: number, queue: string | undefined,
+                           originEdge: string, originConnection: number, qos: number, retain: boolean, msgId: number): number {
+  const acc = accountBytes.of(account), edge = edgeBytes.of(originEdge);
+  const m = measureMessage(subject, reply, hdrLen, payLen);
+  const queueLen = queue === undefined ? 0 : utf8Length(queue);
   // A repeated string writes empty entries too.
-  for (let i = 0; i < queues.length; i++) forward += fieldSize(utf8Length(queues[i]));
-  openOp(w, MESH_FORWARD, forward);
+  const forward = stringSize(acc.length) + fieldSize(m.body) + (queue === undefined ? 0 : fieldSize(queueLen)) +
+    stringSize(edge.length) + numberSize(originConnection) + numberSize(qos) + (msgId === 0 ? 0 : 2 + varintSize(msgId)) + (retain ? 3 : 0);
+  w.openOp(MESH_FORWARD, forward);
   w.bytes((1 << 3) | 2, acc, 0, acc.length);
-  writeMessage(w, m, subject, reply, headers, 0, payload, 0);
-  for (let i = 0; i < queues.length; i++) {
-    const len = utf8Length(queues[i]);
-    if (len === 0) w.open((3 << 3) | 2, 0);
-    else w.string((3 << 3) | 2, queues[i], len);
-  }
+  writeMessage(w, m, subject, reply, hdrSrc, hdrStart, paySrc, payStart);
+  if (queue !== undefined) writeQueue(w, queue, queueLen);
+  const queuesEnd = w.length;
   w.bytes((4 << 3) | 2, edge, 0, edge.length);
   w.number(5 << 3, originConnection);
   w.number(6 << 3, qos);
@@ -302,6 +378,23 @@ function writeForward(w: FrameBuilder, f: Draft<Forward>): void {
     w.varint(msgId);
   }
   if (retain) w.literal(FORWARD_RETAIN);
+  return queuesEnd;
+}
+
+/** One more queue group of the Forward that is the frame's last op, at `at` (where its queue
+ *  names end); returns where they end now. */
+export function addForwardQueue(w: FrameBuilder, at: number, queue: string): number {
+  const len = utf8Length(queue);
+  w.insert(at, fieldSize(len));
+  writeQueue(w, queue, len);
+  const end = w.length;
+  w.endInsert();
+  return end;
+}
+
+function writeQueue(w: FrameBuilder, queue: string, len: number): void {
+  if (len === 0) w.open((3 << 3) | 2, 0);
+  else w.string((3 << 3) | 2, queue, len);
 }
 
 /** The tag of Forward.msg_id (field 70, a varint): two bytes. */
@@ -348,6 +441,14 @@ function writeColdPublish(w: FrameBuilder, publish: NonNullable<Draft<EdgeOp>["p
 }
 
 // ---- decoding ----
+
+/** A protobufjs-decoded Message's bytes as one MessageData (the headers and payload views
+ *  joined: a copy only when both are set; a cursor moves them together instead). */
+export function messageData(m: Message | undefined): MessageData {
+  if (!m) return { buf: EMPTY, start: 0, end: 0, hdrLen: 0 };
+  const buf = m.headers.length === 0 ? m.payload : Buffer.concat([m.headers, m.payload]);
+  return { buf, start: 0, end: buf.length, hdrLen: m.headers.length };
+}
 
 class Malformed extends Error {}
 

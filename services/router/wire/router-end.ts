@@ -7,12 +7,11 @@ import type {
 } from "../link.js";
 import { fromWire } from "./accounts.js";
 import { Batcher, FRAME_STATS } from "./batcher.js";
-import { WireError } from "./codec.js";
-import { EdgeFrameCursor, Next, writeRouterOp } from "./fast.js";
+import { EdgeFrameCursor, messageData, Next, writeRouterOp } from "./fast.js";
 import { FrameQueue } from "./slices.js";
 import {
-  ErrorCode, type ClientUrls, type Completion, type Deliver, type Draft, type EdgeLoad, type EdgeOp, type EdgeUrls, type Hello, type RouterOp,
-  type SessionOp,
+  ErrorCode, type ClientUrls, type Completion, type Deliver, type Draft, type EdgeLoad, type EdgeOp, type EdgeUrls, type Hello,
+  type MqttProperties, type RouterOp, type SessionOp,
 } from "./frames.js";
 import {
   permissionFromWire, propertiesFromWire, propertiesToWire, storedFromWire, subscriptionsFromWire, willFromWire,
@@ -78,8 +77,8 @@ export class RouterEnd {
   }
 
   /** Frames and ops received from the edge (metrics). */
-  framesIn = 0;
-  opsIn = 0;
+  get framesIn(): number { return this.frames.framesIn; }
+  get opsIn(): number { return this.frames.opsIn; }
 
   /** The edge's id from its Hello ("" before). */
   get edge(): string { return this.edgeId; }
@@ -126,58 +125,49 @@ export class RouterEnd {
 
   private readonly cursor = new EdgeFrameCursor();
   /** Frames applied in order, a slice per turn (slices.ts). */
-  private readonly frames = new FrameQueue({
-    begin: (bytes) => {
-      this.framesIn++;
-      this.cursor.reset(bytes);
-    },
-    apply: (budget) => this.applySome(budget),
+  private readonly frames = new FrameQueue(this.cursor, {
+    stopped: () => this.closed,
+    op: (next) => this.applyOp(next),
+    malformed: (err) => this.warn(`serialised link: ${err.message}`),
   });
 
   receive(bytes: Buffer): void {
     if (!this.closed) this.frames.push(bytes);
   }
 
-  /** Applies up to `budget` ops of the current frame; returns how many it applied. */
-  private applySome(budget: number): number {
+  /** Applies the op the cursor read (a Hello first, or nothing more is applied). */
+  private applyOp(next: Next.Hot | Next.Cold): number {
     const cur = this.cursor;
-    let n = 0;
-    while (n < budget && !this.closed) {
-      const next = cur.next();
-      if (next === Next.End) break;
-      if (next instanceof WireError) {
-        this.warn(`serialised link: ${next.message}`);
-        break;
-      }
-      n++;
-      this.opsIn++;
-      if (!this.accepted) {
-        if (next === Next.Cold && cur.cold!.op === "hello") this.authenticate(cur.cold!.hello!);
-        else this.refuse("the first operation was not a Hello");
-      } else if (next === Next.Hot) {
-        this.publish(cur);
-      } else {
-        this.apply(cur.cold!);
-      }
+    if (!this.accepted) {
+      if (next === Next.Cold && cur.cold!.op === "hello") this.authenticate(cur.cold!.hello!);
+      else this.refuse("the first operation was not a Hello");
+    } else if (next === Next.Hot) {
+      this.publish(cur);
+    } else {
+      this.apply(cur.cold!);
     }
-    this.current = undefined;
-    if (this.closed) this.frames.clear();
-    return n;
+    return 0;
   }
 
   /** A NATS or MQTT publish as the cursor read it: its message is a view of the frame. */
   private publish(cur: EdgeFrameCursor): void {
-    const { msg, subject } = cur;
-    if (cur.topic !== "") {
+    this.publishMessage(cur.account, cur.subject, cur.reply, cur.msg, cur.originConnection, cur.noResponders, cur.topic, cur.qos,
+      cur.retain, cur.correlationId, cur.topic === "" ? undefined : cur.properties());
+  }
+
+  /** A publish, from the cursor or decoded by protobufjs: MQTT's (a topic) go to the session
+   *  service, NATS's to the router. */
+  private publishMessage(account: string, subject: string, reply: string, msg: MessageData, cid: number, noResponders: boolean,
+                         topic: string, qos: number, retain: boolean, correlationId: number, properties: MqttProperties | undefined): void {
+    if (topic !== "") {
       const payload = msg.buf.subarray(msg.start + msg.hdrLen, msg.end);
-      const stored: StoredMessage = { topic: cur.topic, payload, qos: cur.qos as QoS, retain: cur.retain };
-      const props = propertiesFromWire(cur.properties());
+      const stored: StoredMessage = { topic, payload, qos: qos as QoS, retain };
+      const props = propertiesFromWire(properties);
       if (props) stored.props = props;
-      return this.mqttPublish(cur.originConnection, cur.correlationId, subject, stored);
+      return this.mqttPublish(cid, correlationId, subject, stored);
     }
-    const origin = { edgeId: this.edgeId, cid: cur.originConnection, echo: true };
-    this.router.publish(cur.account, subject, cur.reply === "" ? undefined : cur.reply, msg, origin,
-      cur.noResponders ? NO_RESPONDERS : undefined);
+    const origin = { edgeId: this.edgeId, cid, echo: true };
+    this.router.publish(account, subject, reply === "" ? undefined : reply, msg, origin, noResponders ? NO_RESPONDERS : undefined);
   }
 
   private authenticate(hello: Hello): void {
@@ -190,6 +180,7 @@ export class RouterEnd {
   /** Nothing more is applied; the carrier ends the stream. */
   private refuse(reason: string): void {
     this.closed = true;
+    this.frames.clear();
     this.hooks!.refused(reason);
   }
 
@@ -241,21 +232,11 @@ export class RouterEnd {
         return;
       }
       case "publish": {
-        const p = op.publish!;
-        const m = p.message!;
-        if (p.topic !== "") {
-          const msg: StoredMessage = { topic: p.topic, payload: m.payload, qos: p.qos as QoS, retain: p.retain };
-          const props = propertiesFromWire(p.properties);
-          if (props) msg.props = props;
-          return this.mqttPublish(p.originConnection, p.correlationId, m.subject, msg);
-        }
         // Decoded bytes are views of this frame, which nothing reuses: no copy needed.
-        const buf = m.headers.length === 0 ? m.payload : Buffer.concat([m.headers, m.payload]);
-        const msg: MessageData = { buf, start: 0, end: buf.length, hdrLen: m.headers.length };
-        const origin = { edgeId: this.edgeId, cid: p.originConnection, echo: true };
-        this.router.publish(p.account, m.subject, m.reply === "" ? undefined : m.reply, msg, origin,
-          p.noResponders ? { noResponders: true } : undefined);
-        return;
+        const p = op.publish!;
+        const m = p.message;
+        return this.publishMessage(p.account, m?.subject ?? "", m?.reply ?? "", messageData(m), p.originConnection, p.noResponders,
+          p.topic, p.qos, p.retain, p.correlationId, p.properties);
       }
       case "statsQuery": {
         const correlationId = op.statsQuery!.correlationId;
@@ -357,8 +338,6 @@ export class RouterEnd {
     );
   }
 
-  private readonly forgetCurrent = (): void => { this.current = undefined; };
-
   /** Removes one subscription (UNSUB, or its max reached). */
   drop(sub: EdgeSubscriber): void {
     const byCid = this.subs.get(sub.conn.cid);
@@ -367,6 +346,8 @@ export class RouterEnd {
     if (byCid.size === 0) this.subs.delete(sub.conn.cid);
     this.router.unsubscribe(sub.account, sub);
   }
+
+  private readonly forgetCurrent = (): void => { this.current = undefined; };
 
   /** Queues a delivery to one subscription, joining the Deliver op of the same message. */
   deliver(sub: EdgeSubscriber, subject: string, reply: string | undefined, msg: MessageData): void {
@@ -391,4 +372,3 @@ export class RouterEnd {
     this.out.push({ op: "deliver", deliver: op });
   }
 }
-
