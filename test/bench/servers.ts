@@ -36,6 +36,8 @@ export interface RunningServer {
   readonly logFile: string;
   /** A cluster: the client port of each node (`port` is the first). */
   readonly nodePorts?: readonly number[];
+  /** A cluster: its processes, each measured apart (CPU per message, cases.ts). */
+  readonly processes?: readonly { readonly name: string; readonly pid: number }[];
   /** Figures the server printed when it stopped, for the report. */
   readonly notes?: readonly string[];
   stop(): Promise<void>;
