@@ -43,7 +43,7 @@ handWritten("Publish 128B", (w) => writePublish(w, "$G", "bench.subject", "", ms
   for (const f of frames) for (cur.reset(f); cur.next() === Next.Hot;) n++;
   return n;
 });
-handWritten("Forward 128B", (w) => writeForwardOf(w, "$G", "bench.subject", "", msg, undefined, "e1", 12, false), (frames) => {
+handWritten("Forward 128B", (w) => writeForwardOf(w, "$G", "bench.subject", "", msg, undefined, "e1", 12, false, 0), (frames) => {
   const cur = new MeshFrameCursor();
   let n = 0;
   for (const f of frames) for (cur.reset(f); cur.next() === Next.Hot;) n++;

@@ -196,10 +196,10 @@ describe("hand-written codec vs protobufjs", () => {
 
         const queues = Array.from({ length: extra }, (_, i) => (i === 1 ? "" : g.text(5)));
         const forwarded = frameOf((w) => {
-          let at = writeForwardOf(w, "acc", m.subject, m.reply, data, queues[0], "edge-1", 42, true);
+          let at = writeForwardOf(w, "acc", m.subject, m.reply, data, queues[0], "edge-1", 42, true, 123_456_789_012);
           for (const q of queues.slice(1)) at = addForwardQueue(w, at, q);
         });
-        const forward = { account: "acc", message: m, queues, originEdge: "edge-1", originConnection: 42, retain: true };
+        const forward = { account: "acc", message: m, queues, originEdge: "edge-1", originConnection: 42, retain: true, msgId: 123_456_789_012 };
         expect(forwarded.equals(meshFrames.encode(withoutDefaults({ ops: [{ forward }] }))), `forward ${size}+${extra}`).toBe(true);
       }
     }
