@@ -112,6 +112,7 @@ describe("charts/meshbroker", () => {
       [["--set", "config.lameDuck.duration=soon"], /lameDuck|duration/],
       [["--set", "redis.bundled.enabled=false", "--set", "redis.url=redis://u:p@h:6379"], /redis\.url/],
       [["--set", "config.tls.enabled=true"], /config\.tls\.secretName/],
+      [["--set", "monitoring.serviceMonitor.enabled=true", "--set", "monitoring.podMonitor.enabled=true"], /choose one/],
     ];
     for (const [args, message] of bad) {
       const r = await chartCheck([CHART, ...args]);
@@ -170,13 +171,20 @@ describe("charts/meshbroker", () => {
     expect(b["checksum/secrets"]).toBe(a["checksum/secrets"]);
   }, CHART_CHECK_FIRST_RUN_MS);
 
-  it("renders RBAC only for Kubernetes discovery, and the PrometheusRule from deploy/prometheus/rules.yaml", () => {
+  it("renders RBAC only for Kubernetes discovery, one scrape monitor, and the PrometheusRule from deploy/prometheus/rules.yaml", () => {
     const kinds = (r: Rendered) => new Set(r.objects.map((o) => o.kind));
     expect(kinds(rendered.default).has("Role")).toBe(false);
     expect(kinds(rendered.default).has("ServiceAccount")).toBe(false);
-    for (const k of ["ServiceAccount", "Role", "RoleBinding", "HorizontalPodAutoscaler", "Ingress", "NetworkPolicy", "ServiceMonitor", "PodMonitor", "PrometheusRule"]) {
+    for (const k of ["ServiceAccount", "Role", "RoleBinding", "HorizontalPodAutoscaler", "Ingress", "NetworkPolicy", "ServiceMonitor", "PrometheusRule"]) {
       expect(kinds(rendered.production).has(k), k).toBe(true);
     }
+    // one of ServiceMonitor and PodMonitor (both would scrape every pod twice), on the same pods
+    expect(kinds(rendered.production).has("PodMonitor")).toBe(false);
+    expect(kinds(rendered.accounts).has("ServiceMonitor")).toBe(false);
+    const monitor = rendered.accounts.get("PodMonitor", "meshbroker").spec as Record<string, unknown>;
+    const service = rendered.production.get("ServiceMonitor", "meshbroker").spec as Record<string, unknown>;
+    expect(monitor.selector).toEqual(service.selector);
+    expect(monitor.namespaceSelector).toEqual(service.namespaceSelector);
     const rule = rendered.production.get("PrometheusRule", "meshbroker");
     expect(JSON.stringify(rule.spec)).toContain("alert");
     const dashboard = rendered.production.get("ConfigMap", "-dashboard");

@@ -257,3 +257,14 @@ checksum/secrets: {{ list .Values.auth .Values.cluster .Values.config.tls .Value
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
+
+{{/* The edge and router pods of this release, for a ServiceMonitor's or PodMonitor's spec. */}}
+{{- define "meshbroker.scrapeSelector" -}}
+selector:
+  matchExpressions:
+    - {key: app.kubernetes.io/name, operator: In, values: [{{ include "meshbroker.name" . | quote }}]}
+    - {key: app.kubernetes.io/instance, operator: In, values: [{{ .Release.Name | quote }}]}
+    - {key: app.kubernetes.io/component, operator: In, values: [edge, router]}
+namespaceSelector:
+  matchNames: [{{ .Release.Namespace | quote }}]
+{{- end -}}
