@@ -107,7 +107,8 @@ export function decodeMessage(buf: Buffer, offset = 0): DecodedMessage {
   return d;
 }
 
-export function toStored(d: DecodedMessage): StoredMessage {
+/** The message's own fields, without a decoded record's packet id or a queued one's seq. */
+export function toStored(d: StoredMessage): StoredMessage {
   const m: StoredMessage = { topic: d.topic, payload: d.payload, qos: d.qos, retain: d.retain };
   if (d.props) m.props = d.props;
   if (d.expiresAt !== undefined) m.expiresAt = d.expiresAt;

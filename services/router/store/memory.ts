@@ -1,7 +1,7 @@
 // The store without persistence: everything lives in this process and is gone after a restart
 // (index.ts warns at startup when it is chosen). Every method completes synchronously, so call
 // order is also apply order.
-import { checkPacketId } from "./codec.js";
+import { checkPacketId, toStored } from "./codec.js";
 import { DELIVERED_KEEP_MS, keyOf, type MqttStore, type QueuedMessage, type SessionKey, type SessionRecord, type StoredMessage } from "./store.js";
 import { TopicTree } from "./topic.js";
 import { subscriptionOf } from "../link.js";
@@ -20,10 +20,8 @@ interface ClientState {
 
 /** Keeps its own copy: the caller's buffer may be a view into a socket chunk. */
 function copyMessage(m: StoredMessage): StoredMessage {
-  const copy: StoredMessage = { topic: m.topic, payload: Buffer.from(m.payload), qos: m.qos, retain: m.retain };
-  if (m.props) copy.props = m.props;
-  if (m.expiresAt !== undefined) copy.expiresAt = m.expiresAt;
-  if (m.id !== undefined) copy.id = m.id;
+  const copy = toStored(m);
+  copy.payload = Buffer.from(m.payload);
   return copy;
 }
 
