@@ -43,10 +43,14 @@ export interface MqttListenerContext {
 
 export class MqttConnection
   implements SessionClient, Connection, ConnectionView, IsolatedConnection, PacketSink, OutboundOwner {
-  readonly echo = true; // MQTT 3.1.1 delivers a client's own publishes to its subscriptions
+  // Constants are getters on the prototype, and the start a number: every field of an idle
+  // connection counts (issue #14, ≤ 4 KiB each).
+  /** MQTT 3.1.1 delivers a client's own publishes to its subscriptions. */
+  get echo(): boolean { return true; }
   readonly edgeId: string;
-  readonly startTime = new Date();
-  lastActivityMs = Date.now();
+  private readonly startMs = Date.now();
+  get startTime(): Date { return new Date(this.startMs); }
+  lastActivityMs = this.startMs;
   clientId = "";
   closed = false;
   closeReason: CloseReason | undefined;
@@ -57,8 +61,8 @@ export class MqttConnection
   outBytes = 0;
   /** CONNECT → CONNACK, the only round trip MQTT gives us to measure. */
   rttMs = 0;
-  readonly name = "";
-  readonly lang = "mqtt";
+  get name(): string { return ""; }
+  get lang(): string { return "mqtt"; }
   userName: string | undefined;
   /** The CONNECT's protocol level: 4 (3.1.1) until a level-5 CONNECT came. */
   level: MqttLevel = 4;
@@ -104,8 +108,8 @@ export class MqttConnection
   /** Kept to authenticate again when a reload changes the authorization config. */
   private credentials: Credentials = {};
   private expiryTimer: NodeJS.Timeout | undefined;
-  /** max_subscriptions, tightened by the user's JWT `subs` (Infinity = none). */
-  private maxSubscriptions = Infinity;
+  /** max_subscriptions, tightened by the user's JWT `subs` (0 = none). */
+  private maxSubscriptions = 0;
   /** The length of the pending CONNECT timeout (0: none). */
   private connectMs: number;
   /** The server chose the client id (MQTT 5 CONNACK tells it). */
@@ -331,7 +335,7 @@ export class MqttConnection
       this.transport.authenticated?.();
       this.clearConnectTimeout();
       this.send(this.connack(present, keepalive));
-      this.rttMs = Date.now() - this.startTime.getTime();
+      this.rttMs = Date.now() - this.startMs;
       this.ctx.edge.clientConnected(this);
       this.armKeepAlive(keepalive);
       this.ctx.sessions.resume(this);
@@ -354,7 +358,8 @@ export class MqttConnection
     const user = result.user;
     this.userName = user.name || undefined;
     this.perms = user.permissions ? new PermissionChecker(user.permissions) : undefined;
-    this.maxSubscriptions = Math.min(this.ctx.edge.options.maxSubscriptions || Infinity, user.limits?.maxSubscriptions ?? Infinity);
+    const max = Math.min(this.ctx.edge.options.maxSubscriptions || Infinity, user.limits?.maxSubscriptions ?? Infinity);
+    this.maxSubscriptions = max === Infinity ? 0 : max;
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.expiryTimer = undefined;
     if (user.expiresAt !== undefined) this.armExpiry(user.expiresAt);
@@ -565,7 +570,7 @@ export class MqttConnection
       }
       // max_subscriptions counts filters; as in nats-server, at the limit even a repeated filter gets a
       // failure (the existing subscription stays), and the connection stays.
-      if ((this.filters?.size ?? 0) >= this.maxSubscriptions) {
+      if (this.maxSubscriptions > 0 && (this.filters?.size ?? 0) >= this.maxSubscriptions) {
         this.ctx.edge.log.error(`maximum subscriptions exceeded (${this.maxSubscriptions})`, this.logContext());
         granted.push(v5 ? QUOTA_EXCEEDED : SUBACK_FAILURE_311);
         continue;
