@@ -13,7 +13,7 @@ TEST_DEBS := nats-server:/usr/sbin/nats-server redis-server:/usr/bin/redis-serve
   chromium:/usr/bin/chromium openssl:/usr/bin/openssl dnsmasq-base:/usr/sbin/dnsmasq \
   prometheus:/usr/bin/prometheus
 
-.PHONY: all install build run cluster test test-deps chart-tools bench fuzz image test-image test-chart chart-manifest clean
+.PHONY: all install build run cluster test test-deps chart-tools bench bench-storm fuzz image test-image test-chart chart-manifest clean
 
 all: build
 
@@ -75,9 +75,13 @@ chart-manifest:
 	  cat deploy/kubernetes/meshbroker.yaml.tmp; } > deploy/kubernetes/meshbroker.yaml
 	rm -f deploy/kubernetes/meshbroker.yaml.tmp
 
-## Benchmarks against nats-server in the same run (not part of `make test`).
+## Benchmarks against nats-server in the same run (not part of `make test`); every case but the
+## connection storms, which take minutes each: `make bench-storm` runs those.
 bench: test-deps build
 	node dist/test/bench/run.js
+
+bench-storm: test-deps build
+	node dist/test/bench/run.js --case storms
 
 ## The long fuzz pass, every surface against a real broker (test/fuzz/run.ts): FUZZ_SECONDS per
 ## surface (default 300) or FUZZ_INPUTS (default 1000000), FUZZ_SEED, FUZZ_SURFACES=a,b;

@@ -22,3 +22,62 @@ export class Deadline {
     this.timer.unref();
   }
 }
+
+/**
+ * Timeouts for many owners (connections) on one timer per length: a Timeout and its closure
+ * per connection cost about 200 bytes of an idle one and allocations per connect. Timeouts of
+ * one length expire in the order they were set, so an insertion-ordered Map (owner → due) is
+ * the queue of each length: set = delete + append, the first entry is the next due. One timer
+ * per length, armed for the first entry, fires each owner's timeout on time.
+ */
+export class Timeouts<T> {
+  private readonly lengths = new Map<number, TimeoutQueue<T>>();
+
+  constructor(private readonly expired: (owner: T) => void) {}
+
+  /** Starts, or restarts, `owner`'s timeout of `ms` (> 0): `expired(owner)` in `ms` unless
+   *  cleared or set again before. An owner has one timeout per length. */
+  set(owner: T, ms: number): void {
+    let q = this.lengths.get(ms);
+    if (!q) this.lengths.set(ms, (q = new TimeoutQueue(ms, this.expired, () => this.lengths.delete(ms))));
+    q.set(owner);
+  }
+
+  clear(owner: T, ms: number): void {
+    this.lengths.get(ms)?.due.delete(owner);
+  }
+}
+
+class TimeoutQueue<T> {
+  readonly due = new Map<T, number>();
+  /** Held while `run` runs too, so that a set() from `expired` arms nothing. */
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly ms: number,
+    private readonly expired: (owner: T) => void,
+    private readonly emptied: () => void,
+  ) {}
+
+  set(owner: T): void {
+    this.due.delete(owner);
+    this.due.set(owner, Math.ceil(performance.now()) + this.ms);
+    // Unreferenced: the connections' sockets keep the process alive, not their timeouts.
+    this.timer ??= setTimeout(this.run, this.ms).unref();
+  }
+
+  private readonly run = (): void => {
+    const now = performance.now();
+    // An owner set again by `expired` goes to the end, due later than now: the loop stops there.
+    for (const [owner, at] of this.due) {
+      if (at > now) {
+        this.timer = setTimeout(this.run, at - now).unref();
+        return;
+      }
+      this.due.delete(owner);
+      this.expired(owner);
+    }
+    this.timer = undefined;
+    this.emptied();
+  };
+}

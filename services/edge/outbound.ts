@@ -32,6 +32,12 @@ export class Outbound {
   private scheduled = false;
   private deadline: NodeJS.Timeout | undefined;
   private failed = false;
+  /** The last slab handed to the transport while it was not done with it (until it drains),
+   *  and one it is done with: reused, so that a connection the transport is always behind on
+   *  (compressed WebSocket: deflate runs on the thread pool) does not allocate a slab a turn. */
+  private handed: typeof NO_SLAB | undefined;
+  private spare: typeof NO_SLAB | undefined;
+  private whenDrained: (() => void) | undefined;
 
   constructor(
     private readonly transport: Transport,
@@ -142,13 +148,26 @@ export class Outbound {
       if (this.slab.length === FIRST_SLAB) this.slab = NO_SLAB; // a quiet connection: 1 KB less while idle
       return;
     }
-    // The socket still holds a view of the slab: continue in a fresh one.
-    this.slab = Buffer.allocUnsafe(SLAB);
+    // The transport still holds a view of the slab: continue in the spare one, or a fresh one as
+    // large as this one grew (a connection that writes 100 KB a turn would otherwise grow and
+    // copy every turn).
+    const handed = this.slab;
+    const spare = this.spare;
+    this.spare = undefined;
+    this.slab = spare && spare.length >= handed.length ? spare : Buffer.allocUnsafe(Math.max(SLAB, handed.length));
     if (this.transport.pendingBytes > this.maxPending) return this.fail("Slow Consumer (Pending Bytes)");
     if (!this.deadline && this.writeDeadlineMs > 0) {
       this.deadline = setTimeout(() => this.fail("Slow Consumer (Write Deadline)"), this.writeDeadlineMs);
-      this.transport.onDrain(() => this.clearDeadline());
     }
+    if (this.handed === undefined) this.transport.onDrain(this.whenDrained ??= () => this.drained());
+    this.handed = handed;
+  }
+
+  /** The transport wrote everything: the last slab handed over is free. */
+  private drained(): void {
+    this.clearDeadline();
+    this.spare = this.handed;
+    this.handed = undefined;
   }
 
   dispose(): void {

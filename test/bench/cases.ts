@@ -488,9 +488,17 @@ export const CASES: readonly BenchCase[] = [
   interestCase(),
 ];
 
-/** The case named (id or alias), or every cluster case for "cluster". */
+const isStorm = (c: BenchCase): boolean => c.listener === "storm" || c.listener === "storm-tls";
+
+/** What a run without --case measures: every case but the storms, which take minutes each
+ *  (`make bench-storm`, `--case storms`). */
+export const DEFAULT_CASES: readonly BenchCase[] = CASES.filter((c) => !isStorm(c));
+
+/** The case named (id or alias), or a group: every cluster case for "cluster", every storm
+ *  case for "storms". */
 export function findCases(name: string): BenchCase[] {
   const n = name.toLowerCase();
   if (n === "cluster") return CASES.filter((c) => c.listener === "cluster");
+  if (n === "storms") return CASES.filter(isStorm);
   return CASES.filter((c) => c.id === n || c.aliases.includes(n));
 }

@@ -4,7 +4,7 @@
 // nats-server cluster joined by routes.
 import { startCluster, type TestCluster } from "../helpers/cluster.js";
 import { freePorts } from "../helpers/process.js";
-import { startServer, type RunningServer } from "./servers.js";
+import { ensureRedisServer, startServer, type RunningServer } from "./servers.js";
 
 /** At the end, each meshbroker process gets SIGINT (stop now) and prints its frame counts in
  *  this line, within STOP_MS; then everything is killed. */
@@ -12,6 +12,7 @@ const FRAMES_LINE = /link frames sent: (.*)$/;
 const STOP_MS = 5_000;
 
 export async function startMeshCluster(): Promise<RunningServer> {
+  ensureRedisServer();
   const cluster: TestCluster = await startCluster({ routers: 2, edges: 2, timeoutMs: 20_000 });
   const notes: string[] = [];
   const procs = [...cluster.routers.map((r) => ({ name: r.name, proc: r.proc })), ...cluster.edges.map((e) => ({ name: e.name, proc: e.proc }))];

@@ -16,7 +16,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { CASES, findCases, type BenchCase, type RoundResult } from "./cases.js";
+import { CASES, DEFAULT_CASES, findCases, type BenchCase, type RoundResult } from "./cases.js";
 import { ensureLoadgen, LOADGEN_DESCRIPTION } from "./loadgen.js";
 import { renderMarkdown, type CaseOutcome, type SlotOutcome } from "./report.js";
 import {
@@ -52,14 +52,15 @@ interface Args {
 
 const USAGE = `usage: node dist/test/bench/run.js [options]
   --case NAME[,NAME]  run only these cases: ${CASES.map((c) => c.id).join(", ")};
-                      "cluster": every cluster case
+                      "cluster": every cluster case; "storms": every storm case
+                      (default: every case but the storms)
   --rounds N          rounds per case, alternating the servers (default 5)
   --scale F           multiply message counts by F (default 1)
   --out FILE          report path (default dist/bench/results.md)
   --list              list the cases`;
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { cases: [...CASES], rounds: 5, scale: 1 };
+  const args: Args = { cases: [...DEFAULT_CASES], rounds: 5, scale: 1 };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split(/=(.*)/s, 2);
     const value = (): string => {
@@ -90,7 +91,10 @@ function parseArgs(argv: string[]): Args {
         args.out = value();
         break;
       case "--list":
-        for (const c of CASES) console.log(`${c.id.padEnd(11)} ${c.metrics.map((m) => m.name).join("; ")}`);
+        for (const c of CASES) {
+          const tag = DEFAULT_CASES.includes(c) ? "" : " (only when named: --case storms)";
+          console.log(`${c.id.padEnd(15)} ${c.metrics.map((m) => m.name).join("; ")}${tag}`);
+        }
         process.exit(0);
         break;
       case "--help":

@@ -5,6 +5,7 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { freePorts } from "../helpers/process.js";
+import { REDIS_SERVER_BIN } from "../helpers/redis.js";
 import { STORM_USER } from "./slots.js";
 
 export interface ServerSlot {
@@ -104,14 +105,26 @@ function resolveBinary(name: string, envVar: string, pkg: string): string {
   if (fromEnv) return fromEnv;
   const found = findOnPath(name) ?? (fs.existsSync(`/usr/sbin/${name}`) ? `/usr/sbin/${name}` : undefined);
   if (found) return found;
+  installMissing(name, envVar, pkg);
+  const installed = findOnPath(name) ?? `/usr/sbin/${name}`;
+  if (!fs.existsSync(installed)) throw new Error(`${name} still missing after apt-get install ${pkg}`);
+  return installed;
+}
+
+/** As root, `apt-get install -y <pkg>` for a missing binary; otherwise an error saying how. */
+function installMissing(name: string, envVar: string, pkg: string): void {
   if (process.getuid?.() !== 0) {
     throw new Error(`${name} not found: install it with \`apt-get install -y ${pkg}\` or set ${envVar}`);
   }
   console.error(`bench: ${name} not found; running \`apt-get install -y ${pkg}\``);
   aptInstall(pkg);
-  const installed = findOnPath(name) ?? `/usr/sbin/${name}`;
-  if (!fs.existsSync(installed)) throw new Error(`${name} still missing after apt-get install ${pkg}`);
-  return installed;
+}
+
+/** The cluster cases' redis-server, at the path test/helpers/redis.ts spawns. */
+export function ensureRedisServer(): void {
+  if (fs.existsSync(REDIS_SERVER_BIN)) return;
+  installMissing("redis-server", "REDIS_SERVER_BIN", "redis-server");
+  if (!fs.existsSync(REDIS_SERVER_BIN)) throw new Error(`${REDIS_SERVER_BIN} still missing after apt-get install redis-server`);
 }
 
 export function aptInstall(pkg: string): void {

@@ -215,6 +215,38 @@ describe.each(wsTargets(topologies))("compression on $name", (target) => {
   });
 });
 
+describe.each(wsTargets(topologies))("compression and write_deadline on $name", (target) => {
+  let server: WsServer;
+  beforeAll(async () => {
+    server = await target.start({ ws: "no_tls: true\ncompression: true", config: 'write_deadline: "300ms"' });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it("a compressed subscriber that keeps up is not a slow consumer once write_deadline has passed", async () => {
+    // A compressed send is done on the thread pool, not by the socket's "drain": the write
+    // deadline of the first one used to fire 300 ms later on a client that had read everything.
+    const p = await wsOpen(`ws://127.0.0.1:${server.wsPort}`, { perMessageDeflate: true });
+    cleanups.push(() => p.close());
+    await p.expect(INFO_LINE);
+    const t = await tcp(server);
+    await p.send("CONNECT {\"verbose\":false}\r\nSUB z 1\r\nPING\r\n");
+    await p.expect("PONG\r\n");
+    for (let i = 0; i < 5; i++) {
+      const from = p.received().length;
+      t.publish("z", sc.encode("z".repeat(4_000)));
+      await p.expect(/MSG z 1 4000\r\nz{4000}\r\n/, 2_000, from);
+      // The behaviour under test is a timer: 5 × 150 ms spans the deadline twice.
+      await new Promise((res) => setTimeout(res, 150));
+    }
+    const from = p.received().length;
+    await p.send("PING\r\n");
+    await p.expect("PONG\r\n", 2_000, from);
+    expect(p.isClosed()).toBe(false);
+  });
+});
+
 describe.each(wsTargets(topologies))("no compression configured on $name", (target) => {
   let server: WsServer;
   beforeAll(async () => {

@@ -23,7 +23,7 @@ import { carriedProperties, type MqttProperties } from "../../common/mqtt-proper
 import { connectionFault, isolate, type IsolatedConnection } from "../boundary.js";
 import { decodePackets, ENCODING, type PacketSink } from "./decoder.js";
 import { publishBody, topicBytes, varIntLength, writePublish } from "./encoder.js";
-import { type KeptAlive, unwatchKeepAlive, watchKeepAlive } from "./keep-alive.js";
+import { Timeouts } from "../../common/deadline.js";
 import { MQTT_MAX_CONNECT_PACKET, MQTT_PACKET_MARGIN, PACKET_MALFORMED, PACKET_OK, PacketSizeGuard } from "./packet-size.js";
 import {
   authRefusal, disconnectCode, DISCONNECT_WITH_WILL, MALFORMED_PACKET, NO_SUBSCRIPTION_EXISTED, NOT_AUTHORIZED,
@@ -42,11 +42,15 @@ export interface MqttListenerContext {
 }
 
 export class MqttConnection
-  implements SessionClient, Connection, ConnectionView, IsolatedConnection, PacketSink, OutboundOwner, KeptAlive {
-  readonly echo = true; // MQTT 3.1.1 delivers a client's own publishes to its subscriptions
+  implements SessionClient, Connection, ConnectionView, IsolatedConnection, PacketSink, OutboundOwner {
+  // Constants are getters on the prototype, and the start a number: every field of an idle
+  // connection counts (issue #14, ≤ 4 KiB each).
+  /** MQTT 3.1.1 delivers a client's own publishes to its subscriptions. */
+  get echo(): boolean { return true; }
   readonly edgeId: string;
-  readonly startTime = new Date();
-  lastActivityMs = Date.now();
+  private readonly startMs = Date.now();
+  get startTime(): Date { return new Date(this.startMs); }
+  lastActivityMs = this.startMs;
   clientId = "";
   closed = false;
   closeReason: CloseReason | undefined;
@@ -57,8 +61,8 @@ export class MqttConnection
   outBytes = 0;
   /** CONNECT → CONNACK, the only round trip MQTT gives us to measure. */
   rttMs = 0;
-  readonly name = "";
-  readonly lang = "mqtt";
+  get name(): string { return ""; }
+  get lang(): string { return "mqtt"; }
   userName: string | undefined;
   /** The CONNECT's protocol level: 4 (3.1.1) until a level-5 CONNECT came. */
   level: MqttLevel = 4;
@@ -104,9 +108,10 @@ export class MqttConnection
   /** Kept to authenticate again when a reload changes the authorization config. */
   private credentials: Credentials = {};
   private expiryTimer: NodeJS.Timeout | undefined;
-  /** max_subscriptions, tightened by the user's JWT `subs` (Infinity = none). */
-  private maxSubscriptions = Infinity;
-  private connectTimer: NodeJS.Timeout | undefined;
+  /** max_subscriptions, tightened by the user's JWT `subs` (0 = none). */
+  private maxSubscriptions = 0;
+  /** The length of the pending CONNECT timeout (0: none). */
+  private connectMs: number;
   /** The server chose the client id (MQTT 5 CONNACK tells it). */
   private assignedId = false;
   private lastTopic = "";
@@ -125,8 +130,8 @@ export class MqttConnection
     this.edgeId = ctx.edge.serverId;
     this.outbound = new Outbound(transport, this, o.maxPending, o.writeDeadlineMs);
     // A client has the auth timeout to send CONNECT.
-    const ms = ctx.cfg.authorization?.timeoutMs ?? o.authorization?.timeoutMs ?? o.authTimeoutMs;
-    this.connectTimer = setTimeout(() => this.close("Authentication Timeout"), ms);
+    this.connectMs = ctx.cfg.authorization?.timeoutMs ?? o.authorization?.timeoutMs ?? o.authTimeoutMs;
+    CONNECT_TIMEOUTS.set(this, this.connectMs);
   }
 
   /**
@@ -139,6 +144,7 @@ export class MqttConnection
   receive(chunk: Buffer): void {
     if (this.closed) return;
     this.lastActivityMs = Date.now();
+    if (this.keepAliveMs > 0) KEEP_ALIVE.set(this, this.keepAliveMs);
     const size = this.sizes.check(chunk);
     if (size !== PACKET_OK) {
       return size === PACKET_MALFORMED ? this.protocolError("malformed remaining length", MALFORMED_PACKET)
@@ -327,10 +333,9 @@ export class MqttConnection
       this.connected = true;
       this.sizes.limit = this.ctx.edge.options.maxPayload + MQTT_PACKET_MARGIN;
       this.transport.authenticated?.();
-      clearTimeout(this.connectTimer);
-      this.connectTimer = undefined;
+      this.clearConnectTimeout();
       this.send(this.connack(present, keepalive));
-      this.rttMs = Date.now() - this.startTime.getTime();
+      this.rttMs = Date.now() - this.startMs;
       this.ctx.edge.clientConnected(this);
       this.armKeepAlive(keepalive);
       this.ctx.sessions.resume(this);
@@ -353,7 +358,8 @@ export class MqttConnection
     const user = result.user;
     this.userName = user.name || undefined;
     this.perms = user.permissions ? new PermissionChecker(user.permissions) : undefined;
-    this.maxSubscriptions = Math.min(this.ctx.edge.options.maxSubscriptions || Infinity, user.limits?.maxSubscriptions ?? Infinity);
+    const max = Math.min(this.ctx.edge.options.maxSubscriptions || Infinity, user.limits?.maxSubscriptions ?? Infinity);
+    this.maxSubscriptions = max === Infinity ? 0 : max;
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.expiryTimer = undefined;
     if (user.expiresAt !== undefined) this.armExpiry(user.expiresAt);
@@ -564,7 +570,7 @@ export class MqttConnection
       }
       // max_subscriptions counts filters; as in nats-server, at the limit even a repeated filter gets a
       // failure (the existing subscription stays), and the connection stays.
-      if ((this.filters?.size ?? 0) >= this.maxSubscriptions) {
+      if (this.maxSubscriptions > 0 && (this.filters?.size ?? 0) >= this.maxSubscriptions) {
         this.ctx.edge.log.error(`maximum subscriptions exceeded (${this.maxSubscriptions})`, this.logContext());
         granted.push(v5 ? QUOTA_EXCEEDED : SUBACK_FAILURE_311);
         continue;
@@ -704,8 +710,8 @@ export class MqttConnection
     this.closed = true;
     this.closeReason = reason;
     this.stopTime = new Date();
-    if (this.connectTimer) clearTimeout(this.connectTimer);
-    if (this.keepAliveMs > 0) unwatchKeepAlive(this);
+    this.clearConnectTimeout();
+    KEEP_ALIVE.clear(this, this.keepAliveMs);
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.outbound.dispose();
     this.transport.close(reason);
@@ -741,16 +747,17 @@ export class MqttConnection
     return { remote: `${this.remoteAddress}:${this.remotePort}`, cid: this.cid };
   }
 
-  /** [MQTT-3.1.2-24] closes after one and a half keep-alive periods without a packet. */
+  /** [MQTT-3.1.2-24] closes after one and a half keep-alive periods without a packet (each
+   *  read sets the timeout again). */
   private armKeepAlive(seconds: number): void {
     if (seconds <= 0 || this.closed) return;
     this.keepAliveMs = seconds * 1500;
-    watchKeepAlive(this);
+    KEEP_ALIVE.set(this, this.keepAliveMs);
   }
 
-  /** KeptAlive: silent for keepAliveMs. */
-  keepAliveExpired(): void {
-    this.close("Stale Connection");
+  private clearConnectTimeout(): void {
+    if (this.connectMs > 0) CONNECT_TIMEOUTS.clear(this, this.connectMs);
+    this.connectMs = 0;
   }
 
   private protocolError(why: string, code = PROTOCOL_ERROR): void {
@@ -797,3 +804,7 @@ function encodedBound(p: Packet): number {
   }
   return 64 + props + (p.cmd === "suback" || p.cmd === "unsuback" ? (p.granted?.length ?? 0) : 0);
 }
+
+/** Every connection's CONNECT and keep-alive timeouts, on one timer per length. */
+const CONNECT_TIMEOUTS = new Timeouts<MqttConnection>((c) => c.close("Authentication Timeout"));
+const KEEP_ALIVE = new Timeouts<MqttConnection>((c) => c.close("Stale Connection"));

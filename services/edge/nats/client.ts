@@ -2,6 +2,7 @@
 // The transport (TCP now, WebSocket later) only moves bytes; everything NATS is here.
 import { ERR, ProtocolError, type CloseReason } from "../../common/errors.js";
 import { isValidLiteralSubject, isValidSubject } from "../../common/subject.js";
+import { Timeouts } from "../../common/deadline.js";
 import type { Connection, MessageData, RouterLink, Subscriber } from "../../router/link.js";
 import type {
   AuthContext, AuthenticatedUser, AuthPipeline, AuthResult, ConnectionType, Credentials, TlsPeer,
@@ -174,8 +175,9 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
   connected = false;
   private pingsOut = 0;
   private pingSentAt = 0;
-  private authTimer: NodeJS.Timeout | undefined;
-  private pingTimer: NodeJS.Timeout | undefined;
+  /** The length of the pending auth timeout and of the ping period (0: none). */
+  private authMs = 0;
+  private pingMs = 0;
 
   constructor(
     readonly cid: number,
@@ -199,8 +201,8 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
     if (this.ctx.auth.needsNonce) this.nonce = this.ctx.auth.newNonce();
     this.sendInfo();
     if (this.ctx.auth.requiredFor(this.authExtras)) {
-      const ms = this.authTimeoutMs ?? this.ctx.options.authorization?.timeoutMs ?? this.ctx.options.authTimeoutMs;
-      this.authTimer = setTimeout(() => this.close("Authentication Timeout", ERR.authTimeout), ms);
+      this.authMs = this.authTimeoutMs ?? this.ctx.options.authorization?.timeoutMs ?? this.ctx.options.authTimeoutMs;
+      AUTH_TIMEOUTS.set(this, this.authMs);
     }
     this.armPing();
   }
@@ -293,8 +295,7 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
 
     if (this.connected) return this.ok();
     // The CONNECT arrived in time: a slow check (bcrypt) is not an authentication timeout.
-    if (this.authTimer) clearTimeout(this.authTimer);
-    this.authTimer = undefined;
+    this.clearAuthTimeout();
     this.credentials = { user: c.user, pass: c.pass, token: c.auth_token, nkey: c.nkey, sig: c.sig, jwt: c.jwt };
     const result = this.ctx.auth.authenticate(this.credentials, this.authContext());
     if (!(result instanceof Promise)) return this.connectAuthenticated(result);
@@ -323,8 +324,7 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
     this.connected = true;
     this.transport.authenticated?.();
     this.rttMs = Date.now() - this.startTime.getTime(); // INFO → CONNECT, until a PING measures it
-    if (this.authTimer) clearTimeout(this.authTimer);
-    this.authTimer = undefined;
+    this.clearAuthTimeout();
     this.ok();
     this.ctx.clientConnected(this);
   }
@@ -534,8 +534,8 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
     this.parser.halt();
     this.closeReason = reason;
     this.stopTime = new Date();
-    if (this.authTimer) clearTimeout(this.authTimer);
-    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.clearAuthTimeout();
+    PINGS.clear(this, this.pingMs);
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.outbound.dispose();
     for (const sub of this.subs.values()) this.ctx.link.unsubscribe(this.account, sub);
@@ -565,19 +565,28 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
     return { remote: `${this.remoteAddress}:${this.remotePort}`, cid: this.cid };
   }
 
+  /** A PING every ping_interval (from now: a reload re-arms it). */
   private armPing(): void {
-    if (this.pingTimer) clearInterval(this.pingTimer);
-    const interval = this.ctx.options.pingIntervalMs;
-    if (interval <= 0) return;
-    this.pingTimer = setInterval(() => {
-      if (this.pingsOut + 1 > this.ctx.options.pingMax) {
-        this.ctx.log.debug("Stale Client Connection - Closing", this.logContext());
-        return this.close("Stale Connection", ERR.staleConnection);
-      }
-      this.pingsOut++;
-      this.pingSentAt = Date.now();
-      this.outbound.appendString("PING\r\n");
-    }, interval);
+    PINGS.clear(this, this.pingMs);
+    this.pingMs = Math.max(0, this.ctx.options.pingIntervalMs);
+    if (this.pingMs > 0) PINGS.set(this, this.pingMs);
+  }
+
+  /** PINGS: one more PING, or close when ping_max of them are unanswered. */
+  pingDue(): void {
+    if (this.pingsOut + 1 > this.ctx.options.pingMax) {
+      this.ctx.log.debug("Stale Client Connection - Closing", this.logContext());
+      return this.close("Stale Connection", ERR.staleConnection);
+    }
+    this.pingsOut++;
+    this.pingSentAt = Date.now();
+    this.outbound.appendString("PING\r\n");
+    PINGS.set(this, this.pingMs);
+  }
+
+  private clearAuthTimeout(): void {
+    if (this.authMs > 0) AUTH_TIMEOUTS.clear(this, this.authMs);
+    this.authMs = 0;
   }
 
   /** Before CONNECT, a server that needs credentials accepts nothing else. */
@@ -598,6 +607,10 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
 }
 
 const NO_RESPONDERS = Object.freeze({ noResponders: true });
+
+/** Every client's ping period and auth timeout, on one timer per length (not one per client). */
+const PINGS = new Timeouts<NatsClient>((c) => c.pingDue());
+const AUTH_TIMEOUTS = new Timeouts<NatsClient>((c) => c.close("Authentication Timeout", ERR.authTimeout));
 
 /** The JSON type of each CONNECT field nats-server reads (its ClientOpts); others are ignored. */
 const CONNECT_FIELDS: Record<string, "string" | "bool" | "int"> = {

@@ -242,7 +242,18 @@ function refusalHeaders(body: string): Record<string, string> {
  * no close frame (1006) for stale/read/write errors and TLS, 1011 otherwise.
  */
 class WebSocketTransport implements ClientTransport {
-  constructor(private readonly ws: WebSocket, private readonly socket: net.Socket, private readonly maxFrame: number) {}
+  /** permessage-deflate was agreed: a send is compressed on libuv's thread pool, so it is done
+   *  later, and each message costs a trip there. While one is on its way, what Outbound writes
+   *  is held and leaves as one message once it is out (nats-server's frames are as large). */
+  private readonly sent: (() => void) | undefined;
+  private sending = false;
+  private held: Buffer[] | undefined;
+  private heldBytes = 0;
+  private drained: (() => void) | undefined;
+
+  constructor(private readonly ws: WebSocket, private readonly socket: net.Socket, private readonly maxFrame: number) {
+    if (ws.extensions.includes("permessage-deflate")) this.sent = () => this.afterSend();
+  }
 
   /** The client authenticated: frames up to max_payload + max_control_line + margin. */
   authenticated(): void {
@@ -260,19 +271,55 @@ class WebSocketTransport implements ClientTransport {
   }
 
   /** ws counts a message it is still compressing in bufferedAmount, so Outbound does not
-   *  reuse the buffer until it is gone, compressed or not. */
+   *  reuse the buffer until it is gone, compressed or not; held writes are counted too. */
   write(data: Buffer): void {
-    this.ws.send(data, BINARY);
+    if (this.sending) {
+      (this.held ??= []).push(data);
+      this.heldBytes += data.length;
+      return;
+    }
+    this.send(data);
     // The upgrade corked the socket (see upgrade()); Outbound must find the write taken.
     if (this.socket.writableCorked > 0) this.socket.uncork();
   }
 
-  get pendingBytes(): number { return this.ws.bufferedAmount; }
-  onDrain(cb: () => void): void { this.socket.once("drain", cb); }
+  private send(data: Buffer): void {
+    this.sending = this.sent !== undefined;
+    this.ws.send(data, BINARY, this.sent);
+  }
+
+  /** A compressed send is out (the kernel took it): the writes held meanwhile go as one
+   *  message; with none, this is the drain Outbound waits for. */
+  private afterSend(): void {
+    this.sending = false;
+    const held = this.takeHeld();
+    if (held) return this.send(held);
+    const drained = this.drained;
+    this.drained = undefined;
+    drained?.();
+  }
+
+  private takeHeld(): Buffer | undefined {
+    const held = this.held;
+    if (!held) return undefined;
+    this.held = undefined;
+    this.heldBytes = 0;
+    return held.length === 1 ? held[0] : Buffer.concat(held);
+  }
+
+  get pendingBytes(): number { return this.ws.bufferedAmount + this.heldBytes; }
+  /** Compressed: a send may be out without the socket's "drain" (its buffer never filled). */
+  onDrain(cb: () => void): void {
+    if (this.sent) this.drained = cb;
+    else this.socket.once("drain", cb);
+  }
   pause(): void { this.ws.pause(); }
   resume(): void { this.ws.resume(); }
 
   close(reason?: CloseReason): void {
+    // Held writes go first (ws queues them behind the send under way), then the close frame.
+    const held = this.takeHeld();
+    if (held) this.ws.send(held, BINARY);
     const code = closeCode(reason);
     if (code === undefined) this.ws.terminate();
     else this.ws.close(code, reason);
