@@ -1,8 +1,9 @@
 // A client's write side: protocol lines and payloads are appended to a slab and written with
-// one socket write per event-loop turn. Pending bytes (slab + what the socket still holds)
-// are bounded by max_pending; a write the kernel does not take within write_deadline marks a
-// slow consumer too.
+// one socket write per event-loop turn (per task when the connection was idle: common/flush.ts).
+// Pending bytes (slab + what the socket still holds) are bounded by max_pending; a write the
+// kernel does not take within write_deadline marks a slow consumer too.
 import type { CloseReason } from "../common/errors.js";
+import { FLUSH_IDLE_MS } from "../common/flush.js";
 
 /** The transport below a client: a TCP socket, or a WebSocket adapter. */
 export interface Transport {
@@ -38,6 +39,8 @@ export class Outbound {
   private handed: typeof NO_SLAB | undefined;
   private spare: typeof NO_SLAB | undefined;
   private whenDrained: (() => void) | undefined;
+  /** When the last write left (performance.now()). */
+  private flushedAt = 0;
 
   constructor(
     private readonly transport: Transport,
@@ -134,6 +137,12 @@ export class Outbound {
   done(): void {
     if (this.scheduled || this.failed) return;
     this.scheduled = true;
+    if (performance.now() - this.flushedAt > FLUSH_IDLE_MS) {
+      // Idle: a lone message (a request, its reply) leaves once the current task is done.
+      idleFlush.push(this);
+      if (idleFlush.length === 1) queueMicrotask(flushIdle);
+      return;
+    }
     pendingFlush.push(this);
     if (pendingFlush.length === 1) setImmediate(flushAll);
   }
@@ -142,6 +151,7 @@ export class Outbound {
   flush(): void {
     this.scheduled = false;
     if (this.len === 0 || this.failed) return;
+    this.flushedAt = performance.now();
     this.transport.write(this.slab.subarray(0, this.len));
     this.len = 0;
     if (this.transport.pendingBytes === 0) { // taken synchronously: the slab is free again
@@ -190,11 +200,16 @@ export class Outbound {
   }
 }
 
-/** Every Outbound written to in this turn; flushed together once the turn's reads are done. */
+/** Every busy Outbound written to in this turn; flushed together once the turn's reads are done. */
 const pendingFlush: Outbound[] = [];
+/** Every idle Outbound written to in this task; flushed once it is done. */
+const idleFlush: Outbound[] = [];
 
-function flushAll(): void {
+const flushAll = (): void => flushList(pendingFlush);
+const flushIdle = (): void => flushList(idleFlush);
+
+function flushList(pending: Outbound[]): void {
   // Flushing can close connections and so schedule more; take the list first.
-  const list = pendingFlush.splice(0);
+  const list = pending.splice(0);
   for (const o of list) o.flush();
 }

@@ -487,6 +487,12 @@ const cases: Case[] = [
     want: [`${INFO}HMSG foo 1 r 18 20\r\nNATS/1.0\r\nA: b\r\n\r\nhi\r\nPONG\r\n`],
   },
   {
+    name: "HPUB → HMSG on a wildcard subscription, a new subject each time (a requester's inbox)",
+    run: script(['CONNECT {"verbose":false,"headers":true}\r\n',
+      "SUB _INBOX.x.* 7\r\nHPUB _INBOX.x.1 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPUB _INBOX.x.22 r 2\r\nho\r\n"], "pong"),
+    want: [`${INFO}HMSG _INBOX.x.1 7 12 14\r\nNATS/1.0\r\n\r\nhi\r\nMSG _INBOX.x.22 7 r 2\r\nho\r\nPONG\r\n`],
+  },
+  {
     name: "HPUB → MSG with the payload only for a client without headers",
     run: async (port) => {
       const sub = await client(port);

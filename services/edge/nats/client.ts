@@ -95,17 +95,15 @@ export class ClientSubscription implements Subscriber {
 
   get conn(): Connection { return this.client; }
 
-  private cachedSubject = "";
   private cachedHeaders = false;
   private cachedPrefix: Buffer | undefined;
 
-  /** "MSG <subject> <sid> " (or HMSG), kept for the last subject: a literal subscription
-   *  always gets the same one, so the hot path copies bytes instead of encoding a string. */
-  prefix(subject: string, headers: boolean): Buffer {
-    if (this.cachedPrefix && subject === this.cachedSubject && headers === this.cachedHeaders) {
-      return this.cachedPrefix;
-    }
-    this.cachedSubject = subject;
+  /** "MSG <subject> <sid> " (or HMSG) of a literal subscription, which always gets the same
+   *  one, so the hot path copies bytes instead of encoding a string. undefined for a wildcard:
+   *  its subjects vary (a requester's inbox gets a new one per reply), a Buffer each is waste. */
+  prefix(subject: string, headers: boolean): Buffer | undefined {
+    if (subject !== this.subject) return undefined;
+    if (this.cachedPrefix && headers === this.cachedHeaders) return this.cachedPrefix;
     this.cachedHeaders = headers;
     return this.cachedPrefix = Buffer.from(`${headers ? "HMSG" : "MSG"} ${subject} ${this.sid} `, "latin1");
   }
@@ -416,8 +414,17 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
     const size = msg.end - from;
     const prefix = sub.prefix(subject, withHeaders);
     // prefix [reply ' '] [hdrLen ' '] size CRLF payload CRLF; 32 covers the numbers and CRLFs.
-    if (!out.begin(prefix.length + (reply === undefined ? 0 : reply.length + 1) + 32 + size)) return;
-    out.putBytes(prefix);
+    const prefixLen = prefix === undefined ? subject.length + sub.sid.length + 7 : prefix.length;
+    if (!out.begin(prefixLen + (reply === undefined ? 0 : reply.length + 1) + 32 + size)) return;
+    if (prefix !== undefined) {
+      out.putBytes(prefix);
+    } else {
+      out.putAscii(withHeaders ? "HMSG " : "MSG ");
+      out.putAscii(subject);
+      out.putByte(SP);
+      out.putAscii(sub.sid);
+      out.putByte(SP);
+    }
     if (reply !== undefined) {
       out.putAscii(reply);
       out.putByte(SP);

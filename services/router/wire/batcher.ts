@@ -1,6 +1,7 @@
 // Operations queued during one event-loop turn leave as one frame on the next: the batching of
 // both ends of a link (edge-end.ts, router-end.ts) and of the router mesh, whatever carries the
 // bytes.
+import { FLUSH_IDLE_MS } from "../../common/flush.js";
 import { FrameBuilder, type OpWriter } from "./fast.js";
 import type { Draft } from "./frames.js";
 
@@ -22,17 +23,9 @@ export function describeFrameStats(): string {
 }
 
 /**
- * A batcher that sent its last frame longer ago than this (ms) is idle: its next frame leaves as
- * soon as the code that queued the first op returns (a microtask), so that a lone message (a
- * request, its reply) crosses each hop without waiting for a turn of the event loop. A busy one
- * sends a frame per turn (setImmediate), gathering every op of the turn, as Nagle's rule does.
- */
-const IDLE_MS = 0.25;
-
-/**
  * Ops queued this turn, sent as one frame on the next (or once the current task is done, when
- * the batcher was idle); with `maxBytes`, a frame whose ops (by the sizes they were pushed with)
- * reached it leaves before the next op is queued, so no frame grows much past it. Ops pushed as
+ * the batcher was idle: common/flush.ts); with `maxBytes`, a frame whose ops (by the sizes they
+ * were pushed with) reached it leaves before the next op is queued, so no frame grows much past it. Ops pushed as
  * drafts are encoded when the frame leaves (the op pushed last is never sent within its own
  * push: its caller may still be filling it); an op written through frameForOp() goes into the
  * frame's buffer at once, after every draft pushed before it.
@@ -101,7 +94,7 @@ export class Batcher<Op> {
     this.bytes += bytes;
     if (this.scheduled) return;
     this.scheduled = true;
-    if (performance.now() - this.sentAt > IDLE_MS) queueMicrotask(this.flushScheduled);
+    if (performance.now() - this.sentAt > FLUSH_IDLE_MS) queueMicrotask(this.flushScheduled);
     else setImmediate(this.flushScheduled);
   }
 
