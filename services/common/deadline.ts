@@ -75,7 +75,12 @@ class TimeoutQueue<T> {
         return;
       }
       this.due.delete(owner);
-      this.expired(owner);
+      try {
+        this.expired(owner);
+      } catch (err) {
+        // One owner's bug must not stop the others' timeouts: reported as uncaught, after the loop.
+        queueMicrotask(() => { throw err; });
+      }
     }
     this.timer = undefined;
     this.emptied();

@@ -53,3 +53,24 @@ it("an owner set again from its own expiry repeats every period (a ping interval
   expect(fired).toEqual([40, 80, 120]);
   expect(vi.getTimerCount()).toBe(0);
 });
+
+it("an owner whose expiry throws does not stop the others' timeouts", async () => {
+  const fired: string[] = [];
+  const timeouts = new Timeouts<string>((owner) => {
+    fired.push(owner);
+    if (owner === "bad") throw new Error("bug in one connection");
+  });
+  const thrown: unknown[] = [];
+  const queued = vi.spyOn(globalThis, "queueMicrotask").mockImplementation((fn) => { try { fn(); } catch (err) { thrown.push(err); } });
+  try {
+    timeouts.set("bad", 10);
+    timeouts.set("good", 10);
+    vi.advanceTimersByTime(10);
+    timeouts.set("later", 10);
+    vi.advanceTimersByTime(10);
+  } finally {
+    queued.mockRestore();
+  }
+  expect(fired).toEqual(["bad", "good", "later"]);
+  expect(thrown).toHaveLength(1);
+});
