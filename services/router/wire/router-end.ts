@@ -128,6 +128,10 @@ export class RouterEnd {
     if (!this.closed && this.accepted) this.out.push({ op: "load", load: { edges } });
   }
 
+  /** The origin of the last publish: a publisher's messages come in runs, and the router only
+   *  reads it during the call, so one object serves the run. */
+  private origin: Connection = { edgeId: "", cid: -1, echo: true };
+
   private readonly cursor = new EdgeFrameCursor();
   /** Frames applied in order, a slice per turn (slices.ts). */
   private readonly frames = new FrameQueue(this.cursor, {
@@ -171,7 +175,8 @@ export class RouterEnd {
       if (props) stored.props = props;
       return this.mqttPublish(cid, correlationId, subject, stored);
     }
-    const origin = { edgeId: this.edgeId, cid, echo: true };
+    let origin = this.origin;
+    if (origin.cid !== cid || origin.edgeId !== this.edgeId) this.origin = origin = { edgeId: this.edgeId, cid, echo: true };
     this.router.publish(account, subject, reply === "" ? undefined : reply, msg, origin, noResponders ? NO_RESPONDERS : undefined);
   }
 
