@@ -2,8 +2,9 @@
 // its session service, on connections and subscriptions rebuilt from ids alone; what the
 // router delivers to the edge (messages, completions, session events) goes back as batched
 // RouterOps. Shared by the serialised test link and the gRPC link.
-import type {
-  Connection, MessageData, QoS, RouterLink, SessionClient, SessionLink, StoredMessage, Subscriber,
+import {
+  OriginCache, type Connection, type MessageData, type QoS, type RouterLink, type SessionClient, type SessionLink,
+  type StoredMessage, type Subscriber,
 } from "../link.js";
 import { fromWire } from "./accounts.js";
 import { Batcher, FRAME_STATS } from "./batcher.js";
@@ -131,9 +132,7 @@ export class RouterEnd {
     if (!this.closed && this.accepted) this.out.push({ op: "load", load: { edges } });
   }
 
-  /** The origin of the last publish: a publisher's messages come in runs, and the router only
-   *  reads it during the call, so one object serves the run. */
-  private origin: Connection = { edgeId: "", cid: -1, echo: true };
+  private readonly origins = new OriginCache();
 
   private readonly cursor = new EdgeFrameCursor();
   /** Frames applied in order, a slice per turn (slices.ts). */
@@ -178,9 +177,8 @@ export class RouterEnd {
       if (props) stored.props = props;
       return this.mqttPublish(cid, correlationId, subject, stored);
     }
-    let origin = this.origin;
-    if (origin.cid !== cid || origin.edgeId !== this.edgeId) this.origin = origin = { edgeId: this.edgeId, cid, echo: true };
-    this.router.publish(account, subject, reply === "" ? undefined : reply, msg, origin, noResponders ? NO_RESPONDERS : undefined);
+    this.router.publish(account, subject, reply === "" ? undefined : reply, msg, this.origins.of(this.edgeId, cid),
+      noResponders ? NO_RESPONDERS : undefined);
   }
 
   private authenticate(hello: Hello): void {
