@@ -27,6 +27,19 @@ export function sameConnection(a: Connection, b: Connection): boolean {
 }
 
 /**
+ * The Connection of the publisher named last: a publisher's messages come in runs and the router
+ * reads a publish's origin only during the call, so one object serves the run (not one per message).
+ */
+export class OriginCache {
+  private conn: Connection = { edgeId: "", cid: -1, echo: true };
+
+  of(edgeId: string, cid: number): Connection {
+    const c = this.conn;
+    return c.cid === cid && c.edgeId === edgeId ? c : (this.conn = { edgeId, cid, echo: true });
+  }
+}
+
+/**
  * A message's bytes, `buf[start, end)`: the header block (`hdrLen` bytes, 0 = none), then the
  * payload. It points into the sender's read buffer and is valid only during the call: a
  * receiver that keeps the bytes copies them. Senders reuse the object, so routing a message

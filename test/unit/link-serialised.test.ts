@@ -54,6 +54,27 @@ describe("serialised link", () => {
     link.close();
   });
 
+  it("one MessageData reused for the next message in the same task (the MQTT session service's) is not taken for the same message", async () => {
+    const router = new Router();
+    const link = createSerialisedLink(router);
+    const a = recorder("reused", 1, "s1");
+    const b = recorder("reused", 2, "s2");
+    link.subscribe("$G", a.sub);
+    link.subscribe("$G", b.sub);
+    await synced(link);
+    const routed = data("first");
+    router.publish("$G", "reused", undefined, routed, { edgeId: "E9", cid: 1, echo: true });
+    const next = data("other"); // as long: only the bytes differ
+    routed.buf = next.buf; // same object, new bytes, no turn in between
+    routed.end = next.end;
+    router.publish("$G", "reused", undefined, routed, { edgeId: "E9", cid: 1, echo: true });
+    await synced(link);
+    // Each message reaches both subscriptions (one Deliver per message, two targets each).
+    expect(a.got).toEqual(["reused - 0 first", "reused - 0 other"]);
+    expect(b.got).toEqual(["reused - 0 first", "reused - 0 other"]);
+    link.close();
+  });
+
   it("echo, no-responders, unsubscribe and stats work from ids alone", async () => {
     const link = createSerialisedLink(new Router());
     const own = recorder("x", 1, "1", false);

@@ -2,7 +2,7 @@
 // batched per event-loop turn, 'drain' honoured with a bounded backlog, pings that detect a
 // dead peer and measure the RTT, and the peer's interest applied to the router.
 import type { Duplex } from "node:stream";
-import type { Connection, MessageData } from "../link.js";
+import { OriginCache, type Connection, type MessageData } from "../link.js";
 import type { RemoteSubscriber, Router } from "../router.js";
 import { Batcher, FRAME_STATS } from "../wire/batcher.js";
 import { addForwardQueue, MeshFrameCursor, messageData, Next, writeForwardOf, writeMeshOp } from "../wire/fast.js";
@@ -105,6 +105,7 @@ export class PeerLink {
   private fwdReply: string | undefined;
   private fwdQueuesEnd = 0;
   private readonly conn: Connection;
+  private readonly origins = new OriginCache();
 
   /** The account set version the peer serves (its MeshHello). */
   peerAccountsVersion = "";
@@ -272,7 +273,7 @@ export class PeerLink {
     this.inMsgs++;
     this.inBytes += msg.end - msg.start;
     this.owner.router.deliverForwarded(account, subject, reply === "" ? undefined : reply, msg, queues,
-      { edgeId: originEdge, cid: originConnection, echo: true }, retain, msgId);
+      this.origins.of(originEdge, originConnection), retain, msgId);
   }
 
   private hello(h: MeshHello): void {

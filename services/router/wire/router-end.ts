@@ -2,15 +2,16 @@
 // its session service, on connections and subscriptions rebuilt from ids alone; what the
 // router delivers to the edge (messages, completions, session events) goes back as batched
 // RouterOps. Shared by the serialised test link and the gRPC link.
-import type {
-  Connection, MessageData, QoS, RouterLink, SessionClient, SessionLink, StoredMessage, Subscriber,
+import {
+  OriginCache, type Connection, type MessageData, type QoS, type RouterLink, type SessionClient, type SessionLink,
+  type StoredMessage, type Subscriber,
 } from "../link.js";
 import { fromWire } from "./accounts.js";
 import { Batcher, FRAME_STATS } from "./batcher.js";
-import { EdgeFrameCursor, messageData, Next, writeRouterOp } from "./fast.js";
+import { addDeliverTarget, EdgeFrameCursor, messageData, Next, writeDeliverOf, writeRouterOp } from "./fast.js";
 import { FrameQueue } from "./slices.js";
 import {
-  ErrorCode, type ClientUrls, type Completion, type Deliver, type Draft, type EdgeLoad, type EdgeOp, type EdgeUrls, type Hello,
+  ErrorCode, type ClientUrls, type Completion, type Draft, type EdgeLoad, type EdgeOp, type EdgeUrls, type Hello,
   type MqttProperties, type RouterOp, type SessionOp,
 } from "./frames.js";
 import {
@@ -68,8 +69,16 @@ export class RouterEnd {
   /** Before the Hello is accepted nothing is applied (always accepted without hooks). */
   private accepted: boolean;
   private closed = false;
-  /** The Deliver op being filled: the router delivers one message to several subscriptions in a row. */
-  private current: { msg: MessageData; subject: string; reply: string | undefined; op: Draft<Deliver> } | undefined;
+  /** The Deliver written last (deliver()): its message, while `out.last` is still `lastOp`, is
+   *  the frame's last op; the router delivers one message to several subscriptions in a row. */
+  private lastMsg: MessageData | undefined;
+  private lastBuf: Buffer | undefined;
+  private lastStart = 0;
+  private lastEnd = 0;
+  private lastOp = -1;
+  private lastSubject = "";
+  private lastReply: string | undefined;
+  private lastAccount = "";
 
   constructor(private readonly router: RoutingCore, private readonly warn: Warn,
               private readonly hooks?: RouterEndHooks) {
@@ -123,6 +132,8 @@ export class RouterEnd {
     if (!this.closed && this.accepted) this.out.push({ op: "load", load: { edges } });
   }
 
+  private readonly origins = new OriginCache();
+
   private readonly cursor = new EdgeFrameCursor();
   /** Frames applied in order, a slice per turn (slices.ts). */
   private readonly frames = new FrameQueue(this.cursor, {
@@ -166,8 +177,8 @@ export class RouterEnd {
       if (props) stored.props = props;
       return this.mqttPublish(cid, correlationId, subject, stored);
     }
-    const origin = { edgeId: this.edgeId, cid, echo: true };
-    this.router.publish(account, subject, reply === "" ? undefined : reply, msg, origin, noResponders ? NO_RESPONDERS : undefined);
+    this.router.publish(account, subject, reply === "" ? undefined : reply, msg, this.origins.of(this.edgeId, cid),
+      noResponders ? NO_RESPONDERS : undefined);
   }
 
   private authenticate(hello: Hello): void {
@@ -347,28 +358,35 @@ export class RouterEnd {
     this.router.unsubscribe(sub.account, sub);
   }
 
-  private readonly forgetCurrent = (): void => { this.current = undefined; };
+  private readonly forgetLast = (): void => { this.lastMsg = undefined; };
 
-  /** Queues a delivery to one subscription, joining the Deliver op of the same message. */
+  /**
+   * Queues a delivery to one subscription: the Deliver is written into the frame now (`msg` may
+   * be a view of a buffer its owner reuses), and the next subscriptions of the same message join
+   * it as targets while it is still the frame's last op.
+   */
   deliver(sub: EdgeSubscriber, subject: string, reply: string | undefined, msg: MessageData): void {
     const { account, target } = sub;
-    const c = this.current;
-    if (c && c.msg === msg && c.subject === subject && c.reply === reply) {
-      c.op.targets!.push(target);
+    const out = this.out;
+    // Only the deliveries of one routing call join, known by the message (the MessageData and
+    // the bytes it names: the session service reuses one MessageData for every publish) within
+    // one task: a later call (another publish of the same bytes, the shared no-responders
+    // status) starts a Deliver of its own.
+    if (this.lastMsg === msg && msg.buf === this.lastBuf && msg.start === this.lastStart && msg.end === this.lastEnd &&
+        this.lastOp === out.last && this.lastSubject === subject && this.lastReply === reply && this.lastAccount === account) {
+      addDeliverTarget(out.frameOfLast(), target.connectionId, target.sid);
       return;
     }
-    const op: Draft<Deliver> = {
-      account, targets: [target],
-      message: {
-        subject, reply: reply ?? "",
-        headers: msg.buf.subarray(msg.start, msg.start + msg.hdrLen),
-        payload: msg.buf.subarray(msg.start + msg.hdrLen, msg.end),
-      },
-    };
-    // Only the deliveries of one routing call join: a later one (another edge's publish of the
-    // same bytes, the shared no-responders status) may find this op already sent.
-    if (this.current === undefined) queueMicrotask(this.forgetCurrent);
-    this.current = { msg, subject, reply, op };
-    this.out.push({ op: "deliver", deliver: op });
+    writeDeliverOf(out.frameForOp(), account, subject, reply ?? "", msg, target.connectionId, target.sid);
+    out.wrote(msg.end - msg.start + subject.length);
+    if (this.lastMsg === undefined) queueMicrotask(this.forgetLast);
+    this.lastMsg = msg;
+    this.lastBuf = msg.buf;
+    this.lastStart = msg.start;
+    this.lastEnd = msg.end;
+    this.lastOp = out.last;
+    this.lastSubject = subject;
+    this.lastReply = reply;
+    this.lastAccount = account;
   }
 }
