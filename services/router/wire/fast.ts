@@ -597,11 +597,16 @@ class FrameCursor<Op> {
     else this.readMessage(this.length(end));
   }
 
-  /** A hot op without a Message has an empty one (a fresh object: messages are compared by identity). */
+  /** A hot op without a Message has an empty one. */
   protected emptyMessage(): void {
     this.subject = "";
     this.reply = "";
-    this.msg = { buf: EMPTY, start: 0, end: 0, hdrLen: 0 };
+    this.setMessage(EMPTY, 0, 0, 0);
+  }
+
+  /** The hot op's message bytes: a fresh object (the router compares messages by identity). */
+  protected setMessage(buf: Buffer, start: number, end: number, hdrLen: number): void {
+    this.msg = { buf, start, end, hdrLen };
   }
 
   /** Fills the fields from the hot op's message, which ends at `end`. */
@@ -676,15 +681,15 @@ class FrameCursor<Op> {
     }
     const hdrLen = he - hs;
     if (hdrLen === 0) {
-      this.msg = { buf: this.buf, start: ps, end: pe, hdrLen: 0 };
+      this.setMessage(this.buf, ps, pe, 0);
     } else if (pe === ps) {
-      this.msg = { buf: this.buf, start: hs, end: he, hdrLen };
+      this.setMessage(this.buf, hs, he, hdrLen);
     } else if (he <= ps) {
       this.buf.copyWithin(ps - hdrLen, hs, he);
-      this.msg = { buf: this.buf, start: ps - hdrLen, end: pe, hdrLen };
+      this.setMessage(this.buf, ps - hdrLen, pe, hdrLen);
     } else {
       const buf = Buffer.concat([this.buf.subarray(hs, he), this.buf.subarray(ps, pe)]);
-      this.msg = { buf, start: 0, end: buf.length, hdrLen };
+      this.setMessage(buf, 0, buf.length, hdrLen);
     }
   }
 }
@@ -746,6 +751,16 @@ export class RouterFrameCursor extends FrameCursor<RouterOp> {
   private targetsEnd = 0;
 
   constructor() { super("RouterOp", ROUTER_DELIVER); }
+
+  /** One object, filled again per Deliver: the edge hands it to subscribers whose use of it
+   *  ends with the call (Subscriber.deliver), and compares no messages. */
+  protected override setMessage(buf: Buffer, start: number, end: number, hdrLen: number): void {
+    const m = this.msg;
+    m.buf = buf;
+    m.start = start;
+    m.end = end;
+    m.hdrLen = hdrLen;
+  }
 
   protected override readHot(end: number): void {
     this.account = "";
