@@ -162,9 +162,12 @@ export class FrameBuilder {
       old.copyWithin(0, this.start, this.pos);
     } else {
       const spare = this.spare;
-      this.buf = size === SLAB_BYTES && spare !== undefined && !isHeld(spare) ? spare : Buffer.allocUnsafe(size);
+      const reuse = size === SLAB_BYTES && spare !== undefined && !isHeld(spare);
+      this.buf = reuse ? spare : Buffer.allocUnsafe(size);
       old.copy(this.buf, 0, this.start, this.pos);
-      this.spare = old.length === SLAB_BYTES ? old : spare;
+      // The slab left becomes the spare (a larger one, made for one big frame, is let go).
+      if (old.length === SLAB_BYTES) this.spare = old;
+      else if (reuse) this.spare = undefined;
     }
     this.start = 0;
     this.pos = used;
