@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { edgeFrames, meshFrames, routerFrames, WireError } from "../../services/router/wire/codec.js";
 import {
-  addDeliverTarget, addForwardQueue, EdgeFrameCursor, FrameBuilder, MeshFrameCursor, Next, RouterFrameCursor, utf8Length, writeDeliverOf,
+  addDeliverTarget, addForwardQueue, EdgeFrameCursor, FrameBuilder, frameDone, MeshFrameCursor, Next, RouterFrameCursor, utf8Length, writeDeliverOf,
   writeEdgeOp, writeForwardOf, writeMeshOp, writePublish, writeRouterOp,
 } from "../../services/router/wire/fast.js";
 import type { Draft, EdgeOp, Message, MeshOp, RouterOp } from "../../services/router/wire/frames.js";
@@ -266,5 +266,58 @@ describe("hand-written codec vs protobufjs", () => {
       if (walk(i, Buffer.from(damaged)) !== undefined) errors++;
     }
     expect(errors).toBeGreaterThan(100);
+  });
+});
+
+describe("FrameBuilder slabs", () => {
+  /** A frame of about `n` bytes: a field of `fill` bytes. */
+  const frame = (w: FrameBuilder, n: number, fill: number): Buffer => {
+    w.raw(9 << 3 | 2, Buffer.alloc(n, fill));
+    return w.finish();
+  };
+  /** The frame still holds its `fill` bytes (past the field's tag and length). */
+  const intact = (f: Buffer, fill: number) => f.subarray(8).every((b) => b === fill);
+
+  it("never writes over a frame not given back, across several slabs", () => {
+    const w = new FrameBuilder();
+    const held: { f: Buffer; fill: number }[] = [];
+    // 60 frames of 100 KB: three 2 MB slabs' worth, every other one given back.
+    for (let i = 0; i < 60; i++) {
+      const f = frame(w, 100_000, i);
+      if (i % 2 === 0) frameDone(f);
+      else held.push({ f, fill: i });
+    }
+    for (const { f, fill } of held) expect(intact(f, fill), `frame ${fill}`).toBe(true);
+  });
+
+  it("starts the next frame at the slab's start once every frame was given back, and reuses a slab given back", () => {
+    const w = new FrameBuilder();
+    const a = frame(w, 1000, 1);
+    const b = frame(w, 1000, 2);
+    expect(b.byteOffset).toBe(a.byteOffset + a.length); // a is held
+    frameDone(a);
+    frameDone(b);
+    const c = frame(w, 1000, 3);
+    expect(c.buffer).toBe(a.buffer);
+    expect(c.byteOffset).toBe(0);
+    // A slab that filled while a frame of it was held is written again once that one is back.
+    const h = frame(w, 1000, 6);
+    for (let i = 0; i < 30; i++) frameDone(frame(w, 100_000, 7)); // fills a's slab: on to a second
+    const h2 = frame(w, 1000, 8);
+    expect(h2.buffer).not.toBe(a.buffer);
+    frameDone(c);
+    frameDone(h);
+    for (let i = 0; i < 30; i++) frameDone(frame(w, 100_000, 9)); // fills the second: back to the first
+    expect(frame(w, 1000, 10).buffer).toBe(a.buffer);
+    expect(intact(h2, 8)).toBe(true);
+  });
+
+  it("a frame larger than a slab gets its own buffer", () => {
+    const w = new FrameBuilder();
+    const small = frame(w, 1000, 1);
+    const big = frame(w, 3_000_000, 2);
+    expect(big.buffer).not.toBe(small.buffer);
+    expect(big.length).toBeGreaterThan(3_000_000);
+    expect(intact(small, 1)).toBe(true);
   });
 });

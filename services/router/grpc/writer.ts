@@ -1,10 +1,14 @@
 // Writes frames to a grpc-js stream honouring its backpressure: grpc-js streams are in object
 // mode and write() returns false after 16 queued frames; past that, frames wait here for
-// 'drain', up to a bound in bytes, and the owner is told when the bound is crossed.
+// 'drain', up to a bound in bytes, and the owner is told when the bound is crossed. A frame is
+// given back to its builder (frameDone) once the stream's write callback says grpc-js is done
+// with it: grpc-js copies each frame behind its 5-byte prefix before it writes, and calls back
+// only after that write.
+import { frameDone } from "../wire/fast.js";
 import { LINK_QUEUE_BYTES } from "./service.js";
 
 interface FrameStream {
-  write(frame: Buffer): boolean;
+  write(frame: Buffer, done: () => void): boolean;
   on(event: "drain", listener: () => void): unknown;
 }
 
@@ -25,7 +29,7 @@ export class FrameWriter {
   write(frame: Buffer): void {
     if (this.overflowed) return;
     if (!this.blocked) {
-      this.blocked = !this.stream.write(frame);
+      this.blocked = !this.send(frame);
       return;
     }
     if (this.queuedBytes + frame.length > this.limit) {
@@ -43,8 +47,12 @@ export class FrameWriter {
     while (i < this.queue.length && !this.blocked) {
       const frame = this.queue[i++];
       this.queuedBytes -= frame.length;
-      this.blocked = !this.stream.write(frame);
+      this.blocked = !this.send(frame);
     }
     this.queue.splice(0, i);
+  }
+
+  private send(frame: Buffer): boolean {
+    return this.stream.write(frame, () => frameDone(frame));
   }
 }

@@ -70,13 +70,33 @@ const fieldSize = (len: number): number => 1 + varintSize(len) + len;
 const stringSize = (len: number): number => (len === 0 ? 0 : fieldSize(len));
 const numberSize = (v: number): number => (v === 0 ? 0 : 1 + varintSize(v));
 
+/** Frames finish() handed out of each slab that their carrier has not given back (frameDone):
+ *  a slab is written again only once none is held. */
+const heldFrames = new WeakMap<ArrayBufferLike, number>();
+const isHeld = (slab: Buffer): boolean => (heldFrames.get(slab.buffer) ?? 0) > 0;
+
+/**
+ * A carrier is done with a frame's bytes (written out or copied), so its slab may be written
+ * again. Calling it is optional (a carrier that never does leaves its slabs to the GC), but
+ * never early: the bytes are overwritten.
+ */
+export function frameDone(frame: Buffer): void {
+  const n = heldFrames.get(frame.buffer);
+  if (n !== undefined && n > 0) heldFrames.set(frame.buffer, n - 1);
+}
+
 /**
  * One frame at a time, written into a slab: finish() hands out a view of the frame and the next
- * frame starts after it, so a frame is never copied to be sent, and a slab is dropped (to the
- * GC, once every frame in it was written out) when the next frame does not fit.
+ * frame starts after it, so a frame is never copied to be sent. When the next frame does not
+ * fit, it moves to the start of a slab whose frames were all given back (frameDone): this one
+ * or the one before; else to a new slab, and the old one goes to the GC once its frames do.
+ * Reusing a slab spares a fresh 2 MB's page faults (~0.4 µs per 128-byte message), and a frame
+ * that starts when all are back starts at the slab's start.
  */
 export class FrameBuilder {
-  private buf = Buffer.allocUnsafe(SLAB_BYTES);
+  private buf: Buffer = Buffer.allocUnsafe(SLAB_BYTES);
+  /** The slab before `buf`, written again once its frames are given back. */
+  private spare: Buffer | undefined;
   private start = 0;
   pos = 0;
   /** The op opened last (openOp): where it starts in the frame, its oneof member and the
@@ -130,20 +150,35 @@ export class FrameBuilder {
 
   /** Room for `n` more bytes: the frame so far moves to a new slab if this one is short. */
   ensure(n: number): void {
+    // A new frame starts at the slab's start when every frame before it was given back: the
+    // same few cache-warm pages, frame after frame.
+    if (this.pos === this.start && this.start !== 0 && !isHeld(this.buf)) this.start = this.pos = 0;
     if (this.pos + n <= this.buf.length) return;
     const used = this.pos - this.start;
     // Doubling what the frame holds so far (a frame grows op by op); a single large op adds only itself.
-    const next = Buffer.allocUnsafe(Math.max(SLAB_BYTES, 2 * used + n));
-    this.buf.copy(next, 0, this.start, this.pos);
-    this.buf = next;
+    const size = Math.max(SLAB_BYTES, 2 * used + n);
+    const old = this.buf;
+    if (size === SLAB_BYTES && !isHeld(old)) {
+      old.copyWithin(0, this.start, this.pos);
+    } else {
+      const spare = this.spare;
+      const reuse = size === SLAB_BYTES && spare !== undefined && !isHeld(spare);
+      this.buf = reuse ? spare : Buffer.allocUnsafe(size);
+      old.copy(this.buf, 0, this.start, this.pos);
+      // The slab left becomes the spare (a larger one, made for one big frame, is let go).
+      if (old.length === SLAB_BYTES) this.spare = old;
+      else if (reuse) this.spare = undefined;
+    }
     this.start = 0;
     this.pos = used;
   }
 
-  /** The frame's bytes; the builder starts the next frame. */
+  /** The frame's bytes; the builder starts the next frame. The carrier may give them back
+   *  with frameDone() once written out. */
   finish(): Buffer {
     const frame = this.buf.subarray(this.start, this.pos);
     this.start = this.pos;
+    heldFrames.set(this.buf.buffer, (heldFrames.get(this.buf.buffer) ?? 0) + 1);
     return frame;
   }
 
@@ -565,11 +600,16 @@ class FrameCursor<Op> {
     else this.readMessage(this.length(end));
   }
 
-  /** A hot op without a Message has an empty one (a fresh object: messages are compared by identity). */
+  /** A hot op without a Message has an empty one. */
   protected emptyMessage(): void {
     this.subject = "";
     this.reply = "";
-    this.msg = { buf: EMPTY, start: 0, end: 0, hdrLen: 0 };
+    this.setMessage(EMPTY, 0, 0, 0);
+  }
+
+  /** The hot op's message bytes: a fresh object (the router compares messages by identity). */
+  protected setMessage(buf: Buffer, start: number, end: number, hdrLen: number): void {
+    this.msg = { buf, start, end, hdrLen };
   }
 
   /** Fills the fields from the hot op's message, which ends at `end`. */
@@ -644,15 +684,15 @@ class FrameCursor<Op> {
     }
     const hdrLen = he - hs;
     if (hdrLen === 0) {
-      this.msg = { buf: this.buf, start: ps, end: pe, hdrLen: 0 };
+      this.setMessage(this.buf, ps, pe, 0);
     } else if (pe === ps) {
-      this.msg = { buf: this.buf, start: hs, end: he, hdrLen };
+      this.setMessage(this.buf, hs, he, hdrLen);
     } else if (he <= ps) {
       this.buf.copyWithin(ps - hdrLen, hs, he);
-      this.msg = { buf: this.buf, start: ps - hdrLen, end: pe, hdrLen };
+      this.setMessage(this.buf, ps - hdrLen, pe, hdrLen);
     } else {
       const buf = Buffer.concat([this.buf.subarray(hs, he), this.buf.subarray(ps, pe)]);
-      this.msg = { buf, start: 0, end: buf.length, hdrLen };
+      this.setMessage(buf, 0, buf.length, hdrLen);
     }
   }
 }
@@ -714,6 +754,16 @@ export class RouterFrameCursor extends FrameCursor<RouterOp> {
   private targetsEnd = 0;
 
   constructor() { super("RouterOp", ROUTER_DELIVER); }
+
+  /** One object, filled again per Deliver: the edge hands it to subscribers whose use of it
+   *  ends with the call (Subscriber.deliver), and compares no messages. */
+  protected override setMessage(buf: Buffer, start: number, end: number, hdrLen: number): void {
+    const m = this.msg;
+    m.buf = buf;
+    m.start = start;
+    m.end = end;
+    m.hdrLen = hdrLen;
+  }
 
   protected override readHot(end: number): void {
     this.account = "";
