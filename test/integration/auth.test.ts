@@ -22,7 +22,7 @@ const AUTH_VIOLATION = "-ERR 'Authorization Violation'\r\n";
 const cleanups = cleanupAfterEach();
 
 async function broker(topology: SuiteTopology, config: string, extra: { monitoring?: boolean } = {}): Promise<SuiteBroker> {
-  const b = await startTarget({ topology, config, shared: true, ...extra });
+  const b = await startTarget({ topology, config, shared: "sole", ...extra });
   cleanups.push(() => b.stop());
   clients = 0;
   return b;

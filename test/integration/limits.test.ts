@@ -44,7 +44,7 @@ const targets: Target[] = [
   {
     name: "meshbroker (cluster)",
     async start(config) {
-      const b = await startTarget({ topology: "cluster", config, shared: true });
+      const b = await startTarget({ topology: "cluster", config, shared: "sole" });
       // The edge processes log each slow consumer; only lines of this test count.
       const edges = b.cluster!.edges.map((e) => ({ proc: e.proc, since: e.proc.mark() }));
       const slowConsumer = () => {
