@@ -88,6 +88,70 @@ async function roundTrip(nc: NatsConnection, subject = `rt.${Math.random().toStr
 const BCRYPT_PASS = hashSync("s3cret-bcrypt", 4);
 const BCRYPT_TOKEN = hashSync("tok-bcrypt", 4);
 
+// Not on the cluster: it loads one process's event loop with bcrypt checks, the same code in an
+// edge process, at ~30 s a topology. First in the file: no idle cluster beside it.
+describe.each(topologies)("a flood of bad CONNECTs (%s)", (topology) => {
+  // A costlier hash than elsewhere (bcryptjs: ~100 ms a check), so the flood takes a while.
+  const hash = hashSync("right-password", 10);
+  const config = `authorization { users: [
+    { user: svc, password: "${hash}" }
+    { user: plain, password: plain-pw }
+  ] }`;
+
+  /** 50 raw sockets, each sending a CONNECT with a wrong bcrypt password at once. */
+  async function flood(b: SuiteBroker): Promise<RawClient[]> {
+    const socks = await Promise.all(Array.from({ length: 50 }, () => raw(port(b))));
+    await Promise.all(socks.map((c, i) =>
+      c.send(`CONNECT ${JSON.stringify({ verbose: false, user: "svc", pass: `wrong-${i}` })}\r\nPING\r\n`)));
+    return socks;
+  }
+
+  it("does not hold up other clients' request/reply while the checks run", async () => {
+    const b = await broker(topology, config);
+    const responder = await client(b, { user: "plain", pass: "plain-pw" });
+    const requester = await client(b, { user: "plain", pass: "plain-pw" });
+    responder.subscribe("echo", { callback: (_err, m) => m.respond(m.data) });
+    await responder.flush();
+
+    const socks = await flood(b);
+    const started = Date.now();
+    const reply = await requester.request("echo", sc.encode("still here"), { timeout: 1_000 });
+    const elapsed = Date.now() - started;
+    const stillChecking = socks.filter((c) => !c.isClosed()).length;
+    expect(sc.decode(reply.data)).toBe("still here");
+    expect(elapsed).toBeLessThan(500);
+    // The reply came while the flood was still being checked.
+    expect(stillChecking).toBeGreaterThan(0);
+
+    // A new client with a plain password gets in promptly too.
+    const t0 = Date.now();
+    await roundTrip(await client(b, { user: "plain", pass: "plain-pw" }));
+    expect(Date.now() - t0).toBeLessThan(1_000);
+
+    // Every bad CONNECT is refused in the end.
+    await Promise.all(socks.map((c) => closedWithin(c, 15_000)));
+  }, 30_000);
+
+  it("answers every CONNECT of the flood with 'Authorization Violation', never 'Authentication Timeout'", async () => {
+    // nats-server stops the auth timer when CONNECT arrives (client.go processConnect
+    // clearAuthTimer), so however long the bcrypt check takes, the answer is its verdict.
+    const b = await broker(topology, config);
+    const socks = await flood(b);
+    await Promise.all(socks.map((c) => closedWithin(c, 15_000)));
+    const answers: Record<string, number> = {};
+    for (const c of socks) answers[afterInfo(c)] = (answers[afterInfo(c)] ?? 0) + 1;
+    expect(answers).toEqual({ [AUTH_VIOLATION]: 50 });
+  }, 30_000);
+
+  it("accepts a client with the right bcrypt password that CONNECTs during the flood", async () => {
+    const b = await broker(topology, config);
+    const socks = await flood(b);
+    const nc = await client(b, { user: "svc", pass: "right-password", timeout: 15_000 });
+    await roundTrip(nc);
+    await Promise.all(socks.map((c) => closedWithin(c, 15_000)));
+  }, 30_000);
+});
+
 describe.each(clusterTopologies)("authentication (%s)", (topology) => {
   describe("single user", () => {
     it("accepts the right user/password, refuses a wrong one (nats.js and raw bytes)", async () => {
@@ -353,68 +417,4 @@ describe.each(clusterTopologies)("authentication (%s)", (topology) => {
       await expectRawRefusal(port(b), { user: "slow", pass: "wrong" });
     });
   });
-});
-
-// Not on the cluster: it loads one process's event loop with bcrypt checks, the same code in an
-// edge process, at ~30 s a topology.
-describe.each(topologies)("a flood of bad CONNECTs (%s)", (topology) => {
-  // A costlier hash than elsewhere (bcryptjs: ~100 ms a check), so the flood takes a while.
-  const hash = hashSync("right-password", 10);
-  const config = `authorization { users: [
-    { user: svc, password: "${hash}" }
-    { user: plain, password: plain-pw }
-  ] }`;
-
-  /** 50 raw sockets, each sending a CONNECT with a wrong bcrypt password at once. */
-  async function flood(b: SuiteBroker): Promise<RawClient[]> {
-    const socks = await Promise.all(Array.from({ length: 50 }, () => raw(port(b))));
-    await Promise.all(socks.map((c, i) =>
-      c.send(`CONNECT ${JSON.stringify({ verbose: false, user: "svc", pass: `wrong-${i}` })}\r\nPING\r\n`)));
-    return socks;
-  }
-
-  it("does not hold up other clients' request/reply while the checks run", async () => {
-    const b = await broker(topology, config);
-    const responder = await client(b, { user: "plain", pass: "plain-pw" });
-    const requester = await client(b, { user: "plain", pass: "plain-pw" });
-    responder.subscribe("echo", { callback: (_err, m) => m.respond(m.data) });
-    await responder.flush();
-
-    const socks = await flood(b);
-    const started = Date.now();
-    const reply = await requester.request("echo", sc.encode("still here"), { timeout: 1_000 });
-    const elapsed = Date.now() - started;
-    const stillChecking = socks.filter((c) => !c.isClosed()).length;
-    expect(sc.decode(reply.data)).toBe("still here");
-    expect(elapsed).toBeLessThan(500);
-    // The reply came while the flood was still being checked.
-    expect(stillChecking).toBeGreaterThan(0);
-
-    // A new client with a plain password gets in promptly too.
-    const t0 = Date.now();
-    await roundTrip(await client(b, { user: "plain", pass: "plain-pw" }));
-    expect(Date.now() - t0).toBeLessThan(1_000);
-
-    // Every bad CONNECT is refused in the end.
-    await Promise.all(socks.map((c) => closedWithin(c, 15_000)));
-  }, 30_000);
-
-  it("answers every CONNECT of the flood with 'Authorization Violation', never 'Authentication Timeout'", async () => {
-    // nats-server stops the auth timer when CONNECT arrives (client.go processConnect
-    // clearAuthTimer), so however long the bcrypt check takes, the answer is its verdict.
-    const b = await broker(topology, config);
-    const socks = await flood(b);
-    await Promise.all(socks.map((c) => closedWithin(c, 15_000)));
-    const answers: Record<string, number> = {};
-    for (const c of socks) answers[afterInfo(c)] = (answers[afterInfo(c)] ?? 0) + 1;
-    expect(answers).toEqual({ [AUTH_VIOLATION]: 50 });
-  }, 30_000);
-
-  it("accepts a client with the right bcrypt password that CONNECTs during the flood", async () => {
-    const b = await broker(topology, config);
-    const socks = await flood(b);
-    const nc = await client(b, { user: "svc", pass: "right-password", timeout: 15_000 });
-    await roundTrip(nc);
-    await Promise.all(socks.map((c) => closedWithin(c, 15_000)));
-  }, 30_000);
 });
