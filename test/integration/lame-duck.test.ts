@@ -90,6 +90,37 @@ async function rawClient(port: number, protocol: 0 | 1): Promise<RawClient> {
 
 const LDM_INFO = /INFO (\{[^\r]*"ldm":true[^\r]*\}) ?\r\n/;
 
+// Not on the cluster: an edge's ldm INFO has the other edges' connect_urls, which a single
+// nats-server has not (cluster-advertise checks them); the signal is handled as SIGTERM's. First
+// in the file: no idle cluster beside it.
+describe.each(topologies)("lame duck on SIGUSR2 (%s)", (topology) => {
+  it("SIGUSR2 enters lame duck too, and the ldm INFO has nats-server's fields in its order", async () => {
+    const config = 'host: 127.0.0.1\nport: -1\nlame_duck_duration: "30s"\nlame_duck_grace_period: "300ms"\n';
+    const real = await startNatsServer(config);
+    cleanups.push(() => real.stop());
+    const env = { ...process.env, MESHBROKER_TEST_TOPOLOGY: topology };
+    const { proc, natsPort } = await startBrokerProcess(["-c", await conf("ldm-usr2.conf", config)], { env });
+    cleanups.push(() => proc.kill());
+
+    const infos = await Promise.all([
+      { port: real.port, signal: () => real.signal("SIGUSR2") },
+      { port: natsPort, signal: () => proc.signal("SIGUSR2") },
+    ].map(async ({ port, signal }) => {
+      const c = await rawClient(port, 1);
+      signal();
+      const info = JSON.parse((await c.expect(LDM_INFO, 5_000))[1]) as Record<string, unknown>;
+      await withTimeout(c.closed, 5_000, () => "close after the grace period");
+      for (const k of ["server_id", "server_name", "go", "port", "client_id"]) if (k in info) info[k] = typeof info[k];
+      return info;
+    }));
+    const [fromReal, fromMesh] = infos;
+    expect(fromReal).toMatchObject({ ldm: true, version: "2.9.10" });
+    expect(Object.keys(fromMesh)).toEqual(Object.keys(fromReal));
+    expect(fromMesh).toEqual(fromReal);
+    expect((await proc.exitWithin(5_000)).code).toBe(0);
+  });
+});
+
 // On the cluster an edge's URLs are withdrawn first (other edges' INFO: cluster-advertise) and its
 // clients move to another edge without loss (chaos-edge-sigterm); here, what its own clients see.
 describe.each(clusterTopologies)("lame duck mode (%s)", (topology) => {
@@ -181,35 +212,5 @@ describe.each(clusterTopologies)("lame duck mode (%s)", (topology) => {
     expect((await proc.exitWithin(5_000)).code).toBe(0);
     await withTimeout(c.closed, 2_000, () => "client close");
     expect(proc.lines.filter((l) => /Server Exiting/.test(l.text))).toHaveLength(1);
-  });
-});
-
-// Not on the cluster: an edge's ldm INFO has the other edges' connect_urls, which a single
-// nats-server has not (cluster-advertise checks them); the signal is handled as SIGTERM's.
-describe.each(topologies)("lame duck on SIGUSR2 (%s)", (topology) => {
-  it("SIGUSR2 enters lame duck too, and the ldm INFO has nats-server's fields in its order", async () => {
-    const config = 'host: 127.0.0.1\nport: -1\nlame_duck_duration: "30s"\nlame_duck_grace_period: "300ms"\n';
-    const real = await startNatsServer(config);
-    cleanups.push(() => real.stop());
-    const env = { ...process.env, MESHBROKER_TEST_TOPOLOGY: topology };
-    const { proc, natsPort } = await startBrokerProcess(["-c", await conf("ldm-usr2.conf", config)], { env });
-    cleanups.push(() => proc.kill());
-
-    const infos = await Promise.all([
-      { port: real.port, signal: () => real.signal("SIGUSR2") },
-      { port: natsPort, signal: () => proc.signal("SIGUSR2") },
-    ].map(async ({ port, signal }) => {
-      const c = await rawClient(port, 1);
-      signal();
-      const info = JSON.parse((await c.expect(LDM_INFO, 5_000))[1]) as Record<string, unknown>;
-      await withTimeout(c.closed, 5_000, () => "close after the grace period");
-      for (const k of ["server_id", "server_name", "go", "port", "client_id"]) if (k in info) info[k] = typeof info[k];
-      return info;
-    }));
-    const [fromReal, fromMesh] = infos;
-    expect(fromReal).toMatchObject({ ldm: true, version: "2.9.10" });
-    expect(Object.keys(fromMesh)).toEqual(Object.keys(fromReal));
-    expect(fromMesh).toEqual(fromReal);
-    expect((await proc.exitWithin(5_000)).code).toBe(0);
   });
 });

@@ -42,6 +42,22 @@ const targets: Target[] = [
     },
   })),
   {
+    name: "nats-server 2.9.10 (reference)",
+    async start(config) {
+      const s = await startNatsServer(config);
+      return {
+        ports: [s.port],
+        stop: s.stop,
+        slowConsumer() {
+          const m = /Slow Consumer Detected: (MaxPending|WriteDeadline)/i.exec(s.log());
+          if (!m) return undefined;
+          return m[1].toLowerCase() === "maxpending" ? "Pending Bytes" : "Write Deadline";
+        },
+      };
+    },
+  },
+  // Last: its last cluster stays up until the file ends.
+  {
     name: "meshbroker (cluster)",
     async start(config) {
       const b = await startTarget({ topology: "cluster", config, shared: "sole" });
@@ -57,21 +73,6 @@ const targets: Target[] = [
         return undefined;
       };
       return { ports: b.natsPorts, stop: b.stop, slowConsumer };
-    },
-  },
-  {
-    name: "nats-server 2.9.10 (reference)",
-    async start(config) {
-      const s = await startNatsServer(config);
-      return {
-        ports: [s.port],
-        stop: s.stop,
-        slowConsumer() {
-          const m = /Slow Consumer Detected: (MaxPending|WriteDeadline)/i.exec(s.log());
-          if (!m) return undefined;
-          return m[1].toLowerCase() === "maxpending" ? "Pending Bytes" : "Write Deadline";
-        },
-      };
     },
   },
 ];

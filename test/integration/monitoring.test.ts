@@ -186,12 +186,13 @@ describe.each(topologies)("monitoring JSON shapes match nats-server 2.9 (%s)", (
 
 // ---------------------------------------------------------------------------------------
 // Behaviour, against meshbroker alone; on the cluster, client i of a test is on edge i mod 2
-// and each edge's endpoints report its own clients (a fresh cluster for each test that counts).
+// and each edge's endpoints report its own clients (a fresh cluster for each test: counters start
+// at 0, and no idle cluster is left beside the single-server tests).
 // ---------------------------------------------------------------------------------------
 
-/** A server (or cluster) with monitoring; `shared` for the tests that count nothing. */
-async function start(topology: SuiteTopology, opts: { config?: string; shared?: boolean } = {}): Promise<SuiteBroker> {
-  b = await startTarget({ topology, monitoring: true, ...opts });
+/** A server (or cluster) with monitoring. */
+async function start(topology: SuiteTopology, config?: string): Promise<SuiteBroker> {
+  b = await startTarget({ topology, monitoring: true, config });
   return b;
 }
 
@@ -218,7 +219,7 @@ async function varzTotal(): Promise<Record<(typeof VARZ_COUNTERS)[number] | "sub
 
 describe.each(clusterTopologies)("monitoring endpoints (%s)", (topology) => {
   it("/healthz answers {\"status\":\"ok\"}; an unknown path is a 404", async () => {
-    await start(topology, { shared: true });
+    await start(topology);
     expect(await eachEdge("/healthz")).toEqual(b!.httpPorts.map(() => ({ status: "ok" })));
     for (const port of b!.httpPorts) {
       const res = await fetch(`http://127.0.0.1:${port}/no-such-endpoint`);
@@ -335,7 +336,7 @@ describe.each(clusterTopologies)("monitoring endpoints (%s)", (topology) => {
   });
 
   it("/subsz?subs=1 lists every subscription with nats-server's fields", async () => {
-    await start(topology, { shared: true });
+    await start(topology);
     const nc = await client(natsPortOf(0));
     const other = await client(natsPortOf(1));
     nc.subscribe("orders.new");
@@ -409,7 +410,7 @@ describe.each(clusterTopologies)("/metrics (%s)", (topology) => {
     pages.reduce((n, p) => n + (p.samples.find((s) => s.name === name)?.value ?? 0), 0);
 
   it("is Prometheus text whose values follow the traffic and failed logins", async () => {
-    await start(topology, { config: "authorization { users: [ { user: a, password: b } ] }\n" });
+    await start(topology, "authorization { users: [ { user: a, password: b } ] }\n");
     const subc = await client(natsPortOf(0), { user: "a", pass: "b" });
     const pubc = await client(natsPortOf(1), { user: "a", pass: "b" });
     const sub = subc.subscribe("metrics.>", { max: 4 });
@@ -481,7 +482,7 @@ describe.each(clusterTopologies)("/metrics (%s)", (topology) => {
 
   it("counts a slow consumer in /metrics, /varz and /connz", async () => {
     // A small max_pending and a subscriber that stops reading: the broker must cut it off.
-    await start(topology, { config: "max_pending: 64KB\nmax_payload: 1KB\n" });
+    await start(topology, "max_pending: 64KB\nmax_payload: 1KB\n");
     const reader = await rawConnect(natsPortOf(0));
     raws.push(reader);
     await reader.send('CONNECT {"verbose":false,"pedantic":false}\r\nSUB slow 1\r\nPING\r\n');
