@@ -190,6 +190,9 @@ describe.each(topologies)("monitoring JSON shapes match nats-server 2.9 (%s)", (
 // at 0, and no idle cluster is left beside the single-server tests).
 // ---------------------------------------------------------------------------------------
 
+/** A test that starts a cluster: its start takes 1–2 s, but up to 15 s on a loaded machine. */
+const CLUSTER_TEST_MS = 40_000;
+
 /** A server (or cluster) with monitoring. */
 async function start(topology: SuiteTopology, config?: string): Promise<SuiteBroker> {
   b = await startTarget({ topology, monitoring: true, config });
@@ -226,7 +229,7 @@ describe.each(clusterTopologies)("monitoring endpoints (%s)", (topology) => {
       expect(res.status).toBe(404);
       await res.arrayBuffer();
     }
-  });
+  }, CLUSTER_TEST_MS);
 
   it("/varz counters follow nats.js traffic", async () => {
     await start(topology);
@@ -266,7 +269,7 @@ describe.each(clusterTopologies)("monitoring endpoints (%s)", (topology) => {
     const v2 = await askUntil(varzTotal, (v) => v.connections === 1);
     expect(v2).toMatchObject({ connections: 1, total_connections: 2, subscriptions: 0 });
     for (const v of await eachEdge<Varz>("/varz")) expect((v.http_req_stats as Record<string, number>)["/varz"]).toBeGreaterThanOrEqual(3);
-  });
+  }, CLUSTER_TEST_MS);
 
   it("/connz pages, sorts, lists subscriptions and closed connections", async () => {
     await start(topology);
@@ -333,7 +336,7 @@ describe.each(clusterTopologies)("monitoring endpoints (%s)", (topology) => {
     expect(open.connections.some((c) => "reason" in c)).toBe(false);
     const any = await eachEdge<Connz>("/connz?state=all&sort=cid");
     expect(any.reduce((n, c) => n + c.total, 0)).toBe(3);
-  });
+  }, CLUSTER_TEST_MS);
 
   it("/subsz?subs=1 lists every subscription with nats-server's fields", async () => {
     await start(topology);
@@ -375,7 +378,7 @@ describe.each(clusterTopologies)("monitoring endpoints (%s)", (topology) => {
       expect(s.num_subscriptions).toBe(3);
       expect(s.subscriptions_list).toBeUndefined();
     }
-  });
+  }, CLUSTER_TEST_MS);
 });
 
 // ---------------------------------------------------------------------------------------
@@ -478,7 +481,7 @@ describe.each(clusterTopologies)("/metrics (%s)", (topology) => {
     expect(total(again, "meshbroker_messages_received_total")).toBe(5);
     expect(total(again, "meshbroker_bytes_received_total")).toBe(27);
     expect(total(again, "meshbroker_messages_sent_total")).toBe(5);
-  });
+  }, CLUSTER_TEST_MS);
 
   it("counts a slow consumer in /metrics, /varz and /connz", async () => {
     // A small max_pending and a subscriber that stops reading: the broker must cut it off.
@@ -506,5 +509,5 @@ describe.each(clusterTopologies)("/metrics (%s)", (topology) => {
     expect(closed.connections.map((c) => c.reason)).toEqual(["Slow Consumer (Pending Bytes)"]);
     const metrics = parseProm(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).samples;
     expect(metrics.find((s) => s.name === "meshbroker_slow_consumers_total")?.value).toBe(1);
-  }, 30_000);
+  }, CLUSTER_TEST_MS);
 });
