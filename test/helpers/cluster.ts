@@ -76,8 +76,9 @@ export interface TestCluster {
   killRouter(i: number): Promise<void>;
   /** Starts router `i` again on its port. */
   restartRouter(i: number): Promise<void>;
-  /** Starts one more edge (e<n+1>), homed like the others by its index, or on router `home`; resolves once attached. */
-  addEdge(home?: number): Promise<ClusterEdge>;
+  /** Starts one more edge (e<n+1>), homed like the others by its index, or on router `home`,
+   *  with `extraConfig` after the others' config text; resolves once attached. */
+  addEdge(home?: number, extraConfig?: string): Promise<ClusterEdge>;
   /** kill -9 of edge `i`. */
   killEdge(i: number): Promise<void>;
   /** Rewrites every edge's config with `edgeConfig` in place of the extra text, sends SIGHUP and
@@ -121,8 +122,9 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
     await Promise.all(routers.map((r) => waitForPeers(r, routers.length - 1, timeoutMs)));
     let edgeConfig = opts.edgeConfig ?? "";
     const edgeFile = (i: number) => path.join(dir, `e${i + 1}.conf`);
-    /** Edge i's home router, once started (addEdge may name another). */
+    /** Edge i's home router, once started (addEdge may name another), and its own config text. */
     const homes: number[] = [];
+    const extras: string[] = [];
     const writeEdgeConfig = (i: number) => {
       // Edge i prefers router i (mod the count): with 2 routers the two edges are homed on
       // different routers, so their clients reach each other through the mesh.
@@ -132,18 +134,20 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
         `server_name: e${i + 1}`, "host: 127.0.0.1", "port: -1", http,
         `edge { ${opts.edgeDiscovery ?? `routers: [${list}]`}, ${opts.edgeBlock ? `${opts.edgeBlock},` : ""} ${token}`,
         opts.tls ? `tls { ca_file: "${opts.tls.caFile}", cert_file: "${opts.tls.edge.certFile}", key_file: "${opts.tls.edge.keyFile}" } }` : "}",
-        edgeConfig,
+        edgeConfig, extras[i] ?? "",
       ].join("\n"));
     };
-    const startEdge = async (i: number, home = i): Promise<ClusterEdge> => {
+    const startEdge = async (i: number, home = i, extra?: string): Promise<ClusterEdge> => {
       const name = `e${i + 1}`, file = edgeFile(i);
       homes[i] = home;
+      if (extra !== undefined) extras[i] = extra;
       await writeEdgeConfig(i);
       const proc = spawnBroker(["edge", "-c", file], opts.edgeEnv ? { env: { ...process.env, ...opts.edgeEnv } } : {});
       procs.add(proc);
       const nats = await proc.waitForLine(LISTEN_NATS, timeoutMs);
-      const ws = /^\s*websocket\s*[:={]/m.test(opts.edgeConfig ?? "") ? await proc.waitForLine(LISTEN_WS, timeoutMs) : undefined;
-      const mqtt = /^\s*mqtt\s*[:={]/m.test(opts.edgeConfig ?? "") ? await proc.waitForLine(LISTEN_MQTT, timeoutMs) : undefined;
+      const text = `${opts.edgeConfig ?? ""}\n${extras[i] ?? ""}`;
+      const ws = /^\s*websocket\s*[:={]/m.test(text) ? await proc.waitForLine(LISTEN_WS, timeoutMs) : undefined;
+      const mqtt = /^\s*mqtt\s*[:={]/m.test(text) ? await proc.waitForLine(LISTEN_MQTT, timeoutMs) : undefined;
       await proc.waitForLine(ATTACHED, timeoutMs);
       return {
         name, natsPort: Number(nats[1]), wsPort: ws ? Number(ws[1]) : undefined, mqttPort: mqtt ? Number(mqtt[1]) : undefined,
@@ -153,8 +157,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
     const edges = await Promise.all(Array.from({ length: opts.edges ?? 2 }, (_, i) => startEdge(i)));
     return {
       redis, routers, edges, stop,
-      async addEdge(home) {
-        const edge = await startEdge(edges.length, home);
+      async addEdge(home, extraConfig) {
+        const edge = await startEdge(edges.length, home, extraConfig);
         edges.push(edge);
         return edge;
       },

@@ -26,6 +26,16 @@ export function sharedCluster(opts: ClusterOptions): Promise<TestCluster> {
   return c;
 }
 
+/** sharedCluster, once the file's shared clusters of other options are stopped: a file whose
+ *  tests come config by config runs one cluster at a time (a dozen idle ones load the machine). */
+export async function soleSharedCluster(opts: ClusterOptions): Promise<TestCluster> {
+  const key = JSON.stringify(opts);
+  const others = [...shared].filter(([k]) => k !== key);
+  for (const [k] of others) shared.delete(k);
+  await Promise.all(others.map(async ([, c]) => (await c.catch(() => undefined))?.stop()));
+  return sharedCluster(opts);
+}
+
 /** Takes a shared cluster out of the set (a test is about to change it): the caller stops it. */
 export async function releaseShared(cluster: TestCluster): Promise<TestCluster> {
   for (const [key, c] of shared) if ((await c.catch(() => undefined)) === cluster) shared.delete(key);

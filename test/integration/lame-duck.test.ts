@@ -2,18 +2,20 @@
 // it): every client listener closes at once, NATS clients (TCP and WebSocket) that take async
 // INFO get one with "ldm": true, and after lame_duck_grace_period the connections (NATS, WebSocket and MQTT) are
 // closed one at a time, spread over lame_duck_duration, then the process exits 0. A SIGINT
-// meanwhile stops at once. Each test runs the real bin/meshbroker in a child process.
+// meanwhile stops at once. Each test runs the real bin/meshbroker in a child process; on the
+// cluster, a new edge of the file's cluster (redis-server, 2 routers, 2 edges that stay up).
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Events, type NatsConnection } from "nats";
 import mqtt from "mqtt";
 import { rawConnect, type RawClient } from "../helpers/raw.js";
 import { wsOpen } from "../helpers/ws-raw.js";
-import { assertBuilt, isListening, startBrokerProcess, stopAllBrokers } from "../helpers/process.js";
-import { topologies } from "../helpers/broker.js";
+import { assertBuilt, isListening, startBrokerProcess, type BrokerProcess } from "../helpers/process.js";
+import { clusterTopologies, topologies, type SuiteTopology } from "../helpers/broker.js";
+import { sharedCluster } from "../helpers/shared-cluster.js";
 import { startNatsServer } from "../helpers/nats-server.js";
 import { cleanupAfterEach, withTimeout } from "../helpers/wait.js";
 import { natsClient } from "../helpers/clients.js";
@@ -25,7 +27,6 @@ beforeAll(async () => {
   assertBuilt();
   dir = await mkdtemp(path.join(os.tmpdir(), "meshbroker-ldm-"));
 });
-afterEach(() => stopAllBrokers());
 afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
@@ -34,6 +35,41 @@ async function conf(name: string, text: string): Promise<string> {
   const file = path.join(dir, name);
   await writeFile(file, text);
   return file;
+}
+
+interface Ldm {
+  proc: BrokerProcess;
+  natsPort: number;
+  httpPort: number;
+  wsPort: number;
+  mqttPort: number;
+  /** The NATS ports of the cluster's other edges, which stay up (none for one process). */
+  others: number[];
+}
+
+const LISTENERS = "websocket { host: 127.0.0.1, port: -1, no_tls: true }\nmqtt { host: 127.0.0.1, port: -1 }";
+
+/**
+ * meshbroker with `settings` (lame duck durations), a monitoring, WebSocket and MQTT listener:
+ * its own process, or a new edge of the file's cluster. With `idle`, once nothing is connected
+ * (the start-up probe of startBrokerProcess gone).
+ */
+async function startLdm(topology: SuiteTopology, name: string, settings: string, opts: { idle?: boolean } = {}): Promise<Ldm> {
+  if (topology === "cluster") {
+    const cluster = await sharedCluster({ edgeConfig: LISTENERS, monitoring: true });
+    const others = cluster.edges.filter((e) => e.proc.child.exitCode === null).map((e) => e.natsPort);
+    const e = await cluster.addEdge(undefined, settings);
+    cleanups.push(() => e.proc.kill());
+    return { proc: e.proc, natsPort: e.natsPort, httpPort: e.httpPort!, wsPort: e.wsPort!, mqttPort: e.mqttPort!, others };
+  }
+  const file = await conf(name, ["server_name: ldm", "host: 127.0.0.1", "port: -1", 'http: "127.0.0.1:-1"', settings, LISTENERS].join("\n"));
+  const env = { ...process.env, MESHBROKER_TEST_TOPOLOGY: topology };
+  const { proc, natsPort, httpPort } = await startBrokerProcess([...(opts.idle ? ["-D"] : []), "-c", file], { monitoring: true, env });
+  cleanups.push(() => proc.kill());
+  const wsPort = Number((await proc.waitForLine(/listening for websocket clients on ws:\/\/\S+:(\d+)$/))[1]);
+  const mqttPort = Number((await proc.waitForLine(/listening for MQTT clients on tcp:\/\/\S+:(\d+)$/))[1]);
+  if (opts.idle) await proc.waitForLine(/cid:1 - Client connection closed/);
+  return { proc, natsPort, httpPort: httpPort!, wsPort, mqttPort, others: [] };
 }
 
 async function nats(port: number): Promise<NatsConnection> {
@@ -54,19 +90,45 @@ async function rawClient(port: number, protocol: 0 | 1): Promise<RawClient> {
 
 const LDM_INFO = /INFO (\{[^\r]*"ldm":true[^\r]*\}) ?\r\n/;
 
-// The cluster's edge lame duck (URLs withdrawn first, other edges' INFO) is in cluster-advertise and chaos-edge-sigterm.
-describe.each(topologies)("lame duck mode (%s)", (topology) => {
-  const env = { ...process.env, MESHBROKER_TEST_TOPOLOGY: topology };
+// Not on the cluster: an edge's ldm INFO has the other edges' connect_urls, which a single
+// nats-server has not (cluster-advertise checks them); the signal is handled as SIGTERM's. First
+// in the file: no idle cluster beside it.
+describe.each(topologies)("lame duck on SIGUSR2 (%s)", (topology) => {
+  it("SIGUSR2 enters lame duck too, and the ldm INFO has nats-server's fields in its order", async () => {
+    const config = 'host: 127.0.0.1\nport: -1\nlame_duck_duration: "30s"\nlame_duck_grace_period: "300ms"\n';
+    const real = await startNatsServer(config);
+    cleanups.push(() => real.stop());
+    const env = { ...process.env, MESHBROKER_TEST_TOPOLOGY: topology };
+    const { proc, natsPort } = await startBrokerProcess(["-c", await conf("ldm-usr2.conf", config)], { env });
+    cleanups.push(() => proc.kill());
+
+    const infos = await Promise.all([
+      { port: real.port, signal: () => real.signal("SIGUSR2") },
+      { port: natsPort, signal: () => proc.signal("SIGUSR2") },
+    ].map(async ({ port, signal }) => {
+      const c = await rawClient(port, 1);
+      signal();
+      const info = JSON.parse((await c.expect(LDM_INFO, 5_000))[1]) as Record<string, unknown>;
+      await withTimeout(c.closed, 5_000, () => "close after the grace period");
+      for (const k of ["server_id", "server_name", "go", "port", "client_id"]) if (k in info) info[k] = typeof info[k];
+      return info;
+    }));
+    const [fromReal, fromMesh] = infos;
+    expect(fromReal).toMatchObject({ ldm: true, version: "2.9.10" });
+    expect(Object.keys(fromMesh)).toEqual(Object.keys(fromReal));
+    expect(fromMesh).toEqual(fromReal);
+    expect((await proc.exitWithin(5_000)).code).toBe(0);
+  });
+});
+
+// On the cluster an edge's URLs are withdrawn first (other edges' INFO: cluster-advertise) and its
+// clients move to another edge without loss (chaos-edge-sigterm); here, what its own clients see.
+describe.each(clusterTopologies)("lame duck mode (%s)", (topology) => {
   it("SIGTERM: listeners close at once, clients hear ldm, then are closed one at a time after the grace period", async () => {
-    const file = await conf("ldm.conf", [
-      "server_name: ldm", "host: 127.0.0.1", "port: -1", 'http: "127.0.0.1:-1"',
-      'lame_duck_duration: "30s"', 'lame_duck_grace_period: "1s"',
-      "websocket { host: 127.0.0.1, port: -1, no_tls: true }",
-      "mqtt { host: 127.0.0.1, port: -1 }",
-    ].join("\n"));
-    const { proc, natsPort, httpPort } = await startBrokerProcess(["-c", file], { monitoring: true, env });
-    const wsPort = Number((await proc.waitForLine(/listening for websocket clients on ws:\/\/\S+:(\d+)$/))[1]);
-    const mqttPort = Number((await proc.waitForLine(/listening for MQTT clients on tcp:\/\/\S+:(\d+)$/))[1]);
+    const { proc, natsPort, httpPort, wsPort, mqttPort, others } = await startLdm(topology, "ldm.conf",
+      'lame_duck_duration: "30s"\nlame_duck_grace_period: "1s"');
+    // Clients of the other edges, which must not notice.
+    const bystanders = await Promise.all(others.map((port) => nats(port)));
 
     const nc = await nats(natsPort);
     const heardLdm = (async () => {
@@ -121,21 +183,23 @@ describe.each(topologies)("lame duck mode (%s)", (topology) => {
     }
     expect(closedAt[4] - closedAt[0], "four waits of at least 500 ms").toBeGreaterThanOrEqual(1800);
     expect((await proc.exitWithin(10_000)).code).toBe(0);
-    expect(await isListening(httpPort!)).toBe(false);
+    expect(await isListening(httpPort)).toBe(false);
+    for (const b of bystanders) {
+      expect(b.isClosed()).toBe(false);
+      await b.flush();
+    }
   });
 
   it("SIGTERM with no client connected exits at once, without waiting the grace period", async () => {
     // The default grace period (10s) would outlast the 5s allowed here.
-    const { proc, natsPort } = await startBrokerProcess(["-D", "-c", await conf("ldm-empty.conf", "host: 127.0.0.1\nport: -1\n")], { env });
-    await proc.waitForLine(/cid:1 - Client connection closed/); // the start-up probe's
+    const { proc, natsPort } = await startLdm(topology, "ldm-empty.conf", "", { idle: true });
     proc.signal("SIGTERM");
     expect((await proc.exitWithin(5_000)).code).toBe(0);
     expect(await isListening(natsPort)).toBe(false);
   });
 
   it("a SIGINT during lame duck stops at once, and the exit is logged once", async () => {
-    const file = await conf("ldm-int.conf", 'host: 127.0.0.1\nport: -1\nlame_duck_grace_period: "20s"\n');
-    const { proc, natsPort } = await startBrokerProcess(["-c", file], { env });
+    const { proc, natsPort } = await startLdm(topology, "ldm-int.conf", 'lame_duck_grace_period: "20s"');
     const c = await rawClient(natsPort, 1);
     await c.send("SUB last.words 1\r\nPING\r\n");
     await c.expect("PONG\r\nPONG\r\n");
@@ -148,29 +212,5 @@ describe.each(topologies)("lame duck mode (%s)", (topology) => {
     expect((await proc.exitWithin(5_000)).code).toBe(0);
     await withTimeout(c.closed, 2_000, () => "client close");
     expect(proc.lines.filter((l) => /Server Exiting/.test(l.text))).toHaveLength(1);
-  });
-
-  it("SIGUSR2 enters lame duck too, and the ldm INFO has nats-server's fields in its order", async () => {
-    const config = 'host: 127.0.0.1\nport: -1\nlame_duck_duration: "30s"\nlame_duck_grace_period: "300ms"\n';
-    const real = await startNatsServer(config);
-    cleanups.push(() => real.stop());
-    const { proc, natsPort } = await startBrokerProcess(["-c", await conf("ldm-usr2.conf", config)], { env });
-
-    const infos = await Promise.all([
-      { port: real.port, signal: () => real.signal("SIGUSR2") },
-      { port: natsPort, signal: () => proc.signal("SIGUSR2") },
-    ].map(async ({ port, signal }) => {
-      const c = await rawClient(port, 1);
-      signal();
-      const info = JSON.parse((await c.expect(LDM_INFO, 5_000))[1]) as Record<string, unknown>;
-      await withTimeout(c.closed, 5_000, () => "close after the grace period");
-      for (const k of ["server_id", "server_name", "go", "port", "client_id"]) if (k in info) info[k] = typeof info[k];
-      return info;
-    }));
-    const [fromReal, fromMesh] = infos;
-    expect(fromReal).toMatchObject({ ldm: true, version: "2.9.10" });
-    expect(Object.keys(fromMesh)).toEqual(Object.keys(fromReal));
-    expect(fromMesh).toEqual(fromReal);
-    expect((await proc.exitWithin(5_000)).code).toBe(0);
   });
 });

@@ -1,9 +1,10 @@
 // Connection limits that depend on time or on a peer that stops reading: stale connections,
 // the auth timeout, slow consumers (max_pending) and write_deadline. Each test runs against
-// meshbroker in every topology and against the real nats-server as the reference.
+// meshbroker in every topology and against the real nats-server as the reference; on the
+// cluster (one per config for the file) a test's clients alternate over the two edges.
 import { afterEach, describe, expect, it } from "vitest";
 import { connect, StringCodec, type NatsConnection } from "nats";
-import { startBroker, topologies } from "../helpers/broker.js";
+import { startBroker, startTarget, topologies } from "../helpers/broker.js";
 import { startNatsServer } from "../helpers/nats-server.js";
 import { closedWithin, rawConnect, type RawClient } from "../helpers/raw.js";
 
@@ -12,7 +13,8 @@ const sc = StringCodec();
 type SlowKind = "Pending Bytes" | "Write Deadline";
 
 interface Running {
-  port: number;
+  /** Every NATS port (a cluster's edges); clients alternate over them. */
+  ports: number[];
   stop(): Promise<void>;
   /** The kind of the first slow consumer the server flagged, if any yet. */
   slowConsumer(): SlowKind | undefined;
@@ -36,7 +38,7 @@ const targets: Target[] = [
         }
         return undefined;
       };
-      return { port: b.natsPort, stop: b.stop, slowConsumer };
+      return { ports: [b.natsPort], stop: b.stop, slowConsumer };
     },
   })),
   {
@@ -44,7 +46,7 @@ const targets: Target[] = [
     async start(config) {
       const s = await startNatsServer(config);
       return {
-        port: s.port,
+        ports: [s.port],
         stop: s.stop,
         slowConsumer() {
           const m = /Slow Consumer Detected: (MaxPending|WriteDeadline)/i.exec(s.log());
@@ -54,9 +56,27 @@ const targets: Target[] = [
       };
     },
   },
+  // Last: its last cluster stays up until the file ends.
+  {
+    name: "meshbroker (cluster)",
+    async start(config) {
+      const b = await startTarget({ topology: "cluster", config, shared: "sole" });
+      // The edge processes log each slow consumer; only lines of this test count.
+      const edges = b.cluster!.edges.map((e) => ({ proc: e.proc, since: e.proc.mark() }));
+      const slowConsumer = () => {
+        for (const { proc, since } of edges) {
+          for (const l of proc.lines.slice(since)) {
+            const m = /Slow Consumer Detected: Slow Consumer \((.*)\)/.exec(l.text);
+            if (m) return m[1] as SlowKind;
+          }
+        }
+        return undefined;
+      };
+      return { ports: b.natsPorts, stop: b.stop, slowConsumer };
+    },
+  },
 ];
 
-// Not on the cluster: the slow-consumer checks read the in-process edge's closed connections (broker.edge); a cluster's edge runs the same code.
 describe.each(targets)("limits: $name", (target) => {
   let server: Running | undefined;
   let raws: RawClient[] = [];
@@ -71,20 +91,25 @@ describe.each(targets)("limits: $name", (target) => {
     server = undefined;
   });
 
+  let clients = 0;
   async function start(config: string): Promise<Running> {
     server = await target.start(config);
+    clients = 0;
     return server;
   }
 
+  /** The next client's port: clients alternate over the edges of a cluster. */
+  const port = () => server!.ports[clients++ % server!.ports.length];
+
   async function raw(): Promise<RawClient> {
-    const r = await rawConnect(server!.port);
+    const r = await rawConnect(port());
     raws.push(r);
     await r.expect(/^INFO .*\r\n/);
     return r;
   }
 
   async function nats(): Promise<NatsConnection> {
-    const nc = await connect({ servers: `127.0.0.1:${server!.port}`, reconnect: false });
+    const nc = await connect({ servers: `127.0.0.1:${port()}`, reconnect: false });
     conns.push(nc);
     return nc;
   }
@@ -220,5 +245,5 @@ describe.each(targets)("limits: $name", (target) => {
     slow.socket.resume();
     await closedWithin(slow, 5_000);
     expect(slow.received()).not.toContain("-ERR");
-  });
+  }, 40_000);
 });

@@ -4,7 +4,7 @@
 // meshbroker drops (or newly adds) fails the test. Values are checked against the traffic.
 import { afterEach, beforeAll, afterAll, describe, expect, it } from "vitest";
 import { connect, type NatsConnection, type NatsError } from "nats";
-import { startBroker, topologies, type TestBroker } from "../helpers/broker.js";
+import { clusterTopologies, startBroker, startTarget, topologies, type SuiteBroker, type SuiteTopology } from "../helpers/broker.js";
 import { startNatsServer, type RealNatsServer } from "../helpers/nats-server.js";
 import { rawConnect, closedWithin, type RawClient } from "../helpers/raw.js";
 import { askUntil } from "../helpers/wait.js";
@@ -63,7 +63,7 @@ async function client(port: number, opts: Parameters<typeof connect>[0] = {}): P
 
 const raws: RawClient[] = [];
 
-let b: TestBroker | undefined;
+let b: SuiteBroker | undefined;
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((nc) => nc.close().catch(() => {})));
   await Promise.all(raws.splice(0).map((c) => c.close()));
@@ -104,7 +104,8 @@ async function exercise(natsPort: number, httpPort: number) {
 
 type Shapes = Awaited<ReturnType<typeof exercise>>;
 
-// Not on the cluster: one server's counters against nats-server's; the cluster's /varz, /routez, /connz are in cluster-monitoring.
+// Not on the cluster: an edge answers with this same code (its /varz adds role and cluster, checked in
+// cluster-monitoring); the behaviour tests below run on the cluster's edges.
 describe.each(topologies)("monitoring JSON shapes match nats-server 2.9 (%s)", (topology) => {
   let ns: RealNatsServer | undefined;
   let reference: Shapes;
@@ -184,32 +185,62 @@ describe.each(topologies)("monitoring JSON shapes match nats-server 2.9 (%s)", (
 });
 
 // ---------------------------------------------------------------------------------------
-// Behaviour, against meshbroker alone
+// Behaviour, against meshbroker alone; on the cluster, client i of a test is on edge i mod 2
+// and each edge's endpoints report its own clients (a fresh cluster for each test: counters start
+// at 0, and no idle cluster is left beside the single-server tests).
 // ---------------------------------------------------------------------------------------
 
-describe.each(topologies)("monitoring endpoints (%s)", (topology) => {
-  it("/healthz answers {\"status\":\"ok\"}", async () => {
-    b = await startBroker({ topology, monitoring: true });
-    expect(await getJson(b.httpPort!, "/healthz")).toEqual({ status: "ok" });
-  });
+/** A test that starts a cluster: its start takes 1–2 s, but up to 15 s on a loaded machine. */
+const CLUSTER_TEST_MS = 40_000;
 
-  it("an unknown path is a 404", async () => {
-    b = await startBroker({ topology, monitoring: true });
-    const res = await fetch(`http://127.0.0.1:${b.httpPort}/no-such-endpoint`);
-    expect(res.status).toBe(404);
-    await res.arrayBuffer();
-  });
+/** A server (or cluster) with monitoring. */
+async function start(topology: SuiteTopology, config?: string): Promise<SuiteBroker> {
+  b = await startTarget({ topology, monitoring: true, config });
+  return b;
+}
+
+/** The edge of client `i` of a test (0 on a single server), and its ports. */
+const edgeOf = (i: number) => i % b!.natsPorts.length;
+const natsPortOf = (i: number) => b!.natsPorts[edgeOf(i)];
+const httpPortOf = (i: number) => b!.httpPorts[edgeOf(i)];
+
+/** Every edge's answer to `path`. */
+const eachEdge = <T>(path: string) => Promise.all(b!.httpPorts.map((p) => getJson<T>(p, path)));
+
+// An edge's `subscriptions` (/varz, /subsz, /metrics) is its router's subject index, which holds
+// the peer routers' interest entries too (as a nats-server's sublist holds its routes'): with a
+// subject per subscription, every edge shows the cluster's count, as a single server shows its own.
+const VARZ_COUNTERS = ["in_msgs", "out_msgs", "in_bytes", "out_bytes", "connections", "total_connections", "slow_consumers"] as const;
+/** The client counters of /varz summed over the edges (the cluster's figures), and
+ *  `subscriptions` if every edge shows the same count (else -1). */
+async function varzTotal(): Promise<Record<(typeof VARZ_COUNTERS)[number] | "subscriptions", number>> {
+  const all = await eachEdge<Varz>("/varz");
+  const subs = all.every((v) => v.subscriptions === all[0].subscriptions) ? all[0].subscriptions : -1;
+  return { ...Object.fromEntries(VARZ_COUNTERS.map((k) => [k, all.reduce((n, v) => n + v[k], 0)])), subscriptions: subs } as
+    Record<(typeof VARZ_COUNTERS)[number] | "subscriptions", number>;
+}
+
+describe.each(clusterTopologies)("monitoring endpoints (%s)", (topology) => {
+  it("/healthz answers {\"status\":\"ok\"}; an unknown path is a 404", async () => {
+    await start(topology);
+    expect(await eachEdge("/healthz")).toEqual(b!.httpPorts.map(() => ({ status: "ok" })));
+    for (const port of b!.httpPorts) {
+      const res = await fetch(`http://127.0.0.1:${port}/no-such-endpoint`);
+      expect(res.status).toBe(404);
+      await res.arrayBuffer();
+    }
+  }, CLUSTER_TEST_MS);
 
   it("/varz counters follow nats.js traffic", async () => {
-    b = await startBroker({ topology, monitoring: true });
-    const port = b.httpPort!;
-    const v0 = await getJson<Varz>(port, "/varz");
-    expect(v0).toMatchObject({ connections: 0, total_connections: 0, subscriptions: 0, in_msgs: 0, out_msgs: 0 });
-    expect(v0.port).toBe(b.natsPort);
-    expect(v0.http_port).toBe(port);
+    await start(topology);
+    for (const [k, v0] of (await eachEdge<Varz>("/varz")).entries()) {
+      expect(v0).toMatchObject({ connections: 0, total_connections: 0, subscriptions: 0, in_msgs: 0, out_msgs: 0 });
+      expect(v0.port).toBe(b!.natsPorts[k]);
+      expect(v0.http_port).toBe(b!.httpPorts[k]);
+    }
 
-    const subc = await client(b.natsPort);
-    const pubc = await client(b.natsPort);
+    const subc = await client(natsPortOf(0));
+    const pubc = await client(natsPortOf(1));
     const sub = subc.subscribe("varz.>", { max: 3 });
     await subc.flush();
     for (let i = 0; i < 3; i++) pubc.publish(`varz.${i}`, enc.encode("0123456789"));
@@ -219,33 +250,36 @@ describe.each(topologies)("monitoring endpoints (%s)", (topology) => {
     // The auto-unsubscribe has been processed once a PING after it is answered.
     await subc.flush();
 
-    const v1 = await getJson<Varz>(port, "/varz");
-    expect(v1).toMatchObject({
+    expect(await varzTotal()).toMatchObject({
       in_msgs: 3, out_msgs: 3, in_bytes: 30, out_bytes: 30,
       connections: 2, total_connections: 2, subscriptions: 0, slow_consumers: 0,
     });
+    // In on the publisher's edge, out on the subscriber's.
+    expect(await getJson<Varz>(httpPortOf(1), "/varz")).toMatchObject({ in_msgs: 3, in_bytes: 30 });
+    expect(await getJson<Varz>(httpPortOf(0), "/varz")).toMatchObject({ out_msgs: 3, out_bytes: 30 });
 
     const live = subc.subscribe("varz.live");
     const live2 = subc.subscribe("varz.live2");
     await subc.flush();
-    expect((await getJson<Varz>(port, "/varz")).subscriptions).toBe(2);
+    expect((await varzTotal()).subscriptions).toBe(2);
     live.unsubscribe();
     live2.unsubscribe();
     await pubc.close();
     await subc.flush();
-    const v2 = await askUntil(() => getJson<Varz>(port, "/varz"), (v) => v.connections === 1);
+    const v2 = await askUntil(varzTotal, (v) => v.connections === 1);
     expect(v2).toMatchObject({ connections: 1, total_connections: 2, subscriptions: 0 });
-    expect((v2.http_req_stats as Record<string, number>)["/varz"]).toBeGreaterThanOrEqual(3);
-  });
+    for (const v of await eachEdge<Varz>("/varz")) expect((v.http_req_stats as Record<string, number>)["/varz"]).toBeGreaterThanOrEqual(3);
+  }, CLUSTER_TEST_MS);
 
   it("/connz pages, sorts, lists subscriptions and closed connections", async () => {
-    b = await startBroker({ topology, monitoring: true });
-    const port = b.httpPort!;
-    // c1: 1 sub, c2: 3 subs, c3: 2 subs; connected in this order.
+    await start(topology);
+    // c1: 1 sub, c2: 3 subs, c3: 2 subs; connected in this order (on a cluster: c2 alone on
+    // the second edge).
+    const names = ["c1", "c2", "c3"];
     const subjects: Record<string, string[]> = { c1: ["a.1"], c2: ["b.1", "b.2", "b.>"], c3: ["c.1", "c.*"] };
     const conns: Record<string, NatsConnection> = {};
-    for (const name of ["c1", "c2", "c3"]) {
-      const nc = await client(b.natsPort, { name });
+    for (const [i, name] of names.entries()) {
+      const nc = await client(natsPortOf(i), { name });
       for (const s of subjects[name]) nc.subscribe(s);
       await nc.flush();
       conns[name] = nc;
@@ -253,69 +287,81 @@ describe.each(topologies)("monitoring endpoints (%s)", (topology) => {
     conns.c1.publish("b.1", enc.encode("xyz")); // c2 gets it twice (b.1 and b.>)
     await conns.c1.flush();
     await conns.c2.flush();
+    const on = (edge: number) => names.filter((_n, i) => edgeOf(i) === edge);
+    const first = on(0); // c1, c3 and on a single server c2 between them
 
-    const all = await getJson<Connz>(port, "/connz");
-    expect(all).toMatchObject({ num_connections: 3, total: 3, offset: 0, limit: 1024 });
-    expect(all.connections.map((c) => c.name)).toEqual(["c1", "c2", "c3"]); // by cid
-    const cids = all.connections.map((c) => c.cid);
+    const all = await getJson<Connz>(httpPortOf(0), "/connz");
+    expect(all).toMatchObject({ num_connections: first.length, total: first.length, offset: 0, limit: 1024 });
+    expect(all.connections.map((c) => c.name)).toEqual(first); // by cid
+    const cidOf = Object.fromEntries(all.connections.map((c) => [c.name!, c.cid]));
     for (const c of all.connections) {
       expect(c).toMatchObject({ kind: "Client", type: "nats", ip: "127.0.0.1", lang: "nats.js" });
       expect(c.subscriptions_list).toBeUndefined();
     }
-    expect(all.connections[0]).toMatchObject({ in_msgs: 1, in_bytes: 3, out_msgs: 0 });
-    expect(all.connections[1]).toMatchObject({ in_msgs: 0, out_msgs: 2, out_bytes: 6, subscriptions: 3 });
+    expect(all.connections[0]).toMatchObject({ name: "c1", in_msgs: 1, in_bytes: 3, out_msgs: 0 });
+    const c2Edge = await getJson<Connz>(httpPortOf(1), "/connz");
+    expect(c2Edge.connections.find((c) => c.name === "c2")).toMatchObject({ in_msgs: 0, out_msgs: 2, out_bytes: 6, subscriptions: 3 });
+    cidOf.c2 = c2Edge.connections.find((c) => c.name === "c2")!.cid;
 
-    const page = await getJson<Connz>(port, "/connz?limit=1&offset=1");
-    expect(page).toMatchObject({ num_connections: 1, total: 3, offset: 1, limit: 1 });
-    expect(page.connections.map((c) => c.cid)).toEqual([cids[1]]);
-    const past = await getJson<Connz>(port, "/connz?offset=5");
-    expect(past).toMatchObject({ num_connections: 0, total: 3, offset: 5, connections: [] });
+    const page = await getJson<Connz>(httpPortOf(0), "/connz?limit=1&offset=1");
+    expect(page).toMatchObject({ num_connections: 1, total: first.length, offset: 1, limit: 1 });
+    expect(page.connections.map((c) => c.name)).toEqual([first[1]]);
+    const past = await getJson<Connz>(httpPortOf(0), "/connz?offset=5");
+    expect(past).toMatchObject({ num_connections: 0, total: first.length, offset: 5, connections: [] });
 
-    const bySubs = await getJson<Connz>(port, "/connz?sort=subs");
-    expect(bySubs.connections.map((c) => c.name)).toEqual(["c2", "c3", "c1"]);
-    const byMsgsTo = await getJson<Connz>(port, "/connz?sort=msgs_to&limit=1");
+    const bySubs = await getJson<Connz>(httpPortOf(0), "/connz?sort=subs");
+    expect(bySubs.connections.map((c) => c.name)).toEqual(["c2", "c3", "c1"].filter((n) => first.includes(n)));
+    const byMsgsTo = await getJson<Connz>(httpPortOf(1), "/connz?sort=msgs_to&limit=1");
     expect(byMsgsTo.connections.map((c) => c.name)).toEqual(["c2"]);
 
-    const withSubs = await getJson<Connz>(port, "/connz?subs=1");
-    for (const c of withSubs.connections) {
-      expect(sorted(Object.keys(c)).filter((k) => !CONN_ONLY_MESHBROKER.includes(k))).toEqual(sorted(CONNECTION_KEYS));
-      expect(sorted(c.subscriptions_list!)).toEqual(sorted(subjects[c.name!]));
+    for (const withSubs of await eachEdge<Connz>("/connz?subs=1")) {
+      for (const c of withSubs.connections) {
+        expect(sorted(Object.keys(c)).filter((k) => !CONN_ONLY_MESHBROKER.includes(k))).toEqual(sorted(CONNECTION_KEYS));
+        expect(sorted(c.subscriptions_list!)).toEqual(sorted(subjects[c.name!]));
+      }
     }
-    const one = await getJson<Connz>(port, `/connz?cid=${cids[2]}&subs=1`);
+    const one = await getJson<Connz>(httpPortOf(2), `/connz?cid=${cidOf.c3}&subs=1`);
     expect(one.connections.map((c) => c.name)).toEqual(["c3"]);
 
     await conns.c2.close();
-    const closed = await askUntil(() => getJson<Connz>(port, "/connz?state=closed&subs=1"), (c) => c.total === 1);
+    const closed = await askUntil(() => getJson<Connz>(httpPortOf(1), "/connz?state=closed&subs=1"), (c) => c.total === 1);
     expect(closed.connections).toHaveLength(1);
     const c2 = closed.connections[0];
-    expect(c2).toMatchObject({ cid: cids[1], name: "c2", reason: "Client Closed", subscriptions: 3 });
+    expect(c2).toMatchObject({ cid: cidOf.c2, name: "c2", reason: "Client Closed", subscriptions: 3 });
     expect(typeof c2.stop).toBe("string");
     expect(Date.parse(c2.stop!)).toBeGreaterThanOrEqual(Date.parse(c2.start as string));
     expect(sorted(c2.subscriptions_list!)).toEqual(sorted(subjects.c2));
-    const open = await getJson<Connz>(port, "/connz");
+    const open = await getJson<Connz>(httpPortOf(0), "/connz");
     expect(open.connections.map((c) => c.name)).toEqual(["c1", "c3"]);
     expect(open.connections.some((c) => "reason" in c)).toBe(false);
-    const any = await getJson<Connz>(port, "/connz?state=all&sort=cid");
-    expect(any.total).toBe(3);
-  });
+    const any = await eachEdge<Connz>("/connz?state=all&sort=cid");
+    expect(any.reduce((n, c) => n + c.total, 0)).toBe(3);
+  }, CLUSTER_TEST_MS);
 
   it("/subsz?subs=1 lists every subscription with nats-server's fields", async () => {
-    b = await startBroker({ topology, monitoring: true });
-    const port = b.httpPort!;
-    const nc = await client(b.natsPort);
+    await start(topology);
+    const nc = await client(natsPortOf(0));
+    const other = await client(natsPortOf(1));
     nc.subscribe("orders.new");
     nc.subscribe("orders.*", { queue: "workers" });
-    nc.subscribe("audit.>");
+    other.subscribe("audit.>");
     await nc.flush();
-    nc.publish("orders.new", enc.encode("1"));
+    await other.flush();
+    other.publish("orders.new", enc.encode("1"));
+    await other.flush();
     await nc.flush();
 
-    const s = await getJson<Subsz>(port, "/subsz?subs=1");
-    expect(s).toMatchObject({ num_subscriptions: 3, total: 3, offset: 0, limit: 1024 });
-    for (const k of ["num_cache", "num_inserts", "num_removes", "num_matches", "cache_hit_rate", "max_fanout", "avg_fanout"]) {
-      expect(typeof s[k], k).toBe("number");
+    const each = await eachEdge<Subsz>("/subsz?subs=1");
+    for (const s of each) {
+      expect(s).toMatchObject({ offset: 0, limit: 1024 });
+      for (const k of ["num_cache", "num_inserts", "num_removes", "num_matches", "cache_hit_rate", "max_fanout", "avg_fanout"]) {
+        expect(typeof s[k], k).toBe("number");
+      }
     }
-    const list = s.subscriptions_list!;
+    for (const s of each) expect(s.num_subscriptions).toBe(3);
+    // Each edge lists its own clients' subscriptions.
+    expect(each.reduce((n, s) => n + s.total!, 0)).toBe(3);
+    const list = each.flatMap((s) => s.subscriptions_list ?? []);
     expect(sorted(list.map((x) => x.subject))).toEqual(["audit.>", "orders.*", "orders.new"]);
     for (const d of list) {
       const keys = sorted(Object.keys(d));
@@ -325,12 +371,14 @@ describe.each(topologies)("monitoring endpoints (%s)", (topology) => {
     expect(list.find((x) => x.subject === "orders.*")!.qgroup).toBe("workers");
     expect(list.find((x) => x.subject === "orders.new")!.msgs).toBe(1);
 
-    const matching = await getJson<Subsz>(port, "/subsz?subs=1&test=orders.new");
+    const matching = await getJson<Subsz>(httpPortOf(0), "/subsz?subs=1&test=orders.new");
     expect(sorted(matching.subscriptions_list!.map((x) => x.subject))).toEqual(["orders.*", "orders.new"]);
-    const bare = await getJson<Subsz>(port, "/subsz");
-    expect(bare.num_subscriptions).toBe(3);
-    expect(bare.subscriptions_list).toBeUndefined();
-  });
+    const bare = await eachEdge<Subsz>("/subsz");
+    for (const s of bare) {
+      expect(s.num_subscriptions).toBe(3);
+      expect(s.subscriptions_list).toBeUndefined();
+    }
+  }, CLUSTER_TEST_MS);
 });
 
 // ---------------------------------------------------------------------------------------
@@ -357,15 +405,17 @@ function parseProm(text: string): { samples: Sample[]; types: Record<string, str
   return { samples, types };
 }
 
-describe.each(topologies)("/metrics (%s)", (topology) => {
+describe.each(clusterTopologies)("/metrics (%s)", (topology) => {
+  /** Every edge's /metrics, parsed. */
+  const scrape = () => Promise.all(b!.httpPorts.map(async (p) => parseProm(await (await fetch(`http://127.0.0.1:${p}/metrics`)).text())));
+  /** A sample's value summed over the edges (one line per edge). */
+  const total = (pages: { samples: Sample[] }[], name: string) =>
+    pages.reduce((n, p) => n + (p.samples.find((s) => s.name === name)?.value ?? 0), 0);
+
   it("is Prometheus text whose values follow the traffic and failed logins", async () => {
-    b = await startBroker({ topology,
-      monitoring: true,
-      config: "authorization { users: [ { user: a, password: b } ] }\n",
-    });
-    const port = b.httpPort!;
-    const subc = await client(b.natsPort, { user: "a", pass: "b" });
-    const pubc = await client(b.natsPort, { user: "a", pass: "b" });
+    await start(topology, "authorization { users: [ { user: a, password: b } ] }\n");
+    const subc = await client(natsPortOf(0), { user: "a", pass: "b" });
+    const pubc = await client(natsPortOf(1), { user: "a", pass: "b" });
     const sub = subc.subscribe("metrics.>", { max: 4 });
     subc.subscribe("metrics.idle");
     await subc.flush();
@@ -375,22 +425,25 @@ describe.each(topologies)("/metrics (%s)", (topology) => {
     expect(got).toBe(4);
     await subc.flush();
 
-    const denied = await connect({ port: b.natsPort, user: "a", pass: "wrong", reconnect: false })
+    const denied = await connect({ port: natsPortOf(2), user: "a", pass: "wrong", reconnect: false })
       .then((nc) => { clients.push(nc); return undefined; }, (e: NatsError) => e);
     expect(denied?.code).toBe("AUTHORIZATION_VIOLATION");
-    // The failed client shows up as closed with its reason.
-    const closed = await askUntil(() => getJson<Connz>(port, "/connz?state=closed"), (c) => c.total === 1);
+    // The failed client shows up as closed with its reason, on its edge.
+    const closed = await askUntil(() => getJson<Connz>(httpPortOf(2), "/connz?state=closed"), (c) => c.total === 1);
     expect(closed.connections[0].reason).toBe("Authentication Failure");
 
-    const res = await fetch(`http://127.0.0.1:${port}/metrics`);
-    expect(res.status).toBe(200);
-    expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
-    const { samples, types } = parseProm(await res.text());
+    for (const port of b!.httpPorts) {
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+      await res.arrayBuffer();
+    }
+    const pages = await scrape();
     const one = (name: string, labels: Record<string, string> = {}) => {
-      const found = samples.filter((s) => s.name === name &&
+      const found = pages.flatMap((p) => p.samples).filter((s) => s.name === name &&
         Object.entries(labels).every(([k, v]) => s.labels[k] === v));
-      expect(found, `${name}${JSON.stringify(labels)} in /metrics`).toHaveLength(1);
-      return found[0].value;
+      expect(found, `${name}${JSON.stringify(labels)} in /metrics`).toHaveLength(pages.length);
+      return found.reduce((n, s) => n + s.value, 0);
     };
 
     expect(one("meshbroker_connections", { type: "STANDARD" })).toBe(2);
@@ -398,47 +451,48 @@ describe.each(topologies)("/metrics (%s)", (topology) => {
     expect(one("meshbroker_messages_sent_total")).toBe(4);
     expect(one("meshbroker_bytes_received_total")).toBe(20);
     expect(one("meshbroker_bytes_sent_total")).toBe(20);
-    expect(one("meshbroker_subscriptions")).toBe(1); // metrics.idle; metrics.> ended after 4
+    // metrics.idle; metrics.> ended after 4 (on every edge: its router's count)
+    expect(one("meshbroker_subscriptions")).toBe(pages.length);
     expect(one("meshbroker_slow_consumers_total")).toBe(0);
     expect(one("meshbroker_connections_total")).toBe(3);
-    const failures = samples.filter((s) => s.name === "meshbroker_auth_failures_total");
+    const failures = pages.flatMap((p) => p.samples).filter((s) => s.name === "meshbroker_auth_failures_total");
     expect(failures).toHaveLength(1);
     expect(failures[0].value).toBe(1);
     expect(failures[0].labels.reason, "auth failures carry a non-empty reason label").toMatch(/\S/);
-    expect(one("process_resident_memory_bytes")).toBeGreaterThan(0);
+    for (const p of pages) expect(p.samples.find((s) => s.name === "process_resident_memory_bytes")?.value).toBeGreaterThan(0);
 
-    expect(types).toMatchObject({
-      meshbroker_connections: "gauge",
-      meshbroker_subscriptions: "gauge",
-      meshbroker_messages_received_total: "counter",
-      meshbroker_messages_sent_total: "counter",
-      meshbroker_bytes_received_total: "counter",
-      meshbroker_slow_consumers_total: "counter",
-      meshbroker_auth_failures_total: "counter",
-    });
+    for (const { types } of pages) {
+      expect(types).toMatchObject({
+        meshbroker_connections: "gauge",
+        meshbroker_subscriptions: "gauge",
+        meshbroker_messages_received_total: "counter",
+        meshbroker_messages_sent_total: "counter",
+        meshbroker_bytes_received_total: "counter",
+        meshbroker_slow_consumers_total: "counter",
+        meshbroker_auth_failures_total: "counter",
+      });
+    }
 
     // Scraping again after more traffic moves the counters (nothing is cached at first scrape).
     pubc.publish("metrics.idle", enc.encode("1234567"));
     await pubc.flush();
     await subc.flush();
-    const again = parseProm(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).samples;
-    const val = (name: string) => again.find((s) => s.name === name)?.value;
-    expect(val("meshbroker_messages_received_total")).toBe(5);
-    expect(val("meshbroker_bytes_received_total")).toBe(27);
-    expect(val("meshbroker_messages_sent_total")).toBe(5);
-  });
+    const again = await scrape();
+    expect(total(again, "meshbroker_messages_received_total")).toBe(5);
+    expect(total(again, "meshbroker_bytes_received_total")).toBe(27);
+    expect(total(again, "meshbroker_messages_sent_total")).toBe(5);
+  }, CLUSTER_TEST_MS);
 
   it("counts a slow consumer in /metrics, /varz and /connz", async () => {
     // A small max_pending and a subscriber that stops reading: the broker must cut it off.
-    b = await startBroker({ topology, monitoring: true, config: "max_pending: 64KB\nmax_payload: 1KB\n" });
-    const port = b.httpPort!;
-    const reader = await rawConnect(b.natsPort);
+    await start(topology, "max_pending: 64KB\nmax_payload: 1KB\n");
+    const reader = await rawConnect(natsPortOf(0));
     raws.push(reader);
     await reader.send('CONNECT {"verbose":false,"pedantic":false}\r\nSUB slow 1\r\nPING\r\n');
     await reader.expect("PONG\r\n");
     reader.socket.pause();
 
-    const pub = await client(b.natsPort);
+    const pub = await client(natsPortOf(1));
     const payload = new Uint8Array(1000).fill(97);
     // Far more than the socket buffers of loopback can hold, so the broker's queue must grow.
     for (let i = 0; i < 40_000; i++) pub.publish("slow", payload);
@@ -446,11 +500,14 @@ describe.each(topologies)("/metrics (%s)", (topology) => {
     reader.socket.resume();
     await closedWithin(reader, 15_000);
 
+    // The reader's edge cut it off.
+    const port = httpPortOf(0);
     const v = await getJson<Varz>(port, "/varz");
     expect(v.slow_consumers).toBe(1);
+    expect((await varzTotal()).slow_consumers).toBe(1);
     const closed = await getJson<Connz>(port, "/connz?state=closed");
     expect(closed.connections.map((c) => c.reason)).toEqual(["Slow Consumer (Pending Bytes)"]);
     const metrics = parseProm(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).samples;
     expect(metrics.find((s) => s.name === "meshbroker_slow_consumers_total")?.value).toBe(1);
-  }, 30_000);
+  }, CLUSTER_TEST_MS);
 });
