@@ -120,7 +120,7 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
       clients: (edgeId, count) => load.set(edgeId, { clients: count }),
     });
     const writer = new FrameWriter(call, (bytes) =>
-      finish(call, end, grpc.status.RESOURCE_EXHAUSTED, `edge too slow: over ${queueBytes} bytes queued (${bytes})`), queueBytes);
+      finish(call, end, grpc.status.RESOURCE_EXHAUSTED, `edge too slow: over ${queueBytes} bytes queued (${bytes})`), queueBytes, "server");
     end.sendTo = (bytes) => writer.write(bytes);
     streams.set(call, end);
     // A peer that says nothing holds no stream.

@@ -1,11 +1,16 @@
 // Writes frames to a grpc-js stream honouring its backpressure: grpc-js streams are in object
 // mode and write() returns false after 16 queued frames; past that, frames wait here for
-// 'drain', up to a bound in bytes, and the owner is told when the bound is crossed. A frame is
-// given back to its builder (frameDone) once the stream's write callback says grpc-js is done
-// with it: grpc-js copies each frame behind its 5-byte prefix before it writes, and calls back
-// only after that write.
+// 'drain', up to a bound in bytes, and the owner is told when the bound is crossed.
+//
+// On a server stream a frame is given back to its builder (frameDone) on the write callback: a
+// grpc-js server copies the frame behind its 5-byte prefix as it is written and calls back after
+// that write. Not on a client stream: grpc-js's retry layer calls back as soon as it has queued
+// the frame (by reference, to send it when the call is ready or its earlier writes are done),
+// so the bytes could be written over before they leave.
 import { frameDone } from "../wire/fast.js";
 import { LINK_QUEUE_BYTES } from "./service.js";
+
+const noop = (): void => {};
 
 interface FrameStream {
   write(frame: Buffer, done: () => void): boolean;
@@ -18,8 +23,11 @@ export class FrameWriter {
   private blocked = false;
   private overflowed = false;
 
-  constructor(private readonly stream: FrameStream, private readonly overflow: (queuedBytes: number) => void,
-              private readonly limit = LINK_QUEUE_BYTES) {
+  private readonly send: (frame: Buffer) => boolean;
+
+  constructor(stream: FrameStream, private readonly overflow: (queuedBytes: number) => void,
+              private readonly limit = LINK_QUEUE_BYTES, side: "server" | "client" = "client") {
+    this.send = side === "server" ? (frame) => stream.write(frame, () => frameDone(frame)) : (frame) => stream.write(frame, noop);
     stream.on("drain", () => this.drain());
   }
 
@@ -52,7 +60,4 @@ export class FrameWriter {
     this.queue.splice(0, i);
   }
 
-  private send(frame: Buffer): boolean {
-    return this.stream.write(frame, () => frameDone(frame));
-  }
 }
