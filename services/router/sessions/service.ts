@@ -15,6 +15,7 @@ import {
   type SessionAttached, type SessionClient, type SessionLink, type SessionWill, type StoredMessage,
 } from "../link.js";
 import { sessionKey, type MqttStore, type SessionKey, type SessionRecord } from "../store/store.js";
+import { DEAD_AFTER_MS, PING_INTERVAL_MS } from "../mesh/peer.js";
 import type { OwnedSessions, SessionOwners } from "./ownership.js";
 import { MqttSession, deliveryProps, expired, mqttHeader, stampExpiry, type SessionHost, type SessionLimits } from "./session.js";
 
@@ -639,7 +640,10 @@ function expiredAt(saved: SessionRecord): number {
 }
 
 /** Bounds on the messages kept while a lost router's sessions are adopted, and how far back
- *  the recent ones go (a forward in flight to a peer that died is younger). */
-const LIMBO_MAX_BYTES = 64 * 1024 * 1024, LIMBO_KEEP_MS = 1_000, RECENT_MS = 1_000;
+ *  the recent ones go: a forward in flight to a peer that died is younger than 1 s at its
+ *  death, and a peer that froze (SIGSTOP, a stall) is declared dead only after its silence
+ *  timeout and up to two ping ticks more (peer.ts), all that time receiving forwards it never stores. */
+const LIMBO_MAX_BYTES = 64 * 1024 * 1024, LIMBO_KEEP_MS = 1_000;
+const RECENT_MS = 1_000 + DEAD_AFTER_MS + 2 * PING_INTERVAL_MS;
 
 interface Kept { account: string; subject: string; msg: StoredMessage; at: number }
