@@ -17,6 +17,7 @@ import { connectionFault, FaultCounter, type FaultReason, type IsolatedConnectio
 import { peerOf, serverOptions } from "./tls.js";
 import { WebsocketListener } from "./websocket/listener.js";
 import { MqttServer } from "./mqtt/server.js";
+import { MqttConnection } from "./mqtt/connection.js";
 import { NATS_COMPAT_VERSION, type EdgeCluster, type HttpInfo, type MonitorContext, type MqttEdgeContext, type SystemContext, type WebsocketContext } from "./context.js";
 import { SystemAccount } from "./system.js";
 import { Rebalancer } from "./rebalance.js";
@@ -189,7 +190,7 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
     if (nats === c && nats.takesAsyncInfo) {
       nats.sendInfo({ ldm: true, connect_urls: this.connectUrls(nats.connectionType === "WEBSOCKET", false) });
     }
-    // MQTT 5 (when it exists): DISCONNECT with reason 0x9C "use another server" goes here, before the close.
+    if (c instanceof MqttConnection) return c.moveAway();
     c.close("Server Shutdown");
   }
 

@@ -2,7 +2,7 @@
 // edge, a second edge added, and the first moves clients until both are within the tolerance
 // of the mean. Real processes: redis-server, 2 routers, the edges. NATS clients (nats.js) move
 // by themselves: they learn the second edge from connect_urls and get the lame-duck INFO before
-// the close. MQTT clients (QoS 1, clean=false) are closed; this test reconnects each to the
+// the close. MQTT clients (QoS 1, clean=false; MQTT 5 ones get DISCONNECT 0x9C first) are closed; this test reconnects each to the
 // other edge, as a client behind a Service would land on another pod. Every QoS 1 message
 // published during the move reaches every MQTT subscriber.
 // The second edge is homed on the other router: each moved persistent session changes owner
@@ -59,12 +59,17 @@ it("a second edge takes half of the clients, and no QoS 1 message is lost", asyn
   const received = Array.from({ length: MQTT_CLIENTS }, () => new Set<string>());
   const current: MqttClient[] = [];
   let moved = 0;
+  /** The reason codes of the DISCONNECTs the MQTT 5 subscribers got. */
+  const disconnectCodes: number[] = [];
   const attach = (i: number, edge: number): Promise<MqttClient> => new Promise((resolve, reject) => {
-    const client = mqtt.connect(`mqtt://127.0.0.1:${cluster.edges[edge].mqttPort}`, clientOptions({ clientId: `rb-sub-${i}`, clean: false }));
+    // Every other subscriber speaks MQTT 5 (a persistent session needs an expiry there).
+    const v5 = i % 2 === 1 ? { protocolVersion: 5 as const, properties: { sessionExpiryInterval: 300 } } : {};
+    const client = mqtt.connect(`mqtt://127.0.0.1:${cluster.edges[edge].mqttPort}`, clientOptions({ clientId: `rb-sub-${i}`, clean: false, ...v5 }));
     c.push(() => client.endAsync(true));
     current[i] = client;
     let up = false;
     client.on("message", (_t, payload) => received[i].add(payload.toString()));
+    client.on("disconnect", (packet) => { if (!stopping) disconnectCodes.push(packet.reasonCode ?? -1); });
     client.once("connect", () => { up = true; resolve(client); });
     client.once("error", reject);
     client.on("error", () => {}); // after the close: the test has what it needs
@@ -119,9 +124,12 @@ it("a second edge takes half of the clients, and no QoS 1 message is lost", asyn
   const evicted = cluster.edges[0].proc.lines.filter((l) => /rebalance: .* moving \d+/.test(l.text)).length;
   console.log(`rebalanced ${total} clients to ${counts.join(" + ")} in ${converged} ms after the second edge started ` +
     `(max ${RATE}/s, tolerance ${TOLERANCE}); ${natsOn1} NATS clients moved by themselves, ${moved} MQTT clients reconnected; ` +
-    `${sent} QoS 1 messages, none lost; ${evicted} eviction rounds`);
+    `${sent} QoS 1 messages, none lost; ${evicted} eviction rounds; MQTT 5 DISCONNECT reason codes ${[...new Set(disconnectCodes)].map((x) => `0x${x.toString(16)}`).join(", ")} (${disconnectCodes.length})`);
   expect(natsOn1).toBeGreaterThan(0);
   expect(moved).toBeGreaterThan(0);
+  // MQTT 5 clients are told to go elsewhere: 0x9C "use another server", not 0x8B "shutting down".
+  expect(disconnectCodes.length).toBeGreaterThan(0);
+  expect(new Set(disconnectCodes)).toEqual(new Set([0x9c]));
   // Bounded by the rate: the excess (~90 clients) takes at least two seconds at 40/s.
   expect(converged).toBeLessThan(30_000);
 }, 60_000);

@@ -28,7 +28,7 @@ import { MQTT_MAX_CONNECT_PACKET, MQTT_PACKET_MARGIN, PACKET_MALFORMED, PACKET_O
 import {
   authRefusal, disconnectCode, DISCONNECT_WITH_WILL, MALFORMED_PACKET, NO_SUBSCRIPTION_EXISTED, NOT_AUTHORIZED,
   PACKET_TOO_LARGE, PROTOCOL_ERROR, QUOTA_EXCEEDED, Refusal, SESSION_TAKEN_OVER, SUBACK_FAILURE_311, SUCCESS,
-  TOPIC_ALIAS_INVALID, TOPIC_FILTER_INVALID, TOPIC_NAME_INVALID, type MqttLevel,
+  TOPIC_ALIAS_INVALID, TOPIC_FILTER_INVALID, TOPIC_NAME_INVALID, USE_ANOTHER_SERVER, type MqttLevel,
 } from "./reason-codes.js";
 
 /** Topic aliases a client may set (MQTT 5 CONNACK topic alias maximum). */
@@ -687,6 +687,13 @@ export class MqttConnection
 
   sendPubrel(packetId: number): void {
     this.send({ cmd: "pubrel", messageId: packetId });
+  }
+
+  /** Rebalancing moves this client to another edge: MQTT 5 hears DISCONNECT 0x9C "use another
+   *  server" (3.1.1 has no server DISCONNECT: the socket closes). The session stays for it. */
+  moveAway(): void {
+    this.closeCode = USE_ANOTHER_SERVER;
+    this.close("Server Shutdown");
   }
 
   takenOver(): void {

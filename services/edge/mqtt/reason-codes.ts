@@ -33,6 +33,7 @@ export const PACKET_ID_NOT_FOUND = 0x92;
 export const TOPIC_ALIAS_INVALID = 0x94;
 export const PACKET_TOO_LARGE = 0x95;
 export const QUOTA_EXCEEDED = 0x97;
+export const USE_ANOTHER_SERVER = 0x9c;
 export const SUBACK_FAILURE_311 = 0x80;
 
 /**
