@@ -28,6 +28,8 @@ export interface RebalancedEdge {
   readonly serverId: string;
   /** False in lame duck and shutdown: nothing is moved then. */
   readonly accepting: boolean;
+  /** Open client connections (every protocol). */
+  connectionCount(): number;
   openConnections(): ConnectionView[];
   /** Tells the client to go elsewhere (NATS: the lame-duck INFO) and closes it. */
   moveClient(c: ConnectionView): void;
@@ -52,25 +54,26 @@ export class Rebalancer {
   private tick(): void {
     const { edge } = this;
     if (!edge.accepting || !edge.link.reportClients) return;
-    const conns = edge.openConnections();
-    edge.link.reportClients(conns.length, (edges) => { this.load = edges; });
+    const here = edge.connectionCount();
+    edge.link.reportClients(here, (edges) => { this.load = edges; });
     const cfg = edge.options.edge?.rebalance;
     if (!cfg?.enabled || cfg.maxEvictionsPerSecond <= 0 || this.load.length < 2) return;
-    let total = conns.length, edges = 1;
+    let total = here, edges = 1;
     for (const e of this.load) {
       if (e.edgeId === edge.serverId) continue;
       total += e.clients;
       edges++;
     }
     const mean = total / edges;
-    const excess = conns.length - Math.max(Math.ceil(mean * (1 + cfg.tolerance)), Math.floor(mean) + cfg.minExcess);
+    const excess = here - Math.max(Math.ceil(mean * (1 + cfg.tolerance)), Math.floor(mean) + cfg.minExcess);
     const rate = cfg.maxEvictionsPerSecond;
     this.budget = Math.min(this.budget + rate, Math.max(rate, 1));
     const n = Math.min(excess, Math.floor(this.budget));
     if (n <= 0) return;
     this.budget -= n;
-    conns.sort((a, b) => b.cid - a.cid);
-    edge.log.notice(`rebalance: ${conns.length} clients here, ${mean.toFixed(1)} the mean of ${edges} edges: moving ${n} to other edges`);
+    // The list only when moving: an edge of 100,000 clients would build it every second.
+    const conns = edge.openConnections().sort((a, b) => b.cid - a.cid);
+    edge.log.notice(`rebalance: ${here} clients here, ${mean.toFixed(1)} the mean of ${edges} edges: moving ${n} to other edges`);
     for (let i = 0; i < n; i++) edge.moveClient(conns[i]);
     this.evictions += n;
   }

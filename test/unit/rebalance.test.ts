@@ -14,6 +14,7 @@ function edgeWith(live: number, reported: { edgeId: string; clients: number }[],
     options: { edge: { rebalance: { enabled: true, maxEvictionsPerSecond: rate, tolerance: 0.1, minExcess } } },
     link: { reportClients: (_n: number, onLoad: (e: typeof reported) => void) => onLoad(reported) },
     log: { notice() {} },
+    connectionCount: () => conns.length - moved.length,
     openConnections: () => conns.filter((c) => !moved.includes(c.cid)),
     moveClient: (c: ConnectionView) => moved.push(c.cid),
   } as unknown as RebalancedEdge;
