@@ -34,12 +34,15 @@ run: build
 cluster: build
 	deploy/examples/cluster/run.sh
 
+## The chart end to end on kube-sim: the last step of make test, and make test-chart.
+CHART_E2E = IMAGE_TOOLS=$(IMAGE_TOOLS) npx vitest run --config test/chart-e2e/vitest.config.ts
+
 ## Install what the tests need (apt, when missing), build, run every test.
 test: test-deps build
 	npx tsc -p tsconfig.tests.json
 	npx vitest run
 	npx vitest run -c vitest.fuzz.config.ts
-	IMAGE_TOOLS=$(IMAGE_TOOLS) npx vitest run --config test/chart-e2e/vitest.config.ts
+	$(CHART_E2E)
 
 test-deps: chart-tools
 	@missing=""; for entry in $(TEST_DEBS); do \
@@ -61,7 +64,7 @@ chart-tools:
 ## The chart end to end on kube-sim (needs root; skipped otherwise): test/chart-e2e, 46 s here,
 ## also the last step of make test.
 test-chart: test-deps build
-	IMAGE_TOOLS=$(IMAGE_TOOLS) npx vitest run --config test/chart-e2e/vitest.config.ts
+	$(CHART_E2E)
 
 ## deploy/kubernetes/meshbroker.yaml: the chart with default values, for kubectl apply without helm
 ## (release "meshbroker", namespace default, the cluster token from the Secret meshbroker-cluster-token).
