@@ -7,4 +7,7 @@
  * reply) crosses each hop without waiting for a turn of the event loop. A busy one writes once
  * per turn (setImmediate), gathering everything queued in the turn, as Nagle's rule does.
  */
-export const FLUSH_IDLE_MS = 0.25;
+const FLUSH_IDLE_MS = 0.25;
+
+/** A writer whose last write left at `lastAt` (performance.now()) is idle: flush at the end of the task. */
+export const isIdle = (lastAt: number): boolean => performance.now() - lastAt > FLUSH_IDLE_MS;

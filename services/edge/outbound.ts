@@ -3,7 +3,7 @@
 // Pending bytes (slab + what the socket still holds) are bounded by max_pending; a write the
 // kernel does not take within write_deadline marks a slow consumer too.
 import type { CloseReason } from "../common/errors.js";
-import { FLUSH_IDLE_MS } from "../common/flush.js";
+import { isIdle } from "../common/flush.js";
 
 /** The transport below a client: a TCP socket, or a WebSocket adapter. */
 export interface Transport {
@@ -137,7 +137,7 @@ export class Outbound {
   done(): void {
     if (this.scheduled || this.failed) return;
     this.scheduled = true;
-    if (performance.now() - this.flushedAt > FLUSH_IDLE_MS) {
+    if (isIdle(this.flushedAt)) {
       // Idle: a lone message (a request, its reply) leaves once the current task is done.
       idleFlush.push(this);
       if (idleFlush.length === 1) queueMicrotask(flushIdle);

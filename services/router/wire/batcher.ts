@@ -1,7 +1,7 @@
 // Operations queued during one event-loop turn leave as one frame on the next: the batching of
 // both ends of a link (edge-end.ts, router-end.ts) and of the router mesh, whatever carries the
 // bytes.
-import { FLUSH_IDLE_MS } from "../../common/flush.js";
+import { isIdle } from "../../common/flush.js";
 import { FrameBuilder, type OpWriter } from "./fast.js";
 import type { Draft } from "./frames.js";
 
@@ -94,7 +94,7 @@ export class Batcher<Op> {
     this.bytes += bytes;
     if (this.scheduled) return;
     this.scheduled = true;
-    if (performance.now() - this.sentAt > FLUSH_IDLE_MS) queueMicrotask(this.flushScheduled);
+    if (isIdle(this.sentAt)) queueMicrotask(this.flushScheduled);
     else setImmediate(this.flushScheduled);
   }
 
