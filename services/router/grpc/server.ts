@@ -79,9 +79,9 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
   let moving: { left: () => void } | undefined;
 
   /** Ends a stream with a status (OK: a plain end) and forgets it. */
-  const finish = (call: Duplex, end: RouterEnd, code = grpc.status.OK, details = "") => {
+  const finish = (call: Duplex, end: RouterEnd, code = grpc.status.OK, details = "", left = false) => {
     if (!streams.delete(call)) return;
-    end.close();
+    end.close(left);
     const edge = end.edge;
     if (edge !== "" && attached.get(edge)?.call === call) {
       attached.delete(edge);
@@ -131,7 +131,7 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
     }, ATTACH_TIMEOUT_MS);
     call.once("close", () => clearTimeout(helloTimer));
     call.on("data", (bytes: Buffer) => end.receive(bytes));
-    call.on("end", () => finish(call, end));
+    call.on("end", () => finish(call, end, grpc.status.OK, "", true)); // the edge ended it
     call.on("error", (err: Error) => finish(call, end, grpc.status.CANCELLED, err.message));
     call.on("cancelled", () => finish(call, end, grpc.status.CANCELLED, "cancelled (the edge went away)"));
     call.on("close", () => finish(call, end, grpc.status.CANCELLED, "stream closed"));

@@ -69,6 +69,9 @@ export class RouterEnd {
   /** Before the Hello is accepted nothing is applied (always accepted without hooks). */
   private accepted: boolean;
   private closed = false;
+  /** Asked to move (goAway): the edge attaches its sessions on another router, which takes
+   *  them over from this one; its clients stay connected. */
+  private moving = false;
   /** The Deliver written last (deliver()): its message, while `out.last` is still `lastOp`, is
    *  the frame's last op; the router delivers one message to several subscriptions in a row. */
   private lastMsg: MessageData | undefined;
@@ -103,13 +106,16 @@ export class RouterEnd {
     return n;
   }
 
-  /** Asks the edge to move to another router (this one is stopping). */
+  /** Asks the edge to move to another router (this one is stopping, or has more than its share). */
   goAway(reason: string): void {
-    if (!this.closed) this.out.push({ op: "goAway", goAway: { reason } });
+    if (this.closed) return;
+    this.moving = true;
+    this.out.push({ op: "goAway", goAway: { reason } });
   }
 
-  /** The stream ended: the edge's subscriptions and account version go (nothing more is applied). */
-  close(): void {
+  /** The stream ended: the edge's subscriptions and account version go (nothing more is applied).
+   *  `left`: the edge ended it itself after moving, so its clients live on (no wills). */
+  close(left = false): void {
     if (this.closed) return;
     this.closed = true;
     this.frames.clear();
@@ -117,7 +123,8 @@ export class RouterEnd {
     this.subs.clear();
     // Its MQTT connections are lost with it: their wills go out.
     const sessions = this.router.sessions;
-    for (const cid of this.holders) sessions?.detach(this.connection(cid), true);
+    const publishWills = !(left && this.moving);
+    for (const cid of this.holders) sessions?.detach(this.connection(cid), publishWills);
     this.holders.clear();
     if (this.edgeId !== "") this.router.forgetEdge?.(this.edgeId);
   }
@@ -329,7 +336,8 @@ export class RouterEnd {
       sendPubrel: (packetId) => this.out.push({ op: "sessionEvent", sessionEvent: { connectionId: cid, pubrel: packetId } }),
       takenOver: () => {
         this.holders.delete(cid);
-        this.out.push({ op: "sessionEvent", sessionEvent: { connectionId: cid, takeover: true } });
+        // Moving, the taker is this very connection through the edge's next router.
+        if (!this.moving) this.out.push({ op: "sessionEvent", sessionEvent: { connectionId: cid, takeover: true } });
       },
     };
   }
