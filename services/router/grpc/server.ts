@@ -42,8 +42,10 @@ export interface EdgeLinkInfo extends LinkCounts {
 
 export interface RouterServer {
   readonly server: grpc.Server;
-  /** Edge ids with a live stream. */
+  /** Edge ids with a live stream, in the order they attached. */
   edges(): string[];
+  /** Asks edge `edgeId` to move to the router at `address` (evening out edges, spread.ts). */
+  moveEdge(edgeId: string, address: string): void;
   /** The attached edges with their link's counters. */
   edgeLinks(): EdgeLinkInfo[];
   /** Binds host:port (0 = any free port); resolves with the bound port. */
@@ -142,6 +144,9 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
   return {
     server,
     edges: () => [...attached.keys()],
+    moveEdge(edgeId, address) {
+      attached.get(edgeId)?.end.goAway("evening out edges over the routers", address);
+    },
     edgeLinks: () => [...attached].map(([id, { end, peer, since, writer }]) => ({
       id, peer, since, subscriptions: end.subscriptions, queueBytes: writer.pending,
       framesIn: end.framesIn, opsIn: end.opsIn, framesOut: end.framesOut, opsOut: end.opsOut,

@@ -57,6 +57,9 @@ class EdgeSubscriber implements Subscriber {
   }
 }
 
+/** How long after a goAway the edge may still be moving (its own bound is 5 s, edge-link.ts). */
+const MOVE_WINDOW_MS = 10_000;
+
 /** The router's side: EdgeOps become Router calls on subscriptions rebuilt from ids. */
 export class RouterEnd {
   sendTo: ((bytes: Buffer) => void) | undefined;
@@ -69,9 +72,10 @@ export class RouterEnd {
   /** Before the Hello is accepted nothing is applied (always accepted without hooks). */
   private accepted: boolean;
   private closed = false;
-  /** Asked to move (goAway): the edge attaches its sessions on another router, which takes
-   *  them over from this one; its clients stay connected. */
-  private moving = false;
+  /** Until then the edge may be moving (a goAway): it attaches its sessions on another router,
+   *  which takes them over from this one, and its clients stay connected. An edge that did not
+   *  move by then stays (its list lacks the router named). */
+  private movingUntil = 0;
   /** The Deliver written last (deliver()): its message, while `out.last` is still `lastOp`, is
    *  the frame's last op; the router delivers one message to several subscriptions in a row. */
   private lastMsg: MessageData | undefined;
@@ -106,11 +110,15 @@ export class RouterEnd {
     return n;
   }
 
-  /** Asks the edge to move to another router (this one is stopping, or has more than its share). */
-  goAway(reason: string): void {
+  /** Asks the edge to move to another router: `router` (host:port), or the next of its list. */
+  goAway(reason: string, router = ""): void {
     if (this.closed) return;
-    this.moving = true;
-    this.out.push({ op: "goAway", goAway: { reason } });
+    this.movingUntil = Date.now() + MOVE_WINDOW_MS;
+    this.out.push({ op: "goAway", goAway: { reason, router } });
+  }
+
+  private moving(): boolean {
+    return Date.now() < this.movingUntil;
   }
 
   /** The stream ended: the edge's subscriptions and account version go (nothing more is applied).
@@ -123,7 +131,7 @@ export class RouterEnd {
     this.subs.clear();
     // Its MQTT connections are lost with it: their wills go out.
     const sessions = this.router.sessions;
-    const publishWills = !(left && this.moving);
+    const publishWills = !(left && this.moving());
     for (const cid of this.holders) sessions?.detach(this.connection(cid), publishWills);
     this.holders.clear();
     if (this.edgeId !== "") this.router.forgetEdge?.(this.edgeId);
@@ -337,7 +345,7 @@ export class RouterEnd {
       takenOver: () => {
         this.holders.delete(cid);
         // Moving, the taker is this very connection through the edge's next router.
-        if (!this.moving) this.out.push({ op: "sessionEvent", sessionEvent: { connectionId: cid, takeover: true } });
+        if (!this.moving()) this.out.push({ op: "sessionEvent", sessionEvent: { connectionId: cid, takeover: true } });
       },
     };
   }
