@@ -71,8 +71,9 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
   const mesh = new Mesh(router, {
     id: routerId, advertise, authorization: cfg.authorization, mtls: cfg.tls?.verify, unauthenticated: openCluster,
     redis, log: { info: (m) => log.notice(m), warn: (m) => log.warn(m) },
-    credentials: peerTls?.credentials, edges: () => grpc.edges().length,
+    credentials: peerTls?.credentials, edges: () => (leaving ? -1 : grpc.edges().length),
   });
+  let leaving = false; // lame duck: peers send no edges here
   const spread = new EdgeSpread({
     selfId: routerId, log: (m) => log.notice(m),
     members: () => mesh.members(), edges: () => grpc.edges(), ask: (edge, address) => grpc.moveEdge(edge, address),
@@ -196,6 +197,7 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
       return changed;
     },
     async lameDuck() {
+      leaving = true;
       spread.close();
       if (!stopping) await grpc.moveEdges(EDGE_MOVE_MS);
       await broker.stop();

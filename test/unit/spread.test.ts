@@ -75,6 +75,13 @@ describe("EdgeSpread", () => {
     expect(asks.length).toBe(1);
   });
 
+  it("sends no edge to a stopping router (count -1)", () => {
+    const { spread, asks } = setup(["e1", "e2", "e3"], { r2: -1, r3: 1 }, 1);
+    spread.tick(0);
+    spread.tick(10_000);
+    expect(asks).toEqual([["e3", "10.0.0.3:7100"]]);
+  });
+
   it("does nothing without other live routers", () => {
     const { spread, asks, members } = setup(["e1", "e2", "e3"], {}, 1);
     spread.tick(0);

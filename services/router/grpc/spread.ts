@@ -10,7 +10,8 @@
 
 export interface SpreadDeps {
   selfId: string;
-  /** Live routers (this one included) with their edge counts; none while that is unknown. */
+  /** Live routers (this one included) with their edge counts (-1: stopping, takes none); none
+   *  while that is unknown. */
   members(): readonly { id: string; address: string; edges: number }[];
   /** The edges attached here, in the order they attached. */
   edges(): string[];
@@ -47,7 +48,9 @@ export class EdgeSpread {
     if (delayMs <= 0) return;
     const mine = this.deps.edges();
     let least: { id: string; address: string; edges: number } | undefined;
-    for (const m of this.deps.members()) if (m.id !== this.deps.selfId && (!least || m.edges < least.edges)) least = m;
+    for (const m of this.deps.members()) {
+      if (m.id !== this.deps.selfId && m.edges >= 0 && (!least || m.edges < least.edges)) least = m;
+    }
     if (!least || mine.length <= least.edges + 1) {
       this.unevenSince = undefined;
       return;

@@ -56,7 +56,8 @@ export interface MeshOptions {
   maxBacklogBytes?: number;
   /** Channel credentials for dialing peers. Default: insecure (plain TCP). */
   credentials?: grpc.ChannelCredentials;
-  /** Edges attached to this router now, registered with it (peers even out edges: spread.ts). */
+  /** Edges attached to this router now (-1: stopping), registered with it (peers even out
+   *  edges: spread.ts). */
   edges?: () => number;
   log: MeshLog;
 }

@@ -15,7 +15,7 @@ import { interestKey, type InterestUpdateData } from "./interest.js";
 export interface RouterRecord {
   id: string;
   address: string;
-  /** Edges attached to it, as of its last heartbeat. */
+  /** Edges attached to it, as of its last heartbeat; -1: it is stopping and takes none. */
   edges: number;
 }
 
