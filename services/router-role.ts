@@ -7,6 +7,7 @@ import { hostPort, reachableAddress } from "./common/address.js";
 import { DEFAULTS, type Options, type RedisConfig } from "./common/config/options.js";
 import type { Logger } from "./common/log.js";
 import { createRouterServer, type RouterServer } from "./router/grpc/server.js";
+import { EdgeSpread } from "./router/grpc/spread.js";
 import { channelCredentials, serverCredentials } from "./router/grpc/tls.js";
 import { Mesh } from "./router/mesh/mesh.js";
 import { RouterMonitor } from "./router/monitor.js";
@@ -70,8 +71,13 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
   const mesh = new Mesh(router, {
     id: routerId, advertise, authorization: cfg.authorization, mtls: cfg.tls?.verify, unauthenticated: openCluster,
     redis, log: { info: (m) => log.notice(m), warn: (m) => log.warn(m) },
-    credentials: peerTls?.credentials,
+    credentials: peerTls?.credentials, edges: () => (leaving ? -1 : grpc.edges().length),
   });
+  let leaving = false; // lame duck: peers send no edges here
+  const spread = new EdgeSpread({
+    selfId: routerId, log: (m) => log.notice(m),
+    members: () => mesh.members(), edges: () => grpc.edges(), ask: (edge, address) => grpc.moveEdge(edge, address),
+  }, cfg.balanceEdgesMs);
   mesh.addTo(grpc.server);
   log.notice(`router ${routerId} advertises ${advertise} to its peers`);
 
@@ -185,17 +191,21 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
         grpc.setAuthorization(auth);
       }
       for (const apply of tlsUpdates) apply?.();
+      spread.delayMs = next.router!.balanceEdgesMs;
       log.reconfigure(next.log);
       current = next;
       return changed;
     },
     async lameDuck() {
+      leaving = true;
+      spread.close();
       if (!stopping) await grpc.moveEdges(EDGE_MOVE_MS);
       await broker.stop();
     },
     stop() {
       stopping ??= (async () => {
         stopped = true;
+        spread.close();
         clearTimeout(retry);
         clearTimeout(adoptTimer);
         await monitor?.close();
@@ -225,7 +235,7 @@ function checkPeerCredential(cfg: NonNullable<Options["router"]>): void {
 /** What of a router's config a SIGHUP applies: logging and the cluster credential (new attaches
  *  and peer links use it; those up stay), and the contents of the tls {} files. The rest (listen,
  *  advertise, redis, server_name, tls paths and options, http, mqtt) is bound or shared at start. */
-const RELOADABLE = new Set(["log", "router.authorization"]);
+const RELOADABLE = new Set(["log", "router.authorization", "router.balanceEdgesMs"]);
 
 /** The top-level options that differ, with router {} split into its fields. */
 function changedRouterKeys(prev: Options, next: Options): string[] {

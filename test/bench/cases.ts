@@ -64,6 +64,9 @@ const formatMicros = (v: number): string => `${v.toFixed(1)} µs`;
 
 const REQUESTS = 5000;
 const WARMUP = 500;
+// p99.9 wants a few dozen samples above it
+const REQUESTS_MANY = 32_000;
+const WARMUP_MANY = 100;
 const IDLE_CONNS = 1000;
 
 function scaled(count: number, scale: number): string {
@@ -236,32 +239,38 @@ function mqttCase(
   };
 }
 
-function reqrepCase(id: string, aliases: string[], prefix: string, listener: "nats" | "cluster", targets?: readonly Target[]): BenchCase {
+/** Requests in flight at once: one per requester connection, each sequential. */
+function reqrepCase(id: string, aliases: string[], prefix: string, listener: "nats" | "cluster", targets?: readonly Target[], requesters = 1): BenchCase {
   const cluster = listener === "cluster";
+  const many = requesters > 1;
+  const [count, warmup] = many ? [REQUESTS_MANY, WARMUP_MANY] : [REQUESTS, WARMUP];
+  const latency = (q: string, last?: readonly Target[]): Metric =>
+    ({ name: `${prefix} ${PAYLOAD}B ${q}`, better: "lower", format: formatMicros, targets: last });
   return {
     id,
     aliases,
     listener,
     servers: NATS_PAIR,
-    metrics: [
-      { name: `${prefix} ${PAYLOAD}B p50`, better: "lower", format: formatMicros },
-      { name: `${prefix} ${PAYLOAD}B p99`, better: "lower", format: formatMicros, targets },
-    ],
+    metrics: many ? [latency("p50"), latency("p99"), latency("p99.9", targets)] : [latency("p50"), latency("p99", targets)],
     measure:
-      `${REQUESTS} sequential requests after ${WARMUP} warm-up; round-trip latency` +
+      (many
+        ? `${requesters} requesters (a connection each), each sending sequential requests, ${count} in all after ${warmup} warm-up each, to one responder`
+        : `${count} sequential requests after ${warmup} warm-up`) +
+      "; round-trip latency" +
       (cluster ? "; cluster: requester on node 1, responder on node 2 (meshbroker: edges homed on different routers)" : ""),
     freshServerPerRound: false,
     async round({ loadgen, server, scale }) {
       const cpu = cpuSamples(server);
       const r = await runLoadgen(loadgen, [
-        "reqrep", ...base(server.port), "--subject", "req", "--count", scaled(REQUESTS, scale), "--warmup", String(WARMUP),
-        ...(cluster ? subPorts(server, "remote") : []),
+        "reqrep", ...base(server.port), "--subject", "req", "--count", scaled(count, scale), "--warmup", String(warmup),
+        "--requesters", String(requesters), ...(cluster ? subPorts(server, "remote") : []),
       ]);
-      const [p50, p99] = [r.p50_us as number, r.p99_us as number];
+      const [p50, p99, p999] = [r.p50_us as number, r.p99_us as number, r.p999_us as number];
       return {
-        values: [p50, p99],
-        detail: `p50 ${formatMicros(p50)}, p99 ${formatMicros(p99)}, mean ${formatMicros(r.mean_us as number)}, max ${formatMicros(r.max_us as number)}` +
-          cpuPer("req", server, cpu, Number(scaled(REQUESTS, scale)) + WARMUP),
+        values: many ? [p50, p99, p999] : [p50, p99],
+        detail: `p50 ${formatMicros(p50)}, p99 ${formatMicros(p99)}, p99.9 ${formatMicros(p999)}, mean ${formatMicros(r.mean_us as number)}, ` +
+          `max ${formatMicros(r.max_us as number)}, ${(r.rate as number).toFixed(0)} req/s` +
+          cpuPer("req", server, cpu, Number(scaled(count, scale)) + warmup * requesters),
       };
     },
   };
@@ -449,7 +458,8 @@ export const CASES: readonly BenchCase[] = [
   pubsubCase("pub", ["1:1", "pubsub", "pub1"], `pub ${PAYLOAD}B 1:1`, 1, false, 500_000),
   pubsubCase("fanout", ["fan-out", "fanout8"], `pub ${PAYLOAD}B fan-out 1→8`, 8, false, 100_000),
   pubsubCase("queue", ["qgroup", "queue4"], `pub ${PAYLOAD}B queue group x4`, 4, true, 500_000),
-  reqrepCase("reqrep", ["req", "latency"], "req/rep", "nats"),
+  reqrepCase("reqrep", ["req", "latency"], "req/rep", "nats", [{ vs: "nats-server", ratio: 1.0 }]),
+  reqrepCase("reqrep16", ["req16", "reqrep-16"], "req/rep 16 requesters", "nats", [{ vs: "nats-server", ratio: 1.0 }], 16),
   idleCase("idle", ["rss", "memory", "conns"], "nats"),
   pubsubCase("ws", ["websocket", "ws-pub"], `ws pub ${PAYLOAD}B 1:1`, 1, false, 500_000, "ws", [
     { vs: "nats-server", ratio: 0.5 },

@@ -18,9 +18,10 @@
  *           publisher sends probes (payload of B+1 bytes, not counted) every 10 ms until every
  *           subscriber got one: the subscriptions' interest has reached the publisher's node (for
  *           a queue group, after 3 s one member having got a probe is enough).
- *   reqrep  --count M --size B [--warmup K] [--sub-ports P]
- *           one responder (on the first of --sub-ports, if given), one requester doing sequential
- *           requests; reports p50/p99 in µs. A probe request is repeated every 20 ms until it is
+ *   reqrep  --count M --size B [--warmup K] [--sub-ports P] [--requesters R]
+ *           one responder (on the first of --sub-ports, if given), R requesters (1 by default,
+ *           one connection and thread each) doing sequential requests, M in all after K warm-up
+ *           requests each; reports p50/p99/p99.9 in µs. A probe request is repeated every 20 ms until it is
  *           answered (interest across a cluster), then the warm-up starts.
  *   idle    --conns N [--parallel K]
  *           opens N connections (CONNECT + PING, waits for every PONG), prints "READY N",
@@ -87,12 +88,13 @@ typedef struct {
     int mqtt_version; /* 4: MQTT 3.1.1, 5: MQTT 5 */
     int ws; /* 0: NATS over TCP, 1: over WebSocket, 2: over WebSocket with permessage-deflate */
     long count, window, warmup, inflight, batch;
+    int requesters; /* reqrep: requester connections, each on its own thread */
 } opts_t;
 
 static opts_t O = {
     .host = "127.0.0.1", .subject = "bench", .path = "/", .port = 4222, .subs = 1, .size = 128,
     .timeout = 30, .conns = 1000, .count = 100000, .window = 20000, .warmup = 1000,
-    .inflight = 1000, .batch = 65536, .mqtt_version = 4, .parallel = 1, .mix = "nats,ws,mqtt",
+    .inflight = 1000, .batch = 65536, .requesters = 1, .mqtt_version = 4, .parallel = 1, .mix = "nats,ws,mqtt",
 };
 
 static void die(const char *fmt, ...) {
@@ -1101,10 +1103,66 @@ static void probe_responder(conn_t *qc, requester_t *q, const char *inbox, const
     free(req);
 }
 
+/* One requester: its own connection and inbox, sequential requests; latencies of the
+ * requests after its warm-up go to lat[0..count). */
+typedef struct {
+    conn_t c;
+    requester_t q;
+    char inbox[64];
+    long warmup, count;
+    double *lat;
+    const char *payload;
+    pthread_barrier_t *start; /* every requester starts its timed loop together */
+} requester_run_t;
+
+static void requester_open(requester_run_t *w, const struct addrinfo *ai, int i) {
+    char wild[80];
+    snprintf(w->inbox, sizeof w->inbox, "_INBOX.lg%d.%d", (int)getpid(), i);
+    snprintf(wild, sizeof wild, "%s.*", w->inbox);
+    conn_open(&w->c, ai, "requester", 64 * 1024);
+    w->c.ud = &w->q;
+    w->c.on_msg = requester_on_msg;
+    conn_subscribe(&w->c, wild, NULL, 1);
+}
+
+static void *requester_main(void *arg) {
+    requester_run_t *w = arg;
+    conn_t *qc = &w->c;
+    requester_t *q = &w->q;
+    size_t reqcap = 256 + (size_t)O.size;
+    char *req = malloc(reqcap);
+    if (!req) die("out of memory");
+    probe_responder(qc, q, w->inbox, w->payload);
+    pthread_barrier_wait(w->start);
+    for (long i = 0, total = w->warmup + w->count; i < total; i++) {
+        q->expect_len = (size_t)snprintf(q->expect, sizeof q->expect, "%s.%ld", w->inbox, i);
+        int hl = snprintf(req, reqcap, "PUB %s %s %d\r\n", O.subject, q->expect, O.size);
+        memcpy(req + hl, w->payload, (size_t)O.size);
+        memcpy(req + hl + O.size, "\r\n", 2);
+        uint64_t want = qc->msgs + 1;
+        double t = now_s();
+        write_all(qc, req, (size_t)hl + (size_t)O.size + 2);
+        /* the reply is complete once its payload has been skipped too */
+        while (qc->msgs < want || qc->skip) {
+            conn_read(qc, 0);
+            answer_pings(qc);
+        }
+        if (i >= w->warmup) w->lat[i - w->warmup] = (now_s() - t) * 1e6;
+    }
+    free(req);
+    return NULL;
+}
+
+/* The nearest-rank percentile of n sorted latencies, in thousandths (999: p99.9). */
+static double percentile(const double *sorted, long n, long per_mille) {
+    long i = (n * per_mille + 999) / 1000 - 1;
+    return sorted[i < 0 ? 0 : i];
+}
+
 static int run_reqrep(void) {
     struct addrinfo *ai = resolve();
     responder_t r = {.payload = make_payload(O.size)};
-    conn_t rc, qc;
+    conn_t rc;
     struct addrinfo *rai = resolve_sub(0);
     conn_open(&rc, rai, "responder", 64 * 1024);
     freeaddrinfo(rai);
@@ -1112,58 +1170,47 @@ static int run_reqrep(void) {
     rc.on_msg = responder_on_msg;
     conn_subscribe(&rc, O.subject, O.queue, 1);
 
-    requester_t q = {0};
-    char inbox[64], wild[80];
-    snprintf(inbox, sizeof inbox, "_INBOX.lg%d", (int)getpid());
-    snprintf(wild, sizeof wild, "%s.*", inbox);
-    conn_open(&qc, ai, "requester", 64 * 1024);
-    qc.ud = &q;
-    qc.on_msg = requester_on_msg;
-    conn_subscribe(&qc, wild, NULL, 1);
-
+    /* --count is the total over all requesters; each does its share after its own warm-up */
+    int nq = O.requesters;
+    long share = O.count / nq, n = share * nq;
+    if (share < 1) die("--count must be at least --requesters");
+    double *lat = malloc(sizeof(double) * (size_t)n);
+    requester_run_t *ws = calloc((size_t)nq, sizeof *ws);
+    pthread_t *qth = calloc((size_t)nq, sizeof *qth);
+    pthread_barrier_t start;
+    if (!lat || !ws || !qth) die("out of memory");
+    pthread_barrier_init(&start, NULL, (unsigned)nq + 1);
+    for (int i = 0; i < nq; i++) {
+        ws[i] = (requester_run_t){.warmup = O.warmup, .count = share, .lat = lat + share * i,
+                                  .payload = r.payload, .start = &start};
+        requester_open(&ws[i], ai, i);
+    }
     pthread_t th;
     if (pthread_create(&th, NULL, responder_main, &rc) != 0) die("pthread_create failed");
-
-    probe_responder(&qc, &q, inbox, r.payload);
-    long total = O.warmup + O.count;
-    double *lat = malloc(sizeof(double) * (size_t)(O.count > 0 ? O.count : 1));
-    size_t reqcap = 256 + (size_t)O.size;
-    char *req = malloc(reqcap);
-    if (!lat || !req) die("out of memory");
+    for (int i = 0; i < nq; i++)
+        if (pthread_create(&qth[i], NULL, requester_main, &ws[i]) != 0) die("pthread_create failed");
+    pthread_barrier_wait(&start);
     double t_start = now_s();
-    for (long i = 0; i < total; i++) {
-        q.expect_len = (size_t)snprintf(q.expect, sizeof q.expect, "%s.%ld", inbox, i);
-        int hl = snprintf(req, reqcap, "PUB %s %s %d\r\n", O.subject, q.expect, O.size);
-        memcpy(req + hl, r.payload, (size_t)O.size);
-        memcpy(req + hl + O.size, "\r\n", 2);
-        uint64_t want = qc.msgs + 1;
-        double t = now_s();
-        write_all(&qc, req, (size_t)hl + (size_t)O.size + 2);
-        /* the reply is complete once its payload has been skipped too */
-        while (qc.msgs < want || qc.skip) {
-            conn_read(&qc, 0);
-            answer_pings(&qc);
-        }
-        double dt = now_s() - t;
-        if (i >= O.warmup) lat[i - O.warmup] = dt * 1e6;
-    }
+    for (int i = 0; i < nq; i++) pthread_join(qth[i], NULL);
     double elapsed = now_s() - t_start;
     atomic_store(&DONE, 1);
     shutdown(rc.fd, SHUT_RDWR);
     pthread_join(th, NULL);
-    close(qc.fd);
+    for (int i = 0; i < nq; i++) close(ws[i].c.fd);
 
     double sum = 0;
-    for (long i = 0; i < O.count; i++) sum += lat[i];
-    qsort(lat, (size_t)O.count, sizeof *lat, cmp_double);
-    long n = O.count;
-    long i50 = (n * 50 + 99) / 100 - 1, i99 = (n * 99 + 99) / 100 - 1;
-    if (i50 < 0) i50 = 0;
-    if (i99 < 0) i99 = 0;
-    printf("{\"mode\":\"reqrep\",\"size\":%d,\"count\":%ld,\"warmup\":%ld,\"p50_us\":%.2f,\"p99_us\":%.2f,"
-           "\"mean_us\":%.2f,\"min_us\":%.2f,\"max_us\":%.2f,\"rate\":%.1f}\n",
-           O.size, n, O.warmup, lat[i50], lat[i99], sum / (double)n, lat[0], lat[n - 1],
-           (double)total / elapsed);
+    for (long i = 0; i < n; i++) sum += lat[i];
+    qsort(lat, (size_t)n, sizeof *lat, cmp_double);
+    printf("{\"mode\":\"reqrep\",\"size\":%d,\"requesters\":%d,\"count\":%ld,\"warmup\":%ld,"
+           "\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,\"mean_us\":%.2f,\"min_us\":%.2f,"
+           "\"max_us\":%.2f,\"rate\":%.1f}\n",
+           O.size, nq, n, O.warmup, percentile(lat, n, 500), percentile(lat, n, 990),
+           percentile(lat, n, 999), sum / (double)n, lat[0], lat[n - 1],
+           (double)(n + O.warmup * nq) / elapsed);
+    pthread_barrier_destroy(&start);
+    free(ws);
+    free(qth);
+    free(lat);
     freeaddrinfo(ai);
     return 0;
 }
@@ -1899,6 +1946,7 @@ static int run_storm(void) {
 static void usage(void) {
     fputs("usage: loadgen pubsub|reqrep|idle|mqtt|mqttidle|storm [--host H] [--port P] [--subject S]\n"
           "               [--subs N] [--queue Q] [--count M] [--size B] [--window W] [--warmup K]\n"
+          "               [--requesters R]\n"
           "               [--conns N] [--parallel K] [--tls 0|1] [--timeout SEC]\n"
           "               [--mix nats,ws,mqtt] [--ws-port P] [--mqtt-port P] [--user U] [--pass P] [--batch BYTES] [--transport tcp|ws|ws-deflate]\n"
           "               [--path /] [--qos 0|1] [--inflight K] [--sub-ports P1,P2] [--mqtt-version 4|5]\n", stderr);
@@ -1943,6 +1991,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--size")) O.size = (int)num_arg(k, v, 0);
         else if (!strcmp(k, "--window")) O.window = num_arg(k, v, 0);
         else if (!strcmp(k, "--warmup")) O.warmup = num_arg(k, v, 0);
+        else if (!strcmp(k, "--requesters")) O.requesters = (int)num_arg(k, v, 1);
         else if (!strcmp(k, "--conns")) O.conns = (int)num_arg(k, v, 1);
         else if (!strcmp(k, "--parallel")) O.parallel = (int)num_arg(k, v, 1);
         else if (!strcmp(k, "--tls")) O.tls = num_arg(k, v, 0) != 0;

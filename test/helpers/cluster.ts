@@ -61,6 +61,9 @@ export interface ClusterOptions {
   edgeDiscovery?: string;
   /** Extra entries inside every edge's `edge {}` block (`rebalance { ... }`). */
   edgeBlock?: string;
+  /** Every router's `balance_edges` (default "0s": off, since tests place edges on routers
+   *  themselves and expect them to stay where they re-attached). */
+  balanceEdges?: string;
   /** Environment of the edge processes (added to this process's). */
   edgeEnv?: NodeJS.ProcessEnv;
   /** A monitoring listener (`http`) on every router and edge. */
@@ -109,7 +112,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
       const host = opts.routerHosts?.[Number(name.slice(1)) - 1] ?? "127.0.0.1";
       await writeFile(file, [
         `server_name: ${name}`, http,
-        `router { listen: "${host}:${port === 0 ? -1 : port}", redis: "${redis!.url}", ${token}`,
+        `router { listen: "${host}:${port === 0 ? -1 : port}", redis: "${redis!.url}", balance_edges: "${opts.balanceEdges ?? "0s"}", ${token}`,
         t ? `tls { cert_file: "${t.router.certFile}", key_file: "${t.router.keyFile}", ca_file: "${t.caFile}", verify: true } }` : "}",
       ].join("\n"));
       const proc = spawnBroker(["router", "-c", file]);

@@ -55,6 +55,9 @@ export async function mqttUnderFault(c: Cleanups, cluster: TestCluster, o: LoadO
   const closes = { sub: 0, pub: 0 };
   sub.on("close", () => closes.sub++);
   pub.on("close", () => closes.pub++);
+  const errors: string[] = [];
+  sub.on("error", (e) => errors.push(`sub: ${e.message}`));
+  pub.on("error", (e) => errors.push(`pub: ${e.message}`));
   await untilReceived(inbox, () => pub.publishAsync(`${o.id}/probe`, "p", { qos: 1 }));
 
   const total = o.total ?? 2_000;
@@ -83,6 +86,12 @@ export async function mqttUnderFault(c: Cleanups, cluster: TestCluster, o: LoadO
     await new Promise((r) => setTimeout(r, 50));
   }
   await new Promise((r) => setTimeout(r, 300)); // late duplicates, to count them
+  if (closes.sub + closes.pub > 0) {
+    // What the servers said meanwhile, to tell why a client was closed.
+    const said = [...cluster.edges.map((e, i) => e.proc.lines.slice(marks[i]).map((l) => `${e.name}: ${l.text}`)),
+      ...cluster.routers.map((r) => r.proc.lines.slice(Math.max(0, r.proc.lines.length - 30)).map((l) => `${r.name}: ${l.text}`))].flat();
+    console.log(`closes ${JSON.stringify(closes)}; client errors: ${errors.join("; ") || "none"}\n${said.join("\n")}`);
+  }
   return {
     total, lost: total - distinct(), duplicates: msgs().length - distinct(), dupFlagged: msgs().filter((m) => m.packet.dup).length,
     reattached, ackedMs, closes, sub, pub,

@@ -34,7 +34,9 @@ const notSeed = file("not.nk", "hello\n");
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("router {}", () => {
-  const cases: Array<[string, () => string, NodeJS.ProcessEnv, Options["router"]]> = [
+  // balance_edges: its default unless the case says
+  type Expected = Omit<NonNullable<Options["router"]>, "balanceEdgesMs"> & { balanceEdgesMs?: number };
+  const cases: Array<[string, () => string, NodeJS.ProcessEnv, Expected]> = [
     ["defaults: listen on 0.0.0.0:7100", () => `router { ${REDIS} }`, {},
       { host: DEFAULTS.router.host, port: 7100, redis: { url: "redis://redis:6379" } }],
     ["listen host:port", () => `router { listen: "127.0.0.1:7200", ${REDIS} }`, {},
@@ -70,10 +72,14 @@ describe("router {}", () => {
       { host: "0.0.0.0", port: 7100, redis: { url: "redis://redis:6379" }, authorization: { nkeys: [PUB, PUB2], seedFile: seed } }],
     ["keys are case-insensitive", () => `ROUTER { LISTEN: "127.0.0.1:7101", REDIS: "redis://r" }`, {},
       { host: "127.0.0.1", port: 7101, redis: { url: "redis://r" } }],
+    ["balance_edges", () => `router { ${REDIS}, balance_edges: "1m30s" }`, {},
+      { host: "0.0.0.0", port: 7100, redis: { url: "redis://redis:6379" }, balanceEdgesMs: 90_000 }],
+    ["balance_edges: 0s turns it off", () => `router { ${REDIS}, balance_edges: "0s" }`, {},
+      { host: "0.0.0.0", port: 7100, redis: { url: "redis://redis:6379" }, balanceEdgesMs: 0 }],
   ];
   it.each(cases)("%s", (_name, text, env, expected) => {
     const o = load(text(), env);
-    expect(plain(o.router)).toEqual(plain(expected));
+    expect(plain(o.router)).toEqual(plain({ balanceEdgesMs: DEFAULTS.router.balanceEdgesMs, ...expected }));
     expect(o.pending.router).toBeUndefined();
   });
 
@@ -114,6 +120,9 @@ describe("router {}", () => {
       "open /nonexistent/x.nk: no such file or directory"],
     ["an empty authorization", () => `router {\n  ${REDIS}\n  authorization {}\n}`, 3, "needs a 'token' or NKEYs"],
     ["authorization: unknown key", () => `router {\n  ${REDIS}\n  authorization {\n    user: a\n  }\n}`, 4, `unknown field "user" in router.authorization`],
+    ["balance_edges not a duration", () => `router {\n  ${REDIS}\n  balance_edges: "soon"\n}`, 3, "error parsing balance_edges"],
+    ["balance_edges negative", () => `router {\n  ${REDIS}\n  balance_edges: "-1s"\n}`, 3, "balance_edges can not be negative"],
+    ["balance_edges a number", () => `router {\n  ${REDIS}\n  balance_edges: 10\n}`, 3, "a duration string"],
   ];
   it.each(errors)("%s", (_name, text, line, message) => {
     const err = errorOf(() => load(text()));

@@ -91,7 +91,7 @@ const ROUTER_OPS: Draft<RouterOp>[] = [
   } } },
   { ping: { sentAtUs: 1, seq: 1 } },
   { pong: { sentAtUs: 1, seq: 1, receivedAtUs: 2 } },
-  { goAway: { reason: "router stopping" } },
+  { goAway: { reason: "router stopping", router: "10.0.0.2:7100" } },
   { load: { edges: [{ edgeId: "e1-x", clients: 201 }, { edgeId: "e2-y", clients: 0 }] } },
 ];
 

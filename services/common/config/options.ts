@@ -220,6 +220,9 @@ export interface RouterConfig {
   redis: RedisConfig;
   tls?: TlsConfig;
   authorization?: ClusterAuthorization;
+  /** `balance_edges`: how long this router must have more than one edge more than the least
+   *  loaded live router before it moves one there; 0 = never (spread.ts). */
+  balanceEdgesMs: number;
 }
 
 /** How an edge finds its routers: a fixed list, every address of a DNS name (re-resolved), or
@@ -342,6 +345,6 @@ export const DEFAULTS = {
   /** nats-server's mqttDefaultAckWait and mqttDefaultMaxAckPending; 0 in the file means these. */
   mqtt: { host: "0.0.0.0", ackWaitMs: 30_000, maxAckPending: 1024 },
   /** `router { listen }` when it names no port, and the port of kubernetes discovery when neither config nor slice names one. */
-  router: { host: "0.0.0.0", port: 7100 },
+  router: { host: "0.0.0.0", port: 7100, balanceEdgesMs: 10_000 },
   edge: { rebalance: { enabled: false, maxEvictionsPerSecond: 10, tolerance: 0.1, minExcess: 10 } },
 } as const;

@@ -84,13 +84,20 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
   };
 
   /**
-   * The router is stopping: attach to the next router of the list, replay there, and leave this
-   * one only once the new router's sync passed (its barrier: every router has our interest
-   * again), so messages keep arriving throughout. A message may arrive twice meanwhile.
+   * The router is stopping, or evens out edges: attach to router `to` (else the next of the
+   * list), replay there, and leave this one only once the new router's sync passed (its
+   * barrier: every router has our interest again), so messages keep arriving throughout. A
+   * message may arrive twice meanwhile.
    */
-  const move = (stream: NonNullable<typeof current>, reason: string) => {
+  const move = (stream: NonNullable<typeof current>, reason: string, to: string) => {
     if (current !== stream || closed) return;
-    log.notice(`router ${stream.routerId || stream.address} asks the edge to move (${reason}): attaching to the next router`);
+    const from = stream.routerId || stream.address;
+    if (to !== "") {
+      const i = routers.current().indexOf(to);
+      if (i < 0) return log.notice(`router ${from} asks the edge to move to ${to} (${reason}), which is not in its list of routers: staying`);
+      next = i;
+    }
+    log.notice(`router ${from} asks the edge to move (${reason}): attaching to ${to || "the next router"}`);
     end.out.flush(); // what this turn queued still goes to the router we leave: it routes it
     current = undefined;
     end.sendTo = undefined;
@@ -160,7 +167,7 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
       // Our replay went before this sync: once it passes, the router we leave may drop us.
       if (leaving) end.sync(leave);
     };
-    end.onGoAway = (reason) => move(stream, reason);
+    end.onGoAway = (reason, to) => move(stream, reason, to);
     call.on("data", (bytes: Buffer) => end.receive(bytes));
     call.on("error", (err: grpc.ServiceError) => { clearTimeout(timer); lose(stream, (err.details || err.message).replace(/\.?\s*Resolution note:\s*$/, "")); });
     call.on("end", () => { clearTimeout(timer); lose(stream, "the router ended the stream"); });

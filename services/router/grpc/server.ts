@@ -42,8 +42,10 @@ export interface EdgeLinkInfo extends LinkCounts {
 
 export interface RouterServer {
   readonly server: grpc.Server;
-  /** Edge ids with a live stream. */
+  /** Edge ids with a live stream, in the order they attached. */
   edges(): string[];
+  /** Asks edge `edgeId` to move to the router at `address` (evening out edges, spread.ts). */
+  moveEdge(edgeId: string, address: string): void;
   /** The attached edges with their link's counters. */
   edgeLinks(): EdgeLinkInfo[];
   /** Binds host:port (0 = any free port); resolves with the bound port. */
@@ -79,9 +81,9 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
   let moving: { left: () => void } | undefined;
 
   /** Ends a stream with a status (OK: a plain end) and forgets it. */
-  const finish = (call: Duplex, end: RouterEnd, code = grpc.status.OK, details = "") => {
+  const finish = (call: Duplex, end: RouterEnd, code = grpc.status.OK, details = "", left = false) => {
     if (!streams.delete(call)) return;
-    end.close();
+    end.close(left);
     const edge = end.edge;
     if (edge !== "" && attached.get(edge)?.call === call) {
       attached.delete(edge);
@@ -131,7 +133,7 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
     }, ATTACH_TIMEOUT_MS);
     call.once("close", () => clearTimeout(helloTimer));
     call.on("data", (bytes: Buffer) => end.receive(bytes));
-    call.on("end", () => finish(call, end));
+    call.on("end", () => finish(call, end, grpc.status.OK, "", true)); // the edge ended it
     call.on("error", (err: Error) => finish(call, end, grpc.status.CANCELLED, err.message));
     call.on("cancelled", () => finish(call, end, grpc.status.CANCELLED, "cancelled (the edge went away)"));
     call.on("close", () => finish(call, end, grpc.status.CANCELLED, "stream closed"));
@@ -142,6 +144,9 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
   return {
     server,
     edges: () => [...attached.keys()],
+    moveEdge(edgeId, address) {
+      attached.get(edgeId)?.end.goAway("evening out edges over the routers", address);
+    },
     edgeLinks: () => [...attached].map(([id, { end, peer, since, writer }]) => ({
       id, peer, since, subscriptions: end.subscriptions, queueBytes: writer.pending,
       framesIn: end.framesIn, opsIn: end.opsIn, framesOut: end.framesOut, opsOut: end.opsOut,

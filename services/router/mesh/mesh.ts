@@ -56,6 +56,9 @@ export interface MeshOptions {
   maxBacklogBytes?: number;
   /** Channel credentials for dialing peers. Default: insecure (plain TCP). */
   credentials?: grpc.ChannelCredentials;
+  /** Edges attached to this router now (-1: stopping), registered with it (peers even out
+   *  edges: spread.ts). */
+  edges?: () => number;
   log: MeshLog;
 }
 
@@ -101,6 +104,8 @@ export class Mesh implements MeshHooks, LinkOwner {
   private readonly timer: NodeJS.Timeout;
   private redisDown = false;
   private redisSeen = false;
+  /** Live routers (this one included) as the last heartbeat read them. */
+  private lastMembers: RouterRecord[] = [];
   /** The summary in Redis missed updates: rewrite it whole. */
   private summaryStale = true;
   private closed = false;
@@ -155,6 +160,12 @@ export class Mesh implements MeshHooks, LinkOwner {
     return [...this.linksById.values()].map((l) => ({
       id: l.peerId, rttMs: l.rttMs, interestEntries: l.interestEntries, interestSeq: l.interestSeq, backlogBytes: l.backlogBytes,
     }));
+  }
+
+  /** The live routers (this one included) with their edge counts, as Redis last told them;
+   *  none while Redis is away (the counts would be stale). */
+  members(): readonly RouterRecord[] {
+    return this.redisDown ? [] : this.lastMembers;
   }
 
   /** The up links (/routez). */
@@ -365,7 +376,7 @@ export class Mesh implements MeshHooks, LinkOwner {
     const attempted = reg.ready; // else no call is made: not a Redis error
     try {
       if (!attempted) throw new Error(`Redis is ${reg.redis.status}`);
-      members = await reg.heartbeat();
+      members = await reg.heartbeat(this.opts.edges?.() ?? 0);
       if (this.summaryStale) {
         this.summaryStale = false;
         await reg.writeSnapshot(this.local.snapshot());
@@ -391,6 +402,7 @@ export class Mesh implements MeshHooks, LinkOwner {
     }
     this.redisSeen = true;
     if (this.closed) return;
+    this.lastMembers = members;
     this.reconcile(members);
   }
 

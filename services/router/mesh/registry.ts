@@ -3,6 +3,7 @@
 // Keys (P = prefix, default "mb"; ID = a router id):
 //   P:routers              zset   router id, score = when its registration expires (ms epoch)
 //   P:routers:addr         hash   router id -> advertise address (host:port)
+//   P:routers:edges        hash   router id -> how many edges are attached to it (spread.ts)
 //   P:{interest:ID}        hash   "account subject queue" -> weight: the router's aggregated interest
 //   P:{interest:ID}:seq    string the interest sequence the hash is consistent with
 // A registration lives TTL ms (by Redis's clock) unless renewed; an expired one is removed by
@@ -14,6 +15,8 @@ import { interestKey, type InterestUpdateData } from "./interest.js";
 export interface RouterRecord {
   id: string;
   address: string;
+  /** Edges attached to it, as of its last heartbeat; -1: it is stopping and takes none. */
+  edges: number;
 }
 
 export const REGISTRATION_TTL_MS = 3_000;
@@ -21,12 +24,14 @@ export const REGISTRATION_TTL_MS = 3_000;
 export class MeshRegistry {
   private readonly routers: string;
   private readonly addresses: string;
+  private readonly edgeCounts: string;
   private readonly interest: string;
   private readonly interestSeq: string;
 
-  constructor(readonly redis: Redis | Cluster, prefix: string, private readonly self: RouterRecord) {
+  constructor(readonly redis: Redis | Cluster, prefix: string, private readonly self: Omit<RouterRecord, "edges">) {
     this.routers = `${prefix}:routers`;
     this.addresses = `${prefix}:routers:addr`;
+    this.edgeCounts = `${prefix}:routers:edges`;
     this.interest = `${prefix}:{interest:${self.id}}`;
     this.interestSeq = `${this.interest}:seq`;
   }
@@ -35,24 +40,28 @@ export class MeshRegistry {
     return this.redis.status === "ready";
   }
 
-  /** Renews this router's registration; returns every live router (this one included). */
-  async heartbeat(): Promise<RouterRecord[]> {
+  /** Renews this router's registration with its edge count; returns every live router (this
+   *  one included). */
+  async heartbeat(edges = 0): Promise<RouterRecord[]> {
     const r = this.redis;
     // Redis's clock, not this host's: registrations from hosts whose clocks differ still compare.
     const [sec, usec] = await r.time();
     const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
-    const [, , expired, live] = await Promise.all([
+    const [, , , expired, live] = await Promise.all([
       r.zadd(this.routers, now + REGISTRATION_TTL_MS, this.self.id),
       r.hset(this.addresses, this.self.id, this.self.address),
+      r.hset(this.edgeCounts, this.self.id, String(edges)),
       r.zrangebyscore(this.routers, "-inf", now),
       r.zrangebyscore(this.routers, now, "+inf"),
     ]);
     if (expired.length > 0) {
-      await Promise.all([r.zremrangebyscore(this.routers, "-inf", now), r.hdel(this.addresses, ...expired)]);
+      await Promise.all([
+        r.zremrangebyscore(this.routers, "-inf", now), r.hdel(this.addresses, ...expired), r.hdel(this.edgeCounts, ...expired),
+      ]);
     }
     if (live.length === 0) return [];
-    const addrs = await r.hmget(this.addresses, ...live);
-    return live.flatMap((id, i) => (addrs[i] ? [{ id, address: addrs[i]! }] : []));
+    const [addrs, counts] = await Promise.all([r.hmget(this.addresses, ...live), r.hmget(this.edgeCounts, ...live)]);
+    return live.flatMap((id, i) => (addrs[i] ? [{ id, address: addrs[i]!, edges: Number(counts[i] ?? 0) || 0 }] : []));
   }
 
   /** One incremental update of this router's summary. */
@@ -93,6 +102,7 @@ export class MeshRegistry {
     await Promise.all([
       this.redis.zrem(this.routers, this.self.id),
       this.redis.hdel(this.addresses, this.self.id),
+      this.redis.hdel(this.edgeCounts, this.self.id),
       this.redis.del(this.interest, this.interestSeq),
     ]);
   }

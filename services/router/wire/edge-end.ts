@@ -56,7 +56,7 @@ export class EdgeEnd implements RouterLink {
   /** Called when the router accepts the Hello. */
   onAttached: ((reply: HelloReply) => void) | undefined;
   /** Called when the router asks the edge to move (it is stopping). */
-  onGoAway: ((reason: string) => void) | undefined;
+  onGoAway: ((reason: string, router: string) => void) | undefined;
   /** Live subscriptions and what re-attaching replays of them (account, UNSUB max). */
   private readonly live = new Map<Subscriber, { account: string; max: number }>();
   private edgeId = "";
@@ -273,7 +273,7 @@ export class EdgeEnd implements RouterLink {
     if (op.op === "deliver") this.deliverDecoded(op.deliver!);
     else if (op.op === "helloReply") this.onAttached?.(op.helloReply!);
     else if (op.op === "pong") this.ponged();
-    else if (op.op === "goAway") this.onGoAway?.(op.goAway!.reason);
+    else if (op.op === "goAway") this.onGoAway?.(op.goAway!.reason, op.goAway!.router);
     else if (op.op === "sessionEvent") this.sessions.event(op.sessionEvent!);
     else if (op.op === "clusterUrls") {
       this.onClusterUrls?.(op.clusterUrls!.edges.map((e) => ({

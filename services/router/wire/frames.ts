@@ -105,7 +105,7 @@ export interface ClusterLoad { edges: EdgeLoad[] }
 export interface EdgeLoad { edgeId: string; clients: number }
 export interface ClusterUrls { edges: EdgeUrls[] }
 export interface EdgeUrls { edgeId: string; urls?: ClientUrls }
-export interface GoAway { reason: string }
+export interface GoAway { reason: string; router: string }
 export interface HelloReply { routerId: string; accountsVersion: string; version: string }
 export interface Deliver { account: string; message?: Message; targets: SubscriptionRef[] }
 export interface Completion {

@@ -57,6 +57,9 @@ class EdgeSubscriber implements Subscriber {
   }
 }
 
+/** How long after a goAway the edge may still be moving (its own bound is 5 s, edge-link.ts). */
+const MOVE_WINDOW_MS = 10_000;
+
 /** The router's side: EdgeOps become Router calls on subscriptions rebuilt from ids. */
 export class RouterEnd {
   sendTo: ((bytes: Buffer) => void) | undefined;
@@ -69,6 +72,10 @@ export class RouterEnd {
   /** Before the Hello is accepted nothing is applied (always accepted without hooks). */
   private accepted: boolean;
   private closed = false;
+  /** Until then the edge may be moving (a goAway): it attaches its sessions on another router,
+   *  which takes them over from this one, and its clients stay connected. An edge that did not
+   *  move by then stays (its list lacks the router named). */
+  private movingUntil = 0;
   /** The Deliver written last (deliver()): its message, while `out.last` is still `lastOp`, is
    *  the frame's last op; the router delivers one message to several subscriptions in a row. */
   private lastMsg: MessageData | undefined;
@@ -103,13 +110,20 @@ export class RouterEnd {
     return n;
   }
 
-  /** Asks the edge to move to another router (this one is stopping). */
-  goAway(reason: string): void {
-    if (!this.closed) this.out.push({ op: "goAway", goAway: { reason } });
+  /** Asks the edge to move to another router: `router` (host:port), or the next of its list. */
+  goAway(reason: string, router = ""): void {
+    if (this.closed) return;
+    this.movingUntil = Date.now() + MOVE_WINDOW_MS;
+    this.out.push({ op: "goAway", goAway: { reason, router } });
   }
 
-  /** The stream ended: the edge's subscriptions and account version go (nothing more is applied). */
-  close(): void {
+  private moving(): boolean {
+    return Date.now() < this.movingUntil;
+  }
+
+  /** The stream ended: the edge's subscriptions and account version go (nothing more is applied).
+   *  `left`: the edge ended it itself after moving, so its clients live on (no wills). */
+  close(left = false): void {
     if (this.closed) return;
     this.closed = true;
     this.frames.clear();
@@ -117,7 +131,8 @@ export class RouterEnd {
     this.subs.clear();
     // Its MQTT connections are lost with it: their wills go out.
     const sessions = this.router.sessions;
-    for (const cid of this.holders) sessions?.detach(this.connection(cid), true);
+    const publishWills = !(left && this.moving());
+    for (const cid of this.holders) sessions?.detach(this.connection(cid), publishWills);
     this.holders.clear();
     if (this.edgeId !== "") this.router.forgetEdge?.(this.edgeId);
   }
@@ -329,7 +344,8 @@ export class RouterEnd {
       sendPubrel: (packetId) => this.out.push({ op: "sessionEvent", sessionEvent: { connectionId: cid, pubrel: packetId } }),
       takenOver: () => {
         this.holders.delete(cid);
-        this.out.push({ op: "sessionEvent", sessionEvent: { connectionId: cid, takeover: true } });
+        // Moving, the taker is this very connection through the edge's next router.
+        if (!this.moving()) this.out.push({ op: "sessionEvent", sessionEvent: { connectionId: cid, takeover: true } });
       },
     };
   }

@@ -8,7 +8,7 @@ import type { Reader } from "../reader.js";
 import { readClusterAuthorization } from "./authorization.js";
 import { dialAddress, dialAddresses, listenerField, listenerFields, resolvePort } from "./listener.js";
 
-const ROUTER_KEYS = new Set(["listen", "host", "net", "port", "advertise", "tls", "redis", "authorization"]);
+const ROUTER_KEYS = new Set(["listen", "host", "net", "port", "advertise", "tls", "redis", "authorization", "balance_edges"]);
 const REDIS_KEYS = new Set(["url", "sentinels", "name", "cluster", "username", "password", "db", "tls"]);
 
 export function readRouter(r: Reader, m: ConfigMap, key: string): RouterConfig {
@@ -17,6 +17,7 @@ export function readRouter(r: Reader, m: ConfigMap, key: string): RouterConfig {
   const l = listenerFields();
   let redis: RedisConfig | undefined;
   let authorization: RouterConfig["authorization"];
+  let balanceEdgesMs: number = DEFAULTS.router.balanceEdgesMs;
   for (const k of Object.keys(rm)) {
     if (listenerField(r, rm, k, l, "router listener")) continue;
     switch (k.toLowerCase()) {
@@ -25,6 +26,10 @@ export function readRouter(r: Reader, m: ConfigMap, key: string): RouterConfig {
         break;
       case "authorization":
         authorization = readClusterAuthorization(r, rm, k, "router");
+        break;
+      case "balance_edges":
+        balanceEdgesMs = r.durationString(rm, k, "balance_edges");
+        if (balanceEdgesMs < 0) r.fail(rm, k, "balance_edges can not be negative");
         break;
     }
   }
@@ -35,7 +40,7 @@ export function readRouter(r: Reader, m: ConfigMap, key: string): RouterConfig {
     dialAddress(r, rm, at, l.advertise);
   }
   if (redis === undefined) r.fail(m, key, `router needs "redis": the routers of a cluster share their state there`);
-  const c: RouterConfig = { host: l.host || DEFAULTS.router.host, port: resolvePort(l.port, DEFAULTS.router.port), redis };
+  const c: RouterConfig = { host: l.host || DEFAULTS.router.host, port: resolvePort(l.port, DEFAULTS.router.port), redis, balanceEdgesMs };
   if (l.advertise !== undefined) c.advertise = l.advertise;
   if (l.tls) c.tls = l.tls;
   if (authorization) c.authorization = authorization;
