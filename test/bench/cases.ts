@@ -140,7 +140,8 @@ function cpuPer(unit: string, server: RunningServer, start: number[], count: num
   if (count === 0) return "";
   const us = procs.map((p, i) => ((cpuSeconds(p.pid) - start[i]) * 1e6) / count);
   const sum = us.reduce((a, b) => a + b, 0);
-  return `; CPU/${unit} ${procs.map((p, i) => `${p.name} ${us[i].toFixed(1)}`).join(", ")} = ${sum.toFixed(1)} µs`;
+  const total = procs.length > 1 ? ` = ${sum.toFixed(1)}` : "";
+  return `; CPU/${unit} ${procs.map((p, i) => `${p.name} ${us[i].toFixed(1)}`).join(", ")}${total} µs`;
 }
 
 const PLACEMENT_TEXT: Record<Placement, string> = {
