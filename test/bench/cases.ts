@@ -363,7 +363,7 @@ function clientCase(id: string, aliases: string[], listener: ClientListener, clu
   return { id, aliases, listener, cluster, servers: cluster ? (mqtt ? CLUSTER_MQTT : CLUSTER_NATS) : mqtt ? MQTT_TRIO : NATS_PAIR };
 }
 
-/** A row label: NATS, ws or MQTT, and "+TLS"; "cluster … (one edge)" on a cluster. */
+/** A row label: NATS, ws or MQTT, and "+TLS"; "cluster …" on a cluster. */
 function clientLabel(l: ClientListener, cluster: boolean): string {
   const p = plain(l);
   const label = (p === "mqtt" ? "MQTT" : p === "ws" ? "ws" : "NATS") + (withTls(l) ? "+TLS" : "");
