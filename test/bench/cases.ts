@@ -1,7 +1,7 @@
 // The benchmark cases. Each names its payload size; each row of the report is one metric.
 import { measureInterest } from "./interest.js";
 import { holdIdle, runLoadgen } from "./loadgen.js";
-import { cpuSeconds, HOST, rssKB, type RunningServer } from "./servers.js";
+import { cpuSeconds, HOST, rssKB, type NodePorts, type RunningServer } from "./servers.js";
 import { STORM_USER, type Listener, type ServerKind } from "./slots.js";
 
 export type Better = "higher" | "lower";
@@ -44,6 +44,9 @@ export interface BenchCase {
   readonly listener: Listener;
   /** Columns, meshbroker first; each ratio is meshbroker's figure over the other's. */
   readonly servers: readonly ServerKind[];
+  /** A cluster case: the meshbroker and nats-server columns are two-node clusters (cluster.ts),
+   *  an "embedded" column runs the same load on one meshbroker process. */
+  readonly cluster?: boolean;
   readonly metrics: readonly Metric[];
   /** What a value means, for the report. */
   readonly measure: string;
@@ -81,10 +84,19 @@ const NATS_PAIR: readonly ServerKind[] = ["meshbroker", "nats-server"];
 const MQTT_TRIO: readonly ServerKind[] = ["meshbroker", "nats-server", "mosquitto"];
 // nats-server 2.9 speaks MQTT 3.1.1 only (it refuses a level 5 CONNECT with CONNACK code 1).
 const MQTT5_PAIR: readonly ServerKind[] = ["meshbroker", "mosquitto"];
+const CLUSTER_NATS: readonly ServerKind[] = ["meshbroker", "nats-server", "embedded"];
+// nats-server's MQTT needs JetStream, which its cluster here does not run; mosquitto has no cluster.
+const CLUSTER_MQTT: readonly ServerKind[] = ["meshbroker", "embedded"];
+const CLUSTER_MQTT_TEXT = "; no nats-server column: its MQTT needs JetStream, which the bench's nats-server cluster does not run";
 
+function portOf(node: NodePorts, listener: Listener): number | undefined {
+  return listener === "nats" || listener === "nats-tls" ? node.port
+    : listener === "mqtt" || listener === "mqtt-tls" ? node.mqttPort : node.wsPort;
+}
+
+/** The server's port for `listener`; a cluster's is node 1's. */
 function listenerPort(server: RunningServer, listener: Listener): number {
-  const port = listener === "nats" || listener === "cluster" || listener === "nats-tls" ? server.port
-    : listener === "mqtt" || listener === "mqtt-tls" ? server.mqttPort : server.wsPort;
+  const port = portOf(server, listener);
   if (!port) throw new Error(`${server.label} has no ${listener} port`);
   return port;
 }
@@ -100,28 +112,36 @@ function loadgenCpu(r: Record<string, unknown>): string {
  */
 type Placement = "remote" | "spread";
 
-function subPorts(server: RunningServer, placement: Placement): string[] {
-  const ports = server.nodePorts;
-  if (!ports || ports.length < 2) throw new Error(`${server.label} is not a cluster (one client port)`);
+/** loadgen's --sub-ports for a cluster; none on one server (a cluster case's embedded column). */
+function subPorts(server: RunningServer, placement: Placement, listener: Listener = "nats"): string[] {
+  if (!server.nodes) return [];
+  const ports = server.nodes.map((n) => portOf(n, listener));
+  if (ports.length < 2 || !ports.every((p) => p)) throw new Error(`${server.label}: not a cluster with ${listener} on each node`);
   return ["--sub-ports", (placement === "remote" ? ports.slice(1) : ports).join(",")];
 }
 
-/** CPU seconds each of a cluster's processes used so far (none for a single server). */
+/** A cluster's processes, or the one of a single server. */
+function processesOf(server: RunningServer): readonly { readonly name: string; readonly pid: number }[] {
+  return server.processes ?? [{ name: server.label, pid: server.pid }];
+}
+
+/** CPU seconds each of the server's processes used so far. */
 function cpuSamples(server: RunningServer): number[] {
-  return (server.processes ?? []).map((p) => cpuSeconds(p.pid));
+  return processesOf(server).map((p) => cpuSeconds(p.pid));
 }
 
 /**
- * A cluster's CPU time per unit (a published message, a request) since `start` (cpuSamples()
+ * The server's CPU time per unit (a published message, a request) since `start` (cpuSamples()
  * before the run), per process and summed: "; CPU/msg r1 2.1, … = 10.2 µs". Load-robust where
  * rates are not on a shared machine: it counts what the processes did, not when they ran.
  */
 function cpuPer(unit: string, server: RunningServer, start: number[], count: number): string {
-  const procs = server.processes ?? [];
-  if (procs.length === 0 || count === 0) return "";
+  const procs = processesOf(server);
+  if (count === 0) return "";
   const us = procs.map((p, i) => ((cpuSeconds(p.pid) - start[i]) * 1e6) / count);
   const sum = us.reduce((a, b) => a + b, 0);
-  return `; CPU/${unit} ${procs.map((p, i) => `${p.name} ${us[i].toFixed(1)}`).join(", ")} = ${sum.toFixed(1)} µs`;
+  const total = procs.length > 1 ? ` = ${sum.toFixed(1)}` : "";
+  return `; CPU/${unit} ${procs.map((p, i) => `${p.name} ${us[i].toFixed(1)}`).join(", ")}${total} µs`;
 }
 
 const PLACEMENT_TEXT: Record<Placement, string> = {
@@ -140,12 +160,13 @@ function pubsubCase(
   targets?: readonly Target[],
   placement?: Placement,
 ): BenchCase {
-  const transport = listener === "nats" || listener === "cluster" ? [] : ["--transport", listener];
+  const transport = listener === "nats" ? [] : ["--transport", listener];
   return {
     id,
     aliases,
     listener,
-    servers: NATS_PAIR,
+    servers: placement ? CLUSTER_NATS : NATS_PAIR,
+    cluster: placement !== undefined,
     metrics: [{ name, better: "higher", format: formatRate, targets }],
     measure:
       `${count} published; messages received per second, summed over ${subs} subscriber(s), ` +
@@ -161,14 +182,14 @@ function pubsubCase(
       const args = ["pubsub", ...base(listenerPort(server, listener)), ...transport];
       args.push("--subs", String(subs), "--count", scaled(count, scale));
       if (queue) args.push("--queue", "q");
-      if (placement) args.push(...subPorts(server, placement));
+      if (placement) args.push(...subPorts(server, placement, listener));
       const cpu = cpuSamples(server);
       const r = await runLoadgen(loadgen, args);
       const recv = r.recv_rate as number;
       const pub = r.pub_rate as number;
       let detail = `recv ${formatRate(recv)}, pub ${formatRate(pub)}, ${loadgenCpu(r)}`;
       if (listener === "ws" || listener === "ws-deflate") detail += `; ${wsDetail(r)}`;
-      if (placement) detail += `; interest probe ${((r.probe_s as number) * 1000).toFixed(0)} ms, per sub [${(r.per_sub as number[]).join(",")}]`;
+      if (placement && server.nodes) detail += `; interest probe ${((r.probe_s as number) * 1000).toFixed(0)} ms, per sub [${(r.per_sub as number[]).join(",")}]`;
       detail += cpuPer("msg", server, cpu, Number(scaled(count, scale)));
       return { values: [recv], detail };
     },
@@ -208,14 +229,17 @@ function mqttCase(
   count: number,
   targets?: readonly Target[],
   version: MqttVersion = 4,
+  placement?: Placement,
 ): BenchCase {
   const v5 = version === 5;
-  const name = `mqtt${v5 ? "5" : ""} QoS${qos} ${PAYLOAD}B ${subs === 1 ? "1:1" : `fan-out 1→${subs}`}`;
+  const name = `${placement ? "cluster " : ""}mqtt${v5 ? "5" : ""} QoS${qos} ${PAYLOAD}B ${subs === 1 ? "1:1" : `fan-out 1→${subs}`}` +
+    (placement === "remote" ? " across nodes" : "");
   return {
     id,
     aliases,
     listener: "mqtt",
-    servers: v5 ? MQTT5_PAIR : MQTT_TRIO,
+    servers: placement ? CLUSTER_MQTT : v5 ? MQTT5_PAIR : MQTT_TRIO,
+    cluster: placement !== undefined,
     metrics: [{ name, better: "higher", format: formatRate, targets }],
     measure:
       `${v5 ? "MQTT 5 (empty property blocks)" : "MQTT 3.1.1"}, ${count} PUBLISH at QoS ${qos} to topic "bench", ${subs} subscriber(s) at QoS ${qos}` +
@@ -224,24 +248,29 @@ function mqttCase(
           (v5 ? " (fewer if the server's CONNACK Receive Maximum is lower: mosquitto's is 20)" : "")
         : "") +
       `; messages received per second, summed over subscribers (at most ${MQTT_WINDOW[qos]} published ahead of delivery)` +
-      (v5 ? "; no nats-server column: nats-server 2.9 refuses MQTT 5 connections" : ""),
+      (v5 ? "; no nats-server column: nats-server 2.9 refuses MQTT 5 connections" : "") +
+      (placement ? PLACEMENT_TEXT[placement] + CLUSTER_MQTT_TEXT : ""),
     freshServerPerRound: false,
     async round({ loadgen, server, scale }) {
       const args = ["mqtt", ...base(listenerPort(server, "mqtt")), "--qos", String(qos), "--mqtt-version", String(version)];
       args.push("--subs", String(subs), "--count", scaled(count, scale), "--window", String(MQTT_WINDOW[qos]));
       args.push("--inflight", String(MQTT_INFLIGHT));
+      if (placement) args.push(...subPorts(server, placement, "mqtt"));
+      const cpu = placement ? cpuSamples(server) : [];
       const r = await runLoadgen(loadgen, args);
       const recv = r.recv_rate as number;
       const pub = r.pub_rate as number;
       const inflight = qos === 1 ? `, ${r.inflight as number} in flight` : "";
-      return { values: [recv], detail: `recv ${formatRate(recv)}, pub ${formatRate(pub)}${inflight}, ${loadgenCpu(r)}` };
+      let detail = `recv ${formatRate(recv)}, pub ${formatRate(pub)}${inflight}, ${loadgenCpu(r)}`;
+      if (placement && server.nodes) detail += `; interest probe ${((r.probe_s as number) * 1000).toFixed(0)} ms`;
+      if (placement) detail += cpuPer("msg", server, cpu, Number(scaled(count, scale)));
+      return { values: [recv], detail };
     },
   };
 }
 
 /** Requests in flight at once: one per requester connection, each sequential. */
-function reqrepCase(id: string, aliases: string[], prefix: string, listener: "nats" | "cluster", targets?: readonly Target[], requesters = 1): BenchCase {
-  const cluster = listener === "cluster";
+function reqrepCase(id: string, aliases: string[], prefix: string, cluster: boolean, targets?: readonly Target[], requesters = 1): BenchCase {
   const many = requesters > 1;
   const [count, warmup] = many ? [REQUESTS_MANY, WARMUP_MANY] : [REQUESTS, WARMUP];
   const latency = (q: string, last?: readonly Target[]): Metric =>
@@ -249,15 +278,16 @@ function reqrepCase(id: string, aliases: string[], prefix: string, listener: "na
   return {
     id,
     aliases,
-    listener,
-    servers: NATS_PAIR,
+    listener: "nats",
+    servers: cluster ? CLUSTER_NATS : NATS_PAIR,
+    cluster,
     metrics: many ? [latency("p50"), latency("p99"), latency("p99.9", targets)] : [latency("p50"), latency("p99", targets)],
     measure:
       (many
         ? `${requesters} requesters (a connection each), each sending sequential requests, ${count} in all after ${warmup} warm-up each, to one responder`
         : `${count} sequential requests after ${warmup} warm-up`) +
       "; round-trip latency" +
-      (cluster ? "; cluster: requester on node 1, responder on node 2 (meshbroker: edges homed on different routers)" : ""),
+      (cluster ? `; cluster: requester${many ? "s" : ""} on node 1, responder on node 2 (meshbroker: edges homed on different routers)` : ""),
     freshServerPerRound: false,
     async round({ loadgen, server, scale }) {
       const cpu = cpuSamples(server);
@@ -282,8 +312,10 @@ function interestCase(): BenchCase {
   return {
     id: "cinterest",
     aliases: ["cluster-interest", "interest"],
-    listener: "cluster",
+    listener: "nats",
+    // no embedded column: on one process there is no interest to carry between nodes
     servers: NATS_PAIR,
+    cluster: true,
     metrics: [
       { name: `cluster interest for ${INTEREST_SUBS / 1000}k subscriptions`, better: "lower", format: (ms) => `${ms.toFixed(0)} ms`, limit: 1000 },
     ],
@@ -292,9 +324,9 @@ function interestCase(): BenchCase {
       `message a client on node 1 publishes (every millisecond) on the last subject reaching it; fresh cluster each round`,
     freshServerPerRound: true,
     async round({ server }) {
-      const ports = server.nodePorts;
-      if (!ports || ports.length < 2) throw new Error(`${server.label} is not a cluster (one client port)`);
-      const r = await measureInterest(ports[1], ports[0], INTEREST_SUBS, 30_000);
+      const nodes = server.nodes;
+      if (!nodes || nodes.length < 2) throw new Error(`${server.label} is not a cluster (one client port)`);
+      const r = await measureInterest(nodes[1].port, nodes[0].port, INTEREST_SUBS, 30_000);
       return { values: [r.reachMs], detail: `reached node 1 ${r.reachMs.toFixed(0)} ms after the PONG; SUBs flushed in ${r.flushMs.toFixed(0)} ms` };
     },
   };
@@ -324,16 +356,23 @@ function handshake(l: ClientListener): string {
     : withTls(l) ? "; TLS first (ECDSA P-256 certificate)" : "");
 }
 
-/** What every case of a client listener starts with: MQTT cases add mosquitto. */
-function clientCase(id: string, aliases: string[], listener: ClientListener): Pick<BenchCase, "id" | "aliases" | "listener" | "servers"> {
-  return { id, aliases, listener, servers: plain(listener) === "mqtt" ? MQTT_TRIO : NATS_PAIR };
+/** What every case of a client listener starts with: MQTT cases add mosquitto; on a cluster
+ *  (clients on node 1: one edge of meshbroker's) the embedded column comes instead. */
+function clientCase(id: string, aliases: string[], listener: ClientListener, cluster: boolean): Pick<BenchCase, "id" | "aliases" | "listener" | "servers" | "cluster"> {
+  const mqtt = plain(listener) === "mqtt";
+  return { id, aliases, listener, cluster, servers: cluster ? (mqtt ? CLUSTER_MQTT : CLUSTER_NATS) : mqtt ? MQTT_TRIO : NATS_PAIR };
 }
 
-/** A row label: NATS, ws or MQTT, and "+TLS". */
-function clientLabel(l: ClientListener): string {
+/** A row label: NATS, ws or MQTT, and "+TLS"; "cluster …" on a cluster. */
+function clientLabel(l: ClientListener, cluster: boolean): string {
   const p = plain(l);
-  return (p === "mqtt" ? "MQTT" : p === "ws" ? "ws" : "NATS") + (withTls(l) ? "+TLS" : "");
+  const label = (p === "mqtt" ? "MQTT" : p === "ws" ? "ws" : "NATS") + (withTls(l) ? "+TLS" : "");
+  return cluster ? `cluster ${label}` : label;
 }
+
+const CLUSTER_CLIENT_TEXT =
+  "; cluster: every client on node 1 (meshbroker: one edge, attached to its router), the figure is that process's; " +
+  "the details give each process's share";
 
 /** Idle connections are held in IDLE_BURSTS bursts of IDLE_CONNS; the slope is taken over the later ones. */
 const IDLE_BURSTS = 4;
@@ -342,12 +381,12 @@ const IDLE_BURSTS = 4;
  * Holds `bursts` loadgen processes of `conns` idle connections each, one after another, and reads
  * the server's RSS after each burst is set up (all earlier ones still held).
  */
-async function rssPerBurst(loadgen: string, args: string[], conns: number, bursts: number, pid: number): Promise<number[]> {
-  const rss: number[] = [];
+async function rssPerBurst(loadgen: string, args: string[], conns: number, bursts: number, pids: readonly number[]): Promise<number[][]> {
+  const rss: number[][] = [];
   const hold = async (left: number): Promise<void> => {
     if (left === 0) return;
     await holdIdle(loadgen, [...args, "--conns", String(conns)], async () => {
-      rss.push(rssKB(pid));
+      rss.push(pids.map(rssKB));
       await hold(left - 1);
     });
   };
@@ -355,24 +394,28 @@ async function rssPerBurst(loadgen: string, args: string[], conns: number, burst
   return rss;
 }
 
-function idleCase(id: string, aliases: string[], listener: ClientListener, limitKiB?: number): BenchCase {
-  const label = clientLabel(listener);
+function idleCase(id: string, aliases: string[], listener: ClientListener, limitKiB?: number, cluster = false): BenchCase {
+  const label = clientLabel(listener, cluster);
   const later = IDLE_BURSTS / 2;
   return {
-    ...clientCase(id, aliases, listener),
+    ...clientCase(id, aliases, listener, cluster),
     metrics: [
-      { name: `RSS per idle ${label} conn`, better: "lower", format: (kb) => `${kb.toFixed(1)} KiB`, limit: limitKiB },
+      { name: `RSS per idle ${label} conn${cluster ? " (node 1)" : ""}`, better: "lower", format: (kb) => `${kb.toFixed(1)} KiB`, limit: limitKiB },
     ],
     measure:
       `server RSS (VmRSS, process and descendants) with idle connections (${handshake(listener)}) opened in ` +
       `${IDLE_BURSTS} bursts of ${IDLE_CONNS}, all held: the growth over the last ${later} bursts divided by their ` +
       `${later * IDLE_CONNS} connections (steady state: one-time growth such as V8's young generation lands in the ` +
-      "first bursts); fresh server each round",
+      "first bursts); fresh server each round" + (cluster ? CLUSTER_CLIENT_TEXT : ""),
     freshServerPerRound: true,
     async round({ loadgen, server }) {
-      const rss = await rssPerBurst(loadgen, idleArgs(server, listener), IDLE_CONNS, IDLE_BURSTS, server.pid);
-      const perConn = (rss[IDLE_BURSTS - 1] - rss[later - 1]) / (later * IDLE_CONNS);
-      return { values: [perConn], detail: `RSS after each burst ${rss.map((kb) => `${(kb / 1024).toFixed(1)}`).join(" → ")} MB` };
+      // the server's process first, then a cluster's processes (node 1's among them)
+      const procs = server.processes ?? [];
+      const rss = await rssPerBurst(loadgen, idleArgs(server, listener), IDLE_CONNS, IDLE_BURSTS, [server.pid, ...procs.map((p) => p.pid)]);
+      const perConn = (k: number): number => (rss[IDLE_BURSTS - 1][k] - rss[later - 1][k]) / (later * IDLE_CONNS);
+      let detail = `RSS after each burst ${rss.map((kb) => `${(kb[0] / 1024).toFixed(1)}`).join(" → ")} MB`;
+      if (procs.length) detail += `; per conn ${procs.map((p, k) => `${p.name} ${perConn(k + 1).toFixed(2)}`).join(", ")} KiB`;
+      return { values: [perConn(0)], detail };
     },
   };
 }
@@ -384,30 +427,33 @@ const CONNECTS_WARMUP = 500;
 /** Handshakes in flight at once (loadgen threads, each one connection at a time). */
 const CONNECTS_PARALLEL = 4;
 
-function connectsCase(id: string, aliases: string[], listener: ClientListener, targets: readonly Target[]): BenchCase {
-  const label = clientLabel(listener);
+function connectsCase(id: string, aliases: string[], listener: ClientListener, targets: readonly Target[], cluster = false): BenchCase {
+  const label = clientLabel(listener, cluster);
   const clients = withTls(listener) ? TLS_CONNECTS : CONNECTS;
   const warmup = Math.min(CONNECTS_WARMUP, clients / 5);
   return {
-    ...clientCase(id, aliases, listener),
+    ...clientCase(id, aliases, listener, cluster),
     metrics: [
       { name: `${label} connects/s (${clients / 1000}k clients)`, better: "higher", format: (v) => `${v.toFixed(0)} conns/s`, targets },
-      { name: `${label} server CPU per connect`, better: "lower", format: (v) => `${v.toFixed(0)} µs` },
+      { name: `${label} ${cluster ? "node 1" : "server"} CPU per connect`, better: "lower", format: (v) => `${v.toFixed(0)} µs` },
     ],
     measure:
       `${clients} clients, ${CONNECTS_PARALLEL} handshakes in flight (${handshake(listener)}), each staying connected until ` +
       `the last is set up; connections per second from the first connect to the last handshake, and the server's CPU ` +
-      `time (user + system, /proc, read before they close) divided by their number; after a warm-up of ${warmup} connections`,
+      `time (user + system, /proc, read before they close) divided by their number; after a warm-up of ${warmup} connections` +
+      (cluster ? CLUSTER_CLIENT_TEXT : ""),
     freshServerPerRound: false,
     async round({ loadgen, server }) {
       const args = [...idleArgs(server, listener), "--parallel", String(CONNECTS_PARALLEL)];
       await holdIdle(loadgen, [...args, "--conns", String(warmup)], () => undefined);
       const cpu0 = cpuSeconds(server.pid);
+      const each0 = server.processes ? cpuSamples(server) : [];
       // CPU read while the connections are held: their closing is not charged.
-      const { held: cpu1, result: r } = await holdIdle(loadgen, [...args, "--conns", String(clients)], () => cpuSeconds(server.pid));
-      const cpuUs = ((cpu1 - cpu0) * 1e6) / clients;
+      const { held, result: r } = await holdIdle(loadgen, [...args, "--conns", String(clients)],
+        () => ({ cpu1: cpuSeconds(server.pid), each: server.processes ? cpuPer("connect", server, each0, clients) : "" }));
+      const cpuUs = ((held.cpu1 - cpu0) * 1e6) / clients;
       const rate = r.connects_per_s as number;
-      return { values: [rate, cpuUs], detail: `${rate.toFixed(0)} conns/s, server CPU ${cpuUs.toFixed(0)} µs per connect` };
+      return { values: [rate, cpuUs], detail: `${rate.toFixed(0)} conns/s, server CPU ${cpuUs.toFixed(0)} µs per connect${held.each}` };
     },
   };
 }
@@ -458,8 +504,8 @@ export const CASES: readonly BenchCase[] = [
   pubsubCase("pub", ["1:1", "pubsub", "pub1"], `pub ${PAYLOAD}B 1:1`, 1, false, 500_000),
   pubsubCase("fanout", ["fan-out", "fanout8"], `pub ${PAYLOAD}B fan-out 1→8`, 8, false, 100_000),
   pubsubCase("queue", ["qgroup", "queue4"], `pub ${PAYLOAD}B queue group x4`, 4, true, 500_000),
-  reqrepCase("reqrep", ["req", "latency"], "req/rep", "nats", [{ vs: "nats-server", ratio: 1.0 }]),
-  reqrepCase("reqrep16", ["req16", "reqrep-16"], "req/rep 16 requesters", "nats", [{ vs: "nats-server", ratio: 1.0 }], 16),
+  reqrepCase("reqrep", ["req", "latency"], "req/rep", false, [{ vs: "nats-server", ratio: 1.0 }]),
+  reqrepCase("reqrep16", ["req16", "reqrep-16"], "req/rep 16 requesters", false, [{ vs: "nats-server", ratio: 1.0 }], 16),
   idleCase("idle", ["rss", "memory", "conns"], "nats"),
   pubsubCase("ws", ["websocket", "ws-pub"], `ws pub ${PAYLOAD}B 1:1`, 1, false, 500_000, "ws", [
     { vs: "nats-server", ratio: 0.5 },
@@ -487,15 +533,25 @@ export const CASES: readonly BenchCase[] = [
   stormCase("stormtls", ["storm-tls"], true, false),
   stormCase("mqttstorm", ["mqtt-storm"], false, true),
   stormCase("mqttstormtls", ["mqtt-storm-tls"], true, true),
-  // Cluster cases: two nodes; meshbroker's are two edges homed on two routers (cluster.ts).
-  pubsubCase("cpub", ["cluster-pub", "cluster-1:1"], `cluster pub ${PAYLOAD}B 1:1 across nodes`, 1, false, 200_000, "cluster",
+  // Cluster cases: two nodes; meshbroker's are two edges homed on two routers (cluster.ts), and
+  // the same load on one meshbroker process is the "embedded" column.
+  pubsubCase("cpub", ["cluster-pub", "cluster-1:1"], `cluster pub ${PAYLOAD}B 1:1 across nodes`, 1, false, 200_000, "nats",
     [{ vs: "nats-server", ratio: 0.5 }], "remote"),
-  pubsubCase("cfanout", ["cluster-fanout"], `cluster pub ${PAYLOAD}B fan-out 1→8 over both nodes`, 8, false, 50_000, "cluster",
+  pubsubCase("cfanout", ["cluster-fanout"], `cluster pub ${PAYLOAD}B fan-out 1→8 over both nodes`, 8, false, 50_000, "nats",
     undefined, "spread"),
-  pubsubCase("cqueue", ["cluster-queue"], `cluster pub ${PAYLOAD}B queue group x4 over both nodes`, 4, true, 200_000, "cluster",
+  pubsubCase("cqueue", ["cluster-queue"], `cluster pub ${PAYLOAD}B queue group x4 over both nodes`, 4, true, 200_000, "nats",
     undefined, "spread"),
-  reqrepCase("creqrep", ["cluster-reqrep"], "cluster req/rep across nodes", "cluster", [{ vs: "nats-server", ratio: 3 }]),
+  reqrepCase("creqrep", ["cluster-reqrep"], "cluster req/rep across nodes", true, [{ vs: "nats-server", ratio: 3 }]),
+  reqrepCase("creqrep16", ["cluster-reqrep16"], "cluster req/rep 16 requesters across nodes", true, [{ vs: "nats-server", ratio: 1.0 }], 16),
   interestCase(),
+  // issue #14's cases on the cluster; the targets are the embedded cases' where their reference runs
+  pubsubCase("cwsdeflate", ["cluster-wsdeflate"], `cluster ws+deflate pub ${PAYLOAD}B 1:1 across nodes`, 1, false, 200_000, "ws-deflate",
+    [{ vs: "nats-server", ratio: 0.5 }], "remote"),
+  mqttCase("cmqtt0", ["cluster-mqtt0", "cluster-mqtt"], 0, 1, 200_000, undefined, 4, "remote"),
+  connectsCase("cconnects", ["cluster-connects"], "nats", [{ vs: "nats-server", ratio: 1.0 }], true),
+  connectsCase("cwsconnects", ["cluster-wsconnects"], "ws", [{ vs: "nats-server", ratio: 1.0 }], true),
+  connectsCase("cmqttconnects", ["cluster-mqttconnects"], "mqtt", [], true),
+  idleCase("cmqttidle", ["cluster-mqttidle"], "mqtt", 4, true),
 ];
 
 const isStorm = (c: BenchCase): boolean => c.listener === "storm" || c.listener === "storm-tls";
@@ -508,7 +564,7 @@ export const DEFAULT_CASES: readonly BenchCase[] = CASES.filter((c) => !isStorm(
  *  case for "storms". */
 export function findCases(name: string): BenchCase[] {
   const n = name.toLowerCase();
-  if (n === "cluster") return CASES.filter((c) => c.listener === "cluster");
+  if (n === "cluster") return CASES.filter((c) => c.cluster);
   if (n === "storms") return CASES.filter(isStorm);
   return CASES.filter((c) => c.id === n || c.aliases.includes(n));
 }

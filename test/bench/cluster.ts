@@ -1,7 +1,8 @@
 // The two clusters the cluster cases compare, each seen by a case as one RunningServer whose
-// `nodePorts` are the client ports of its two nodes: meshbroker's (redis-server, 2 routers, 2
+// `nodes` are the client listeners of its two nodes: meshbroker's (redis-server, 2 routers, 2
 // edges, edge i homed on router i: the test topology of test/helpers/cluster.ts) and a 2-node
-// nats-server cluster joined by routes.
+// nats-server cluster joined by routes. Clients of node 1 connect to its `port` (`wsPort`,
+// `mqttPort`), and its `pid` is node 1's process: an edge's for meshbroker.
 import { startCluster, type TestCluster } from "../helpers/cluster.js";
 import { freePorts } from "../helpers/process.js";
 import { ensureRedisServer, startServer, type RunningServer } from "./servers.js";
@@ -11,19 +12,22 @@ import { ensureRedisServer, startServer, type RunningServer } from "./servers.js
 const FRAMES_LINE = /link frames sent: (.*)$/;
 const STOP_MS = 5_000;
 
-export async function startMeshCluster(): Promise<RunningServer> {
+/** `edgeConfig`: the listener blocks every edge gets beside its NATS port (`port: -1` in them). */
+export async function startMeshCluster(edgeConfig: string): Promise<RunningServer> {
   ensureRedisServer();
-  const cluster: TestCluster = await startCluster({ routers: 2, edges: 2, timeoutMs: 20_000 });
+  const cluster: TestCluster = await startCluster({ routers: 2, edges: 2, edgeConfig, timeoutMs: 20_000 });
   const notes: string[] = [];
   const procs = [...cluster.routers.map((r) => ({ name: r.name, proc: r.proc })), ...cluster.edges.map((e) => ({ name: e.name, proc: e.proc }))];
+  const nodes = cluster.edges.map((e) => ({ port: e.natsPort, wsPort: e.wsPort, mqttPort: e.mqttPort }));
   return {
     label: "meshbroker",
-    port: cluster.edges[0].natsPort,
-    nodePorts: cluster.edges.map((e) => e.natsPort),
-    pid: cluster.routers[0].proc.pid,
+    ...nodes[0],
+    nodes,
+    pid: cluster.edges[0].proc.pid,
     logFile: "",
     notes,
-    processes: procs.map(({ name, proc }) => ({ name, pid: proc.pid })),
+    // redis-server too: what it does per message or connection is part of the cluster's cost
+    processes: [...procs.map(({ name, proc }) => ({ name, pid: proc.pid })), { name: "redis", pid: cluster.redis.pid }],
     async stop() {
       // Each process's ops per frame over its whole life (every round of the case, probes too).
       await Promise.all(procs.map(async ({ name, proc }) => {
@@ -43,14 +47,15 @@ export async function startMeshCluster(): Promise<RunningServer> {
   };
 }
 
-/** Two nats-server processes with `cluster { listen, routes }` pointing at each other. */
-export async function startNatsCluster(bin: string, workDir: string, root: string): Promise<RunningServer> {
+/** Two nats-server processes with `cluster { listen, routes }` pointing at each other;
+ *  `listeners`: more listener blocks (placeholders as in slots.ts). */
+export async function startNatsCluster(bin: string, listeners: string, workDir: string, root: string): Promise<RunningServer> {
   const routePorts = await freePorts(2);
   const node = (i: number) => ({
     label: "nats-server",
     argv: [bin, "-c", "{config}"],
     configTemplate:
-      `port: {port}\nhost: {host}\nserver_name: n${i + 1}\n` +
+      `port: {port}\nhost: {host}\nserver_name: n${i + 1}\n${listeners}` +
       `cluster {\n  name: bench\n  listen: "127.0.0.1:${routePorts[i]}"\n  routes: ["nats-route://127.0.0.1:${routePorts[1 - i]}"]\n}\n`,
   });
   const a = await startServer(node(0), workDir, root);
@@ -64,7 +69,8 @@ export async function startNatsCluster(bin: string, workDir: string, root: strin
   return {
     label: "nats-server",
     port: a.port,
-    nodePorts: [a.port, b.port],
+    wsPort: a.wsPort,
+    nodes: [a, b].map((n) => ({ port: n.port, wsPort: n.wsPort })),
     pid: a.pid,
     logFile: a.logFile,
     processes: [{ name: "n1", pid: a.pid }, { name: "n2", pid: b.pid }],

@@ -33,11 +33,13 @@
  *   client frames masked (RFC 6455); ws-deflate negotiates permessage-deflate (RFC 7692) with
  *   no context takeover in either direction.
  *   mqtt    --subs N --count M --size B --qos 0|1 [--window W] [--inflight K] [--batch BYTES]
+ *           [--sub-ports P1,P2,..]
  *           MQTT 3.1.1: N subscribers (clean session, SUBSCRIBE at --qos, PUBACK for every QoS 1
  *           delivery), 1 publisher writing batches of PUBLISH at --qos. Delivery stays at most W
  *           messages behind publishing; at QoS 1 the publisher also keeps at most K packet ids
  *           awaiting PUBACK. At the end every subscriber is sent PINGREQ, and the delivery count
- *           must be exact.
+ *           must be exact. --sub-ports as in pubsub (a cluster), with the same probes, sent at
+ *           QoS 0; without it there are no probes (SUBACK already means subscribed).
  *   mqttidle --conns N [--parallel K]
  *           like idle, with MQTT connections (CONNECT, clean session, wait for CONNACK).
  *   The MQTT modes take --mqtt-version 4|5 (default 4 = 3.1.1): 5 sends empty property blocks,
@@ -869,34 +871,41 @@ static int pred_subs_ponged(uint64_t target) {
     return 1;
 }
 
+static uint64_t sub_probes(sub_t *s); /* probes subscriber s got (NATS or MQTT) */
+
 /* Probes every 10 ms until every subscriber got one (a queue group: any member, after 3 s);
- * returns how long that took. On one server the first probe does it. */
-static double probe_interest(conn_t *pub) {
+ * returns how long that took. On one server the first probe does it. `send` writes one probe,
+ * a message of --size + 1 bytes, from the publisher `pub`. */
+static double probe_interest(void (*send)(void *pub, const char *payload, int len), void *pub) {
     PROBING = 1;
     int plen = O.size + 1;
     char *payload = make_payload(plen);
-    char *msg = malloc((size_t)plen + 300);
-    if (!msg) die("out of memory");
-    int hl = snprintf(msg, 300, "PUB %s %d\r\n", O.subject, plen);
-    memcpy(msg + hl, payload, (size_t)plen);
-    memcpy(msg + hl + plen, "\r\n", 2);
     double t0 = now_s();
     for (;;) {
         int all = 1, any = 0;
         for (int i = 0; i < O.subs; i++) {
-            if (atomic_load(&SUBS[i].c.probes)) any = 1;
+            if (sub_probes(&SUBS[i])) any = 1;
             else all = 0;
         }
         double dt = now_s() - t0;
         if (all || (O.queue && any && dt > 3)) break;
         if (dt > O.timeout) die("interest did not reach the publisher's server within %d s (probes unanswered)", O.timeout);
-        write_all(pub, msg, (size_t)hl + (size_t)plen + 2);
+        send(pub, payload, plen);
         struct timespec ts = {.tv_nsec = 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    free(msg);
     free(payload);
     return now_s() - t0;
+}
+
+static void nats_probe(void *pub, const char *payload, int len) {
+    char *msg = malloc((size_t)len + 300);
+    if (!msg) die("out of memory");
+    int hl = snprintf(msg, 300, "PUB %s %d\r\n", O.subject, len);
+    memcpy(msg + hl, payload, (size_t)len);
+    memcpy(msg + hl + len, "\r\n", 2);
+    write_all(pub, msg, (size_t)hl + (size_t)len + 2);
+    free(msg);
 }
 
 static int run_pubsub(void) {
@@ -918,7 +927,7 @@ static int run_pubsub(void) {
     conn_open(&pub, ai, "pub", 64 * 1024);
     for (int i = 0; i < O.subs; i++)
         if (pthread_create(&SUBS[i].th, NULL, sub_main, &SUBS[i]) != 0) die("pthread_create failed");
-    double probe_s = probe_interest(&pub);
+    double probe_s = probe_interest(nats_probe, &pub);
 
     /* one pre-built ~64 KB batch of identical PUBs */
     char hdr[300];
@@ -1321,6 +1330,7 @@ struct mq {
     unsigned char *rbuf;
     size_t rcap, rlen;
     uint64_t msgs, dups, pingresps, acked;
+    _Atomic uint64_t probes; /* PUBLISHes of --size + 1 bytes while PROBING (at QoS 0) */
     int connacked, subacked;
     unsigned char *ack; /* PUBACKs owed for QoS 1 deliveries, written after each read */
     size_t acklen, ackcap;
@@ -1507,6 +1517,10 @@ static void mq_packet(mq_t *m, unsigned char b0, const unsigned char *b, size_t 
         if (V5) vh += mq_props(m, "PUBLISH", b + vh, len - vh, NULL);
         if (tl != strlen(O.subject) || memcmp(b + 2, O.subject, tl) != 0)
             die("%s: PUBLISH on unexpected topic '%.*s'", m->name, (int)(tl > 200 ? 200 : tl), (const char *)b + 2);
+        if (PROBING && qos == 0 && len - vh == (size_t)O.size + 1) { /* a probe: counted apart, owes no PUBACK */
+            atomic_fetch_add(&m->probes, 1);
+            break;
+        }
         if (qos != O.qos) die("%s: message delivered at QoS %d; published and subscribed at QoS %d", m->name, qos, O.qos);
         if (len - vh != (size_t)O.size) die("%s: %zu-byte payload, expected %d", m->name, len - vh, O.size);
         if (qos == 1) {
@@ -1696,6 +1710,25 @@ static void *mq_sub_main(void *arg) {
     }
 }
 
+static uint64_t sub_probes(sub_t *s) { return s->m ? atomic_load(&s->m->probes) : atomic_load(&s->c.probes); }
+
+/* A QoS 0 PUBLISH: it reaches a QoS 1 subscriber at QoS 0 too, so it needs no packet id. */
+static void mqtt_probe(void *pub, const char *payload, int len) {
+    size_t tl = strlen(O.subject), n = 0;
+    unsigned char *pkt = malloc(tl + (size_t)len + 16);
+    if (!pkt) die("out of memory");
+    pkt[n++] = 0x30;
+    n += mq_varint(pkt + n, (uint32_t)(2 + tl + V5 + (size_t)len));
+    pkt[n++] = (unsigned char)(tl >> 8);
+    pkt[n++] = (unsigned char)tl;
+    memcpy(pkt + n, O.subject, tl);
+    n += tl;
+    if (V5) pkt[n++] = 0; /* no properties */
+    memcpy(pkt + n, payload, (size_t)len);
+    mq_write(pub, pkt, n + (size_t)len);
+    free(pkt);
+}
+
 static int run_mqtt(void) {
     struct addrinfo *ai = resolve();
     if (O.qos != 0 && O.qos != 1) die("--qos must be 0 or 1");
@@ -1709,7 +1742,9 @@ static int run_mqtt(void) {
         char *name, *cid;
         if (asprintf(&name, "sub%d", i) < 0 || asprintf(&cid, "lg%d-sub%d", pid, i) < 0) die("out of memory");
         SUBS[i].m = &ms[i];
-        mq_open(&ms[i], ai, name, cid, 256 * 1024);
+        struct addrinfo *sai = resolve_sub(i);
+        mq_open(&ms[i], sai, name, cid, 256 * 1024);
+        freeaddrinfo(sai);
         mq_subscribe(&ms[i], O.subject, O.qos);
     }
     char pubid[64];
@@ -1722,6 +1757,8 @@ static int run_mqtt(void) {
     long inflight = V5 && pub->receive_max < (unsigned long)O.inflight ? (long)pub->receive_max : O.inflight;
     for (int i = 0; i < O.subs; i++)
         if (pthread_create(&SUBS[i].th, NULL, mq_sub_main, &SUBS[i]) != 0) die("pthread_create failed");
+    /* on one server SUBACK means subscribed; across a cluster the interest must travel first */
+    double probe_s = O.n_sub_ports ? probe_interest(mqtt_probe, pub) : 0;
 
     /* one pre-built batch of identical PUBLISH packets; at QoS 1 each gets its packet id patched in */
     size_t tl = strlen(O.subject);
@@ -1817,9 +1854,9 @@ static int run_mqtt(void) {
     per_sub[off] = 0;
     printf("{\"mode\":\"mqtt\",\"mqtt_version\":%d,\"qos\":%d,\"inflight\":%ld,\"subs\":%d,\"size\":%d,\"published\":%ld,\"delivered\":%llu,"
            "\"dups\":%llu,\"pub_rate\":%.1f,\"recv_rate\":%.1f,\"pub_s\":%.6f,\"elapsed_s\":%.6f,"
-           "\"cpu_s\":%.3f,\"per_sub\":[%s]}\n",
+           "\"cpu_s\":%.3f,\"probe_s\":%.3f,\"per_sub\":[%s]}\n",
            O.mqtt_version, O.qos, O.qos ? inflight : 0, O.subs, O.size, O.count, (unsigned long long)total, (unsigned long long)dups,
-           (double)O.count / (t_pub - t0), (double)total / (t_end - t0), t_pub - t0, t_end - t0, cpu, per_sub);
+           (double)O.count / (t_pub - t0), (double)total / (t_end - t0), t_pub - t0, t_end - t0, cpu, probe_s, per_sub);
     close(pub->fd);
     freeaddrinfo(ai);
     return 0;

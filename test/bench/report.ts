@@ -50,12 +50,15 @@ function ratioOf(o: CaseOutcome, i: number, m: Metric, other: ServerKind): numbe
   return a !== undefined && b !== undefined && b !== 0 ? a / b : undefined;
 }
 
+/** The "embedded" column is only in cluster cases: there meshbroker's column is its cluster. */
+const mine = (other: ServerKind): string => (other === "embedded" ? "cluster" : "meshbroker");
+
 function ratioCell(o: CaseOutcome, i: number, m: Metric, other: ServerKind): string {
   if (!o.results[other]) return "—";
   const r = ratioOf(o, i, m, other);
   if (r === undefined) return "—";
   const meshAhead = m.better === "higher" ? r > 1 : r < 1;
-  const verdict = Math.abs(r - 1) < 0.03 ? "within 3%" : meshAhead ? "meshbroker ahead" : `${other} ahead`;
+  const verdict = Math.abs(r - 1) < 0.03 ? "within 3%" : meshAhead ? `${mine(other)} ahead` : `${other} ahead`;
   return `${r.toFixed(2)} (${m.better} is better: ${verdict})`;
 }
 
@@ -72,14 +75,14 @@ function verdict(m: Metric, value: number | undefined, goal: number, fmt: (v: nu
 }
 
 export function renderMarkdown(meta: ReportMeta, outcomes: readonly CaseOutcome[]): string {
-  // Columns: meshbroker and nats-server always (the original layout); mosquitto only when a
-  // case of this run has it.
+  // Columns: meshbroker and nats-server always (the original layout); mosquitto and embedded
+  // only when a case of this run has them.
   const others: ServerKind[] = ["nats-server"];
-  if (outcomes.some((o) => o.bench.servers.includes("mosquitto"))) others.push("mosquitto");
+  for (const k of ["mosquitto", "embedded"] as const) if (outcomes.some((o) => o.bench.servers.includes(k))) others.push(k);
   const columns: ServerKind[] = ["meshbroker", ...others];
 
   const out: string[] = [];
-  out.push(`# meshbroker vs ${others.join(" and ")}`, "");
+  out.push(`# meshbroker vs ${others.filter((k) => k !== "embedded").join(" and ")}`, "");
   out.push(`- date: ${meta.date}`);
   out.push(`- machine: ${meta.machine}; Node ${meta.node}; ${meta.versions.join("; ")}`);
   if (meta.sameServer) {
@@ -92,11 +95,14 @@ export function renderMarkdown(meta: ReportMeta, outcomes: readonly CaseOutcome[
       `${columns.join(" / ")}; each figure is the median over rounds` +
       (meta.scale !== 1 ? `; message counts scaled by ${meta.scale}` : ""),
   );
+  if (others.includes("embedded")) {
+    out.push("- embedded: a cluster case's load on one meshbroker process, in the same rounds; its ratio is the cluster's figure over it");
+  }
   out.push("");
   const head = ["case", "meshbroker"];
   const align = ["---", "---:"];
   for (const k of others) {
-    head.push(k, `ratio (meshbroker/${k})`);
+    head.push(k, `ratio (${mine(k)}/${k})`);
     align.push("---:", "---");
   }
   out.push(`| ${head.join(" | ")} |`, `| ${align.join(" | ")} |`);

@@ -213,8 +213,8 @@ async function main(): Promise<number> {
     bench.servers.map((column) => {
       const run = same ?? column;
       try {
-        const slot = slotFor(column, run, bench.listener, bins);
-        const key = `${run} (${LISTENER_TEXT[bench.listener]})`;
+        const slot = slotFor(column, run, bench.listener, bench.cluster === true, bins);
+        const key = `${run} (${bench.cluster && column !== "embedded" ? "cluster, " : ""}${LISTENER_TEXT[bench.listener]})`;
         if (!used.has(key)) used.set(key, describeSlot(slot, process.execPath));
         return { slot };
       } catch (err) {
@@ -264,7 +264,6 @@ const LISTENER_TEXT: Record<Listener, string> = {
   ws: "WebSocket cases",
   "ws-deflate": "compressed WebSocket cases",
   mqtt: "MQTT cases",
-  cluster: "cluster cases",
   "nats-tls": "NATS with TLS cases",
   "ws-tls": "WebSocket with TLS cases",
   "mqtt-tls": "MQTT with TLS cases",

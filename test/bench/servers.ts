@@ -25,18 +25,23 @@ export interface ServerSlot {
   readonly describe?: string;
 }
 
-export interface RunningServer {
-  readonly label: string;
+/** The client listeners of a server, or of one node of a cluster. */
+export interface NodePorts {
   /** NATS client port (0 if the server has none, e.g. mosquitto). */
   readonly port: number;
   /** WebSocket listener port, when the slot has `{ws_port}`. */
   readonly wsPort?: number;
   /** MQTT listener port, when the slot has `{mqtt_port}`. */
   readonly mqttPort?: number;
+}
+
+/** A server; for a cluster, its ports and `pid` are those of node 1 (the one clients connect to). */
+export interface RunningServer extends NodePorts {
+  readonly label: string;
   readonly pid: number;
   readonly logFile: string;
-  /** A cluster: the client port of each node (`port` is the first). */
-  readonly nodePorts?: readonly number[];
+  /** A cluster: each node's listeners (node 1 first). */
+  readonly nodes?: readonly NodePorts[];
   /** A cluster: its processes, each measured apart (CPU per message, cases.ts). */
   readonly processes?: readonly { readonly name: string; readonly pid: number }[];
   /** Figures the server printed when it stopped, for the report. */

@@ -7,14 +7,15 @@
 import { MESH_CLUSTER_TEXT, NATS_CLUSTER_TEXT, startMeshCluster, startNatsCluster } from "./cluster.js";
 import { parseCommand, type ServerSlot } from "./servers.js";
 
-/** The servers a report can have a column for, meshbroker first. */
-export type ServerKind = "meshbroker" | "nats-server" | "mosquitto";
-export const SERVER_KINDS: readonly ServerKind[] = ["meshbroker", "nats-server", "mosquitto"];
+/** The servers a report can have a column for, meshbroker first. "embedded" is meshbroker as one
+ *  process beside a cluster case's clusters: the same load, for the ratio cluster/embedded. */
+export type ServerKind = "meshbroker" | "nats-server" | "mosquitto" | "embedded";
+export const SERVER_KINDS: readonly ServerKind[] = ["meshbroker", "nats-server", "mosquitto", "embedded"];
 
-/** What a case talks to: NATS over TCP, NATS over WebSocket (plain or compressed), MQTT (3.1.1 or 5),
- *  NATS over TCP to a two-node cluster (cluster.ts); NATS, WebSocket or MQTT with TLS (a
- *  self-signed certificate made for the run, {tls_cert} and {tls_key}). */
-export type Listener = "nats" | "ws" | "ws-deflate" | "mqtt" | "cluster" | "nats-tls" | "ws-tls" | "mqtt-tls" | "storm" | "storm-tls";
+/** What a case talks to: NATS over TCP, NATS over WebSocket (plain or compressed), MQTT (3.1.1 or 5);
+ *  NATS, WebSocket or MQTT with TLS (a self-signed certificate made for the run, {tls_cert} and
+ *  {tls_key}). A cluster case (cluster.ts) has one of the first four on each node. */
+export type Listener = "nats" | "ws" | "ws-deflate" | "mqtt" | "nats-tls" | "ws-tls" | "mqtt-tls" | "storm" | "storm-tls";
 
 /** The connection storm's user (every listener requires it). */
 export const STORM_USER = { user: "storm", pass: "s3cret-storm" };
@@ -30,9 +31,10 @@ export interface Binaries {
 const NATS_BASE = "port: {port}\nhost: {host}\n";
 const WS_BLOCK = "websocket {\n  port: {ws_port}\n  no_tls: true\n}\n";
 const WS_DEFLATE_BLOCK = "websocket {\n  port: {ws_port}\n  no_tls: true\n  compression: true\n}\n";
+const MQTT_BLOCK = "mqtt {\n  port: {mqtt_port}\n}\n";
 // meshbroker needs no JetStream for MQTT; nats-server does (sessions and QoS 1 live in streams).
-const MESH_MQTT = `${NATS_BASE}server_name: bench\nmqtt {\n  port: {mqtt_port}\n}\n`;
-const NATS_MQTT = `${NATS_BASE}server_name: bench\njetstream {\n  store_dir: "{store_dir}"\n}\nmqtt {\n  port: {mqtt_port}\n}\n`;
+const MESH_MQTT = `${NATS_BASE}server_name: bench\n${MQTT_BLOCK}`;
+const NATS_MQTT = `${NATS_BASE}server_name: bench\njetstream {\n  store_dir: "{store_dir}"\n}\n${MQTT_BLOCK}`;
 const MOSQUITTO_MQTT = "listener {mqtt_port} {host}\nallow_anonymous true\n";
 const TLS_FILES = 'cert_file: "{tls_cert}"\n  key_file: "{tls_key}"';
 const TLS_BLOCK = `tls {\n  ${TLS_FILES}\n}\n`;
@@ -58,15 +60,38 @@ function tlsConfig(listener: "nats-tls" | "ws-tls" | "mqtt-tls", mqtt: string): 
   return listener === "nats-tls" ? NATS_BASE + TLS_BLOCK : listener === "ws-tls" ? NATS_BASE + WS_TLS_BLOCK : mqtt;
 }
 
+/** A cluster node's listener blocks beside its NATS port, per listener of a cluster case. */
+const CLUSTER_LISTENERS: Partial<Record<Listener, string>> = { nats: "", ws: WS_BLOCK, "ws-deflate": WS_DEFLATE_BLOCK, mqtt: MQTT_BLOCK };
+
+/** The two-node cluster of `run` (cluster.ts), its nodes listening for `listener`. */
+function clusterSlot(label: ServerKind, run: ServerKind, listener: Listener, bins: Binaries): ServerSlot {
+  const blocks = CLUSTER_LISTENERS[listener];
+  if (blocks === undefined) throw new Error(`no cluster with ${listener} listeners`);
+  const each = (text: string): string => (text ? `; each node: \`${text.replace(/\s+/g, " ").trim()}\`` : "");
+  if (run === "meshbroker") {
+    // the test cluster's edges take `port: -1` (a free port, read from their log)
+    const edge = blocks.replace(/\{(ws|mqtt)_port\}/g, "-1");
+    return { label, argv: [], start: () => startMeshCluster(edge), describe: MESH_CLUSTER_TEXT + each(edge) };
+  }
+  if (run === "nats-server" && listener !== "mqtt") {
+    const bin = bins.natsServer();
+    return { label, argv: [], start: (workDir, cwd) => startNatsCluster(bin, blocks, workDir, cwd), describe: NATS_CLUSTER_TEXT + each(blocks) };
+  }
+  // nats-server's MQTT needs JetStream (cluster.ts has none); mosquitto has no cluster
+  throw new Error(`no ${run} cluster with ${listener} listeners`);
+}
+
 /**
  * The slot of server `run` in the column of `column`. They differ only when a harness check
- * (BENCH_SAME_SERVER) puts one reference server into every column.
+ * (BENCH_SAME_SERVER) puts one reference server into every column. `cluster`: a cluster case,
+ * whose "embedded" column is one process (meshbroker, or `run`) and other columns clusters.
  */
-export function slotFor(column: ServerKind, run: ServerKind, listener: Listener, bins: Binaries): ServerSlot {
+export function slotFor(column: ServerKind, run: ServerKind, listener: Listener, cluster: boolean, bins: Binaries): ServerSlot {
   const label = column;
+  if (cluster && column !== "embedded") return clusterSlot(label, run, listener, bins);
   switch (run) {
+    case "embedded":
     case "meshbroker": {
-      if (listener === "cluster") return { label, argv: [], start: () => startMeshCluster(), describe: MESH_CLUSTER_TEXT };
       const argv = bins.meshCmd;
       if (listener === "nats") return { label, argv, configTemplate: NATS_BASE };
       if (listener === "ws") return { label, argv, configTemplate: NATS_BASE + WS_BLOCK };
@@ -77,9 +102,6 @@ export function slotFor(column: ServerKind, run: ServerKind, listener: Listener,
     }
     case "nats-server": {
       const bin = bins.natsServer();
-      if (listener === "cluster") {
-        return { label, argv: [], start: (workDir, cwd) => startNatsCluster(bin, workDir, cwd), describe: NATS_CLUSTER_TEXT };
-      }
       if (listener === "nats") return { label, argv: [bin, "-a", "{host}", "-p", "{port}"] };
       const argv = [bin, "-c", "{config}"];
       if (listener === "ws") return { label, argv, configTemplate: NATS_BASE + WS_BLOCK };
@@ -94,7 +116,7 @@ export function slotFor(column: ServerKind, run: ServerKind, listener: Listener,
         return { label, argv: [bins.mosquitto(), "-c", "{config}"], configTemplate: cfg };
       }
       if (listener !== "mqtt" && listener !== "mqtt-tls") {
-        throw new Error(`mosquitto has no ${listener === "nats" || listener === "cluster" || listener === "nats-tls" ? "NATS" : "NATS-over-WebSocket"} listener`);
+        throw new Error(`mosquitto has no ${listener === "nats" || listener === "nats-tls" ? "NATS" : "NATS-over-WebSocket"} listener`);
       }
       return { label, argv: [bins.mosquitto(), "-c", "{config}"], configTemplate: listener === "mqtt" ? MOSQUITTO_MQTT : MOSQUITTO_MQTT_TLS };
   }

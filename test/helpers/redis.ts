@@ -17,6 +17,8 @@ export interface RedisServer {
   /** redis://127.0.0.1:PORT, or redis-cluster://127.0.0.1:PORT for a cluster. */
   url: string;
   cluster: boolean;
+  /** The redis-server process (the bench reads its CPU time and memory). */
+  pid: number;
   /** The server's output so far. */
   log(): string;
   stop(): Promise<void>;
@@ -131,6 +133,7 @@ export async function startRedis(opts: { cluster?: boolean; timeoutMs?: number; 
     port,
     url: cluster ? `redis-cluster://127.0.0.1:${port}` : `redis://127.0.0.1:${port}`,
     cluster,
+    pid: child.pid!,
     log,
     stop,
   };
