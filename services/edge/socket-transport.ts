@@ -38,8 +38,9 @@ function onClose(this: SinkSocket): void {
   this[SINK]!.socketClosed();
 }
 
-/** How long a socket we ended may wait for the peer to take what is queued and close. */
-const LINGER_MS = 2_000;
+/** How long a connection we closed may wait for the peer to take what is queued and close
+ *  (TCP, TLS and WebSocket alike). */
+export const LINGER_MS = 2_000;
 /** Destroys ended sockets the peer has not closed in time (one timer, no closure per close). */
 const LINGER = new Timeouts<net.Socket>((socket) => socket.destroy());
 

@@ -14,6 +14,7 @@ import type { ClientTransport, NatsClient } from "../nats/client.js";
 import { hostPort, listenOn } from "../../common/address.js";
 import type { WebsocketContext } from "../context.js";
 import { peerOf, prepareTlsReload, serverOptions } from "../tls.js";
+import { LINGER_MS } from "../socket-transport.js";
 import { checkUpgrade, isMqttPath } from "./upgrade.js";
 import { Timeouts } from "../../common/deadline.js";
 
@@ -235,6 +236,9 @@ export class WebsocketListener {
   }
 }
 
+/** Terminates closed WebSockets whose client has not answered the close in time. */
+const WS_LINGER = new Timeouts<WebSocket>((ws) => ws.terminate());
+
 /** ws copies its send options: one object serves every write. */
 const BINARY = { binary: true } as const;
 
@@ -333,13 +337,14 @@ class WebSocketTransport implements ClientTransport {
   resume(): void { this.ws.resume(); }
 
   close(reason?: CloseReason): void {
+    if (this.ws.readyState === this.ws.CLOSED) return; // the client closed it: nothing left to send
     // Held writes go first (ws queues them behind the send under way), then the close frame.
     const held = this.takeHeld();
     if (held) this.ws.send(held, BINARY);
     const code = closeCode(reason);
-    if (code === undefined) this.ws.terminate();
-    else this.ws.close(code, reason);
-    setTimeout(() => this.ws.terminate(), 2_000).unref();
+    if (code === undefined) return this.ws.terminate();
+    this.ws.close(code, reason);
+    WS_LINGER.set(this.ws, LINGER_MS);
   }
 
   ended(): Promise<void> {
