@@ -71,6 +71,12 @@ export class MemoryReclaimer {
     else this.timer = setTimeout(() => this.fire(), this.opts.quietMs).unref();
   }
 
+  /** A client connection opened: a pending GC waits until connections stop coming too. */
+  connectionOpened(): void {
+    this.timer?.refresh();
+    this.settle?.refresh();
+  }
+
   private fire(): void {
     const wait = this.lastRun + this.opts.minIntervalMs - Date.now();
     if (wait > 0) {

@@ -285,8 +285,10 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
     return this.clients.size + (this.mqtt?.connections.size ?? 0);
   }
 
-  /** A new id for a connection of any protocol (NATS cid, MQTT connection id). */
+  /** A new id for a connection of any protocol (NATS cid, MQTT connection id): every accepted
+   *  connection takes one, so this is where the reclaimer hears of connects. */
   newConnectionId(): number {
+    this.reclaimer.connectionOpened();
     return this.nextCid++;
   }
 

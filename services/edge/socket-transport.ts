@@ -1,6 +1,7 @@
 // A TCP (or TLS) socket as a client transport, for NATS and MQTT connections alike.
 import type net from "node:net";
 import type { CloseReason } from "../common/errors.js";
+import { Timeouts } from "../common/deadline.js";
 import type { ClientTransport } from "./nats/client.js";
 
 /** What a client connection hears from its TCP (or TLS) socket. */
@@ -37,6 +38,12 @@ function onClose(this: SinkSocket): void {
   this[SINK]!.socketClosed();
 }
 
+/** How long a connection we closed may wait for the peer to take what is queued and close
+ *  (TCP, TLS and WebSocket alike). */
+export const LINGER_MS = 2_000;
+/** Destroys ended sockets the peer has not closed in time (one timer, no closure per close). */
+const LINGER = new Timeouts<net.Socket>((socket) => socket.destroy());
+
 /** A TCP (or TLS) socket as a client transport; the socket is swapped once TLS starts. */
 export class SocketTransport implements ClientTransport {
   constructor(public socket: net.Socket) {}
@@ -49,8 +56,10 @@ export class SocketTransport implements ClientTransport {
 
   /** end() lets the kernel send what is queued; destroy if the peer never takes it. */
   close(_reason?: CloseReason): void {
-    this.socket.end();
-    setTimeout(() => this.socket.destroy(), 2_000).unref();
+    const socket = this.socket;
+    if (socket.destroyed) return; // the peer closed it (or it failed): nothing left to send
+    socket.end();
+    LINGER.set(socket, LINGER_MS);
   }
 
   ended(): Promise<void> {

@@ -20,21 +20,38 @@ function recorder() {
   return { runs, gc, ran };
 }
 
+/** Calls `f` `times` times, 30 ms apart; resolves with the time of the last call. */
+async function every30ms(times: number, f: () => void): Promise<number> {
+  let last = 0;
+  for (let k = 0; k < times; k++) {
+    f();
+    last = Date.now();
+    await new Promise((res) => setTimeout(res, 30));
+  }
+  return last;
+}
+
 it("runs one GC after the burst has been quiet, none during it or for a small one", async () => {
   const { runs, gc, ran } = recorder();
   const r = new MemoryReclaimer(gc, { burst: 5, quietMs: 80, minIntervalMs: 10_000 });
   for (let i = 0; i < 4; i++) r.connectionClosed();
   await new Promise((res) => setTimeout(res, 200));
   expect(runs, "4 closes are not a burst").toHaveLength(0);
-  let lastClose = 0;
-  for (let k = 0; k < 10; k++) { // closes keep coming every 30 ms: the burst is not over
-    r.connectionClosed();
-    lastClose = Date.now();
-    await new Promise((res) => setTimeout(res, 30));
-  }
+  const lastClose = await every30ms(10, () => r.connectionClosed()); // the burst is not over
   expect(runs, "no GC while connections keep closing").toHaveLength(0);
   await ran(1);
   expect(runs[0] - lastClose, "quiet period after the last close").toBeGreaterThanOrEqual(80 - 5);
+  r.close();
+});
+
+it("waits while connections open after the burst (a reconnect storm), then runs once", async () => {
+  const { runs, gc, ran } = recorder();
+  const r = new MemoryReclaimer(gc, { burst: 2, quietMs: 80, minIntervalMs: 10_000 });
+  r.connectionClosed(); r.connectionClosed();
+  const lastOpen = await every30ms(8, () => r.connectionOpened()); // the broker is busy
+  expect(runs, "no GC while connections keep opening").toHaveLength(0);
+  await ran(1);
+  expect(runs[0] - lastOpen, "quiet period after the last open").toBeGreaterThanOrEqual(80 - 5);
   r.close();
 });
 

@@ -334,7 +334,7 @@ export class MqttConnection
       this.sizes.limit = this.ctx.edge.options.maxPayload + MQTT_PACKET_MARGIN;
       this.transport.authenticated?.();
       this.clearConnectTimeout();
-      this.send(this.connack(present, keepalive));
+      this.sendConnack(present, keepalive);
       this.rttMs = Date.now() - this.startMs;
       this.ctx.edge.clientConnected(this);
       this.armKeepAlive(keepalive);
@@ -422,9 +422,20 @@ export class MqttConnection
     return extras;
   }
 
-  /** The accepting CONNACK; MQTT 5 states what this server supports and what it chose. */
-  private connack(sessionPresent: boolean, keepalive: number): Packet {
-    if (this.level === 4) return { cmd: "connack", returnCode: SUCCESS, sessionPresent };
+  /** The accepting CONNACK. */
+  private sendConnack(sessionPresent: boolean, keepalive: number): void {
+    if (this.level === 5) return this.send(this.connack5(keepalive, sessionPresent));
+    // 3.1.1: four constant bytes, written as they are (no packet object, no encoder).
+    if (!this.outbound.begin(4)) return;
+    this.outbound.putByte(0x20);
+    this.outbound.putByte(2);
+    this.outbound.putByte(sessionPresent ? 1 : 0);
+    this.outbound.putByte(SUCCESS);
+    this.outbound.done();
+  }
+
+  /** MQTT 5's accepting CONNACK states what this server supports and what it chose. */
+  private connack5(keepalive: number, sessionPresent: boolean): Packet {
     return {
       cmd: "connack", reasonCode: SUCCESS, sessionPresent,
       properties: {

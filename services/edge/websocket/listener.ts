@@ -14,7 +14,9 @@ import type { ClientTransport, NatsClient } from "../nats/client.js";
 import { hostPort, listenOn } from "../../common/address.js";
 import type { WebsocketContext } from "../context.js";
 import { peerOf, prepareTlsReload, serverOptions } from "../tls.js";
+import { LINGER_MS } from "../socket-transport.js";
 import { checkUpgrade, isMqttPath } from "./upgrade.js";
+import { Timeouts } from "../../common/deadline.js";
 
 /** What a frame may hold besides its NATS payload (control lines, several small messages). */
 const FRAME_MARGIN = 64 * 1024;
@@ -27,8 +29,12 @@ const MAX_HEADERS = 100;
 export class WebsocketListener {
   private readonly server: http.Server;
   private readonly wss: WebSocketServer;
-  /** Handshake deadlines by remote address:port (the raw socket is not reachable after TLS). */
-  private readonly deadlines = new Map<string, NodeJS.Timeout>();
+  /** Sockets in their handshake (TLS, HTTP upgrade) by remote address:port (the raw socket is
+   *  not reachable after TLS), and their deadlines: one timer for all, no closure per socket. */
+  private readonly handshaking = new Map<string, net.Socket>();
+  private readonly deadlines = new Timeouts<string>((key) => this.handshakeTimedOut(key));
+  /** The 'close' listener of every handshaking socket (`this` is the socket). */
+  private readonly rawSocketClosed: (this: net.Socket) => void;
   private boundPort: number | undefined;
   /** Frame (message) size bounds, checked by ws on the frame header before anything is buffered:
    *  before CONNECT a control line's worth, after it max_payload + max_control_line + a margin. */
@@ -66,6 +72,8 @@ export class WebsocketListener {
       this.server = http.createServer(options);
     }
     this.server.maxHeadersCount = MAX_HEADERS;
+    const listener = this;
+    this.rawSocketClosed = function (this: net.Socket) { listener.handshakeSocketClosed(this); };
     this.server.on("connection", (socket: net.Socket) => this.armDeadline(socket));
     this.server.on("request", (req, res) => this.refuseRequest(req, res));
     this.server.on("upgrade", (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.upgrade(req, socket, head));
@@ -92,31 +100,40 @@ export class WebsocketListener {
 
   /** Stops accepting; the connections themselves are closed by the edge. */
   close(): Promise<void> {
-    for (const t of this.deadlines.values()) clearTimeout(t);
-    this.deadlines.clear();
+    for (const key of this.handshaking.keys()) this.deadlines.clear(key, this.handshakeMs);
+    this.handshaking.clear();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
   /** handshake_timeout bounds TLS and the HTTP upgrade together (10 s when none is set). */
+  private get handshakeMs(): number {
+    return this.cfg.handshakeTimeoutMs > 0 ? this.cfg.handshakeTimeoutMs : DEFAULT_UPGRADE_BOUND_MS;
+  }
+
   private armDeadline(socket: net.Socket): void {
-    const ms = this.cfg.handshakeTimeoutMs > 0 ? this.cfg.handshakeTimeoutMs : DEFAULT_UPGRADE_BOUND_MS;
     const key = remote(socket);
-    const timer = setTimeout(() => {
-      this.edge.log.debug("websocket handshake timeout", { remote: key });
-      socket.destroy();
-    }, ms);
-    this.deadlines.set(key, timer);
-    socket.once("close", () => {
-      // Still armed: the socket never became a connection (refused or timed out).
-      if (this.deadlines.has(key)) this.edge.handshakeClosed();
-      this.clearDeadline(key);
-    });
+    this.handshaking.set(key, socket);
+    this.deadlines.set(key, this.handshakeMs);
+    socket.on("close", this.rawSocketClosed);
+  }
+
+  /** Destroyed: its 'close' reports it (it stays listed until then). */
+  private handshakeTimedOut(key: string): void {
+    this.edge.log.debug("websocket handshake timeout", { remote: key });
+    this.handshaking.get(key)?.destroy();
+  }
+
+  private handshakeSocketClosed(socket: net.Socket): void {
+    const key = remote(socket); // the address read at accept, kept by the socket
+    if (this.handshaking.get(key) !== socket) return;
+    // Still listed: the socket never became a connection (refused or timed out).
+    this.edge.handshakeClosed();
+    this.clearDeadline(key);
   }
 
   private clearDeadline(key: string): void {
-    const t = this.deadlines.get(key);
-    if (t) clearTimeout(t);
-    this.deadlines.delete(key);
+    this.handshaking.delete(key);
+    this.deadlines.clear(key, this.handshakeMs);
   }
 
   private refuseRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -219,6 +236,9 @@ export class WebsocketListener {
   }
 }
 
+/** Terminates closed WebSockets whose client has not answered the close in time. */
+const WS_LINGER = new Timeouts<WebSocket>((ws) => ws.terminate());
+
 /** ws copies its send options: one object serves every write. */
 const BINARY = { binary: true } as const;
 
@@ -317,13 +337,14 @@ class WebSocketTransport implements ClientTransport {
   resume(): void { this.ws.resume(); }
 
   close(reason?: CloseReason): void {
+    if (this.ws.readyState === this.ws.CLOSED) return; // the client closed it: nothing left to send
     // Held writes go first (ws queues them behind the send under way), then the close frame.
     const held = this.takeHeld();
     if (held) this.ws.send(held, BINARY);
     const code = closeCode(reason);
-    if (code === undefined) this.ws.terminate();
-    else this.ws.close(code, reason);
-    setTimeout(() => this.ws.terminate(), 2_000).unref();
+    if (code === undefined) return this.ws.terminate();
+    this.ws.close(code, reason);
+    WS_LINGER.set(this.ws, LINGER_MS);
   }
 
   ended(): Promise<void> {
