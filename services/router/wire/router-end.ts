@@ -60,7 +60,7 @@ class EdgeSubscriber implements Subscriber {
 /** The router's side: EdgeOps become Router calls on subscriptions rebuilt from ids. */
 export class RouterEnd {
   sendTo: ((bytes: Buffer) => void) | undefined;
-  private readonly out = new Batcher<RouterOp>(writeRouterOp, () => this.sendTo, FRAME_STATS["router→edge"]);
+  private readonly out: Batcher<RouterOp>;
   private edgeId = "";
   /** The router's view of the edge's subscriptions, by connection id, then sid. */
   private readonly subs = new Map<number, Map<string, EdgeSubscriber>>();
@@ -81,9 +81,13 @@ export class RouterEnd {
   private lastAccount = "";
 
   constructor(private readonly router: RoutingCore, private readonly warn: Warn,
-              private readonly hooks?: RouterEndHooks) {
+              private readonly hooks?: RouterEndHooks, givesBack = false) {
     this.accepted = hooks === undefined;
+    this.out = new Batcher<RouterOp>(writeRouterOp, () => this.sendTo, FRAME_STATS["router→edge"], { givesBack });
   }
+
+  /** A frame sent is no longer read by the carrier (only when made with `givesBack`). */
+  readonly frameDone = (frame: Buffer): void => this.out.done(frame);
 
   /** Frames and ops received from the edge (metrics). */
   get framesIn(): number { return this.frames.framesIn; }
