@@ -577,7 +577,9 @@ class FrameCursor<Op> {
           this.pos++;
           const end = this.length(opEnd);
           if (end === opEnd) {
+            this.hasMessage = false;
             this.readHot(end);
+            if (!this.hasMessage) this.emptyMessage();
             this.pos = opEnd;
             return Next.Hot;
           }
@@ -607,6 +609,9 @@ class FrameCursor<Op> {
     if (tag >>> 3 === 1) this.account = this.string(this.accounts, end);
     else this.readMessage(this.length(end));
   }
+
+  /** The hot op being read had a Message (else it gets an empty one, after: one MessageData per op). */
+  private hasMessage = false;
 
   /** A hot op without a Message has an empty one. */
   protected emptyMessage(): void {
@@ -677,6 +682,7 @@ class FrameCursor<Op> {
    * bytes, which nothing reads again.
    */
   protected readMessage(end: number): void {
+    this.hasMessage = true;
     this.subject = "";
     this.reply = "";
     let hs = 0, he = 0, ps = 0, pe = 0;
@@ -735,7 +741,6 @@ export class EdgeFrameCursor extends FrameCursor<EdgeOp> {
     this.retain = false;
     this.topic = "";
     this.propsStart = this.propsEnd = 0;
-    this.emptyMessage();
     while (this.pos < end) {
       const tag = this.varint();
       switch (tag >>> 3) {
@@ -775,7 +780,6 @@ export class RouterFrameCursor extends FrameCursor<RouterOp> {
 
   protected override readHot(end: number): void {
     this.account = "";
-    this.emptyMessage();
     this.targetsFrom = -1;
     this.targetsEnd = end;
     while (this.pos < end) {
@@ -850,7 +854,6 @@ export class MeshFrameCursor extends FrameCursor<MeshOp> {
 
   protected override readHot(end: number): void {
     this.account = "";
-    this.emptyMessage();
     this.queues = NO_QUEUES;
     this.originEdge = "";
     this.originConnection = 0;
