@@ -541,8 +541,8 @@ class FrameCursor<Op> {
   protected readonly subjects = new StringCache();
   protected readonly replies = new StringCache();
   protected readonly accounts = new StringCache();
-  /** The Message of the hot op: subject, reply, and its bytes as MessageData (fresh per op:
-   *  the router compares messages by identity). */
+  /** The Message of the hot op: subject, reply, and its bytes as MessageData (one object,
+   *  filled again per op: a receiver's use of it ends with the call, link.ts). */
   subject = "";
   reply = "";
   msg: MessageData = { buf: EMPTY, start: 0, end: 0, hdrLen: 0 };
@@ -577,9 +577,7 @@ class FrameCursor<Op> {
           this.pos++;
           const end = this.length(opEnd);
           if (end === opEnd) {
-            this.hasMessage = false;
             this.readHot(end);
-            if (!this.hasMessage) this.emptyMessage();
             this.pos = opEnd;
             return Next.Hot;
           }
@@ -610,9 +608,6 @@ class FrameCursor<Op> {
     else this.readMessage(this.length(end));
   }
 
-  /** The hot op being read had a Message (else it gets an empty one, after: one MessageData per op). */
-  private hasMessage = false;
-
   /** A hot op without a Message has an empty one. */
   protected emptyMessage(): void {
     this.subject = "";
@@ -620,9 +615,12 @@ class FrameCursor<Op> {
     this.setMessage(EMPTY, 0, 0, 0);
   }
 
-  /** The hot op's message bytes: a fresh object (the router compares messages by identity). */
   protected setMessage(buf: Buffer, start: number, end: number, hdrLen: number): void {
-    this.msg = { buf, start, end, hdrLen };
+    const m = this.msg;
+    m.buf = buf;
+    m.start = start;
+    m.end = end;
+    m.hdrLen = hdrLen;
   }
 
   /** Fills the fields from the hot op's message, which ends at `end`. */
@@ -682,7 +680,6 @@ class FrameCursor<Op> {
    * bytes, which nothing reads again.
    */
   protected readMessage(end: number): void {
-    this.hasMessage = true;
     this.subject = "";
     this.reply = "";
     let hs = 0, he = 0, ps = 0, pe = 0;
@@ -741,6 +738,7 @@ export class EdgeFrameCursor extends FrameCursor<EdgeOp> {
     this.retain = false;
     this.topic = "";
     this.propsStart = this.propsEnd = 0;
+    this.emptyMessage();
     while (this.pos < end) {
       const tag = this.varint();
       switch (tag >>> 3) {
@@ -768,18 +766,9 @@ export class RouterFrameCursor extends FrameCursor<RouterOp> {
 
   constructor() { super("RouterOp", ROUTER_DELIVER); }
 
-  /** One object, filled again per Deliver: the edge hands it to subscribers whose use of it
-   *  ends with the call (Subscriber.deliver), and compares no messages. */
-  protected override setMessage(buf: Buffer, start: number, end: number, hdrLen: number): void {
-    const m = this.msg;
-    m.buf = buf;
-    m.start = start;
-    m.end = end;
-    m.hdrLen = hdrLen;
-  }
-
   protected override readHot(end: number): void {
     this.account = "";
+    this.emptyMessage();
     this.targetsFrom = -1;
     this.targetsEnd = end;
     while (this.pos < end) {
@@ -854,6 +843,7 @@ export class MeshFrameCursor extends FrameCursor<MeshOp> {
 
   protected override readHot(end: number): void {
     this.account = "";
+    this.emptyMessage();
     this.queues = NO_QUEUES;
     this.originEdge = "";
     this.originConnection = 0;

@@ -373,9 +373,9 @@ export class RouterEnd {
     const { account, target } = sub;
     const out = this.out;
     // Only the deliveries of one routing call join, known by the message (the MessageData and
-    // the bytes it names: the session service reuses one MessageData for every publish) within
-    // one task: a later call (another publish of the same bytes, the shared no-responders
-    // status) starts a Deliver of its own.
+    // the bytes it names: the session service and the frame cursors reuse one MessageData for
+    // every publish) within one task: a later call (another publish of the same bytes, the
+    // shared no-responders status) starts a Deliver of its own.
     if (this.lastMsg === msg && msg.buf === this.lastBuf && msg.start === this.lastStart && msg.end === this.lastEnd &&
         this.lastOp === out.last && this.lastSubject === subject && this.lastReply === reply && this.lastAccount === account) {
       addDeliverTarget(out.frameOfLast(), target.connectionId, target.sid);
