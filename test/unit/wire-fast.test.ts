@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { edgeFrames, meshFrames, routerFrames, WireError } from "../../services/router/wire/codec.js";
 import {
-  addDeliverTarget, addForwardQueue, EdgeFrameCursor, FrameBuilder, frameDone, MeshFrameCursor, Next, RouterFrameCursor, utf8Length, writeDeliverOf,
+  addDeliverTarget, addForwardQueue, EdgeFrameCursor, FrameBuilder, MeshFrameCursor, Next, RouterFrameCursor, utf8Length, writeDeliverOf,
   writeEdgeOp, writeForwardOf, writeMeshOp, writePublish, writeRouterOp,
 } from "../../services/router/wire/fast.js";
 import type { Draft, EdgeOp, Message, MeshOp, RouterOp } from "../../services/router/wire/frames.js";
@@ -279,41 +279,52 @@ describe("FrameBuilder slabs", () => {
   const intact = (f: Buffer, fill: number) => f.subarray(8).every((b) => b === fill);
 
   it("never writes over a frame not given back, across several slabs", () => {
-    const w = new FrameBuilder();
+    const w = new FrameBuilder(true);
     const held: { f: Buffer; fill: number }[] = [];
     // 60 frames of 100 KB: three 2 MB slabs' worth, every other one given back.
     for (let i = 0; i < 60; i++) {
       const f = frame(w, 100_000, i);
-      if (i % 2 === 0) frameDone(f);
+      if (i % 2 === 0) w.done(f);
       else held.push({ f, fill: i });
     }
     for (const { f, fill } of held) expect(intact(f, fill), `frame ${fill}`).toBe(true);
   });
 
   it("starts the next frame at the slab's start once every frame was given back, and reuses a slab given back", () => {
-    const w = new FrameBuilder();
+    const w = new FrameBuilder(true);
     const a = frame(w, 1000, 1);
     const b = frame(w, 1000, 2);
     expect(b.byteOffset).toBe(a.byteOffset + a.length); // a is held
-    frameDone(a);
-    frameDone(b);
+    w.done(a);
+    w.done(b);
     const c = frame(w, 1000, 3);
     expect(c.buffer).toBe(a.buffer);
     expect(c.byteOffset).toBe(0);
     // A slab that filled while a frame of it was held is written again once that one is back.
     const h = frame(w, 1000, 6);
-    for (let i = 0; i < 30; i++) frameDone(frame(w, 100_000, 7)); // fills a's slab: on to a second
+    for (let i = 0; i < 30; i++) w.done(frame(w, 100_000, 7)); // fills a's slab: on to a second
     const h2 = frame(w, 1000, 8);
     expect(h2.buffer).not.toBe(a.buffer);
-    frameDone(c);
-    frameDone(h);
-    for (let i = 0; i < 30; i++) frameDone(frame(w, 100_000, 9)); // fills the second: back to the first
+    w.done(c);
+    w.done(h);
+    for (let i = 0; i < 30; i++) w.done(frame(w, 100_000, 9)); // fills the second: back to the first
     expect(frame(w, 1000, 10).buffer).toBe(a.buffer);
     expect(intact(h2, 8)).toBe(true);
   });
 
-  it("a frame larger than a slab gets its own buffer", () => {
+  it("without givesBack, never writes a slab again once a frame left it", () => {
     const w = new FrameBuilder();
+    const frames = Array.from({ length: 60 }, (_, i) => frame(w, 100_000, i));
+    frames.forEach((f, i) => expect(intact(f, i), `frame ${i}`).toBe(true));
+    expect(new Set(frames.map((f) => f.buffer)).size).toBeGreaterThanOrEqual(3);
+    for (let i = 1; i < frames.length; i++) {
+      // Within a slab, each frame starts after the one before: none starts over at the slab's start.
+      if (frames[i].buffer === frames[i - 1].buffer) expect(frames[i].byteOffset).toBe(frames[i - 1].byteOffset + frames[i - 1].length);
+    }
+  });
+
+  it("a frame larger than a slab gets its own buffer", () => {
+    const w = new FrameBuilder(true);
     const small = frame(w, 1000, 1);
     const big = frame(w, 3_000_000, 2);
     expect(big.buffer).not.toBe(small.buffer);

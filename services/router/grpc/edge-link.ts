@@ -48,7 +48,7 @@ const RETRY_BASE_MS = 100, RETRY_MAX_MS = 2_000;
 
 export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
   const { routers, log } = opts;
-  const end = new EdgeEnd((m) => log.warn(`router link: ${m}`));
+  const end = new EdgeEnd((m) => log.warn(`router link: ${m}`), true);
   end.credential = credentialSource(opts.authorization);
   end.detach(); // until the first stream is up
   let next = -1; // the first router of the list that answers; the others are standbys
@@ -152,7 +152,7 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
     current = stream;
     const timer = setTimeout(() => lose(stream, `no answer within ${ATTACH_TIMEOUT_MS} ms`), ATTACH_TIMEOUT_MS);
     writer = new FrameWriter(call, (bytes) =>
-      lose(stream, `router too slow: over ${LINK_QUEUE_BYTES} bytes queued (${bytes})`));
+      lose(stream, `router too slow: over ${LINK_QUEUE_BYTES} bytes queued (${bytes})`), end.out.done);
     const streamWriter = writer;
     end.onAttached = (reply) => {
       if (current !== stream) return;

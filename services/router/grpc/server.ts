@@ -120,9 +120,9 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
         end.sendClusterUrls(urls.current()); // a newcomer gets the set even when it did not change
       },
       clients: (edgeId, count) => load.set(edgeId, { clients: count }),
-    });
+    }, true); // the FrameWriter below gives frames back
     const writer = new FrameWriter(call, (bytes) =>
-      finish(call, end, grpc.status.RESOURCE_EXHAUSTED, `edge too slow: over ${queueBytes} bytes queued (${bytes})`), queueBytes, "server");
+      finish(call, end, grpc.status.RESOURCE_EXHAUSTED, `edge too slow: over ${queueBytes} bytes queued (${bytes})`), end.frameDone, queueBytes);
     end.sendTo = (bytes) => writer.write(bytes);
     streams.set(call, end);
     // A peer that says nothing holds no stream.

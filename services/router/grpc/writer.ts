@@ -2,15 +2,10 @@
 // mode and write() returns false after 16 queued frames; past that, frames wait here for
 // 'drain', up to a bound in bytes, and the owner is told when the bound is crossed.
 //
-// On a server stream a frame is given back to its builder (frameDone) on the write callback: a
-// grpc-js server copies the frame behind its 5-byte prefix as it is written and calls back after
-// that write. Not on a client stream: grpc-js's retry layer calls back as soon as it has queued
-// the frame (by reference, to send it when the call is ready or its earlier writes are done),
-// so the bytes could be written over before they leave.
-import { frameDone } from "../wire/fast.js";
+// A frame is given back to its builder (`done`) on the write callback: grpc-js has copied it
+// behind its 5-byte length prefix by then, on both ends (a server as it writes; a client in its
+// compression filter, before the call's retry layer sees the message: test/unit/grpc-writer.test.ts).
 import { LINK_QUEUE_BYTES } from "./service.js";
-
-const noop = (): void => {};
 
 interface FrameStream {
   write(frame: Buffer, done: () => void): boolean;
@@ -23,12 +18,13 @@ export class FrameWriter {
   private blocked = false;
   private overflowed = false;
 
-  private readonly send: (frame: Buffer) => boolean;
-
-  constructor(stream: FrameStream, private readonly overflow: (queuedBytes: number) => void,
-              private readonly limit = LINK_QUEUE_BYTES, side: "server" | "client" = "client") {
-    this.send = side === "server" ? (frame) => stream.write(frame, () => frameDone(frame)) : (frame) => stream.write(frame, noop);
+  constructor(private readonly stream: FrameStream, private readonly overflow: (queuedBytes: number) => void,
+              private readonly done: (frame: Buffer) => void, private readonly limit = LINK_QUEUE_BYTES) {
     stream.on("drain", () => this.drain());
+  }
+
+  private send(frame: Buffer): boolean {
+    return this.stream.write(frame, () => this.done(frame));
   }
 
   /** Bytes waiting for 'drain' (a gauge for metrics and tests). */

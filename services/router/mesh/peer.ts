@@ -85,7 +85,9 @@ export class PeerLink {
   outMsgs = 0;
   inBytes = 0;
   outBytes = 0;
-  private readonly out = new Batcher<MeshOp>(writeMeshOp, () => (b) => this.write(b), FRAME_STATS["router→router"], FRAME_BYTES);
+  /** Frames go to a grpc-js stream, which copies each before it calls back (grpc/writer.ts). */
+  private readonly out = new Batcher<MeshOp>(writeMeshOp, () => (b) => this.write(b), FRAME_STATS["router→router"],
+    { givesBack: true, maxBytes: FRAME_BYTES });
   private readonly backlog: Buffer[] = [];
   private writable = true;
   private lastHeard = Date.now();
@@ -212,7 +214,7 @@ export class PeerLink {
       if (this.backlogBytes > max) this.close(`slow peer: over ${max} bytes waiting for it`);
       return;
     }
-    this.writable = this.stream.write(bytes);
+    this.writable = this.stream.write(bytes, () => this.out.done(bytes));
   }
 
   private drained(): void {
@@ -220,7 +222,7 @@ export class PeerLink {
     while (this.writable && this.backlog.length > 0) {
       const b = this.backlog.shift()!;
       this.backlogBytes -= b.length;
-      this.writable = this.stream.write(b);
+      this.writable = this.stream.write(b, () => this.out.done(b));
     }
   }
 

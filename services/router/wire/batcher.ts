@@ -31,7 +31,8 @@ export function describeFrameStats(): string {
  * frame's buffer at once, after every draft pushed before it.
  */
 export class Batcher<Op> {
-  private readonly frame = new FrameBuilder();
+  private readonly frame: FrameBuilder;
+  private readonly maxBytes: number;
   /** Drafts not yet written into `frame`. */
   private drafts: Draft<Op>[] = [];
   /** Ops in the frame, written or not. */
@@ -50,8 +51,16 @@ export class Batcher<Op> {
   /** Frames and ops sent so far (metrics: ops per frame is the batching achieved). */
   framesSent = 0;
   opsSent = 0;
+  /** `givesBack`: the carrier calls done() with every frame sent once it no longer reads it
+   *  (FrameBuilder), so the frames' memory is written again. */
   constructor(private readonly writeOp: OpWriter<Op>, private readonly send: () => ((bytes: Buffer) => void) | undefined,
-              private readonly stats: FrameCount, private readonly maxBytes = Infinity) {}
+              private readonly stats: FrameCount, { givesBack = false, maxBytes = Infinity } = {}) {
+    this.frame = new FrameBuilder(givesBack);
+    this.maxBytes = maxBytes;
+  }
+
+  /** A frame sent is no longer read by its carrier (only with `givesBack`). */
+  readonly done = (frame: Buffer): void => this.frame.done(frame);
 
   /** Drops what is queued and not yet sent (the carrier lost its stream). */
   discard(): void {

@@ -30,7 +30,7 @@ export class EdgeEnd implements RouterLink {
   readonly sessions = new EdgeSessions(this);
   sendTo: ((bytes: Buffer) => void) | undefined;
   /** Ops for the router; EdgeSessions adds its own. */
-  readonly out = new Batcher<EdgeOp>(writeEdgeOp, () => this.sendTo, FRAME_STATS["edge→router"]);
+  readonly out: Batcher<EdgeOp>;
   /** Operations waiting for their Completion, by correlation id (in the order they were sent),
    *  with the op: a router lost before answering did not store it, so the next one gets it again. */
   private readonly completions = new Map<number, { resolve(c: Completion): void; reject(err: Error): void; op: Draft<EdgeOp> }>();
@@ -71,7 +71,11 @@ export class EdgeEnd implements RouterLink {
   private detachedBytes = 0;
   private dropped = 0;
 
-  constructor(readonly warn: Warn) {}
+  /** `givesBack`: the carrier behind `sendTo` gives every frame back (out.done) once it no
+   *  longer reads it (Batcher). */
+  constructor(readonly warn: Warn, givesBack = false) {
+    this.out = new Batcher<EdgeOp>(writeEdgeOp, () => this.sendTo, FRAME_STATS["edge→router"], { givesBack });
+  }
 
   subscribe(account: string, sub: Subscriber): void {
     this.live.set(sub, { account, max: 0 });

@@ -70,33 +70,25 @@ const fieldSize = (len: number): number => 1 + varintSize(len) + len;
 const stringSize = (len: number): number => (len === 0 ? 0 : fieldSize(len));
 const numberSize = (v: number): number => (v === 0 ? 0 : 1 + varintSize(v));
 
-/** Frames finish() handed out of each slab that their carrier has not given back (frameDone):
- *  a slab is written again only once none is held. */
-const heldFrames = new WeakMap<ArrayBufferLike, number>();
-const isHeld = (slab: Buffer): boolean => (heldFrames.get(slab.buffer) ?? 0) > 0;
-
-/**
- * A carrier is done with a frame's bytes (written out or copied), so its slab may be written
- * again. Calling it is optional (a carrier that never does leaves its slabs to the GC), but
- * never early: the bytes are overwritten.
- */
-export function frameDone(frame: Buffer): void {
-  const n = heldFrames.get(frame.buffer);
-  if (n !== undefined && n > 0) heldFrames.set(frame.buffer, n - 1);
-}
-
 /**
  * One frame at a time, written into a slab: finish() hands out a view of the frame and the next
- * frame starts after it, so a frame is never copied to be sent. When the next frame does not
- * fit, it moves to the start of a slab whose frames were all given back (frameDone): this one
- * or the one before; else to a new slab, and the old one goes to the GC once its frames do.
- * Reusing a slab spares a fresh 2 MB's page faults (~0.4 µs per 128-byte message), and a frame
- * that starts when all are back starts at the slab's start.
+ * frame starts after it, so a frame is never copied to be sent. A builder whose carrier gives
+ * frames back (done(), once it no longer reads them: gRPC streams copy a frame behind their
+ * length prefix before they call back) writes a slab again once all its frames are back: when
+ * the next frame does not fit, it moves to the start of this slab or the one before, and a frame
+ * that starts when all are back starts at the slab's start (the same few cache-warm pages).
+ * Otherwise (a carrier that keeps views of the frame, as the serialised test link) a slab is
+ * never written again once a frame left it: the next frame that does not fit gets a new one, and
+ * the old one goes to the GC with its frames. Reusing a slab spares a fresh 2 MB's page faults
+ * (~0.4 µs per 128-byte message).
  */
 export class FrameBuilder {
   private buf: Buffer = Buffer.allocUnsafe(SLAB_BYTES);
-  /** The slab before `buf`, written again once its frames are given back. */
+  /** The slab before `buf`, written again once its frames are given back (givesBack only). */
   private spare: Buffer | undefined;
+  /** Frames of `buf` and of `spare` not given back yet (givesBack only). */
+  private held = 0;
+  private spareHeld = 0;
   private start = 0;
   pos = 0;
   /** The op opened last (openOp): where it starts in the frame, its oneof member and the
@@ -106,6 +98,16 @@ export class FrameBuilder {
   private opBody = 0;
   /** Where the frame continues after an insert() (endInsert()). */
   private resume = 0;
+
+  /** `givesBack`: the carrier calls done() with every frame once it no longer reads it. */
+  constructor(private readonly givesBack = false) {}
+
+  /** The carrier no longer reads `frame` (given back once, never early: its bytes are written
+   *  over). Only for a builder made with `givesBack`. */
+  done(frame: Buffer): void {
+    if (frame.buffer === this.buf.buffer) this.held--;
+    else if (frame.buffer === this.spare?.buffer) this.spareHeld--;
+  }
 
   /** Bytes in the frame so far (also: where the next byte goes, as an offset in the frame). */
   get length(): number { return this.pos - this.start; }
@@ -150,35 +152,41 @@ export class FrameBuilder {
 
   /** Room for `n` more bytes: the frame so far moves to a new slab if this one is short. */
   ensure(n: number): void {
-    // A new frame starts at the slab's start when every frame before it was given back: the
-    // same few cache-warm pages, frame after frame.
-    if (this.pos === this.start && this.start !== 0 && !isHeld(this.buf)) this.start = this.pos = 0;
+    if (this.pos === this.start && this.start !== 0 && this.givesBack && this.held === 0) this.start = this.pos = 0;
     if (this.pos + n <= this.buf.length) return;
     const used = this.pos - this.start;
     // Doubling what the frame holds so far (a frame grows op by op); a single large op adds only itself.
     const size = Math.max(SLAB_BYTES, 2 * used + n);
     const old = this.buf;
-    if (size === SLAB_BYTES && !isHeld(old)) {
+    if (size === SLAB_BYTES && this.givesBack && this.held === 0) {
       old.copyWithin(0, this.start, this.pos);
+    } else if (!this.givesBack) {
+      this.buf = Buffer.allocUnsafe(size);
+      old.copy(this.buf, 0, this.start, this.pos);
     } else {
       const spare = this.spare;
-      const reuse = size === SLAB_BYTES && spare !== undefined && !isHeld(spare);
+      const reuse = size === SLAB_BYTES && spare !== undefined && this.spareHeld === 0;
       this.buf = reuse ? spare : Buffer.allocUnsafe(size);
       old.copy(this.buf, 0, this.start, this.pos);
       // The slab left becomes the spare (a larger one, made for one big frame, is let go).
-      if (old.length === SLAB_BYTES) this.spare = old;
-      else if (reuse) this.spare = undefined;
+      if (old.length === SLAB_BYTES) {
+        this.spare = old;
+        this.spareHeld = this.held;
+      } else if (reuse) {
+        this.spare = undefined;
+      }
+      this.held = 0;
     }
     this.start = 0;
     this.pos = used;
   }
 
-  /** The frame's bytes; the builder starts the next frame. The carrier may give them back
-   *  with frameDone() once written out. */
+  /** The frame's bytes; the builder starts the next frame. A carrier that gives frames back
+   *  calls done() with them once it no longer reads them. */
   finish(): Buffer {
     const frame = this.buf.subarray(this.start, this.pos);
     this.start = this.pos;
-    heldFrames.set(this.buf.buffer, (heldFrames.get(this.buf.buffer) ?? 0) + 1);
+    if (this.givesBack) this.held++;
     return frame;
   }
 
@@ -533,8 +541,8 @@ class FrameCursor<Op> {
   protected readonly subjects = new StringCache();
   protected readonly replies = new StringCache();
   protected readonly accounts = new StringCache();
-  /** The Message of the hot op: subject, reply, and its bytes as MessageData (fresh per op:
-   *  the router compares messages by identity). */
+  /** The Message of the hot op: subject, reply, and its bytes as MessageData (one object,
+   *  filled again per op: a receiver's use of it ends with the call, link.ts). */
   subject = "";
   reply = "";
   msg: MessageData = { buf: EMPTY, start: 0, end: 0, hdrLen: 0 };
@@ -607,9 +615,12 @@ class FrameCursor<Op> {
     this.setMessage(EMPTY, 0, 0, 0);
   }
 
-  /** The hot op's message bytes: a fresh object (the router compares messages by identity). */
   protected setMessage(buf: Buffer, start: number, end: number, hdrLen: number): void {
-    this.msg = { buf, start, end, hdrLen };
+    const m = this.msg;
+    m.buf = buf;
+    m.start = start;
+    m.end = end;
+    m.hdrLen = hdrLen;
   }
 
   /** Fills the fields from the hot op's message, which ends at `end`. */
@@ -754,16 +765,6 @@ export class RouterFrameCursor extends FrameCursor<RouterOp> {
   private targetsEnd = 0;
 
   constructor() { super("RouterOp", ROUTER_DELIVER); }
-
-  /** One object, filled again per Deliver: the edge hands it to subscribers whose use of it
-   *  ends with the call (Subscriber.deliver), and compares no messages. */
-  protected override setMessage(buf: Buffer, start: number, end: number, hdrLen: number): void {
-    const m = this.msg;
-    m.buf = buf;
-    m.start = start;
-    m.end = end;
-    m.hdrLen = hdrLen;
-  }
 
   protected override readHot(end: number): void {
     this.account = "";

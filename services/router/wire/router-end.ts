@@ -63,7 +63,7 @@ const MOVE_WINDOW_MS = 10_000;
 /** The router's side: EdgeOps become Router calls on subscriptions rebuilt from ids. */
 export class RouterEnd {
   sendTo: ((bytes: Buffer) => void) | undefined;
-  private readonly out = new Batcher<RouterOp>(writeRouterOp, () => this.sendTo, FRAME_STATS["router→edge"]);
+  private readonly out: Batcher<RouterOp>;
   private edgeId = "";
   /** The router's view of the edge's subscriptions, by connection id, then sid. */
   private readonly subs = new Map<number, Map<string, EdgeSubscriber>>();
@@ -88,9 +88,13 @@ export class RouterEnd {
   private lastAccount = "";
 
   constructor(private readonly router: RoutingCore, private readonly warn: Warn,
-              private readonly hooks?: RouterEndHooks) {
+              private readonly hooks?: RouterEndHooks, givesBack = false) {
     this.accepted = hooks === undefined;
+    this.out = new Batcher<RouterOp>(writeRouterOp, () => this.sendTo, FRAME_STATS["router→edge"], { givesBack });
   }
+
+  /** A frame sent is no longer read by the carrier (only when made with `givesBack`). */
+  readonly frameDone = (frame: Buffer): void => this.out.done(frame);
 
   /** Frames and ops received from the edge (metrics). */
   get framesIn(): number { return this.frames.framesIn; }
@@ -385,9 +389,9 @@ export class RouterEnd {
     const { account, target } = sub;
     const out = this.out;
     // Only the deliveries of one routing call join, known by the message (the MessageData and
-    // the bytes it names: the session service reuses one MessageData for every publish) within
-    // one task: a later call (another publish of the same bytes, the shared no-responders
-    // status) starts a Deliver of its own.
+    // the bytes it names: the session service and the frame cursors reuse one MessageData for
+    // every publish) within one task: a later call (another publish of the same bytes, the
+    // shared no-responders status) starts a Deliver of its own.
     if (this.lastMsg === msg && msg.buf === this.lastBuf && msg.start === this.lastStart && msg.end === this.lastEnd &&
         this.lastOp === out.last && this.lastSubject === subject && this.lastReply === reply && this.lastAccount === account) {
       addDeliverTarget(out.frameOfLast(), target.connectionId, target.sid);
