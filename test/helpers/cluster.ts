@@ -7,7 +7,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { LISTEN_MONITORING, spawnBroker, type BrokerProcess } from "./process.js";
+import { LISTEN_MONITORING, reload, spawnBroker, type BrokerProcess } from "./process.js";
 import { startRedis, type RedisServer } from "./redis.js";
 
 export const CLUSTER_TOKEN = "cluster-test-token";
@@ -178,10 +178,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
         edgeConfig = text;
         await Promise.all(edges.map(async (e, i) => {
           await writeEdgeConfig(i);
-          const since = e.proc.mark();
-          e.proc.signal("SIGHUP");
-          const m = await e.proc.waitForLine(/(Reloaded|Failed to reload configuration): .*$/, timeoutMs, { since });
-          if (m[1] !== "Reloaded") throw new Error(`${e.name}: ${m[0]}`);
+          const line = await reload(e.proc, timeoutMs);
+          if (!/Reloaded: /.test(line)) throw new Error(`${e.name}: ${line}`);
         }));
       },
     };
