@@ -77,7 +77,7 @@ export interface TestCluster {
   /** Starts router `i` again on its port. */
   restartRouter(i: number): Promise<void>;
   /** Starts one more edge (e<n+1>), homed like the others by its index, or on router `home`,
-   *  with `extraConfig` after the others' config text; resolves once attached. */
+   *  with `extraConfig` after the others' config text; resolves once attached (then in `edges`). */
   addEdge(home?: number, extraConfig?: string): Promise<ClusterEdge>;
   /** kill -9 of edge `i`. */
   killEdge(i: number): Promise<void>;
@@ -155,11 +155,14 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
       };
     };
     const edges = await Promise.all(Array.from({ length: opts.edges ?? 2 }, (_, i) => startEdge(i)));
+    let added = edges.length;
     return {
       redis, routers, edges, stop,
       async addEdge(home, extraConfig) {
-        const edge = await startEdge(edges.length, home, extraConfig);
-        edges.push(edge);
+        // Its index is taken at once: edges added side by side get their own.
+        const i = added++;
+        const edge = await startEdge(i, home, extraConfig);
+        edges[i] = edge;
         return edge;
       },
       async killRouter(i) {

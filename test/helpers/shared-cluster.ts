@@ -2,7 +2,7 @@
 // costs 1–2 s. vitest evaluates this module once per file; the clusters stop after its tests.
 // (Apart from cluster.ts, which the benchmark imports outside vitest.)
 import { afterAll } from "vitest";
-import { startCluster, type ClusterOptions, type TestCluster } from "./cluster.js";
+import { startCluster, type ClusterEdge, type ClusterOptions, type TestCluster } from "./cluster.js";
 
 const shared = new Map<string, Promise<TestCluster>>();
 // Only under vitest: `make fuzz` (plain node) imports this module through mqtt.ts and ws-raw.ts.
@@ -51,6 +51,16 @@ export async function reloadedCluster(opts: ClusterOptions): Promise<TestCluster
   }
   running.set(cluster, edgeConfig);
   return cluster;
+}
+
+/** Edges of a test's own (counters from zero, no closed connections of earlier tests) with
+ *  `opts.edgeConfig`, homed one on each router of the file's cluster with the other `opts`,
+ *  which has no edges of its own and stays up; stop() kills them. */
+export async function ownEdges(opts: ClusterOptions): Promise<{ cluster: TestCluster; edges: ClusterEdge[]; stop(): Promise<void> }> {
+  const { edgeConfig = "", edges: count = 2, ...rest } = opts;
+  const cluster = await shareAs(`own edges ${JSON.stringify(rest)}`, { ...rest, edges: 0 });
+  const edges = await Promise.all(Array.from({ length: count }, (_, home) => cluster.addEdge(home, edgeConfig)));
+  return { cluster, edges, stop: async () => { await Promise.all(edges.map((e) => e.proc.kill())); } };
 }
 
 /** Takes a shared cluster out of the set (a test is about to change it): the caller stops it. */
