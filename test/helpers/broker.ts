@@ -6,8 +6,8 @@
 import { loadConfigText } from "../../services/common/config/index.js";
 import { Logger, silentLogger } from "../../services/common/log.js";
 import { startEmbedded, type EmbeddedBroker, type Topology } from "../../services/embedded.js";
-import { startCluster, type TestCluster } from "./cluster.js";
-import { sharedCluster, soleSharedCluster } from "./shared-cluster.js";
+import { startCluster, type ClusterEdge, type TestCluster } from "./cluster.js";
+import { ownEdges, reloadedCluster, roundRobin, sharedCluster } from "./shared-cluster.js";
 
 export type { Topology };
 export const topologies: Topology[] = ["embedded", "serialised"];
@@ -66,6 +66,8 @@ export interface SuiteBroker {
   natsPort: number;
   /** Every edge's NATS port: a test spreads its clients over them. */
   natsPorts: number[];
+  /** The next client's NATS port: round robin over natsPorts, from the first. */
+  nextPort(): number;
   /** With `monitoring`: every edge's monitoring port, in the order of natsPorts. */
   httpPorts: number[];
   /** The cluster's processes (their logs, signals), on the cluster topology. */
@@ -75,15 +77,28 @@ export interface SuiteBroker {
 
 /** startBroker, or a cluster of processes whose edges all get `config`. With `shared`, the
  *  tests of the file with the same config share the cluster (test/helpers/shared-cluster.ts; its
- *  stop() is then a no-op); "sole": the clusters of the file's other configs stop first. */
-export async function startTarget(opts: { topology: SuiteTopology; config?: string; shared?: boolean | "sole"; monitoring?: boolean }): Promise<SuiteBroker> {
+ *  stop() is then a no-op); "reload": every test of the file shares one cluster, its edges
+ *  reloaded to the test's config; "edges": every test shares the routers and Redis, and gets
+ *  edges of its own, stopped with it. */
+export async function startTarget(opts: { topology: SuiteTopology; config?: string; shared?: boolean | "reload" | "edges"; monitoring?: boolean }): Promise<SuiteBroker> {
   if (opts.topology !== "cluster") {
     const b = await startBroker({ topology: opts.topology, config: opts.config, monitoring: opts.monitoring });
-    return { natsPort: b.natsPort, natsPorts: [b.natsPort], httpPorts: b.httpPort === undefined ? [] : [b.httpPort], stop: b.stop };
+    const natsPorts = [b.natsPort];
+    return { natsPort: b.natsPort, natsPorts, nextPort: roundRobin(natsPorts), httpPorts: b.httpPort === undefined ? [] : [b.httpPort], stop: b.stop };
   }
   // Without monitoring the key stays as before, so such files keep sharing one cluster per config.
-  const c = await (opts.shared === "sole" ? soleSharedCluster : opts.shared ? sharedCluster : startCluster)({ edgeConfig: opts.config, ...(opts.monitoring ? { monitoring: true } : {}) });
-  const natsPorts = c.edges.map((e) => e.natsPort);
-  const httpPorts = c.edges.flatMap((e) => (e.httpPort === undefined ? [] : [e.httpPort]));
-  return { natsPort: natsPorts[0], natsPorts, httpPorts, cluster: c, stop: opts.shared ? async () => {} : c.stop };
+  const clusterOpts = { edgeConfig: opts.config, ...(opts.monitoring ? { monitoring: true } : {}) };
+  if (opts.shared === "edges") {
+    const own = await ownEdges(clusterOpts);
+    return clusterSuite(own.cluster, own.edges, own.stop);
+  }
+  const c = await (opts.shared === "reload" ? reloadedCluster : opts.shared ? sharedCluster : startCluster)(clusterOpts);
+  return clusterSuite(c, c.edges, opts.shared ? async () => {} : c.stop);
+}
+
+/** The suite's view of a cluster: clients go to `edges`. */
+function clusterSuite(cluster: TestCluster, edges: ClusterEdge[], stop: () => Promise<void>): SuiteBroker {
+  const natsPorts = edges.map((e) => e.natsPort);
+  const httpPorts = edges.flatMap((e) => (e.httpPort === undefined ? [] : [e.httpPort]));
+  return { natsPort: natsPorts[0], natsPorts, nextPort: roundRobin(natsPorts), httpPorts, cluster, stop };
 }

@@ -7,7 +7,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { LISTEN_MONITORING, spawnBroker, type BrokerProcess } from "./process.js";
+import { LISTEN_MONITORING, reload, spawnBroker, type BrokerProcess } from "./process.js";
 import { startRedis, type RedisServer } from "./redis.js";
 
 export const CLUSTER_TOKEN = "cluster-test-token";
@@ -80,7 +80,7 @@ export interface TestCluster {
   /** Starts router `i` again on its port. */
   restartRouter(i: number): Promise<void>;
   /** Starts one more edge (e<n+1>), homed like the others by its index, or on router `home`,
-   *  with `extraConfig` after the others' config text; resolves once attached. */
+   *  with `extraConfig` after the others' config text; resolves once attached (then in `edges`). */
   addEdge(home?: number, extraConfig?: string): Promise<ClusterEdge>;
   /** kill -9 of edge `i`. */
   killEdge(i: number): Promise<void>;
@@ -158,11 +158,14 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
       };
     };
     const edges = await Promise.all(Array.from({ length: opts.edges ?? 2 }, (_, i) => startEdge(i)));
+    let added = edges.length;
     return {
       redis, routers, edges, stop,
       async addEdge(home, extraConfig) {
-        const edge = await startEdge(edges.length, home, extraConfig);
-        edges.push(edge);
+        // Its index is taken at once: edges added side by side get their own.
+        const i = added++;
+        const edge = await startEdge(i, home, extraConfig);
+        edges[i] = edge;
         return edge;
       },
       async killRouter(i) {
@@ -181,10 +184,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
         edgeConfig = text;
         await Promise.all(edges.map(async (e, i) => {
           await writeEdgeConfig(i);
-          const since = e.proc.mark();
-          e.proc.signal("SIGHUP");
-          const m = await e.proc.waitForLine(/(Reloaded|Failed to reload configuration): .*$/, timeoutMs, { since });
-          if (m[1] !== "Reloaded") throw new Error(`${e.name}: ${m[0]}`);
+          const line = await reload(e.proc, timeoutMs);
+          if (!/Reloaded: /.test(line)) throw new Error(`${e.name}: ${line}`);
         }));
       },
     };

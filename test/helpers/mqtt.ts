@@ -18,7 +18,7 @@ import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import mqttPacket, { type Packet } from "mqtt-packet";
 import { Redis } from "ioredis";
 import { mqttTopologies, startBroker, type SuiteTopology, type TestBroker } from "./broker.js";
-import { edgeTurns, releaseShared, sharedCluster } from "./shared-cluster.js";
+import { roundRobin, releaseShared, sharedCluster } from "./shared-cluster.js";
 import { loadConfigText } from "../../services/common/config/index.js";
 import { startNatsServer, type RealNatsServer } from "./nats-server.js";
 import type { Cleanups } from "./wait.js";
@@ -149,14 +149,14 @@ export async function startMqttNatsServer(opts: MqttServerOptions = {}): Promise
 async function startMqttCluster(opts: MqttServerOptions): Promise<MqttServer> {
   const shared = await sharedCluster({ edgeConfig: mqttConfig(opts, false), monitoring: opts.monitoring });
   let cluster = shared;
-  const next = edgeTurns(cluster);
+  const next = roundRobin(cluster.edges);
   let own = false, current = opts;
   return {
     kind: "meshbroker",
-    get mqttPort() { return next((e) => e.mqttPort!); },
-    get natsPort() { return next((e) => e.natsPort); },
-    get wsPort() { return next((e) => e.wsPort); },
-    get httpPort() { return next((e) => e.httpPort); },
+    get mqttPort() { return next().mqttPort!; },
+    get natsPort() { return next().natsPort; },
+    get wsPort() { return next().wsPort; },
+    get httpPort() { return next().httpPort; },
     async reload(edit) {
       if (!own) {
         // A reload changes the edges' config: the test takes the cluster out of the shared set.

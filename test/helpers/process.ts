@@ -255,6 +255,14 @@ export function isListening(port: number, host = "127.0.0.1"): Promise<boolean> 
 export const LISTEN_NATS = /listening for NATS clients on (\S+):(\d+)$/;
 export const LISTEN_MONITORING = /listening for monitoring on (\S+):(\d+)$/;
 
+/** SIGHUP to a broker process: resolves with the line it logged for that reload (ending in
+ *  "Reloaded: <what changed>" or "Failed to reload configuration: <why>"). */
+export async function reload(proc: BrokerProcess, timeoutMs = 5_000): Promise<string> {
+  const since = proc.mark();
+  proc.signal("SIGHUP");
+  return (await proc.waitForLine(/(?:Reloaded|Failed to reload configuration): .*$/, timeoutMs, { since })).input!;
+}
+
 /**
  * Spawns the broker, waits for its listener lines (the monitoring one too with `monitoring`),
  * then proves it serves: a TCP client gets the INFO line. The broker answers that only in a

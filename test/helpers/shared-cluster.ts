@@ -17,7 +17,10 @@ if (process.env.VITEST) {
 /** A cluster with `opts` shared by the tests of the file: they must not depend on what an
  *  earlier test left there. Do not stop it (releaseShared first). */
 export function sharedCluster(opts: ClusterOptions): Promise<TestCluster> {
-  const key = JSON.stringify(opts);
+  return shareAs(JSON.stringify(opts), opts);
+}
+
+function shareAs(key: string, opts: ClusterOptions): Promise<TestCluster> {
   let c = shared.get(key);
   if (!c) {
     c = startCluster(opts);
@@ -26,14 +29,38 @@ export function sharedCluster(opts: ClusterOptions): Promise<TestCluster> {
   return c;
 }
 
-/** sharedCluster, once the file's shared clusters of other options are stopped: a file whose
- *  tests come config by config runs one cluster at a time (a dozen idle ones load the machine). */
-export async function soleSharedCluster(opts: ClusterOptions): Promise<TestCluster> {
-  const key = JSON.stringify(opts);
-  const others = [...shared].filter(([k]) => k !== key);
-  for (const [k] of others) shared.delete(k);
-  await Promise.all(others.map(async ([, c]) => (await c.catch(() => undefined))?.stop()));
-  return sharedCluster(opts);
+/** The edge config each cluster of reloadedCluster runs now. */
+const running = new WeakMap<TestCluster, string>();
+
+/** One cluster for the file's tests with `opts` whatever their `edgeConfig`: a test with another
+ *  edge config than the last one reloads the edges to it (SIGHUP) instead of starting a cluster.
+ *  Only for configs that differ in what an edge reloads (authorization, limits: not listeners);
+ *  a refused reload fails the test, and the cluster is stopped. */
+export async function reloadedCluster(opts: ClusterOptions): Promise<TestCluster> {
+  const { edgeConfig = "", ...rest } = opts;
+  const key = `reloaded ${JSON.stringify(rest)}`;
+  const cluster = await shareAs(key, opts);
+  if ((running.get(cluster) ?? edgeConfig) !== edgeConfig) {
+    try {
+      await cluster.reloadEdges(edgeConfig);
+    } catch (err) {
+      shared.delete(key);
+      await cluster.stop();
+      throw err;
+    }
+  }
+  running.set(cluster, edgeConfig);
+  return cluster;
+}
+
+/** Edges of a test's own (counters from zero, no closed connections of earlier tests) with
+ *  `opts.edgeConfig`, homed one on each router of the file's cluster with the other `opts`,
+ *  which has no edges of its own and stays up; stop() kills them. */
+export async function ownEdges(opts: ClusterOptions): Promise<{ cluster: TestCluster; edges: ClusterEdge[]; stop(): Promise<void> }> {
+  const { edgeConfig = "", edges: count = 2, ...rest } = opts;
+  const cluster = await shareAs(`own edges ${JSON.stringify(rest)}`, { ...rest, edges: 0 });
+  const edges = await Promise.all(Array.from({ length: count }, (_, home) => cluster.addEdge(home, edgeConfig)));
+  return { cluster, edges, stop: async () => { await Promise.all(edges.map((e) => e.proc.kill())); } };
 }
 
 /** Takes a shared cluster out of the set (a test is about to change it): the caller stops it. */
@@ -43,8 +70,9 @@ export async function releaseShared(cluster: TestCluster): Promise<TestCluster> 
 }
 
 
-/** `pick` of the next edge at each call, round robin: a test's clients alternate over the edges. */
-export function edgeTurns(cluster: TestCluster): <T>(pick: (e: ClusterEdge) => T) => T {
+/** The next of `items` at each call, round robin (an array that grows is followed): a test's
+ *  clients alternate over the edges of a cluster. */
+export function roundRobin<T>(items: readonly T[]): () => T {
   let turn = 0;
-  return (pick) => pick(cluster.edges[turn++ % cluster.edges.length]);
+  return () => items[turn++ % items.length];
 }

@@ -12,7 +12,7 @@ import net from "node:net";
 import tls from "node:tls";
 import WebSocket, { type ClientOptions } from "ws";
 import { startBroker, type SuiteTopology } from "./broker.js";
-import { edgeTurns, sharedCluster } from "./shared-cluster.js";
+import { roundRobin, sharedCluster } from "./shared-cluster.js";
 import { startNatsServer } from "./nats-server.js";
 import { freePorts } from "./process.js";
 
@@ -343,13 +343,13 @@ export function wsTargets(topologies: SuiteTopology[], reference = true): WsTarg
  */
 async function startWsCluster({ ws, config = "", monitoring }: WsStartOptions): Promise<WsServer> {
   const cluster = await sharedCluster({ edgeConfig: `${config}\nwebsocket {\n  host: 127.0.0.1\n  port: -1\n${ws}\n}\n`, monitoring });
-  const next = edgeTurns(cluster);
+  const next = roundRobin(cluster.edges);
   return {
     name: "meshbroker (cluster)",
     reference: false,
-    get natsPort() { return next((e) => e.natsPort); },
-    get wsPort() { return next((e) => e.wsPort!); },
-    get httpPort() { return next((e) => e.httpPort); },
+    get natsPort() { return next().natsPort; },
+    get wsPort() { return next().wsPort!; },
+    get httpPort() { return next().httpPort; },
     log: () => cluster.edges.map((e) => e.proc.stdout() + e.proc.stderr()).join("\n"),
     stop: async () => {},
   };

@@ -12,6 +12,7 @@ import { clusterTopologies } from "../helpers/broker.js";
 import { encodeActivation } from "@nats-io/jwt";
 import { newAccount, newOperator, newUser, operatorConfig, reissueAccount } from "../helpers/creds.js";
 import { natsTargets } from "../helpers/nats-server.js";
+import { roundRobin } from "../helpers/shared-cluster.js";
 import { take, cleanupAfterEach } from "../helpers/wait.js";
 import { natsClient } from "../helpers/clients.js";
 
@@ -72,8 +73,8 @@ describe.each(targets)("accounts: $name", (target) => {
     lastStartMs = Date.now() - t0;
     cleanups.push(() => s.stop());
     // On a cluster, clients alternate over its edges.
-    let n = 0;
-    const as = (user: string) => open(s.ports ? s.ports[n++ % s.ports.length] : s.port, { user, pass: "pw" });
+    const port = roundRobin(s.ports ?? [s.port]);
+    const as = (user: string) => open(port(), { user, pass: "pw" });
     return { ...s, as };
   }
 

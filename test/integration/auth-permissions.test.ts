@@ -29,20 +29,15 @@ const CONFIG = `authorization { users: [
 async function broker(topology: SuiteTopology): Promise<SuiteBroker> {
   const b = await startTarget({ topology, config: CONFIG, shared: true });
   cleanups.push(() => b.stop());
-  clients = 0;
   return b;
 }
 
-/** The next client's port: clients alternate over the edges of a cluster. */
-let clients = 0;
-const port = (b: SuiteBroker) => b.natsPorts[clients++ % b.natsPorts.length];
-
 async function client(b: SuiteBroker, user: string, opts: Partial<ConnectionOptions> = {}): Promise<NatsConnection> {
-  return natsClient(cleanups, port(b), { user, pass: "pw", ...opts });
+  return natsClient(cleanups, b.nextPort(), { user, pass: "pw", ...opts });
 }
 
 async function raw(b: SuiteBroker, user: string): Promise<RawClient> {
-  const c = await rawConnect(port(b));
+  const c = await rawConnect(b.nextPort());
   cleanups.push(() => c.close());
   await c.expect(INFO_LINE);
   await c.send(`CONNECT ${JSON.stringify({ verbose: false, pedantic: false, user, pass: "pw" })}\r\nPING\r\n`);

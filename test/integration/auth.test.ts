@@ -2,8 +2,9 @@
 // the single user and the users list, NKEY users, no_auth_user, allowed_connection_types, the
 // auth timeout, the failure metrics, and a flood of bad CONNECTs that must not stall anyone.
 // nats.js shows what a client sees; a raw socket pins the exact bytes (nats-server 2.9's texts).
-// On the cluster (one per config for the file) a test's clients alternate over the two edges.
-import { describe, expect, it } from "vitest";
+// On the cluster (one for the file, its edges reloaded to each test's config) a test's clients
+// alternate over the two edges.
+import { beforeAll, describe, expect, it } from "vitest";
 import { hashSync } from "bcryptjs";
 import { createUser } from "@nats-io/nkeys";
 import {
@@ -21,24 +22,23 @@ const AUTH_VIOLATION = "-ERR 'Authorization Violation'\r\n";
 
 const cleanups = cleanupAfterEach();
 
-async function broker(topology: SuiteTopology, config: string, extra: { monitoring?: boolean } = {}): Promise<SuiteBroker> {
-  const b = await startTarget({ topology, config, shared: "sole", ...extra });
+/** A server with `config`; on the cluster, the file's one cluster reloaded to it (SIGHUP), with
+ *  monitoring for the metrics test. */
+const target = (topology: SuiteTopology, config: string) => startTarget({ topology, config, shared: "reload", monitoring: true });
+
+async function broker(topology: SuiteTopology, config: string): Promise<SuiteBroker> {
+  const b = await target(topology, config);
   cleanups.push(() => b.stop());
-  clients = 0;
   return b;
 }
 
-/** The next client's port: clients alternate over the edges of a cluster. */
-let clients = 0;
-const port = (b: SuiteBroker) => b.natsPorts[clients++ % b.natsPorts.length];
-
 async function client(b: SuiteBroker, opts: Partial<ConnectionOptions> = {}): Promise<NatsConnection> {
-  return natsClient(cleanups, port(b), opts);
+  return natsClient(cleanups, b.nextPort(), opts);
 }
 
 /** A connect that must be refused: resolves with the error nats.js rejected with. */
 async function refused(b: SuiteBroker, opts: Partial<ConnectionOptions>): Promise<{ code?: string; message: string }> {
-  return natsRefusal(port(b), opts);
+  return natsRefusal(b.nextPort(), opts);
 }
 
 async function raw(port: number): Promise<RawClient> {
@@ -100,7 +100,7 @@ describe.each(topologies)("a flood of bad CONNECTs (%s)", (topology) => {
 
   /** 50 raw sockets, each sending a CONNECT with a wrong bcrypt password at once. */
   async function flood(b: SuiteBroker): Promise<RawClient[]> {
-    const socks = await Promise.all(Array.from({ length: 50 }, () => raw(port(b))));
+    const socks = await Promise.all(Array.from({ length: 50 }, () => raw(b.nextPort())));
     await Promise.all(socks.map((c, i) =>
       c.send(`CONNECT ${JSON.stringify({ verbose: false, user: "svc", pass: `wrong-${i}` })}\r\nPING\r\n`)));
     return socks;
@@ -153,6 +153,10 @@ describe.each(topologies)("a flood of bad CONNECTs (%s)", (topology) => {
 });
 
 describe.each(clusterTopologies)("authentication (%s)", (topology) => {
+  // The cluster starts before the tests (up to 15 s on a loaded machine): each test's time bound
+  // is then its own.
+  beforeAll(async () => { if (topology === "cluster") await target(topology, ""); }, 30_000);
+
   describe("single user", () => {
     it("accepts the right user/password, refuses a wrong one (nats.js and raw bytes)", async () => {
       const b = await broker(topology, "authorization { user: alice, password: wonderland }");
@@ -166,11 +170,11 @@ describe.each(clusterTopologies)("authentication (%s)", (topology) => {
       const none = await refused(b, {});
       expect(none.code).toBe("AUTHORIZATION_VIOLATION");
 
-      const c = await raw(port(b));
+      const c = await raw(b.nextPort());
       expect(info(c).auth_required).toBe(true);
       await c.close();
-      await expectRawRefusal(port(b), { user: "alice", pass: "nope" });
-      await expectRawAccepted(port(b), { user: "alice", pass: "wonderland" });
+      await expectRawRefusal(b.nextPort(), { user: "alice", pass: "nope" });
+      await expectRawAccepted(b.nextPort(), { user: "alice", pass: "wonderland" });
     });
 
     it("checks a bcrypt password", async () => {
@@ -180,7 +184,7 @@ describe.each(clusterTopologies)("authentication (%s)", (topology) => {
       expect((await refused(b, { user: "alice", pass: "s3cret-bcryp" })).code).toBe("AUTHORIZATION_VIOLATION");
       // The hash itself is not the password.
       expect((await refused(b, { user: "alice", pass: BCRYPT_PASS })).code).toBe("AUTHORIZATION_VIOLATION");
-      await expectRawRefusal(port(b), { user: "alice", pass: "wrong" });
+      await expectRawRefusal(b.nextPort(), { user: "alice", pass: "wrong" });
     });
   });
 
@@ -192,8 +196,8 @@ describe.each(clusterTopologies)("authentication (%s)", (topology) => {
       expect((await refused(b, { token: "letmeout" })).code).toBe("AUTHORIZATION_VIOLATION");
       expect((await refused(b, { user: "letmein", pass: "letmein" })).code).toBe("AUTHORIZATION_VIOLATION");
       expect((await refused(b, {})).code).toBe("AUTHORIZATION_VIOLATION");
-      await expectRawRefusal(port(b), { auth_token: "letmeout" });
-      await expectRawAccepted(port(b), { auth_token: "letmein" });
+      await expectRawRefusal(b.nextPort(), { auth_token: "letmeout" });
+      await expectRawAccepted(b.nextPort(), { auth_token: "letmein" });
     });
 
     it("checks a bcrypt token", async () => {
@@ -202,7 +206,7 @@ describe.each(clusterTopologies)("authentication (%s)", (topology) => {
       await roundTrip(nc);
       expect((await refused(b, { token: "tok-bcryp" })).code).toBe("AUTHORIZATION_VIOLATION");
       expect((await refused(b, { token: BCRYPT_TOKEN })).code).toBe("AUTHORIZATION_VIOLATION");
-      await expectRawRefusal(port(b), { auth_token: "nope" });
+      await expectRawRefusal(b.nextPort(), { auth_token: "nope" });
     });
   });
 
@@ -227,16 +231,16 @@ describe.each(clusterTopologies)("authentication (%s)", (topology) => {
       expect((await refused(b, { user: "bob", pass: "plain-pw" })).code).toBe("AUTHORIZATION_VIOLATION");
       expect((await refused(b, { user: "carol", pass: "plain-pw" })).code).toBe("AUTHORIZATION_VIOLATION");
       expect((await refused(b, {})).code).toBe("AUTHORIZATION_VIOLATION");
-      await expectRawRefusal(port(b), { user: "alice", pass: "wrong" });
-      await expectRawRefusal(port(b), { user: "bob", pass: "wrong" });
-      await expectRawRefusal(port(b), { user: "carol", pass: "x" });
+      await expectRawRefusal(b.nextPort(), { user: "alice", pass: "wrong" });
+      await expectRawRefusal(b.nextPort(), { user: "bob", pass: "wrong" });
+      await expectRawRefusal(b.nextPort(), { user: "carol", pass: "x" });
     });
   });
 
   describe("auth timeout", () => {
     it("closes a client that sends no CONNECT with exactly -ERR 'Authentication Timeout'", async () => {
       const b = await broker(topology, "authorization { user: a, password: b, timeout: 0.5 }");
-      const c = await raw(port(b));
+      const c = await raw(b.nextPort());
       const started = Date.now();
       await closedWithin(c, 3_000);
       expect(afterInfo(c)).toBe("-ERR 'Authentication Timeout'\r\n");
@@ -245,11 +249,11 @@ describe.each(clusterTopologies)("authentication (%s)", (topology) => {
 
     it("does not time out a client that authenticated in time", async () => {
       const b = await broker(topology, "authorization { user: a, password: b, timeout: 0.3 }");
-      const authed = await raw(port(b));
+      const authed = await raw(b.nextPort());
       await authed.send(`CONNECT {"verbose":false,"user":"a","pass":"b"}\r\nPING\r\n`);
       await authed.expect("PONG\r\n");
       // A second client, connected later, times out: by then the first one's timer is past too.
-      const silent = await raw(port(b));
+      const silent = await raw(b.nextPort());
       await closedWithin(silent, 3_000);
       expect(afterInfo(silent)).toBe("-ERR 'Authentication Timeout'\r\n");
       await authed.send("PING\r\n");
@@ -270,7 +274,7 @@ describe.each(clusterTopologies)("authentication (%s)", (topology) => {
 
     it("INFO carries a nonce; the owner of a configured NKEY signs it and is accepted", async () => {
       const b = await broker(topology, config);
-      const c = await raw(port(b));
+      const c = await raw(b.nextPort());
       expect(info(c).nonce).toMatch(/^[A-Za-z0-9_-]{15,}$/);
       await c.close();
       await roundTrip(await client(b, { authenticator: nkeyAuthenticator(alice.getSeed()) }));
@@ -285,16 +289,16 @@ describe.each(clusterTopologies)("authentication (%s)", (topology) => {
 
     it("refuses a configured NKEY whose nonce is signed by another key, or not signed", async () => {
       const b = await broker(topology, config);
-      const c = await raw(port(b));
+      const c = await raw(b.nextPort());
       const nonce = info(c).nonce as string;
       const sig = Buffer.from(stranger.sign(new TextEncoder().encode(nonce))).toString("base64url");
       await c.send(`CONNECT ${JSON.stringify({ verbose: false, nkey: alice.getPublicKey(), sig })}\r\nPING\r\n`);
       await closedWithin(c, 3_000);
       expect(afterInfo(c)).toBe(AUTH_VIOLATION);
 
-      await expectRawRefusal(port(b), { nkey: alice.getPublicKey() });
+      await expectRawRefusal(b.nextPort(), { nkey: alice.getPublicKey() });
 
-      const ok = await raw(port(b));
+      const ok = await raw(b.nextPort());
       const goodSig = Buffer.from(alice.sign(new TextEncoder().encode(info(ok).nonce as string))).toString("base64url");
       await ok.send(`CONNECT ${JSON.stringify({ verbose: false, nkey: alice.getPublicKey(), sig: goodSig })}\r\nPING\r\n`);
       await ok.expect("PONG\r\n");
@@ -339,7 +343,7 @@ describe.each(clusterTopologies)("authentication (%s)", (topology) => {
       expect(await firstData(seen)).toBe("allowed");
       await roundTrip(nc, "public.again"); // the connection stays open
 
-      const c = await raw(port(b));
+      const c = await raw(b.nextPort());
       await c.send(`CONNECT {"verbose":false,"pedantic":false}\r\nPUB private.x 1\r\nx\r\nSUB private.> 1\r\nPING\r\n`);
       await c.expect("PONG\r\n");
       expect(afterInfo(c)).toBe(
@@ -369,8 +373,8 @@ describe.each(clusterTopologies)("authentication (%s)", (topology) => {
       const b = await broker(topology, config);
       expect((await refused(b, { user: "mqtt-only", pass: "pw" })).code).toBe("AUTHORIZATION_VIOLATION");
       expect((await refused(b, { user: "ws-only", pass: "pw" })).code).toBe("AUTHORIZATION_VIOLATION");
-      await expectRawRefusal(port(b), { user: "mqtt-only", pass: "pw" });
-      await expectRawRefusal(port(b), { user: "ws-only", pass: "pw" });
+      await expectRawRefusal(b.nextPort(), { user: "mqtt-only", pass: "pw" });
+      await expectRawRefusal(b.nextPort(), { user: "ws-only", pass: "pw" });
     });
 
     it("accepts STANDARD users over TCP", async () => {
@@ -382,20 +386,28 @@ describe.each(clusterTopologies)("authentication (%s)", (topology) => {
 
   describe("metrics", () => {
     it("meshbroker_auth_failures_total counts failed logins by reason", async () => {
-      const b = await broker(topology, `authorization { users: [{ user: alice, password: pw }] }`, { monitoring: true });
+      const b = await broker(topology, `authorization { users: [{ user: alice, password: pw }] }`);
+      // Each edge counts its own clients' failures: the sum over the edges is the cluster's.
+      const failures = async () => {
+        const counts: Record<string, number> = {};
+        for (const httpPort of b.httpPorts) {
+          const res = await fetch(`http://127.0.0.1:${httpPort}/metrics`);
+          expect(res.status).toBe(200);
+          const text = await res.text();
+          for (const m of text.matchAll(/^meshbroker_auth_failures_total\{reason="([^"]*)"\} (\d+)$/gm)) counts[m[1]] = (counts[m[1]] ?? 0) + Number(m[2]);
+        }
+        return counts;
+      };
+      // The cluster's edges have counted the earlier tests' failures: this test's are the increase.
+      const before = await failures();
       await refused(b, { user: "alice", pass: "bad1" });
       await refused(b, { user: "alice", pass: "bad2" });
       await refused(b, { user: "nobody", pass: "pw" });
       await roundTrip(await client(b, { user: "alice", pass: "pw" })); // a success is not counted
 
-      // Each edge counts its own clients' failures: the sum over the edges is the cluster's.
+      const after = await failures();
       const counts: Record<string, number> = {};
-      for (const httpPort of b.httpPorts) {
-        const res = await fetch(`http://127.0.0.1:${httpPort}/metrics`);
-        expect(res.status).toBe(200);
-        const text = await res.text();
-        for (const m of text.matchAll(/^meshbroker_auth_failures_total\{reason="([^"]*)"\} (\d+)$/gm)) counts[m[1]] = (counts[m[1]] ?? 0) + Number(m[2]);
-      }
+      for (const [reason, n] of Object.entries(after)) if (n !== (before[reason] ?? 0)) counts[reason] = n - (before[reason] ?? 0);
       expect(Object.values(counts).reduce((a, n) => a + n, 0)).toBe(3);
       expect(counts).toEqual({ "bad user or password": 2, "unknown user": 1 });
     });
@@ -409,12 +421,12 @@ describe.each(clusterTopologies)("authentication (%s)", (topology) => {
 
     it("accepts the right password", async () => {
       const b = await broker(topology, config);
-      await expectRawAccepted(port(b), { user: "slow", pass: "slow-pw" });
+      await expectRawAccepted(b.nextPort(), { user: "slow", pass: "slow-pw" });
     });
 
     it("refuses a wrong password with 'Authorization Violation'", async () => {
       const b = await broker(topology, config);
-      await expectRawRefusal(port(b), { user: "slow", pass: "wrong" });
+      await expectRawRefusal(b.nextPort(), { user: "slow", pass: "wrong" });
     });
   });
 });

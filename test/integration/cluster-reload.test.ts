@@ -5,6 +5,7 @@ import { StringCodec } from "nats";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { natsClient } from "../helpers/clients.js";
 import { startCluster, type TestCluster } from "../helpers/cluster.js";
+import { reload } from "../helpers/process.js";
 import { cleanupAfterEach, firstData } from "../helpers/wait.js";
 
 const sc = StringCodec();
@@ -34,9 +35,7 @@ it("an import added by SIGHUP on edge 1 applies to its publishers, for subscribe
   const text = await readFile(file, "utf8");
   await writeFile(file, text.replace("B: { users: [{ user: b, password: pw }] }",
     'B: { users: [{ user: b, password: pw }], imports: [{ stream: { account: A, subject: "news.>" } }] }'));
-  const mark = e1.proc.mark();
-  e1.proc.signal("SIGHUP");
-  await e1.proc.waitForLine(/Reloaded: .*accounts/, 5_000, { since: mark });
+  expect(await reload(e1.proc)).toMatch(/Reloaded: .*accounts/);
   // The reload's account set went to router 1 before this flush's ping.
   await pubA.flush();
   const sub2 = subB.subscribe("news.y", { max: 1 });

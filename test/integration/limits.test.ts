@@ -1,12 +1,13 @@
 // Connection limits that depend on time or on a peer that stops reading: stale connections,
 // the auth timeout, slow consumers (max_pending) and write_deadline. Each test runs against
 // meshbroker in every topology and against the real nats-server as the reference; on the
-// cluster (one per config for the file) a test's clients alternate over the two edges.
-import { afterEach, describe, expect, it } from "vitest";
+// cluster (one for the file, reloaded to each test's config) a test's clients alternate over the two edges.
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { connect, StringCodec, type NatsConnection } from "nats";
 import { startBroker, startTarget, topologies } from "../helpers/broker.js";
 import { startNatsServer } from "../helpers/nats-server.js";
 import { closedWithin, rawConnect, type RawClient } from "../helpers/raw.js";
+import { roundRobin } from "../helpers/shared-cluster.js";
 
 const sc = StringCodec();
 
@@ -23,6 +24,8 @@ interface Running {
 interface Target {
   name: string;
   start(config: string): Promise<Running>;
+  /** Starts what the tests share, before them (a cluster: up to 15 s on a loaded machine). */
+  setUp?(): Promise<unknown>;
 }
 
 const targets: Target[] = [
@@ -56,11 +59,13 @@ const targets: Target[] = [
       };
     },
   },
-  // Last: its last cluster stays up until the file ends.
+  // Last: its cluster (one for the file, its edges reloaded to each test's config) stays up
+  // until the file ends.
   {
     name: "meshbroker (cluster)",
+    setUp: () => startTarget({ topology: "cluster", config: "", shared: "reload" }),
     async start(config) {
-      const b = await startTarget({ topology: "cluster", config, shared: "sole" });
+      const b = await startTarget({ topology: "cluster", config, shared: "reload" });
       // The edge processes log each slow consumer; only lines of this test count.
       const edges = b.cluster!.edges.map((e) => ({ proc: e.proc, since: e.proc.mark() }));
       const slowConsumer = () => {
@@ -82,6 +87,8 @@ describe.each(targets)("limits: $name", (target) => {
   let raws: RawClient[] = [];
   let conns: NatsConnection[] = [];
 
+  beforeAll(() => target.setUp?.(), 30_000);
+
   afterEach(async () => {
     await Promise.all(conns.map((nc) => (nc.isClosed() ? undefined : nc.close())));
     await Promise.all(raws.map((r) => r.close()));
@@ -91,15 +98,13 @@ describe.each(targets)("limits: $name", (target) => {
     server = undefined;
   });
 
-  let clients = 0;
+  /** The next client's port: clients alternate over the edges of a cluster. */
+  let port: () => number;
   async function start(config: string): Promise<Running> {
     server = await target.start(config);
-    clients = 0;
+    port = roundRobin(server.ports);
     return server;
   }
-
-  /** The next client's port: clients alternate over the edges of a cluster. */
-  const port = () => server!.ports[clients++ % server!.ports.length];
 
   async function raw(): Promise<RawClient> {
     const r = await rawConnect(port());

@@ -27,7 +27,6 @@ function collect(sub: Subscription, n: number): Promise<string[]> {
 
 describe.each(clusterTopologies)("protocol with nats.js (%s)", (topology) => {
   let b: SuiteBroker | undefined;
-  let clients = 0;
   let conns: NatsConnection[] = [];
   let raws: RawClient[] = [];
 
@@ -46,7 +45,7 @@ describe.each(clusterTopologies)("protocol with nats.js (%s)", (topology) => {
   }
 
   /** The next client's port: clients alternate over the edges of a cluster. */
-  const port = () => b!.natsPorts[clients++ % b!.natsPorts.length];
+  const port = () => b!.nextPort();
 
   async function nats(opts: Parameters<typeof connect>[0] = {}): Promise<NatsConnection> {
     const nc = await connect({ servers: `127.0.0.1:${port()}`, reconnect: false, ...opts });

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { createPki, type CertPair, type TestPki } from "../helpers/certs.js";
 import { natsClient } from "../helpers/clients.js";
 import { startCluster, type TestCluster } from "../helpers/cluster.js";
-import { startBrokerProcess, type BrokerProcess } from "../helpers/process.js";
+import { reload, startBrokerProcess } from "../helpers/process.js";
 import { cleanupAfterEach, firstData, withTimeout } from "../helpers/wait.js";
 
 const sc = StringCodec();
@@ -65,12 +65,6 @@ async function install(pair: CertPair, live: CertPair): Promise<void> {
   await copyFile(pair.keyFile, live.keyFile);
 }
 
-async function hup(proc: BrokerProcess): Promise<string> {
-  const since = proc.mark();
-  proc.signal("SIGHUP");
-  return (await proc.waitForLine(/(Reloaded|Failed to reload configuration):.*$/, 5_000, { since }))[0];
-}
-
 it("NATS, WebSocket and MQTT listeners serve a rotated certificate after SIGHUP; a client connected before stays", async () => {
   const live = { certFile: path.join(pki.dir, "live-edge.pem"), keyFile: path.join(pki.dir, "live-edge.key") };
   await install(pki.server, live);
@@ -89,14 +83,14 @@ it("NATS, WebSocket and MQTT listeners serve a rotated certificate after SIGHUP;
   await nc.flush();
 
   await install(rotated, live);
-  expect(await hup(proc)).toMatch(/Reloaded: no changes$/);
+  expect(await reload(proc)).toMatch(/Reloaded: no changes$/);
   expect(await serials()).toEqual(Array(3).fill(serialOf(rotated)));
   nc.publish("rotate.check", sc.encode("after rotation"));
   expect(await firstData(sub)).toBe("after rotation");
 
   // A broken key refuses the whole reload; the rotated certificate stays in use.
   await writeFile(live.keyFile, "not a key\n");
-  expect(await hup(proc)).toMatch(/Failed to reload configuration: .*/);
+  expect(await reload(proc)).toMatch(/Failed to reload configuration: .*/);
   expect(await serials()).toEqual(Array(3).fill(serialOf(rotated)));
 }, 30_000);
 
@@ -111,13 +105,13 @@ it("a router's gRPC listener serves a rotated certificate after SIGHUP: its edge
 
   await install(rotated, live);
   const edgeMark = cluster.edges[0].proc.mark();
-  expect(await hup(r.proc)).toMatch(/Reloaded: no changes$/);
+  expect(await reload(r.proc)).toMatch(/Reloaded: no changes$/);
   expect(await routerSerial()).toBe(serialOf(rotated));
 
   // A new edge trusts the same CA and attaches over the rotated certificate.
   await cluster.addEdge(0);
   // An edge's SIGHUP reads its edge { tls } files again too (new router links use them).
-  expect(await hup(cluster.edges[0].proc)).toMatch(/Reloaded: no changes$/);
+  expect(await reload(cluster.edges[0].proc)).toMatch(/Reloaded: no changes$/);
 
   // The attached edge kept its link and routes.
   const nc = await natsClient(c, cluster.edges[0].natsPort);
@@ -129,6 +123,6 @@ it("a router's gRPC listener serves a rotated certificate after SIGHUP: its edge
 
   // A broken certificate refuses the reload; the rotated one stays.
   await writeFile(live.certFile, "-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n");
-  expect(await hup(r.proc)).toMatch(/Failed to reload configuration: .*/);
+  expect(await reload(r.proc)).toMatch(/Failed to reload configuration: .*/);
   expect(await routerSerial()).toBe(serialOf(rotated));
 }, 45_000);
