@@ -5,7 +5,7 @@
 //
 // Environment:
 //   BENCH_MESHBROKER_CMD  server command for the meshbroker column, `{port}`, `{host}` and
-//                         `{config}` substituted (default: node bin/meshbroker -c {config});
+//                         `{config}` substituted (default: bin/meshbroker -c {config});
 //                         set it to "/usr/sbin/nats-server -a {host} -p {port}" to check the harness
 //                         on the NATS cases
 //   BENCH_SAME_SERVER     nats-server | mosquitto: run that server, with its own config, in every

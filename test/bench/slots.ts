@@ -133,7 +133,7 @@ export function sameServerFromEnv(): ServerKind | undefined {
 }
 
 export function meshCommandFromEnv(): { text: string; argv: string[] } {
-  const text = process.env.BENCH_MESHBROKER_CMD ?? "node bin/meshbroker -c {config}";
+  const text = process.env.BENCH_MESHBROKER_CMD ?? "bin/meshbroker -c {config}";
   return { text, argv: parseCommand(text) };
 }
 

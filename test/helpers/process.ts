@@ -4,7 +4,7 @@
 // on the data event that completes a matching line; nothing sleeps.
 // Call `stopAllBrokers()` from `afterEach` so a failed test leaves no process behind.
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -65,13 +65,21 @@ process.once("exit", () => {
   for (const p of live) p.child.kill("SIGKILL");
 });
 
-/** `node bin/meshbroker ...args`, with the repository as working directory. MESHBROKER_NODE_ARGS
- *  (space-separated) go to node first: `--cpu-prof --cpu-prof-dir=/tmp/prof` profiles every
- *  broker of a bench or test run (node refuses --cpu-prof in NODE_OPTIONS). */
+/** The node flags of bin/meshbroker's first line, `#!/usr/bin/env -S node FLAGS`: the broker's
+ *  one place for them, passed here too because the helpers start this node with BIN as argument. */
+export const BIN_NODE_FLAGS: readonly string[] = (() => {
+  const words = readFileSync(BIN, "utf8").split("\n", 1)[0].split(" ").filter((w) => w !== "");
+  const node = words.indexOf("node");
+  return node < 0 ? [] : words.slice(node + 1);
+})();
+
+/** `node FLAGS bin/meshbroker ...args`, with the repository as working directory. MESHBROKER_NODE_ARGS
+ *  (space-separated) go to node after FLAGS (so they win): `--cpu-prof --cpu-prof-dir=/tmp/prof`
+ *  profiles every broker of a bench or test run (node refuses --cpu-prof in NODE_OPTIONS). */
 export function spawnBroker(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): BrokerProcess {
   assertBuilt();
   const nodeArgs = process.env.MESHBROKER_NODE_ARGS?.split(" ").filter((a) => a !== "") ?? [];
-  return spawnCommand(process.execPath, [...nodeArgs, BIN, ...args], { ...opts, name: "meshbroker" });
+  return spawnCommand(process.execPath, [...BIN_NODE_FLAGS, ...nodeArgs, BIN, ...args], { ...opts, name: "meshbroker" });
 }
 
 /** Any command, watched like the broker (lines, `waitForLine`, `exitWithin`, killed on cleanup);
@@ -191,7 +199,7 @@ export async function stopAllBrokers(): Promise<void> {
 export function runBroker(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}):
   Promise<Exit & { stdout: string; stderr: string }> {
   assertBuilt();
-  return runCommand(process.execPath, [BIN, ...args], { ...opts, name: "meshbroker" });
+  return runCommand(process.execPath, [...BIN_NODE_FLAGS, BIN, ...args], { ...opts, name: "meshbroker" });
 }
 
 /** Runs a command to completion; one still running after `timeoutMs` is killed and the

@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { StringCodec } from "nats";
 import { natsClient } from "../helpers/clients.js";
 import { collect, connectMqtt, suback, tempDir } from "../helpers/mqtt.js";
-import { BIN, REPO_ROOT, runCommand, spawnCommand, type BrokerProcess } from "../helpers/process.js";
+import { BIN, BIN_NODE_FLAGS, REPO_ROOT, runCommand, spawnCommand, type BrokerProcess } from "../helpers/process.js";
 import { cleanupAfterEach, firstData } from "../helpers/wait.js";
 
 const TOOLS = process.env.IMAGE_TOOLS ?? join(REPO_ROOT, "../shared/tools");
@@ -137,7 +137,10 @@ describe("container image", () => {
     // runtime sends it to PID 1: `image-run --stop` also signals buildah's chroot helper, whose
     // death SIGKILLs the command (its parent-death signal), so it cannot show a clean exit.
     const [, pid] = run.lines.map((l) => l.text.match(/^\[(\d+)\] .*Server is ready$/)).find((m) => m) ?? [];
-    expect(await readFile(`/proc/${pid}/cmdline`, "utf8")).toMatch(/\/node\0\/app\/bin\/meshbroker\0-c\0\/etc\/meshbroker\/meshbroker\.conf\0$/);
+    // The ENTRYPOINT is bin/meshbroker itself: its shebang's node flags apply, env exec'd node.
+    const argv = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0");
+    expect(argv[0]).toMatch(/(^|\/)node$/);
+    expect(argv.slice(1)).toEqual([...BIN_NODE_FLAGS, "/app/bin/meshbroker", "-c", "/etc/meshbroker/meshbroker.conf", ""]);
     await Promise.all([nc.close(), subscriber.endAsync(), publisher.endAsync()]);
     process.kill(Number(pid), "SIGTERM");
     const exit = await run.exitWithin(15_000); // image-run exits with the command's status
@@ -148,8 +151,8 @@ describe("container image", () => {
   it("node as PID 1 of a PID namespace (as in a container) traps SIGTERM and exits 0: no init needed", async () => {
     const conf = await ownedDir("meshbroker-image-pid1-");
     await writeFile(join(conf, "pid1.conf"), "host: 127.0.0.1\nport: -1\n");
-    // the image's ENTRYPOINT, `node bin/meshbroker`, as PID 1 of a new PID namespace
-    const ns = spawnCommand("unshare", ["--pid", "--fork", "--kill-child", process.execPath, BIN, "-c", join(conf, "pid1.conf")]);
+    // the image's ENTRYPOINT, bin/meshbroker (its shebang execs node), as PID 1 of a new PID namespace
+    const ns = spawnCommand("unshare", ["--pid", "--fork", "--kill-child", BIN, "-c", join(conf, "pid1.conf")]);
     cleanups.push(() => ns.kill());
     await ns.waitForLine(/Server is ready/, 10_000);
     const pid1 = Number((await readFile(`/proc/${ns.pid}/task/${ns.pid}/children`, "utf8")).trim().split(" ")[0]);

@@ -12,13 +12,17 @@ import { rawConnect, closedWithin, type RawClient } from "../helpers/raw.js";
 import { topologies } from "../helpers/broker.js";
 import {
   assertBuilt,
+  BIN,
+  BIN_NODE_FLAGS,
   isListening,
   LISTEN_MONITORING,
   LISTEN_NATS,
   REPO_ROOT,
   reload,
   runBroker,
+  runCommand,
   spawnBroker,
+  spawnCommand,
   startBrokerProcess,
   stopAllBrokers,
 } from "../helpers/process.js";
@@ -92,6 +96,25 @@ describe("meshbroker command line", () => {
     const r = await runBroker(["-c"]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain("Usage: meshbroker");
+  });
+
+  it("runs as an executable: its shebang gives node the broker's flags (a full-size young generation), as the test helper does", async () => {
+    // The flags take effect: V8 starts with a larger young generation than its 1 MB default.
+    const newSpace = async (flags: readonly string[]) => {
+      const r = await runCommand(process.execPath, [...flags, "-p",
+        'require("v8").getHeapSpaceStatistics().find((s) => s.space_name === "new_space").space_size']);
+      expect(r.code).toBe(0);
+      return Number(r.stdout);
+    };
+    expect(await newSpace(BIN_NODE_FLAGS)).toBeGreaterThanOrEqual(4 * (await newSpace([])));
+    const file = await conf("shebang.conf", "host: 127.0.0.1\nport: -1\n");
+    const direct = spawnCommand(BIN, ["-c", file]);
+    const helper = spawnBroker(["-c", file]);
+    await Promise.all([direct.waitForLine(/Server is ready/, 10_000), helper.waitForLine(/Server is ready/, 10_000)]);
+    const argv = async (pid: number) => (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0");
+    // env -S execs node itself: no extra process stays between the caller and the broker.
+    expect(await argv(direct.pid)).toEqual(["node", ...BIN_NODE_FLAGS, BIN, "-c", file, ""]);
+    expect((await argv(helper.pid)).slice(1, 1 + BIN_NODE_FLAGS.length)).toEqual(BIN_NODE_FLAGS);
   });
 });
 

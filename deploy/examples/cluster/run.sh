@@ -26,13 +26,13 @@ trap stop INT TERM
 run() { local name=$1; shift; "$@" > >(sed -u "s/^/[$name] /") 2>&1 & pids+=($!); }
 cd "$root"
 run redis "$redis" --port 6390 --bind 127.0.0.1 --save "" --appendonly no
-run router-1 node bin/meshbroker router -c "$here/router-1.conf"
-run router-2 node bin/meshbroker router -c "$here/router-2.conf"
+run router-1 bin/meshbroker router -c "$here/router-1.conf"
+run router-2 bin/meshbroker router -c "$here/router-2.conf"
 # Edges attach to the first router of their list that answers: start them once router-1 listens,
 # so that both share it (until the router mesh exists, edges on different routers are apart).
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/7101) 2>/dev/null && break; sleep 0.1; done
-run edge-1 node bin/meshbroker edge -c "$here/edge-1.conf"
-run edge-2 node bin/meshbroker edge -c "$here/edge-2.conf"
+run edge-1 bin/meshbroker edge -c "$here/edge-1.conf"
+run edge-2 bin/meshbroker edge -c "$here/edge-2.conf"
 sleep 1
 cat <<'INFO'
 local cluster: Redis 127.0.0.1:6390, routers 127.0.0.1:7101 and 127.0.0.1:7102
