@@ -78,8 +78,13 @@ export const BIN_NODE_FLAGS: readonly string[] = (() => {
  *  profiles every broker of a bench or test run (node refuses --cpu-prof in NODE_OPTIONS). */
 export function spawnBroker(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): BrokerProcess {
   assertBuilt();
+  return spawnCommand(process.execPath, brokerArgv(args), { ...opts, name: "meshbroker" });
+}
+
+/** node's arguments for `bin/meshbroker ...args`: its flags, then MESHBROKER_NODE_ARGS. */
+function brokerArgv(args: string[]): string[] {
   const nodeArgs = process.env.MESHBROKER_NODE_ARGS?.split(" ").filter((a) => a !== "") ?? [];
-  return spawnCommand(process.execPath, [...BIN_NODE_FLAGS, ...nodeArgs, BIN, ...args], { ...opts, name: "meshbroker" });
+  return [...BIN_NODE_FLAGS, ...nodeArgs, BIN, ...args];
 }
 
 /** Any command, watched like the broker (lines, `waitForLine`, `exitWithin`, killed on cleanup);
@@ -199,7 +204,7 @@ export async function stopAllBrokers(): Promise<void> {
 export function runBroker(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}):
   Promise<Exit & { stdout: string; stderr: string }> {
   assertBuilt();
-  return runCommand(process.execPath, [...BIN_NODE_FLAGS, BIN, ...args], { ...opts, name: "meshbroker" });
+  return runCommand(process.execPath, brokerArgv(args), { ...opts, name: "meshbroker" });
 }
 
 /** Runs a command to completion; one still running after `timeoutMs` is killed and the
