@@ -75,6 +75,24 @@ describe("serialised link", () => {
     link.close();
   });
 
+  it("two messages on one subject in one edge frame stay two (the cursor reuses one MessageData)", async () => {
+    // Both PUBs cross in the same frame; the router end reads them into one reused MessageData
+    // over the same frame bytes, so only their offsets tell them apart.
+    const link = createSerialisedLink(new Router());
+    const a = recorder("twice", 1, "s1");
+    const b = recorder("twice", 2, "s2");
+    link.subscribe("$G", a.sub);
+    link.subscribe("$G", b.sub);
+    await synced(link);
+    const from = { edgeId: "E1", cid: 3, echo: true };
+    link.publish("$G", "twice", undefined, data("first"), from);
+    link.publish("$G", "twice", undefined, data("other"), from); // as long: only the bytes differ
+    await synced(link);
+    expect(a.got).toEqual(["twice - 0 first", "twice - 0 other"]);
+    expect(b.got).toEqual(["twice - 0 first", "twice - 0 other"]);
+    link.close();
+  });
+
   it("echo, no-responders, unsubscribe and stats work from ids alone", async () => {
     const link = createSerialisedLink(new Router());
     const own = recorder("x", 1, "1", false);

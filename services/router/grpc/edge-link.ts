@@ -12,6 +12,7 @@ import type { ClusterAuthorization } from "../../common/config/options.js";
 import type { Logger } from "../../common/log.js";
 import type { RouterLink } from "../link.js";
 import { EdgeEnd } from "../wire/edge-end.js";
+import { GO_AWAY_TIMEOUT_MS } from "../wire/frames.js";
 import { credentialSource } from "./credential.js";
 import type { RouterSource } from "./discovery.js";
 import { ATTACH_PATH, ATTACH_TIMEOUT_MS, LINK_OPTIONS, LINK_QUEUE_BYTES } from "./service.js";
@@ -41,8 +42,6 @@ const identity = (b: Buffer): Buffer => b;
 /** While attached, a sync every this often keeps the link's RTT current (and cheap: one op). */
 const RTT_PROBE_MS = 1_000;
 const noop = (): void => {};
-/** A stream being left for another router is ended after this at the latest. */
-const MOVE_TIMEOUT_MS = 5_000;
 /** Wait before a new round of the list once every router failed, growing to the cap. */
 const RETRY_BASE_MS = 100, RETRY_MAX_MS = 2_000;
 
@@ -79,7 +78,7 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
     leaving = undefined;
     clearTimeout(timer);
     stream.call.end();
-    const gone = setTimeout(() => drop(stream), MOVE_TIMEOUT_MS).unref();
+    const gone = setTimeout(() => drop(stream), GO_AWAY_TIMEOUT_MS).unref();
     stream.call.once("end", () => { clearTimeout(gone); drop(stream); });
   };
 
@@ -103,7 +102,7 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
     end.sendTo = undefined;
     end.detach();
     if (leaving) leave();
-    leaving = { stream, timer: setTimeout(leave, MOVE_TIMEOUT_MS).unref() };
+    leaving = { stream, timer: setTimeout(leave, GO_AWAY_TIMEOUT_MS).unref() };
     lostAt = Date.now();
     failedInRound = 0;
     connect();

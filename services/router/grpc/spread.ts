@@ -8,6 +8,8 @@
 // ASK_INTERVAL_MS passed, so that the counts in Redis caught up. An edge that stays (its list
 // lacks that router) is not asked again for RETRY_AFTER_MS.
 
+import { GO_AWAY_TIMEOUT_MS } from "../wire/frames.js";
+
 export interface SpreadDeps {
   selfId: string;
   /** Live routers (this one included) with their edge counts (-1: stopping, takes none); none
@@ -24,8 +26,8 @@ const TICK_MS = 1_000;
 /** Longer than a heartbeat and a move: the next decision sees the last move's counts. */
 export const ASK_INTERVAL_MS = 3_000;
 const RETRY_AFTER_MS = 60_000;
-/** An edge asked to move leaves within 5 s (edge-link.ts MOVE_TIMEOUT_MS) or stays. */
-const MOVE_WAIT_MS = 10_000;
+/** An edge asked to move leaves within GO_AWAY_TIMEOUT_MS or stays: wait for that, with room. */
+const MOVE_WAIT_MS = 2 * GO_AWAY_TIMEOUT_MS;
 
 export class EdgeSpread {
   private unevenSince: number | undefined;

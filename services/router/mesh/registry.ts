@@ -42,7 +42,7 @@ export class MeshRegistry {
 
   /** Renews this router's registration with its edge count; returns every live router (this
    *  one included). */
-  async heartbeat(edges = 0): Promise<RouterRecord[]> {
+  async heartbeat(edges: number): Promise<RouterRecord[]> {
     const r = this.redis;
     // Redis's clock, not this host's: registrations from hosts whose clocks differ still compare.
     const [sec, usec] = await r.time();

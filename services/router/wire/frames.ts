@@ -106,6 +106,9 @@ export interface EdgeLoad { edgeId: string; clients: number }
 export interface ClusterUrls { edges: EdgeUrls[] }
 export interface EdgeUrls { edgeId: string; urls?: ClientUrls }
 export interface GoAway { reason: string; router: string }
+/** An edge told to go away ends the stream within this, moved or not (edge-link.ts); routers
+ *  wait for it on that bound (router-end.ts, grpc/spread.ts). */
+export const GO_AWAY_TIMEOUT_MS = 5_000;
 export interface HelloReply { routerId: string; accountsVersion: string; version: string }
 export interface Deliver { account: string; message?: Message; targets: SubscriptionRef[] }
 export interface Completion {

@@ -11,8 +11,8 @@ import { Batcher, FRAME_STATS } from "./batcher.js";
 import { addDeliverTarget, EdgeFrameCursor, messageData, Next, writeDeliverOf, writeRouterOp } from "./fast.js";
 import { FrameQueue } from "./slices.js";
 import {
-  ErrorCode, type ClientUrls, type Completion, type Draft, type EdgeLoad, type EdgeOp, type EdgeUrls, type Hello,
-  type MqttProperties, type RouterOp, type SessionOp,
+  ErrorCode, GO_AWAY_TIMEOUT_MS, type ClientUrls, type Completion, type Draft, type EdgeLoad, type EdgeOp,
+  type EdgeUrls, type Hello, type MqttProperties, type RouterOp, type SessionOp,
 } from "./frames.js";
 import {
   permissionFromWire, propertiesFromWire, propertiesToWire, storedFromWire, subscriptionsFromWire, willFromWire,
@@ -57,8 +57,8 @@ class EdgeSubscriber implements Subscriber {
   }
 }
 
-/** How long after a goAway the edge may still be moving (its own bound is 5 s, edge-link.ts). */
-const MOVE_WINDOW_MS = 10_000;
+/** How long after a goAway the edge may still be moving: its bound, with room for a slow turn. */
+const MOVE_WINDOW_MS = 2 * GO_AWAY_TIMEOUT_MS;
 
 /** The router's side: EdgeOps become Router calls on subscriptions rebuilt from ids. */
 export class RouterEnd {
