@@ -503,7 +503,8 @@ function stormCase(id: string, aliases: string[], tls: boolean, mqttOnly: boolea
 export const CASES: readonly BenchCase[] = [
   pubsubCase("pub", ["1:1", "pubsub", "pub1"], `pub ${PAYLOAD}B 1:1`, 1, false, 500_000),
   pubsubCase("fanout", ["fan-out", "fanout8"], `pub ${PAYLOAD}B fan-out 1→8`, 8, false, 100_000),
-  pubsubCase("queue", ["qgroup", "queue4"], `pub ${PAYLOAD}B queue group x4`, 4, true, 500_000),
+  pubsubCase("queue", ["qgroup", "queue4"], `pub ${PAYLOAD}B queue group x4`, 4, true, 500_000, "nats",
+    [{ vs: "nats-server", ratio: 1.0 }]),
   reqrepCase("reqrep", ["req", "latency"], "req/rep", false, [{ vs: "nats-server", ratio: 1.0 }]),
   reqrepCase("reqrep16", ["req16", "reqrep-16"], "req/rep 16 requesters", false, [{ vs: "nats-server", ratio: 1.0 }], 16),
   idleCase("idle", ["rss", "memory", "conns"], "nats"),
@@ -511,9 +512,10 @@ export const CASES: readonly BenchCase[] = [
     { vs: "nats-server", ratio: 0.5 },
   ]),
   pubsubCase("wsdeflate", ["ws-deflate", "wscompress", "ws+deflate"], `ws+deflate pub ${PAYLOAD}B 1:1`, 1, false, 1_000_000, "ws-deflate", [
-    { vs: "nats-server", ratio: 0.5 },
+    { vs: "nats-server", ratio: 0.9 },
   ]),
-  mqttCase("mqtt0", ["mqtt", "mqttqos0", "mqtt-qos0"], 0, 1, 200_000, [{ vs: "mosquitto", ratio: 1.0 }]),
+  mqttCase("mqtt0", ["mqtt", "mqttqos0", "mqtt-qos0"], 0, 1, 200_000,
+    [{ vs: "nats-server", ratio: 1.0 }, { vs: "mosquitto", ratio: 1.0 }]),
   mqttCase("mqtt1", ["mqttqos1", "mqtt-qos1"], 1, 1, 50_000, [{ vs: "nats-server", ratio: 1.0 }]),
   mqttCase("mqtt5qos0", ["mqtt5", "mqtt5-qos0"], 0, 1, 200_000, [{ vs: "mosquitto", ratio: 1.0 }], 5),
   mqttCase("mqtt5qos1", ["mqtt5-qos1"], 1, 1, 50_000, [{ vs: "mosquitto", ratio: 1.0 }], 5),
