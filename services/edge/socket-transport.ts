@@ -44,13 +44,26 @@ export const LINGER_MS = 2_000;
 /** Destroys ended sockets the peer has not closed in time (one timer, no closure per close). */
 const LINGER = new Timeouts<net.Socket>((socket) => socket.destroy());
 
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * `cb` once the socket wrote everything handed to it so far. Node emits 'drain' only after a
+ * write() that returned false (past the high-water mark); a write that merely waits (TLS
+ * encrypts on the next turn, a partial write below the mark) never gets one. An empty write's
+ * callback comes after every write before it, in both cases.
+ */
+export function onceWritten(socket: net.Socket, cb: () => void): void {
+  if (socket.writableNeedDrain) socket.once("drain", cb);
+  else socket.write(EMPTY, () => cb());
+}
+
 /** A TCP (or TLS) socket as a client transport; the socket is swapped once TLS starts. */
 export class SocketTransport implements ClientTransport {
   constructor(public socket: net.Socket) {}
 
   write(data: Buffer): void { this.socket.write(data); }
   get pendingBytes(): number { return this.socket.writableLength; }
-  onDrain(cb: () => void): void { this.socket.once("drain", cb); }
+  onDrain(cb: () => void): void { onceWritten(this.socket, cb); }
   pause(): void { this.socket.pause(); }
   resume(): void { this.socket.resume(); }
 

@@ -194,6 +194,25 @@ describe("mesh: cluster-wide routing", () => {
     expect(inbox.got[1].text).toBe("answer");
   });
 
+  it("a reply finds the inbox its requester subscribed just before publishing (interest travels ahead of the message)", async () => {
+    const [a, b] = await cluster(2);
+    // The responder answers as soon as the request arrives, in the same turn.
+    const responder: Subscriber = {
+      subject: "svc", queue: undefined, sid: "1", conn: { edgeId: "R", cid: cidSeq++, echo: true },
+      deliver: (_s, reply) => b.router.publish("$G", reply!, undefined, data("answer"), responder.conn),
+    };
+    b.router.subscribe("$G", responder);
+    await settled([a, b]);
+    // nats.js's request: SUB of a new inbox and PUB in one go, no flush between them.
+    for (let i = 0; i < 20; i++) {
+      const inbox = recorder(`_INBOX.fresh.${i}`);
+      a.router.subscribe("$G", inbox.sub);
+      a.router.publish("$G", "svc", inbox.sub.subject, data("q"), inbox.conn, { noResponders: true });
+      await until(() => inbox.got.length === 1, 2_000, `reply ${i}`);
+      expect(inbox.got[0].text).toBe("answer");
+    }
+  });
+
   it("routers whose account sets differ log it once (MeshHello.accounts_version); routers that agree do not", async () => {
     const acc = (name: string) => ({ name, users: [], exports: [], imports: [] }) as unknown as AccountConfig;
     const warned: string[][] = [[], [], []];

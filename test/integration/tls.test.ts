@@ -97,6 +97,18 @@ describe.each(targets)("TLS: $name", (target) => {
       await roundTrip(nc, "secure.hello");
     });
 
+    it("a TLS client that reads everything stays open past write_deadline (the deadline is for writes the client does not take)", async () => {
+      const s = await server(`write_deadline: "300ms"\n${tlsBlock()}`);
+      const nc = await open(s.port, { tls: tls(), reconnect: false });
+      let closed = false;
+      void nc.closed().then(() => { closed = true; });
+      await roundTrip(nc, "secure.first");
+      // Three deadlines after a write the client took at once.
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(closed).toBe(false);
+      await roundTrip(nc, "secure.second");
+    });
+
     it("a client that sends plain text instead of a TLS handshake is closed without a reply", async () => {
       const s = await server(tlsBlock());
       const c = await rawConnect(s.port);

@@ -160,6 +160,25 @@ describe.each(wsTargets(topologies))("wss on $name", (target) => {
     });
   });
 
+  describe("write_deadline over TLS", () => {
+    const server = serverFor(target, () => tlsBlock(), () => `write_deadline: "300ms"`);
+
+    it("a wss client that reads everything stays open past write_deadline", async () => {
+      const w = await wss(server(), wsTls(), { reconnect: false });
+      let closed = false;
+      void w.closed().then(() => { closed = true; });
+      const sub = w.subscribe("secure.twice", { max: 2 });
+      await w.flush();
+      w.publish("secure.twice", sc.encode("first"));
+      await w.flush();
+      // Three deadlines after a write the client took at once.
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(closed).toBe(false);
+      w.publish("secure.twice", sc.encode("second"));
+      expect(await take(sub, 2, 3_000)).toEqual(["secure.twice:first", "secure.twice:second"]);
+    });
+  });
+
   describe("verify: true", () => {
     const server = serverFor(target, () => tlsBlock("verify: true"));
 

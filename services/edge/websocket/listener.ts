@@ -14,7 +14,7 @@ import type { ClientTransport, NatsClient } from "../nats/client.js";
 import { hostPort, listenOn } from "../../common/address.js";
 import type { WebsocketContext } from "../context.js";
 import { peerOf, prepareTlsReload, serverOptions } from "../tls.js";
-import { LINGER_MS } from "../socket-transport.js";
+import { LINGER_MS, onceWritten } from "../socket-transport.js";
 import { checkUpgrade, isMqttPath } from "./upgrade.js";
 import { Timeouts } from "../../common/deadline.js";
 
@@ -331,7 +331,7 @@ class WebSocketTransport implements ClientTransport {
   /** Compressed: a send may be out without the socket's "drain" (its buffer never filled). */
   onDrain(cb: () => void): void {
     if (this.sent) this.drained = cb;
-    else this.socket.once("drain", cb);
+    else onceWritten(this.socket, cb);
   }
   pause(): void { this.ws.pause(); }
   resume(): void { this.ws.resume(); }

@@ -31,6 +31,8 @@ export class LocalInterest {
   constructor(private readonly onUpdate: (update: InterestUpdateData) => void) {}
 
   get size(): number { return this.weights.size; }
+  /** Changes wait for this turn's end. */
+  get pending(): boolean { return this.changed.size > 0; }
 
   change(account: string, subject: string, queue: string | undefined, delta: number): void {
     const q = queue ?? "";

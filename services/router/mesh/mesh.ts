@@ -318,6 +318,10 @@ export class Mesh implements MeshHooks, LinkOwner {
     return this.local.snapshot();
   }
 
+  interestFirst(): void {
+    if (this.local.pending) this.local.flush();
+  }
+
   warn(message: string): void {
     this.opts.log.warn(`mesh: ${message}`);
   }

@@ -41,6 +41,10 @@ export interface LinkOwner {
   down(link: PeerLink, reason: string): void;
   /** This router's interest now, for a snapshot. */
   snapshot(): InterestUpdateData;
+  /** Sends the interest changed this turn now, ahead of a forward: a reply to the message must
+   *  find the subscription its requester made just before publishing (nats.js's request inbox),
+   *  as nats-server's RS+ travels ahead of the RMSG on the same route. */
+  interestFirst(): void;
   /** Increases with each publish the router starts: forwards of one publish share a Forward. */
   readonly generation: number;
   readonly origin: Connection | undefined;
@@ -155,6 +159,7 @@ export class PeerLink {
   forward(account: string, subject: string, reply: string | undefined, msg: MessageData, queue: string | undefined): void {
     if (this.state !== "up") return;
     const owner = this.owner;
+    owner.interestFirst();
     const out = this.out;
     if (this.fwdGeneration === owner.generation && this.fwdLast === out.last && this.fwdAccount === account &&
         this.fwdSubject === subject && this.fwdReply === reply) {
