@@ -64,15 +64,24 @@ export async function mqttUnderFault(c: Cleanups, cluster: TestCluster, o: LoadO
   const marks = cluster.edges.map((e) => e.proc.mark());
   let faultAt = 0;
   const acked: Promise<unknown>[] = [];
+  const unacked = new Set<number>();
   for (let i = 0; i < total; i++) {
-    acked.push(pub.publishAsync(`${o.id}/m`, String(i), { qos: o.qos }).then(() => o.onAck?.(i, Date.now())));
+    unacked.add(i);
+    acked.push(pub.publishAsync(`${o.id}/m`, String(i), { qos: o.qos }).then(() => {
+      unacked.delete(i);
+      o.onAck?.(i, Date.now());
+    }));
     if (i === total / 4) {
       faultAt = Date.now();
       void o.fault();
     }
     if (i % 50 === 0) await new Promise((r) => setImmediate(r));
   }
-  await withTimeout(Promise.all(acked), o.ackTimeoutMs ?? 15_000, () => "not every publish was acknowledged");
+  const serverLines = () => [...cluster.edges.map((e, i) => e.proc.lines.slice(marks[i]).map((l) => `${e.name}: ${l.text}`)),
+    ...cluster.routers.map((r) => r.proc.lines.slice(Math.max(0, r.proc.lines.length - 30)).map((l) => `${r.name}: ${l.text}`))].flat();
+  await withTimeout(Promise.all(acked), o.ackTimeoutMs ?? 15_000, () =>
+    `not every publish was acknowledged (${unacked.size} of ${total} not: ${[...unacked].slice(0, 10).join(", ")}…; ` +
+    `client errors: ${errors.join("; ") || "none"}; closes ${JSON.stringify(closes)})\n${serverLines().join("\n")}`);
   const ackedMs = Date.now() - faultAt;
   const reattached = await Promise.all(cluster.edges.map((e, i) => e.proc.waitForLine(ATTACHED, 5_000, { since: marks[i] })
     .then((m) => m[3] ?? "?", () => "-")));
@@ -88,9 +97,7 @@ export async function mqttUnderFault(c: Cleanups, cluster: TestCluster, o: LoadO
   await new Promise((r) => setTimeout(r, 300)); // late duplicates, to count them
   if (closes.sub + closes.pub > 0) {
     // What the servers said meanwhile, to tell why a client was closed.
-    const said = [...cluster.edges.map((e, i) => e.proc.lines.slice(marks[i]).map((l) => `${e.name}: ${l.text}`)),
-      ...cluster.routers.map((r) => r.proc.lines.slice(Math.max(0, r.proc.lines.length - 30)).map((l) => `${r.name}: ${l.text}`))].flat();
-    console.log(`closes ${JSON.stringify(closes)}; client errors: ${errors.join("; ") || "none"}\n${said.join("\n")}`);
+    console.log(`closes ${JSON.stringify(closes)}; client errors: ${errors.join("; ") || "none"}\n${serverLines().join("\n")}`);
   }
   return {
     total, lost: total - distinct(), duplicates: msgs().length - distinct(), dupFlagged: msgs().filter((m) => m.packet.dup).length,

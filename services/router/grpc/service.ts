@@ -23,11 +23,13 @@ export const EDGE_LINK_SERVICE: grpc.ServiceDefinition = {
 
 /** Options of both ends (grpc-js channel and server options). */
 export const LINK_OPTIONS: grpc.ChannelOptions = {
-  // An HTTP/2 PING every half second, and a peer that has not answered one within a second is
-  // dead: a frozen or vanished peer is noticed within 1.5 s (2 s with timer slack on a loaded
-  // machine). grpc-js servers accept pings this often.
-  "grpc.keepalive_time_ms": 500,
-  "grpc.keepalive_timeout_ms": 1_000,
+  // An HTTP/2 PING every quarter second, and a peer that has not answered one within 1.5 s is
+  // dead: a frozen or vanished peer is noticed within 1.75 s, as the mesh's 1.5 s of silence
+  // (mesh/peer.ts). A busy peer gets 1.5 s to answer: on a loaded 2-core machine a router
+  // adopting a lost router's sessions went a second without running, and a 1 s timeout took it
+  // for dead. grpc-js servers accept pings this often.
+  "grpc.keepalive_time_ms": 250,
+  "grpc.keepalive_timeout_ms": 1_500,
   // The stream may carry nothing for a while (an idle cluster): keep probing anyway.
   "grpc.keepalive_permit_without_calls": 1,
   "grpc.http2.max_pings_without_data": 0,
