@@ -8,7 +8,9 @@ import {
 } from "../link.js";
 import { fromWire } from "./accounts.js";
 import { Batcher, FRAME_STATS } from "./batcher.js";
-import { addDeliverTarget, EdgeFrameCursor, messageData, Next, writeDeliverOf, writeRouterOp } from "./fast.js";
+import {
+  addDeliverTarget, EdgeFrameCursor, encodeProperties, messageData, Next, writeDeliverOf, writeRouterOp, writeSessionPublish,
+} from "./fast.js";
 import { FrameQueue } from "./slices.js";
 import {
   ErrorCode, GO_AWAY_TIMEOUT_MS, type ClientUrls, type Completion, type Draft, type EdgeLoad, type EdgeOp,
@@ -166,7 +168,7 @@ export class RouterEnd {
   }
 
   /** Applies the op the cursor read (a Hello first, or nothing more is applied). */
-  private applyOp(next: Next.Hot | Next.Cold): number {
+  private applyOp(next: Next.Hot | Next.Cold | Next.Event): number {
     const cur = this.cursor;
     if (!this.accepted) {
       if (next === Next.Cold && cur.cold!.op === "hello") this.authenticate(cur.cold!.hello!);
@@ -340,11 +342,12 @@ export class RouterEnd {
   /** The session client of connection `cid` on this edge: its calls become SessionEvents. */
   private client(cid: number): SessionClient {
     return {
-      // The payload may be a view of a buffer the router reuses: the op keeps a copy.
-      sendPublish: (topic, payload, qos, retain, dup, packetId, props) => this.out.push({ op: "sessionEvent", sessionEvent: {
-        connectionId: cid,
-        publish: { message: { topic, payload: Buffer.from(payload), qos, retain, properties: propertiesToWire(props) }, packetId: packetId ?? 0, dup },
-      } }),
+      // The payload may be a view of a buffer the router reuses: it goes into the frame now.
+      sendPublish: (topic, payload, qos, retain, dup, packetId, props) => {
+        writeSessionPublish(this.out.frameForOp(), cid, topic, payload, qos, retain, encodeProperties(propertiesToWire(props)), packetId ?? 0,
+          dup);
+        this.out.wrote(payload.length + topic.length);
+      },
       sendPubrel: (packetId) => this.out.push({ op: "sessionEvent", sessionEvent: { connectionId: cid, pubrel: packetId } }),
       takenOver: () => {
         this.holders.delete(cid);
