@@ -296,7 +296,8 @@ export class RouterEnd {
   private mqttPublish(cid: number, correlationId: number, subject: string, msg: StoredMessage): void {
     const sessions = this.router.sessions;
     if (!sessions) return this.completeWith(correlationId, Promise.reject(new Error("no MQTT session service")));
-    this.completeWith(correlationId, sessions.publish(this.connection(cid), subject, msg));
+    // One origin object per run of a publisher's messages (ids are what the service compares).
+    this.completeWith(correlationId, sessions.publish(this.origins.of(this.edgeId, cid), subject, msg));
   }
 
   private session(op: SessionOp): void {
