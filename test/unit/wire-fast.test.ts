@@ -6,10 +6,11 @@
 import { describe, expect, it } from "vitest";
 import { edgeFrames, meshFrames, routerFrames, WireError } from "../../services/router/wire/codec.js";
 import {
-  addDeliverTarget, addForwardQueue, EdgeFrameCursor, FrameBuilder, MeshFrameCursor, Next, RouterFrameCursor, utf8Length, writeDeliverOf,
-  writeEdgeOp, writeForwardOf, writeMeshOp, writePublish, writeRouterOp,
+  addDeliverTarget, addForwardQueue, EdgeFrameCursor, encodeProperties, EVENT_PUBLISH, EVENT_PUBREL, EVENT_TAKEOVER, FrameBuilder,
+  MeshFrameCursor, Next, RouterFrameCursor, utf8Length, writeDeliverOf, writeEdgeOp, writeForwardOf, writeMeshOp, writeMqttPublish,
+  writePublish, writeRouterOp, writeSessionPublish,
 } from "../../services/router/wire/fast.js";
-import type { Draft, EdgeOp, Message, MeshOp, RouterOp } from "../../services/router/wire/frames.js";
+import type { Draft, EdgeOp, Message, MeshOp, MqttProperties, RouterOp } from "../../services/router/wire/frames.js";
 import { prng } from "../helpers/prng.js";
 
 const ALPHABET = ["a", "Z", "9", ".", "_", ">", "*", "é", "ß", "€", "日本", "😀", "\u{10348}"];
@@ -37,7 +38,25 @@ function gen(seed: number) {
     headers: int(3) ? Buffer.alloc(0) : Buffer.from(`NATS/1.0\r\nK: ${text(20)}\r\n\r\n`),
     payload: bytes(payloadMax()),
   });
-  return { int, text, id, message };
+  /** MQTT 5 properties, none (undefined), empty, or some of every kind; only fields that are
+   *  set (the reference encodes drafts without defaults). */
+  const properties = (): Draft<MqttProperties> | undefined => {
+    const k = int(4);
+    if (k === 0) return undefined;
+    if (k === 1) return {};
+    const p: Draft<MqttProperties> = {};
+    if (int(2)) p.userProperties = Array.from({ length: 1 + int(3) }, () => ({ name: text(6) || "n", value: text(10) || "v" }));
+    if (int(2)) p.contentType = text(12) || "c";
+    if (int(2)) { p.correlationData = bytes(20); if (p.correlationData.length > 0) p.hasCorrelationData = true; else delete p.correlationData; }
+    if (int(2)) p.responseTopic = `r/${text(10)}`;
+    if (int(2)) p.payloadUtf8 = true;
+    if (int(2)) p.messageExpiry = { seconds: 1 + int(100_000) };
+    if (int(2)) p.subscriptionIdentifier = 1 + int(268_435_455);
+    return p;
+  };
+  /** An MQTT topic: unicode, sometimes long, never empty. */
+  const topic = () => `${text(4)}/${int(6) === 0 ? text(80) : text(10)}`;
+  return { int, text, id, message, properties, topic, bytes };
 }
 
 /** protobufjs writes a field that is set even at its default: the hand-written codec never
@@ -60,6 +79,9 @@ function hex<T>(v: T): unknown {
   if (typeof v !== "object" || v === null) return v;
   return Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined).map(([k, x]) => [k, hex(x)]));
 }
+
+/** Properties as protobufjs decodes them (its repeated fields are there when empty). */
+const decodedProps = (p: Draft<MqttProperties> | undefined) => (p === undefined ? undefined : hex({ userProperties: [], ...p }));
 
 /** The hot op's message as the cursor read it. */
 const viewed = (msg: { buf: Buffer; start: number; end: number; hdrLen: number }) => ({
@@ -175,6 +197,103 @@ describe("hand-written codec vs protobufjs", () => {
     }
   });
 
+  it("MQTT Publish (edge → router): same bytes as protobufjs (QoS 0-2, retain, MQTT 5 properties, empty payloads), decoded the same", () => {
+    for (let seed = 0; seed < 300; seed++) {
+      const g = gen(3_000 + seed);
+      const ops: Draft<EdgeOp>[] = [];
+      for (let n = 1 + g.int(4); n > 0; n--) {
+        ops.push({ publish: {
+          message: { subject: g.text(10) || "s", payload: g.bytes([0, 16, 200, 70_000][g.int(4)]) }, originConnection: g.id(),
+          correlationId: g.int(2) ? 0 : g.id(), qos: g.int(3), retain: g.int(2) === 1, topic: g.topic(), properties: g.properties(),
+        } });
+      }
+      const reference = edgeFrames.encode(withoutDefaults({ ops }));
+      // The edge's way (a QoS 0 publish written at once), and the draft way (kept for a replay).
+      const hand = frameOf((w) => {
+        for (const { publish: p } of ops) {
+          writeMqttPublish(w, p!.message!.subject!, p!.message!.payload!, p!.originConnection!, p!.correlationId!, p!.qos!, p!.retain!, p!.topic!,
+            encodeProperties(p!.properties));
+        }
+      });
+      expect(hand.equals(reference), `seed ${seed}`).toBe(true);
+      expect(frameOf((w) => { for (const op of ops) writeEdgeOp(w, op); }).equals(reference), `seed ${seed}`).toBe(true);
+
+      const cur = new EdgeFrameCursor();
+      cur.reset(Buffer.from(reference));
+      for (const { publish: p } of ops) {
+        expect(cur.next()).toBe(Next.Hot);
+        const props = cur.properties();
+        expect({
+          subject: cur.subject, payload: hex(cur.msg.buf.subarray(cur.msg.start, cur.msg.end)), hdrLen: cur.msg.hdrLen,
+          originConnection: cur.originConnection, correlationId: cur.correlationId, qos: cur.qos, retain: cur.retain, topic: cur.topic,
+          properties: props === undefined ? undefined : hex(withoutDefaults(props)),
+        }, `seed ${seed}`).toEqual({
+          subject: p!.message!.subject, payload: hex(p!.message!.payload), hdrLen: 0, originConnection: p!.originConnection,
+          correlationId: p!.correlationId, qos: p!.qos, retain: p!.retain, topic: p!.topic, properties: decodedProps(p!.properties),
+        });
+      }
+      expect(cur.next()).toBe(Next.End);
+    }
+  });
+
+  it("SessionEvent (router → edge): a publish written by hand is protobufjs's bytes; the cursor reads publish, pubrel and takeover as protobufjs does", () => {
+    for (let seed = 0; seed < 300; seed++) {
+      const g = gen(4_000 + seed);
+      const ops: Draft<RouterOp>[] = [];
+      for (let n = 1 + g.int(5); n > 0; n--) {
+        const connectionId = g.id();
+        const kind = g.int(6);
+        if (kind === 0) ops.push({ sessionEvent: { connectionId, pubrel: 1 + g.int(65_535) } });
+        else if (kind === 1) ops.push({ sessionEvent: { connectionId, takeover: true } });
+        else if (kind === 2) ops.push({ deliver: { account: "A", message: g.message(), targets: [{ connectionId, sid: "1" }] } });
+        else {
+          const qos = g.int(3);
+          ops.push({ sessionEvent: { connectionId, publish: {
+            message: { topic: g.topic(), payload: g.bytes([0, 16, 200, 70_000][g.int(4)]), qos, retain: g.int(2) === 1, properties: g.properties() },
+            packetId: qos === 0 ? 0 : 1 + g.int(65_535), dup: qos > 0 && g.int(2) === 1,
+          } } });
+        }
+      }
+      const reference = routerFrames.encode(withoutDefaults({ ops }));
+      const hand = frameOf((w) => {
+        for (const op of ops) {
+          const p = op.sessionEvent?.publish;
+          if (!p) { writeRouterOp(w, withoutDefaults(op)); continue; }
+          const m = p.message!;
+          writeSessionPublish(w, op.sessionEvent!.connectionId!, m.topic!, m.payload!, m.qos!, m.retain!, encodeProperties(m.properties), p.packetId!,
+            p.dup!);
+        }
+      });
+      expect(hand.equals(reference), `seed ${seed}`).toBe(true);
+
+      const cur = new RouterFrameCursor();
+      cur.reset(Buffer.from(reference));
+      for (const op of ops) {
+        if (op.deliver) {
+          expect(cur.next()).toBe(Next.Hot);
+          continue;
+        }
+        expect(cur.next()).toBe(Next.Event);
+        const e = op.sessionEvent!;
+        expect(cur.eventConnection).toBe(e.connectionId);
+        if (e.pubrel !== undefined) expect([cur.event, cur.pubrel]).toEqual([EVENT_PUBREL, e.pubrel]);
+        else if (e.takeover) expect(cur.event).toBe(EVENT_TAKEOVER);
+        else {
+          const m = e.publish!.message!;
+          const props = cur.properties();
+          expect({
+            event: cur.event, topic: cur.topic, payload: hex(cur.msg.buf.subarray(cur.msg.start, cur.msg.end)), qos: cur.qos, retain: cur.retain,
+            packetId: cur.packetId, dup: cur.dup, properties: props === undefined ? undefined : hex(withoutDefaults(props)),
+          }, `seed ${seed}`).toEqual({
+            event: EVENT_PUBLISH, topic: m.topic, payload: hex(m.payload), qos: m.qos, retain: m.retain, packetId: e.publish!.packetId,
+            dup: e.publish!.dup, properties: decodedProps(m.properties),
+          });
+        }
+      }
+      expect(cur.next()).toBe(Next.End);
+    }
+  });
+
   it("a Deliver grown target by target, a Forward queue by queue, are the op written whole (lengths of every size)", () => {
     // Payload sizes put the op's two lengths just below 128 and 16,384 bytes, so that growing
     // makes them a byte longer; an op before it in the frame moves with nothing of its own.
@@ -237,7 +356,9 @@ describe("hand-written codec vs protobufjs", () => {
     const g = gen(99);
     const valid = [
       edgeFrames.encode({ ops: [{ publish: { account: "A", message: g.message(), originConnection: 7 } }, { ping: { seq: 1 } }] }),
-      routerFrames.encode({ ops: [{ deliver: { account: "A", message: g.message(), targets: [{ connectionId: 1, sid: "s" }] } }] }),
+      routerFrames.encode({ ops: [{ deliver: { account: "A", message: g.message(), targets: [{ connectionId: 1, sid: "s" }] } }, { sessionEvent: {
+        connectionId: 3, publish: { message: { topic: "t/ü", payload: Buffer.from("p"), qos: 1, properties: { contentType: "c" } }, packetId: 2 },
+      } }] }),
       meshFrames.encode({ ops: [{ forward: { account: "A", message: g.message(), queues: ["q"], originEdge: "e" } }] }),
     ];
     const cursors = [new EdgeFrameCursor(), new RouterFrameCursor(), new MeshFrameCursor()];

@@ -257,7 +257,7 @@ export class PeerLink {
   }
 
   /** Applies the op the cursor read; returns its cost beyond 1 (interest entries count one each). */
-  private applyOp(next: Next.Hot | Next.Cold): number {
+  private applyOp(next: Next.Hot | Next.Cold | Next.Event): number {
     const cur = this.cursor;
     if (this.state === "hello") {
       const op = next === Next.Cold ? cur.cold! : undefined;

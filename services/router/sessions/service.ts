@@ -58,6 +58,12 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
   readonly publishing: { session: MqttSession | undefined } = { session: undefined };
   /** What route() hands the router, reused for every message. */
   private readonly routed: MessageData = { buf: Buffer.alloc(0), start: 0, end: 0, hdrLen: 0 };
+  /** Where route() writes each message's header and payload, one after the other: no Buffer
+   *  object per message. Bytes written are never written again (a full slab is left for a new
+   *  one), so two messages never share a place: a view kept past the call stays right, and a
+   *  router end tells messages apart by their bytes' place (router-end.ts deliver()). */
+  private slab = Buffer.allocUnsafe(ROUTE_SLAB_BYTES);
+  private slabAt = 0;
   /** In a cluster: which router owns each session (ownership.ts). Unset: this service is the only one. */
   owners: SessionOwners | undefined;
   /**
@@ -385,12 +391,25 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
         this.journal((s) => s.setRetained(account, msg));
       }
       const hdr = mqttHeader(msg.qos, msg.props);
-      const data = Buffer.allocUnsafe(hdr.length + msg.payload.length); // as Buffer.concat, half the cost
-      data.set(hdr);
-      data.set(msg.payload, hdr.length);
+      const size = hdr.length + msg.payload.length;
+      let data: Buffer, at = 0;
+      if (size > ROUTE_SLAB_BYTES / 8) {
+        data = Buffer.allocUnsafe(size); // a large message gets its own
+      } else {
+        if (this.slabAt + size > ROUTE_SLAB_BYTES) {
+          this.slab = Buffer.allocUnsafe(ROUTE_SLAB_BYTES);
+          this.slabAt = 0;
+        }
+        data = this.slab;
+        at = this.slabAt;
+        this.slabAt += size;
+      }
+      data.set(hdr, at);
+      data.set(msg.payload, at + hdr.length);
       const routed = this.routed;
       routed.buf = data;
-      routed.end = data.length;
+      routed.start = at;
+      routed.end = at + size;
       routed.hdrLen = hdr.length;
       // MQTT 5 response topic: the NATS reply subject (checked a topic name by the edge).
       const response = msg.props?.responseTopic;
@@ -644,6 +663,7 @@ function expiredAt(saved: SessionRecord): number {
  *  death, and a peer that froze (SIGSTOP, a stall) is declared dead only after its silence
  *  timeout and up to two ping ticks more (peer.ts), all that time receiving forwards it never stores. */
 const LIMBO_MAX_BYTES = 64 * 1024 * 1024, LIMBO_KEEP_MS = 1_000;
+const ROUTE_SLAB_BYTES = 64 * 1024;
 const RECENT_MS = 1_000 + DEAD_AFTER_MS + 2 * PING_INTERVAL_MS;
 
 interface Kept { account: string; subject: string; msg: StoredMessage; at: number }

@@ -10,8 +10,13 @@ import type {
 import { toWire } from "./accounts.js";
 import { Batcher, FRAME_STATS } from "./batcher.js";
 import { WireError } from "./codec.js";
-import { messageData, Next, RouterFrameCursor, writeEdgeOp, writePublish } from "./fast.js";
-import type { Completion, Credential, Deliver, Draft, EdgeOp, HelloReply, Message, RouterOp, SessionEvent, SessionOp } from "./frames.js";
+import {
+  encodeProperties, EVENT_PUBLISH, EVENT_PUBREL, EVENT_TAKEOVER, messageData, Next, RouterFrameCursor, writeEdgeOp, writeMqttPublish,
+  writePublish,
+} from "./fast.js";
+import type {
+  Completion, Credential, Deliver, Draft, EdgeOp, HelloReply, Message, MqttProperties as WireProperties, RouterOp, SessionEvent, SessionOp,
+} from "./frames.js";
 import {
   expiryToWire, permissionToWire, propertiesFromWire, propertiesToWire, storedToWire, subscriptionsFromWire, willToWire,
 } from "./sessions.js";
@@ -269,6 +274,7 @@ export class EdgeEnd implements RouterLink {
       if (next instanceof WireError) return this.warn(`serialised link: ${next.message}`);
       this.opsIn++;
       if (next === Next.Hot) this.deliver(cur);
+      else if (next === Next.Event) this.sessions.eventOf(cur);
       else this.apply(cur.cold!);
     }
   }
@@ -399,15 +405,18 @@ class EdgeSessions implements SessionLink {
   }
 
   publish(conn: Connection, subject: string, msg: StoredMessage): Promise<void> | undefined {
-    // The payload may be a view of the parser's buffer: the op keeps a copy until encoded.
-    const publish = {
-      message: { subject, payload: Buffer.from(msg.payload) }, originConnection: conn.cid,
-      qos: msg.qos, retain: msg.retain, topic: msg.topic, properties: propertiesToWire(msg.props),
-    };
+    const properties = propertiesToWire(msg.props);
     if (msg.qos === 0) {
-      this.end.out.push({ op: "publish", publish });
+      // The payload may be a view of the parser's buffer: it goes into the frame now.
+      writeMqttPublish(this.end.out.frameForOp(), subject, msg.payload, conn.cid, 0, 0, msg.retain, msg.topic, encodeProperties(properties));
+      this.end.out.wrote();
       return undefined;
     }
+    // Kept until its Completion (a new router gets it again): a copy of the payload.
+    const publish = {
+      message: { subject, payload: Buffer.from(msg.payload) }, originConnection: conn.cid,
+      qos: msg.qos, retain: msg.retain, topic: msg.topic, properties,
+    };
     return this.end.request((correlationId) => ({ op: "publish", publish: { ...publish, correlationId } })).then(noop);
   }
 
@@ -442,22 +451,45 @@ class EdgeSessions implements SessionLink {
       });
   }
 
-  /** A session event for a connection of this edge (its bytes are views of the frame: the
-   *  client writes them out at once). */
+  /** A session event for a connection of this edge, as protobufjs decoded it (its bytes are
+   *  views of the frame: the client writes them out at once). */
   event(e: SessionEvent): void {
-    const client = this.clients.get(e.connectionId)?.client;
-    if (!client) return; // closed meanwhile
     if (e.event === "publish") {
       const p = e.publish!;
       const m = p.message!;
-      client.sendPublish(m.topic, m.payload, m.qos as 0 | 1 | 2, m.retain, p.dup, m.qos === 0 ? undefined : p.packetId,
-        propertiesFromWire(m.properties));
+      this.sendPublish(e.connectionId, m.topic, m.payload, m.qos, m.retain, p.dup, p.packetId, m.properties);
     } else if (e.event === "pubrel") {
-      client.sendPubrel(e.pubrel!);
+      this.clients.get(e.connectionId)?.client.sendPubrel(e.pubrel!);
     } else if (e.event === "takeover") {
-      this.clients.delete(e.connectionId);
-      client.takenOver();
+      this.takeover(e.connectionId);
     }
+  }
+
+  /** The session event the cursor read (Next.Event): the same, from the cursor's fields. */
+  eventOf(cur: RouterFrameCursor): void {
+    if (cur.event === EVENT_PUBLISH) {
+      const m = cur.msg;
+      this.sendPublish(cur.eventConnection, cur.topic, m.buf.subarray(m.start, m.end), cur.qos, cur.retain, cur.dup, cur.packetId,
+        cur.properties());
+    } else if (cur.event === EVENT_PUBREL) {
+      this.clients.get(cur.eventConnection)?.client.sendPubrel(cur.pubrel);
+    } else if (cur.event === EVENT_TAKEOVER) {
+      this.takeover(cur.eventConnection);
+    }
+  }
+
+  private sendPublish(cid: number, topic: string, payload: Buffer, qos: number, retain: boolean, dup: boolean, packetId: number,
+                      properties: WireProperties | undefined): void {
+    const client = this.clients.get(cid)?.client;
+    if (!client) return; // closed meanwhile
+    client.sendPublish(topic, payload, qos as 0 | 1 | 2, retain, dup, qos === 0 ? undefined : packetId, propertiesFromWire(properties));
+  }
+
+  private takeover(cid: number): void {
+    const client = this.clients.get(cid)?.client;
+    if (!client) return;
+    this.clients.delete(cid);
+    client.takenOver();
   }
 
   private push(conn: Connection, op: Draft<SessionOp>): void {

@@ -1,5 +1,6 @@
-// The hand-written half of the codec: the three operations every message crosses a link as
-// (Publish edge → router, Forward router → router, Deliver router → edge) in protobuf's wire
+// The hand-written half of the codec: the operations every message crosses a link as (Publish
+// edge → router, NATS and MQTT; Forward router → router; Deliver router → edge, and for MQTT
+// SessionEvent.publish) in protobuf's wire
 // format, byte for byte what protobufjs writes for the same fields of proto/meshbroker/v1 (the
 // .proto stays the contract; test/unit/wire-fast.test.ts checks both ways against protobufjs).
 // Every other operation goes through protobufjs (codec.ts), one op at a time, inside the same
@@ -17,7 +18,10 @@ import type { Deliver, Draft, EdgeOp, Forward, MeshOp, Message, MqttProperties, 
 /** The `ops` field of EdgeFrame, RouterFrame and MeshFrame, length-delimited. */
 const OPS_TAG = (1 << 3) | 2;
 /** Oneof members of the hot ops, in EdgeOp, RouterOp and MeshOp. */
-const EDGE_PUBLISH = 3, ROUTER_DELIVER = 2, MESH_FORWARD = 5;
+const EDGE_PUBLISH = 3, ROUTER_DELIVER = 2, ROUTER_SESSION_EVENT = 4, MESH_FORWARD = 5;
+/** SessionEvent's members and fields (edge.proto); the members are RouterFrameCursor.event's values. */
+export const EVENT_PUBLISH = 3, EVENT_PUBREL = 4, EVENT_TAKEOVER = 6;
+const EVENT_CONNECTION = 5;
 const SLAB_BYTES = 2 * 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
 const MAX_VARINT_BYTES = 10;
@@ -234,7 +238,7 @@ export class FrameBuilder {
     if (len === 0) return;
     this.buf[this.pos++] = tag;
     this.varint(len);
-    if (len <= 16) { // a loop beats Buffer.copy's checks for tiny ones
+    if (len <= 48) { // a loop beats Buffer.copy (a Uint8Array per copy of a range) below ~56 bytes
       const b = this.buf;
       let p = this.pos;
       for (let i = start; i < end; i++) b[p++] = src[i];
@@ -309,20 +313,82 @@ export function writePublish(w: FrameBuilder, account: string, subject: string, 
                              originConnection: number, noResponders: boolean): void {
   const payloadStart = msg.start + msg.hdrLen;
   writePublishParts(w, account, subject, reply, msg.buf, msg.start, msg.hdrLen, msg.buf, payloadStart, msg.end - payloadStart,
-    originConnection, noResponders);
+    originConnection, noResponders, 0, 0, false, "", undefined);
+}
+
+/**
+ * EdgeOp.publish of an MQTT message (`payload` read during the call only): `topic` marks it
+ * MQTT; `properties` are MqttProperties already encoded (encodeProperties), MQTT 5's rare case.
+ */
+export function writeMqttPublish(w: FrameBuilder, subject: string, payload: Buffer, originConnection: number, correlationId: number,
+                                 qos: number, retain: boolean, topic: string, properties: Uint8Array | undefined): void {
+  writePublishParts(w, "", subject, "", EMPTY, 0, 0, payload, 0, payload.length, originConnection, false, correlationId, qos, retain,
+    topic, properties);
+}
+
+/** A length-delimited field numbered 16 to 2047 (a two-byte tag) of `len` bytes, or 0 when absent. */
+const wideFieldSize = (bytes: Uint8Array | undefined): number => (bytes === undefined ? 0 : 2 + varintSize(bytes.length) + bytes.length);
+
+/** Field 30 (properties) of Publish and StoredMessage: its two-byte tag. */
+const PROPERTIES_TAG = Buffer.from([0xf2, 0x01]);
+
+function writeProperties(w: FrameBuilder, properties: Uint8Array | undefined): void {
+  if (properties === undefined) return;
+  w.literal(PROPERTIES_TAG);
+  w.varint(properties.length);
+  w.literal(properties);
 }
 
 function writePublishParts(w: FrameBuilder, account: string, subject: string, reply: string, hdrSrc: Buffer, hdrStart: number,
                            hdrLen: number, paySrc: Buffer, payStart: number, payLen: number, originConnection: number,
-                           noResponders: boolean): void {
+                           noResponders: boolean, correlationId: number, qos: number, retain: boolean, topic: string,
+                           properties: Uint8Array | undefined): void {
   const acc = accountBytes.of(account);
   const m = measureMessage(subject, reply, hdrLen, payLen);
-  const publish = stringSize(acc.length) + fieldSize(m.body) + numberSize(originConnection) + (noResponders ? 2 : 0);
+  const topicLen = topic === "" ? 0 : utf8Length(topic);
+  const publish = stringSize(acc.length) + fieldSize(m.body) + numberSize(originConnection) + (noResponders ? 2 : 0) +
+    numberSize(correlationId) + numberSize(qos) + (retain ? 2 : 0) + stringSize(topicLen) + wideFieldSize(properties);
   w.openOp(EDGE_PUBLISH, publish);
   w.bytes((1 << 3) | 2, acc, 0, acc.length);
   writeMessage(w, m, subject, reply, hdrSrc, hdrStart, paySrc, payStart);
   w.number(3 << 3, originConnection);
   w.bool(4 << 3, noResponders);
+  w.number(5 << 3, correlationId);
+  w.number(6 << 3, qos);
+  w.bool(7 << 3, retain);
+  w.string((8 << 3) | 2, topic, topicLen);
+  writeProperties(w, properties);
+}
+
+/**
+ * RouterOp.sessionEvent of a PUBLISH for an MQTT client (`payload` read during the call only),
+ * as SessionEvent { publish { message: StoredMessage, packet_id, dup }, connection_id }.
+ */
+export function writeSessionPublish(w: FrameBuilder, connectionId: number, topic: string, payload: Buffer, qos: number, retain: boolean,
+                                    properties: Uint8Array | undefined, packetId: number, dup: boolean): void {
+  const topicLen = utf8Length(topic);
+  const stored = stringSize(topicLen) + stringSize(payload.length) + numberSize(qos) + (retain ? 2 : 0) + wideFieldSize(properties);
+  const publish = fieldSize(stored) + numberSize(packetId) + (dup ? 2 : 0);
+  w.openOp(ROUTER_SESSION_EVENT, fieldSize(publish) + numberSize(connectionId));
+  w.open((EVENT_PUBLISH << 3) | 2, publish);
+  w.open((3 << 3) | 2, stored);
+  w.string((1 << 3) | 2, topic, topicLen);
+  w.bytes((2 << 3) | 2, payload, 0, payload.length);
+  w.number(3 << 3, qos);
+  w.bool(4 << 3, retain);
+  writeProperties(w, properties);
+  w.number(4 << 3, packetId);
+  w.bool(5 << 3, dup);
+  w.number(EVENT_CONNECTION << 3, connectionId);
+}
+
+let propertiesType: protobuf.Type | undefined;
+const propertiesCodec = (): protobuf.Type => (propertiesType ??= protoTypes().lookupType(`${PROTO_PACKAGE}.MqttProperties`));
+
+/** MQTT 5 properties as the bytes of an MqttProperties (protobufjs: rare, and many fields);
+ *  undefined stays undefined (none). */
+export function encodeProperties(p: Draft<MqttProperties> | undefined): Uint8Array | undefined {
+  return p === undefined ? undefined : propertiesCodec().encode(p as unknown as protobuf.Message).finish();
 }
 
 const accountBytes = new StringBytes(), edgeBytes = new StringBytes();
@@ -466,22 +532,15 @@ function opWriter<Op extends { op?: string }>(name: string, hot: string, writeHo
 }
 
 export const writeEdgeOp: OpWriter<EdgeOp> = opWriter<EdgeOp>("EdgeOp", "publish", (w, p: NonNullable<Draft<EdgeOp>["publish"]>) => {
-  // A drafted publish (kept while detached, or MQTT's, whose extra fields protobufjs writes).
-  if (p.correlationId || p.qos || p.retain || p.topic) return writeColdPublish(w, p);
+  // A drafted publish: kept while detached, or MQTT's awaiting its completion (kept for a replay).
   const m = p.message ?? {};
   const headers = m.headers ?? EMPTY, payload = m.payload ?? EMPTY;
   writePublishParts(w, p.account ?? "", m.subject ?? "", m.reply ?? "", headers, 0, headers.length, payload, 0, payload.length,
-    p.originConnection ?? 0, p.noResponders ?? false);
+    p.originConnection ?? 0, p.noResponders ?? false, p.correlationId ?? 0, p.qos ?? 0, p.retain ?? false, p.topic ?? "",
+    encodeProperties(p.properties));
 });
 export const writeRouterOp: OpWriter<RouterOp> = opWriter<RouterOp>("RouterOp", "deliver", writeDeliver);
 export const writeMeshOp: OpWriter<MeshOp> = opWriter<MeshOp>("MeshOp", "forward", writeForward);
-
-let edgeOpType: protobuf.Type | undefined;
-let propertiesType: protobuf.Type | undefined;
-function writeColdPublish(w: FrameBuilder, publish: NonNullable<Draft<EdgeOp>["publish"]>): void {
-  edgeOpType ??= protoTypes().lookupType(`${PROTO_PACKAGE}.EdgeOp`);
-  w.raw(OPS_TAG, edgeOpType.encode({ publish } as unknown as protobuf.Message).finish());
-}
 
 // ---- decoding ----
 
@@ -523,13 +582,13 @@ class StringCache {
 
 const enum Wire { Varint = 0, Fixed64 = 1, Bytes = 2, Fixed32 = 5 }
 
-/** What FrameCursor.next() found. */
-export const enum Next { End = 0, Hot = 1, Cold = 2 }
+/** What FrameCursor.next() found: Event only from a RouterFrameCursor (a SessionEvent). */
+export const enum Next { End = 0, Hot = 1, Cold = 2, Event = 3 }
 
 /**
- * Walks one frame's ops. Hot ops (by `hot`, the oneof member's field number) fill this cursor's
- * fields; others are decoded by protobufjs into `cold`. A malformed op or frame makes next()
- * return a WireError (the ops before it were already returned).
+ * Walks one frame's ops. Hot ops (by `hot`, the oneof member's field number, and `hot2` if any)
+ * fill this cursor's fields; others are decoded by protobufjs into `cold`. A malformed op or
+ * frame makes next() return a WireError (the ops before it were already returned).
  */
 class FrameCursor<Op> {
   buf: Buffer = EMPTY;
@@ -547,8 +606,29 @@ class FrameCursor<Op> {
   reply = "";
   msg: MessageData = { buf: EMPTY, start: 0, end: 0, hdrLen: 0 };
   account = "";
+  /** MQTT 5: the hot op's properties (rare: decoded by protobufjs as the op is read, so that
+   *  malformed ones make next() return a WireError). */
+  protected props: MqttProperties | undefined;
+  private readonly hotTag: number;
+  private readonly hotTag2: number;
 
-  constructor(private readonly opType: string, private readonly hot: number) {}
+  constructor(private readonly opType: string, hot: number, hot2 = 0) {
+    this.hotTag = (hot << 3) | 2;
+    this.hotTag2 = hot2 === 0 ? -1 : (hot2 << 3) | 2;
+  }
+
+  /** The current hot op's MQTT properties, if it carries any. */
+  properties(): MqttProperties | undefined {
+    return this.props;
+  }
+
+  /** Field 30 (properties) of Publish and StoredMessage. */
+  protected readProperties(tag: number, end: number): void {
+    this.expect(tag, Wire.Bytes);
+    const propsEnd = this.length(end);
+    this.props = propertiesCodec().decode(this.buf.subarray(this.pos, propsEnd)) as unknown as MqttProperties;
+    this.pos = propsEnd;
+  }
 
   reset(bytes: Buffer): void {
     this.failure = undefined;
@@ -572,14 +652,15 @@ class FrameCursor<Op> {
         }
         const opEnd = this.length(this.end);
         const start = this.pos;
-        // One member, the hot one, spanning the op: decode it here; anything else: protobufjs.
-        if (opEnd > start && this.buf[start] === ((this.hot << 3) | 2)) {
+        // One member, a hot one, spanning the op: decode it here; anything else: protobufjs.
+        const member = opEnd > start ? this.buf[start] : -2;
+        if (member === this.hotTag || member === this.hotTag2) {
           this.pos++;
           const end = this.length(opEnd);
           if (end === opEnd) {
-            this.readHot(end);
+            const found = member === this.hotTag ? this.readHot(end) : this.readHot2(end);
             this.pos = opEnd;
-            return Next.Hot;
+            return found;
           }
         }
         this.pos = opEnd;
@@ -624,7 +705,10 @@ class FrameCursor<Op> {
   }
 
   /** Fills the fields from the hot op's message, which ends at `end`. */
-  protected readHot(_end: number): void {}
+  protected readHot(_end: number): Next { return Next.Hot; }
+
+  /** The same for the second hot member. */
+  protected readHot2(_end: number): Next { return Next.Hot; }
 
   protected varint(): number {
     const b = this.buf;
@@ -716,20 +800,11 @@ export class EdgeFrameCursor extends FrameCursor<EdgeOp> {
   qos = 0;
   retain = false;
   topic = "";
-  /** MQTT 5: where the publish's properties (field 30) are in the frame; decoded on demand. */
-  private propsStart = 0;
-  private propsEnd = 0;
+  private readonly topics = new StringCache();
 
   constructor() { super("EdgeOp", EDGE_PUBLISH); }
 
-  /** The current MQTT publish's properties, if it carries any (rare: decoded by protobufjs). */
-  properties(): MqttProperties | undefined {
-    if (this.propsEnd === this.propsStart) return undefined;
-    propertiesType ??= protoTypes().lookupType(`${PROTO_PACKAGE}.MqttProperties`);
-    return propertiesType.decode(this.buf.subarray(this.propsStart, this.propsEnd)) as unknown as MqttProperties;
-  }
-
-  protected override readHot(end: number): void {
+  protected override readHot(end: number): Next {
     this.account = "";
     this.originConnection = 0;
     this.noResponders = false;
@@ -737,36 +812,110 @@ export class EdgeFrameCursor extends FrameCursor<EdgeOp> {
     this.qos = 0;
     this.retain = false;
     this.topic = "";
-    this.propsStart = this.propsEnd = 0;
+    this.props = undefined;
     this.emptyMessage();
     while (this.pos < end) {
       const tag = this.varint();
       switch (tag >>> 3) {
         case 1: case 2: this.accountOrMessage(tag, end); break;
-        case 30: this.expect(tag, Wire.Bytes); this.propsEnd = this.length(end); this.propsStart = this.pos; this.pos = this.propsEnd; break;
+        case 30: this.readProperties(tag, end); break;
         case 3: this.expect(tag, Wire.Varint); this.originConnection = this.varint(); break;
         case 4: this.expect(tag, Wire.Varint); this.noResponders = this.varint() !== 0; break;
         case 5: this.expect(tag, Wire.Varint); this.correlationId = this.varint(); break;
         case 6: this.expect(tag, Wire.Varint); this.qos = this.varint() % 0x100000000; break;
         case 7: this.expect(tag, Wire.Varint); this.retain = this.varint() !== 0; break;
-        case 8: this.expect(tag, Wire.Bytes); this.topic = this.string(undefined, end); break;
+        case 8: this.expect(tag, Wire.Bytes); this.topic = this.string(this.topics, end); break;
         default: this.skip(tag & 7, end);
       }
     }
+    return Next.Hot;
   }
 }
 
-/** RouterFrames, deliver hot: after next() returned Hot, nextTarget() walks its targets. */
+/**
+ * RouterFrames, deliver and session events hot. After next() returned Hot (a Deliver),
+ * nextTarget() walks its targets; after Event (a SessionEvent), `event` says which member it
+ * carried (a field number: EVENT_*, 0 for none) and the fields below hold it, the payload of a
+ * publish as `msg`.
+ */
 export class RouterFrameCursor extends FrameCursor<RouterOp> {
   targetConnection = 0;
   targetSid = "";
   private readonly sids = new StringCache();
   private targetsFrom = 0;
   private targetsEnd = 0;
+  event = 0;
+  eventConnection = 0;
+  pubrel = 0;
+  topic = "";
+  qos = 0;
+  retain = false;
+  packetId = 0;
+  dup = false;
+  private readonly topics = new StringCache();
 
-  constructor() { super("RouterOp", ROUTER_DELIVER); }
+  constructor() { super("RouterOp", ROUTER_DELIVER, ROUTER_SESSION_EVENT); }
 
-  protected override readHot(end: number): void {
+  /** SessionEvent ending at `end`: a oneof, of which the last member read counts (protobuf's rule). */
+  protected override readHot2(end: number): Next {
+    this.event = 0;
+    this.eventConnection = 0;
+    this.pubrel = 0;
+    this.topic = "";
+    this.qos = 0;
+    this.retain = false;
+    this.packetId = 0;
+    this.dup = false;
+    this.props = undefined;
+    this.emptyMessage();
+    while (this.pos < end) {
+      const tag = this.varint();
+      switch (tag >>> 3) {
+        case EVENT_CONNECTION: this.expect(tag, Wire.Varint); this.eventConnection = this.varint(); break;
+        case EVENT_TAKEOVER: this.expect(tag, Wire.Varint); this.varint(); this.event = EVENT_TAKEOVER; break;
+        case EVENT_PUBREL: this.expect(tag, Wire.Varint); this.pubrel = this.varint() % 0x100000000; this.event = EVENT_PUBREL; break;
+        case EVENT_PUBLISH: this.expect(tag, Wire.Bytes); this.readSessionPublish(this.length(end)); this.event = EVENT_PUBLISH; break;
+        default: this.skip(tag & 7, end);
+      }
+    }
+    return Next.Event;
+  }
+
+  /** SessionPublish { message: StoredMessage, packet_id, dup }, ending at `end`. */
+  private readSessionPublish(end: number): void {
+    while (this.pos < end) {
+      const tag = this.varint();
+      switch (tag >>> 3) {
+        case 3: this.expect(tag, Wire.Bytes); this.readStored(this.length(end)); break;
+        case 4: this.expect(tag, Wire.Varint); this.packetId = this.varint() % 0x100000000; break;
+        case 5: this.expect(tag, Wire.Varint); this.dup = this.varint() !== 0; break;
+        default: this.skip(tag & 7, end);
+      }
+    }
+  }
+
+  /** StoredMessage { topic, payload, qos, retain, properties }, ending at `end`. */
+  private readStored(end: number): void {
+    while (this.pos < end) {
+      const tag = this.varint();
+      switch (tag >>> 3) {
+        case 1: this.expect(tag, Wire.Bytes); this.topic = this.string(this.topics, end); break;
+        case 2: {
+          this.expect(tag, Wire.Bytes);
+          const pe = this.length(end);
+          this.setMessage(this.buf, this.pos, pe, 0);
+          this.pos = pe;
+          break;
+        }
+        case 3: this.expect(tag, Wire.Varint); this.qos = this.varint() % 0x100000000; break;
+        case 4: this.expect(tag, Wire.Varint); this.retain = this.varint() !== 0; break;
+        case 30: this.readProperties(tag, end); break;
+        default: this.skip(tag & 7, end);
+      }
+    }
+  }
+
+  protected override readHot(end: number): Next {
     this.account = "";
     this.emptyMessage();
     this.targetsFrom = -1;
@@ -785,6 +934,7 @@ export class RouterFrameCursor extends FrameCursor<RouterOp> {
       }
     }
     if (this.targetsFrom < 0) this.targetsFrom = end;
+    return Next.Hot;
   }
 
   /** The next target of the Deliver last returned (false: no more, or malformed: then the
@@ -841,7 +991,7 @@ export class MeshFrameCursor extends FrameCursor<MeshOp> {
 
   constructor() { super("MeshOp", MESH_FORWARD); }
 
-  protected override readHot(end: number): void {
+  protected override readHot(end: number): Next {
     this.account = "";
     this.emptyMessage();
     this.queues = NO_QUEUES;
@@ -870,5 +1020,6 @@ export class MeshFrameCursor extends FrameCursor<MeshOp> {
         default: this.skip(tag & 7, end);
       }
     }
+    return Next.Hot;
   }
 }

@@ -8,7 +8,9 @@ import {
 } from "../link.js";
 import { fromWire } from "./accounts.js";
 import { Batcher, FRAME_STATS } from "./batcher.js";
-import { addDeliverTarget, EdgeFrameCursor, messageData, Next, writeDeliverOf, writeRouterOp } from "./fast.js";
+import {
+  addDeliverTarget, EdgeFrameCursor, encodeProperties, messageData, Next, writeDeliverOf, writeRouterOp, writeSessionPublish,
+} from "./fast.js";
 import { FrameQueue } from "./slices.js";
 import {
   ErrorCode, GO_AWAY_TIMEOUT_MS, type ClientUrls, type Completion, type Draft, type EdgeLoad, type EdgeOp,
@@ -166,7 +168,7 @@ export class RouterEnd {
   }
 
   /** Applies the op the cursor read (a Hello first, or nothing more is applied). */
-  private applyOp(next: Next.Hot | Next.Cold): number {
+  private applyOp(next: Next.Hot | Next.Cold | Next.Event): number {
     const cur = this.cursor;
     if (!this.accepted) {
       if (next === Next.Cold && cur.cold!.op === "hello") this.authenticate(cur.cold!.hello!);
@@ -294,7 +296,8 @@ export class RouterEnd {
   private mqttPublish(cid: number, correlationId: number, subject: string, msg: StoredMessage): void {
     const sessions = this.router.sessions;
     if (!sessions) return this.completeWith(correlationId, Promise.reject(new Error("no MQTT session service")));
-    this.completeWith(correlationId, sessions.publish(this.connection(cid), subject, msg));
+    // One origin object per run of a publisher's messages (ids are what the service compares).
+    this.completeWith(correlationId, sessions.publish(this.origins.of(this.edgeId, cid), subject, msg));
   }
 
   private session(op: SessionOp): void {
@@ -340,11 +343,12 @@ export class RouterEnd {
   /** The session client of connection `cid` on this edge: its calls become SessionEvents. */
   private client(cid: number): SessionClient {
     return {
-      // The payload may be a view of a buffer the router reuses: the op keeps a copy.
-      sendPublish: (topic, payload, qos, retain, dup, packetId, props) => this.out.push({ op: "sessionEvent", sessionEvent: {
-        connectionId: cid,
-        publish: { message: { topic, payload: Buffer.from(payload), qos, retain, properties: propertiesToWire(props) }, packetId: packetId ?? 0, dup },
-      } }),
+      // The payload may be a view of a buffer the router reuses: it goes into the frame now.
+      sendPublish: (topic, payload, qos, retain, dup, packetId, props) => {
+        writeSessionPublish(this.out.frameForOp(), cid, topic, payload, qos, retain, encodeProperties(propertiesToWire(props)), packetId ?? 0,
+          dup);
+        this.out.wrote(payload.length + topic.length);
+      },
       sendPubrel: (packetId) => this.out.push({ op: "sessionEvent", sessionEvent: { connectionId: cid, pubrel: packetId } }),
       takenOver: () => {
         this.holders.delete(cid);
