@@ -163,9 +163,15 @@ function nextMessage(ws: WebSocket): Promise<Buffer> {
   return once(ws, "message").then(([data]) => data as Buffer);
 }
 
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 200 && !cond(); i++) await new Promise((res) => setImmediate(res));
-  if (!cond()) throw new Error(`not reached: ${what}`);
+/** Resolves once the server has received `n` messages (its collecting listener runs first). */
+function serverGot(p: Pair, n: number, timeoutMs = 5_000): Promise<Buffer[]> {
+  if (p.got.length >= n) return Promise.resolve(p.got);
+  return new Promise((resolve, reject) => {
+    const done = () => { clearTimeout(timer); p.server.off("message", onMessage); };
+    const timer = setTimeout(() => { done(); reject(new Error(`${p.got.length} of ${n} messages at the server after ${timeoutMs} ms`)); }, timeoutMs);
+    const onMessage = () => { if (p.got.length >= n) { done(); resolve(p.got); } };
+    p.server.on("message", onMessage);
+  });
 }
 
 describe("takeOverDeflate on a ws connection", () => {
@@ -182,7 +188,7 @@ describe("takeOverDeflate on a ws connection", () => {
     // And the other way: the client compresses, the server inflates in place.
     p.client.send(big, { binary: true });
     p.client.send(text(10, 3), { binary: true });
-    await until(() => p.got.length === 2, "two messages at the server");
+    await serverGot(p, 2);
     expect(p.got[0].equals(big)).toBe(true);
     expect(p.got[1].equals(text(10, 3))).toBe(true);
   });
@@ -202,7 +208,7 @@ describe("takeOverDeflate on a ws connection", () => {
     const p = await pair({ threshold: 0 });
     p.client.send(text(4_000), { binary: true, fin: false });
     p.client.send(text(4_000, 9), { binary: true, fin: true });
-    await until(() => p.got.length === 1, "the message at the server");
+    await serverGot(p, 1);
     expect(p.got[0].equals(Buffer.concat([text(4_000), text(4_000, 9)]))).toBe(true);
   });
 
@@ -231,7 +237,7 @@ describe("takeOverDeflate on a ws connection", () => {
     expect((await arriving).equals(big)).toBe(true);
     expect(p.rsv1).toEqual([true]);
     p.client.send(big, { binary: true });
-    await until(() => p.got.length === 1, "the message at the server");
+    await serverGot(p, 1);
     expect(p.got[0].equals(big)).toBe(true);
   });
 

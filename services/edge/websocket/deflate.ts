@@ -74,7 +74,10 @@ class SyncZlib {
 
   /** The message's output (a copy, `trim` bytes fewer), and the context reset for the next. */
   finish(trim = 0): Buffer {
-    const out = Buffer.from(this.scratch.subarray(0, Math.max(0, this.len - trim)));
+    // Buffer's copy (a memcpy): Buffer.from(view) copied a 64 KB message 4× slower, 9 % of the
+    // broker's busy time in the wsdeflate bench (--cpu-prof).
+    const out = Buffer.allocUnsafe(Math.max(0, this.len - trim));
+    this.scratch.copy(out, 0, 0, out.length);
     this.reset();
     return out;
   }
