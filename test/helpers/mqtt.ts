@@ -40,8 +40,8 @@ export interface MqttServerOptions {
   mqtt?: string;
   /** Top-level config lines (authorization, accounts, operator...). */
   config?: string;
-  /** Add `websocket { no_tls: true }` (MQTT over ws://…/mqtt). */
-  websocket?: boolean;
+  /** Add `websocket { no_tls: true }` (MQTT over ws://…/mqtt); "compression" adds `compression: true`. */
+  websocket?: boolean | "compression";
   /** meshbroker only: the monitoring listener. */
   monitoring?: boolean;
 }
@@ -70,6 +70,10 @@ export interface MqttTarget {
 /** The topologies of the MQTT suites: every in-process one, and the cluster. */
 export const mqttSuiteTopologies: SuiteTopology[] = [...mqttTopologies, "cluster"];
 
+function wsBlock(opts: MqttServerOptions, port: number): string {
+  return `websocket {\n  host: 127.0.0.1\n  port: ${port}\n  no_tls: true\n${opts.websocket === "compression" ? "  compression: true\n" : ""}}`;
+}
+
 /** The config text of an MQTT test server; listeners on free ports. */
 function mqttConfig(opts: MqttServerOptions, top = true): string {
   // The top-level port first: the helpers look for a `port:` line to decide whether to add one,
@@ -78,7 +82,7 @@ function mqttConfig(opts: MqttServerOptions, top = true): string {
     top ? "port: -1\nhost: 127.0.0.1\nserver_name: mb_mqtt" : "",
     opts.config ?? "",
     `mqtt {\n  host: 127.0.0.1\n  port: -1\n  ${opts.mqtt ?? ""}\n}`,
-    opts.websocket ? "websocket {\n  host: 127.0.0.1\n  port: -1\n  no_tls: true\n}" : "",
+    opts.websocket ? wsBlock(opts, -1) : "",
   ].join("\n");
 }
 
@@ -114,7 +118,7 @@ export async function startMqttNatsServer(opts: MqttServerOptions = {}): Promise
     `jetstream {\n  store_dir: "${jsDir}"\n}`,
     opts.config ?? "",
     `mqtt {\n  host: 127.0.0.1\n  port: ${mqttPort}\n  ${opts.mqtt ?? ""}\n}`,
-    wsPort ? `websocket {\n  host: 127.0.0.1\n  port: ${wsPort}\n  no_tls: true\n}` : "",
+    wsPort ? wsBlock(opts, wsPort) : "",
   ].join("\n");
   let real: RealNatsServer;
   try {

@@ -3,7 +3,8 @@
 //   -r (and cleared with -r -n), user/password, and both directions with nats.js;
 // - MQTT over TLS (`mqtt { tls {} }`): MQTT.js mqtts:// and mosquitto_pub --cafile;
 // - MQTT over WebSocket: MQTT.js on ws://127.0.0.1:<wsPort>/mqtt talking to TCP MQTT and NATS
-//   clients; the 101 answer carries "Sec-WebSocket-Protocol: mqtt";
+//   clients; the 101 answer carries "Sec-WebSocket-Protocol: mqtt"; with `compression: true`,
+//   permessage-deflate both ways (RSV1 seen on the wire);
 // - headless Chromium (test/helpers/browser.ts): a page opens
 //   new WebSocket("ws://127.0.0.1:<wsPort>/mqtt", "mqtt") and speaks MQTT with hand-made bytes
 //   (CONNECT, SUBSCRIBE, PUBLISH, and parsing CONNACK / SUBACK / PUBLISH).
@@ -22,7 +23,8 @@ import {
 } from "../helpers/mqtt.js";
 import { cleanupAfterEach } from "../helpers/wait.js";
 import { createPki } from "../helpers/certs.js";
-import { httpExchange, upgradeRequest } from "../helpers/ws-raw.js";
+import WebSocket from "ws";
+import { httpExchange, upgradeRequest, watchFrames, type WsPeer } from "../helpers/ws-raw.js";
 import { natsClient } from "../helpers/clients.js";
 
 const c = cleanupAfterEach();
@@ -138,6 +140,29 @@ describe.each(mqttTargets(mqttSuiteTopologies))("MQTT over WebSocket on $name", 
     expect(await webInbox.next()).toMatchObject({ topic: "ws/in/nats", payload: "nats→ws" });
     await web.publishAsync("ws/out", "ws→tcp", { qos: 1 });
     expect(await tcpInbox.next()).toMatchObject({ topic: "ws/out", payload: "ws→tcp" });
+  });
+
+  it("MQTT.js over a compressed WebSocket (permessage-deflate both ways)", async () => {
+    const s = await start(target, { websocket: "compression" });
+    let socket: WebSocket | undefined;
+    // MQTT.js's own ws, compressing everything it sends (threshold 0).
+    const web = await connectMqtt(c, wsUrl(s), {
+      clientId: "ws-deflate",
+      createWebsocket: (url: string, protocols: string[]) => (socket = new WebSocket(url, protocols, { perMessageDeflate: { threshold: 0 } })),
+    });
+    expect(socket!.extensions).toMatch(/^permessage-deflate/);
+    const frames = watchFrames({ ws: socket! } as unknown as WsPeer);
+    const webInbox = collect(web);
+    await web.subscribeAsync("wsz/in", { qos: 1 });
+    const tcp = await connectMqtt(c, tcpUrl(s), { clientId: "tcp-deflate" });
+    const tcpInbox = collect(tcp);
+    await tcp.subscribeAsync("wsz/out", { qos: 1 });
+    const big = "compressible MQTT payload ".repeat(200);
+    await tcp.publishAsync("wsz/in", big, { qos: 1 });
+    expect(await webInbox.next()).toMatchObject({ topic: "wsz/in", payload: big });
+    expect(frames.some((f) => f.rsv1 && f.length < big.length / 4), JSON.stringify(frames)).toBe(true);
+    await web.publishAsync("wsz/out", big, { qos: 1 });
+    expect(await tcpInbox.next()).toMatchObject({ topic: "wsz/out", payload: big });
   });
 });
 

@@ -3,7 +3,8 @@
 // `new WebSocket("ws://127.0.0.1:<wsPort>")` and speaks the NATS text protocol itself (CONNECT,
 // SUB, PING, PUB). nats.js over TCP publishes to it and receives from it. With
 // `allowed_origins` the page from the listed origin connects and the same page from another
-// port is refused (the handshake gets 403: onerror, then onclose, no INFO). Runs against
+// port is refused (the handshake gets 403: onerror, then onclose, no INFO). With `compression`,
+// Chromium agrees permessage-deflate and large messages cross both ways. Runs against
 // meshbroker and nats-server 2.9.10.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser, BrowserContext, Page } from "playwright-core";
@@ -11,7 +12,7 @@ import { StringCodec, type NatsConnection } from "nats";
 import { topologies } from "../helpers/broker.js";
 import { pathToFileURL } from "node:url";
 import { launchBrowser, servePages, WEB_FIXTURES, type PageServer } from "../helpers/browser.js";
-import { wsTargets, type WsServer } from "../helpers/ws-raw.js";
+import { wsTargets, type WsServer, type WsTarget } from "../helpers/ws-raw.js";
 import { cleanupAfterEach, firstData } from "../helpers/wait.js";
 import { natsClient } from "../helpers/clients.js";
 
@@ -55,13 +56,19 @@ const state = (page: Page): Promise<PageState> =>
     return { events: w.events, received: w.received, info: w.info };
   });
 
+/** A server with this websocket block, and the page connected to it and subscribed (ready). */
+async function readyPage(target: WsTarget, ws: string): Promise<{ server: WsServer; page: Page }> {
+  const server = await target.start({ ws });
+  cleanups.push(() => server.stop());
+  const web = await pages();
+  const page = await open(web.url("raw-nats.html", { ws: `ws://127.0.0.1:${server.wsPort}`, sub: "browser.>" }));
+  await page.waitForFunction(() => (globalThis as unknown as PageGlobals).events.includes("ready"), undefined, { timeout: 5_000 });
+  return { server, page };
+}
+
 describe.each(wsTargets(topologies))("chromium on $name", (target) => {
   it("a page speaking raw NATS receives what nats.js publishes over TCP, and publishes back", async () => {
-    const server = await target.start({ ws: "no_tls: true" });
-    cleanups.push(() => server.stop());
-    const web = await pages();
-    const page = await open(web.url("raw-nats.html", { ws: `ws://127.0.0.1:${server.wsPort}`, sub: "browser.>" }));
-    await page.waitForFunction(() => (globalThis as unknown as PageGlobals).events.includes("ready"), undefined, { timeout: 5_000 });
+    const { server, page } = await readyPage(target, "no_tls: true");
 
     const nc = await tcp(server);
     const fromPage = nc.subscribe("from.browser", { max: 1 });
@@ -78,6 +85,23 @@ describe.each(wsTargets(topologies))("chromium on $name", (target) => {
     const s = await state(page);
     expect(s.events).toEqual(["open", "info", "ready"]);
     expect(s.info).toMatchObject({ proto: 1, headers: true });
+  });
+
+  it("with compression: Chromium's permessage-deflate, large messages both ways", async () => {
+    const { server, page } = await readyPage(target, "no_tls: true\ncompression: true");
+    // The page's socket (a top-level const of its script): what was agreed.
+    expect(await page.evaluate("ws.extensions")).toMatch(/^permessage-deflate/);
+
+    const nc = await tcp(server);
+    const fromPage = nc.subscribe("from.browser", { max: 1 });
+    await nc.flush();
+    const big = Array.from({ length: 400 }, (_, i) => `line ${i} of a compressible text; `).join("");
+    nc.publish("browser.big", sc.encode(big));
+    nc.publish("browser.small", sc.encode("small"));
+    await page.waitForFunction(() => (globalThis as unknown as PageGlobals).received.length >= 2, undefined, { timeout: 5_000 });
+    expect((await state(page)).received).toEqual([big, "small"]);
+    await page.evaluate((text) => (globalThis as unknown as PageGlobals).natsPublish("from.browser", text), big);
+    expect(await firstData(fromPage)).toBe(big);
   });
 
   it("a page opened from disk (file://, so \"Origin: null\") connects when no origin checks are configured", async () => {

@@ -5,6 +5,7 @@
 // error → 1002, auth timeout / control line / max connections → 1008, shutdown → 1001); and how
 // /varz, /connz and /metrics show the listener and its connections. Each scenario runs against
 // meshbroker and against nats-server 2.9.10 with the same config.
+import zlib from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import {
@@ -212,6 +213,55 @@ describe.each(wsTargets(topologies))("compression on $name", (target) => {
     t.publish("z", sc.encode("small"));
     await p.expect("MSG z 1 5\r\nsmall\r\n", 2_000, from);
     expect(frames.slice(before).map((f) => f.rsv1)).toEqual([false]);
+  });
+
+  it("nats.ws compressing every message: 2000 publishes reach a compressing subscriber in order", async () => {
+    // threshold 0: each of nats.ws's writes leaves compressed, however small.
+    const compressing = () => wsFactory({ perMessageDeflate: { threshold: 0 } });
+    const pub = await ws(server, compressing());
+    const sub = await ws(server, compressing());
+    const s = sub.subscribe("many", { max: 2_000 });
+    await sub.flush();
+    for (let i = 0; i < 2_000; i++) pub.publish("many", sc.encode(`message ${i} `.padEnd(100 + (i % 50), "x")));
+    await pub.flush();
+    const got = await take(s, 2_000, 10_000);
+    expect(got.map((m) => m.data)).toEqual(Array.from({ length: 2_000 }, (_, i) => `message ${i} `.padEnd(100 + (i % 50), "x")));
+  });
+
+  it("a client that limits the server's window (server_max_window_bits=10) still gets compressed messages", async () => {
+    const p = await wsOpen(`ws://127.0.0.1:${server.wsPort}`, { perMessageDeflate: { serverMaxWindowBits: 10, threshold: 0 } });
+    cleanups.push(() => p.close());
+    await p.expect(INFO_LINE);
+    // meshbroker (ws) agrees to the smaller window and compresses with ws's own extension;
+    // nats-server 2.9.10 leaves the parameter out of its answer.
+    if (!target.reference) expect(p.upgrade.headers["sec-websocket-extensions"]).toMatch(/server_max_window_bits=10/);
+    const frames = watchFrames(p);
+    await p.send("CONNECT {\"verbose\":false}\r\nSUB z 1\r\nPUB z 4000\r\n" + "z".repeat(4_000) + "\r\nPING\r\n");
+    await p.expect(/MSG z 1 4000\r\nz{4000}\r\n/);
+    await p.expect("PONG\r\n");
+    expect(frames.some((f) => f.rsv1)).toBe(true);
+  });
+
+  // nats-server 2.9.10 inflates such a message whole (this one for seconds) and parses it.
+  it.skipIf(target.reference)("a compressed message that inflates past the frame bound (zip bomb) closes with 1009", async () => {
+    const p = await wsOpen(`ws://127.0.0.1:${server.wsPort}`, { perMessageDeflate: true });
+    cleanups.push(() => p.close());
+    await p.expect(INFO_LINE);
+    await p.send("CONNECT {\"verbose\":false}\r\nPING\r\n");
+    await p.expect("PONG\r\n");
+    // 64 MB of a repeated PUB line (past max_payload 1 MB + control line + margin) in ~64 KB.
+    const bomb = zlib.deflateRawSync(Buffer.from("PUB a 1\r\nx\r\n".repeat(64 * 1024 * 1024 / 12)), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+    socketOf(p).write(clientFrame(bomb.subarray(0, -4), { rsv: 4 }));
+    expect((await closeWithin(p, 5_000)).code).toBe(1009);
+  });
+
+  // nats-server 2.9.10 drops the connection without a close frame (1006).
+  it.skipIf(target.reference)("a compressed frame that is not deflate data closes with 1007", async () => {
+    const p = await wsOpen(`ws://127.0.0.1:${server.wsPort}`, { perMessageDeflate: true });
+    cleanups.push(() => p.close());
+    await p.expect(INFO_LINE);
+    socketOf(p).write(clientFrame(Buffer.from([0xff, 0xfe, 0xfd, 0x01, 0x02]), { rsv: 4 }));
+    expect((await closeWithin(p)).code).toBe(1007);
   });
 });
 

@@ -16,6 +16,7 @@ import type { WebsocketContext } from "../context.js";
 import { peerOf, prepareTlsReload, serverOptions } from "../tls.js";
 import { LINGER_MS, onceWritten } from "../socket-transport.js";
 import { checkUpgrade, isMqttPath } from "./upgrade.js";
+import { takeOverDeflate } from "./deflate.js";
 import { Timeouts } from "../../common/deadline.js";
 
 /** What a frame may hold besides its NATS payload (control lines, several small messages). */
@@ -47,6 +48,8 @@ export class WebsocketListener {
       noServer: true,
       clientTracking: false,
       maxPayload: this.maxFrame.after,
+      // Compression is taken over after the upgrade (deflate.ts); ws's own, with these
+      // settings, stays for a client that asked for a smaller server window.
       perMessageDeflate: cfg.compression
         // Fastest deflate level, as nats-server compresses (throughput over ratio); large zlib
         // chunks, so a batch of messages takes one trip to the zlib thread, not one per 16 KB.
@@ -202,7 +205,10 @@ export class WebsocketListener {
       if (jwt === null) this.edge.log.debug(`websocket: cookie "${cfg.jwtCookie}" is not valid URI encoding, ignored`, { remote: remote(socket) });
       else if (jwt) extras.cookieJwt = jwt;
     }
-    const transport = new WebSocketTransport(ws, socket, this.maxFrame.after);
+    // permessage-deflate on the event loop when the agreed parameters allow, else ws's own.
+    const deflateLater = ws.extensions.includes("permessage-deflate") && !takeOverDeflate(ws);
+    if (deflateLater) this.edge.log.debug(`websocket: permessage-deflate left to ws (${ws.extensions})`, { remote: remote(socket) });
+    const transport = new WebSocketTransport(ws, socket, this.maxFrame.after, deflateLater);
     transport.limitFrames(this.maxFrame.before);
     const mqtt = this.edge.mqtt;
     if (mqtt && isMqttPath(req.url ?? "/")) {
@@ -262,17 +268,18 @@ function refusalHeaders(body: string): Record<string, string> {
  * no close frame (1006) for stale/read/write errors and TLS, 1011 otherwise.
  */
 class WebSocketTransport implements ClientTransport {
-  /** permessage-deflate was agreed: a send is compressed on libuv's thread pool, so it is done
-   *  later, and each message costs a trip there. While one is on its way, what Outbound writes
-   *  is held and leaves as one message once it is out (nats-server's frames are as large). */
+  /** ws's own permessage-deflate compresses (takeOverDeflate could not): a send is compressed
+   *  on libuv's thread pool, so it is done later, and each message costs a trip there. While one
+   *  is on its way, what Outbound writes is held and leaves as one message once it is out.
+   *  Compressed by deflate.ts, a send is on the socket when ws.send returns, as uncompressed. */
   private readonly sent: (() => void) | undefined;
   private sending = false;
   private held: Buffer[] | undefined;
   private heldBytes = 0;
   private drained: (() => void) | undefined;
 
-  constructor(private readonly ws: WebSocket, private readonly socket: net.Socket, private readonly maxFrame: number) {
-    if (ws.extensions.includes("permessage-deflate")) this.sent = () => this.afterSend();
+  constructor(private readonly ws: WebSocket, private readonly socket: net.Socket, private readonly maxFrame: number, deflateLater: boolean) {
+    if (deflateLater) this.sent = () => this.afterSend();
   }
 
   /** The client authenticated: frames up to max_payload + max_control_line + margin. */
@@ -328,7 +335,7 @@ class WebSocketTransport implements ClientTransport {
   }
 
   get pendingBytes(): number { return this.ws.bufferedAmount + this.heldBytes; }
-  /** Compressed: a send may be out without the socket's "drain" (its buffer never filled). */
+  /** Compressed by ws: a send may be out without the socket's "drain" (its buffer never filled). */
   onDrain(cb: () => void): void {
     if (this.sent) this.drained = cb;
     else onceWritten(this.socket, cb);
