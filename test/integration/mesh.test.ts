@@ -456,12 +456,15 @@ describe("mesh: interest and membership", () => {
     const { stream, client } = dialLink(a.address, grpc.credentials.createInsecure());
     cleanups.push(() => client.close());
     stream.on("error", () => {});
+    // A reader that pauses: grpc-js pauses the HTTP/2 stream only once its reader has asked for
+    // data (before that it takes every frame into memory, however wide the window).
+    stream.on("data", () => {});
     stream.write(meshFrames.encode({ ops: [
       { op: "hello", hello: { routerId: "r0", version: MESH_VERSION, credential: { token: TOKEN } } },
       { op: "snapshot", snapshot: { seq: 1, entries: [{ account: "$G", subject: "big", weight: 1 }], last: true } },
     ] }));
     await until(() => a.mesh.peers()[0]?.interestEntries === 1, 2_000, "fake peer linked");
-    stream.pause(); // reads nothing more: HTTP/2 flow control stops the router's writes
+    stream.pause(); // reads nothing more: once its window is full, HTTP/2 flow control stops the router's writes
     const big = data("x".repeat(64 * 1024));
     let maxBacklog = 0;
     await withTimeout(new Promise<void>((resolve) => {

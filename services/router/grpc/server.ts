@@ -13,6 +13,7 @@ import { checkCredential } from "./credential.js";
 import { edgeLoadDirectory, edgeUrlDirectory } from "./edge-urls.js";
 import { ATTACH_TIMEOUT_MS, EDGE_LINK_SERVICE, LINK_OPTIONS, LINK_QUEUE_BYTES } from "./service.js";
 import type { LinkCounts } from "../link-metrics.js";
+import { widenServerWindow } from "./window.js";
 import { FrameWriter } from "./writer.js";
 
 export interface RouterServerDeps {
@@ -100,6 +101,8 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
     const peer = call.getPeer();
     log.debug(`edge link stream opened from ${peer}`);
     if (moving) return void call.emit("error", { code: grpc.status.UNAVAILABLE, details: "router stopping" });
+    const warning = widenServerWindow(call);
+    if (warning !== undefined) log.warn(`edge link ${peer}: ${warning}`);
     const end: RouterEnd = new RouterEnd(router, (m) => log.warn(`edge link ${peer}: ${m}`), {
       routerId,
       authenticate: (hello) => checkCredential(authorization, hello.credential, hello.edgeId, hello.sentAtUs),

@@ -41,9 +41,10 @@ export const LINK_OPTIONS: grpc.ChannelOptions = {
 
 /**
  * What one side of a link may queue while the peer's flow control holds its frames back, in
- * bytes, on top of the 16 frames grpc-js itself accepts before write() returns false. Past it
- * the link is reset (RESOURCE_EXHAUSTED): the edge re-attaches and replays its interest, and
- * what was queued is lost, as NATS core messages to a slow route are.
+ * bytes, on top of the peer's receive window (grpc/window.ts) and the 16 frames grpc-js itself
+ * accepts before write() returns false. Past it the link is reset (RESOURCE_EXHAUSTED): the edge
+ * re-attaches and replays its interest, and what was queued is lost, as NATS core messages to a
+ * slow route are.
  */
 export const LINK_QUEUE_BYTES = 32 * 1024 * 1024;
 

@@ -21,6 +21,7 @@ import type { Connection } from "../link.js";
 import type { MeshHooks, Router } from "../router.js";
 import type { ClusterAuthorization } from "../../common/config/options.js";
 import { checkCredential, credentialSource, type CredentialSource } from "../grpc/credential.js";
+import { widenServerWindow } from "../grpc/window.js";
 import { createRedisClient, type RedisConnection } from "../store/redis.js";
 import type { Draft, MeshHello } from "../wire/frames.js";
 import { Barriers, type BarrierWaiter } from "./barrier.js";
@@ -334,6 +335,8 @@ export class Mesh implements MeshHooks, LinkOwner {
 
   private accept(call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
     if (this.closed) return void call.end();
+    const warning = widenServerWindow(call);
+    if (warning !== undefined) this.opts.log.warn(`mesh: ${warning}`);
     this.pending.add(new PeerLink(this, call as unknown as Duplex, false, "", call.getPeer()));
   }
 

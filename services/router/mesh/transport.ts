@@ -3,6 +3,7 @@
 // channel options both ends need.
 import * as grpc from "@grpc/grpc-js";
 import type { Duplex } from "node:stream";
+import { LINK_WINDOW_OPTIONS } from "../grpc/window.js";
 
 const identity = (b: Buffer): Buffer => b;
 const LINK_PATH = "/meshbroker.v1.RouterMesh/Link";
@@ -25,6 +26,8 @@ export const meshService: grpc.ServiceDefinition = {
 export const meshChannelOptions: grpc.ChannelOptions = {
   "grpc.max_receive_message_length": 80 * 1024 * 1024,
   "grpc.max_send_message_length": 80 * 1024 * 1024,
+  // A dialer's receive windows (the accepting side widens its own: grpc/window.ts).
+  ...LINK_WINDOW_OPTIONS,
 };
 
 /** Opens the Link stream to a peer router at `address` (host:port). */
