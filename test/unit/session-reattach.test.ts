@@ -18,8 +18,9 @@ function client() {
 }
 
 describe("an edge's connection attaching its session again", () => {
-  for (const clean of [false, true]) {
-    it(`${clean ? "clean" : "persistent"}: not taken over, keeps its subscription`, async () => {
+  // Without a resume after it: an attach the edge sent again behind its replay's resume.
+  for (const [clean, resumeAgain] of [[false, true], [true, true], [false, false]]) {
+    it(`${clean ? "clean" : "persistent"}${resumeAgain ? "" : ", no resume after it"}: not taken over, keeps its subscription`, async () => {
       const router = new Router();
       const service = new SessionService(router, new MemoryStore(), { ackWaitMs: 60_000, maxAckPending: 100 }, { error: () => {} });
       router.sessions = service;
@@ -33,7 +34,7 @@ describe("an edge's connection attaching its session again", () => {
       const second = client();
       const again = service.attach({ ...req, conn: { ...conn } }, second.c);
       if (clean) service.subscribe({ ...conn }, [{ filter: "r/t", qos: 1 }]);
-      service.resume({ ...conn });
+      if (resumeAgain) service.resume({ ...conn });
       expect((await again).present).toBe(true);
       expect(first.closed()).toBe(0);
       const pub: Connection = { edgeId: "e2", cid: 1, echo: true };

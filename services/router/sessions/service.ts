@@ -179,6 +179,8 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     // The same connection of the same edge attaching again (its edge re-attached) is no takeover:
     // it is not closed, and keeps its session even when clean; only its old attach is forgotten.
     const again = previous !== undefined && previous.conn.edgeId === holder.conn.edgeId && previous.conn.cid === holder.conn.cid;
+    // Past its CONNACK already: no resume follows this attach (the edge's came before it).
+    const resumed = again && session!.client === previous.client && !session!.connecting;
     if (previous) (again ? this.letGo(previous) : this.takeOver(previous));
     if (session && !again && (clean || !session.persistent)) {
       this.willNow(session); // the session ends: a delayed will goes now
@@ -233,6 +235,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     holder.session = session;
     this.holders.set(session, holder);
     this.applyPermissions(holder, session);
+    if (resumed) this.resume(holder.conn);
     return { present, subscriptions: session.subscriptionList() };
   }
 
