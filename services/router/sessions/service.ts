@@ -176,8 +176,13 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
       shadow = undefined;
     }
     const previous = session && this.holders.get(session);
-    if (previous) this.takeOver(previous);
-    if (session && (clean || !session.persistent)) {
+    // The same connection of the same edge attaching again (its edge re-attached) is no takeover:
+    // it is not closed, and keeps its session even when clean; only its old attach is forgotten.
+    const again = previous !== undefined && previous.conn.edgeId === holder.conn.edgeId && previous.conn.cid === holder.conn.cid;
+    // Past its CONNACK already: no resume follows this attach (the edge's came before it).
+    const resumed = again && session!.client === previous.client && !session!.connecting;
+    if (previous) (again ? this.letGo(previous) : this.takeOver(previous));
+    if (session && !again && (clean || !session.persistent)) {
       this.willNow(session); // the session ends: a delayed will goes now
       session.dispose();
       this.sessions.delete(key);
@@ -230,6 +235,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     holder.session = session;
     this.holders.set(session, holder);
     this.applyPermissions(holder, session);
+    if (resumed) this.resume(holder.conn);
     return { present, subscriptions: session.subscriptionList() };
   }
 
@@ -503,9 +509,14 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
 
   /** Another connection attached: the old one closes without its will (as nats-server). */
   private takeOver(previous: Holder): void {
+    this.letGo(previous);
+    previous.client.takenOver();
+  }
+
+  /** The session no longer goes to `previous` (no will: the connection is not lost). */
+  private letGo(previous: Holder): void {
     this.forget(previous);
     previous.session!.detach(previous.client);
-    previous.client.takenOver();
   }
 
   private forget(holder: Holder): void {

@@ -207,6 +207,11 @@ export class EdgeEnd implements RouterLink {
     });
   }
 
+  /** Forgets a request a newer one replaces: it is neither sent again nor settled. */
+  forget(correlationId: number): void {
+    this.completions.delete(correlationId);
+  }
+
   stats(): Promise<RouterStats> {
     if (!this.attached) return Promise.resolve({ ...NO_STATS });
     const correlationId = this.nextCorrelation++;
@@ -251,9 +256,10 @@ export class EdgeEnd implements RouterLink {
       this.pushInterest(account, sub);
       if (max > 0) this.pushUnsubscribe(account, sub, max);
     }
-    const unanswered = [...this.completions.values()];
+    const unanswered = [...this.completions];
     this.sessions.replay();
-    for (const { op } of unanswered) this.out.push(op);
+    // Less the attaches of an earlier replay that this one made again (replay() dropped them).
+    for (const [id, { op }] of unanswered) if (this.completions.has(id)) this.out.push(op);
     for (const op of this.detachedPublishes) this.out.push(op);
     if (this.dropped > 0) this.warn(`${this.dropped} publishes were dropped while no router was attached`);
     this.detachedPublishes = [];
@@ -335,7 +341,11 @@ function noop(): void {}
 class EdgeSessions implements SessionLink {
   /** The connections of this edge holding (or attaching to) a session, with what a new
    *  router needs to attach them again: the request and the subscriptions. */
-  private readonly clients = new Map<number, { client: SessionClient; req: SessionAttach; attached: boolean; subs: Map<string, MqttSubscription> }>();
+  private readonly clients = new Map<number, {
+    client: SessionClient; req: SessionAttach; attached: boolean; subs: Map<string, MqttSubscription>;
+    /** The correlation id of the last replay's attach while unanswered. */
+    replaying?: number;
+  }>();
 
   constructor(private readonly end: EdgeEnd) {}
 
@@ -350,7 +360,7 @@ class EdgeSessions implements SessionLink {
     });
   }
 
-  private attachOp(req: SessionAttach): Promise<Completion> {
+  private attachOp(req: SessionAttach, sent?: (correlationId: number) => void): Promise<Completion> {
     return this.request(req.conn, {
       clientId: req.clientId,
       attach: {
@@ -358,7 +368,7 @@ class EdgeSessions implements SessionLink {
         expiry: expiryToWire(req.expiry), receiveMaximum: req.receiveMaximum ?? 0,
         ackWaitMs: req.limits?.ackWaitMs ?? 0, maxAckPending: req.limits?.maxAckPending ?? 0,
       },
-    });
+    }, sent);
   }
 
   /**
@@ -366,12 +376,19 @@ class EdgeSessions implements SessionLink {
    * there (a persistent one is taken from the lost router's store state, with its in-flight
    * messages resent with DUP; a clean one starts afresh with the connection's subscriptions),
    * then resumes. Connections still attaching have their attach among the unanswered ops.
+   * The attach of an earlier replay not answered yet (that router was lost too) is not sent
+   * again: the router would take the session from this very connection and close it.
    */
   replay(): void {
     for (const [cid, held] of this.clients) {
       if (!held.attached) continue;
       const { req, client } = held;
-      this.attachOp(req).catch((err: Error) => {
+      if (held.replaying !== undefined) this.end.forget(held.replaying);
+      let id = 0;
+      const attached = this.attachOp(req, (correlationId) => { held.replaying = id = correlationId; });
+      const answered = () => { if (held.replaying === id) held.replaying = undefined; };
+      attached.then(answered, answered);
+      attached.catch((err: Error) => {
         // The new router could not attach it (no store): close as the lost one would have.
         this.end.warn(`MQTT client ${req.clientId} not attached again on the new router: ${err.message}`);
         if (this.clients.get(cid) !== held) return;
@@ -497,8 +514,11 @@ class EdgeSessions implements SessionLink {
     this.end.out.push({ op: "session", session: op });
   }
 
-  private request(conn: Connection, op: Draft<SessionOp>): Promise<Completion> {
+  private request(conn: Connection, op: Draft<SessionOp>, sent?: (correlationId: number) => void): Promise<Completion> {
     op.connectionId = conn.cid;
-    return this.end.request((correlationId) => ({ op: "session", session: { ...op, correlationId } }));
+    return this.end.request((correlationId) => {
+      sent?.(correlationId);
+      return { op: "session", session: { ...op, correlationId } };
+    });
   }
 }
