@@ -8,18 +8,25 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ATTACH_PATH, EDGE_LINK_SERVICE, LINK_OPTIONS } from "../../services/router/grpc/service.js";
 import { LINK_WINDOW_BYTES, widenServerWindow } from "../../services/router/grpc/window.js";
 import { meshChannelOptions } from "../../services/router/mesh/transport.js";
+import { withTimeout } from "../helpers/wait.js";
 
 const identity = (b: Buffer): Buffer => b;
 type Call = grpc.ServerDuplexStream<Buffer, Buffer>;
 const streamOf = (call: Call) => (call as unknown as { call: { stream: ServerHttp2Stream } }).call.stream;
 const sessionOf = (call: Call) => streamOf(call).session as ServerHttp2Session;
 
-async function until(cond: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 2_000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+/** Resolves once `holds()`, checked now and after each of `session`'s `event`s (its SETTINGS
+ *  exchange); fails after 2 s. */
+function settled(session: ServerHttp2Session, event: "localSettings" | "remoteSettings", holds: () => boolean, what: string): Promise<void> {
+  if (holds()) return Promise.resolve();
+  return withTimeout(new Promise<void>((resolve) => {
+    const check = () => {
+      if (!holds()) return;
+      session.off(event, check);
+      resolve();
+    };
+    session.on(event, check);
+  }), 2_000, () => `${what} not seen`);
 }
 
 describe("link HTTP/2 windows", () => {
@@ -55,8 +62,8 @@ describe("link HTTP/2 windows", () => {
     expect(warnings).toEqual([undefined]);
     const session = sessionOf(call);
     // The stream's window moves once the client acknowledged the new SETTINGS.
-    await until(() => session.localSettings.initialWindowSize === LINK_WINDOW_BYTES, "the client's SETTINGS ack");
-    await until(() => (streamOf(call).state.localWindowSize ?? 0) > LINK_WINDOW_BYTES / 2, "the stream's window");
+    await settled(session, "localSettings", () => session.localSettings.initialWindowSize === LINK_WINDOW_BYTES, "the client's SETTINGS ack");
+    expect(streamOf(call).state.localWindowSize).toBeGreaterThan(LINK_WINDOW_BYTES / 2);
     expect(session.state.localWindowSize).toBeGreaterThan(LINK_WINDOW_BYTES / 2);
   });
 
@@ -64,7 +71,7 @@ describe("link HTTP/2 windows", () => {
     for (const options of [LINK_OPTIONS, meshChannelOptions]) {
       const call = await link(options, () => {});
       const session = sessionOf(call);
-      await until(() => session.remoteSettings.initialWindowSize === LINK_WINDOW_BYTES, "the dialer's SETTINGS");
+      await settled(session, "remoteSettings", () => session.remoteSettings.initialWindowSize === LINK_WINDOW_BYTES, "the dialer's SETTINGS");
       client!.close();
       server!.forceShutdown();
     }

@@ -118,7 +118,7 @@ function sharedCodec(): { deflater: SyncZlib; inflater: SyncZlib } | null {
     // A round trip at start: internals that changed shape fall back to ws, not garbage.
     try {
       const probe = Buffer.from("permessage-deflate probe ".repeat(8));
-      const back = inflateParts([deflateMessage(probe)], probe.length);
+      const back = inflateParts(deflateMessage(probe), probe.length);
       if (!(back instanceof Buffer) || !back.equals(probe)) codec = null;
     } catch {
       codec = null;
@@ -140,12 +140,14 @@ export function deflateMessage(data: Uint8Array, fin = true): Buffer {
 
 /**
  * A message's compressed frames (the trailer appended) inflated into one buffer of at most
- * `limit` bytes; else the close code: TOO_LARGE past the limit, INVALID_DATA for bad data.
+ * `limit` bytes; else the close code: TOO_LARGE past the limit, INVALID_DATA for bad data. An
+ * unfragmented message (the usual one) is its one frame, with no array made for it.
  */
-export function inflateParts(parts: readonly Uint8Array[], limit: number): Buffer | number {
+export function inflateParts(parts: Uint8Array | readonly Uint8Array[], limit: number): Buffer | number {
   const { inflater } = sharedCodec()!;
   let status = 0;
-  for (let i = 0; i < parts.length && status === 0; i++) status = inflater.feed(parts[i], limit);
+  if (parts instanceof Uint8Array) status = inflater.feed(parts, limit);
+  else for (let i = 0; i < parts.length && status === 0; i++) status = inflater.feed(parts[i], limit);
   if (status === 0) status = inflater.feed(SYNC_TRAILER, limit);
   if (status !== 0) {
     inflater.reset();
@@ -246,7 +248,7 @@ function decompress(this: WsReceiver, data: Buffer, cb: (err?: Error) => void): 
   this[PARTS] = undefined;
   if (parts) parts.push(data);
   const limit = this._maxPayload > 0 ? this._maxPayload : Number.MAX_SAFE_INTEGER;
-  const out = inflateParts(parts ?? [data], limit);
+  const out = inflateParts(parts ?? data, limit);
   if (out === TOO_LARGE) {
     return cb(this.createError(RangeError, "Max payload size exceeded", false, 1009, "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH"));
   }

@@ -385,10 +385,9 @@ class EdgeSessions implements SessionLink {
       const { req, client } = held;
       if (held.replaying !== undefined) this.end.forget(held.replaying);
       let id = 0;
-      const attached = this.attachOp(req, (correlationId) => { held.replaying = id = correlationId; });
       const answered = () => { if (held.replaying === id) held.replaying = undefined; };
-      attached.then(answered, answered);
-      attached.catch((err: Error) => {
+      this.attachOp(req, (correlationId) => { held.replaying = id = correlationId; }).then(answered, (err: Error) => {
+        answered();
         // The new router could not attach it (no store): close as the lost one would have.
         this.end.warn(`MQTT client ${req.clientId} not attached again on the new router: ${err.message}`);
         if (this.clients.get(cid) !== held) return;
