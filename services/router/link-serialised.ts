@@ -7,12 +7,12 @@
 // FIFO each way, as one gRPC stream per edge keeps it.
 import type { RouterLink } from "./link.js";
 import { EdgeEnd } from "./wire/edge-end.js";
-import { RouterEnd } from "./wire/router-end.js";
+import { RouterEnd, type RoutingCore } from "./wire/router-end.js";
 
 type Warn = (message: string) => void;
 
 /** One edge's link to `router` through bytes. */
-export function createSerialisedLink(router: RouterLink, warn: Warn = () => {}): RouterLink & { close(): void } {
+export function createSerialisedLink(router: RoutingCore, warn: Warn = () => {}): RouterLink & { close(): void } {
   const routerEnd = new RouterEnd(router, warn);
   const edgeEnd = new EdgeEnd(warn);
   // The receiver decodes on a later turn still: nothing crosses within the sender's call.

@@ -22,7 +22,7 @@ export interface Connection {
 }
 
 /** One connection, named by ids. */
-export function sameConnection(a: Connection, b: Connection): boolean {
+export function sameConnection(a: ConnectionRef, b: ConnectionRef): boolean {
   return a.cid === b.cid && a.edgeId === b.edgeId;
 }
 
@@ -249,6 +249,22 @@ export interface SessionLink {
   /** A reload changed the user's permissions: the subscribe permissions and the will as the
    *  user may now publish it (undefined: none). Returns the subscriptions left. */
   permissions(conn: Connection, subscribe: SubjectPermission | undefined, will: SessionWill | undefined): Promise<MqttSubscription[]>;
+}
+
+/** Which connection of which edge: what names a session's holder across routers. */
+export type ConnectionRef = Pick<Connection, "edgeId" | "cid">;
+
+/** The session service as the router's end of a link sees it: also told when a link is lost. */
+export interface RouterSessions extends SessionLink {
+  /**
+   * The stream that carried `conn` ended without a detach from its edge, which may be alive (a
+   * link reset, an edge or router stalled past the keepalive). `client` (the stream's own; a
+   * newer stream of the edge may hold the connection already) stays attached for a grace, so
+   * that its edge attaches it again, here or on another router, without the will going out;
+   * after the grace, or when another connection takes the session over, it is detached with its
+   * will. `edgeMoved`: the edge ended the stream after moving its clients: detached now, no will.
+   */
+  linkLost(conn: Connection, client: SessionClient, edgeMoved: boolean): void;
 }
 
 export interface RouterLink {

@@ -7,7 +7,7 @@ import { subjectMatches } from "../common/subject.js";
 import { Account, wireAccounts, type Warn } from "./accounts.js";
 import {
   sameConnection, type AccountSet, type Connection, type MessageData, type PublishOptions, type RouterLink,
-  type RouterStats, type SessionLink, type Subscriber,
+  type RouterStats, type RouterSessions, type Subscriber,
 } from "./link.js";
 
 /** "NATS/1.0 503\r\n\r\n": the status header nats-server sends for a request without responders. */
@@ -45,7 +45,7 @@ function isRemote(sub: Subscriber): sub is RemoteSubscriber {
 
 export class Router implements RouterLink {
   /** The MQTT session service, when MQTT is served (services/router/sessions/). */
-  sessions: SessionLink | undefined = undefined;
+  sessions: RouterSessions | undefined = undefined;
   /** The MQTT retain flag of the message being delivered (deliveries are synchronous): MQTT
    *  sessions read it for retain as published, on the publisher's router and on its peers. */
   retained = false;

@@ -5,8 +5,12 @@
 // Frozen 4.5 s, an edge's first new stream gets no answer either (ATTACH_TIMEOUT_MS): the
 // attaches replayed on it are still unanswered at the next stream, which must not carry them
 // next to its own (the router took each session from its own connection and closed it).
+// Nor do the clients' wills go out: the router, seeing the old streams end, gives their
+// connections LOST_LINK_GRACE_MS to be attached again.
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { LOST_LINK_GRACE_MS } from "../../services/router/sessions/service.js";
 import { ATTACHED, startCluster, type TestCluster } from "../helpers/cluster.js";
+import { closeOf, connectCollecting, connectMqtt, suback } from "../helpers/mqtt.js";
 import { mqttUnderFault } from "../helpers/mqtt-load.js";
 import { cleanupAfterEach } from "../helpers/wait.js";
 
@@ -39,3 +43,24 @@ for (const [ms, subEdge, pubEdge] of [[2_200, 0, 1], [4_500, 0, 1]] as const) {
     expect(r.lost).toBe(0);
   }, 60_000);
 }
+
+it("router frozen 2,200 ms: the edges re-attach, and the wills of their MQTT clients are not published; a client lost later still has its will published", async () => {
+  // The watcher's session is persistent: a will published while its edge is away is queued for it.
+  const { client: watcher, inbox } = await connectCollecting(c, `mqtt://127.0.0.1:${cluster.edges[1].mqttPort}`, { clientId: "flap-watcher", clean: false });
+  await suback(watcher, { "flap/will": { qos: 1 } });
+  const doomed = await connectMqtt(c, `mqtt://127.0.0.1:${cluster.edges[0].mqttPort}`, {
+    clientId: "flap-doomed", will: { topic: "flap/will", payload: Buffer.from("gone"), qos: 1, retain: false },
+  });
+  let closes = 0;
+  for (const client of [watcher, doomed]) client.on("close", () => closes++);
+  await freezeRouter(2_200);
+  // Absence can only be waited for: the grace, and a little more, after both edges re-attached.
+  await new Promise((r) => setTimeout(r, LOST_LINK_GRACE_MS + 500));
+  console.log(`router SIGSTOP 2,200 ms: ${inbox.all.length} will(s) published, ${closes} client(s) closed`);
+  expect(inbox.all.map((m) => m.payload)).toEqual([]);
+  expect(closes).toBe(0);
+  await doomed.publishAsync("flap/alive", "still here", { qos: 1 }); // acked: attached again
+  doomed.stream.destroy(); // now the connection is lost: its will goes
+  await closeOf(doomed);
+  expect((await inbox.next(LOST_LINK_GRACE_MS + 2_000)).payload).toBe("gone");
+}, 60_000);

@@ -6,7 +6,8 @@ import { StringCodec } from "nats";
 import type { MqttClient } from "mqtt";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { natsClient } from "../helpers/clients.js";
-import { startCluster, type TestCluster } from "../helpers/cluster.js";
+import { LOST_LINK_GRACE_MS } from "../../services/router/sessions/service.js";
+import { ATTACHED, startCluster, type TestCluster } from "../helpers/cluster.js";
 import { closeOf, collect, connectCollecting, connectMqtt, noMessage, suback, type Inbox } from "../helpers/mqtt.js";
 import { mqttUnderFault, untilReceived } from "../helpers/mqtt-load.js";
 import { cleanupAfterEach, firstData, withTimeout } from "../helpers/wait.js";
@@ -124,7 +125,35 @@ it("takeover across edges on different routers: the first connection is closed, 
   await second.endAsync();
 });
 
-it("edge kill -9: the persistent session resumes on an edge of the other router with what was published meanwhile; the will is published", async () => {
+it("edge frozen 2,500 ms (its router drops its stream): the edge re-attaches, and its MQTT clients keep their sessions, without their wills", async () => {
+  // The watcher's session is persistent: a will published while anything moves is queued for it.
+  const { client: watcher, inbox: wills } = await connectCollecting(c, url(1), { clientId: "flap-watcher", clean: false });
+  await suback(watcher, { "flap/#": { qos: 1 } });
+  const will = (name: string) => ({ topic: `flap/${name}`, payload: Buffer.from(`${name} gone`), qos: 1 as const, retain: false });
+  const clean = await connectMqtt(c, url(2), { clientId: "flap-clean", will: will("clean") });
+  const kept = await connectMqtt(c, url(2), { clientId: "flap-kept", clean: false, will: will("kept") });
+  let closes = 0;
+  for (const client of [watcher, clean, kept]) client.on("close", () => closes++);
+  const edge = cluster.edges[2].proc;
+  const mark = edge.mark();
+  edge.signal("SIGSTOP");
+  c.push(() => edge.signal("SIGCONT"));
+  // Past the router's keepalive (1.75 s): the router sees the stream lost.
+  await new Promise((r) => setTimeout(r, 2_500));
+  edge.signal("SIGCONT");
+  const attached = await edge.waitForLine(ATTACHED, 10_000, { since: mark });
+  // Absence can only be waited for: the grace, and a little more, after the re-attach.
+  await new Promise((r) => setTimeout(r, LOST_LINK_GRACE_MS + 500));
+  console.log(`edge SIGSTOP 2,500 ms: re-attached to router ${attached[1]} after ${attached[3]} ms; ` +
+    `${wills.all.length} will(s) published, ${closes} client(s) closed`);
+  expect(wills.all.map((m) => m.payload)).toEqual([]);
+  expect(closes).toBe(0);
+  // Attached again: their publishes are acked and delivered.
+  for (const client of [clean, kept]) await client.publishAsync("flap/alive", "", { qos: 1 });
+  expect([(await wills.next()).topic, (await wills.next()).topic]).toEqual(["flap/alive", "flap/alive"]);
+});
+
+it("edge kill -9: the will is published; the persistent session resumes on an edge of the other router with what was published meanwhile", async () => {
   const { client: watcher, inbox: wills } = await connectCollecting(c, url(1), { clientId: "will-watcher" });
   await suback(watcher, { "wills/#": { qos: 1 } });
   const doomed = await connectMqtt(c, url(2), {
@@ -137,12 +166,13 @@ it("edge kill -9: the persistent session resumes on an edge of the other router 
   await untilReceived(collect(doomed), () => publish(pub, "away/probe", "p", 0));
   const killed = Date.now();
   await cluster.killEdge(2);
-  const will = await wills.next(5_000);
-  console.log(`edge kill -9: will published after ${Date.now() - killed} ms`);
-  expect([will.topic, will.payload]).toEqual(["wills/survivor", "gone"]);
-
   for (let i = 0; i < 20; i++) await publish(pub, "away/x", `q${i}`, 1);
+  // Back before its router's grace for the lost stream ended: a new connection takes the
+  // session over, so the lost one's will goes then.
   const { inbox, sessionPresent } = await connectCollecting(c, url(1), { clientId: "survivor", clean: false });
+  const will = await wills.next(5_000);
+  console.log(`edge kill -9: will published after ${Date.now() - killed} ms (the session taken over after the kill)`);
+  expect([will.topic, will.payload]).toEqual(["wills/survivor", "gone"]);
   expect(sessionPresent).toBe(true);
   const got: string[] = [];
   for (let i = 0; i < 20; i++) got.push((await inbox.next(5_000)).payload);

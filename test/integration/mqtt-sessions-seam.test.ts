@@ -10,6 +10,7 @@ import { silentLogger } from "../../services/common/log.js";
 import { EdgeServer } from "../../services/edge/server.js";
 import { startRouterSide } from "../../services/embedded.js";
 import { createSerialisedLink } from "../../services/router/link-serialised.js";
+import { LOST_LINK_GRACE_MS } from "../../services/router/sessions/service.js";
 import { natsClient } from "../helpers/clients.js";
 import { mqttTopologies } from "../helpers/broker.js";
 import { RawMqtt, startMqttBroker, tempDir } from "../helpers/mqtt.js";
@@ -90,8 +91,11 @@ describe("MQTT sessions across two edges of one router", () => {
     await RawMqtt.accepted(c, a.mqttPort, {
       clientId: "mortal", will: { topic: "wills/a", payload: Buffer.from("edge a is gone"), qos: 0, retain: false },
     });
+    const closed = Date.now();
     a.link.close(); // the edge's stream ends without the connection closing
-    expect(await firstData(sub)).toBe("edge a is gone");
+    // Not at once: for LOST_LINK_GRACE_MS the edge may attach the connection again.
+    expect(await firstData(sub, LOST_LINK_GRACE_MS + 2_000)).toBe("edge a is gone");
+    expect(Date.now() - closed).toBeGreaterThanOrEqual(LOST_LINK_GRACE_MS - 50);
   });
 });
 

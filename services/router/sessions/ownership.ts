@@ -17,6 +17,7 @@
 import type { Cluster, Redis } from "ioredis";
 import { createRedisClient, type RedisConnection } from "../store/redis.js";
 import type { SessionKey } from "../store/store.js";
+import type { ConnectionRef } from "../link.js";
 
 /** What the session service needs of ownership (absent in the embedded topology: one owner). */
 export interface SessionOwners {
@@ -24,8 +25,9 @@ export interface SessionOwners {
    *  With `ready`: a live previous owner is first told to note what it queues from now on, then
    *  `ready` runs (the claimer's interest goes in place), then the owner lets go. Resolves with
    *  the store sequence of the first message the old owner queued after it was told (undefined:
-   *  none, or `ready` did not run). */
-  claim(key: SessionKey, ready?: () => Promise<void>): Promise<number | undefined>;
+   *  none, or `ready` did not run). `by`: the connection attaching, which the old owner is told
+   *  (the same connection, its edge re-attached here, is no takeover of itself). */
+  claim(key: SessionKey, by: ConnectionRef, ready?: () => Promise<void>): Promise<number | undefined>;
   /** A clean session ended here: the key has no owner any more (unless another claimed it). */
   release(key: SessionKey): void;
 }
@@ -34,9 +36,10 @@ export interface SessionOwners {
 export interface OwnedSessions {
   /** Another router is taking `key` over: note the first message queued from now on. */
   prepare(key: SessionKey): void;
-  /** Another router took `key` over: drop it here; resolves once its store writes landed, with
-   *  the store sequence of the first message queued since prepare() (if any). */
-  evict(key: SessionKey): Promise<number | undefined>;
+  /** Another router took `key` over, for connection `by` (unknown: an adoption, or a router of
+   *  an earlier version): drop it here; resolves once its store writes landed, with the store
+   *  sequence of the first message queued since prepare() (if any). */
+  evict(key: SessionKey, by?: ConnectionRef): Promise<number | undefined>;
   /** This router adopted `key` from a router that left: restore it from the store (false:
    *  nothing stored, a clean session). */
   adopt(key: SessionKey): Promise<boolean>;
@@ -50,7 +53,11 @@ const CLAIM = "local p = redis.call('HGET', KEYS[1], ARGV[1]); redis.call('HSET'
 const RELEASE = "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0";
 const ADOPT = "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]); return 1 end return 0";
 
-interface Notice { op: "prepare" | "prepared" | "takeover" | "released"; key: SessionKey; from: string; nonce: number; since?: number }
+interface Notice {
+  op: "prepare" | "prepared" | "takeover" | "released"; key: SessionKey; from: string; nonce: number; since?: number;
+  /** A takeover's attaching connection. */
+  edge?: string; cid?: number;
+}
 
 export class SessionOwnership implements SessionOwners {
   private readonly redis: Redis | Cluster;
@@ -82,15 +89,15 @@ export class SessionOwnership implements SessionOwners {
     await this.sub.subscribe(this.channel(this.self));
   }
 
-  async claim(key: SessionKey, ready?: () => Promise<void>): Promise<number | undefined> {
+  async claim(key: SessionKey, by: ConnectionRef, ready?: () => Promise<void>): Promise<number | undefined> {
     const previous = await this.redis.eval(CLAIM, 1, this.ownerKey, key, this.self) as string | null;
     if (previous === null || previous === this.self || !this.linked(previous)) return undefined;
-    if (!ready) return void (await this.ask(previous, "takeover", key));
+    if (!ready) return void (await this.ask(previous, "takeover", key, by));
     // No answer: the old owner is dead though still linked (its loss not detected yet), and
     // the session is taken as after a loss (the held messages of SessionService).
     if (!(await this.ask(previous, "prepare", key))) return undefined;
     await ready();
-    return (await this.ask(previous, "takeover", key))?.since;
+    return (await this.ask(previous, "takeover", key, by))?.since;
   }
 
   release(key: SessionKey): void {
@@ -136,7 +143,7 @@ export class SessionOwnership implements SessionOwners {
   }
 
   /** Sends `op` to `owner`; resolves with its answer, or undefined after RELEASE_WAIT_MS. */
-  private ask(owner: string, op: "prepare" | "takeover", key: SessionKey): Promise<{ since?: number } | undefined> {
+  private ask(owner: string, op: "prepare" | "takeover", key: SessionKey, by?: ConnectionRef): Promise<{ since?: number } | undefined> {
     const nonce = this.nonce++;
     return new Promise<{ since?: number } | undefined>((resolve) => {
       const timer = setTimeout(() => {
@@ -146,6 +153,10 @@ export class SessionOwnership implements SessionOwners {
       }, RELEASE_WAIT_MS);
       this.waits.set(nonce, (since) => { clearTimeout(timer); resolve({ since }); });
       const notice: Notice = { op, key, from: this.self, nonce };
+      if (by) {
+        notice.edge = by.edgeId;
+        notice.cid = by.cid;
+      }
       this.redis.publish(this.channel(owner), JSON.stringify(notice)).catch(() => {}); // then the timer decides
     });
   }
@@ -171,7 +182,8 @@ export class SessionOwnership implements SessionOwners {
       this.service?.prepare(n.key);
       return reply("prepared");
     }
-    (this.service ? this.service.evict(n.key) : Promise.resolve(undefined)).then((since) => reply("released", since), () => reply("released"));
+    const by = typeof n.edge === "string" && typeof n.cid === "number" ? { edgeId: n.edge, cid: n.cid } : undefined;
+    (this.service ? this.service.evict(n.key, by) : Promise.resolve(undefined)).then((since) => reply("released", since), () => reply("released"));
   }
 
   async close(): Promise<void> {

@@ -11,11 +11,12 @@ import { filterInterest, topicToSubject } from "../../common/mqtt-topic.js";
 import { subjectMatches } from "../../common/subject.js";
 import { mqttMaySubscribe, PermissionChecker } from "../../common/permissions.js";
 import {
-  EXPIRY_NEVER, type Connection, type MessageData, type MqttSubscription, type PublishOptions, type RouterLink, type SessionAttach,
-  type SessionAttached, type SessionClient, type SessionLink, type SessionWill, type StoredMessage,
+  EXPIRY_NEVER, sameConnection, type Connection, type ConnectionRef, type MessageData, type MqttSubscription, type PublishOptions, type RouterLink, type SessionAttach,
+  type RouterSessions, type SessionAttached, type SessionClient, type SessionWill, type StoredMessage,
 } from "../link.js";
 import { sessionKey, type MqttStore, type SessionKey, type SessionRecord } from "../store/store.js";
 import { DEAD_AFTER_MS, PING_INTERVAL_MS } from "../mesh/peer.js";
+import { ATTACH_TIMEOUT_MS } from "../grpc/service.js";
 import type { OwnedSessions, SessionOwners } from "./ownership.js";
 import { MqttSession, deliveryProps, expired, mqttHeader, stampExpiry, type SessionHost, type SessionLimits } from "./session.js";
 
@@ -33,13 +34,16 @@ interface Holder {
   ready: Promise<void>;
   /** The connection went away (or was taken over) before or after attach finished. */
   gone: boolean;
+  /** The stream carrying the connection ended (linkLost): it is detached with its will then,
+   *  unless its edge attached it again first. */
+  lostGrace: Deadline | undefined;
 }
 
 /** A call from a connection that holds no session: nothing stored, so no ack. */
 const NOT_HELD = Promise.reject(new Error("the connection holds no MQTT session"));
 NOT_HELD.catch(() => {}); // each caller handles it; this one only keeps it from counting as unhandled
 
-export class SessionService implements SessionLink, SessionHost, OwnedSessions {
+export class SessionService implements RouterSessions, SessionHost, OwnedSessions {
   /** Sessions are connections of the router side, in an id space of their own. */
   readonly id = "mqtt-sessions";
   private nextCid = 1;
@@ -122,6 +126,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     const { conn, account } = req;
     const holder: Holder = {
       conn, client, account, subscribe: req.subscribe, will: req.will, session: undefined, gone: false, ready: Promise.resolve(),
+      lostGrace: undefined,
     };
     let byCid = this.held.get(conn.edgeId);
     if (!byCid) this.held.set(conn.edgeId, byCid = new Map());
@@ -162,7 +167,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     // the old owner queued too (from `since` on). Hence no loss: a message is in the stored queue
     // or in the shadow.
     let shadow: MqttSession | undefined;
-    const since = await this.owners?.claim(key, clean || !stored ? undefined : async () => {
+    const since = await this.owners?.claim(key, holder.conn, clean || !stored ? undefined : async () => {
       const saved = await this.store.getSession(key);
       if (!saved || this.sessions.has(key) || holder.gone) return;
       shadow = new MqttSession(this.nextCid++, clientId, true, account, this);
@@ -178,10 +183,10 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     const previous = session && this.holders.get(session);
     // The same connection of the same edge attaching again (its edge re-attached) is no takeover:
     // it is not closed, and keeps its session even when clean; only its old attach is forgotten.
-    const again = previous !== undefined && previous.conn.edgeId === holder.conn.edgeId && previous.conn.cid === holder.conn.cid;
+    const again = previous !== undefined && sameConnection(previous.conn, holder.conn);
     // Past its CONNACK already: no resume follows this attach (the edge's came before it).
     const resumed = again && session!.client === previous.client && !session!.connecting;
-    if (previous) (again ? this.letGo(previous) : this.takeOver(previous));
+    if (previous) (again ? this.letGo(previous) : this.takeOver(previous, holder.conn));
     if (session && !again && (clean || !session.persistent)) {
       this.willNow(session); // the session ends: a delayed will goes now
       session.dispose();
@@ -249,12 +254,25 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
 
   detach(conn: Connection, publishWill: boolean, expiry?: number): void {
     const holder = this.held.get(conn.edgeId)?.get(conn.cid);
-    if (!holder) return;
+    if (holder) this.detachHolder(holder, publishWill, expiry);
+  }
+
+  linkLost(conn: Connection, client: SessionClient, edgeMoved: boolean): void {
+    const holder = this.held.get(conn.edgeId)?.get(conn.cid);
+    if (!holder || holder.client !== client) return;
+    if (edgeMoved) return this.detachHolder(holder, false);
+    // Deliveries meanwhile go nowhere: an attach again resends the unacknowledged ones (resume).
+    holder.lostGrace ??= new Deadline(Date.now() + LOST_LINK_GRACE_MS, () => {
+      if (!holder.gone) this.detachHolder(holder, true);
+    });
+  }
+
+  private detachHolder(holder: Holder, publishWill: boolean, expiry?: number): void {
     this.forget(holder);
     const session = holder.session;
     if (!session) return; // attach still running: it finishes the detach
     if (expiry !== undefined && session.persistent) session.expiry = expiry;
-    if (publishWill && holder.will) this.publishWill(session, holder.account, conn, holder.will);
+    if (publishWill && holder.will) this.publishWill(session, holder.account, holder.conn, holder.will);
     session.detach(holder.client);
     if (!session.client) this.detached(session);
   }
@@ -374,6 +392,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
 
   /** Ends every session; resolves once their store writes (and the writes those chain) landed. */
   async close(): Promise<void> {
+    for (const byCid of this.held.values()) for (const holder of byCid.values()) holder.lostGrace?.cancel();
     for (const s of this.sessions.values()) s.dispose();
     this.sessions.clear();
     this.held.clear();
@@ -507,9 +526,13 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     return this.held.get(conn.edgeId)?.get(conn.cid)?.session;
   }
 
-  /** Another connection attached: the old one closes without its will (as nats-server). */
-  private takeOver(previous: Holder): void {
+  /** Connection `by` attached: the old one closes without its will (as nats-server), unless its
+   *  stream was lost already (linkLost) and `by` is another connection: its will goes now, as
+   *  it would have without the grace. */
+  private takeOver(previous: Holder, by: ConnectionRef | undefined): void {
+    const will = previous.lostGrace && !(by && sameConnection(previous.conn, by)) ? previous.will : undefined;
     this.letGo(previous);
+    if (will) this.publishWill(previous.session!, previous.account, previous.conn, will);
     previous.client.takenOver();
   }
 
@@ -521,6 +544,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
 
   private forget(holder: Holder): void {
     holder.gone = true;
+    holder.lostGrace?.cancel();
     if (holder.session && this.holders.get(holder.session) === holder) this.holders.delete(holder.session);
     const byCid = this.held.get(holder.conn.edgeId);
     if (byCid?.get(holder.conn.cid) !== holder) return;
@@ -606,12 +630,12 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
    *  subscriptions go (the store keeps its state), and its started writes land first. After a
    *  prepare, the subscriptions stay until a flush barrier passed: what peers routed before they
    *  knew the new owner's interest is queued here first. */
-  evict(key: SessionKey): Promise<number | undefined> {
+  evict(key: SessionKey, by?: ConnectionRef): Promise<number | undefined> {
     return this.serial(key, async () => {
       const session = this.sessions.get(key);
       if (!session) return undefined;
       const holder = this.holders.get(session);
-      if (holder) this.takeOver(holder);
+      if (holder) this.takeOver(holder, by);
       if (session.handingOver) await new Promise<void>((resolve) => this.router.sync(resolve));
       session.dispose();
       if (this.sessions.get(key) === session) this.sessions.delete(key);
@@ -676,5 +700,9 @@ function expiredAt(saved: SessionRecord): number {
 const LIMBO_MAX_BYTES = 64 * 1024 * 1024, LIMBO_KEEP_MS = 1_000;
 const ROUTE_SLAB_BYTES = 64 * 1024;
 const RECENT_MS = 1_000 + DEAD_AFTER_MS + 2 * PING_INTERVAL_MS;
+/** How long a connection whose stream was lost stays attached (linkLost): an edge that lost its
+ *  router (or was stalled past the keepalive) has re-attached within this, the attach timeout
+ *  and a retry. */
+export const LOST_LINK_GRACE_MS = ATTACH_TIMEOUT_MS + 1_000;
 
 interface Kept { account: string; subject: string; msg: StoredMessage; at: number }

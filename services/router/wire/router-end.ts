@@ -3,7 +3,7 @@
 // router delivers to the edge (messages, completions, session events) goes back as batched
 // RouterOps. Shared by the serialised test link and the gRPC link.
 import {
-  OriginCache, type Connection, type MessageData, type QoS, type RouterLink, type SessionClient, type SessionLink,
+  OriginCache, type Connection, type MessageData, type QoS, type RouterLink, type SessionClient, type RouterSessions,
   type StoredMessage, type Subscriber,
 } from "../link.js";
 import { fromWire } from "./accounts.js";
@@ -25,7 +25,7 @@ type Warn = (message: string) => void;
 const NO_RESPONDERS = { noResponders: true } as const;
 
 /** The routing core an end drives: the Router, or a mesh around it. */
-export type RoutingCore = RouterLink & { forgetEdge?(edge: string): void };
+export type RoutingCore = RouterLink & { readonly sessions: RouterSessions | undefined; forgetEdge?(edge: string): void };
 
 /** What a network carrier adds: peer authentication and the router's name for HelloReply. */
 export interface RouterEndHooks {
@@ -69,8 +69,9 @@ export class RouterEnd {
   private edgeId = "";
   /** The router's view of the edge's subscriptions, by connection id, then sid. */
   private readonly subs = new Map<number, Map<string, EdgeSubscriber>>();
-  /** Connections of the edge holding MQTT sessions: their wills go out if the stream ends. */
-  private readonly holders = new Set<number>();
+  /** Connections of the edge holding MQTT sessions, with their session clients: if the stream
+   *  ends they are lost (their wills go out unless the edge attaches them again). */
+  private readonly holders = new Map<number, SessionClient>();
   /** Before the Hello is accepted nothing is applied (always accepted without hooks). */
   private accepted: boolean;
   private closed = false;
@@ -135,10 +136,10 @@ export class RouterEnd {
     this.frames.clear();
     for (const byCid of this.subs.values()) for (const sub of byCid.values()) this.router.unsubscribe(sub.account, sub);
     this.subs.clear();
-    // Its MQTT connections are lost with it: their wills go out.
+    // Its MQTT connections are lost with it, unless the edge attaches them again in time.
     const sessions = this.router.sessions;
-    const publishWills = !(left && this.moving());
-    for (const cid of this.holders) sessions?.detach(this.connection(cid), publishWills);
+    const moved = left && this.moving();
+    for (const [cid, client] of this.holders) sessions?.linkLost(this.connection(cid), client, moved);
     this.holders.clear();
     if (this.edgeId !== "") this.router.forgetEdge?.(this.edgeId);
   }
@@ -301,19 +302,20 @@ export class RouterEnd {
   }
 
   private session(op: SessionOp): void {
-    const sessions: SessionLink | undefined = this.router.sessions;
+    const sessions: RouterSessions | undefined = this.router.sessions;
     const id = op.correlationId;
     if (!sessions) return this.completeWith(id, Promise.reject(new Error("no MQTT session service")));
     const conn = this.connection(op.connectionId);
     switch (op.op) {
       case "attach": {
         const a = op.attach!;
-        this.holders.add(conn.cid);
+        const client = this.client(conn.cid);
+        this.holders.set(conn.cid, client);
         const attached = sessions.attach({
           conn, clientId: op.clientId, clean: a.clean, account: a.account, subscribe: permissionFromWire(a.subscribe),
           will: willFromWire(a.will), expiry: a.expiry?.seconds, receiveMaximum: a.receiveMaximum || undefined,
           limits: a.ackWaitMs > 0 && a.maxAckPending > 0 ? { ackWaitMs: a.ackWaitMs, maxAckPending: a.maxAckPending } : undefined,
-        }, this.client(conn.cid));
+        }, client);
         return this.completeWith(id, attached.then((r) => ({ attached: { sessionPresent: r.present, subscriptions: r.subscriptions } })));
       }
       case "resume": return sessions.resume(conn);
@@ -345,13 +347,17 @@ export class RouterEnd {
     return {
       // The payload may be a view of a buffer the router reuses: it goes into the frame now.
       sendPublish: (topic, payload, qos, retain, dup, packetId, props) => {
+        if (this.closed) return; // lost (linkLost): an attach again resends what is unacknowledged
         writeSessionPublish(this.out.frameForOp(), cid, topic, payload, qos, retain, encodeProperties(propertiesToWire(props)), packetId ?? 0,
           dup);
         this.out.wrote(payload.length + topic.length);
       },
-      sendPubrel: (packetId) => this.out.push({ op: "sessionEvent", sessionEvent: { connectionId: cid, pubrel: packetId } }),
+      sendPubrel: (packetId) => {
+        if (!this.closed) this.out.push({ op: "sessionEvent", sessionEvent: { connectionId: cid, pubrel: packetId } });
+      },
       takenOver: () => {
         this.holders.delete(cid);
+        if (this.closed) return;
         // Moving, the taker is this very connection through the edge's next router.
         if (!this.moving()) this.out.push({ op: "sessionEvent", sessionEvent: { connectionId: cid, takeover: true } });
       },
