@@ -103,3 +103,32 @@ it("the edge link re-attaches after its router restarts, replays its subscriptio
   }, (n) => n > 0, 3_000);
   expect(got[0]).toBe("replayed:kept");
 });
+
+it("a Hello read late from a stream the edge gave up (sent before its attached stream's) is refused; the attached stream stays", async () => {
+  const { rs, router, port, log } = await routerServer();
+  const open = () => {
+    const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    cleanups.push(() => client.close());
+    const call = client.makeBidiStreamRequest(ATTACH_PATH, (b: Buffer) => b, (b: Buffer) => b);
+    const errors: string[] = [];
+    call.on("error", (err: grpc.ServiceError) => errors.push(err.details));
+    call.on("data", () => {});
+    return { call, errors };
+  };
+  const sentAtUs = Date.now() * 1000;
+  const live = open();
+  live.call.write(edgeFrames.encode({ ops: [{ op: "hello", hello: { edgeId: "e1", sentAtUs } }] }));
+  await askUntil(async () => { await new Promise((r) => setTimeout(r, 5)); return rs.edges(); }, (e) => e.includes("e1"));
+  const stale = open();
+  const refused = new Promise<void>((resolve) => stale.call.once("error", () => resolve()));
+  stale.call.write(edgeFrames.encode({ ops: [{ op: "hello", hello: { edgeId: "e1", sentAtUs: sentAtUs - 2_000_000 } }] }));
+  await withTimeout(refused, 3_000, () => `the stale stream was not refused; the live one got ${JSON.stringify(live.errors)}`);
+  expect(log.join("\n")).toMatch(/refused an attach .*: an older stream of the edge than the one attached/);
+  // The live stream still carries the edge: its interest reaches the router.
+  live.call.write(edgeFrames.encode({ ops: [
+    { op: "interest", interest: { account: "A", subject: "still", weightDelta: 1, sub: { connectionId: 1, sid: "1" } } },
+  ] }));
+  await askUntil(() => subscriptions(router), (n) => n === 1);
+  expect(live.errors).toEqual([]);
+  expect(rs.edges()).toEqual(["e1"]);
+});

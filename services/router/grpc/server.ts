@@ -8,6 +8,7 @@ import { hostPort } from "../../common/address.js";
 import type { ClusterAuthorization } from "../../common/config/options.js";
 import type { Logger } from "../../common/log.js";
 import { RouterEnd, type RoutingCore } from "../wire/router-end.js";
+import type { Hello } from "../wire/frames.js";
 import type { Cluster, Redis } from "ioredis";
 import { checkCredential } from "./credential.js";
 import { edgeLoadDirectory, edgeUrlDirectory } from "./edge-urls.js";
@@ -68,7 +69,7 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
   const { router, log, routerId, queueBytes = LINK_QUEUE_BYTES } = deps;
   let authorization = deps.authorization;
   const server = new grpc.Server(LINK_OPTIONS);
-  const attached = new Map<string, { end: RouterEnd; call: Duplex; peer: string; since: number; writer: FrameWriter }>();
+  const attached = new Map<string, { end: RouterEnd; call: Duplex; peer: string; since: number; writer: FrameWriter; helloAtUs: number }>();
   const streams = new Map<Duplex, RouterEnd>();
   const urls = edgeUrlDirectory({
     routerId, redis: deps.redis,
@@ -78,6 +79,14 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
     routerId, redis: deps.redis,
     push: (edges) => { for (const { end } of attached.values()) end.sendClusterLoad(edges); },
   });
+  /** A Hello the edge sent before the one of its attached stream: read late (this router stalled
+   *  or its sockets were read in another order), from a stream the edge has given up already.
+   *  Accepted, it would end the edge's live stream and send it round again. */
+  const olderThanAttached = (hello: Hello): string | undefined => {
+    const current = attached.get(hello.edgeId);
+    const at = Number(hello.sentAtUs ?? 0);
+    return current && at > 0 && at < current.helloAtUs ? "an older stream of the edge than the one attached" : undefined;
+  };
   /** Set by moveEdges: new attaches are refused, and `left` runs when the last edge is gone. */
   let moving: { left: () => void } | undefined;
 
@@ -105,17 +114,17 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
     if (warning !== undefined) log.warn(`edge link ${peer}: ${warning}`);
     const end: RouterEnd = new RouterEnd(router, (m) => log.warn(`edge link ${peer}: ${m}`), {
       routerId,
-      authenticate: (hello) => checkCredential(authorization, hello.credential, hello.edgeId, hello.sentAtUs),
+      authenticate: (hello) => checkCredential(authorization, hello.credential, hello.edgeId, hello.sentAtUs) ?? olderThanAttached(hello),
       refused: (reason) => {
         log.error(`refused an attach from ${peer} (edge id "${end.edge}"): ${reason}`);
         finish(call, end, grpc.status.UNAUTHENTICATED, reason);
       },
-      accepted: (edgeId) => {
+      accepted: (edgeId, helloAtUs) => {
         clearTimeout(helloTimer);
         const previous = attached.get(edgeId);
         // A re-attach of the same edge wins over a stream not yet known dead.
         if (previous) finish(previous.call, previous.end, grpc.status.ABORTED, "replaced by a newer stream of the same edge");
-        attached.set(edgeId, { end, call, peer, since: Date.now(), writer });
+        attached.set(edgeId, { end, call, peer, since: Date.now(), writer, helloAtUs });
         log.notice(`edge ${edgeId} attached from ${peer}`);
       },
       urls: (edgeId, list) => {

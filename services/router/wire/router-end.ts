@@ -33,8 +33,9 @@ export interface RouterEndHooks {
   /** undefined: accepted; else why not (the end then ignores the stream, the carrier ends it). */
   authenticate(hello: Hello): string | undefined;
   refused(reason: string): void;
-  /** The Hello was accepted (the carrier keeps one stream per edge id). */
-  accepted?(edgeId: string): void;
+  /** The Hello was accepted (the carrier keeps one stream per edge id); `sentAtUs`: when the
+   *  edge sent it, by its clock (0: not said). */
+  accepted?(edgeId: string, sentAtUs: number): void;
   /** The edge's client URLs, from its Hello or an update (undefined: none, or withdrawn). */
   urls?(edgeId: string, urls: ClientUrls | undefined): void;
   /** The edge's client count (every second, for rebalancing). */
@@ -221,7 +222,7 @@ export class RouterEnd {
     switch (op.op) {
       case "hello":
         this.edgeId = op.hello!.edgeId;
-        this.hooks?.accepted?.(this.edgeId);
+        this.hooks?.accepted?.(this.edgeId, Number(op.hello!.sentAtUs ?? 0));
         if (op.hello!.accounts) this.router.configureAccounts(this.edgeId, fromWire(op.hello!.accounts));
         this.out.push({ op: "helloReply", helloReply: {
           routerId: this.hooks?.routerId ?? "", accountsVersion: op.hello!.accounts?.version ?? "",
