@@ -44,21 +44,28 @@ for (const [ms, subEdge, pubEdge] of [[2_200, 0, 1], [4_500, 0, 1]] as const) {
   }, 60_000);
 }
 
-it("router frozen 2,200 ms: the edges re-attach, and the wills of their MQTT clients are not published; a client lost later still has its will published", async () => {
+it("router frozen 2,200 ms: the edges re-attach, the wills of their MQTT clients are not published and retained messages not sent again; a client lost later still has its will published", async () => {
   // The watcher's session is persistent: a will published while its edge is away is queued for it.
   const { client: watcher, inbox } = await connectCollecting(c, `mqtt://127.0.0.1:${cluster.edges[1].mqttPort}`, { clientId: "flap-watcher", clean: false });
   await suback(watcher, { "flap/will": { qos: 1 } });
   const doomed = await connectMqtt(c, `mqtt://127.0.0.1:${cluster.edges[0].mqttPort}`, {
     clientId: "flap-doomed", will: { topic: "flap/will", payload: Buffer.from("gone"), qos: 1, retain: false },
   });
+  // A clean session's subscriptions are made again on the re-attach: its retained message is not sent again.
+  await doomed.publishAsync("flap/retained", "kept", { qos: 1, retain: true });
+  const { client: reader, inbox: retained } = await connectCollecting(c, `mqtt://127.0.0.1:${cluster.edges[0].mqttPort}`, { clientId: "flap-reader" });
+  await suback(reader, { "flap/retained": { qos: 1 } });
+  expect((await retained.next()).payload).toBe("kept");
   let closes = 0;
-  for (const client of [watcher, doomed]) client.on("close", () => closes++);
+  for (const client of [watcher, doomed, reader]) client.on("close", () => closes++);
   await freezeRouter(2_200);
   // Absence can only be waited for: the grace, and a little more, after both edges re-attached.
   await new Promise((r) => setTimeout(r, LOST_LINK_GRACE_MS + 500));
   console.log(`router SIGSTOP 2,200 ms: ${inbox.all.length} will(s) published, ${closes} client(s) closed`);
   expect(inbox.all.map((m) => m.payload)).toEqual([]);
+  expect(retained.all.map((m) => m.payload)).toEqual(["kept"]);
   expect(closes).toBe(0);
+  await doomed.publishAsync("flap/retained", "", { qos: 1, retain: true }); // cleared for later runs
   await doomed.publishAsync("flap/alive", "still here", { qos: 1 }); // acked: attached again
   doomed.stream.destroy(); // now the connection is lost: its will goes
   await closeOf(doomed);

@@ -394,7 +394,10 @@ class EdgeSessions implements SessionLink {
         this.clients.delete(cid);
         client.takenOver();
       });
-      if (req.clean && held.subs.size > 0) this.push(req.conn, { subscribe: { subscriptions: [...held.subs.values()] } });
+      // The client had the retained messages when it subscribed: a replayed subscription gets none.
+      if (req.clean && held.subs.size > 0) {
+        this.push(req.conn, { subscribe: { subscriptions: [...held.subs.values()].map((sub) => ({ ...sub, retainHandling: 2 as const })) } });
+      }
       this.push(req.conn, { resume: {} });
     }
   }
