@@ -3,8 +3,15 @@
 // 1/2 message is queued once for an absent client, not once per router), and it is restored
 // from the store by that router only.
 //
-//   P:{sessions}:owner   hash  session key -> owning router id
-//   P:sessions:<ID>      pub/sub channel of router ID: "takeover" requests, "released" answers
+//   P:{sessions}:owner      hash  session key -> owning router id
+//   P:{sessions}:owned:<ID> set   the keys router ID owns (may lag: a key's hash entry decides)
+//   P:{sessions}:owners     set   the router ids that may own keys
+//   P:sessions:<ID>         pub/sub channel of router ID: "takeover" requests, "released" answers
+//
+// The per-router sets let a router adopt a lost router's sessions by reading that router's keys
+// only: the periodic scan for expired routers reads the (small) owners set, where it read the
+// whole hash (every session of the cluster) every 2 s. The scripts keep hash and sets together
+// (one hash tag: one Redis Cluster slot).
 //
 // A router claims a key when a client attaches to it (CONNECT on one of its edges, or an edge
 // re-attaching after it lost its router). If another router owned it, that router is asked to
@@ -49,9 +56,28 @@ export interface OwnedSessions {
 export const RELEASE_WAIT_MS = 2_000;
 
 // Compare-and-set scripts: only the expected owner's entry changes.
-const CLAIM = "local p = redis.call('HGET', KEYS[1], ARGV[1]); redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]); return p";
-const RELEASE = "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0";
-const ADOPT = "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]); return 1 end return 0";
+// KEYS: the hash, the owners set, this router's owned set; ARGV: the session key, this router's
+// id, then (CLAIM, ADOPT) the owned sets' name prefix, (ADOPT) the expected owner ("": none).
+const CLAIM = `local p = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if p and p ~= ARGV[2] then redis.call('SREM', ARGV[3] .. p, ARGV[1]) end
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+return p`;
+const RELEASE = `if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+redis.call('SREM', KEYS[3], ARGV[1])
+return 0`;
+const ADOPT = `local p = redis.call('HGET', KEYS[1], ARGV[1])
+if ARGV[4] ~= '' then redis.call('SREM', ARGV[3] .. ARGV[4], ARGV[1]) end
+if (p or '') ~= ARGV[4] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+return 1`;
+/** KEYS: the owners set, a router's owned set; ARGV: that router's id. It leaves the owners once it owns nothing. */
+const FORGET_OWNER = "if redis.call('SCARD', KEYS[2]) == 0 then redis.call('SREM', KEYS[1], ARGV[1]) end return 0";
+/** Keys read per round trip when a router's keys are scanned or the hash indexed. */
+const SCAN_COUNT = 500;
 
 interface Notice {
   op: "prepare" | "prepared" | "takeover" | "released"; key: SessionKey; from: string; nonce: number; since?: number;
@@ -63,6 +89,8 @@ export class SessionOwnership implements SessionOwners {
   private readonly redis: Redis | Cluster;
   private readonly sub: Redis | Cluster;
   private readonly ownerKey: string;
+  private readonly ownersKey: string;
+  private readonly ownedPrefix: string;
   private nonce = 1;
   private readonly waits = new Map<number, (since?: number) => void>();
   private service: OwnedSessions | undefined;
@@ -76,6 +104,8 @@ export class SessionOwnership implements SessionOwners {
     this.sub = createRedisClient(conn);
     for (const c of [this.redis, this.sub]) c.on("error", () => {}); // the store reports Redis outages
     this.ownerKey = `${prefix}:{sessions}:owner`;
+    this.ownersKey = `${prefix}:{sessions}:owners`;
+    this.ownedPrefix = `${prefix}:{sessions}:owned:`;
     this.sub.on("message", (_channel: string, text: string) => this.notice(text));
   }
 
@@ -90,7 +120,8 @@ export class SessionOwnership implements SessionOwners {
   }
 
   async claim(key: SessionKey, by: ConnectionRef, ready?: () => Promise<void>): Promise<number | undefined> {
-    const previous = await this.redis.eval(CLAIM, 1, this.ownerKey, key, this.self) as string | null;
+    const previous = await this.redis.eval(CLAIM, 3, this.ownerKey, this.ownersKey, this.ownedPrefix + this.self, key, this.self,
+      this.ownedPrefix) as string | null;
     if (previous === null || previous === this.self || !this.linked(previous)) return undefined;
     if (!ready) return void (await this.ask(previous, "takeover", key, by));
     // No answer: the old owner is dead though still linked (its loss not detected yet), and
@@ -101,7 +132,7 @@ export class SessionOwnership implements SessionOwners {
   }
 
   release(key: SessionKey): void {
-    this.redis.eval(RELEASE, 1, this.ownerKey, key, this.self).catch((err: Error) => this.log.warn(`session ownership: ${err.message}`));
+    this.redis.eval(RELEASE, 3, this.ownerKey, this.ownersKey, this.ownedPrefix + this.self, key, this.self).catch((err: Error) => this.log.warn(`session ownership: ${err.message}`));
   }
 
   /** The routers whose registration (mesh/registry.ts) has not expired, by Redis's clock. */
@@ -114,32 +145,69 @@ export class SessionOwnership implements SessionOwners {
   /**
    * Adopts the sessions whose owner `dead` says is gone, and those with no owner at all among
    * `stored` (the persistent sessions in the store, at start; then `dead` may also name this
-   * router: what its previous run owned): each is claimed with a
-   * compare-and-set, so one router adopts it, and restored from the store. An old owner that is
-   * in fact alive (a link that only flapped) is told, so it lets go. Returns how many persistent
-   * sessions were restored.
+   * router: what its previous run owned): each is claimed with a compare-and-set, so one router
+   * adopts it, and restored from the store. An old owner that is in fact alive (a link that only
+   * flapped) is told, so it lets go. Reads the owners set and the dead routers' keys only.
+   * Returns how many persistent sessions were restored.
    */
   async adoptOrphans(dead: (owner: string) => boolean, stored?: SessionKey[]): Promise<number> {
-    const owners = await this.redis.hgetall(this.ownerKey);
-    const orphans: [SessionKey, string][] = [];
     const atStart = stored !== undefined;
-    for (const [key, owner] of Object.entries(owners)) {
-      if ((owner !== this.self || atStart) && dead(owner)) orphans.push([key as SessionKey, owner]);
-    }
-    for (const key of stored ?? []) if (owners[key] === undefined) orphans.push([key, ""]);
+    if (atStart) await this.index();
     let adopted = 0;
-    for (const [key, owner] of orphans) {
-      const won = owner === ""
-        ? await this.redis.hsetnx(this.ownerKey, key, this.self)
-        : await this.redis.eval(ADOPT, 1, this.ownerKey, key, owner, this.self) as number;
-      if (won !== 1 || this.closed) continue;
-      if (owner !== "" && owner !== this.self) {
-        const notice: Notice = { op: "takeover", key, from: this.self, nonce: 0 };
-        this.redis.publish(this.channel(owner), JSON.stringify(notice)).catch(() => {});
-      }
-      if (await this.service?.adopt(key)) adopted++;
+    for (const owner of await this.redis.smembers(this.ownersKey)) {
+      if ((owner !== this.self || atStart) && dead(owner)) adopted += await this.adoptFrom(owner);
+    }
+    for (let i = 0; i < (stored?.length ?? 0) && !this.closed; i += SCAN_COUNT) {
+      const keys = stored!.slice(i, i + SCAN_COUNT);
+      const owners = await this.redis.hmget(this.ownerKey, ...keys);
+      for (let j = 0; j < keys.length; j++) if (owners[j] === null) adopted += await this.adoptKey(keys[j], "");
     }
     return adopted;
+  }
+
+  /** Adopts every key router `owner` owns (its owned set, a slice per round trip). */
+  private async adoptFrom(owner: string): Promise<number> {
+    const set = this.ownedPrefix + owner;
+    let adopted = 0;
+    let cursor = "0";
+    do {
+      const [next, keys] = await this.redis.sscan(set, cursor, "COUNT", SCAN_COUNT);
+      cursor = next;
+      for (const key of keys) adopted += await this.adoptKey(key as SessionKey, owner);
+    } while (cursor !== "0" && !this.closed);
+    if (owner !== this.self) await this.redis.eval(FORGET_OWNER, 2, this.ownersKey, set, owner);
+    return adopted;
+  }
+
+  /** 1 when this router took `key` from `owner` ("": nobody) and restored a persistent session. */
+  private async adoptKey(key: SessionKey, owner: string): Promise<number> {
+    const won = await this.redis.eval(ADOPT, 3, this.ownerKey, this.ownersKey, this.ownedPrefix + this.self, key, this.self,
+      this.ownedPrefix, owner) as number;
+    if (won !== 1 || this.closed) return 0;
+    if (owner !== "" && owner !== this.self) {
+      const notice: Notice = { op: "takeover", key, from: this.self, nonce: 0 };
+      this.redis.publish(this.channel(owner), JSON.stringify(notice)).catch(() => {});
+    }
+    return (await this.service?.adopt(key)) ? 1 : 0;
+  }
+
+  /** Puts every owner hash entry in its router's owned set: entries of routers of an earlier
+   *  version (no sets) become adoptable. Once per start, a slice per round trip. */
+  private async index(): Promise<void> {
+    let cursor = "0";
+    do {
+      const [next, flat] = await this.redis.hscan(this.ownerKey, cursor, "COUNT", SCAN_COUNT);
+      cursor = next;
+      const byOwner = new Map<string, string[]>();
+      for (let i = 0; i < flat.length; i += 2) {
+        const keys = byOwner.get(flat[i + 1]);
+        if (keys) keys.push(flat[i]);
+        else byOwner.set(flat[i + 1], [flat[i]]);
+      }
+      for (const [owner, keys] of byOwner) {
+        await Promise.all([this.redis.sadd(this.ownedPrefix + owner, ...keys), this.redis.sadd(this.ownersKey, owner)]);
+      }
+    } while (cursor !== "0" && !this.closed);
   }
 
   /** Sends `op` to `owner`; resolves with its answer, or undefined after RELEASE_WAIT_MS. */
