@@ -71,3 +71,54 @@ it("router frozen 2,200 ms: the edges re-attach, the wills of their MQTT clients
   await closeOf(doomed);
   expect((await inbox.next(LOST_LINK_GRACE_MS + 2_000)).payload).toBe("gone");
 }, 60_000);
+
+it("router frozen: of two MQTT clients that end while their edge has lost its router, the one that sent DISCONNECT has no will published, the one that dropped has", async () => {
+  const { client: watcher, inbox } = await connectCollecting(c, `mqtt://127.0.0.1:${cluster.edges[1].mqttPort}`, { clientId: "gone-watcher", clean: false });
+  await suback(watcher, { "gone/#": { qos: 1 } });
+  const will = (name: string) => ({ topic: `gone/${name}`, payload: Buffer.from(name), qos: 1 as const, retain: false });
+  const polite = await connectMqtt(c, `mqtt://127.0.0.1:${cluster.edges[0].mqttPort}`, { clientId: "gone-polite", will: will("polite") });
+  const dropped = await connectMqtt(c, `mqtt://127.0.0.1:${cluster.edges[0].mqttPort}`, { clientId: "gone-dropped", will: will("dropped") });
+  const router = cluster.routers[0].proc;
+  const edge = cluster.edges[0].proc;
+  const mark = edge.mark();
+  router.signal("SIGSTOP");
+  c.push(() => router.signal("SIGCONT"));
+  await edge.waitForLine(/lost router .*; re-attaching/, 10_000, { since: mark });
+  await polite.endAsync(); // DISCONNECT: no will
+  dropped.stream.destroy(); // no DISCONNECT: its will
+  await closeOf(dropped);
+  router.signal("SIGCONT");
+  await edge.waitForLine(ATTACHED, 10_000, { since: mark });
+  expect((await inbox.next(LOST_LINK_GRACE_MS + 2_000)).payload).toBe("dropped");
+  // Absence can only be waited for: past the grace the router gives the lost stream's connections.
+  await new Promise((r) => setTimeout(r, LOST_LINK_GRACE_MS + 500));
+  console.log(`wills of clients ended while their edge lost its router: ${JSON.stringify(inbox.all.map((m) => [m.payload, m.packet.dup]))} ([payload, DUP])`);
+  // The watcher's edge re-attached too: QoS 1 may resend what it had in flight, with DUP.
+  expect(inbox.all.filter((m) => !m.packet.dup).map((m) => m.payload)).toEqual(["dropped"]);
+  expect(new Set(inbox.all.map((m) => m.payload))).toEqual(new Set(["dropped"]));
+}, 60_000);
+
+it("router kill -9, then restarted: of two persistent MQTT clients that ended while their edge had no router, the will of the one that dropped is published, not the one's that sent DISCONNECT", async () => {
+  const { client: watcher, inbox } = await connectCollecting(c, `mqtt://127.0.0.1:${cluster.edges[1].mqttPort}`, { clientId: "dead-watcher", clean: false });
+  await suback(watcher, { "dead/#": { qos: 1 } });
+  watcher.on("error", () => {});
+  const will = (name: string) => ({ topic: `dead/${name}`, payload: Buffer.from(name), qos: 1 as const, retain: false });
+  const url = `mqtt://127.0.0.1:${cluster.edges[0].mqttPort}`;
+  const polite = await connectMqtt(c, url, { clientId: "dead-polite", clean: false, will: will("polite") });
+  const dropped = await connectMqtt(c, url, { clientId: "dead-dropped", clean: false, will: will("dropped") });
+  const edge = cluster.edges[0].proc;
+  const mark = edge.mark();
+  await cluster.killRouter(0);
+  // The edge tries the router again and again: its detaches have no stream to go on.
+  await edge.waitForLine(/cannot attach to router/, 10_000, { since: mark });
+  await polite.endAsync(); // DISCONNECT: no will
+  dropped.stream.destroy(); // no DISCONNECT: its will
+  await closeOf(dropped);
+  const back = edge.mark();
+  await cluster.restartRouter(0);
+  await edge.waitForLine(ATTACHED, 15_000, { since: back });
+  expect((await inbox.next(LOST_LINK_GRACE_MS + 5_000)).payload).toBe("dropped");
+  await new Promise((r) => setTimeout(r, LOST_LINK_GRACE_MS + 500)); // absence can only be waited for
+  console.log(`router kill -9 and restart: wills ${JSON.stringify(inbox.all.map((m) => [m.payload, m.packet.dup]))} ([payload, DUP])`);
+  expect(new Set(inbox.all.map((m) => m.payload))).toEqual(new Set(["dropped"]));
+}, 60_000);

@@ -34,6 +34,8 @@ interface Holder {
   ready: Promise<void>;
   /** The connection went away (or was taken over) before or after attach finished. */
   gone: boolean;
+  /** Detached before its attach finished: how (the attach finishes the detach). */
+  ended: { publishWill: boolean; expiry: number | undefined } | undefined;
   /** The stream carrying the connection ended (linkLost): it is detached with its will then,
    *  unless its edge attached it again first. */
   lostGrace: Deadline | undefined;
@@ -126,7 +128,7 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
     const { conn, account } = req;
     const holder: Holder = {
       conn, client, account, subscribe: req.subscribe, will: req.will, session: undefined, gone: false, ready: Promise.resolve(),
-      lostGrace: undefined,
+      lostGrace: undefined, ended: undefined,
     };
     let byCid = this.held.get(conn.edgeId);
     if (!byCid) this.held.set(conn.edgeId, byCid = new Map());
@@ -152,7 +154,9 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
 
   private async attachNow(holder: Holder, key: SessionKey, req: SessionAttach): Promise<SessionAttached> {
     const { clientId, clean, account, limits } = req;
-    if (holder.gone) return { present: false, subscriptions: [] }; // closed while waiting its turn
+    // Taken over while waiting its turn. One that ended goes on: its session is claimed (from a
+    // router that lost its stream, say) and then detached as its end said (its will or none).
+    if (holder.gone && !holder.ended) return { present: false, subscriptions: [] };
     // 3.1.1: a clean session ends with its connection, another never; MQTT 5 says how long.
     const expiry = req.expiry ?? (clean ? 0 : EXPIRY_NEVER);
     // In the store: what outlives the connection, and what a resumed (not clean) session may hold.
@@ -232,6 +236,9 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
     if (delivered) this.fromLimbo(session, delivered);
     if (holder.gone) {
       // The connection ended while attaching: as if it had attached, then gone.
+      const ended = holder.ended;
+      if (ended?.expiry !== undefined && session.persistent) session.expiry = ended.expiry;
+      if (ended?.publishWill && holder.will) this.publishWill(session, account, holder.conn, holder.will);
       if (!session.client) this.detached(session);
       return { present, subscriptions: [] };
     }
@@ -270,7 +277,10 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
   private detachHolder(holder: Holder, publishWill: boolean, expiry?: number): void {
     this.forget(holder);
     const session = holder.session;
-    if (!session) return; // attach still running: it finishes the detach
+    if (!session) {
+      holder.ended = { publishWill, expiry }; // attach still running: it finishes the detach
+      return;
+    }
     if (expiry !== undefined && session.persistent) session.expiry = expiry;
     if (publishWill && holder.will) this.publishWill(session, holder.account, holder.conn, holder.will);
     session.detach(holder.client);

@@ -343,18 +343,25 @@ class EdgeSessions implements SessionLink {
    *  router needs to attach them again: the request and the subscriptions. */
   private readonly clients = new Map<number, {
     client: SessionClient; req: SessionAttach; attached: boolean; subs: Map<string, MqttSubscription>;
-    /** The correlation id of the last replay's attach while unanswered. */
+    /** The correlation id of the first attach, or of the last replay's, while unanswered. */
     replaying?: number;
   }>();
+  /** Connections that ended, until a router answered their detach. A detach lost with its
+   *  stream is sent again (an unanswered op), behind an attach of the connection (replay()): the
+   *  new router takes the session (from the router that lost the stream, which would otherwise
+   *  publish the will after its grace), then detaches it as the end said (DISCONNECT: no will). */
+  private readonly ended = new Map<number, SessionAttach>();
 
   constructor(private readonly end: EdgeEnd) {}
 
   attach(req: SessionAttach, client: SessionClient): Promise<SessionAttached> {
-    const held = { client, req, attached: false, subs: new Map<string, MqttSubscription>() };
+    const held: { client: SessionClient; req: SessionAttach; attached: boolean; subs: Map<string, MqttSubscription>; replaying?: number } =
+      { client, req, attached: false, subs: new Map<string, MqttSubscription>() };
     this.clients.set(req.conn.cid, held);
-    return this.attachOp(req).then((c) => {
+    return this.attachOp(req, (id) => { held.replaying = id; }).then((c) => {
       const subscriptions = subscriptionsFromWire(c.attached?.subscriptions ?? []);
       held.attached = true;
+      held.replaying = undefined;
       for (const s of subscriptions) held.subs.set(s.filter, s);
       return { present: c.attached?.sessionPresent ?? false, subscriptions };
     });
@@ -380,6 +387,8 @@ class EdgeSessions implements SessionLink {
    * again: the router would take the session from this very connection and close it.
    */
   replay(): void {
+    // Their detach follows among the unanswered ops. No one waits for the attach: the connection is gone.
+    for (const req of this.ended.values()) this.attachOp(req).catch(() => {});
     for (const [cid, held] of this.clients) {
       if (!held.attached) continue;
       const { req, client } = held;
@@ -407,8 +416,14 @@ class EdgeSessions implements SessionLink {
   }
 
   detach(conn: Connection, publishWill: boolean, expiry?: number): void {
+    const held = this.clients.get(conn.cid);
     this.clients.delete(conn.cid);
-    this.push(conn, { detach: { publishWill, expiry: expiryToWire(expiry) } });
+    if (!held) return void this.push(conn, { detach: { publishWill, expiry: expiryToWire(expiry) } });
+    // An attach not answered yet is sent again by replay(), for the detach behind it.
+    if (held.replaying !== undefined) this.end.forget(held.replaying);
+    this.ended.set(conn.cid, held.req);
+    const done = () => { if (this.ended.get(conn.cid) === held.req) this.ended.delete(conn.cid); };
+    this.request(conn, { detach: { publishWill, expiry: expiryToWire(expiry) } }).then(done, done);
   }
 
   subscribe(conn: Connection, subs: MqttSubscription[]): void {

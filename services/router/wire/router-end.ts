@@ -322,7 +322,8 @@ export class RouterEnd {
       case "resume": return sessions.resume(conn);
       case "detach":
         this.holders.delete(conn.cid);
-        return sessions.detach(conn, op.detach!.publishWill, op.detach!.expiry?.seconds);
+        sessions.detach(conn, op.detach!.publishWill, op.detach!.expiry?.seconds);
+        return this.completeWith(id, undefined); // the edge sends it again on its next router until answered
       case "subscribe": return sessions.subscribe(conn, subscriptionsFromWire(op.subscribe!.subscriptions));
       case "unsubscribe": return sessions.unsubscribe(conn, op.unsubscribe!.filters);
       case "puback": return sessions.puback(conn, op.puback!.packetId);
