@@ -711,8 +711,8 @@ const LIMBO_MAX_BYTES = 64 * 1024 * 1024, LIMBO_KEEP_MS = 1_000;
 const ROUTE_SLAB_BYTES = 64 * 1024;
 const RECENT_MS = 1_000 + DEAD_AFTER_MS + 2 * PING_INTERVAL_MS;
 /** How long a connection whose stream was lost stays attached (linkLost): an edge that lost its
- *  router (or was stalled past the keepalive) has re-attached within this, the attach timeout
- *  and a retry. */
-export const LOST_LINK_GRACE_MS = ATTACH_TIMEOUT_MS + 1_000;
+ *  router (or was stalled past the keepalive) has re-attached within this: two attach timeouts
+ *  and a second for a loaded machine (3 s was too short at a load average over 10). */
+export const LOST_LINK_GRACE_MS = 2 * ATTACH_TIMEOUT_MS + 1_000;
 
 interface Kept { account: string; subject: string; msg: StoredMessage; at: number }

@@ -337,6 +337,9 @@ export class EdgeEnd implements RouterLink {
 
 function noop(): void {}
 
+/** A refused detach (no session service on the router yet) is sent again this often, this many times. */
+const END_RETRY_MS = 1_000, END_RETRIES = 60;
+
 /** SessionLink calls as SessionOps; SessionEvents reach the holding connections by id. */
 class EdgeSessions implements SessionLink {
   /** The connections of this edge holding (or attaching to) a session, with what a new
@@ -422,8 +425,26 @@ class EdgeSessions implements SessionLink {
     // An attach not answered yet is sent again by replay(), for the detach behind it.
     if (held.replaying !== undefined) this.end.forget(held.replaying);
     this.ended.set(conn.cid, held.req);
-    const done = () => { if (this.ended.get(conn.cid) === held.req) this.ended.delete(conn.cid); };
-    this.request(conn, { detach: { publishWill, expiry: expiryToWire(expiry) } }).then(done, done);
+    this.endSession(held.req, { publishWill, expiry: expiryToWire(expiry) }, 0);
+  }
+
+  /** Sends a detach until a router answers it. A router that has no session service yet (its
+   *  Redis not answering) refuses it: then attach and detach again a little later. */
+  private endSession(req: SessionAttach, detach: Draft<SessionOp>["detach"], tries: number): void {
+    const cid = req.conn.cid;
+    const current = () => this.ended.get(cid) === req;
+    this.request(req.conn, { detach }).then(() => { if (current()) this.ended.delete(cid); }, (err: Error) => {
+      if (!current()) return;
+      if (tries >= END_RETRIES) {
+        this.ended.delete(cid);
+        return this.end.warn(`MQTT client ${req.clientId}: its end (${detach!.publishWill ? "with" : "without"} will) was not taken: ${err.message}`);
+      }
+      setTimeout(() => {
+        if (!current()) return;
+        this.attachOp(req).catch(() => {});
+        this.endSession(req, detach, tries + 1);
+      }, END_RETRY_MS).unref();
+    });
   }
 
   subscribe(conn: Connection, subs: MqttSubscription[]): void {
