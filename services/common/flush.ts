@@ -10,4 +10,4 @@
 const FLUSH_IDLE_MS = 0.25;
 
 /** A writer whose last write left at `lastAt` (performance.now()) is idle: flush at the end of the task. */
-export const isIdle = (lastAt: number): boolean => performance.now() - lastAt > FLUSH_IDLE_MS;
+export const isIdle = (lastAt: number, now = performance.now()): boolean => now - lastAt > FLUSH_IDLE_MS;

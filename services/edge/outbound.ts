@@ -22,6 +22,8 @@ const SLAB = 64 * 1024;
 /** A connection's first slab is small (from Node's shared pool) and grows on its first burst.
  *  While it is that small it is let go once written, so an idle connection holds none. */
 const FIRST_SLAB = 1024;
+/** Busy writes in a row after which a connection keeps its first slab between writes. */
+const KEEP_SLAB_AFTER = 3;
 /** The slab of a connection that holds none: begin() finds it too small. */
 const NO_SLAB = Buffer.alloc(0);
 /** Below this size a byte loop beats a call into Buffer's native copy/encode. */
@@ -41,6 +43,8 @@ export class Outbound {
   private whenDrained: (() => void) | undefined;
   /** When the last write left (performance.now()). */
   private flushedAt = 0;
+  /** Writes in a row that each left soon after the one before (common/flush.ts's rule). */
+  private busyRun = 0;
 
   constructor(
     private readonly transport: Transport,
@@ -151,11 +155,16 @@ export class Outbound {
   flush(): void {
     this.scheduled = false;
     if (this.len === 0 || this.failed) return;
-    this.flushedAt = performance.now();
+    const now = performance.now();
+    this.busyRun = isIdle(this.flushedAt, now) ? 0 : this.busyRun + 1;
+    this.flushedAt = now;
     this.transport.write(this.slab.subarray(0, this.len));
     this.len = 0;
     if (this.transport.pendingBytes === 0) { // taken synchronously: the slab is free again
-      if (this.slab.length === FIRST_SLAB) this.slab = NO_SLAB; // a quiet connection: 1 KB less while idle
+      // A quiet connection holds 1 KB less. One that keeps writing (a requester, a responder)
+      // keeps it, instead of allocating a slab per message; it lets it go at its next write
+      // after a pause. A handshake's few writes do not count as keeping on.
+      if (this.busyRun < KEEP_SLAB_AFTER && this.slab.length === FIRST_SLAB) this.slab = NO_SLAB;
       return;
     }
     // The transport still holds a view of the slab: continue in the spare one, or a fresh one as
@@ -209,7 +218,11 @@ const flushAll = (): void => flushList(pendingFlush);
 const flushIdle = (): void => flushList(idleFlush);
 
 function flushList(pending: Outbound[]): void {
-  // Flushing can close connections and so schedule more; take the list first.
-  const list = pending.splice(0);
-  for (const o of list) o.flush();
+  // Flushing can close connections and so schedule more: those join this pass (the length is
+  // read on each step). No copy of the list, which would be an allocation a turn.
+  try {
+    for (let i = 0; i < pending.length; i++) pending[i].flush();
+  } finally {
+    pending.length = 0;
+  }
 }

@@ -15,6 +15,8 @@ const EMPTY: MatchResult = Object.freeze({ psubs: [], qsubs: [] }) as MatchResul
 const CACHE_MAX = 1024;
 /** How many entries to drop when the cache is full (cheaper than an LRU on every hit). */
 const CACHE_SWEEP = 256;
+/** Slots of the admission filter (a power of two): the hashes of recent misses. */
+const SEEN_SLOTS = 1024;
 
 class Node {
   next: Level | undefined;
@@ -41,6 +43,13 @@ class Level {
 export class Sublist {
   private readonly root = new Level();
   private readonly cache = new Map<string, MatchResult>();
+  /**
+   * Once the cache is full, a result enters it only on its subject's second miss: this holds a
+   * hash of each recent miss. Request/reply sends every reply to a new subject; caching each one
+   * swept the cache and left every result for the garbage collector to copy, then to
+   * promote (made on first use: a cache that never fills needs none).
+   */
+  private seen: Int32Array | undefined;
   count = 0;
   matches = 0;
   cacheHits = 0;
@@ -118,15 +127,16 @@ export class Sublist {
       this.cacheHits++;
       return cached;
     }
-    const psubs: Subscriber[] = [];
-    const groups = new Map<string, Subscriber[]>();
+    const found: Found = { psubs: [], groups: undefined };
     const tokens = subject.split(".");
     // A subject with an empty token matches nothing, not even ">" (nats-server).
-    if (!tokens.includes("")) matchLevel(this.root, tokens, 0, psubs, groups);
-    const result: MatchResult = psubs.length === 0 && groups.size === 0
+    if (!tokens.includes("")) matchLevel(this.root, tokens, 0, found);
+    const { psubs, groups } = found;
+    const result: MatchResult = psubs.length === 0 && groups === undefined
       ? EMPTY
-      : { psubs, qsubs: [...groups.values()] };
+      : { psubs, qsubs: groups === undefined ? [] : [...groups.values()] };
     if (this.cache.size >= CACHE_MAX) {
+      if (!this.admit(subject)) return result;
       let n = 0;
       for (const key of this.cache.keys()) {
         this.cache.delete(key);
@@ -135,6 +145,18 @@ export class Sublist {
     }
     this.cache.set(subject, result);
     return result;
+  }
+
+  /** The subject missed before, recently (or its hash collides with one that did). */
+  private admit(subject: string): boolean {
+    const seen = this.seen ??= new Int32Array(SEEN_SLOTS);
+    let h = 0x811c9dc5; // FNV-1a over the UTF-16 code units
+    for (let i = 0; i < subject.length; i++) h = Math.imul(h ^ subject.charCodeAt(i), 0x01000193);
+    h |= 1; // 0 marks an empty slot
+    const slot = h & (SEEN_SLOTS - 1);
+    if (seen[slot] === h) return true;
+    seen[slot] = h;
+    return false;
   }
 
   /** Largest and total fan-out over the cached results (for /subsz max_fanout, avg_fanout). */
@@ -161,24 +183,30 @@ export class Sublist {
   }
 }
 
-function matchLevel(level: Level, tokens: string[], i: number, psubs: Subscriber[],
-                    groups: Map<string, Subscriber[]>): void {
-  if (level.fwc) addNode(level.fwc, psubs, groups);
+/** A match being gathered; the groups map is made only when a queue group matches. */
+interface Found {
+  psubs: Subscriber[];
+  groups: Map<string, Subscriber[]> | undefined;
+}
+
+function matchLevel(level: Level, tokens: string[], i: number, found: Found): void {
+  if (level.fwc) addNode(level.fwc, found);
   const last = i === tokens.length - 1;
   const literal = level.nodes.get(tokens[i]);
   if (literal) {
-    if (last) addNode(literal, psubs, groups);
-    else if (literal.next) matchLevel(literal.next, tokens, i + 1, psubs, groups);
+    if (last) addNode(literal, found);
+    else if (literal.next) matchLevel(literal.next, tokens, i + 1, found);
   }
   if (level.pwc) {
-    if (last) addNode(level.pwc, psubs, groups);
-    else if (level.pwc.next) matchLevel(level.pwc.next, tokens, i + 1, psubs, groups);
+    if (last) addNode(level.pwc, found);
+    else if (level.pwc.next) matchLevel(level.pwc.next, tokens, i + 1, found);
   }
 }
 
-function addNode(node: Node, psubs: Subscriber[], groups: Map<string, Subscriber[]>): void {
-  if (node.psubs) for (const s of node.psubs) psubs.push(s);
-  if (node.qsubs) {
+function addNode(node: Node, found: Found): void {
+  if (node.psubs) for (const s of node.psubs) found.psubs.push(s);
+  if (node.qsubs && node.qsubs.size > 0) {
+    const groups = found.groups ??= new Map();
     for (const [queue, members] of node.qsubs) {
       let g = groups.get(queue);
       if (!g) groups.set(queue, g = []);

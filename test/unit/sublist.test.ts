@@ -28,6 +28,11 @@ function rootOf(sl: Sublist): { nodes: Map<string, unknown>; pwc?: unknown; fwc?
   return (sl as unknown as { root: { nodes: Map<string, unknown>; pwc?: unknown; fwc?: unknown } }).root;
 }
 
+/** The subjects the cache holds, for the admission test. */
+function cacheKeys(sl: Sublist): Set<string> {
+  return new Set((sl as unknown as { cache: Map<string, unknown> }).cache.keys());
+}
+
 describe("Sublist", () => {
   describe("matching", () => {
     it("literal subjects match only themselves", () => {
@@ -291,6 +296,26 @@ describe("Sublist", () => {
       const late = sub("s.*");
       sl.insert(late);
       for (const i of [0, 1_000, 4_999]) expect(view(sl.match(`s.${i}`)).psubs).toEqual(names(all, late));
+    });
+
+    it("once full, the cache takes a subject on its second miss only (unique reply subjects stay out)", () => {
+      const sl = new Sublist();
+      const inbox = sub("_INBOX.a.*");
+      sl.insert(inbox);
+      for (let i = 0; i < 1024; i++) sl.match(`_INBOX.a.${i}`);
+      expect(sl.cacheEntries).toBe(1024);
+      const before = [...cacheKeys(sl)];
+      // Replies, each to a new subject: results are right, and the cache is not swept for them.
+      for (let i = 1024; i < 5_000; i++) expect(view(sl.match(`_INBOX.a.${i}`)).psubs).toEqual(names(inbox));
+      expect([...cacheKeys(sl)]).toEqual(before);
+      // A subject that comes back is cached at its second miss.
+      sl.match("_INBOX.a.again");
+      expect(cacheKeys(sl).has("_INBOX.a.again")).toBe(false);
+      sl.match("_INBOX.a.again");
+      expect(cacheKeys(sl).has("_INBOX.a.again")).toBe(true);
+      const hits = sl.cacheHits;
+      expect(view(sl.match("_INBOX.a.again")).psubs).toEqual(names(inbox));
+      expect(sl.cacheHits).toBe(hits + 1);
     });
   });
 

@@ -64,6 +64,7 @@ export class NatsParser {
   private readonly argEnd = new Int32Array(MAX_ARGS + 1);
   /** Publishers mostly repeat a subject: reuse its string instead of decoding it again. */
   private lastSubjectBytes = Buffer.alloc(0);
+  private lastSubjectLen = -1;
   private lastSubject = "";
 
   constructor(private readonly sink: ParserSink, public limits: ProtocolLimits) {}
@@ -271,13 +272,17 @@ export class NatsParser {
   /** Argument 0 as the subject, reusing the previous string when the bytes are the same. */
   private subject(buf: Buffer): string {
     const s = this.argStart[0], e = this.argEnd[0], len = e - s;
-    const last = this.lastSubjectBytes;
-    if (last.length === len) {
+    let last = this.lastSubjectBytes;
+    if (this.lastSubjectLen === len) {
       let same = true;
       for (let i = 0; i < len; i++) if (last[i] !== buf[s + i]) { same = false; break; }
       if (same) return this.lastSubject;
     }
-    this.lastSubjectBytes = Buffer.from(buf.subarray(s, e));
+    // The bytes go into one buffer kept for them: a subject that changes on every publish (a
+    // responder's replies) costs no Buffer each.
+    if (last.length < len) last = this.lastSubjectBytes = Buffer.allocUnsafe(Math.max(len, 2 * last.length, 32));
+    buf.copy(last, 0, s, e);
+    this.lastSubjectLen = len;
     return this.lastSubject = buf.toString("latin1", s, e);
   }
 
