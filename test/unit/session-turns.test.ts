@@ -87,6 +87,29 @@ describe("sessions restored a share per turn", () => {
     expect(got.sort()).toEqual(Array.from({ length: N }, (_, i) => `t/${i}`).sort());
   });
 
+  it(`during a hold (a peer router lost): QoS 1 messages published while ${N} attaches wait their turn reach every session`, async () => {
+    const store = new MemoryStore();
+    await stored(store);
+    const s = service(store);
+    cleanups.push(() => s.close());
+    s.owners = { claim: async () => undefined, release: () => {} }; // a cluster: routed messages are kept in a hold
+    let adopted!: () => void;
+    s.hold(new Promise<void>((resolve) => { adopted = resolve; }));
+    const got: string[] = [];
+    const pub: Connection = { edgeId: "e2", cid: 1, echo: true };
+    await s.attach({ conn: pub, clientId: "pub", account: "$G", clean: true, subscribe: undefined, will: undefined }, client([]));
+    const attaches = Array.from({ length: N }, (_, i) => s.attach({
+      conn: { edgeId: "e1", cid: i + 1, echo: true }, clientId: `c${i}`, account: "$G", clean: false, subscribe: undefined, will: undefined,
+    }, client(got)));
+    await attaches[0]; // the others still wait for their turn (or their subscriptions)
+    const acks = Array.from({ length: N }, (_, i) => s.publish(pub, `t.${i}`, { topic: `t/${i}`, payload: Buffer.from("m"), qos: 1, retain: false }));
+    await Promise.all(attaches);
+    adopted();
+    await Promise.all(acks);
+    for (let i = 0; i < N; i++) s.resume({ edgeId: "e1", cid: i + 1, echo: true });
+    expect(new Set(got).size).toBe(N);
+  });
+
   it(`${N} sessions restored at start: over several turns`, async () => {
     const store = new MemoryStore();
     await stored(store);

@@ -237,9 +237,10 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
     this.sessions.set(key, session);
     session.limits = limits ?? this.limits;
     if (session.persistent) await session.restore(this.store, since);
-    const delivered = (savedSubs || shadow) && this.limbo.length > 0 ? await this.store.delivered(key) : undefined;
-    const share = this.turns.take(1 + (savedSubs?.length ?? 0) + (delivered ? this.limboCost(session, savedSubs) : 0));
+    // Its turn first: what the limbo gets while it waits is looked at too.
+    const share = this.turns.take(1 + (savedSubs?.length ?? 0) + (savedSubs || shadow ? this.limboCost(session, savedSubs) : 0));
     if (share) await share;
+    const delivered = (savedSubs || shadow) && this.limbo.length > 0 ? await this.store.delivered(key) : undefined;
     for (const sub of savedSubs ?? []) this.addSubscription(session, sub);
     if (delivered) this.fromLimbo(session, delivered);
     if (holder.gone) {
@@ -648,6 +649,7 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
   /** fromLimbo's work for `session` with `subs` added, in turn-budget units (a kept message
    *  looked at is much less than a session restored). */
   private limboCost(session: MqttSession, subs: MqttSubscription[] | undefined): number {
+    if (this.limbo.length === 0) return 0;
     const subjects = [...subjectsOf(session)];
     for (const sub of subs ?? []) subjects.push(...filterInterest(sub.filter)?.subjects ?? []);
     return Math.ceil((this.limboAt(session.account, subjects)?.length ?? this.limbo.length) / 64);
@@ -690,9 +692,9 @@ export class SessionService implements SessionLink, SessionHost, OwnedSessions {
       }
       const session = this.restoreSession({ ...saved, subscriptions: [] });
       await session?.restore(this.store);
-      const delivered = session && this.limbo.length > 0 ? await this.store.delivered(key) : undefined;
-      const share = this.turns.take(1 + saved.subscriptions.length + (session && delivered ? this.limboCost(session, saved.subscriptions) : 0));
+      const share = this.turns.take(1 + saved.subscriptions.length + (session ? this.limboCost(session, saved.subscriptions) : 0));
       if (share) await share;
+      const delivered = session && this.limbo.length > 0 ? await this.store.delivered(key) : undefined;
       if (session && this.sessions.get(key) === session) {
         for (const sub of saved.subscriptions) this.addSubscription(session, sub);
         if (delivered) this.fromLimbo(session, delivered);
