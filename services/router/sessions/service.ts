@@ -8,11 +8,12 @@ import { GLOBAL_ACCOUNT, type SubjectPermission } from "../../common/config/opti
 import type { Logger } from "../../common/log.js";
 import { Deadline } from "../../common/deadline.js";
 import { filterInterest, topicToSubject } from "../../common/mqtt-topic.js";
-import { subjectMatches } from "../../common/subject.js";
+import { hasWildcard, subjectMatches } from "../../common/subject.js";
+import { TurnBudget } from "../../common/turn-budget.js";
 import { mqttMaySubscribe, PermissionChecker } from "../../common/permissions.js";
 import {
-  EXPIRY_NEVER, sameConnection, type Connection, type ConnectionRef, type MessageData, type MqttSubscription, type PublishOptions, type RouterLink, type SessionAttach,
-  type RouterSessions, type SessionAttached, type SessionClient, type SessionWill, type StoredMessage,
+  EXPIRY_NEVER, sameConnection, type Connection, type ConnectionRef, type MessageData, type MqttSubscription, type PublishOptions,
+  type RouterLink, type SessionAttach, type RouterSessions, type SessionAttached, type SessionClient, type SessionWill, type StoredMessage,
 } from "../link.js";
 import { sessionKey, type MqttStore, type SessionKey, type SessionRecord } from "../store/store.js";
 import { DEAD_AFTER_MS, PING_INTERVAL_MS } from "../mesh/peer.js";
@@ -79,6 +80,8 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
    * router's interest was already gone), and their publishers' acks wait for the adoption.
    */
   private limbo: Kept[] = [];
+  /** Where each subject's kept messages are in the limbo (built when a session first needs it). */
+  private limboIndex: Map<string, number[]> | undefined;
   /** Cluster: the QoS 1/2 messages routed in the last RECENT_MS. A peer that dies may have had
    *  some of them forwarded to it and not yet queued (a forward has no completion): they join
    *  the limbo, so a session adopted from it gets them (at worst twice: QoS 1 allows it). */
@@ -89,6 +92,9 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
   private holdEnded: Promise<void> = Promise.resolve();
   private releaseHold: () => void = noop;
   private limboTimer: NodeJS.Timeout | undefined;
+  /** Restoring sessions (an edge's replayed attaches, adoptions) takes a share of each turn,
+   *  so that a thousand of them at once do not hold the event loop (turn-budget.ts). */
+  readonly turns = new TurnBudget(SESSION_TURN_BUDGET);
 
   constructor(
     readonly router: Pick<RouterLink, "subscribe" | "unsubscribe" | "publish" | "sync"> & SessionHost["router"],
@@ -100,7 +106,11 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
   /** Persistent sessions of an earlier run, restored once at the router's start: their
    *  subscriptions queue messages until the client returns (to any edge). */
   async start(): Promise<void> {
-    for (const saved of await this.store.listSessions()) this.restoreSession(saved);
+    for (const saved of await this.store.listSessions()) {
+      const share = this.turns.take(1 + saved.subscriptions.length);
+      if (share) await share;
+      this.restoreSession(saved);
+    }
   }
 
   // ---- SessionHost ----
@@ -138,6 +148,9 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
     const key = sessionKey(account, req.clientId);
     const run = this.serial(key, () => this.attachNow(holder, key, req));
     holder.ready = run.then(noop, noop);
+    // During a hold, the messages its subscriptions will match are kept until it has them: an
+    // attach paced over turns (turns) may end after the adoption that started the hold.
+    if (this.holds > 0) this.hold(run);
     return run;
   }
 
@@ -154,6 +167,8 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
 
   private async attachNow(holder: Holder, key: SessionKey, req: SessionAttach): Promise<SessionAttached> {
     const { clientId, clean, account, limits } = req;
+    const entry = this.turns.take(1);
+    if (entry) await entry;
     // Taken over while waiting its turn. One that ended goes on: its session is claimed (from a
     // router that lost its stream, say) and then detached as its end said (its will or none).
     if (holder.gone && !holder.ended) return { present: false, subscriptions: [] };
@@ -231,6 +246,9 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
     this.sessions.set(key, session);
     session.limits = limits ?? this.limits;
     if (session.persistent) await session.restore(this.store, since);
+    // Its turn first: what the limbo gets while it waits is looked at too.
+    const share = this.turns.take(1 + (savedSubs?.length ?? 0) + (savedSubs || shadow ? this.limboCost(session, savedSubs) : 0));
+    if (share) await share;
     const delivered = (savedSubs || shadow) && this.limbo.length > 0 ? await this.store.delivered(key) : undefined;
     for (const sub of savedSubs ?? []) this.addSubscription(session, sub);
     if (delivered) this.fromLimbo(session, delivered);
@@ -464,7 +482,7 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
       const kept: Kept = { account, subject, msg: { ...msg, payload: Buffer.from(msg.payload), id: this.router.msgId }, at: Date.now() };
       this.keepRecent(kept);
       if (this.holds > 0 && this.limboBytes < LIMBO_MAX_BYTES) {
-        this.limbo.push(kept);
+        this.indexKept(kept, this.limbo.push(kept) - 1);
         this.limboBytes += msg.payload.length;
         (writes ??= []).push(this.holdEnded);
       }
@@ -589,6 +607,7 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
       clearTimeout(this.limboTimer);
       this.holdEnded = new Promise((resolve) => { this.releaseHold = resolve; });
       if (this.limbo.length === 0) {
+        this.limboIndex = undefined;
         this.limbo = [...this.recent];
         this.limboBytes = this.recentBytes;
       }
@@ -600,6 +619,7 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
       this.limboTimer = setTimeout(() => {
         if (this.holds > 0) return;
         this.limbo = [];
+        this.limboIndex = undefined;
         this.limboBytes = 0;
       }, LIMBO_KEEP_MS);
       this.limboTimer.unref();
@@ -614,7 +634,10 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
   private fromLimbo(session: MqttSession, delivered: number[]): void {
     const skip = session.heldIds();
     for (const id of delivered) skip.add(id);
-    for (const { account, subject, msg } of this.limbo) {
+    const at = this.limboAt(session.account, subjectsOf(session));
+    const n = at ? at.length : this.limbo.length;
+    for (let i = 0; i < n; i++) {
+      const { account, subject, msg } = this.limbo[at ? at[i] : i];
       if (account !== session.account || (msg.id !== undefined && skip.has(msg.id))) continue;
       for (const entry of session.subscriptions.values()) {
         const sub = entry.subs.find((s) => subjectMatches(s.subject, subject));
@@ -627,6 +650,43 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
         break;
       }
     }
+  }
+
+  /** Where the kept messages on `subjects` are in the limbo, in order; undefined: everywhere (a
+   *  wildcard). Without it, each of a thousand sessions adopted at once looked at every kept
+   *  message, and 2,000 of them took a router's event loop 0.4 s. */
+  private limboAt(account: string, subjects: Iterable<string>): number[] | undefined {
+    if (!this.limboIndex) {
+      this.limboIndex = new Map();
+      this.limbo.forEach((kept, i) => this.indexKept(kept, i));
+    }
+    let at: number[] | undefined, merged = false;
+    for (const subject of subjects) {
+      if (hasWildcard(subject)) return undefined;
+      const found = this.limboIndex.get(`${account} ${subject}`);
+      if (!found) continue;
+      if (at) merged = true;
+      at = at ? at.concat(found) : found;
+    }
+    // Two subscriptions' messages interleave: back in limbo order, each once.
+    return merged ? [...new Set(at)].sort((a, b) => a - b) : at ?? [];
+  }
+
+  private indexKept(kept: Kept, i: number): void {
+    if (!this.limboIndex) return;
+    const key = `${kept.account} ${kept.subject}`;
+    const at = this.limboIndex.get(key);
+    if (at) at.push(i);
+    else this.limboIndex.set(key, [i]);
+  }
+
+  /** fromLimbo's work for `session` with `subs` added, in turn-budget units (a kept message
+   *  looked at is much less than a session restored). */
+  private limboCost(session: MqttSession, subs: MqttSubscription[] | undefined): number {
+    if (this.limbo.length === 0) return 0;
+    const subjects = [...subjectsOf(session)];
+    for (const sub of subs ?? []) subjects.push(...filterInterest(sub.filter)?.subjects ?? []);
+    return Math.ceil((this.limboAt(session.account, subjects)?.length ?? this.limbo.length) / 64);
   }
 
   prepare(key: SessionKey): void {
@@ -666,6 +726,8 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
       }
       const session = this.restoreSession({ ...saved, subscriptions: [] });
       await session?.restore(this.store);
+      const share = this.turns.take(1 + saved.subscriptions.length + (session ? this.limboCost(session, saved.subscriptions) : 0));
+      if (share) await share;
       const delivered = session && this.limbo.length > 0 ? await this.store.delivered(key) : undefined;
       if (session && this.sessions.get(key) === session) {
         for (const sub of saved.subscriptions) this.addSubscription(session, sub);
@@ -696,6 +758,11 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
 
 function noop(): void {}
 
+/** The subjects of a session's subscriptions. */
+function* subjectsOf(session: MqttSession): Iterable<string> {
+  for (const entry of session.subscriptions.values()) for (const sub of entry.subs) yield sub.subject;
+}
+
 const RETAINED: PublishOptions = { noResponders: false, retain: true };
 
 /** When a stored session expires (ms epoch; Infinity: never). */
@@ -709,6 +776,9 @@ function expiredAt(saved: SessionRecord): number {
  *  timeout and up to two ping ticks more (peer.ts), all that time receiving forwards it never stores. */
 const LIMBO_MAX_BYTES = 64 * 1024 * 1024, LIMBO_KEEP_MS = 1_000;
 const ROUTE_SLAB_BYTES = 64 * 1024;
+/** Turn-budget units (about a session restored with one subscription) per event-loop turn: a
+ *  share of some milliseconds, far below the edges' 1.5 s keepalive answer. */
+const SESSION_TURN_BUDGET = 64;
 const RECENT_MS = 1_000 + DEAD_AFTER_MS + 2 * PING_INTERVAL_MS;
 /** How long a connection whose stream was lost stays attached (linkLost): an edge that lost its
  *  router (or was stalled past the keepalive) has re-attached within this: two attach timeouts
