@@ -34,7 +34,9 @@ beforeAll(async () => {
   assertBuilt(); // a clear message instead of a module-not-found stack in every test
   dir = await mkdtemp(path.join(os.tmpdir(), "meshbroker-cli-"));
 });
-afterEach(async () => {
+afterEach(async ({ task }) => {
+  // A concurrent test's processes run to their end in it (runBroker); the others' may still run.
+  if (task.concurrent) return;
   await Promise.all(clients.splice(0).map((c) => c.close().catch(() => {})));
   await stopAllBrokers();
 });
@@ -67,7 +69,9 @@ async function raw(port: number): Promise<{ c: RawClient; info: Record<string, u
 const packageVersion = async () =>
   (JSON.parse(await readFile(path.join(REPO_ROOT, "package.json"), "utf8")) as { version: string }).version;
 
-describe("meshbroker command line", () => {
+// The tests of the concurrent blocks each run bin/meshbroker to its exit and share nothing: two
+// run at a time (maxConcurrency in vitest.config.ts).
+describe.concurrent("meshbroker command line", () => {
   it.each(["--help", "-h"])("%s prints the usage and exits 0", async (flag) => {
     const r = await runBroker([flag]);
     expect(r.code).toBe(0);
@@ -97,7 +101,9 @@ describe("meshbroker command line", () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain("Usage: meshbroker");
   });
+});
 
+describe("meshbroker command line", () => {
   it("runs as an executable: its shebang gives node the broker's flags (a full-size young generation), as the test helper does", async () => {
     // The flags take effect: V8 starts with a larger young generation than its 1 MB default.
     const newSpace = async (flags: readonly string[]) => {
@@ -118,7 +124,7 @@ describe("meshbroker command line", () => {
   });
 });
 
-describe("meshbroker -t (check the configuration)", () => {
+describe.concurrent("meshbroker -t (check the configuration)", () => {
   it("exits 0 for a good config and prints nothing on stderr", async () => {
     const file = await conf("good.conf", [
       "host: 127.0.0.1",
