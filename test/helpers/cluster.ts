@@ -122,7 +122,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
     };
     // Side by side: each finds the others in Redis (waitForPeers), whichever starts first.
     routers.push(...await Promise.all(Array.from({ length: opts.routers ?? 2 }, (_, i) => startRouter(`r${i + 1}`, opts.routerPort ?? 0))));
-    await Promise.all(routers.map((r) => waitForPeers(r, routers.length - 1, timeoutMs)));
+    // The routers link to each other while the edges start: a router that registered first finds
+    // the other at its next heartbeat (up to 1 s), as long as an edge's start takes.
+    const meshed = Promise.all(routers.map((r) => waitForPeers(r, routers.length - 1, timeoutMs)));
+    meshed.catch(() => {}); // awaited below, after the edges
     let edgeConfig = opts.edgeConfig ?? "";
     const edgeFile = (i: number) => path.join(dir, `e${i + 1}.conf`);
     /** Edge i's home router, once started (addEdge may name another), and its own config text. */
@@ -158,6 +161,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
       };
     };
     const edges = await Promise.all(Array.from({ length: opts.edges ?? 2 }, (_, i) => startEdge(i)));
+    await meshed;
     let added = edges.length;
     return {
       redis, routers, edges, stop,

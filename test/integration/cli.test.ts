@@ -34,11 +34,15 @@ beforeAll(async () => {
   assertBuilt(); // a clear message instead of a module-not-found stack in every test
   dir = await mkdtemp(path.join(os.tmpdir(), "meshbroker-cli-"));
 });
-afterEach(async () => {
+afterEach(async ({ task }) => {
+  // Other concurrent tests' clients and processes may still be in use: theirs go after the file.
+  if (task.concurrent) return;
   await Promise.all(clients.splice(0).map((c) => c.close().catch(() => {})));
   await stopAllBrokers();
 });
 afterAll(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close().catch(() => {})));
+  await stopAllBrokers();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -67,7 +71,9 @@ async function raw(port: number): Promise<{ c: RawClient; info: Record<string, u
 const packageVersion = async () =>
   (JSON.parse(await readFile(path.join(REPO_ROOT, "package.json"), "utf8")) as { version: string }).version;
 
-describe("meshbroker command line", () => {
+// The tests of the concurrent blocks share nothing (each its own process, config files and
+// ports): two run at a time (maxConcurrency in vitest.config.ts), most of each being node's start.
+describe.concurrent("meshbroker command line", () => {
   it.each(["--help", "-h"])("%s prints the usage and exits 0", async (flag) => {
     const r = await runBroker([flag]);
     expect(r.code).toBe(0);
@@ -97,7 +103,9 @@ describe("meshbroker command line", () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain("Usage: meshbroker");
   });
+});
 
+describe("meshbroker command line", () => {
   it("runs as an executable: its shebang gives node the broker's flags (a full-size young generation), as the test helper does", async () => {
     // The flags take effect: V8 starts with a larger young generation than its 1 MB default.
     const newSpace = async (flags: readonly string[]) => {
@@ -118,7 +126,7 @@ describe("meshbroker command line", () => {
   });
 });
 
-describe("meshbroker -t (check the configuration)", () => {
+describe.concurrent("meshbroker -t (check the configuration)", () => {
   it("exits 0 for a good config and prints nothing on stderr", async () => {
     const file = await conf("good.conf", [
       "host: 127.0.0.1",
@@ -233,10 +241,10 @@ describe("meshbroker -t (check the configuration)", () => {
   });
 });
 
-describe.each(topologies)("meshbroker startup (%s)", (topology) => {
+describe.concurrent.each(topologies)("meshbroker startup (%s)", (topology) => {
   const env = { ...process.env, MESHBROKER_TEST_TOPOLOGY: topology };
   it("prints one line per listener and serves on the ports it names", async () => {
-    const file = await conf("startup.conf", 'host: 127.0.0.1\nport: -1\nhttp: "127.0.0.1:-1"\n');
+    const file = await conf(`${topology}/startup.conf`, 'host: 127.0.0.1\nport: -1\nhttp: "127.0.0.1:-1"\n');
     const { proc, natsPort, httpPort } = await startBrokerProcess(["-c", file], { monitoring: true, env });
     await proc.waitForLine(/Server is ready/);
     const listening = proc.lines.filter((l) => /listening for/.test(l.text)).map((l) => l.text);
@@ -267,10 +275,10 @@ describe.each(topologies)("meshbroker startup (%s)", (topology) => {
   });
 });
 
-describe.each(topologies)("SIGINT (%s)", (topology) => {
+describe.concurrent.each(topologies)("SIGINT (%s)", (topology) => {
   const env = { ...process.env, MESHBROKER_TEST_TOPOLOGY: topology };
   it("delivers what a subscriber has pending, then exits 0 and closes the ports", async () => {
-    const file = await conf("sigterm.conf", 'host: 127.0.0.1\nport: -1\nhttp: "127.0.0.1:-1"\n');
+    const file = await conf(`${topology}/sigterm.conf`, 'host: 127.0.0.1\nport: -1\nhttp: "127.0.0.1:-1"\n');
     const { proc, natsPort, httpPort } = await startBrokerProcess(["-c", file], { monitoring: true, env });
 
     const COUNT = 2_000, SIZE = 4_096;
@@ -309,12 +317,12 @@ describe.each(topologies)("SIGINT (%s)", (topology) => {
   });
 });
 
-describe.each(topologies)("SIGHUP reload (%s)", (topology) => {
+describe.concurrent.each(topologies)("SIGHUP reload (%s)", (topology) => {
   const env = { ...process.env, MESHBROKER_TEST_TOPOLOGY: topology };
   const PAYLOAD_2000 = "x".repeat(2000);
 
   it("max_payload: a new connection gets the reloaded limit", async () => {
-    const file = await conf("reload-payload.conf", "host: 127.0.0.1\nport: -1\nmax_payload: 1024\n");
+    const file = await conf(`${topology}/reload-payload.conf`, "host: 127.0.0.1\nport: -1\nmax_payload: 1024\n");
     const { proc, natsPort } = await startBrokerProcess(["-c", file], { env });
 
     const before = await raw(natsPort);
@@ -337,7 +345,7 @@ describe.each(topologies)("SIGHUP reload (%s)", (topology) => {
   });
 
   it("authorization: new clients need the credentials after the reload", async () => {
-    const file = await conf("reload-auth.conf", "host: 127.0.0.1\nport: -1\n");
+    const file = await conf(`${topology}/reload-auth.conf`, "host: 127.0.0.1\nport: -1\n");
     const { proc, natsPort } = await startBrokerProcess(["-c", file], { env });
     const open = await nats({ port: natsPort });
     await open.flush();
@@ -365,7 +373,7 @@ describe.each(topologies)("SIGHUP reload (%s)", (topology) => {
   });
 
   it("authorization: a connected client without credentials is disconnected (as nats-server does)", async () => {
-    const file = await conf("reload-auth-existing.conf", "host: 127.0.0.1\nport: -1\n");
+    const file = await conf(`${topology}/reload-auth-existing.conf`, "host: 127.0.0.1\nport: -1\n");
     const { proc, natsPort } = await startBrokerProcess(["-c", file], { env });
     const old = await raw(natsPort);
     await old.c.send('CONNECT {"verbose":false,"pedantic":false}\r\nPING\r\n');
@@ -382,7 +390,7 @@ describe.each(topologies)("SIGHUP reload (%s)", (topology) => {
 
   it("a reload that changes what needs a restart (system account, listener port) is refused whole", async () => {
     const accounts = "accounts { A: { users: [{user: a, password: a}] }, B: { users: [{user: b, password: b}] } }\n";
-    const file = await conf("reload-fixed.conf", `host: 127.0.0.1\nport: -1\nmax_payload: 1024\n${accounts}system_account: A\n`);
+    const file = await conf(`${topology}/reload-fixed.conf`, `host: 127.0.0.1\nport: -1\nmax_payload: 1024\n${accounts}system_account: A\n`);
     const { proc, natsPort } = await startBrokerProcess(["-c", file], { env });
 
     for (const [changed, text] of [
@@ -400,7 +408,7 @@ describe.each(topologies)("SIGHUP reload (%s)", (topology) => {
   it("is handled as soon as the listener line is printed (the process must not die of it)", async () => {
     // With monitoring on, the broker prints the NATS line, then binds the monitoring port; a
     // SIGHUP in between must already reload (nats-server traps signals before it listens).
-    const file = await conf("reload-early.conf", 'host: 127.0.0.1\nport: -1\nhttp: "127.0.0.1:-1"\n');
+    const file = await conf(`${topology}/reload-early.conf`, 'host: 127.0.0.1\nport: -1\nhttp: "127.0.0.1:-1"\n');
     const proc = spawnBroker(["-c", file], { env });
     await proc.waitForLine(LISTEN_NATS, 10_000);
     proc.signal("SIGHUP");
@@ -414,7 +422,7 @@ describe.each(topologies)("SIGHUP reload (%s)", (topology) => {
   });
 
   it("a bad config is logged with file:line and the old config stays in force", async () => {
-    const file = await conf("reload-bad.conf", "host: 127.0.0.1\nport: -1\nmax_payload: 1024\n");
+    const file = await conf(`${topology}/reload-bad.conf`, "host: 127.0.0.1\nport: -1\nmax_payload: 1024\n");
     const { proc, natsPort } = await startBrokerProcess(["-c", file], { env });
 
     await writeFile(file, "host: 127.0.0.1\nport: -1\nmax_payload: \"lots\"\n");

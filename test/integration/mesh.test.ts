@@ -328,6 +328,20 @@ describe("mesh: interest and membership", () => {
     expect(forwarded).toEqual(["marker"]);
   });
 
+  it("a router that registered first (and dials, with the smaller id) links to one started just after it at once, not a heartbeat later", async () => {
+    const prefix = `mesh-test-${process.pid}-${prefixSeq++}`;
+    const a = await startRouter("r1", prefix);
+    await until(() => a.logs.includes("mesh: registered in Redis"), 2_000, "r1 registered");
+    const b = await startRouter("r2", prefix);
+    await until(() => b.logs.includes("mesh: registered in Redis"), 2_000, "r2 registered");
+    const t0 = performance.now();
+    await until(() => a.mesh.peers().length === 1 && b.mesh.peers().length === 1, 5_000, "linked");
+    const took = performance.now() - t0;
+    console.log(`r1 linked to r2 ${took.toFixed(0)} ms after r2 registered`);
+    // r1's next regular heartbeat is about 1 s after its first: well past this bound.
+    expect(took).toBeLessThan(600);
+  });
+
   it("a late router gets the others' interest by snapshot", async () => {
     const prefix = `mesh-test-${process.pid}-${prefixSeq++}`;
     const a = await startRouter("r1", prefix);

@@ -65,6 +65,11 @@ export interface MeshOptions {
 
 /** How often the registration is renewed and membership read. */
 export const HEARTBEAT_MS = 1_000;
+/** For its first STARTUP_MS a router reads membership every STARTUP_HEARTBEAT_MS: of routers
+ *  started together, the one that registered first (and dials, having the smaller id) would
+ *  otherwise find the others only a heartbeat later. Absences are not counted meanwhile. */
+const STARTUP_MS = 2_000;
+const STARTUP_HEARTBEAT_MS = 100;
 /** Consecutive heartbeats a linked peer may be absent from Redis before it is dropped (its
  *  registration expired). A restarted Redis has lost every key, and each router registers again
  *  only once its own client has reconnected (ioredis retries up to 2 s apart): absences are not
@@ -103,6 +108,7 @@ export class Mesh implements MeshHooks, LinkOwner {
   private readonly registry: MeshRegistry | undefined;
   private readonly ownsRedis: boolean;
   private readonly timer: NodeJS.Timeout;
+  private startupTimer: NodeJS.Timeout | undefined;
   private redisDown = false;
   private redisSeen = false;
   /** Live routers (this one included) as the last heartbeat read them. */
@@ -141,7 +147,13 @@ export class Mesh implements MeshHooks, LinkOwner {
       this.ownsRedis = false;
     }
     this.timer = setInterval(() => void this.heartbeat(), HEARTBEAT_MS).unref();
-    void this.heartbeat();
+    const startupUntil = Date.now() + STARTUP_MS;
+    this.countAbsenceFrom = startupUntil;
+    const early = (): void => {
+      if (this.closed || !this.registry || Date.now() >= startupUntil) return;
+      this.startupTimer = setTimeout(() => void this.heartbeat().then(early), STARTUP_HEARTBEAT_MS).unref();
+    };
+    void this.heartbeat().then(early);
   }
 
   /** Mounts the service on a grpc.Server (create it with meshChannelOptions). */
@@ -233,6 +245,7 @@ export class Mesh implements MeshHooks, LinkOwner {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    clearTimeout(this.startupTimer);
     for (const l of [...this.linksById.values(), ...this.pending]) l.close("router stopping");
     this.barriers.releaseAll();
     if (this.registry) {
