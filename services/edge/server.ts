@@ -53,8 +53,9 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
   configLoadTime = new Date();
   readonly stats: TrafficStats = { inMsgs: 0, outMsgs: 0, inBytes: 0, outBytes: 0, slowConsumers: 0 };
   readonly clients = new Map<number, NatsClient>();
-  /** Recently closed connections of every protocol (/connz?state=closed). */
-  readonly closed: ConnectionView[] = [];
+  /** Recently closed connections of every protocol, oldest first, up to 2 × CLOSED_KEPT (trimmed
+   *  in one go: dropping the oldest on each close shifted 10,000 entries per close). */
+  private readonly closedKept: ConnectionView[] = [];
   totalConnections = 0;
   authFailures = new Map<string, number>();
   /** meshbroker_connection_errors_total{type,reason} (see boundary.ts). */
@@ -260,9 +261,14 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
 
   /** Keeps a closed connection of any protocol for /connz?state=closed, as a snapshot. */
   remember(conn: ConnectionView): void {
-    this.closed.push(closedSnapshot(conn));
+    this.closedKept.push(closedSnapshot(conn));
     this.reclaimer.connectionClosed();
-    if (this.closed.length > CLOSED_KEPT) this.closed.splice(0, this.closed.length - CLOSED_KEPT);
+    if (this.closedKept.length >= 2 * CLOSED_KEPT) this.closedKept.splice(0, this.closedKept.length - CLOSED_KEPT);
+  }
+
+  /** The last CLOSED_KEPT closed connections of every protocol (/connz?state=closed). */
+  get closed(): readonly ConnectionView[] {
+    return this.closedKept.length > CLOSED_KEPT ? this.closedKept.slice(-CLOSED_KEPT) : this.closedKept;
   }
 
   /** Every open client connection: NATS (TCP, WebSocket) and MQTT. */
