@@ -118,7 +118,12 @@ it("router kill -9, then restarted: of two persistent MQTT clients that ended wh
   await cluster.restartRouter(0);
   await edge.waitForLine(ATTACHED, 15_000, { since: back });
   // The restarted router refuses the detaches until its Redis answers: the edge tries again.
-  expect((await inbox.next(LOST_LINK_GRACE_MS + 15_000)).payload).toBe("dropped");
+  const first = await inbox.next(LOST_LINK_GRACE_MS + 15_000).catch((err: Error) => {
+    // What the edge and the restarted router said, to see where the will stopped.
+    console.log([...edge.lines.slice(mark), ...cluster.routers[0].proc.lines].map((l) => l.text).join("\n"));
+    throw err;
+  });
+  expect(first.payload).toBe("dropped");
   await new Promise((r) => setTimeout(r, LOST_LINK_GRACE_MS + 500)); // absence can only be waited for
   console.log(`router kill -9 and restart: wills ${JSON.stringify(inbox.all.map((m) => [m.payload, m.packet.dup]))} ([payload, DUP])`);
   expect(new Set(inbox.all.map((m) => m.payload))).toEqual(new Set(["dropped"]));

@@ -17,6 +17,7 @@ import {
 import type {
   Completion, Credential, Deliver, Draft, EdgeOp, HelloReply, Message, MqttProperties as WireProperties, RouterOp, SessionEvent, SessionOp,
 } from "./frames.js";
+import { NO_SESSION_SERVICE } from "./frames.js";
 import {
   expiryToWire, permissionToWire, propertiesFromWire, propertiesToWire, storedToWire, subscriptionsFromWire, willToWire,
 } from "./sessions.js";
@@ -337,18 +338,21 @@ export class EdgeEnd implements RouterLink {
 
 function noop(): void {}
 
-/** A refused detach (no session service on the router yet) is sent again this often, this many times. */
+/** A connection holding (or attaching) a session, with what a new router needs to attach it again. */
+interface Held {
+  client: SessionClient; req: SessionAttach; attached: boolean; subs: Map<string, MqttSubscription>;
+  /** The correlation id of the first attach, or of the last replay's, while unanswered. */
+  replaying?: number;
+}
+
+/** A refused attach or detach (no session service on the router yet) is sent again this often, this many times. */
 const END_RETRY_MS = 1_000, END_RETRIES = 60;
 
 /** SessionLink calls as SessionOps; SessionEvents reach the holding connections by id. */
 class EdgeSessions implements SessionLink {
   /** The connections of this edge holding (or attaching to) a session, with what a new
    *  router needs to attach them again: the request and the subscriptions. */
-  private readonly clients = new Map<number, {
-    client: SessionClient; req: SessionAttach; attached: boolean; subs: Map<string, MqttSubscription>;
-    /** The correlation id of the first attach, or of the last replay's, while unanswered. */
-    replaying?: number;
-  }>();
+  private readonly clients = new Map<number, Held>();
   /** Connections that ended, until a router answered their detach. A detach lost with its
    *  stream is sent again (an unanswered op), behind an attach of the connection (replay()): the
    *  new router takes the session (from the router that lost the stream, which would otherwise
@@ -358,8 +362,7 @@ class EdgeSessions implements SessionLink {
   constructor(private readonly end: EdgeEnd) {}
 
   attach(req: SessionAttach, client: SessionClient): Promise<SessionAttached> {
-    const held: { client: SessionClient; req: SessionAttach; attached: boolean; subs: Map<string, MqttSubscription>; replaying?: number } =
-      { client, req, attached: false, subs: new Map<string, MqttSubscription>() };
+    const held: Held = { client, req, attached: false, subs: new Map<string, MqttSubscription>() };
     this.clients.set(req.conn.cid, held);
     return this.attachOp(req, (id) => { held.replaying = id; }).then((c) => {
       const subscriptions = subscriptionsFromWire(c.attached?.subscriptions ?? []);
@@ -392,26 +395,34 @@ class EdgeSessions implements SessionLink {
   replay(): void {
     // Their detach follows among the unanswered ops. No one waits for the attach: the connection is gone.
     for (const req of this.ended.values()) this.attachOp(req).catch(() => {});
-    for (const [cid, held] of this.clients) {
-      if (!held.attached) continue;
-      const { req, client } = held;
-      if (held.replaying !== undefined) this.end.forget(held.replaying);
-      let id = 0;
-      const answered = () => { if (held.replaying === id) held.replaying = undefined; };
-      this.attachOp(req, (correlationId) => { held.replaying = id = correlationId; }).then(answered, (err: Error) => {
-        answered();
-        // The new router could not attach it (no store): close as the lost one would have.
-        this.end.warn(`MQTT client ${req.clientId} not attached again on the new router: ${err.message}`);
-        if (this.clients.get(cid) !== held) return;
-        this.clients.delete(cid);
-        client.takenOver();
-      });
-      // The client had the retained messages when it subscribed: a replayed subscription gets none.
-      if (req.clean && held.subs.size > 0) {
-        this.push(req.conn, { subscribe: { subscriptions: [...held.subs.values()].map((sub) => ({ ...sub, retainHandling: 2 as const })) } });
+    for (const [cid, held] of this.clients) if (held.attached) this.replayOne(cid, held, 0);
+  }
+
+  /** Attaches connection `cid` on the new router, its clean session's subscriptions again, and
+   *  resumes it. A router whose session service is not up yet is asked again a second later. */
+  private replayOne(cid: number, held: Held, tries: number): void {
+    const { req, client } = held;
+    if (held.replaying !== undefined) this.end.forget(held.replaying);
+    let id = 0;
+    const answered = () => { if (held.replaying === id) held.replaying = undefined; };
+    this.attachOp(req, (correlationId) => { held.replaying = id = correlationId; }).then(answered, (err: Error) => {
+      answered();
+      if (this.clients.get(cid) !== held) return;
+      if (err.message === NO_SESSION_SERVICE && tries < END_RETRIES) {
+        setTimeout(() => { if (this.clients.get(cid) === held && held.replaying === undefined) this.replayOne(cid, held, tries + 1); },
+          END_RETRY_MS).unref();
+        return;
       }
-      this.push(req.conn, { resume: {} });
+      // The new router could not attach it (no store): close as the lost one would have.
+      this.end.warn(`MQTT client ${req.clientId} not attached again on the new router: ${err.message}`);
+      this.clients.delete(cid);
+      client.takenOver();
+    });
+    // The client had the retained messages when it subscribed: a replayed subscription gets none.
+    if (req.clean && held.subs.size > 0) {
+      this.push(req.conn, { subscribe: { subscriptions: [...held.subs.values()].map((sub) => ({ ...sub, retainHandling: 2 as const })) } });
     }
+    this.push(req.conn, { resume: {} });
   }
 
   resume(conn: Connection): void {

@@ -148,3 +148,7 @@ export type Draft<T> = T extends Buffer ? T
   : T extends (infer E)[] ? Draft<E>[]
   : T extends object ? { [K in keyof T]?: Draft<T[K]> }
   : T;
+
+/** The error text of a session op sent to a router without its session service yet (its Redis
+ *  not answering): the edge asks again a little later. */
+export const NO_SESSION_SERVICE = "no MQTT session service";

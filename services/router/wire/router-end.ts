@@ -13,7 +13,7 @@ import {
 } from "./fast.js";
 import { FrameQueue } from "./slices.js";
 import {
-  ErrorCode, GO_AWAY_TIMEOUT_MS, type ClientUrls, type Completion, type Draft, type EdgeLoad, type EdgeOp,
+  ErrorCode, GO_AWAY_TIMEOUT_MS, NO_SESSION_SERVICE, type ClientUrls, type Completion, type Draft, type EdgeLoad, type EdgeOp,
   type EdgeUrls, type Hello, type MqttProperties, type RouterOp, type SessionOp,
 } from "./frames.js";
 import {
@@ -306,7 +306,7 @@ export class RouterEnd {
 
   private mqttPublish(cid: number, correlationId: number, subject: string, msg: StoredMessage): void {
     const sessions = this.router.sessions;
-    if (!sessions) return this.completeWith(correlationId, Promise.reject(new Error("no MQTT session service")));
+    if (!sessions) return this.completeWith(correlationId, Promise.reject(new Error(NO_SESSION_SERVICE)));
     // One origin object per run of a publisher's messages (ids are what the service compares).
     this.completeWith(correlationId, sessions.publish(this.origins.of(this.edgeId, cid), subject, msg));
   }
@@ -314,7 +314,7 @@ export class RouterEnd {
   private session(op: SessionOp): void {
     const sessions: RouterSessions | undefined = this.router.sessions;
     const id = op.correlationId;
-    if (!sessions) return this.completeWith(id, Promise.reject(new Error("no MQTT session service")));
+    if (!sessions) return this.completeWith(id, Promise.reject(new Error(NO_SESSION_SERVICE)));
     const conn = this.connection(op.connectionId);
     switch (op.op) {
       case "attach": {
