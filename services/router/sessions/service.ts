@@ -254,9 +254,7 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
     if (delivered) this.fromLimbo(session, delivered);
     if (holder.gone) {
       // The connection ended while attaching: as if it had attached, then gone.
-      const ended = holder.ended;
-      if (ended?.expiry !== undefined && session.persistent) session.expiry = ended.expiry;
-      if (ended?.publishWill && holder.will) this.publishWill(session, account, holder.conn, holder.will);
+      if (holder.ended) this.ending(holder, session, holder.ended.publishWill, holder.ended.expiry);
       if (!session.client) this.detached(session);
       return { present, subscriptions: [] };
     }
@@ -299,10 +297,15 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
       holder.ended = { publishWill, expiry }; // attach still running: it finishes the detach
       return;
     }
-    if (expiry !== undefined && session.persistent) session.expiry = expiry;
-    if (publishWill && holder.will) this.publishWill(session, holder.account, holder.conn, holder.will);
+    this.ending(holder, session, publishWill, expiry);
     session.detach(holder.client);
     if (!session.client) this.detached(session);
+  }
+
+  /** What a connection's end says for its session: the expiry a DISCONNECT set, and the will. */
+  private ending(holder: Holder, session: MqttSession, publishWill: boolean, expiry: number | undefined): void {
+    if (expiry !== undefined && session.persistent) session.expiry = expiry;
+    if (publishWill && holder.will) this.publishWill(session, holder.account, holder.conn, holder.will);
   }
 
   /** A will goes now, or after its delay unless the session resumes first; the session's end

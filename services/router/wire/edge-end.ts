@@ -348,6 +348,14 @@ interface Held {
 /** A refused attach or detach (no session service on the router yet) is sent again this often, this many times. */
 const END_RETRY_MS = 1_000, END_RETRIES = 60;
 
+/** A session op the router refused for want of its session service (`err`) runs `again` a little
+ *  later, while `still()` holds; false when it is not to be tried again. */
+function retryLater(err: Error, tries: number, still: () => boolean, again: () => void): boolean {
+  if (err.message !== NO_SESSION_SERVICE || tries >= END_RETRIES) return false;
+  setTimeout(() => { if (still()) again(); }, END_RETRY_MS).unref();
+  return true;
+}
+
 /** SessionLink calls as SessionOps; SessionEvents reach the holding connections by id. */
 class EdgeSessions implements SessionLink {
   /** The connections of this edge holding (or attaching to) a session, with what a new
@@ -407,12 +415,9 @@ class EdgeSessions implements SessionLink {
     const answered = () => { if (held.replaying === id) held.replaying = undefined; };
     this.attachOp(req, (correlationId) => { held.replaying = id = correlationId; }).then(answered, (err: Error) => {
       answered();
-      if (this.clients.get(cid) !== held) return;
-      if (err.message === NO_SESSION_SERVICE && tries < END_RETRIES) {
-        setTimeout(() => { if (this.clients.get(cid) === held && held.replaying === undefined) this.replayOne(cid, held, tries + 1); },
-          END_RETRY_MS).unref();
-        return;
-      }
+      const current = () => this.clients.get(cid) === held;
+      if (!current()) return;
+      if (retryLater(err, tries, () => current() && held.replaying === undefined, () => this.replayOne(cid, held, tries + 1))) return;
       // The new router could not attach it (no store): close as the lost one would have.
       this.end.warn(`MQTT client ${req.clientId} not attached again on the new router: ${err.message}`);
       this.clients.delete(cid);
@@ -446,15 +451,12 @@ class EdgeSessions implements SessionLink {
     const current = () => this.ended.get(cid) === req;
     this.request(req.conn, { detach }).then(() => { if (current()) this.ended.delete(cid); }, (err: Error) => {
       if (!current()) return;
-      if (tries >= END_RETRIES) {
-        this.ended.delete(cid);
-        return this.end.warn(`MQTT client ${req.clientId}: its end (${detach!.publishWill ? "with" : "without"} will) was not taken: ${err.message}`);
-      }
-      setTimeout(() => {
-        if (!current()) return;
+      if (retryLater(err, tries, current, () => {
         this.attachOp(req).catch(() => {});
         this.endSession(req, detach, tries + 1);
-      }, END_RETRY_MS).unref();
+      })) return;
+      this.ended.delete(cid);
+      this.end.warn(`MQTT client ${req.clientId}: its end (${detach!.publishWill ? "with" : "without"} will) was not taken: ${err.message}`);
     });
   }
 
