@@ -154,6 +154,36 @@ it("edge frozen 2,500 ms (its router drops its stream): the edge re-attaches, an
   expect([(await wills.next()).topic, (await wills.next()).topic]).toEqual(["flap/alive", "flap/alive"]);
 });
 
+it("edge frozen past its router's grace: the wills are published once, and the client still connected is closed when its edge comes back", async () => {
+  const { client: watcher, inbox: wills } = await connectCollecting(c, url(1), { clientId: "late-watcher", clean: false });
+  await suback(watcher, { "late/#": { qos: 1 } });
+  const will = (name: string) => ({ topic: `late/${name}`, payload: Buffer.from(`${name} gone`), qos: 1 as const, retain: false });
+  const alive = await connectMqtt(c, url(2), { clientId: "late-alive", will: will("alive") });
+  const dropped = await connectMqtt(c, url(2), { clientId: "late-dropped", clean: false, will: will("dropped") });
+  dropped.on("error", () => {});
+  const edge = cluster.edges[2].proc;
+  const mark = edge.mark();
+  edge.signal("SIGSTOP");
+  c.push(() => edge.signal("SIGCONT"));
+  const stopped = Date.now();
+  // Its socket ends while the edge is frozen: the edge reads the end when it runs again, maybe
+  // before it knows its stream is gone (then the detach waits for the next router).
+  dropped.stream.destroy();
+  // The router sees the stream lost (keepalive) and, after the grace, publishes both wills.
+  const first = [await wills.next(2_000 + LOST_LINK_GRACE_MS + 5_000), await wills.next(2_000)];
+  const willsAfterMs = Date.now() - stopped;
+  edge.signal("SIGCONT");
+  const attached = await edge.waitForLine(ATTACHED, 10_000, { since: mark });
+  // Its will is out: the edge's attach of it again is refused, and the client closed.
+  await closeOf(alive, 10_000);
+  // Absence can only be waited for: the dropped client's replayed end has had its router's answer.
+  await noMessage(wills, 1_500);
+  console.log(`edge SIGSTOP past the grace: wills after ${willsAfterMs} ms; re-attached to router ${attached[1]}; ` +
+    `${wills.all.length} will(s) in all`);
+  expect(first.map((m) => m.payload).sort()).toEqual(["alive gone", "dropped gone"]);
+  expect(wills.all.length).toBe(2);
+}, 40_000);
+
 it("edge kill -9: the will is published; the persistent session resumes on an edge of the other router with what was published meanwhile", async () => {
   const { client: watcher, inbox: wills } = await connectCollecting(c, url(1), { clientId: "will-watcher" });
   await suback(watcher, { "wills/#": { qos: 1 } });

@@ -92,7 +92,7 @@ describe("sessions restored a share per turn", () => {
     await stored(store);
     const s = service(store);
     cleanups.push(() => s.close());
-    s.owners = { claim: async () => undefined, release: () => {} }; // a cluster: routed messages are kept in a hold
+    s.owners = { claim: async () => undefined, release: () => {}, lost: () => {} }; // a cluster: routed messages are kept in a hold
     let adopted!: () => void;
     s.hold(new Promise<void>((resolve) => { adopted = resolve; }));
     const got: string[] = [];

@@ -7,6 +7,8 @@
 //   P:{sessions}:owned:<ID> set   the keys router ID owns (may lag: a key's hash entry decides)
 //   P:{sessions}:owners     set   the router ids that may own keys
 //   P:sessions:<ID>         pub/sub channel of router ID: "takeover" requests, "released" answers
+//   P:{sessions}:lost:<EDGE>:<CID>  string with a TTL: that edge connection's stream was lost
+//                                   longer than the grace, and its will published (lost())
 //
 // The per-router sets let a router adopt a lost router's sessions by reading that router's keys
 // only: the periodic scan for expired routers reads the (small) owners set, where it read the
@@ -37,7 +39,17 @@ export interface SessionOwners {
   claim(key: SessionKey, by: ConnectionRef, ready?: () => Promise<void>): Promise<number | undefined>;
   /** A clean session ended here: the key has no owner any more (unless another claimed it). */
   release(key: SessionKey): void;
+  /** Connection `conn` was detached with its will after its stream's grace ran out: a later
+   *  attach of that same connection (its edge was slow, not dead) is refused, on every router,
+   *  so the edge closes the client instead of keeping one whose will is out (or publishing a
+   *  dropped one's will a second time with its replayed detach). */
+  lost(conn: ConnectionRef): void;
 }
+
+/** Why claim() refused: the attaching connection is one lost() named. */
+export const CONNECTION_LOST = "the connection's session was ended: its edge was out of reach for longer than the grace";
+/** How long lost() is remembered: past every replay an edge makes (60 tries, 1 s apart). */
+const LOST_TTL_MS = 300_000;
 
 /** What ownership calls on the session service. */
 export interface OwnedSessions {
@@ -56,9 +68,11 @@ export interface OwnedSessions {
 export const RELEASE_WAIT_MS = 2_000;
 
 // Compare-and-set scripts: only the expected owner's entry changes.
-// KEYS: the hash, the owners set, this router's owned set; ARGV: the session key, this router's
-// id, then (CLAIM, ADOPT) the owned sets' name prefix, (ADOPT) the expected owner ("": none).
-const CLAIM = `local p = redis.call('HGET', KEYS[1], ARGV[1])
+// KEYS: the hash, the owners set, this router's owned set, (CLAIM) the attaching connection's
+// lost key; ARGV: the session key, this router's id, then (CLAIM, ADOPT) the owned sets' name
+// prefix, (ADOPT) the expected owner ("": none).
+const CLAIM = `if redis.call('EXISTS', KEYS[4]) == 1 then return redis.error_reply('LOST') end
+local p = redis.call('HGET', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if p and p ~= ARGV[2] then redis.call('SREM', ARGV[3] .. p, ARGV[1]) end
 redis.call('SADD', KEYS[3], ARGV[1])
@@ -120,8 +134,10 @@ export class SessionOwnership implements SessionOwners {
   }
 
   async claim(key: SessionKey, by: ConnectionRef, ready?: () => Promise<void>): Promise<number | undefined> {
-    const previous = await this.redis.eval(CLAIM, 3, this.ownerKey, this.ownersKey, this.ownedPrefix + this.self, key, this.self,
-      this.ownedPrefix) as string | null;
+    const previous = await (this.redis.eval(CLAIM, 4, this.ownerKey, this.ownersKey, this.ownedPrefix + this.self, this.lostKey(by),
+      key, this.self, this.ownedPrefix) as Promise<string | null>).catch((err: Error) => {
+      throw err.message === "LOST" ? new Error(CONNECTION_LOST) : err;
+    });
     if (previous === null || previous === this.self || !this.linked(previous)) return undefined;
     if (!ready) return void (await this.ask(previous, "takeover", key, by));
     // No answer: the old owner is dead though still linked (its loss not detected yet), and
@@ -133,6 +149,16 @@ export class SessionOwnership implements SessionOwners {
 
   release(key: SessionKey): void {
     this.redis.eval(RELEASE, 3, this.ownerKey, this.ownersKey, this.ownedPrefix + this.self, key, this.self).catch((err: Error) => this.log.warn(`session ownership: ${err.message}`));
+  }
+
+  lost(conn: ConnectionRef): void {
+    // Sent before the will is published, on the connection claim() uses: a claim here after it
+    // sees it; one on another router races it by less than a round trip.
+    this.redis.set(this.lostKey(conn), "1", "PX", LOST_TTL_MS).catch((err: Error) => this.log.warn(`session ownership: ${err.message}`));
+  }
+
+  private lostKey(conn: ConnectionRef): string {
+    return `${this.prefix}:{sessions}:lost:${conn.edgeId}:${conn.cid}`;
   }
 
   /** The routers whose registration (mesh/registry.ts) has not expired, by Redis's clock. */

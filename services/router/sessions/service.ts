@@ -193,6 +193,11 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
       shadow.shadow = [];
       for (const sub of saved.subscriptions) this.addSubscription(shadow, sub);
       await new Promise<void>((resolve) => this.router.sync(resolve));
+    }).catch((err: Error) => {
+      // Refused (a connection lost() named, or no Redis): no detach may follow (the edge closes a
+      // replayed connection as taken over), so the holder goes now.
+      this.forget(holder);
+      throw err;
     });
     let session = this.sessions.get(key);
     if (shadow && (session || holder.gone)) {
@@ -286,7 +291,9 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
     if (edgeMoved) return this.detachHolder(holder, false);
     // Deliveries meanwhile go nowhere: an attach again resends the unacknowledged ones (resume).
     holder.lostGrace ??= new Deadline(Date.now() + LOST_LINK_GRACE_MS, () => {
-      if (!holder.gone) this.detachHolder(holder, true);
+      if (holder.gone) return;
+      this.owners?.lost(holder.conn); // its edge attaching it again later is refused
+      this.detachHolder(holder, true);
     });
   }
 
