@@ -109,9 +109,8 @@ export class Outbound {
   putBytes(b: Buffer, start = 0, end = b.length): void {
     const n = end - start;
     if (n > SMALL) {
-      // A whole buffer: TypedArray set, cheaper than Buffer's copy() for a few hundred bytes.
-      if (start === 0 && end === b.length) this.slab.set(b, this.len);
-      else b.copy(this.slab, this.len, start, end);
+      // TypedArray set, cheaper than Buffer's copy() (its checks, and a view of any range).
+      this.slab.set(start === 0 && end === b.length ? b : new Uint8Array(b.buffer, b.byteOffset + start, n), this.len);
       this.len += n;
       return;
     }

@@ -238,14 +238,16 @@ export class FrameBuilder {
     if (len === 0) return;
     this.buf[this.pos++] = tag;
     this.varint(len);
-    if (len <= 48) { // a loop beats Buffer.copy (a Uint8Array per copy of a range) below ~56 bytes
+    if (start === 0 && end === src.length) {
+      this.buf.set(src, this.pos); // a whole buffer: no view to make (a third of Buffer.copy's cost)
+    } else if (len <= 40) { // a loop beats making a view of the range below ~48 bytes
       const b = this.buf;
       let p = this.pos;
       for (let i = start; i < end; i++) b[p++] = src[i];
-      this.pos = p;
     } else {
-      this.pos += src.copy(this.buf, this.pos, start, end);
+      this.buf.set(new Uint8Array(src.buffer, src.byteOffset + start, len), this.pos);
     }
+    this.pos += len;
   }
 
   /** A varint field, skipped when 0. */
