@@ -35,8 +35,12 @@ export interface RouterBroker {
 /** Wait between attempts to open the store, and between two reports of Redis being unreachable. */
 const REDIS_RETRY_MS = 1_000, REDIS_REPORT_MS = 30_000;
 /** How often sessions of routers whose registration expired are looked for (those of a peer
- *  whose link drops are adopted at once). */
+ *  whose link drops are adopted once it does not answer through Redis within PEER_ANSWER_MS). */
 const ADOPT_SCAN_MS = 2_000;
+/** How long a peer whose mesh link dropped has to answer through Redis to keep its sessions:
+ *  a few Redis round trips on a loaded machine; a dead or frozen peer costs this much more of
+ *  the hold before its sessions are adopted. */
+const PEER_ANSWER_MS = 500;
 /** How long after a peer router's loss its edges are expected to have re-attached (issue: 2 s). */
 const REATTACH_GRACE_MS = 2_000;
 /** How long a stopping router waits for its edges to move elsewhere. */
@@ -150,14 +154,22 @@ export async function startRouterRole(options: Options, log: Logger): Promise<Ro
     sessions = service;
     router.sessions = service;
     log.notice(`MQTT session service started${adopted > 0 ? ` (${adopted} sessions restored)` : ""}`);
-    // A peer's link dropped: its sessions are adopted now, and meanwhile the messages they
-    // would have queued are kept (SessionService.hold).
-    // The hold lasts while the lost router's edges re-attach here too: a publisher's edge may
-    // come back before the subscriber's, and its sessions may have been claimed by their attach.
-    mesh.peerDown = (id) => service.hold(Promise.all([
-      own.adoptOrphans((o) => o === id).catch((err: Error) => onError(err)),
-      new Promise((r) => setTimeout(r, REATTACH_GRACE_MS).unref()),
-    ]));
+    // A peer's link dropped. A peer that still answers through Redis is alive (a network blip):
+    // it keeps its sessions and the mesh links again. Otherwise its sessions are adopted now,
+    // and meanwhile the messages they would have queued are kept (SessionService.hold). The hold
+    // lasts while the lost router's edges re-attach here too: a publisher's edge may come back
+    // before the subscriber's, and its sessions may have been claimed by their attach.
+    mesh.peerDown = (id) => {
+      const grace = new Promise((r) => setTimeout(r, REATTACH_GRACE_MS).unref());
+      service.hold((async () => {
+        if (await own.answers(id, PEER_ANSWER_MS)) {
+          return log.warn(`mesh: router ${id} answers through Redis: its link dropped, not the router; its MQTT sessions stay with it`);
+        }
+        await Promise.all([own.adoptOrphans((o) => o === id).catch((err: Error) => onError(err)), grace]);
+      })());
+    };
+    // Its link back, a live peer gets again what it missed (its hello says from where).
+    mesh.replaying = (afterId, send) => service.replaySince(afterId, send);
     // Routers that never linked here (or left while this one was down) expire from the registry.
     const scan = async () => {
       const alive = await own.liveRouters();

@@ -5,6 +5,7 @@
 import { randomBytes, randomInt } from "node:crypto";
 import { subjectMatches } from "../common/subject.js";
 import { Account, wireAccounts, type Warn } from "./accounts.js";
+import type { MatchResult } from "./sublist.js";
 import {
   sameConnection, type AccountSet, type Connection, type MessageData, type PublishOptions, type RouterLink,
   type RouterStats, type RouterSessions, type Subscriber,
@@ -159,6 +160,11 @@ export class Router implements RouterLink {
   }
 
   /** A peer's interest entry enters (or leaves) the account's subject space. */
+  /** The subscribers of `subject` in `account` (undefined: no such account). */
+  match(account: string, subject: string): MatchResult | undefined {
+    return this.accounts.get(account)?.sublist.match(subject);
+  }
+
   addRemote(account: string, sub: RemoteSubscriber): void {
     this.account(account).sublist.insert(sub);
   }

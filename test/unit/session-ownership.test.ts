@@ -42,6 +42,18 @@ describe.each([false, true])("session ownership (Redis Cluster: %s)", (cluster) 
     await r.config("RESETSTAT");
   }
 
+  it("a router answers another's ping through Redis while it lives; a closed one does not", async () => {
+    const prefix = `own${++n}`;
+    const [a, b] = await Promise.all([router("a", prefix), router("b", prefix)]);
+    expect(await a.own.answers("b", 2_000)).toBe(true);
+    expect(await b.own.answers("a", 2_000)).toBe(true);
+    await b.own.close();
+    const started = Date.now();
+    expect(await a.own.answers("b", 300)).toBe(false);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    expect(await a.own.answers("nobody", 100)).toBe(false);
+  });
+
   it("a lost router's sessions are adopted from its own keys: the others stay, the owner hash is not read whole", async () => {
     const prefix = `own${++n}`;
     const [a, b, live] = await Promise.all([router("a", prefix), router("b", prefix), router("c", prefix)]);

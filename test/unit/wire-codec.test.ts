@@ -97,7 +97,7 @@ const ROUTER_OPS: Draft<RouterOp>[] = [
 
 const entries = [{ account: "A", subject: "orders.*", queue: "", weight: 3 }, { account: "A", subject: "q", queue: "w", weight: 0 }];
 const MESH_OPS: Draft<MeshOp>[] = [
-  { hello: { routerId: "r1", version: "0.1.0", credential: { token: "t" }, accountsVersion: "3f2a", interestSeq: 41, sentAtUs: 5 } },
+  { hello: { routerId: "r1", version: "0.1.0", credential: { token: "t" }, accountsVersion: "3f2a", interestSeq: 41, sentAtUs: 5, lastForwardId: 2 ** 40 + 7 } },
   { interest: { seq: 42, entries } },
   { resyncRequest: { haveSeq: 40 } },
   { snapshot: { seq: 42, entries, last: true } },

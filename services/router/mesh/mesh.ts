@@ -17,7 +17,7 @@ import type { Duplex } from "node:stream";
 import { Gauge, type Registry } from "prom-client";
 import { scrapedCounter } from "../../common/metrics.js";
 import { linkCounters } from "../link-metrics.js";
-import type { Connection } from "../link.js";
+import type { Connection, MessageData } from "../link.js";
 import type { MeshHooks, Router } from "../router.js";
 import type { ClusterAuthorization } from "../../common/config/options.js";
 import { checkCredential, credentialSource, type CredentialSource } from "../grpc/credential.js";
@@ -29,6 +29,10 @@ import { LocalInterest, type InterestUpdateData } from "./interest.js";
 import { MAX_BACKLOG_BYTES, MESH_VERSION, nowUs, PeerLink, type LinkOwner } from "./peer.js";
 import { MeshRegistry, REGISTRATION_TTL_MS, type RouterRecord } from "./registry.js";
 import { dialLink, meshService } from "./transport.js";
+
+/** One message sent again to a peer (Mesh.replaying): its bytes are read during the call only. */
+export type ReplaySend = (account: string, subject: string, reply: string | undefined, msg: MessageData, retain: boolean,
+                          msgId: number) => void;
 
 export interface MeshLog {
   info(message: string): void;
@@ -119,6 +123,11 @@ export class Mesh implements MeshHooks, LinkOwner {
   /** Called when a linked peer's link goes down (its interest is already gone): the MQTT session
    *  service adopts its sessions. */
   peerDown: ((id: string) => void) | undefined;
+  /** Sends again, through `send`, the QoS 1/2 messages published here with an id above `afterId`
+   *  that are still kept (the MQTT session service's recent ones); absent: nothing kept. */
+  replaying: ((afterId: number, send: ReplaySend) => void) | undefined;
+  /** The last forward id applied from each peer on links that ended (PeerLink.lastForwardId). */
+  private readonly lastForwardIds = new Map<string, number>();
   /** Redis calls of the mesh (heartbeats, summary writes): count, seconds, failures (metrics). */
   readonly redisCalls = { count: 0, seconds: 0, errors: 0 };
   /** Flush barriers waiting for peers' pongs. */
@@ -283,12 +292,24 @@ export class Mesh implements MeshHooks, LinkOwner {
     this.auth = auth;
   }
 
-  hello(): Draft<MeshHello> {
+  hello(peerId: string): Draft<MeshHello> {
     const sentAtUs = nowUs();
+    const lastForwardId = Math.max(this.lastForwardIds.get(peerId) ?? 0, this.linksById.get(peerId)?.lastForwardId ?? 0);
     return {
       routerId: this.id, version: MESH_VERSION, interestSeq: this.local.seq, sentAtUs, accountsVersion: this.router.accountsVersion,
-      credential: this.credential?.(this.id, sentAtUs),
+      credential: this.credential?.(this.id, sentAtUs), lastForwardId,
     };
+  }
+
+  replay(link: PeerLink, afterId: number): void {
+    let sent = 0;
+    this.replaying?.(afterId, (account, subject, reply, msg, retain, msgId) => {
+      if (link.state !== "up" || !link.wants(account, subject)) return;
+      this.publishing(undefined, retain, msgId);
+      link.forward(account, subject, reply, msg, undefined);
+      sent++;
+    });
+    if (sent > 0) this.opts.log.warn(`mesh: sent router ${link.peerId} again ${sent} QoS 1/2 message(s) it missed while its link was down`);
   }
 
   authorize(hello: MeshHello): string | undefined {
@@ -307,6 +328,7 @@ export class Mesh implements MeshHooks, LinkOwner {
 
   down(link: PeerLink, reason: string): void {
     this.pending.delete(link);
+    if (link.lastForwardId > (this.lastForwardIds.get(link.peerId) ?? 0)) this.lastForwardIds.set(link.peerId, link.lastForwardId);
     this.clients.get(link)?.close();
     this.clients.delete(link);
     for (const [address, l] of this.statics) if (l === link) this.statics.set(address, undefined);

@@ -30,8 +30,9 @@ const VERSION = "meshbroker/0.1";
 export interface LinkOwner {
   readonly id: string;
   readonly router: Router;
-  /** The hello to send (id, credential, current interest seq). */
-  hello(): Draft<MeshHello>;
+  /** The hello to send to router `peerId` ("": not known yet): id, credential, current
+   *  interest seq, the last forward id applied from that router. */
+  hello(peerId: string): Draft<MeshHello>;
   /** Is the hello's credential the cluster's? */
   /** undefined when the hello's credential is accepted, else why not. */
   authorize(hello: MeshHello): string | undefined;
@@ -59,13 +60,16 @@ export interface LinkOwner {
   warn(message: string): void;
   /** A barrier's ping on this link was answered, or the link went away (barrier.ts). */
   passed(waiter: BarrierWaiter): void;
+  /** The peer's interest is complete on a link whose peer applied our forwards up to id
+   *  `afterId` before (its hello): send again what it missed since. */
+  replay(link: PeerLink, afterId: number): void;
 }
 
 /** A peer's entry in the router's sublist: delivering to it queues a forward to the peer. */
 class PeerEntry implements RemoteSubscriber {
   readonly sid = "";
   readonly queue: string | undefined;
-  constructor(private readonly link: PeerLink, readonly account: string, readonly subject: string, queue: string,
+  constructor(readonly link: PeerLink, readonly account: string, readonly subject: string, queue: string,
               public weight: number, readonly conn: Connection) {
     this.queue = queue === "" ? undefined : queue;
   }
@@ -115,6 +119,12 @@ export class PeerLink {
 
   /** The account set version the peer serves (its MeshHello). */
   peerAccountsVersion = "";
+  /** The id of the last Forward with an id applied from the peer (its hello on the next link
+   *  names it, so the peer sends again what came later). */
+  lastForwardId = 0;
+  /** The peer's hello named the last of our forwards it applied: once its interest snapshot is
+   *  complete, what came later is sent again (0: nothing to send). */
+  private replayAfter = 0;
 
   constructor(private readonly owner: LinkOwner, private readonly stream: Duplex, readonly dialed: boolean, peerId = "",
               /** The other end's address (host:port), for logs. */
@@ -137,7 +147,7 @@ export class PeerLink {
     stream.on("end", () => this.close("stream ended"));
     stream.on("close", () => this.close("stream closed"));
     this.timer = setInterval(() => this.tick(), PING_INTERVAL_MS).unref();
-    if (dialed) this.out.push({ op: "hello", hello: owner.hello() });
+    if (dialed) this.out.push({ op: "hello", hello: owner.hello(peerId) });
   }
 
   /** Entries of the peer's interest held in the router. */
@@ -178,6 +188,13 @@ export class PeerLink {
     this.fwdReply = reply;
     this.outMsgs++;
     this.outBytes += bytes;
+  }
+
+  /** Whether the peer has interest in `subject` beyond queue groups (a message sent again goes
+   *  to its plain subscribers: a queue group got it from a member elsewhere, or lost it). */
+  wants(account: string, subject: string): boolean {
+    const found = this.owner.router.match(account, subject);
+    return found !== undefined && found.psubs.some((s) => s instanceof PeerEntry && s.link === this);
   }
 
   /**
@@ -279,6 +296,7 @@ export class PeerLink {
                     originConnection: number, retain: boolean, msgId: number): void {
     this.inMsgs++;
     this.inBytes += msg.end - msg.start;
+    if (msgId !== 0) this.lastForwardId = msgId;
     this.owner.router.deliverForwarded(account, subject, reply === "" ? undefined : reply, msg, queues,
       this.origins.of(originEdge, originConnection), retain, msgId);
   }
@@ -294,7 +312,8 @@ export class PeerLink {
     this.peerId = h.routerId;
     this.peerAccountsVersion = h.accountsVersion;
     (this.conn as { edgeId: string }).edgeId = `mesh:${h.routerId}`;
-    if (!this.dialed) this.out.push({ op: "hello", hello: this.owner.hello() });
+    this.replayAfter = h.lastForwardId ?? 0;
+    if (!this.dialed) this.out.push({ op: "hello", hello: this.owner.hello(h.routerId) });
     this.state = "up";
     this.upSince = Date.now();
     this.owner.up(this);
@@ -314,6 +333,12 @@ export class PeerLink {
       case "snapshot": {
         const s = op.snapshot!;
         this.interest.snapshotChunk(s.seq, s.entries, s.last);
+        if (s.last && this.replayAfter !== 0) {
+          // Before any forward of the new link: the messages sent again keep their order.
+          const after = this.replayAfter;
+          this.replayAfter = 0;
+          this.owner.replay(this, after);
+        }
         return;
       }
       case "resyncRequest":

@@ -6,7 +6,8 @@
 //   P:{sessions}:owner      hash  session key -> owning router id
 //   P:{sessions}:owned:<ID> set   the keys router ID owns (may lag: a key's hash entry decides)
 //   P:{sessions}:owners     set   the router ids that may own keys
-//   P:sessions:<ID>         pub/sub channel of router ID: "takeover" requests, "released" answers
+//   P:sessions:<ID>         pub/sub channel of router ID: "takeover" requests, "released" answers,
+//                           "ping" (is it alive?), "pong"
 //   P:{sessions}:lost:<EDGE>:<CID>  string with a TTL: that edge connection's stream was lost
 //                                   longer than the grace, and its will published (lost())
 //
@@ -94,7 +95,7 @@ const FORGET_OWNER = "if redis.call('SCARD', KEYS[2]) == 0 then redis.call('SREM
 const SCAN_COUNT = 500;
 
 interface Notice {
-  op: "prepare" | "prepared" | "takeover" | "released"; key: SessionKey; from: string; nonce: number; since?: number;
+  op: "prepare" | "prepared" | "takeover" | "released" | "ping" | "pong"; key: SessionKey; from: string; nonce: number; since?: number;
   /** A takeover's attaching connection. */
   edge?: string; cid?: number;
 }
@@ -172,8 +173,8 @@ export class SessionOwnership implements SessionOwners {
    * Adopts the sessions whose owner `dead` says is gone, and those with no owner at all among
    * `stored` (the persistent sessions in the store, at start; then `dead` may also name this
    * router: what its previous run owned): each is claimed with a compare-and-set, so one router
-   * adopts it, and restored from the store. An old owner that is in fact alive (a link that only
-   * flapped) is told, so it lets go. Reads the owners set and the dead routers' keys only.
+   * adopts it, and restored from the store. An old owner that is in fact alive (it did not answer
+   * answers() in time: stalled) is told, so it lets go. Reads the owners set and the dead routers' keys only.
    * Returns how many persistent sessions were restored.
    */
   async adoptOrphans(dead: (owner: string) => boolean, stored?: SessionKey[]): Promise<number> {
@@ -236,15 +237,27 @@ export class SessionOwnership implements SessionOwners {
     } while (cursor !== "0" && !this.closed);
   }
 
-  /** Sends `op` to `owner`; resolves with its answer, or undefined after RELEASE_WAIT_MS. */
-  private ask(owner: string, op: "prepare" | "takeover", key: SessionKey, by?: ConnectionRef): Promise<{ since?: number } | undefined> {
+  /**
+   * Whether router `id` answers through Redis within `timeoutMs`: a router whose mesh link
+   * dropped may be alive (a network blip, a short stall), and then it keeps its sessions.
+   * A router of an earlier version answers too (it takes the ping for a takeover of no session).
+   */
+  async answers(id: string, timeoutMs: number): Promise<boolean> {
+    return (await this.ask(id, "ping", "" as SessionKey, undefined, timeoutMs)) !== undefined;
+  }
+
+  /** Sends `op` to `owner`; resolves with its answer, or undefined after `waitMs`. */
+  private ask(owner: string, op: "prepare" | "takeover" | "ping", key: SessionKey, by?: ConnectionRef,
+              waitMs = RELEASE_WAIT_MS): Promise<{ since?: number } | undefined> {
     const nonce = this.nonce++;
     return new Promise<{ since?: number } | undefined>((resolve) => {
       const timer = setTimeout(() => {
         this.waits.delete(nonce);
-        this.log.warn(`session ownership: router ${owner} did not ${op === "prepare" ? "prepare to release" : "release"} an MQTT session within ${RELEASE_WAIT_MS} ms; going ahead`);
+        if (op !== "ping") {
+          this.log.warn(`session ownership: router ${owner} did not ${op === "prepare" ? "prepare to release" : "release"} an MQTT session within ${waitMs} ms; going ahead`);
+        }
         resolve(undefined);
-      }, RELEASE_WAIT_MS);
+      }, waitMs);
       this.waits.set(nonce, (since) => { clearTimeout(timer); resolve({ since }); });
       const notice: Notice = { op, key, from: this.self, nonce };
       if (by) {
@@ -262,16 +275,17 @@ export class SessionOwnership implements SessionOwners {
     } catch {
       return this.log.warn("session ownership: an unreadable notice");
     }
-    if (n.op === "released" || n.op === "prepared") {
+    if (n.op === "released" || n.op === "prepared" || n.op === "pong") {
       this.waits.get(n.nonce)?.(n.since);
       this.waits.delete(n.nonce);
       return;
     }
-    const reply = (op: "prepared" | "released", since?: number) => {
+    const reply = (op: "prepared" | "released" | "pong", since?: number) => {
       const answer: Notice = { op, key: n.key, from: this.self, nonce: n.nonce };
       if (since !== undefined) answer.since = since;
       void this.redis.publish(this.channel(n.from), JSON.stringify(answer)).catch(() => {});
     };
+    if (n.op === "ping") return reply("pong");
     if (n.op === "prepare") {
       this.service?.prepare(n.key);
       return reply("prepared");

@@ -17,6 +17,7 @@ import {
 } from "../link.js";
 import { sessionKey, type MqttStore, type SessionKey, type SessionRecord } from "../store/store.js";
 import { DEAD_AFTER_MS, PING_INTERVAL_MS } from "../mesh/peer.js";
+import type { ReplaySend } from "../mesh/mesh.js";
 import { ATTACH_TIMEOUT_MS } from "../grpc/service.js";
 import type { OwnedSessions, SessionOwners } from "./ownership.js";
 import { MqttSession, deliveryProps, expired, mqttHeader, stampExpiry, type SessionHost, type SessionLimits } from "./session.js";
@@ -611,6 +612,19 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
     if (drop > 0) this.recent.splice(0, drop);
   }
 
+  /**
+   * The recent QoS 1/2 messages published here with an id above `afterId`, oldest first, to a
+   * peer router whose link dropped while both lived (Mesh.replay): what the link lost, or what
+   * found none of the peer's interest while it was down. Ids grow with each publish (Router).
+   */
+  replaySince(afterId: number, send: ReplaySend): void {
+    const since = Date.now() - RECENT_MS;
+    for (const { account, subject, msg, at } of this.recent) {
+      if (msg.id === undefined || msg.id <= afterId || at < since) continue;
+      send(account, subject, replyOf(msg), routedOf(msg), msg.retain, msg.id);
+    }
+  }
+
   /** Keeps QoS 1/2 messages routed until `adoption` settles (see `limbo`), starting with the recent ones. */
   hold(adoption: Promise<unknown>): void {
     if (this.holds++ === 0) {
@@ -652,11 +666,7 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
       for (const entry of session.subscriptions.values()) {
         const sub = entry.subs.find((s) => subjectMatches(s.subject, subject));
         if (!sub) continue;
-        const hdr = mqttHeader(msg.qos, msg.props);
-        const data = Buffer.concat([hdr, msg.payload]);
-        const response = msg.props?.responseTopic;
-        session.route(subject, response === undefined ? undefined : topicToSubject(response, false),
-          { buf: data, start: 0, end: data.length, hdrLen: hdr.length }, sub, msg.id ?? 0);
+        session.route(subject, replyOf(msg), routedOf(msg), sub, msg.id ?? 0);
         break;
       }
     }
@@ -796,3 +806,16 @@ const RECENT_MS = 1_000 + DEAD_AFTER_MS + 2 * PING_INTERVAL_MS;
 export const LOST_LINK_GRACE_MS = 2 * ATTACH_TIMEOUT_MS + 1_000;
 
 interface Kept { account: string; subject: string; msg: StoredMessage; at: number }
+
+/** A kept message as the router routes it: its MQTT header, then its payload. */
+function routedOf(msg: StoredMessage): MessageData {
+  const hdr = mqttHeader(msg.qos, msg.props);
+  const data = Buffer.concat([hdr, msg.payload]);
+  return { buf: data, start: 0, end: data.length, hdrLen: hdr.length };
+}
+
+/** A kept message's reply subject: its MQTT 5 response topic. */
+function replyOf(msg: StoredMessage): string | undefined {
+  const response = msg.props?.responseTopic;
+  return response === undefined ? undefined : topicToSubject(response, false);
+}

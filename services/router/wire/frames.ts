@@ -134,6 +134,7 @@ export interface MeshOp {
 }
 export interface MeshHello {
   routerId: string; version: string; credential?: Credential; accountsVersion: string; interestSeq: number; sentAtUs: number;
+  lastForwardId: number;
 }
 export interface InterestUpdate { seq: number; entries: InterestEntry[] }
 export interface ResyncRequest { haveSeq: number }
