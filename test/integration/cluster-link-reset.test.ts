@@ -42,7 +42,7 @@ it.for([1, 2] as const)("a mesh link reset between two live routers under QoS %i
   const marks = marksNow();
   let aborted = 0;
   const r = await mqttUnderFault(c, cluster, {
-    id: `mesh-reset-${qos}`, qos, subEdge: 1, pubEdge: 0,
+    id: `mesh-reset-${qos}`, qos, subEdge: 1, pubEdge: 0, total: 1_000,
     fault: () => { aborted = abortConnections(r1.proc.pid, r2.port) + abortConnections(r2.proc.pid, r1.port); },
   });
   await r1.proc.waitForLine(MESH_LINKED, 10_000, { since: marks[0] });
@@ -61,7 +61,7 @@ it("the subscriber's edge link reset under QoS 1 load: the edge re-attaches, no 
   const marks = marksNow();
   let aborted = 0;
   const r = await mqttUnderFault(c, cluster, {
-    id: "edge-reset", qos: 1, subEdge: 1, pubEdge: 0,
+    id: "edge-reset", qos: 1, subEdge: 1, pubEdge: 0, total: 1_000,
     fault: () => { aborted = abortConnections(cluster.edges[1].proc.pid, cluster.routers[1].port); },
   });
   report(`edge link reset, QoS 1, re-attached in ${r.reattached.join(" / ")} ms`, r, aborted, marks);
