@@ -159,12 +159,12 @@ export class Router implements RouterLink {
     this.announceReplies();
   }
 
-  /** A peer's interest entry enters (or leaves) the account's subject space. */
   /** The subscribers of `subject` in `account` (undefined: no such account). */
   match(account: string, subject: string): MatchResult | undefined {
     return this.accounts.get(account)?.sublist.match(subject);
   }
 
+  /** A peer's interest entry enters (or leaves) the account's subject space. */
   addRemote(account: string, sub: RemoteSubscriber): void {
     this.account(account).sublist.insert(sub);
   }

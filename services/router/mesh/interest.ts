@@ -3,6 +3,7 @@
 // LocalInterest is this router's own, versioned by a sequence that grows by one per update;
 // RemoteInterest is one peer's, applied to the router's sublists, with the gap check that
 // turns a missed update into a resync instead of drift.
+import { forEachInTurns } from "../../common/turn-budget.js";
 import type { InterestEntry } from "../wire/frames.js";
 
 /** The key of one aggregated entry. Subjects and queue names hold no spaces (the parsers refuse
@@ -81,9 +82,6 @@ export interface RemoteEntrySink<E> {
   remove(entry: InterestEntry, handle: E): void;
 }
 
-/** Entries of a lost peer removed per event-loop turn (clear()). */
-const REMOVALS_PER_TURN = 4_096;
-
 /** Why an update was not applied. */
 export type ApplyResult = "applied" | "gap" | "waiting";
 
@@ -137,13 +135,7 @@ export class RemoteInterest<E> {
     this.entries.clear();
     this.incoming = undefined;
     this.seq = -1;
-    this.removeAll(gone, 0);
-  }
-
-  private removeAll(gone: { entry: InterestEntry; handle: E }[], from: number): void {
-    const end = Math.min(gone.length, from + REMOVALS_PER_TURN);
-    for (let i = from; i < end; i++) this.sink.remove(gone[i].entry, gone[i].handle);
-    if (end < gone.length) setImmediate(() => this.removeAll(gone, end));
+    forEachInTurns(gone, ({ entry, handle }) => this.sink.remove(entry, handle));
   }
 
   private set(e: InterestEntry): void {

@@ -12,6 +12,7 @@ import {
   addDeliverTarget, EdgeFrameCursor, encodeProperties, messageData, Next, writeDeliverOf, writeRouterOp, writeSessionPublish,
 } from "./fast.js";
 import { FrameQueue } from "./slices.js";
+import { forEachInTurns } from "../../common/turn-budget.js";
 import {
   ErrorCode, GO_AWAY_TIMEOUT_MS, NO_SESSION_SERVICE, type ClientUrls, type Completion, type Draft, type EdgeLoad, type EdgeOp,
   type EdgeUrls, type Hello, type MqttProperties, type RouterOp, type SessionOp,
@@ -64,11 +65,6 @@ class EdgeSubscriber implements Subscriber {
  *  some tens of times a NATS op; 4,096 of them in one turn (an edge's burst, or its replay after
  *  a re-attach) held a router 0.3 s. A QoS 0 publish costs what a NATS one does. */
 const MQTT_OP_COST = 31;
-
-/** Subscriptions of an ended stream removed per event-loop turn: about 4 µs each with the mesh's
- *  interest updates, so 100,000 in one turn held a router 0.4 s (past the links' keepalives at
- *  a million). Until its turn, one of them is matched but delivers nothing. */
-const UNSUBSCRIBES_PER_TURN = 4_096;
 
 /** How long after a goAway the edge may still be moving: its bound, with room for a slow turn. */
 const MOVE_WINDOW_MS = 2 * GO_AWAY_TIMEOUT_MS;
@@ -148,20 +144,15 @@ export class RouterEnd {
     const subs: EdgeSubscriber[] = [];
     for (const byCid of this.subs.values()) for (const sub of byCid.values()) subs.push(sub);
     this.subs.clear();
-    this.unsubscribeAll(subs, 0);
+    // A slice per turn (a million at once would pass the links' keepalives); until its turn, a
+    // subscription is matched but delivers nothing (deliver()).
+    forEachInTurns(subs, (sub) => this.router.unsubscribe(sub.account, sub));
     // Its MQTT connections are lost with it, unless the edge attaches them again in time.
     const sessions = this.router.sessions;
     const moved = left && this.moving();
     for (const [cid, client] of this.holders) sessions?.linkLost(this.connection(cid), client, moved);
     this.holders.clear();
     if (this.edgeId !== "") this.router.forgetEdge?.(this.edgeId);
-  }
-
-  /** Removes `subs` from `from` on, a slice per turn. */
-  private unsubscribeAll(subs: EdgeSubscriber[], from: number): void {
-    const end = Math.min(subs.length, from + UNSUBSCRIBES_PER_TURN);
-    for (let i = from; i < end; i++) this.router.unsubscribe(subs[i].account, subs[i]);
-    if (end < subs.length) setImmediate(() => this.unsubscribeAll(subs, end));
   }
 
   /** Every edge's client URLs in the cluster (sent whole when the set changes). */
