@@ -5,6 +5,8 @@ import { SERVER_KINDS, type ServerKind } from "./slots.js";
 /** Results of one case for one server: successful rounds, then the error that stopped it, if any. */
 export interface SlotOutcome {
   readonly rounds: RoundResult[];
+  /** The uncounted first round (BenchCase.warmupRound). */
+  warmup?: RoundResult;
   error?: string;
   /** What the server printed when it stopped (a cluster's ops per frame). */
   notes?: string[];
@@ -95,6 +97,10 @@ export function renderMarkdown(meta: ReportMeta, outcomes: readonly CaseOutcome[
       `${columns.join(" / ")}; each figure is the median over rounds` +
       (meta.scale !== 1 ? `; message counts scaled by ${meta.scale}` : ""),
   );
+  if (outcomes.some((o) => o.bench.warmupRound)) {
+    out.push("- warm-up: in the throughput cases each server first runs one round that is not counted (shown in Rounds): " +
+      "it measures a freshly started process, whose JIT has not yet optimised the message path");
+  }
   if (others.includes("embedded")) {
     out.push("- embedded: a cluster case's load on one meshbroker process, in the same rounds; its ratio is the cluster's figure over it");
   }
@@ -143,6 +149,10 @@ export function renderMarkdown(meta: ReportMeta, outcomes: readonly CaseOutcome[
   out.push("", "## Rounds", "", `| case | round | ${columns.join(" | ")} |`, `| --- | ---: |${" --- |".repeat(columns.length)}`);
   for (const o of outcomes) {
     const n = Math.max(...columns.map((k) => o.results[k]?.rounds.length ?? 0));
+    if (columns.some((k) => o.results[k]?.warmup)) {
+      const cells = columns.map((k) => oneLine(o.results[k]?.warmup?.detail ?? "—"));
+      out.push(`| ${o.bench.id} | warm-up, not counted | ${cells.join(" | ")} |`);
+    }
     for (let i = 0; i < n; i++) {
       const cells = columns.map((k) => oneLine(o.results[k]?.rounds[i]?.detail ?? "—"));
       out.push(`| ${o.bench.id} | ${i + 1} | ${cells.join(" | ")} |`);

@@ -167,6 +167,11 @@ async function runCase(
         const server = servers[k];
         if (results[k].error !== undefined || !server) continue; // a server that failed once is not measured again
         try {
+          if (round === 1 && bench.warmupRound) {
+            const w = await bench.round({ loadgen, server, scale: args.scale });
+            results[k].warmup = w;
+            console.error(`bench: ${bench.id} warm-up round (not counted) ${server.label}: ${w.detail}`);
+          }
           const r: RoundResult = await bench.round({ loadgen, server, scale: args.scale });
           results[k].rounds.push(r);
           console.error(`bench: ${bench.id} round ${round}/${args.rounds} ${server.label}: ${r.detail}`);
