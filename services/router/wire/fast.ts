@@ -238,6 +238,12 @@ export class FrameBuilder {
     if (len === 0) return;
     this.buf[this.pos++] = tag;
     this.varint(len);
+    this.copy(src, start, end);
+  }
+
+  /** `src[start, end)` as it is. */
+  copy(src: Buffer, start: number, end: number): void {
+    const len = end - start;
     if (start === 0 && end === src.length) {
       this.buf.set(src, this.pos); // a whole buffer: no view to make (a third of Buffer.copy's cost)
     } else if (len <= 40) { // a loop beats making a view of the range below ~48 bytes
@@ -286,11 +292,27 @@ export class FrameBuilder {
 
 // ---- encoders: one op each, as an entry of the frame's `ops` ----
 
-/** Sizes of a Message's fields, computed once per op. */
-interface MessageSizes { subject: number; reply: number; hdrLen: number; payloadLen: number; body: number }
-const sizes: MessageSizes = { subject: 0, reply: 0, hdrLen: 0, payloadLen: 0, body: 0 };
+/** Sizes of a Message's fields, computed once per op; `asRead`: the Message is the one a cursor
+ *  read last (lastRead), its `body` bytes copied as they were. */
+interface MessageSizes { subject: number; reply: number; hdrLen: number; payloadLen: number; body: number; asRead: boolean }
+const sizes: MessageSizes = { subject: 0, reply: 0, hdrLen: 0, payloadLen: 0, body: 0, asRead: false };
+
+/**
+ * The Message field a cursor read last, where it lies in its frame. A router sends most messages
+ * on unchanged (a Forward from an edge's Publish, a Deliver from a peer's Forward): when the
+ * message to write is that one, with the same subject and reply, its field is copied as one block
+ * instead of measured and written field by field. `msg` and its range must still be what the
+ * cursor set, so a MessageData refilled since (the next op) never matches.
+ */
+const lastRead = { msg: undefined as MessageData | undefined, buf: EMPTY as Buffer, start: 0, end: 0, subject: "", reply: "", fieldStart: 0, fieldEnd: 0 };
+
+function isLastRead(msg: MessageData, subject: string, reply: string): boolean {
+  const r = lastRead;
+  return r.msg === msg && msg.buf === r.buf && msg.start === r.start && msg.end === r.end && subject === r.subject && reply === r.reply;
+}
 
 function measureMessage(subject: string, reply: string, hdrLen: number, payloadLen: number): MessageSizes {
+  sizes.asRead = false;
   sizes.subject = utf8Length(subject);
   sizes.reply = utf8Length(reply);
   sizes.hdrLen = hdrLen;
@@ -299,11 +321,20 @@ function measureMessage(subject: string, reply: string, hdrLen: number, payloadL
   return sizes;
 }
 
+/** measureMessage() of `msg`, or of its field as a cursor read it (isLastRead). */
+function measureMessageOf(subject: string, reply: string, msg: MessageData): MessageSizes {
+  if (!isLastRead(msg, subject, reply)) return measureMessage(subject, reply, msg.hdrLen, msg.end - msg.start - msg.hdrLen);
+  sizes.asRead = true;
+  sizes.body = lastRead.fieldEnd - lastRead.fieldStart;
+  return sizes;
+}
+
 /** The Message field (field 2 of Publish, Forward and Deliver), always written (it is set):
  *  headers from `hdrSrc` at `hdrStart`, the payload from `paySrc` at `payStart`. */
 function writeMessage(w: FrameBuilder, s: MessageSizes, subject: string, reply: string,
                       hdrSrc: Buffer, hdrStart: number, paySrc: Buffer, payStart: number): void {
   w.open((2 << 3) | 2, s.body);
+  if (s.asRead) return w.copy(lastRead.buf, lastRead.fieldStart, lastRead.fieldEnd);
   w.string((1 << 3) | 2, subject, s.subject);
   w.string((2 << 3) | 2, reply, s.reply);
   w.bytes((3 << 3) | 2, hdrSrc, hdrStart, hdrStart + s.hdrLen);
@@ -401,7 +432,8 @@ function writeDeliver(w: FrameBuilder, d: Draft<Deliver>): void {
   const headers = msg.headers ?? EMPTY, payload = msg.payload ?? EMPTY;
   const targets = d.targets ?? [];
   const first = targets.length > 0 ? targets[0] : undefined;
-  writeDeliverParts(w, d.account ?? "", msg.subject ?? "", msg.reply ?? "", headers, 0, headers.length, payload, 0, payload.length,
+  const subject = msg.subject ?? "", reply = msg.reply ?? "";
+  writeDeliverParts(w, d.account ?? "", subject, reply, headers, 0, payload, 0, measureMessage(subject, reply, headers.length, payload.length),
     first?.connectionId ?? 0, first?.sid ?? "", first !== undefined);
   for (let i = 1; i < targets.length; i++) addDeliverTarget(w, targets[i].connectionId ?? 0, targets[i].sid ?? "");
 }
@@ -410,16 +442,14 @@ function writeDeliver(w: FrameBuilder, d: Draft<Deliver>): void {
  *  while it is the frame's last op, addDeliverTarget() adds more. */
 export function writeDeliverOf(w: FrameBuilder, account: string, subject: string, reply: string, msg: MessageData,
                                connectionId: number, sid: string): void {
-  const payloadStart = msg.start + msg.hdrLen;
-  writeDeliverParts(w, account, subject, reply, msg.buf, msg.start, msg.hdrLen, msg.buf, payloadStart, msg.end - payloadStart,
-    connectionId, sid, true);
+  writeDeliverParts(w, account, subject, reply, msg.buf, msg.start, msg.buf, msg.start + msg.hdrLen,
+    measureMessageOf(subject, reply, msg), connectionId, sid, true);
 }
 
 function writeDeliverParts(w: FrameBuilder, account: string, subject: string, reply: string, hdrSrc: Buffer, hdrStart: number,
-                           hdrLen: number, paySrc: Buffer, payStart: number, payLen: number, connectionId: number, sid: string,
+                           paySrc: Buffer, payStart: number, m: MessageSizes, connectionId: number, sid: string,
                            withTarget: boolean): void {
   const acc = accountBytes.of(account);
-  const m = measureMessage(subject, reply, hdrLen, payLen);
   const sidLen = utf8Length(sid);
   const target = numberSize(connectionId) + stringSize(sidLen);
   w.openOp(ROUTER_DELIVER, stringSize(acc.length) + fieldSize(m.body) + (withTarget ? fieldSize(target) : 0));
@@ -448,8 +478,9 @@ function writeForward(w: FrameBuilder, f: Draft<Forward>): void {
   const msg = f.message ?? {};
   const headers = msg.headers ?? EMPTY, payload = msg.payload ?? EMPTY;
   const queues = f.queues ?? [];
-  let at = writeForwardParts(w, f.account ?? "", msg.subject ?? "", msg.reply ?? "", headers, 0, headers.length, payload, 0,
-    payload.length, queues.length > 0 ? queues[0] : undefined, f.originEdge ?? "", f.originConnection ?? 0, f.qos ?? 0, f.retain ?? false,
+  const subject = msg.subject ?? "", reply = msg.reply ?? "";
+  let at = writeForwardParts(w, f.account ?? "", subject, reply, headers, 0, payload, 0,
+    measureMessage(subject, reply, headers.length, payload.length), queues.length > 0 ? queues[0] : undefined, f.originEdge ?? "", f.originConnection ?? 0, f.qos ?? 0, f.retain ?? false,
     f.msgId ?? 0);
   for (let i = 1; i < queues.length; i++) at = addForwardQueue(w, at, queues[i]);
 }
@@ -462,16 +493,14 @@ function writeForward(w: FrameBuilder, f: Draft<Forward>): void {
 export function writeForwardOf(w: FrameBuilder, account: string, subject: string, reply: string, msg: MessageData,
                                queue: string | undefined, originEdge: string, originConnection: number, retain: boolean,
                                msgId: number): number {
-  const payloadStart = msg.start + msg.hdrLen;
-  return writeForwardParts(w, account, subject, reply, msg.buf, msg.start, msg.hdrLen, msg.buf, payloadStart, msg.end - payloadStart,
-    queue, originEdge, originConnection, 0, retain, msgId);
+  return writeForwardParts(w, account, subject, reply, msg.buf, msg.start, msg.buf, msg.start + msg.hdrLen,
+    measureMessageOf(subject, reply, msg), queue, originEdge, originConnection, 0, retain, msgId);
 }
 
 function writeForwardParts(w: FrameBuilder, account: string, subject: string, reply: string, hdrSrc: Buffer, hdrStart: number,
-                           hdrLen: number, paySrc: Buffer, payStart: number, payLen: number, queue: string | undefined,
+                           paySrc: Buffer, payStart: number, m: MessageSizes, queue: string | undefined,
                            originEdge: string, originConnection: number, qos: number, retain: boolean, msgId: number): number {
   const acc = accountBytes.of(account), edge = edgeBytes.of(originEdge);
-  const m = measureMessage(subject, reply, hdrLen, payLen);
   const queueLen = queue === undefined ? 0 : utf8Length(queue);
   // A repeated string writes empty entries too.
   const forward = stringSize(acc.length) + fieldSize(m.body) + (queue === undefined ? 0 : fieldSize(queueLen)) +
@@ -766,6 +795,7 @@ class FrameCursor<Op> {
    * bytes, which nothing reads again.
    */
   protected readMessage(end: number): void {
+    const fieldStart = this.pos;
     this.subject = "";
     this.reply = "";
     let hs = 0, he = 0, ps = 0, pe = 0;
@@ -791,6 +821,16 @@ class FrameCursor<Op> {
       const buf = Buffer.concat([this.buf.subarray(hs, he), this.buf.subarray(ps, pe)]);
       this.setMessage(buf, 0, buf.length, hdrLen);
     }
+    const r = lastRead;
+    // Headers moved up changed the field's bytes: it is no longer what was read.
+    r.msg = hdrLen === 0 || pe === ps ? this.msg : undefined;
+    r.buf = this.msg.buf;
+    r.start = this.msg.start;
+    r.end = this.msg.end;
+    r.subject = this.subject;
+    r.reply = this.reply;
+    r.fieldStart = fieldStart;
+    r.fieldEnd = end;
   }
 }
 
