@@ -379,6 +379,20 @@ describe("hand-written codec vs protobufjs", () => {
     }
   });
 
+  it("a repeated string is read again only when its bytes are the same: same length, one byte different anywhere", () => {
+    const base = "NCXOBHU2ULHTRZIQ3E5NAOQN6SYH7YNS6SFWJFZUBNT4MYDRCX7P6ULP";
+    const edges: string[] = [];
+    for (let i = 0; i < base.length; i++) edges.push(base, `${base.slice(0, i)}x${base.slice(i + 1)}`, base.slice(0, i + 1));
+    const message = { subject: "s", payload: Buffer.from("p") };
+    const cur = new MeshFrameCursor();
+    cur.reset(Buffer.from(meshFrames.encode({ ops: edges.map((originEdge) => ({ forward: { account: "a", message, originEdge } })) })));
+    for (const edge of edges) {
+      expect(cur.next()).toBe(Next.Hot);
+      expect(cur.originEdge).toBe(edge);
+    }
+    expect(cur.next()).toBe(Next.End);
+  });
+
   it("decodes protobufjs frames that set defaults explicitly, mix in other ops and unknown fields", () => {
     const message = { subject: "a.b", reply: "", headers: Buffer.alloc(0), payload: Buffer.from("x") };
     const ops: Draft<EdgeOp>[] = [
