@@ -2,6 +2,7 @@
 // one socket write per event-loop turn (per task when the connection was idle: common/flush.ts).
 // Pending bytes (slab + what the socket still holds) are bounded by max_pending; a write the
 // kernel does not take within write_deadline marks a slow consumer too.
+import { copyRange } from "../common/byte-range.js";
 import type { CloseReason } from "../common/errors.js";
 import { isIdle } from "../common/flush.js";
 
@@ -110,7 +111,8 @@ export class Outbound {
     const n = end - start;
     if (n > SMALL) {
       // TypedArray set, cheaper than Buffer's copy() (its checks, and a view of any range).
-      this.slab.set(start === 0 && end === b.length ? b : new Uint8Array(b.buffer, b.byteOffset + start, n), this.len);
+      if (start === 0 && end === b.length) this.slab.set(b, this.len);
+      else copyRange(this.slab, this.len, b, start, end);
       this.len += n;
       return;
     }

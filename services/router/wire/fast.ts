@@ -11,6 +11,7 @@
 // bytes, strings of repeated values reused), any other op comes out as protobufjs decoded it.
 // Fields left at their default are not written (proto3), as protobufjs does with such drafts.
 import type protobuf from "protobufjs";
+import { copyRange } from "../../common/byte-range.js";
 import type { MessageData } from "../link.js";
 import { PROTO_PACKAGE, protoTypes, WireError } from "./codec.js";
 import type { Deliver, Draft, EdgeOp, Forward, MeshOp, Message, MqttProperties, RouterOp } from "./frames.js";
@@ -251,7 +252,7 @@ export class FrameBuilder {
       let p = this.pos;
       for (let i = start; i < end; i++) b[p++] = src[i];
     } else {
-      this.buf.set(new Uint8Array(src.buffer, src.byteOffset + start, len), this.pos);
+      copyRange(this.buf, this.pos, src, start, end);
     }
     this.pos += len;
   }
