@@ -267,9 +267,19 @@ export interface RouterSessions extends SessionLink {
   linkLost(conn: Connection, client: SessionClient, edgeMoved: boolean): void;
 }
 
+/** A link that can be congested: what is sent waits for the other end. */
+export interface Backpressure {
+  /** Whether the link is congested now; if so, `resume` is called once it no longer is (or
+   *  after a bounded wait), and the caller stops producing until then. */
+  stall(resume: () => void): boolean;
+}
+
 export interface RouterLink {
   /** MQTT sessions (absent where no MQTT is served). */
   readonly sessions: SessionLink | undefined;
+  /** Cluster links only: a client whose input finds the link congested stops reading until
+   *  `resume` (Backpressure.stall); the embedded link is never congested. */
+  stall?(resume: () => void): boolean;
   subscribe(account: string, sub: Subscriber): void;
   /**
    * Removes the subscription now, or with `max` > 0 (NATS `UNSUB sid max`) once it has had `max`

@@ -16,6 +16,7 @@ import type { AuthContext, AuthResult, ConnectionType, Credentials, TlsPeer } fr
 import { mqttMaySubscribe, PermissionChecker } from "../../common/permissions.js";
 import type { ClientTransport } from "../nats/client.js";
 import { Outbound, type OutboundOwner } from "../outbound.js";
+import { ReadStall } from "../read-stall.js";
 import type { MqttEdgeContext } from "../context.js";
 import type { ConnectionView, SubscriptionView } from "../connection-view.js";
 import { filterInterest, topicToSubject } from "../../common/mqtt-topic.js";
@@ -150,6 +151,7 @@ export class MqttConnection
       return size === PACKET_MALFORMED ? this.protocolError("malformed remaining length", MALFORMED_PACKET)
         : this.protocolError(`packet of ${size} bytes over the limit of ${this.sizes.limit}`, PACKET_TOO_LARGE);
     }
+    const published = this.inMsgs;
     // The boundary inline: the read path allocates no closure per chunk.
     try {
       const packets = this.sizes.takeWhole(chunk);
@@ -157,6 +159,16 @@ export class MqttConnection
     } catch (err) {
       connectionFault(this.ctx.edge.log, this.ctx.edge.faults, this, "exception", err);
     }
+    if (this.inMsgs !== published && !this.closed) this.stallIfCongested();
+  }
+
+  /** Made when this connection first publishes on a cluster link (embedded: never). */
+  private readStall: ReadStall | undefined;
+
+  private stallIfCongested(): void {
+    const link = this.ctx.edge.link;
+    if (link.stall === undefined) return;
+    (this.readStall ??= new ReadStall(this, this.transport)).check(link);
   }
 
   /** PacketSink: a packet of this connection's bytes. */

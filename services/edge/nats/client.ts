@@ -9,6 +9,7 @@ import type {
 } from "../auth/index.js";
 import { Outbound, type Transport } from "../outbound.js";
 import { NatsParser, type ParserSink } from "./parser.js";
+import { ReadStall } from "../read-stall.js";
 import { PermissionChecker } from "../../common/permissions.js";
 import type { ConnectionView, SubscriptionView } from "../connection-view.js";
 import type { Options } from "../../common/config/options.js";
@@ -221,12 +222,23 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
   receive(chunk: Buffer): void {
     if (this.closed) return;
     this.lastActivityMs = Date.now();
+    const published = this.inMsgs;
     // The boundary inline: the read path allocates no closure per chunk.
     try {
       this.parser.parse(chunk);
     } catch (err) {
       this.fault(err, "exception");
     }
+    if (this.inMsgs !== published && !this.closed) this.stallIfCongested();
+  }
+
+  /** Made when this connection first publishes on a cluster link (embedded: never). */
+  private readStall: ReadStall | undefined;
+
+  private stallIfCongested(): void {
+    const link = this.ctx.link;
+    if (!this.connected || link.stall === undefined) return;
+    (this.readStall ??= new ReadStall(this, this.transport)).check(link);
   }
 
   /**

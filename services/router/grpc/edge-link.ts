@@ -59,6 +59,8 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
   let lostAt: number | undefined;
   let reattaches = 0;
   let writer: FrameWriter | undefined;
+  /** Stalls on the writers of earlier streams (metrics). */
+  let stalls = 0;
   let retry: NodeJS.Timeout | undefined;
   /** The stream of a router that asked us to move: still read (deliveries in flight arrive),
    *  ended once the next router has our interest cluster-wide. */
@@ -99,7 +101,7 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
     log.notice(`router ${from} asks the edge to move (${reason}): attaching to ${to || "the next router"}`);
     end.out.flush(); // what this turn queued still goes to the router we leave: it routes it
     current = undefined;
-    end.sendTo = undefined;
+    unplug();
     end.detach();
     if (leaving) leave();
     leaving = { stream, timer: setTimeout(leave, GO_AWAY_TIMEOUT_MS).unref() };
@@ -108,11 +110,18 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
     connect();
   };
 
+  /** Nothing more goes to the current stream: producers stalled on its writer read again. */
+  const unplug = () => {
+    end.sendTo = undefined;
+    end.backpressure = undefined;
+    writer?.release();
+  };
+
   const lose = (stream: typeof current, why: string) => {
     if (stream && leaving?.stream === stream) return leave();
     if (!stream || current !== stream) return;
     current = undefined;
-    end.sendTo = undefined;
+    unplug();
     end.detach();
     drop(stream);
     if (closed) return;
@@ -150,6 +159,7 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
     const stream = { address, client, call, attached: false, routerId: "" };
     current = stream;
     const timer = setTimeout(() => lose(stream, `no answer within ${ATTACH_TIMEOUT_MS} ms`), ATTACH_TIMEOUT_MS);
+    stalls += writer?.stalls ?? 0;
     writer = new FrameWriter(call, (bytes) =>
       lose(stream, `router too slow: over ${LINK_QUEUE_BYTES} bytes queued (${bytes})`), end.out.done);
     const streamWriter = writer;
@@ -171,6 +181,7 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
     call.on("error", (err: grpc.ServiceError) => { clearTimeout(timer); lose(stream, (err.details || err.message).replace(/\.?\s*Resolution note:\s*$/, "")); });
     call.on("end", () => { clearTimeout(timer); lose(stream, "the router ended the stream"); });
     end.sendTo = (bytes) => streamWriter.write(bytes);
+    end.backpressure = streamWriter;
     end.attach();
   };
 
@@ -197,6 +208,8 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
         labelNames: ["peer"], registers: [register],
         collect() { this.reset(); this.set({ peer: peer() }, current ? writer?.pending ?? 0 : 0); },
       });
+      scrapedCounter(register, "meshbroker_link_stalls_total",
+        "Times a publishing client stopped being read while the link to the router was congested.", () => stalls + (writer?.stalls ?? 0));
       scrapedCounter(register, "meshbroker_link_reattaches_total",
         "Times the edge attached again after losing (or moving from) its router.", () => reattaches);
       linkCounters(register, "link", "router", () => [{ name: peer(), link: {

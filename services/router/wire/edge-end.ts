@@ -4,7 +4,7 @@
 // gRPC link differ only in what carries the bytes (`sendTo`).
 import type { SubjectPermission } from "../../common/config/options.js";
 import type {
-  AccountSet, ClientUrls, Connection, EdgeClientUrls, MessageData, MqttSubscription, PublishOptions, RouterLink, RouterStats, SessionAttach,
+  AccountSet, Backpressure, ClientUrls, Connection, EdgeClientUrls, MessageData, MqttSubscription, PublishOptions, RouterLink, RouterStats, SessionAttach,
   SessionAttached, SessionClient, SessionLink, SessionWill, StoredMessage, Subscriber,
 } from "../link.js";
 import { toWire } from "./accounts.js";
@@ -35,6 +35,8 @@ const NO_STATS: RouterStats = {
 export class EdgeEnd implements RouterLink {
   readonly sessions = new EdgeSessions(this);
   sendTo: ((bytes: Buffer) => void) | undefined;
+  /** The carrier's congestion, when it has one (set and cleared with sendTo). */
+  backpressure: Backpressure | undefined;
   /** Ops for the router; EdgeSessions adds its own. */
   readonly out: Batcher<EdgeOp>;
   /** Operations waiting for their Completion, by correlation id (in the order they were sent),
@@ -183,6 +185,10 @@ export class EdgeEnd implements RouterLink {
   reportClients(count: number, onLoad: (edges: { edgeId: string; clients: number }[]) => void): void {
     this.onLoad = onLoad;
     if (this.attached && this.hello) this.out.push({ op: "clients", clients: { count } });
+  }
+
+  stall(resume: () => void): boolean {
+    return this.backpressure?.stall(resume) ?? false;
   }
 
   sync(done: () => void): void {
