@@ -76,7 +76,7 @@ export class FrameWriter implements Backpressure {
     if (!this.blocked || this.overflowed) return false;
     this.stalled.push(resume);
     this.stalls++;
-    this.stallTimer ??= setTimeout(() => this.release(), MAX_STALL_MS);
+    this.stallTimer ??= setTimeout(() => this.release(), MAX_STALL_MS).unref();
     return true;
   }
 
