@@ -2,7 +2,7 @@
 // one socket write per event-loop turn (per task when the connection was idle: common/flush.ts).
 // Pending bytes (slab + what the socket still holds) are bounded by max_pending; a write the
 // kernel does not take within write_deadline marks a slow consumer too.
-import { copyRange } from "../common/byte-range.js";
+import { copyBytes } from "../common/byte-range.js";
 import type { CloseReason } from "../common/errors.js";
 import { isIdle } from "../common/flush.js";
 
@@ -108,18 +108,8 @@ export class Outbound {
   }
 
   putBytes(b: Buffer, start = 0, end = b.length): void {
-    const n = end - start;
-    if (n > SMALL) {
-      // TypedArray set, cheaper than Buffer's copy() (its checks, and a view of any range).
-      if (start === 0 && end === b.length) this.slab.set(b, this.len);
-      else copyRange(this.slab, this.len, b, start, end);
-      this.len += n;
-      return;
-    }
-    const slab = this.slab;
-    let at = this.len;
-    for (let i = start; i < end; i++) slab[at++] = b[i];
-    this.len = at;
+    copyBytes(this.slab, this.len, b, start, end);
+    this.len += end - start;
   }
 
   /** A non-negative integer in decimal. */

@@ -159,17 +159,13 @@ export class MqttConnection
     } catch (err) {
       connectionFault(this.ctx.edge.log, this.ctx.edge.faults, this, "exception", err);
     }
-    if (this.inMsgs !== published && !this.closed) this.stallIfCongested();
+    if (this.inMsgs !== published && !this.closed) {
+      this.readStall = ReadStall.after(this.readStall, this.ctx.edge.link, this, this.transport);
+    }
   }
 
-  /** Made when this connection first publishes on a cluster link (embedded: never). */
+  /** Reading stopped while the cluster link is congested (made on first need). */
   private readStall: ReadStall | undefined;
-
-  private stallIfCongested(): void {
-    const link = this.ctx.edge.link;
-    if (link.stall === undefined) return;
-    (this.readStall ??= new ReadStall(this, this.transport)).check(link);
-  }
 
   /** PacketSink: a packet of this connection's bytes. */
   decoded(p: Packet): void {

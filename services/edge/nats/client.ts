@@ -229,17 +229,13 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
     } catch (err) {
       this.fault(err, "exception");
     }
-    if (this.inMsgs !== published && !this.closed) this.stallIfCongested();
+    if (this.inMsgs !== published && this.connected && !this.closed) {
+      this.readStall = ReadStall.after(this.readStall, this.ctx.link, this, this.transport);
+    }
   }
 
-  /** Made when this connection first publishes on a cluster link (embedded: never). */
+  /** Reading stopped while the cluster link is congested (made on first need). */
   private readStall: ReadStall | undefined;
-
-  private stallIfCongested(): void {
-    const link = this.ctx.link;
-    if (!this.connected || link.stall === undefined) return;
-    (this.readStall ??= new ReadStall(this, this.transport)).check(link);
-  }
 
   /**
    * The connection's fault boundary, for the transports' data events and the asynchronous

@@ -11,7 +11,7 @@
 // bytes, strings of repeated values reused), any other op comes out as protobufjs decoded it.
 // Fields left at their default are not written (proto3), as protobufjs does with such drafts.
 import type protobuf from "protobufjs";
-import { copyRange } from "../../common/byte-range.js";
+import { copyBytes } from "../../common/byte-range.js";
 import type { MessageData } from "../link.js";
 import { PROTO_PACKAGE, protoTypes, WireError } from "./codec.js";
 import type { Deliver, Draft, EdgeOp, Forward, MeshOp, Message, MqttProperties, RouterOp } from "./frames.js";
@@ -244,18 +244,8 @@ export class FrameBuilder {
 
   /** `src[start, end)` as it is. */
   copy(src: Buffer, start: number, end: number): void {
-    const len = end - start;
-    const whole = start === 0 && end === src.length;
-    if (len <= (whole ? 16 : 40)) { // a loop beats set() below ~20 bytes, and a view of a range below ~48
-      const b = this.buf;
-      let p = this.pos;
-      for (let i = start; i < end; i++) b[p++] = src[i];
-    } else if (whole) {
-      this.buf.set(src, this.pos); // a whole buffer: no view to make (a third of Buffer.copy's cost)
-    } else {
-      copyRange(this.buf, this.pos, src, start, end);
-    }
-    this.pos += len;
+    copyBytes(this.buf, this.pos, src, start, end);
+    this.pos += end - start;
   }
 
   /** A varint field, skipped when 0. */
@@ -482,8 +472,8 @@ function writeForward(w: FrameBuilder, f: Draft<Forward>): void {
   const queues = f.queues ?? [];
   const subject = msg.subject ?? "", reply = msg.reply ?? "";
   let at = writeForwardParts(w, f.account ?? "", subject, reply, headers, 0, payload, 0,
-    measureMessage(subject, reply, headers.length, payload.length), queues.length > 0 ? queues[0] : undefined, f.originEdge ?? "", f.originConnection ?? 0, f.qos ?? 0, f.retain ?? false,
-    f.msgId ?? 0);
+    measureMessage(subject, reply, headers.length, payload.length), queues.length > 0 ? queues[0] : undefined,
+    f.originEdge ?? "", f.originConnection ?? 0, f.qos ?? 0, f.retain ?? false, f.msgId ?? 0);
   for (let i = 1; i < queues.length; i++) at = addForwardQueue(w, at, queues[i]);
 }
 
