@@ -74,6 +74,16 @@ export interface PublishOptions {
   /** An MQTT message published with the retain flag (sessions on every router see it, for
    *  retain as published). */
   retain?: boolean;
+  /** In-process callers only (the MQTT session service, for a message it keeps): each queue
+   *  group of the publisher's account that got a member is appended here, with where. */
+  queuePicks?: QueuePick[];
+}
+
+/** A queue group's pick for one message: `to` is the member's edge id ("mesh:<router id>" for a
+ *  peer router's entry). A group with no member then has no pick. */
+export interface QueuePick {
+  queue: string;
+  to: string;
 }
 
 export interface RouterStats {

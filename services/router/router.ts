@@ -8,7 +8,7 @@ import { Account, wireAccounts, type Warn } from "./accounts.js";
 import type { MatchResult } from "./sublist.js";
 import {
   sameConnection, type AccountSet, type Connection, type MessageData, type PublishOptions, type RouterLink,
-  type RouterStats, type RouterSessions, type Subscriber,
+  type QueuePick, type RouterStats, type RouterSessions, type Subscriber,
 } from "./link.js";
 
 /** "NATS/1.0 503\r\n\r\n": the status header nats-server sends for a request without responders. */
@@ -213,7 +213,7 @@ export class Router implements RouterLink {
     const msgId = this.msgId = msg.hdrLen > 0 ? ++this.lastMsgId : 0;
     mesh?.publishing(origin, retain, msgId);
     const pick = mesh ? pickMeshed : pickMember;
-    let delivered = deliver(acc, subject, reply, msg, origin, pick);
+    let delivered = deliver(acc, subject, reply, msg, origin, pick, options?.queuePicks);
 
     for (const imp of acc.streamImports) {
       if (!matches(imp.filter, subject)) continue;
@@ -304,9 +304,10 @@ export class Router implements RouterLink {
 
 type Pick = (members: Subscriber[], origin: Connection | undefined) => Subscriber | undefined;
 
-/** Delivery in one account; `origin` is set only for the publisher's own account (echo). */
+/** Delivery in one account; `origin` is set only for the publisher's own account (echo). Each
+ *  group's pick is appended to `picks` when given. */
 function deliver(acc: Account, subject: string, reply: string | undefined, msg: MessageData,
-                 origin: Connection | undefined, pick: Pick): number {
+                 origin: Connection | undefined, pick: Pick, picks?: QueuePick[]): number {
   const { psubs, qsubs } = acc.sublist.match(subject);
   let delivered = 0;
   for (let i = 0; i < psubs.length; i++) {
@@ -318,6 +319,7 @@ function deliver(acc: Account, subject: string, reply: string | undefined, msg: 
   for (let g = 0; g < qsubs.length; g++) {
     const member = pick(qsubs[g], origin);
     if (member) {
+      picks?.push({ queue: member.queue!, to: member.conn.edgeId });
       member.deliver(subject, reply, msg);
       delivered++;
     }

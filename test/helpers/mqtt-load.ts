@@ -30,6 +30,12 @@ export interface LoadOptions {
   /** Called with the publish number and its ack time (Date.now()), for checks on when acks came. */
   onAck?(i: number, at: number): void;
   ackTimeoutMs?: number;
+  /** The subscriber joins this shared subscription group (`$share/<group>/<id>/#`) instead of
+   *  subscribing plainly: a queue group, as the routers see it. */
+  shared?: string;
+  /** With `shared`: the edge of a second member of the group, whose messages count with the
+   *  subscriber's (each message goes to one of the two). */
+  secondMember?: number;
 }
 
 export interface LoadResult {
@@ -50,7 +56,14 @@ export interface LoadResult {
 export async function mqttUnderFault(c: Cleanups, cluster: TestCluster, o: LoadOptions): Promise<LoadResult> {
   const url = (edge: number) => `mqtt://127.0.0.1:${cluster.edges[edge].mqttPort}`;
   const { client: sub, inbox } = await connectCollecting(c, url(o.subEdge), { clientId: o.id, clean: false });
-  await suback(sub, { [`${o.id}/#`]: { qos: o.qos } });
+  const filter = o.shared === undefined ? `${o.id}/#` : `$share/${o.shared}/${o.id}/#`;
+  await suback(sub, { [filter]: { qos: o.qos } });
+  const inboxes = [inbox];
+  if (o.shared !== undefined && o.secondMember !== undefined) {
+    const second = await connectCollecting(c, url(o.secondMember), { clientId: `${o.id}-2`, clean: false });
+    await suback(second.client, { [filter]: { qos: o.qos } });
+    inboxes.push(second.inbox);
+  }
   const pub = await connectMqtt(c, url(o.pubEdge), { clientId: `${o.id}-pub` });
   const closes = { sub: 0, pub: 0 };
   sub.on("close", () => closes.sub++);
@@ -83,7 +96,7 @@ export async function mqttUnderFault(c: Cleanups, cluster: TestCluster, o: LoadO
     `not every publish was acknowledged (${unacked.size} of ${total} not: ${[...unacked].slice(0, 10).join(", ")}…; ` +
     `client errors: ${errors.join("; ") || "none"}; closes ${JSON.stringify(closes)})\n${serverLines().join("\n")}`);
   const ackedMs = Date.now() - faultAt;
-  const msgs = () => inbox.all.filter((m) => m.topic === `${o.id}/m`);
+  const msgs = () => inboxes.flatMap((i) => i.all.filter((m) => m.topic === `${o.id}/m`));
   const distinct = () => new Set(msgs().map((m) => m.payload)).size;
   // Wait for everything, or for deliveries to stop for 5 s (what is missing then is lost): a
   // router frozen with the subscriber's session stops them until it is declared dead (1.5 s),

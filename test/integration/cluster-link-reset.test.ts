@@ -56,6 +56,30 @@ it.for([1, 2] as const)("a mesh link reset between two live routers under QoS %i
   if (qos === 2) expect(r.duplicates).toBe(0);
 });
 
+// The group's members: behind r2 only, then behind both routers. Behind r2 only, r1 has no
+// member to pick while the link is down, so what is published then must reach the group when
+// the link is back (Mesh.replay); with a member behind r1 too, what r1's member got is not sent
+// to r2's (a copy would come without DUP).
+it.for([
+  ["behind the peer", undefined],
+  ["behind both routers", 0],
+] as const)("a mesh link reset with a shared subscription %s: the group gets each QoS 1 message once", { timeout: 60_000 }, async ([, second], ctx) => {
+  if (unsupported) return ctx.skip(`cannot reset a link on this machine: ${unsupported}`);
+  const [r1, r2] = cluster.routers;
+  const marks = marksNow();
+  let aborted = 0;
+  const r = await mqttUnderFault(c, cluster, {
+    id: `mesh-reset-shared-${second ?? "peer"}`, qos: 1, subEdge: 1, pubEdge: 0, total: 1_000, shared: "g", secondMember: second,
+    fault: () => { aborted = abortConnections(r1.proc.pid, r2.port) + abortConnections(r2.proc.pid, r1.port); },
+  });
+  await r1.proc.waitForLine(MESH_LINKED, 10_000, { since: marks[0] });
+  report(`mesh link reset, QoS 1, shared subscription, members ${second === undefined ? "behind r2" : "behind r1 and r2"}`, r, aborted, marks);
+  expect(aborted).toBeGreaterThan(0);
+  expect(r.lost).toBe(0);
+  expect(r.closes).toEqual({ sub: 0, pub: 0 });
+  expect(r.duplicates).toBe(r.dupFlagged);
+});
+
 it("the subscriber's edge link reset under QoS 1 load: the edge re-attaches, no client closed, nothing lost", async (ctx) => {
   if (unsupported) return ctx.skip(`cannot reset a link on this machine: ${unsupported}`);
   const marks = marksNow();

@@ -17,7 +17,7 @@ import type { Duplex } from "node:stream";
 import { Gauge, type Registry } from "prom-client";
 import { scrapedCounter } from "../../common/metrics.js";
 import { linkCounters } from "../link-metrics.js";
-import type { Connection, MessageData } from "../link.js";
+import type { Connection, MessageData, QueuePick } from "../link.js";
 import type { MeshHooks, Router } from "../router.js";
 import type { ClusterAuthorization } from "../../common/config/options.js";
 import { checkCredential, credentialSource, type CredentialSource } from "../grpc/credential.js";
@@ -30,9 +30,10 @@ import { MAX_BACKLOG_BYTES, MESH_VERSION, nowUs, PeerLink, type LinkOwner } from
 import { MeshRegistry, REGISTRATION_TTL_MS, type RouterRecord } from "./registry.js";
 import { dialLink, meshService } from "./transport.js";
 
-/** One message sent again to a peer (Mesh.replaying): its bytes are read during the call only. */
+/** One message sent again to a peer (Mesh.replaying): its bytes are read during the call only;
+ *  `picks`: its account's queue groups that got a member when it was routed. */
 export type ReplaySend = (account: string, subject: string, reply: string | undefined, msg: MessageData, retain: boolean,
-                          msgId: number) => void;
+                          msgId: number, picks: readonly QueuePick[] | undefined) => void;
 
 export interface MeshLog {
   info(message: string): void;
@@ -303,10 +304,14 @@ export class Mesh implements MeshHooks, LinkOwner {
 
   replay(link: PeerLink, afterId: number): void {
     let sent = 0;
-    this.replaying?.(afterId, (account, subject, reply, msg, retain, msgId) => {
-      if (link.state !== "up" || !link.wants(account, subject)) return;
+    this.replaying?.(afterId, (account, subject, reply, msg, retain, msgId, picks) => {
+      if (link.state !== "up") return;
+      const missed = link.missed(account, subject, picks);
+      if (missed === undefined) return;
       this.publishing(undefined, retain, msgId);
-      link.forward(account, subject, reply, msg, undefined);
+      // One Forward: a second queue group joins the first's (PeerLink.forward).
+      if (missed.length === 0) link.forward(account, subject, reply, msg, undefined);
+      for (const queue of missed) link.forward(account, subject, reply, msg, queue);
       sent++;
     });
     if (sent > 0) this.opts.log.warn(`mesh: sent router ${link.peerId} again ${sent} QoS 1/2 message(s) it missed while its link was down`);

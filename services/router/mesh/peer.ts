@@ -2,7 +2,7 @@
 // batched per event-loop turn, 'drain' honoured with a bounded backlog, pings that detect a
 // dead peer and measure the RTT, and the peer's interest applied to the router.
 import type { Duplex } from "node:stream";
-import { OriginCache, type Connection, type MessageData } from "../link.js";
+import { OriginCache, type Connection, type MessageData, type QueuePick } from "../link.js";
 import type { RemoteSubscriber, Router } from "../router.js";
 import { Batcher, FRAME_STATS } from "../wire/batcher.js";
 import { addForwardQueue, MeshFrameCursor, messageData, Next, writeForwardOf, writeMeshOp } from "../wire/fast.js";
@@ -190,11 +190,25 @@ export class PeerLink {
     this.outBytes += bytes;
   }
 
-  /** Whether the peer has interest in `subject` beyond queue groups (a message sent again goes
-   *  to its plain subscribers: a queue group got it from a member elsewhere, or lost it). */
-  wants(account: string, subject: string): boolean {
+  /**
+   * What the peer should get of a message sent again (replay): undefined, nothing; else the
+   * names of its queue groups that no member outside it had (`picks`, made when the message was
+   * routed: a group picked here or behind another peer had it; one picked for this peer lost it
+   * with the link, and one with no member then had the peer's interest dropped while the link was
+   * down), and its plain subscribers, if it has any (a forward names no group: an empty list).
+   */
+  missed(account: string, subject: string, picks: readonly QueuePick[] | undefined): string[] | undefined {
     const found = this.owner.router.match(account, subject);
-    return found !== undefined && found.psubs.some((s) => s instanceof PeerEntry && s.link === this);
+    if (found === undefined) return undefined;
+    const plain = found.psubs.some((s) => s instanceof PeerEntry && s.link === this);
+    const queues: string[] = [];
+    for (const group of found.qsubs) {
+      const queue = group[0].queue!;
+      if (!group.some((s) => s instanceof PeerEntry && s.link === this)) continue;
+      if (picks?.some((p) => p.queue === queue && p.to !== this.conn.edgeId)) continue;
+      queues.push(queue);
+    }
+    return plain || queues.length > 0 ? queues : undefined;
   }
 
   /**

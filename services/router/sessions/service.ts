@@ -13,7 +13,7 @@ import { TurnBudget } from "../../common/turn-budget.js";
 import { mqttMaySubscribe, PermissionChecker } from "../../common/permissions.js";
 import {
   EXPIRY_NEVER, sameConnection, type Connection, type ConnectionRef, type MessageData, type MqttSubscription, type PublishOptions,
-  type RouterLink, type SessionAttach, type RouterSessions, type SessionAttached, type SessionClient, type SessionWill, type StoredMessage,
+  type QueuePick,  type RouterLink, type SessionAttach, type RouterSessions, type SessionAttached, type SessionClient, type SessionWill, type StoredMessage,
 } from "../link.js";
 import { sessionKey, type MqttStore, type SessionKey, type SessionRecord } from "../store/store.js";
 import { DEAD_AFTER_MS, PING_INTERVAL_MS } from "../mesh/peer.js";
@@ -71,6 +71,9 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
    *  one), so two messages never share a place: a view kept past the call stays right, and a
    *  router end tells messages apart by their bytes' place (router-end.ts deliver()). */
   private slab = Buffer.allocUnsafe(ROUTE_SLAB_BYTES);
+  /** Cluster: the options of a QoS 1/2 publish, which the router fills `picks` through. */
+  private readonly picks: QueuePick[] = [];
+  private readonly keptOptions: PublishOptions = { noResponders: false, queuePicks: this.picks };
   private slabAt = 0;
   /** In a cluster: which router owns each session (ownership.ts). Unset: this service is the only one. */
   owners: SessionOwners | undefined;
@@ -479,8 +482,14 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
       const response = msg.props?.responseTopic;
       // The router delivers synchronously to the sessions here: they see who published, and how.
       this.publishing.session = this.holding(origin);
-      this.router.publish(account, subject, response === undefined ? undefined : topicToSubject(response, false), routed, origin,
-        msg.retain ? RETAINED : undefined);
+      // A message kept for a replay records its queue groups' picks (Mesh.replay).
+      let options = msg.retain ? RETAINED : undefined;
+      if (this.owners && msg.qos > 0) {
+        this.picks.length = 0;
+        options = this.keptOptions;
+        options.retain = msg.retain;
+      }
+      this.router.publish(account, subject, response === undefined ? undefined : topicToSubject(response, false), routed, origin, options);
     } finally {
       this.publishing.session = undefined;
       this.collecting = false;
@@ -490,7 +499,8 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
     const up = msg.qos > 0 ? this.store.available?.() : undefined;
     if (up) (writes ??= []).push(up);
     if (this.owners && msg.qos > 0) {
-      const kept: Kept = { account, subject, msg: { ...msg, payload: Buffer.from(msg.payload), id: this.router.msgId }, at: Date.now() };
+      const picks = this.picks.length > 0 ? this.picks.splice(0) : undefined;
+      const kept: Kept = { account, subject, msg: { ...msg, payload: Buffer.from(msg.payload), id: this.router.msgId }, at: Date.now(), picks };
       this.keepRecent(kept);
       if (this.holds > 0 && this.limboBytes < LIMBO_MAX_BYTES) {
         this.indexKept(kept, this.limbo.push(kept) - 1);
@@ -619,9 +629,9 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
    */
   replaySince(afterId: number, send: ReplaySend): void {
     const since = Date.now() - RECENT_MS;
-    for (const { account, subject, msg, at } of this.recent) {
+    for (const { account, subject, msg, at, picks } of this.recent) {
       if (msg.id === undefined || msg.id <= afterId || at < since) continue;
-      send(account, subject, replyOf(msg), routedOf(msg), msg.retain, msg.id);
+      send(account, subject, replyOf(msg), routedOf(msg), msg.retain, msg.id, picks);
     }
   }
 
@@ -805,7 +815,8 @@ const RECENT_MS = 1_000 + DEAD_AFTER_MS + 2 * PING_INTERVAL_MS;
  *  and a second for a loaded machine (3 s was too short at a load average over 10). */
 export const LOST_LINK_GRACE_MS = 2 * ATTACH_TIMEOUT_MS + 1_000;
 
-interface Kept { account: string; subject: string; msg: StoredMessage; at: number }
+/** A QoS 1/2 message kept in a cluster; `picks`: its account's queue groups that got a member. */
+interface Kept { account: string; subject: string; msg: StoredMessage; at: number; picks: QueuePick[] | undefined }
 
 /** A kept message as the router routes it: its MQTT header, then its payload. */
 function routedOf(msg: StoredMessage): MessageData {
