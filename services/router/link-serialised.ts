@@ -16,8 +16,8 @@ export function createSerialisedLink(router: RoutingCore, warn: Warn = () => {})
   const routerEnd = new RouterEnd(router, warn);
   const edgeEnd = new EdgeEnd(warn);
   // The receiver decodes on a later turn still: nothing crosses within the sender's call.
-  edgeEnd.sendTo = (bytes) => setImmediate(() => routerEnd.receive(bytes));
-  routerEnd.sendTo = (bytes) => setImmediate(() => edgeEnd.receive(bytes));
+  edgeEnd.carrier = { write: (bytes) => setImmediate(() => routerEnd.receive(bytes)) };
+  routerEnd.carrier = { write: (bytes) => setImmediate(() => edgeEnd.receive(bytes)) };
   // Closing the link ends the edge's stream: the router side sees its connections lost.
   const close = edgeEnd.close.bind(edgeEnd);
   edgeEnd.close = () => {

@@ -284,6 +284,12 @@ export interface Backpressure {
   stall(resume: () => void): boolean;
 }
 
+/** What carries a link end's frames: a gRPC stream's FrameWriter, or the serialised test link's
+ *  queue. One that can be congested says so (stall). */
+export interface Carrier extends Partial<Backpressure> {
+  write(frame: Buffer): void;
+}
+
 export interface RouterLink {
   /** MQTT sessions (absent where no MQTT is served). */
   readonly sessions: SessionLink | undefined;

@@ -112,8 +112,7 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
 
   /** Nothing more goes to the current stream: producers stalled on its writer read again. */
   const unplug = () => {
-    end.sendTo = undefined;
-    end.backpressure = undefined;
+    end.carrier = undefined;
     writer?.release();
   };
 
@@ -162,7 +161,6 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
     stalls += writer?.stalls ?? 0;
     writer = new FrameWriter(call, (bytes) =>
       lose(stream, `router too slow: over ${LINK_QUEUE_BYTES} bytes queued (${bytes})`), end.out.done);
-    const streamWriter = writer;
     end.onAttached = (reply) => {
       if (current !== stream) return;
       clearTimeout(timer);
@@ -180,8 +178,7 @@ export function createGrpcLink(opts: GrpcLinkOptions): GrpcRouterLink {
     call.on("data", (bytes: Buffer) => end.receive(bytes));
     call.on("error", (err: grpc.ServiceError) => { clearTimeout(timer); lose(stream, (err.details || err.message).replace(/\.?\s*Resolution note:\s*$/, "")); });
     call.on("end", () => { clearTimeout(timer); lose(stream, "the router ended the stream"); });
-    end.sendTo = (bytes) => streamWriter.write(bytes);
-    end.backpressure = streamWriter;
+    end.carrier = writer; // a FrameWriter: its stall() stops the edge's publishers (read-stall.ts)
     end.attach();
   };
 

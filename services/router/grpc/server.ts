@@ -135,7 +135,7 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
     }, true); // the FrameWriter below gives frames back
     const writer = new FrameWriter(call, (bytes) =>
       finish(call, end, grpc.status.RESOURCE_EXHAUSTED, `edge too slow: over ${queueBytes} bytes queued (${bytes})`), end.frameDone, queueBytes);
-    end.sendTo = (bytes) => writer.write(bytes);
+    end.carrier = writer;
     streams.set(call, end);
     // A peer that says nothing holds no stream.
     const helloTimer = setTimeout(() => {

@@ -2,7 +2,7 @@
 // batched per event-loop turn, 'drain' honoured with a bounded backlog, pings that detect a
 // dead peer and measure the RTT, and the peer's interest applied to the router.
 import type { Duplex } from "node:stream";
-import { OriginCache, type Connection, type MessageData, type QueuePick } from "../link.js";
+import { OriginCache, type Carrier, type Connection, type MessageData, type QueuePick } from "../link.js";
 import type { RemoteSubscriber, Router } from "../router.js";
 import { Batcher, FRAME_STATS } from "../wire/batcher.js";
 import { addForwardQueue, MeshFrameCursor, messageData, Next, writeForwardOf, writeMeshOp } from "../wire/fast.js";
@@ -93,8 +93,10 @@ export class PeerLink {
   outMsgs = 0;
   inBytes = 0;
   outBytes = 0;
-  /** Frames go to a grpc-js stream, which copies each before it calls back (grpc/writer.ts). */
-  private readonly out = new Batcher<MeshOp>(writeMeshOp, () => (b) => this.write(b), FRAME_STATS["router→router"],
+  /** Frames go to a grpc-js stream, which copies each before it calls back (grpc/writer.ts),
+   *  through write(): its 'drain' and backlog, not a FrameWriter's (routers do not stall). */
+  private readonly carrier: Carrier = { write: (bytes) => this.write(bytes) };
+  private readonly out = new Batcher<MeshOp>(writeMeshOp, () => this.carrier, FRAME_STATS["router→router"],
     { givesBack: true, maxBytes: FRAME_BYTES });
   private readonly backlog: Buffer[] = [];
   private writable = true;

@@ -4,6 +4,7 @@
 import { isIdle } from "../../common/flush.js";
 import { FrameBuilder, type OpWriter } from "./fast.js";
 import type { Draft } from "./frames.js";
+import type { Carrier } from "../link.js";
 
 /** Frames and the ops they carried, per direction of link, for this process (the bench and the
  *  exit line read the ops per frame); two additions per frame, nothing per op. */
@@ -53,7 +54,7 @@ export class Batcher<Op> {
   opsSent = 0;
   /** `givesBack`: the carrier calls done() with every frame sent once it no longer reads it
    *  (FrameBuilder), so the frames' memory is written again. */
-  constructor(private readonly writeOp: OpWriter<Op>, private readonly send: () => ((bytes: Buffer) => void) | undefined,
+  constructor(private readonly writeOp: OpWriter<Op>, private readonly carrier: () => Carrier | undefined,
               private readonly stats: FrameCount, { givesBack = false, maxBytes = Infinity } = {}) {
     this.frame = new FrameBuilder(givesBack);
     this.maxBytes = maxBytes;
@@ -116,8 +117,8 @@ export class Batcher<Op> {
   /** Sends what is queued now (a carrier about to switch streams sends it on the old one). */
   flush(): void {
     if (this.count === 0) return;
-    const send = this.send();
-    if (!send) return this.discard();
+    const carrier = this.carrier();
+    if (!carrier) return this.discard();
     if (this.drafts.length > 0) this.writeDrafts();
     const n = this.count;
     this.last++;
@@ -128,6 +129,6 @@ export class Batcher<Op> {
     this.stats.frames++;
     this.stats.ops += n;
     this.sentAt = performance.now();
-    send(this.frame.finish());
+    carrier.write(this.frame.finish());
   }
 }

@@ -1,10 +1,10 @@
 // The edge's end of a link that carries bytes: RouterLink and SessionLink calls become EdgeOps,
 // batched per event-loop turn; RouterOps (deliveries, completions, session events, replies)
 // reach the subscription handles and session clients by ids. The serialised test link and the
-// gRPC link differ only in what carries the bytes (`sendTo`).
+// gRPC link differ only in what carries the bytes (`carrier`).
 import type { SubjectPermission } from "../../common/config/options.js";
 import type {
-  AccountSet, Backpressure, ClientUrls, Connection, EdgeClientUrls, MessageData, MqttSubscription, PublishOptions, RouterLink, RouterStats, SessionAttach,
+  AccountSet, Carrier, ClientUrls, Connection, EdgeClientUrls, MessageData, MqttSubscription, PublishOptions, RouterLink, RouterStats, SessionAttach,
   SessionAttached, SessionClient, SessionLink, SessionWill, StoredMessage, Subscriber,
 } from "../link.js";
 import { toWire } from "./accounts.js";
@@ -34,9 +34,8 @@ const NO_STATS: RouterStats = {
 /** The edge's side: RouterLink calls become EdgeOps; Deliver ops reach the subscription handles by ids. */
 export class EdgeEnd implements RouterLink {
   readonly sessions = new EdgeSessions(this);
-  sendTo: ((bytes: Buffer) => void) | undefined;
-  /** The carrier's congestion, when it has one (set and cleared with sendTo). */
-  backpressure: Backpressure | undefined;
+  /** What takes the frames for the router now; none while detached. */
+  carrier: Carrier | undefined;
   /** Ops for the router; EdgeSessions adds its own. */
   readonly out: Batcher<EdgeOp>;
   /** Operations waiting for their Completion, by correlation id (in the order they were sent),
@@ -79,10 +78,10 @@ export class EdgeEnd implements RouterLink {
   private detachedBytes = 0;
   private dropped = 0;
 
-  /** `givesBack`: the carrier behind `sendTo` gives every frame back (out.done) once it no
+  /** `givesBack`: the carrier gives every frame back (out.done) once it no
    *  longer reads it (Batcher). */
   constructor(readonly warn: Warn, givesBack = false) {
-    this.out = new Batcher<EdgeOp>(writeEdgeOp, () => this.sendTo, FRAME_STATS["edge→router"], { givesBack });
+    this.out = new Batcher<EdgeOp>(writeEdgeOp, () => this.carrier, FRAME_STATS["edge→router"], { givesBack });
   }
 
   subscribe(account: string, sub: Subscriber): void {
@@ -188,7 +187,7 @@ export class EdgeEnd implements RouterLink {
   }
 
   stall(resume: () => void): boolean {
-    return this.backpressure?.stall(resume) ?? false;
+    return this.carrier?.stall?.(resume) ?? false;
   }
 
   sync(done: () => void): void {

@@ -3,7 +3,7 @@
 // router delivers to the edge (messages, completions, session events) goes back as batched
 // RouterOps. Shared by the serialised test link and the gRPC link.
 import {
-  OriginCache, type Connection, type MessageData, type QoS, type RouterLink, type SessionClient, type RouterSessions,
+  OriginCache, type Carrier, type Connection, type MessageData, type QoS, type RouterLink, type SessionClient, type RouterSessions,
   type StoredMessage, type Subscriber,
 } from "../link.js";
 import { fromWire } from "./accounts.js";
@@ -71,7 +71,8 @@ const MOVE_WINDOW_MS = 2 * GO_AWAY_TIMEOUT_MS;
 
 /** The router's side: EdgeOps become Router calls on subscriptions rebuilt from ids. */
 export class RouterEnd {
-  sendTo: ((bytes: Buffer) => void) | undefined;
+  /** What takes the frames for the edge. */
+  carrier: Carrier | undefined;
   private readonly out: Batcher<RouterOp>;
   private edgeId = "";
   /** The router's view of the edge's subscriptions, by connection id, then sid. */
@@ -100,7 +101,7 @@ export class RouterEnd {
   constructor(private readonly router: RoutingCore, private readonly warn: Warn,
               private readonly hooks?: RouterEndHooks, givesBack = false) {
     this.accepted = hooks === undefined;
-    this.out = new Batcher<RouterOp>(writeRouterOp, () => this.sendTo, FRAME_STATS["router→edge"], { givesBack });
+    this.out = new Batcher<RouterOp>(writeRouterOp, () => this.carrier, FRAME_STATS["router→edge"], { givesBack });
   }
 
   /** A frame sent is no longer read by the carrier (only when made with `givesBack`). */
