@@ -44,7 +44,7 @@ describe.skipIf(!isRoot)("the chart on kube-sim (default values)", () => {
     try {
       await sim.up(rendered.file, subnet);
     } catch (err) {
-      throw new Error(`${(err as Error).message}\n${await sim.logs()}`, { cause: err });
+      throw new Error(`${(err as Error).message}\n${await sim.logs()}`);
     }
     console.log(`kube-sim up: every pod ready after ${Date.now() - t0} ms`);
     const [nats, ws, mqtt, monitor] = await freePorts(4);
@@ -64,7 +64,7 @@ describe.skipIf(!isRoot)("the chart on kube-sim (default values)", () => {
     try {
       return await work();
     } catch (err) {
-      throw new Error(`${(err as Error).message}\n${await sim!.logs()}`, { cause: err });
+      throw new Error(`${(err as Error).message}\n${await sim!.logs()}`);
     }
   }
 

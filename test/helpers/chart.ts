@@ -110,11 +110,19 @@ export class KubeSim {
     return readFile(path.join(this.dir, "state/logs", `${name}.log`), "utf8").catch(() => "");
   }
 
-  /** Everything every pod printed, for a failure message. */
+  /**
+   * Everything every pod printed, for a failure message, then one line per pod (its state and
+   * last line): CI shows only the end of a failure, so the end must say which pod is stuck.
+   */
   async logs(): Promise<string> {
-    const names = await this.pods().then((p) => p.map((x) => x.name), () => [] as string[]);
-    const parts = await Promise.all(names.map(async (n) => `==> ${n}\n${(await this.podLog(n)).slice(-4000)}`));
-    return parts.join("\n");
+    const pods = await this.pods().catch(() => [] as SimPod[]);
+    const texts = await Promise.all(pods.map((p) => this.podLog(p.name)));
+    const lastLine = (t: string) => t.trimEnd().split("\n").pop()?.slice(0, 200) ?? "";
+    return [
+      ...pods.map((p, i) => `==> ${p.name}\n${texts[i].slice(-4000)}`),
+      "pods at the failure:",
+      ...pods.map((p, i) => `  ${p.name} ${p.phase} ready=${p.ready} restarts=${p.restarts}: ${lastLine(texts[i])}`),
+    ].join("\n");
   }
 
   /** Polls `status` until `pred` holds; rejects after `timeoutMs` with the last status. */
