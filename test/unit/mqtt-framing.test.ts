@@ -1,10 +1,11 @@
 // PacketSizeGuard frames the MQTT byte stream for the decoder all connections share: whatever
 // the read boundaries, every packet reaches it whole and once, and nothing is left over. The
 // decoder's own PUBLISH/PUBACK/PINGREQ reading and the hand-written PUBLISH encoder agree with
-// mqtt-packet on random valid packets of both levels.
+// mqtt-packet on random valid packets of both levels; so do its CONNECTs, and a malformed one gets
+// mqtt-packet's error.
 import { expect, it } from "vitest";
-import mqttPacket, { type IPublishPacket, type Packet } from "mqtt-packet";
-import { decodePackets, type PacketSink } from "../../services/edge/mqtt/decoder.js";
+import mqttPacket, { type IConnectPacket, type IPublishPacket, type Packet } from "mqtt-packet";
+import { decodeConnect, decodePackets, type PacketSink } from "../../services/edge/mqtt/decoder.js";
 import { writePublish } from "../../services/edge/mqtt/encoder.js";
 import { PACKET_OK, PacketSizeGuard } from "../../services/edge/mqtt/packet-size.js";
 import type { MqttLevel } from "../../services/edge/mqtt/reason-codes.js";
@@ -208,5 +209,65 @@ it("encodes a PUBLISH byte for byte as mqtt-packet, both levels, with and withou
     writePublish(out, level, topic, payload, qos, retain, dup, packetId, alias);
     out.flush();
     expect(written.pop()!.equals(mqttPacket.generate(p, { protocolVersion: level })), "encoded again").toBe(true);
+  }
+});
+
+/** A random CONNECT of `level`: with and without will, user name, password; some with MQTT 5 properties. */
+function randomConnect(rand: () => number, level: MqttLevel): IConnectPacket {
+  const pick = (n: number) => Math.floor(rand() * n);
+  const p: IConnectPacket = {
+    cmd: "connect", protocolId: "MQTT", protocolVersion: level, clean: rand() < 0.5, keepalive: pick(65536),
+    clientId: ["", "c", "client-é-温度", "x".repeat(300)][pick(4)],
+  };
+  if (p.clientId === "" && !p.clean) p.clientId = "c"; // mqtt-packet refuses to write that one
+  if (rand() < 0.4) {
+    p.will = { topic: TOPICS[pick(TOPICS.length)] || "w", payload: Buffer.alloc(pick(3) * 100, 7), qos: pick(3) as 0 | 1 | 2, retain: rand() < 0.5 };
+    if (level === 5 && rand() < 0.3) p.will.properties = { willDelayInterval: 5 };
+  }
+  if (rand() < 0.5) p.username = ["", "user", "ü"][pick(3)];
+  if (p.username !== undefined && rand() < 0.5) p.password = Buffer.from(["", "secret", "x".repeat(200)][pick(3)]);
+  if (level === 5 && rand() < 0.3) p.properties = { sessionExpiryInterval: 60, receiveMaximum: 10 };
+  return p;
+}
+
+it("decodes random CONNECTs of both levels to the same object as mqtt-packet, whole and split", () => {
+  const rand = prng(9);
+  for (const level of [4, 5] as const) {
+    for (let round = 0; round < 300; round++) {
+      const bytes = mqttPacket.generate(randomConnect(rand, level), { protocolVersion: level });
+      const want = reference(bytes, 4);
+      expect(want).toHaveLength(1);
+      expect(decodeChunks([bytes], 4).got, `level ${level}, round ${round}`).toEqual(want);
+      // read here unless it has properties (mqtt-packet's then)
+      const withProperties = "properties" in want[0] || "properties" in ((want[0] as IConnectPacket).will ?? {});
+      expect(decodeConnect(bytes, bytes.length - (want[0] as IConnectPacket & { length: number }).length, bytes.length))
+        .toEqual(withProperties ? undefined : want[0]);
+      const cut = 1 + Math.floor(rand() * (bytes.length - 1));
+      expect(decodeChunks([bytes.subarray(0, cut), bytes.subarray(cut)], 4).got, `split at ${cut}`).toEqual(want);
+    }
+  }
+});
+
+it("a malformed CONNECT gets mqtt-packet's error, and the decoder goes on at the next packet", () => {
+  const valid = [...mqttPacket.generate({ cmd: "connect", protocolId: "MQTT", protocolVersion: 4, clean: true, keepalive: 30, clientId: "c" })];
+  const cases: [string, number[]][] = [
+    ["Invalid protocolId", valid.map((b, i) => (i === 4 ? 0x58 : b))],
+    ["Invalid protocol version", valid.map((b, i) => (i === 8 ? 6 : b))],
+    ["Connect flag bit 0 must be 0, but got 1", valid.map((b, i) => (i === 9 ? b | 1 : b))],
+    ["Will QoS must be set to zero when Will Flag is set to 0", valid.map((b, i) => (i === 9 ? b | 0x08 : b))],
+    ["Will Retain Flag must be set to zero when Will Flag is set to 0", valid.map((b, i) => (i === 9 ? b | 0x20 : b))],
+    ["Packet too short", [0x10, 12, 0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 2, 0, 30, 0, 5]],
+    ["Cannot parse will topic", [0x10, 13, 0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 6, 0, 30, 0, 0, 0]],
+    ["Cannot parse username", [0x10, 13, 0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 0x82, 0, 30, 0, 0, 0]],
+  ];
+  for (const [message, bytes] of cases) {
+    let reference = "";
+    const parser = mqttPacket.parser({ protocolVersion: 4 });
+    parser.on("error", (e: Error) => { reference ||= e.message; });
+    parser.parse(Buffer.from(bytes));
+    expect(reference, "the case is malformed for mqtt-packet").toBe(message);
+    const { got, errors } = decodeChunks([Buffer.from([...bytes, 0xc0, 0])], 4);
+    expect(errors[0], Buffer.from(bytes).toString("hex")).toBe(message);
+    expect(got.map((p) => p.cmd)).toEqual(["pingreq"]);
   }
 });
