@@ -130,49 +130,39 @@ export function decodeConnect(b: Buffer, body: number, end: number): IConnectPac
   if (!hasWill && (willQos !== 0 || willRetain)) return undefined;
   let at = body + 10;
   if (level === 5 && b[at++] !== 0) return undefined; // a property block other than the empty one
-  const clientId = readString(b, at, end);
-  if (clientId === undefined) return undefined;
-  at += 2 + (b[at] << 8 | b[at + 1]);
+  let to = fieldEnd(b, at, end);
+  if (to < 0) return undefined;
   const packet: IConnectPacket = {
     cmd: "connect", retain: false, qos: 0, dup: false, length: end - body, topic: null, payload: null,
-    protocolId: "MQTT", protocolVersion: level, clean: (flags & 0x02) !== 0, keepalive: b[body + 8] << 8 | b[body + 9], clientId,
+    protocolId: "MQTT", protocolVersion: level, clean: (flags & 0x02) !== 0, keepalive: b[body + 8] << 8 | b[body + 9],
+    clientId: b.toString("utf8", at + 2, to),
   } as IConnectPacket;
+  at = to;
   if (hasWill) {
     if (level === 5 && (at >= end || b[at++] !== 0)) return undefined;
-    const topic = readString(b, at, end);
-    if (topic === undefined) return undefined;
-    at += 2 + (b[at] << 8 | b[at + 1]);
-    const payload = readBytes(b, at, end);
-    if (payload === undefined) return undefined;
-    at += 2 + payload.length;
-    packet.will = { topic, payload, qos: willQos as QoS, retain: willRetain };
+    const topicEnd = fieldEnd(b, at, end);
+    if (topicEnd < 0 || (to = fieldEnd(b, topicEnd, end)) < 0) return undefined;
+    packet.will = { topic: b.toString("utf8", at + 2, topicEnd), payload: b.subarray(topicEnd + 2, to), qos: willQos as QoS, retain: willRetain };
+    at = to;
   }
   if (flags & 0x80) {
-    const username = readString(b, at, end);
-    if (username === undefined) return undefined;
-    at += 2 + (b[at] << 8 | b[at + 1]);
-    packet.username = username;
+    if ((to = fieldEnd(b, at, end)) < 0) return undefined;
+    packet.username = b.toString("utf8", at + 2, to);
+    at = to;
   }
   if (flags & 0x40) {
-    const password = readBytes(b, at, end);
-    if (password === undefined) return undefined;
-    at += 2 + password.length;
-    packet.password = password;
+    if ((to = fieldEnd(b, at, end)) < 0) return undefined;
+    packet.password = b.subarray(at + 2, to);
+    at = to;
   }
   return at === end ? packet : undefined;
 }
 
-/** The length-prefixed field at b[at] when it ends by `end`. */
-function readBytes(b: Buffer, at: number, end: number): Buffer | undefined {
-  if (at + 2 > end) return undefined;
+/** Where the length-prefixed field (string or bytes) at b[at] ends; -1 when not by `end`. */
+function fieldEnd(b: Buffer, at: number, end: number): number {
+  if (at + 2 > end) return -1;
   const to = at + 2 + (b[at] << 8 | b[at + 1]);
-  return to <= end ? b.subarray(at + 2, to) : undefined;
-}
-
-function readString(b: Buffer, at: number, end: number): string | undefined {
-  if (at + 2 > end) return undefined;
-  const to = at + 2 + (b[at] << 8 | b[at + 1]);
-  return to <= end ? b.toString("utf8", at + 2, to) : undefined;
+  return to <= end ? to : -1;
 }
 
 /** bytes[at, at + len) is the ASCII string s (a non-ASCII byte never matches: UTF-8 decoding
