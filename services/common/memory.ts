@@ -12,6 +12,13 @@
 // allocation rate: 28 MB committed after the NATS fuzzer, for a few KB live). V8 shrinks it only
 // in a GC that finds the allocation rate low over its last ~5 s, so a second GC follows once the
 // broker has been idle that long (measured: 16 MB -> 1 MB of young generation at 7 s, none at 4 s).
+//
+// The quiet period is long because the GC costs more than its pause: with the burst's connections
+// gone, it collects their hidden classes too, and V8 throws away the optimized code built on them
+// (about 80 functions of the connection path, "weak objects" deopts). The next connections then
+// run cold until compiled again: 5,000 MQTT connects right after a reclaim cost 134-150 us of CPU
+// each, against 98-106 us without one. A storm comes in waves (clients retry after 1-2 s backoffs,
+// then again), so a reclaim 2 s after a wave made the next one cold; 15 s of quiet outlasts them.
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 
@@ -26,7 +33,7 @@ export interface ReclaimOptions {
   settleMs?: number;
 }
 
-export const RECLAIM_DEFAULTS: ReclaimOptions = { burst: 500, quietMs: 2_000, minIntervalMs: 30_000, settleMs: 6_000 };
+export const RECLAIM_DEFAULTS: ReclaimOptions = { burst: 500, quietMs: 15_000, minIntervalMs: 30_000, settleMs: 6_000 };
 
 /** When the last GC of a reclaim has run, counted from the end of the burst. */
 export function reclaimDoneMs(opts: ReclaimOptions = RECLAIM_DEFAULTS): number {
