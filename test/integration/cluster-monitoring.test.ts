@@ -90,6 +90,30 @@ describe("edge monitoring", () => {
   });
 });
 
+describe("what a client's PING asks of the router", () => {
+  it("nothing when the client has no subscription and made no call: connect handshakes add no op on the edge's link", async () => {
+    const e1 = cluster.edges[0];
+    const opsOut = async () => sample((await get(e1.httpPort, "/metrics")).body, 'meshbroker_link_ops_total{peer="r1",direction="out"}')!;
+    const N = 40;
+    const before = await opsOut();
+    const started = Date.now();
+    for (let i = 0; i < N; i++) await (await natsClient(cleanups, e1.natsPort)).flush(); // CONNECT + PING, then a flush
+    const seconds = (Date.now() - started) / 1000;
+    const added = (await opsOut()) - before;
+    console.log(`${N} connects and flushes in ${seconds.toFixed(2)} s: ${added} ops on the edge's link`);
+    // Only the RTT probe (one sync a second) may have gone meanwhile; one sync per PING would be 2N.
+    expect(added).toBeLessThanOrEqual(Math.ceil(seconds) + 1);
+
+    // With a subscription the flush still waits for the router (a sync op, after the SUB).
+    const nc = await natsClient(cleanups, e1.natsPort);
+    nc.subscribe("ping.rule");
+    const mid = await opsOut();
+    await nc.flush();
+    await nc.flush();
+    expect((await opsOut()) - mid).toBeGreaterThanOrEqual(3); // the SUB, then a sync per flush
+  });
+});
+
 describe("health follows the cluster's state", () => {
   it("a router without Redis answers 503 and ok again once Redis is back; an edge without a router answers 503", async () => {
     const r1 = cluster.routers[0];

@@ -140,6 +140,10 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
   noResponders = false;
   protocol = 0;
   private firstPongSent = false;
+  /** A publish, subscribe or unsubscribe went to the link since the last PING's sync (onPing). */
+  private linkCalled = false;
+  /** PINGs whose PONG waits for the link's sync. */
+  private pongsWaiting = 0;
   name = "";
   lang = "";
   version = "";
@@ -355,6 +359,7 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
       return this.err(ERR.pubPermission(subject));
     }
     this.ok(); // nats-server acknowledges before delivering
+    this.linkCalled = true;
     this.ctx.link.publish(this.account, subject, reply, msg, this,
       this.noResponders && reply !== undefined ? NO_RESPONDERS : undefined);
   }
@@ -374,6 +379,7 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
     if (!this.subs.has(sid)) { // a repeated sid keeps the first subscription, as nats-server
       const sub = new ClientSubscription(this, subject, queue, sid);
       this.subs.set(sid, sub);
+      this.linkCalled = true;
       this.ctx.link.subscribe(this.account, sub);
     }
     this.ok();
@@ -385,6 +391,7 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
     if (sub) {
       if (max !== undefined && max > sub.delivered) {
         sub.max = max;
+        this.linkCalled = true;
         this.ctx.link.unsubscribe(this.account, sub, max);
       } else this.removeSubscription(sub);
     }
@@ -393,16 +400,27 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
 
   onPing(): void {
     if (!this.authorized()) return;
-    // After the client's flush its earlier publishes must have reached their subscribers: the
-    // PONG waits until the router has applied them (at once on the embedded link).
-    this.ctx.link.sync(this.pong);
+    // After the client's flush its earlier publishes must have reached their subscribers, and
+    // what was routed to its subscriptions before must have reached it: the PONG waits until the
+    // router has applied them (at once on the embedded link). A client with no subscription, no
+    // link call since its last PING and no PONG still waiting (PONGs keep their order) has
+    // nothing to wait for: the connect handshake's PING, say, costs no round trip to the router.
+    if (!this.linkCalled && this.pongsWaiting === 0 && this.subs.size === 0) return this.pong();
+    this.linkCalled = false;
+    this.pongsWaiting++;
+    this.ctx.link.sync(this.synced);
   }
 
-  private readonly pong = (): void => {
+  private readonly synced = (): void => {
+    this.pongsWaiting--;
+    this.pong();
+  };
+
+  private pong(): void {
     if (this.closed) return;
     this.outbound.appendString("PONG\r\n");
     this.firstPongSent = true;
-  };
+  }
 
   onPong(): void {
     if (!this.authorized()) return;
@@ -458,6 +476,7 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
   removeSubscription(sub: ClientSubscription): void {
     if (this.subs.get(sub.sid) !== sub) return;
     this.subs.delete(sub.sid);
+    this.linkCalled = true;
     this.ctx.link.unsubscribe(this.account, sub);
   }
 
