@@ -82,17 +82,13 @@ function decodePublish(packets: Buffer, first: number, body: number, end: number
     sink.malformed("Packet must not have both QoS bits set to 1");
     return true;
   }
-  if (body + 2 > end) {
+  let at = fieldEnd(packets, body, end);
+  if (at < 0) {
     sink.malformed("Cannot parse topic");
     return true;
   }
-  const topicLen = (packets[body] << 8) | packets[body + 1];
   const topicAt = body + 2;
-  let at = topicAt + topicLen;
-  if (at > end) {
-    sink.malformed("Cannot parse topic");
-    return true;
-  }
+  const topicLen = at - topicAt;
   let messageId = 0;
   if (qos > 0) {
     if (at + 2 > end) {

@@ -140,7 +140,8 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
   noResponders = false;
   protocol = 0;
   private firstPongSent = false;
-  /** A publish, subscribe or unsubscribe went to the link since the last PING's sync (onPing). */
+  /** A publish or a removed subscription went to the link since the last PING's sync (onPing);
+   *  a subscription still held makes every PING sync anyway. */
   private linkCalled = false;
   /** PINGs whose PONG waits for the link's sync. */
   private pongsWaiting = 0;
@@ -379,7 +380,6 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
     if (!this.subs.has(sid)) { // a repeated sid keeps the first subscription, as nats-server
       const sub = new ClientSubscription(this, subject, queue, sid);
       this.subs.set(sid, sub);
-      this.linkCalled = true;
       this.ctx.link.subscribe(this.account, sub);
     }
     this.ok();
@@ -391,7 +391,6 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
     if (sub) {
       if (max !== undefined && max > sub.delivered) {
         sub.max = max;
-        this.linkCalled = true;
         this.ctx.link.unsubscribe(this.account, sub, max);
       } else this.removeSubscription(sub);
     }
