@@ -362,11 +362,13 @@ function handshake(l: ClientListener): string {
     : withTls(l) ? "; TLS first (ECDSA P-256 certificate)" : "");
 }
 
-/** What every case of a client listener starts with: MQTT cases add mosquitto; on a cluster
- *  (clients on node 1: one edge of meshbroker's) the embedded column comes instead. */
+/** What every case of a client listener starts with: MQTT cases add mosquitto, and Node's floor
+ *  (the handshakes alone, node-floor.ts) runs beside them; on a cluster (clients on node 1: one
+ *  edge of meshbroker's) the embedded column comes instead. */
 function clientCase(id: string, aliases: string[], listener: ClientListener, cluster: boolean): Pick<BenchCase, "id" | "aliases" | "listener" | "servers" | "cluster"> {
   const mqtt = plain(listener) === "mqtt";
-  return { id, aliases, listener, cluster, servers: cluster ? (mqtt ? CLUSTER_MQTT : CLUSTER_NATS) : mqtt ? MQTT_TRIO : NATS_PAIR };
+  if (cluster) return { id, aliases, listener, cluster, servers: mqtt ? CLUSTER_MQTT : CLUSTER_NATS };
+  return { id, aliases, listener, cluster, servers: [...(mqtt ? MQTT_TRIO : NATS_PAIR), "node"] };
 }
 
 /** A row label: NATS, ws or MQTT, and "+TLS"; "cluster …" on a cluster. */

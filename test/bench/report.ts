@@ -46,8 +46,8 @@ function cell(slot: SlotOutcome | undefined, i: number, fmt: (v: number) => stri
   return { text: fmt(value), value };
 }
 
-function ratioOf(o: CaseOutcome, i: number, m: Metric, other: ServerKind): number | undefined {
-  const a = cell(o.results.meshbroker, i, m.format).value;
+function ratioOf(o: CaseOutcome, i: number, m: Metric, other: ServerKind, of: ServerKind = "meshbroker"): number | undefined {
+  const a = cell(o.results[of], i, m.format).value;
   const b = cell(o.results[other], i, m.format).value;
   return a !== undefined && b !== undefined && b !== 0 ? a / b : undefined;
 }
@@ -80,11 +80,11 @@ export function renderMarkdown(meta: ReportMeta, outcomes: readonly CaseOutcome[
   // Columns: meshbroker and nats-server always (the original layout); mosquitto and embedded
   // only when a case of this run has them.
   const others: ServerKind[] = ["nats-server"];
-  for (const k of ["mosquitto", "embedded"] as const) if (outcomes.some((o) => o.bench.servers.includes(k))) others.push(k);
+  for (const k of ["mosquitto", "embedded", "node"] as const) if (outcomes.some((o) => o.bench.servers.includes(k))) others.push(k);
   const columns: ServerKind[] = ["meshbroker", ...others];
 
   const out: string[] = [];
-  out.push(`# meshbroker vs ${others.filter((k) => k !== "embedded").join(" and ")}`, "");
+  out.push(`# meshbroker vs ${others.filter((k) => k !== "embedded" && k !== "node").join(" and ")}`, "");
   out.push(`- date: ${meta.date}`);
   out.push(`- machine: ${meta.machine}; Node ${meta.node}; ${meta.versions.join("; ")}`);
   if (meta.sameServer) {
@@ -103,6 +103,11 @@ export function renderMarkdown(meta: ReportMeta, outcomes: readonly CaseOutcome[
   }
   if (others.includes("embedded")) {
     out.push("- embedded: a cluster case's load on one meshbroker process, in the same rounds; its ratio is the cluster's figure over it");
+  }
+  if (others.includes("node")) {
+    out.push("- node: Node's floor in the connect and idle cases: the handshakes alone on Node's own sockets (net, tls, ws), " +
+      "no broker (test/bench/node-floor.ts); meshbroker/node is what the broker adds, and the Targets give node's own ratio " +
+      "to the reference: how near Node itself comes to it");
   }
   out.push("");
   const head = ["case", "meshbroker"];
@@ -126,7 +131,9 @@ export function renderMarkdown(meta: ReportMeta, outcomes: readonly CaseOutcome[
       for (const t of m.targets ?? []) {
         const r = ratioOf(o, i, m, t.vs);
         const goal = `meshbroker/${t.vs} ${m.better === "higher" ? "≥" : "≤"} ${t.ratio.toFixed(2)}`;
-        targets.push(`- ${m.name}: ${goal}; measured ${verdict(m, r, t.ratio, (v) => v.toFixed(2))}`);
+        const floor = o.results.node ? ratioOf(o, i, m, t.vs, "node") : undefined;
+        targets.push(`- ${m.name}: ${goal}; measured ${verdict(m, r, t.ratio, (v) => v.toFixed(2))}` +
+          (floor !== undefined ? ` (Node's floor: node/${t.vs} ${floor.toFixed(2)})` : ""));
       }
       if (m.limit !== undefined) {
         const goal = `meshbroker ${m.better === "higher" ? "≥" : "≤"} ${m.format(m.limit)}`;

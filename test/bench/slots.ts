@@ -4,13 +4,18 @@
 // written to), {port} (NATS client port), {ws_port}, {mqtt_port} (each a free loopback port,
 // allocated only when used), {store_dir} (a fresh empty directory), {tls_cert} and {tls_key} (a
 // self-signed certificate for 127.0.0.1), {passwd_file} (mosquitto's, with the storm's user).
+import { fileURLToPath } from "node:url";
 import { MESH_CLUSTER_TEXT, NATS_CLUSTER_TEXT, startMeshCluster, startNatsCluster } from "./cluster.js";
 import { parseCommand, type ServerSlot } from "./servers.js";
 
 /** The servers a report can have a column for, meshbroker first. "embedded" is meshbroker as one
- *  process beside a cluster case's clusters: the same load, for the ratio cluster/embedded. */
-export type ServerKind = "meshbroker" | "nats-server" | "mosquitto" | "embedded";
-export const SERVER_KINDS: readonly ServerKind[] = ["meshbroker", "nats-server", "mosquitto", "embedded"];
+ *  process beside a cluster case's clusters: the same load, for the ratio cluster/embedded.
+ *  "node" is Node's floor (node-floor.ts): the handshakes alone on Node's sockets, in the connect
+ *  and idle cases. */
+export type ServerKind = "meshbroker" | "nats-server" | "mosquitto" | "embedded" | "node";
+export const SERVER_KINDS: readonly ServerKind[] = ["meshbroker", "nats-server", "mosquitto", "embedded", "node"];
+
+const NODE_FLOOR = fileURLToPath(new URL("./node-floor.js", import.meta.url));
 
 /** What a case talks to: NATS over TCP, NATS over WebSocket (plain or compressed), MQTT (3.1.1 or 5);
  *  NATS, WebSocket or MQTT with TLS (a self-signed certificate made for the run, {tls_cert} and
@@ -109,6 +114,12 @@ export function slotFor(column: ServerKind, run: ServerKind, listener: Listener,
       if (listener === "storm" || listener === "storm-tls") return { label, argv, configTemplate: stormConfig(listener === "storm-tls", true) };
       if (listener !== "mqtt") return { label, argv, configTemplate: tlsConfig(listener, NATS_MQTT_TLS) };
       return { label, argv, configTemplate: NATS_MQTT };
+    }
+    case "node": {
+      if (listener === "ws-deflate" || listener === "storm" || listener === "storm-tls") throw new Error(`Node's floor has no ${listener} listener`);
+      const other = listener.startsWith("ws") ? ["{ws_port}"] : listener.startsWith("mqtt") ? ["{mqtt_port}"] : [];
+      const files = listener.endsWith("-tls") ? ["{tls_cert}", "{tls_key}"] : [];
+      return { label, argv: [process.execPath, NODE_FLOOR, listener, "{host}", "{port}", ...other, ...files] };
     }
     case "mosquitto":
       if (listener === "storm" || listener === "storm-tls") {

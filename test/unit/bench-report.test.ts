@@ -49,3 +49,22 @@ describe("bench cluster cases", () => {
     expect(plain).not.toContain("embedded");
   });
 });
+
+describe("bench: Node's floor", () => {
+  it("runs beside the connect and idle cases of one process, not the cluster or throughput ones", () => {
+    for (const id of ["connects", "wsconnects", "mqttconnects", "tlsconnects", "mqtttlsidle", "idle"]) expect(only(id).servers, id).toContain("node");
+    for (const id of ["pub", "mqtt0", "cconnects", "cmqttidle", "storm"]) expect(only(id).servers, id).not.toContain("node");
+    const tls = slotFor("node", "node", "mqtt-tls", false, BINS);
+    expect(tls.argv.slice(2)).toEqual(["mqtt-tls", "{host}", "{port}", "{mqtt_port}", "{tls_cert}", "{tls_key}"]);
+    expect(slotFor("node", "node", "nats", false, BINS).argv.slice(2)).toEqual(["nats", "{host}", "{port}"]);
+  });
+
+  it("reports meshbroker over the floor, and the floor over the target's reference", () => {
+    const c = only("mqttconnects");
+    const two = (v: number, cpu: number): { rounds: RoundResult[] } => ({ rounds: [{ values: [v, cpu], detail: `${v}` }] });
+    const md = renderMarkdown(META, [{ bench: c, results: { meshbroker: two(8000, 90), "nats-server": two(4000, 250), mosquitto: two(10_000, 40), node: two(12_500, 50) } }]);
+    expect(md).toContain("| node | ratio (meshbroker/node) |");
+    expect(md).toContain("| 12500 conns/s | 0.64 (higher is better: node ahead) |");
+    expect(md).toContain("meshbroker/mosquitto ≥ 1.00; measured 0.80: **not met** (Node's floor: node/mosquitto 1.25)");
+  });
+});
