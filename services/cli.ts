@@ -3,9 +3,8 @@
 import { readFileSync } from "node:fs";
 import { ConfigError, defaultOptions, loadConfigFile, type Options } from "./common/config/index.js";
 import { Logger } from "./common/log.js";
-import { startEdgeRole } from "./edge-role.js";
-import { startEmbedded, type EdgeBroker } from "./embedded.js";
-import { startRouterRole, type RouterBroker } from "./router-role.js";
+import type { EdgeBroker } from "./embedded.js";
+import type { RouterBroker } from "./router-role.js";
 import { describeFrameStats } from "./router/wire/batcher.js";
 
 const USAGE = `Usage: meshbroker [role] [options]
@@ -167,9 +166,11 @@ export async function main(argv: string[]): Promise<number> {
   });
 
   try {
-    broker = role === "router" ? await startRouterRole(options, log)
-      : role === "edge" ? await startEdgeRole(options, log)
-      : await startEmbedded(options, log);
+    // Each role loads only its own modules: the embedded broker never loads gRPC or the Redis
+    // client, whose heap every full GC would otherwise mark again (README "Performance").
+    broker = role === "router" ? await (await import("./router-role.js")).startRouterRole(options, log)
+      : role === "edge" ? await (await import("./edge-role.js")).startEdgeRole(options, log)
+      : await (await import("./embedded.js")).startEmbedded(options, log);
   } catch (err) {
     log.fatal(`cannot start: ${(err as Error).message}`);
     return 1;

@@ -14,7 +14,8 @@ import { RouterMonitor } from "./router/monitor.js";
 import { Router } from "./router/router.js";
 import { SessionOwnership } from "./router/sessions/ownership.js";
 import { SessionService } from "./router/sessions/service.js";
-import { createRedisClient, openStore, type MqttStore, type RedisConnection } from "./router/store/index.js";
+import { openStore, type MqttStore, type RedisConnection } from "./router/store/index.js";
+import { createRedisClient } from "./router/store/redis.js";
 import { keyOf } from "./router/store/store.js";
 
 export interface RouterBroker {

@@ -216,6 +216,11 @@ export interface SessionWill {
 /** MQTT 5 session expiry interval that never ends [MQTT-3.1.2-11 ff.]. */
 export const EXPIRY_NEVER = 0xffffffff;
 
+/** A link's attach must be answered within this (over gRPC: the HelloReply, else the edge tries
+ *  another router; a router ends a stream that sent no Hello within it). Session handling on the
+ *  router side times its grace for a lost stream by it. */
+export const ATTACH_TIMEOUT_MS = 2_000;
+
 export interface SessionAttached {
   /** CONNACK session present. */
   present: boolean;

@@ -6,18 +6,17 @@ import path from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
-  LevelStore,
   MEMORY_STORE_WARNING,
   MemoryStore,
   openStore,
-  openRedisStore,
   topicMatches,
   type MqttStore,
   type StoredMessage,
 } from "../../services/router/store/index.js";
+import { LevelStore } from "../../services/router/store/level.js";
 import { sessionKey } from "../../services/router/store/store.js";
 import { GLOBAL_ACCOUNT as G } from "../../services/common/config/options.js";
-import { hashTag, parseRedisUrl } from "../../services/router/store/redis.js";
+import { hashTag, openRedisStore, parseRedisUrl } from "../../services/router/store/redis.js";
 import { encodeMessage, encodeSession } from "../../services/router/store/codec.js";
 import { ClassicLevel } from "classic-level";
 import { startRedis, type RedisServer } from "../helpers/redis.js";

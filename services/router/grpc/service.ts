@@ -48,6 +48,4 @@ export const LINK_OPTIONS: grpc.ChannelOptions = {
  */
 export const LINK_QUEUE_BYTES = 32 * 1024 * 1024;
 
-/** The attach must be answered (HelloReply) within this, or the edge tries another router; a
- *  router ends a stream that has not sent its Hello within it. */
-export const ATTACH_TIMEOUT_MS = 2_000;
+export { ATTACH_TIMEOUT_MS } from "../link.js";

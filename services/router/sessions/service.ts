@@ -12,13 +12,12 @@ import { hasWildcard, subjectMatches } from "../../common/subject.js";
 import { TurnBudget } from "../../common/turn-budget.js";
 import { mqttMaySubscribe, PermissionChecker } from "../../common/permissions.js";
 import {
-  EXPIRY_NEVER, sameConnection, type Connection, type ConnectionRef, type MessageData, type MqttSubscription, type PublishOptions,
+  ATTACH_TIMEOUT_MS, EXPIRY_NEVER, sameConnection, type Connection, type ConnectionRef, type MessageData, type MqttSubscription, type PublishOptions,
   type QueuePick,  type RouterLink, type SessionAttach, type RouterSessions, type SessionAttached, type SessionClient, type SessionWill, type StoredMessage,
 } from "../link.js";
 import { sessionKey, type MqttStore, type SessionKey, type SessionRecord } from "../store/store.js";
 import { DEAD_AFTER_MS, PING_INTERVAL_MS } from "../mesh/peer.js";
 import type { ReplaySend } from "../mesh/mesh.js";
-import { ATTACH_TIMEOUT_MS } from "../grpc/service.js";
 import type { OwnedSessions, SessionOwners } from "./ownership.js";
 import { MqttSession, deliveryProps, expired, mqttHeader, stampExpiry, type SessionHost, type SessionLimits } from "./session.js";
 

@@ -1,7 +1,7 @@
 // meshbroker's `router {}` block: the gRPC listener of `meshbroker router` (shared listener
 // builder), the Redis it shares state through, and the cluster credential it checks.
 
-import { parseRedisUrl } from "../../../router/store/redis.js";
+import { parseRedisUrl } from "../../../router/store/redis-url.js";
 import { DEFAULTS, type RedisConfig, type RouterConfig } from "../options.js";
 import { isConfigMap, type ConfigMap } from "../parser.js";
 import type { Reader } from "../reader.js";
