@@ -4,6 +4,7 @@
 // kernel does not take within write_deadline marks a slow consumer too.
 import { copyBytes } from "../common/byte-range.js";
 import type { CloseReason } from "../common/errors.js";
+import { Timeouts } from "../common/deadline.js";
 import { isIdle } from "../common/flush.js";
 
 /** The transport below a client: a TCP socket, or a WebSocket adapter. */
@@ -34,7 +35,8 @@ export class Outbound {
   private slab = NO_SLAB;
   private len = 0;
   private scheduled = false;
-  private deadline: NodeJS.Timeout | undefined;
+  /** The write deadline running (its length, for WRITE_DEADLINES), or 0. */
+  private deadlineMs = 0;
   private failed = false;
   /** The last slab handed to the transport while it was not done with it (until it drains),
    *  and one it is done with: reused, so that a connection the transport is always behind on
@@ -160,14 +162,18 @@ export class Outbound {
     }
     // The transport still holds a view of the slab: continue in the spare one, or a fresh one as
     // large as this one grew (a connection that writes 100 KB a turn would otherwise grow and
-    // copy every turn).
+    // copy every turn). A first slab still that small is replaced only when next written to:
+    // TLS holds every write until its callback, so a handshake's PONG would otherwise leave each
+    // idle TLS client with a 64 KB slab.
     const handed = this.slab;
     const spare = this.spare;
     this.spare = undefined;
-    this.slab = spare && spare.length >= handed.length ? spare : Buffer.allocUnsafe(Math.max(SLAB, handed.length));
+    this.slab = spare && spare.length >= handed.length ? spare
+      : handed.length <= FIRST_SLAB ? NO_SLAB : Buffer.allocUnsafe(Math.max(SLAB, handed.length));
     if (this.transport.pendingBytes > this.maxPending) return this.fail("Slow Consumer (Pending Bytes)");
-    if (!this.deadline && this.writeDeadlineMs > 0) {
-      this.deadline = setTimeout(() => this.fail("Slow Consumer (Write Deadline)"), this.writeDeadlineMs);
+    if (this.deadlineMs === 0 && this.writeDeadlineMs > 0) {
+      this.deadlineMs = this.writeDeadlineMs;
+      WRITE_DEADLINES.set(this, this.deadlineMs);
     }
     if (this.handed === undefined) this.transport.onDrain(this.whenDrained ??= () => this.drained());
     this.handed = handed;
@@ -187,8 +193,15 @@ export class Outbound {
   }
 
   private clearDeadline(): void {
-    if (this.deadline) clearTimeout(this.deadline);
-    this.deadline = undefined;
+    if (this.deadlineMs === 0) return;
+    WRITE_DEADLINES.clear(this, this.deadlineMs);
+    this.deadlineMs = 0;
+  }
+
+  /** @internal WRITE_DEADLINES: the kernel did not take a write within write_deadline. */
+  writeDeadlinePassed(): void {
+    this.deadlineMs = 0;
+    this.fail("Slow Consumer (Write Deadline)");
   }
 
   private fail(reason: CloseReason): void {
@@ -199,6 +212,10 @@ export class Outbound {
     this.owner.slowConsumer(reason);
   }
 }
+
+/** Write deadlines of every connection on one timer per length (a TLS client waits on each
+ *  write: a Timeout and closure per write would be garbage per flush). */
+const WRITE_DEADLINES = new Timeouts<Outbound>((o) => o.writeDeadlinePassed());
 
 /** Every busy Outbound written to in this turn; flushed together once the turn's reads are done. */
 const pendingFlush: Outbound[] = [];

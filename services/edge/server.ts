@@ -78,8 +78,9 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
   private wakeLameDuck: (() => void) | undefined;
   /** Runs TLS handshakes of client connections (which start in the clear, INFO first). */
   private tlsServer: { config: object; server: tls.Server } | undefined;
-  /** Client connections in their TLS handshake, by remote address:port. */
-  private readonly tlsPending = new Map<string, { client: NatsClient; transport: SocketTransport }>();
+  /** Client connections in their TLS handshake, by their plain socket (a TLS socket's `_parent`:
+   *  looking them up by remote address cost a getpeername call on each side). */
+  private readonly tlsPending = new WeakMap<net.Socket, { client: NatsClient; transport: SocketTransport }>();
   /** The WebSocket listener, when the config has a `websocket {}` block. */
   websocket: WebsocketListener | undefined;
   /** MQTT clients (TCP and WebSocket), when the config has an `mqtt {}` block. */
@@ -451,17 +452,13 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
       client.ctxLog(`read error before TLS: ${err.message}`);
       client.close("TLS Handshake Error");
     });
-    const key = `${socket.remoteAddress}:${socket.remotePort}`;
-    this.tlsPending.set(key, { client, transport });
-    socket.once("close", () => this.tlsPending.delete(key));
+    this.tlsPending.set(socket, { client, transport });
     this.tlsAcceptor().emit("connection", socket);
   }
 
   /** The TLS handshake of a client connection finished. */
   private tlsReady(secure: tls.TLSSocket): void {
-    const key = `${secure.remoteAddress}:${secure.remotePort}`;
-    const pending = this.tlsPending.get(key);
-    this.tlsPending.delete(key);
+    const pending = this.takeTlsPending(secure);
     if (!pending) return void secure.destroy();
     const { client, transport } = pending;
     transport.socket = secure;
@@ -473,6 +470,14 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
       return client.close("TLS Handshake Error");
     }
     client.tlsPeer = verified?.peer;
+  }
+
+  /** The connection whose plain socket `secure` runs over (Node keeps it as `_parent`). */
+  private takeTlsPending(secure: tls.TLSSocket): { client: NatsClient; transport: SocketTransport } | undefined {
+    const plain = (secure as tls.TLSSocket & { _parent?: net.Socket })._parent;
+    const pending = plain && this.tlsPending.get(plain);
+    if (plain) this.tlsPending.delete(plain);
+    return pending;
   }
 
   /** Built once per TLS config: the certificates are read when the first TLS client arrives
@@ -487,9 +492,7 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
     const server = tls.createServer(serverOptions(cfg));
     server.on("secureConnection", (secure) => this.tlsReady(secure));
     server.on("tlsClientError", (err, secure) => {
-      const key = `${secure.remoteAddress}:${secure.remotePort}`;
-      const pending = this.tlsPending.get(key);
-      this.tlsPending.delete(key);
+      const pending = this.takeTlsPending(secure);
       if (!pending) return;
       this.log.error(`TLS handshake error: ${err.message}`, pending.client.logContext());
       pending.client.close("TLS Handshake Error");

@@ -1,5 +1,6 @@
 // A TCP (or TLS) socket as a client transport, for NATS and MQTT connections alike.
 import type net from "node:net";
+import type tls from "node:tls";
 import type { CloseReason } from "../common/errors.js";
 import { Timeouts } from "../common/deadline.js";
 import type { ClientTransport } from "./nats/client.js";
@@ -59,11 +60,34 @@ export function onceWritten(socket: net.Socket, cb: () => void): void {
 
 /** A TCP (or TLS) socket as a client transport; the socket is swapped once TLS starts. */
 export class SocketTransport implements ClientTransport {
+  /** TLS: what onDrain() waits with, told by the write callbacks. */
+  private drained: (() => void) | undefined;
+  private afterTlsWrite: (() => void) | undefined;
+
   constructor(public socket: net.Socket) {}
 
-  write(data: Buffer): void { this.socket.write(data); }
+  write(data: Buffer): void {
+    const socket = this.socket;
+    // TLS holds every write until its callback (plain TCP mostly takes it at once): the callback
+    // tells a waiting onDrain(), where onceWritten's empty write would cost a syscall per flush.
+    if ((socket as tls.TLSSocket).encrypted) socket.write(data, this.afterTlsWrite ??= () => this.tlsWritten());
+    else socket.write(data);
+  }
+
   get pendingBytes(): number { return this.socket.writableLength; }
-  onDrain(cb: () => void): void { onceWritten(this.socket, cb); }
+
+  onDrain(cb: () => void): void {
+    const socket = this.socket;
+    if (!(socket as tls.TLSSocket).encrypted || socket.writableNeedDrain || socket.writableLength === 0) return onceWritten(socket, cb);
+    this.drained = cb;
+  }
+
+  private tlsWritten(): void {
+    const cb = this.drained;
+    if (cb === undefined || this.socket.writableLength > 0) return;
+    this.drained = undefined;
+    cb();
+  }
   pause(): void { this.socket.pause(); }
   resume(): void { this.socket.resume(); }
 
