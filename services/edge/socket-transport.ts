@@ -88,6 +88,7 @@ export class SocketTransport implements ClientTransport {
     this.drained = undefined;
     cb();
   }
+
   pause(): void { this.socket.pause(); }
   resume(): void { this.socket.resume(); }
 

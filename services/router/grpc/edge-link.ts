@@ -10,12 +10,12 @@
 import * as grpc from "@grpc/grpc-js";
 import type { ClusterAuthorization } from "../../common/config/options.js";
 import type { Logger } from "../../common/log.js";
-import type { RouterLink } from "../link.js";
+import { ATTACH_TIMEOUT_MS, type RouterLink } from "../link.js";
 import { EdgeEnd } from "../wire/edge-end.js";
 import { GO_AWAY_TIMEOUT_MS } from "../wire/frames.js";
 import { credentialSource } from "./credential.js";
 import type { RouterSource } from "./discovery.js";
-import { ATTACH_PATH, ATTACH_TIMEOUT_MS, LINK_OPTIONS, LINK_QUEUE_BYTES } from "./service.js";
+import { ATTACH_PATH, LINK_OPTIONS, LINK_QUEUE_BYTES } from "./service.js";
 import { Gauge, type Registry } from "prom-client";
 import { scrapedCounter } from "../../common/metrics.js";
 import { linkCounters } from "../link-metrics.js";

@@ -47,5 +47,3 @@ export const LINK_OPTIONS: grpc.ChannelOptions = {
  * slow route are.
  */
 export const LINK_QUEUE_BYTES = 32 * 1024 * 1024;
-
-export { ATTACH_TIMEOUT_MS } from "../link.js";
