@@ -35,8 +35,11 @@ export class Outbound {
   private slab = NO_SLAB;
   private len = 0;
   private scheduled = false;
-  /** The write deadline running (its length, for WRITE_DEADLINES), or 0. */
+  /** The write deadline running (its length, for writeDeadlines), or 0. */
   private deadlineMs = 0;
+  /** Write deadlines of every connection on one timer per length (a TLS client waits on each
+   *  write: a Timeout and closure per write would be garbage per flush). */
+  private static readonly writeDeadlines = new Timeouts<Outbound>((o) => o.fail("Slow Consumer (Write Deadline)"));
   private failed = false;
   /** The last slab handed to the transport while it was not done with it (until it drains),
    *  and one it is done with: reused, so that a connection the transport is always behind on
@@ -173,7 +176,7 @@ export class Outbound {
     if (this.transport.pendingBytes > this.maxPending) return this.fail("Slow Consumer (Pending Bytes)");
     if (this.deadlineMs === 0 && this.writeDeadlineMs > 0) {
       this.deadlineMs = this.writeDeadlineMs;
-      WRITE_DEADLINES.set(this, this.deadlineMs);
+      Outbound.writeDeadlines.set(this, this.deadlineMs);
     }
     if (this.handed === undefined) this.transport.onDrain(this.whenDrained ??= () => this.drained());
     this.handed = handed;
@@ -194,14 +197,8 @@ export class Outbound {
 
   private clearDeadline(): void {
     if (this.deadlineMs === 0) return;
-    WRITE_DEADLINES.clear(this, this.deadlineMs);
+    Outbound.writeDeadlines.clear(this, this.deadlineMs);
     this.deadlineMs = 0;
-  }
-
-  /** @internal WRITE_DEADLINES: the kernel did not take a write within write_deadline. */
-  writeDeadlinePassed(): void {
-    this.deadlineMs = 0;
-    this.fail("Slow Consumer (Write Deadline)");
   }
 
   private fail(reason: CloseReason): void {
@@ -212,10 +209,6 @@ export class Outbound {
     this.owner.slowConsumer(reason);
   }
 }
-
-/** Write deadlines of every connection on one timer per length (a TLS client waits on each
- *  write: a Timeout and closure per write would be garbage per flush). */
-const WRITE_DEADLINES = new Timeouts<Outbound>((o) => o.writeDeadlinePassed());
 
 /** Every busy Outbound written to in this turn; flushed together once the turn's reads are done. */
 const pendingFlush: Outbound[] = [];

@@ -77,8 +77,8 @@ function verdict(m: Metric, value: number | undefined, goal: number, fmt: (v: nu
 }
 
 export function renderMarkdown(meta: ReportMeta, outcomes: readonly CaseOutcome[]): string {
-  // Columns: meshbroker and nats-server always (the original layout); mosquitto and embedded
-  // only when a case of this run has them.
+  // Columns: meshbroker and nats-server always (the original layout); mosquitto, embedded and
+  // node only when a case of this run has them.
   const others: ServerKind[] = ["nats-server"];
   for (const k of ["mosquitto", "embedded", "node"] as const) if (outcomes.some((o) => o.bench.servers.includes(k))) others.push(k);
   const columns: ServerKind[] = ["meshbroker", ...others];

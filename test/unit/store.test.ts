@@ -16,7 +16,8 @@ import {
 import { LevelStore } from "../../services/router/store/level.js";
 import { sessionKey } from "../../services/router/store/store.js";
 import { GLOBAL_ACCOUNT as G } from "../../services/common/config/options.js";
-import { hashTag, openRedisStore, parseRedisUrl } from "../../services/router/store/redis.js";
+import { hashTag, openRedisStore } from "../../services/router/store/redis.js";
+import { parseRedisUrl } from "../../services/router/store/redis-url.js";
 import { encodeMessage, encodeSession } from "../../services/router/store/codec.js";
 import { ClassicLevel } from "classic-level";
 import { startRedis, type RedisServer } from "../helpers/redis.js";

@@ -25,7 +25,8 @@
 // owner withdraws its own (SessionService.attachNow says why nothing is lost). Sessions of a router that left the mesh are adopted
 // by a live one with a compare-and-set, so exactly one router adopts each.
 import type { Cluster, Redis } from "ioredis";
-import { createRedisClient, type RedisConnection } from "../store/redis.js";
+import { createRedisClient } from "../store/redis.js";
+import type { RedisConnection } from "../store/redis-url.js";
 import type { SessionKey } from "../store/store.js";
 import type { ConnectionRef } from "../link.js";
 

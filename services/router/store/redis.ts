@@ -21,7 +21,6 @@ import { parseRedisUrl, type RedisConnection } from "./redis-url.js";
 import { checkPacketId, decodeMessage, decodeSession, encodeMessage, encodeSession, toQueued, toStored } from "./codec.js";
 import { DELIVERED_KEEP_MS, keyOf, type MqttStore, type QueuedMessage, type SessionKey, type SessionRecord, type StoredMessage } from "./store.js";
 import { GLOBAL_ACCOUNT } from "../../common/config/options.js";
-export { parseRedisUrl, type RedisClusterConfig, type RedisConnection } from "./redis-url.js";
 import { hasWildcard, topicMatches } from "./topic.js";
 
 export interface RedisStoreOptions {
