@@ -42,6 +42,10 @@ interface Delivery {
   /** The store's sequence number (persistent sessions). */
   seq?: Promise<number>;
   sentAt: number;
+  /** QoS 2 of a persistent session: its packet id is being stored, and it is not sent before. */
+  idPending?: boolean;
+  /** Not sent to any client yet: its first send has no DUP [MQTT-3.3.1-1]. */
+  unsent?: boolean;
 }
 
 const NMQTT_PUB = "Nmqtt-Pub:";
@@ -207,9 +211,21 @@ export class MqttSession implements Connection {
       }
       const id = this.packetId();
       (this.inflight ??= new Map()).set(id, d);
+      if (d.seq) {
+        // Stored with its packet id, so a resend after a restart reuses it with DUP [MQTT-4.4.0-1].
+        const stored = d.seq.then((seq) => this.host.journal((s) => s.setPacketId(this.key, seq, id)));
+        if (d.msg.qos === 2) {
+          // Sent once the id is stored: a router lost between the send and the write would leave
+          // it to the next one to send under a new id, which the client takes for another
+          // message. A failed write (logged) sends it anyway.
+          d.idPending = d.unsent = true;
+          const sendFirst = () => this.idStored(d, id);
+          stored.then(sendFirst, sendFirst);
+          continue;
+        }
+        stored.catch(() => {}); // journal logs a failed write
+      }
       d.sentAt = Date.now();
-      // Stored with its packet id, so a resend after a restart reuses it with DUP [MQTT-4.4.0-1].
-      if (d.seq) d.seq.then((seq) => void this.host.journal((s) => s.setPacketId(this.key, seq, id)), () => {});
       this.send(client, d, false, id);
     }
     if (this.inflight && this.inflight.size > 0 && !this.retryTimer) {
@@ -224,11 +240,24 @@ export class MqttSession implements Connection {
     if (!client || this.connecting) return;
     const due = Date.now() - this.limits.ackWaitMs;
     for (const [id, d] of this.inflight ?? []) {
-      if (!all && d.sentAt > due) continue;
+      if (d.idPending || (!all && d.sentAt > due)) continue;
+      const dup = !d.unsent;
+      d.unsent = false;
       d.sentAt = Date.now();
-      this.send(client, d, true, id);
+      this.send(client, d, dup, id);
     }
     if (all) for (const id of this.released ?? []) client.sendPubrel(id);
+  }
+
+  /** A QoS 2 delivery's packet id is in the store: its first send, unless its client is away
+   *  (redeliver sends it on resume) or it was settled meanwhile. */
+  private idStored(d: Delivery, id: number): void {
+    d.idPending = false;
+    const client = this.client;
+    if (!client || this.connecting || !d.unsent || this.inflight?.get(id) !== d) return;
+    d.unsent = false;
+    d.sentAt = Date.now();
+    this.send(client, d, false, id);
   }
 
   /** A delivery to the client; an expiring one says how much of its interval is left [MQTT-3.3.2-6]. */
