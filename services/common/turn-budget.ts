@@ -31,6 +31,14 @@ export class TurnBudget {
     return new Promise((go) => this.waiting.push({ cost, go }));
   }
 
+  /** Takes `cost` only if this turn's budget has it and nobody waits: true if taken. */
+  tryTake(cost: number): boolean {
+    if (this.waiting.length > 0 || this.used >= this.perTurn) return false;
+    this.arm();
+    this.used += cost;
+    return true;
+  }
+
   /** The turn ends at the next check phase: the budget is whole again there. */
   private arm(): void {
     if (this.armed) return;

@@ -237,7 +237,7 @@ export interface SessionAttached {
  */
 export interface SessionLink {
   /** CONNECT: take the client id over (the previous holder's edge gets takenOver). */
-  attach(req: SessionAttach, client: SessionClient): Promise<SessionAttached>;
+  attach(req: SessionAttach, client: SessionClient): SessionAttached | Promise<SessionAttached>;
   /** CONNACK is out: (re)send in-flight messages with DUP, PUBRELs, then the queue. */
   resume(conn: Connection): void;
   /** The connection ended; `publishWill` unless it sent DISCONNECT or was taken over. `expiry`:

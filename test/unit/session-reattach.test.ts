@@ -6,16 +6,8 @@ import { describe, expect, it } from "vitest";
 import { Router } from "../../services/router/router.js";
 import { SessionService } from "../../services/router/sessions/service.js";
 import { MemoryStore } from "../../services/router/store/memory.js";
-import type { Connection, SessionAttach, SessionClient } from "../../services/router/link.js";
-
-function client() {
-  const got: string[] = [];
-  let closed = 0;
-  const c: SessionClient = {
-    sendPublish: (_topic, payload) => void got.push(payload.toString()), sendPubrel: () => {}, takenOver: () => void closed++,
-  };
-  return { c, got, closed: () => closed };
-}
+import type { Connection, SessionAttach } from "../../services/router/link.js";
+import { recordingClient as client } from "../helpers/session-client.js";
 
 describe("an edge's connection attaching its session again", () => {
   // Without a resume after it: an attach the edge sent again behind its replay's resume.

@@ -70,9 +70,9 @@ describe("sessions restored a share per turn", () => {
     const s = service(store);
     cleanups.push(() => s.close());
     const got: string[] = [];
-    const attaches = Array.from({ length: N }, (_, i) => s.attach({
+    const attaches = Array.from({ length: N }, (_, i) => Promise.resolve(s.attach({
       conn: { edgeId: "e1", cid: i + 1, echo: true }, clientId: `c${i}`, account: "$G", clean: false, subscribe: undefined, will: undefined,
-    }, client(got)));
+    }, client(got))));
     const busiest = await busiestTurn(attaches);
     expect(busiest).toBeLessThanOrEqual(PER_TURN);
     for (const [i, a] of (await Promise.all(attaches)).entries()) {

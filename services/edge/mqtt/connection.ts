@@ -10,7 +10,7 @@ import mqtt, { type IConnectPacket, type IPublishPacket, type ISubscribePacket, 
 import type { MqttConfig } from "../../common/config/options.js";
 import type { CloseReason } from "../../common/errors.js";
 import type {
-  Connection, MqttSubscription, QoS, SessionClient, SessionLink, SessionWill, StoredMessage,
+  Connection, MqttSubscription, QoS, SessionAttached, SessionClient, SessionLink, SessionWill, StoredMessage,
 } from "../../router/link.js";
 import type { AuthContext, AuthResult, ConnectionType, Credentials, TlsPeer } from "../auth/index.js";
 import { mqttMaySubscribe, PermissionChecker } from "../../common/permissions.js";
@@ -305,37 +305,55 @@ export class MqttConnection
     const secret = p.password?.toString("utf8");
     this.credentials = { user: p.username, pass: secret, token: secret, jwt: secret };
     const result = this.ctx.edge.auth.authenticate(this.credentials, this.authContext());
-    if (!(result instanceof Promise)) return this.settle(this.authenticated(result, clean, p.keepalive ?? 0));
+    if (!(result instanceof Promise)) {
+      const attaching = this.authenticated(result, clean, p.keepalive ?? 0);
+      if (attaching) this.settle(attaching);
+      return;
+    }
     this.held = [];
     this.settle(result.then((r) => this.authenticated(r, clean, p.keepalive ?? 0),
       () => this.refuse(Refusal.notAuthorized, "authentication error")));
   }
 
-  private async authenticated(result: AuthResult, clean: boolean, keepalive: number): Promise<void> {
+  /** The CONNECT's user: its session is attached, at once or later (the promise). */
+  private authenticated(result: AuthResult, clean: boolean, keepalive: number): Promise<void> | undefined {
     if (this.closed) return;
     if (!result.ok) {
       this.ctx.edge.authFailed(this, result.reason);
       // 3.1.1 clients get 5 for every failure, as from nats-server.
-      return this.refuse(this.level === 5 ? authRefusal(result.reason) : Refusal.notAuthorized, result.reason);
+      return void this.refuse(this.level === 5 ? authRefusal(result.reason) : Refusal.notAuthorized, result.reason);
     }
     const user = result.user;
     // The account JWT's `limits.conn` counts every protocol; as in nats-server the client is closed, no CONNACK.
     const max = user.limits?.accountMaxConnections;
     if (max !== undefined && this.ctx.edge.accountConnections(user.account) >= max) {
       this.ctx.edge.log.error(`maximum account active connections exceeded (${max})`, this.logContext());
-      return this.close("Maximum Account Connections Exceeded");
+      return void this.close("Maximum Account Connections Exceeded");
     }
     this.takeUser(result);
     this.held ??= [];
+    this.sessionAccount = user.account;
+    this.attaching = true;
+    let attached: SessionAttached | Promise<SessionAttached>;
     try {
-      this.sessionAccount = user.account;
-      this.attaching = true;
-      const { present, subscriptions } = await this.ctx.sessions.attach({
+      attached = this.ctx.sessions.attach({
         conn: this, clientId: this.clientId, account: user.account, clean, expiry: this.expiry,
         receiveMaximum: this.receiveMaximum, subscribe: user.permissions?.subscribe, will: this.permittedWill(),
         limits: this.ctx.edge.options.mqtt,
       }, this);
-      if (this.closed) return; // close() detached it
+    } catch (err) {
+      return void this.attachFailed(err as Error);
+    }
+    if (attached instanceof Promise) {
+      return attached.then((a) => this.sessionAttached(a, keepalive), (err: Error) => this.attachFailed(err));
+    }
+    this.sessionAttached(attached, keepalive);
+  }
+
+  /** The session is attached: CONNACK, then the packets held meanwhile. */
+  private sessionAttached({ present, subscriptions }: SessionAttached, keepalive: number): void {
+    if (this.closed) return; // close() detached it
+    try {
       this.attached = true;
       this.takeSubscriptions(subscriptions);
       this.connected = true;
@@ -348,17 +366,21 @@ export class MqttConnection
       this.armKeepAlive(keepalive);
       this.ctx.sessions.resume(this);
     } catch (err) {
-      this.ctx.edge.log.error(`mqtt session: ${(err as Error).message}`, this.logContext());
-      if (this.closed) return;
-      // No session service (a router whose Redis has not answered yet) or no store: "server
-      // unavailable", so the client retries later.
-      if (this.attached) return this.close("Server Shutdown");
-      return this.refuse(Refusal.serverUnavailable, (err as Error).message);
+      return this.attachFailed(err as Error);
     }
     const held = this.held;
     this.held = undefined;
     // Packets the client sent before its CONNACK (3.1.1 allows that); in the boundary too.
     for (const p of held ?? []) isolate(this.ctx.edge.log, this.ctx.edge.faults, this, () => this.onPacket(p));
+  }
+
+  private attachFailed(err: Error): void {
+    this.ctx.edge.log.error(`mqtt session: ${err.message}`, this.logContext());
+    if (this.closed) return;
+    // No session service (a router whose Redis has not answered yet) or no store: "server
+    // unavailable", so the client retries later.
+    if (this.attached) return this.close("Server Shutdown");
+    this.refuse(Refusal.serverUnavailable, err.message);
   }
 
   /** The user's name, permissions, limits and credential expiry (at CONNECT and after a reload). */

@@ -42,6 +42,9 @@ interface Holder {
   lostGrace: Deadline | undefined;
 }
 
+/** The `ready` of a holder attached at once. */
+const ATTACHED = Promise.resolve();
+
 /** A call from a connection that holds no session: nothing stored, so no ack. */
 const NOT_HELD = Promise.reject(new Error("the connection holds no MQTT session"));
 NOT_HELD.catch(() => {}); // each caller handles it; this one only keeps it from counting as unhandled
@@ -137,24 +140,41 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
 
   // ---- SessionLink ----
 
-  attach(req: SessionAttach, client: SessionClient): Promise<SessionAttached> {
+  attach(req: SessionAttach, client: SessionClient): SessionAttached | Promise<SessionAttached> {
     const { conn, account } = req;
     const holder: Holder = {
-      conn, client, account, subscribe: req.subscribe, will: req.will, session: undefined, gone: false, ready: Promise.resolve(),
+      conn, client, account, subscribe: req.subscribe, will: req.will, session: undefined, gone: false, ready: ATTACHED,
       lostGrace: undefined, ended: undefined,
     };
     let byCid = this.held.get(conn.edgeId);
     if (!byCid) this.held.set(conn.edgeId, byCid = new Map());
     byCid.set(conn.cid, holder);
+    const key = sessionKey(account, req.clientId);
+    if (this.attachesAtOnce(key, req)) {
+      const session = new MqttSession(this.nextCid++, req.clientId, false, account, this);
+      this.configure(session, req, 0);
+      this.bind(holder, session);
+      return { present: false, subscriptions: [] };
+    }
     // Attaches of one session key run one after the other, so two CONNECTs at once (on any
     // edges) end with one holder: the second takes the session over from the first.
-    const key = sessionKey(account, req.clientId);
     const run = this.serial(key, () => this.attachNow(holder, key, req));
     holder.ready = run.then(noop, noop);
     // During a hold, the messages its subscriptions will match are kept until it has them: an
     // attach paced over turns (turns) may end after the adoption that started the hold.
     if (this.holds > 0) this.hold(run);
     return run;
+  }
+
+  /**
+   * A clean session whose attach has nothing to wait for: one router (no owner to claim), no
+   * session of the key here (so none in the store either: this service restored them all at its
+   * start, and keeps both in step), no attach of it running, no hold, and the turn has room.
+   * Most CONNECTs of a single node are this one; it allocates no promise.
+   */
+  private attachesAtOnce(key: SessionKey, req: SessionAttach): boolean {
+    return this.owners === undefined && req.clean && !(req.expiry! > 0) && this.holds === 0 && !this.sessions.has(key) &&
+      !this.attaching.has(key) && this.turns.tryTake(2);
   }
 
   /** Runs `work` after the attaches (evictions, adoptions) of `key` started before it. */
@@ -169,7 +189,7 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
   }
 
   private async attachNow(holder: Holder, key: SessionKey, req: SessionAttach): Promise<SessionAttached> {
-    const { clientId, clean, account, limits } = req;
+    const { clientId, clean, account } = req;
     const entry = this.turns.take(1);
     if (entry) await entry;
     // Taken over while waiting its turn. One that ended goes on: its session is claimed (from a
@@ -243,16 +263,7 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
         await this.store.putSession(this.record(session, saved?.subscriptions ?? []));
       }
     }
-    // Resumed: it no longer expires, and its delayed will is withdrawn [MQTT-3.1.3-9].
-    session.expiry = expiry;
-    session.window = req.receiveMaximum ?? Infinity;
-    session.mqtt5 = req.expiry !== undefined; // an MQTT 5 attach always states the expiry
-    session.expiryTimer?.cancel();
-    session.expiryTimer = undefined;
-    session.delayedWill?.timer.cancel();
-    session.delayedWill = undefined;
-    this.sessions.set(key, session);
-    session.limits = limits ?? this.limits;
+    this.configure(session, req, expiry);
     if (session.persistent) await session.restore(this.store, since);
     // Its turn first: what the limbo gets while it waits is looked at too.
     const share = this.turns.take(1 + (savedSubs?.length ?? 0) + (savedSubs || shadow ? this.limboCost(session, savedSubs) : 0));
@@ -266,13 +277,32 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
       if (!session.client) this.detached(session);
       return { present, subscriptions: [] };
     }
+    this.bind(holder, session);
+    if (resumed) this.resume(holder.conn);
+    return { present, subscriptions: session.subscriptionList() };
+  }
+
+  /** The session as this attach asks for it, under its key. Resumed: it no longer expires, and
+   *  its delayed will is withdrawn [MQTT-3.1.3-9]. */
+  private configure(session: MqttSession, req: SessionAttach, expiry: number): void {
+    session.expiry = expiry;
+    session.window = req.receiveMaximum ?? Infinity;
+    session.mqtt5 = req.expiry !== undefined; // an MQTT 5 attach always states the expiry
+    session.expiryTimer?.cancel();
+    session.expiryTimer = undefined;
+    session.delayedWill?.timer.cancel();
+    session.delayedWill = undefined;
+    this.sessions.set(session.key, session);
+    session.limits = req.limits ?? this.limits;
+  }
+
+  /** The holder holds the session from now on (its CONNACK follows: `connecting`). */
+  private bind(holder: Holder, session: MqttSession): void {
     session.client = holder.client;
     session.connecting = true;
     holder.session = session;
     this.holders.set(session, holder);
     this.applyPermissions(holder, session);
-    if (resumed) this.resume(holder.conn);
-    return { present, subscriptions: session.subscriptionList() };
   }
 
   resume(conn: Connection): void {

@@ -332,7 +332,7 @@ export class RouterEnd {
           will: willFromWire(a.will), expiry: a.expiry?.seconds, receiveMaximum: a.receiveMaximum || undefined,
           limits: a.ackWaitMs > 0 && a.maxAckPending > 0 ? { ackWaitMs: a.ackWaitMs, maxAckPending: a.maxAckPending } : undefined,
         }, client);
-        return this.completeWith(id, attached.then((r) => ({ attached: { sessionPresent: r.present, subscriptions: r.subscriptions } })));
+        return this.completeWith(id, Promise.resolve(attached).then((r) => ({ attached: { sessionPresent: r.present, subscriptions: r.subscriptions } })));
       }
       case "resume": return sessions.resume(conn);
       case "detach":
