@@ -93,6 +93,13 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
   private clusterUrls: EdgeClientUrls[] | undefined;
   /** This edge's own client URLs, once its listeners are bound (none with no_advertise). */
   private ownUrls: ClientUrls | undefined;
+  /** INFO lines' text around the client's fields, by kind (WebSocket 2 + auth required 1),
+   *  and what they were made of. */
+  private readonly infoTexts: ({ head: string; tail: string } | undefined)[] = [undefined, undefined, undefined, undefined];
+  private readonly infoMadeOf = {
+    options: undefined as Options | undefined, auth: undefined as AuthPipeline | undefined, port: 0, wsPort: 0,
+    clusterUrls: undefined as EdgeClientUrls[] | undefined, ownUrls: undefined as ClientUrls | undefined, lameDucking: false,
+  };
   /** Cluster edges: reports the client count, and moves clients when `edge { rebalance }` says so. */
   rebalancer: Rebalancer | undefined;
 
@@ -214,10 +221,53 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
   }
 
   infoFor(client: NatsClient): Record<string, unknown> {
+    const ws = client.connectionType === "WEBSOCKET";
+    const info = this.serverInfo(ws, this.auth.requiredFor(client.authExtras));
+    info.client_id = client.cid;
+    info.client_ip = client.remoteAddress;
+    if (client.nonce !== undefined) info.nonce = client.nonce;
+    const urls = this.connectUrls(ws);
+    if (urls.length > 0) info.connect_urls = urls;
+    return info;
+  }
+
+  /** infoFor(client) as the INFO line: the JSON around the client's own fields is made once
+   *  per kind of client and again only once what it is made of changed (infoTextsCurrent). */
+  infoLine(client: NatsClient): string {
+    const ws = client.connectionType === "WEBSOCKET";
+    const auth = this.auth.requiredFor(client.authExtras);
+    if (!this.infoTextsCurrent()) this.infoTexts.fill(undefined);
+    const kind = (ws ? 2 : 0) + (auth ? 1 : 0);
+    let text = this.infoTexts[kind];
+    if (!text) {
+      const head = JSON.stringify(this.serverInfo(ws, auth));
+      const urls = this.connectUrls(ws);
+      text = this.infoTexts[kind] = {
+        head: `INFO ${head.slice(0, -1)},"client_id":`,
+        tail: `${urls.length > 0 ? `,"connect_urls":${JSON.stringify(urls)}` : ""}} \r\n`,
+      };
+    }
+    const nonce = client.nonce === undefined ? "" : `,"nonce":${JSON.stringify(client.nonce)}`;
+    return `${text.head}${client.cid},"client_ip":${JSON.stringify(client.remoteAddress)}${nonce}${text.tail}`;
+  }
+
+  /** Whether the INFO texts were made from the options, auth, ports and URLs of now. */
+  private infoTextsCurrent(): boolean {
+    const k = this.infoMadeOf;
+    const wsPort = this.websocket?.port ?? 0;
+    if (k.options === this.options && k.auth === this.auth && k.port === this.port && k.wsPort === wsPort &&
+        k.clusterUrls === this.clusterUrls && k.ownUrls === this.ownUrls && k.lameDucking === this.lameDucking) return true;
+    Object.assign(k, { options: this.options, auth: this.auth, port: this.port, wsPort, clusterUrls: this.clusterUrls,
+      ownUrls: this.ownUrls, lameDucking: this.lameDucking });
+    return false;
+  }
+
+  /** INFO's server fields, up to max_payload, for a TCP or WebSocket client. */
+  private serverInfo(websocket: boolean, authRequired: boolean): Record<string, unknown> {
     const o = this.options;
     // A WebSocket client is told about the listener it is on, whose TLS is the wss layer's
     // (nats-server 2.9.19+; 2.9.10 still sent the TCP listener's host, port and TLS).
-    const ws = client.connectionType === "WEBSOCKET" ? this.options.websocket : undefined;
+    const ws = websocket ? o.websocket : undefined;
     // client_advertise is also the host and port a NATS client is told (nats-server).
     const adv = !ws && o.clientAdvertise ? advertisedAddress(o.clientAdvertise, this.port) : undefined;
     const info: Record<string, unknown> = {
@@ -230,17 +280,12 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
       port: ws ? this.websocket?.port ?? ws.port : adv?.port ?? this.port,
       headers: true,
     };
-    if (this.auth.requiredFor(client.authExtras)) info.auth_required = true;
+    if (authRequired) info.auth_required = true;
     const tlsRequired = ws ? ws.tls !== undefined : o.tls !== undefined;
     if (tlsRequired) info.tls_required = true;
     if (o.tls?.verify || o.tls?.verifyAndMap) info.tls_verify = true;
     if (ws?.tls) info.tls_available = true;
     info.max_payload = o.maxPayload;
-    info.client_id = client.cid;
-    info.client_ip = client.remoteAddress;
-    if (client.nonce !== undefined) info.nonce = client.nonce;
-    const urls = this.connectUrls(ws !== undefined);
-    if (urls.length > 0) info.connect_urls = urls;
     return info;
   }
 

@@ -150,6 +150,18 @@ describe.each(wsTargets(topologies))("wss on $name", (target) => {
       expect((await exchange("localhost", "https://127.0.0.1")).status).toBe(403);
     });
 
+    it("a wss client that completed its handshake is not cut by the handshake timeout", async () => {
+      const w = await wss(server(), wsTls(), { reconnect: false });
+      cleanups.push(() => w.close());
+      let closed = false;
+      void w.closed().then(() => { closed = true; });
+      // A silent client opened after it is cut first: by then the timeout has passed for the wss client too.
+      const silent = await rawConnect(server().wsPort);
+      await closedWithin(silent, 3_000);
+      await w.flush();
+      expect(closed).toBe(false);
+    });
+
     it("a client that never starts TLS is closed within about the handshake timeout", async () => {
       const c = await rawConnect(server().wsPort);
       cleanups.push(() => c.close());

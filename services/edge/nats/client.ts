@@ -27,6 +27,8 @@ export interface ClientContext {
   readonly stats: TrafficStats;
   /** The INFO JSON for this client (server fields + client_id, client_ip, ...). */
   infoFor(client: NatsClient): Record<string, unknown>;
+  /** The same as an INFO line ("INFO {...} \r\n"). */
+  infoLine(client: NatsClient): string;
   clientConnected(client: NatsClient): void;
   clientClosed(client: NatsClient, reason: CloseReason): void;
   authFailed(client: NatsClient, reason: string): void;
@@ -213,8 +215,8 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
 
   /** The INFO; `extra` fields (an async INFO's "ldm") go after the usual ones. */
   sendInfo(extra?: Record<string, unknown>): void {
-    const info = this.ctx.infoFor(this);
-    if (extra) Object.assign(info, extra);
+    if (!extra) return this.outbound.appendString(this.ctx.infoLine(this));
+    const info = Object.assign(this.ctx.infoFor(this), extra);
     this.outbound.appendString(`INFO ${JSON.stringify(info)} ${CRLF}`);
   }
 

@@ -30,10 +30,10 @@ const MAX_HEADERS = 100;
 export class WebsocketListener {
   private readonly server: http.Server;
   private readonly wss: WebSocketServer;
-  /** Sockets in their handshake (TLS, HTTP upgrade) by remote address:port (the raw socket is
-   *  not reachable after TLS), and their deadlines: one timer for all, no closure per socket. */
-  private readonly handshaking = new Map<string, net.Socket>();
-  private readonly deadlines = new Timeouts<string>((key) => this.handshakeTimedOut(key));
+  /** Plain sockets in their handshake (TLS, HTTP upgrade; after TLS, plainOf() finds the plain
+   *  one), and their deadlines: one timer for all, no closure per socket. */
+  private readonly handshaking = new Set<net.Socket>();
+  private readonly deadlines = new Timeouts<net.Socket>((socket) => this.handshakeTimedOut(socket));
   /** The 'close' listener of every handshaking socket (`this` is the socket). */
   private readonly rawSocketClosed: (this: net.Socket) => void;
   private boundPort: number | undefined;
@@ -103,7 +103,7 @@ export class WebsocketListener {
 
   /** Stops accepting; the connections themselves are closed by the edge. */
   close(): Promise<void> {
-    for (const key of this.handshaking.keys()) this.deadlines.clear(key, this.handshakeMs);
+    for (const socket of this.handshaking) this.deadlines.clear(socket, this.handshakeMs);
     this.handshaking.clear();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
@@ -114,29 +114,27 @@ export class WebsocketListener {
   }
 
   private armDeadline(socket: net.Socket): void {
-    const key = remote(socket);
-    this.handshaking.set(key, socket);
-    this.deadlines.set(key, this.handshakeMs);
+    this.handshaking.add(socket);
+    this.deadlines.set(socket, this.handshakeMs);
     socket.on("close", this.rawSocketClosed);
   }
 
   /** Destroyed: its 'close' reports it (it stays listed until then). */
-  private handshakeTimedOut(key: string): void {
-    this.edge.log.debug("websocket handshake timeout", { remote: key });
-    this.handshaking.get(key)?.destroy();
+  private handshakeTimedOut(socket: net.Socket): void {
+    this.edge.log.debug("websocket handshake timeout", { remote: remote(socket) });
+    socket.destroy();
   }
 
   private handshakeSocketClosed(socket: net.Socket): void {
-    const key = remote(socket); // the address read at accept, kept by the socket
-    if (this.handshaking.get(key) !== socket) return;
+    if (!this.handshaking.has(socket)) return;
     // Still listed: the socket never became a connection (refused or timed out).
     this.edge.handshakeClosed();
-    this.clearDeadline(key);
+    this.clearDeadline(socket);
   }
 
-  private clearDeadline(key: string): void {
-    this.handshaking.delete(key);
-    this.deadlines.clear(key, this.handshakeMs);
+  private clearDeadline(socket: net.Socket): void {
+    this.handshaking.delete(socket);
+    this.deadlines.clear(socket, this.handshakeMs);
   }
 
   private refuseRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -185,7 +183,7 @@ export class WebsocketListener {
     // first); an abort's end() uncorks by itself.
     socket.cork();
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      this.clearDeadline(remote(socket));
+      this.clearDeadline(plainOf(socket));
       this.attach(ws, req, socket);
       setImmediate(uncork, socket);
     });
@@ -402,6 +400,11 @@ function cookie(header: string | undefined, name: string): string | undefined | 
     }
   }
   return undefined;
+}
+
+/** The plain socket under a TLS one (Node's TLSSocket keeps it as `_parent`), or the socket. */
+function plainOf(socket: net.Socket): net.Socket {
+  return (socket as net.Socket & { _parent?: net.Socket | null })._parent ?? socket;
 }
 
 function remote(socket: net.Socket): string {
