@@ -53,8 +53,9 @@ export interface BenchCase {
   /** Memory cases need a fresh process each round: memory freed by an earlier round is reused. */
   readonly freshServerPerRound: boolean;
   /** Each server runs one round first that is reported but not counted: meshbroker's first
-   *  few hundred thousand messages run before V8 has optimised the message path (2-3x the CPU
-   *  per message of later rounds), a start-up cost, not the throughput of a running broker. */
+   *  few hundred thousand messages (a cluster's first requests) run before V8 has optimised the
+   *  message path (2-3x the CPU per message of later rounds), a start-up cost, not the throughput
+   *  or latency of a running broker. */
   readonly warmupRound?: boolean;
   round(ctx: CaseContext): Promise<RoundResult>;
 }
@@ -295,6 +296,9 @@ function reqrepCase(id: string, aliases: string[], prefix: string, cluster: bool
       "; round-trip latency" +
       (cluster ? `; cluster: requester${many ? "s" : ""} on node 1, responder on node 2 (meshbroker: edges homed on different routers)` : ""),
     freshServerPerRound: false,
+    // The cluster's four processes take rounds, not the in-round warm-up, to reach their steady
+    // CPU per request (1,470 -> 870 -> 1,180 -> 910 -> 670 -> 620 us over six rounds of creqrep).
+    warmupRound: cluster,
     async round({ loadgen, server, scale }) {
       const cpu = cpuSamples(server);
       const r = await runLoadgen(loadgen, [

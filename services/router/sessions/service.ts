@@ -173,7 +173,7 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
    * Most CONNECTs of a single node are this one; it allocates no promise.
    */
   private attachesAtOnce(key: SessionKey, req: SessionAttach): boolean {
-    return this.owners === undefined && req.clean && !(req.expiry! > 0) && this.holds === 0 && !this.sessions.has(key) &&
+    return this.owners === undefined && req.clean && (req.expiry ?? 0) <= 0 && this.holds === 0 && !this.sessions.has(key) &&
       !this.attaching.has(key) && this.turns.tryTake(2);
   }
 
