@@ -39,6 +39,8 @@ const OPS = ["CONNECT", "PUB", "HPUB", "SUB", "UNSUB", "PING", "PONG", "INFO", "
   .map((s) => Buffer.from(s, "latin1"));
 /** Most arguments any operation takes (HPUB: subject reply hdr total). */
 const MAX_ARGS = 4;
+/** Both buffers a parser starts with (zero bytes, so sharing one is safe): none per connection. */
+const EMPTY = Buffer.alloc(0);
 
 export class NatsParser {
   state = CONTROL;
@@ -54,7 +56,7 @@ export class NatsParser {
   private pubReply: string | undefined;
   private pubHdrLen = 0;
   /** Handed to onPub for every message: no allocation per message. */
-  private readonly msg: MessageData = { buf: Buffer.alloc(0), start: 0, end: 0, hdrLen: 0 };
+  private readonly msg: MessageData = { buf: EMPTY, start: 0, end: 0, hdrLen: 0 };
   private halted = false;
   /** Input that arrived while suspended (waiting for an asynchronous CONNECT check). */
   private held: Buffer | undefined;
@@ -63,7 +65,7 @@ export class NatsParser {
   private readonly argStart = new Int32Array(MAX_ARGS + 1);
   private readonly argEnd = new Int32Array(MAX_ARGS + 1);
   /** Publishers mostly repeat a subject: reuse its string instead of decoding it again. */
-  private lastSubjectBytes = Buffer.alloc(0);
+  private lastSubjectBytes = EMPTY;
   private lastSubjectLen = -1;
   private lastSubject = "";
 
