@@ -22,11 +22,8 @@ export class TurnBudget {
    * asked: once one waits, the next ones wait behind it.
    */
   take(cost: number): Promise<void> | undefined {
+    if (this.tryTake(cost)) return undefined;
     this.arm();
-    if (this.waiting.length === 0 && this.used < this.perTurn) {
-      this.used += cost;
-      return undefined;
-    }
     this.deferred++;
     return new Promise((go) => this.waiting.push({ cost, go }));
   }

@@ -14,7 +14,7 @@ import { bindSocket, SocketTransport } from "./socket-transport.js";
 import { MemoryReclaimer, RECLAIM_DEFAULTS, majorGc } from "../common/memory.js";
 import { closedSnapshot, type ConnectionView } from "./connection-view.js";
 import { connectionFault, FaultCounter, type FaultReason, type IsolatedConnection } from "./boundary.js";
-import { peerOf, serverOptions } from "./tls.js";
+import { peerOf, plainOf, serverOptions } from "./tls.js";
 import { WebsocketListener } from "./websocket/listener.js";
 import { MqttServer } from "./mqtt/server.js";
 import { MqttConnection } from "./mqtt/connection.js";
@@ -517,11 +517,11 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
     client.tlsPeer = verified?.peer;
   }
 
-  /** The connection whose plain socket `secure` runs over (Node keeps it as `_parent`). */
+  /** The connection whose plain socket `secure` runs over (plainOf). */
   private takeTlsPending(secure: tls.TLSSocket): { client: NatsClient; transport: SocketTransport } | undefined {
-    const plain = (secure as tls.TLSSocket & { _parent?: net.Socket })._parent;
-    const pending = plain && this.tlsPending.get(plain);
-    if (plain) this.tlsPending.delete(plain);
+    const plain = plainOf(secure);
+    const pending = this.tlsPending.get(plain);
+    this.tlsPending.delete(plain);
     return pending;
   }
 

@@ -1,6 +1,7 @@
 // TLS for client listeners: the secure context from a `tls {}` block, and the verified client
 // certificate as the auth pipeline sees it.
 import { readFileSync } from "node:fs";
+import type net from "node:net";
 import tls from "node:tls";
 import type { TlsConfig } from "../common/config/options.js";
 import { tlsPeerFromCertificate, type TlsPeer } from "./auth/index.js";
@@ -38,4 +39,10 @@ export function peerOf(socket: tls.TLSSocket): VerifiedPeer | undefined {
   const cert = socket.getPeerX509Certificate();
   if (!cert) return undefined;
   return { peer: tlsPeerFromCertificate(cert), fingerprint: cert.fingerprint256.replace(/:/g, "").toLowerCase() };
+}
+
+/** The plain socket a TLS socket runs over (Node's TLSSocket keeps it as `_parent`), or the
+ *  socket itself when it is plain. */
+export function plainOf(socket: net.Socket): net.Socket {
+  return (socket as net.Socket & { _parent?: net.Socket | null })._parent ?? socket;
 }

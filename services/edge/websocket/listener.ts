@@ -13,7 +13,7 @@ import type { AuthContext } from "../auth/index.js";
 import type { ClientTransport, NatsClient } from "../nats/client.js";
 import { hostPort, listenOn } from "../../common/address.js";
 import type { WebsocketContext } from "../context.js";
-import { peerOf, prepareTlsReload, serverOptions } from "../tls.js";
+import { peerOf, plainOf, prepareTlsReload, serverOptions } from "../tls.js";
 import { LINGER_MS, onceWritten } from "../socket-transport.js";
 import { checkUpgrade, isMqttPath } from "./upgrade.js";
 import { takeOverDeflate } from "./deflate.js";
@@ -400,11 +400,6 @@ function cookie(header: string | undefined, name: string): string | undefined | 
     }
   }
   return undefined;
-}
-
-/** The plain socket under a TLS one (Node's TLSSocket keeps it as `_parent`), or the socket. */
-function plainOf(socket: net.Socket): net.Socket {
-  return (socket as net.Socket & { _parent?: net.Socket | null })._parent ?? socket;
 }
 
 function remote(socket: net.Socket): string {
