@@ -28,11 +28,14 @@ function advertisedUrl(advertise: string, listenPort: number): string {
   return hostPort(host, port);
 }
 
-/** The nats-server version whose client-visible behaviour meshbroker matches. Clients read
- *  INFO.version to decide which features (headers, no-responders) they may use. */
-
 /** How many closed connections /connz?state=closed remembers (nats-server keeps 10,000). */
 const CLOSED_KEPT = 10_000;
+
+/** An INFO line's text before and after a client's own fields. */
+interface InfoText {
+  head: string;
+  tail: string;
+}
 
 export interface EdgeDeps {
   options: Options;
@@ -95,7 +98,7 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
   private ownUrls: ClientUrls | undefined;
   /** INFO lines' text around the client's fields, by kind (WebSocket 2 + auth required 1),
    *  and what they were made of. */
-  private readonly infoTexts: ({ head: string; tail: string } | undefined)[] = [undefined, undefined, undefined, undefined];
+  private readonly infoTexts: (InfoText | undefined)[] = [undefined, undefined, undefined, undefined];
   private readonly infoMadeOf = {
     options: undefined as Options | undefined, auth: undefined as AuthPipeline | undefined, port: 0, wsPort: 0,
     clusterUrls: undefined as EdgeClientUrls[] | undefined, ownUrls: undefined as ClientUrls | undefined, lameDucking: false,
@@ -220,35 +223,29 @@ export class EdgeServer implements ClientContext, MonitorContext, SystemContext,
     }
   }
 
-  infoFor(client: NatsClient): Record<string, unknown> {
-    const ws = client.connectionType === "WEBSOCKET";
-    const info = this.serverInfo(ws, this.auth.requiredFor(client.authExtras));
-    info.client_id = client.cid;
-    info.client_ip = client.remoteAddress;
-    if (client.nonce !== undefined) info.nonce = client.nonce;
-    const urls = this.connectUrls(ws);
-    if (urls.length > 0) info.connect_urls = urls;
-    return info;
-  }
-
-  /** infoFor(client) as the INFO line: the JSON around the client's own fields is made once
-   *  per kind of client and again only once what it is made of changed (infoTextsCurrent). */
-  infoLine(client: NatsClient): string {
+  /** The client's INFO line. The JSON around its own fields (client_id, client_ip, nonce) is
+   *  made once per kind of client and again only once what it is made of changed
+   *  (infoTextsCurrent); `extra` fields (an async INFO's "ldm", connect_urls) make a text of
+   *  their own. */
+  infoLine(client: NatsClient, extra?: Record<string, unknown>): string {
     const ws = client.connectionType === "WEBSOCKET";
     const auth = this.auth.requiredFor(client.authExtras);
-    if (!this.infoTextsCurrent()) this.infoTexts.fill(undefined);
-    const kind = (ws ? 2 : 0) + (auth ? 1 : 0);
-    let text = this.infoTexts[kind];
-    if (!text) {
-      const head = JSON.stringify(this.serverInfo(ws, auth));
-      const urls = this.connectUrls(ws);
-      text = this.infoTexts[kind] = {
-        head: `INFO ${head.slice(0, -1)},"client_id":`,
-        tail: `${urls.length > 0 ? `,"connect_urls":${JSON.stringify(urls)}` : ""}} \r\n`,
-      };
+    let text: InfoText;
+    if (extra) text = this.infoText(ws, auth, extra);
+    else {
+      if (!this.infoTextsCurrent()) this.infoTexts.fill(undefined);
+      const kind = (ws ? 2 : 0) + (auth ? 1 : 0);
+      text = this.infoTexts[kind] ??= this.infoText(ws, auth);
     }
     const nonce = client.nonce === undefined ? "" : `,"nonce":${JSON.stringify(client.nonce)}`;
     return `${text.head}${client.cid},"client_ip":${JSON.stringify(client.remoteAddress)}${nonce}${text.tail}`;
+  }
+
+  private infoText(ws: boolean, auth: boolean, extra?: Record<string, unknown>): InfoText {
+    const head = JSON.stringify(this.serverInfo(ws, auth));
+    const urls = this.connectUrls(ws);
+    const after = JSON.stringify({ ...(urls.length > 0 ? { connect_urls: urls } : {}), ...extra });
+    return { head: `INFO ${head.slice(0, -1)},"client_id":`, tail: `${after === "{}" ? "}" : `,${after.slice(1)}`} \r\n` };
   }
 
   /** Whether the INFO texts were made from the options, auth, ports and URLs of now. */

@@ -25,10 +25,8 @@ export interface ClientContext {
   readonly auth: AuthPipeline;
   readonly log: Logger;
   readonly stats: TrafficStats;
-  /** The INFO JSON for this client (server fields + client_id, client_ip, ...). */
-  infoFor(client: NatsClient): Record<string, unknown>;
-  /** The same as an INFO line ("INFO {...} \r\n"). */
-  infoLine(client: NatsClient): string;
+  /** The client's INFO line ("INFO {...} \r\n"); `extra` fields go after the usual ones. */
+  infoLine(client: NatsClient, extra?: Record<string, unknown>): string;
   clientConnected(client: NatsClient): void;
   clientClosed(client: NatsClient, reason: CloseReason): void;
   authFailed(client: NatsClient, reason: string): void;
@@ -215,9 +213,7 @@ export class NatsClient implements ParserSink, Connection, ConnectionView, Isola
 
   /** The INFO; `extra` fields (an async INFO's "ldm") go after the usual ones. */
   sendInfo(extra?: Record<string, unknown>): void {
-    if (!extra) return this.outbound.appendString(this.ctx.infoLine(this));
-    const info = Object.assign(this.ctx.infoFor(this), extra);
-    this.outbound.appendString(`INFO ${JSON.stringify(info)} ${CRLF}`);
+    this.outbound.appendString(this.ctx.infoLine(this, extra));
   }
 
   /** As nats-server: an async INFO goes only to clients of protocol 1 that got their first PONG. */
