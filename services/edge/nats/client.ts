@@ -66,7 +66,6 @@ interface ConnectOptions {
   jwt?: string;
 }
 
-const CRLF = "\r\n";
 const SP = 32, CR = 13, LF = 10;
 
 /** The byte stream under a client (TCP socket, WebSocket). */
