@@ -37,9 +37,14 @@ export function checkUpgrade(req: IncomingMessage, cfg: WebsocketConfig, mqttEna
 
 /** MQTT over WebSocket: a path ending in /mqtt (a suffix, so ingress path prefixes work). */
 export function isMqttPath(url: string): boolean {
-  const path = url.split("?")[0].replace(/\/+$/, "");
-  return path === "/mqtt" || path.endsWith("/mqtt");
+  // Asked three times per upgrade: scanned in place, no substrings.
+  let end = url.indexOf("?");
+  if (end < 0) end = url.length;
+  while (end > 0 && url.charCodeAt(end - 1) === SLASH) end--;
+  return end >= 5 && url.startsWith("/mqtt", end - 5);
 }
+
+const SLASH = 47;
 
 /** Why the Origin is refused, or undefined. */
 function checkOrigin(origin: string, host: string, cfg: WebsocketConfig, secure: boolean): string | undefined {
@@ -78,6 +83,8 @@ function splitHostPort(hostHeader: string, defaultPort: number): { host: string;
 
 function hasToken(value: string | string[] | undefined, token: string): boolean {
   if (value === undefined) return false;
+  // Usually the bare token: a value of its length can only match as a whole.
+  if (typeof value === "string" && value.length === token.length) return value.toLowerCase() === token;
   const text = Array.isArray(value) ? value.join(",") : value;
   return text.split(",").some((t) => t.trim().toLowerCase() === token);
 }
