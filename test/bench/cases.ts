@@ -296,9 +296,10 @@ function reqrepCase(id: string, aliases: string[], prefix: string, cluster: bool
       "; round-trip latency" +
       (cluster ? `; cluster: requester${many ? "s" : ""} on node 1, responder on node 2 (meshbroker: edges homed on different routers)` : ""),
     freshServerPerRound: false,
-    // The cluster's four processes take rounds, not the in-round warm-up, to reach their steady
-    // CPU per request (1,470 -> 870 -> 1,180 -> 910 -> 670 -> 620 us over six rounds of creqrep).
-    warmupRound: cluster,
+    // V8 takes rounds, not the in-round warm-up, to reach a steady CPU per request: the cluster's
+    // four processes 1,470 -> 870 -> 1,180 -> 910 -> 670 -> 620 us over six rounds of creqrep, one
+    // node 145 -> 96 -> 65 us over three of reqrep (p99.9 3.5 -> 2.9 -> 0.6 ms).
+    warmupRound: true,
     async round({ loadgen, server, scale }) {
       const cpu = cpuSamples(server);
       const r = await runLoadgen(loadgen, [
