@@ -1,7 +1,7 @@
 // The benchmark cases. Each names its payload size; each row of the report is one metric.
 import { measureInterest } from "./interest.js";
 import { holdIdle, runLoadgen } from "./loadgen.js";
-import { cpuSeconds, HOST, rssKB, type NodePorts, type RunningServer } from "./servers.js";
+import { cpuSeconds, HOST, rssKB, untilQuiet, type NodePorts, type RunningServer } from "./servers.js";
 import { STORM_USER, type Listener, type ServerKind } from "./slots.js";
 
 export type Better = "higher" | "lower";
@@ -462,6 +462,8 @@ function connectsCase(id: string, aliases: string[], listener: ClientListener, t
     async round({ loadgen, server }) {
       const args = [...idleArgs(server, listener), "--parallel", String(CONNECTS_PARALLEL)];
       await holdIdle(loadgen, [...args, "--conns", String(warmup)], () => undefined);
+      // The warm-up connections' closes are not charged either.
+      await untilQuiet(server);
       const cpu0 = cpuSeconds(server.pid);
       const each0 = server.processes ? cpuSamples(server) : [];
       // CPU read while the connections are held: their closing is not charged.

@@ -449,6 +449,24 @@ export function rssKB(pid: number): number {
   return total;
 }
 
+/**
+ * Resolves once the server's processes have used at most one clock tick (10 ms) of CPU over
+ * 200 ms, or after `maxMs`: what a step before left running (the closes of a warm-up's
+ * connections) is not charged to the step after it.
+ */
+export async function untilQuiet(server: RunningServer, maxMs = 3_000): Promise<void> {
+  const pids = server.processes?.map((p) => p.pid) ?? [server.pid];
+  const used = (): number => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  const end = Date.now() + maxMs;
+  let before = used();
+  while (Date.now() < end) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const now = used();
+    if (now - before <= 0.01) return;
+    before = now;
+  }
+}
+
 /** CPU seconds (user + system) used so far by a process plus all its descendants: a cost that
  *  survives a loaded machine, unlike wall time. */
 export function cpuSeconds(pid: number): number {
