@@ -173,6 +173,16 @@ describe("hand-written codec vs protobufjs", () => {
     }
   });
 
+  it("varints of every length up to 2^53 - 1 (msg_id): same bytes and sizes", () => {
+    const values: number[] = [];
+    for (let bits = 1; bits <= 53; bits++) values.push(2 ** (bits - 1), 2 ** bits - 1, 2 ** (bits - 1) + 0x5a5a5 % 2 ** (bits - 1));
+    for (const msgId of values) {
+      const ops: Draft<MeshOp>[] = [{ forward: { account: "a", message: { subject: "s" }, originEdge: "e", originConnection: msgId, msgId } }];
+      const reference = meshFrames.encode(withoutDefaults({ ops }));
+      expect(frameOf((w) => writeMeshOp(w, ops[0])).toString("hex"), `msg_id ${msgId}`).toBe(reference.toString("hex"));
+    }
+  });
+
   it("Forward (router → router): same bytes, queues (empty names too), retain (field 80) and msg_id (field 70) decoded the same", () => {
     for (let seed = 0; seed < 200; seed++) {
       const g = gen(2_000 + seed);
