@@ -74,3 +74,19 @@ it("an owner whose expiry throws does not stop the others' timeouts", async () =
   expect(fired).toEqual(["bad", "good", "later"]);
   expect(thrown).toHaveLength(1);
 });
+
+it("timeouts set together fire a share per event-loop turn, the rest in the next turns, in order", async () => {
+  const fired: number[] = [];
+  const timeouts = new Timeouts<number>((owner) => fired.push(owner), 100);
+  for (let i = 0; i < 250; i++) timeouts.set(i, 5); // due at the same (fake) moment
+  vi.advanceTimersByTime(5);
+  // The rest wait for the check phases (setImmediate is not faked): one share each.
+  const perTurn = [fired.length];
+  while (fired.length < 250 && perTurn.length < 10) {
+    const before = fired.length;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    perTurn.push(fired.length - before);
+  }
+  expect(perTurn).toEqual([100, 100, 50]);
+  expect(fired).toEqual(Array.from({ length: 250 }, (_, i) => i));
+});

@@ -121,6 +121,38 @@ describe("sessions restored a share per turn", () => {
     turns.stop();
     expect(turns.now() - first).toBeGreaterThanOrEqual(Math.floor(N / PER_TURN) - 1);
   });
+
+  it(`${N} sessions that expire together (one interval, detached at once) end over several turns`, async () => {
+    const store = new MemoryStore();
+    const s = service(store);
+    cleanups.push(() => s.close());
+    const conns = Array.from({ length: N }, (_, i): Connection => ({ edgeId: "e1", cid: i + 1, echo: true }));
+    for (const [i, conn] of conns.entries()) {
+      await s.attach({ conn, clientId: `c${i}`, account: "$G", clean: false, expiry: 1, subscribe: undefined, will: undefined }, client([]));
+      s.subscribe(conn, [{ filter: `t/${i}`, qos: 1 }]);
+    }
+    const deleted = new Map<number, number>();
+    let turns: ReturnType<typeof turnCounter> | undefined;
+    const all = new Promise<void>((resolve) => {
+      const remove = store.deleteSession.bind(store);
+      let n = 0;
+      store.deleteSession = async (key) => {
+        const t = turns?.now() ?? -1;
+        deleted.set(t, (deleted.get(t) ?? 0) + 1);
+        if (++n === N) resolve();
+        return remove(key);
+      };
+    });
+    for (const conn of conns) s.detach(conn, false);
+    turns = turnCounter();
+    try {
+      await all; // a second later
+    } finally {
+      turns.stop();
+    }
+    expect(Math.max(...deleted.values())).toBeLessThanOrEqual(PER_TURN);
+    expect(deleted.size).toBeGreaterThanOrEqual(Math.floor(N / PER_TURN));
+  });
 });
 
 describe("TurnBudget", () => {

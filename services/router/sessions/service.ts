@@ -6,7 +6,7 @@
 // takes the session over.
 import { GLOBAL_ACCOUNT, type SubjectPermission } from "../../common/config/options.js";
 import type { Logger } from "../../common/log.js";
-import { Deadline } from "../../common/deadline.js";
+import { Deadline, Timeouts } from "../../common/deadline.js";
 import { filterInterest, topicToSubject } from "../../common/mqtt-topic.js";
 import { hasWildcard, subjectMatches } from "../../common/subject.js";
 import { TurnBudget } from "../../common/turn-budget.js";
@@ -37,9 +37,9 @@ interface Holder {
   gone: boolean;
   /** Detached before its attach finished: how (the attach finishes the detach). */
   ended: { publishWill: boolean; expiry: number | undefined } | undefined;
-  /** The stream carrying the connection ended (linkLost): it is detached with its will then,
-   *  unless its edge attached it again first. */
-  lostGrace: Deadline | undefined;
+  /** The stream carrying the connection ended (linkLost): it is detached with its will once
+   *  LOST_LINK_GRACE_MS have passed (lostGrace), unless its edge attached it again first. */
+  lost: boolean;
 }
 
 /** The `ready` of a holder attached at once. */
@@ -144,7 +144,7 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
     const { conn, account } = req;
     const holder: Holder = {
       conn, client, account, subscribe: req.subscribe, will: req.will, session: undefined, gone: false, ready: ATTACHED,
-      lostGrace: undefined, ended: undefined,
+      lost: false, ended: undefined,
     };
     let byCid = this.held.get(conn.edgeId);
     if (!byCid) this.held.set(conn.edgeId, byCid = new Map());
@@ -323,12 +323,17 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
     if (!holder || holder.client !== client) return;
     if (edgeMoved) return this.detachHolder(holder, false);
     // Deliveries meanwhile go nowhere: an attach again resends the unacknowledged ones (resume).
-    holder.lostGrace ??= new Deadline(Date.now() + LOST_LINK_GRACE_MS, () => {
-      if (holder.gone) return;
-      this.owners?.lost(holder.conn); // its edge attaching it again later is refused
-      this.detachHolder(holder, true);
-    });
+    if (holder.lost) return;
+    holder.lost = true;
+    this.lostGrace.set(holder, LOST_LINK_GRACE_MS);
   }
+
+  /** A lost edge's connections, ended a share per turn (Timeouts) once their grace passed. */
+  private readonly lostGrace = new Timeouts<Holder>((holder) => {
+    if (holder.gone) return;
+    this.owners?.lost(holder.conn); // its edge attaching it again later is refused
+    this.detachHolder(holder, true);
+  });
 
   private detachHolder(holder: Holder, publishWill: boolean, expiry?: number): void {
     this.forget(holder);
@@ -387,6 +392,9 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
   private armExpiry(session: MqttSession, ms: number): void {
     session.expiryTimer?.cancel();
     session.expiryTimer = new Deadline(Date.now() + ms, () => void this.serial(session.key, async () => {
+      // Sessions that expire together (a lost edge's, with one interval) end a share per turn.
+      const share = this.turns.take(1 + session.subscriptions.size);
+      if (share) await share;
       if (this.sessions.get(session.key) !== session || session.client) return;
       this.endSession(session);
       await this.journal((s) => s.deleteSession(session.key));
@@ -463,7 +471,7 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
 
   /** Ends every session; resolves once their store writes (and the writes those chain) landed. */
   async close(): Promise<void> {
-    for (const byCid of this.held.values()) for (const holder of byCid.values()) holder.lostGrace?.cancel();
+    for (const byCid of this.held.values()) for (const holder of byCid.values()) this.lostGrace.clear(holder, LOST_LINK_GRACE_MS);
     for (const s of this.sessions.values()) s.dispose();
     this.sessions.clear();
     this.held.clear();
@@ -608,7 +616,7 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
    *  stream was lost already (linkLost) and `by` is another connection: its will goes now, as
    *  it would have without the grace. */
   private takeOver(previous: Holder, by: ConnectionRef | undefined): void {
-    const will = previous.lostGrace && !(by && sameConnection(previous.conn, by)) ? previous.will : undefined;
+    const will = previous.lost && !(by && sameConnection(previous.conn, by)) ? previous.will : undefined;
     this.letGo(previous);
     if (will) this.publishWill(previous.session!, previous.account, previous.conn, will);
     previous.client.takenOver();
@@ -622,7 +630,7 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
 
   private forget(holder: Holder): void {
     holder.gone = true;
-    holder.lostGrace?.cancel();
+    this.lostGrace.clear(holder, LOST_LINK_GRACE_MS);
     if (holder.session && this.holders.get(holder.session) === holder) this.holders.delete(holder.session);
     const byCid = this.held.get(holder.conn.edgeId);
     if (byCid?.get(holder.conn.cid) !== holder) return;
