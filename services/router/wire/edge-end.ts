@@ -240,6 +240,7 @@ export class EdgeEnd implements RouterLink {
     if (!this.attached) return;
     this.attached = false;
     this.hello = false;
+    this.sessions.stopReplay(); // the next stream's replays every connection again
     this.out.discard(); // the next stream starts with its Hello
     this.syncSentAt.length = 0;
     for (const done of this.syncWaits.splice(0)) done();
@@ -264,8 +265,12 @@ export class EdgeEnd implements RouterLink {
     }
     const unanswered = [...this.completions];
     this.sessions.replay();
-    // Less the attaches of an earlier replay that this one made again (replay() dropped them).
-    for (const [id, { op }] of unanswered) if (this.completions.has(id)) this.out.push(op);
+    // Each behind its connection's attach (replayFirst). Less the attaches of an earlier replay
+    // that this one made again (replayOne() dropped them).
+    for (const [id, { op }] of unanswered) {
+      this.sessions.replayFirst(sessionConnectionOf(op));
+      if (this.completions.has(id)) this.out.push(op);
+    }
     for (const op of this.detachedPublishes) this.out.push(op);
     if (this.dropped > 0) this.warn(`${this.dropped} publishes were dropped while no router was attached`);
     this.detachedPublishes = [];
@@ -350,6 +355,15 @@ interface Held {
   replaying?: number;
 }
 
+/** The MQTT connection an unanswered op speaks for (a session op, an MQTT publish), if any. */
+function sessionConnectionOf(op: Draft<EdgeOp>): number | undefined {
+  if (op.op === "session") return op.session?.connectionId;
+  return op.op === "publish" && op.publish?.topic ? op.publish.originConnection : undefined;
+}
+
+/** Connections a replay attaches again per event-loop turn (replay()). */
+const REPLAYS_PER_TURN = 1_024;
+
 /** A refused attach or detach (no session service on the router yet) is sent again this often, this many times. */
 const END_RETRY_MS = 1_000, END_RETRIES = 60;
 
@@ -371,6 +385,10 @@ class EdgeSessions implements SessionLink {
    *  new router takes the session (from the router that lost the stream, which would otherwise
    *  publish the will after its grace), then detaches it as the end said (DISCONNECT: no will). */
   private readonly ended = new Map<number, SessionAttach>();
+  /** Connections whose attach the current replay has yet to send, in order (replay()). */
+  private pending = new Map<number, Held>();
+  /** Changes with each replay and lost stream: a replay's later turns stop when it changed. */
+  private replays = 0;
 
   constructor(private readonly end: EdgeEnd) {}
 
@@ -408,7 +426,36 @@ class EdgeSessions implements SessionLink {
   replay(): void {
     // Their detach follows among the unanswered ops. No one waits for the attach: the connection is gone.
     for (const req of this.ended.values()) this.attachOp(req).catch(() => {});
-    for (const [cid, held] of this.clients) if (held.attached) this.replayOne(cid, held, 0);
+    // REPLAYS_PER_TURN a turn (18,000 at once held an edge 150-180 ms, a hundred thousand would
+    // come near the link's keepalive); any op of a connection not replayed yet sends its attach
+    // first (replayFirst), so the router never sees a connection's op before its attach.
+    this.pending = new Map();
+    for (const [cid, held] of this.clients) if (held.attached) this.pending.set(cid, held);
+    this.replaySlice(++this.replays);
+  }
+
+  private replaySlice(replay: number): void {
+    if (replay !== this.replays) return;
+    let left = REPLAYS_PER_TURN;
+    for (const cid of this.pending.keys()) {
+      if (left-- === 0) return void setImmediate(() => this.replaySlice(replay));
+      this.replayFirst(cid);
+    }
+  }
+
+  /** Before any op of connection `cid`: its attach, if the current replay has yet to send it. */
+  replayFirst(cid: number | undefined): void {
+    if (cid === undefined) return;
+    const held = this.pending.get(cid);
+    if (held === undefined) return;
+    this.pending.delete(cid);
+    if (this.clients.get(cid) === held && held.attached) this.replayOne(cid, held, 0);
+  }
+
+  /** The stream was lost: the rest of the replay is not sent (the next stream's replays all). */
+  stopReplay(): void {
+    this.pending = new Map();
+    this.replays++;
   }
 
   /** Attaches connection `cid` on the new router, its clean session's subscriptions again, and
@@ -440,6 +487,7 @@ class EdgeSessions implements SessionLink {
   }
 
   detach(conn: Connection, publishWill: boolean, expiry?: number): void {
+    this.replayFirst(conn.cid);
     const held = this.clients.get(conn.cid);
     this.clients.delete(conn.cid);
     if (!held) return void this.push(conn, { detach: { publishWill, expiry: expiryToWire(expiry) } });
@@ -478,6 +526,7 @@ class EdgeSessions implements SessionLink {
   }
 
   publish(conn: Connection, subject: string, msg: StoredMessage): Promise<void> | undefined {
+    this.replayFirst(conn.cid);
     const properties = propertiesToWire(msg.props);
     if (msg.qos === 0) {
       // The payload may be a view of the parser's buffer: it goes into the frame now.
@@ -566,11 +615,13 @@ class EdgeSessions implements SessionLink {
   }
 
   private push(conn: Connection, op: Draft<SessionOp>): void {
+    this.replayFirst(conn.cid);
     op.connectionId = conn.cid;
     this.end.out.push({ op: "session", session: op });
   }
 
   private request(conn: Connection, op: Draft<SessionOp>, sent?: (correlationId: number) => void): Promise<Completion> {
+    this.replayFirst(conn.cid);
     op.connectionId = conn.cid;
     return this.end.request((correlationId) => {
       sent?.(correlationId);

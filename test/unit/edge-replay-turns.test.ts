@@ -1,0 +1,84 @@
+// An edge that re-attached to another router replays its MQTT connections' attaches a share per
+// event-loop turn (18,000 at once held an edge 150-180 ms), and an op of a connection not replayed
+// yet sends that connection's attach first, so the router never sees its op before its attach.
+// Real Router and SessionService ends on the memory store, over the wire codec (as the
+// serialised link), with the edge's carrier moved from router A to router B.
+import { describe, expect, it } from "vitest";
+import { EdgeEnd } from "../../services/router/wire/edge-end.js";
+import { RouterEnd } from "../../services/router/wire/router-end.js";
+import { edgeFrames, WireError } from "../../services/router/wire/codec.js";
+import { Router } from "../../services/router/router.js";
+import { SessionService } from "../../services/router/sessions/service.js";
+import { MemoryStore } from "../../services/router/store/memory.js";
+import { createSerialisedLink } from "../../services/router/link-serialised.js";
+import type { Connection, SessionAttach } from "../../services/router/link.js";
+import { recordingClient } from "../helpers/session-client.js";
+
+const N = 3_000;
+/** REPLAYS_PER_TURN in edge-end.ts. */
+const PER_TURN = 1_024;
+const LIMITS = { ackWaitMs: 60_000, maxAckPending: 100 };
+
+function routerSide() {
+  const router = new Router();
+  const service = new SessionService(router, new MemoryStore(), LIMITS, { error: () => {} });
+  router.sessions = service;
+  return { router, service, end: new RouterEnd(router, () => {}) };
+}
+
+/** Carries `edge`'s frames to `side` and back, each on a later turn; `frames` sees each frame the edge sends. */
+function connect(edge: EdgeEnd, side: ReturnType<typeof routerSide>, frames?: (bytes: Buffer) => void): void {
+  edge.carrier = { write: (bytes) => { frames?.(Buffer.from(bytes)); setImmediate(() => side.end.receive(bytes)); } };
+  side.end.carrier = { write: (bytes) => setImmediate(() => edge.receive(bytes)) };
+}
+
+/** The session attaches a frame carries. */
+function attachesIn(frame: Buffer): number {
+  const decoded = edgeFrames.decode(frame);
+  if (decoded instanceof WireError) throw decoded;
+  return decoded.ops.filter((op) => op.session?.attach).length;
+}
+
+describe("an edge's replay after moving to another router", () => {
+  it(`${N} MQTT connections attach again a share per turn; an op of the last one goes behind its attach at once`, async () => {
+    const a = routerSide();
+    const edge = new EdgeEnd(() => {});
+    connect(edge, a);
+    const clients = Array.from({ length: N }, () => recordingClient());
+    const conns = Array.from({ length: N }, (_, i): Connection => ({ edgeId: "e1", cid: i + 1, echo: true }));
+    await Promise.all(conns.map((conn, i) => {
+      const req: SessionAttach = { conn, clientId: `c${i}`, account: "$G", clean: true, subscribe: undefined, will: undefined };
+      return edge.sessions.attach(req, clients[i].c);
+    }));
+
+    // Router A is lost; the edge attaches to B, where a NATS client listens.
+    const b = routerSide();
+    const seen: string[] = [];
+    const watcher = createSerialisedLink(b.router);
+    watcher.subscribe("$G", { subject: "check", queue: undefined, sid: "1", conn: { edgeId: "w", cid: 1, echo: true },
+      deliver: (_s, _r, msg) => void seen.push(msg.buf.subarray(msg.start + msg.hdrLen, msg.end).toString()) });
+    await new Promise<void>((resolve) => watcher.sync(resolve));
+    let attached = 0;
+    const attach = b.service.attach.bind(b.service);
+    b.service.attach = (req, client) => { attached++; return attach(req, client); };
+    const perFrame: number[] = [];
+    edge.detach();
+    connect(edge, b, (frame) => perFrame.push(attachesIn(frame)));
+    edge.attach();
+    // The last connection is not replayed yet: its QoS 0 publish sends its attach first.
+    edge.sessions.publish(conns[N - 1], "check", { topic: "check", payload: Buffer.from("from the last"), qos: 0, retain: false });
+
+    for (let turns = 0; attached < N || seen.length === 0; turns++) {
+      if (turns > 2_000) throw new Error(`after ${turns} turns: ${attached} attached, ${seen.length} seen`);
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(seen).toEqual(["from the last"]);
+    expect(perFrame.reduce((x, y) => x + y, 0)).toBe(N);
+    expect(Math.max(...perFrame)).toBeLessThanOrEqual(PER_TURN + 1);
+    expect(perFrame.filter((n) => n > 0).length).toBeGreaterThanOrEqual(Math.ceil(N / PER_TURN));
+    expect(clients.reduce((sum, c) => sum + c.closed(), 0)).toBe(0);
+    edge.close();
+    watcher.close();
+    await Promise.all([a.service.close(), b.service.close()]);
+  });
+});
