@@ -229,6 +229,7 @@ export class EdgeEnd implements RouterLink {
 
   close(): void {
     this.closed = true;
+    this.sessions.stopReplay();
   }
 
   /**
