@@ -24,7 +24,7 @@ export class Deadline {
 }
 
 /** Owners whose timeouts fire in one event-loop turn at the most (Timeouts). */
-export const EXPIRIES_PER_TURN = 1_024;
+const EXPIRIES_PER_TURN = 1_024;
 
 /**
  * Timeouts for many owners (connections) on one timer per length: a Timeout and its closure
