@@ -15,9 +15,7 @@ type Warn = (message: string) => void;
 export function createSerialisedLink(router: RoutingCore, warn: Warn = () => {}): RouterLink & { close(): void } {
   const routerEnd = new RouterEnd(router, warn);
   const edgeEnd = new EdgeEnd(warn);
-  // The receiver decodes on a later turn still: nothing crosses within the sender's call.
-  edgeEnd.carrier = { write: (bytes) => setImmediate(() => routerEnd.receive(bytes)) };
-  routerEnd.carrier = { write: (bytes) => setImmediate(() => edgeEnd.receive(bytes)) };
+  carryFrames(edgeEnd, routerEnd);
   // Closing the link ends the edge's stream: the router side sees its connections lost.
   const close = edgeEnd.close.bind(edgeEnd);
   edgeEnd.close = () => {
@@ -25,4 +23,11 @@ export function createSerialisedLink(router: RoutingCore, warn: Warn = () => {})
     routerEnd.close();
   };
   return edgeEnd;
+}
+
+/** Frames between the two ends, one FIFO each way; the receiver decodes on a later turn still,
+ *  so nothing crosses within the sender's call. */
+export function carryFrames(edgeEnd: EdgeEnd, routerEnd: RouterEnd): void {
+  edgeEnd.carrier = { write: (bytes) => setImmediate(() => routerEnd.receive(bytes)) };
+  routerEnd.carrier = { write: (bytes) => setImmediate(() => edgeEnd.receive(bytes)) };
 }

@@ -7,33 +7,21 @@ import { describe, expect, it } from "vitest";
 import { EdgeEnd } from "../../services/router/wire/edge-end.js";
 import { RouterEnd } from "../../services/router/wire/router-end.js";
 import { edgeFrames, WireError } from "../../services/router/wire/codec.js";
-import { Router } from "../../services/router/router.js";
-import { SessionService } from "../../services/router/sessions/service.js";
-import { MemoryStore } from "../../services/router/store/memory.js";
-import { createSerialisedLink } from "../../services/router/link-serialised.js";
+import { carryFrames, createSerialisedLink } from "../../services/router/link-serialised.js";
 import type { Connection, SessionAttach } from "../../services/router/link.js";
-import { recordingClient } from "../helpers/session-client.js";
+import { recordingClient, sessionRouter } from "../helpers/session-client.js";
 
 const N = 3_000;
 /** REPLAYS_PER_TURN in edge-end.ts. */
 const PER_TURN = 1_024;
-const LIMITS = { ackWaitMs: 60_000, maxAckPending: 100 };
 
 function routerSide() {
-  const router = new Router();
-  const service = new SessionService(router, new MemoryStore(), LIMITS, { error: () => {} });
-  router.sessions = service;
+  const { router, service } = sessionRouter();
   return { router, service, end: new RouterEnd(router, () => {}) };
 }
 
-/** Carries `edge`'s frames to `side` and back, each on a later turn; `frames` sees each frame the edge sends. */
-function connect(edge: EdgeEnd, side: ReturnType<typeof routerSide>, frames?: (bytes: Buffer) => void): void {
-  edge.carrier = { write: (bytes) => { frames?.(Buffer.from(bytes)); setImmediate(() => side.end.receive(bytes)); } };
-  side.end.carrier = { write: (bytes) => setImmediate(() => edge.receive(bytes)) };
-}
-
 /** The session attaches a frame carries. */
-function attachesIn(frame: Buffer): number {
+function attachesIn(frame: Uint8Array): number {
   const decoded = edgeFrames.decode(frame);
   if (decoded instanceof WireError) throw decoded;
   return decoded.ops.filter((op) => op.session?.attach).length;
@@ -43,7 +31,7 @@ describe("an edge's replay after moving to another router", () => {
   it(`${N} MQTT connections attach again a share per turn; an op of the last one goes behind its attach at once`, async () => {
     const a = routerSide();
     const edge = new EdgeEnd(() => {});
-    connect(edge, a);
+    carryFrames(edge, a.end);
     const clients = Array.from({ length: N }, () => recordingClient());
     const conns = Array.from({ length: N }, (_, i): Connection => ({ edgeId: "e1", cid: i + 1, echo: true }));
     await Promise.all(conns.map((conn, i) => {
@@ -61,9 +49,11 @@ describe("an edge's replay after moving to another router", () => {
     let attached = 0;
     const attach = b.service.attach.bind(b.service);
     b.service.attach = (req, client) => { attached++; return attach(req, client); };
-    const perFrame: number[] = [];
     edge.detach();
-    connect(edge, b, (frame) => perFrame.push(attachesIn(frame)));
+    carryFrames(edge, b.end);
+    const perFrame: number[] = [];
+    const write = edge.carrier!.write;
+    edge.carrier = { write: (bytes) => { perFrame.push(attachesIn(bytes)); write(bytes); } };
     edge.attach();
     // The last connection is not replayed yet: its QoS 0 publish sends its attach first.
     edge.sessions.publish(conns[N - 1], "check", { topic: "check", payload: Buffer.from("from the last"), qos: 0, retain: false });

@@ -3,18 +3,14 @@
 // single node). Everything else still goes through the queued attach. A real Router and
 // SessionService on the memory store.
 import { describe, expect, it } from "vitest";
-import { Router } from "../../services/router/router.js";
-import { SessionService } from "../../services/router/sessions/service.js";
 import { MemoryStore } from "../../services/router/store/memory.js";
 import { sessionKey } from "../../services/router/store/store.js";
 import type { Connection, SessionAttach } from "../../services/router/link.js";
-import { recordingClient as client } from "../helpers/session-client.js";
+import { recordingClient as client, sessionRouter } from "../helpers/session-client.js";
 
 function setup() {
-  const router = new Router();
   const store = new MemoryStore();
-  const service = new SessionService(router, store, { ackWaitMs: 60_000, maxAckPending: 100 }, { error: () => {} });
-  router.sessions = service;
+  const { service } = sessionRouter(store);
   const req = (cid: number, clean: boolean, clientId = "id"): SessionAttach =>
     ({ conn: { edgeId: "e1", cid, echo: true }, clientId, account: "$G", clean, subscribe: undefined, will: undefined });
   const pub: Connection = { edgeId: "e2", cid: 1, echo: true };

@@ -3,19 +3,14 @@
 // takeover, so the connection is not closed, and it keeps its session (a clean one too) and
 // what is delivered to it. A real Router and SessionService on the memory store.
 import { describe, expect, it } from "vitest";
-import { Router } from "../../services/router/router.js";
-import { SessionService } from "../../services/router/sessions/service.js";
-import { MemoryStore } from "../../services/router/store/memory.js";
 import type { Connection, SessionAttach } from "../../services/router/link.js";
-import { recordingClient as client } from "../helpers/session-client.js";
+import { recordingClient as client, sessionRouter } from "../helpers/session-client.js";
 
 describe("an edge's connection attaching its session again", () => {
   // Without a resume after it: an attach the edge sent again behind its replay's resume.
   for (const [clean, resumeAgain] of [[false, true], [true, true], [false, false]]) {
     it(`${clean ? "clean" : "persistent"}${resumeAgain ? "" : ", no resume after it"}: not taken over, keeps its subscription`, async () => {
-      const router = new Router();
-      const service = new SessionService(router, new MemoryStore(), { ackWaitMs: 60_000, maxAckPending: 100 }, { error: () => {} });
-      router.sessions = service;
+      const { service } = sessionRouter();
       const conn: Connection = { edgeId: "e1", cid: 5, echo: true };
       const req: SessionAttach = { conn, clientId: "again", account: "$G", clean, subscribe: undefined, will: undefined };
       const first = client();

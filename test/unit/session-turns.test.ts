@@ -4,16 +4,14 @@
 // without answering its edges' pings. The memory store answers in microtasks, so without the
 // budget every attach below finishes in one turn. Counted in turns (setImmediate ticks), not time.
 import { afterEach, describe, expect, it } from "vitest";
-import { Router } from "../../services/router/router.js";
-import { SessionService } from "../../services/router/sessions/service.js";
 import { MemoryStore } from "../../services/router/store/memory.js";
 import { TurnBudget } from "../../services/common/turn-budget.js";
 import type { Connection, SessionClient } from "../../services/router/link.js";
+import { sessionRouter } from "../helpers/session-client.js";
 
 const N = 600;
 /** The service's budget per turn (SESSION_TURN_BUDGET), a restored session costing at least 1. */
 const PER_TURN = 64;
-const LIMITS = { ackWaitMs: 60_000, maxAckPending: 100 };
 
 /** Counts event-loop turns (check phases) until stopped. */
 function turnCounter() {
@@ -23,12 +21,7 @@ function turnCounter() {
   return { now: () => turn, stop: () => { on = false; } };
 }
 
-function service(store: MemoryStore) {
-  const router = new Router();
-  const s = new SessionService(router, store, LIMITS, { error: () => {} });
-  router.sessions = s;
-  return s;
-}
+const service = (store: MemoryStore) => sessionRouter(store).service;
 
 function client(got: string[]): SessionClient {
   return { sendPublish: (topic) => void got.push(topic), sendPubrel: () => {}, takenOver: () => {} };

@@ -101,6 +101,13 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
   /** Restoring sessions (an edge's replayed attaches, adoptions) takes a share of each turn,
    *  so that a thousand of them at once do not hold the event loop (turn-budget.ts). */
   readonly turns = new TurnBudget(SESSION_TURN_BUDGET);
+  /** Connections whose stream was lost (linkLost), detached with their wills once their grace
+   *  passed: one timer for all, a share per turn (Timeouts). */
+  private readonly lostGrace = new Timeouts<Holder>((holder) => {
+    if (holder.gone) return;
+    this.owners?.lost(holder.conn); // its edge attaching it again later is refused
+    this.detachHolder(holder, true);
+  });
 
   constructor(
     readonly router: Pick<RouterLink, "subscribe" | "unsubscribe" | "publish" | "sync"> & SessionHost["router"],
@@ -327,13 +334,6 @@ export class SessionService implements RouterSessions, SessionHost, OwnedSession
     holder.lost = true;
     this.lostGrace.set(holder, LOST_LINK_GRACE_MS);
   }
-
-  /** A lost edge's connections, ended a share per turn (Timeouts) once their grace passed. */
-  private readonly lostGrace = new Timeouts<Holder>((holder) => {
-    if (holder.gone) return;
-    this.owners?.lost(holder.conn); // its edge attaching it again later is refused
-    this.detachHolder(holder, true);
-  });
 
   private detachHolder(holder: Holder, publishWill: boolean, expiry?: number): void {
     this.forget(holder);
