@@ -61,9 +61,12 @@ export class TurnBudget {
 export const REMOVALS_PER_TURN = 4_096;
 
 /** Calls `each` on `items` in order, `perTurn` of them per event-loop turn: the first slice now,
- *  the next ones at later check phases, so timers and sockets run in between. */
-export function forEachInTurns<T>(items: readonly T[], each: (item: T) => void, perTurn = REMOVALS_PER_TURN, from = 0): void {
+ *  the next ones at later check phases, so timers and sockets run in between; then `done` (in the
+ *  call when one slice holds them all). */
+export function forEachInTurns<T>(items: readonly T[], each: (item: T) => void, perTurn = REMOVALS_PER_TURN,
+                                  done?: () => void, from = 0): void {
   const end = Math.min(items.length, from + perTurn);
   for (let i = from; i < end; i++) each(items[i]);
-  if (end < items.length) setImmediate(() => forEachInTurns(items, each, perTurn, end));
+  if (end < items.length) setImmediate(() => forEachInTurns(items, each, perTurn, done, end));
+  else done?.();
 }

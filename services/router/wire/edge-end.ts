@@ -25,9 +25,13 @@ import {
 
 type Warn = (message: string) => void;
 
-/** Publishes kept while detached from every router, in payload and header bytes: past it they are
- *  dropped (NATS core is at most once) and the drop is logged once per detachment. */
+/** Publishes kept while detached from every router (or replaying to a new one), in payload and
+ *  header bytes: past it they are dropped (NATS core is at most once) and the drop is logged once
+ *  per detachment. */
 export const DETACHED_PUBLISH_BUFFER_BYTES = 8 * 1024 * 1024;
+/** Subscriptions a re-attach sends a new router per event-loop turn (attach()): 100,000 in one
+ *  turn held an edge 100-155 ms; this share is about 10 ms. */
+const INTEREST_REPLAYS_PER_TURN = 8_192;
 const NO_STATS: RouterStats = {
   subscriptions: 0, cacheEntries: 0, matches: 0, cacheHits: 0, inserts: 0, removes: 0, maxFanout: 0, avgFanout: 0,
 };
@@ -71,12 +75,17 @@ export class EdgeEnd implements RouterLink {
   private accounts: AccountSet | undefined;
   /** false between detach() and attach(): no router hears us (a remote link lost its stream). */
   private attached = true;
-  private detachedPublishes: Draft<EdgeOp>[] = [];
+  /** Subscriptions the current re-attach has yet to send (attach()), while it runs. */
+  private unreplayed: Set<Subscriber> | undefined;
+  /** What waits for that replay's end: stalled publishers' reads, syncs (also run on detach()). */
+  private afterReplay: (() => void)[] = [];
+  /** Publishes while detached or replaying: sent behind every subscription of the replay. */
+  private heldPublishes: Draft<EdgeOp>[] = [];
   /** This edge's client URLs (every Hello carries them) and who wants the cluster's. */
   private urls: ClientUrls | undefined;
   private onClusterUrls: ((edges: EdgeClientUrls[]) => void) | undefined;
   private onLoad: ((edges: { edgeId: string; clients: number }[]) => void) | undefined;
-  private detachedBytes = 0;
+  private heldBytes = 0;
   private dropped = 0;
 
   /** `givesBack`: the carrier gives every frame back (out.done) once it no
@@ -105,14 +114,15 @@ export class EdgeEnd implements RouterLink {
   }
 
   unsubscribe(account: string, sub: Subscriber, max?: number): void {
+    // A subscription the replay has yet to send goes with its max then, or not at all.
     if (max !== undefined && max > 0) {
       const l = this.live.get(sub);
       if (l) l.max = max;
-      if (this.attached) this.pushUnsubscribe(account, sub, max);
+      if (this.attached && !this.unreplayed?.has(sub)) this.pushUnsubscribe(account, sub, max);
       return;
     }
     this.live.delete(sub);
-    if (this.attached) this.pushUnsubscribe(account, sub, 0);
+    if (this.attached && !this.unreplayed?.delete(sub)) this.pushUnsubscribe(account, sub, 0);
     // Messages the router matched before the UNSUB are still on their way (nats-server delivers
     // them): the handle goes once the router has answered everything before it. The UNSUBs of
     // one callback (a closing connection's 100,000 subscriptions) share one sync.
@@ -140,13 +150,14 @@ export class EdgeEnd implements RouterLink {
 
   publish(account: string, subject: string, reply: string | undefined, msg: MessageData, origin: Connection,
           options?: PublishOptions): void {
-    if (!this.attached && this.detachedBytes + msg.end - msg.start > DETACHED_PUBLISH_BUFFER_BYTES) {
+    const holding = !this.attached || this.unreplayed !== undefined;
+    if (holding && this.heldBytes + msg.end - msg.start > DETACHED_PUBLISH_BUFFER_BYTES) {
       if (this.dropped++ === 0) this.warn(`no router attached: publishes past ${DETACHED_PUBLISH_BUFFER_BYTES} bytes are dropped until one is`);
       return;
     }
     const noResponders = options?.noResponders ?? false;
     // The bytes are only valid during the call: they go into the frame now.
-    if (this.attached) {
+    if (!holding) {
       writePublish(this.out.frameForOp(), account, subject, reply ?? "", msg, origin.cid, noResponders);
       return this.out.wrote();
     }
@@ -155,8 +166,8 @@ export class EdgeEnd implements RouterLink {
       headers: Buffer.from(msg.buf.subarray(msg.start, msg.start + msg.hdrLen)),
       payload: Buffer.from(msg.buf.subarray(msg.start + msg.hdrLen, msg.end)),
     };
-    this.detachedPublishes.push({ op: "publish", publish: { account, message, originConnection: origin.cid, noResponders } });
-    this.detachedBytes += msg.end - msg.start;
+    this.heldPublishes.push({ op: "publish", publish: { account, message, originConnection: origin.cid, noResponders } });
+    this.heldBytes += msg.end - msg.start;
   }
 
   configureAccounts(edge: string, set: AccountSet): void {
@@ -188,11 +199,18 @@ export class EdgeEnd implements RouterLink {
   }
 
   stall(resume: () => void): boolean {
+    // During a replay a publisher's input waits in its socket, not in heldPublishes.
+    if (this.unreplayed !== undefined) {
+      this.afterReplay.push(resume);
+      return true;
+    }
     return this.carrier?.stall?.(resume) ?? false;
   }
 
   sync(done: () => void): void {
     if (!this.attached) return done(); // nothing is in flight to wait for
+    // Behind the held publishes: a client's PONG comes after its PUBs reached the router.
+    if (this.unreplayed !== undefined) return void this.afterReplay.push(() => this.sync(done));
     this.syncWaits.push(done);
     this.syncSentAt.push(performance.now());
     this.out.push({ op: "ping", ping: { seq: ++this.pingSeq } });
@@ -230,6 +248,7 @@ export class EdgeEnd implements RouterLink {
 
   close(): void {
     this.closed = true;
+    this.unreplayed = undefined;
     this.sessions.stopReplay();
   }
 
@@ -242,12 +261,14 @@ export class EdgeEnd implements RouterLink {
     if (!this.attached) return;
     this.attached = false;
     this.hello = false;
-    this.sessions.stopReplay(); // the next stream's replays every connection again
+    this.unreplayed = undefined; // the next stream's replays every subscription again
+    this.sessions.stopReplay(); // and every connection
     this.out.discard(); // the next stream starts with its Hello
     this.syncSentAt.length = 0;
     for (const done of this.syncWaits.splice(0)) done();
     for (const resolve of this.statsWaits.values()) resolve({ ...NO_STATS });
     this.statsWaits.clear();
+    this.runAfterReplay(); // syncs end at once now, stalled publishers read into heldPublishes
   }
 
   /**
@@ -255,16 +276,21 @@ export class EdgeEnd implements RouterLink {
    * connections (attached again, so they move to this router), the operations the lost router
    * did not answer (an MQTT publish not acknowledged is sent again rather than failed: the
    * client stays connected, and a QoS 1 message is at worst delivered twice), then the buffered
-   * publishes.
+   * publishes. The subscriptions go a share per turn (INTEREST_REPLAYS_PER_TURN); until the last,
+   * this edge's NATS publishes and syncs wait (so a request sees every responder here, and a
+   * PONG follows its PUBs) and its publishers stop reading. Subscribed meanwhile: sent at once.
    */
   attach(): void {
     if (this.attached) return;
     this.attached = true;
     if (this.accounts) this.configureAccounts(this.edgeId, this.accounts);
-    for (const [sub, { account, max }] of this.live) {
-      this.pushInterest(account, sub);
-      if (max > 0) this.pushUnsubscribe(account, sub, max);
-    }
+    // The first share of subscriptions goes before the sessions' ops (an MQTT publish sent again
+    // reaches this edge's NATS subscribers), the held publishes after both.
+    const subs = new Set(this.live.keys());
+    this.unreplayed = subs;
+    let inAttach = true;
+    forEachInTurns([...subs], (sub) => this.replaySubscription(subs, sub), INTEREST_REPLAYS_PER_TURN,
+      () => inAttach || this.replayed(subs));
     const unanswered = [...this.completions];
     this.sessions.replay();
     // Each behind its connection's attach (replayFirst). Less the attaches of an earlier replay
@@ -273,11 +299,33 @@ export class EdgeEnd implements RouterLink {
       this.sessions.replayFirst(sessionConnectionOf(op));
       if (this.completions.has(id)) this.out.push(op);
     }
-    for (const op of this.detachedPublishes) this.out.push(op);
+    inAttach = false;
+    if (subs.size === 0) this.replayed(subs);
+  }
+
+  private replaySubscription(subs: Set<Subscriber>, sub: Subscriber): void {
+    if (this.unreplayed !== subs || !subs.delete(sub)) return; // detached since, or unsubscribed
+    const { account, max } = this.live.get(sub)!;
+    this.pushInterest(account, sub);
+    if (max > 0) this.pushUnsubscribe(account, sub, max);
+  }
+
+  /** The replay of `subs` has sent them all: the held publishes follow, then what waited. */
+  private replayed(subs: Set<Subscriber>): void {
+    if (this.unreplayed !== subs) return; // done already, or detached since (the next attach sends them)
+    this.unreplayed = undefined;
+    for (const op of this.heldPublishes) this.out.push(op);
     if (this.dropped > 0) this.warn(`${this.dropped} publishes were dropped while no router was attached`);
-    this.detachedPublishes = [];
-    this.detachedBytes = 0;
+    this.heldPublishes = [];
+    this.heldBytes = 0;
     this.dropped = 0;
+    this.runAfterReplay();
+  }
+
+  private runAfterReplay(): void {
+    const waiting = this.afterReplay;
+    this.afterReplay = [];
+    for (const go of waiting) go();
   }
 
   private readonly cursor = new RouterFrameCursor();
