@@ -21,31 +21,76 @@ export interface InterestUpdateData {
   entries: InterestEntry[];
 }
 
+/**
+ * Values by (account, queue group, subject), looked up without building interestKey(): a key
+ * made per lookup is a new string to flatten and hash, and a SUB burst or a peer's update is one
+ * lookup per subscription (in a router taking 100,000 SUBs, a third of its CPU went to such
+ * lookups). Here the account and queue strings are few and their hashes cached; only the
+ * subject is hashed.
+ */
+export class EntryTable<V> {
+  private readonly accounts = new Map<string, Map<string, Map<string, V>>>();
+  size = 0;
+
+  get(account: string, subject: string, queue: string): V | undefined {
+    return this.accounts.get(account)?.get(queue)?.get(subject);
+  }
+
+  set(account: string, subject: string, queue: string, value: V): void {
+    let queues = this.accounts.get(account);
+    if (!queues) this.accounts.set(account, queues = new Map());
+    let subjects = queues.get(queue);
+    if (!subjects) queues.set(queue, subjects = new Map());
+    const before = subjects.size;
+    subjects.set(subject, value);
+    this.size += subjects.size - before;
+  }
+
+  delete(account: string, subject: string, queue: string): void {
+    const queues = this.accounts.get(account);
+    const subjects = queues?.get(queue);
+    if (!subjects?.delete(subject)) return;
+    this.size--;
+    // An emptied group or account goes too: queue names come and go.
+    if (subjects.size > 0) return;
+    queues!.delete(queue);
+    if (queues!.size === 0) this.accounts.delete(account);
+  }
+
+  *values(): IterableIterator<V> {
+    for (const queues of this.accounts.values()) for (const subjects of queues.values()) yield* subjects.values();
+  }
+
+  clear(): void {
+    this.accounts.clear();
+    this.size = 0;
+  }
+}
+
 /** This router's interest: local subscriptions counted per entry, changes sent once per turn. */
 export class LocalInterest {
-  private readonly weights = new Map<string, InterestEntry>();
-  /** Entries changed this turn (a removed one keeps weight 0); they leave as one update on the next. */
-  private readonly changed = new Map<string, InterestEntry>();
+  private readonly weights = new EntryTable<InterestEntry>();
+  /** Entries changed this turn, each once; they leave as one update on the next. A removed one
+   *  keeps weight 0, and its place in `weights` until then, so one made again in the same turn
+   *  is the same entry (an update never holds a key twice: the registry writes its removals
+   *  after its additions). */
+  private readonly changed = new Set<InterestEntry>();
   private scheduled = false;
   seq = 0;
 
   constructor(private readonly onUpdate: (update: InterestUpdateData) => void) {}
 
+  /** Entries (one removed this turn counts until the turn's update). */
   get size(): number { return this.weights.size; }
   /** Changes wait for this turn's end. */
   get pending(): boolean { return this.changed.size > 0; }
 
   change(account: string, subject: string, queue: string | undefined, delta: number): void {
     const q = queue ?? "";
-    const key = interestKey(account, subject, q);
-    let e = this.weights.get(key);
-    if (!e) this.weights.set(key, e = { account, subject, queue: q, weight: 0 });
-    e.weight += delta;
-    if (e.weight <= 0) {
-      e.weight = 0; // RS-
-      this.weights.delete(key);
-    }
-    this.changed.set(key, e);
+    let e = this.weights.get(account, subject, q);
+    if (!e) this.weights.set(account, subject, q, e = { account, subject, queue: q, weight: 0 });
+    e.weight = Math.max(0, e.weight + delta); // 0: RS-
+    this.changed.add(e);
     if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => this.flush());
@@ -57,7 +102,8 @@ export class LocalInterest {
     this.scheduled = false;
     if (this.changed.size === 0) return;
     let entries: InterestEntry[] = [];
-    for (const e of this.changed.values()) {
+    for (const e of this.changed) {
+      if (e.weight === 0) this.weights.delete(e.account, e.subject, e.queue);
       entries.push({ ...e });
       if (entries.length === UPDATE_ENTRIES) {
         this.onUpdate({ seq: ++this.seq, entries });
@@ -87,7 +133,7 @@ export type ApplyResult = "applied" | "gap" | "waiting";
 
 /** One peer's interest as this router holds it. */
 export class RemoteInterest<E> {
-  private readonly entries = new Map<string, { entry: InterestEntry; handle: E }>();
+  private readonly entries = new EntryTable<{ entry: InterestEntry; handle: E }>();
   /** The peer's sequence this copy is consistent with; -1: none yet (a snapshot is due). */
   seq = -1;
   /** Snapshot chunks received so far. */
@@ -113,14 +159,14 @@ export class RemoteInterest<E> {
   snapshotChunk(seq: number, entries: InterestEntry[], last: boolean): void {
     (this.incoming ??= []).push(...entries);
     if (!last) return;
-    const next = new Set<string>();
+    const next = new EntryTable<true>();
     for (const e of this.incoming) {
-      next.add(interestKey(e.account, e.subject, e.queue));
+      next.set(e.account, e.subject, e.queue, true);
       this.set(e);
     }
-    for (const [key, { entry, handle }] of this.entries) {
-      if (!next.has(key)) {
-        this.entries.delete(key);
+    for (const { entry, handle } of [...this.entries.values()]) {
+      if (!next.get(entry.account, entry.subject, entry.queue)) {
+        this.entries.delete(entry.account, entry.subject, entry.queue);
         this.sink.remove(entry, handle);
       }
     }
@@ -139,17 +185,16 @@ export class RemoteInterest<E> {
   }
 
   private set(e: InterestEntry): void {
-    const key = interestKey(e.account, e.subject, e.queue);
-    const have = this.entries.get(key);
+    const have = this.entries.get(e.account, e.subject, e.queue);
     if (e.weight === 0) {
       if (have) {
-        this.entries.delete(key);
+        this.entries.delete(e.account, e.subject, e.queue);
         this.sink.remove(have.entry, have.handle);
       }
     } else if (have) {
       this.sink.setWeight(have.handle, e.weight);
     } else {
-      this.entries.set(key, { entry: e, handle: this.sink.add(e) });
+      this.entries.set(e.account, e.subject, e.queue, { entry: e, handle: this.sink.add(e) });
     }
   }
 }
