@@ -166,14 +166,14 @@ describe("hand-written codec vs protobufjs", () => {
         expect({ account: cur.account, subject: cur.subject, reply: cur.reply, ...viewed(cur.msg) }, `seed ${seed}`)
           .toEqual(hex({ account: d!.account, ...d!.message }));
         const got: { connectionId: number; sid: string }[] = [];
-        while (cur.nextTarget()) got.push({ connectionId: cur.targetConnection, sid: cur.targetSid });
+        while (cur.nextTarget()) got.push({ connectionId: cur.refConnection, sid: cur.refSid });
         expect(got, `seed ${seed}`).toEqual(d!.targets);
       }
       expect(cur.next()).toBe(Next.End);
     }
   });
 
-  it("InterestChange (edge → router): same bytes as protobufjs, which decodes them the same", () => {
+  it("InterestChange (edge → router): same bytes as protobufjs, which decodes them the same, and so does the router's cursor", () => {
     for (let seed = 0; seed < 200; seed++) {
       const g = gen(5_000 + seed);
       const ops: Draft<EdgeOp>[] = [];
@@ -192,6 +192,48 @@ describe("hand-written codec vs protobufjs", () => {
       if (decoded instanceof WireError) throw decoded;
       expect(decoded.ops.map((op) => withoutDefaults(op.interest ?? op.ping)), `seed ${seed}`)
         .toEqual(ops.map((op) => withoutDefaults(op.interest ?? op.ping)));
+      const cur = new EdgeFrameCursor();
+      cur.reset(hand);
+      for (const op of ops) {
+        const i = op.interest;
+        if (!i) {
+          expect(cur.next()).toBe(Next.Cold);
+          continue;
+        }
+        expect(cur.next(), `seed ${seed}`).toBe(Next.Hot2);
+        expect([cur.account, cur.subject, cur.queue, cur.weightDelta, cur.hasSub, cur.refConnection, cur.refSid, cur.noEcho], `seed ${seed}`)
+          .toEqual([i.account, i.subject, i.queue, i.weightDelta, i.sub !== undefined, i.sub?.connectionId ?? 0, i.sub?.sid ?? "", i.noEcho]);
+      }
+      expect(cur.next()).toBe(Next.End);
+    }
+  });
+
+  it("InterestUpdate (router → router): same bytes as protobufjs, and the peer's cursor reads what was written", () => {
+    for (let seed = 0; seed < 200; seed++) {
+      const g = gen(7_000 + seed);
+      const ops: Draft<MeshOp>[] = [];
+      for (let n = 1 + g.int(3); n > 0; n--) {
+        const entries = Array.from({ length: g.int(20) }, () => ({
+          account: g.int(3) ? "$G" : g.text(8), subject: g.subject(), queue: g.int(2) ? "" : g.text(6), weight: [0, 1, 2, 300, 2 ** 32 - 1][g.int(5)],
+        }));
+        ops.push({ interest: { seq: g.id(), entries } });
+        // Other ops between them still go through protobufjs.
+        if (g.int(2)) ops.push({ ping: { seq: 1 + g.int(100) } });
+      }
+      const reference = meshFrames.encode(withoutDefaults({ ops }));
+      const hand = frameOf((w) => { for (const op of ops) writeMeshOp(w, op); });
+      expect(hand.toString("hex"), `seed ${seed}`).toBe(reference.toString("hex"));
+      const cur = new MeshFrameCursor();
+      cur.reset(hand);
+      for (const op of ops) {
+        if (!op.interest) {
+          expect(cur.next()).toBe(Next.Cold);
+          continue;
+        }
+        expect(cur.next(), `seed ${seed}`).toBe(Next.Hot2);
+        expect(cur.interest, `seed ${seed}`).toEqual(op.interest);
+      }
+      expect(cur.next()).toBe(Next.End);
     }
   });
 
@@ -313,7 +355,7 @@ describe("hand-written codec vs protobufjs", () => {
           expect(cur.next()).toBe(Next.Hot);
           continue;
         }
-        expect(cur.next()).toBe(Next.Event);
+        expect(cur.next()).toBe(Next.Hot2);
         const e = op.sessionEvent!;
         expect(cur.eventConnection).toBe(e.connectionId);
         if (e.pubrel !== undefined) expect([cur.event, cur.pubrel]).toEqual([EVENT_PUBREL, e.pubrel]);
@@ -444,8 +486,8 @@ describe("hand-written codec vs protobufjs", () => {
     expect(cur.cold!.ping!.seq).toBe(3);
     expect(cur.next()).toBe(Next.Hot);
     expect([cur.account, cur.subject, cur.reply, cur.msg.buf.toString("latin1", cur.msg.start, cur.msg.end)]).toEqual(["", "a.b", "", "x"]);
-    expect(cur.next()).toBe(Next.Cold);
-    expect(cur.cold!.op).toBe("interest");
+    expect(cur.next()).toBe(Next.Hot2);
+    expect([cur.account, cur.subject, cur.queue, cur.weightDelta, cur.hasSub, cur.refConnection, cur.refSid, cur.noEcho]).toEqual(["A", "a.*", "", 1, true, 5, "1", false]);
     expect(cur.next()).toBe(Next.Hot);
     expect([cur.topic, cur.qos, cur.retain, cur.correlationId, cur.originConnection]).toEqual(["t/x", 1, true, 44, 9]);
     expect(cur.next()).toBe(Next.Hot);

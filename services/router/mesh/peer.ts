@@ -7,7 +7,7 @@ import type { RemoteSubscriber, Router } from "../router.js";
 import { Batcher, FRAME_STATS } from "../wire/batcher.js";
 import { addForwardQueue, MeshFrameCursor, messageData, Next, writeForwardOf, writeMeshOp } from "../wire/fast.js";
 import { FrameQueue } from "../wire/slices.js";
-import type { Draft, InterestEntry, MeshHello, MeshOp } from "../wire/frames.js";
+import type { Draft, InterestEntry, InterestUpdate, MeshHello, MeshOp } from "../wire/frames.js";
 import type { BarrierWaiter } from "./barrier.js";
 import { RemoteInterest, UPDATE_ENTRIES, type InterestUpdateData } from "./interest.js";
 
@@ -290,7 +290,7 @@ export class PeerLink {
   }
 
   /** Applies the op the cursor read; returns its cost beyond 1 (interest entries count one each). */
-  private applyOp(next: Next.Hot | Next.Cold | Next.Event): number {
+  private applyOp(next: Next.Hot | Next.Cold | Next.Hot2): number {
     const cur = this.cursor;
     if (this.state === "hello") {
       const op = next === Next.Cold ? cur.cold! : undefined;
@@ -301,6 +301,10 @@ export class PeerLink {
     if (next === Next.Hot) {
       this.forwarded(cur.account, cur.subject, cur.reply, cur.msg, cur.queues, cur.originEdge, cur.originConnection, cur.retain, cur.msgId);
       return 0;
+    }
+    if (next === Next.Hot2) {
+      this.interestUpdate(cur.interest);
+      return cur.interest.entries.length;
     }
     const op = cur.cold!;
     this.apply(op);
@@ -336,16 +340,19 @@ export class PeerLink {
     this.sendSnapshot();
   }
 
+  /** An InterestUpdate, from the cursor or decoded by protobufjs. */
+  private interestUpdate(update: InterestUpdate): void {
+    const haveSeq = this.interest.seq;
+    if (this.interest.apply(update) === "gap") {
+      this.owner.warn(`peer ${this.peerId}: interest update ${update.seq} arrived after ${haveSeq}: updates were missed; resync`);
+      this.out.push({ op: "resyncRequest", resyncRequest: { haveSeq } });
+    }
+  }
+
   private apply(op: MeshOp): void {
     switch (op.op) {
-      case "interest": {
-        const haveSeq = this.interest.seq;
-        if (this.interest.apply(op.interest!) === "gap") {
-          this.owner.warn(`peer ${this.peerId}: interest update ${op.interest!.seq} arrived after ${haveSeq}: updates were missed; resync`);
-          this.out.push({ op: "resyncRequest", resyncRequest: { haveSeq } });
-        }
-        return;
-      }
+      case "interest":
+        return this.interestUpdate(op.interest!);
       case "snapshot": {
         const s = op.snapshot!;
         this.interest.snapshotChunk(s.seq, s.entries, s.last);

@@ -152,7 +152,7 @@ export class EdgeEnd implements RouterLink {
           options?: PublishOptions): void {
     const holding = !this.attached || this.unreplayed !== undefined;
     if (holding && this.heldBytes + msg.end - msg.start > DETACHED_PUBLISH_BUFFER_BYTES) {
-      if (this.dropped++ === 0) this.warn(`no router attached: publishes past ${DETACHED_PUBLISH_BUFFER_BYTES} bytes are dropped until one is`);
+      if (this.dropped++ === 0) this.warn(`no router has this edge's subscriptions yet: publishes past ${DETACHED_PUBLISH_BUFFER_BYTES} bytes are dropped until one has`);
       return;
     }
     const noResponders = options?.noResponders ?? false;
@@ -315,7 +315,7 @@ export class EdgeEnd implements RouterLink {
     if (this.unreplayed !== subs) return; // done already, or detached since (the next attach sends them)
     this.unreplayed = undefined;
     for (const op of this.heldPublishes) this.out.push(op);
-    if (this.dropped > 0) this.warn(`${this.dropped} publishes were dropped while no router was attached`);
+    if (this.dropped > 0) this.warn(`${this.dropped} publishes were dropped while no router had this edge's subscriptions`);
     this.heldPublishes = [];
     this.heldBytes = 0;
     this.dropped = 0;
@@ -341,7 +341,7 @@ export class EdgeEnd implements RouterLink {
       if (next instanceof WireError) return this.warn(`serialised link: ${next.message}`);
       this.opsIn++;
       if (next === Next.Hot) this.deliver(cur);
-      else if (next === Next.Event) this.sessions.eventOf(cur);
+      else if (next === Next.Hot2) this.sessions.eventOf(cur);
       else this.apply(cur.cold!);
     }
   }
@@ -379,7 +379,7 @@ export class EdgeEnd implements RouterLink {
   private deliver(cur: RouterFrameCursor): void {
     const reply = cur.reply === "" ? undefined : cur.reply;
     const { subject, msg } = cur;
-    while (cur.nextTarget()) this.deliverTo(cur.targetConnection, cur.targetSid, subject, reply, msg);
+    while (cur.nextTarget()) this.deliverTo(cur.refConnection, cur.refSid, subject, reply, msg);
   }
 
   /** A Deliver protobufjs decoded (one the cursor does not take as it is, e.g. with several ops' members). */
@@ -628,7 +628,7 @@ class EdgeSessions implements SessionLink {
     }
   }
 
-  /** The session event the cursor read (Next.Event): the same, from the cursor's fields. */
+  /** The session event the cursor read (Next.Hot2): the same, from the cursor's fields. */
   eventOf(cur: RouterFrameCursor): void {
     if (cur.event === EVENT_PUBLISH) {
       const m = cur.msg;

@@ -14,12 +14,14 @@ import type protobuf from "protobufjs";
 import { copyBytes } from "../../common/byte-range.js";
 import type { MessageData } from "../link.js";
 import { PROTO_PACKAGE, protoTypes, WireError } from "./codec.js";
-import type { Deliver, Draft, EdgeOp, Forward, InterestChange, MeshOp, Message, MqttProperties, RouterOp } from "./frames.js";
+import type {
+  Deliver, Draft, EdgeOp, Forward, InterestChange, InterestEntry, InterestUpdate, MeshOp, Message, MqttProperties, RouterOp,
+} from "./frames.js";
 
 /** The `ops` field of EdgeFrame, RouterFrame and MeshFrame, length-delimited. */
 const OPS_TAG = (1 << 3) | 2;
 /** Oneof members of the hot ops, in EdgeOp, RouterOp and MeshOp. */
-const EDGE_INTEREST = 2, EDGE_PUBLISH = 3, ROUTER_DELIVER = 2, ROUTER_SESSION_EVENT = 4, MESH_FORWARD = 5;
+const EDGE_INTEREST = 2, EDGE_PUBLISH = 3, ROUTER_DELIVER = 2, ROUTER_SESSION_EVENT = 4, MESH_INTEREST = 2, MESH_FORWARD = 5;
 /** SessionEvent's members and fields (edge.proto); the members are RouterFrameCursor.event's values. */
 export const EVENT_PUBLISH = 3, EVENT_PUBREL = 4, EVENT_TAKEOVER = 6;
 const EVENT_CONNECTION = 5;
@@ -502,6 +504,41 @@ function writeInterest(w: FrameBuilder, i: Draft<InterestChange>): void {
   w.bool(6 << 3, i.noEcho ?? false);
 }
 
+/** Per entry of the InterestUpdate being written: its subject's UTF-8 length and its size. */
+const entrySizes: number[] = [];
+
+/**
+ * MeshOp.interest: a turn's interest changes for a peer, up to UPDATE_ENTRIES entries (a SUB
+ * burst is one per subscription): written by hand as protobufjs would, whose encoder took about
+ * a tenth of a router's CPU in such a burst.
+ */
+function writeInterestUpdate(w: FrameBuilder, u: Draft<InterestUpdate>): void {
+  const entries = u.entries ?? [];
+  const seq = u.seq ?? 0;
+  let body = numberSize(seq);
+  entrySizes.length = 2 * entries.length;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    const subjectLen = utf8Length(e.subject ?? "");
+    const size = stringSize(accountBytes.of(e.account ?? "").length) + stringSize(subjectLen) + stringSize(utf8Length(e.queue ?? "")) +
+      numberSize(e.weight ?? 0);
+    entrySizes[2 * i] = subjectLen;
+    entrySizes[2 * i + 1] = size;
+    body += fieldSize(size);
+  }
+  w.openOp(MESH_INTEREST, body);
+  w.number(1 << 3, seq);
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    const acc = accountBytes.of(e.account ?? ""), queue = e.queue ?? "";
+    w.open((2 << 3) | 2, entrySizes[2 * i + 1]);
+    w.bytes((1 << 3) | 2, acc, 0, acc.length);
+    w.string((2 << 3) | 2, e.subject ?? "", entrySizes[2 * i]);
+    w.string((3 << 3) | 2, queue, utf8Length(queue));
+    w.number(4 << 3, e.weight ?? 0);
+  }
+}
+
 /** MeshOp.forward of a drafted Forward. */
 function writeForward(w: FrameBuilder, f: Draft<Forward>): void {
   const msg = f.message ?? {};
@@ -610,7 +647,7 @@ export const writeEdgeOp: OpWriter<EdgeOp> = opWriter<EdgeOp>("EdgeOp", {
   interest: writeInterest,
 });
 export const writeRouterOp: OpWriter<RouterOp> = opWriter<RouterOp>("RouterOp", { deliver: writeDeliver });
-export const writeMeshOp: OpWriter<MeshOp> = opWriter<MeshOp>("MeshOp", { forward: writeForward });
+export const writeMeshOp: OpWriter<MeshOp> = opWriter<MeshOp>("MeshOp", { forward: writeForward, interest: writeInterestUpdate });
 
 // ---- decoding ----
 
@@ -659,8 +696,9 @@ class StringCache {
 
 const enum Wire { Varint = 0, Fixed64 = 1, Bytes = 2, Fixed32 = 5 }
 
-/** What FrameCursor.next() found: Event only from a RouterFrameCursor (a SessionEvent). */
-export const enum Next { End = 0, Hot = 1, Cold = 2, Event = 3 }
+/** What FrameCursor.next() found: Hot2 is the second hot member (a RouterFrameCursor's
+ *  SessionEvent, an EdgeFrameCursor's InterestChange). */
+export const enum Next { End = 0, Hot = 1, Cold = 2, Hot2 = 3 }
 
 /**
  * Walks one frame's ops. Hot ops (by `hot`, the oneof member's field number, and `hot2` if any)
@@ -688,6 +726,10 @@ class FrameCursor<Op> {
   /** MQTT 5: the hot op's properties (rare: decoded by protobufjs as the op is read, so that
    *  malformed ones make next() return a WireError). */
   protected props: MqttProperties | undefined;
+  /** The SubscriptionRef read last (readSubscriptionRef): a Deliver's target, an InterestChange's sub. */
+  refConnection = 0;
+  refSid = "";
+  private readonly sids = new StringCache();
   private readonly hotTag: number;
   private readonly hotTag2: number;
 
@@ -790,6 +832,18 @@ class FrameCursor<Op> {
   /** The same for the second hot member. */
   protected readHot2(_end: number): Next { return Next.Hot; }
 
+  /** SubscriptionRef { connection_id = 1, sid = 3 } ending at `end` (a field repeated: the last counts). */
+  protected readSubscriptionRef(end: number): void {
+    this.refConnection = 0;
+    this.refSid = "";
+    while (this.pos < end) {
+      const tag = this.varint();
+      if (tag === 1 << 3) this.refConnection = this.varint();
+      else if (tag === ((3 << 3) | 2)) this.refSid = this.string(this.sids, end);
+      else this.skip(tag & 7, end);
+    }
+  }
+
   protected varint(): number {
     const b = this.buf;
     let p = this.pos;
@@ -883,7 +937,8 @@ class FrameCursor<Op> {
   }
 }
 
-/** EdgeFrames, publish hot. */
+/** EdgeFrames, publish hot, and interest (Hot2: a SUB burst or an edge's replay is one per
+ *  subscription) in `account`, `subject`, the interest fields below and the ref (refConnection, refSid). */
 export class EdgeFrameCursor extends FrameCursor<EdgeOp> {
   originConnection = 0;
   noResponders = false;
@@ -892,8 +947,44 @@ export class EdgeFrameCursor extends FrameCursor<EdgeOp> {
   retain = false;
   topic = "";
   private readonly topics = new StringCache();
+  queue = "";
+  weightDelta = 0;
+  /** The InterestChange has a SubscriptionRef (refConnection, refSid). */
+  hasSub = false;
+  noEcho = false;
+  private readonly queues = new StringCache();
 
-  constructor() { super("EdgeOp", EDGE_PUBLISH); }
+  constructor() { super("EdgeOp", EDGE_PUBLISH, EDGE_INTEREST); }
+
+  /** InterestChange { account, subject, queue, weight_delta (sint32), sub, no_echo }. */
+  protected override readHot2(end: number): Next {
+    this.account = "";
+    this.subject = "";
+    this.queue = "";
+    this.weightDelta = 0;
+    this.refConnection = 0;
+    this.refSid = "";
+    this.hasSub = false;
+    this.noEcho = false;
+    while (this.pos < end) {
+      const tag = this.varint();
+      switch (tag >>> 3) {
+        case 1: this.expect(tag, Wire.Bytes); this.account = this.string(this.accounts, end); break;
+        case 2: this.expect(tag, Wire.Bytes); this.subject = this.string(undefined, end); break;
+        case 3: this.expect(tag, Wire.Bytes); this.queue = this.string(this.queues, end); break;
+        case 4: {
+          this.expect(tag, Wire.Varint);
+          const zigzag = this.varint() % 0x100000000; // as protobufjs: the low 32 bits
+          this.weightDelta = (zigzag >>> 1) ^ -(zigzag & 1);
+          break;
+        }
+        case 5: this.expect(tag, Wire.Bytes); this.readSubscriptionRef(this.length(end)); this.hasSub = true; break;
+        case 6: this.expect(tag, Wire.Varint); this.noEcho = this.varint() !== 0; break;
+        default: this.skip(tag & 7, end);
+      }
+    }
+    return Next.Hot2;
+  }
 
   protected override readHot(end: number): Next {
     this.account = "";
@@ -925,14 +1016,11 @@ export class EdgeFrameCursor extends FrameCursor<EdgeOp> {
 
 /**
  * RouterFrames, deliver and session events hot. After next() returned Hot (a Deliver),
- * nextTarget() walks its targets; after Event (a SessionEvent), `event` says which member it
- * carried (a field number: EVENT_*, 0 for none) and the fields below hold it, the payload of a
- * publish as `msg`.
+ * nextTarget() walks its targets (each in refConnection, refSid); after Hot2 (a SessionEvent),
+ * `event` says which member it carried (a field number: EVENT_*, 0 for none) and the fields
+ * below hold it, the payload of a publish as `msg`.
  */
 export class RouterFrameCursor extends FrameCursor<RouterOp> {
-  targetConnection = 0;
-  targetSid = "";
-  private readonly sids = new StringCache();
   private targetsFrom = 0;
   private targetsEnd = 0;
   event = 0;
@@ -969,7 +1057,7 @@ export class RouterFrameCursor extends FrameCursor<RouterOp> {
         default: this.skip(tag & 7, end);
       }
     }
-    return Next.Event;
+    return Next.Hot2;
   }
 
   /** SessionPublish { message: StoredMessage, packet_id, dup }, ending at `end`. */
@@ -1043,15 +1131,7 @@ export class RouterFrameCursor extends FrameCursor<RouterOp> {
           this.skip(tag & 7, this.targetsEnd);
           continue;
         }
-        const end = this.length(this.targetsEnd);
-        this.targetConnection = 0;
-        this.targetSid = "";
-        while (this.pos < end) {
-          const t = this.varint();
-          if (t === 1 << 3) this.targetConnection = this.varint();
-          else if (t === ((3 << 3) | 2)) this.targetSid = this.string(this.sids, end);
-          else this.skip(t & 7, end);
-        }
+        this.readSubscriptionRef(this.length(this.targetsEnd));
         found = true;
       }
       this.targetsFrom = this.pos;
@@ -1069,7 +1149,7 @@ export class RouterFrameCursor extends FrameCursor<RouterOp> {
 
 const NO_QUEUES: readonly string[] = Object.freeze([]);
 
-/** MeshFrames, forward hot. */
+/** MeshFrames, forward hot, and interest updates (Hot2) in `interest`. */
 export class MeshFrameCursor extends FrameCursor<MeshOp> {
   queues: readonly string[] = NO_QUEUES;
   originEdge = "";
@@ -1077,10 +1157,43 @@ export class MeshFrameCursor extends FrameCursor<MeshOp> {
   qos = 0;
   retain = false;
   msgId = 0;
+  /** The InterestUpdate of Hot2: its entries are new objects (the peer's copy keeps them). */
+  interest: InterestUpdate = { seq: 0, entries: [] };
   private readonly edges = new StringCache();
   private readonly queueNames = new StringCache();
 
-  constructor() { super("MeshOp", MESH_FORWARD); }
+  constructor() { super("MeshOp", MESH_FORWARD, MESH_INTEREST); }
+
+  /** InterestUpdate { seq, repeated InterestEntry entries }. */
+  protected override readHot2(end: number): Next {
+    const update: InterestUpdate = { seq: 0, entries: [] };
+    while (this.pos < end) {
+      const tag = this.varint();
+      switch (tag >>> 3) {
+        case 1: this.expect(tag, Wire.Varint); update.seq = this.varint(); break;
+        case 2: this.expect(tag, Wire.Bytes); update.entries.push(this.readEntry(this.length(end))); break;
+        default: this.skip(tag & 7, end);
+      }
+    }
+    this.interest = update;
+    return Next.Hot2;
+  }
+
+  /** InterestEntry { account, subject, queue, weight } ending at `end`. */
+  private readEntry(end: number): InterestEntry {
+    const e: InterestEntry = { account: "", subject: "", queue: "", weight: 0 };
+    while (this.pos < end) {
+      const tag = this.varint();
+      switch (tag >>> 3) {
+        case 1: this.expect(tag, Wire.Bytes); e.account = this.string(this.accounts, end); break;
+        case 2: this.expect(tag, Wire.Bytes); e.subject = this.string(undefined, end); break;
+        case 3: this.expect(tag, Wire.Bytes); e.queue = this.string(this.queueNames, end); break;
+        case 4: this.expect(tag, Wire.Varint); e.weight = this.varint() % 0x100000000; break;
+        default: this.skip(tag & 7, end);
+      }
+    }
+    return e;
+  }
 
   protected override readHot(end: number): Next {
     this.account = "";

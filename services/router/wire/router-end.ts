@@ -182,7 +182,7 @@ export class RouterEnd {
 
   /** Applies the op the cursor read (a Hello first, or nothing more is applied); returns its
    *  cost beyond 1 for the slice (slices.ts). */
-  private applyOp(next: Next.Hot | Next.Cold | Next.Event): number {
+  private applyOp(next: Next.Hot | Next.Cold | Next.Hot2): number {
     const cur = this.cursor;
     if (!this.accepted) {
       if (next === Next.Cold && cur.cold!.op === "hello") this.authenticate(cur.cold!.hello!);
@@ -190,6 +190,8 @@ export class RouterEnd {
     } else if (next === Next.Hot) {
       this.publish(cur);
       if (cur.topic !== "" && cur.qos > 0) return MQTT_OP_COST;
+    } else if (next === Next.Hot2) {
+      this.interest(cur.account, cur.subject, cur.queue, cur.weightDelta, cur.refConnection, cur.hasSub ? cur.refSid : undefined, cur.noEcho);
     } else {
       const op = cur.cold!;
       this.apply(op);
@@ -217,6 +219,21 @@ export class RouterEnd {
     }
     this.router.publish(account, subject, reply === "" ? undefined : reply, msg, this.origins.of(this.edgeId, cid),
       noResponders ? NO_RESPONDERS : undefined);
+  }
+
+  /** An InterestChange, from the cursor or decoded by protobufjs: a subscription of the edge
+   *  (`sid` undefined: none named, nothing to do). */
+  private interest(account: string, subject: string, queue: string, weightDelta: number, cid: number, sid: string | undefined,
+                   noEcho: boolean): void {
+    if (weightDelta <= 0 || sid === undefined) return; // aggregated interest is the cluster's; this edge names subscriptions
+    let byCid = this.subs.get(cid);
+    if (!byCid) this.subs.set(cid, byCid = new Map());
+    const conn = { edgeId: this.edgeId, cid, echo: !noEcho };
+    const sub = new EdgeSubscriber(subject, queue === "" ? undefined : queue, sid, conn, account, this, { connectionId: cid, sid });
+    const previous = byCid.get(sid);
+    if (previous) this.router.unsubscribe(previous.account, previous); // a replay names it again
+    byCid.set(sid, sub);
+    this.router.subscribe(account, sub);
   }
 
   private authenticate(hello: Hello): void {
@@ -255,18 +272,7 @@ export class RouterEnd {
         return;
       case "interest": {
         const i = op.interest!;
-        const ref = i.sub!;
-        if (i.weightDelta <= 0) return; // aggregated interest is the cluster's; this edge names subscriptions
-        let byCid = this.subs.get(ref.connectionId);
-        if (!byCid) this.subs.set(ref.connectionId, byCid = new Map());
-        const conn = { edgeId: this.edgeId, cid: ref.connectionId, echo: !i.noEcho };
-        const target = { connectionId: ref.connectionId, sid: ref.sid };
-        const sub = new EdgeSubscriber(i.subject, i.queue === "" ? undefined : i.queue, ref.sid, conn, i.account, this, target);
-        const previous = byCid.get(ref.sid);
-        if (previous) this.router.unsubscribe(previous.account, previous); // a replay names it again
-        byCid.set(ref.sid, sub);
-        this.router.subscribe(i.account, sub);
-        return;
+        return this.interest(i.account, i.subject, i.queue, i.weightDelta, i.sub?.connectionId ?? 0, i.sub?.sid, i.noEcho);
       }
       case "unsubscribe": {
         const u = op.unsubscribe!;

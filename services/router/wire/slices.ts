@@ -21,7 +21,7 @@ export interface OpTarget {
   /** Nothing more is to be applied (the link closed, or refused its peer). */
   stopped(): boolean;
   /** Applies the op the cursor just read; returns its cost beyond 1 (interest entries). */
-  op(next: Next.Hot | Next.Cold | Next.Event): number;
+  op(next: Next.Hot | Next.Cold | Next.Hot2): number;
   /** The rest of the frame is malformed (the ops before it were applied). */
   malformed(err: WireError): void;
 }
