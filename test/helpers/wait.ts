@@ -1,9 +1,21 @@
-// Bounded waits on events (never sleeps), and cleanup after each test, shared by the
-// integration tests.
+// Bounded waits on events (never sleeps) or event-loop turns, and cleanup after each test,
+// shared by the tests.
 import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import { Events, StringCodec, type NatsConnection } from "nats";
 
 const sc = StringCodec();
+
+/** The next event-loop turn (check phase): what setImmediate scheduled before this has run. */
+export const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Waits turn by turn until `done()`; past `maxTurns`, fails naming `state()`. For tests that
+ *  count in turns, not time. */
+export async function turnsUntil(done: () => boolean, maxTurns: number, state: () => string): Promise<void> {
+  for (let turns = 0; !done(); turns++) {
+    if (turns > maxTurns) throw new Error(`after ${turns} turns: ${state()}`);
+    await nextTurn();
+  }
+}
 
 /** `work`, or a rejection naming what was still missing after `timeoutMs`. */
 export async function withTimeout<T>(work: Promise<T>, timeoutMs: number, missing: () => string): Promise<T> {

@@ -9,9 +9,11 @@ import { describe, expect, it } from "vitest";
 import { EdgeEnd } from "../../services/router/wire/edge-end.js";
 import { RouterEnd } from "../../services/router/wire/router-end.js";
 import { edgeFrames, WireError } from "../../services/router/wire/codec.js";
+import type { EdgeOp } from "../../services/router/wire/frames.js";
 import { carryFrames, createSerialisedLink } from "../../services/router/link-serialised.js";
 import type { Connection, MessageData, SessionAttach, Subscriber } from "../../services/router/link.js";
 import { recordingClient, sessionRouter } from "../helpers/session-client.js";
+import { turnsUntil } from "../helpers/wait.js";
 
 const N = 3_000;
 /** REPLAYS_PER_TURN in edge-end.ts. */
@@ -25,24 +27,25 @@ function routerSide() {
 /** INTEREST_REPLAYS_PER_TURN in edge-end.ts. */
 const INTEREST_PER_TURN = 8_192;
 
-/** The interest ops a frame carries. */
-function interestIn(frame: Uint8Array): number {
-  const decoded = edgeFrames.decode(frame);
-  if (decoded instanceof WireError) throw decoded;
-  return decoded.ops.filter((op) => op.interest).length;
+/** From now on, the number of `counted` ops in each frame the edge sends. */
+function opsPerFrame(edge: EdgeEnd, counted: (op: EdgeOp) => boolean): number[] {
+  const perFrame: number[] = [];
+  const write = edge.carrier!.write;
+  edge.carrier = {
+    write: (bytes) => {
+      const decoded = edgeFrames.decode(bytes);
+      if (decoded instanceof WireError) throw decoded;
+      perFrame.push(decoded.ops.filter(counted).length);
+      write(bytes);
+    },
+  };
+  return perFrame;
 }
 
 const payload = (text: string): MessageData => {
   const buf = Buffer.from(text);
   return { buf, start: 0, end: buf.length, hdrLen: 0 };
 };
-
-/** The session attaches a frame carries. */
-function attachesIn(frame: Uint8Array): number {
-  const decoded = edgeFrames.decode(frame);
-  if (decoded instanceof WireError) throw decoded;
-  return decoded.ops.filter((op) => op.session?.attach).length;
-}
 
 describe("an edge's replay after moving to another router", () => {
   it(`${N} MQTT connections attach again a share per turn; an op of the last one goes behind its attach at once`, async () => {
@@ -68,17 +71,12 @@ describe("an edge's replay after moving to another router", () => {
     b.service.attach = (req, client) => { attached++; return attach(req, client); };
     edge.detach();
     carryFrames(edge, b.end);
-    const perFrame: number[] = [];
-    const write = edge.carrier!.write;
-    edge.carrier = { write: (bytes) => { perFrame.push(attachesIn(bytes)); write(bytes); } };
+    const perFrame = opsPerFrame(edge, (op) => Boolean(op.session?.attach));
     edge.attach();
     // The last connection is not replayed yet: its QoS 0 publish sends its attach first.
     edge.sessions.publish(conns[N - 1], "check", { topic: "check", payload: Buffer.from("from the last"), qos: 0, retain: false });
 
-    for (let turns = 0; attached < N || seen.length === 0; turns++) {
-      if (turns > 2_000) throw new Error(`after ${turns} turns: ${attached} attached, ${seen.length} seen`);
-      await new Promise((r) => setImmediate(r));
-    }
+    await turnsUntil(() => attached >= N && seen.length > 0, 2_000, () => `${attached} attached, ${seen.length} seen`);
     expect(seen).toEqual(["from the last"]);
     expect(perFrame.reduce((x, y) => x + y, 0)).toBe(N);
     expect(Math.max(...perFrame)).toBeLessThanOrEqual(PER_TURN + 1);
@@ -110,9 +108,7 @@ describe("an edge's NATS subscriptions replayed to another router", () => {
     const b = routerSide();
     edge.detach();
     carryFrames(edge, b.end);
-    const perFrame: number[] = [];
-    const write = edge.carrier!.write;
-    edge.carrier = { write: (bytes) => { perFrame.push(interestIn(bytes)); write(bytes); } };
+    const perFrame = opsPerFrame(edge, (op) => Boolean(op.interest));
     edge.attach();
     // Both in the last share: the publish waits for its subscription, the UNSUB goes with it.
     const last = subs[SUBS - 1], gone = subs[SUBS - 2];
@@ -123,10 +119,7 @@ describe("an edge's NATS subscriptions replayed to another router", () => {
     let synced = -1;
     edge.sync(() => { synced = got.length; });
 
-    for (let turns = 0; synced < 0; turns++) {
-      if (turns > 200) throw new Error(`after ${turns} turns: ${perFrame.length} frames, ${got.length} delivered`);
-      await new Promise((r) => setImmediate(r));
-    }
+    await turnsUntil(() => synced >= 0, 200, () => `${perFrame.length} frames, ${got.length} delivered`);
     expect(got).toEqual([`${last.subject} held`]);
     expect(synced).toBe(1);
     expect(perFrame.reduce((x, y) => x + y, 0)).toBe(SUBS - 1);

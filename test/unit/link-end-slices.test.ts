@@ -7,9 +7,9 @@ import type { Subscriber } from "../../services/router/link.js";
 import { createSerialisedLink } from "../../services/router/link-serialised.js";
 import { RemoteInterest } from "../../services/router/mesh/interest.js";
 import { Router } from "../../services/router/router.js";
+import { nextTurn } from "../helpers/wait.js";
 
 const N = 10_000;
-const nextTurn = () => new Promise<void>((r) => setImmediate(r));
 
 async function turnsUntil(done: () => boolean, max = 20): Promise<number> {
   let turns = 0;

@@ -4,6 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { EntryTable, LocalInterest, RemoteInterest, type InterestUpdateData } from "../../services/router/mesh/interest.js";
 import type { InterestEntry } from "../../services/router/wire/frames.js";
+import { nextTurn } from "../helpers/wait.js";
 
 function local() {
   const updates: InterestUpdateData[] = [];
@@ -43,7 +44,7 @@ describe("LocalInterest", () => {
     interest.change("A", "y", undefined, 1);
     interest.change("A", "y", undefined, -1);
     interest.change("A", "y", undefined, 1); // removed and made again: one entry, not an RS- and an RS+
-    await new Promise((r) => setImmediate(r));
+    await nextTurn();
     expect(updates.map(weights)).toEqual([["A x =2", "A x q=1", "A y =1"]]);
     expect(updates[0].seq).toBe(1);
     expect(interest.size).toBe(3);
@@ -53,7 +54,7 @@ describe("LocalInterest", () => {
     interest.change("A", "y", undefined, 1);
     interest.change("A", "y", undefined, -1);
     interest.change("A", "z", undefined, -1); // never there: an RS- all the same, and no entry left
-    await new Promise((r) => setImmediate(r));
+    await nextTurn();
     expect(updates.map(weights)[1]).toEqual(["A x =0", "A y =0", "A z =0"]);
     expect(updates[1].seq).toBe(2);
     expect(interest.size).toBe(1);

@@ -504,7 +504,7 @@ function writeInterest(w: FrameBuilder, i: Draft<InterestChange>): void {
   w.bool(6 << 3, i.noEcho ?? false);
 }
 
-/** Per entry of the InterestUpdate being written: its subject's UTF-8 length and its size. */
+/** Per entry of the InterestUpdate being written: its subject's and queue's UTF-8 lengths, its size. */
 const entrySizes: number[] = [];
 
 /**
@@ -516,25 +516,25 @@ function writeInterestUpdate(w: FrameBuilder, u: Draft<InterestUpdate>): void {
   const entries = u.entries ?? [];
   const seq = u.seq ?? 0;
   let body = numberSize(seq);
-  entrySizes.length = 2 * entries.length;
+  entrySizes.length = 3 * entries.length;
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i];
-    const subjectLen = utf8Length(e.subject ?? "");
-    const size = stringSize(accountBytes.of(e.account ?? "").length) + stringSize(subjectLen) + stringSize(utf8Length(e.queue ?? "")) +
-      numberSize(e.weight ?? 0);
-    entrySizes[2 * i] = subjectLen;
-    entrySizes[2 * i + 1] = size;
+    const subjectLen = utf8Length(e.subject ?? ""), queueLen = utf8Length(e.queue ?? "");
+    const size = stringSize(accountBytes.of(e.account ?? "").length) + stringSize(subjectLen) + stringSize(queueLen) + numberSize(e.weight ?? 0);
+    entrySizes[3 * i] = subjectLen;
+    entrySizes[3 * i + 1] = queueLen;
+    entrySizes[3 * i + 2] = size;
     body += fieldSize(size);
   }
   w.openOp(MESH_INTEREST, body);
   w.number(1 << 3, seq);
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i];
-    const acc = accountBytes.of(e.account ?? ""), queue = e.queue ?? "";
-    w.open((2 << 3) | 2, entrySizes[2 * i + 1]);
+    const acc = accountBytes.of(e.account ?? ""); // encoded again only when the account changes
+    w.open((2 << 3) | 2, entrySizes[3 * i + 2]);
     w.bytes((1 << 3) | 2, acc, 0, acc.length);
-    w.string((2 << 3) | 2, e.subject ?? "", entrySizes[2 * i]);
-    w.string((3 << 3) | 2, queue, utf8Length(queue));
+    w.string((2 << 3) | 2, e.subject ?? "", entrySizes[3 * i]);
+    w.string((3 << 3) | 2, e.queue ?? "", entrySizes[3 * i + 1]);
     w.number(4 << 3, e.weight ?? 0);
   }
 }
