@@ -8,13 +8,15 @@ const sc = StringCodec();
 /** The next event-loop turn (check phase): what setImmediate scheduled before this has run. */
 export const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-/** Waits turn by turn until `done()`; past `maxTurns`, fails naming `state()`. For tests that
- *  count in turns, not time. */
-export async function turnsUntil(done: () => boolean, maxTurns: number, state: () => string): Promise<void> {
-  for (let turns = 0; !done(); turns++) {
-    if (turns > maxTurns) throw new Error(`after ${turns} turns: ${state()}`);
+/** Waits turn by turn until `done()` and returns how many turns that took; past `maxTurns`,
+ *  fails naming `state()`. For tests that count in turns, not time. */
+export async function turnsUntil(done: () => boolean, maxTurns: number, state: () => string = () => "not done"): Promise<number> {
+  let turns = 0;
+  while (!done()) {
+    if (++turns > maxTurns) throw new Error(`after ${maxTurns} turns: ${state()}`);
     await nextTurn();
   }
+  return turns;
 }
 
 /** `work`, or a rejection naming what was still missing after `timeoutMs`. */

@@ -7,18 +7,9 @@ import type { Subscriber } from "../../services/router/link.js";
 import { createSerialisedLink } from "../../services/router/link-serialised.js";
 import { RemoteInterest } from "../../services/router/mesh/interest.js";
 import { Router } from "../../services/router/router.js";
-import { nextTurn } from "../helpers/wait.js";
+import { turnsUntil } from "../helpers/wait.js";
 
 const N = 10_000;
-
-async function turnsUntil(done: () => boolean, max = 20): Promise<number> {
-  let turns = 0;
-  while (!done()) {
-    if (++turns > max) throw new Error(`not done after ${max} turns`);
-    await nextTurn();
-  }
-  return turns;
-}
 
 describe("a link's end, a slice per turn", () => {
   it("an edge stream's subscriptions leave the router over several turns, the first at once", async () => {
@@ -34,7 +25,7 @@ describe("a link's end, a slice per turn", () => {
     link.close();
     expect(matched(0)).toBe(0);
     expect(matched(N - 1)).toBe(1); // its turn has not come
-    const turns = await turnsUntil(() => matched(N - 1) === 0);
+    const turns = await turnsUntil(() => matched(N - 1) === 0, 20);
     expect(turns).toBeGreaterThanOrEqual(2);
     for (let i = 0; i < N; i += 997) expect(matched(i)).toBe(0);
   });
@@ -53,7 +44,7 @@ describe("a link's end, a slice per turn", () => {
     expect(interest.size).toBe(0); // the copy is gone at once
     expect(removed.length).toBeGreaterThan(0);
     expect(removed.length).toBeLessThan(N);
-    const turns = await turnsUntil(() => removed.length === N);
+    const turns = await turnsUntil(() => removed.length === N, 20);
     expect(turns).toBeGreaterThanOrEqual(2);
     expect(new Set(removed).size).toBe(N);
   });
